@@ -1,0 +1,660 @@
+"""The protocol's messages and their binary form.
+
+Every message is one classic CAN frame of 8 bytes:
+
+    byte 0      CRC-8 SAE J1850 over data ID + bytes 1..7   (see e2e.py)
+    byte 1      bits 0-3 alive counter, bits 4-7 per-type flags
+    bytes 2..7  per-type body, little-endian
+
+The ``construct`` declarations in ``SPEC`` are the layout of record; the
+``struct``-based fast path below must agree with them byte for byte (a
+hypothesis test proves it).  Currents travel as integers in 0.1 A units
+("deci-amps", suffix ``_da``).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import construct as c
+
+from .e2e import frame_crc
+from .pilot import PilotState
+
+# ---------------------------------------------------------------------------
+# addresses, types and ranges
+
+MASTER_ADDRESS = 0
+FIRST_SERVANT = 1
+LAST_SERVANT = 62
+BROADCAST_ADDRESS = 63
+MAX_SERVANTS = LAST_SERVANT - FIRST_SERVANT + 1
+FRAME_LENGTH = 8
+
+MIN_OFFER_DA = 60  # 6.0 A: the lowest current a pilot can offer
+MAX_EVSE_DA = 800  # 80.0 A: the highest current a pilot can offer
+MAX_CIRCUIT_DA = (1 << 14) - 1  # 1638.3 A: width of the heartbeat limit field
+STATUS_MEASURED_MAX_DA = 1022  # 102.2 A; 1023 means unknown
+ACK_MEASURED_MAX_DA = 0xFFFE  # 6553.4 A; 0xFFFF means unknown
+PROTOCOL_VERSION = 1
+
+
+class MsgType(enum.IntEnum):
+    """Frame types, in arbitration order: a lower value wins the bus."""
+
+    SET_LIMIT = 0
+    HEARTBEAT = 1
+    ACK = 2
+    NACK = 3
+    RELEASE = 4
+    REQUEST = 5
+    STATUS = 6
+    JOIN = 7
+
+
+class AckHow(enum.IntEnum):
+    """How a servant knows the applied limit has taken effect."""
+
+    MEASURED = 0  # its meter reads at or below the new limit plus tolerance
+    TIMED = 1  # no meter: the EV reaction allowance has elapsed
+    IMMEDIATE = 2  # a raise (grant): nothing to wait for
+
+
+class NackCode(enum.IntEnum):
+    BAD_LIMIT = 1  # a set-limit the servant cannot apply as sent
+    ADDRESS_CONFLICT = 2  # two servants answer on one address
+    SECOND_MASTER = 3  # two masters on the bus
+    EV_OVERDRAW = 4  # the EV ignored a lowered pilot and was stopped
+    HARDWARE_FAULT = 5  # GFCI trip, stuck contactor, pilot fault...
+    NOT_READY = 6  # servant cannot take a grant yet (e.g. booting)
+    UNSUPPORTED_VERSION = 7  # peer speaks another protocol version
+
+
+class ReleaseReason(enum.IntEnum):
+    EV_DONE = 0  # charge complete: pilot back to state B
+    UNPLUGGED = 1  # state A
+    FAULT = 2  # the EVSE stopped because of a fault
+    SHUTDOWN = 3  # the servant is going down
+
+
+class FrameError(ValueError):
+    """Any reason a frame cannot be decoded or a message cannot be encoded.
+
+    ``kind`` is one of: length, type, address, crc, reserved, range, enum.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------------------
+# messages
+
+
+def _check_offer(name: str, value: int) -> None:
+    if value != 0 and not MIN_OFFER_DA <= value <= MAX_EVSE_DA:
+        raise FrameError("range", f"{name} {value / 10:.1f} A out of range (0 or 6.0-80.0 A)")
+
+
+def _check_uint(name: str, value: int, bits: int) -> None:
+    if not 0 <= value < (1 << bits):
+        raise FrameError("range", f"{name} {value} out of range (0-{(1 << bits) - 1})")
+
+
+def _check_servant(address: int) -> None:
+    if not FIRST_SERVANT <= address <= LAST_SERVANT:
+        raise FrameError("address", f"address {address} is not a servant address ({FIRST_SERVANT}-{LAST_SERVANT})")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Master -> all, every heartbeat period.  Its silence triggers the failsafe."""
+
+    TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
+    address: ClassVar[int] = MASTER_ADDRESS
+    master_id: int  # u8, configured identity of this master
+    epoch: int  # u8, changes on every master boot
+    seq: int  # u8, +1 per heartbeat, wraps
+    limit_da: int  # circuit limit, 0.1 A, 14 bits
+    failsafe_da: int  # failsafe for servants without a grant, 0.1 A
+    leaving: bool = False  # graceful shutdown: fail safe now
+    learning: bool = False  # just booted, not granting yet
+    conflict: bool = False  # this master has heard another master
+
+    def __post_init__(self) -> None:
+        _check_uint("master_id", self.master_id, 8)
+        _check_uint("epoch", self.epoch, 8)
+        _check_uint("seq", self.seq, 8)
+        if not 0 <= self.limit_da <= MAX_CIRCUIT_DA:
+            raise FrameError("range", f"limit {self.limit_da / 10:.1f} A out of range (0-{MAX_CIRCUIT_DA / 10:.1f} A)")
+        _check_offer("failsafe", self.failsafe_da)
+
+
+@dataclass(frozen=True)
+class SetLimit:
+    """Master -> servant: cut-to-X when lower than before, grant when higher."""
+
+    TYPE: ClassVar[MsgType] = MsgType.SET_LIMIT
+    address: int  # the servant addressed
+    txn: int  # u8 transaction id, echoed by the ack
+    limit_da: int  # new limit, 0 = pause
+    failsafe_da: int  # what this servant falls to when the master goes silent
+    epoch: int  # u8, the sending master's boot epoch
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_uint("txn", self.txn, 8)
+        _check_offer("limit", self.limit_da)
+        _check_offer("failsafe", self.failsafe_da)
+        _check_uint("epoch", self.epoch, 8)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Servant -> master: the set-limit ``txn`` has taken effect at ``applied_da``."""
+
+    TYPE: ClassVar[MsgType] = MsgType.ACK
+    address: int
+    txn: int
+    applied_da: int
+    measured_da: int | None  # None: no meter
+    how: AckHow
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_uint("txn", self.txn, 8)
+        _check_offer("applied", self.applied_da)
+        if self.measured_da is not None and not 0 <= self.measured_da <= ACK_MEASURED_MAX_DA:
+            raise FrameError("range", f"measured {self.measured_da} out of range")
+        if not isinstance(self.how, AckHow):
+            raise FrameError("enum", f"ack how {self.how!r} unknown")
+
+
+@dataclass(frozen=True)
+class Nack:
+    """Error report, from either side; ``address`` is the node it concerns."""
+
+    TYPE: ClassVar[MsgType] = MsgType.NACK
+    address: int  # 0 master, 1-62 servant, 63 everyone
+    code: NackCode
+    reporter: int  # address of the sender
+    txn: int = 0  # the set-limit refused, if any
+    detail: int = 0  # u16, code-specific (e.g. the current involved, 0.1 A)
+
+    def __post_init__(self) -> None:
+        _check_uint("address", self.address, 6)
+        _check_uint("reporter", self.reporter, 6)
+        _check_uint("txn", self.txn, 8)
+        _check_uint("detail", self.detail, 16)
+        if not isinstance(self.code, NackCode):
+            raise FrameError("enum", f"nack code {self.code!r} unknown")
+
+
+@dataclass(frozen=True)
+class Release:
+    """Servant -> master: I now offer 0 A; my share goes back to the pool."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RELEASE
+    address: int
+    released_da: int  # the limit given back
+    reason: ReleaseReason
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_offer("released", self.released_da)
+        if not isinstance(self.reason, ReleaseReason):
+            raise FrameError("enum", f"release reason {self.reason!r} unknown")
+
+
+@dataclass(frozen=True)
+class Request:
+    """Servant -> master: my EV wants ``requested_da`` (and cannot use less than ``min_da``)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.REQUEST
+    address: int
+    requested_da: int
+    min_da: int
+    priority: int  # u8, higher is served first under shortage
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_offer("requested", self.requested_da)
+        if not MIN_OFFER_DA <= self.min_da <= MAX_EVSE_DA:
+            raise FrameError("range", f"min {self.min_da / 10:.1f} A out of range (6.0-80.0 A)")
+        _check_uint("priority", self.priority, 8)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Servant -> master, every heartbeat period: the servant's heartbeat."""
+
+    TYPE: ClassVar[MsgType] = MsgType.STATUS
+    address: int
+    serial_tag: int  # low 15 bits of the unique serial
+    pilot: PilotState
+    offered_da: int  # what the pilot offers the car now
+    measured_da: int | None  # None: no meter; saturates at 102.2 A
+    requested_da: int
+    failsafe: bool = False  # pilot is at the failsafe current
+    fault: bool = False
+    ev_stopped: bool = False  # EV overdrew and was stopped
+    conflict: bool = False  # heard another servant on this address
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_uint("serial_tag", self.serial_tag, 15)
+        if not isinstance(self.pilot, PilotState):
+            raise FrameError("enum", f"pilot state {self.pilot!r} unknown")
+        _check_offer("offered", self.offered_da)
+        if self.measured_da is not None and not 0 <= self.measured_da <= STATUS_MEASURED_MAX_DA:
+            raise FrameError("range", f"measured {self.measured_da} out of range (0-1022)")
+        _check_offer("requested", self.requested_da)
+
+
+@dataclass(frozen=True)
+class Join:
+    """Servant -> master at boot and on conflict: claims an address with a unique serial."""
+
+    TYPE: ClassVar[MsgType] = MsgType.JOIN
+    address: int
+    serial: int  # u32, unique per unit
+    max_da: int  # the unit's hardware maximum
+    version: int = PROTOCOL_VERSION  # 4 bits
+
+    def __post_init__(self) -> None:
+        _check_servant(self.address)
+        _check_uint("serial", self.serial, 32)
+        if not MIN_OFFER_DA <= self.max_da <= MAX_EVSE_DA:
+            raise FrameError("range", f"max {self.max_da / 10:.1f} A out of range (6.0-80.0 A)")
+        _check_uint("version", self.version, 4)
+
+
+Message = Union[Heartbeat, SetLimit, Ack, Nack, Release, Request, Status, Join]
+MESSAGE_TYPES: dict[MsgType, type] = {
+    cls.TYPE: cls for cls in (Heartbeat, SetLimit, Ack, Nack, Release, Request, Status, Join)
+}
+
+
+def serial_tag(serial: int) -> int:
+    return serial & 0x7FFF
+
+
+# ---------------------------------------------------------------------------
+# the layout of record
+
+Head = c.BitStruct("flags" / c.Nibble, "counter" / c.Nibble)
+
+SPEC: dict[MsgType, c.Construct] = {
+    MsgType.SET_LIMIT: c.Struct(
+        "txn" / c.Int8ul, "limit_da" / c.Int16ul, "failsafe_da" / c.Int16ul, "epoch" / c.Int8ul
+    ),
+    MsgType.HEARTBEAT: c.Struct(
+        "master_id" / c.Int8ul,
+        "epoch" / c.Int8ul,
+        "seq" / c.Int8ul,
+        # 24-bit little-endian word: bits 0-13 limit, bits 14-23 failsafe
+        "currents" / c.ByteSwapped(c.BitStruct("failsafe_da" / c.BitsInteger(10), "limit_da" / c.BitsInteger(14))),
+    ),
+    MsgType.ACK: c.Struct(
+        "txn" / c.Int8ul, "applied_da" / c.Int16ul, "measured_da" / c.Int16ul, "how" / c.Int8ul
+    ),
+    MsgType.NACK: c.Struct(
+        "txn" / c.Int8ul, "code" / c.Int8ul, "reporter" / c.Int8ul, "detail" / c.Int16ul, "reserved" / c.Int8ul
+    ),
+    MsgType.RELEASE: c.Struct("released_da" / c.Int16ul, "reason" / c.Int8ul, "reserved" / c.Bytes(3)),
+    MsgType.REQUEST: c.Struct(
+        "requested_da" / c.Int16ul, "min_da" / c.Int16ul, "priority" / c.Int8ul, "reserved" / c.Int8ul
+    ),
+    MsgType.STATUS: c.Struct(
+        # 48-bit little-endian word, bit 0 first
+        "bits"
+        / c.ByteSwapped(
+            c.BitStruct(
+                "serial_tag" / c.BitsInteger(15),
+                "requested_da" / c.BitsInteger(10),
+                "measured_da" / c.BitsInteger(10),
+                "offered_da" / c.BitsInteger(10),
+                "pilot" / c.BitsInteger(3),
+            )
+        ),
+    ),
+    MsgType.JOIN: c.Struct("serial" / c.Int32ul, "max_da" / c.Int16ul),
+}
+
+# flag bits in the high nibble of byte 1 (bit 0 of the nibble = bit 4 of the byte)
+HEARTBEAT_FLAGS = ("leaving", "learning", "conflict")  # nibble bit 3 reserved
+STATUS_FLAGS = ("failsafe", "fault", "ev_stopped", "conflict")
+
+FrameSpec = c.Struct("crc" / c.Int8ul, "head" / Head, "body" / c.Bytes(6))
+for _t, _s in SPEC.items():
+    assert _s.sizeof() == 6, (_t, _s.sizeof())
+
+_STATUS_UNKNOWN = 1023
+_ACK_UNKNOWN = 0xFFFF
+
+
+def _flags_to_nibble(msg: Any, names: tuple[str, ...]) -> int:
+    return sum(1 << i for i, name in enumerate(names) if getattr(msg, name))
+
+
+def _body_fields(msg: Message) -> tuple[int, dict[str, Any]]:
+    """(flags nibble, construct body dict) for one message."""
+    t = msg.TYPE
+    if isinstance(msg, Heartbeat):
+        return _flags_to_nibble(msg, HEARTBEAT_FLAGS), {
+            "master_id": msg.master_id,
+            "epoch": msg.epoch,
+            "seq": msg.seq,
+            "currents": {"failsafe_da": msg.failsafe_da, "limit_da": msg.limit_da},
+        }
+    if isinstance(msg, SetLimit):
+        return 0, {"txn": msg.txn, "limit_da": msg.limit_da, "failsafe_da": msg.failsafe_da, "epoch": msg.epoch}
+    if isinstance(msg, Ack):
+        measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
+        return 0, {"txn": msg.txn, "applied_da": msg.applied_da, "measured_da": measured, "how": int(msg.how)}
+    if isinstance(msg, Nack):
+        return 0, {
+            "txn": msg.txn, "code": int(msg.code), "reporter": msg.reporter, "detail": msg.detail, "reserved": 0
+        }
+    if isinstance(msg, Release):
+        return 0, {"released_da": msg.released_da, "reason": int(msg.reason), "reserved": bytes(3)}
+    if isinstance(msg, Request):
+        return 0, {"requested_da": msg.requested_da, "min_da": msg.min_da, "priority": msg.priority, "reserved": 0}
+    if isinstance(msg, Status):
+        measured = _STATUS_UNKNOWN if msg.measured_da is None else msg.measured_da
+        return _flags_to_nibble(msg, STATUS_FLAGS), {
+            "bits": {
+                "serial_tag": msg.serial_tag,
+                "requested_da": msg.requested_da,
+                "measured_da": measured,
+                "offered_da": msg.offered_da,
+                "pilot": int(msg.pilot),
+            }
+        }
+    if isinstance(msg, Join):
+        return msg.version, {"serial": msg.serial, "max_da": msg.max_da}
+    raise FrameError("type", f"not a protocol message: {t!r}")
+
+
+def _enum(enum_cls: type[enum.IntEnum], value: int, what: str) -> Any:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        raise FrameError("enum", f"{what} {value} unknown") from None
+
+
+def _message_from_fields(t: MsgType, address: int, flags: int, f: Any) -> Message:
+    """Build a message from parsed construct fields, rejecting reserved values."""
+    if t is MsgType.HEARTBEAT:
+        if flags & 0b1000:
+            raise FrameError("reserved", "heartbeat: reserved flag bit set")
+        return Heartbeat(
+            f.master_id, f.epoch, f.seq, f.currents.limit_da, f.currents.failsafe_da,
+            bool(flags & 1), bool(flags & 2), bool(flags & 4),
+        )
+    if t is MsgType.JOIN:
+        return Join(address, f.serial, f.max_da, flags)
+    if flags and t is not MsgType.STATUS:
+        raise FrameError("reserved", f"{t.name.lower()}: reserved flag bits set")
+    if t is MsgType.SET_LIMIT:
+        return SetLimit(address, f.txn, f.limit_da, f.failsafe_da, f.epoch)
+    if t is MsgType.ACK:
+        measured = None if f.measured_da == _ACK_UNKNOWN else f.measured_da
+        return Ack(address, f.txn, f.applied_da, measured, _enum(AckHow, f.how, "ack how"))
+    if t is MsgType.NACK:
+        if f.reserved or f.reporter > BROADCAST_ADDRESS:
+            raise FrameError("reserved", "nack: reserved bits set")
+        return Nack(address, _enum(NackCode, f.code, "nack code"), f.reporter, f.txn, f.detail)
+    if t is MsgType.RELEASE:
+        if f.reserved != bytes(3):
+            raise FrameError("reserved", "release: reserved bytes set")
+        return Release(address, f.released_da, _enum(ReleaseReason, f.reason, "release reason"))
+    if t is MsgType.REQUEST:
+        if f.reserved:
+            raise FrameError("reserved", "request: reserved byte set")
+        return Request(address, f.requested_da, f.min_da, f.priority)
+    assert t is MsgType.STATUS
+    b = f.bits
+    if b.pilot > PilotState.F:
+        raise FrameError("enum", f"pilot state {b.pilot} unknown")
+    measured = None if b.measured_da == _STATUS_UNKNOWN else b.measured_da
+    return Status(
+        address, b.serial_tag, PilotState(b.pilot), b.offered_da, measured, b.requested_da,
+        bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8),
+    )
+
+
+def _check_address(t: MsgType, address: int) -> None:
+    if t is MsgType.HEARTBEAT:
+        if address != MASTER_ADDRESS:
+            raise FrameError("address", f"heartbeat must come from address 0, not {address}")
+    elif t is not MsgType.NACK:
+        _check_servant(address)
+
+
+def split_offset(offset: int) -> tuple[MsgType, int]:
+    """ID offset (0..511) -> (type, address), as laid out in canid.py."""
+    if not 0 <= offset < 512:
+        raise FrameError("type", f"id offset {offset:#x} outside the protocol's 512 ids")
+    t = MsgType(offset >> 6)
+    address = offset & 0x3F
+    _check_address(t, address)
+    return t, address
+
+
+def offset_of(msg: Message) -> int:
+    return (int(msg.TYPE) << 6) | msg.address
+
+
+def spec_encode(msg: Message, counter: int) -> bytes:
+    """Encode through the construct declaration (the layout of record)."""
+    _check_uint("counter", counter, 4)
+    flags, body = _body_fields(msg)
+    raw_body = SPEC[msg.TYPE].build(body)
+    tail = Head.build({"flags": flags, "counter": counter}) + raw_body
+    return bytes((frame_crc(offset_of(msg), tail),)) + tail
+
+
+def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
+    """Decode through the construct declaration.  Returns (message, counter)."""
+    if len(data) != FRAME_LENGTH:
+        raise FrameError("length", f"wrong length: {len(data)} bytes, expected {FRAME_LENGTH}")
+    t, address = split_offset(offset)
+    frame = FrameSpec.parse(data)
+    if frame.crc != frame_crc(offset, data[1:]):
+        raise FrameError("crc", f"bad CRC {frame.crc:#04x} for {t.name} address {address}")
+    fields = SPEC[t].parse(frame.body)
+    return _message_from_fields(t, address, frame.head.flags, fields), frame.head.counter
+
+
+# ---------------------------------------------------------------------------
+# the fast path: struct, no construct, no __init__
+
+
+_new = object.__new__
+_set = object.__setattr__
+_u8 = struct.Struct("<B")
+_SETLIMIT = struct.Struct("<BBBHHB")
+_ACK = struct.Struct("<BBBHHB")
+_NACK = struct.Struct("<BBBBBHB")
+_RELEASE = struct.Struct("<BBHB3s")
+_REQUEST = struct.Struct("<BBHHBB")
+_JOIN = struct.Struct("<BBIH")
+_HB = struct.Struct("<BBBBBHB")  # crc head id epoch seq low16 high8
+_STATUS = struct.Struct("<BBHI")  # crc head low16 high32 of the 48-bit word
+_ACK_HOWS = tuple(AckHow)
+_NACK_CODES = {int(v): v for v in NackCode}
+_REASONS = tuple(ReleaseReason)
+_PILOTS = tuple(PilotState)
+_FALSE_TRUE = (False, True)
+
+
+def _offer_ok(v: int) -> bool:
+    return v == 0 or MIN_OFFER_DA <= v <= MAX_EVSE_DA
+
+
+def _fast_obj(cls: type, fields: dict[str, Any]) -> Any:
+    obj = _new(cls)
+    _set(obj, "__dict__", fields)
+    return obj
+
+
+def _slow(offset: int, data: bytes) -> tuple[Message, int]:
+    """Anything unusual goes through the spec path, so errors are worded alike."""
+    return spec_decode(offset, data)
+
+
+def decode(offset: int, data: bytes) -> tuple[Message, int]:
+    """Decode 8 bytes received at ``offset`` (type << 6 | address).
+
+    Returns (message, alive counter).  Raises FrameError, and nothing else,
+    for any input that is not a valid frame.
+    """
+    if len(data) != 8 or not 0 <= offset < 512:
+        return _slow(offset, data)
+    if data[0] != frame_crc(offset, data[1:]):
+        return _slow(offset, data)
+    t = offset >> 6
+    address = offset & 0x3F
+    head = data[1]
+    counter = head & 0x0F
+    flags = head >> 4
+    if t == 6:  # STATUS, the commonest frame
+        _, _, low, high = _STATUS.unpack(data)
+        word = low | (high << 16)
+        pilot = word & 7
+        offered = (word >> 3) & 0x3FF
+        measured = (word >> 13) & 0x3FF
+        requested = (word >> 23) & 0x3FF
+        if (
+            not 1 <= address <= 62 or pilot > 5 or not _offer_ok(offered) or not _offer_ok(requested)
+        ):
+            return _slow(offset, data)
+        if measured > STATUS_MEASURED_MAX_DA:
+            measured = None
+        return _fast_obj(Status, {
+            "address": address, "serial_tag": word >> 33, "pilot": _PILOTS[pilot], "offered_da": offered,
+            "measured_da": measured, "requested_da": requested, "failsafe": _FALSE_TRUE[flags & 1],
+            "fault": _FALSE_TRUE[(flags >> 1) & 1], "ev_stopped": _FALSE_TRUE[(flags >> 2) & 1],
+            "conflict": _FALSE_TRUE[flags >> 3],
+        }), counter
+    if t == 1:  # HEARTBEAT
+        _, _, master_id, epoch, seq, low, high = _HB.unpack(data)
+        word = low | (high << 16)
+        limit = word & 0x3FFF
+        failsafe = word >> 14
+        if address != 0 or flags & 8 or not _offer_ok(failsafe):
+            return _slow(offset, data)
+        return _fast_obj(Heartbeat, {
+            "master_id": master_id, "epoch": epoch, "seq": seq, "limit_da": limit, "failsafe_da": failsafe,
+            "leaving": _FALSE_TRUE[flags & 1], "learning": _FALSE_TRUE[(flags >> 1) & 1],
+            "conflict": _FALSE_TRUE[(flags >> 2) & 1],
+        }), counter
+    if flags and t != 7 or not 1 <= address <= 62:
+        return _slow(offset, data)
+    if t == 0:
+        _, _, txn, limit, failsafe, epoch = _SETLIMIT.unpack(data)
+        if not _offer_ok(limit) or not _offer_ok(failsafe):
+            return _slow(offset, data)
+        return _fast_obj(SetLimit, {
+            "address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch
+        }), counter
+    if t == 2:
+        _, _, txn, applied, measured, how = _ACK.unpack(data)
+        if not _offer_ok(applied) or how > 2:
+            return _slow(offset, data)
+        return _fast_obj(Ack, {
+            "address": address, "txn": txn, "applied_da": applied,
+            "measured_da": None if measured == 0xFFFF else measured, "how": _ACK_HOWS[how],
+        }), counter
+    if t == 5:
+        _, _, requested, min_da, priority, reserved = _REQUEST.unpack(data)
+        if reserved or not _offer_ok(requested) or not MIN_OFFER_DA <= min_da <= MAX_EVSE_DA:
+            return _slow(offset, data)
+        return _fast_obj(Request, {
+            "address": address, "requested_da": requested, "min_da": min_da, "priority": priority
+        }), counter
+    if t == 4:
+        _, _, released, reason, reserved = _RELEASE.unpack(data)
+        if reserved != b"\0\0\0" or reason > 3 or not _offer_ok(released):
+            return _slow(offset, data)
+        return _fast_obj(Release, {
+            "address": address, "released_da": released, "reason": _REASONS[reason]
+        }), counter
+    if t == 7:
+        _, _, serial, max_da = _JOIN.unpack(data)
+        if not MIN_OFFER_DA <= max_da <= MAX_EVSE_DA:
+            return _slow(offset, data)
+        return _fast_obj(Join, {"address": address, "serial": serial, "max_da": max_da, "version": flags}), counter
+    return _slow(offset, data)  # NACK is rare: take the spec path
+
+
+def encode(msg: Message, counter: int) -> bytes:
+    """Encode a message with the given alive counter into its 8 bytes."""
+    if not 0 <= counter <= 15:
+        raise FrameError("range", f"counter {counter} out of range (0-15)")
+    t = msg.TYPE
+    if t is MsgType.STATUS:
+        assert isinstance(msg, Status)
+        measured = _STATUS_UNKNOWN if msg.measured_da is None else msg.measured_da
+        word = (
+            msg.pilot | (msg.offered_da << 3) | (measured << 13) | (msg.requested_da << 23)
+            | (msg.serial_tag << 33)
+        )
+        flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
+        tail = _STATUS.pack(0, (flags << 4) | counter, word & 0xFFFF, word >> 16)[1:]
+    elif t is MsgType.HEARTBEAT:
+        assert isinstance(msg, Heartbeat)
+        word = msg.limit_da | (msg.failsafe_da << 14)
+        flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
+        tail = _HB.pack(0, (flags << 4) | counter, msg.master_id, msg.epoch, msg.seq, word & 0xFFFF, word >> 16)[1:]
+    elif t is MsgType.SET_LIMIT:
+        assert isinstance(msg, SetLimit)
+        tail = _SETLIMIT.pack(0, counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)[1:]
+    elif t is MsgType.ACK:
+        assert isinstance(msg, Ack)
+        measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
+        tail = _ACK.pack(0, counter, msg.txn, msg.applied_da, measured, msg.how)[1:]
+    elif t is MsgType.REQUEST:
+        assert isinstance(msg, Request)
+        tail = _REQUEST.pack(0, counter, msg.requested_da, msg.min_da, msg.priority, 0)[1:]
+    elif t is MsgType.RELEASE:
+        assert isinstance(msg, Release)
+        tail = _RELEASE.pack(0, counter, msg.released_da, msg.reason, b"")[1:]
+    elif t is MsgType.JOIN:
+        assert isinstance(msg, Join)
+        tail = _JOIN.pack(0, (msg.version << 4) | counter, msg.serial, msg.max_da)[1:]
+    else:
+        return spec_encode(msg, counter)
+    return _u8.pack(frame_crc(offset_of(msg), tail)) + tail
+
+
+# ---------------------------------------------------------------------------
+# memoised decoding for captures and monitors: frames repeat a lot on a real bus
+
+
+class CachedDecoder:
+    """``decode`` with a bounded memo: messages are immutable, so sharing them is safe."""
+
+    def __init__(self, max_entries: int = 1 << 16) -> None:
+        self._memo: dict[tuple[int, bytes], tuple[Message, int] | FrameError] = {}
+        self._max = max_entries
+
+    def __call__(self, offset: int, data: bytes) -> tuple[Message, int]:
+        key = (offset, data)
+        hit = self._memo.get(key)
+        if hit is None:
+            try:
+                hit = decode(offset, bytes(data))
+            except FrameError as exc:
+                hit = exc
+            if len(self._memo) >= self._max:
+                self._memo.clear()
+            self._memo[key] = hit
+        if isinstance(hit, FrameError):
+            raise hit
+        return hit
