@@ -1,0 +1,1 @@
+"""One module per ``busshare`` subcommand (see cli.py for the contract)."""
