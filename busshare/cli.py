@@ -2,13 +2,14 @@
 
 Each command module exposes ``add_parser(subparsers)`` (which sets
 ``func=run`` on its parser) and ``run(args) -> int``.  User errors are raised
-as ``UserError`` (or ``ConfigError``) and printed as one line, never a traceback.
+as ``UserError`` (or ``ConfigError``) and printed as one line, never a traceback (set BUSSHARE_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (UserError, ValueError, OSError) as exc:
+        if os.environ.get("BUSSHARE_DEBUG"):
+            raise
         # ConfigError and FrameError are ValueErrors whose text is already one line.
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"busshare {args.command.replace('_', '-')}: {msg}", file=sys.stderr)
