@@ -37,7 +37,8 @@ _CRC_AFTER_ID: tuple[int, ...] = tuple(crc8(_data_id_prefix(d)) for d in range(5
 
 def frame_crc(did: int, body: bytes) -> int:
     """CRC over data ID (low byte, high byte) then bytes 1..7 of the frame."""
-    return crc8(body, _CRC_AFTER_ID[did])
+    crc: int = crc8(body, _CRC_AFTER_ID[did])
+    return crc
 
 
 class E2EStatus(enum.Enum):

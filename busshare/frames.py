@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import construct as c
 
@@ -273,7 +273,7 @@ class Join:
         _check_uint("version", self.version, 4)
 
 
-Message = Union[Heartbeat, SetLimit, Ack, Nack, Release, Request, Status, Join]
+Message = Heartbeat | SetLimit | Ack | Nack | Release | Request | Status | Join
 MESSAGE_TYPES: dict[MsgType, type] = {
     cls.TYPE: cls for cls in (Heartbeat, SetLimit, Ack, Nack, Release, Request, Status, Join)
 }
@@ -455,7 +455,7 @@ def spec_encode(msg: Message, counter: int) -> bytes:
     _check_uint("counter", counter, 4)
     flags, body = _body_fields(msg)
     raw_body = SPEC[msg.TYPE].build(body)
-    tail = Head.build({"flags": flags, "counter": counter}) + raw_body
+    tail: bytes = Head.build({"flags": flags, "counter": counter}) + raw_body
     return bytes((frame_crc(offset_of(msg), tail),)) + tail
 
 
@@ -498,7 +498,7 @@ def _offer_ok(v: int) -> bool:
 
 
 def _fast_obj(cls: type, fields: dict[str, Any]) -> Any:
-    obj = _new(cls)
+    obj: Any = _new(cls)
     _set(obj, "__dict__", fields)
     return obj
 
