@@ -645,11 +645,13 @@ class CachedDecoder:
         self._max = max_entries
 
     def __call__(self, offset: int, data: bytes) -> tuple[Message, int]:
+        if type(data) is not bytes:  # python-can's Message.data is an (unhashable) bytearray
+            data = bytes(data)
         key = (offset, data)
         hit = self._memo.get(key)
         if hit is None:
             try:
-                hit = decode(offset, bytes(data))
+                hit = decode(offset, data)
             except FrameError as exc:
                 hit = exc
             if len(self._memo) >= self._max:
