@@ -1,0 +1,50 @@
+"""``busshare busload``: the protocol's CAN bus utilisation for an installation size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..busload import BusLoad, busload
+from ..errors import UserError
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "busload",
+        help="CAN bus utilisation (steady state and worst case) for N servants",
+        description="Bus utilisation computed from the real encoded frames: exact bit stuffing for the "
+        "steady state, the worst-case stuffing bound for the worst case.",
+    )
+    p.add_argument("-b", "--bitrate", type=int, default=125000, help="bit rate in bit/s (default 125000)")
+    p.add_argument("--servants", type=int, default=4, help="number of servants, 1-62 (default 4)")
+    p.add_argument("--extended", action="store_true", help="29-bit identifiers")
+    p.add_argument("--heartbeat-period", type=float, default=None, help="seconds (default: the protocol's)")
+    p.add_argument("--status-period", type=float, default=None, help="seconds (default: the protocol's)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=run)
+
+
+def format_load(r: BusLoad) -> str:
+    ids = "29-bit" if r.extended else "11-bit"
+    return "\n".join([
+        f"{r.servants} servants + master at {r.bitrate} bit/s, {ids} ids "
+        f"(heartbeat every {r.heartbeat_period:g} s, status every {r.status_period:g} s)",
+        f"  frames:        {r.frames_per_s:.1f} /s",
+        f"  steady state:  {r.steady_percent:.2f} %  ({r.steady_bits_per_s:.0f} bit/s, "
+        f"{r.mean_frame_bits:.1f} bits/frame with exact stuffing)",
+        f"  worst case:    {r.worst_percent:.2f} %  ({r.worst_bits_per_s:.0f} bit/s, "
+        f"{r.worst_frame_bits} bits/frame with worst-case stuffing)",
+        f"  reallocation:  {r.realloc_frames} frames = {r.realloc_ms:.1f} ms of bus time "
+        f"(every servant: request, cut, ack, grant, ack)",
+    ])
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        r = busload(args.bitrate, args.servants, args.extended, args.heartbeat_period, args.status_period)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(r.as_dict()) if args.json else format_load(r))
+    return 0
