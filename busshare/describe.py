@@ -1,0 +1,152 @@
+"""Frames as one readable line each, for `monitor` and `decode`.
+
+    12.345 master→3 CUT 64.0→32.0 A tx 17 failsafe 6.0 A epoch 7
+
+A set-limit reads CUT when it lowers the servant's limit and GRANT when it
+raises it, so ``Describer`` remembers the last limit sent to each servant.
+Use one ``Describer`` per bus (or per capture) and feed it every accepted
+message in order; ``line`` gives the text, ``record`` the same as a dict for
+JSON lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .e2e import E2EStatus
+from .frames import (
+    BROADCAST_ADDRESS,
+    MASTER_ADDRESS,
+    Ack,
+    FrameError,
+    Heartbeat,
+    Join,
+    Message,
+    Nack,
+    Release,
+    Request,
+    SetLimit,
+    Status,
+)
+
+
+def amps(da: int | None) -> str:
+    return "?" if da is None else f"{da / 10:.1f}"
+
+
+def node_name(address: int) -> str:
+    if address == MASTER_ADDRESS:
+        return "master"
+    if address == BROADCAST_ADDRESS:
+        return "all"
+    return str(address)
+
+
+def route(msg: Message) -> tuple[int, int]:
+    """(sender, receiver) addresses of a message."""
+    if isinstance(msg, Heartbeat):
+        return MASTER_ADDRESS, BROADCAST_ADDRESS
+    if isinstance(msg, SetLimit):
+        return MASTER_ADDRESS, msg.address
+    if isinstance(msg, Nack):
+        return msg.reporter, (msg.address if msg.reporter == MASTER_ADDRESS else MASTER_ADDRESS)
+    return msg.address, MASTER_ADDRESS
+
+
+def _flags(msg: Message, names: tuple[str, ...]) -> str:
+    on = [n.replace("_", "-") for n in names if getattr(msg, n)]
+    return f" [{','.join(on)}]" if on else ""
+
+
+class Describer:
+    """Stateful frame formatter: remembers each servant's last limit (for CUT/GRANT old→new)."""
+
+    def __init__(self) -> None:
+        self.limits: dict[int, int] = {}
+
+    def verb(self, msg: SetLimit) -> tuple[str, int | None]:
+        """('CUT' | 'GRANT' | 'SET', previous limit or None); call before ``update``."""
+        old = self.limits.get(msg.address)
+        if old is None:
+            return "SET", None  # first limit seen for this servant: no direction to tell
+        return ("CUT" if msg.limit_da < old else "GRANT"), old
+
+    def remember(self, msg: Message) -> None:
+        if isinstance(msg, SetLimit):
+            self.limits[msg.address] = msg.limit_da
+        elif isinstance(msg, Release):
+            self.limits[msg.address] = 0
+
+    def text(self, msg: Message) -> str:
+        """The message without its timestamp; updates the remembered limits."""
+        src, dst = route(msg)
+        head = f"{node_name(src)}→{node_name(dst)}"
+        body = self._body(msg)
+        self.remember(msg)
+        return f"{head} {body}"
+
+    def line(self, t: float, msg: Message, counter: int | None = None, status: E2EStatus | None = None) -> str:
+        extra = ""
+        if status is not None and status is not E2EStatus.OK:
+            extra = f"  <{status.value}>"
+        return f"{t:.3f} {self.text(msg)}{extra}"
+
+    def record(self, t: float, msg: Message, counter: int | None = None) -> dict[str, Any]:
+        """The message as a flat dict (currents in A) for JSON lines; updates limits like ``text``.
+
+        Call either ``text``/``line`` or ``record`` for a message, not both.
+        """
+        src, dst = route(msg)
+        rec: dict[str, Any] = {"t": round(t, 6), "type": msg.TYPE.name, "from": node_name(src), "to": node_name(dst)}
+        if isinstance(msg, SetLimit):
+            verb, old = self.verb(msg)
+            rec["verb"] = verb
+            rec["previous_a"] = None if old is None else old / 10
+        for key, value in vars(msg).items():
+            if key.endswith("_da"):
+                rec[key[:-3] + "_a"] = None if value is None else value / 10
+            elif hasattr(value, "name"):
+                rec[key] = value.name.lower().replace("_", "-")
+            else:
+                rec[key] = value
+        if counter is not None:
+            rec["counter"] = counter
+        self.remember(msg)
+        return rec
+
+    def _body(self, msg: Message) -> str:
+        if isinstance(msg, SetLimit):
+            verb, old = self.verb(msg)
+            change = f"{amps(old)}→{amps(msg.limit_da)}" if old is not None else amps(msg.limit_da)
+            pause = " (pause)" if msg.limit_da == 0 else ""
+            return f"{verb} {change} A{pause} tx {msg.txn} failsafe {amps(msg.failsafe_da)} A epoch {msg.epoch}"
+        if isinstance(msg, Heartbeat):
+            return (
+                f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} seq {msg.seq} limit {amps(msg.limit_da)} A "
+                f"failsafe {amps(msg.failsafe_da)} A" + _flags(msg, ("leaving", "learning", "conflict"))
+            )
+        if isinstance(msg, Ack):
+            measured = "" if msg.measured_da is None else f" measured {amps(msg.measured_da)} A"
+            return f"ACK tx {msg.txn} at {amps(msg.applied_da)} A{measured} ({msg.how.name.lower()})"
+        if isinstance(msg, Nack):
+            about = f" about {node_name(msg.address)}"
+            return f"NACK {msg.code.name.lower().replace('_', '-')}{about} tx {msg.txn} detail {msg.detail}"
+        if isinstance(msg, Release):
+            return f"RELEASE {amps(msg.released_da)} A {msg.reason.name.lower().replace('_', '-')}"
+        if isinstance(msg, Request):
+            return f"REQUEST {amps(msg.requested_da)} A min {amps(msg.min_da)} A prio {msg.priority}"
+        if isinstance(msg, Status):
+            measured = "no meter" if msg.measured_da is None else f"measured {amps(msg.measured_da)} A"
+            return (
+                f"STATUS {msg.pilot.name} offered {amps(msg.offered_da)} A {measured} "
+                f"requested {amps(msg.requested_da)} A serial {msg.serial_tag:#06x}"
+                + _flags(msg, ("failsafe", "fault", "ev_stopped", "conflict"))
+            )
+        assert isinstance(msg, Join)
+        return f"JOIN serial {msg.serial} max {amps(msg.max_da)} A v{msg.version}"
+
+
+def bad_frame_line(t: float, can_id: int, data: bytes, why: FrameError | E2EStatus) -> str:
+    """A frame that was not acted on: its id, bytes and the reason."""
+    reason = f"{why.kind}: {why}" if isinstance(why, FrameError) else f"e2e {why.value}"
+    return f"{t:.3f} BAD id {can_id:#05x} [{data.hex(' ')}] {reason}"

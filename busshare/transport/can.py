@@ -1,0 +1,275 @@
+"""The CAN edge: an adapter over any python-can ``BusABC``.
+
+It only moves (id offset, 8 bytes) pairs; encoding, E2E checks and the
+protocol live in the sans-IO core.  What it adds over a bare bus:
+
+* receive filters for the protocol's 512 ids only (``IdScheme.can_filters``),
+  and a second check here because some interfaces filter loosely or not at all;
+* send failures (timeouts, full queues, a downed interface) are counted and
+  reported, never raised: a node must keep ticking to reach its failsafe;
+* error frames are counted, and bus-off (an error frame saying so, a bus state
+  of ERROR, or ENETDOWN from the driver) sets ``bus_off`` until the controller
+  restarts or a good frame arrives, so a servant can count it as "no master".
+
+No threads and no ``Notifier``: the runtime calls ``recv(timeout)`` with the
+time left until its node's next deadline.  That works the same on ``virtual``
+(which has no ``fileno``), socketcan, udp_multicast and vendor interfaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import can
+
+from ..canid import IdScheme
+from ..errors import UserError
+from ..frames import FRAME_LENGTH
+
+#: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, can.ini) names an interface:
+#: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.
+DEFAULT_INTERFACE = "udp_multicast"
+DEFAULT_SEND_TIMEOUT = 0.05  # s: a quarter of a heartbeat period
+
+# socketcan error-frame classes (linux/can/error.h), carried in the id of an error frame
+CAN_ERR_TX_TIMEOUT = 0x001
+CAN_ERR_CRTL = 0x004
+CAN_ERR_BUSOFF = 0x040
+CAN_ERR_RESTARTED = 0x100
+
+_STATE_POLL_PERIOD = 0.25  # s between reads of ``bus.state`` (a driver call on some interfaces)
+
+
+@dataclass(frozen=True)
+class RxFrame:
+    """One received frame inside the protocol's id range."""
+
+    offset: int  # type << 6 | address
+    data: bytes
+    timestamp: float  # the interface's timestamp (not necessarily monotonic)
+    can_id: int
+
+
+@dataclass(frozen=True)
+class BusEvent:
+    """Something the bus said that is not a frame: an error frame or a state change."""
+
+    kind: str  # "error-frame", "bus-off", "bus-recovered", "send-failed", "recv-failed"
+    detail: str
+
+
+@dataclass
+class TransportStats:
+    sent: int = 0
+    received: int = 0
+    foreign: int = 0  # frames outside the protocol's ids that got past the filter
+    not_classic: int = 0  # remote, FD or wrong-length frames with one of our ids (handed on, the Link counts them)
+    error_frames: int = 0
+    bus_off_entries: int = 0
+    send_timeouts: int = 0
+    send_errors: int = 0
+    recv_errors: int = 0
+    send_error_kinds: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, int)}
+
+
+class CanTransport:
+    """Moves protocol frames over a python-can bus; never raises on bus trouble."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        ids: IdScheme | None = None,
+        *,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        set_filters: bool = True,
+    ) -> None:
+        self.bus = bus
+        self.ids = ids or IdScheme()
+        self.send_timeout = send_timeout
+        self.stats = TransportStats()
+        self.bus_off = False
+        self.last_send_error: str | None = None
+        self._events: list[BusEvent] = []
+        self._next_state_poll = 0.0
+        if set_filters:
+            try:
+                bus.set_filters(self.ids.can_filters())  # type: ignore[arg-type]
+            except (can.CanError, NotImplementedError, OSError):
+                pass  # software check in recv() still applies
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(self, offset: int, data: bytes) -> bool:
+        """Put one frame on the bus.  False (and counted) when the bus refused it."""
+        msg = can.Message(
+            arbitration_id=self.ids.base + offset,
+            is_extended_id=self.ids.extended,
+            data=data,
+            is_fd=False,
+        )
+        try:
+            self.bus.send(msg, timeout=self.send_timeout)
+        except can.CanTimeoutError as exc:
+            self._send_failed("timeout", exc)
+            return False
+        except (can.CanError, OSError) as exc:
+            code = _errno_of(exc)
+            if code in (errno.ENOBUFS, errno.EAGAIN):
+                self._send_failed("timeout", exc)  # tx queue full: the frame did not go out in time
+            else:
+                self._send_failed(errno.errorcode.get(code, "error") if code else "error", exc)
+            if code == errno.ENETDOWN:
+                self._set_bus_off(True, f"send: {exc}")
+            return False
+        self.stats.sent += 1
+        return True
+
+    def _send_failed(self, kind: str, exc: BaseException) -> None:
+        if kind == "timeout":
+            self.stats.send_timeouts += 1
+        else:
+            self.stats.send_errors += 1
+        self.stats.send_error_kinds[kind] += 1
+        self.last_send_error = f"{kind}: {exc}"
+        self._events.append(BusEvent("send-failed", self.last_send_error))
+
+    # -- receiving ----------------------------------------------------------------
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        """The next protocol frame, or None when ``timeout`` passed (or the bus said something else).
+
+        Bus trouble is recorded in ``stats``, ``bus_off`` and ``drain_events()``.
+        """
+        self._poll_state()
+        try:
+            msg = self.bus.recv(timeout=max(0.0, timeout))
+        except (can.CanError, OSError, ValueError) as exc:
+            # e.g. udp_multicast "could not unpack", socketcan ENETDOWN: count, don't spin
+            self.stats.recv_errors += 1
+            self._events.append(BusEvent("recv-failed", str(exc)))
+            if _errno_of(exc) == errno.ENETDOWN:
+                self._set_bus_off(True, f"recv: {exc}")
+            time.sleep(min(max(timeout, 0.0), 0.01))
+            return None
+        if msg is None:
+            return None
+        if msg.is_error_frame:
+            self._error_frame(msg)
+            return None
+        offset = self.ids.offset(msg.arbitration_id, msg.is_extended_id)
+        if offset is None:
+            self.stats.foreign += 1
+            return None
+        self.stats.received += 1
+        if msg.is_remote_frame or msg.is_fd or msg.dlc != FRAME_LENGTH:
+            self.stats.not_classic += 1
+        if self.bus_off:
+            self._set_bus_off(False, "a frame was received")
+        return RxFrame(offset, bytes(msg.data), msg.timestamp, msg.arbitration_id)
+
+    def _error_frame(self, msg: can.Message) -> None:
+        self.stats.error_frames += 1
+        cls = msg.arbitration_id
+        names = [n for bit, n in ((CAN_ERR_TX_TIMEOUT, "tx-timeout"), (CAN_ERR_CRTL, "controller"),
+                                  (CAN_ERR_BUSOFF, "bus-off"), (CAN_ERR_RESTARTED, "restarted")) if cls & bit]
+        detail = f"class {cls:#x}" + (f" ({', '.join(names)})" if names else "")
+        self._events.append(BusEvent("error-frame", detail))
+        if cls & CAN_ERR_BUSOFF:
+            self._set_bus_off(True, "error frame: bus-off")
+        elif cls & CAN_ERR_RESTARTED:
+            self._set_bus_off(False, "error frame: controller restarted")
+
+    def _poll_state(self) -> None:
+        now = time.monotonic()
+        if now < self._next_state_poll:
+            return
+        self._next_state_poll = now + _STATE_POLL_PERIOD
+        try:
+            state = self.bus.state
+        except (NotImplementedError, can.CanError, OSError):
+            return
+        if state is can.BusState.ERROR:
+            self._set_bus_off(True, "bus state ERROR")
+
+    def _set_bus_off(self, off: bool, why: str) -> None:
+        if off == self.bus_off:
+            return
+        self.bus_off = off
+        if off:
+            self.stats.bus_off_entries += 1
+        self._events.append(BusEvent("bus-off" if off else "bus-recovered", why))
+
+    # -- the rest -------------------------------------------------------------------
+
+    def drain_events(self) -> list[BusEvent]:
+        out, self._events = self._events, []
+        return out
+
+    def shutdown(self) -> None:
+        try:
+            self.bus.shutdown()
+        except (can.CanError, OSError):
+            pass
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    code = getattr(exc, "errno", None) or getattr(exc, "error_code", None)
+    if isinstance(code, int):
+        return code
+    cause = exc.__cause__ or exc.__context__
+    return _errno_of(cause) if cause is not None and cause is not exc else None
+
+
+# -- command-line buses ----------------------------------------------------------------
+
+
+def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
+    """python-can's own -i/-c/-b/--bus-kwargs options, plus the id base."""
+    import can.cli
+
+    can.cli.add_bus_arguments(parser)
+    parser.add_argument(
+        "--id-base", type=lambda s: int(s, 0), default=0, metavar="ID",
+        help="first of the protocol's 512 CAN ids (a multiple of 0x200; default 0x000)",
+    )
+    parser.add_argument("--extended", action="store_true", help="use 29-bit ids")
+
+
+def id_scheme_from(args: argparse.Namespace) -> IdScheme:
+    try:
+        return IdScheme(getattr(args, "id_base", 0), getattr(args, "extended", False))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def open_bus(args: argparse.Namespace) -> can.BusABC:
+    """The bus named by the options; ``udp_multicast`` when nothing names one.
+
+    python-can's config (CAN_INTERFACE/CAN_CHANNEL environment, can.ini) is
+    honoured before the default.  Any failure is one line for the user.
+    """
+    config: dict[str, object] = {}
+    for key in ("channel", "interface", "bitrate", "fd", "data_bitrate", "timing"):
+        if key in args:
+            config[key] = getattr(args, key)
+    config.update(getattr(args, "bus_kwargs", {}) or {})
+    if "interface" not in config:
+        try:
+            can.util.load_config(config={k: v for k, v in config.items() if k == "channel"})
+        except can.CanInterfaceNotImplementedError:
+            config["interface"] = DEFAULT_INTERFACE
+    try:
+        return can.Bus(**config)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - drivers raise anything; the user gets one line
+        where = f"{config.get('interface', 'configured interface')}"
+        if "channel" in config:
+            where += f" channel {config['channel']}"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot open CAN bus ({where}): {first}") from None
