@@ -1,0 +1,165 @@
+"""Anomalies seen from the outside of a bus, as they happen (for `monitor`, reusable by `decode`).
+
+A ``BusWatcher`` is fed every frame after the link layer (accepted messages
+and rejected frames alike) and ``tick(t)`` now and then; it returns short
+flags: E2E failures by kind, heartbeat gaps and silences, two masters, twin
+servants, cuts never acked, and the sum of grants in force above the limit.
+It knows only what is on the wire, so a cut counts at its old value until
+its ack is seen (what the master must assume too).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .e2e import E2EStatus
+from .frames import Ack, FrameError, Heartbeat, Join, Message, Release, SetLimit, Status
+
+
+@dataclass(frozen=True)
+class Flag:
+    t: float
+    kind: str  # e2e, malformed, heartbeat-gap, master-silent, two-masters, twin-servants, unacked-cut, over-limit
+    text: str
+
+
+@dataclass
+class _Cut:
+    txn: int
+    t: float
+    old_da: int
+    new_da: int
+
+
+@dataclass
+class BusWatcher:
+    heartbeat_period: float = 0.2
+    failsafe_timeout: float = 1.5
+    reaction_allowance: float = 5.0
+    ack_slack: float = 1.0  # s past the reaction allowance before a cut is called unacked
+    counts: Counter[str] = field(default_factory=Counter)
+    limit_da: int | None = None
+    granted: dict[int, int] = field(default_factory=dict)  # address -> limit in force (0.1 A)
+    _last_hb: float | None = None
+    _silent_flagged: bool = False
+    _masters: dict[tuple[int, int], float] = field(default_factory=dict)  # (id, epoch) -> last heartbeat
+    _prev_master: tuple[int, int] | None = None
+    _serials: dict[int, tuple[int, float]] = field(default_factory=dict)  # address -> (serial tag, t)
+    _cuts: dict[int, _Cut] = field(default_factory=dict)
+    _over: bool = False
+
+    def _flag(self, out: list[Flag], t: float, kind: str, text: str) -> None:
+        self.counts[kind] += 1
+        out.append(Flag(t, kind, text))
+
+    # -- frames ---------------------------------------------------------------
+
+    def rejected(self, t: float, can_id: int, why: FrameError | E2EStatus) -> list[Flag]:
+        out: list[Flag] = []
+        if isinstance(why, FrameError):
+            self._flag(out, t, "malformed", f"frame {can_id:#05x} rejected ({why.kind}): {why}")
+        else:
+            self._flag(out, t, "e2e", f"frame {can_id:#05x} failed E2E: {why.value}")
+        return out
+
+    def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
+        out: list[Flag] = []
+        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE):
+            self._flag(out, t, "e2e", f"{msg.TYPE.name} from {getattr(msg, 'address', 0)}: {status.value}")
+        if isinstance(msg, Heartbeat):
+            self._heartbeat(out, t, msg)
+        elif isinstance(msg, SetLimit):
+            old = self.granted.get(msg.address, 0)
+            if msg.limit_da < old:
+                self._cuts[msg.address] = _Cut(msg.txn, t, old, msg.limit_da)
+            else:
+                self.granted[msg.address] = msg.limit_da
+                self._cuts.pop(msg.address, None)
+            self._check_sum(out, t)
+        elif isinstance(msg, Ack):
+            cut = self._cuts.get(msg.address)
+            if cut is not None and cut.txn == msg.txn:
+                del self._cuts[msg.address]
+                self.granted[msg.address] = cut.new_da
+                self._check_sum(out, t)
+        elif isinstance(msg, Release):
+            self.granted[msg.address] = 0
+            self._cuts.pop(msg.address, None)
+            self._check_sum(out, t)
+        elif isinstance(msg, Status):
+            self._servant_serial(out, t, msg.address, msg.serial_tag, msg.conflict)
+        elif isinstance(msg, Join):
+            self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
+        return out
+
+    def _heartbeat(self, out: list[Flag], t: float, hb: Heartbeat) -> None:
+        if self._last_hb is not None:
+            gap = t - self._last_hb
+            if gap > 2.5 * self.heartbeat_period:
+                beyond = " (beyond the failsafe timeout)" if gap > self.failsafe_timeout else ""
+                self._flag(out, t, "heartbeat-gap", f"heartbeat gap {gap:.3f} s{beyond}")
+        self._last_hb = t
+        self._silent_flagged = False
+        me = (hb.master_id, hb.epoch)
+        window = 2.5 * self.heartbeat_period
+        others = [m for m, seen in self._masters.items() if m != me and t - seen <= window]
+        mine = self._masters.get(me)
+        if others and mine is not None and any(self._masters[o] > mine for o in others):
+            text = ", ".join(f"id {i} epoch {e}" for i, e in [me, *others])
+            self._flag(out, t, "two-masters", f"two masters heartbeating: {text}")
+        elif hb.conflict and self._prev_master != me:
+            self._flag(out, t, "two-masters", f"master id {hb.master_id} reports a conflict")
+        elif self._prev_master is not None and self._prev_master != me and mine is None:
+            # a new master (or a rebooted one): old grants are void, it relearns
+            self.granted.clear()
+            self._cuts.clear()
+            self._over = False
+        if hb.leaving:
+            self.counts["master-leaving"] += 1
+        self._masters[me] = t
+        self._prev_master = me
+        if hb.limit_da != self.limit_da:
+            self.limit_da = hb.limit_da
+            self._check_sum(out, t)
+
+    def _servant_serial(self, out: list[Flag], t: float, address: int, tag: int, conflict: bool) -> None:
+        prev = self._serials.get(address)
+        if prev is not None and prev[0] != tag and t - prev[1] <= 5.0:
+            self._flag(out, t, "twin-servants", f"two servants on address {address}: serial {prev[0]:#06x} and {tag:#06x}")
+        elif conflict and (prev is None or prev[0] == tag) and self.counts["twin-servants"] == 0:
+            self._flag(out, t, "twin-servants", f"servant {address} reports another unit on its address")
+        self._serials[address] = (tag, t)
+
+    def in_force_da(self) -> int:
+        """Sum of grants in force: a cut counts at its old value until acked."""
+        total = sum(self.granted.values())
+        return total + sum(c.old_da - self.granted.get(a, 0) for a, c in self._cuts.items())
+
+    def _check_sum(self, out: list[Flag], t: float) -> None:
+        if self.limit_da is None:
+            return
+        total = self.in_force_da()
+        over = total > self.limit_da
+        if over and not self._over:
+            self._flag(out, t, "over-limit",
+                       f"grants in force {total / 10:.1f} A exceed the limit {self.limit_da / 10:.1f} A")
+        self._over = over
+
+    # -- time -----------------------------------------------------------------
+
+    def tick(self, t: float) -> list[Flag]:
+        """Flags that only the passing of time raises: a silent master, a cut never acked."""
+        out: list[Flag] = []
+        if self._last_hb is not None and not self._silent_flagged and t - self._last_hb > self.failsafe_timeout:
+            self._silent_flagged = True
+            self._flag(out, t, "master-silent",
+                       f"no heartbeat for {t - self._last_hb:.3f} s: servants should be in failsafe")
+        for address, cut in list(self._cuts.items()):
+            if t - cut.t > self.reaction_allowance + self.ack_slack:
+                del self._cuts[address]
+                self.granted[address] = cut.new_da  # stop counting it twice; it is flagged
+                self._flag(out, t, "unacked-cut",
+                           f"cut of servant {address} to {cut.new_da / 10:.1f} A (tx {cut.txn}) not acked after "
+                           f"{t - cut.t:.1f} s")
+        return out
