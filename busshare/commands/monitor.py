@@ -1,0 +1,112 @@
+"""`busshare monitor`: live decode of a bus, one line per frame, anomalies flagged as they happen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from ..describe import Describer, bad_frame_line
+from ..e2e import E2EStatus
+from ..frames import FrameError
+from ..link import Link
+from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from ..watch import BusWatcher, Flag
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "monitor",
+        help="live decode of a bus with anomaly flags",
+        description="Print every protocol frame on the bus as one readable line and flag anomalies "
+        "(E2E failures, heartbeat gaps, two masters, twin servants, unacked cuts, grants over the limit) "
+        "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE/can.ini win if set).",
+    )
+    add_bus_arguments(p)
+    p.add_argument("--json", action="store_true", help="JSON lines: one object per frame or flag")
+    p.add_argument("--anomalies-only", action="store_true", help="print flags only, not every frame")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--reaction-allowance", type=float, default=5.0, metavar="S",
+                   help="EV reaction allowance used to call a cut unacked (default 5 s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ids = id_scheme_from(args)
+    transport = CanTransport(open_bus(args), ids)
+    link = Link()
+    describer = Describer()
+    watcher = BusWatcher(reaction_allowance=args.reaction_allowance)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out = sys.stdout
+    start = time.monotonic()
+    frames = 0
+    rejected: Counter[str] = Counter()
+
+    def emit_flags(flags: list[Flag]) -> None:
+        for f in flags:
+            if args.json:
+                out.write(json.dumps({"t": round(f.t, 6), "anomaly": f.kind, "text": f.text}) + "\n")
+            else:
+                out.write(f"{f.t:.3f} !! {f.kind}: {f.text}\n")
+
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            t = now - start
+            if args.duration is not None and t >= args.duration:
+                break
+            frame = transport.recv(0.1)
+            t = time.monotonic() - start
+            for ev in transport.drain_events():
+                emit_flags([Flag(t, ev.kind, ev.detail)])
+            if frame is not None:
+                frames += 1
+                got = link.receive(frame.offset, frame.data)
+                if got.message is None:
+                    why: FrameError | E2EStatus
+                    if got.error is not None:
+                        why, reason = got.error, got.error.kind
+                    else:
+                        why = got.status or E2EStatus.WRONG_CRC
+                        reason = why.value
+                    rejected[reason] += 1
+                    if not args.anomalies_only:
+                        if args.json:
+                            out.write(json.dumps({"t": round(t, 6), "bad": frame.can_id, "data": frame.data.hex(),
+                                                  "reason": str(why)}) + "\n")
+                        else:
+                            out.write(bad_frame_line(t, frame.can_id, frame.data, why) + "\n")
+                    emit_flags(watcher.rejected(t, frame.can_id, why))
+                else:
+                    assert got.status is not None
+                    if not args.anomalies_only:
+                        if args.json:
+                            out.write(json.dumps(describer.record(t, got.message)) + "\n")
+                        else:
+                            out.write(describer.line(t, got.message, status=got.status) + "\n")
+                    else:
+                        describer.remember(got.message)
+                    emit_flags(watcher.frame(t, got.message, got.status))
+            emit_flags(watcher.tick(t))
+            out.flush()
+    finally:
+        transport.shutdown()
+    summary = {"frames": frames, "rejected": dict(rejected), "anomalies": dict(watcher.counts),
+               "error_frames": transport.stats.error_frames}
+    if args.json:
+        out.write(json.dumps({"summary": summary}) + "\n")
+    else:
+        bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
+        flags = ", ".join(f"{k} {v}" for k, v in sorted(watcher.counts.items())) or "none"
+        out.write(f"-- {frames} frames; rejected: {bad}; anomalies: {flags}; "
+                  f"error frames: {transport.stats.error_frames}\n")
+    out.flush()
+    return 0

@@ -1,0 +1,238 @@
+"""Binds a sans-IO node to a CAN transport, its hardware and the monotonic clock.
+
+One thread, no ``Notifier``: the loop waits in ``transport.recv`` for at most
+the time left until the node's next deadline (and never longer than its tick
+period), then feeds what arrived, ticks, reads the hardware and applies the
+offer.  That behaves the same on every python-can interface, including
+``virtual`` (no ``fileno``), and keeps an idle servant near 0 % CPU.
+
+``pump(now)`` is the same step without blocking, so tests can drive a
+runtime with a virtual clock.  ``run()`` adds SIGINT/SIGTERM handling: the
+loop stops, a master sends its leaving heartbeat, a servant turns its pilot
+off, and the bus is shut down.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+from .e2e import E2EStatus
+from .frames import Heartbeat, Message
+from .hardware import EvseHardware
+from .link import Link
+from .transport.can import CanTransport
+
+Record = dict[str, Any]
+
+
+class Node(Protocol):
+    def receive(self, msg: Message, now: float) -> list[Message]: ...
+    def tick(self, now: float) -> list[Message]: ...
+    def next_deadline(self) -> float: ...
+    def drain_events(self) -> list[Any]: ...
+
+
+@dataclass
+class RuntimeStats:
+    frames_in: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    sent: int = 0
+    send_failed: int = 0
+    rejected_kinds: dict[str, int] = field(default_factory=dict)
+
+
+class Runtime:
+    """Drives one node.  ``on_record`` receives dicts: events, pilot changes and status."""
+
+    def __init__(
+        self,
+        node: Node,
+        transport: CanTransport,
+        *,
+        hardware: EvseHardware | None = None,
+        link: Link | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_record: Callable[[Record], None] | None = None,
+        status_interval: float | None = None,
+        tick_period: float = 0.05,
+    ) -> None:
+        self.node = node
+        self.transport = transport
+        self.hardware = hardware
+        self.link = link or Link()
+        self.clock = clock
+        self.on_record = on_record or (lambda rec: None)
+        self.status_interval = status_interval
+        self.tick_period = tick_period
+        self.stats = RuntimeStats()
+        self.last_heartbeat: float | None = None  # when this node last accepted a master heartbeat
+        self._stop = threading.Event()
+        self._last_tick: float | None = None
+        self._next_status: float | None = None
+        self._applied: tuple[int, bool] | None = None
+        self._link_was_down = False
+        self.started: float | None = None
+
+    # -- one step -----------------------------------------------------------------
+
+    def pump(self, now: float, max_frames: int = 256) -> None:
+        """Everything due at ``now`` without blocking: received frames, tick, hardware, status."""
+        if self.started is None:
+            self.started = now
+        for _ in range(max_frames):
+            frame = self.transport.recv(0.0)
+            if frame is None:
+                break
+            self._frame(frame.offset, frame.data, frame.can_id, now)
+        self.service(now)
+
+    def service(self, now: float) -> None:
+        """Tick if due, read and drive the hardware, report bus trouble and status."""
+        for ev in self.transport.drain_events():
+            self._emit(now, ev.kind, None, ev.detail)
+        if self.transport.bus_off and hasattr(self.node, "link_down"):
+            self._send(self.node.link_down(now), now)
+            if not self._link_was_down:
+                self._emit(now, "link-down", None, "bus-off: counting as no master")
+            self._link_was_down = True
+        else:
+            self._link_was_down = False
+        due = self.node.next_deadline()
+        if self._last_tick is None or now >= due or now - self._last_tick >= self.tick_period:
+            self._last_tick = now
+            if self.hardware is not None and hasattr(self.node, "observe"):
+                pilot, measured = self.hardware.read(now)
+                self._send(self.node.observe(pilot, measured, now), now)
+            self._send(self.node.tick(now), now)
+        self._apply(now)
+        self._events(now)
+        if self.status_interval:
+            if self._next_status is None:
+                self._next_status = now + self.status_interval
+            elif now >= self._next_status:
+                self._next_status = now + self.status_interval
+                self.on_record(self.status(now))
+
+    def _frame(self, offset: int, data: bytes, can_id: int, now: float) -> None:
+        self.stats.frames_in += 1
+        got = self.link.receive(offset, data)
+        if got.message is None:
+            self.stats.rejected += 1
+            why = got.error.kind if got.error is not None else (got.status or E2EStatus.WRONG_CRC).value
+            self.stats.rejected_kinds[why] = self.stats.rejected_kinds.get(why, 0) + 1
+            detail = f"id {can_id:#05x} [{data.hex(' ')}] {why}"
+            if got.error is not None:
+                detail += f": {got.error}"
+            self._emit(now, "frame-rejected", offset & 0x3F, detail)
+            return
+        self.stats.accepted += 1
+        if isinstance(got.message, Heartbeat):
+            self.last_heartbeat = now
+        self._send(self.node.receive(got.message, now), now)
+        self._apply(now)
+
+    def _send(self, msgs: list[Message], now: float) -> None:
+        for msg in msgs:
+            offset, data = self.link.encode(msg)
+            if self.transport.send(offset, data):
+                self.stats.sent += 1
+            else:
+                self.stats.send_failed += 1
+
+    def _apply(self, now: float) -> None:
+        if self.hardware is None or not hasattr(self.node, "offer_da"):
+            return
+        offer = int(self.node.offer_da)
+        stopped = bool(getattr(self.node, "ev_stopped", False))
+        self.hardware.apply(offer, stopped, now)
+        if (offer, stopped) != self._applied:
+            self._applied = (offer, stopped)
+            rec = self._record(now, "pilot", None, f"offer {offer / 10:.1f} A" + (" EV stopped" if stopped else ""))
+            rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=bool(getattr(self.node, "in_failsafe", False)),
+                       last_heartbeat=self.last_heartbeat)
+            self.on_record(rec)
+
+    def _events(self, now: float) -> None:
+        for ev in self.node.drain_events():
+            rec = self._record(getattr(ev, "t", now), str(getattr(ev, "kind", ev)), getattr(ev, "address", None),
+                               str(getattr(ev, "detail", "")))
+            rec["last_heartbeat"] = self.last_heartbeat
+            self.on_record(rec)
+
+    def _record(self, t: float, kind: str, address: int | None, detail: str) -> Record:
+        return {"t": round(t, 6), "event": kind, "address": address, "detail": detail}
+
+    def _emit(self, t: float, kind: str, address: int | None, detail: str) -> None:
+        self.on_record(self._record(t, kind, address, detail))
+
+    # -- status -------------------------------------------------------------------
+
+    def status(self, now: float) -> Record:
+        rec = self._record(now, "status", getattr(getattr(self.node, "config", None), "address", None), "")
+        node = self.node
+        if hasattr(node, "offer_da"):
+            rec["offer_a"] = node.offer_da / 10
+            rec["failsafe"] = bool(getattr(node, "in_failsafe", False))
+            rec["ev_stopped"] = bool(getattr(node, "ev_stopped", False))
+        if hasattr(node, "committed_da"):
+            rec["committed_a"] = node.committed_da() / 10
+        rec["last_heartbeat"] = self.last_heartbeat
+        rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
+        rec.update(frames_in=self.stats.frames_in, rejected=self.stats.rejected, sent=self.stats.sent,
+                   send_failed=self.stats.send_failed, bus_off=self.transport.bus_off)
+        if self.stats.rejected_kinds:
+            rec["rejected_kinds"] = dict(self.stats.rejected_kinds)
+        return rec
+
+    # -- the real loop ------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, duration: float | None = None, handle_signals: bool = True) -> None:
+        """Run until SIGINT/SIGTERM, ``stop()`` or ``duration`` seconds; then shut down gracefully."""
+        previous: dict[signal.Signals, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            start = self.clock()
+            self.started = start
+            self.service(start)
+            while not self._stop.is_set():
+                now = self.clock()
+                if duration is not None and now - start >= duration:
+                    break
+                wake = min(self.node.next_deadline(), (self._last_tick or now) + self.tick_period)
+                if self._next_status is not None:
+                    wake = min(wake, self._next_status)
+                frame = self.transport.recv(min(max(wake - now, 0.0), self.tick_period))
+                now = self.clock()
+                if frame is not None:
+                    self._frame(frame.offset, frame.data, frame.can_id, now)
+                self.service(now)
+        finally:
+            self.shutdown(self.clock())
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def shutdown(self, now: float) -> None:
+        """Graceful exit: a master announces it is leaving; a servant's pilot goes off."""
+        if hasattr(self.node, "shutdown"):
+            self._send(self.node.shutdown(now), now)
+            self._events(now)
+        if self.hardware is not None and hasattr(self.node, "offer_da"):
+            self.hardware.apply(0, False, now)
+            self._emit(now, "pilot", None, "offer 0.0 A (shutdown)")
+        self._emit(now, "stopped", None, "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v))
+        self.transport.shutdown()
