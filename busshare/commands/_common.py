@@ -1,0 +1,72 @@
+"""Shared bits of the node commands (`master`, `servant`): amps parsing and record printing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ..errors import UserError
+
+Record = dict[str, Any]
+
+
+def amps_to_da(text: str, what: str) -> int:
+    """'32' or '6.5' (A) -> 0.1 A units; one-line error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{what}: {text!r} is not a current in A") from None
+    if not 0 <= value <= 1638.3:
+        raise UserError(f"{what}: {value:g} A out of range")
+    return round(value * 10)
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--status-interval", type=float, default=None, metavar="S",
+                   help="print a one-line status every S seconds")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines on stdout (times are time.monotonic() seconds, comparable across processes)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="exit gracefully after S seconds")
+
+
+def _human(rec: Record, start: float) -> str:
+    t = rec["t"] - start
+    kind = rec["event"]
+    if kind == "status":
+        parts = []
+        if "offer_a" in rec:
+            parts.append(f"offer {rec['offer_a']:.1f} A" + (" FAILSAFE" if rec.get("failsafe") else "")
+                         + (" EV-STOPPED" if rec.get("ev_stopped") else ""))
+        if "committed_a" in rec:
+            parts.append(f"committed {rec['committed_a']:.1f} A")
+        for key in ("limit_a", "servants"):
+            if key in rec:
+                parts.append(f"{key.replace('_a', '')} {rec[key]}")
+        age = rec.get("heartbeat_age")
+        if "offer_a" in rec:
+            parts.append("no heartbeat yet" if age is None else f"heartbeat {age:.2f} s ago")
+        parts.append(f"rx {rec['frames_in']} tx {rec['sent']} rejected {rec['rejected']}"
+                     + (f" send-failed {rec['send_failed']}" if rec["send_failed"] else "")
+                     + (" BUS-OFF" if rec.get("bus_off") else ""))
+        return f"{t:9.3f} status: " + " | ".join(parts)
+    who = "" if rec.get("address") is None else f" [{rec['address']}]"
+    return f"{t:9.3f} {kind}{who}: {rec.get('detail', '')}"
+
+
+def printer(as_json: bool, start: float, out: TextIO = sys.stdout,
+            skip: frozenset[str] = frozenset()) -> Callable[[Record], None]:
+    """A record sink: JSON lines or human lines, flushed (pipes into tests and tools)."""
+
+    def emit(rec: Record) -> None:
+        if as_json:
+            out.write(json.dumps(rec) + "\n")
+        elif rec["event"] in skip:
+            return
+        else:
+            out.write(_human(rec, start) + "\n")
+        out.flush()
+
+    return emit

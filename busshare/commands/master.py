@@ -1,0 +1,53 @@
+"""`busshare master --config site.toml`: the real master process on any python-can bus."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from typing import Any
+
+from ..runtime import Runtime
+from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from ._common import add_output_arguments, printer
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "master",
+        help="run the master on a CAN bus",
+        description="Run the master: heartbeats, learns who is on the bus, hands out the circuit's current "
+        "(cut first, grant after the acks).  On SIGINT/SIGTERM it sends a leaving heartbeat so servants fail "
+        "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE/can.ini win if set).",
+    )
+    p.add_argument("--config", required=True, metavar="SITE.toml", help="the installation's config file")
+    p.add_argument("--master-id", type=int, default=None, metavar="N", help="override the config's master id")
+    p.add_argument("--epoch", type=int, default=None, metavar="N",
+                   help="boot epoch 0-255 (default: random, so servants see a reboot)")
+    add_output_arguments(p)
+    add_bus_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..errors import UserError
+    from ..master import Master
+
+    config = load_config(args.config)
+    epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
+    if not 0 <= epoch <= 255:
+        raise UserError(f"--epoch {epoch}: must be 0-255")
+    ids = id_scheme_from(args)
+    transport = CanTransport(open_bus(args), ids)
+    clock = time.monotonic
+    now = clock()
+    node = Master(config, now, master_id=args.master_id, epoch=epoch)
+    emit = printer(args.json, now)
+    emit({"t": now, "event": "started", "address": 0,
+          "detail": f"master id {args.master_id or config.master_id} epoch {epoch} "
+                    f"limit {config.limit_da / 10:.1f} A, {len(config.servants)} servants configured"})
+    runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,
+                      tick_period=config.timing.tick_period)
+    runtime.run(duration=args.duration)
+    return 0

@@ -1,0 +1,99 @@
+"""`busshare servant --address N`: a real servant process on any python-can bus."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import sys
+import time
+import zlib
+from typing import Any
+
+from ..bench import BenchHardware
+from ..errors import UserError
+from ..hardware import EvseHardware
+from ..pilot import PilotState
+from ..runtime import Runtime
+from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from ._common import add_output_arguments, amps_to_da, printer
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "servant",
+        help="run a servant EVSE on a CAN bus",
+        description="Run one servant: it joins the master, requests current for its EV, applies limits "
+        "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
+        "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE/can.ini win if set).",
+    )
+    p.add_argument("--address", type=int, required=True, metavar="N", help="servant address, 1-62")
+    p.add_argument("--max", default="32", metavar="A", help="this EVSE's maximum current (default 32 A)")
+    p.add_argument("--min", default="6", metavar="A", help="lowest current its EV can use (default 6 A)")
+    p.add_argument("--failsafe", default="6", metavar="A", help="current when the master is silent (default 6 A)")
+    p.add_argument("--priority", type=int, default=0, help="higher is served first under shortage (0-255)")
+    p.add_argument("--serial", type=lambda s: int(s, 0), default=None, metavar="N",
+                   help="unique unit serial (default: derived from host name and address)")
+    p.add_argument("--ev", choices=("sim", "bench"), default="bench",
+                   help="hardware: 'sim' a simulated car that charges, 'bench' a fixed pilot state that logs "
+                   "every pilot change (default)")
+    p.add_argument("--pilot", choices=[s.name for s in PilotState], default="C",
+                   help="bench: the fixed pilot state (default C, charging)")
+    p.add_argument("--meter", default=None, metavar="A", help="bench: a fixed meter reading (default: no meter)")
+    p.add_argument("--need-kwh", type=float, default=50.0, help="sim: energy the car wants (default 50 kWh)")
+    p.add_argument("--seed", type=int, default=None, help="sim: random seed of the car's reactions")
+    add_output_arguments(p)
+    add_bus_arguments(p)
+    p.set_defaults(func=run)
+
+
+def default_serial(address: int) -> int:
+    """Stable across restarts of one unit, different between hosts: what a real unit's serial is."""
+    return zlib.crc32(f"{socket.gethostname()}/{address}".encode()) & 0xFFFFFFFF
+
+
+def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHardware:
+    if args.ev == "sim":
+        from ..sim.ev import EvProfile, SimEvse
+
+        evse = SimEvse(meter=True, rng=random.Random(args.seed), now=now)
+        evse.plug(EvProfile(max_a=max_da / 10, need_kwh=args.need_kwh), now)
+        return evse
+    measured = None if args.meter is None else amps_to_da(args.meter, "--meter")
+    log_out = sys.stderr if args.json else sys.stdout
+
+    def log(line: str) -> None:
+        print(line, file=log_out, flush=True)
+
+    return BenchHardware(PilotState[args.pilot], measured, log=log)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ServantConfig, Timing
+    from ..servant import Servant
+
+    if not 1 <= args.address <= 62:
+        raise UserError(f"--address {args.address}: a servant address is 1-62")
+    max_da = amps_to_da(args.max, "--max")
+    serial = default_serial(args.address) if args.serial is None else args.serial
+    config = ServantConfig(
+        address=args.address, min_da=amps_to_da(args.min, "--min"), max_da=max_da, priority=args.priority,
+        failsafe_da=amps_to_da(args.failsafe, "--failsafe"), serial=serial,
+        has_meter=args.ev == "sim" or args.meter is not None,
+    )
+    timing = Timing()
+    ids = id_scheme_from(args)
+    transport = CanTransport(open_bus(args), ids)
+    clock = time.monotonic
+    now = clock()
+    hardware = build_hardware(args, max_da, now)
+    node = Servant(config, timing, now)
+    skip = frozenset({"pilot"}) if args.ev == "bench" else frozenset()
+    emit = printer(args.json, now, skip=skip)
+    emit({"t": now, "event": "started", "address": args.address,
+          "detail": f"servant {args.address} serial {serial:#x} max {max_da / 10:.1f} A "
+                    f"failsafe {config.failsafe_da / 10:.1f} A ev {args.ev}"})
+    runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
+                      status_interval=args.status_interval, tick_period=timing.tick_period)
+    runtime.run(duration=args.duration)
+    return 0
