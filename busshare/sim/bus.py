@@ -1,0 +1,142 @@
+"""A simulated CAN bus: one frame at a time, with faults a real installation has.
+
+Frames are real 8-byte payloads produced by each node's ``Link``; receivers
+run them through their own ``Link``, so a bit flipped here is caught (or not)
+by the real E2E code.  The bus is one shared medium: a frame waits for the bus
+to be free, occupies it for its transmission time at ``bitrate``, and reaches
+every other attached port at once (a node never hears its own frames, as on
+CAN).  Faults are drawn per receiver from the bus's own seeded generator:
+
+* ``loss``       the frame never reaches this receiver;
+* ``duplicate``  it arrives twice (a retransmission after an error frame);
+* ``corrupt``    1-3 random bits flipped in the 8 bytes this receiver gets;
+* partitions     a port can be deaf (hears nothing), mute (its frames reach no
+                 one) or both, as with a broken or unplugged bus drop.
+
+A port may carry an acceptance filter (like a CAN controller's): the set of
+addresses whose frames it wants.  ``capture`` records every frame that made it
+onto the wire, as (t, can id, data), which is what a sniffer on the bus sees.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from ..link import Link
+from .clock import EventQueue
+
+#: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
+FRAME_BITS = 138
+DELIVER = 0  # EventQueue kind used for frame deliveries
+
+
+@dataclass
+class BusFaults:
+    bitrate: int = 125_000
+    latency_s: float = 0.0  # extra fixed delay after transmission (controller, driver)
+    loss: float = 0.0
+    duplicate: float = 0.0
+    corrupt: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "duplicate", "corrupt"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"bus {name} must be a probability 0..1, got {p}")
+        if self.bitrate <= 0 or self.latency_s < 0:
+            raise ValueError("bus bitrate must be > 0 and latency_s >= 0")
+
+    @property
+    def frame_time(self) -> float:
+        return FRAME_BITS / self.bitrate
+
+
+class Port:
+    """Where one node (one process) attaches to the bus."""
+
+    __slots__ = ("name", "address", "link", "owner", "deaf", "mute", "accept", "attached", "sent")
+
+    def __init__(self, name: str, address: int, owner: Any, accept: frozenset[int] | None) -> None:
+        self.name = name
+        self.address = address
+        self.link = Link()
+        self.owner = owner  # the simulator's process object for this node
+        self.deaf = False
+        self.mute = False
+        self.accept = accept  # addresses (low 6 bits of the id) it listens to; None = all
+        self.attached = True
+        self.sent = 0
+
+
+class SimBus:
+    __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated")
+
+    def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
+        self.queue = queue
+        self.rng = rng
+        self.faults = faults or BusFaults()
+        self.ports: list[Port] = []
+        self.capture: list[tuple[float, int, bytes]] = []
+        self.free_at = 0.0
+        self.frames = 0
+        self.lost = 0
+        self.corrupted = 0
+        self.duplicated = 0
+
+    def attach(self, name: str, address: int, owner: Any, accept: frozenset[int] | None = None) -> Port:
+        port = Port(name, address, owner, accept)
+        self.ports.append(port)
+        return port
+
+    def detach(self, port: Port) -> None:
+        port.attached = False
+        self.ports = [p for p in self.ports if p is not port]
+
+    def send(self, port: Port, offset: int, data: bytes, now: float) -> None:
+        """Queue one frame from ``port``; deliveries are scheduled as DELIVER events."""
+        if port.mute or not port.attached:
+            return
+        f = self.faults
+        start = now if now > self.free_at else self.free_at
+        done = start + f.frame_time
+        self.free_at = done
+        at = done + f.latency_s
+        self.frames += 1
+        port.sent += 1
+        self.capture.append((done, offset, data))
+        address = offset & 0x3F
+        loss, dup, corrupt = f.loss, f.duplicate, f.corrupt
+        faulty = loss or dup or corrupt
+        rng = self.rng
+        out: list[tuple[Port, bytes, bool]] = []
+        for p in self.ports:
+            if p is port or (p.accept is not None and address not in p.accept):
+                continue
+            if not faulty:
+                out.append((p, data, False))
+                continue
+            if loss and rng.random() < loss:
+                self.lost += 1
+                continue
+            got = data
+            bad = False
+            if corrupt and rng.random() < corrupt:
+                got = flip_bits(data, rng)
+                bad = True
+                self.corrupted += 1
+            out.append((p, got, bad))
+            if dup and rng.random() < dup:
+                self.duplicated += 1
+                self.queue.push(at + f.frame_time, DELIVER, offset, [(p, got, bad)])
+        if out:
+            self.queue.push(at, DELIVER, offset, out)
+
+
+def flip_bits(data: bytes, rng: random.Random) -> bytes:
+    """Flip 1-3 distinct bits: CRC-8 SAE J1850 detects every such error in a frame this size."""
+    buf = bytearray(data)
+    for bit in rng.sample(range(len(buf) * 8), rng.randint(1, 3)):
+        buf[bit >> 3] ^= 1 << (bit & 7)
+    return bytes(buf)
