@@ -3,8 +3,9 @@
 It only moves (id offset, 8 bytes) pairs; encoding, E2E checks and the
 protocol live in the sans-IO core.  What it adds over a bare bus:
 
-* receive filters for the protocol's 512 ids only (``IdScheme.can_filters``),
-  and a second check here because some interfaces filter loosely or not at all;
+* receive filters for the protocol's 512 ids only (``IdScheme.can_filters``) in
+  the kernel or the controller where the interface can, and the same check here
+  for every frame (python-can's software filters would also drop error frames);
 * send failures (timeouts, full queues, a downed interface) are counted and
   reported, never raised: a node must keep ticking to reach its failsafe;
 * error frames are counted, and bus-off (an error frame saying so, a bus state
@@ -98,11 +99,16 @@ class CanTransport:
         self.last_send_error: str | None = None
         self._events: list[BusEvent] = []
         self._next_state_poll = 0.0
-        if set_filters:
+        # Filters go to the kernel or the hardware where the interface can do that (socketcan,
+        # kvaser, vector, ...): error frames bypass them there.  Where python-can would only filter
+        # in software, its filter would also drop error frames whose class bits fall outside our
+        # ids, so we leave the bus open and check ids ourselves in recv().
+        self.hardware_filtering = type(bus)._apply_filters is not can.BusABC._apply_filters
+        if set_filters and self.hardware_filtering:
             try:
                 bus.set_filters(self.ids.can_filters())  # type: ignore[arg-type]
             except (can.CanError, NotImplementedError, OSError):
-                pass  # software check in recv() still applies
+                self.hardware_filtering = False  # the check in recv() still applies
 
     # -- sending ------------------------------------------------------------------
 
