@@ -1,0 +1,506 @@
+"""The servant's Modbus RTU edge: a Modbus server at device id = its protocol address.
+
+RTU framing is our own (``rtu.StreamParser``), not pymodbus's server: on a
+multi-drop line every servant hears the other servants' requests and replies,
+and pymodbus's RTU server finds frame ends by the 3.5-character gap, which it
+cannot time reliably (pymodbus issue 2539); a USB adapter or a pty blurs that
+timing further.  Here frames are found by their length rules and CRC, so a
+servant follows the whole line byte for byte, answers only a valid request
+with its own device id, never answers a broadcast, and resynchronises after
+garbage at the next silence.
+
+``ModbusServer`` is sans-IO (bytes in, reply bytes out); ``ModbusServantTransport``
+moves it over a serial port and looks to ``busshare.runtime.Runtime`` like the
+CAN transport: ``recv`` yields the protocol frames the master wrote (inbox and
+broadcast box), ``send`` queues the servant's frames in its outbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+
+from ..errors import UserError
+from ..frames import FRAME_LENGTH, MsgType
+from ..hardware import EvseHardware
+from ..pilot import PilotState
+from . import modbus_map as mm
+from . import rtu
+from .can import BusEvent, RxFrame
+
+OUTBOX_LIMIT = 32  # frames; the oldest status goes first when full
+
+
+@dataclass
+class ServerStats:
+    frames_ok: int = 0  # valid RTU frames heard (any device)
+    bad_frames: int = 0  # junk runs
+    answered: int = 0
+    exceptions: int = 0
+    broadcasts: int = 0
+    for_others: int = 0
+    conflicts: int = 0
+    sent: int = 0  # protocol frames handed to the master
+    received: int = 0  # protocol frames the master wrote
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class Snapshot:
+    """What the plain registers show, filled in by whoever owns the node and the hardware."""
+
+    pilot: int = int(PilotState.A)
+    offered_da: int = 0
+    measured_da: int | None = None
+    requested_da: int = 0
+    granted_da: int = 0
+    failsafe: bool = True
+    fault: bool = False
+    ev_stopped: bool = False
+    conflict: bool = False
+    serial: int = 0
+    max_da: int = 0
+    min_da: int = 0
+    priority: int = 0
+    failsafe_da: int = 0
+    e2e_drops: int = 0
+
+
+class ModbusServer:
+    """The register map of one servant, answering RTU frames.  No I/O, no clock."""
+
+    def __init__(self, address: int, now: float, failsafe_timeout: float = 1.5) -> None:
+        if not 1 <= address <= 62:
+            raise ValueError(f"servant address {address} is not 1-62")
+        self.address = address
+        self.started = now
+        self.failsafe_timeout = failsafe_timeout
+        self.parser = rtu.StreamParser()
+        self.stats = ServerStats()
+        self.snapshot = Snapshot()
+        self.outbox: deque[tuple[int, bytes]] = deque()
+        self.batch = mm.OutboxBatch(seq=int.from_bytes(os.urandom(1), "big"), more=0, frames=())
+        self.inbound: deque[tuple[int, bytes]] = deque()  # protocol frames for the node
+        self.events: list[BusEvent] = []
+        self.last_master: float | None = None  # last valid request or broadcast from the master
+        self.unlocked_until = float("-inf")
+        self.config_writes: list[tuple[int, int]] = []  # (register, value) accepted while unlocked
+        self._last_request: rtu.Pdu | None = None  # the latest request seen on the line (any device)
+
+    # -- the outbox ---------------------------------------------------------------
+
+    def queue(self, offset: int, data: bytes) -> None:
+        """A frame for the master.  Only the newest status and request are kept: older ones are stale."""
+        t = offset >> 6
+        if t in (MsgType.STATUS, MsgType.REQUEST):
+            for i, (o, _) in enumerate(self.outbox):
+                if o == offset:
+                    del self.outbox[i]
+                    break
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            self.outbox.popleft()
+        self.outbox.append((offset, data))
+
+    def _next_batch(self) -> None:
+        frames = tuple(self.outbox.popleft() for _ in range(min(mm.MAILBOX_SLOTS, len(self.outbox))))
+        seq = (self.batch.seq + 1) & 0xFF if frames else self.batch.seq
+        self.batch = mm.OutboxBatch(seq, len(self.outbox), frames)
+
+    # -- bytes in, replies out ----------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> list[bytes]:
+        """Bytes heard on the line -> replies to transmit (at most one per request for us)."""
+        replies = []
+        for frame in self.parser.feed(data):
+            reply = self.handle(frame, now)
+            if reply is not None:
+                replies.append(reply)
+        self._count_junk()
+        return replies
+
+    def idle(self) -> None:
+        """The line fell silent for 3.5 characters: drop a partial frame."""
+        self.parser.idle()
+        self._count_junk()
+
+    def _count_junk(self) -> None:
+        for junk in self.parser.drain_junk():
+            self.stats.bad_frames += 1
+            self.events.append(BusEvent("line-garbage", f"{len(junk)} bytes not a valid frame: {junk[:16].hex(' ')}"))
+
+    def handle(self, frame: bytes, now: float) -> bytes | None:
+        """One CRC-valid frame heard on the line -> our reply, or None."""
+        self.stats.frames_ok += 1
+        if self._is_reply(frame):
+            if frame[0] == self.address:  # we never hear ourselves: another unit has our address
+                self.stats.conflicts += 1
+                self.snapshot.conflict = True
+                self.events.append(BusEvent("address-conflict", f"another unit answered as device {self.address}"))
+            self._last_request = None
+            return None
+        try:
+            pdu = rtu.parse(frame)
+        except rtu.RtuError:
+            return None
+        if pdu.kind != "request":
+            self._last_request = None
+            return None
+        self._last_request = pdu
+        if pdu.device == rtu.BROADCAST_ID:
+            self.stats.broadcasts += 1
+            self._broadcast(pdu, now)
+            return None  # never answer a broadcast
+        if pdu.device != self.address:
+            self.stats.for_others += 1
+            return None
+        self.last_master = now
+        reply = self._serve(pdu, now)
+        self.stats.answered += 1
+        if reply[1] & 0x80:
+            self.stats.exceptions += 1
+        return reply
+
+    def _is_reply(self, frame: bytes) -> bool:
+        """Whether ``frame`` is a valid answer to the latest request heard (from whichever unit)."""
+        req = self._last_request
+        if req is None or req.device == rtu.BROADCAST_ID or frame[0] != req.device or frame[1] & 0x7F != req.function:
+            return False
+        if frame[1] & 0x80:
+            return len(frame) == 5
+        if req.function in (rtu.READ_HOLDING, rtu.READ_INPUT, rtu.READ_WRITE_MULTIPLE):
+            return len(frame) == 5 + 2 * req.read_count and frame[2] == 2 * req.read_count
+        if req.function == rtu.WRITE_MULTIPLE:
+            return len(frame) == 8
+        return False  # a write-single echo looks like a retry of the request: not evidence
+
+    def _broadcast(self, pdu: rtu.Pdu, now: float) -> None:
+        if pdu.function != rtu.WRITE_MULTIPLE or pdu.write_start != mm.BROADCAST_BOX \
+                or len(pdu.values) % mm.SLOT_REGS:
+            return
+        self.last_master = now
+        for i in range(0, len(pdu.values), mm.SLOT_REGS):
+            slot = mm.regs_slot(pdu.values[i:i + mm.SLOT_REGS])
+            if slot is not None:
+                self.inbound.append(slot)
+                self.stats.received += 1
+
+    def _serve(self, pdu: rtu.Pdu, now: float) -> bytes:
+        dev, fc = self.address, pdu.function
+        if fc in (rtu.READ_HOLDING, rtu.READ_INPUT):
+            values = self.read(pdu.read_start, pdu.read_count, now)
+            if values is None:
+                return rtu.exception_response(dev, fc, rtu.ILLEGAL_ADDRESS)
+            return rtu.read_response(dev, fc, values)
+        if fc == rtu.READ_WRITE_MULTIPLE:
+            # the mailbox transaction: write the inbox, then read the outbox
+            if pdu.write_start != mm.INBOX or pdu.read_start != mm.OUTBOX or pdu.read_count != mm.OUTBOX_REGS:
+                return rtu.exception_response(dev, fc, rtu.ILLEGAL_ADDRESS)
+            try:
+                ack, frames = mm.unpack_inbox(pdu.values)
+            except ValueError:
+                return rtu.exception_response(dev, fc, rtu.ILLEGAL_VALUE)
+            for f in frames:
+                self.inbound.append(f)
+                self.stats.received += 1
+            if ack == self.batch.seq or not self.batch.frames:
+                self._next_batch()
+            self.stats.sent += len(self.batch.frames)
+            return rtu.read_response(dev, fc, mm.pack_outbox(self.batch))
+        if fc in (rtu.WRITE_SINGLE, rtu.WRITE_MULTIPLE):
+            code = self.write(pdu.write_start, pdu.values, now)
+            if code:
+                return rtu.exception_response(dev, fc, code)
+            if fc == rtu.WRITE_SINGLE:
+                return rtu.write_single_response(dev, pdu.write_start, pdu.values[0])
+            return rtu.write_multiple_response(dev, pdu.write_start, len(pdu.values))
+        return rtu.exception_response(dev, fc, rtu.ILLEGAL_FUNCTION)
+
+    # -- registers ----------------------------------------------------------------
+
+    def plain(self, now: float) -> mm.PlainView:
+        s = self.snapshot
+        silent = now - self.last_master if self.last_master is not None else now - self.started
+        errors = mm.ErrorFlag(0)
+        if s.fault:
+            errors |= mm.ErrorFlag.FAULT
+        if s.ev_stopped:
+            errors |= mm.ErrorFlag.EV_STOPPED
+        if s.conflict:
+            errors |= mm.ErrorFlag.CONFLICT
+        if self.last_master is None or silent > self.failsafe_timeout:
+            errors |= mm.ErrorFlag.MASTER_SILENT
+        if now < self.unlocked_until:
+            errors |= mm.ErrorFlag.CONFIG_UNLOCKED
+        return mm.PlainView(
+            self.address, s.serial, s.pilot, s.offered_da, s.measured_da, s.requested_da, s.granted_da,
+            s.failsafe, errors, int(silent * 10), self.stats.frames_ok, self.stats.bad_frames,
+            s.e2e_drops, self.stats.answered, self.stats.broadcasts, int(now - self.started),
+            s.max_da, s.min_da, s.priority, s.failsafe_da,
+        )
+
+    def read(self, start: int, count: int, now: float) -> list[int] | None:
+        """Registers [start, start+count) of the plain or configuration block, or None (illegal address)."""
+        if count < 1 or count > 125:
+            return None
+        if start + count <= mm.PLAIN_COUNT:
+            return self.plain(now).registers()[start:start + count]
+        if mm.Cfg.UNLOCK <= start and start + count <= mm.Cfg.FAILSAFE_CURRENT + 1:
+            s = self.snapshot
+            cfg = [int(now < self.unlocked_until), s.max_da, s.min_da, s.priority, s.failsafe_da]
+            return cfg[start - mm.Cfg.UNLOCK:start - mm.Cfg.UNLOCK + count]
+        return None
+
+    def write(self, start: int, values: tuple[int, ...], now: float) -> int:
+        """Write registers; 0 on success, else a Modbus exception code."""
+        if not values or not (mm.Cfg.UNLOCK <= start and start + len(values) <= mm.Cfg.FAILSAFE_CURRENT + 1):
+            return rtu.ILLEGAL_ADDRESS  # plain registers and mailboxes are not written this way
+        pending = dict(zip(range(start, start + len(values)), values, strict=True))
+        if mm.Cfg.UNLOCK in pending:
+            code = pending.pop(mm.Cfg.UNLOCK)
+            if code == mm.UNLOCK_CODE:
+                self.unlocked_until = now + mm.UNLOCK_SECONDS
+                self.events.append(BusEvent("config-unlocked", f"for {mm.UNLOCK_SECONDS:.0f} s"))
+            elif code == 0:
+                self.unlocked_until = float("-inf")
+            else:
+                return rtu.ILLEGAL_VALUE
+        if not pending:
+            return 0
+        if now >= self.unlocked_until:
+            self.events.append(BusEvent("config-refused", "configuration write while locked"))
+            return rtu.ILLEGAL_ADDRESS
+        s = self.snapshot
+        new = {mm.Cfg.MAX: s.max_da, mm.Cfg.MIN: s.min_da, mm.Cfg.PRIORITY: s.priority,
+               mm.Cfg.FAILSAFE_CURRENT: s.failsafe_da}
+        new.update({mm.Cfg(k): v for k, v in pending.items()})
+        if not (60 <= new[mm.Cfg.MIN] <= new[mm.Cfg.MAX] <= 800 and new[mm.Cfg.PRIORITY] <= 255
+                and (new[mm.Cfg.FAILSAFE_CURRENT] == 0 or 60 <= new[mm.Cfg.FAILSAFE_CURRENT] <= 800)):
+            return rtu.ILLEGAL_VALUE
+        for k, v in pending.items():
+            self.config_writes.append((k, v))
+        self.events.append(BusEvent("config-written", ", ".join(f"{mm.Cfg(k).name.lower()}={v}" for k, v in pending.items())))
+        s.max_da, s.min_da = new[mm.Cfg.MAX], new[mm.Cfg.MIN]
+        s.priority, s.failsafe_da = new[mm.Cfg.PRIORITY], new[mm.Cfg.FAILSAFE_CURRENT]
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# the serial edge
+
+
+def open_serial(port: str, baud: int) -> serial.Serial:
+    try:
+        return serial.Serial(port, baud, timeout=0, write_timeout=1.0)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise UserError(f"cannot open {port}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass
+class _Stats:
+    server: ServerStats
+
+    def as_dict(self) -> dict[str, int]:
+        return self.server.as_dict()
+
+
+class ModbusServantTransport:
+    """A servant on a serial port, shaped like ``CanTransport`` for ``Runtime``."""
+
+    bus_off = False
+
+    def __init__(self, port: serial.Serial, address: int, baud: int, failsafe_timeout: float = 1.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.port = port
+        self.baud = baud
+        self.clock = clock
+        self.gap = rtu.gap_time(baud)
+        self.server = ModbusServer(address, clock(), failsafe_timeout)
+        self.stats = _Stats(self.server.stats)
+        self.refresh: Callable[[Snapshot, float], None] | None = None  # fills the plain registers
+        self._last_rx = 0.0
+        self._fd = port.fileno()
+
+    def send(self, offset: int, data: bytes) -> bool:
+        if len(data) != FRAME_LENGTH:
+            return False
+        self.server.queue(offset, data)
+        return True
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        deadline = self.clock() + max(0.0, timeout)
+        while True:
+            if self.server.inbound:
+                offset, data = self.server.inbound.popleft()
+                return RxFrame(offset, data, self.clock(), offset)
+            now = self.clock()
+            wait = deadline - now
+            if self.server.parser.buf:
+                wait = min(wait, max(0.0, self._last_rx + self.gap - now))
+            if wait <= 0 and not (self.server.parser.buf and now < self._last_rx + self.gap):
+                if self.server.parser.buf and now >= self._last_rx + self.gap:
+                    self.server.idle()
+                if now >= deadline:
+                    return None
+            ready, _, _ = select.select([self._fd], [], [], max(0.0, wait))
+            if not ready:
+                if self.server.parser.buf and self.clock() >= self._last_rx + self.gap:
+                    self.server.idle()
+                if self.clock() >= deadline:
+                    return None
+                continue
+            try:
+                data = os.read(self._fd, 4096)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self.server.events.append(BusEvent("recv-failed", str(exc)))
+                time.sleep(min(0.01, max(0.0, deadline - self.clock())))
+                continue
+            now = self.clock()
+            self._last_rx = now
+            if self.refresh is not None:
+                self.refresh(self.server.snapshot, now)
+            for reply in self.server.feed(data, now):
+                # the master needs 3.5 characters of silence after its request before we talk
+                pause = self._last_rx + self.gap - self.clock()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    self.port.write(reply)
+                except (serial.SerialException, OSError) as exc:
+                    self.server.events.append(BusEvent("send-failed", str(exc)))
+
+    def drain_events(self) -> list[BusEvent]:
+        out, self.server.events = self.server.events, []
+        return out
+
+    def shutdown(self) -> None:
+        try:
+            self.port.close()
+        except (serial.SerialException, OSError):
+            pass
+
+
+# ---------------------------------------------------------------------------
+# the command
+
+
+class _Watched:
+    """Wraps the hardware so the plain registers can show its last reading."""
+
+    def __init__(self, inner: EvseHardware) -> None:
+        self.inner = inner
+        self.pilot = PilotState.A
+        self.measured: int | None = None
+
+    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
+        self.inner.apply(offer_da, ev_stopped, now)
+
+    def read(self, now: float) -> tuple[PilotState, int | None]:
+        self.pilot, self.measured = self.inner.read(now)
+        return self.pilot, self.measured
+
+
+class FileControlledHardware:
+    """Bench hardware whose pilot state is read from a file (one letter, A-F) on every tick.
+
+    Lets a test or a demo plug and unplug a car without a car: ``echo C > ev3``.
+    The simulated meter follows the offer at once while the car charges.
+    """
+
+    def __init__(self, path: str, log: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.offer_da = 0
+        self.ev_stopped = False
+        self.log = log
+        self._pilot = PilotState.A
+
+    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
+        if self.log is not None and (offer_da, ev_stopped) != (self.offer_da, self.ev_stopped):
+            self.log(f"{now:.3f} pilot: offer {offer_da / 10:.1f} A" + (" EV STOPPED" if ev_stopped else ""))
+        self.offer_da, self.ev_stopped = offer_da, ev_stopped
+
+    def read(self, now: float) -> tuple[PilotState, int | None]:
+        try:
+            with open(self.path, encoding="ascii") as f:
+                text = f.read().strip().upper()[:1]
+            self._pilot = PilotState[text] if text else PilotState.A
+        except (OSError, KeyError, UnicodeDecodeError):
+            pass  # keep the last good reading
+        charging = self._pilot.charging and not self.ev_stopped
+        return self._pilot, (self.offer_da if charging else 0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The Modbus options of `busshare servant`, added next to the CAN ones."""
+    g = p.add_argument_group("Modbus RTU (instead of CAN)")
+    g.add_argument("--modbus", metavar="PORT", default=None, help="serial port of the RS-485 line (e.g. /dev/ttyUSB0)")
+    g.add_argument("--baud", type=int, default=19200, help="Modbus baud rate (default 19200)")
+    g.add_argument("--pilot-file", metavar="FILE", default=None,
+                   help="bench: read the pilot state (one letter A-F) from FILE every tick; the meter follows "
+                   "the offer (for demos and tests)")
+
+
+def run_modbus_servant(args: argparse.Namespace) -> int:
+    """`busshare servant --modbus PORT --address N`: the servant as a Modbus RTU server."""
+    from ..commands._common import printer
+    from ..commands.servant import build_hardware, default_serial
+    from ..config import ServantConfig
+    from ..runtime import Runtime
+    from ..servant import Servant
+    from .modbus_map import modbus_timing
+
+    if not 1 <= args.address <= 62:
+        raise UserError(f"--address {args.address}: a servant address is 1-62")
+    from ..commands._common import amps_to_da
+
+    timing = modbus_timing(args.baud)
+    max_da = amps_to_da(args.max, "--max")
+    serial_no = default_serial(args.address) if args.serial is None else args.serial
+    pilot_file = getattr(args, "pilot_file", None)
+    has_meter = args.ev == "sim" or args.meter is not None or pilot_file is not None
+    config = ServantConfig(
+        address=args.address, min_da=amps_to_da(args.min, "--min"), max_da=max_da, priority=args.priority,
+        failsafe_da=amps_to_da(args.failsafe, "--failsafe"), serial=serial_no, has_meter=has_meter,
+    )
+    clock = time.monotonic
+    now = clock()
+    transport = ModbusServantTransport(open_serial(args.modbus, args.baud), args.address, args.baud,
+                                       timing.failsafe_timeout, clock)
+    inner: EvseHardware = FileControlledHardware(pilot_file) if pilot_file else build_hardware(args, max_da, now)
+    hardware = _Watched(inner)
+    node = Servant(config, timing, now)
+
+    def refresh(s: Snapshot, t: float) -> None:
+        s.pilot, s.measured_da = int(hardware.pilot), hardware.measured
+        s.offered_da = int(node.offer_da)
+        s.failsafe = bool(node.in_failsafe)
+        s.ev_stopped = bool(node.ev_stopped)
+        s.requested_da = int(getattr(node, "requested_da", 0) or 0)
+        s.granted_da = int(getattr(node, "limit_da", 0) or 0)
+        s.fault = hardware.pilot in (PilotState.E, PilotState.F)
+        s.e2e_drops = runtime.stats.rejected
+
+    snap = transport.server.snapshot
+    snap.serial, snap.max_da, snap.min_da = serial_no, config.max_da, config.min_da
+    snap.priority, snap.failsafe_da = config.priority, config.failsafe_da
+    transport.refresh = refresh
+    skip = frozenset({"pilot"}) if args.ev == "bench" and not pilot_file else frozenset()
+    emit = printer(args.json, now, skip=skip)
+    emit({"t": now, "event": "started", "address": args.address,
+          "detail": f"servant {args.address} serial {serial_no:#x} max {max_da / 10:.1f} A failsafe "
+                    f"{config.failsafe_da / 10:.1f} A on Modbus {args.modbus} at {args.baud} baud "
+                    f"(failsafe timeout {timing.failsafe_timeout:.2f} s)"})
+    runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,  # type: ignore[arg-type]
+                      status_interval=args.status_interval, tick_period=timing.tick_period)
+    runtime.run(duration=args.duration)
+    return 0
