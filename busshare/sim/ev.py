@@ -66,7 +66,7 @@ class SimEvse:
     __slots__ = (
         "meter", "rng", "profile", "plugged", "full", "offer_da", "stopped", "draw_da", "t",
         "energy_wh", "session_wh", "drop_at", "ramp_at", "taper_at", "_max_da", "_floor_da",
-        "over_since", "cutoff_at",
+        "over_since", "tolerance_da",
     )
 
     def __init__(self, meter: bool = True, rng: random.Random | None = None, now: float = 0.0) -> None:
@@ -86,8 +86,8 @@ class SimEvse:
         self.taper_at = INF  # its own next taper step (or full)
         self._max_da = 0
         self._floor_da = 0
-        self.over_since = INF  # non-compliant car: since when it draws above the offer
-        self.cutoff_at = INF
+        self.over_since = INF  # since when the car draws more than offer + tolerance (contactor open: 0)
+        self.tolerance_da = 0  # the servant's overdraw tolerance, for ``over_since``
 
     # -- EvseHardware -------------------------------------------------------
 
@@ -211,7 +211,11 @@ class SimEvse:
 
     def _set_draw(self, da: int, now: float) -> None:
         self.draw_da = max(0, da)
-        if self.draw_da > self.offer_da or (self.stopped and self.draw_da):
+        self._track_over(now)
+
+    def _track_over(self, now: float) -> None:
+        cap = 0 if self.stopped else self.offer_da + self.tolerance_da
+        if self.draw_da > cap:
             if self.over_since == INF:
                 self.over_since = now
         else:
@@ -229,11 +233,9 @@ class SimEvse:
         if self.draw_da > limit:
             if p.compliant and self.drop_at == INF:
                 self.drop_at = now + self.rng.uniform(p.reaction_min_s, p.reaction_max_s)
-            if self.over_since == INF:
-                self.over_since = now
         else:
             self.drop_at = INF
-            self.over_since = INF
+        self._track_over(now)
         target = self._target()
         if target > self.draw_da:
             if self.ramp_at == INF:

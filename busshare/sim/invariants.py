@@ -1,0 +1,287 @@
+"""The safety and service promises, checked at every simulated step.
+
+Every bound here is derived from the configured timing; none is tuned to make
+a run pass.  The checks (names as reported):
+
+``rule1-offered``  sum over every live servant process (twins and crashed
+                   processes whose pilot still offers included) of the offered
+                   current <= limit, at every instant.
+``rule7-local-max`` every pilot offer <= that EVSE's configured maximum.
+``drawn``          sum of currents actually drawn <= limit, counting a
+                   non-compliant car only up to what its pilot offers.
+``ev-cutoff``      a non-compliant car drawing more than offer + tolerance is
+                   cut off (draws 0) within reaction_allowance + tick_period.
+``rule4-failsafe`` a servant that accepted no valid master heartbeat for
+                   failsafe_timeout + tick_period (or tick_period after a
+                   ``leaving`` heartbeat, or since boot) offers at most its
+                   failsafe current, and stays there until a heartbeat comes.
+``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
+``waste``          with one master up, no fault and bus loss <= 1 %, capacity
+                   may not sit unused for longer than ``settle_s`` while a car
+                   wants more (tolerance: 1 A + 0.1 A per servant, rounding).
+``starvation``     under the same quiet conditions, with one priority class,
+                   no car waits (offer 0 while it wants current) longer than
+                   rotation_interval * ceil(N / K) + settle_s, N = cars
+                   wanting, K = cars that fit at their minimum.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..pilot import PilotState
+
+if TYPE_CHECKING:
+    from .procs import ServantProc
+    from .runner import Simulation
+
+INF = float("inf")
+MODEST_LOSS = 0.01
+
+
+@dataclass(frozen=True)
+class Violation:
+    t: float
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"t={self.t:.3f} s {self.check}: {self.detail}"
+
+
+class SimulationFailed(AssertionError):
+    """An invariant broke: carries the seed and the trace to reproduce it."""
+
+    def __init__(self, violation: Violation, seed: int, scenario: str, trace: list[str]) -> None:
+        self.violation = violation
+        self.seed = seed
+        self.scenario = scenario
+        self.trace = trace
+        lines = [
+            f"invariant violated: {violation}",
+            f"reproduce: busshare sim --scenario {scenario} --seed {seed}"
+            f"   (python: run_scenario(load_scenario({scenario!r}), seed={seed}))",
+            f"last {len(trace)} trace entries:",
+            *("  " + t for t in trace),
+        ]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers every check uses, computed once from the timing and installation."""
+
+    limit_da: int
+    failsafe_bound_s: float  # failsafe_timeout + tick_period
+    leaving_bound_s: float  # tick_period
+    cutoff_bound_s: float  # reaction_allowance + tick_period
+    settle_s: float
+    rotation_s: float
+    overdraw_tolerance_da: int
+    waste_slack_da: int
+
+
+def default_settle(timing: object) -> float:
+    """Worst honest time to reach full allocation after a disturbance.
+
+    A restarted master learns for up to failsafe_timeout + its silent-servant
+    margin; then a cut waits for the car's reaction (<= reaction_allowance) and
+    may be retried once after ack_timeout if a frame is lost; plus one second of
+    frame and tick latency.
+    """
+    fs = float(getattr(timing, "failsafe_timeout", 1.5))
+    margin = float(getattr(timing, "silent_margin", fs))
+    allowance = float(getattr(timing, "reaction_allowance", 5.0))
+    ack = float(getattr(timing, "ack_timeout", 1.0))
+    return fs + margin + allowance + ack + 1.0
+
+
+class Invariants:
+    def __init__(self, sim: Simulation, bounds: Bounds, single_priority: bool, max_min_da: int) -> None:
+        self.sim = sim
+        self.b = bounds
+        self.limit = bounds.limit_da
+        self.total_offered = 0
+        self.total_drawn = 0
+        self.peak_offered = 0
+        self.peak_drawn = 0
+        self.n_unmet = 0
+        self.waste_since = INF
+        self.waste_sched = INF
+        self.single_priority = single_priority
+        self.fit = max(1, bounds.limit_da // max(1, max_min_da))
+
+    # -- called after every change to a servant process's hardware --------------
+
+    def sync(self, p: ServantProc, t: float) -> None:
+        sim = self.sim
+        ev = p.evse
+        offer = ev.offer_da
+        draw = ev.draw_da
+        if ev.compliant:
+            counted = draw
+        else:
+            cap = 0 if ev.stopped else offer
+            counted = draw if draw < cap else cap
+        if offer != p.offer:
+            self.total_offered += offer - p.offer
+            p.offer = offer
+            if self.total_offered > self.peak_offered:
+                self.peak_offered = self.total_offered
+            if offer > p.cfg.max_da:
+                sim.fail(t, "rule7-local-max", f"{p.name} offers {offer / 10:.1f} A > its maximum {p.cfg.max_da / 10:.1f} A")
+            if self.total_offered > self.limit:
+                sim.fail(t, "rule1-offered", f"total offered {self.total_offered / 10:.1f} A > limit "
+                         f"{self.limit / 10:.1f} A ({sim.offers_text()})")
+            if t >= p.fs_deadline and offer > p.fs_da:
+                sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
+                         f"with no valid master heartbeat since t={p.last_hb:.3f}")
+        if counted != p.counted:
+            self.total_drawn += counted - p.counted
+            p.counted = counted
+            if self.total_drawn > self.peak_drawn:
+                self.peak_drawn = self.total_drawn
+            if self.total_drawn > self.limit:
+                sim.fail(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit {self.limit / 10:.1f} A "
+                         f"({sim.draws_text()})")
+        p.draw = draw
+        if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
+            p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
+            sim.schedule_check(p.cutoff_sched, "cutoff", p)
+        # service bookkeeping (waste, starvation)
+        wants = ev.wants_da
+        demand = wants if wants < p.cfg.max_da else p.cfg.max_da
+        eligible = p.alive and not p.twin and not ev.stopped and not sim.contested(p.address)
+        unmet = eligible and demand > offer
+        if unmet != p.unmet:
+            self.n_unmet += 1 if unmet else -1
+            p.unmet = unmet
+        waiting = eligible and demand > 0 and offer == 0
+        if waiting:
+            if p.waiting_since == INF:
+                p.waiting_since = t
+                self._arm_starvation(p, t)
+        else:
+            p.waiting_since = INF
+        if sim.quiet:
+            self.update_waste(t)
+
+    # -- waste ---------------------------------------------------------------------
+
+    def waste_now(self) -> str | None:
+        """Why capacity is wasted right now, or None."""
+        spare = self.limit - self.total_offered
+        slack = self.b.waste_slack_da
+        if self.n_unmet == 0 or spare < slack:
+            return None
+        for p in self.sim.servants:
+            if not p.unmet:
+                continue
+            wants = p.evse.wants_da
+            demand = min(wants, p.cfg.max_da)
+            if p.offer == 0:
+                if spare >= p.cfg.min_da:
+                    return (f"{spare / 10:.1f} A unused while {p.name} waits (wants {demand / 10:.1f} A, "
+                            f"min {p.cfg.min_da / 10:.1f} A)")
+            elif demand - p.offer >= slack:
+                return (f"{spare / 10:.1f} A unused while {p.name} gets {p.offer / 10:.1f} A "
+                        f"of the {demand / 10:.1f} A its car wants")
+        return None
+
+    def update_waste(self, t: float) -> None:
+        if not self.sim.checks_waste:
+            return
+        if self.waste_now() is None:
+            self.waste_since = INF
+            return
+        if self.waste_since == INF:
+            self.waste_since = t
+        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        if due < self.waste_sched or self.waste_sched <= t:
+            self.waste_sched = due
+            self.sim.schedule_check(due, "waste", None)
+
+    def check_waste(self, t: float) -> None:
+        self.waste_sched = INF
+        if not self.sim.quiet:
+            return
+        why = self.waste_now()
+        if why is None:
+            self.waste_since = INF
+            return
+        if self.waste_since == INF:
+            self.waste_since = t
+        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        if t + 1e-9 >= due:
+            self.sim.fail(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
+                          f"(settle bound {self.b.settle_s:.2f} s)")
+        self.waste_sched = due
+        self.sim.schedule_check(due, "waste", None)
+
+    # -- starvation -------------------------------------------------------------------
+
+    def starve_bound(self) -> float:
+        n = sum(1 for p in self.sim.servants if p.waiting_since < INF or (p.offer and p.evse.wants_da))
+        return self.b.rotation_s * math.ceil(max(1, n) / self.fit) + self.b.settle_s
+
+    def _arm_starvation(self, p: ServantProc, t: float) -> None:
+        if not self.sim.checks_starvation or not self.single_priority or self.b.rotation_s <= 0:
+            return
+        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        if due < p.starve_sched or p.starve_sched <= t:
+            p.starve_sched = due
+            self.sim.schedule_check(due, "starve", p)
+
+    def check_starvation(self, p: ServantProc, t: float) -> None:
+        p.starve_sched = INF
+        if p.waiting_since == INF or not self.sim.quiet:
+            return
+        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        if t + 1e-9 >= due:
+            self.sim.fail(t, "starvation", f"{p.name} has waited {t - p.waiting_since:.1f} s for current "
+                          f"(bound {self.starve_bound():.1f} s)")
+        p.starve_sched = due
+        self.sim.schedule_check(due, "starve", p)
+
+    def rearm_all(self, t: float) -> None:
+        """After the quiet conditions changed: re-evaluate waste and pending waits."""
+        if self.sim.quiet:
+            self.update_waste(t)
+            for p in self.sim.servants:
+                if p.waiting_since < INF:
+                    self._arm_starvation(p, t)
+
+    # -- rule 4 and the non-compliant car ----------------------------------------------
+
+    def check_failsafe(self, p: ServantProc, t: float) -> None:
+        p.fs_check_sched = INF
+        if p.fs_deadline > t + 1e-9:
+            if p.fs_deadline < INF:
+                p.fs_check_sched = p.fs_deadline
+                self.sim.schedule_check(p.fs_deadline, "failsafe", p)
+            return
+        if p.evse.offer_da > p.fs_da:
+            self.sim.fail(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
+                          f"{p.fs_da / 10:.1f} A at t={t:.3f}; last valid master heartbeat at t={p.last_hb:.3f}")
+
+    def check_cutoff(self, p: ServantProc, t: float) -> None:
+        p.cutoff_sched = INF
+        ev = p.evse
+        if ev.compliant or ev.over_since == INF:
+            return
+        due = ev.over_since + self.b.cutoff_bound_s
+        cap = 0 if ev.stopped else ev.offer_da
+        if t + 1e-9 >= due:
+            if ev.draw_da > cap + self.b.overdraw_tolerance_da:
+                self.sim.fail(t, "ev-cutoff", f"non-compliant car on {p.name} still draws {ev.draw_da / 10:.1f} A "
+                              f"over its {cap / 10:.1f} A offer since t={ev.over_since:.3f} (bound "
+                              f"{self.b.cutoff_bound_s:.2f} s)")
+            return
+        p.cutoff_sched = due
+        self.sim.schedule_check(due, "cutoff", p)
+
+
+def pilot_char(p: PilotState) -> str:
+    return p.name

@@ -1,0 +1,77 @@
+"""The simulator's view of each node process: the real node object plus what the bus and physics know.
+
+A *process* is one running instance of a node.  A servant process owns an
+EVSE (its pilot, contactor and meter, ``SimEvse``) which outlives the process:
+when the process crashes the pilot keeps offering its last current until the
+EVSE's hardware watchdog resets it (relay open, pilot off).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pilot import PilotState
+from .bus import Port
+from .ev import SimEvse
+
+INF = float("inf")
+
+
+class MasterProc:
+    __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive")
+    is_master = True
+
+    def __init__(self, name: str, node: Any, port: Port, master_id: int, epoch: int, now: float) -> None:
+        self.name = name
+        self.node = node
+        self.port = port
+        self.master_id = master_id
+        self.epoch = epoch
+        self.started = now
+        self.node_sched = INF
+        self.alive = True
+
+
+class ServantProc:
+    __slots__ = (
+        "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
+        "applied", "reading", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
+        "hb_fs", "hb_epoch", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
+        "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
+    )
+    is_master = False
+
+    def __init__(self, name: str, cfg: Any, evse: SimEvse, twin: bool = False) -> None:
+        self.name = name
+        self.address: int = cfg.address
+        self.cfg = cfg
+        self.node: Any = None  # the Servant object while the process runs
+        self.port: Port | None = None
+        self.evse = evse
+        self.alive = False
+        self.node_sched = INF
+        self.ev_sched = INF
+        self.applied: tuple[int, bool] = (0, False)  # what the process last applied to the EVSE
+        self.reading: tuple[PilotState, int | None] | None = None  # last reading handed to observe()
+        # physical state as last synchronised by the invariant checker
+        self.offer = 0
+        self.counted = 0  # drawn current counted against the limit
+        self.pilot = PilotState.A
+        self.draw = 0
+        # rule 4 bookkeeping, from the frames this process accepted
+        self.fs_da: int = cfg.failsafe_da  # the failsafe it must be at or below once the master is silent
+        self.grant_fs: int | None = None
+        self.grant_epoch: int | None = None
+        self.hb_fs: int | None = None
+        self.hb_epoch: int | None = None
+        self.fs_deadline = INF
+        self.fs_check_sched = INF
+        self.last_hb = -INF
+        self.in_failsafe = False
+        self.watchdog_at = INF
+        self.twin = twin
+        self.unmet = False
+        self.waiting_since = INF
+        self.starve_sched = INF
+        self.cutoff_sched = INF
+        self.booted = 0.0
