@@ -98,7 +98,7 @@ class Runtime:
         for ev in self.transport.drain_events():
             self._emit(now, ev.kind, None, ev.detail)
         if self.transport.bus_off and hasattr(self.node, "link_down"):
-            self._send(self.node.link_down(now), now)
+            self._step(self.node.link_down(now), now)
             if not self._link_was_down:
                 self._emit(now, "link-down", None, "bus-off: counting as no master")
             self._link_was_down = True
@@ -109,9 +109,8 @@ class Runtime:
             self._last_tick = now
             if self.hardware is not None and hasattr(self.node, "observe"):
                 pilot, measured = self.hardware.read(now)
-                self._send(self.node.observe(pilot, measured, now), now)
-            self._send(self.node.tick(now), now)
-        self._apply(now)
+                self._step(self.node.observe(pilot, measured, now), now)
+            self._step(self.node.tick(now), now)
         self._events(now)
         if self.status_interval:
             if self._next_status is None:
@@ -135,8 +134,12 @@ class Runtime:
         self.stats.accepted += 1
         if isinstance(got.message, Heartbeat):
             self.last_heartbeat = now
-        self._send(self.node.receive(got.message, now), now)
+        self._step(self.node.receive(got.message, now), now)
+
+    def _step(self, msgs: list[Message], now: float) -> None:
+        """After a state-machine call: the pilot first, then the frames (an ack follows the real change)."""
         self._apply(now)
+        self._send(msgs, now)
 
     def _send(self, msgs: list[Message], now: float) -> None:
         for msg in msgs:

@@ -1,0 +1,113 @@
+"""Real `busshare` processes for the multi-process and vcan tests, read through their --json output.
+
+Every wait polls for a condition with a generous timeout (shared, noisy
+machines); safety bounds are checked on the timestamps the nodes report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+
+
+def free_udp_port() -> int:
+    """A port of our own for udp_multicast, so parallel runs on one host never hear each other."""
+    return random.randrange(20000, 40000)
+
+
+class NodeProc:
+    """One `python -m busshare ...` process; its JSON lines are collected by a thread."""
+
+    def __init__(self, args: Sequence[str], name: str, cwd: Path | None = None) -> None:
+        self.name = name
+        self.args = [sys.executable, "-m", "busshare", *args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+        )
+        self.records: list[Record] = []
+        self.other: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._stderr: list[str] = []
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                with self._lock:
+                    self.other.append(line)
+                continue
+            with self._lock:
+                self.records.append(rec)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def snapshot(self) -> list[Record]:
+        with self._lock:
+            return list(self.records)
+
+    def wait_for(self, pred: Callable[[Record], bool], timeout: float = 30.0, after: int = 0) -> Record:
+        """The first record (from index ``after``) matching ``pred``; fails with context after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rec in self.snapshot()[after:]:
+                if pred(rec):
+                    return rec
+            if self.proc.poll() is not None and self._reader.is_alive() is False:
+                break
+            time.sleep(0.05)
+        tail = "\n".join(json.dumps(r) for r in self.snapshot()[-15:])
+        raise AssertionError(f"{self.name}: condition not met within {timeout} s; last records:\n{tail}\n"
+                             f"stderr:\n{self.stderr[-2000:]}")
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"{self.name} did not exit on SIGTERM within {timeout} s") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+        self._err_reader.join(5)
+
+
+def offer_of(rec: Record) -> float | None:
+    """The offered current a record reports (pilot changes and status lines), else None."""
+    if rec.get("event") in ("pilot", "status") and "offer_a" in rec:
+        return float(rec["offer_a"])
+    return None
