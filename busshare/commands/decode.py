@@ -1,0 +1,162 @@
+"""``busshare decode FILE|-``: explain a capture, frame by frame or as a whole (``--summary``)."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from ..canid import IdScheme
+from ..decode import (
+    CaptureDecoder,
+    JsonLines,
+    Record,
+    TextLines,
+    json_fast,
+    logreader_records,
+    read_chunks,
+    text_records,
+    totals_line,
+)
+from ..errors import UserError
+
+TEXT_SUFFIXES = (".log", ".txt", ".candump")
+READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _amps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a current in A: {text!r}") from None
+    if not 0 < value <= 1638.3:
+        raise argparse.ArgumentTypeError(f"limit {text} A out of range (0-1638.3 A)")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "decode",
+        help="decode a capture (.log .asc .blf .trc .csv, or candump text on stdin)",
+        description="Decode captured bus traffic with no configuration. Frames that are not the protocol's or "
+        "fail the E2E check are reported with their reason and counted, never fatal.",
+    )
+    p.add_argument("file", metavar="FILE|-", help="capture file, or - for candump text (-L or plain) on stdin")
+    p.add_argument("--summary", action="store_true", help="reconstruct the installation instead of listing frames")
+    p.add_argument("--json", action="store_true", help="JSON lines (one per frame, then totals or the summary)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
+    p.add_argument("--id-base", type=_int, default=0, help="first protocol CAN id (default 0x000)")
+    p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
+    p.add_argument("--limit", type=_amps, default=None, metavar="A",
+                   help="circuit limit to check against when the capture has no master heartbeat")
+    p.add_argument("--plot", metavar="FILE.png", help="draw each EVSE's offered and drawn current against the limit")
+    p.set_defaults(func=run)
+
+
+def _open_text(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _is_text(path: str) -> bool:
+    name = path[:-3] if path.endswith(".gz") else path
+    return path == "-" or name.lower().endswith(TEXT_SUFFIXES)
+
+
+def _records(path: str, stream: IO[bytes] | None) -> Iterator[Record]:
+    if stream is not None:
+        return text_records(stream)
+    return logreader_records(path)
+
+
+def _check_readable(path: str) -> IO[bytes] | None:
+    """Open text captures now, so that a missing file is one clear line; None for LogReader formats."""
+    if _is_text(path):
+        try:
+            stream = _open_text(path)
+            if path.endswith(".gz"):
+                stream.peek(1)  # type: ignore[attr-defined]
+        except (OSError, EOFError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise UserError(f"cannot read {path}: {why}") from None
+        return stream
+    if not os.path.exists(path):
+        raise UserError(f"cannot read {path}: no such file")
+    if not path.lower().endswith(READER_SUFFIXES) and not path.lower().endswith(tuple(s + ".gz" for s in READER_SUFFIXES)):
+        raise UserError(f"cannot read {path}: unknown capture format (use .log .asc .blf .trc .csv, or - for stdin)")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scheme = IdScheme(base=args.id_base, extended=args.extended)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    stream = _check_readable(args.file)
+    dec = CaptureDecoder(scheme)
+    out = sys.stdout
+    live = args.file == "-" and not sys.stdin.isatty() and not os.path.isfile("/dev/stdin")
+
+    if args.summary or args.plot:
+        from ..decode_summary import CaptureSummary, format_summary
+
+        summary = CaptureSummary(limit_da=None if args.limit is None else round(args.limit * 10))
+        for rec in _records(args.file, stream):
+            d = dec.feed(rec)
+            if d is not None:
+                summary.frame(d)
+        result = summary.result(dec, source=args.file)
+        if args.plot:
+            from ..plot import plot_timeline
+
+            plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}")
+        if args.summary:
+            if args.json:
+                out.write(json.dumps(result) + "\n")
+            else:
+                out.write(format_summary(result) + "\n")
+        else:
+            out.write(totals_line(dec.totals()) + "\n")
+    elif args.json and stream is not None:
+        binary = out.buffer if hasattr(out, "buffer") else None
+        if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
+            sink = io.BytesIO()
+            json_fast(read_chunks(stream), dec, sink)
+            out.write(sink.getvalue().decode())
+        else:
+            out.flush()
+            json_fast(read_chunks(stream), dec, binary, flush=live)
+        out.write(json.dumps({"totals": dec.totals()}) + "\n")
+    else:
+        sink_obj = JsonLines(out.write) if args.json else TextLines(out.write)
+        for rec in _records(args.file, stream):
+            d = dec.feed(rec)
+            if d is None:
+                sink_obj.unreadable(dec.unreadable[-1])
+            else:
+                sink_obj.frame(d)
+            if live:
+                out.flush()
+        if args.json:
+            out.write(json.dumps({"totals": dec.totals()}) + "\n")
+        else:
+            out.write(totals_line(dec.totals()) + "\n")
+    if stream is not None and stream is not sys.stdin.buffer:
+        stream.close()
+    out.flush()
+    return 1 if args.strict and dec.bad_total else 0
