@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import construct as c
 
-from .e2e import frame_crc
+from .e2e import crc8, frame_crc
 from .pilot import PilotState
 
 # ---------------------------------------------------------------------------
@@ -477,30 +477,34 @@ def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
 
 _new = object.__new__
 _set = object.__setattr__
-_u8 = struct.Struct("<B")
-_SETLIMIT = struct.Struct("<BBBHHB")
-_ACK = struct.Struct("<BBBHHB")
-_NACK = struct.Struct("<BBBBBHB")
-_RELEASE = struct.Struct("<BBHB3s")
-_REQUEST = struct.Struct("<BBHHBB")
-_JOIN = struct.Struct("<BBIH")
-_HB = struct.Struct("<BBBBBHB")  # crc head id epoch seq low16 high8
-_STATUS = struct.Struct("<BBHI")  # crc head low16 high32 of the 48-bit word
+# CRC after the data ID alone, per offset: the frame CRC resumes from it (one C call per frame).
+_CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(512))
+# Unpack the whole frame, skipping the CRC byte; every field is a small int (no 48-bit word).
+_SETLIMIT = struct.Struct("<xBBHHB")  # head txn limit failsafe epoch
+_ACK = struct.Struct("<xBBHHB")  # head txn applied measured how
+_NACK = struct.Struct("<xBBBBHB")  # head txn code reporter detail reserved
+_RELEASE = struct.Struct("<xBHB3s")  # head released reason reserved
+_REQUEST = struct.Struct("<xBHHBB")  # head requested min priority reserved
+_JOIN = struct.Struct("<xBIH")  # head serial max
+_HB = struct.Struct("<xBBBBHB")  # head id epoch seq, then the 24-bit word as low16 high8
+_STATUS = struct.Struct("<xBHHH")  # head, then the 48-bit word as bits 0-15, 16-31, 32-47
+# The same layouts for bytes 1..7, for encoding.
+_T_SETLIMIT = struct.Struct("<BBHHB")
+_T_ACK = struct.Struct("<BBHHB")
+_T_RELEASE = struct.Struct("<BHB3s")
+_T_REQUEST = struct.Struct("<BHHBB")
+_T_JOIN = struct.Struct("<BIH")
+_T_HB = struct.Struct("<BBBBHB")
+_T_STATUS = struct.Struct("<BHHH")
 _ACK_HOWS = tuple(AckHow)
-_NACK_CODES = {int(v): v for v in NackCode}
+_NACK_CODES = (None, *NackCode)  # indexed by code 1..7
 _REASONS = tuple(ReleaseReason)
 _PILOTS = tuple(PilotState)
-_FALSE_TRUE = (False, True)
-
-
-def _offer_ok(v: int) -> bool:
-    return v == 0 or MIN_OFFER_DA <= v <= MAX_EVSE_DA
-
-
-def _fast_obj(cls: type, fields: dict[str, Any]) -> Any:
-    obj: Any = _new(cls)
-    _set(obj, "__dict__", fields)
-    return obj
+_FLAGS = tuple((bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)) for f in range(16))
+# The fast path spells the offer range as literals (a global lookup per check costs).
+assert (MIN_OFFER_DA, MAX_EVSE_DA, _STATUS_UNKNOWN, _ACK_UNKNOWN) == (60, 800, 1023, 0xFFFF)
+assert [int(v) for v in _ACK_HOWS] == [0, 1, 2] and [int(v) for v in _REASONS] == [0, 1, 2, 3]
+assert [int(v) for v in NackCode] == list(range(1, 8)) and [int(v) for v in _PILOTS] == list(range(6))
 
 
 def _slow(offset: int, data: bytes) -> tuple[Message, int]:
@@ -512,125 +516,144 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
     """Decode 8 bytes received at ``offset`` (type << 6 | address).
 
     Returns (message, alive counter).  Raises FrameError, and nothing else,
-    for any input that is not a valid frame.
+    for any input that is not a valid frame.  Valid frames are decoded here
+    with ``struct`` and the dataclass is filled in without ``__init__`` (its
+    checks are repeated inline); anything else goes through ``spec_decode``.
     """
     if len(data) != 8 or not 0 <= offset < 512:
         return _slow(offset, data)
-    if data[0] != frame_crc(offset, data[1:]):
+    if data[0] != crc8(data[1:], _CRC_AFTER_ID[offset]):
         return _slow(offset, data)
     t = offset >> 6
     address = offset & 0x3F
-    head = data[1]
-    counter = head & 0x0F
-    flags = head >> 4
+    obj: Any
     if t == 6:  # STATUS, the commonest frame
-        _, _, low, high = _STATUS.unpack(data)
-        word = low | (high << 16)
-        pilot = word & 7
-        offered = (word >> 3) & 0x3FF
-        measured = (word >> 13) & 0x3FF
-        requested = (word >> 23) & 0x3FF
+        head, low, mid, high = _STATUS.unpack(data)
+        pilot = low & 7
+        offered = (low >> 3) & 0x3FF
+        requested = (mid >> 7) | ((high & 1) << 9)
         if (
-            not 1 <= address <= 62 or pilot > 5 or not _offer_ok(offered) or not _offer_ok(requested)
+            not 0 < address < 63 or pilot > 5 or (offered and not 60 <= offered <= 800)
+            or (requested and not 60 <= requested <= 800)
         ):
             return _slow(offset, data)
-        if measured > STATUS_MEASURED_MAX_DA:
-            measured = None
-        return _fast_obj(Status, {
-            "address": address, "serial_tag": word >> 33, "pilot": _PILOTS[pilot], "offered_da": offered,
-            "measured_da": measured, "requested_da": requested, "failsafe": _FALSE_TRUE[flags & 1],
-            "fault": _FALSE_TRUE[(flags >> 1) & 1], "ev_stopped": _FALSE_TRUE[(flags >> 2) & 1],
-            "conflict": _FALSE_TRUE[flags >> 3],
-        }), counter
+        measured = (low >> 13) | ((mid & 0x7F) << 3)
+        f = _FLAGS[head >> 4]
+        obj = _new(Status)
+        _set(obj, "__dict__", {
+            "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
+            "measured_da": None if measured == 1023 else measured, "requested_da": requested,
+            "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "conflict": f[3],
+        })
+        return obj, head & 15
     if t == 1:  # HEARTBEAT
-        _, _, master_id, epoch, seq, low, high = _HB.unpack(data)
-        word = low | (high << 16)
-        limit = word & 0x3FFF
-        failsafe = word >> 14
-        if address != 0 or flags & 8 or not _offer_ok(failsafe):
+        head, master_id, epoch, seq, low, high = _HB.unpack(data)
+        failsafe = (low >> 14) | (high << 2)
+        if address or head & 0x80 or (failsafe and not 60 <= failsafe <= 800):
             return _slow(offset, data)
-        return _fast_obj(Heartbeat, {
-            "master_id": master_id, "epoch": epoch, "seq": seq, "limit_da": limit, "failsafe_da": failsafe,
-            "leaving": _FALSE_TRUE[flags & 1], "learning": _FALSE_TRUE[(flags >> 1) & 1],
-            "conflict": _FALSE_TRUE[(flags >> 2) & 1],
-        }), counter
-    if flags and t != 7 or not 1 <= address <= 62:
+        f = _FLAGS[head >> 4]
+        obj = _new(Heartbeat)
+        _set(obj, "__dict__", {
+            "master_id": master_id, "epoch": epoch, "seq": seq, "limit_da": low & 0x3FFF, "failsafe_da": failsafe,
+            "leaving": f[0], "learning": f[1], "conflict": f[2],
+        })
+        return obj, head & 15
+    head = data[1]
+    if head > 15 and t != 7:  # flag bits are reserved in the other types
+        return _slow(offset, data)
+    if t == 3:  # NACK: the only type that may concern address 0 or 63
+        _, txn, code, reporter, detail, reserved = _NACK.unpack(data)
+        if reserved or reporter > 63 or not 0 < code < 8:
+            return _slow(offset, data)
+        obj = _new(Nack)
+        _set(obj, "__dict__", {
+            "address": address, "code": _NACK_CODES[code], "reporter": reporter, "txn": txn, "detail": detail
+        })
+        return obj, head
+    if not 0 < address < 63:
         return _slow(offset, data)
     if t == 0:
-        _, _, txn, limit, failsafe, epoch = _SETLIMIT.unpack(data)
-        if not _offer_ok(limit) or not _offer_ok(failsafe):
+        _, txn, limit, failsafe, epoch = _SETLIMIT.unpack(data)
+        if (limit and not 60 <= limit <= 800) or (failsafe and not 60 <= failsafe <= 800):
             return _slow(offset, data)
-        return _fast_obj(SetLimit, {
+        obj = _new(SetLimit)
+        _set(obj, "__dict__", {
             "address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch
-        }), counter
+        })
+        return obj, head
     if t == 2:
-        _, _, txn, applied, measured, how = _ACK.unpack(data)
-        if not _offer_ok(applied) or how > 2:
+        _, txn, applied, measured, how = _ACK.unpack(data)
+        if (applied and not 60 <= applied <= 800) or how > 2:
             return _slow(offset, data)
-        return _fast_obj(Ack, {
+        obj = _new(Ack)
+        _set(obj, "__dict__", {
             "address": address, "txn": txn, "applied_da": applied,
             "measured_da": None if measured == 0xFFFF else measured, "how": _ACK_HOWS[how],
-        }), counter
+        })
+        return obj, head
     if t == 5:
-        _, _, requested, min_da, priority, reserved = _REQUEST.unpack(data)
-        if reserved or not _offer_ok(requested) or not MIN_OFFER_DA <= min_da <= MAX_EVSE_DA:
+        _, requested, min_da, priority, reserved = _REQUEST.unpack(data)
+        if reserved or (requested and not 60 <= requested <= 800) or not 60 <= min_da <= 800:
             return _slow(offset, data)
-        return _fast_obj(Request, {
-            "address": address, "requested_da": requested, "min_da": min_da, "priority": priority
-        }), counter
+        obj = _new(Request)
+        _set(obj, "__dict__", {"address": address, "requested_da": requested, "min_da": min_da, "priority": priority})
+        return obj, head
     if t == 4:
-        _, _, released, reason, reserved = _RELEASE.unpack(data)
-        if reserved != b"\0\0\0" or reason > 3 or not _offer_ok(released):
+        _, released, reason, reserved = _RELEASE.unpack(data)
+        if reserved != b"\0\0\0" or reason > 3 or (released and not 60 <= released <= 800):
             return _slow(offset, data)
-        return _fast_obj(Release, {
-            "address": address, "released_da": released, "reason": _REASONS[reason]
-        }), counter
-    if t == 7:
-        _, _, serial, max_da = _JOIN.unpack(data)
-        if not MIN_OFFER_DA <= max_da <= MAX_EVSE_DA:
-            return _slow(offset, data)
-        return _fast_obj(Join, {"address": address, "serial": serial, "max_da": max_da, "version": flags}), counter
-    return _slow(offset, data)  # NACK is rare: take the spec path
+        obj = _new(Release)
+        _set(obj, "__dict__", {"address": address, "released_da": released, "reason": _REASONS[reason]})
+        return obj, head
+    # t == 7: JOIN, the flag nibble is the protocol version
+    _, serial, max_da = _JOIN.unpack(data)
+    if not 60 <= max_da <= 800:
+        return _slow(offset, data)
+    obj = _new(Join)
+    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> 4})
+    return obj, head & 15
 
 
 def encode(msg: Message, counter: int) -> bytes:
     """Encode a message with the given alive counter into its 8 bytes."""
     if not 0 <= counter <= 15:
         raise FrameError("range", f"counter {counter} out of range (0-15)")
-    t = msg.TYPE
-    if t is MsgType.STATUS:
-        assert isinstance(msg, Status)
+    if isinstance(msg, Status):
         measured = _STATUS_UNKNOWN if msg.measured_da is None else msg.measured_da
-        word = (
-            msg.pilot | (msg.offered_da << 3) | (measured << 13) | (msg.requested_da << 23)
-            | (msg.serial_tag << 33)
-        )
+        requested = msg.requested_da
+        # the 48-bit word as three 16-bit pieces: see the bit table in docs/PROTOCOL.md
+        low = msg.pilot | (msg.offered_da << 3) | ((measured & 7) << 13)
+        mid = ((measured >> 3) | (requested << 7)) & 0xFFFF
         flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
-        tail = _STATUS.pack(0, (flags << 4) | counter, word & 0xFFFF, word >> 16)[1:]
-    elif t is MsgType.HEARTBEAT:
-        assert isinstance(msg, Heartbeat)
-        word = msg.limit_da | (msg.failsafe_da << 14)
+        tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
+        offset = 0x180 | msg.address
+    elif isinstance(msg, Heartbeat):
+        failsafe = msg.failsafe_da
         flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
-        tail = _HB.pack(0, (flags << 4) | counter, msg.master_id, msg.epoch, msg.seq, word & 0xFFFF, word >> 16)[1:]
-    elif t is MsgType.SET_LIMIT:
-        assert isinstance(msg, SetLimit)
-        tail = _SETLIMIT.pack(0, counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)[1:]
-    elif t is MsgType.ACK:
-        assert isinstance(msg, Ack)
+        tail = _T_HB.pack(
+            (flags << 4) | counter, msg.master_id, msg.epoch, msg.seq,
+            (msg.limit_da | (failsafe << 14)) & 0xFFFF, failsafe >> 2,
+        )
+        offset = 0x040
+    elif isinstance(msg, SetLimit):
+        tail = _T_SETLIMIT.pack(counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)
+        offset = msg.address
+    elif isinstance(msg, Ack):
         measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
-        tail = _ACK.pack(0, counter, msg.txn, msg.applied_da, measured, msg.how)[1:]
-    elif t is MsgType.REQUEST:
-        assert isinstance(msg, Request)
-        tail = _REQUEST.pack(0, counter, msg.requested_da, msg.min_da, msg.priority, 0)[1:]
-    elif t is MsgType.RELEASE:
-        assert isinstance(msg, Release)
-        tail = _RELEASE.pack(0, counter, msg.released_da, msg.reason, b"")[1:]
-    elif t is MsgType.JOIN:
-        assert isinstance(msg, Join)
-        tail = _JOIN.pack(0, (msg.version << 4) | counter, msg.serial, msg.max_da)[1:]
+        tail = _T_ACK.pack(counter, msg.txn, msg.applied_da, measured, msg.how)
+        offset = 0x080 | msg.address
+    elif isinstance(msg, Request):
+        tail = _T_REQUEST.pack(counter, msg.requested_da, msg.min_da, msg.priority, 0)
+        offset = 0x140 | msg.address
+    elif isinstance(msg, Release):
+        tail = _T_RELEASE.pack(counter, msg.released_da, msg.reason, b"")
+        offset = 0x100 | msg.address
+    elif isinstance(msg, Join):
+        tail = _T_JOIN.pack((msg.version << 4) | counter, msg.serial, msg.max_da)
+        offset = 0x1C0 | msg.address
     else:
         return spec_encode(msg, counter)
-    return _u8.pack(frame_crc(offset_of(msg), tail)) + tail
+    return bytes((crc8(tail, _CRC_AFTER_ID[offset]),)) + tail
 
 
 # ---------------------------------------------------------------------------
