@@ -162,7 +162,6 @@ class ModbusServer:
         if pdu.device != self.address:
             self.stats.for_others += 1
             return None
-        self.last_master = now
         reply = self._serve(pdu, now)
         self.stats.answered += 1
         if reply[1] & 0x80:
@@ -208,6 +207,7 @@ class ModbusServer:
                 ack, frames = mm.unpack_inbox(pdu.values)
             except ValueError:
                 return rtu.exception_response(dev, fc, rtu.ILLEGAL_VALUE)
+            self.last_master = now  # only the master polls the mailbox (a tool reading registers is not it)
             for f in frames:
                 self.inbound.append(f)
                 self.stats.received += 1
