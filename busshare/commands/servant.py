@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 import zlib
+from dataclasses import replace
 from typing import Any
 
 from ..bench import BenchHardware
@@ -28,10 +29,14 @@ def add_parser(subparsers: Any) -> None:
         "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE/can.ini win if set).",
     )
     p.add_argument("--address", type=int, required=True, metavar="N", help="servant address, 1-62")
-    p.add_argument("--max", default="32", metavar="A", help="this EVSE's maximum current (default 32 A)")
-    p.add_argument("--min", default="6", metavar="A", help="lowest current its EV can use (default 6 A)")
-    p.add_argument("--failsafe", default="6", metavar="A", help="current when the master is silent (default 6 A)")
-    p.add_argument("--priority", type=int, default=0, help="higher is served first under shortage (0-255)")
+    p.add_argument("--config", default=None, metavar="SITE.toml",
+                   help="take this servant's settings and the timing from the installation's config "
+                   "(options given here still win)")
+    p.add_argument("--max", default=None, metavar="A", help="this EVSE's maximum current (default 32 A)")
+    p.add_argument("--min", default=None, metavar="A", help="lowest current its EV can use (default 6 A)")
+    p.add_argument("--failsafe", default=None, metavar="A",
+                   help="current when the master is silent (default 6 A; 0 = pause)")
+    p.add_argument("--priority", type=int, default=None, help="higher is served first under shortage (0-255)")
     p.add_argument("--serial", type=lambda s: int(s, 0), default=None, metavar="N",
                    help="unique unit serial (default: derived from host name and address)")
     p.add_argument("--ev", choices=("sim", "bench"), default="bench",
@@ -69,19 +74,30 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ServantConfig, Timing
+    from ..config import ServantConfig, Timing, load_config, validate_servant
     from ..servant import Servant
 
     if not 1 <= args.address <= 62:
         raise UserError(f"--address {args.address}: a servant address is 1-62")
-    max_da = amps_to_da(args.max, "--max")
-    serial = default_serial(args.address) if args.serial is None else args.serial
-    config = ServantConfig(
-        address=args.address, min_da=amps_to_da(args.min, "--min"), max_da=max_da, priority=args.priority,
-        failsafe_da=amps_to_da(args.failsafe, "--failsafe"), serial=serial,
+    base, timing = ServantConfig(args.address), Timing()
+    if args.config is not None:
+        site = load_config(args.config)
+        found = site.servant(args.address)
+        if found is None:
+            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
+        base, timing = found, site.timing
+    serial = args.serial if args.serial is not None else base.serial or default_serial(args.address)
+    config = replace(
+        base,
+        min_da=base.min_da if args.min is None else amps_to_da(args.min, "--min"),
+        max_da=base.max_da if args.max is None else amps_to_da(args.max, "--max"),
+        priority=base.priority if args.priority is None else args.priority,
+        failsafe_da=base.failsafe_da if args.failsafe is None else amps_to_da(args.failsafe, "--failsafe"),
+        serial=serial,
         has_meter=args.ev == "sim" or args.meter is not None,
     )
-    timing = Timing()
+    validate_servant(config)
+    max_da = config.max_da
     ids = id_scheme_from(args)
     transport = CanTransport(open_bus(args), ids)
     clock = time.monotonic
