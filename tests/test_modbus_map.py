@@ -86,9 +86,20 @@ def test_wire_time_of_a_poll_is_its_bytes_and_two_gaps() -> None:
 
 @pytest.mark.parametrize("baud", [9600, 19200, 115200])
 def test_modbus_timing_covers_the_worst_stall_of_the_poll_loop(baud: int) -> None:
-    t = mm.modbus_timing(baud, servants=32)
+    t = mm.modbus_timing(baud, servants=32)  # validate_timing ran inside
     stall = 2 * (mm.poll_wire_time(baud, mm.MAILBOX_SLOTS) + mm.DEFAULT_REPLY_TIMEOUT)
     assert t.failsafe_timeout >= 1.5  # never shorter than on CAN, never looser than it needs
     assert t.failsafe_timeout >= 5 * t.heartbeat_period + stall
     assert t.status_period >= mm.cycle_wire_time(baud, 32) - 0.01
     assert t.tick_period == 0.05
+
+
+@pytest.mark.parametrize("baud", [9600, 19200, 115200])
+@pytest.mark.parametrize("servants", [1, 8, 32, 62])
+def test_master_side_timers_scale_with_the_poll_cycle(baud: int, servants: int) -> None:
+    t = mm.modbus_timing(baud, servants)
+    cycle = mm.cycle_wire_time(baud, servants)
+    assert t.servant_silent_after >= 3 * cycle  # a servant is not called silent while it waits for its poll
+    assert t.ack_timeout >= 2 * cycle  # a set-limit out on one poll, its ack back on the next
+    # the servant's failsafe does not depend on how many servants there are
+    assert t.failsafe_timeout == mm.modbus_timing(baud, 1).failsafe_timeout

@@ -266,22 +266,36 @@ def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_
 
     * heartbeat (a broadcast): every 0.2 s, or 0.4 s where a broadcast would
       take more than 10 % of the line (9600 baud);
-    * status period: one poll cycle of ``servants`` servants (a servant's status
-      reaches the master once per cycle however often it is made);
     * failsafe timeout: the CAN 1.5 s, or more where the line needs it: five
       heartbeat periods plus the longest the poll loop can hold a heartbeat
       back (a transaction that times out and its retry), rounded up to 0.5 s.
       Servants only need the baud rate: the heartbeat does not depend on the
-      number of servants.
+      number of servants;
+    * what scales with the poll cycle of ``servants`` servants: the status
+      period (a servant's status reaches the master once per cycle however
+      often it is made), the time after which the master calls a servant
+      silent (three cycles plus a stall) and the set-limit ack timeout (a
+      set-limit goes out on one poll, its ack comes back on the next).
     """
     import dataclasses
     import math
 
-    from ..config import Timing
+    from ..config import Timing, validate_timing
+
+    def up(x: float, step: float = 0.1) -> float:
+        return round(math.ceil(x / step - 1e-9) * step, 3)
 
     base = Timing()
     hb = max(base.heartbeat_period, heartbeat_period_for(baud))
     stall = 2 * (poll_wire_time(baud, MAILBOX_SLOTS) + reply_timeout)
-    failsafe = max(base.failsafe_timeout, math.ceil((5 * hb + stall) * 2) / 2)
-    status = max(base.status_period, round(cycle_wire_time(baud, servants), 2))
-    return dataclasses.replace(base, heartbeat_period=hb, failsafe_timeout=failsafe, status_period=status)
+    cycle = cycle_wire_time(baud, max(1, servants))
+    timing = dataclasses.replace(
+        base,
+        heartbeat_period=hb,
+        failsafe_timeout=max(base.failsafe_timeout, up(5 * hb + stall, 0.5)),
+        status_period=max(base.status_period, up(cycle)),
+        servant_silent_after=max(base.servant_silent_after, up(3 * cycle + stall)),
+        ack_timeout=max(base.ack_timeout, up(2 * cycle + stall)),
+    )
+    validate_timing(timing)
+    return timing
