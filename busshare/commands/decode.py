@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             from ..plot import plot_timeline
 
-            plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}")
+            plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}",
+                          t0=dec.first_t or 0.0)
         if args.summary:
             if args.json:
                 out.write(json.dumps(result) + "\n")
