@@ -229,7 +229,7 @@ class CaptureSummary:
         def rel(t: float) -> float:
             return round(t - t0, 3)
 
-        servants = []
+        servants: list[dict[str, Any]] = []
         for a in sorted(self.servants):
             s = self.servants[a]
             gaps = _gaps(s.status_intervals)
@@ -276,7 +276,7 @@ class CaptureSummary:
             "unreadable": dec.counts["unreadable"],
             "cuts_never_acked": unacked,
             "duplicate_addresses": [f.text for f in flags_by_kind.get("twin-servants", [])]
-            + [f"servant {s['address']} joined with serials {', '.join(map(str, s['join_serials']))}"
+            + [f"servant {s['address']} joined with serials {', '.join(str(x) for x in s['join_serials'])}"
                for s in servants if len(s["join_serials"]) > 1],
             "second_master": [f.text for f in flags_by_kind.get("two-masters", [])]
             + ([f"{len({k[0] for k in self.masters})} master ids heartbeating"]
