@@ -26,10 +26,17 @@ def add_parser(subparsers: Any) -> None:
                    help="boot epoch 0-255 (default: random, so servants see a reboot)")
     add_output_arguments(p)
     add_bus_arguments(p)
+    from ..transport.modbus_master import add_arguments as add_modbus_arguments
+
+    add_modbus_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "modbus", None):
+        from ..transport.modbus_master import run_modbus_master
+
+        return run_modbus_master(args)
     from ..config import load_config
     from ..errors import UserError
     from ..master import Master

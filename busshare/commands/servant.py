@@ -49,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="sim: random seed of the car's reactions")
     add_output_arguments(p)
     add_bus_arguments(p)
+    from ..transport.modbus_servant import add_arguments as add_modbus_arguments
+
+    add_modbus_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -74,6 +77,10 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "modbus", None):
+        from ..transport.modbus_servant import run_modbus_servant
+
+        return run_modbus_servant(args)
     from ..config import ServantConfig, Timing, load_config, validate_servant
     from ..servant import Servant
 

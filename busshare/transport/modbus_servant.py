@@ -452,26 +452,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_modbus_servant(args: argparse.Namespace) -> int:
     """`busshare servant --modbus PORT --address N`: the servant as a Modbus RTU server."""
-    from ..commands._common import printer
+    from dataclasses import replace
+
+    from ..commands._common import amps_to_da, printer
     from ..commands.servant import build_hardware, default_serial
-    from ..config import ServantConfig
+    from ..config import ServantConfig, load_config, validate_servant
     from ..runtime import Runtime
     from ..servant import Servant
     from .modbus_map import modbus_timing
 
     if not 1 <= args.address <= 62:
         raise UserError(f"--address {args.address}: a servant address is 1-62")
-    from ..commands._common import amps_to_da
-
-    timing = modbus_timing(args.baud)
-    max_da = amps_to_da(args.max, "--max")
-    serial_no = default_serial(args.address) if args.serial is None else args.serial
+    if args.baud <= 0:
+        raise UserError(f"--baud {args.baud}: must be positive")
+    timing = modbus_timing(args.baud)  # the line decides the timing: see docs/MODBUS.md
+    base = ServantConfig(args.address)
+    if getattr(args, "config", None) is not None:
+        found = load_config(args.config).servant(args.address)
+        if found is None:
+            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
+        base = found
+    serial_no = args.serial if args.serial is not None else base.serial or default_serial(args.address)
     pilot_file = getattr(args, "pilot_file", None)
-    has_meter = args.ev == "sim" or args.meter is not None or pilot_file is not None
-    config = ServantConfig(
-        address=args.address, min_da=amps_to_da(args.min, "--min"), max_da=max_da, priority=args.priority,
-        failsafe_da=amps_to_da(args.failsafe, "--failsafe"), serial=serial_no, has_meter=has_meter,
+
+    def opt(value: str | None, what: str, default: int) -> int:
+        return default if value is None else amps_to_da(value, what)
+
+    config = replace(
+        base,
+        min_da=opt(args.min, "--min", base.min_da),
+        max_da=opt(args.max, "--max", base.max_da),
+        priority=base.priority if args.priority is None else args.priority,
+        failsafe_da=opt(args.failsafe, "--failsafe", base.failsafe_da),
+        serial=serial_no,
+        has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None,
     )
+    validate_servant(config)
+    max_da = config.max_da
     clock = time.monotonic
     now = clock()
     transport = ModbusServantTransport(open_serial(args.modbus, args.baud), args.address, args.baud,
