@@ -193,7 +193,7 @@ class SimEvse:
             return self._max_da
         frac = max(0.0, remaining / taper_wh)
         level = self._floor_da + (self._max_da - self._floor_da) * frac
-        return max(self._floor_da, int(level // 10) * 10 + (10 if level % 10 else 0))
+        return max(self._floor_da, int(level // 10) * 10)
 
     def _target(self) -> int:
         if not self.plugged or self.full or self.stopped or self.offer_da == 0:
@@ -246,19 +246,19 @@ class SimEvse:
         if self.draw_da > 0:
             remaining = self._need_wh() - self.session_wh
             taper_wh = p.taper_kwh * 1000.0
-            wanted = self._wanted()
+            # the next moment its wish falls below what it draws now (1 A steps), or it is full
+            threshold = min(self._wanted(), -(-self.draw_da // 10) * 10)
+            span = self._max_da - self._floor_da
             if remaining <= 0:
                 at_wh = 0.0
             elif remaining > taper_wh:
-                at_wh = taper_wh
+                at_wh = taper_wh if threshold >= self._max_da or span <= 0 else (
+                    taper_wh * (threshold - self._floor_da) / span)
+            elif threshold > self._floor_da and span > 0:
+                at_wh = taper_wh * (threshold - self._floor_da) / span
             else:
-                next_level = wanted - 10
-                if next_level < self._floor_da:
-                    at_wh = 0.0
-                else:
-                    span = self._max_da - self._floor_da
-                    at_wh = taper_wh * (next_level - self._floor_da) / span if span > 0 else 0.0
+                at_wh = 0.0
             watts = self.draw_da * VOLTAGE_V / 10.0
-            self.taper_at = now + max(0.0, remaining - at_wh) * 3600.0 / watts + 1e-6
+            self.taper_at = now + max(0.0, remaining - at_wh) * 3600.0 / watts + 1e-3
         else:
             self.taper_at = INF

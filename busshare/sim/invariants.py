@@ -79,23 +79,31 @@ class Bounds:
     cutoff_bound_s: float  # reaction_allowance + tick_period
     settle_s: float
     rotation_s: float
-    overdraw_tolerance_da: int
     waste_slack_da: int
 
 
 def default_settle(timing: object) -> float:
-    """Worst honest time to reach full allocation after a disturbance.
+    """Longest honest time from a change in demand to full allocation, with the master up.
 
-    A restarted master learns for up to failsafe_timeout + its silent-servant
-    margin; then a cut waits for the car's reaction (<= reaction_allowance) and
-    may be retried once after ack_timeout if a frame is lost; plus one second of
-    frame and tick latency.
+    A cut waits for the car's reaction (<= reaction_allowance), may be retried
+    once after ack_timeout if a frame is lost, plus one second of frame and
+    tick latency.  Faults and master starts push the start of this window back
+    by the master's own documented recovery times (see ``recovery_after``).
     """
-    fs = float(getattr(timing, "failsafe_timeout", 1.5))
-    margin = float(getattr(timing, "silent_margin", fs))
     allowance = float(getattr(timing, "reaction_allowance", 5.0))
     ack = float(getattr(timing, "ack_timeout", 1.0))
-    return fs + margin + allowance + ack + 1.0
+    return allowance + ack + 1.0
+
+
+def recovery_after(timing: object, what: str) -> float:
+    """How long the master may take to be back to normal after ``what`` ('fault' or 'master-start')."""
+    fs = float(getattr(timing, "failsafe_timeout", 1.5))
+    allowance = float(getattr(timing, "reaction_allowance", 5.0))
+    margin = float(getattr(timing, "silent_margin", fs))
+    silent = float(getattr(timing, "silent_count_after", fs + allowance + margin))
+    if what == "master-start":
+        return float(getattr(timing, "learning_timeout", silent))
+    return silent
 
 
 class Invariants:
@@ -274,7 +282,7 @@ class Invariants:
         due = ev.over_since + self.b.cutoff_bound_s
         cap = 0 if ev.stopped else ev.offer_da
         if t + 1e-9 >= due:
-            if ev.draw_da > cap + self.b.overdraw_tolerance_da:
+            if ev.draw_da > cap + ev.tolerance_da:
                 self.sim.fail(t, "ev-cutoff", f"non-compliant car on {p.name} still draws {ev.draw_da / 10:.1f} A "
                               f"over its {cap / 10:.1f} A offer since t={ev.over_since:.3f} (bound "
                               f"{self.b.cutoff_bound_s:.2f} s)")

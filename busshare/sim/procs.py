@@ -35,7 +35,7 @@ class MasterProc:
 class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
-        "applied", "reading", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
+        "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_fs", "hb_epoch", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
         "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
     )
@@ -51,8 +51,10 @@ class ServantProc:
         self.alive = False
         self.node_sched = INF
         self.ev_sched = INF
-        self.applied: tuple[int, bool] = (0, False)  # what the process last applied to the EVSE
-        self.reading: tuple[PilotState, int | None] | None = None  # last reading handed to observe()
+        self.a_offer = -1  # what the process last applied to the EVSE
+        self.a_stop = False
+        self.r_pilot: PilotState | None = None  # the last reading handed to observe()
+        self.r_measured: int | None = None
         # physical state as last synchronised by the invariant checker
         self.offer = 0
         self.counted = 0  # drawn current counted against the limit

@@ -25,7 +25,15 @@ from ..timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
 from .clock import EventQueue
 from .ev import VOLTAGE_V, EvProfile, SimEvse
-from .invariants import MODEST_LOSS, Bounds, Invariants, SimulationFailed, Violation, default_settle
+from .invariants import (
+    MODEST_LOSS,
+    Bounds,
+    Invariants,
+    SimulationFailed,
+    Violation,
+    default_settle,
+    recovery_after,
+)
 from .procs import MasterProc, ServantProc
 from .scenario import CarPlan, FaultPlan, Scenario
 
@@ -124,7 +132,6 @@ class Simulation:
             self.bus.capture = _NullList()
         self.filter = scenario.filter
         tick = float(self.timing.tick_period)
-        self.tolerance_da = int(getattr(self.timing, "overdraw_tolerance_da", getattr(self.timing, "tolerance_da", 10)))
         self.bounds = Bounds(
             limit_da=self.config.limit_da,
             failsafe_bound_s=float(self.timing.failsafe_timeout) + tick,
@@ -132,7 +139,6 @@ class Simulation:
             cutoff_bound_s=float(self.timing.reaction_allowance) + tick,
             settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(self.timing),
             rotation_s=float(getattr(self.timing, "rotation_interval", 0.0) or 0.0),
-            overdraw_tolerance_da=self.tolerance_da,
             waste_slack_da=10 + len(self.config.servants),
         )
         priorities = {s.priority for s in self.config.servants}
@@ -283,6 +289,7 @@ class Simulation:
         self.masters.append(proc)
         self._mark(now, None, "master-start", f"{name} id {master_id} epoch {epoch}")
         self._master_after(proc, [], now)
+        self._disturb(now, "master-start")
         return proc
 
     def _stop_master(self, proc: MasterProc, now: float, graceful: bool) -> None:
@@ -299,6 +306,7 @@ class Simulation:
     def _add_servant(self, cfg: Any, twin: bool, now: float) -> ServantProc:
         evse = SimEvse(meter=bool(cfg.has_meter), rng=random.Random(f"busshare-sim:{self.seed}:ev:{len(self.servants)}"),
                        now=now)
+        evse.tolerance_da = int(getattr(cfg, "tolerance_da", 10))
         name = f"s{cfg.address}" + ("-twin" if twin else "")
         proc = ServantProc(name, cfg, evse, twin)
         self.servants.append(proc)
@@ -313,13 +321,15 @@ class Simulation:
         p.watchdog_at = INF
         accept = frozenset((0, p.address, 63)) if self.filter else None
         p.port = self.bus.attach(p.name, p.address, p, accept)
-        p.applied = (-1, False)
-        p.reading = None
+        p.a_offer = -1
+        p.a_stop = False
+        p.r_pilot = None
+        p.r_measured = None
         p.grant_fs = p.grant_epoch = p.hb_fs = p.hb_epoch = None
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
         self._arm_failsafe(p, now + self.bounds.failsafe_bound_s)
-        self._servant_after(p, [], now)
+        self._servant_after(p, [], now, True)
 
     def _kill_servant(self, p: ServantProc, now: float, hold_s: float | None) -> None:
         """The process dies; its pilot holds the last offer until the hardware watchdog resets it."""
@@ -384,6 +394,7 @@ class Simulation:
                 assert isinstance(msg, SetLimit)
                 proc.grant_fs = msg.failsafe_da
                 proc.grant_epoch = msg.epoch
+                proc.fs_da = self._failsafe_of(proc)
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
@@ -397,8 +408,12 @@ class Simulation:
             self._arm_failsafe(p, t + self.bounds.failsafe_bound_s)
 
     def _failsafe_of(self, p: ServantProc) -> int:
-        """The failsafe current a servant must fall to, from the frames it accepted (rule 4)."""
-        if p.grant_fs is not None and p.grant_epoch == p.hb_epoch:
+        """The failsafe current a servant must fall to, from the frames it accepted (rule 4).
+
+        The one sent with its last set-limit (from whichever master); without one, the
+        heartbeat's failsafe for servants without a grant; without either, its standalone one.
+        """
+        if p.grant_fs is not None:
             return p.grant_fs
         if p.hb_fs is not None:
             return p.hb_fs
@@ -424,26 +439,35 @@ class Simulation:
         else:
             self._node_resched(p)
 
-    def _servant_after(self, p: ServantProc, out: list[Message], t: float) -> None:
+    def _servant_after(self, p: ServantProc, out: list[Message], t: float, changed: bool = False) -> None:
+        """After any call into a servant: send, drive the EVSE, feed changed readings back, check."""
         node = p.node
         if out:
             self._send(p.port, out, t)
         evse = p.evse
         for _ in range(8):
-            applied = (node.offer_da, node.ev_stopped)
-            if applied != p.applied:
-                p.applied = applied
-                evse.apply(applied[0], applied[1], t)
-            reading = (evse.pilot(), evse.draw_da if evse.meter else None)
-            if reading == p.reading:
+            offer = node.offer_da
+            stopped = node.ev_stopped
+            if offer != p.a_offer or stopped != p.a_stop:
+                p.a_offer = offer
+                p.a_stop = stopped
+                evse.apply(offer, stopped, t)
+                changed = True
+            elif not changed:
+                break  # the hardware was not touched: its readings cannot have changed
+            pilot = evse.pilot()
+            measured = evse.draw_da if evse.meter else None
+            if pilot is p.r_pilot and measured == p.r_measured:
                 break
-            p.reading = reading
-            out = node.observe(reading[0], reading[1], t)
+            p.r_pilot = pilot
+            p.r_measured = measured
+            out = node.observe(pilot, measured, t)
             if out:
                 self._send(p.port, out, t)
-        self.inv.sync(p, t)
-        if self.record:
-            self._sample(p, t)
+        if changed:
+            self.inv.sync(p, t)
+            if self.record:
+                self._sample(p, t)
         fs = bool(node.in_failsafe)
         if fs != p.in_failsafe:
             p.in_failsafe = fs
@@ -479,7 +503,7 @@ class Simulation:
         p.ev_sched = INF
         if p.alive:
             p.evse.advance(t)
-            self._servant_after(p, [], t)
+            self._servant_after(p, [], t, True)
         else:
             p.evse.advance(t)
             self.inv.sync(p, t)
@@ -550,8 +574,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ quiet conditions
 
-    def _disturb(self, t: float) -> None:
-        self.quiet_since = t
+    def _disturb(self, t: float, recovery: str | None = None) -> None:
+        """Demand or topology changed at ``t``: the service checks restart their clocks."""
+        at = t + (recovery_after(self.timing, recovery) if recovery else 0.0)
+        if at > self.quiet_since:
+            self.quiet_since = at
         self._update_quiet(t)
 
     def _update_quiet(self, t: float) -> None:
@@ -590,7 +617,6 @@ class Simulation:
         t = self.now if t is None else t
         if p.evse.plugged:
             self.unplug(p, t)
-        p.evse.tolerance_da = self.tolerance_da
         p.evse.plug(profile, t)
         self._mark(t, p.address, "plug-in", f"{p.name}: car wants {profile.need_kwh:.1f} kWh, max "
                    f"{profile.max_a:.0f} A{'' if profile.compliant else ', NON-COMPLIANT'}")
@@ -610,7 +636,7 @@ class Simulation:
 
     def _hardware_changed(self, p: ServantProc, t: float) -> None:
         if p.alive:
-            self._servant_after(p, [], t)
+            self._servant_after(p, [], t, True)
         else:
             self.inv.sync(p, t)
             self._ev_resched(p)
@@ -648,41 +674,41 @@ class Simulation:
 
     def _fault_on(self, name: str, t: float) -> None:
         self.faults[name] = t
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def _fault_off(self, name: str, t: float) -> None:
         self.faults.pop(name, None)
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def master_crash(self, t: float | None = None) -> None:
         t = self.now if t is None else t
         if self.masters:
             self._stop_master(self.masters[0], t, graceful=False)
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def master_shutdown(self, t: float | None = None) -> None:
         t = self.now if t is None else t
         if self.masters:
             self._stop_master(self.masters[0], t, graceful=True)
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def master_restart(self, t: float | None = None) -> None:
         t = self.now if t is None else t
         if not any(m.master_id == self.config.master_id for m in self.masters):
             self._start_master(self.config.master_id, t)
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def second_master(self, t: float | None = None, master_id: int = 2, duration_s: float | None = None) -> None:
         t = self.now if t is None else t
         proc = self._start_master(master_id, t)
-        self._disturb(t)
+        self._disturb(t, "fault")
         if duration_s is not None:
             self.queue.push(t + duration_s, SCRIPT, self._end_second_master, proc)
 
     def _end_second_master(self, proc: MasterProc, t: float) -> None:
         if proc.alive:
             self._stop_master(proc, t, graceful=False)
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def servant_crash(self, p: ServantProc, t: float | None = None, hold_s: float | None = None,
                       duration_s: float | None = None) -> None:
@@ -736,14 +762,14 @@ class Simulation:
         before = BusFaults(**vars(self.bus.faults))
         self.bus.faults = BusFaults(**{**vars(before), **changes})
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
-        self._disturb(t)
+        self._disturb(t, "fault")
         if duration_s is not None:
             self.queue.push(t + duration_s, SCRIPT, self._bus_restore, before)
 
     def _bus_restore(self, before: BusFaults, t: float) -> None:
         self.bus.faults = before
         self._mark(t, None, "bus", "restored")
-        self._disturb(t)
+        self._disturb(t, "fault")
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:

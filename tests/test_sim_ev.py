@@ -1,0 +1,148 @@
+"""The simulated car behind an EVSE: it follows the pilot the way the standard allows, no better."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from busshare.hardware import EvseHardware
+from busshare.pilot import PilotState
+from busshare.sim.ev import INF, VOLTAGE_V, EvProfile, SimEvse
+
+
+def run_until(evse: SimEvse, t: float) -> list[tuple[float, int, PilotState]]:
+    """Advance through every change the car makes by itself up to ``t``; return (t, draw, pilot)."""
+    out = []
+    while evse.next_change() <= t:
+        at = evse.next_change()
+        evse.advance(at)
+        out.append((at, evse.draw_da, evse.pilot()))
+    evse.advance(t)
+    return out
+
+
+def test_implements_the_hardware_interface() -> None:
+    assert isinstance(SimEvse(), EvseHardware)
+
+
+def test_no_car_state_a_and_nothing_drawn() -> None:
+    evse = SimEvse()
+    evse.apply(320, False, 0.0)
+    assert evse.read(10.0) == (PilotState.A, 0)
+    assert evse.next_change() == INF
+
+
+def test_without_meter_reads_none() -> None:
+    evse = SimEvse(meter=False)
+    evse.plug(EvProfile(), 0.0)
+    assert evse.read(0.0) == (PilotState.B, None)
+
+
+def test_plugged_car_waits_in_b_until_offered_then_ramps_to_the_offer() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(start_delay_s=1.0, ramp_a_per_s=20, ramp_step_s=0.5), 0.0)
+    assert evse.read(5.0) == (PilotState.B, 0)
+    evse.apply(320, False, 5.0)
+    assert evse.pilot() is PilotState.C
+    steps = run_until(evse, 20.0)
+    assert steps[0] == (6.0, 100, PilotState.C)  # start delay, then the first 10 A step
+    assert [d for _, d, _ in steps] == [100, 200, 300, 320]
+    assert evse.read(20.0) == (PilotState.C, 320)
+
+
+def test_car_never_draws_more_than_it_can() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(max_a=16), 0.0)
+    evse.apply(640, False, 0.0)
+    run_until(evse, 30.0)
+    assert evse.draw_da == 160
+
+
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 5.0), st.floats(0.0, 5.0))
+@settings(max_examples=60)
+def test_compliant_car_follows_a_cut_within_its_reaction_delay(seed: int, a: float, b: float) -> None:
+    lo, hi = min(a, b), max(a, b)
+    evse = SimEvse(rng=random.Random(seed))
+    evse.plug(EvProfile(reaction_min_s=lo, reaction_max_s=hi), 0.0)
+    evse.apply(320, False, 0.0)
+    run_until(evse, 30.0)
+    assert evse.draw_da == 320
+    evse.apply(160, False, 30.0)
+    changes = run_until(evse, 60.0)
+    assert evse.draw_da == 160
+    drop = next(t for t, d, _ in changes if d <= 160)
+    assert 30.0 + lo <= drop <= 30.0 + hi + 1e-9
+
+
+def test_non_compliant_car_ignores_cuts_but_not_an_open_contactor() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(compliant=False), 0.0)
+    evse.apply(320, False, 0.0)
+    run_until(evse, 30.0)
+    evse.apply(60, False, 30.0)
+    run_until(evse, 100.0)
+    assert evse.draw_da == 320
+    assert evse.over_since == 30.0
+    evse.apply(60, True, 100.0)  # the servant opens the contactor
+    assert evse.draw_da == 0
+    assert evse.over_since == INF
+
+
+def test_power_reset_stops_the_draw_at_once() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(), 0.0)
+    evse.apply(320, False, 0.0)
+    run_until(evse, 30.0)
+    evse.power_reset(31.0)
+    assert (evse.draw_da, evse.offer_da) == (0, 0)
+
+
+def test_taper_then_full_returns_to_b_and_energy_is_counted_at_230_v() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(need_kwh=2.0, taper_kwh=0.5, taper_floor_a=6), 0.0)
+    evse.apply(320, False, 0.0)
+    changes = run_until(evse, 4 * 3600.0)
+    draws = [d for _, d, _ in changes]
+    assert max(draws) == 320
+    tail = draws[draws.index(320, 3):]
+    assert tail == sorted(tail, reverse=True)  # the taper only goes down
+    assert 60 in draws  # ... down to its floor
+    assert evse.full and evse.draw_da == 0 and evse.pilot() is PilotState.B
+    assert abs(evse.session_wh - 2000.0) < 1.0
+    assert VOLTAGE_V == 230.0
+
+
+def test_energy_integrates_current_times_voltage() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(need_kwh=100.0, start_delay_s=0.0, ramp_a_per_s=1000), 0.0)
+    evse.apply(100, False, 0.0)
+    run_until(evse, 1.0)
+    assert evse.draw_da == 100
+    e0 = evse.energy_wh
+    evse.advance(3601.0)
+    assert abs((evse.energy_wh - e0) - 10 * 230.0) < 1e-6  # 10 A for one hour at 230 V
+
+
+def test_unplug_stops_everything() -> None:
+    evse = SimEvse()
+    evse.plug(EvProfile(), 0.0)
+    evse.apply(320, False, 0.0)
+    run_until(evse, 30.0)
+    evse.unplug(31.0)
+    assert evse.read(31.0) == (PilotState.A, 0)
+    assert evse.next_change() == INF
+
+
+def test_same_seed_same_car() -> None:
+    def trace(seed: int) -> list[tuple[float, int, PilotState]]:
+        evse = SimEvse(rng=random.Random(seed))
+        evse.plug(EvProfile(), 0.0)
+        evse.apply(320, False, 0.0)
+        out = run_until(evse, 20.0)
+        evse.apply(60, False, 20.0)
+        return out + run_until(evse, 40.0)
+
+    assert trace(7) == trace(7)
+    assert trace(7) != trace(8)
