@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import can
 import pytest
 from frame_strategies import messages
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.canid import EXT_MAX, ID_SPAN, STD_MAX, IdScheme
@@ -63,6 +63,7 @@ def test_bad_bases_are_rejected_in_one_line(base: int, extended: bool) -> None:
     assert ("29-bit" if extended else "11-bit") in text
 
 
+@settings(deadline=None)
 @given(messages)
 def test_can_id_is_base_plus_offset(msg: Message) -> None:
     for scheme in (IdScheme(), IdScheme(0x600), IdScheme(0x1000, extended=True)):
@@ -139,6 +140,7 @@ def test_extended_filters(bus_pair: tuple[str, can.BusABC]) -> None:
         rx.shutdown()
 
 
+@settings(deadline=None)
 @given(st.integers(0, EXT_MAX))
 def test_extended_filter_mask_matches_offset(can_id: int) -> None:
     scheme = IdScheme(0x18DA0000, extended=True)

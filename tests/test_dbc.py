@@ -109,7 +109,7 @@ def assert_agrees(msg: Message, counter: int, data: bytes, decoded: dict[str, An
     assert set(decoded) == names  # no signal left unchecked
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(messages, counters)
 def test_cantools_decodes_every_field(msg: Message, counter: int) -> None:
     data = encode(msg, counter)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.e2e import (
@@ -60,11 +60,13 @@ def test_crcmod_init_pitfall() -> None:
     assert wrong(b"123456789") != 0x4B
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=64))
 def test_crc8_matches_reference(data: bytes) -> None:
     assert crc8(data) == reference_crc8(data)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 511), st.binary(min_size=7, max_size=7))
 def test_frame_crc_covers_data_id_low_byte_first(did: int, body: bytes) -> None:
     expected = reference_crc8(bytes((did & 0xFF, did >> 8)) + body)
@@ -90,6 +92,7 @@ def test_exactly_one_data_id_difference_is_invisible() -> None:
     assert invisible == [BLIND_DIFF]
 
 
+@settings(deadline=None)
 @given(st.integers(0, 511), st.integers(0, 511), st.binary(min_size=7, max_size=7))
 def test_other_data_ids_change_the_crc(a: int, b: int, body: bytes) -> None:
     """CRC-8 is linear: two data IDs collide for every body or for none."""
@@ -211,6 +214,7 @@ def test_default_max_delta() -> None:
     assert E2EChecker().max_delta == 3
 
 
+@settings(deadline=None)
 @given(st.integers(0, 15), st.integers(1, 14), st.integers(0, 15))
 def test_classification_depends_only_on_the_delta(last: int, max_delta: int, counter: int) -> None:
     checker = E2EChecker(max_delta=max_delta)
@@ -227,6 +231,7 @@ def test_classification_depends_only_on_the_delta(last: int, max_delta: int, cou
         assert status is E2EStatus.WRONG_SEQUENCE
 
 
+@settings(deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=100))
 def test_sender_and_checker_agree_under_loss(delivered: list[bool]) -> None:
     """The checker sees exactly how many frames of a sender's stream were lost (modulo 16)."""
@@ -253,6 +258,7 @@ def test_sender_and_checker_agree_under_loss(delivered: list[bool]) -> None:
         lost = 0
 
 
+@settings(deadline=None)
 @given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 15))
 def test_any_single_bit_flip_is_detected(master_id: int, epoch: int, seq: int, counter: int) -> None:
     msg = Heartbeat(master_id, epoch, seq, 640, 60)

@@ -112,6 +112,7 @@ def test_known_answer(msg: Message, counter: int, offset: int, hexdata: str) -> 
 
 @pytest.mark.parametrize("msg_type", list(MsgType))
 def test_fast_path_equals_spec_path(msg_type: MsgType) -> None:
+    @settings(deadline=None)
     @given(BY_TYPE[msg_type], counters)
     def check(msg: Message, counter: int) -> None:
         data = encode(msg, counter)
@@ -132,6 +133,7 @@ def test_fast_path_equals_spec_path(msg_type: MsgType) -> None:
     check()
 
 
+@settings(deadline=None)
 @given(messages, counters)
 def test_round_trip(msg: Message, counter: int) -> None:
     assert decode(offset_of(msg), encode(msg, counter)) == (msg, counter)
@@ -159,13 +161,13 @@ def _agree(offset: int, data: bytes) -> tuple[str, object]:
 offsets = st.one_of(st.integers(0, 511), st.integers(-(2**40), 2**40))
 
 
-@settings(max_examples=500)
+@settings(deadline=None, max_examples=500)
 @given(offsets, st.binary(max_size=16))
 def test_fuzz_random_bytes(offset: int, data: bytes) -> None:
     _agree(offset, data)
 
 
-@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 511), st.binary(min_size=7, max_size=7))
 def test_fuzz_random_bodies_with_valid_crc(offset: int, tail: bytes) -> None:
     """Past the CRC every field check must agree between the two paths."""
@@ -175,6 +177,7 @@ def test_fuzz_random_bodies_with_valid_crc(offset: int, tail: bytes) -> None:
         assert encode(msg, counter) == sealed(offset, tail)  # accepted frames are canonical
 
 
+@settings(deadline=None)
 @given(messages, counters, st.integers(0, 63), st.integers(0, 255))
 def test_fuzz_mutated_valid_frames(msg: Message, counter: int, index: int, value: int) -> None:
     data = bytearray(encode(msg, counter))
@@ -308,6 +311,7 @@ def test_arbitration_order_of_types() -> None:
 # --------------------------------------------------------------------------- CachedDecoder
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 511), st.binary(min_size=7, max_size=9)), max_size=30))
 def test_cached_decoder_behaves_like_decode(frames: list[tuple[int, bytes]]) -> None:
     cached = CachedDecoder(max_entries=8)
@@ -316,6 +320,7 @@ def test_cached_decoder_behaves_like_decode(frames: list[tuple[int, bytes]]) -> 
         assert _outcome(cached, offset, data) == _outcome(decode, offset, data)
 
 
+@settings(deadline=None)
 @given(messages, counters)
 def test_cached_decoder_returns_the_same_message(msg: Message, counter: int) -> None:
     cached = CachedDecoder()

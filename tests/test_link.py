@@ -6,7 +6,7 @@ import uuid
 
 import can
 from frame_strategies import messages
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.canid import IdScheme
@@ -27,6 +27,7 @@ def test_encode_advances_the_counter_per_stream() -> None:
     assert link.encode(STATUS)[0] == offset_of(STATUS)
 
 
+@settings(deadline=None)
 @given(st.lists(messages, min_size=1, max_size=40))
 def test_every_message_crosses_the_link(msgs: list[Message]) -> None:
     tx, rx = Link(), Link()
@@ -88,6 +89,7 @@ def test_malformed_frames_are_counted_by_kind() -> None:
     assert rx.dropped == 3
 
 
+@settings(deadline=None)
 @given(st.integers(-10, 600), st.binary(max_size=12))
 def test_garbage_never_raises(offset: int, data: bytes) -> None:
     rx = Link()

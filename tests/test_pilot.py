@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.pilot import (
@@ -75,11 +75,13 @@ def test_pilot_error_is_a_value_error() -> None:
     assert issubclass(PilotError, ValueError)
 
 
+@settings(deadline=None)
 @given(st.floats(MIN_CURRENT_A, 51.0) | st.floats(52.501, MAX_CURRENT_A))
 def test_current_round_trip(amps: float) -> None:
     assert math.isclose(current_for_duty(duty_for_current(amps)), amps, rel_tol=1e-9)
 
 
+@settings(deadline=None)
 @given(st.floats(51.0, 52.5, exclude_min=True))
 def test_between_the_band_formulas_the_car_reads_less(amps: float) -> None:
     """51-52.5 A: the upper formula gives a duty at or below 85 %, which the car reads with the lower one.
@@ -92,11 +94,13 @@ def test_between_the_band_formulas_the_car_reads_less(amps: float) -> None:
     assert 50.6 <= read < amps
 
 
+@settings(deadline=None)
 @given(st.floats(10.0, 96.0))
 def test_duty_round_trip(duty: float) -> None:
     assert math.isclose(duty_for_current(current_for_duty(duty)), duty, rel_tol=1e-9)
 
 
+@settings(deadline=None)
 @given(st.floats(MIN_CURRENT_A, MAX_CURRENT_A), st.floats(MIN_CURRENT_A, MAX_CURRENT_A))
 def test_duty_rises_with_current_within_a_band(a: float, b: float) -> None:
     lo, hi = sorted((a, b))
@@ -129,6 +133,7 @@ def test_clamp_current(amps: float, local_max: float, expected: float) -> None:
     assert clamp_da(int(amps * 10), int(local_max * 10)) == int(expected * 10)
 
 
+@settings(deadline=None)
 @given(st.integers(-1000, 2000), st.integers(0, 2000))
 def test_clamped_values_are_always_offerable(deci_amps: int, local_max_da: int) -> None:
     out = clamp_da(deci_amps, local_max_da)
@@ -137,6 +142,7 @@ def test_clamped_values_are_always_offerable(deci_amps: int, local_max_da: int) 
     duty_for_current(out / 10)  # never raises
 
 
+@settings(deadline=None)
 @given(st.floats(-100, 200), st.floats(0, 200))
 def test_clamped_currents_are_always_offerable(amps: float, local_max: float) -> None:
     out = clamp_current(amps, local_max)
