@@ -1,0 +1,194 @@
+"""``busshare check-config site.toml``: every problem of an installation file, one line each.
+
+``config.parse_config`` stops at the first problem, which is right for a
+program starting up; an installer fixing a file wants them all.  So the file
+is checked in parts (site, timing, each servant on its own, then the whole),
+each through the same validator, and every distinct problem is listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, ConfigError, parse_config
+from ..errors import UserError
+
+_GOOD_SERVANT = {"address": 1, "max_a": 6}  # a servant no site check can object to
+_ROOMY_SITE = {"limit_a": 1638}  # a site no servant check can object to
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "check-config",
+        help="validate an installation file and explain each problem",
+        description="Validate an installation TOML file: every problem on its own line (exit 1), "
+        "or what the installation is (exit 0).",
+    )
+    p.add_argument("config", metavar="site.toml")
+    p.add_argument("--json", action="store_true", help="one JSON object: ok, problems, and the installation")
+    p.set_defaults(func=run)
+
+
+def _problem(doc: dict[str, Any]) -> str | None:
+    try:
+        parse_config(_dump(doc))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    """Minimal TOML writer for the shapes a config has (tables of scalars, arrays of tables)."""
+    out: list[str] = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out.append(f"[{key}]")
+            out += [f"{k} = {_scalar(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            for item in value:
+                out.append(f"[[{key}]]")
+                out += [f"{k} = {_scalar(v)}" for k, v in item.items()]
+        else:
+            out.insert(0, f"{key} = {_scalar(value)}")
+    return "\n".join(out) + "\n"
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if v != v else ("inf" if v > 0 else "-inf")
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_scalar(x)}" for k, x in v.items()) + "}"
+    return json.dumps(str(v))
+
+
+def problems(text: str) -> list[str]:
+    """Every problem of a config file's text, one line each; [] when it is valid."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return [f"not valid TOML: {str(exc).splitlines()[0]}"]
+    found: list[str] = []
+
+    def add(p: str | None) -> None:
+        if p is not None and p not in found:
+            found.append(p)
+
+    extra = sorted(set(doc) - {"site", "timing", "servant"})
+    for key in extra:
+        add(f"config: unknown key {key!r} (known: servant, site, timing)")
+    site, timing, servants = doc.get("site", {}), doc.get("timing", {}), doc.get("servant", [])
+    add(_problem({"site": site, "servant": [_GOOD_SERVANT]}) if isinstance(site, dict) else "[site] must be a table")
+    if isinstance(timing, dict):
+        add(_problem({"site": _ROOMY_SITE, "timing": timing, "servant": [_GOOD_SERVANT]}))
+    else:
+        add("[timing] must be a table")
+    if not isinstance(servants, list):
+        add("servants are written as [[servant]] tables")
+        servants = []
+    for i, s in enumerate(servants):
+        p = _problem({"site": _ROOMY_SITE, "servant": [s]})
+        if p is not None:
+            add(p.replace("servant #1", f"servant #{i + 1}"))
+    addresses: dict[Any, int] = {}
+    for s in servants:
+        if isinstance(s, dict) and "address" in s:
+            addresses[s["address"]] = addresses.get(s["address"], 0) + 1
+    for address, n in addresses.items():
+        if n > 1:
+            add(f"servant {address}: duplicate address ({n} servants use it)")
+    if not found:
+        try:
+            parse_config(text)
+        except ConfigError as exc:
+            add(str(exc))
+    return found
+
+
+def explain(cfg: Config) -> dict[str, Any]:
+    """What a valid installation is, in the terms an installer checks."""
+    from ..busload import busload
+
+    n = len(cfg.servants)
+    failsafe_sum = sum(s.failsafe_da for s in cfg.servants)
+    min_sum = sum(s.min_da for s in cfg.servants)
+    notes = []
+    if min_sum > cfg.limit_da:
+        fit = cfg.limit_da // max(s.min_da for s in cfg.servants)
+        notes.append(f"the minimums sum to {min_sum / 10:.1f} A > limit: at most about {fit} cars charge at "
+                     "once, the others wait their turn (rotation)")
+    if all(s.failsafe_da == 0 for s in cfg.servants):
+        notes.append("every failsafe is 0 A: cars pause whenever the master is silent")
+    for s in cfg.servants:
+        if s.max_da > cfg.limit_da:
+            notes.append(f"servant {s.address}: max {s.max_da / 10:.1f} A is above the whole limit "
+                         f"(it never gets more than {cfg.limit_da / 10:.1f} A)")
+    load = busload(125000, n, heartbeat_period=cfg.timing.heartbeat_period, status_period=cfg.timing.status_period)
+    return {
+        "limit_a": cfg.limit_da / 10,
+        "breaker_a": cfg.breaker_a,
+        "master_id": cfg.master_id,
+        "servants": [
+            {"address": s.address, "min_a": s.min_da / 10, "max_a": s.max_da / 10, "failsafe_a": s.failsafe_da / 10,
+             "priority": s.priority, "meter": s.has_meter, "serial": s.serial or None}
+            for s in cfg.servants
+        ],
+        "failsafe_sum_a": failsafe_sum / 10,
+        "failsafe_within_s": round(cfg.timing.failsafe_timeout + cfg.timing.tick_period, 3),
+        "busload_125k_worst_percent": round(load.worst_percent, 2),
+        "notes": notes,
+    }
+
+
+def format_explanation(path: str, e: dict[str, Any]) -> str:
+    breaker = "" if e["breaker_a"] is None else f" (breaker {e['breaker_a']:g} A)"
+    lines = [
+        f"{path}: ok",
+        f"limit {e['limit_a']:.1f} A{breaker}, master id {e['master_id']}, {len(e['servants'])} servants",
+    ]
+    for s in e["servants"]:
+        meter = "meter" if s["meter"] else "no meter"
+        serial = "" if s["serial"] is None else f"  serial {s['serial']:#x}"
+        lines.append(f"  servant {s['address']:>2}: {s['min_a']:.1f}-{s['max_a']:.1f} A, failsafe {s['failsafe_a']:.1f} A, "
+                     f"priority {s['priority']}, {meter}{serial}")
+    lines.append(f"failsafe currents sum to {e['failsafe_sum_a']:.1f} A (<= limit {e['limit_a']:.1f} A); servants "
+                 f"fail safe within {e['failsafe_within_s']:g} s of the last heartbeat")
+    lines.append(f"CAN bus load at 125 kbit/s: {e['busload_125k_worst_percent']:.2f} % worst case")
+    lines += [f"note: {n}" for n in e["notes"]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.config
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UserError(f"cannot read {path}: {reason}") from None
+    found = problems(text)
+    if found:
+        if args.json:
+            print(json.dumps({"ok": False, "config": path, "problems": found}))
+        else:
+            for p in found:
+                print(f"{path}: {p}")
+            print(f"{path}: {len(found)} problem{'s' if len(found) > 1 else ''}")
+        return 1
+    e = explain(parse_config(text))
+    if args.json:
+        print(json.dumps({"ok": True, "config": path, "problems": [], **e}))
+    else:
+        print(format_explanation(path, e))
+    return 0
