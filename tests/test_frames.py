@@ -9,6 +9,7 @@ from frame_strategies import BY_TYPE, counters, messages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from busshare.canid import EXT_MAX, IdScheme
 from busshare.e2e import frame_crc
 from busshare.frames import (
     Ack,
@@ -162,9 +163,25 @@ offsets = st.one_of(st.integers(0, 511), st.integers(-(2**40), 2**40))
 
 
 @settings(deadline=None, max_examples=500)
-@given(offsets, st.binary(max_size=16))
+@given(offsets, st.binary(max_size=64))
 def test_fuzz_random_bytes(offset: int, data: bytes) -> None:
     _agree(offset, data)
+
+
+SCHEMES = (IdScheme(), IdScheme(0x600), IdScheme(0x18DA0000, extended=True))
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.integers(-1, EXT_MAX + 1) | st.sampled_from([0x183, 0x783, 0x18DA0183]), st.booleans(), st.binary(max_size=12))
+def test_fuzz_random_can_ids(can_id: int, extended: bool, data: bytes) -> None:
+    """From a raw (CAN ID, frame format, payload) to a message: a message or FrameError, nothing else."""
+    for scheme in SCHEMES:
+        try:
+            offset = scheme.require_offset(can_id, extended)
+        except FrameError as exc:
+            assert exc.kind == "type"
+            continue
+        _agree(offset, data)
 
 
 @settings(deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
