@@ -9,7 +9,7 @@ CAN).  Faults are drawn per receiver from the bus's own seeded generator:
 
 * ``loss``       the frame never reaches this receiver;
 * ``duplicate``  it arrives twice (a retransmission after an error frame);
-* ``corrupt``    1-3 random bits flipped in the 8 bytes this receiver gets;
+* ``corrupt``    1-2 random bits flipped in the 8 bytes this receiver gets;
 * partitions     a port can be deaf (hears nothing), mute (its frames reach no
                  one) or both, as with a broken or unplugged bus drop.
 
@@ -135,8 +135,15 @@ class SimBus:
 
 
 def flip_bits(data: bytes, rng: random.Random) -> bytes:
-    """Flip 1-3 distinct bits: CRC-8 SAE J1850 detects every such error in a frame this size."""
+    """Flip 1 or 2 distinct bits.
+
+    CRC-8 SAE J1850 over the 9 protected bytes has Hamming distance 3: it
+    detects every 1- and 2-bit error but misses about 0.5 % of 3-bit errors
+    (tests/test_sim_bus.py counts them).  On CAN the controller's own CRC-15
+    (distance 6) stops those first, so the bus model injects what the E2E layer
+    is specified to catch, and ``rule8-integrity`` holds it to that.
+    """
     buf = bytearray(data)
-    for bit in rng.sample(range(len(buf) * 8), rng.randint(1, 3)):
+    for bit in rng.sample(range(len(buf) * 8), rng.randint(1, 2)):
         buf[bit >> 3] ^= 1 << (bit & 7)
     return bytes(buf)

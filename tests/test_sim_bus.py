@@ -1,0 +1,184 @@
+"""The simulated bus: real bytes through real Links, faults drawn from a seeded generator."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from busshare.e2e import E2EStatus
+from busshare.frames import Heartbeat, SetLimit, Status
+from busshare.link import Link
+from busshare.pilot import PilotState
+from busshare.sim.bus import DELIVER, FRAME_BITS, BusFaults, SimBus, flip_bits
+from busshare.sim.clock import EventQueue
+
+
+def deliveries(q: EventQueue) -> list[tuple[float, str, int, bytes]]:
+    out = []
+    while q.heap:
+        t, _, kind, offset, targets = q.pop()
+        assert kind == DELIVER
+        out += [(t, port.name, offset, data) for port, data, _ in targets]
+    return out
+
+
+def make_bus(**faults: float) -> tuple[EventQueue, SimBus]:
+    q = EventQueue()
+    return q, SimBus(q, random.Random(1), BusFaults(**faults))  # type: ignore[arg-type]
+
+
+HB = Heartbeat(master_id=1, epoch=3, seq=9, limit_da=640, failsafe_da=60)
+
+
+def test_a_node_never_hears_its_own_frames_and_everyone_else_does() -> None:
+    q, bus = make_bus()
+    master = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    s2 = bus.attach("s2", 2, None)
+    offset, data = master.link.encode(HB)
+    bus.send(master, offset, data, 0.0)
+    got = deliveries(q)
+    assert sorted(name for _, name, _, _ in got) == ["s1", "s2"]
+    assert all(d == data for _, _, _, d in got)
+    offset, data = s1.link.encode(Status(1, 5, PilotState.C, 320, 300, 320))
+    bus.send(s1, offset, data, 1.0)
+    assert sorted(name for _, name, _, _ in deliveries(q)) == ["master", "s2"]
+    del s2
+
+
+def test_frames_take_their_transmission_time_and_queue_for_the_bus() -> None:
+    q, bus = make_bus(bitrate=125_000)
+    a = bus.attach("a", 0, None)
+    bus.attach("b", 1, None)
+    for _ in range(3):
+        bus.send(a, *a.link.encode(HB), 0.0)
+    times = [t for t, *_ in deliveries(q)]
+    frame = FRAME_BITS / 125_000
+    assert times == pytest.approx([frame, 2 * frame, 3 * frame])
+    assert [t for t, _, _ in bus.capture] == pytest.approx(times)
+
+
+def test_acceptance_filter_passes_only_the_listed_addresses() -> None:
+    q, bus = make_bus()
+    m = bus.attach("master", 0, None)
+    bus.attach("s1", 1, None, accept=frozenset({0, 1, 63}))
+    bus.send(m, *m.link.encode(SetLimit(2, 1, 320, 60, 0)), 0.0)
+    assert deliveries(q) == []
+    bus.send(m, *m.link.encode(SetLimit(1, 2, 320, 60, 0)), 0.0)
+    assert [n for _, n, _, _ in deliveries(q)] == ["s1"]
+
+
+def test_loss_drops_roughly_the_configured_share() -> None:
+    q, bus = make_bus(loss=0.25)
+    m = bus.attach("master", 0, None)
+    bus.attach("s1", 1, None)
+    for _ in range(4000):
+        bus.send(m, *m.link.encode(HB), 0.0)
+    got = len(deliveries(q))
+    assert 2700 < got < 3300
+    assert bus.lost == 4000 - got
+
+
+def test_duplicates_are_classified_repeated_and_dropped_by_the_real_link() -> None:
+    q, bus = make_bus(duplicate=1.0)
+    m = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    bus.send(m, *m.link.encode(HB), 0.0)
+    got = deliveries(q)
+    assert len(got) == 2 and got[0][3] == got[1][3]
+    first = s1.link.receive(got[0][2], got[0][3])
+    second = s1.link.receive(got[1][2], got[1][3])
+    assert first.accepted and not second.accepted
+    assert second.status is E2EStatus.REPEATED
+
+
+def test_corrupted_frames_never_pass_the_real_e2e_check() -> None:
+    q, bus = make_bus(corrupt=1.0)
+    m = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    sender = Link()
+    for i in range(2000):
+        msg = SetLimit(1, i & 0xFF, 60 + (i % 700), 60, i & 0xFF)
+        bus.send(m, *sender.encode(msg), float(i))
+    got = deliveries(q)
+    assert len(got) == 2000 and bus.corrupted == 2000
+    assert not any(s1.link.receive(offset, data).accepted for _, _, offset, data in got)
+
+
+def test_every_one_and_two_bit_error_is_detected_exhaustively() -> None:
+    """CRC-8 SAE J1850 with the data ID: every 1- or 2-bit flip of a frame fails the CRC (so flip_bits flips <= 2)."""
+    link = Link()
+    samples = [link.encode(HB), link.encode(Status(7, 0x1234, PilotState.C, 320, 315, 320)),
+               link.encode(SetLimit(5, 17, 320, 60, 7))]
+    from busshare.e2e import frame_crc
+
+    for offset, data in samples:
+        for n in (1, 2):
+            for bits in itertools.combinations(range(64), n):
+                buf = bytearray(data)
+                for b in bits:
+                    buf[b >> 3] ^= 1 << (b & 7)
+                assert frame_crc(offset, bytes(buf[1:])) != buf[0], (offset, bits)
+
+
+def test_some_three_bit_errors_slip_past_the_crc_which_is_why_the_bus_flips_at_most_two() -> None:
+    from busshare.e2e import frame_crc
+
+    offset, data = Link().encode(HB)
+    missed = 0
+    for bits in itertools.combinations(range(64), 3):
+        buf = bytearray(data)
+        for b in bits:
+            buf[b >> 3] ^= 1 << (b & 7)
+        missed += frame_crc(offset, bytes(buf[1:])) == buf[0]
+    assert 0 < missed < 41664 // 100  # Hamming distance 3: under 1 % of 3-bit errors pass
+
+
+def test_flip_bits_changes_one_or_two_bits() -> None:
+    rng = random.Random(5)
+    data = bytes(8)
+    counts = {sum(bin(b).count("1") for b in flip_bits(data, rng)) for _ in range(500)}
+    assert counts == {1, 2}
+
+
+def test_mute_port_reaches_nobody_and_is_not_on_the_wire() -> None:
+    q, bus = make_bus()
+    m = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    s1.mute = True
+    bus.send(s1, *s1.link.encode(Status(1, 5, PilotState.C, 320, 300, 320)), 0.0)
+    assert deliveries(q) == [] and bus.capture == []
+    del m
+
+
+def test_detached_port_gets_nothing() -> None:
+    q, bus = make_bus()
+    m = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    bus.detach(s1)
+    bus.send(m, *m.link.encode(HB), 0.0)
+    assert deliveries(q) == []
+
+
+def test_same_seed_same_faults() -> None:
+    def run(seed: int) -> list[tuple[float, str, int, bytes]]:
+        q = EventQueue()
+        bus = SimBus(q, random.Random(seed), BusFaults(loss=0.2, duplicate=0.1, corrupt=0.1))
+        m = bus.attach("master", 0, None)
+        bus.attach("s1", 1, None)
+        bus.attach("s2", 2, None)
+        for i in range(200):
+            bus.send(m, *m.link.encode(HB), i * 0.2)
+        return deliveries(q)
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_bad_fault_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="loss"):
+        BusFaults(loss=1.5)
+    with pytest.raises(ValueError, match="bitrate"):
+        BusFaults(bitrate=0)
