@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from busshare.canid import IdScheme
+from busshare.e2e import frame_crc
 from busshare.frames import (
     MESSAGE_TYPES,
     Ack,
     AckHow,
+    FrameError,
     Heartbeat,
     Join,
     Message,
@@ -236,3 +238,33 @@ def random_message(t: MsgType, rng: random.Random) -> Message:
     if t is MsgType.REQUEST:
         return Request(a, offer(), rng.randint(60, 800), rng.randint(0, 255))
     return Join(a, rng.getrandbits(32), rng.randint(60, 800), rng.randint(0, 15))
+
+
+# --------------------------------------------------------------------------- frames that must be rejected
+
+REJECT_BLOCK = re.compile(r"^```reject\n(.*?)^```", re.MULTILINE | re.DOTALL)
+REJECT_LINE = re.compile(r"id=(0x[0-9a-fA-F]+) data=((?:[0-9a-fA-F]{2} ?)*) reject=(\w+)")
+
+
+def rejects() -> list[tuple[int, bytes, str]]:
+    out = []
+    for block in REJECT_BLOCK.findall(DOC.read_text()):
+        for line in block.strip().splitlines():
+            m = REJECT_LINE.fullmatch(line.strip())
+            assert m, f"not 'id=0x... data=.. reject=kind': {line!r}"
+            out.append((int(m.group(1), 16), bytes.fromhex(m.group(2)), m.group(3)))
+    return out
+
+
+def test_doc_has_a_rejected_frame_for_every_check() -> None:
+    assert {kind for *_, kind in rejects()} >= {"length", "crc", "address", "reserved", "range", "enum"}
+
+
+@pytest.mark.parametrize(("can_id", "data", "kind"), rejects(), ids=lambda v: f"{v:#05x}" if isinstance(v, int) else None)
+def test_documented_rejection(can_id: int, data: bytes, kind: str) -> None:
+    offset = IdScheme().require_offset(can_id, False)
+    with pytest.raises(FrameError) as info:
+        decode(offset, data)
+    assert info.value.kind == kind
+    if kind != "crc" and len(data) == 8:  # the document says the CRC is right: the later check must be the reason
+        assert data[0] == frame_crc(offset, data[1:])
