@@ -54,13 +54,13 @@ def test_current_for_duty(duty: float, amps: float) -> None:
     assert math.isclose(current_for_duty(duty), amps, abs_tol=1e-9)
 
 
-@pytest.mark.parametrize("amps", [5.99, 1, -6, 80.01, 100, math.inf])
+@pytest.mark.parametrize("amps", [5.99, 1, -6, 80.01, 100, math.inf, math.nan])
 def test_currents_outside_the_bands_are_errors(amps: float) -> None:
     with pytest.raises(PilotError, match="6-80 A"):
         duty_for_current(amps)
 
 
-@pytest.mark.parametrize("duty", [0, 9.99, 96.01, 99.9, 100.01, 4.9, 5.1])
+@pytest.mark.parametrize("duty", [0, 9.99, 96.01, 99.9, 100.01, 4.9, 5.1, math.nan])
 def test_duties_outside_the_bands_are_errors(duty: float) -> None:
     with pytest.raises(PilotError, match="10-96 %"):
         current_for_duty(duty)
