@@ -20,10 +20,12 @@ class BenchHardware:
         pilot: PilotState = PilotState.C,
         measured_da: int | None = None,
         log: Callable[[str], None] = print,
+        origin: float = 0.0,
     ) -> None:
         self.pilot = pilot
         self.measured_da = measured_da
         self.log = log
+        self.origin = origin  # printed times are ``now - origin``
         self.offer_da: int | None = None
         self.ev_stopped = False
         self.changes = 0
@@ -35,7 +37,7 @@ class BenchHardware:
         self.changes += 1
         duty = duty_for_current(offer_da / 10) if not ev_stopped else 100.0
         stop = " EV STOPPED (contactor open)" if ev_stopped else ""
-        self.log(f"{now:.3f} pilot: offer {offer_da / 10:.1f} A, duty {duty:.1f} %{stop}")
+        self.log(f"{now - self.origin:9.3f} pilot: offer {offer_da / 10:.1f} A, duty {duty:.1f} %{stop}")
 
     def read(self, now: float) -> tuple[PilotState, int | None]:
         return self.pilot, self.measured_da

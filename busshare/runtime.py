@@ -98,7 +98,7 @@ class Runtime:
         for ev in self.transport.drain_events():
             self._emit(now, ev.kind, None, ev.detail)
         if self.transport.bus_off and hasattr(self.node, "link_down"):
-            self._step(self.node.link_down(now), now)
+            self._step(self.node.link_down(now) or [], now)  # some nodes return nothing here
             if not self._link_was_down:
                 self._emit(now, "link-down", None, "bus-off: counting as no master")
             self._link_was_down = True

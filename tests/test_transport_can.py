@@ -147,3 +147,26 @@ def test_open_bus_defaults_to_udp_multicast(monkeypatch: pytest.MonkeyPatch) -> 
         assert type(bus).__name__ == "UdpMulticastBus"
     finally:
         bus.shutdown()
+
+
+def test_own_frames_looped_back_are_not_heard(channel: str) -> None:
+    # udp_multicast loops datagrams back to the sender; virtual does it with receive_own_messages.
+    transport = CanTransport(can.Bus(interface="virtual", channel=channel, receive_own_messages=True),
+                             suppress_echo=True)
+    peer = can.Bus(interface="virtual", channel=channel)
+    link = Link()
+    offset, data = link.encode(Heartbeat(1, 2, 3, 800, 60))
+    transport.send(offset, data)
+    other = Link().encode(Heartbeat(9, 9, 9, 800, 60))[1]
+    peer.send(can.Message(arbitration_id=offset, data=other, is_extended_id=False))
+    got = recv_all(transport)
+    assert [f.data for f in got] == [other]  # type: ignore[attr-defined]
+    assert transport.stats.echoes == 1
+
+
+def test_udp_multicast_transport_drops_its_echo_by_default() -> None:
+    bus = can.Bus(interface="udp_multicast", port=47998)
+    try:
+        assert CanTransport(bus).suppress_echo
+    finally:
+        bus.shutdown()

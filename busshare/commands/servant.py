@@ -73,7 +73,7 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
     def log(line: str) -> None:
         print(line, file=log_out, flush=True)
 
-    return BenchHardware(PilotState[args.pilot], measured, log=log)
+    return BenchHardware(PilotState[args.pilot], measured, log=log, origin=now)
 
 
 def run(args: argparse.Namespace) -> int:

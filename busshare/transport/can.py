@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import errno
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import can
@@ -42,6 +42,8 @@ CAN_ERR_CRTL = 0x004
 CAN_ERR_BUSOFF = 0x040
 CAN_ERR_RESTARTED = 0x100
 
+_ECHO_WINDOW = 2.0  # s: how long a sent frame is remembered to recognise its echo
+_ECHO_MAX = 256
 _STATE_POLL_PERIOD = 0.25  # s between reads of ``bus.state`` (a driver call on some interfaces)
 
 
@@ -70,6 +72,7 @@ class TransportStats:
     foreign: int = 0  # frames outside the protocol's ids that got past the filter
     not_classic: int = 0  # remote, FD or wrong-length frames with one of our ids (handed on, the Link counts them)
     error_frames: int = 0
+    echoes: int = 0  # our own frames looped back (udp_multicast), dropped
     bus_off_entries: int = 0
     send_timeouts: int = 0
     send_errors: int = 0
@@ -90,6 +93,7 @@ class CanTransport:
         *,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         set_filters: bool = True,
+        suppress_echo: bool | None = None,
     ) -> None:
         self.bus = bus
         self.ids = ids or IdScheme()
@@ -99,6 +103,11 @@ class CanTransport:
         self.last_send_error: str | None = None
         self._events: list[BusEvent] = []
         self._next_state_poll = 0.0
+        # udp_multicast loops every datagram back to its sender: a node must not hear itself
+        # (a servant would take its own JOIN for a twin).  Frames we sent are remembered briefly
+        # and their echo dropped.
+        self.suppress_echo = type(bus).__name__ == "UdpMulticastBus" if suppress_echo is None else suppress_echo
+        self._sent_recently: deque[tuple[float, int, bytes]] = deque()
         # Filters go to the kernel or the hardware where the interface can do that (socketcan,
         # kvaser, vector, ...): error frames bypass them there.  Where python-can would only filter
         # in software, its filter would also drop error frames whose class bits fall outside our
@@ -135,7 +144,20 @@ class CanTransport:
                 self._set_bus_off(True, f"send: {exc}")
             return False
         self.stats.sent += 1
+        if self.suppress_echo:
+            now = time.monotonic()
+            self._sent_recently.append((now, offset, bytes(data)))
+            while self._sent_recently and (now - self._sent_recently[0][0] > _ECHO_WINDOW
+                                           or len(self._sent_recently) > _ECHO_MAX):
+                self._sent_recently.popleft()
         return True
+
+    def _is_echo(self, offset: int, data: bytes) -> bool:
+        for i, (_, off, sent) in enumerate(self._sent_recently):
+            if off == offset and sent == data:
+                del self._sent_recently[i]
+                return True
+        return False
 
     def _send_failed(self, kind: str, exc: BaseException) -> None:
         if kind == "timeout":
@@ -173,12 +195,16 @@ class CanTransport:
         if offset is None:
             self.stats.foreign += 1
             return None
+        data = bytes(msg.data)
+        if self._sent_recently and self._is_echo(offset, data):
+            self.stats.echoes += 1
+            return None
         self.stats.received += 1
         if msg.is_remote_frame or msg.is_fd or msg.dlc != FRAME_LENGTH:
             self.stats.not_classic += 1
         if self.bus_off:
             self._set_bus_off(False, "a frame was received")
-        return RxFrame(offset, bytes(msg.data), msg.timestamp, msg.arbitration_id)
+        return RxFrame(offset, data, msg.timestamp, msg.arbitration_id)
 
     def _error_frame(self, msg: can.Message) -> None:
         self.stats.error_frames += 1
