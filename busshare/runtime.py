@@ -76,7 +76,7 @@ class Runtime:
         self._stop = threading.Event()
         self._last_tick: float | None = None
         self._next_status: float | None = None
-        self._applied: tuple[int, bool] | None = None
+        self._applied: tuple[int, bool, bool] | None = None
         self._link_was_down = False
         self.started: float | None = None
 
@@ -155,11 +155,12 @@ class Runtime:
         offer = int(self.node.offer_da)
         stopped = bool(getattr(self.node, "ev_stopped", False))
         self.hardware.apply(offer, stopped, now)
-        if (offer, stopped) != self._applied:
-            self._applied = (offer, stopped)
-            rec = self._record(now, "pilot", None, f"offer {offer / 10:.1f} A" + (" EV stopped" if stopped else ""))
-            rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=bool(getattr(self.node, "in_failsafe", False)),
-                       last_heartbeat=self.last_heartbeat)
+        failsafe = bool(getattr(self.node, "in_failsafe", False))
+        if (offer, stopped, failsafe) != self._applied:
+            self._applied = (offer, stopped, failsafe)
+            rec = self._record(now, "offer", None, f"{offer / 10:.1f} A" + (" EV stopped" if stopped else "")
+                               + (" (failsafe)" if failsafe else ""))
+            rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat)
             self.on_record(rec)
 
     def _events(self, now: float) -> None:
@@ -236,6 +237,8 @@ class Runtime:
             self._events(now)
         if self.hardware is not None and hasattr(self.node, "offer_da"):
             self.hardware.apply(0, False, now)
-            self._emit(now, "pilot", None, "offer 0.0 A (shutdown)")
+            rec = self._record(now, "offer", None, "0.0 A (shutdown)")
+            rec.update(offer_a=0.0, ev_stopped=False, failsafe=False, last_heartbeat=self.last_heartbeat)
+            self.on_record(rec)
         self._emit(now, "stopped", None, "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v))
         self.transport.shutdown()

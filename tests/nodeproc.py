@@ -108,6 +108,6 @@ class NodeProc:
 
 def offer_of(rec: Record) -> float | None:
     """The offered current a record reports (pilot changes and status lines), else None."""
-    if rec.get("event") in ("pilot", "status") and "offer_a" in rec:
+    if rec.get("event") in ("offer", "status") and "offer_a" in rec:
         return float(rec["offer_a"])
     return None

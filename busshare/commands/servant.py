@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     now = clock()
     hardware = build_hardware(args, max_da, now)
     node = Servant(config, timing, now)
-    skip = frozenset({"pilot"}) if args.ev == "bench" else frozenset()
+    skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
     emit = printer(args.json, now, skip=skip)
     emit({"t": now, "event": "started", "address": args.address,
           "detail": f"servant {args.address} serial {serial:#x} max {max_da / 10:.1f} A "

@@ -1,0 +1,219 @@
+"""The runtime: real nodes on python-can's `virtual` bus, in one process, stepped on a virtual clock.
+
+``Runtime.pump(now)`` is the loop's body without the blocking wait, so these
+tests advance time themselves: no sleeps, and time bounds are exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+
+import can
+import pytest
+
+from busshare.bench import BenchHardware
+from busshare.config import parse_config
+from busshare.frames import Heartbeat
+from busshare.link import Link
+from busshare.master import Master
+from busshare.pilot import PilotState
+from busshare.runtime import Record, Runtime
+from busshare.servant import Servant
+from busshare.transport.can import CAN_ERR_BUSOFF, CanTransport
+
+SITE = """\
+[site]
+limit_a = 32
+breaker_a = 40
+
+[[servant]]
+address = 1
+max_a = 16
+
+[[servant]]
+address = 2
+max_a = 16
+
+[[servant]]
+address = 3
+max_a = 16
+"""
+CONFIG = parse_config(SITE)
+TIMING = CONFIG.timing
+STEP = TIMING.tick_period
+BOUND = TIMING.failsafe_timeout + TIMING.tick_period  # 1.55 s with the defaults
+_channels = itertools.count()
+
+
+@pytest.fixture
+def sites() -> Iterator[list[Site]]:
+    made: list[Site] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+class Site:
+    """A master and three bench servants (pilot C, meter reading 0 A) sharing one virtual channel."""
+
+    def __init__(self, with_master: bool = True) -> None:
+        self.channel = f"busshare-runtime-{next(_channels)}"
+        self.records: dict[str, list[Record]] = {}
+        self.t = 0.0
+        self.master: Runtime | None = None
+        if with_master:
+            self.master = self.runtime("master", Master(CONFIG, 0.0, epoch=5))
+        self.hw: dict[int, BenchHardware] = {}
+        self.servants: dict[int, Runtime] = {}
+        for sc in CONFIG.servants:
+            self.hw[sc.address] = BenchHardware(PilotState.C, 0, log=lambda line: None)
+            self.servants[sc.address] = self.runtime(str(sc.address), Servant(sc, TIMING, 0.0),
+                                                     self.hw[sc.address])
+
+    def runtime(self, name: str, node: object, hw: BenchHardware | None = None) -> Runtime:
+        self.records[name] = []
+        bus = can.Bus(interface="virtual", channel=self.channel)
+        return Runtime(node, CanTransport(bus), hardware=hw, on_record=self.records[name].append,  # type: ignore[arg-type]
+                       status_interval=1.0)
+
+    def bus(self) -> can.BusABC:
+        return can.Bus(interface="virtual", channel=self.channel)
+
+    def close(self) -> None:
+        for r in [self.master, *self.servants.values()]:
+            if r is not None:
+                r.transport.shutdown()
+
+    def run(self, seconds: float, runtimes: Iterable[Runtime] | None = None) -> None:
+        chosen = list(runtimes) if runtimes is not None else [r for r in [self.master, *self.servants.values()] if r]
+        end = self.t + seconds
+        while self.t < end - 1e-9:
+            self.t = round(self.t + STEP, 6)
+            for r in chosen:
+                r.pump(self.t)
+
+    def offers(self) -> dict[int, int]:
+        return {a: r.node.offer_da for a, r in self.servants.items()}  # type: ignore[attr-defined]
+
+    def pilot_records(self, address: int) -> list[Record]:
+        return [r for r in self.records[str(address)] if r["event"] == "offer"]
+
+
+def test_servants_hear_the_master_and_report_status(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(2.0)
+    for address, rt in site.servants.items():
+        assert rt.last_heartbeat is not None and site.t - rt.last_heartbeat <= TIMING.heartbeat_period
+        assert not rt.node.in_failsafe  # type: ignore[attr-defined]
+        status = [r for r in site.records[str(address)] if r["event"] == "status"]
+        assert status and status[-1]["heartbeat_age"] is not None
+    assert site.master is not None and site.master.stats.accepted > 0
+
+
+def test_a_silent_master_puts_every_servant_in_failsafe_within_the_bound(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    site.run(3.0, site.servants.values())  # the master stops: no shutdown, no leaving heartbeat
+    for address in site.servants:
+        entered = [r for r in site.pilot_records(address) if r["failsafe"]]
+        assert entered, f"servant {address} never failed safe"
+        rec = entered[0]
+        assert rec["offer_a"] * 10 <= CONFIG.servant(address).failsafe_da  # type: ignore[union-attr]
+        assert rec["t"] - rec["last_heartbeat"] <= BOUND + 1e-9
+
+
+def test_a_master_shutting_down_announces_it_and_servants_fail_safe_at_once(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    assert site.master is not None
+    site.master.shutdown(site.t)
+    t_leave = site.t
+    site.run(STEP, site.servants.values())
+    for address, rt in site.servants.items():
+        assert rt.node.in_failsafe, f"servant {address} ignored the leaving heartbeat"  # type: ignore[attr-defined]
+        entered = [r for r in site.pilot_records(address) if r["failsafe"]]
+        assert entered and entered[0]["t"] <= t_leave + STEP
+
+
+def test_bus_off_counts_as_hearing_no_master(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    victim = site.servants[2]
+    peer = site.bus()
+    peer.send(can.Message(arbitration_id=CAN_ERR_BUSOFF, is_error_frame=True, data=bytes(8)))
+    victim.pump(site.t + STEP)  # only the victim reads: in bus-off it hears nothing else
+    assert victim.transport.bus_off
+    assert victim.node.in_failsafe  # type: ignore[attr-defined]
+    kinds = [r["event"] for r in site.records["2"]]
+    assert "bus-off" in kinds and "link-down" in kinds
+    peer.shutdown()
+
+
+def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(2.0)
+    peer = site.bus()
+    good_offset, good = Link().encode(Heartbeat(1, 5, 200, 320, 60))
+    bad_crc = bytes([good[0] ^ 0xFF]) + good[1:]
+    peer.send(can.Message(arbitration_id=good_offset, data=bad_crc, is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=0x1FF, data=bytes(8), is_extended_id=False))  # JOIN from address 63
+    site.run(2.0)
+    for address, rt in site.servants.items():
+        assert rt.stats.rejected == 3
+        assert rt.stats.rejected_kinds == {"crc": 1, "length": 1, "address": 1}
+        reasons = [r["detail"].split("] ")[1] for r in site.records[str(address)] if r["event"] == "frame-rejected"]
+        assert [why.split(":")[0] for why in reasons] == ["crc", "length", "address"]
+        assert not rt.node.in_failsafe  # type: ignore[attr-defined]
+    peer.shutdown()
+
+
+def test_pilot_changes_reach_the_hardware(sites: list[Site]) -> None:
+    site = Site(with_master=False)
+    sites.append(site)
+    site.run(2.0)  # no master ever: standalone failsafe after the timeout
+    for address, hw in site.hw.items():
+        assert hw.offer_da == CONFIG.servant(address).failsafe_da  # type: ignore[union-attr]
+        assert site.pilot_records(address)[-1]["failsafe"]
+
+
+def test_run_in_real_time_stops_gracefully_and_the_master_leaves() -> None:
+    channel = f"busshare-runtime-{next(_channels)}"
+    rt = Runtime(Master(CONFIG, 0.0, epoch=9), CanTransport(can.Bus(interface="virtual", channel=channel)))
+    rt.node = Master(CONFIG, rt.clock(), epoch=9)
+    listener = can.Bus(interface="virtual", channel=channel)
+    th = threading.Thread(target=rt.run, kwargs={"handle_signals": False})
+    th.start()
+    assert listener.recv(10.0) is not None  # it heartbeats
+    rt.stop()
+    th.join(10)
+    assert not th.is_alive()
+    link, last = Link(), None
+    while (m := listener.recv(0.0)) is not None:
+        last = link.receive(m.arbitration_id, bytes(m.data)).message
+    assert isinstance(last, Heartbeat) and last.leaving
+    listener.shutdown()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_run_handles_signals_in_the_main_thread(signal_name: str) -> None:
+    import os
+    import signal
+
+    channel = f"busshare-runtime-{next(_channels)}"
+    rt = Runtime(Master(CONFIG, 0.0, epoch=9), CanTransport(can.Bus(interface="virtual", channel=channel)))
+    rt.node = Master(CONFIG, rt.clock(), epoch=9)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, signal_name)))
+    timer.start()
+    before = signal.getsignal(signal.SIGINT)
+    rt.run(duration=30.0)  # returns on the signal, long before the duration
+    timer.join()
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert rt.stats.sent > 0
