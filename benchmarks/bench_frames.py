@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames and rounds")
     args = parser.parse_args(argv)
-    n, rounds = (5_000, 3) if args.quick else (20_000, 5)
+    # many short rounds, best kept: a shared machine's bursts of load hit some rounds, not all
+    n, rounds = (5_000, 5) if args.quick else (10_000, 15)
     rng = random.Random(2026)
 
     rows: list[tuple[str, float]] = []
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     report("encode", rate(enc, n, rounds))
     report("decode, cold", rate(over(frames, decode), n, rounds))
     for t in (MsgType.STATUS, MsgType.HEARTBEAT, MsgType.SET_LIMIT, MsgType.ACK, MsgType.NACK):
-        _, typed = unique_frames(t, n // 4, rng)
+        _, typed = unique_frames(t, n, rng)
         report(f"  decode, cold, {t.name} only", rate(over(typed, decode), len(typed), rounds))
     traffic = bus_traffic(32, 60.0, rng)
     unique = len(set(traffic))
@@ -189,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
     report("construct compiled, whole frame (no checks)", rate(over(frames, construct_compiled), n, rounds))
     report("construct compiled, body only (no checks)", rate(over(frames, construct_body_only), n, rounds))
+    # the bit-level BitStructs (flag nibble, HEARTBEAT and STATUS words) dominate construct's time;
+    # a byte-aligned body alone shows construct's best case
+    _, set_limits = unique_frames(MsgType.SET_LIMIT, n // 4, rng)
+    report("  construct compiled, SET_LIMIT body only", rate(over(set_limits, construct_body_only), len(set_limits), rounds))
     try:
         import cantools
     except ImportError:
@@ -200,12 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     figures = dict(rows)
     cold, hot = figures["decode, cold"], figures["CachedDecoder, warm (hot path)"]
     print("\nratios (same run):")
-    print(f"  decode cold / {'struct.unpack':<33} {cold / figures[next(k for k in figures if k.startswith('struct'))]:6.2f}")
-    for k in (k for k in figures if k.startswith("construct")):
-        print(f"  decode cold / {k[:33]:<33} {cold / figures[k]:6.2f}")
-    if any(k.startswith("cantools") for k in figures):
-        print(f"  decode cold / {'cantools':<33} {cold / figures[next(k for k in figures if k.startswith('cantools'))]:6.2f}")
-    print(f"  {'hot path / decode cold':<47} {hot / cold:6.2f}")
+    for label, peer in [
+        ("decode cold / struct.unpack", "struct.unpack('<BBHI') (no checks, no objects)"),
+        ("decode cold / construct compiled, whole frame", "construct compiled, whole frame (no checks)"),
+        ("decode cold / construct compiled, body only", "construct compiled, body only (no checks)"),
+        ("decode cold / cantools", "cantools decode_message with dbc/busshare.dbc"),
+        ("hot path / decode cold", "decode, cold"),
+        ("hot path / cantools", "cantools decode_message with dbc/busshare.dbc"),
+    ]:
+        if peer in figures:
+            top = hot if label.startswith("hot") else cold
+            print(f"  {label:<46} {top / figures[peer]:8.2f}")
     verdict = "meets" if hot >= 1_000_000 else "MISSES"
     print(f"\nhot path {hot:,.0f} frames/s {verdict} the 1,000,000 frames/s target")
     return 0
