@@ -1,0 +1,232 @@
+"""``busshare sim [SCENARIO]``: a whole installation in virtual time, shown live, ending with its summary.
+
+The simulator (``busshare.sim``) never sleeps; this command paces it against
+the wall clock (``--speed``), draws the live view from its per-step hook, and
+writes the capture and the plot afterwards.  Exit 0 when no invariant broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any, TextIO
+
+from ..errors import UserError
+
+DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
+FRAME_S = 0.1  # live view refresh, wall-clock seconds
+PLAIN_EVERY_S = 10.0  # without a terminal: one line per this much simulated time
+LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc", ".csv")
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return float("inf")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("speed must be above 0 (1 = real time)")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sim",
+        help="simulate an installation (default: the built-in story) with a live view",
+        description="Run a master, its servants and simulated cars on a simulated CAN bus in virtual time, "
+        "show each EVSE live, and end with the summary. SCENARIO is a built-in name or a .toml file.",
+    )
+    p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="built-in name or .toml (default story)")
+    p.add_argument("--scenario", dest="scenario_opt", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--speed", type=_speed, default=DEFAULT_SPEED,
+                   help=f"simulated seconds per wall second: 1 = real time, max = as fast as possible "
+                        f"(default {DEFAULT_SPEED:g})")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--json", action="store_true", help="JSON lines: periodic states, then the summary")
+    p.add_argument("--log", metavar="FILE", help="write the bus traffic: .log (candump), .asc, .blf, .trc, .csv")
+    p.add_argument("--plot", metavar="FILE.png", help="timeline of each EVSE's offered and drawn current")
+    p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------
+# the live view
+
+
+def evse_states(sim: Any) -> list[dict[str, Any]]:
+    """What each EVSE does now, from the simulator's physical model."""
+    out = []
+    for p in sim.servants:
+        ev = p.evse
+        out.append({
+            "evse": p.name, "address": p.address, "alive": bool(p.alive), "pilot": ev.pilot().name,
+            "offered_a": ev.offer_da / 10, "drawn_a": ev.draw_da / 10,
+            "failsafe": bool(getattr(p, "in_failsafe", False)),
+        })
+    return out
+
+
+def state_record(sim: Any) -> dict[str, Any]:
+    evses = evse_states(sim)
+    return {
+        "t": round(sim.now, 3),
+        "limit_a": sim.config.limit_da / 10,
+        "total_offered_a": round(sum(e["offered_a"] for e in evses), 1),
+        "total_drawn_a": round(sum(e["drawn_a"] for e in evses), 1),
+        "master": "up" if any(m.alive for m in sim.masters) else "down",
+        "evses": evses,
+    }
+
+
+def _bar(value: float, limit: float, width: int) -> str:
+    filled = 0 if limit <= 0 else min(width, round(width * value / limit))
+    return "#" * filled + "." * (width - filled)
+
+
+def render(rec: dict[str, Any], width: int = 80) -> list[str]:
+    """The live view as lines: one per EVSE, then the total against the limit."""
+    limit = rec["limit_a"]
+    bar_w = max(10, min(40, width - 52))
+    lines = [f"t = {rec['t']:8.1f} s   master {rec['master']:<4}   limit {limit:.1f} A"]
+    for e in rec["evses"]:
+        flags = (" failsafe" if e["failsafe"] else "") + ("" if e["alive"] else " down")
+        lines.append(f"  {e['evse']:<4} pilot {e['pilot']}  offered {e['offered_a']:5.1f} A  drawn "
+                     f"{e['drawn_a']:5.1f} A  {_bar(e['offered_a'], limit, bar_w)}{flags}")
+    over = "  OVER" if rec["total_offered_a"] > limit else ""
+    lines.append(f"  total       offered {rec['total_offered_a']:5.1f} A  drawn {rec['total_drawn_a']:5.1f} A"
+                 f"  {_bar(rec['total_offered_a'], limit, bar_w)} / {limit:.1f} A{over}")
+    return lines
+
+
+def plain_line(rec: dict[str, Any]) -> str:
+    parts = " | ".join(f"{e['address']}: {e['pilot']} {e['offered_a']:.1f}/{e['drawn_a']:.1f}"
+                       + ("!" if e["failsafe"] else "") for e in rec["evses"])
+    return (f"t={rec['t']:7.1f} s  offered {rec['total_offered_a']:.1f} A drawn {rec['total_drawn_a']:.1f} A"
+            f" / limit {rec['limit_a']:.1f} A  master {rec['master']}  [{parts}]")
+
+
+class LiveView:
+    """Paces the simulation and shows it: redrawn in place on a terminal, periodic lines otherwise."""
+
+    def __init__(self, out: TextIO, speed: float, mode: str) -> None:
+        self.out = out
+        self.speed = speed
+        self.mode = mode  # tty | plain | json | none
+        self.start = time.monotonic()
+        self.next_draw = 0.0
+        self.next_plain = 0.0
+        self.drawn_lines = 0
+        self.width = shutil.get_terminal_size((100, 20)).columns
+
+    def __call__(self, sim: Any) -> None:
+        now = sim.now
+        if self.speed != float("inf"):
+            ahead = now / self.speed - (time.monotonic() - self.start)
+            if ahead > 0.002:
+                self.draw(sim)
+                time.sleep(ahead)
+        if self.mode == "tty":
+            wall = time.monotonic()
+            if wall >= self.next_draw:
+                self.next_draw = wall + FRAME_S
+                self.draw(sim)
+        elif self.mode in ("plain", "json") and now >= self.next_plain:
+            self.next_plain = (now // PLAIN_EVERY_S + 1) * PLAIN_EVERY_S
+            rec = state_record(sim)
+            self.out.write((json.dumps({"state": rec}) if self.mode == "json" else plain_line(rec)) + "\n")
+
+    def draw(self, sim: Any) -> None:
+        if self.mode != "tty":
+            return
+        lines = render(state_record(sim), self.width)
+        up = f"\x1b[{self.drawn_lines}F" if self.drawn_lines else ""
+        self.out.write(up + "".join(f"{line}\x1b[K\n" for line in lines))
+        self.out.flush()
+        self.drawn_lines = len(lines)
+
+
+# ---------------------------------------------------------------------------
+# outputs
+
+
+def write_capture(path: str, capture: list[tuple[float, int, bytes]], base: int = 0) -> None:
+    """The bus traffic through python-can's writers (format from the extension)."""
+    import can
+
+    if not path.lower().endswith(LOG_SUFFIXES):
+        raise UserError(f"--log {path}: use a .log (candump), .asc, .blf, .trc or .csv file name")
+    try:
+        with can.Logger(path) as logger:
+            for t, offset, data in capture:
+                logger.on_message_received(can.Message(timestamp=t, arbitration_id=base + offset,
+                                                       is_extended_id=False, data=data, channel="vcan0"))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def summary_dict(summary: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(summary)
+    d["violations"] = [str(v) for v in summary.violations]
+    for key in list(d):
+        if key.endswith("_da"):
+            d[key[:-3] + "_a"] = d.pop(key) / 10
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sim.invariants import SimulationFailed
+    from ..sim.runner import Simulation
+    from ..sim.scenario import load_scenario
+
+    name = args.scenario or args.scenario_opt or "story"
+    scenario = load_scenario(name)  # ScenarioError is a one-line ValueError
+    if args.duration is not None:
+        if not args.duration > 0:
+            raise UserError("--duration must be above 0 s")
+        scenario = dataclasses.replace(scenario, duration_s=args.duration)
+    if args.log and not args.log.lower().endswith(LOG_SUFFIXES):
+        raise UserError(f"--log {args.log}: use a .log (candump), .asc, .blf, .trc or .csv file name")
+    out = sys.stdout
+    if args.json:
+        mode = "json"
+    elif args.quiet:
+        mode = "none"
+    elif out.isatty() and os.environ.get("TERM") != "dumb":
+        mode = "tty"
+    else:
+        mode = "plain"
+    view = LiveView(out, args.speed, mode)
+    sim = Simulation(scenario, args.seed, record=bool(args.log or args.plot), stop_on_violation=True,
+                     on_step=view if mode != "none" or args.speed != float("inf") else None)
+    try:
+        sim.run_until(scenario.duration_s)
+    except SimulationFailed as exc:  # a violation the simulator could not continue past
+        out.write(f"{str(exc).splitlines()[0]}\n")
+    except KeyboardInterrupt:
+        out.write("\ninterrupted: summary so far\n")
+    if mode == "tty":
+        view.draw(sim)
+    result = sim.result()
+    if args.log:
+        write_capture(args.log, result.capture)
+    if args.plot:
+        from ..plot import plot_timeline
+
+        plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})")
+    if args.json:
+        out.write(json.dumps({"summary": summary_dict(result.summary)}) + "\n")
+    else:
+        out.write(result.summary.text() + "\n")
+        if args.log:
+            out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
+        if args.plot:
+            out.write(f"plot: {args.plot}\n")
+    return 1 if result.summary.violations else 0
