@@ -681,5 +681,5 @@ class CachedDecoder:
                 self._memo.clear()
             self._memo[key] = hit
         if isinstance(hit, FrameError):
-            raise hit
+            raise hit.with_traceback(None)  # re-raising one instance would grow its traceback every time
         return hit

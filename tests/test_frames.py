@@ -371,3 +371,17 @@ def test_cached_decoder_stays_bounded() -> None:
         msg = Heartbeat(1, 1, seq, 640, 60)
         assert cached(0x40, encode(msg, seq % 16)) == (msg, seq % 16)
     assert len(cached._memo) <= 4
+
+
+def test_cached_decoder_errors_do_not_grow() -> None:
+    """A malformed frame repeating on the bus is re-raised from the memo without piling up tracebacks."""
+    cached = CachedDecoder()
+    depths = []
+    for _ in range(50):
+        with pytest.raises(FrameError) as info:
+            cached(STATUS_3, bytes(8))
+        tb, depth = info.value.__traceback__, 0
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+    assert max(depths) == min(depths)
