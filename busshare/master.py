@@ -1,60 +1,606 @@
-"""The master's sans-IO state machine (skeleton: logic follows)."""
+"""The master's sans-IO state machine: who may offer how much, with cut-then-grant.
+
+The caller feeds it accepted messages (``receive``) and time (``tick``) and
+sends what each call returns, in order.  The master never reads a clock.
+
+Rule 1 accounting (``committed_da``): each servant counts at
+max(acked limit, pending limit) while a set-limit is unacked, so a cut counts
+at its old value until its ack and a grant from the moment it is sent.  A
+grant is only sent when the counted sum stays within the limit; freed current
+therefore reaches others only after the cut's ack.  The armed failsafe
+currents are accounted the same way, against the same limit.
+
+The full set of rules and their reasons is docs/PROTOCOL.md section 8.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
+from . import allocation
+from .allocation import Demand
+from .config import Config, ServantConfig
 from .events import Event, EventLog
-from .frames import Heartbeat, Message
+from .frames import (
+    MASTER_ADDRESS,
+    MAX_EVSE_DA,
+    MIN_OFFER_DA,
+    Ack,
+    Heartbeat,
+    Join,
+    Message,
+    Nack,
+    NackCode,
+    Release,
+    Request,
+    SetLimit,
+    Status,
+    serial_tag,
+)
+from .pilot import PilotState, clamp_da
+
+INF = float("inf")
+
+
+def _a(da: int) -> str:
+    return f"{da / 10:.1f} A"
 
 
 @dataclass(frozen=True)
 class ServantView:
-    """A read-only snapshot of one servant, as the master accounts for it."""
+    """A read-only snapshot of one servant, as the master accounts for it (for UIs and tests)."""
 
     address: int
-    state: str
-    committed_da: int
-    pending_da: int | None
-    demand_da: int
-    failsafe_da: int
+    state: str  # unknown, absent, silent, conflict, idle, waiting, charging
+    committed_da: int  # counted against the limit now (rule 1)
+    limit_da: int  # last acked (or learned) limit
+    pending_da: int | None  # limit of the unacked set-limit, if any
+    demand_da: int  # what it could use now (0: nothing)
+    failsafe_da: int  # armed failsafe as counted (max of acked and pending)
+    offered_da: int | None  # as last reported in its Status
+    measured_da: int | None
+    reclaim_cap_da: int | None
+
+
+@dataclass
+class _Pending:
+    msg: SetLimit
+    sent_at: float
+
+
+class _Slot:
+    """Everything the master knows about one configured servant."""
+
+    def __init__(self, cfg: ServantConfig, rank: int) -> None:
+        self.cfg = cfg
+        self.standalone = clamp_da(cfg.failsafe_da, cfg.max_da)
+        self.rank = rank
+        self.limit = cfg.max_da  # unknown until learned: worst case (rule 7)
+        self.failsafe = self.standalone
+        self.pending: _Pending | None = None
+        self.known = False  # heard since this master started
+        self.absent = False  # never heard, learning over: counted at its standalone failsafe
+        self.confirmed = False  # acked a set-limit of this master and still following it
+        self.last_heard = -INF
+        self.silent_since: float | None = None
+        self.conflict_until = -INF
+        self.conflict_extra = 0  # the twin's worst case while contested
+        self.tag: int | None = None
+        self.tag_seen = -INF
+        # demand and readings
+        self.pilot = PilotState.A
+        self.requested = 0
+        self.req_min = cfg.min_da
+        self.offered: int | None = None
+        self.measured: int | None = None
+        self.ev_stopped = False
+        self.reclaim_cap: int | None = None
+        self.low_since: float | None = None
+
+    # -- accounting ------------------------------------------------------------------
+
+    def counted_fs(self) -> int:
+        f = self.failsafe
+        if self.pending is not None:
+            f = max(f, self.pending.msg.failsafe_da)
+        return f
+
+    def counted(self, now: float, silent_after: float) -> int:
+        base = self.limit
+        if self.pending is not None:
+            base = max(base, self.pending.msg.limit_da)
+        if self.silent_since is not None and now - self.silent_since >= silent_after:
+            base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
+        return base + self.conflict_extra
+
+    def contested(self, now: float) -> bool:
+        return self.conflict_extra > 0
+
+    def want(self) -> int:
+        if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
+            return 0
+        w = min(self.requested, self.cfg.max_da)
+        if self.reclaim_cap is not None:
+            w = min(w, self.reclaim_cap)
+        return w
 
 
 class Master:
+    """The master node.  See the module docstring and docs/PROTOCOL.md section 8."""
+
     def __init__(self, config: Config, now: float, master_id: int | None = None, epoch: int = 0) -> None:
         self.config = config
+        self.timing = config.timing
         self.master_id = config.master_id if master_id is None else master_id
+        if not 0 <= self.master_id <= 255 or not 0 <= epoch <= 255:
+            raise ValueError(f"master id {self.master_id} and epoch {epoch} must be 0-255")
         self.epoch = epoch
+        self.limit_da = config.limit_da
+        self.started = now
         self._events = EventLog()
+        self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
+        self._order = [s.address for s in config.servants]  # rotation order (index = rank)
         self._seq = 0
+        self._txn = 0
         self._next_hb = now
+        self.learning = True
+        self._learn_deadline = now + self.timing.learning_timeout
+        self._extra_fs_from = now + self.timing.learning_timeout
+        self._rival_until = -INF
+        self._rotation_at = INF
+        self._stranger_until: dict[int, float] = {}
+        self._deadline = now
+        self._events.add(now, "learning", None,
+                         f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
+
+    # -- public API ------------------------------------------------------------------
 
     def receive(self, msg: Message, now: float) -> list[Message]:
-        return []
+        out: list[Message] = []
+        if isinstance(msg, Heartbeat):
+            self._rival(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
+        elif isinstance(msg, Nack):
+            self._on_nack(msg, now, out)
+        elif isinstance(msg, SetLimit):
+            self._rival(now, f"set-limit to servant {msg.address} from another master", out)
+        else:
+            slot = self._slots.get(msg.address)
+            if slot is None:
+                self._stranger(msg.address, now, out)
+            else:
+                self._heard(slot, now)
+                if isinstance(msg, Status):
+                    self._on_status(slot, msg, now, out)
+                elif isinstance(msg, Ack):
+                    self._on_ack(slot, msg, now)
+                elif isinstance(msg, Release):
+                    self._on_release(slot, msg, now)
+                elif isinstance(msg, Request):
+                    self._on_request(slot, msg, now)
+                elif isinstance(msg, Join):
+                    self._on_join(slot, msg, now, out)
+        self._step(now, out)
+        return out
 
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
         if now >= self._next_hb:
             out.append(self._heartbeat())
-            self._next_hb = now + self.config.timing.heartbeat_period
+            self._next_hb += self.timing.heartbeat_period
+            if self._next_hb <= now:  # called late: do not burst to catch up
+                self._next_hb = now + self.timing.heartbeat_period
+        for slot in self._slots.values():
+            p = slot.pending
+            if p is not None and now - p.sent_at >= self.timing.ack_timeout:
+                p.sent_at = now
+                out.append(p.msg)
+        self._step(now, out)
         return out
 
-    def _heartbeat(self, leaving: bool = False) -> Heartbeat:
-        self._seq = (self._seq + 1) & 0xFF
-        return Heartbeat(self.master_id, self.epoch, self._seq, self.config.limit_da, 0, leaving=leaving)
-
     def shutdown(self, now: float) -> list[Message]:
+        """Graceful stop: a leaving heartbeat makes every servant fail safe at once (rule 5)."""
+        self._events.add(now, "leaving", None, "master shutting down: servants fail safe now")
         return [self._heartbeat(leaving=True)]
 
     def next_deadline(self) -> float:
-        return self._next_hb
+        """Latest time ``tick`` must next be called."""
+        return min(self._next_hb, self._deadline)
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
 
     def committed_da(self) -> int:
-        return 0
+        """Sum counted against the limit now (rule 1): never above ``limit_da``, except while contested."""
+        return self._sum_counted(self._last_now)
 
     def servants(self) -> list[ServantView]:
-        return []
+        now = self._last_now
+        sa = self.timing.silent_count_after
+        return [
+            ServantView(
+                s.cfg.address, self._state(s, now), s.counted(now, sa), s.limit,
+                None if s.pending is None else s.pending.msg.limit_da, s.want(), s.counted_fs(),
+                s.offered, s.measured, s.reclaim_cap,
+            )
+            for s in self._slots.values()
+        ]
+
+    def view(self, address: int) -> ServantView | None:
+        for v in self.servants():
+            if v.address == address:
+                return v
+        return None
+
+    @property
+    def rival(self) -> bool:
+        return self._rival_until > self._last_now
+
+    _last_now = -INF
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _heartbeat(self, leaving: bool = False) -> Heartbeat:
+        self._seq = (self._seq + 1) & 0xFF
+        fs = min(s.standalone for s in self._slots.values())
+        return Heartbeat(self.master_id, self.epoch, self._seq, self.limit_da, fs, leaving=leaving,
+                         learning=self.learning, conflict=self._rival_until > self._last_now)
+
+    def _sum_counted(self, now: float) -> int:
+        sa = self.timing.silent_count_after
+        return sum(s.counted(now, sa) for s in self._slots.values())
+
+    def _state(self, s: _Slot, now: float) -> str:
+        if s.contested(now):
+            return "conflict"
+        if not s.known:
+            return "absent" if s.absent else "unknown"
+        if s.silent_since is not None:
+            return "silent"
+        if s.want() == 0:
+            return "idle"
+        return "charging" if max(s.limit, 0) > 0 else "waiting"
+
+    def _heard(self, slot: _Slot, now: float) -> None:
+        slot.last_heard = now
+        if slot.silent_since is not None:
+            self._events.add(now, "servant-back", slot.cfg.address,
+                             f"heard again after {now - slot.silent_since:.2f} s silent")
+            slot.silent_since = None
+            slot.confirmed = False
+
+    def _rival(self, now: float, why: str, out: list[Message]) -> None:
+        fresh = self._rival_until <= now
+        self._rival_until = now + self.timing.conflict_hold
+        if fresh:
+            self._events.add(now, "rival-master", None, why + ": granting nothing, servants fail safe")
+            out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, MASTER_ADDRESS))
+
+    def _stranger(self, address: int, now: float, out: list[Message]) -> None:
+        """A servant that is not in the config: it is not in the budget, so pause it."""
+        if self._stranger_until.get(address, -INF) <= now:
+            self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
+            self._txn = (self._txn + 1) & 0xFF
+            out.append(SetLimit(address, self._txn, 0, 0, self.epoch))
+        self._stranger_until[address] = now + self.timing.conflict_hold
+
+    def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
+        fresh = slot.conflict_extra == 0
+        slot.conflict_until = now + self.timing.conflict_hold
+        worst = max(slot.limit, slot.cfg.max_da if twin_max is None else twin_max)
+        slot.conflict_extra = max(slot.conflict_extra, worst)
+        if fresh:
+            self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
+            out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
+            slot.confirmed = False
+
+    def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
+        cfg_serial = slot.cfg.serial
+        if cfg_serial and tag != serial_tag(cfg_serial):
+            self._conflict(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
+                           out, twin_max)
+            return
+        if slot.tag is not None and tag != slot.tag:
+            if now - slot.tag_seen <= self.timing.conflict_hold:
+                self._conflict(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
+            else:
+                self._events.add(now, "unit-replaced", slot.cfg.address, f"serial tag {slot.tag:#x} -> {tag:#x}")
+        slot.tag = tag
+        slot.tag_seen = now
+
+    # -- message handlers ------------------------------------------------------------------
+
+    def _on_status(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> None:
+        self._check_tag(slot, st.serial_tag, now, out)
+        if st.conflict:
+            self._conflict(slot, now, "servant reports a twin", out)
+        if not slot.known:
+            slot.known = True
+            slot.absent = False
+            slot.limit = st.offered_da  # what it offers now: learned (rule 5)
+            slot.failsafe = slot.standalone
+            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}")
+        elif slot.pending is None and not slot.confirmed and st.offered_da > slot.limit:
+            self._events.add(now, "offer-above-count", slot.cfg.address,
+                             f"reports {_a(st.offered_da)} above the {_a(slot.limit)} counted: counting it")
+            slot.limit = st.offered_da
+        if st.failsafe and slot.confirmed:
+            slot.confirmed = False  # it fell to failsafe: confirm its limit again
+        slot.pilot = st.pilot
+        slot.requested = st.requested_da
+        slot.offered = st.offered_da
+        slot.measured = st.measured_da
+        if st.ev_stopped and not slot.ev_stopped:
+            self._events.add(now, "ev-stopped", slot.cfg.address, "servant stopped an overdrawing EV")
+        slot.ev_stopped = st.ev_stopped
+        if not st.pilot.vehicle_present:
+            slot.reclaim_cap = None
+            slot.low_since = None
+
+    def _on_ack(self, slot: _Slot, ack: Ack, now: float) -> None:
+        p = slot.pending
+        if p is None or ack.txn != p.msg.txn:
+            return  # a duplicate of an ack already taken
+        slot.pending = None
+        old = slot.limit
+        slot.limit = min(ack.applied_da, p.msg.limit_da)
+        slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
+        slot.confirmed = True
+        kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
+        self._events.add(now, kind, slot.cfg.address,
+                         f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.sent_at:.2f} s")
+
+    def _on_release(self, slot: _Slot, rel: Release, now: float) -> None:
+        self._events.add(now, "release", slot.cfg.address, f"{rel.reason.name.lower()}: {_a(rel.released_da)} back")
+        if slot.pending is not None and slot.pending.msg.limit_da <= slot.limit:
+            slot.pending = None  # a cut: offering 0 now is certainly within it
+        slot.limit = 0
+        slot.requested = 0
+        slot.reclaim_cap = None
+        slot.low_since = None
+
+    def _on_request(self, slot: _Slot, req: Request, now: float) -> None:
+        slot.requested = req.requested_da
+        slot.req_min = min(max(slot.cfg.min_da, req.min_da), slot.cfg.max_da)
+        if slot.reclaim_cap is not None and req.requested_da > slot.reclaim_cap:
+            self._give_back(slot, now, "asks for more")
+
+    def _on_join(self, slot: _Slot, join: Join, now: float, out: list[Message]) -> None:
+        cfg_serial = slot.cfg.serial
+        if cfg_serial and join.serial != cfg_serial:
+            self._conflict(slot, now, f"unit serial {join.serial:#x} is not the configured {cfg_serial:#x}",
+                           out, join.max_da)
+            return
+        self._check_tag(slot, serial_tag(join.serial), now, out, join.max_da)
+        # it (re)booted or followed us anew: its armed failsafe may be back at standalone
+        slot.failsafe = max(slot.failsafe, slot.standalone)
+        slot.confirmed = False
+
+    def _on_nack(self, nack: Nack, now: float, out: list[Message]) -> None:
+        if nack.reporter == MASTER_ADDRESS:
+            self._rival(now, "Nack from another master", out)
+            return
+        slot = self._slots.get(nack.reporter)
+        if slot is not None:
+            self._heard(slot, now)
+        if nack.code is NackCode.SECOND_MASTER:
+            self._rival(now, f"servant {nack.reporter} hears two masters", out)
+        elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
+            self._conflict(slot, now, "servant reports a twin", out)
+        elif nack.code is NackCode.EV_OVERDRAW:
+            self._events.add(now, "ev-overdraw", nack.reporter,
+                             f"EV ignored its pilot (drawing {_a(nack.detail)}): stopped by its servant")
+        else:
+            self._events.add(now, "nack", nack.reporter, f"{nack.code.name.lower()} txn {nack.txn}")
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _timers(self, now: float) -> None:
+        t = self.timing
+        if self.learning:
+            if all(s.known for s in self._slots.values()) or now >= self._learn_deadline:
+                self.learning = False
+                for s in self._slots.values():
+                    if not s.known:
+                        s.absent = True
+                        s.limit = s.standalone
+                        s.failsafe = s.standalone
+                missing = [s.cfg.address for s in self._slots.values() if not s.known]
+                self._events.add(now, "learned-all", None,
+                                 "learning over" + (f"; never heard {missing}: counted at standalone failsafe"
+                                                    if missing else ""))
+        for s in self._slots.values():
+            if s.known and s.silent_since is None and now - s.last_heard >= t.servant_silent_after:
+                s.silent_since = now
+                s.confirmed = False
+                self._events.add(now, "servant-silent", s.cfg.address,
+                                 f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
+            if s.conflict_extra and now >= s.conflict_until and s.pending is None and s.limit == 0:
+                s.conflict_extra = 0
+                self._events.add(now, "twin-gone", s.cfg.address, "one unit again")
+        if self._rival_until > -INF and now >= self._rival_until:
+            self._rival_until = -INF
+            self._events.add(now, "rival-gone", None, "no other master heard")
+            for s in self._slots.values():
+                s.confirmed = False
+
+    # -- allocation and cut-then-grant ------------------------------------------------------
+
+    def _allocatable(self, s: _Slot) -> bool:
+        return s.known and s.silent_since is None and not s.contested(0.0)
+
+    def _reclaim(self, now: float, unmet: bool) -> None:
+        cfg = self.config
+        for s in self._slots.values():
+            m = s.measured
+            if not self._allocatable(s) or m is None or not s.pilot.charging or s.pending is not None:
+                s.low_since = None
+                continue
+            if s.reclaim_cap is not None:
+                if m >= s.limit - cfg.reclaim_margin_da // 2:
+                    self._give_back(s, now, f"draws {_a(m)}, near its {_a(s.limit)}")
+                continue
+            if s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da:
+                if s.low_since is None:
+                    s.low_since = now
+                elif unmet and now - s.low_since >= self.timing.reclaim_after:
+                    cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
+                    if cap < s.limit:
+                        s.reclaim_cap = cap
+                        self._events.add(now, "reclaim", s.cfg.address,
+                                         f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
+                                         f"capped at {_a(cap)}")
+                    s.low_since = None
+            else:
+                s.low_since = None
+
+    def _give_back(self, s: _Slot, now: float, why: str) -> None:
+        s.reclaim_cap = None
+        s.low_since = None
+        self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
+
+    def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
+        """(limit targets, failsafe targets, shortage) for every slot that can be told something."""
+        sa = self.timing.silent_count_after
+        reserved = 0
+        reserved_fs = 0
+        demands: list[Demand] = []
+        rank = {a: i for i, a in enumerate(self._order)}
+        lt: dict[int, int] = {}
+        ft: dict[int, int] = {}
+        for a, s in self._slots.items():
+            if self._allocatable(s):
+                demands.append(Demand(a, s.want(), s.req_min, s.cfg.priority, rank[a]))
+            elif s.known and s.silent_since is not None and not s.contested(now):
+                f = s.counted_fs()
+                lt[a] = min(s.limit, f)  # cut a silent servant to its failsafe (rule 3)
+                ft[a] = f
+                reserved += s.counted(now, sa)
+                reserved_fs += f
+            elif s.contested(now):
+                lt[a] = 0
+                ft[a] = 0
+                reserved += s.counted(now, sa)
+                reserved_fs += s.counted_fs() + s.conflict_extra
+            else:
+                reserved += s.counted(now, sa)
+                reserved_fs += s.counted_fs()
+        budget = max(0, self.limit_da - reserved)
+        got = allocation.allocate(budget, demands)
+        lt.update(got)
+        short = any(min(d.want_da, MAX_EVSE_DA) >= MIN_OFFER_DA and got[d.address] == 0 for d in demands)
+        # failsafe currents: cars first, then the rest; never more than the limit in total
+        fs_budget = max(0, self.limit_da - reserved_fs)
+        lo = {d.address: min(self._slots[d.address].standalone, got[d.address]) for d in demands}
+        order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
+        total = sum(lo.values())
+        for d in order:  # over budget (contested / silent units counted high): lowest first to 0
+            if total <= fs_budget:
+                break
+            total -= lo[d.address]
+            lo[d.address] = 0
+        if now >= self._extra_fs_from and total < fs_budget:
+            items = [(d.address, lo[d.address], max(lo[d.address], got[d.address])) for d in demands]
+            items.sort(key=lambda x: rank[x[0]])
+            ft.update(allocation._waterfill(items, fs_budget) if items else {})
+        else:
+            ft.update(lo)
+        return lt, ft, short
+
+    def _step(self, now: float, out: list[Message]) -> None:
+        self._last_now = now
+        self._timers(now)
+        if not self.learning:
+            self._allocate(now, out)
+        self._deadline = self._compute_deadline(now)
+
+    def _allocate(self, now: float, out: list[Message]) -> None:
+        lt, ft, short = self._targets(now)
+        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s))
+        self._reclaim(now, unmet)
+        if short:
+            if self._rotation_at == INF:
+                self._rotation_at = now + self.timing.rotation_interval
+            elif now >= self._rotation_at:
+                self._rotate(now, lt)
+                lt, ft, short = self._targets(now)
+                self._rotation_at = now + self.timing.rotation_interval
+        else:
+            self._rotation_at = INF
+        sa = self.timing.silent_count_after
+        total = self._sum_counted(now)
+        total_fs = sum(s.counted_fs() + s.conflict_extra for s in self._slots.values())
+        raises: list[tuple[_Slot, int, int]] = []
+        for a, s in self._slots.items():
+            if a not in lt or s.pending is not None:
+                continue
+            L, F = lt[a], ft.get(a, 0)
+            if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
+                F = s.failsafe  # no set-limit just to nudge a failsafe up a little
+            if s.confirmed and L == s.limit and F == s.failsafe:
+                continue
+            if L <= s.limit and F <= s.failsafe:
+                before = s.counted(now, sa)
+                self._send(s, L, F, now, out)  # a cut (or a confirm): always allowed
+                total += s.counted(now, sa) - before
+            else:
+                raises.append((s, L, F))
+        if self._rival_until > now:
+            raises = []  # two masters: grant nothing
+        raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
+        for s, L, F in raises:
+            before = s.counted(now, sa)
+            fs_before = s.counted_fs()
+            if (total - before + max(s.limit, L) + s.conflict_extra <= self.limit_da
+                    and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
+                self._send(s, L, F, now, out)  # a grant: counted from now
+            else:
+                L, F = min(L, s.limit), min(F, s.failsafe)  # only the lowering part, or a confirm
+                if s.confirmed and L == s.limit and F == s.failsafe:
+                    continue
+                self._send(s, L, F, now, out)
+            total += s.counted(now, sa) - before
+            total_fs += s.counted_fs() - fs_before
+
+    def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
+        """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
+        return f >= s.failsafe + 20
+
+    def _rotate(self, now: float, lt: dict[int, int]) -> None:
+        """Shortage: the ones that waited go first for the next interval (no starvation)."""
+        waiting = [a for a in self._order if self._allocatable(self._slots[a])
+                   and self._slots[a].want() >= MIN_OFFER_DA and lt.get(a, 0) == 0]
+        if not waiting:
+            return
+        rest = [a for a in self._order if a not in waiting]
+        self._order = waiting + rest
+        self._events.add(now, "rotate", None, f"shortage: {waiting} charge next, the others may wait")
+
+    def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
+        self._txn = (self._txn + 1) & 0xFF
+        msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
+        s.pending = _Pending(msg, now)
+        kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
+        self._events.add(now, kind, s.cfg.address,
+                         f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
+        out.append(msg)
+
+    def _compute_deadline(self, now: float) -> float:
+        t = self.timing
+        d = self._next_hb
+        if self.learning:
+            d = min(d, self._learn_deadline)
+        if now < self._extra_fs_from:
+            d = min(d, self._extra_fs_from)
+        d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
+        for s in self._slots.values():
+            if s.pending is not None:
+                d = min(d, s.pending.sent_at + t.ack_timeout)
+            if s.known and s.silent_since is None:
+                d = min(d, s.last_heard + t.servant_silent_after)
+            elif s.silent_since is not None and now < s.silent_since + t.silent_count_after:
+                d = min(d, s.silent_since + t.silent_count_after)
+            if s.conflict_extra and s.conflict_until > now:
+                d = min(d, s.conflict_until)
+            if s.low_since is not None:
+                d = min(d, s.low_since + t.reclaim_after)
+        return max(d, now)

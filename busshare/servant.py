@@ -1,36 +1,445 @@
-"""The servant's sans-IO state machine (skeleton: logic follows)."""
+"""The servant's sans-IO state machine: one EVSE obeying the master, safely.
+
+The caller feeds it received messages (``receive``), hardware readings
+(``observe``) and time (``tick``), sends what each call returns, and applies
+``offer_da`` / ``ev_stopped`` to the pilot after every call.
+
+Safety behaviour (docs/PROTOCOL.md section 8):
+
+* A cut lowers the pilot at once; the ack waits until it has taken effect
+  (meter at or below limit + tolerance, or the reaction allowance without a
+  meter).  An EV still overdrawing after the allowance is stopped.
+* Raises are applied at once, never above the unit's own maximum (rule 7).
+* No heartbeat for ``failsafe_timeout``: the offer only ever goes *down*, to
+  min(offer, armed failsafe); after ``failsafe_hold`` the armed failsafe is
+  lowered to min(armed, standalone).  A servant that never heard a master
+  offers its standalone failsafe.
+* A new master (another id or epoch) disarms the failsafe to
+  min(armed, standalone) at once; a grant it does not confirm with a
+  set-limit within ``failsafe_hold`` falls to min(offer, standalone).
+* Twins (our address heard from someone else) and two masters are reported
+  and make the servant fail safe.
+"""
 
 from __future__ import annotations
 
 from .config import ServantConfig, Timing
 from .events import Event, EventLog
-from .frames import Message
-from .pilot import PilotState
+from .frames import (
+    MASTER_ADDRESS,
+    STATUS_MEASURED_MAX_DA,
+    Ack,
+    AckHow,
+    Heartbeat,
+    Join,
+    Message,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    Request,
+    SetLimit,
+    Status,
+    serial_tag,
+)
+from .pilot import PilotState, clamp_da
+
+INF = float("inf")
+
+
+def _a(da: int) -> str:
+    return f"{da / 10:.1f} A"
 
 
 class Servant:
+    """One EVSE.  Public state the caller applies: ``offer_da``, ``ev_stopped``; ``in_failsafe`` for UIs."""
+
     def __init__(self, config: ServantConfig, timing: Timing, now: float) -> None:
         self.config = config
         self.timing = timing
+        self.address = config.address
         self.offer_da = 0
         self.ev_stopped = False
         self.in_failsafe = False
         self._events = EventLog()
+        self._standalone = clamp_da(config.failsafe_da, config.max_da)
+        self._limit = 0  # what the master (or the failsafe logic) allows now
+        self._armed = self._standalone  # failsafe current armed now
+        self._boot = now
+        self._master: tuple[int, int] | None = None  # (master_id, epoch) followed
+        self._masters_seen: dict[tuple[int, int], float] = {}  # key -> last heard
+        self._last_hb = -INF
+        self._heard_master = False
+        self._confirmed = False  # a set-limit from the current master since we started following it
+        self._follow_since = -INF
+        self._unconfirmed_fell = False
+        self._failsafe_since = -INF
+        self._failsafe_held = False  # the hold has run out: armed already lowered
+        self._rival_until = -INF
+        self._twin_until = -INF
+        # the cut waiting to take effect: (txn, limit, since)
+        self._pending: tuple[int, int, float] | None = None
+        self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
+        self._last_ack: Ack | None = None
+        # hardware
+        self._pilot = PilotState.A
+        self._measured: int | None = None
+        self._over_since: float | None = None
+        self._was_charging = False
+        self._done = False
+        self._requested_sent: int | None = None
+        self._next_status = now
+        self._join_due = True
+
+    # -- public API ------------------------------------------------------------
 
     def receive(self, msg: Message, now: float) -> list[Message]:
-        return []
+        out: list[Message] = []
+        if isinstance(msg, Heartbeat):
+            self._on_heartbeat(msg, now, out)
+        elif isinstance(msg, SetLimit):
+            if msg.address == self.address:
+                self._on_set_limit(msg, now, out)
+        elif isinstance(msg, Nack):
+            if msg.address == self.address and msg.code is NackCode.ADDRESS_CONFLICT \
+                    and msg.reporter == MASTER_ADDRESS:
+                self._twin(now, "the master reports two units on this address", out)
+        elif isinstance(msg, (Status, Join, Ack, Release, Request)):
+            if msg.address == self.address:  # a node never receives its own frames: a twin
+                self._twin(now, f"heard a {type(msg).__name__} from another unit on address {self.address}", out)
+        self._step(now, out)
+        return out
 
     def observe(self, pilot: PilotState, measured_da: int | None, now: float) -> list[Message]:
-        return []
+        out: list[Message] = []
+        old = self._pilot
+        self._pilot = pilot
+        self._measured = measured_da if self.config.has_meter else None
+        if pilot is not old:
+            self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
+            if pilot.charging:
+                self._was_charging = True
+            elif pilot is PilotState.A:
+                if self.ev_stopped:
+                    self.ev_stopped = False
+                    self._events.add(now, "ev-stop-cleared", self.address, "EV unplugged: contactor may close again")
+                self._was_charging = False
+                self._done = False
+                self._release(now, ReleaseReason.UNPLUGGED, out)
+            elif pilot is PilotState.B and old.charging:
+                self._done = True
+                self._release(now, ReleaseReason.EV_DONE, out)
+            elif pilot in (PilotState.E, PilotState.F):
+                self._release(now, ReleaseReason.FAULT, out)
+            self._next_status = now  # tell the master at once
+        self._step(now, out)
+        return out
 
     def tick(self, now: float) -> list[Message]:
-        return []
+        out: list[Message] = []
+        self._step(now, out)
+        return out
 
     def link_down(self, now: float) -> None:
-        pass
+        """Bus-off or similar: we cannot hear the master, so fail safe now."""
+        if self._heard_master:
+            self._last_hb = min(self._last_hb, now - self.timing.failsafe_timeout)
+        else:
+            self._boot = min(self._boot, now - self.timing.failsafe_timeout)
+        self._step(now, [])
 
     def next_deadline(self) -> float:
-        return float("inf")
+        t = self.timing
+        d = self._next_status
+        if self._heard_master:
+            if not self.in_failsafe:
+                d = min(d, self._last_hb + t.failsafe_timeout)
+            if not self._confirmed and not self._unconfirmed_fell:
+                d = min(d, self._follow_since + t.failsafe_hold)
+        elif not self.in_failsafe:
+            d = min(d, self._boot + t.failsafe_timeout)
+        if self.in_failsafe and not self._failsafe_held:
+            d = min(d, self._failsafe_since + t.failsafe_hold)
+        if self._pending is not None:
+            d = min(d, self._pending[2] + t.reaction_allowance)
+        if self._over_since is not None and not self.ev_stopped:
+            d = min(d, self._over_since + t.reaction_allowance)
+        if self._twin_until > -INF:
+            d = min(d, self._twin_until)
+        if self._rival_until > -INF:
+            d = min(d, self._rival_until)
+        return d
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
+
+    @property
+    def limit_da(self) -> int:
+        """What the servant currently allows (before twin/EV-stop overrides)."""
+        return self._limit
+
+    @property
+    def armed_failsafe_da(self) -> int:
+        return self._armed
+
+    @property
+    def requested_da(self) -> int:
+        if not self._pilot.vehicle_present or self.ev_stopped or self._done:
+            return 0
+        return self.config.max_da
+
+    # -- heartbeats and masters ---------------------------------------------------
+
+    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> None:
+        key = (hb.master_id, hb.epoch)
+        previous = self._masters_seen.get(key)
+        self._masters_seen[key] = now
+        for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
+            del self._masters_seen[k]
+        if hb.conflict:
+            self._rival(now, f"master {hb.master_id} reports a second master", out)
+        if key != self._master:
+            if previous is not None and self._master in self._masters_seen:
+                # a master we had left behind is heard again while ours is alive: two masters
+                self._rival(now, f"heartbeats from two masters: {key} and {self._master}", out)
+                return
+            self._follow(key, now, out)
+        if hb.leaving:
+            self._last_hb = -INF
+            if not self.in_failsafe:
+                self._enter_failsafe(now, f"master {hb.master_id} is leaving")
+            return
+        self._last_hb = now
+
+    def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
+        """Start following a new master (first one, or another id/epoch: a restart)."""
+        old = self._master
+        self._master = key
+        self._heard_master = True
+        self._confirmed = False
+        self._unconfirmed_fell = False
+        self._follow_since = now
+        self._last_txn = None
+        self._last_ack = None
+        self._pending = None  # the old master's cut cannot be acked to the new one
+        if old is not None:
+            lowered = min(self._armed, self._standalone)
+            if lowered != self._armed:
+                self._events.add(now, "disarm", self.address,
+                                 f"new master {key}: failsafe disarmed {_a(self._armed)} -> {_a(lowered)}")
+            self._armed = lowered
+            if self.in_failsafe:
+                self._limit = min(self._limit, self._armed)
+        self._events.add(now, "master", self.address, f"following master {key[0]} epoch {key[1]}")
+        self._join_due = True
+        self._next_status = now
+
+    def _rival(self, now: float, why: str, out: list[Message]) -> None:
+        fresh = self._rival_until <= now
+        self._rival_until = now + self.timing.conflict_hold
+        if fresh:
+            self._events.add(now, "rival-master", self.address, why + ": failing safe")
+            out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, self.address))
+            self._armed = min(self._armed, self._standalone)
+            self._enter_failsafe(now, "two masters on the bus")
+            self._confirmed = False
+
+    def _twin(self, now: float, why: str, out: list[Message]) -> None:
+        fresh = self._twin_until <= now
+        self._twin_until = now + self.timing.conflict_hold
+        if fresh:
+            self._events.add(now, "twin", self.address, why + ": pausing")
+            out.append(Nack(self.address, NackCode.ADDRESS_CONFLICT, self.address))
+            self._join_due = True
+            self._limit = 0
+            self._armed = 0
+            self._pending = None
+
+    # -- set-limits ------------------------------------------------------------------
+
+    def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        if self._master is None or msg.epoch != self._master[1]:
+            self._events.add(now, "stale-set-limit", self.address,
+                             f"ignored set-limit txn {msg.txn} of epoch {msg.epoch} (following {self._master})")
+            return
+        if self._rival_until > now:
+            return  # two masters: obey neither
+        if self._last_txn == (msg.epoch, msg.txn):
+            if self._pending is None and self._last_ack is not None:
+                out.append(self._last_ack)  # our ack was lost: say it again
+            return
+        cfg = self.config
+        limit = clamp_da(msg.limit_da, cfg.max_da)
+        fs = clamp_da(msg.failsafe_da, cfg.max_da)
+        if self._twin_until > now:
+            limit = fs = 0  # contested address: cuts only
+        if limit != msg.limit_da:
+            self._events.add(now, "clamped", self.address,
+                             f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
+        old_offer = self.offer_da
+        self._last_txn = (msg.epoch, msg.txn)
+        self._last_ack = None
+        self._limit = limit
+        self._armed = fs
+        self._confirmed = True
+        self._unconfirmed_fell = False
+        self._pending = None
+        if self.in_failsafe:
+            self.in_failsafe = False
+            self._failsafe_held = False
+            self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
+        self._update_offer(now)
+        if limit >= old_offer:
+            if limit > old_offer:
+                self._events.add(now, "grant", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
+            self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
+        else:
+            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
+            self._pending = (msg.txn, limit, now)
+            self._check_pending(now, out)
+
+    def _ack(self, txn: int, applied: int, how: AckHow, out: list[Message]) -> None:
+        measured = self._measured
+        if measured is not None:
+            measured = min(measured, 0xFFFE)
+        ack = Ack(self.address, txn, applied, measured, how)
+        self._last_ack = ack
+        out.append(ack)
+
+    def _check_pending(self, now: float, out: list[Message]) -> None:
+        """Ack the pending cut once it has taken effect (rule 2)."""
+        if self._pending is None:
+            return
+        txn, limit, since = self._pending
+        tol = self.config.tolerance_da
+        m = self._measured
+        how: AckHow | None = None
+        if m is not None and m <= limit + tol:
+            how = AckHow.MEASURED
+        elif m is None and not self._pilot.charging:
+            how = AckHow.IMMEDIATE  # no meter, and no EV drawing: nothing to wait for
+        elif now - since >= self.timing.reaction_allowance:
+            if m is not None:  # still above the new limit: the EV ignores the pilot
+                self._stop_ev(now, txn, m, out)
+            how = AckHow.TIMED
+        if how is not None:
+            self._pending = None
+            self._ack(txn, limit, how, out)
+
+    def _stop_ev(self, now: float, txn: int, measured: int, out: list[Message]) -> None:
+        if self.ev_stopped:
+            return
+        self.ev_stopped = True
+        self._over_since = None
+        self._events.add(now, "ev-stopped", self.address,
+                         f"EV draws {_a(measured)} above offer {_a(self.offer_da)} past the allowance: contactor open")
+        out.append(Nack(self.address, NackCode.EV_OVERDRAW, self.address, txn, min(measured, 0xFFFF)))
+
+    # -- failsafe ------------------------------------------------------------------------
+
+    def _enter_failsafe(self, now: float, why: str) -> None:
+        if not self.in_failsafe:
+            self.in_failsafe = True
+            self._failsafe_since = now
+            self._failsafe_held = False
+            if not self._heard_master:
+                self._limit = self._standalone  # never heard a master: the standalone failsafe
+            else:
+                self._limit = min(self._limit, self._armed)  # only ever lower
+            self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
+        else:
+            self._limit = min(self._limit, self._armed)
+
+    def _timers(self, now: float, out: list[Message]) -> None:
+        t = self.timing
+        if self._heard_master:
+            if not self.in_failsafe and now - self._last_hb >= t.failsafe_timeout:
+                self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
+                                     if self._last_hb > -INF else "master gone")
+            if not self._confirmed and not self._unconfirmed_fell and now - self._follow_since >= t.failsafe_hold:
+                self._unconfirmed_fell = True
+                lowered = min(self._limit, self._standalone)
+                if lowered != self._limit:
+                    self._events.add(now, "unconfirmed", self.address,
+                                     f"master never confirmed our {_a(self._limit)}: down to {_a(lowered)}")
+                    self._limit = lowered
+                self._armed = min(self._armed, self._standalone)
+        elif not self.in_failsafe and now - self._boot >= t.failsafe_timeout:
+            self._enter_failsafe(now, "no master heard since boot")
+        if self.in_failsafe and not self._failsafe_held and now - self._failsafe_since >= t.failsafe_hold:
+            self._failsafe_held = True
+            self._armed = min(self._armed, self._standalone)
+            if self._limit > self._armed:
+                self._events.add(now, "failsafe-hold", self.address,
+                                 f"failsafe hold over: {_a(self._limit)} -> {_a(self._armed)}")
+                self._limit = self._armed
+        if self._twin_until > -INF and now >= self._twin_until:
+            self._twin_until = -INF
+            self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
+        if self._rival_until > -INF and now >= self._rival_until:
+            self._rival_until = -INF
+            self._events.add(now, "rival-gone", self.address, "one master again")
+
+    # -- the common step after every input -------------------------------------------
+
+    def _update_offer(self, now: float) -> None:
+        offer = clamp_da(self._limit, self.config.max_da)
+        if self._twin_until > now:
+            offer = 0
+        if offer < self.offer_da:
+            m = self._measured
+            if m is not None and m > offer + self.config.tolerance_da:
+                self._over_since = now  # the EV's allowance starts with the lowered pilot
+        self.offer_da = offer
+
+    def _step(self, now: float, out: list[Message]) -> None:
+        self._timers(now, out)
+        self._update_offer(now)
+        self._check_pending(now, out)
+        m = self._measured
+        if m is not None and not self.ev_stopped and m > self.offer_da + self.config.tolerance_da:
+            if self._over_since is None:
+                self._over_since = now
+            elif now - self._over_since >= self.timing.reaction_allowance:
+                self._stop_ev(now, 0, m, out)
+        else:
+            self._over_since = None
+        if self._join_due:
+            self._join_due = False
+            out.append(Join(self.address, self.config.serial, self.config.max_da))
+        req = self.requested_da
+        if req != self._requested_sent:
+            self._requested_sent = req
+            if req:
+                out.append(Request(self.address, req, self.config.min_da, self.config.priority))
+        if now >= self._next_status:
+            out.append(self._status())
+            self._next_status = now + self.timing.status_period
+
+    def _release(self, now: float, reason: ReleaseReason, out: list[Message]) -> None:
+        released = self._limit
+        self._limit = 0
+        self._update_offer(now)
+        if self._pending is not None:  # offering 0 now: the cut has certainly taken effect
+            txn, limit, _ = self._pending
+            self._pending = None
+            self._ack(txn, limit, AckHow.IMMEDIATE, out)
+        if released or reason is not ReleaseReason.EV_DONE:
+            self._events.add(now, "release", self.address, f"{reason.name.lower()}: gave back {_a(released)}")
+            out.append(Release(self.address, released, reason))
+
+    def _status(self) -> Status:
+        m = self._measured
+        return Status(
+            self.address,
+            serial_tag(self.config.serial),
+            self._pilot,
+            self.offer_da,
+            None if m is None else min(m, STATUS_MEASURED_MAX_DA),
+            self.requested_da,
+            failsafe=self.in_failsafe,
+            fault=self._pilot in (PilotState.E, PilotState.F),
+            ev_stopped=self.ev_stopped,
+            conflict=self._twin_until > -INF,
+        )
+

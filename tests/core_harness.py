@@ -1,0 +1,202 @@
+"""A tiny fixed-step network for the core tests: one Master, N Servants, real Link encoding.
+
+Not the simulator (busshare/sim): no loss model, no randomness.  Frames sent in
+a step are delivered in that step, in order, to every other node, through
+``Link.encode``/``Link.receive`` so the E2E checks run for real.  A toy EV
+per servant follows its pilot after ``react`` seconds when lowered and at
+once when raised.  Every step checks rule 1 on the pilots actually offered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from busshare.config import Config
+from busshare.frames import Message
+from busshare.link import Link
+from busshare.master import Master
+from busshare.pilot import PilotState
+from busshare.servant import Servant
+
+
+@dataclass
+class Car:
+    max_da: int = 800
+    react: float = 1.0  # seconds to follow a lowered pilot
+    compliant: bool = True
+    wants: int | None = None  # draws at most this (taper); None = as much as offered
+    draw: int = 0
+    lowered_at: float | None = None
+
+
+@dataclass
+class Unit:
+    name: str
+    node: Servant
+    link: Link = field(default_factory=Link)
+    pilot: PilotState = PilotState.A
+    car: Car | None = None
+    meter: bool = True
+    up: bool = True  # False: crashed / unplugged from the bus
+    deaf: bool = False  # hears nothing (one-way loss)
+    mute: bool = False  # nothing it sends arrives
+
+
+class Net:
+    def __init__(self, config: Config, *, epoch: int = 7, now: float = 0.0) -> None:
+        self.config = config
+        self.t = now
+        self.dt = config.timing.tick_period
+        self.master: Master | None = Master(config, now, epoch=epoch)
+        self.master_link = Link()
+        self.master_mute = False
+        self.units: dict[int, Unit] = {}
+        for s in config.servants:
+            self.units[s.address] = Unit(f"s{s.address}", Servant(s, config.timing, now), meter=s.has_meter)
+        self.log: list[tuple[float, str, Message]] = []  # every frame delivered: (t, sender, msg)
+        self.sent: list[tuple[float, str, Message]] = []
+        self.max_offered = 0
+        self.max_committed = 0
+        self.queue: deque[tuple[str, int, bytes]] = deque()
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def _emit(self, sender: str, msgs: list[Message]) -> None:
+        for m in msgs:
+            self.sent.append((self.t, sender, m))
+            if sender == "master":
+                if self.master_mute:
+                    continue
+                off, data = self.master_link.encode(m)
+            else:
+                u = self.units[int(sender[1:])]
+                if u.mute or not u.up:
+                    continue
+                off, data = u.link.encode(m)
+            self.queue.append((sender, off, data))
+
+    def _deliver(self) -> None:
+        while self.queue:
+            sender, off, data = self.queue.popleft()
+            got_any = False
+            if sender != "master" and self.master is not None:
+                r = self.master_link.receive(off, data)
+                if r.message is not None:
+                    got_any = True
+                    self.log.append((self.t, sender, r.message))
+                    self._emit("master", self.master.receive(r.message, self.t))
+            for u in self.units.values():
+                if u.name == sender or not u.up or u.deaf:
+                    continue
+                r = u.link.receive(off, data)
+                if r.message is not None:
+                    if not got_any:
+                        self.log.append((self.t, sender, r.message))
+                        got_any = True
+                    self._emit(u.name, u.node.receive(r.message, self.t))
+
+    def inject(self, sender: str, msg: Message, link: Link | None = None) -> None:
+        """Put a frame from an extra node (a twin, a rival master) on the bus."""
+        off, data = (link or Link()).encode(msg)
+        self.queue.append((sender, off, data))
+        self._deliver()
+
+    # -- physics -------------------------------------------------------------------------
+
+    def _physics(self, u: Unit) -> None:
+        car = u.car
+        offer = 0 if u.node.ev_stopped else u.node.offer_da
+        if car is None:
+            return
+        want = min(car.max_da, car.wants if car.wants is not None else 10_000)
+        target = min(offer, want) if u.pilot is PilotState.C else 0
+        if not car.compliant and u.pilot is PilotState.C and not u.node.ev_stopped:
+            target = max(target, car.draw)
+        if target >= car.draw:
+            car.draw = target
+            car.lowered_at = None
+        else:
+            if car.lowered_at is None:
+                car.lowered_at = self.t
+            if self.t - car.lowered_at >= car.react:
+                car.draw = target
+                car.lowered_at = None
+
+    def plug(self, address: int, car: Car | None = None, pilot: PilotState = PilotState.C) -> None:
+        u = self.units[address]
+        u.car = car or Car()
+        u.pilot = pilot
+        self._observe(u)
+
+    def unplug(self, address: int) -> None:
+        u = self.units[address]
+        u.car = None
+        u.pilot = PilotState.A
+        self._observe(u)
+
+    def set_pilot(self, address: int, pilot: PilotState) -> None:
+        u = self.units[address]
+        u.pilot = pilot
+        self._observe(u)
+
+    def _observe(self, u: Unit) -> None:
+        if not u.up:
+            return
+        draw = u.car.draw if u.car else 0
+        self._emit(u.name, u.node.observe(u.pilot, draw if u.meter else None, self.t))
+        self._deliver()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def step(self) -> None:
+        self.t = round(self.t + self.dt, 9)
+        if self.master is not None:
+            self._emit("master", self.master.tick(self.t))
+            self._deliver()
+        for u in self.units.values():
+            if not u.up:
+                continue
+            self._physics(u)
+            self._observe(u)
+            self._emit(u.name, u.node.tick(self.t))
+            self._deliver()
+        self.check()
+
+    def run(self, seconds: float) -> None:
+        end = self.t + seconds
+        while self.t < end - 1e-9:
+            self.step()
+
+    def run_until(self, cond: object, limit: float = 120.0) -> float:
+        end = self.t + limit
+        while not cond():  # type: ignore[operator]
+            if self.t >= end:
+                raise AssertionError(f"condition not met within {limit} s (t={self.t:.2f})")
+            self.step()
+        return self.t
+
+    def check(self) -> None:
+        offered = self.offered_total()
+        self.max_offered = max(self.max_offered, offered)
+        assert offered <= self.config.limit_da, f"rule 1: offered {offered} > limit at t={self.t}"
+        if self.master is not None:
+            c = self.master.committed_da()
+            self.max_committed = max(self.max_committed, c)
+
+    def offered_total(self) -> int:
+        return sum(u.node.offer_da for u in self.units.values() if u.up and not u.node.ev_stopped)
+
+    def offers(self) -> dict[int, int]:
+        return {a: u.node.offer_da for a, u in self.units.items()}
+
+    def drawn_total(self) -> int:
+        return sum(u.car.draw for u in self.units.values() if u.car)
+
+    def kill_master(self) -> None:
+        self.master = None
+
+    def start_master(self, epoch: int) -> Master:
+        self.master = Master(self.config, self.t, epoch=epoch)
+        self.master_link = Link()
+        return self.master
