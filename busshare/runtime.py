@@ -171,6 +171,8 @@ class Runtime:
             self.on_record(rec)
 
     def _record(self, t: float, kind: str, address: int | None, detail: str) -> Record:
+        if address is None:
+            address = getattr(self.node, "address", None)  # a servant's records carry its address
         return {"t": round(t, 6), "event": kind, "address": address, "detail": detail}
 
     def _emit(self, t: float, kind: str, address: int | None, detail: str) -> None:
@@ -179,7 +181,7 @@ class Runtime:
     # -- status -------------------------------------------------------------------
 
     def status(self, now: float) -> Record:
-        rec = self._record(now, "status", getattr(getattr(self.node, "config", None), "address", None), "")
+        rec = self._record(now, "status", None, "")
         node = self.node
         if hasattr(node, "offer_da"):
             rec["offer_a"] = node.offer_da / 10

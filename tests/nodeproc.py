@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 Record = dict[str, Any]
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_udp_port() -> int:
@@ -32,7 +33,9 @@ class NodeProc:
     def __init__(self, args: Sequence[str], name: str, cwd: Path | None = None) -> None:
         self.name = name
         self.args = [sys.executable, "-m", "busshare", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # this checkout's busshare, installed or not
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
         )
