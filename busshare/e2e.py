@@ -77,22 +77,30 @@ class E2EChecker:
     """Receiver side: classifies the alive counter of each (type, address) stream."""
 
     max_delta: int = DEFAULT_MAX_DELTA
-    _last: dict[int, int] = field(default_factory=dict)
+    _last: dict[int, tuple[int, bytes | None]] = field(default_factory=dict)
     counts: dict[E2EStatus, int] = field(default_factory=lambda: {s: 0 for s in E2EStatus})
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_delta <= COUNTER_MODULO - 2:
             raise ValueError(f"max_delta must be 1..{COUNTER_MODULO - 2}, got {self.max_delta}")
 
-    def check_counter(self, did: int, counter: int) -> E2EStatus:
+    def check_counter(self, did: int, counter: int, data: bytes | None = None) -> E2EStatus:
+        """Classify ``counter`` on stream ``did``.
+
+        With ``data`` given, a repeated counter is only REPEATED when the bytes
+        repeat too: the same counter with other bytes is a second sender on the
+        stream (twin servants on one address), which must stay visible, so it
+        is classified WRONG_SEQUENCE rather than dropped as a duplicate.
+        """
         last = self._last.get(did)
-        self._last[did] = counter
+        self._last[did] = (counter, data)
         if last is None:
             status = E2EStatus.OK
         else:
-            delta = (counter - last) % COUNTER_MODULO
+            delta = (counter - last[0]) % COUNTER_MODULO
             if delta == 0:
-                status = E2EStatus.REPEATED
+                same = data is None or last[1] is None or data == last[1]
+                status = E2EStatus.REPEATED if same else E2EStatus.WRONG_SEQUENCE
             elif delta == 1:
                 status = E2EStatus.OK
             elif delta <= self.max_delta:

@@ -52,7 +52,7 @@ class Link:
                 return Received(None, self.checker.wrong_crc(), exc)
             self.malformed[exc.kind] += 1
             return Received(None, None, exc)
-        status = self.checker.check_counter(offset, counter)
+        status = self.checker.check_counter(offset, counter, bytes(data))
         return Received(msg if status.accepted else None, status)
 
     @property

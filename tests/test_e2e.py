@@ -267,3 +267,24 @@ def test_any_single_bit_flip_is_detected(master_id: int, epoch: int, seq: int, c
         flipped = bytearray(data)
         flipped[bit // 8] ^= 1 << (bit % 8)
         assert flipped[0] != frame_crc(offset_of(msg), bytes(flipped[1:]))
+
+
+def test_same_counter_with_other_bytes_is_a_second_sender_not_a_duplicate():
+    """Twin servants on one address must stay visible: only identical bytes count as repeated."""
+    checker = E2EChecker()
+    assert checker.check_counter(0x183, 4, b"\x01" * 8) is E2EStatus.OK
+    assert checker.check_counter(0x183, 4, b"\x02" * 8) is E2EStatus.WRONG_SEQUENCE
+    assert checker.check_counter(0x183, 4, b"\x02" * 8) is E2EStatus.REPEATED
+    assert E2EStatus.WRONG_SEQUENCE.accepted
+
+
+def test_link_lets_a_twins_frame_through_but_drops_a_true_duplicate():
+    from busshare.frames import PilotState, Status
+    from busshare.link import Link
+
+    a, twin, rx = Link(), Link(), Link()
+    off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))
+    _, second = twin.encode(Status(3, 200, PilotState.B, 0, None, 0))  # same counter 0, other unit
+    assert rx.receive(off, first).accepted
+    assert rx.receive(off, second).accepted
+    assert not rx.receive(off, second).accepted  # the very same bytes again: a duplicate
