@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .e2e import E2EStatus
-from .frames import Ack, FrameError, Heartbeat, Join, Message, Release, SetLimit, Status
+from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, Status
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class BusWatcher:
 
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
-        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE):
+        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not self._reboot(msg):
             self._flag(out, t, "e2e", f"{msg.TYPE.name} from {getattr(msg, 'address', 0)}: {status.value}")
         if isinstance(msg, Heartbeat):
             self._heartbeat(out, t, msg)
@@ -92,6 +92,27 @@ class BusWatcher:
         elif isinstance(msg, Join):
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
         return out
+
+    def _reboot(self, msg: Message) -> bool:
+        """A JOIN or a new master's first heartbeat: its sender restarted its alive counters."""
+        if isinstance(msg, Join):
+            return True
+        return isinstance(msg, Heartbeat) and (msg.master_id, msg.epoch) not in self._masters
+
+    def restarted_streams(self, msg: Message) -> list[int]:
+        """Link stream ids (offsets) whose alive counters a rebooted sender starts afresh.
+
+        Call before ``frame`` with the same message and feed the result to
+        ``Link.checker.forget``, so a reboot is not taken for lost frames: after a
+        JOIN from address a, everything a sends; after a new master's first
+        heartbeat, the heartbeat and every set-limit.
+        """
+        if isinstance(msg, Join):
+            return [(int(t) << 6) | msg.address for t in (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST,
+                                                          MsgType.STATUS, MsgType.JOIN)]
+        if isinstance(msg, Heartbeat) and self._masters and (msg.master_id, msg.epoch) not in self._masters:
+            return [int(MsgType.HEARTBEAT) << 6] + [a for a in range(1, 63)]  # SET_LIMIT is type 0
+        return []
 
     def _heartbeat(self, out: list[Flag], t: float, hb: Heartbeat) -> None:
         if self._last_hb is not None:
@@ -163,3 +184,4 @@ class BusWatcher:
                            f"cut of servant {address} to {cut.new_da / 10:.1f} A (tx {cut.txn}) not acked after "
                            f"{t - cut.t:.1f} s")
         return out
+

@@ -10,12 +10,15 @@ One installation: a 32 A limit, three servants of 16 A with simulated cars
 4. a servant is killed and restarted: it rejoins and is granted again;
 5. SIGTERM to the master: it announces that it leaves, exits 0, and the servants fail safe at once.
 
+A `busshare monitor` process watches the whole story from the outside.
+
 Waits poll with generous timeouts; only the safety bound is asserted on time,
 and it is measured on the servants' own timestamps.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,11 @@ class Installation:
         self.procs: list[NodeProc] = []
         self.servants: dict[int, list[NodeProc]] = {a: [] for a in ADDRESSES}
         self.masters: list[NodeProc] = []
+
+    def start_monitor(self) -> NodeProc:
+        p = NodeProc(["monitor", *self.bus], "monitor")
+        self.procs.append(p)
+        return p
 
     def start_master(self) -> NodeProc:
         p = NodeProc(["master", "--config", str(self.site), "--json", "--status-interval", "1", *self.bus],
@@ -124,6 +132,7 @@ def inst(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_failsafe_restart_and_rejoin_on_separate_processes(inst: Installation) -> None:
+    monitor = inst.start_monitor()
     master = inst.start_master()
     for a in ADDRESSES:
         inst.start_servant(a)
@@ -161,3 +170,13 @@ def test_failsafe_restart_and_rejoin_on_separate_processes(inst: Installation) -
     assert_sum_within_limit(inst)
     for a in ADDRESSES:
         assert inst.current(a).terminate() == 0
+
+    # the monitor saw it all, one readable line per frame, and flagged the silence only
+    assert monitor.terminate() == 0
+    lines = monitor.other
+    assert any(re.fullmatch(r"\d+\.\d{3} master→[123] (GRANT|SET) .* A tx \d+ .*\n", line) for line in lines)
+    assert any(re.fullmatch(r"\d+\.\d{3} [123]→master ACK tx \d+ at .*\n", line) for line in lines)
+    assert any("!! master-silent" in line for line in lines)
+    flagged = {line.split("!! ")[1].split(":")[0] for line in lines if "!! " in line}
+    assert not flagged & {"two-masters", "twin-servants", "over-limit", "unacked-cut", "malformed"}, flagged
+    assert lines[-1].startswith("-- ")

@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                     emit_flags(watcher.rejected(t, frame.can_id, why))
                 else:
                     assert got.status is not None
+                    for did in watcher.restarted_streams(got.message):
+                        link.checker.forget(did)
                     if not args.anomalies_only:
                         if args.json:
                             out.write(json.dumps(describer.record(t, got.message)) + "\n")
