@@ -286,7 +286,11 @@ class Master:
     def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
         fresh = slot.conflict_extra == 0
         slot.conflict_until = now + self.timing.conflict_hold
-        worst = max(slot.limit, slot.cfg.max_da if twin_max is None else twin_max)
+        # the other unit hears our set-limits to this address too: it offers at most what we allowed it,
+        # or its standalone failsafe if it follows no master
+        worst = max(slot.limit, slot.standalone, 0 if slot.pending is None else slot.pending.msg.limit_da)
+        if twin_max is not None:
+            worst = min(worst, twin_max)
         slot.conflict_extra = max(slot.conflict_extra, worst)
         if fresh:
             self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
@@ -432,7 +436,9 @@ class Master:
         cfg = self.config
         for s in self._slots.values():
             m = s.measured
-            if not self._allocatable(s) or m is None or not s.pilot.charging or s.pending is not None:
+            if s.pending is not None:
+                continue  # judge the draw against an acked limit only
+            if not self._allocatable(s) or m is None or not s.pilot.charging:
                 s.low_since = None
                 continue
             if s.reclaim_cap is not None:
@@ -530,6 +536,7 @@ class Master:
         total = self._sum_counted(now)
         total_fs = sum(s.counted_fs() + s.conflict_extra for s in self._slots.values())
         raises: list[tuple[_Slot, int, int]] = []
+        rival = self._rival_until > now
         for a, s in self._slots.items():
             if a not in lt or s.pending is not None:
                 continue
@@ -538,13 +545,15 @@ class Master:
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe:
                 continue
+            if rival and L >= s.limit and F >= s.failsafe:
+                continue  # two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
                 before = s.counted(now, sa)
                 self._send(s, L, F, now, out)  # a cut (or a confirm): always allowed
                 total += s.counted(now, sa) - before
             else:
                 raises.append((s, L, F))
-        if self._rival_until > now:
+        if rival:
             raises = []  # two masters: grant nothing
         raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
         for s, L, F in raises:

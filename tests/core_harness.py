@@ -180,6 +180,8 @@ class Net:
         offered = self.offered_total()
         self.max_offered = max(self.max_offered, offered)
         assert offered <= self.config.limit_da, f"rule 1: offered {offered} > limit at t={self.t}"
+        armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up)
+        assert armed <= self.config.limit_da, f"rule 4: armed failsafe sum {armed} > limit at t={self.t}"
         if self.master is not None:
             c = self.master.committed_da()
             self.max_committed = max(self.max_committed, c)

@@ -1,0 +1,295 @@
+"""The master, and master + servants wired through real Links (tests/core_harness.py).
+
+Every step of every harness run also checks rule 1 on the pilots actually
+offered and that the armed failsafe currents never add up above the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from core_harness import Car, Net
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from busshare.config import Config, ServantConfig, Timing, parse_config
+from busshare.frames import Ack, Heartbeat, Nack, NackCode, SetLimit, Status, serial_tag
+from busshare.link import Link
+from busshare.master import Master
+from busshare.pilot import PilotState
+
+SITE = """
+[site]
+breaker_a = 80
+""" + "".join(f"[[servant]]\naddress = {a}\nmax_a = 80\nserial = {0x100 + a}\n" for a in (1, 2, 3, 4))
+
+
+def site(**timing: float) -> Config:
+    cfg = parse_config(SITE)
+    return replace(cfg, timing=replace(cfg.timing, **timing))
+
+
+def settled(net: Net, seconds: float = 1.0) -> Net:
+    net.run(seconds)
+    return net
+
+
+def grants_to(net: Net, address: int, since: int = 0) -> list[tuple[int, SetLimit]]:
+    return [(i, m) for i, (_, who, m) in enumerate(net.log) if i >= since and who == "master"
+            and isinstance(m, SetLimit) and m.address == address]
+
+
+# -- the seed's story ---------------------------------------------------------------------------
+
+
+def test_seed_story_four_evses_on_an_80_a_breaker() -> None:
+    net = settled(Net(site()))
+    assert not net.master.learning  # type: ignore[union-attr]
+
+    # 1. one car alone gets 64 A
+    net.plug(1, Car(react=2.0))
+    net.run(1.0)
+    assert net.offers() == {1: 640, 2: 0, 3: 0, 4: 0}
+
+    # 2. a second car: the first is cut to 32 A and acks, and only then does the second get 32 A
+    mark = len(net.log)
+    net.plug(2, Car(react=2.0))
+    net.run(8.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    cut_i, cut = grants_to(net, 1, mark)[0]
+    assert cut.limit_da == 320
+    ack_i = next(i for i, (_, who, m) in enumerate(net.log)
+                 if i > cut_i and who == "s1" and isinstance(m, Ack) and m.txn == cut.txn)
+    grant_i, grant = next((i, m) for i, m in grants_to(net, 2, mark) if m.limit_da > 0)
+    assert grant.limit_da == 320
+    assert cut_i < ack_i < grant_i, "cut, then its ack, then the grant"
+    assert net.drawn_total() <= 640
+
+    # 3. the first finishes and releases: the second goes back to 64 A
+    net.set_pilot(1, PilotState.B)
+    net.run(1.0)
+    assert net.offers() == {1: 0, 2: 640, 3: 0, 4: 0}
+
+    # 4. the master falls silent: every servant at its failsafe within the timeout (+ one tick)
+    last_hb = max(t for t, who, m in net.log if isinstance(m, Heartbeat))
+    net.kill_master()
+    t = last_hb + net.config.timing.failsafe_timeout + net.config.timing.tick_period
+    net.run(t - net.t + 1e-6)
+    for u in net.units.values():
+        assert u.node.in_failsafe
+        assert u.node.offer_da <= u.node.armed_failsafe_da or u.node.offer_da == 0
+    assert net.offers()[2] == 60
+
+
+# -- rule 1 under random arrivals and departures ---------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.booleans(), st.floats(0.05, 8.0), st.floats(0.0, 5.0)),
+                max_size=12))
+def test_rule1_never_overcommit_under_random_arrivals(events: list[tuple[int, bool, float, float]]) -> None:
+    net = settled(Net(site()))
+    for address, plug, wait, react in events:
+        if plug:
+            net.plug(address, Car(react=react))
+        else:
+            net.unplug(address)
+        net.run(round(wait, 2))  # Net.check asserts rule 1 on offered pilots at every step
+        assert net.master.committed_da() <= 640  # type: ignore[union-attr]
+    # no wasted capacity once settled
+    net.run(12.0)
+    cars = [a for a, u in net.units.items() if u.car is not None]
+    assert sum(net.offers().values()) == (640 if cars else 0)
+
+
+# -- rule 3: silent servant -------------------------------------------------------------------------
+
+
+def test_silent_servant_keeps_its_share_reserved_then_counts_at_its_failsafe() -> None:
+    timing = site().timing
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    net.plug(2, Car(react=0.5))
+    net.run(5.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    net.units[2].mute = True  # the master no longer hears servant 2 (it still hears the master)
+    t0 = net.t
+    net.run(timing.servant_silent_after + timing.silent_count_after - 0.2)
+    view = net.master.view(2)  # type: ignore[union-attr]
+    assert view is not None and view.state == "silent" and view.committed_da == 320
+    assert net.offers()[1] == 320, "its share stays reserved"
+    assert net.units[2].node.offer_da == 60, "it heard the cut to its failsafe"
+    net.run(2.0)
+    assert net.master.view(2).committed_da == 60  # type: ignore[union-attr]
+    assert net.offers()[1] == 580
+    assert net.t - t0 > timing.servant_silent_after + timing.silent_count_after
+
+
+def test_a_servant_that_comes_back_is_granted_again() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    net.plug(2, Car(react=0.5))
+    net.run(5.0)
+    net.units[2].mute = True
+    net.run(12.0)
+    net.units[2].mute = False
+    net.run(10.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
+# -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
+
+
+def test_graceful_shutdown_makes_every_servant_fail_safe_at_once() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car())
+    net.run(1.0)
+    out = net.master.shutdown(net.t)  # type: ignore[union-attr]
+    assert out == [Heartbeat(1, 7, out[0].seq, 640, 60, leaving=True)]  # type: ignore[union-attr]
+    net._emit("master", out)
+    net._deliver()
+    assert all(u.node.in_failsafe for u in net.units.values())
+    assert net.offers()[1] == 60
+
+
+def test_restarted_master_learns_before_granting_and_keeps_rule1() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car(react=3.0))
+    net.plug(2, Car(react=3.0))
+    net.run(6.0)
+    net.kill_master()
+    net.run(0.5)  # restart faster than the failsafe timeout
+    restart = net.t
+    m = net.start_master(epoch=8)
+    net.plug(3, Car(react=3.0))
+    hb = [x for x in m.tick(net.t) if isinstance(x, Heartbeat)]
+    assert hb and hb[0].learning
+    first_grant = None
+    learned_at = None
+    for _ in range(400):
+        net.step()
+        if learned_at is None and not m.learning:
+            learned_at = net.t
+        if first_grant is None and any(isinstance(x, SetLimit) and x.limit_da > 0 and who == "master"
+                                       and t == net.t for t, who, x in net.sent):
+            first_grant = net.t
+    assert learned_at is not None and learned_at - restart <= 2 * net.config.timing.status_period + 0.1, \
+        "learned from the servants' status, not the timeout"
+    assert first_grant is not None and first_grant >= learned_at
+    offers = net.offers()
+    assert sum(offers.values()) == 640 and offers[3] > 0
+
+
+def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:
+    cfg = site()
+    net = Net(cfg)
+    net.units[4].up = False
+    t = net.run_until(lambda: not net.master.learning)  # type: ignore[union-attr]
+    assert abs(t - cfg.timing.learning_timeout) <= cfg.timing.tick_period + 1e-9
+    v = net.master.view(4)  # type: ignore[union-attr]
+    assert v is not None and v.state == "absent" and v.committed_da == 60
+    net.plug(1, Car())
+    net.run(1.0)
+    assert net.offers()[1] == 580, "the absent servant is counted at its standalone failsafe"
+
+
+# -- rule 6: conflicts ---------------------------------------------------------------------------------
+
+
+def test_twin_servant_is_reported_cut_to_zero_and_counted_as_two_units() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    net.plug(2, Car(react=0.5))
+    net.run(5.0)
+    mark = len(net.sent)
+    net.inject("twin", Status(1, serial_tag(0x999), PilotState.C, 320, 300, 800), Link())
+    sent = [m for _, who, m in net.sent[mark:] if who == "master"]
+    assert Nack(1, NackCode.ADDRESS_CONFLICT, 0) in sent
+    net.run(3.0)
+    assert net.offers()[1] == 0
+    v = net.master.view(1)  # type: ignore[union-attr]
+    assert v is not None and v.state == "conflict" and v.committed_da == 320, "0 for it + 32 A for the twin"
+    assert net.offers()[2] == 320, "the twin's share stays reserved, the rest is used"
+    assert all(m.limit_da == 0 for _, who, m in net.sent[mark:] if isinstance(m, SetLimit) and m.address == 1)
+
+
+def test_second_master_is_reported_and_servants_fail_safe() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car())
+    net.run(1.0)
+    mark = len(net.sent)
+    rival = Link()
+    for i in range(10):
+        net.inject("rival", Heartbeat(2, 99, i, 640, 60), rival)
+        net.run(0.2)
+    master_sent = [m for _, who, m in net.sent[mark:] if who == "master"]
+    assert Nack(0, NackCode.SECOND_MASTER, 0) in master_sent
+    assert any(isinstance(m, Heartbeat) and m.conflict for m in master_sent)
+    assert all(u.node.in_failsafe for u in net.units.values())
+    assert not any(isinstance(m, SetLimit) and m.limit_da > 0 for m in master_sent)
+
+
+def test_unconfigured_servant_is_told_to_pause() -> None:
+    m = Master(site(), 0.0)
+    out = m.receive(Status(9, 1, PilotState.C, 160, 150, 320), 0.1)
+    assert [x for x in out if isinstance(x, SetLimit)] == [SetLimit(9, 1, 0, 0, 0)]
+
+
+# -- allocation behaviour over time ---------------------------------------------------------------------
+
+
+def shortage_site() -> Config:
+    servants = tuple(ServantConfig(a, max_da=320, failsafe_da=60 if a <= 10 else 0) for a in range(1, 13))
+    return Config(limit_da=640, servants=servants, timing=Timing(rotation_interval=60.0), breaker_a=80)
+
+
+def test_shortage_pauses_the_fewest_and_rotates_so_nobody_starves() -> None:
+    net = settled(Net(shortage_site()), 1.0)
+    for a in range(1, 13):
+        net.plug(a, Car(react=0.5))
+    net.run(10.0)
+    charging = {a for a, v in net.offers().items() if v > 0}
+    assert len(charging) == 10, "pause the fewest: 10 x 6 A fit in 64 A"
+    waited = set(range(1, 13)) - charging
+    net.run(60.0)
+    now_charging = {a for a, v in net.offers().items() if v > 0}
+    assert waited <= now_charging, "the ones that waited charge after one rotation"
+    assert len(now_charging) == 10
+
+
+def test_reclaim_a_tapering_car_and_give_it_back() -> None:
+    net = settled(Net(site()))
+    taper = Car(react=0.5, wants=100)
+    net.plug(1, taper)
+    net.plug(2, Car(react=0.5))
+    net.run(5.0)
+    assert net.offers()[1] == 320 and net.offers()[2] == 320
+    net.run(site().timing.reclaim_after + 5.0)
+    assert net.offers()[1] == 120, "draw 10 A + 2 A margin"
+    assert net.offers()[2] == 520
+    taper.wants = None  # it wants more again: draws at its offer
+    net.run(10.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
+def test_next_deadline_is_never_later_than_the_next_heartbeat() -> None:
+    m = Master(site(), 0.0)
+    m.tick(0.0)
+    assert m.next_deadline() <= 0.2
+
+
+# -- rule 8: integrity ------------------------------------------------------------------------------------
+
+
+def test_corrupted_frames_are_dropped_and_counted_never_acted_on() -> None:
+    net = settled(Net(site()))
+    net.plug(1, Car())
+    net.run(1.0)
+    u = net.units[1]
+    before = u.node.offer_da
+    off, data = Link().encode(SetLimit(1, 200, 60, 60, 7))
+    bad = bytes([data[0] ^ 0x01]) + data[1:]
+    r = u.link.receive(off, bad)
+    assert r.message is None and u.link.dropped == 1
+    net.run(1.0)
+    assert u.node.offer_da == before == 640

@@ -1,0 +1,317 @@
+"""The servant state machine, driven directly with a virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from busshare.config import ServantConfig, Timing
+from busshare.frames import (
+    Ack,
+    AckHow,
+    Heartbeat,
+    Join,
+    Message,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    Request,
+    SetLimit,
+    Status,
+)
+from busshare.pilot import PilotState
+from busshare.servant import Servant
+
+T = Timing()
+C = PilotState.C
+
+
+def make(meter: bool = True, max_da: int = 320, failsafe_da: int = 60) -> Servant:
+    return Servant(ServantConfig(1, max_da=max_da, failsafe_da=failsafe_da, serial=0xABC, has_meter=meter), T, 0.0)
+
+
+def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
+    return Heartbeat(master_id, epoch, 0, 640, 60, **kw)
+
+
+def of(kind: type, msgs: list[Message]) -> list[Message]:
+    return [m for m in msgs if isinstance(m, kind)]
+
+
+def following(meter: bool = True, limit: int = 320, now: float = 0.1, **kw: int) -> Servant:
+    """A servant that hears master (1, 7), has a charging car and was granted ``limit``."""
+    s = make(meter=meter, **kw)
+    s.receive(hb(), now)
+    s.observe(C, 0 if meter else None, now)
+    out = s.receive(SetLimit(1, 1, limit, 60, 7), now)
+    assert of(Ack, out) == [Ack(1, 1, limit, 0 if meter else None, AckHow.IMMEDIATE)]
+    return s
+
+
+def beat(s: Servant, start: float, end: float, step: float = 0.05, **obs: int | None) -> list[Message]:
+    """Heartbeats every 0.2 s and ticks every 0.05 s from start to end; observe(C, measured) if given."""
+    out: list[Message] = []
+    t = start
+    while t < end - 1e-9:
+        t = round(t + step, 9)
+        if abs(t / 0.2 - round(t / 0.2)) < 1e-6:
+            out += s.receive(hb(), t)
+        if "measured" in obs:
+            out += s.observe(C, obs["measured"], t)
+        out += s.tick(t)
+    return out
+
+
+# -- boot, status, join, request, release -----------------------------------------------
+
+
+def test_boot_sends_join_and_status_and_requests_current_for_a_car() -> None:
+    s = make()
+    out = s.tick(0.0)
+    assert of(Join, out) == [Join(1, 0xABC, 320)]
+    assert of(Status, out)[0].offered_da == 0
+    out = s.observe(PilotState.B, 0, 0.1)
+    assert of(Request, out) == [Request(1, 320, 60, 0)]
+    assert of(Status, out)[0].requested_da == 320  # pilot change: status at once
+
+
+def test_status_every_status_period() -> None:
+    s = make()
+    times = [t / 100 for t in range(0, 301, 5) if of(Status, s.tick(t / 100))]
+    assert times == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def test_release_when_the_car_is_done_and_when_unplugged() -> None:
+    s = following(limit=320)
+    out = s.observe(PilotState.B, 0, 1.0)
+    assert of(Release, out) == [Release(1, 320, ReleaseReason.EV_DONE)]
+    assert s.offer_da == 0 and s.requested_da == 0
+    out = s.observe(PilotState.A, 0, 2.0)
+    assert of(Release, out) == [Release(1, 0, ReleaseReason.UNPLUGGED)]
+
+
+# -- rule 2: a cut is acked only when it has taken effect ---------------------------------
+
+
+def test_cut_lowers_the_pilot_at_once_and_acks_when_the_meter_agrees() -> None:
+    s = following(limit=320)
+    s.observe(C, 318, 0.2)
+    out = s.receive(SetLimit(1, 2, 160, 60, 7), 0.3)
+    assert s.offer_da == 160, "pilot lowered at once"
+    assert of(Ack, out) == []
+    assert of(Ack, s.observe(C, 200, 1.0)) == [], "still above 16 A + 1 A tolerance"
+    out = s.observe(C, 169, 1.5)
+    assert of(Ack, out) == [Ack(1, 2, 160, 169, AckHow.MEASURED)]
+
+
+def test_cut_without_a_meter_is_acked_after_the_reaction_allowance() -> None:
+    s = following(meter=False, limit=320)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 1.0)
+    assert s.offer_da == 160
+    out = beat(s, 1.0, 5.95)
+    assert of(Ack, out) == []
+    out = beat(s, 5.95, 6.05)
+    assert of(Ack, out) == [Ack(1, 2, 160, None, AckHow.TIMED)]
+
+
+def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
+    s = following(limit=320)
+    s.observe(C, 300, 0.9)
+    s.receive(SetLimit(1, 2, 100, 60, 7), 1.0)
+    out = beat(s, 1.0, 5.95, measured=300)
+    assert not s.ev_stopped and of(Ack, out) == []
+    out = beat(s, 5.95, 6.05, measured=300)
+    assert s.ev_stopped
+    assert of(Nack, out) == [Nack(1, NackCode.EV_OVERDRAW, 1, 2, 300)]
+    assert of(Ack, out) == [Ack(1, 2, 100, 300, AckHow.TIMED)]
+    assert out.index(of(Nack, out)[0]) < out.index(of(Ack, out)[0])
+    assert of(Status, s.tick(7.0))[0].ev_stopped
+    s.observe(PilotState.A, 0, 8.0)
+    assert not s.ev_stopped, "unplugging clears the stop"
+
+
+def test_an_ev_overdrawing_without_a_cut_is_stopped_after_the_allowance() -> None:
+    s = following(limit=160)
+    beat(s, 0.1, 5.0, measured=250)
+    assert not s.ev_stopped
+    beat(s, 5.0, 5.2, measured=250)
+    assert s.ev_stopped
+
+
+def test_raise_is_applied_at_once_and_acked_immediate() -> None:
+    s = following(limit=160)
+    out = s.receive(SetLimit(1, 2, 320, 60, 7), 0.5)
+    assert s.offer_da == 320
+    assert of(Ack, out) == [Ack(1, 2, 320, 0, AckHow.IMMEDIATE)]
+
+
+def test_a_repeated_txn_is_acked_again_not_applied_twice() -> None:
+    s = following(limit=160)
+    first = of(Ack, s.receive(SetLimit(1, 2, 320, 60, 7), 0.5))
+    s.observe(C, 100, 0.6)  # the car changes nothing about txn 2
+    again = of(Ack, s.receive(SetLimit(1, 2, 320, 60, 7), 1.5))
+    assert again == first
+
+
+def test_set_limit_of_another_epoch_is_ignored() -> None:
+    s = following(limit=160)
+    assert s.receive(SetLimit(1, 9, 320, 60, 8), 0.5) == [] or s.offer_da == 160
+    assert s.offer_da == 160
+
+
+# -- rule 7: local limits --------------------------------------------------------------------
+
+
+@given(st.integers(0, 800), st.integers(0, 800))
+def test_never_offers_more_than_its_own_maximum(limit: int, failsafe: int) -> None:
+    limit = 0 if limit < 60 else limit
+    failsafe = 0 if failsafe < 60 else failsafe
+    s = following(limit=60, max_da=160)
+    out = s.receive(SetLimit(1, 3, limit, failsafe, 7), 0.5)
+    assert s.offer_da <= 160
+    assert all(a.applied_da <= 160 for a in of(Ack, out))
+    beat(s, 0.5, 3.0)  # and in failsafe too
+    assert s.offer_da <= 160
+
+
+# -- rule 4: master silent -> failsafe, only ever lower -----------------------------------------
+
+
+def test_failsafe_after_the_timeout_lowers_to_the_armed_failsafe() -> None:
+    s = following(limit=320)
+    s.receive(hb(), 1.0)
+    s.tick(2.45)
+    assert not s.in_failsafe and s.offer_da == 320
+    s.tick(2.5)
+    assert s.in_failsafe and s.offer_da == 60
+    assert of(Status, s.tick(3.0))[0].failsafe
+
+
+def test_failsafe_never_raises() -> None:
+    s = following(limit=60)
+    s.receive(SetLimit(1, 2, 60, 160, 7), 0.2)  # armed 16 A above a 6 A grant
+    s.tick(2.0)
+    assert s.in_failsafe and s.offer_da == 60
+
+
+def test_armed_failsafe_above_standalone_is_held_then_lowered() -> None:
+    s = following(limit=320)
+    s.receive(SetLimit(1, 2, 320, 200, 7), 0.2)
+    s.tick(1.7)
+    assert s.in_failsafe and s.offer_da == 200
+    s.tick(1.7 + T.failsafe_hold - 0.05)
+    assert s.offer_da == 200
+    s.tick(1.7 + T.failsafe_hold)
+    assert s.offer_da == 60
+
+
+def test_a_servant_that_never_heard_a_master_uses_its_standalone_failsafe() -> None:
+    s = make(failsafe_da=100)
+    s.tick(1.45)
+    assert s.offer_da == 0 and not s.in_failsafe
+    s.tick(1.5)
+    assert s.in_failsafe and s.offer_da == 100
+
+
+def test_a_leaving_heartbeat_means_failsafe_at_once() -> None:
+    s = following(limit=320)
+    s.receive(hb(leaving=True), 0.5)
+    assert s.in_failsafe and s.offer_da == 60
+
+
+def test_link_down_counts_as_hearing_no_master() -> None:
+    s = following(limit=320)
+    s.link_down(0.3)
+    assert s.in_failsafe and s.offer_da == 60
+
+
+def test_a_grant_ends_the_failsafe() -> None:
+    s = following(limit=320)
+    s.tick(2.0)
+    assert s.in_failsafe
+    s.receive(hb(), 2.1)
+    assert s.in_failsafe, "a heartbeat alone does not end it"
+    s.receive(SetLimit(1, 2, 200, 60, 7), 2.2)
+    assert not s.in_failsafe and s.offer_da == 200
+
+
+def test_next_deadline_covers_the_failsafe() -> None:
+    s = following(limit=320)
+    assert s.next_deadline() <= 0.1 + T.failsafe_timeout
+
+
+# -- rule 5: a new master ------------------------------------------------------------------------
+
+
+def test_a_new_master_epoch_disarms_the_failsafe_and_gets_a_join() -> None:
+    s = following(limit=320)
+    s.receive(SetLimit(1, 2, 320, 200, 7), 0.2)
+    out = s.receive(hb(epoch=8), 0.4)
+    assert of(Join, out) == [Join(1, 0xABC, 320)]
+    assert s.armed_failsafe_da == 60
+    assert s.offer_da == 320, "the grant stands until the new master has learned"
+
+
+def test_an_unconfirmed_grant_falls_to_standalone_after_the_hold() -> None:
+    s = following(limit=320)
+    s.receive(hb(epoch=8), 0.4)
+    t = 0.4
+    while t < 0.4 + T.failsafe_hold - 0.3:
+        t = round(t + 0.2, 9)
+        s.receive(hb(epoch=8), t)
+        s.tick(t)
+    assert s.offer_da == 320
+    s.tick(0.4 + T.failsafe_hold)
+    assert s.offer_da == 60
+
+
+def test_a_confirmed_grant_from_the_new_master_stays() -> None:
+    s = following(limit=320)
+    s.receive(hb(epoch=8), 0.4)
+    s.receive(SetLimit(1, 1, 320, 60, 8), 0.5)
+    s.tick(0.4 + T.failsafe_hold + 1)  # (it would be in failsafe now: no heartbeats fed)
+    assert s.offer_da == 60 and s.in_failsafe
+    s2 = following(limit=320)
+    s2.receive(hb(epoch=8), 0.4)
+    s2.receive(SetLimit(1, 1, 320, 60, 8), 0.5)
+    for i in range(1, 80):
+        s2.receive(hb(epoch=8), 0.5 + i * 0.2)
+        s2.tick(0.5 + i * 0.2)
+    assert s2.offer_da == 320 and not s2.in_failsafe
+
+
+# -- rule 6: conflicts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame", [
+    Status(1, 0x123, C, 160, 150, 320),
+    Join(1, 0x999, 320),
+    Ack(1, 5, 160, None, AckHow.IMMEDIATE),
+])
+def test_hearing_its_own_address_means_a_twin_pause_and_report(frame: Message) -> None:
+    s = following(limit=320)
+    out = s.receive(frame, 0.5)
+    assert Nack(1, NackCode.ADDRESS_CONFLICT, 1) in out
+    assert s.offer_da == 0
+    assert of(Status, s.tick(0.6))[0].conflict
+    s.receive(SetLimit(1, 9, 320, 60, 7), 0.7)
+    assert s.offer_da == 0, "no grant reaches a contested address"
+
+
+def test_two_masters_make_the_servant_fail_safe() -> None:
+    s = following(limit=320)
+    s.receive(SetLimit(1, 2, 320, 200, 7), 0.2)
+    s.receive(hb(epoch=9, master_id=2), 0.3)  # looks like a restart: follow it
+    out = s.receive(hb(epoch=7), 0.4)  # ... but the first one is still there
+    assert Nack(0, NackCode.SECOND_MASTER, 1) in out
+    assert s.in_failsafe and s.offer_da == 60  # min(armed, standalone)
+    s.receive(SetLimit(1, 3, 320, 60, 9), 0.5)
+    assert s.offer_da == 60, "no master is obeyed while two are heard"
+
+
+def test_a_master_flagging_a_rival_makes_the_servant_fail_safe() -> None:
+    s = following(limit=320)
+    s.receive(hb(conflict=True), 0.3)
+    assert s.in_failsafe and s.offer_da == 60
