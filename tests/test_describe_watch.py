@@ -1,0 +1,161 @@
+"""One readable line per frame (describe.py) and the live anomaly flags (watch.py)."""
+
+from __future__ import annotations
+
+import json
+
+from frame_strategies import messages
+from hypothesis import given
+
+from busshare.describe import Describer, bad_frame_line, route
+from busshare.e2e import E2EStatus
+from busshare.frames import (
+    Ack,
+    AckHow,
+    FrameError,
+    Heartbeat,
+    Join,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    Request,
+    SetLimit,
+    Status,
+)
+from busshare.pilot import PilotState
+from busshare.watch import BusWatcher
+
+HB = Heartbeat(1, 7, 3, 640, 60)
+
+
+def test_the_issue_example_line() -> None:
+    d = Describer()
+    d.text(SetLimit(3, 16, 640, 60, 7))
+    assert d.line(12.345, SetLimit(3, 17, 320, 60, 7)) == "12.345 master→3 CUT 64.0→32.0 A tx 17 failsafe 6.0 A epoch 7"
+
+
+def test_cut_grant_and_first_limit_are_told_apart() -> None:
+    d = Describer()
+    assert d.text(SetLimit(2, 1, 160, 60, 7)).startswith("master→2 SET 16.0 A ")
+    assert d.text(SetLimit(2, 2, 320, 60, 7)).startswith("master→2 GRANT 16.0→32.0 A ")
+    assert d.text(SetLimit(2, 3, 0, 60, 7)).startswith("master→2 CUT 32.0→0.0 A (pause) ")
+    d.text(Release(2, 160, ReleaseReason.EV_DONE))
+    assert d.text(SetLimit(2, 4, 60, 60, 7)).startswith("master→2 GRANT 0.0→6.0 A ")
+
+
+def test_every_type_reads_naturally() -> None:
+    d = Describer()
+    assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 seq 3 limit 64.0 A failsafe 6.0 A"
+    assert d.text(Heartbeat(1, 7, 4, 640, 60, leaving=True)).endswith("[leaving]")
+    assert d.text(Ack(3, 17, 320, 311, AckHow.MEASURED)) == "3→master ACK tx 17 at 32.0 A measured 31.1 A (measured)"
+    assert d.text(Nack(3, NackCode.ADDRESS_CONFLICT, 0, 0, 0)) == "master→3 NACK address-conflict about 3 tx 0 detail 0"
+    assert d.text(Release(4, 160, ReleaseReason.UNPLUGGED)) == "4→master RELEASE 16.0 A unplugged"
+    assert d.text(Request(4, 320, 60, 2)) == "4→master REQUEST 32.0 A min 6.0 A prio 2"
+    assert d.text(Status(5, 0x1234, PilotState.C, 160, None, 320, failsafe=True)) == (
+        "5→master STATUS C offered 16.0 A no meter requested 32.0 A serial 0x1234 [failsafe]")
+    assert d.text(Join(6, 99, 320)) == "6→master JOIN serial 99 max 32.0 A v1"
+
+
+def test_bad_frames_show_id_bytes_and_reason() -> None:
+    line = bad_frame_line(1.5, 0x181, b"\x00\x01", FrameError("length", "wrong length: 2 bytes, expected 8"))
+    assert line == "1.500 BAD id 0x181 [00 01] length: wrong length: 2 bytes, expected 8"
+    assert bad_frame_line(2.0, 0x40, bytes(8), E2EStatus.REPEATED).endswith("e2e repeated")
+
+
+@given(messages)
+def test_any_message_makes_one_line_and_one_json_record(msg) -> None:  # type: ignore[no-untyped-def]
+    line = Describer().line(1.0, msg)
+    assert "\n" not in line and line.startswith("1.000 ")
+    rec = Describer().record(1.0, msg)
+    assert json.loads(json.dumps(rec))["type"] == msg.TYPE.name
+    src, dst = route(msg)
+    assert 0 <= src <= 63 and 0 <= dst <= 63
+
+
+# -- the watcher --------------------------------------------------------------------------
+
+
+def feed(w: BusWatcher, t: float, msg: object, status: E2EStatus = E2EStatus.OK) -> list[str]:
+    return [f.kind for f in w.frame(t, msg, status)]  # type: ignore[arg-type]
+
+
+def heartbeats(w: BusWatcher, start: float, end: float, hb: Heartbeat = HB, period: float = 0.2) -> list[str]:
+    kinds = []
+    t = start
+    while t < end:
+        kinds += feed(w, t, hb)
+        t += period
+    return kinds
+
+
+def test_a_regular_installation_raises_no_flag() -> None:
+    w = BusWatcher()
+    assert heartbeats(w, 0.0, 2.0) == []
+    assert feed(w, 2.0, SetLimit(1, 1, 320, 60, 7)) == []
+    assert feed(w, 2.0, SetLimit(2, 1, 320, 60, 7)) == []
+    assert feed(w, 2.1, SetLimit(1, 2, 160, 60, 7)) == []  # a cut, acked in time
+    assert feed(w, 3.0, Ack(1, 2, 160, 150, AckHow.MEASURED)) == []
+    assert w.tick(3.0) == []
+    assert w.in_force_da() == 480
+
+
+def test_heartbeat_gaps_and_silence_are_flagged() -> None:
+    w = BusWatcher()
+    heartbeats(w, 0.0, 1.0)
+    assert [f.kind for f in w.tick(2.0)] == []
+    assert [f.kind for f in w.tick(2.6)] == ["master-silent"]
+    assert [f.kind for f in w.tick(2.7)] == []  # once per silence
+    assert feed(w, 3.0, HB) == ["heartbeat-gap"]
+
+
+def test_two_masters_interleaving_are_flagged_a_reboot_is_not() -> None:
+    w = BusWatcher()
+    heartbeats(w, 0.0, 1.0)
+    rebooted = Heartbeat(1, 8, 0, 640, 60)
+    assert heartbeats(w, 1.0, 2.0, rebooted) == []  # old epoch never heard again: a reboot
+    w2 = BusWatcher()
+    kinds = []
+    for i in range(10):
+        kinds += feed(w2, i * 0.2, HB) + feed(w2, i * 0.2 + 0.1, Heartbeat(2, 3, i, 640, 60))
+    assert "two-masters" in kinds
+
+
+def test_twin_servants_are_flagged() -> None:
+    w = BusWatcher()
+    assert feed(w, 0.0, Status(4, 0x1111, PilotState.C, 0, None, 320)) == []
+    assert feed(w, 0.5, Status(4, 0x1111, PilotState.C, 0, None, 320)) == []
+    assert feed(w, 0.6, Status(4, 0x2222, PilotState.C, 0, None, 320)) == ["twin-servants"]
+
+
+def test_a_cut_never_acked_is_flagged_after_the_reaction_allowance() -> None:
+    w = BusWatcher(reaction_allowance=5.0)
+    feed(w, 0.0, HB)
+    feed(w, 0.0, SetLimit(1, 1, 320, 60, 7))
+    feed(w, 1.0, SetLimit(1, 2, 160, 60, 7))
+    assert w.in_force_da() == 320  # the cut counts at its old value until acked
+    assert [f.kind for f in w.tick(6.9)] == ["master-silent"]  # (no heartbeats in this test)
+    assert [f.kind for f in w.tick(7.1)] == ["unacked-cut"]
+
+
+def test_grants_over_the_limit_are_flagged_counting_unacked_cuts_at_their_old_value() -> None:
+    w = BusWatcher()
+    feed(w, 0.0, HB)  # limit 64 A
+    feed(w, 0.1, SetLimit(1, 1, 400, 60, 7))
+    feed(w, 0.2, SetLimit(1, 2, 200, 60, 7))  # cut to 20 A, not acked yet
+    assert feed(w, 0.3, SetLimit(2, 1, 400, 60, 7)) == ["over-limit"]  # granted before the ack: 80 A in force
+    w2 = BusWatcher()
+    feed(w2, 0.0, HB)
+    feed(w2, 0.1, SetLimit(1, 1, 400, 60, 7))
+    feed(w2, 0.2, SetLimit(1, 2, 200, 60, 7))
+    feed(w2, 0.3, Ack(1, 2, 200, 190, AckHow.MEASURED))
+    assert feed(w2, 0.4, SetLimit(2, 1, 400, 60, 7)) == []  # cut-then-grant: 60 A
+
+
+def test_e2e_trouble_is_flagged_but_a_reboot_is_not() -> None:
+    w = BusWatcher()
+    assert [f.kind for f in w.rejected(0.0, 0x181, E2EStatus.REPEATED)] == ["e2e"]
+    assert [f.kind for f in w.rejected(0.0, 0x181, FrameError("crc", "bad CRC"))] == ["malformed"]
+    assert feed(w, 0.1, Status(4, 1, PilotState.C, 0, None, 0), E2EStatus.WRONG_SEQUENCE) == ["e2e"]
+    assert feed(w, 0.2, Join(4, 1, 320), E2EStatus.WRONG_SEQUENCE) == []
+    assert (int(Status.TYPE) << 6 | 4) in w.restarted_streams(Join(4, 1, 320))
