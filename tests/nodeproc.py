@@ -109,8 +109,87 @@ class NodeProc:
         self._err_reader.join(5)
 
 
+def granted(rec: Record) -> bool:
+    """An offer record: the master's grant is on the pilot (not the failsafe)."""
+    return rec.get("event") == "offer" and rec.get("offer_a", 0) > 0 and not rec.get("failsafe")
+
+
+def failsafe(rec: Record) -> bool:
+    return rec.get("event") == "offer" and bool(rec.get("failsafe"))
+
+
+def assert_sum_within_limit(inst: Installation, limit_a: float) -> None:
+    """Replay every servant's offers in time order (one clock for all): the sum never exceeds the limit."""
+    offers: dict[int, float] = {}
+    for t, address, offer in inst.pilot_timeline():
+        offers[address] = offer
+        total = sum(offers.values())
+        assert total <= limit_a + 1e-9, f"at t={t:.3f} the servants offered {offers} = {total} A > {limit_a} A"
+
+
+def assert_failsafe_in_bound(inst: Installation, after: dict[int, int], failsafe_a: float, bound_s: float) -> None:
+    """Every servant's first failsafe offer after ``after`` came within ``bound_s`` of the last heartbeat it heard."""
+    for address, procs in inst.servants.items():
+        rec = procs[-1].wait_for(failsafe, timeout=30, after=after[address])
+        assert rec["offer_a"] <= failsafe_a
+        assert rec["last_heartbeat"] is not None
+        took = rec["t"] - rec["last_heartbeat"]
+        print(f"servant {address}: failsafe {took:.3f} s after the last heartbeat it heard")
+        assert took < bound_s, f"servant {address} reached its failsafe {took:.3f} s after the last heartbeat"
+
+
 def offer_of(rec: Record) -> float | None:
     """The offered current a record reports (pilot changes and status lines), else None."""
     if rec.get("event") in ("offer", "status") and "offer_a" in rec:
         return float(rec["offer_a"])
     return None
+
+
+class Installation:
+    """A master, servants and a monitor as real processes on one bus, started and restarted at will."""
+
+    def __init__(self, tmp: Path, site: str, addresses: Sequence[int], bus: Sequence[str] | None = None,
+                 failsafe_a: float = 6.0) -> None:
+        self.bus = list(bus) if bus is not None else ["-i", "udp_multicast", "--bus-kwargs", f"port={free_udp_port()}"]
+        self.site = tmp / "site.toml"
+        self.site.write_text(site)
+        self.failsafe_a = failsafe_a
+        self.procs: list[NodeProc] = []
+        self.servants: dict[int, list[NodeProc]] = {a: [] for a in addresses}
+        self.masters: list[NodeProc] = []
+
+    def start_monitor(self) -> NodeProc:
+        p = NodeProc(["monitor", *self.bus], "monitor")
+        self.procs.append(p)
+        return p
+
+    def start_master(self) -> NodeProc:
+        p = NodeProc(["master", "--config", str(self.site), "--json", "--status-interval", "1", *self.bus],
+                     f"master#{len(self.masters) + 1}")
+        self.masters.append(p)
+        self.procs.append(p)
+        return p
+
+    def start_servant(self, address: int) -> NodeProc:
+        p = NodeProc(["servant", "--address", str(address), "--max", "16", "--failsafe", str(self.failsafe_a),
+                      "--ev", "sim", "--seed", str(address), "--json", "--status-interval", "1", *self.bus],
+                     f"servant{address}#{len(self.servants[address]) + 1}")
+        self.servants[address].append(p)
+        self.procs.append(p)
+        return p
+
+    def current(self, address: int) -> NodeProc:
+        return self.servants[address][-1]
+
+    def pilot_timeline(self) -> list[tuple[float, int, float]]:
+        """(t, address, offer A) of every pilot change any servant process reported."""
+        out = []
+        for address, procs in self.servants.items():
+            for p in procs:
+                out.extend((r["t"], address, float(r["offer_a"])) for r in p.snapshot()
+                           if r.get("event") == "offer" and "offer_a" in r)
+        return sorted(out)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.close()

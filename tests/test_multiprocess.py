@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 import pytest
-from nodeproc import NodeProc, Record, free_udp_port
+from nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
 
 pytestmark = pytest.mark.slow
 
@@ -50,83 +50,9 @@ max_a = 16
 """
 
 
-class Installation:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_udp_port()
-        self.bus = ["-i", "udp_multicast", "--bus-kwargs", f"port={self.port}"]
-        self.site = tmp / "site.toml"
-        self.site.write_text(SITE)
-        self.procs: list[NodeProc] = []
-        self.servants: dict[int, list[NodeProc]] = {a: [] for a in ADDRESSES}
-        self.masters: list[NodeProc] = []
-
-    def start_monitor(self) -> NodeProc:
-        p = NodeProc(["monitor", *self.bus], "monitor")
-        self.procs.append(p)
-        return p
-
-    def start_master(self) -> NodeProc:
-        p = NodeProc(["master", "--config", str(self.site), "--json", "--status-interval", "1", *self.bus],
-                     f"master#{len(self.masters) + 1}")
-        self.masters.append(p)
-        self.procs.append(p)
-        return p
-
-    def start_servant(self, address: int) -> NodeProc:
-        p = NodeProc(["servant", "--address", str(address), "--max", "16", "--failsafe", str(FAILSAFE_A),
-                      "--ev", "sim", "--seed", str(address), "--json", "--status-interval", "1", *self.bus],
-                     f"servant{address}#{len(self.servants[address]) + 1}")
-        self.servants[address].append(p)
-        self.procs.append(p)
-        return p
-
-    def current(self, address: int) -> NodeProc:
-        return self.servants[address][-1]
-
-    def pilot_timeline(self) -> list[tuple[float, int, float]]:
-        """(t, address, offer A) of every pilot change any servant process reported."""
-        out = []
-        for address, procs in self.servants.items():
-            for p in procs:
-                out.extend((r["t"], address, float(r["offer_a"])) for r in p.snapshot()
-                           if r.get("event") == "offer" and "offer_a" in r)
-        return sorted(out)
-
-    def close(self) -> None:
-        for p in self.procs:
-            p.close()
-
-
-def granted(rec: Record) -> bool:
-    return rec.get("event") == "offer" and rec.get("offer_a", 0) > 0 and not rec.get("failsafe")
-
-
-def failsafe(rec: Record) -> bool:
-    return rec.get("event") == "offer" and bool(rec.get("failsafe"))
-
-
-def assert_sum_within_limit(inst: Installation) -> None:
-    offers: dict[int, float] = {}
-    for t, address, offer in inst.pilot_timeline():
-        offers[address] = offer
-        total = sum(offers.values())
-        assert total <= LIMIT_A + 1e-9, f"at t={t:.3f} the servants offered {offers} = {total} A > {LIMIT_A} A"
-
-
-def assert_failsafe_in_bound(inst: Installation, after: dict[int, int]) -> None:
-    for address in ADDRESSES:
-        p = inst.current(address)
-        rec = p.wait_for(failsafe, timeout=30, after=after[address])
-        assert rec["offer_a"] <= FAILSAFE_A
-        assert rec["last_heartbeat"] is not None
-        took = rec["t"] - rec["last_heartbeat"]
-        print(f"servant {address}: failsafe {took:.3f} s after the last heartbeat it heard")
-        assert took < FAILSAFE_BOUND_S, f"servant {address} reached its failsafe {took:.3f} s after the last heartbeat"
-
-
 @pytest.fixture
 def inst(tmp_path: Path):  # type: ignore[no-untyped-def]
-    i = Installation(tmp_path)
+    i = Installation(tmp_path, SITE, ADDRESSES)
     yield i
     i.close()
 
@@ -140,25 +66,25 @@ def test_failsafe_restart_and_rejoin_on_separate_processes(inst: Installation) -
     # 1. everyone gets a grant
     for a in ADDRESSES:
         inst.current(a).wait_for(granted, timeout=60)
-    assert_sum_within_limit(inst)
+    assert_sum_within_limit(inst, LIMIT_A)
 
     # 2. kill -9 the master: no leaving heartbeat, just silence
     marks = {a: len(inst.current(a).snapshot()) for a in ADDRESSES}
     master.kill9()
-    assert_failsafe_in_bound(inst, marks)
+    assert_failsafe_in_bound(inst, marks, FAILSAFE_A, FAILSAFE_BOUND_S)
 
     # 3. a new master relearns and grants again, safely
     marks = {a: len(inst.current(a).snapshot()) for a in ADDRESSES}
     master = inst.start_master()
     for a in ADDRESSES:
         inst.current(a).wait_for(granted, timeout=60, after=marks[a])
-    assert_sum_within_limit(inst)
+    assert_sum_within_limit(inst, LIMIT_A)
 
     # 4. a servant dies and comes back with the same address and serial
     inst.current(2).kill9()
     again = inst.start_servant(2)
     again.wait_for(granted, timeout=60)
-    assert_sum_within_limit(inst)
+    assert_sum_within_limit(inst, LIMIT_A)
     assert not [r for r in master.snapshot() if "conflict" in str(r.get("event", ""))]
 
     # 5. SIGTERM: the master says it is leaving, the servants fail safe without waiting for the timeout
@@ -167,7 +93,7 @@ def test_failsafe_restart_and_rejoin_on_separate_processes(inst: Installation) -
     for a in ADDRESSES:
         rec = inst.current(a).wait_for(failsafe, timeout=30, after=marks[a])
         assert rec["offer_a"] <= FAILSAFE_A
-    assert_sum_within_limit(inst)
+    assert_sum_within_limit(inst, LIMIT_A)
     for a in ADDRESSES:
         assert inst.current(a).terminate() == 0
 
