@@ -40,6 +40,7 @@ MALFORMED_KINDS = ("length", "type", "address", "reserved", "range", "enum")
 FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
 
 CAN_ERR_FLAG = 0x20000000
+_NL = b"\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,7 @@ def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, b
 def text_records(stream: IO[bytes]) -> Iterator[Record]:
     """Every record of candump text (either format), line by line."""
     for first, chunk in read_chunks(stream):
-        for i, line in enumerate(chunk.splitlines()):
+        for i, line in enumerate(chunk.split(_NL)):
             rec = parse_line(line, f"line {first + i}")
             if rec is not None:
                 yield rec
@@ -166,8 +167,11 @@ def logreader_records(path: str) -> Iterator[Record]:
 
     try:
         reader = can.LogReader(path)
-    except ValueError as exc:
-        raise OSError(f"{path}: {exc}") from None
+    except OSError:
+        raise
+    except Exception as exc:  # a header python-can cannot parse (empty or not that format)
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        raise OSError(f"cannot read {path}: not a readable capture ({why})") from None
     n = 0
     try:
         with reader:
@@ -423,7 +427,6 @@ _FAST_LINE = re.compile(
 )
 _KEY = re.compile(rb"(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#[0-9A-Fa-f]{16}")
 _DIGITS = b"0123456789"
-_NL = b"\n"
 _HEAD = b'{"t": '
 
 
@@ -557,7 +560,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 dec.first_t = float(first_ts)
             dec.last_t = float(ts)
         else:
-            for i, line in enumerate(chunk.splitlines()):
+            for i, line in enumerate(chunk.split(_NL)):
                 r = parse_line(line, f"line {first + i}")
                 if r is None:
                     continue

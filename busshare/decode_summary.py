@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decode import E2E_KINDS, FOREIGN_KINDS, MALFORMED_KINDS, CaptureDecoder, Decoded
+from .e2e import E2EStatus
 from .frames import Heartbeat, Join, Message, Nack, Release, SetLimit, Status
 from .pilot import PilotState
 from .timeline import Mark, Sample, Timeline
@@ -82,8 +83,11 @@ class CaptureSummary:
             return
         msg = d.message
         assert d.status is not None
-        if d.bad is not None:  # a repeated frame is not acted on: count it, nothing more
+        if d.status is E2EStatus.REPEATED:  # a duplicate is not acted on (wrong-sequence is, flagged)
             self._flags(w.rejected(t, d.can_id, d.status))
+            if isinstance(msg, Status | Join):  # but a different serial is a second unit, not a copy
+                self.servants.setdefault(msg.address, ServantSeen(msg.address, first_t=t)).serials.add(
+                    msg.serial_tag if isinstance(msg, Status) else msg.serial & 0x7FFF)
             return
         before = w.in_force_da()
         self._flags(w.frame(t, msg, d.status))
@@ -275,9 +279,9 @@ class CaptureSummary:
             "not_protocol": {k: dec.counts[k] for k in FOREIGN_KINDS if dec.counts[k]},
             "unreadable": dec.counts["unreadable"],
             "cuts_never_acked": unacked,
-            "duplicate_addresses": [f.text for f in flags_by_kind.get("twin-servants", [])]
-            + [f"servant {s['address']} joined with serials {', '.join(str(x) for x in s['join_serials'])}"
-               for s in servants if len(s["join_serials"]) > 1],
+            "duplicate_addresses": [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("twin-servants", [])]
+            + [f"servant {s['address']}: {len(s['serials'])} units answer (serial tags {', '.join(s['serials'])})"
+               for s in servants if len(s["serials"]) > 1],
             "second_master": [f.text for f in flags_by_kind.get("two-masters", [])]
             + ([f"{len({k[0] for k in self.masters})} master ids heartbeating"]
                if len({k[0] for k in self.masters}) > 1 else []),
@@ -294,7 +298,6 @@ class CaptureSummary:
 
 
 def _why(d: Decoded) -> Any:
-    from .e2e import E2EStatus
     from .frames import FrameError
 
     assert d.bad is not None
