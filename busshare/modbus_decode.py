@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from .decode import Frame, Record, Unreadable
 from .transport import modbus_map as mm
@@ -224,3 +224,128 @@ def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[st
         data = bytes(raw)
     for c in rtu.split_by_crc(data):
         yield from ex.chunk(c)
+
+
+# ---------------------------------------------------------------------------
+# `busshare monitor --modbus PORT`: passive sniffing
+
+
+def add_monitor_arguments(p: Any) -> None:
+    g = p.add_argument_group("Modbus RTU (instead of CAN)")
+    g.add_argument("--modbus", metavar="PORT", default=None, help="sniff this RS-485 serial port (never transmits)")
+    g.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"Modbus baud rate (default {DEFAULT_BAUD})")
+
+
+def run_modbus_monitor(args: Any) -> int:
+    """Listen on the line, never talk: every protocol frame as one line, anomalies flagged as they happen.
+
+    The serial port is only read.  Frames are split at 3.5-character gaps as
+    bytes arrive (CRC fallback), so the adapter's timing is what limits it.
+    """
+    import json
+    import os
+    import select
+    import signal
+    import sys
+    import threading
+    import time
+
+    from .describe import Describer, bad_frame_line
+    from .e2e import E2EStatus
+    from .errors import UserError
+    from .frames import FrameError
+    from .link import Link
+    from .transport.modbus_map import modbus_timing
+    from .transport.modbus_servant import open_serial
+    from .watch import BusWatcher, Flag
+
+    if args.baud <= 0:
+        raise UserError(f"--baud {args.baud}: must be positive")
+    port = open_serial(args.modbus, args.baud)
+    timing = modbus_timing(args.baud)
+    fd = port.fileno()
+    link, describer = Link(), Describer()
+    watcher = BusWatcher(heartbeat_period=timing.heartbeat_period, failsafe_timeout=timing.failsafe_timeout,
+                         reaction_allowance=getattr(args, "reaction_allowance", 5.0))
+    splitter, stats = LiveSplitter(args.baud), Counter[str]()
+    ex = Extractor(stats)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out = sys.stdout
+    start = time.monotonic()
+    frames = 0
+    rejected: Counter[str] = Counter()
+    quiet_after = max(rtu.gap_time(args.baud), 0.002)
+
+    def flags(fl: list[Flag]) -> None:
+        for f in fl:
+            if args.json:
+                out.write(json.dumps({"t": round(f.t, 6), "anomaly": f.kind, "text": f.text}) + "\n")
+            else:
+                out.write(f"{f.t:.3f} !! {f.kind}: {f.text}\n")
+
+    def show(chunks: list[rtu.Chunk]) -> None:
+        nonlocal frames
+        for c in chunks:
+            for rec in ex.chunk(c):
+                t = c.t if c.t is not None else time.monotonic() - start
+                if isinstance(rec, Unreadable):
+                    rejected["rtu"] += 1
+                    flags([Flag(t, "rtu-bad", rec.reason)])
+                    continue
+                frames += 1
+                got = link.receive(rec.can_id, rec.data)
+                if got.message is None:
+                    why: FrameError | E2EStatus = got.error or got.status or E2EStatus.WRONG_CRC
+                    rejected[got.error.kind if got.error else why.value if isinstance(why, E2EStatus) else "bad"] += 1
+                    if not args.anomalies_only:
+                        if args.json:
+                            out.write(json.dumps({"t": round(t, 6), "bad": rec.can_id, "data": rec.data.hex(),
+                                                  "reason": str(why)}) + "\n")
+                        else:
+                            out.write(bad_frame_line(t, rec.can_id, rec.data, why) + "\n")
+                    flags(watcher.rejected(t, rec.can_id, why))
+                    continue
+                assert got.status is not None
+                if args.anomalies_only:
+                    describer.remember(got.message)
+                elif args.json:
+                    out.write(json.dumps(describer.record(t, got.message)) + "\n")
+                else:
+                    out.write(describer.line(t, got.message, status=got.status) + "\n")
+                flags(watcher.frame(t, got.message, got.status))
+
+    try:
+        while not stop.is_set():
+            now = time.monotonic() - start
+            if args.duration is not None and now >= args.duration:
+                break
+            ready, _, _ = select.select([fd], [], [], quiet_after if splitter.buf else 0.1)
+            t = time.monotonic() - start
+            if ready:
+                try:
+                    data = os.read(fd, 4096)
+                except BlockingIOError:
+                    data = b""
+                if data:
+                    # the bytes ended arriving now: their first one was on the line len * char earlier
+                    show(splitter.feed(t - rtu.wire_time(len(data), args.baud), data))
+            elif splitter.buf:
+                show(splitter.flush())
+            flags(watcher.tick(t))
+            out.flush()
+    finally:
+        show(splitter.flush())
+        port.close()
+    summary = {"frames": frames, "rejected": dict(rejected), "anomalies": dict(watcher.counts),
+               "modbus": dict(stats)}
+    if args.json:
+        out.write(json.dumps({"summary": summary}) + "\n")
+    else:
+        bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
+        fl = ", ".join(f"{k} {v}" for k, v in sorted(watcher.counts.items())) or "none"
+        out.write(f"-- {frames} frames; rejected: {bad}; anomalies: {fl}; RTU frames {stats['rtu-frames']}, "
+                  f"other Modbus {stats['modbus-other']}\n")
+    out.flush()
+    return 0

@@ -28,6 +28,9 @@ def add_parser(subparsers: Any) -> None:
         "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE/can.ini win if set).",
     )
     add_bus_arguments(p)
+    from ..modbus_decode import add_monitor_arguments
+
+    add_monitor_arguments(p)
     p.add_argument("--json", action="store_true", help="JSON lines: one object per frame or flag")
     p.add_argument("--anomalies-only", action="store_true", help="print flags only, not every frame")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -37,6 +40,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "modbus", None):
+        from ..modbus_decode import run_modbus_monitor
+
+        return run_modbus_monitor(args)
     ids = id_scheme_from(args)
     transport = CanTransport(open_bus(args), ids)
     link = Link()
