@@ -24,15 +24,16 @@ PLAIN_EVERY_S = 10.0  # without a terminal: one line per this much simulated tim
 LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc", ".csv")
 
 
-def _speed(text: str) -> float:
+def parse_speed(text: str) -> float:
+    """``max`` or a positive number of simulated seconds per wall-clock second."""
     if text == "max":
         return float("inf")
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', not {text!r}") from None
+        raise UserError(f"--speed must be a number or 'max', not {text!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError("speed must be above 0 (1 = real time)")
+        raise UserError("--speed must be above 0 (1 = real time, max = as fast as possible)")
     return value
 
 
@@ -45,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="built-in name or .toml (default story)")
     p.add_argument("--scenario", dest="scenario_opt", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--speed", type=_speed, default=DEFAULT_SPEED,
+    p.add_argument("--speed", default=str(DEFAULT_SPEED),
                    help=f"simulated seconds per wall second: 1 = real time, max = as fast as possible "
                         f"(default {DEFAULT_SPEED:g})")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.runner import Simulation
     from ..sim.scenario import load_scenario
 
+    speed = parse_speed(args.speed)
     name = args.scenario or args.scenario_opt or "story"
     scenario = load_scenario(name)  # ScenarioError is a one-line ValueError
     if args.duration is not None:
@@ -203,9 +205,9 @@ def run(args: argparse.Namespace) -> int:
         mode = "tty"
     else:
         mode = "plain"
-    view = LiveView(out, args.speed, mode)
+    view = LiveView(out, speed, mode)
     sim = Simulation(scenario, args.seed, record=bool(args.log or args.plot), stop_on_violation=True,
-                     on_step=view if mode != "none" or args.speed != float("inf") else None)
+                     on_step=view if mode != "none" or speed != float("inf") else None)
     try:
         sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past

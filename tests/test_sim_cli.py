@@ -1,0 +1,149 @@
+"""`busshare sim`: the default story end to end, its outputs (live view, JSON, capture, plot) and its summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "busshare", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:  # type: ignore[type-arg]
+    """The default job, run once: JSON lines, a candump capture and a plot."""
+    d = tmp_path_factory.mktemp("sim")
+    log, png = d / "story.log", d / "story.png"
+    r = cli("sim", "--speed", "max", "--json", "--log", str(log), "--plot", str(png))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert all("state" in line for line in lines[:-1])
+    return {"states": [line["state"] for line in lines[:-1]], "summary": lines[-1]["summary"]}, log, png
+
+
+def test_the_story_ends_with_a_clean_summary(story) -> None:  # type: ignore[no-untyped-def]
+    s = story[0]["summary"]
+    assert s["violations"] == []
+    assert s["scenario"] == "story" and s["sim_seconds"] == pytest.approx(220.0)
+    assert s["peak_offered_a"] <= s["limit_a"] == 64.0
+    assert s["peak_drawn_a"] <= s["limit_a"]
+    assert set(s["energy_kwh"]) == {"s1", "s2", "s3", "s4"}
+    assert s["energy_kwh"]["s1"] > 0 and s["energy_kwh"]["s2"] > 0
+    assert s["failsafe_episodes"] >= 1  # the story ends with the master falling silent
+
+
+def test_the_periodic_states_never_offer_more_than_the_limit(story) -> None:  # type: ignore[no-untyped-def]
+    states = story[0]["states"]
+    assert len(states) >= 20
+    for st in states:
+        assert st["total_offered_a"] <= st["limit_a"]
+        assert [e["address"] for e in st["evses"]] == [1, 2, 3, 4]
+        assert all(e["pilot"] in "ABCDEF" for e in st["evses"])
+    assert states[0]["master"] == "up" and states[-1]["master"] == "down"
+
+
+def test_the_capture_decodes_to_the_same_installation(story) -> None:  # type: ignore[no-untyped-def]
+    _, log, _ = story
+    r = cli("decode", "--summary", "--json", str(log))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert [s["address"] for s in summary["servants"]] == [1, 2, 3, 4]
+    assert summary["limit_a"] == 64.0
+    assert summary["over_limit"] == [] and summary["cuts_never_acked"] == []
+    assert summary["e2e_errors"] == {} and summary["duplicate_addresses"] == [] and summary["second_master"] == []
+    assert {e["address"] for e in summary["failsafe_entries"]} == {1, 2, 3, 4}  # master silent at the end
+    assert summary["heartbeat_gaps"]  # and the decoder sees it go
+
+
+def test_the_plot_is_a_png(story) -> None:  # type: ignore[no-untyped-def]
+    assert story[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("suffix", [".asc", ".blf"])
+def test_other_capture_formats(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"c{suffix}"
+    r = cli("sim", "--speed", "max", "--quiet", "--duration", "30", "--log", str(path))
+    assert r.returncode == 0, r.stderr
+    totals = json.loads(cli("decode", "--json", str(path)).stdout.splitlines()[-1])["totals"]
+    assert totals["records"] > 100 and totals["bad"] == 0
+
+
+def test_plain_output_without_a_terminal_is_periodic_lines_then_the_summary() -> None:
+    r = cli("sim", "--speed", "max", "--duration", "40")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    periodic = [float(line[2:].split()[0]) for line in lines if line.startswith("t=")]
+    assert [round(t) for t in periodic] == [0, 10, 20, 30, 40]  # one line per 10 simulated seconds
+    assert "\x1b[" not in r.stdout
+    assert any(line.startswith("invariant violations: 0") for line in lines)
+
+
+def test_same_seed_same_run_and_duration_is_honoured(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    for path in (a, b):
+        assert cli("sim", "--speed", "max", "--quiet", "--seed", "7", "--duration", "50", "--log", str(path)).returncode == 0
+    assert a.read_text() == b.read_text()
+    s = json.loads(cli("sim", "--speed", "max", "--json", "--duration", "15").stdout.splitlines()[-1])["summary"]
+    assert s["sim_seconds"] == pytest.approx(15.0)
+
+
+def test_live_view_redraws_in_place_on_a_terminal() -> None:
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "busshare", "sim", "--speed", "200", "--duration", "20"],
+                            stdin=child_fd, stdout=child_fd, stderr=child_fd, cwd=ROOT, close_fds=True,
+                            env={**os.environ, "TERM": "xterm"})
+    os.close(child_fd)
+    out = b""
+    while True:
+        ready, _, _ = select.select([main_fd], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(main_fd)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert "\x1b[" in text and "F" in text  # cursor moved back up over the previous frame
+    assert text.count("total ") >= 2  # drawn more than once
+    assert "pilot" in text and "limit 64.0 A" in text
+    assert "invariant violations: 0" in text
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--speed", "0"], "speed"),
+    (["--speed", "fast"], "speed"),
+    (["no-such-scenario"], "no-such-scenario"),
+    (["--log", "capture.txt"], "--log"),
+    (["--duration", "-1"], "duration"),
+])
+def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
+    r = cli("sim", "--speed", "max", *args) if "--speed" not in args else cli("sim", *args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("usage:")]
+    assert len(err) == 1 and needle in err[0], r.stderr
+
+
+def test_a_scenario_file(tmp_path: Path) -> None:
+    text = (ROOT / "busshare" / "sim" / "scenarios" / "story.toml").read_text()
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace("duration_s = 220.0", "duration_s = 30.0"))
+    s = json.loads(cli("sim", str(path), "--speed", "max", "--json").stdout.splitlines()[-1])["summary"]
+    assert s["sim_seconds"] == pytest.approx(30.0) and s["violations"] == []
