@@ -90,6 +90,8 @@ def test_modbus_timing_covers_the_worst_stall_of_the_poll_loop(baud: int) -> Non
     stall = 2 * (mm.poll_wire_time(baud, mm.MAILBOX_SLOTS) + mm.DEFAULT_REPLY_TIMEOUT)
     assert t.failsafe_timeout >= 1.5  # never shorter than on CAN, never looser than it needs
     assert t.failsafe_timeout >= 5 * t.heartbeat_period + stall
+    # a healthy servant has its reply confirmed at least every two cycles of a full segment
+    assert t.failsafe_timeout >= 3 * mm.cycle_wire_time(baud, mm.FULL_SEGMENT)
     assert t.status_period >= mm.cycle_wire_time(baud, 32) - 0.01
     assert t.tick_period == 0.05
 

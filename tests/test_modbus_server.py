@@ -57,29 +57,49 @@ def test_never_answers_a_broadcast_but_takes_its_frames() -> None:
     assert s.last_master == 1.0
 
 
+def batch_of(reply: bytes) -> mm.OutboxBatch:
+    return mm.unpack_outbox(rtu.parse(reply, "response").values)
+
+
 def test_the_mailbox_transaction_delivers_inbox_frames_and_returns_the_outbox() -> None:
     s = server()
     link = Link()
     grant = link.encode(SetLimit(ME, 1, 320, 60, 7))
     status = link.encode(Status(ME, 0x2BCD, PilotState.C, 320, 300, 320))
-    s.queue(*status)
-    (reply,) = s.feed(poll(ME, frames=[grant]), now=1.0)
+    first = batch_of(s.feed(poll(ME, frames=[grant]), now=1.0)[0])  # the master has acked nothing yet
     assert list(s.inbound) == [grant]
-    batch = mm.unpack_outbox(rtu.parse(reply, "response").values)
-    assert batch.frames == (status,)
+    assert first.frames == ()
+    s.queue(*status)
+    second = batch_of(s.feed(poll(ME, ack=first.seq), now=1.1)[0])
+    assert second.frames == (status,) and second.seq == (first.seq + 1) & 0xFF
 
 
 def test_an_unacknowledged_batch_is_sent_again_and_dropped_once_acked() -> None:
     s = server()
     link = Link()
-    status = link.encode(Status(ME, 1, PilotState.C, 320, 300, 320))
-    s.queue(*status)
-    first = mm.unpack_outbox(rtu.parse(s.feed(poll(ME, ack=0), now=1.0)[0], "response").values)
+    hello = batch_of(s.feed(poll(ME), now=0.9)[0])
+    s.queue(*link.encode(Status(ME, 1, PilotState.C, 320, 300, 320)))
+    first = batch_of(s.feed(poll(ME, ack=hello.seq), now=1.0)[0])
+    assert len(first.frames) == 1
     # the reply was lost: the master acks its previous batch, so the same batch comes again
-    again = mm.unpack_outbox(rtu.parse(s.feed(poll(ME, ack=(first.seq - 1) & 0xFF), now=1.1)[0], "response").values)
+    again = batch_of(s.feed(poll(ME, ack=hello.seq), now=1.1)[0])
     assert again == first
-    after = mm.unpack_outbox(rtu.parse(s.feed(poll(ME, ack=first.seq), now=1.2)[0], "response").values)
+    after = batch_of(s.feed(poll(ME, ack=first.seq), now=1.2)[0])
     assert after.frames == ()
+
+
+def test_a_servant_whose_replies_never_reach_the_master_knows_it() -> None:
+    s = ModbusServer(ME, now=0.0, failsafe_timeout=1.5)
+    seq = batch_of(s.feed(poll(ME), now=0.1)[0]).seq
+    seq = batch_of(s.feed(poll(ME, ack=seq), now=0.3)[0]).seq  # confirms the reply of 0.1
+    assert not s.link_lost(1.5)
+    # from now on the master never gets our replies (a twin collides with them): it keeps acking the old batch
+    for t in (0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7):
+        s.feed(poll(ME, ack=(seq - 1) & 0xFF), now=t)
+    assert s.link_ok == 0.1
+    assert s.link_lost(1.61)
+    s.feed(poll(ME, ack=seq), now=1.9)  # heard again
+    assert not s.link_lost(1.95)
 
 
 def test_only_the_newest_status_waits_in_the_outbox() -> None:

@@ -231,6 +231,7 @@ POLL_REQUEST_BYTES = 13 + 2  # id fc rs(2) rc(2) ws(2) wc(2) bc, 1 control regis
 POLL_REPLY_BYTES = 5 + 2 * OUTBOX_REGS
 INBOX_FRAME_BYTES = 2 * SLOT_REGS  # each frame the master writes in a poll
 BROADCAST_BYTES = 9 + 2 * SLOT_REGS  # function 16 to device id 0, one slot
+FULL_SEGMENT = 32  # unit loads on one RS-485 segment: the failsafe timeout assumes a full line
 DEFAULT_REPLY_TIMEOUT = 0.1  # s a servant has to start its reply (pty, USB adapters and busy hosts)
 
 
@@ -266,11 +267,15 @@ def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_
 
     * heartbeat (a broadcast): every 0.2 s, or 0.4 s where a broadcast would
       take more than 10 % of the line (9600 baud);
-    * failsafe timeout: the CAN 1.5 s, or more where the line needs it: five
-      heartbeat periods plus the longest the poll loop can hold a heartbeat
-      back (a transaction that times out and its retry), rounded up to 0.5 s.
-      Servants only need the baud rate: the heartbeat does not depend on the
-      number of servants;
+    * failsafe timeout: the CAN 1.5 s, or more where the line needs it, rounded
+      up to 0.5 s: at least five heartbeat periods plus the longest the poll
+      loop can hold a heartbeat back (a transaction that times out and its
+      retry), and at least three poll cycles of a full segment (32 unit loads)
+      plus that stall, because a servant also fails safe when none of its
+      replies has been confirmed by the master for this long (the next poll
+      confirms a reply, so a healthy servant sees up to two cycles between
+      confirmations).  It depends only on the baud rate, so every node of a
+      line agrees on it without knowing how many servants there are;
     * what scales with the poll cycle of ``servants`` servants: the status
       period (a servant's status reaches the master once per cycle however
       often it is made), the time after which the master calls a servant
@@ -292,7 +297,8 @@ def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_
     timing = dataclasses.replace(
         base,
         heartbeat_period=hb,
-        failsafe_timeout=max(base.failsafe_timeout, up(5 * hb + stall, 0.5)),
+        failsafe_timeout=max(base.failsafe_timeout, up(5 * hb + stall, 0.5),
+                             up(3 * cycle_wire_time(baud, FULL_SEGMENT) + stall, 0.5)),
         status_period=max(base.status_period, up(cycle)),
         servant_silent_after=max(base.servant_silent_after, up(3 * cycle + stall)),
         ack_timeout=max(base.ack_timeout, up(2 * cycle + stall)),

@@ -270,8 +270,9 @@ class ModbusMasterTransport:
             return Outcome(False, f"wrong-reply {exc}")
         self.stats.replies += 1
         peer.more = batch.more > 0
-        if peer.seen and batch.seq == peer.acked and batch.frames:
-            self.stats.duplicates += 1  # we saw this batch; our ack was lost
+        if peer.seen and batch.seq == peer.acked:
+            if batch.frames:
+                self.stats.duplicates += 1  # we saw this batch; our ack was lost
             return Outcome(True)
         peer.seen = True
         peer.acked = batch.seq

@@ -92,6 +92,10 @@ class ModbusServer:
         self.inbound: deque[tuple[int, bytes]] = deque()  # protocol frames for the node
         self.events: list[BusEvent] = []
         self.last_master: float | None = None  # last valid request or broadcast from the master
+        # the last poll whose reply the master has confirmed (by acking its batch in the next poll):
+        # a servant whose replies never get through (a twin colliding, a dead driver) knows from this
+        self.link_ok = now
+        self._batch_sent_at: float | None = None
         self.unlocked_until = float("-inf")
         self.config_writes: list[tuple[int, int]] = []  # (register, value) accepted while unlocked
         self._last_request: rtu.Pdu | None = None  # the latest request seen on the line (any device)
@@ -112,8 +116,11 @@ class ModbusServer:
 
     def _next_batch(self) -> None:
         frames = tuple(self.outbox.popleft() for _ in range(min(mm.MAILBOX_SLOTS, len(self.outbox))))
-        seq = (self.batch.seq + 1) & 0xFF if frames else self.batch.seq
-        self.batch = mm.OutboxBatch(seq, len(self.outbox), frames)
+        self.batch = mm.OutboxBatch((self.batch.seq + 1) & 0xFF, len(self.outbox), frames)
+
+    def link_lost(self, now: float) -> bool:
+        """No reply of ours has reached the master for ``failsafe_timeout``: count it as no master."""
+        return now - self.link_ok > self.failsafe_timeout
 
     # -- bytes in, replies out ----------------------------------------------------
 
@@ -145,6 +152,7 @@ class ModbusServer:
                 self.stats.conflicts += 1
                 self.snapshot.conflict = True
                 self.events.append(BusEvent("address-conflict", f"another unit answered as device {self.address}"))
+                self._twin_frames(frame)
             self._last_request = None
             return None
         try:
@@ -167,6 +175,17 @@ class ModbusServer:
         if reply[1] & 0x80:
             self.stats.exceptions += 1
         return reply
+
+    def _twin_frames(self, frame: bytes) -> None:
+        """Hand the twin's protocol frames to the node, as CAN would: its twin rules then apply."""
+        req = self._last_request
+        if req is None or req.function != rtu.READ_WRITE_MULTIPLE or req.read_start != mm.OUTBOX:
+            return
+        try:
+            batch = mm.unpack_outbox(rtu.parse(frame, "response").values)
+        except (rtu.RtuError, ValueError):
+            return
+        self.inbound.extend(batch.frames)
 
     def _is_reply(self, frame: bytes) -> bool:
         """Whether ``frame`` is a valid answer to the latest request heard (from whichever unit)."""
@@ -211,8 +230,11 @@ class ModbusServer:
             for f in frames:
                 self.inbound.append(f)
                 self.stats.received += 1
-            if ack == self.batch.seq or not self.batch.frames:
+            if ack == self.batch.seq and self._batch_sent_at is not None:
+                self.link_ok = max(self.link_ok, self._batch_sent_at)  # our last reply got through
                 self._next_batch()
+            # else the master missed our last reply: the same batch again, same seq
+            self._batch_sent_at = now
             self.stats.sent += len(self.batch.frames)
             return rtu.read_response(dev, fc, mm.pack_outbox(self.batch))
         if fc in (rtu.WRITE_SINGLE, rtu.WRITE_MULTIPLE):
@@ -313,9 +335,13 @@ class _Stats:
 
 
 class ModbusServantTransport:
-    """A servant on a serial port, shaped like ``CanTransport`` for ``Runtime``."""
+    """A servant on a serial port, shaped like ``CanTransport`` for ``Runtime``.
 
-    bus_off = False
+    ``bus_off`` is True while none of our replies has reached the master for
+    the failsafe timeout: the runtime then calls the servant's ``link_down``,
+    so a servant the master cannot hear fails safe like one that cannot hear
+    the master (the master's silent-servant rules assume exactly that).
+    """
 
     def __init__(self, port: serial.Serial, address: int, baud: int, failsafe_timeout: float = 1.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -327,7 +353,18 @@ class ModbusServantTransport:
         self.stats = _Stats(self.server.stats)
         self.refresh: Callable[[Snapshot, float], None] | None = None  # fills the plain registers
         self._last_rx = 0.0
+        self._lost = False
         self._fd = port.fileno()
+
+    @property
+    def bus_off(self) -> bool:
+        lost = self.server.link_lost(self.clock())
+        if lost != self._lost:
+            self._lost = lost
+            self.server.events.append(BusEvent(
+                "link-lost" if lost else "link-back",
+                "no reply of ours confirmed by the master: failing safe" if lost else "the master hears us again"))
+        return lost
 
     def send(self, offset: int, data: bytes) -> bool:
         if len(data) != FRAME_LENGTH:

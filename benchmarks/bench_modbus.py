@@ -1,0 +1,282 @@
+"""Modbus RTU figures on the emulated RS-485 line: poll cycle, request-to-grant latency, failsafe engagement.
+
+    python benchmarks/bench_modbus.py [--cycles 40] [--skip-cycle] [--skip-nodes]
+
+Poll cycle (8 and 32 servants, 19200 and 115200 baud): the emulator runs in
+its own process (``python -m busshare.transport.rs485`` with a capture), the
+servants' Modbus servers in another (one select loop over N ptys, each server
+following the whole line as a real unit would), and the master's transport in
+this one, polling round-robin with a heartbeat broadcast every heartbeat
+period.  Three figures per case:
+
+* bound: the bytes-on-the-wire cycle from the frame sizes (``cycle_wire_time``);
+* wire: the same computed from the bytes actually captured on the line
+  (characters + one 3.5-char gap per burst), per measured cycle;
+* measured: the median time between the starts of two cycles on the master.
+
+Target: measured <= 1.5 x bound.
+
+Latency and failsafe (real processes: ``busshare master --modbus`` and
+``busshare servant --modbus`` at 19200 baud): request-to-grant is the time
+from a car plugging in (the pilot file turns to C) to the servant applying a
+granted current; failsafe engagement is, after ``kill -9`` of the master, the
+time from the last heartbeat the servant heard to its failsafe pilot record
+(the servant's own record) and from the kill.  Figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import serial
+
+from busshare.frames import Heartbeat
+from busshare.link import Link
+from busshare.transport import modbus_map as mm
+from busshare.transport import rtu
+from busshare.transport.modbus_master import ModbusMasterTransport
+from busshare.transport.modbus_servant import ModbusServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_line(ports: int, baud: int, capture: str) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([sys.executable, "-m", "busshare.transport.rs485", "--ports", str(ports), "--baud",
+                             str(baud), "--capture", capture], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    return proc, [proc.stdout.readline().strip() for _ in range(ports)]
+
+
+def servant_farm(paths: list[str], baud: int, seconds: float) -> None:
+    """N Modbus servers, one per pty, in one select loop (a process per unit would measure the scheduler)."""
+    ports = [serial.Serial(p, baud, timeout=0) for p in paths]
+    servers = {p.fileno(): ModbusServer(i + 1, time.monotonic()) for i, p in enumerate(ports)}
+    gap = rtu.gap_time(baud)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ready, _, _ = select.select(list(servers), [], [], 0.05)
+        got = [(fd, os.read(fd, 4096)) for fd in ready]
+        now = time.monotonic()
+        # real units work in parallel: let the addressed one go first, then the others catch up
+        got.sort(key=lambda item: item[1][:1] != bytes((servers[item[0]].address,)))
+        for fd, data in got:
+            for reply in servers[fd].feed(data, now):
+                pause = now + gap - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                os.write(fd, reply)
+
+
+def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> float:
+    """Line time of what was captured between two instants: characters plus one gap per burst."""
+    total = 0.0
+    for line in open(capture, encoding="ascii"):
+        if line.startswith("#"):
+            continue
+        head, _, _ = line.partition("#")
+        t_text, _, hexes = head.strip().partition(" ")
+        t = float(t_text)
+        if t_from <= t < t_to:
+            total += rtu.wire_time(len(bytes.fromhex(hexes)), baud) + rtu.gap_time(baud)
+    return total
+
+
+def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        capture = os.path.join(tmp, "line.txt")
+        line, paths = start_line(servants + 1, baud, capture)
+        seconds = cycles * mm.cycle_wire_time(baud, servants) * 3 + 5
+        farm = mp.Process(target=servant_farm, args=(paths[1:], baud, seconds + 5), daemon=True)
+        farm.start()
+        time.sleep(0.5)
+        master = ModbusMasterTransport(serial.Serial(paths[0], baud, timeout=0), baud, range(1, servants + 1))
+        link = Link()
+        hb_period = mm.heartbeat_period_for(baud)
+        next_hb = time.monotonic()
+        seq = 0
+        t_line0 = None
+        starts: list[float] = []
+        try:
+            while len(master.cycle_times) < cycles + 2:
+                now = time.monotonic()
+                if now >= next_hb:
+                    master.send(*link.encode(Heartbeat(1, 1, seq & 0xFF, 640, 60)))
+                    seq += 1
+                    next_hb += hb_period
+                master.recv(max(0.0, next_hb - time.monotonic()))
+                if master.stats.cycles and t_line0 is None:
+                    t_line0 = time.monotonic()
+                if len(starts) < master.stats.cycles:
+                    starts.append(time.monotonic())
+        finally:
+            master.shutdown()
+            farm.terminate()
+            line.send_signal(signal.SIGTERM)
+            line.wait(10)
+        measured = list(master.cycle_times)[1:]  # the first one includes start-up
+        # the capture's clock starts with the emulator: align on the cycles' span
+        cap_lines = [ln for ln in open(capture, encoding="ascii") if not ln.startswith("#")]
+        t_first = float(cap_lines[0].split()[0])
+        t_last = float(cap_lines[-1].split()[0])
+        span = t_last - t_first
+        wire = captured_wire_time(capture, baud, t_first, t_last + 1) / max(span, 1e-9) * statistics.median(measured)
+        return {
+            "servants": servants,
+            "baud": baud,
+            "bound_ms": mm.cycle_wire_time(baud, servants) * 1000,
+            "wire_ms": wire * 1000,
+            "measured_ms": statistics.median(measured) * 1000,
+            "p90_ms": sorted(measured)[int(len(measured) * 0.9)] * 1000,
+            "timeouts": master.stats.timeouts,
+            "bad": master.stats.bad_replies,
+        }
+
+
+# ---------------------------------------------------------------------------
+# latency and failsafe with real processes
+
+
+SITE = """
+[site]
+breaker_a = 80
+limit_a = 64
+[[servant]]
+address = 1
+max_a = 64
+[[servant]]
+address = 2
+max_a = 64
+"""
+
+
+class Proc:
+    def __init__(self, args: list[str]) -> None:
+        self.p = subprocess.Popen([sys.executable, "-m", "busshare", *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.records: list[dict[str, object]] = []
+        os.set_blocking(self.p.stdout.fileno(), False)  # type: ignore[union-attr]
+        self._buf = ""
+
+    def poll(self) -> list[dict[str, object]]:
+        assert self.p.stdout is not None
+        try:
+            chunk = self.p.stdout.read()
+        except (BlockingIOError, TypeError):
+            chunk = None
+        if chunk:
+            self._buf += chunk
+            *lines, self._buf = self._buf.split("\n")
+            for ln in lines:
+                try:
+                    self.records.append(json.loads(ln))
+                except json.JSONDecodeError:
+                    pass
+        return self.records
+
+    def wait_for(self, pred: object, timeout: float) -> dict[str, object] | None:
+        end = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < end:
+            recs = self.poll()
+            for r in recs[seen:]:
+                if pred(r):  # type: ignore[operator]
+                    return r
+            seen = len(recs)
+            time.sleep(0.01)
+        return None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def bench_nodes(rounds: int) -> dict[str, list[float]]:
+    baud = 19200
+    out: dict[str, list[float]] = {"grant_ms": [], "failsafe_after_heartbeat_s": [], "failsafe_after_kill_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        site = os.path.join(tmp, "site.toml")
+        Path(site).write_text(SITE)
+        capture = os.path.join(tmp, "line.txt")
+        line, paths = start_line(3, baud, capture)
+        ev = os.path.join(tmp, "ev1")
+        Path(ev).write_text("A")
+        servant = Proc(["servant", "--modbus", paths[1], "--baud", str(baud), "--address", "1", "--max", "64",
+                        "--pilot-file", ev, "--json"])
+        try:
+            for _ in range(rounds):
+                master = Proc(["master", "--modbus", paths[0], "--baud", str(baud), "--config", site, "--json"])
+                # wait until the master's heartbeat reached the servant and it is out of failsafe learning
+                if servant.wait_for(lambda r: r.get("event") == "pilot" and not r.get("failsafe")
+                                    and r.get("last_heartbeat"), 30) is None:
+                    servant.wait_for(lambda r: False, 3)
+                time.sleep(1.0)
+                n0 = len(servant.poll())
+                t_plug = time.monotonic()
+                Path(ev).write_text("C")
+                rec = servant.wait_for(lambda r: r.get("event") == "pilot" and float(r.get("offer_a", 0)) > 6.0
+                                       and not r.get("failsafe"), 30)
+                if rec is not None and len(servant.records) > n0:
+                    out["grant_ms"].append((float(rec["t"]) - t_plug) * 1000)  # type: ignore[arg-type]
+                time.sleep(0.5)
+                t_kill = time.monotonic()
+                master.stop(signal.SIGKILL)
+                rec = servant.wait_for(lambda r: r.get("event") == "pilot" and r.get("failsafe"), 30)
+                if rec is not None and rec.get("last_heartbeat") is not None:
+                    out["failsafe_after_heartbeat_s"].append(float(rec["t"]) - float(rec["last_heartbeat"]))  # type: ignore[arg-type]
+                    out["failsafe_after_kill_s"].append(float(rec["t"]) - t_kill)  # type: ignore[arg-type]
+                Path(ev).write_text("A")
+                time.sleep(0.5)
+        finally:
+            servant.stop()
+            line.send_signal(signal.SIGTERM)
+            line.wait(10)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=40, help="poll cycles measured per case")
+    ap.add_argument("--rounds", type=int, default=3, help="plug/kill rounds for latency and failsafe")
+    ap.add_argument("--skip-cycle", action="store_true")
+    ap.add_argument("--skip-nodes", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_cycle:
+        print("poll cycle (one function-23 transaction per servant, heartbeat broadcasts included)")
+        print(f"{'servants':>8} {'baud':>7} {'bound ms':>9} {'wire ms':>8} {'measured ms':>12} {'p90 ms':>7} "
+              f"{'ratio':>6} {'timeouts':>8} {'bad':>4}")
+        for baud in (19200, 115200):
+            for n in (8, 32):
+                r = bench_cycle(n, baud, args.cycles)
+                ratio = r["measured_ms"] / r["bound_ms"]
+                print(f"{n:>8} {baud:>7} {r['bound_ms']:>9.1f} {r['wire_ms']:>8.1f} {r['measured_ms']:>12.1f} "
+                      f"{r['p90_ms']:>7.1f} {ratio:>6.2f} {int(r['timeouts']):>8} {int(r['bad']):>4}", flush=True)
+    if not args.skip_nodes:
+        r2 = bench_nodes(args.rounds)
+        for key, vals in r2.items():
+            shown = ", ".join(f"{v:.3f}" for v in vals) or "none"
+            med = f"median {statistics.median(vals):.3f}" if vals else ""
+            print(f"{key}: {med} ({shown})")
+        t = mm.modbus_timing(19200, 2)
+        print(f"failsafe bound at 19200 baud: timeout {t.failsafe_timeout} s + tick {t.tick_period} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
