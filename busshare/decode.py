@@ -493,10 +493,9 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         return json_frame(describer, d)[len(_HEAD):].encode() + b"\n" + _HEAD
 
     def entry(key: bytes) -> tuple[int, int, int, bytes]:
-        """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
-        for a well-formed frame, -2: for a key that is not a frame at all."""
+        """(offset or -1 for the general path, counter, 16 * counter, JSON fragment after the timestamp)."""
         if not _KEY.fullmatch(key):
-            return -2, 0, 0, b""
+            return -1, 0, 0, b""
         ident, _, hex_data = key.partition(b"#")
         can_id = int(ident, 16)
         extended = len(ident) > 3
@@ -512,17 +511,13 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         frag = (", " + text[1:-1] + ', "e2e": ').encode()
         return c.offset, c.counter, c.counter << 4, frag
 
-    def general(chunk: bytes, first: int, ts: bytes, key: bytes, valid_key: bool) -> bytes:
-        """One line the fast loop does not handle, through the general decoder."""
-        dec.records -= 1  # already counted with its chunk
-        r: Record | None
-        if valid_key:  # a well-formed frame whose JSON depends on state (CUT/GRANT) or that is bad
-            r = Frame(float(ts), *_frame_fields(key))
-        else:  # not a frame: find its line number for the report (rare, so a scan is fine)
-            at = chunk.find(b"(" + ts + b")")
-            where = f"line {first + chunk.count(_NL, 0, at)}" if at >= 0 else "line ?"
-            r = parse_line(b"(" + ts + b") - " + key, where)
+    def general(chunk: bytes, first: int, ts: bytes, key: bytes) -> bytes:
+        """One line the fast loop does not handle, through the general parser."""
+        at = chunk.find(b"(" + ts + b")")
+        where = f"line {first + chunk.count(_NL, 0, at)}" if at >= 0 else "line ?"
+        r = parse_line(b"(" + ts + b") - " + key, where)
         assert r is not None
+        dec.records -= 1  # already counted with its chunk
         d = dec.feed(r)
         if d is None:
             assert isinstance(r, Unreadable)
@@ -560,7 +555,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     ext((ts, frag, table[k]))
                     hits[k] += 1
                 else:
-                    ext((general(chunk, first, ts, key, offset == -1),))
+                    ext((general(chunk, first, ts, key),))
             if dec.first_t is None:
                 dec.first_t = float(first_ts)
             dec.last_t = float(ts)
@@ -584,16 +579,6 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     for k, n in enumerate(hits):
         if n:
             dec.counts[dec._table[k].value] += n
-
-
-def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
-    """(id, extended, data, kind) of a key already checked against ``_KEY``."""
-    ident, _, hex_data = key.partition(b"#")
-    can_id = int(ident, 16)
-    extended = len(ident) > 3
-    if extended and can_id & CAN_ERR_FLAG:
-        return can_id & 0x1FFFFFFF, True, b"", "error-frame"
-    return can_id, extended, bytes.fromhex(hex_data.decode()), "data"
 
 
 def _suffix(status: E2EStatus) -> bytes:

@@ -12,11 +12,11 @@ from .errors import UserError
 from .timeline import Timeline
 
 MARK_STYLE = {
-    "failsafe": ("tab:red", "failsafe"),
-    "heartbeat-gap": ("tab:orange", "heartbeat gap"),
-    "master-silent": ("tab:red", "master silent"),
-    "master-stop": ("tab:red", "master stop"),
-    "over-limit": ("black", "over limit"),
+    "failsafe": ("dimgray", "failsafe"),
+    "heartbeat-gap": ("darkgoldenrod", "heartbeat gap"),
+    "master-silent": ("black", "master silent"),
+    "master-stop": ("black", "master stop"),
+    "over-limit": ("magenta", "over limit"),
 }
 
 
@@ -37,16 +37,23 @@ def _steps(points: list[tuple[float, float]], t_end: float) -> tuple[list[float]
     return xs, ys
 
 
-def plot_timeline(timeline: Timeline, path: str, title: str = "busshare", t0: float = 0.0) -> None:
-    """Write ``path`` (format from its extension: .png, .svg, .pdf); times are shown as ``t - t0``."""
+def plot_timeline(timeline: Timeline, path: str, title: str = "busshare", t0: float = 0.0,
+                  t_end: float | None = None) -> None:
+    """Write ``path`` (format from its extension: .png, .svg, .pdf); times are shown as ``t - t0``.
+
+    ``t_end`` (in the same time base as the samples) is where the run or capture stopped: the last
+    sample holds until then.
+    """
     plt = _pyplot()
     samples = timeline.samples
     if not samples:
         raise UserError("nothing to plot: no EVSE status in the run or capture")
-    t_end = max(s.t for s in samples) - t0
+    end = max(s.t for s in samples) - t0
     for m in timeline.events:
-        t_end = max(t_end, m.t - t0)
-    t_end = t_end or 1.0
+        end = max(end, m.t - t0)
+    if t_end is not None:
+        end = max(end, t_end - t0)
+    t_end = end or 1.0
     fig, (ax, ax_sum) = plt.subplots(2, 1, sharex=True, figsize=(11, 7), height_ratios=(3, 1.4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     latest: dict[int, tuple[int, int]] = {}
@@ -79,7 +86,7 @@ def plot_timeline(timeline: Timeline, path: str, title: str = "busshare", t0: fl
         if style is None:
             continue
         color, label = style
-        ax.axvline(m.t - t0, color=color, alpha=0.35, linewidth=1,
+        ax.axvline(m.t - t0, color=color, alpha=0.5, linewidth=1, linestyle=(0, (4, 3)),
                    label=None if label in seen else label)
         seen.add(label)
     ax.set_ylabel("current per EVSE (A)")

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             from ..plot import plot_timeline
 
             plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}",
-                          t0=dec.first_t or 0.0)
+                          t0=dec.first_t or 0.0, t_end=dec.last_t)
         if args.summary:
             if args.json:
                 out.write(json.dumps(result) + "\n")

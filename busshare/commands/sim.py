@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plot import plot_timeline
 
-        plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})")
+        plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
+                      t_end=result.summary.sim_seconds)
     if args.json:
         out.write(json.dumps({"summary": summary_dict(result.summary)}) + "\n")
     else:
