@@ -114,6 +114,11 @@ class Rs485Bus:
         with self._lock:
             self._corrupt_next[port] += bursts
 
+    def clear_faults(self, port: int) -> None:
+        """Cancel the drops and corruptions still pending for ``port``."""
+        with self._lock:
+            self._drop_next[port] = self._corrupt_next[port] = 0
+
     def now(self) -> float:
         """Seconds since the line started (the capture's time base)."""
         return time.monotonic() - self._t0
