@@ -1,0 +1,35 @@
+"""A product embedding a busshare servant: wire the pilot, the pilot detector and the meter; run.
+
+    python examples/embed_servant.py -i socketcan -c can0      (udp_multicast when -i is left out)
+"""
+
+import argparse
+import time
+
+from busshare.config import ServantConfig, Timing
+from busshare.pilot import PilotState, duty_for_current
+from busshare.runtime import Runtime
+from busshare.servant import Servant
+from busshare.transport.can import CanTransport, add_bus_arguments, open_bus
+
+
+class MyEvse:
+    """Implements busshare.hardware.EvseHardware; replace the bodies with your board's drivers."""
+
+    duty = None
+
+    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:  # called after every step
+        duty = 100.0 if ev_stopped else duty_for_current(offer_da / 10)
+        if duty != self.duty:
+            self.duty = duty
+            print(f"pilot PWM {duty:.1f} % ({offer_da / 10:.1f} A){' EV STOPPED' if ev_stopped else ''}", flush=True)
+
+    def read(self, now: float) -> tuple[PilotState, int | None]:
+        return PilotState.C, None  # pilot state from the ADC; meter current in 0.1 A, None without one
+
+
+parser = argparse.ArgumentParser()
+add_bus_arguments(parser)
+args = parser.parse_args()
+node = Servant(ServantConfig(address=5, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic())
+Runtime(node, CanTransport(open_bus(args)), hardware=MyEvse(), on_record=print).run()
