@@ -136,3 +136,12 @@ def test_problems_agree_with_the_validator_and_are_one_line_each(doc: dict) -> N
     if valid:
         assert found == []
     assert all("\n" not in p and p for p in found)
+
+
+def test_several_problems_in_one_servant_are_all_reported(tmp_path: Path) -> None:
+    text = "[site]\nbreaker_a = 80\n[[servant]]\naddress = 2\nmax_a = 90\nmin_a = 5\npriority = 999\ncolour = 1\n"
+    r = cli(str(write(tmp_path, text)))
+    assert r.returncode == 1
+    for needle in ("servant 2: min 5.0 A is below 6 A", "servant 2: max 90.0 A is above 80 A",
+                   "servant 2: priority 999", "servant 2: unknown key 'colour'"):
+        assert needle in r.stdout, (needle, r.stdout)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,44 @@ def _scalar(v: Any) -> str:
     return json.dumps(str(v))
 
 
+_ALIASES = {"min": "min_a", "max": "max_a", "failsafe": "failsafe_a", "tolerance": "tolerance_a",
+            "limit": "limit_a", "breaker": "breaker_a"}
+
+
+def _culprit(problem: str, table: dict[str, Any]) -> str | None:
+    """The key of ``table`` a validator message is about (the first one it names)."""
+    best: tuple[int, str] | None = None
+    for word in re.finditer(r"[A-Za-z_]+", problem.split(":", 1)[-1] if problem.startswith("servant") else problem):
+        name = word.group(0)
+        key = name if name in table else _ALIASES.get(name)
+        if key is not None and key in table and (best is None or word.start() < best[0]):
+            best = (word.start(), key)
+    return None if best is None else best[1]
+
+
+def _table_problems(table: dict[str, Any], check: Callable[[dict[str, Any]], str | None],
+                    required: dict[str, Any]) -> list[str]:
+    """Every problem of one table: report one, drop (or repair) the key it names, check again."""
+    t = dict(table)
+    found: list[str] = []
+    for _ in range(len(t) + 2):
+        p = check(t)
+        if p is None:
+            break
+        found.append(p)
+        key = _culprit(p, t)
+        missing = [k for k in required if k not in t]
+        if missing:
+            t[missing[0]] = required[missing[0]]
+        elif key is None:
+            break
+        elif key in required:
+            t[key] = required[key]
+        else:
+            del t[key]
+    return found
+
+
 def problems(text: str) -> list[str]:
     """Every problem of a config file's text, one line each; [] when it is valid."""
     try:
@@ -90,18 +130,31 @@ def problems(text: str) -> list[str]:
     for key in extra:
         add(f"config: unknown key {key!r} (known: servant, site, timing)")
     site, timing, servants = doc.get("site", {}), doc.get("timing", {}), doc.get("servant", [])
-    add(_problem({"site": site, "servant": [_GOOD_SERVANT]}) if isinstance(site, dict) else "[site] must be a table")
+    if isinstance(site, dict):
+        for p in _table_problems(site, lambda t: _problem({"site": t, "servant": [_GOOD_SERVANT]}), {}):
+            add(p)
+    else:
+        add("[site] must be a table")
     if isinstance(timing, dict):
-        add(_problem({"site": _ROOMY_SITE, "timing": timing, "servant": [_GOOD_SERVANT]}))
+        for p in _table_problems(timing, lambda t: _problem({"site": _ROOMY_SITE, "timing": t,
+                                                              "servant": [_GOOD_SERVANT]}), {}):
+            add(p)
     else:
         add("[timing] must be a table")
     if not isinstance(servants, list):
         add("servants are written as [[servant]] tables")
         servants = []
     for i, s in enumerate(servants):
-        p = _problem({"site": _ROOMY_SITE, "servant": [s]})
-        if p is not None:
-            add(p.replace("servant #1", f"servant #{i + 1}"))
+        if not isinstance(s, dict):
+            add(f"servant #{i + 1}: must be a table")
+            continue
+        address = s.get("address")
+        fixed = {"address": 1, "max_a": 80}
+        for p in _table_problems(s, lambda t: _problem({"site": _ROOMY_SITE, "servant": [t]}), fixed):
+            p = p.replace("servant #1", f"servant #{i + 1}")
+            if isinstance(address, int) and not isinstance(address, bool):
+                p = re.sub(r"^servant 1:", f"servant {address}:", p)
+            add(p)
     addresses: dict[Any, int] = {}
     for s in servants:
         if isinstance(s, dict) and "address" in s:
