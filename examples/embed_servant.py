@@ -31,5 +31,6 @@ class MyEvse:
 parser = argparse.ArgumentParser()
 add_bus_arguments(parser)
 args = parser.parse_args()
-node = Servant(ServantConfig(address=5, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic())
-Runtime(node, CanTransport(open_bus(args)), hardware=MyEvse(), on_record=print).run()
+node = Servant(ServantConfig(address=1, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic())
+Runtime(node, CanTransport(open_bus(args)), hardware=MyEvse(),
+        on_record=lambda rec: print(rec["event"], rec["detail"], flush=True)).run()  # until SIGINT/SIGTERM
