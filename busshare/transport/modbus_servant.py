@@ -99,6 +99,9 @@ class ModbusServer:
         self.unlocked_until = float("-inf")
         self.config_writes: list[tuple[int, int]] = []  # (register, value) accepted while unlocked
         self._last_request: rtu.Pdu | None = None  # the latest request seen on the line (any device)
+        self._junk_unreported = 0
+        self._junk_example: bytes | None = None
+        self._junk_next_report = float("-inf")
 
     # -- the outbox ---------------------------------------------------------------
 
@@ -131,18 +134,28 @@ class ModbusServer:
             reply = self.handle(frame, now)
             if reply is not None:
                 replies.append(reply)
-        self._count_junk()
+        self._count_junk(now)
         return replies
 
-    def idle(self) -> None:
+    def idle(self, now: float | None = None) -> None:
         """The line fell silent for 3.5 characters: drop a partial frame."""
         self.parser.idle()
-        self._count_junk()
+        self._count_junk(now)
 
-    def _count_junk(self) -> None:
+    def _count_junk(self, now: float | None = None) -> None:
         for junk in self.parser.drain_junk():
             self.stats.bad_frames += 1
-            self.events.append(BusEvent("line-garbage", f"{len(junk)} bytes not a valid frame: {junk[:16].hex(' ')}"))
+            self._junk_unreported += 1
+            if self._junk_example is None:
+                self._junk_example = junk
+        if self._junk_unreported and (now is None or now >= self._junk_next_report):
+            # at most one report a second: a collision storm must not become a log storm
+            ex = self._junk_example or b""
+            more = f" (and {self._junk_unreported - 1} more runs)" if self._junk_unreported > 1 else ""
+            self.events.append(BusEvent("line-garbage",
+                                        f"{len(ex)} bytes not a valid frame: {ex[:16].hex(' ')}{more}"))
+            self._junk_unreported, self._junk_example = 0, None
+            self._junk_next_report = (now or 0.0) + 1.0
 
     def handle(self, frame: bytes, now: float) -> bytes | None:
         """One CRC-valid frame heard on the line -> our reply, or None."""
@@ -384,13 +397,13 @@ class ModbusServantTransport:
                 wait = min(wait, max(0.0, self._last_rx + self.gap - now))
             if wait <= 0 and not (self.server.parser.buf and now < self._last_rx + self.gap):
                 if self.server.parser.buf and now >= self._last_rx + self.gap:
-                    self.server.idle()
+                    self.server.idle(self.clock())
                 if now >= deadline:
                     return None
             ready, _, _ = select.select([self._fd], [], [], max(0.0, wait))
             if not ready:
                 if self.server.parser.buf and self.clock() >= self._last_rx + self.gap:
-                    self.server.idle()
+                    self.server.idle(self.clock())
                 if self.clock() >= deadline:
                     return None
                 continue
