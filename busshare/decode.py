@@ -439,8 +439,8 @@ def fixed_layout(chunk: bytes) -> struct.Struct | None:
     fields without a regex.  The keys themselves are checked when first seen.
     """
     width = chunk.find(b"\n") + 1
-    if width < 8 or len(chunk) % width or chunk[:1] != b"(":
-        return None
+    if width < 8 or len(chunk) % width or chunk[:1] != b"(" or chunk[width - 2:width - 1] == b"\r":
+        return None  # CRLF lines take the regex path
     n = len(chunk) // width
     close = chunk.find(b") ", 0, width)
     dot = chunk.find(b".", 0, close)
@@ -493,9 +493,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         return json_frame(describer, d)[len(_HEAD):].encode() + b"\n" + _HEAD
 
     def entry(key: bytes) -> tuple[int, int, int, bytes]:
-        """(offset or -1 for the general path, counter, 16 * counter, JSON fragment after the timestamp)."""
+        """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
+        for a well-formed frame, -2: for a key that is not a frame at all."""
         if not _KEY.fullmatch(key):
-            return -1, 0, 0, b""
+            return -2, 0, 0, b""
         ident, _, hex_data = key.partition(b"#")
         can_id = int(ident, 16)
         extended = len(ident) > 3
@@ -511,13 +512,22 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         frag = (", " + text[1:-1] + ', "e2e": ').encode()
         return c.offset, c.counter, c.counter << 4, frag
 
-    def general(chunk: bytes, first: int, ts: bytes, key: bytes) -> bytes:
-        """One line the fast loop does not handle, through the general parser."""
-        at = chunk.find(b"(" + ts + b")")
-        where = f"line {first + chunk.count(_NL, 0, at)}" if at >= 0 else "line ?"
-        r = parse_line(b"(" + ts + b") - " + key, where)
-        assert r is not None
+    def general(chunk: bytes, first: int, ts: bytes, key: bytes, valid_key: bool) -> bytes:
+        """One line the fast loop does not handle, through the general decoder."""
         dec.records -= 1  # already counted with its chunk
+        r: Record | None
+        if valid_key:  # a well-formed frame whose JSON depends on state (CUT/GRANT) or that is bad
+            r = Frame(float(ts), *_frame_fields(key))
+        else:  # not a frame: find its line number, scanning on from the previous one (rows come in order)
+            pos, line = scan
+            at = chunk.find(b"(" + ts + b")", pos)
+            if at >= 0:
+                line += chunk.count(_NL, pos, at)
+                scan[:] = [at, line]
+            where = f"line {first + line}" if at >= 0 else "line ?"
+            end = chunk.find(_NL, at)
+            r = parse_line(chunk[at:end if end >= 0 else len(chunk)] if at >= 0 else b"(" + ts + b") - " + key, where)
+        assert r is not None
         d = dec.feed(r)
         if d is None:
             assert isinstance(r, Unreadable)
@@ -527,7 +537,9 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     buf: list[bytes] = [_HEAD]
     ext = buf.extend
     get = memo.get
+    scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
     for first, chunk in chunks:
+        scan[:] = [0, 0]
         layout = fixed_layout(chunk)
         rows: Iterable[tuple[bytes, bytes]] | None = None
         n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
@@ -555,7 +567,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     ext((ts, frag, table[k]))
                     hits[k] += 1
                 else:
-                    ext((general(chunk, first, ts, key),))
+                    ext((general(chunk, first, ts, key, offset == -1),))
             if dec.first_t is None:
                 dec.first_t = float(first_ts)
             dec.last_t = float(ts)
@@ -579,6 +591,16 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     for k, n in enumerate(hits):
         if n:
             dec.counts[dec._table[k].value] += n
+
+
+def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
+    """(id, extended, data, kind) of a key already checked against ``_KEY``."""
+    ident, _, hex_data = key.partition(b"#")
+    can_id = int(ident, 16)
+    extended = len(ident) > 3
+    if extended and can_id & CAN_ERR_FLAG:
+        return can_id & 0x1FFFFFFF, True, b"", "error-frame"
+    return can_id, extended, bytes.fromhex(hex_data.decode()), "data"
 
 
 def _suffix(status: E2EStatus) -> bytes:

@@ -416,3 +416,18 @@ def test_ids_are_checked_against_the_scheme_not_guessed() -> None:
     bad = dec.feed(Frame(0.0, offset_of(msg), False, data))
     assert bad is not None and bad.bad is not None and bad.bad.kind == "foreign"
     assert os.path.basename(__file__) == "test_decode.py"
+
+
+def test_a_bad_line_in_a_fixed_width_log_keeps_its_line_number_and_crlf_reads_alike(frames) -> None:  # type: ignore[no-untyped-def]
+    lines = [f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames]
+    lines[57] = lines[57][:-17] + "ZZ" + lines[57][-15:]  # same width, bad hex
+    text = "".join(lines).encode()
+    for variant in (text, text.replace(b"\n", b"\r\n")):
+        dec = CaptureDecoder()
+        buf = io.BytesIO()
+        json_fast(read_chunks(io.BytesIO(variant)), dec, buf)
+        recs = json_lines(buf.getvalue().decode())
+        bad = [r for r in recs if "error" in r]
+        assert [(b["error"], b["where"]) for b in bad] == [("unreadable", "line 58")]
+        assert "vcan0" in bad[0]["reason"]
+        assert dec.counts["ok"] == len(frames) - 1 - dec.counts["wrong-sequence"] - dec.counts["ok-some-lost"]
