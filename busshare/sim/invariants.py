@@ -54,15 +54,15 @@ class Violation:
 class SimulationFailed(AssertionError):
     """An invariant broke: carries the seed and the trace to reproduce it."""
 
-    def __init__(self, violation: Violation, seed: int, scenario: str, trace: list[str]) -> None:
+    def __init__(self, violation: Violation, seed: int, scenario: str, trace: list[str], origin: str = "") -> None:
         self.violation = violation
         self.seed = seed
         self.scenario = scenario
         self.trace = trace
+        how = origin or f"busshare sim --scenario {scenario}"
         lines = [
-            f"invariant violated: {violation}",
-            f"reproduce: busshare sim --scenario {scenario} --seed {seed}"
-            f"   (python: run_scenario(load_scenario({scenario!r}), seed={seed}))",
+            f"invariant violated in scenario {scenario}, seed {seed}: {violation}",
+            f"reproduce: {how} --seed {seed}",
             f"last {len(trace)} trace entries:",
             *("  " + t for t in trace),
         ]

@@ -237,7 +237,7 @@ class Simulation:
         self.violations.append(v)
         self._trace(t, "VIOLATION", str(v))
         if self.stop_on_violation:
-            raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines())
+            raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
 
     def trace_lines(self) -> list[str]:
         out = []
@@ -435,7 +435,10 @@ class Simulation:
         p.node_sched = INF
         node = p.node
         if node.next_deadline() <= t:
-            self._servant_after(p, node.tick(t), t)
+            out = node.tick(t)
+            if node.next_deadline() <= t:
+                self._stuck(p, t)
+            self._servant_after(p, out, t)
         else:
             self._node_resched(p)
 
@@ -528,9 +531,23 @@ class Simulation:
             return
         m.node_sched = INF
         if m.node.next_deadline() <= t:
-            self._master_after(m, m.node.tick(t), t)
+            out = m.node.tick(t)
+            if m.node.next_deadline() <= t:
+                self._stuck(m, t)
+            self._master_after(m, out, t)
         else:
             self._node_resched(m)
+
+    def _stuck(self, proc: ServantProc | MasterProc, t: float) -> None:
+        """A node whose deadline is still due right after tick(now) would make a real runtime spin.
+
+        The run cannot go on (virtual time would never advance), so this stops it even when
+        violations are only being collected.
+        """
+        v = Violation(t, "node-deadline", f"{proc.name}: next_deadline() = {proc.node.next_deadline():.6f} is not "
+                      f"after tick({t:.6f}); a runtime would busy-loop")
+        self.violations.append(v)
+        raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
 
     def _master_after(self, m: MasterProc, out: list[Message], t: float) -> None:
         if out:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ class Scenario:
     check_waste: bool = True
     check_starvation: bool = True
     first_epoch: int = 0
+    origin: str = ""  # how to rebuild it, e.g. "busshare sim --scenario story"; shown with a violation
 
 
 def builtin_names() -> list[str]:
@@ -86,12 +87,14 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ScenarioError(f"{path}: {exc.strerror or exc}") from None
-        return parse_scenario(text, default_name=path.stem, where=str(path))
+        sc = parse_scenario(text, default_name=path.stem, where=str(path))
+        return replace(sc, origin=f"busshare sim --scenario {path}")
     name = str(name_or_path)
     res = resources.files("busshare.sim") / "scenarios" / f"{name}.toml"
     if not res.is_file():
         raise ScenarioError(f"no scenario {name!r}: built-in ones are {', '.join(builtin_names())}, or give a .toml path")
-    return parse_scenario(res.read_text(encoding="utf-8"), default_name=name, where=name)
+    sc = parse_scenario(res.read_text(encoding="utf-8"), default_name=name, where=name)
+    return replace(sc, origin=f"busshare sim --scenario {name}")
 
 
 def parse_scenario(text: str, default_name: str = "scenario", where: str = "scenario") -> Scenario:
