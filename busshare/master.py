@@ -610,6 +610,6 @@ class Master:
                 d = min(d, s.silent_since + t.silent_count_after)
             if s.conflict_extra and s.conflict_until > now:
                 d = min(d, s.conflict_until)
-            if s.low_since is not None:
+            if s.low_since is not None and s.low_since + t.reclaim_after > now:
                 d = min(d, s.low_since + t.reclaim_after)
-        return max(d, now)
+        return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin

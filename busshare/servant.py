@@ -90,6 +90,7 @@ class Servant:
         self._requested_sent: int | None = None
         self._next_status = now
         self._join_due = True
+        self._last_now = now
 
     # -- public API ------------------------------------------------------------
 
@@ -168,7 +169,7 @@ class Servant:
             d = min(d, self._twin_until)
         if self._rival_until > -INF:
             d = min(d, self._rival_until)
-        return d
+        return d if d > self._last_now else self._last_now + t.tick_period
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
@@ -393,6 +394,7 @@ class Servant:
         self.offer_da = offer
 
     def _step(self, now: float, out: list[Message]) -> None:
+        self._last_now = now
         self._timers(now, out)
         self._update_offer(now)
         self._check_pending(now, out)
