@@ -56,17 +56,18 @@ def _human(rec: Record, start: float) -> str:
     return f"{t:9.3f} {kind}{who}: {rec.get('detail', '')}"
 
 
-def printer(as_json: bool, start: float, out: TextIO = sys.stdout,
+def printer(as_json: bool, start: float, out: TextIO | None = None,
             skip: frozenset[str] = frozenset()) -> Callable[[Record], None]:
-    """A record sink: JSON lines or human lines, flushed (pipes into tests and tools)."""
+    """A record sink: JSON lines or human lines, flushed (pipes into tests and tools).  Default: sys.stdout."""
 
     def emit(rec: Record) -> None:
+        stream = out if out is not None else sys.stdout
         if as_json:
-            out.write(json.dumps(rec) + "\n")
+            stream.write(json.dumps(rec) + "\n")
         elif rec["event"] in skip:
             return
         else:
-            out.write(_human(rec, start) + "\n")
-        out.flush()
+            stream.write(_human(rec, start) + "\n")
+        stream.flush()
 
     return emit

@@ -1,0 +1,75 @@
+"""`busshare master`, `servant` and `monitor` from the command line: output shapes and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from busshare.cli import main
+
+SITE = """\
+[site]
+limit_a = 32
+
+[[servant]]
+address = 1
+max_a = 16
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["servant", "--address", "99", "-i", "virtual"], "--address 99: a servant address is 1-62"),
+        (["servant", "--address", "1", "--max", "lots", "-i", "virtual"], "--max: 'lots' is not a current in A"),
+        (["servant", "--address", "1", "--max", "90", "-i", "virtual"], "servant 1: max 90.0 A is above 80 A"),
+        (["servant", "--address", "1", "-i", "socketcan", "-c", "nope0"], "cannot open CAN bus (socketcan channel nope0)"),
+        (["master", "--config", "/nonexistent/site.toml", "-i", "virtual"], "cannot read config"),
+        (["monitor", "--id-base", "0x123", "-i", "virtual"], "id base 0x123 must be a multiple of 0x200"),
+    ],
+)
+def test_user_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err
+
+
+def test_a_servant_speaks_json_lines_and_stops_gracefully(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "servant", "--address", "3", "--json", "--duration", "0.3",
+                         "--status-interval", "0.1", "-i", "virtual", "-c", "cmd-servant")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    events = [r["event"] for r in records]
+    assert events[0] == "started" and events[-1] == "stopped"
+    assert "status" in events and "offer" in events
+    assert all(r["address"] == 3 for r in records)
+    assert records[-2]["event"] == "offer" and records[-2]["offer_a"] == 0.0  # the pilot goes off on exit
+    assert "pilot: offer 0.0 A, duty 100.0 %" in err  # the bench log goes to stderr in JSON mode
+
+
+def test_a_master_announces_that_it_leaves(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(SITE)
+    code, out, err = run(capsys, "master", "--config", str(site), "--json", "--duration", "0.3",
+                       "-i", "virtual", "-c", "cmd-master")
+    assert code == 0, err
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events[0] == "started" and "leaving" in events and events[-1] == "stopped"
+
+
+def test_monitor_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "monitor", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
+    assert code == 0
+    assert out.splitlines()[-1] == "-- 0 frames; rejected: none; anomalies: none; error frames: 0"
+    code, out, _ = run(capsys, "monitor", "--json", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
+    assert json.loads(out.splitlines()[-1]) == {
+        "summary": {"frames": 0, "rejected": {}, "anomalies": {}, "error_frames": 0}}
