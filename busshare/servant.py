@@ -81,6 +81,7 @@ class Servant:
         self._pending: tuple[int, int, float] | None = None
         self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
         self._last_ack: Ack | None = None
+        self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
         # hardware
         self._pilot = PilotState.A
         self._measured: int | None = None
@@ -102,9 +103,11 @@ class Servant:
             if msg.address == self.address:
                 self._on_set_limit(msg, now, out)
         elif isinstance(msg, Nack):
-            if msg.address == self.address and msg.code is NackCode.ADDRESS_CONFLICT \
-                    and msg.reporter == MASTER_ADDRESS:
-                self._twin(now, "the master reports two units on this address", out)
+            if msg.address == self.address and msg.code is NackCode.ADDRESS_CONFLICT:
+                if msg.reporter == MASTER_ADDRESS:
+                    self._twin(now, "the master reports two units on this address", out)
+                elif msg.reporter == self.address:
+                    self._twin(now, "another unit on this address reports us", out)
         elif isinstance(msg, (Status, Join, Ack, Release, Request)):
             if msg.address == self.address:  # a node never receives its own frames: a twin
                 self._twin(now, f"heard a {type(msg).__name__} from another unit on address {self.address}", out)
@@ -127,7 +130,8 @@ class Servant:
                 self._was_charging = False
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
-            elif pilot is PilotState.B and old.charging:
+            elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
+                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done)
                 self._done = True
                 self._release(now, ReleaseReason.EV_DONE, out)
             elif pilot in (PilotState.E, PilotState.F):
@@ -265,7 +269,7 @@ class Servant:
             return
         if self._rival_until > now:
             return  # two masters: obey neither
-        if self._last_txn == (msg.epoch, msg.txn):
+        if self._last_txn == (msg.epoch, msg.txn) and self._last_set == msg:
             if self._pending is None and self._last_ack is not None:
                 out.append(self._last_ack)  # our ack was lost: say it again
             return
@@ -279,6 +283,7 @@ class Servant:
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
         old_offer = self.offer_da
         self._last_txn = (msg.epoch, msg.txn)
+        self._last_set = msg
         self._last_ack = None
         self._limit = limit
         self._armed = fs

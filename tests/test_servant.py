@@ -315,3 +315,19 @@ def test_a_master_flagging_a_rival_makes_the_servant_fail_safe() -> None:
     s = following(limit=320)
     s.receive(hb(conflict=True), 0.3)
     assert s.in_failsafe and s.offer_da == 60
+
+
+def test_a_same_numbered_txn_with_other_content_is_a_new_set_limit() -> None:
+    """A master restarted with the same epoch numbers its txns from scratch: never re-ack a stale value."""
+    s = following(limit=320)
+    s.observe(C, 300, 0.2)
+    out = s.receive(SetLimit(1, 1, 100, 60, 7), 0.3)  # txn 1 again, other limit
+    assert s.offer_da == 100 and of(Ack, out) == []
+
+
+def test_a_pilot_falling_to_b_while_paused_is_not_a_finished_charge() -> None:
+    s = following(limit=320)
+    s.receive(SetLimit(1, 2, 0, 0, 7), 0.2)  # paused (shortage)
+    out = s.observe(PilotState.B, 0, 0.3)  # the car stops because the pilot offers nothing
+    assert of(Release, out) == []
+    assert s.requested_da == 320, "it still wants to charge when its turn comes"
