@@ -1,0 +1,111 @@
+"""Acceptance test: the seed's story, run by the real Master and Servants on the simulated bus.
+
+Four EVSEs on an 80 A breaker (64 A continuous):
+1. one car alone gets 64 A;
+2. a second car plugs in: the first is cut to 32 A and acks, and only then does the second get 32 A;
+3. the first finishes and releases: the second goes back to 64 A;
+4. the master falls silent: every servant is at its failsafe current within the timeout.
+
+Everything is read back from what a sniffer on the bus recorded (the capture) and
+from the timeline of offered and drawn currents, not from the nodes' insides.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from busshare.frames import Ack, AckHow, Heartbeat, Message, Release, ReleaseReason, SetLimit, Status, decode
+from busshare.sim import load_scenario, run_scenario
+from busshare.sim.runner import SimResult
+
+CAR2_PLUGS = 40.0
+MASTER_DIES = 200.0
+
+
+@pytest.fixture(scope="module")
+def story() -> SimResult:
+    return run_scenario(load_scenario("story"))
+
+
+@pytest.fixture(scope="module")
+def wire(story: SimResult) -> list[tuple[float, Message]]:
+    out = []
+    for t, can_id, data in story.capture:
+        msg, _ = decode(can_id, data)
+        out.append((t, msg))
+    return out
+
+
+def first(wire: list[tuple[float, Message]], after: float, pred: object) -> tuple[float, Message]:
+    for t, m in wire:
+        if t >= after and pred(m):  # type: ignore[operator]
+            return t, m
+    raise AssertionError("no such frame on the bus")
+
+
+def test_the_story_runs_with_no_invariant_violation(story: SimResult) -> None:
+    assert story.ok, story.summary.text()
+    assert story.summary.peak_offered_da <= 640
+    assert story.summary.peak_drawn_da <= 640
+
+
+def test_one_car_alone_gets_the_whole_64_a(story: SimResult, wire: list[tuple[float, Message]]) -> None:
+    sample = story.timeline.at(1, CAR2_PLUGS - 0.01)
+    assert sample is not None and sample.offered_da == 640
+    assert sample.drawn_da == 640  # and the car really draws it
+    grants = [m for t, m in wire if t < CAR2_PLUGS and isinstance(m, SetLimit) and m.address == 1]
+    assert grants and grants[-1].limit_da == 640
+
+
+def test_second_car_first_is_cut_and_acks_and_only_then_the_second_gets_32_a(
+    story: SimResult, wire: list[tuple[float, Message]]
+) -> None:
+    t_cut, cut = first(wire, CAR2_PLUGS, lambda m: isinstance(m, SetLimit) and m.address == 1 and m.limit_da < 640)
+    assert isinstance(cut, SetLimit) and cut.limit_da == 320
+    t_ack, ack = first(wire, t_cut, lambda m: isinstance(m, Ack) and m.address == 1 and m.txn == cut.txn)
+    assert isinstance(ack, Ack) and ack.applied_da == 320
+    assert ack.how is AckHow.MEASURED and ack.measured_da is not None and ack.measured_da <= 320 + 10
+    t_grant, grant = first(wire, CAR2_PLUGS, lambda m: isinstance(m, SetLimit) and m.address == 2 and m.limit_da > 0)
+    assert isinstance(grant, SetLimit) and grant.limit_da == 320
+    assert t_cut < t_ack < t_grant  # cut, then its ack, and only then the grant
+    # the first car really came down before the ack went out
+    s1 = story.timeline.at(1, t_ack)
+    assert s1 is not None and s1.drawn_da is not None and s1.drawn_da <= 320
+    # and both end up sharing equally
+    for address in (1, 2):
+        s = story.timeline.at(address, t_grant + 1.0)
+        assert s is not None and s.offered_da == 320
+
+
+def test_first_finishes_and_releases_then_the_second_goes_back_to_64_a(
+    story: SimResult, wire: list[tuple[float, Message]]
+) -> None:
+    t_rel, rel = first(wire, CAR2_PLUGS, lambda m: isinstance(m, Release) and m.address == 1)
+    assert isinstance(rel, Release) and rel.reason is ReleaseReason.EV_DONE
+    assert t_rel < MASTER_DIES
+    t_up, up = first(wire, t_rel, lambda m: isinstance(m, SetLimit) and m.address == 2 and m.limit_da == 640)
+    assert t_up < MASTER_DIES
+    s2 = story.timeline.at(2, MASTER_DIES - 0.01)
+    assert s2 is not None and s2.offered_da == 640
+    s1 = story.timeline.at(1, MASTER_DIES - 0.01)
+    assert s1 is not None and s1.offered_da == 0 and s1.drawn_da == 0
+
+
+def test_master_silent_every_servant_at_its_failsafe_within_the_timeout(
+    story: SimResult, wire: list[tuple[float, Message]]
+) -> None:
+    heartbeats = [t for t, m in wire if isinstance(m, Heartbeat)]
+    last_hb = heartbeats[-1]
+    assert MASTER_DIES - 0.3 < last_hb <= MASTER_DIES + 0.01
+    bound = last_hb + 1.5 + 0.05  # failsafe timeout + one tick
+    for address in (1, 2, 3, 4):
+        grants = [m for t, m in wire if isinstance(m, SetLimit) and m.address == address]
+        failsafe = grants[-1].failsafe_da if grants else 60
+        s = story.timeline.at(address, bound)
+        assert s is not None and s.offered_da <= failsafe, (address, s, failsafe)
+    # the servant that was charging at 64 A really came down to its failsafe, and says so on the bus
+    s2 = story.timeline.at(2, bound)
+    assert s2 is not None and 0 < s2.offered_da < 640
+    status = [m for t, m in wire if t > bound and isinstance(m, Status) and m.address == 2]
+    assert status and all(m.failsafe for m in status)
+    assert story.summary.failsafe_episodes >= 1
