@@ -129,17 +129,16 @@ class LiveView:
 
     def __call__(self, sim: Any) -> None:
         now = sim.now
-        if self.speed != float("inf"):
-            ahead = now / self.speed - (time.monotonic() - self.start)
-            if ahead > 0.002:
-                self.draw(sim)
-                time.sleep(ahead)
         if self.mode == "tty":
             wall = time.monotonic()
             if wall >= self.next_draw:
                 self.next_draw = wall + FRAME_S
                 self.draw(sim)
-        elif self.mode in ("plain", "json") and now >= self.next_plain:
+        if self.speed != float("inf"):
+            ahead = now / self.speed - (time.monotonic() - self.start)
+            if ahead > 0.002:  # the simulation is ahead of the wall clock: wait for it
+                time.sleep(ahead)
+        if self.mode in ("plain", "json") and now >= self.next_plain:
             self.next_plain = (now // PLAIN_EVERY_S + 1) * PLAIN_EVERY_S
             rec = state_record(sim)
             self.out.write((json.dumps({"state": rec}) if self.mode == "json" else plain_line(rec)) + "\n")
