@@ -48,9 +48,18 @@ class BusWatcher:
     _serials: dict[int, tuple[int, float]] = field(default_factory=dict)  # address -> (serial tag, t)
     _cuts: dict[int, _Cut] = field(default_factory=dict)
     _over: bool = False
+    repeat_after: float = 5.0  # s: a repeating flag (same kind and source) is shown again only after this
+    _shown: dict[tuple[str, object], float] = field(default_factory=dict)
+    _twins: dict[int, float] = field(default_factory=dict)  # address -> last time two serials were seen
 
-    def _flag(self, out: list[Flag], t: float, kind: str, text: str) -> None:
+    def _flag(self, out: list[Flag], t: float, kind: str, text: str, key: object = None) -> None:
+        """Count every occurrence; show one per ``key`` (when given) every ``repeat_after`` seconds."""
         self.counts[kind] += 1
+        if key is not None:
+            last = self._shown.get((kind, key))
+            if last is not None and t - last < self.repeat_after:
+                return
+            self._shown[(kind, key)] = t
         out.append(Flag(t, kind, text))
 
     # -- frames ---------------------------------------------------------------
@@ -66,7 +75,10 @@ class BusWatcher:
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
         if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not self._reboot(msg):
-            self._flag(out, t, "e2e", f"{msg.TYPE.name} from {getattr(msg, 'address', 0)}: {status.value}")
+            address = getattr(msg, "address", 0)
+            if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
+                self._flag(out, t, "e2e", f"{msg.TYPE.name} from {address}: {status.value}",
+                           key=(int(msg.TYPE) << 6) | address)
         if isinstance(msg, Heartbeat):
             self._heartbeat(out, t, msg)
         elif isinstance(msg, SetLimit):
@@ -147,7 +159,10 @@ class BusWatcher:
     def _servant_serial(self, out: list[Flag], t: float, address: int, tag: int, conflict: bool) -> None:
         prev = self._serials.get(address)
         if prev is not None and prev[0] != tag and t - prev[1] <= 5.0:
-            self._flag(out, t, "twin-servants", f"two servants on address {address}: serial {prev[0]:#06x} and {tag:#06x}")
+            self._twins[address] = t
+            pair = tuple(sorted((prev[0], tag)))
+            self._flag(out, t, "twin-servants", f"two servants on address {address}: serial {pair[0]:#06x} and "
+                       f"{pair[1]:#06x}", key=(address, pair))
         elif conflict and (prev is None or prev[0] == tag) and self.counts["twin-servants"] == 0:
             self._flag(out, t, "twin-servants", f"servant {address} reports another unit on its address")
         self._serials[address] = (tag, t)

@@ -159,3 +159,13 @@ def test_e2e_trouble_is_flagged_but_a_reboot_is_not() -> None:
     assert feed(w, 0.1, Status(4, 1, PilotState.C, 0, None, 0), E2EStatus.WRONG_SEQUENCE) == ["e2e"]
     assert feed(w, 0.2, Join(4, 1, 320), E2EStatus.WRONG_SEQUENCE) == []
     assert (int(Status.TYPE) << 6 | 4) in w.restarted_streams(Join(4, 1, 320))
+
+
+def test_a_lasting_twin_is_shown_once_per_episode_but_counted_every_time() -> None:
+    w = BusWatcher(repeat_after=5.0)
+    shown = []
+    for i in range(20):  # two units alternate on address 4 for 4 s
+        shown += feed(w, i * 0.2, Status(4, 0x1111 if i % 2 else 0x2222, PilotState.C, 0, None, 320),
+                      E2EStatus.WRONG_SEQUENCE)
+    assert shown == ["twin-servants"]  # and no e2e noise: twins garble each other's counters
+    assert w.counts["twin-servants"] == 19
