@@ -74,11 +74,7 @@ class BusWatcher:
 
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
-        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not self._reboot(msg):
-            address = getattr(msg, "address", 0)
-            if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
-                self._flag(out, t, "e2e", f"{msg.TYPE.name} from {address}: {status.value}",
-                           key=(int(msg.TYPE) << 6) | address)
+        reboot = self._reboot(msg)  # before _heartbeat learns the new master
         if isinstance(msg, Heartbeat):
             self._heartbeat(out, t, msg)
         elif isinstance(msg, SetLimit):
@@ -103,6 +99,11 @@ class BusWatcher:
             self._servant_serial(out, t, msg.address, msg.serial_tag, msg.conflict)
         elif isinstance(msg, Join):
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
+        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not reboot:
+            address = getattr(msg, "address", 0)
+            if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
+                self._flag(out, t, "e2e", f"{msg.TYPE.name} from {address}: {status.value}",
+                           key=(int(msg.TYPE) << 6) | address)
         return out
 
     def _reboot(self, msg: Message) -> bool:
