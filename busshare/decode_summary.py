@@ -312,8 +312,10 @@ def _gaps(intervals: list[float]) -> int:
     return sum(1 for x in intervals if x > max(3 * usual, 1.0))
 
 
-def _list(items: list[str], none: str = "none") -> str:
-    return none if not items else "\n" + "\n".join(f"    {x}" for x in items)
+def _list(title: str, items: list[str], none: str = "none") -> str:
+    if not items:
+        return f"{title}: {none}"
+    return f"{title}: {len(items)}\n" + "\n".join(f"    {x}" for x in items)
 
 
 def format_summary(r: dict[str, Any]) -> str:
@@ -343,10 +345,10 @@ def format_summary(r: dict[str, Any]) -> str:
             + (f"  failsafe x{s['failsafe_entries']}" if s["failsafe_entries"] else "")
             + (f"  status gaps {s['status_gaps']}" if s["status_gaps"] else "")
         )
-    out.append("heartbeat gaps: " + _list([f"{g['t_s']:.3f} s  {g['text']}" for g in r["heartbeat_gaps"]]))
+    out.append(_list("heartbeat gaps", [f"{g['t_s']:.3f} s  {g['text']}" for g in r["heartbeat_gaps"]]))
     if r["master_leaving_s"]:
         out.append(f"master leaving announced at: {', '.join(f'{t:.3f} s' for t in r['master_leaving_s'])}")
-    out.append("failsafe entries: " + _list(
+    out.append(_list("failsafe entries",
         [f"{e['t_s']:.3f} s  servant {e['address']} at {e['offered_a']:.1f} A" for e in r["failsafe_entries"]]))
     e2e = ", ".join(f"{k} {n}" for k, n in r["e2e_errors"].items()) or "none"
     out.append(f"E2E errors: {e2e}" + (f" (and {r['some_lost']} frames after a small loss)" if r["some_lost"] else ""))
@@ -354,9 +356,9 @@ def format_summary(r: dict[str, Any]) -> str:
     if r["unreadable"]:
         other["unreadable"] = r["unreadable"]
     out.append("other bad records: " + (", ".join(f"{k} {n}" for k, n in other.items()) or "none"))
-    out.append("cuts never acked: " + _list(r["cuts_never_acked"]))
-    out.append("duplicate addresses: " + _list(r["duplicate_addresses"]))
-    out.append("second master: " + _list(r["second_master"]))
+    out.append(_list("cuts never acked", r["cuts_never_acked"]))
+    out.append(_list("duplicate addresses", r["duplicate_addresses"]))
+    out.append(_list("second master", r["second_master"]))
     if r["nacks"]:
         out.append("nacks: " + ", ".join(f"{k} {n}" for k, n in r["nacks"].items()))
     over = [f"{e['start_s']:.3f}-{'end' if e['end_s'] is None else format(e['end_s'], '.3f')} s  "
@@ -364,7 +366,7 @@ def format_summary(r: dict[str, Any]) -> str:
     if r["limit_a"] is None:
         out.append("over the limit: cannot tell (limit unknown)")
     else:
-        out.append("over the limit: " + _list(over))
+        out.append(_list("over the limit", over))
     out.append(f"peaks: grants in force {r['peak_in_force_a']:.1f} A, offered {r['peak_offered_a']:.1f} A, "
                f"drawn {r['peak_drawn_a']:.1f} A")
     return "\n".join(out)
