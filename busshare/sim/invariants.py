@@ -15,6 +15,8 @@ a run pass.  The checks (names as reported):
                    failsafe_timeout + tick_period (or tick_period after a
                    ``leaving`` heartbeat, or since boot) offers at most its
                    failsafe current, and stays there until a heartbeat comes.
+``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
+                   min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
 ``waste``          with one master up, no fault and bus loss <= 1 %, capacity
                    may not sit unused for longer than ``settle_s`` while a car
@@ -143,6 +145,10 @@ class Invariants:
             if self.total_offered > self.limit:
                 sim.fail(t, "rule1-offered", f"total offered {self.total_offered / 10:.1f} A > limit "
                          f"{self.limit / 10:.1f} A ({sim.offers_text()})")
+            if t >= p.hold_deadline and offer > min(p.fs_da, p.cfg.failsafe_da):
+                sim.fail(t, "rule4-failsafe-hold", f"{p.name} raised to {offer / 10:.1f} A > min(failsafe "
+                         f"{p.fs_da / 10:.1f} A, standalone {p.cfg.failsafe_da / 10:.1f} A) with no valid master "
+                         f"heartbeat since t={p.last_hb:.3f}")
             if t >= p.fs_deadline and offer > p.fs_da:
                 sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
                          f"with no valid master heartbeat since t={p.last_hb:.3f}")
@@ -273,6 +279,20 @@ class Invariants:
         if p.evse.offer_da > p.fs_da:
             self.sim.fail(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
                           f"{p.fs_da / 10:.1f} A at t={t:.3f}; last valid master heartbeat at t={p.last_hb:.3f}")
+
+    def check_hold(self, p: ServantProc, t: float) -> None:
+        """After failsafe_hold more, a master-assigned failsafe gives way to min(assigned, standalone)."""
+        p.hold_sched = INF
+        if p.hold_deadline > t + 1e-9:
+            if p.hold_deadline < INF:
+                p.hold_sched = p.hold_deadline
+                self.sim.schedule_check(p.hold_deadline, "hold", p)
+            return
+        cap = min(p.fs_da, p.cfg.failsafe_da)
+        if p.evse.offer_da > cap:
+            self.sim.fail(t, "rule4-failsafe-hold", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > min(failsafe "
+                          f"{p.fs_da / 10:.1f} A, standalone {p.cfg.failsafe_da / 10:.1f} A) at t={t:.3f}; last valid "
+                          f"master heartbeat at t={p.last_hb:.3f}")
 
     def check_cutoff(self, p: ServantProc, t: float) -> None:
         p.cutoff_sched = INF

@@ -37,7 +37,7 @@ class ServantProc:
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_fs", "hb_epoch", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
-        "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
+        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
     )
     is_master = False
 
@@ -71,6 +71,8 @@ class ServantProc:
         self.last_hb = -INF
         self.in_failsafe = False
         self.watchdog_at = INF
+        self.hold_deadline = INF  # from then on: at most min(failsafe, standalone failsafe)
+        self.hold_sched = INF
         self.twin = twin
         self.unmet = False
         self.waiting_since = INF

@@ -141,6 +141,8 @@ class Simulation:
             rotation_s=float(getattr(self.timing, "rotation_interval", 0.0) or 0.0),
             waste_slack_da=10 + len(self.config.servants),
         )
+        hold = getattr(self.timing, "failsafe_hold", None)
+        self.hold_s: float | None = None if hold is None else float(hold) + tick
         priorities = {s.priority for s in self.config.servants}
         self.inv = Invariants(self, self.bounds, len(priorities) == 1,
                               max((s.min_da for s in self.config.servants), default=60))
@@ -343,6 +345,7 @@ class Simulation:
         p.port = None
         p.node_sched = INF
         p.fs_deadline = INF
+        p.hold_deadline = INF
         if hold_s is None or hold_s <= 0:
             p.evse.power_reset(now)
         else:
@@ -428,6 +431,11 @@ class Simulation:
         if p.fs_deadline < p.fs_check_sched:
             p.fs_check_sched = p.fs_deadline
             self.queue.push(p.fs_deadline, CHECK, p, "failsafe")
+        if self.hold_s is not None:
+            p.hold_deadline = p.fs_deadline + self.hold_s
+            if p.hold_deadline < p.hold_sched:
+                p.hold_sched = p.hold_deadline
+                self.queue.push(p.hold_deadline, CHECK, p, "hold")
 
     def _servant_due(self, p: ServantProc, t: float) -> None:
         if t != p.node_sched or not p.alive:
@@ -575,6 +583,10 @@ class Simulation:
             assert p is not None
             if p.fs_check_sched == t and p.alive:
                 self.inv.check_failsafe(p, t)
+        elif what == "hold":
+            assert p is not None
+            if p.hold_sched == t and p.alive:
+                self.inv.check_hold(p, t)
         elif what == "cutoff":
             assert p is not None
             if p.cutoff_sched == t:
