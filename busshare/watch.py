@@ -66,7 +66,9 @@ class BusWatcher:
 
     def rejected(self, t: float, can_id: int, why: FrameError | E2EStatus) -> list[Flag]:
         out: list[Flag] = []
-        if isinstance(why, FrameError):
+        if isinstance(why, FrameError) and why.kind == "crc":
+            self._flag(out, t, "e2e", f"frame {can_id:#05x} failed E2E: wrong-crc ({why})")
+        elif isinstance(why, FrameError):
             self._flag(out, t, "malformed", f"frame {can_id:#05x} rejected ({why.kind}): {why}")
         else:
             self._flag(out, t, "e2e", f"frame {can_id:#05x} failed E2E: {why.value}")
@@ -150,7 +152,9 @@ class BusWatcher:
             self._cuts.clear()
             self._over = False
         if hb.leaving:
-            self.counts["master-leaving"] += 1
+            self._silent_flagged = True  # a silence after this is announced, not an anomaly
+            self._flag(out, t, "master-leaving", f"master {hb.master_id} epoch {hb.epoch} announces that it leaves: "
+                       "servants fail safe now", key=me)
         self._masters[me] = t
         self._prev_master = me
         if hb.limit_da != self.limit_da:

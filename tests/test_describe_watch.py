@@ -155,7 +155,7 @@ def test_grants_over_the_limit_are_flagged_counting_unacked_cuts_at_their_old_va
 def test_e2e_trouble_is_flagged_but_a_reboot_is_not() -> None:
     w = BusWatcher()
     assert [f.kind for f in w.rejected(0.0, 0x181, E2EStatus.REPEATED)] == ["e2e"]
-    assert [f.kind for f in w.rejected(0.0, 0x181, FrameError("crc", "bad CRC"))] == ["malformed"]
+    assert [f.kind for f in w.rejected(0.0, 0x181, FrameError("length", "2 bytes"))] == ["malformed"]
     assert feed(w, 0.1, Status(4, 1, PilotState.C, 0, None, 0), E2EStatus.WRONG_SEQUENCE) == ["e2e"]
     assert feed(w, 0.2, Join(4, 1, 320), E2EStatus.WRONG_SEQUENCE) == []
     assert (int(Status.TYPE) << 6 | 4) in w.restarted_streams(Join(4, 1, 320))
@@ -169,3 +169,11 @@ def test_a_lasting_twin_is_shown_once_per_episode_but_counted_every_time() -> No
                       E2EStatus.WRONG_SEQUENCE if i else E2EStatus.OK)
     assert shown == ["twin-servants"]  # and no e2e noise: twins garble each other's counters
     assert w.counts["twin-servants"] == 19
+
+
+def test_a_master_that_leaves_is_reported_and_its_silence_is_not_an_anomaly() -> None:
+    w = BusWatcher()
+    heartbeats(w, 0.0, 1.0)
+    assert feed(w, 1.0, Heartbeat(1, 7, 9, 640, 60, leaving=True)) == ["master-leaving"]
+    assert w.tick(5.0) == []
+    assert [f.kind for f in w.rejected(5.0, 0x40, FrameError("crc", "bad CRC"))] == ["e2e"]
