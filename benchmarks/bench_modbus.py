@@ -80,16 +80,24 @@ def servant_farm(paths: list[str], baud: int, seconds: float) -> None:
 
 
 def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> float:
-    """Line time of what was captured between two instants: characters plus one gap per burst."""
-    total = 0.0
+    """Line time of what was captured between two monotonic instants: characters plus one gap per burst.
+
+    A burst the emulator received in several pieces is several back-to-back lines: one gap for all of them.
+    """
+    total, t0, prev_end = 0.0, 0.0, float("-inf")
+    gap = rtu.gap_time(baud)
     for line in open(capture, encoding="ascii"):
+        if line.startswith("# rs485 line:"):
+            t0 = float(line.rsplit("- ", 1)[1])
         if line.startswith("#"):
             continue
         head, _, _ = line.partition("#")
         t_text, _, hexes = head.strip().partition(" ")
-        t = float(t_text)
+        t = t0 + float(t_text)
+        n = len(bytes.fromhex(hexes))
         if t_from <= t < t_to:
-            total += rtu.wire_time(len(bytes.fromhex(hexes)), baud) + rtu.gap_time(baud)
+            total += rtu.wire_time(n, baud) + (gap if t - prev_end > gap / 2 else 0.0)
+        prev_end = t + rtu.wire_time(n, baud)
     return total
 
 
@@ -97,8 +105,8 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         capture = os.path.join(tmp, "line.txt")
         line, paths = start_line(servants + 1, baud, capture)
-        seconds = cycles * mm.cycle_wire_time(baud, servants) * 3 + 5
-        farm = mp.Process(target=servant_farm, args=(paths[1:], baud, seconds + 5), daemon=True)
+        seconds = cycles * mm.cycle_wire_time(baud, servants) * 4 + 10
+        farm = mp.Process(target=servant_farm, args=(paths[1:], baud, seconds), daemon=True)
         farm.start()
         time.sleep(0.5)
         master = ModbusMasterTransport(serial.Serial(paths[0], baud, timeout=0), baud, range(1, servants + 1))
@@ -106,18 +114,15 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
         hb_period = mm.heartbeat_period_for(baud)
         next_hb = time.monotonic()
         seq = 0
-        t_line0 = None
         starts: list[float] = []
         try:
-            while len(master.cycle_times) < cycles + 2:
+            while len(starts) < cycles + 2:
                 now = time.monotonic()
                 if now >= next_hb:
                     master.send(*link.encode(Heartbeat(1, 1, seq & 0xFF, 640, 60)))
                     seq += 1
                     next_hb += hb_period
                 master.recv(max(0.0, next_hb - time.monotonic()))
-                if master.stats.cycles and t_line0 is None:
-                    t_line0 = time.monotonic()
                 if len(starts) < master.stats.cycles:
                     starts.append(time.monotonic())
         finally:
@@ -126,12 +131,8 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
             line.send_signal(signal.SIGTERM)
             line.wait(10)
         measured = list(master.cycle_times)[1:]  # the first one includes start-up
-        # the capture's clock starts with the emulator: align on the cycles' span
-        cap_lines = [ln for ln in open(capture, encoding="ascii") if not ln.startswith("#")]
-        t_first = float(cap_lines[0].split()[0])
-        t_last = float(cap_lines[-1].split()[0])
-        span = t_last - t_first
-        wire = captured_wire_time(capture, baud, t_first, t_last + 1) / max(span, 1e-9) * statistics.median(measured)
+        window = (starts[1], starts[-1])
+        wire = captured_wire_time(capture, baud, *window) / (len(starts) - 2)
         return {
             "servants": servants,
             "baud": baud,
@@ -257,6 +258,7 @@ def main() -> int:
     ap.add_argument("--skip-cycle", action="store_true")
     ap.add_argument("--skip-nodes", action="store_true")
     args = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if not args.skip_cycle:
         print("poll cycle (one function-23 transaction per servant, heartbeat broadcasts included)")
         print(f"{'servants':>8} {'baud':>7} {'bound ms':>9} {'wire ms':>8} {'measured ms':>12} {'p90 ms':>7} "

@@ -123,3 +123,16 @@ def test_bad_options_are_one_line_errors() -> None:
     r = subprocess.run([sys.executable, "-m", "busshare.transport.rs485", "--ports", "1"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ports" in r.stderr
+
+
+def test_a_port_opened_later_does_not_read_old_traffic() -> None:
+    with Rs485Bus(3, 115200) as bus:
+        a = serial.Serial(bus.paths[0], bus.baud, timeout=0)
+        b = serial.Serial(bus.paths[1], bus.baud, timeout=0)
+        old = rtu.read_request(1, 0, 1)
+        a.write(old)
+        assert read_all(b, len(old)) == old  # delivered while port 2 was closed
+        late = serial.Serial(bus.paths[2], bus.baud, timeout=0)
+        new = rtu.read_request(2, 0, 1)
+        a.write(new)
+        assert read_all(late, len(new)) == new  # only what the line carried after it opened

@@ -83,15 +83,18 @@ class Rs485Bus:
         self.stats = LineStats()
         self._lock = threading.Lock()
         self._masters: list[int] = []
-        self._slaves: list[int] = []
         self.paths: list[str] = []
         for _ in range(ports):
             m, s = os.openpty()
             tty.setraw(s)  # no echo, no line discipline: bytes pass as they are
             os.set_blocking(m, False)
             self._masters.append(m)
-            self._slaves.append(s)  # kept open so the line survives a client closing its end
             self.paths.append(os.ttyname(s))
+            # not kept open: a port nobody has open must drop what the line carries (as a closed
+            # tty does), or the next program to open it would first read stale traffic
+            os.close(s)
+        self._open = [False] * ports  # whether some program has the port open (seen from the master side)
+        self._next_probe = 0.0
         self._tx_end = [0.0] * ports  # when each port's latest burst leaves the line
         self._burst_of: list[_Burst | None] = [None] * ports  # the burst a port is still talking in
         self._pending: list[_Burst] = []  # on the line, not delivered yet
@@ -126,6 +129,9 @@ class Rs485Bus:
     # ------------------------------------------------------------------ run
 
     def start(self) -> Rs485Bus:
+        if self.capture is not None:
+            self.capture.write(f"# rs485 line: {len(self.paths)} ports, {self.baud} baud, "
+                               f"t = time.monotonic() - {self._t0:.6f}\n")
         self._thread = threading.Thread(target=self.run, name="rs485", daemon=True)
         self._thread.start()
         return self
@@ -138,7 +144,7 @@ class Rs485Bus:
 
     def close(self) -> None:
         self.stop()
-        for fd in (*self._masters, *self._slaves, self._wake_r, self._wake_w):
+        for fd in (*self._masters, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
             except OSError:
@@ -151,14 +157,17 @@ class Rs485Bus:
         self.close()
 
     def run(self) -> None:
-        fds = [*self._masters, self._wake_r]
         index = {fd: i for i, fd in enumerate(self._masters)}
         while not self._stop.is_set():
             now = self.now()
             self._deliver_due(now)
-            timeout = 0.5
+            if now >= self._next_probe:
+                self._probe_closed_ports()
+                self._next_probe = now + 0.02
+            timeout = 0.02
             if self._pending:
-                timeout = max(0.0, min(b.end for b in self._pending) - now)
+                timeout = max(0.0, min(timeout, min(b.end for b in self._pending) - now))
+            fds = [fd for i, fd in enumerate(self._masters) if self._open[i]] + [self._wake_r]
             try:
                 ready, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
@@ -167,17 +176,28 @@ class Rs485Bus:
                 if fd == self._wake_r:
                     os.read(fd, 64)
                     continue
-                try:
-                    data = os.read(fd, 4096)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:  # EIO: nobody has the port open; our slave fd prevents this
-                    if exc.errno != errno.EIO:
-                        raise
-                    continue
-                if data:
-                    self._transmit(index[fd], data, self.now())
+                self._read_port(index[fd])
         self._deliver_due(float("inf"))
+
+    def _read_port(self, port: int) -> None:
+        try:
+            data = os.read(self._masters[port], 4096)
+        except BlockingIOError:
+            self._open[port] = True
+            return
+        except OSError as exc:  # EIO: the last program that had the port open closed it
+            if exc.errno != errno.EIO:
+                raise
+            self._open[port] = False
+            return
+        self._open[port] = True
+        if data:
+            self._transmit(port, data, self.now())
+
+    def _probe_closed_ports(self) -> None:
+        for port, is_open in enumerate(self._open):
+            if not is_open:
+                self._read_port(port)
 
     def _transmit(self, src: int, data: bytes, now: float) -> None:
         with self._lock:
@@ -235,6 +255,10 @@ class Rs485Bus:
             for port, fd in enumerate(self._masters):
                 if port == burst.src:
                     continue
+                if not self._open[port]:
+                    self._read_port(port)  # opened since the last probe?
+                    if not self._open[port]:
+                        continue  # a closed port drops what the line carries
                 try:
                     os.write(fd, data)
                 except BlockingIOError:
