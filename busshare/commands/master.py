@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> None:
         help="run the master on a CAN bus",
         description="Run the master: heartbeats, learns who is on the bus, hands out the circuit's current "
         "(cut first, grant after the acks).  On SIGINT/SIGTERM it sends a leaving heartbeat so servants fail "
-        "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE/can.ini win if set).",
+        "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
     p.add_argument("--config", required=True, metavar="SITE.toml", help="the installation's config file")
     p.add_argument("--master-id", type=int, default=None, metavar="N", help="override the config's master id")

@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
         help="live decode of a bus with anomaly flags",
         description="Print every protocol frame on the bus as one readable line and flag anomalies "
         "(E2E failures, heartbeat gaps, two masters, twin servants, unacked cuts, grants over the limit) "
-        "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE/can.ini win if set).",
+        "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
     add_bus_arguments(p)
     from ..modbus_decode import add_monitor_arguments

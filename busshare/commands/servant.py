@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
         help="run a servant EVSE on a CAN bus",
         description="Run one servant: it joins the master, requests current for its EV, applies limits "
         "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
-        "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE/can.ini win if set).",
+        "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
     p.add_argument("--address", type=int, required=True, metavar="N", help="servant address, 1-62")
     p.add_argument("--config", default=None, metavar="SITE.toml",

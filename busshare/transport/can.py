@@ -31,7 +31,7 @@ from ..canid import IdScheme
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 
-#: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, can.ini) names an interface:
+#: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, ~/can.conf) names an interface:
 #: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.
 DEFAULT_INTERFACE = "udp_multicast"
 DEFAULT_SEND_TIMEOUT = 0.05  # s: a quarter of a heartbeat period
@@ -284,7 +284,7 @@ def id_scheme_from(args: argparse.Namespace) -> IdScheme:
 def open_bus(args: argparse.Namespace) -> can.BusABC:
     """The bus named by the options; ``udp_multicast`` when nothing names one.
 
-    python-can's config (CAN_INTERFACE/CAN_CHANNEL environment, can.ini) is
+    python-can's config (CAN_INTERFACE/CAN_CHANNEL environment, ~/can.conf) is
     honoured before the default.  Any failure is one line for the user.
     """
     config: dict[str, object] = {}
