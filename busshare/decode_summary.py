@@ -89,12 +89,25 @@ class CaptureSummary:
                 self.servants.setdefault(msg.address, ServantSeen(msg.address, first_t=t)).serials.add(
                     msg.serial_tag if isinstance(msg, Status) else msg.serial & 0x7FFF)
             return
+        if isinstance(msg, Heartbeat):
+            self._heartbeat_period(t)
         before = w.in_force_da()
         self._flags(w.frame(t, msg, d.status))
         after = w.in_force_da()
         if after != before or not self.in_force:
             self.in_force.append((t, after))
         self._message(t, msg)
+
+    def _heartbeat_period(self, t: float) -> None:
+        """No config: gaps are judged against this master's own period (the smallest interval
+        until five are known, then their median), not the default."""
+        if self._last_hb is None:
+            return
+        self.hb_intervals.append(t - self._last_hb)
+        n = len(self.hb_intervals)
+        if n <= 32 and t > self._last_hb:
+            period = min(self.hb_intervals) if n < 5 else statistics.median(self.hb_intervals)
+            self.watcher.heartbeat_period = max(period, 1e-3)
 
     def _flags(self, flags: list[Flag]) -> None:
         for f in flags:
@@ -108,8 +121,6 @@ class CaptureSummary:
             seen = self.masters.setdefault(key, [t, t, 0])
             seen[1] = t
             seen[2] += 1
-            if self._last_hb is not None:
-                self.hb_intervals.append(t - self._last_hb)
             self._last_hb = t
             if not self.heartbeat_limits or self.heartbeat_limits[-1][1] != msg.limit_da:
                 self.heartbeat_limits.append((t, msg.limit_da))

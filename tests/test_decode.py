@@ -431,3 +431,18 @@ def test_a_bad_line_in_a_fixed_width_log_keeps_its_line_number_and_crlf_reads_al
         assert [(b["error"], b["where"]) for b in bad] == [("unreadable", "line 58")]
         assert "vcan0" in bad[0]["reason"]
         assert dec.counts["ok"] == len(frames) - 1 - dec.counts["wrong-sequence"] - dec.counts["ok-some-lost"]
+
+
+def test_heartbeat_gaps_are_judged_against_the_masters_own_period() -> None:
+    """A master configured for 0.6 s heartbeats is not a stream of gaps; a 3 s silence still is."""
+    bus = Bus()
+    t, seq = 0.0, 0
+    while t < 30.0:
+        if not 12.0 < t < 15.0:
+            bus.send(t, Heartbeat(1, 7, seq % 256, 640, 60), sender=101)
+            seq += 1
+        t = round(t + 0.6, 6)
+    r = summarise(bus.done())
+    assert r["heartbeat_period_s"] == pytest.approx(0.6)
+    gaps = [g for g in r["heartbeat_gaps"] if "gap" in g["text"]]
+    assert len(gaps) == 1 and "beyond the failsafe timeout" in gaps[0]["text"]
