@@ -189,6 +189,12 @@ class Runtime:
             rec["ev_stopped"] = bool(getattr(node, "ev_stopped", False))
         if hasattr(node, "committed_da"):
             rec["committed_a"] = node.committed_da() / 10
+            limit = getattr(getattr(node, "config", None), "limit_da", None)
+            if limit is not None:
+                rec["limit_a"] = limit / 10
+        if hasattr(node, "servants") and callable(node.servants):
+            rec["servants"] = {str(v.address): {"state": v.state, "committed_a": v.committed_da / 10}
+                               for v in node.servants()}
         rec["last_heartbeat"] = self.last_heartbeat
         rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
         rec.update(frames_in=self.stats.frames_in, rejected=self.stats.rejected, sent=self.stats.sent,

@@ -41,10 +41,10 @@ def _human(rec: Record, start: float) -> str:
             parts.append(f"offer {rec['offer_a']:.1f} A" + (" FAILSAFE" if rec.get("failsafe") else "")
                          + (" EV-STOPPED" if rec.get("ev_stopped") else ""))
         if "committed_a" in rec:
-            parts.append(f"committed {rec['committed_a']:.1f} A")
-        for key in ("limit_a", "servants"):
-            if key in rec:
-                parts.append(f"{key.replace('_a', '')} {rec[key]}")
+            of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
+            parts.append(f"committed {rec['committed_a']:.1f} A{of}")
+        if rec.get("servants"):
+            parts.append(" ".join(f"{a}:{v['state']} {v['committed_a']:.1f}" for a, v in rec["servants"].items()))
         age = rec.get("heartbeat_age")
         if "offer_a" in rec:
             parts.append("no heartbeat yet" if age is None else f"heartbeat {age:.2f} s ago")
