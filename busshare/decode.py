@@ -41,6 +41,7 @@ FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
 
 CAN_ERR_FLAG = 0x20000000
 _NL = b"\n"
+_READ_ERROR = b"<the file cannot be read past here: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
     """One line of candump text (``-L`` or plain); None for a blank line."""
     if not line.strip():
         return None
+    if line.startswith(_READ_ERROR):
+        return Unreadable(where, line.strip().decode("ascii", "replace")[1:-1])
     try:
         m = _LOG_LINE.match(line)
         if m:
@@ -133,7 +136,12 @@ def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, b
     rest = b""
     line_no = 1
     while True:
-        block = read(size)
+        try:
+            block = read(size)
+        except (OSError, EOFError) as exc:  # e.g. a truncated .gz: keep what was read, report the rest
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+            rest += b"\n" + _READ_ERROR + why.encode(errors="replace") + b">\n"
+            break
         if not block:
             break
         block = rest + block

@@ -446,3 +446,18 @@ def test_heartbeat_gaps_are_judged_against_the_masters_own_period() -> None:
     assert r["heartbeat_period_s"] == pytest.approx(0.6)
     gaps = [g for g in r["heartbeat_gaps"] if "gap" in g["text"]]
     assert len(gaps) == 1 and "beyond the failsafe timeout" in gaps[0]["text"]
+
+
+def test_a_truncated_gzip_log_keeps_what_was_read(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    text = "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames).encode()
+    packed = gzip.compress(text)
+    path = tmp_path / "cut.log.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    for args in (["decode", str(path)], ["decode", "--json", str(path)], ["decode", "--summary", str(path)]):
+        r = cli(*args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    records = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert any("cannot be read past here" in rec.get("reason", "") for rec in records)
+    assert 0 < records[-1]["totals"]["good"] < N
