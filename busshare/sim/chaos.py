@@ -19,8 +19,11 @@ MIXES = ("calm", "master", "servants", "bus", "conflicts", "everything")
 
 def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None, mix: str | None = None) -> Scenario:
     rng = random.Random(f"busshare-chaos:{seed}")
-    n = n_servants or rng.choice((2, 3, 4, 4, 4, 6, 8))
-    mix = mix or rng.choice(MIXES)
+    asked = (n_servants, mix)
+    drawn_n = rng.choice((2, 3, 4, 4, 4, 6, 8))
+    drawn_mix = rng.choice(MIXES)
+    n = n_servants or drawn_n
+    mix = mix or drawn_mix
     breaker = rng.choice((32, 40, 50, 63, 80, 100))
     limit = breaker * 8  # 80 % in 0.1 A
     servants = []
@@ -95,8 +98,8 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
         name=f"chaos-{seed}", config=config, duration_s=duration, seed=seed,
         description=f"chaos seed {seed}: {n} servants, mix {mix}", bus=base, cars=tuple(cars),
         faults=tuple(sorted(faults, key=lambda f: f.at)), first_epoch=rng.randint(0, 255),
-        origin=f"python -m busshare.sim.chaos --hours {hours:g}" + (f" --servants {n_servants}" if n_servants else "")
-        + (f" --mix {mix}" if mix else ""),
+        origin=f"python -m busshare.sim.chaos --hours {hours:g}" + (f" --servants {asked[0]}" if asked[0] else "")
+        + (f" --mix {asked[1]}" if asked[1] else ""),
     )
 
 

@@ -11,10 +11,12 @@ a run pass.  The checks (names as reported):
                    non-compliant car only up to what its pilot offers.
 ``ev-cutoff``      a non-compliant car drawing more than offer + tolerance is
                    cut off (draws 0) within reaction_allowance + tick_period.
-``rule4-failsafe`` a servant that accepted no valid master heartbeat for
+``rule4-failsafe`` a servant that accepted no valid master heartbeat (nor a
+                   set-limit addressed to it: a grant ends the failsafe) for
                    failsafe_timeout + tick_period (or tick_period after a
                    ``leaving`` heartbeat, or since boot) offers at most its
-                   failsafe current, and stays there until a heartbeat comes.
+                   failsafe current: the one sent with its last set-limit,
+                   else the heartbeat's, else its standalone one.
 ``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
                    min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.

@@ -149,7 +149,8 @@ class Simulation:
         self.checks_waste = scenario.check_waste
         self.checks_starvation = scenario.check_starvation
         self.timeline = Timeline(self.config.limit_da)
-        self.trace: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)
+        self.trace: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # frames sent
+        self.notes: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # everything else
         self.violations: list[Violation] = []
         self.masters: list[MasterProc] = []
         self.servants: list[ServantProc] = []
@@ -242,8 +243,10 @@ class Simulation:
             raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
 
     def trace_lines(self) -> list[str]:
+        """The last frames and the last notable events, merged in time order."""
         out = []
-        for entry in self.trace:
+        merged = sorted(list(self.trace) + list(self.notes), key=lambda e: e[0])
+        for entry in merged:
             if entry[1] == "tx":
                 t, _, who, offset, data = entry
                 try:
@@ -258,7 +261,7 @@ class Simulation:
         return out
 
     def _trace(self, t: float, kind: str, text: str) -> None:
-        self.trace.append((t, kind, text))
+        self.notes.append((t, kind, text))
 
     def _mark(self, t: float, address: int | None, kind: str, detail: str = "") -> None:
         self._trace(t, kind, f"{'' if address is None else f'[{address}] '}{detail}")
@@ -398,6 +401,9 @@ class Simulation:
                 proc.grant_fs = msg.failsafe_da
                 proc.grant_epoch = msg.epoch
                 proc.fs_da = self._failsafe_of(proc)
+                # a set-limit from a master is a grant: rule 4 lets it end the failsafe
+                proc.last_hb = t
+                self._arm_failsafe(proc, t + self.bounds.failsafe_bound_s)
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
