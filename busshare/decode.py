@@ -32,7 +32,7 @@ from typing import IO, Any
 from .canid import IdScheme
 from .describe import Describer, bad_frame_line
 from .e2e import COUNTER_MODULO, DEFAULT_MAX_DELTA, E2EStatus
-from .frames import FrameError, Message, Release, SetLimit, decode
+from .frames import FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, decode
 
 #: bad-frame kinds that are E2E failures (the rest are malformed or not the protocol's)
 E2E_KINDS = ("crc", "repeated", "wrong-sequence")
@@ -250,6 +250,21 @@ def _e2e_table(max_delta: int) -> tuple[E2EStatus, ...]:
 _UNSEEN = COUNTER_MODULO * COUNTER_MODULO
 
 
+def restarted_streams(msg: Message, masters: set[tuple[int, int]]) -> list[int]:
+    """Streams (id offsets) whose alive counters a rebooted sender starts afresh (as ``watch.BusWatcher``).
+
+    A JOIN: everything its servant sends.  A new master's first heartbeat (once
+    another master was seen): the heartbeat and every set-limit.  Forgetting
+    them keeps a reboot from being counted as lost or repeated frames.
+    """
+    if isinstance(msg, Join):
+        return [(int(t) << 6) | msg.address
+                for t in (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS, MsgType.JOIN)]
+    if isinstance(msg, Heartbeat) and masters and (msg.master_id, msg.epoch) not in masters:
+        return [int(MsgType.HEARTBEAT) << 6, *range(1, 63)]
+    return []
+
+
 # ---------------------------------------------------------------------------
 # the decoder
 
@@ -284,6 +299,7 @@ class CaptureDecoder:
         self._memo: dict[tuple[int, bool, str, bytes], Good | Bad] = {}
         self._table = _e2e_table(max_delta)
         self._last = [_UNSEEN] * 512  # 16 * last alive counter, per data ID
+        self.masters: set[tuple[int, int]] = set()  # (master id, epoch) heard
 
     def classify(self, frame: Frame) -> Good | Bad:
         key = (frame.can_id, frame.extended, frame.kind, frame.data)
@@ -314,6 +330,12 @@ class CaptureDecoder:
         if isinstance(c, Bad):
             self.counts[c.kind] += 1
             return Decoded(rec.t, rec.can_id, rec.data, None, None, None, c)
+        msg = c.message
+        if isinstance(msg, Join | Heartbeat):
+            for stream in restarted_streams(msg, self.masters):
+                self._last[stream] = _UNSEEN
+            if isinstance(msg, Heartbeat):
+                self.masters.add((msg.master_id, msg.epoch))
         status = self.e2e(c.offset, c.counter)
         self.counts[status.value] += 1
         bad = None
@@ -502,7 +524,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
 
     def entry(key: bytes) -> tuple[int, int, int, bytes]:
         """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
-        for a well-formed frame, -2: for a key that is not a frame at all."""
+        for a well-formed frame, -2: for a key that is not a frame at all, -3: general path this once."""
         if not _KEY.fullmatch(key):
             return -2, 0, 0, b""
         ident, _, hex_data = key.partition(b"#")
@@ -511,8 +533,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         if extended and can_id & CAN_ERR_FLAG:
             return -1, 0, 0, b""  # an error frame: the general path words it
         c = classify(scheme, can_id, extended, "data", bytes.fromhex(hex_data.decode()))
-        if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release):
-            return -1, 0, 0, b""  # stateful text (CUT/GRANT) or bad: general path
+        if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release | Join):
+            return -1, 0, 0, b""  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
+        if isinstance(c.message, Heartbeat) and (c.message.master_id, c.message.epoch) not in dec.masters:
+            return -3, 0, 0, b""  # a master not heard yet: general path, and not remembered
         rec = describer.record(0.0, c.message, c.counter)
         del rec["t"]
         rec["id"] = f"{can_id:#05x}"
@@ -567,7 +591,9 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if e is None:
                     if len(memo) > 1 << 18:
                         memo.clear()
-                    e = memo[key] = entry(key)
+                    e = entry(key)
+                    if e[0] != -3:
+                        memo[key] = e
                 offset, counter, counter16, frag = e
                 if offset >= 0:
                     k = last[offset] + counter
@@ -575,7 +601,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     ext((ts, frag, table[k]))
                     hits[k] += 1
                 else:
-                    ext((general(chunk, first, ts, key, offset == -1),))
+                    ext((general(chunk, first, ts, key, offset != -2),))
             if dec.first_t is None:
                 dec.first_t = float(first_ts)
             dec.last_t = float(ts)

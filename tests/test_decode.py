@@ -461,3 +461,28 @@ def test_a_truncated_gzip_log_keeps_what_was_read(tmp_path: Path, frames) -> Non
     records = json_lines(cli("decode", "--json", str(path)).stdout)
     assert any("cannot be read past here" in rec.get("reason", "") for rec in records)
     assert 0 < records[-1]["totals"]["good"] < N
+
+
+def test_a_reboot_restarts_alive_counters_without_e2e_errors() -> None:
+    """A servant's JOIN and a new master's first heartbeat restart their streams: not lost or repeated frames."""
+    from busshare.frames import Join
+
+    bus = Bus()
+    bus.heartbeats(0.0, 4.0)
+    for i in range(7):
+        bus.status(0.5 + 0.5 * i, 3, 0)
+    bus.links[3] = Link()  # servant 3 reboots: fresh counters, announced by a JOIN
+    bus.send(4.0, Join(3, 0x103, 320))
+    bus.status(4.1, 3, 0)
+    bus.status(4.6, 3, 0)
+    bus.links[101] = Link()  # the master reboots with a new epoch
+    bus.heartbeats(5.0, 7.0, epoch=8)
+    text = "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex()}\n" for t, off, data in bus.done()).encode()
+    dec = CaptureDecoder()
+    general = [dec.feed(r) for r in text_records(io.BytesIO(text))]
+    assert all(d is not None and d.status is not None and d.status.value == "ok" for d in general)
+    dec2 = CaptureDecoder()
+    buf = io.BytesIO()
+    json_fast(read_chunks(io.BytesIO(text)), dec2, buf)
+    assert {r["e2e"] for r in json_lines(buf.getvalue().decode())} == {"ok"}
+    assert dec2.counts == dec.counts
