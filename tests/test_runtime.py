@@ -178,7 +178,7 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
 def test_pilot_changes_reach_the_hardware(sites: list[Site]) -> None:
     site = Site(with_master=False)
     sites.append(site)
-    site.run(2.0)  # no master ever: standalone failsafe after the timeout
+    site.run(TIMING.silent_count_after + 0.5)  # no master ever: the standalone failsafe (rule 3 timing)
     for address, hw in site.hw.items():
         assert hw.offer_da == CONFIG.servant(address).failsafe_da  # type: ignore[union-attr]
         assert site.pilot_records(address)[-1]["failsafe"]
@@ -217,3 +217,36 @@ def test_run_handles_signals_in_the_main_thread(signal_name: str) -> None:
     timer.join()
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
     assert rt.stats.sent > 0
+
+
+def test_a_restarted_master_is_heard_at_once_not_taken_for_repeats(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    assert site.master is not None
+    site.master.transport.shutdown()  # kill: no leaving heartbeat
+    site.run(3.0, site.servants.values())
+    assert all(rt.node.in_failsafe for rt in site.servants.values())  # type: ignore[attr-defined]
+    # the new master's alive counters start again at 0, like the dead one's did
+    site.master = site.runtime("master2", Master(CONFIG, site.t, epoch=6))
+    site.run(3.0)
+    for address, rt in site.servants.items():
+        rejected = [r for r in site.records[str(address)] if r["event"] == "frame-rejected"]
+        assert rejected == [], rejected
+        assert not rt.node.in_failsafe  # type: ignore[attr-defined]
+
+
+def test_a_restarted_servant_is_heard_at_once_not_taken_for_repeats(sites: list[Site]) -> None:
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    site.servants[2].transport.shutdown()  # power cut
+    site.run(2.0, [r for a, r in site.servants.items() if a != 2] + [site.master])  # type: ignore[list-item]
+    # the same unit boots again: same frames, alive counters from 0 again
+    sc = CONFIG.servant(2)
+    assert sc is not None
+    site.servants[2] = site.runtime("2", Servant(sc, TIMING, site.t), site.hw[2])
+    site.run(3.0)
+    rejected = [r for r in site.records["master"] if r["event"] == "frame-rejected"]
+    assert rejected == [], rejected
+    assert site.servants[2].node.offer_da > 0 and not site.servants[2].node.in_failsafe  # type: ignore[attr-defined]
