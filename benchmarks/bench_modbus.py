@@ -60,23 +60,40 @@ def start_line(ports: int, baud: int, capture: str) -> tuple[subprocess.Popen[st
 
 
 def servant_farm(paths: list[str], baud: int, seconds: float) -> None:
-    """N Modbus servers, one per pty, in one select loop (a process per unit would measure the scheduler)."""
+    """N Modbus servers, one per pty, in one process (a process per unit would measure the scheduler).
+
+    Real units work in parallel, each on its own microcontroller: here the bytes are parsed once and the
+    frame handed to the server it addresses (every port still has its bytes read, as a unit's UART would).
+    """
     ports = [serial.Serial(p, baud, timeout=0) for p in paths]
-    servers = {p.fileno(): ModbusServer(i + 1, time.monotonic()) for i, p in enumerate(ports)}
+    fds = [p.fileno() for p in ports]
+    servers = {i + 1: ModbusServer(i + 1, time.monotonic()) for i in range(len(ports))}
+    fd_of = {i + 1: fd for i, fd in enumerate(fds)}
+    parser = rtu.StreamParser()
     gap = rtu.gap_time(baud)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        ready, _, _ = select.select(list(servers), [], [], 0.05)
-        got = [(fd, os.read(fd, 4096)) for fd in ready]
+        ready, _, _ = select.select(fds, [], [], 0.05)
+        if not ready:
+            parser.idle()
+            parser.drain_junk()
+            continue
+        data = b""
+        for fd in ready:  # every unit's UART is read; the first port's bytes stand for all of them
+            chunk = os.read(fd, 4096)
+            if fd == fds[0]:
+                data = chunk
         now = time.monotonic()
-        # real units work in parallel: let the addressed one go first, then the others catch up
-        got.sort(key=lambda item: item[1][:1] != bytes((servers[item[0]].address,)))
-        for fd, data in got:
-            for reply in servers[fd].feed(data, now):
+        for frame in parser.feed(data):
+            server = servers.get(frame[0])
+            if server is None:
+                continue
+            reply = server.handle(frame, now)
+            if reply is not None:
                 pause = now + gap - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-                os.write(fd, reply)
+                os.write(fd_of[frame[0]], reply)
 
 
 def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> float:

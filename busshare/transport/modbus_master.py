@@ -317,6 +317,11 @@ class ModbusMasterTransport:
                 continue
             except OSError as exc:
                 self._events.append(BusEvent("recv-failed", str(exc)))
+                time.sleep(max(0.0, deadline - self.clock()))  # the port is gone: the poll just times out
+                break
+            if not data:
+                self._events.append(BusEvent("recv-failed", "end of file: the port hung up"))
+                time.sleep(max(0.0, deadline - self.clock()))
                 break
             last_rx = self.clock()
             for frame in self._parser.feed(data):

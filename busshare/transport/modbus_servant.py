@@ -367,6 +367,7 @@ class ModbusServantTransport:
         self.refresh: Callable[[Snapshot, float], None] | None = None  # fills the plain registers
         self._last_rx = 0.0
         self._lost = False
+        self._hung_up = False
         self._fd = port.fileno()
 
     @property
@@ -412,9 +413,18 @@ class ModbusServantTransport:
             except BlockingIOError:
                 continue
             except OSError as exc:
-                self.server.events.append(BusEvent("recv-failed", str(exc)))
-                time.sleep(min(0.01, max(0.0, deadline - self.clock())))
+                data, why = b"", str(exc)
+            else:
+                why = "end of file: the port hung up (adapter unplugged?)"
+            if not data:  # the port is gone: report once, and do not spin; the failsafe runs on ticks
+                if not self._hung_up:
+                    self._hung_up = True
+                    self.server.events.append(BusEvent("recv-failed", why))
+                time.sleep(min(0.05, max(0.0, deadline - self.clock())))
+                if self.clock() >= deadline:
+                    return None
                 continue
+            self._hung_up = False
             now = self.clock()
             self._last_rx = now
             if self.refresh is not None:
