@@ -90,12 +90,15 @@ class NodeProc:
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        self._reader.join(10)
 
     def terminate(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+            self._reader.join(10)  # everything it wrote before exiting is read
+            return code
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
