@@ -1,0 +1,154 @@
+"""Scripted faults, shortage, determinism and the scenario format.
+
+Every run here checks every invariant at every step (a violation raises
+``SimulationFailed`` with the seed and the trace); the assertions below check
+that each fault really happened and was noticed on the bus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from busshare.frames import Heartbeat, Message, Nack, NackCode, Status, decode
+from busshare.sim import ScenarioError, SimResult, Simulation, load_scenario, parse_scenario, run_scenario
+from busshare.sim.scenario import builtin_names, dump_toml
+
+
+def wire(result: SimResult) -> list[tuple[float, Message]]:
+    return [(t, decode(i, d)[0]) for t, i, d in result.capture]
+
+
+@pytest.fixture(scope="module")
+def faults() -> SimResult:
+    return run_scenario(load_scenario("faults"))
+
+
+def test_the_fault_tour_keeps_every_invariant(faults: SimResult) -> None:
+    assert faults.ok
+    s = faults.summary
+    assert s.peak_offered_da <= s.limit_da and s.peak_drawn_da <= s.limit_da
+    assert s.corrupted > 0 and s.duplicated > 0 and s.lost > 0
+    assert s.rejected >= s.corrupted  # every corrupted copy was dropped by a real Link
+    assert s.failsafe_episodes > 0
+
+
+def test_fault_tour_every_fault_was_seen(faults: SimResult) -> None:
+    kinds = {m.kind for m in faults.timeline.events}
+    assert {"partition", "heal", "servant-crash", "servant-boot", "master-start", "master-stop", "twin",
+            "twin-gone", "bus"} <= kinds
+    frames = wire(faults)
+    # a restarted master comes back with a new epoch
+    epochs = [m.epoch for _, m in frames if isinstance(m, Heartbeat) and m.master_id == 1]
+    assert len(set(epochs)) >= 3
+    # graceful shutdown was announced
+    assert any(isinstance(m, Heartbeat) and m.leaving for _, m in frames)
+    # the second master was heard by someone
+    assert any(isinstance(m, Heartbeat) and m.master_id == 7 for _, m in frames)
+    assert any((isinstance(m, Heartbeat) and m.conflict) or (isinstance(m, Nack) and m.code is NackCode.SECOND_MASTER)
+               for _, m in frames)
+    # the twins on address 5 were detected
+    assert any((isinstance(m, Status) and m.address == 5 and m.conflict)
+               or (isinstance(m, Nack) and m.code is NackCode.ADDRESS_CONFLICT) for _, m in frames)
+
+
+def test_the_non_compliant_car_was_stopped_by_its_servant(faults: SimResult) -> None:
+    frames = wire(faults)
+    assert any(isinstance(m, Nack) and m.code is NackCode.EV_OVERDRAW and m.address == 6 for _, m in frames)
+    assert any(isinstance(m, Status) and m.address == 6 and m.ev_stopped for _, m in frames)
+
+
+def test_same_seed_same_run_frame_for_frame() -> None:
+    sc = dataclasses.replace(load_scenario("faults"), duration_s=600.0)
+    a = run_scenario(sc, seed=5)
+    b = run_scenario(sc, seed=5)
+    c = run_scenario(sc, seed=6)
+    assert a.capture == b.capture and a.timeline == b.timeline and a.summary == b.summary
+    assert a.capture != c.capture
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="core finding (open): a servant acks a cut MEASURED while its car still draws up to the "
+                   "1 A tolerance above the new limit, and the master re-grants the whole difference at once, so "
+                   "the drawn total exceeds the limit (seed 1, t=16.2 s: 52.2 A > 50.4 A); see docs/SIM.md",
+                   strict=False)
+def test_shortage_rotates_so_nobody_starves() -> None:
+    result = run_scenario(load_scenario("shortage"))
+    assert result.ok
+    energy = result.summary.energy_kwh
+    assert len(energy) == 12 and all(kwh > 0 for kwh in energy.values()), energy
+    # nobody was stopped for good: every EVSE was offered current at some point after the first hour
+    for address in range(1, 13):
+        assert any(s.offered_da > 0 and s.t > 3600 for s in result.timeline.series(address)), address
+
+
+def test_live_hook_sees_every_step_and_time_only_moves_forward() -> None:
+    seen: list[float] = []
+    sim = Simulation(dataclasses.replace(load_scenario("story"), duration_s=30.0), on_step=lambda s: seen.append(s.now))
+    sim.run()
+    assert len(seen) == sim.steps and seen == sorted(seen)
+
+
+def test_builtin_scenarios_load() -> None:
+    assert {"story", "faults", "shortage"} <= set(builtin_names())
+    for name in builtin_names():
+        assert load_scenario(name).duration_s > 0
+
+
+STORY_TOML = """
+duration_s = 10
+[installation.site]
+breaker_a = 80
+[[installation.servant]]
+address = 1
+max_a = 32
+"""
+
+
+def test_a_minimal_scenario_parses() -> None:
+    sc = parse_scenario(STORY_TOML)
+    assert sc.config.limit_da == 640 and sc.duration_s == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("color = 1", "unknown key 'color'"),
+        ("[[car]]\nevse = 9", "evse 9 is not a servant address"),
+        ("[[car]]\nevse = 1\nwings = 2", "unknown key 'wings'"),
+        ("[[car]]\nevse = 1\nreaction_min_s = 6.0\nreaction_max_s = 5.0", "reaction"),
+        ("[[fault]]\nkind = 'meteor'", "kind 'meteor' unknown"),
+        ("[[fault]]\nkind = 'partition'\naddress = 4", "needs address"),
+        ("[[fault]]\nkind = 'partition'\naddress = 1\ndirection = 'sideways'", "direction"),
+        ("[bus]\nloss = 2.0", "loss"),
+        ("[[fault]]\nkind = 'bus'\ncorrupt = -1.0", "corrupt"),
+    ],
+)
+def test_bad_scenarios_are_one_line_errors(extra: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message) as info:
+        parse_scenario(STORY_TOML + extra, where="x.toml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("x.toml: ")
+
+
+def test_bad_installation_is_reported_by_the_real_config_validation() -> None:
+    bad = STORY_TOML.replace("max_a = 32", "max_a = 90")
+    with pytest.raises(ScenarioError, match=r"\[installation\]: servant 1: max 90.0 A is above 80 A"):
+        parse_scenario(bad)
+
+
+def test_missing_pieces_are_named() -> None:
+    with pytest.raises(ScenarioError, match="duration_s"):
+        parse_scenario(STORY_TOML.replace("duration_s = 10", ""))
+    with pytest.raises(ScenarioError, match="installation"):
+        parse_scenario("duration_s = 5")
+    with pytest.raises(ScenarioError, match="no scenario 'nope'"):
+        load_scenario("nope")
+
+
+def test_toml_writer_round_trips_the_installation_table() -> None:
+    import tomllib
+
+    table = {"site": {"breaker_a": 80, "limit_a": 63.5}, "timing": {"ack_timeout": 1.0},
+             "servant": [{"address": 1, "max_a": 32, "meter": False, "serial": 4097}]}
+    assert tomllib.loads(dump_toml(table)) == table
