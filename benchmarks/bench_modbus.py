@@ -173,9 +173,6 @@ limit_a = 64
 [[servant]]
 address = 1
 max_a = 64
-[[servant]]
-address = 2
-max_a = 64
 """
 
 
@@ -204,9 +201,9 @@ class Proc:
                     pass
         return self.records
 
-    def wait_for(self, pred: object, timeout: float) -> dict[str, object] | None:
+    def wait_for(self, pred: object, timeout: float, after: int = 0) -> dict[str, object] | None:
         end = time.monotonic() + timeout
-        seen = 0
+        seen = after
         while time.monotonic() < end:
             recs = self.poll()
             for r in recs[seen:]:
@@ -240,27 +237,29 @@ def bench_nodes(rounds: int) -> dict[str, list[float]]:
         try:
             for _ in range(rounds):
                 master = Proc(["master", "--modbus", paths[0], "--baud", str(baud), "--config", site, "--json"])
-                # wait until the master's heartbeat reached the servant and it is out of failsafe learning
-                if servant.wait_for(lambda r: r.get("event") == "pilot" and not r.get("failsafe")
-                                    and r.get("last_heartbeat"), 30) is None:
-                    servant.wait_for(lambda r: False, 3)
-                time.sleep(1.0)
+                # wait until the master has learned the servant (it confirms its 0 A with a set-limit)
+                n = len(servant.poll())
+                master.wait_for(lambda r: r.get("event") == "acked", 60)
+                servant.wait_for(lambda r: r.get("event") == "master", 5, after=n)
+                time.sleep(0.5)
                 n0 = len(servant.poll())
                 t_plug = time.monotonic()
                 Path(ev).write_text("C")
-                rec = servant.wait_for(lambda r: r.get("event") == "pilot" and float(r.get("offer_a", 0)) > 6.0
-                                       and not r.get("failsafe"), 30)
-                if rec is not None and len(servant.records) > n0:
+                rec = servant.wait_for(lambda r: r.get("event") == "offer" and float(r.get("offer_a", 0)) > 6.0
+                                       and not r.get("failsafe"), 30, after=n0)
+                if rec is not None:
                     out["grant_ms"].append((float(rec["t"]) - t_plug) * 1000)  # type: ignore[arg-type]
                 time.sleep(0.5)
+                n1 = len(servant.poll())
                 t_kill = time.monotonic()
                 master.stop(signal.SIGKILL)
-                rec = servant.wait_for(lambda r: r.get("event") == "pilot" and r.get("failsafe"), 30)
+                rec = servant.wait_for(lambda r: r.get("event") == "failsafe", 30, after=n1)
                 if rec is not None and rec.get("last_heartbeat") is not None:
                     out["failsafe_after_heartbeat_s"].append(float(rec["t"]) - float(rec["last_heartbeat"]))  # type: ignore[arg-type]
                     out["failsafe_after_kill_s"].append(float(rec["t"]) - t_kill)  # type: ignore[arg-type]
+                n2 = len(servant.poll())
                 Path(ev).write_text("A")
-                time.sleep(0.5)
+                servant.wait_for(lambda r: r.get("event") == "pilot", 10, after=n2)
         finally:
             servant.stop()
             line.send_signal(signal.SIGTERM)
