@@ -1,0 +1,55 @@
+"""Seeded chaos sweep: random installations, cars and fault mixes, every invariant checked at every step.
+
+Each seed is one installation running for ``CHAOS_RUN_HOURS`` simulated hours
+(``busshare.sim.chaos.chaos_scenario``).  The sweep covers at least
+``BUSSHARE_CHAOS_HOURS`` installation-hours (default below) spread over both
+cores, prints the hours covered, and fails listing every seed that broke an
+invariant, each with its reproduction command and trace.
+
+    BUSSHARE_CHAOS_HOURS=1000 python -m pytest tests/test_sim_chaos.py -s
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+
+import pytest
+from sim_findings import TOLERANCE_ACK, is_tolerance_ack
+
+from busshare.sim.chaos import chaos_scenario
+from busshare.sim.invariants import SimulationFailed
+from busshare.sim.runner import Simulation
+
+CHAOS_RUN_HOURS = 1.0
+DEFAULT_HOURS = 48.0  # what fits this 2-core machine's CI budget at today's node speed; see docs/SIM.md
+FIRST_SEED = 1000
+
+
+def run_seed(seed: int) -> tuple[int, float, str | None]:
+    sc = chaos_scenario(seed, CHAOS_RUN_HOURS)
+    try:
+        result = Simulation(sc, seed, record=False).run()
+    except SimulationFailed as exc:
+        return seed, exc.violation.t / 3600.0, str(exc)
+    return seed, result.summary.sim_seconds / 3600.0, None
+
+
+def test_chaos_sweep_breaks_no_invariant() -> None:
+    target = float(os.environ.get("BUSSHARE_CHAOS_HOURS", DEFAULT_HOURS))
+    seeds = list(range(FIRST_SEED, FIRST_SEED + math.ceil(target / CHAOS_RUN_HOURS)))
+    workers = min(2, os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ctx.Pool(workers) as pool:
+        results = pool.map(run_seed, seeds, chunksize=1)
+    hours = sum(h for _, h, _ in results)
+    failures = [(seed, text) for seed, _, text in results if text is not None]
+    print(f"\nchaos sweep: {len(seeds)} installations, {hours:.1f} simulated installation-hours, "
+          f"{len(failures)} with a violation")
+    known = [seed for seed, text in failures if is_tolerance_ack(text)]
+    other = [(seed, text) for seed, text in failures if seed not in known]
+    assert not other, "\n\n".join(f"seed {seed}:\n{text[:4000]}" for seed, text in other)
+    if known:
+        pytest.xfail(f"{TOLERANCE_ACK}: seeds {known}")
+    assert hours >= target
