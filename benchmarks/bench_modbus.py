@@ -97,12 +97,14 @@ def servant_farm(paths: list[str], baud: int, seconds: float) -> None:
 
 
 def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> float:
-    """Line time of what was captured between two monotonic instants: characters plus one gap per burst.
+    """Line time of what was captured between two monotonic instants: characters plus one gap per frame.
 
-    A burst the emulator received in several pieces is several back-to-back lines: one gap for all of them.
+    Lines that follow each other without a pause are one burst; a burst holding several frames (written
+    back to back) still needs a gap after each of them.
     """
-    total, t0, prev_end = 0.0, 0.0, float("-inf")
-    gap = rtu.gap_time(baud)
+    t0 = 0.0
+    bursts: list[tuple[float, bytearray]] = []
+    prev_end = float("-inf")
     for line in open(capture, encoding="ascii"):
         if line.startswith("# rs485 line:"):
             t0 = float(line.rsplit("- ", 1)[1])
@@ -110,11 +112,17 @@ def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> f
             continue
         head, _, _ = line.partition("#")
         t_text, _, hexes = head.strip().partition(" ")
-        t = t0 + float(t_text)
-        n = len(bytes.fromhex(hexes))
+        t, data = t0 + float(t_text), bytes.fromhex(hexes)
+        if bursts and t - prev_end <= rtu.gap_time(baud) / 2:
+            bursts[-1][1].extend(data)
+        else:
+            bursts.append((t, bytearray(data)))
+        prev_end = max(prev_end, t) + rtu.wire_time(len(data), baud)
+    total = 0.0
+    for t, data in bursts:
         if t_from <= t < t_to:
-            total += rtu.wire_time(n, baud) + (gap if t - prev_end > gap / 2 else 0.0)
-        prev_end = t + rtu.wire_time(n, baud)
+            frames = max(1, sum(c.ok for c in rtu.split_by_crc(bytes(data))))
+            total += rtu.wire_time(len(data), baud) + frames * rtu.gap_time(baud)
     return total
 
 
@@ -148,8 +156,11 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
             line.send_signal(signal.SIGTERM)
             line.wait(10)
         measured = list(master.cycle_times)[1:]  # the first one includes start-up
-        window = (starts[1], starts[-1])
-        wire = captured_wire_time(capture, baud, *window) / (len(starts) - 2)
+        # the cycles' boundaries, back from the start of the latest one
+        last = master._cycle_start
+        assert last is not None
+        window = (last - sum(measured), last)
+        wire = captured_wire_time(capture, baud, *window) / len(measured)
         return {
             "servants": servants,
             "baud": baud,
