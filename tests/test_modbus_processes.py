@@ -262,7 +262,9 @@ def test_mbpoll_reads_the_plain_registers_of_a_running_servant(line: Line) -> No
     assert regs[mm.Plain.PILOT] == 2  # C: a car charging
     assert regs[mm.Plain.FAILSAFE] == 1  # no master on the line
     assert regs[mm.Plain.ERRORS] & mm.ErrorFlag.MASTER_SILENT
-    assert regs[mm.Plain.OFFERED] == 60 and regs[mm.Plain.MAX] == 640  # its standalone failsafe, 6.0 A
+    offers = [r for r in servant.snapshot() if r.get("event") == "offer"]
+    assert regs[mm.Plain.OFFERED] == round(offers[-1]["offer_a"] * 10)  # what its pilot offers now, 0.1 A
+    assert regs[mm.Plain.MAX] == 640 and regs[mm.Plain.FAILSAFE_CURRENT] == 60
     # configuration is not writable without the unlock register
     w = subprocess.run(["mbpoll", "-m", "rtu", "-a", "3", "-b", str(BAUD), "-P", "none", "-t", "4", "-r",
                         str(mm.Cfg.MAX + 1), "-1", tool, "100"], capture_output=True, text=True, timeout=60)

@@ -170,9 +170,11 @@ class ModbusMasterTransport:
     # -- scheduling ------------------------------------------------------------------
 
     def _choose(self) -> _Peer | None:
-        urgent = [p for p in self.peers.values() if p.inbox or p.more]
+        # frames waiting jump the queue, except for a silent servant: it gets them on its own turn,
+        # or one dead unit would stall the line with timeouts
+        urgent = [p for p in self.peers.values() if (p.inbox or p.more) and not p.silent]
         if urgent:
-            return min(urgent, key=lambda p: (p.silent, not p.inbox, p.address))
+            return min(urgent, key=lambda p: (not p.inbox, p.address))
         for _ in range(len(self.order)):
             if self._next == 0:
                 now = self.clock()
@@ -194,7 +196,7 @@ class ModbusMasterTransport:
             return
         frames = list(peer.inbox)[:mm.MAILBOX_SLOTS]
         out = self._poll(peer, frames)
-        if not out.ok and frames:
+        if not out.ok and frames and not peer.silent:
             self.stats.retries += 1
             out = self._poll(peer, frames)
         if out.ok:
