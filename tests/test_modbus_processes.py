@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +289,15 @@ def test_pymodbus_client_reads_the_same_registers(line: Line) -> None:
         assert not ri.isError() and ri.registers[:4] == rr.registers[:4]
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["servant", "--modbus", "/nonexistent/tty", "--address", "1"], "cannot open /nonexistent/tty"),
+    (["servant", "--modbus", "/dev/null", "--address", "99"], "1-62"),
+    (["master", "--modbus", "/nonexistent/tty", "--config", "/nonexistent/site.toml"], "site.toml"),
+    (["monitor", "--modbus", "/dev/null", "--baud", "0"], "--baud 0"),
+])
+def test_user_errors_are_one_line(args: list[str], words: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "busshare", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and words in r.stderr and "Traceback" not in r.stderr

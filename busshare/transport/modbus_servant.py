@@ -336,7 +336,9 @@ def open_serial(port: str, baud: int) -> serial.Serial:
     try:
         return serial.Serial(port, baud, timeout=0, write_timeout=1.0)
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise UserError(f"cannot open {port}: {str(exc).splitlines()[0]}") from None
+        code = getattr(exc, "errno", None)
+        why = os.strerror(code).lower() if isinstance(code, int) else str(exc).splitlines()[0]
+        raise UserError(f"cannot open {port}: {why}") from None
 
 
 @dataclass
