@@ -29,6 +29,7 @@ from .link import Link
 from .transport.can import CanTransport
 
 Record = dict[str, Any]
+MIN_WAIT = 0.001  # s
 STREAM_MEMORY = 1.0  # s: alive-counter history of a stream silent this long is forgotten
 _SET_LIMIT_STREAMS = [(int(MsgType.SET_LIMIT) << 6) | a for a in range(FIRST_SERVANT, LAST_SERVANT + 1)]
 _SERVANT_TYPES = (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS)
@@ -250,7 +251,8 @@ class Runtime:
                 wake = min(self.node.next_deadline(), (self._last_tick or now) + self.tick_period)
                 if self._next_status is not None:
                     wake = min(wake, self._next_status)
-                frame = self.transport.recv(min(max(wake - now, 0.0), self.tick_period))
+                # at least 1 ms: a node whose deadline stays in the past must not spin a core
+                frame = self.transport.recv(min(max(wake - now, MIN_WAIT), self.tick_period))
                 now = self.clock()
                 if frame is not None:
                     self._frame(frame.offset, frame.data, frame.can_id, now)
