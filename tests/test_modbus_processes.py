@@ -207,8 +207,12 @@ def test_corrupted_crcs_and_garbage_are_counted_and_sharing_goes_on(line2: Line)
     port_m, master = line.master()
     port1, s1, _ = line.servant(1, "C")
     _, s2, _ = line.servant(2, "C")
+    _, mon_port = line.port()
+    monitor = NodeProc(["monitor", "--modbus", mon_port, "--baud", str(BAUD), "--json"], "monitor")
+    line.procs.append(monitor)
     s1.wait_for(offer(32.0), WAIT)
     s2.wait_for(offer(32.0), WAIT)
+    monitor.wait_for(lambda r: r.get("type") == "STATUS", WAIT)  # the passive sniffer decodes the line
     n1, n2 = len(s1.snapshot()), len(s2.snapshot())
     line.bus.corrupt_next(port_m, 2)  # two master requests with a flipped bit
     line.bus.corrupt_next(port1, 2)  # two replies of servant 1 with a flipped bit
@@ -230,6 +234,11 @@ def test_corrupted_crcs_and_garbage_are_counted_and_sharing_goes_on(line2: Line)
     assert reasons and all(reasons)
     assert any("CRC" in r or "garbage" in r or "not a valid frame" in r for r in reasons)
     assert len(s2.snapshot()) >= n2
+    # the monitor flagged them as they happened, and never stopped decoding
+    monitor.wait_for(lambda r: r.get("anomaly") == "rtu-bad", WAIT)
+    assert monitor.terminate() == 0
+    summary = monitor.wait_for(lambda r: "summary" in r, WAIT)["summary"]
+    assert summary["frames"] > 0 and summary["modbus"]["rtu-bad"] >= 3
 
 
 def test_two_servants_on_one_address_never_share_the_same_grant(line2: Line) -> None:
