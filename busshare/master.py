@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import allocation
 from .allocation import Demand
-from .config import Config, ServantConfig
+from .config import Config, ServantConfig, Timing
 from .events import Event, EventLog
 from .frames import (
     MASTER_ADDRESS,
@@ -65,7 +65,8 @@ class ServantView:
 @dataclass
 class _Pending:
     msg: SetLimit
-    sent_at: float
+    sent_at: float  # last (re)transmission
+    first_sent: float
 
 
 class _Slot:
@@ -94,6 +95,7 @@ class _Slot:
         self.offered: int | None = None
         self.measured: int | None = None
         self.ev_stopped = False
+        self.status_failsafe = False
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
 
@@ -105,13 +107,31 @@ class _Slot:
             f = max(f, self.pending.msg.failsafe_da)
         return f
 
-    def counted(self, now: float, silent_after: float) -> int:
+    def deaf(self, now: float, t: Timing) -> bool:
+        """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
+        return (not self.confirmed and self.known and self.pending is not None
+                and now - self.pending.first_sent >= t.ack_timeout)
+
+    def counted(self, now: float, t: Timing) -> int:
         base = self.limit
         if self.pending is not None:
             base = max(base, self.pending.msg.limit_da)
-        if self.silent_since is not None and now - self.silent_since >= silent_after:
-            base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
+        if self.silent_since is not None:
+            if now - self.silent_since >= t.silent_count_after:
+                base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
+            # it may have rebooted where it hears no master: then it offers its standalone failsafe
+            base = max(base, self.standalone)
+        elif self.deaf(now, t) or (self.status_failsafe and not self.confirmed):
+            # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
+            # a master since it booted, which raises itself to its standalone failsafe
+            base = max(base, self.standalone)
         return base + self.conflict_extra
+
+    def reserved_fs(self, now: float, t: Timing) -> int:
+        f = self.counted_fs()
+        if self.silent_since is not None or self.deaf(now, t):
+            f = max(f, self.standalone)
+        return f
 
     def contested(self, now: float) -> bool:
         return self.conflict_extra > 0
@@ -210,15 +230,18 @@ class Master:
         return self._events.drain()
 
     def committed_da(self) -> int:
-        """Sum counted against the limit now (rule 1): never above ``limit_da``, except while contested."""
+        """Sum counted against the limit now (rule 1).
+
+        Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
+        as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
+        """
         return self._sum_counted(self._last_now)
 
     def servants(self) -> list[ServantView]:
         now = self._last_now
-        sa = self.timing.silent_count_after
         return [
             ServantView(
-                s.cfg.address, self._state(s, now), s.counted(now, sa), s.limit,
+                s.cfg.address, self._state(s, now), s.counted(now, self.timing), s.limit,
                 None if s.pending is None else s.pending.msg.limit_da, s.want(), s.counted_fs(),
                 s.offered, s.measured, s.reclaim_cap,
             )
@@ -246,8 +269,7 @@ class Master:
                          learning=self.learning, conflict=self._rival_until > self._last_now)
 
     def _sum_counted(self, now: float) -> int:
-        sa = self.timing.silent_count_after
-        return sum(s.counted(now, sa) for s in self._slots.values())
+        return sum(s.counted(now, self.timing) for s in self._slots.values())
 
     def _state(self, s: _Slot, now: float) -> str:
         if s.contested(now):
@@ -256,6 +278,8 @@ class Master:
             return "absent" if s.absent else "unknown"
         if s.silent_since is not None:
             return "silent"
+        if s.deaf(now, self.timing):
+            return "unanswering"
         if s.want() == 0:
             return "idle"
         return "charging" if max(s.limit, 0) > 0 else "waiting"
@@ -336,6 +360,7 @@ class Master:
         if st.ev_stopped and not slot.ev_stopped:
             self._events.add(now, "ev-stopped", slot.cfg.address, "servant stopped an overdrawing EV")
         slot.ev_stopped = st.ev_stopped
+        slot.status_failsafe = st.failsafe
         if not st.pilot.vehicle_present:
             slot.reclaim_cap = None
             slot.low_since = None
@@ -349,6 +374,7 @@ class Master:
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
         slot.confirmed = True
+        slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,
                          f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.sent_at:.2f} s")
@@ -430,7 +456,9 @@ class Master:
     # -- allocation and cut-then-grant ------------------------------------------------------
 
     def _allocatable(self, s: _Slot) -> bool:
-        return s.known and s.silent_since is None and not s.contested(0.0)
+        """Heard, answering and uncontested: it takes part in the allocation."""
+        return (s.known and s.silent_since is None and not s.contested(0.0)
+                and not s.deaf(self._last_now, self.timing))
 
     def _reclaim(self, now: float, unmet: bool) -> None:
         cfg = self.config
@@ -466,7 +494,6 @@ class Master:
 
     def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
         """(limit targets, failsafe targets, shortage) for every slot that can be told something."""
-        sa = self.timing.silent_count_after
         reserved = 0
         reserved_fs = 0
         demands: list[Demand] = []
@@ -476,20 +503,20 @@ class Master:
         for a, s in self._slots.items():
             if self._allocatable(s):
                 demands.append(Demand(a, s.want(), s.req_min, s.cfg.priority, rank[a]))
-            elif s.known and s.silent_since is not None and not s.contested(now):
+            elif s.known and not s.contested(now):  # silent (rule 3) or not answering
                 f = s.counted_fs()
-                lt[a] = min(s.limit, f)  # cut a silent servant to its failsafe (rule 3)
+                lt[a] = min(s.limit, f)  # cut it to its failsafe
                 ft[a] = f
-                reserved += s.counted(now, sa)
-                reserved_fs += f
+                reserved += s.counted(now, self.timing)
+                reserved_fs += s.reserved_fs(now, self.timing)
             elif s.contested(now):
                 lt[a] = 0
                 ft[a] = 0
-                reserved += s.counted(now, sa)
+                reserved += s.counted(now, self.timing)
                 reserved_fs += s.counted_fs() + s.conflict_extra
             else:
-                reserved += s.counted(now, sa)
-                reserved_fs += s.counted_fs()
+                reserved += s.counted(now, self.timing)
+                reserved_fs += s.reserved_fs(now, self.timing)
         budget = max(0, self.limit_da - reserved)
         got = allocation.allocate(budget, demands)
         lt.update(got)
@@ -532,15 +559,25 @@ class Master:
                 self._rotation_at = now + self.timing.rotation_interval
         else:
             self._rotation_at = INF
-        sa = self.timing.silent_count_after
         total = self._sum_counted(now)
-        total_fs = sum(s.counted_fs() + s.conflict_extra for s in self._slots.values())
+        total_fs = sum(s.reserved_fs(now, self.timing) + s.conflict_extra for s in self._slots.values())
         raises: list[tuple[_Slot, int, int]] = []
         rival = self._rival_until > now
         for a, s in self._slots.items():
-            if a not in lt or s.pending is not None:
+            if a not in lt:
                 continue
             L, F = lt[a], ft.get(a, 0)
+            if s.pending is not None:
+                p = s.pending.msg
+                if self._allocatable(s) or (p.limit_da <= L and p.failsafe_da <= F):
+                    continue  # wait for its ack (re-sent every ack_timeout)
+                # silent or not answering with a set-limit above its failsafe outstanding: it may have
+                # applied it, so count that, and replace it by the cut to the failsafe (rule 3)
+                s.limit = max(s.limit, p.limit_da)
+                s.failsafe = max(s.failsafe, p.failsafe_da)
+                L, F = min(L, s.limit), min(F, s.failsafe)
+                self._events.add(now, "superseded", a, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: cut instead")
+                s.pending = None
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe:
@@ -548,16 +585,16 @@ class Master:
             if rival and L >= s.limit and F >= s.failsafe:
                 continue  # two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
-                before = s.counted(now, sa)
+                before = s.counted(now, self.timing)
                 self._send(s, L, F, now, out)  # a cut (or a confirm): always allowed
-                total += s.counted(now, sa) - before
+                total += s.counted(now, self.timing) - before
             else:
                 raises.append((s, L, F))
         if rival:
             raises = []  # two masters: grant nothing
         raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
         for s, L, F in raises:
-            before = s.counted(now, sa)
+            before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
             if (total - before + max(s.limit, L) + s.conflict_extra <= self.limit_da
                     and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
@@ -567,7 +604,7 @@ class Master:
                 if s.confirmed and L == s.limit and F == s.failsafe:
                     continue
                 self._send(s, L, F, now, out)
-            total += s.counted(now, sa) - before
+            total += s.counted(now, self.timing) - before
             total_fs += s.counted_fs() - fs_before
 
     def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
@@ -587,7 +624,7 @@ class Master:
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         self._txn = (self._txn + 1) & 0xFF
         msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
-        s.pending = _Pending(msg, now)
+        s.pending = _Pending(msg, now, now)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
                          f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")

@@ -13,7 +13,7 @@ Safety behaviour (docs/PROTOCOL.md section 8):
 * No heartbeat for ``failsafe_timeout``: the offer only ever goes *down*, to
   min(offer, armed failsafe); after ``failsafe_hold`` the armed failsafe is
   lowered to min(armed, standalone).  A servant that never heard a master
-  offers its standalone failsafe.
+  offers its standalone failsafe (``learning_timeout`` after boot).
 * A new master (another id or epoch) disarms the failsafe to
   min(armed, standalone) at once; a grant it does not confirm with a
   set-limit within ``failsafe_hold`` falls to min(offer, standalone).
@@ -70,6 +70,7 @@ class Servant:
         self._masters_seen: dict[tuple[int, int], float] = {}  # key -> last heard
         self._last_hb = -INF
         self._heard_master = False
+        self._standalone_on = False  # never heard a master and now offering the standalone failsafe
         self._confirmed = False  # a set-limit from the current master since we started following it
         self._follow_since = -INF
         self._unconfirmed_fell = False
@@ -161,8 +162,11 @@ class Servant:
                 d = min(d, self._last_hb + t.failsafe_timeout)
             if not self._confirmed and not self._unconfirmed_fell:
                 d = min(d, self._follow_since + t.failsafe_hold)
-        elif not self.in_failsafe:
-            d = min(d, self._boot + t.failsafe_timeout)
+        else:
+            if not self.in_failsafe:
+                d = min(d, self._boot + t.failsafe_timeout)
+            if not self._standalone_on:
+                d = min(d, self._boot + t.learning_timeout)
         if self.in_failsafe and not self._failsafe_held:
             d = min(d, self._failsafe_since + t.failsafe_hold)
         if self._pending is not None:
@@ -348,10 +352,7 @@ class Servant:
             self.in_failsafe = True
             self._failsafe_since = now
             self._failsafe_held = False
-            if not self._heard_master:
-                self._limit = self._standalone  # never heard a master: the standalone failsafe
-            else:
-                self._limit = min(self._limit, self._armed)  # only ever lower
+            self._limit = min(self._limit, self._armed)  # only ever lower
             self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
         else:
             self._limit = min(self._limit, self._armed)
@@ -370,8 +371,17 @@ class Servant:
                                      f"master never confirmed our {_a(self._limit)}: down to {_a(lowered)}")
                     self._limit = lowered
                 self._armed = min(self._armed, self._standalone)
-        elif not self.in_failsafe and now - self._boot >= t.failsafe_timeout:
-            self._enter_failsafe(now, "no master heard since boot")
+        else:
+            if not self.in_failsafe and now - self._boot >= t.failsafe_timeout:
+                self._enter_failsafe(now, "no master heard since boot")
+            if not self._standalone_on and now - self._boot >= t.learning_timeout:
+                # never heard a master: the standalone failsafe.  Only this late is the raise safe: a master
+                # that cannot hear us has reserved it (rule 3) and its other servants' EVs have followed, and
+                # servants holding an armed failsafe from a master that just died have fallen to standalone.
+                self._standalone_on = True
+                self._limit = self._standalone
+                self._events.add(now, "standalone", self.address,
+                                 f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
         if self.in_failsafe and not self._failsafe_held and now - self._failsafe_since >= t.failsafe_hold:
             self._failsafe_held = True
             self._armed = min(self._armed, self._standalone)

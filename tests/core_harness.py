@@ -180,7 +180,9 @@ class Net:
         offered = self.offered_total()
         self.max_offered = max(self.max_offered, offered)
         assert offered <= self.config.limit_da, f"rule 1: offered {offered} > limit at t={self.t}"
-        armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up)
+        # the failsafe currents armed by set-limits of the master followed (a servant that rebooted arms its
+        # standalone failsafe on its own; it offers 0 until a set-limit, see PROTOCOL.md 8.3)
+        armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up and u.node._confirmed)
         assert armed <= self.config.limit_da, f"rule 4: armed failsafe sum {armed} > limit at t={self.t}"
         if self.master is not None:
             c = self.master.committed_da()

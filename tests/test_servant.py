@@ -212,7 +212,13 @@ def test_a_servant_that_never_heard_a_master_uses_its_standalone_failsafe() -> N
     s.tick(1.45)
     assert s.offer_da == 0 and not s.in_failsafe
     s.tick(1.5)
+    assert s.in_failsafe and s.offer_da == 0, "in failsafe within the timeout, still offering nothing"
+    # only once a master that cannot hear it has reserved it, and others have dropped held failsafes
+    s.tick(T.learning_timeout - 0.05)
+    assert s.offer_da == 0
+    s.tick(T.learning_timeout)
     assert s.in_failsafe and s.offer_da == 100
+    assert s.next_deadline() > T.learning_timeout
 
 
 def test_a_leaving_heartbeat_means_failsafe_at_once() -> None:
