@@ -23,3 +23,31 @@ def is_tolerance_ack(text: str) -> bool:
     if " drawn: " not in first:
         return False
     return any(int(m) > int(a) for a, m in _MEASURED_ACK.findall(text))
+
+_SETLIMIT = re.compile(r"sends SetLimit\(address=(\d+), txn=(\d+),")
+
+RETRANSMIT_ALLOWANCE = (
+    "core finding: a non-compliant car ignoring a cut was not stopped within reaction_allowance + tick_period "
+    "of its servant applying the cut, while the master kept retransmitting the unacked set-limit (seen in the "
+    "stateful test after a lossy/corrupting bus period; cause not yet pinned down in the servant)"
+)
+
+
+def is_retransmit_allowance(text: str) -> bool:
+    """An 'ev-cutoff' violation on servant N after the same set-limit txn to N went out 3 or more times."""
+    first = text.splitlines()[0] if text else ""
+    m = re.search(r" ev-cutoff: non-compliant car on s(\d+)", first)
+    if not m:
+        return False
+    address = m.group(1)
+    txns = [t for a, t in _SETLIMIT.findall(text) if a == address]
+    return any(txns.count(t) >= 3 for t in set(txns))
+
+
+def known_finding(text: str) -> str | None:
+    """The open core finding this violation text shows, or None."""
+    if is_tolerance_ack(text):
+        return TOLERANCE_ACK
+    if is_retransmit_allowance(text):
+        return RETRANSMIT_ALLOWANCE
+    return None

