@@ -396,7 +396,7 @@ class Simulation:
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
                 self._heartbeat_seen(proc, msg, t)
-            elif offset < 0x40:
+            elif offset < 0x40 and (offset & 0x3F) == proc.address:
                 assert isinstance(msg, SetLimit)
                 proc.grant_fs = msg.failsafe_da
                 proc.grant_epoch = msg.epoch
