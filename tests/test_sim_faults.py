@@ -163,3 +163,10 @@ def test_toml_writer_round_trips_the_installation_table() -> None:
     table = {"site": {"breaker_a": 80, "limit_a": 63.5}, "timing": {"ack_timeout": 1.0},
              "servant": [{"address": 1, "max_a": 32, "meter": False, "serial": 4097}]}
     assert tomllib.loads(dump_toml(table)) == table
+
+
+def test_without_acceptance_filters_servants_hear_every_frame_and_the_story_still_holds() -> None:
+    filtered = run_scenario(load_scenario("story"))
+    unfiltered = run_scenario(dataclasses.replace(load_scenario("story"), filter=False))
+    assert unfiltered.ok
+    assert unfiltered.summary.energy_kwh == filtered.summary.energy_kwh
