@@ -96,6 +96,7 @@ class _Slot:
         self.measured: int | None = None
         self.ev_stopped = False
         self.status_failsafe = False
+        self.last_status_key: tuple[object, ...] | None = None
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
 
@@ -170,6 +171,7 @@ class Master:
         self._rotation_at = INF
         self._stranger_until: dict[int, float] = {}
         self._deadline = now
+        self._dirty = True
         self._events.add(now, "learning", None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
 
@@ -177,6 +179,8 @@ class Master:
 
     def receive(self, msg: Message, now: float) -> list[Message]:
         out: list[Message] = []
+        if not isinstance(msg, Status):
+            self._dirty = True
         if isinstance(msg, Heartbeat):
             self._rival(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
         elif isinstance(msg, Nack):
@@ -190,6 +194,11 @@ class Master:
             else:
                 self._heard(slot, now)
                 if isinstance(msg, Status):
+                    key = (msg.pilot, msg.requested_da, msg.offered_da, msg.measured_da, msg.failsafe,
+                           msg.ev_stopped, msg.conflict, msg.serial_tag)
+                    if key != slot.last_status_key:
+                        slot.last_status_key = key
+                        self._dirty = True
                     self._on_status(slot, msg, now, out)
                 elif isinstance(msg, Ack):
                     self._on_ack(slot, msg, now)
@@ -280,6 +289,8 @@ class Master:
             return "silent"
         if s.deaf(now, self.timing):
             return "unanswering"
+        if s.status_failsafe and not s.confirmed:
+            return "failsafe"
         if s.want() == 0:
             return "idle"
         return "charging" if max(s.limit, 0) > 0 else "waiting"
@@ -287,6 +298,7 @@ class Master:
     def _heard(self, slot: _Slot, now: float) -> None:
         slot.last_heard = now
         if slot.silent_since is not None:
+            self._dirty = True
             self._events.add(now, "servant-back", slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
             slot.silent_since = None
@@ -480,6 +492,7 @@ class Master:
                     cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
                     if cap < s.limit:
                         s.reclaim_cap = cap
+                        self._dirty = True
                         self._events.add(now, "reclaim", s.cfg.address,
                                          f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
                                          f"capped at {_a(cap)}")
@@ -488,6 +501,7 @@ class Master:
                 s.low_since = None
 
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
+        self._dirty = True
         s.reclaim_cap = None
         s.low_since = None
         self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
@@ -541,9 +555,15 @@ class Master:
 
     def _step(self, now: float, out: list[Message]) -> None:
         self._last_now = now
-        self._timers(now)
-        if not self.learning:
-            self._allocate(now, out)
+        # allocation only depends on what servants said and on timers: skip it when neither changed
+        if self._dirty or now >= self._deadline:
+            self._dirty = False
+            self._timers(now)
+            if not self.learning:
+                self._allocate(now, out)
+                if self._dirty:  # a reclaim decision changed a demand: act on it now
+                    self._dirty = False
+                    self._allocate(now, out)
         self._deadline = self._compute_deadline(now)
 
     def _allocate(self, now: float, out: list[Message]) -> None:
@@ -632,7 +652,7 @@ class Master:
 
     def _compute_deadline(self, now: float) -> float:
         t = self.timing
-        d = self._next_hb
+        d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
         if self.learning:
             d = min(d, self._learn_deadline)
         if now < self._extra_fs_from:

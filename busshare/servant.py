@@ -324,14 +324,14 @@ class Servant:
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
-        if m is not None and m <= limit + tol:
-            how = AckHow.MEASURED
+        if m is not None and m <= limit:
+            how = AckHow.MEASURED  # at or below the new limit: freed current really is free
         elif m is None and not self._pilot.charging:
             how = AckHow.IMMEDIATE  # no meter, and no EV drawing: nothing to wait for
         elif now - since >= self.timing.reaction_allowance:
-            if m is not None:  # still above the new limit: the EV ignores the pilot
+            if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
                 self._stop_ev(now, txn, m, out)
-            how = AckHow.TIMED
+            how = AckHow.TIMED  # (with a meter: within the tolerance band, i.e. meter error)
         if how is not None:
             self._pending = None
             self._ack(txn, limit, how, out)

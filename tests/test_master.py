@@ -357,7 +357,7 @@ class Installation(RuleBasedStateMachine):
         # at its standalone failsafe (it may have rebooted behind a broken link): a hedge the master cuts
         # others to make room for, so only then may its count exceed the limit
         if m is not None and not m.learning and not any(
-                v.state in ("silent", "unanswering", "conflict") for v in m.servants()):
+                v.state in ("silent", "unanswering", "failsafe", "conflict") for v in m.servants()):
             assert m.committed_da() <= m.limit_da
 
 

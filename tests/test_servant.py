@@ -101,9 +101,19 @@ def test_cut_lowers_the_pilot_at_once_and_acks_when_the_meter_agrees() -> None:
     out = s.receive(SetLimit(1, 2, 160, 60, 7), 0.3)
     assert s.offer_da == 160, "pilot lowered at once"
     assert of(Ack, out) == []
-    assert of(Ack, s.observe(C, 200, 1.0)) == [], "still above 16 A + 1 A tolerance"
-    out = s.observe(C, 169, 1.5)
-    assert of(Ack, out) == [Ack(1, 2, 160, 169, AckHow.MEASURED)]
+    assert of(Ack, s.observe(C, 200, 1.0)) == [], "still above 16 A"
+    assert of(Ack, s.observe(C, 165, 1.2)) == [], "within the meter tolerance is not yet proof"
+    out = s.observe(C, 158, 1.5)
+    assert of(Ack, out) == [Ack(1, 2, 160, 158, AckHow.MEASURED)]
+
+
+def test_a_car_settling_within_the_tolerance_band_is_acked_after_the_allowance_not_stopped() -> None:
+    s = following(limit=320)
+    s.observe(C, 300, 0.2)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 1.0)
+    out = beat(s, 1.0, 6.05, measured=168)  # 16.8 A: above 16 A, within 1 A tolerance (meter error)
+    assert of(Ack, out) == [Ack(1, 2, 160, 168, AckHow.TIMED)]
+    assert not s.ev_stopped
 
 
 def test_cut_without_a_meter_is_acked_after_the_reaction_allowance() -> None:
