@@ -404,8 +404,10 @@ class Servant:
             offer = 0
         if offer < self.offer_da:
             m = self._measured
-            if m is not None and m > offer + self.config.tolerance_da:
-                self._over_since = now  # the EV's allowance starts with the lowered pilot
+            if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
+                # the EV's allowance starts with the lowered pilot; lowering it again while the EV already
+                # overdraws does not restart the allowance
+                self._over_since = now
         self.offer_da = offer
 
     def _step(self, now: float, out: list[Message]) -> None:

@@ -347,3 +347,15 @@ def test_a_pilot_falling_to_b_while_paused_is_not_a_finished_charge() -> None:
     out = s.observe(PilotState.B, 0, 0.3)  # the car stops because the pilot offers nothing
     assert of(Release, out) == []
     assert s.requested_da == 320, "it still wants to charge when its turn comes"
+
+
+def test_lowering_the_pilot_again_does_not_restart_an_overdrawing_evs_allowance() -> None:
+    s = following(limit=320)
+    s.observe(C, 300, 0.2)
+    s.receive(SetLimit(1, 2, 200, 60, 7), 1.0)  # the EV keeps drawing 30 A
+    beat(s, 1.0, 3.0, measured=300)
+    s.receive(SetLimit(1, 3, 100, 60, 7), 3.0)  # a second cut while it still overdraws
+    beat(s, 3.0, 5.95, measured=300)
+    assert not s.ev_stopped
+    beat(s, 5.95, 6.05, measured=300)
+    assert s.ev_stopped, "stopped reaction_allowance after the first lowered pilot"
