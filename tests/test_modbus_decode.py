@@ -109,3 +109,26 @@ def test_garbage_only_input_yields_reports_not_exceptions() -> None:
     assert recs and all(isinstance(r, Unreadable) for r in recs)
     text = b"0.5 zz zz\nnot a line\n1.0 01 03\n"
     assert all(isinstance(r, Unreadable) for r in modbus_records(io.BytesIO(text), BAUD, fmt="timed"))
+
+
+def test_the_decode_command_reads_a_modbus_capture(tmp_path, capsys) -> None:
+    """`busshare decode --modbus` gives the same listing, --json and --summary as for CAN."""
+    import json
+
+    from busshare.cli import main
+
+    frames, _ = line_bytes()
+    cap = tmp_path / "line.txt"
+    cap.write_bytes(timed_text(frames) + b"10.9 de ad be ef\n")
+    assert main(["decode", "--modbus", str(cap)]) == 0
+    text = capsys.readouterr().out
+    assert "master→3 SET 32.0 A tx 1" in text and "bad CRC" in text
+    assert main(["decode", "--modbus", "--json", str(cap)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["totals"]["frames"] >= 3
+    assert main(["decode", "--modbus", "--summary", str(cap)]) == 0
+    summary = capsys.readouterr().out
+    assert "limit: 64.0 A (from the master heartbeat)" in summary
+    assert main(["decode", "--modbus", "--strict", str(cap)]) == 1  # the garbage burst is a bad record
+    assert main(["decode", "--modbus", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read" in capsys.readouterr().err

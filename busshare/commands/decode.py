@@ -8,7 +8,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ..canid import IdScheme
@@ -61,6 +61,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
     p.add_argument("--limit", type=_amps, default=None, metavar="A",
                    help="circuit limit to check against when the capture has no master heartbeat")
+    p.add_argument("--modbus", action="store_true",
+                   help="the capture is Modbus RTU (raw bytes, hex lines or timestamped hex lines), not CAN")
+    p.add_argument("--baud", type=int, default=None, help="Modbus baud rate, for 3.5-character gaps (default 19200)")
     p.add_argument("--plot", metavar="FILE.png", help="draw each EVSE's offered and drawn current against the limit")
     p.set_defaults(func=run)
 
@@ -102,12 +105,34 @@ def _check_readable(path: str) -> IO[bytes] | None:
     return None
 
 
+def _modbus_stream(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return _open_text(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "modbus", False):
+        from ..modbus_decode import modbus_records
+
+        mb_stream = _modbus_stream(args.file)
+
+        def _modbus(path: str, stream: IO[bytes] | None) -> Iterator[Record]:
+            return modbus_records(mb_stream, baud=args.baud)
+
+        return _run(args, None, _modbus)
+    return _run(args, _check_readable(args.file), _records)
+
+
+def _run(args: argparse.Namespace, stream: IO[bytes] | None,
+         _records: Callable[[str, IO[bytes] | None], Iterator[Record]]) -> int:
     try:
         scheme = IdScheme(base=args.id_base, extended=args.extended)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    stream = _check_readable(args.file)
     dec = CaptureDecoder(scheme)
     out = sys.stdout
     live = args.file == "-" and not sys.stdin.isatty() and not os.path.isfile("/dev/stdin")
