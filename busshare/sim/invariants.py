@@ -20,6 +20,7 @@ a run pass.  The checks (names as reported):
 ``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
                    min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
+``node-exception`` a node raised (e.g. built an invalid frame): the run stops.
 ``waste``          with one master up, no fault and bus loss <= 1 %, capacity
                    may not sit unused for longer than ``settle_s`` while a car
                    wants more (tolerance: 1 A + 0.1 A per servant, rounding).

@@ -190,26 +190,39 @@ class Simulation:
         pop = heapq.heappop
         on_step = self.on_step
         deliver = self._deliver
-        while heap and heap[0][0] <= t_end:
-            t, _, kind, a, b = pop(heap)
-            if t > q.now:
-                q.now = t
-            if kind == DELIVER:
-                deliver(t, a, b)
-            elif kind == NODE:
-                if a.is_master:
-                    self._master_due(a, t)
+        try:
+            while heap and heap[0][0] <= t_end:
+                t, _, kind, a, b = pop(heap)
+                if t > q.now:
+                    q.now = t
+                if kind == DELIVER:
+                    deliver(t, a, b)
+                elif kind == NODE:
+                    if a.is_master:
+                        self._master_due(a, t)
+                    else:
+                        self._servant_due(a, t)
+                elif kind == EV:
+                    self._ev_due(a, t)
+                elif kind == SCRIPT:
+                    a(b, t)
                 else:
-                    self._servant_due(a, t)
-            elif kind == EV:
-                self._ev_due(a, t)
-            elif kind == SCRIPT:
-                a(b, t)
-            else:
-                self._check_due(a, b, t)
-            self.steps += 1
-            if on_step is not None:
-                on_step(self)
+                    self._check_due(a, b, t)
+                self.steps += 1
+                if on_step is not None:
+                    on_step(self)
+        except SimulationFailed:
+            raise
+        except Exception as exc:  # a node (or the simulator) crashed: report it like a violation
+            import traceback
+
+            frames = traceback.extract_tb(exc.__traceback__)
+            nodes = [f for f in frames if "/sim/" not in f.filename and not f.filename.endswith("frames.py")]
+            where = (nodes or frames)[-1]
+            v = Violation(q.now, "node-exception", f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+            self.violations.append(v)
+            self._trace(q.now, "EXCEPTION", str(v))
+            raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin) from exc
         if t_end > q.now:
             q.now = t_end
 
