@@ -217,7 +217,8 @@ class Simulation:
             import traceback
 
             frames = traceback.extract_tb(exc.__traceback__)
-            nodes = [f for f in frames if "/sim/" not in f.filename and not f.filename.endswith("frames.py")]
+            nodes = [f for f in frames if "/sim/" not in f.filename and not f.filename.endswith("frames.py")
+                     and not f.filename.startswith("<")]
             where = (nodes or frames)[-1]
             v = Violation(q.now, "node-exception", f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
             self.violations.append(v)
