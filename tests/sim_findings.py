@@ -44,10 +44,23 @@ def is_retransmit_allowance(text: str) -> bool:
     return any(txns.count(t) >= 3 for t in set(txns))
 
 
+FAILSAFE_BELOW_MIN = (
+    "core finding: the master computes a failsafe current between 0 and 6 A and crashes building the "
+    "set-limit (FrameError in master._send)"
+)
+
+
+def is_failsafe_below_min(text: str) -> bool:
+    first = text.splitlines()[0] if text else ""
+    return bool(re.search(r"node-exception: FrameError: failsafe [0-5]\.\d A out of range .*master\.py", first))
+
+
 def known_finding(text: str) -> str | None:
     """The open core finding this violation text shows, or None."""
     if is_tolerance_ack(text):
         return TOLERANCE_ACK
+    if is_failsafe_below_min(text):
+        return FAILSAFE_BELOW_MIN
     if is_retransmit_allowance(text):
         return RETRANSMIT_ALLOWANCE
     return None
