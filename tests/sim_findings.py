@@ -55,12 +55,32 @@ def is_failsafe_below_min(text: str) -> bool:
     return bool(re.search(r"node-exception: FrameError: failsafe [0-5]\.\d A out of range .*master\.py", first))
 
 
+DOUBLE_CUT = (
+    "core finding: when demand changes while a cut is pending, the master waits for that cut's ack before "
+    "cutting deeper (instead of superseding it at once), so on meterless servants capacity stays unused for two "
+    "reaction allowances (> the 7 s settle bound)"
+)
+_ACKED = re.compile(r"^\s*([0-9.]+) cut-acked \[(\d+)\] master: txn \d+: .*\((?:timed|measured)\)", re.M)
+_CUT = re.compile(r"^\s*([0-9.]+) cut \[(\d+)\] master: txn", re.M)
+
+
+def is_double_cut(text: str) -> bool:
+    """A 'waste' violation where some servant was cut again at the very instant its previous cut was acked."""
+    first = text.splitlines()[0] if text else ""
+    if " waste: " not in first:
+        return False
+    cuts = set(_CUT.findall(text))
+    return any((t, a) in cuts for t, a in _ACKED.findall(text))
+
+
 def known_finding(text: str) -> str | None:
     """The open core finding this violation text shows, or None."""
     if is_tolerance_ack(text):
         return TOLERANCE_ACK
     if is_failsafe_below_min(text):
         return FAILSAFE_BELOW_MIN
+    if is_double_cut(text):
+        return DOUBLE_CUT
     if is_retransmit_allowance(text):
         return RETRANSMIT_ALLOWANCE
     return None
