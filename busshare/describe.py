@@ -63,9 +63,17 @@ class Describer:
 
     def __init__(self) -> None:
         self.limits: dict[int, int] = {}
+        # per servant: the last set-limit (txn, limit) and how it read, so a resend reads the same
+        self._last_set: dict[int, tuple[int, int, str, int | None]] = {}
 
     def verb(self, msg: SetLimit) -> tuple[str, int | None]:
-        """('CUT' | 'GRANT' | 'SET', previous limit or None); call before ``update``."""
+        """('CUT' | 'GRANT' | 'SET', previous limit or None); call before ``update``.
+
+        A retransmission (same txn and limit as the last set-limit) reads like the original.
+        """
+        last = self._last_set.get(msg.address)
+        if last is not None and last[:2] == (msg.txn, msg.limit_da):
+            return last[2], last[3]
         old = self.limits.get(msg.address)
         if old is None:
             return "SET", None  # first limit seen for this servant: no direction to tell
@@ -73,6 +81,8 @@ class Describer:
 
     def remember(self, msg: Message) -> None:
         if isinstance(msg, SetLimit):
+            verb, old = self.verb(msg)
+            self._last_set[msg.address] = (msg.txn, msg.limit_da, verb, old)
             self.limits[msg.address] = msg.limit_da
         elif isinstance(msg, Release):
             self.limits[msg.address] = 0

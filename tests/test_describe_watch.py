@@ -44,6 +44,15 @@ def test_cut_grant_and_first_limit_are_told_apart() -> None:
     assert d.text(SetLimit(2, 4, 60, 60, 7)).startswith("master→2 GRANT 0.0→6.0 A ")
 
 
+def test_a_resent_cut_still_reads_as_the_cut() -> None:
+    d = Describer()
+    d.text(SetLimit(3, 16, 640, 60, 7))
+    first = d.text(SetLimit(3, 17, 320, 60, 7))
+    again = d.text(SetLimit(3, 17, 320, 60, 7))  # no ack yet: the master retransmits the same txn
+    assert first == again and again.startswith("master→3 CUT 64.0→32.0 A tx 17")
+    assert d.text(SetLimit(3, 18, 640, 60, 7)).startswith("master→3 GRANT 32.0→64.0 A")
+
+
 def test_every_type_reads_naturally() -> None:
     d = Describer()
     assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 seq 3 limit 64.0 A failsafe 6.0 A"
