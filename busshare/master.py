@@ -537,6 +537,7 @@ class Master:
         short = any(min(d.want_da, MAX_EVSE_DA) >= MIN_OFFER_DA and got[d.address] == 0 for d in demands)
         # failsafe currents: cars first, then the rest; never more than the limit in total
         fs_budget = max(0, self.limit_da - reserved_fs)
+        # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
         lo = {d.address: min(self._slots[d.address].standalone, got[d.address]) for d in demands}
         order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
         total = sum(lo.values())
@@ -548,7 +549,8 @@ class Master:
         if now >= self._extra_fs_from and total < fs_budget:
             items = [(d.address, lo[d.address], max(lo[d.address], got[d.address])) for d in demands]
             items.sort(key=lambda x: rank[x[0]])
-            ft.update(allocation._waterfill(items, fs_budget) if items else {})
+            filled = allocation._waterfill(items, fs_budget) if items else {}
+            ft.update({a: (f if f >= MIN_OFFER_DA else lo[a]) for a, f in filled.items()})
         else:
             ft.update(lo)
         return lt, ft, short
@@ -589,10 +591,13 @@ class Master:
             L, F = lt[a], ft.get(a, 0)
             if s.pending is not None:
                 p = s.pending.msg
-                if self._allocatable(s) or (p.limit_da <= L and p.failsafe_da <= F):
-                    continue  # wait for its ack (re-sent every ack_timeout)
-                # silent or not answering with a set-limit above its failsafe outstanding: it may have
-                # applied it, so count that, and replace it by the cut to the failsafe (rule 3)
+                if self._allocatable(s):
+                    if L >= p.limit_da:
+                        continue  # wait for its ack (re-sent every ack_timeout)
+                elif p.limit_da <= L and p.failsafe_da <= F:
+                    continue
+                # a deeper cut is needed now (demand changed, or it is silent / not answering): it may have
+                # applied the outstanding set-limit, so count that, and replace it by the cut
                 s.limit = max(s.limit, p.limit_da)
                 s.failsafe = max(s.failsafe, p.failsafe_da)
                 L, F = min(L, s.limit), min(F, s.failsafe)
@@ -642,6 +647,8 @@ class Master:
         self._events.add(now, "rotate", None, f"shortage: {waiting} charge next, the others may wait")
 
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
+        limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
+        failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         self._txn = (self._txn + 1) & 0xFF
         msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
         s.pending = _Pending(msg, now, now)
