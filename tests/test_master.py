@@ -85,7 +85,10 @@ def test_seed_story_four_evses_on_an_80_a_breaker() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 4), st.booleans(), st.floats(0.05, 8.0), st.floats(0.0, 5.0)),
+# compliant cars follow a lowered pilot strictly within the 5 s allowance; one still over its limit
+# at the allowance is stopped by its servant (rule 2), which rightly leaves its share unused
+@given(st.lists(st.tuples(st.integers(1, 4), st.booleans(), st.floats(0.05, 8.0),
+                          st.floats(0.0, 5.0, exclude_max=True)),
                 max_size=12))
 def test_rule1_never_overcommit_under_random_arrivals(events: list[tuple[int, bool, float, float]]) -> None:
     net = settled(Net(site()))

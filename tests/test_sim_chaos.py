@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from sim_findings import known_finding
@@ -43,8 +44,9 @@ def test_chaos_sweep_breaks_no_invariant() -> None:
     seeds = list(range(FIRST_SEED, FIRST_SEED + math.ceil(target / CHAOS_RUN_HOURS)))
     workers = min(2, os.cpu_count() or 1)
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ctx.Pool(workers) as pool:
-        results = pool.map(run_seed, seeds, chunksize=1)
+    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging the run
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        results = list(pool.map(run_seed, seeds))
     hours = sum(h for _, h, _ in results)
     failures = [(seed, text) for seed, _, text in results if text is not None]
     print(f"\nchaos sweep: {len(seeds)} installations, {hours:.1f} simulated installation-hours, "
