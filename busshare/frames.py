@@ -58,7 +58,7 @@ class MsgType(enum.IntEnum):
 class AckHow(enum.IntEnum):
     """How a servant knows the applied limit has taken effect."""
 
-    MEASURED = 0  # its meter reads at or below the new limit plus tolerance
+    MEASURED = 0  # its meter reads at or below the new limit
     TIMED = 1  # no meter: the EV reaction allowance has elapsed
     IMMEDIATE = 2  # a raise (grant): nothing to wait for
 
@@ -230,7 +230,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Status:
-    """Servant -> master, every heartbeat period: the servant's heartbeat."""
+    """Servant -> master, every status period (and on a pilot change): the servant's heartbeat."""
 
     TYPE: ClassVar[MsgType] = MsgType.STATUS
     address: int
