@@ -231,6 +231,10 @@ def classify(scheme: IdScheme, can_id: int, extended: bool, kind: str, data: byt
     return Good(offset, msg, counter)
 
 
+def _differs(last: object, cur: object) -> bool:
+    return last is not None and cur is not None and type(last) is type(cur) and last != cur
+
+
 def _e2e_table(max_delta: int) -> tuple[E2EStatus, ...]:
     """Flat table: status = TABLE[16 * last + counter]; last == 16 means the stream is new."""
     table = []
@@ -299,6 +303,9 @@ class CaptureDecoder:
         self._memo: dict[tuple[int, bool, str, bytes], Good | Bad] = {}
         self._table = _e2e_table(max_delta)
         self._last = [_UNSEEN] * 512  # 16 * last alive counter, per data ID
+        # what the last frame of each stream carried: ("d", data) from feed(), the raw ID#DATA key from
+        # the fast JSON path; only like compares with like (a mix counts as the same, i.e. repeated)
+        self._last_data: list[object] = [None] * 512
         self.masters: set[tuple[int, int]] = set()  # (master id, epoch) heard
 
     def classify(self, frame: Frame) -> Good | Bad:
@@ -310,9 +317,14 @@ class CaptureDecoder:
             hit = self._memo[key] = classify(self.scheme, frame.can_id, frame.extended, frame.kind, frame.data)
         return hit
 
-    def e2e(self, offset: int, counter: int) -> E2EStatus:
+    def e2e(self, offset: int, counter: int, data: bytes | None = None) -> E2EStatus:
+        """As e2e.E2EChecker: a repeated counter with other bytes is a second sender, not a duplicate."""
         status = self._table[self._last[offset] + counter]
         self._last[offset] = counter << 4
+        cur = None if data is None else ("d", data)
+        last, self._last_data[offset] = self._last_data[offset], cur
+        if status is E2EStatus.REPEATED and _differs(last, cur):
+            return E2EStatus.WRONG_SEQUENCE
         return status
 
     def feed(self, rec: Record) -> Decoded | None:
@@ -336,7 +348,7 @@ class CaptureDecoder:
                 self._last[stream] = _UNSEEN
             if isinstance(msg, Heartbeat):
                 self.masters.add((msg.master_id, msg.epoch))
-        status = self.e2e(c.offset, c.counter)
+        status = self.e2e(c.offset, c.counter, bytes(rec.data))
         self.counts[status.value] += 1
         bad = None
         if status is E2EStatus.REPEATED:
@@ -511,6 +523,9 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     describer = Describer()
     table = tuple(_suffix(s) for s in dec._table)
     last = dec._last
+    last_key = dec._last_data
+    repeated = tuple(st is E2EStatus.REPEATED for st in dec._table)
+    second_sender = _suffix(E2EStatus.WRONG_SEQUENCE)
     memo: dict[bytes, tuple[int, int, int, bytes]] = {}
     hits = [0] * len(table)  # frames per (16 * last + counter): folded into E2E statuses at the end
     scheme = dec.scheme
@@ -598,8 +613,13 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if offset >= 0:
                     k = last[offset] + counter
                     last[offset] = counter16
-                    ext((ts, frag, table[k]))
-                    hits[k] += 1
+                    if repeated[k] and _differs(last_key[offset], key):  # same counter, other bytes: a twin
+                        ext((ts, frag, second_sender))
+                        dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+                    else:
+                        ext((ts, frag, table[k]))
+                        hits[k] += 1
+                    last_key[offset] = key
                 else:
                     ext((general(chunk, first, ts, key, offset != -2),))
             if dec.first_t is None:

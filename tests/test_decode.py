@@ -486,3 +486,25 @@ def test_a_reboot_restarts_alive_counters_without_e2e_errors() -> None:
     json_fast(read_chunks(io.BytesIO(text)), dec2, buf)
     assert {r["e2e"] for r in json_lines(buf.getvalue().decode())} == {"ok"}
     assert dec2.counts == dec.counts
+
+
+def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys) -> None:
+    """Same alive counter, other bytes: a second sender (wrong-sequence), only identical bytes repeat."""
+    import json as _json
+
+    from busshare.cli import main
+    from busshare.frames import PilotState, Status
+    from busshare.link import Link
+
+    a, twin = Link(), Link()
+    off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))
+    _, second = twin.encode(Status(3, 200, PilotState.B, 0, None, 0))  # counter 0 too
+    lines = [f"({t:.6f}) vcan0 {off:03X}#{d.hex().upper()}" for t, d in ((1.0, first), (1.1, second), (1.2, second))]
+    cap = tmp_path / "twins.log"
+    cap.write_text("\n".join(lines) + "\n")
+    assert main(["decode", "--json", str(cap)]) == 0  # the fast JSON path
+    fast = [_json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["e2e"] for r in fast[:3]] == ["ok", "wrong-sequence", "repeated"]
+    assert main(["decode", str(cap)]) == 0  # the general path
+    text = capsys.readouterr().out.splitlines()
+    assert "wrong-sequence" in text[1] and "repeated" in text[2]
