@@ -166,6 +166,7 @@ class Master:
         self._next_hb = now
         self.learning = True
         self._learn_deadline = now + self.timing.learning_timeout
+        self._extra_fs_from = now + self.timing.learning_timeout
         self._rival_until = -INF
         self._rotation_at = INF
         self._stranger_until: dict[int, float] = {}
@@ -545,9 +546,13 @@ class Master:
                 break
             total -= lo[d.address]
             lo[d.address] = 0
-        # A failsafe current is the unit's low, safe current (IEC 61851-1 minimum, or 0 to pause),
-        # never a share topped up to its grant: a master that falls silent must drop every car to it.
-        ft.update(lo)
+        if now >= self._extra_fs_from and total < fs_budget:
+            items = [(d.address, lo[d.address], max(lo[d.address], got[d.address])) for d in demands]
+            items.sort(key=lambda x: rank[x[0]])
+            filled = allocation._waterfill(items, fs_budget) if items else {}
+            ft.update({a: (f if f >= MIN_OFFER_DA else lo[a]) for a, f in filled.items()})
+        else:
+            ft.update(lo)
         return lt, ft, short
 
     def _step(self, now: float, out: list[Message]) -> None:
@@ -657,6 +662,8 @@ class Master:
         d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
         if self.learning:
             d = min(d, self._learn_deadline)
+        if now < self._extra_fs_from:
+            d = min(d, self._extra_fs_from)
         d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
         for s in self._slots.values():
             if s.pending is not None:
