@@ -1,8 +1,12 @@
 """The ``busshare`` command: a thin dispatcher over ``busshare.commands.*``.
 
 Each command module exposes ``add_parser(subparsers)`` (which sets
-``func=run`` on its parser) and ``run(args) -> int``.  User errors are raised
-as ``UserError`` (or ``ConfigError``) and printed as one line, never a traceback (set BUSSHARE_DEBUG=1 to see one).
+``func=run`` on its parser) and ``run(args) -> int``.  Only the module of the
+command being run is imported (the others get a placeholder parser carrying
+their one-line summary), so `busshare --help` or `busshare check-config` do not
+pay for python-can, pymodbus or matplotlib.  User errors are raised as
+``UserError`` (or ``ConfigError``) and printed as one line, never a traceback
+(set BUSSHARE_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
@@ -11,34 +15,46 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from . import __version__
+from .commands import SUMMARIES, module_name
 from .errors import UserError
 
-COMMANDS = ("sim", "master", "servant", "monitor", "decode", "busload", "check_config")
+COMMANDS = tuple(SUMMARIES)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The whole parser; commands not in `load` get only their name and summary (enough for --help)."""
     parser = argparse.ArgumentParser(
         prog="busshare",
         description="Wired EV-charger current sharing over CAN and Modbus RTU.",
     )
     parser.add_argument("--version", action="version", version=f"busshare {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"busshare.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"busshare.commands.{name}":
-                raise
-            continue  # command not built yet
-        module.add_parser(sub)
+    for name, summary in SUMMARIES.items():
+        if name in load:
+            importlib.import_module(module_name(name)).add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command word of a command line (the top level has no options taking a value), if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    command = chosen_command(argv)
+    parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

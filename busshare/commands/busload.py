@@ -8,12 +8,13 @@ from typing import Any
 
 from ..busload import BusLoad, busload
 from ..errors import UserError
+from . import SUMMARIES
 
 
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "busload",
-        help="CAN bus utilisation (steady state and worst case) for N servants",
+        help=SUMMARIES["busload"],
         description="Bus utilisation computed from the real encoded frames: exact bit stuffing for the "
         "steady state, the worst-case stuffing bound for the worst case.",
     )

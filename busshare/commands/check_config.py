@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, parse_config
 from ..errors import UserError
+from . import SUMMARIES
 
 _GOOD_SERVANT = {"address": 1, "max_a": 6}  # a servant no site check can object to
 _ROOMY_SITE = {"limit_a": 1638}  # a site no servant check can object to
@@ -27,7 +28,7 @@ _ROOMY_SITE = {"limit_a": 1638}  # a site no servant check can object to
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "check-config",
-        help="validate an installation file and explain each problem",
+        help=SUMMARIES["check-config"],
         description="Validate an installation TOML file: every problem on its own line (exit 1), "
         "or what the installation is (exit 0).",
     )

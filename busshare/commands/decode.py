@@ -24,6 +24,7 @@ from ..decode import (
     totals_line,
 )
 from ..errors import UserError
+from . import SUMMARIES
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
 READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
@@ -49,7 +50,7 @@ def _amps(text: str) -> float:
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "decode",
-        help="decode a capture (.log .asc .blf .trc .csv, or candump text on stdin)",
+        help=SUMMARIES["decode"],
         description="Decode captured bus traffic with no configuration. Frames that are not the protocol's or "
         "fail the E2E check are reported with their reason and counted, never fatal.",
     )

@@ -9,13 +9,14 @@ from typing import Any
 
 from ..runtime import Runtime
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from . import SUMMARIES
 from ._common import add_output_arguments, printer
 
 
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "master",
-        help="run the master on a CAN bus",
+        help=SUMMARIES["master"],
         description="Run the master: heartbeats, learns who is on the bus, hands out the circuit's current "
         "(cut first, grant after the acks).  On SIGINT/SIGTERM it sends a leaving heartbeat so servants fail "
         "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",

@@ -17,12 +17,13 @@ from ..frames import FrameError
 from ..link import Link
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from ..watch import BusWatcher, Flag
+from . import SUMMARIES
 
 
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "monitor",
-        help="live decode of a bus with anomaly flags",
+        help=SUMMARIES["monitor"],
         description="Print every protocol frame on the bus as one readable line and flag anomalies "
         "(E2E failures, heartbeat gaps, two masters, twin servants, unacked cuts, grants over the limit) "
         "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",

@@ -17,13 +17,14 @@ from ..hardware import EvseHardware
 from ..pilot import PilotState
 from ..runtime import Runtime
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from . import SUMMARIES
 from ._common import add_output_arguments, amps_to_da, printer
 
 
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "servant",
-        help="run a servant EVSE on a CAN bus",
+        help=SUMMARIES["servant"],
         description="Run one servant: it joins the master, requests current for its EV, applies limits "
         "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
         "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE or ~/can.conf win if set).",

@@ -17,6 +17,7 @@ import time
 from typing import Any, TextIO
 
 from ..errors import UserError
+from . import SUMMARIES
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
@@ -40,7 +41,7 @@ def parse_speed(text: str) -> float:
 def add_parser(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "sim",
-        help="simulate an installation (default: the built-in story) with a live view",
+        help=SUMMARIES["sim"],
         description="Run a master, its servants and simulated cars on a simulated CAN bus in virtual time, "
         "show each EVSE live, and end with the summary. SCENARIO is a built-in name or a .toml file.",
     )
