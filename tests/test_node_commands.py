@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from busshare.cli import main
+from busshare.commands._common import printer
 
 SITE = """\
 [site]
@@ -73,3 +77,31 @@ def test_monitor_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run(capsys, "monitor", "--json", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
     assert json.loads(out.splitlines()[-1]) == {
         "summary": {"frames": 0, "rejected": {}, "anomalies": {}, "error_frames": 0}}
+
+
+def human_line(t: float, start: float) -> str:
+    out = io.StringIO()
+    printer(False, start, out=out)({"t": t, "event": "learning", "address": None, "detail": "x"})
+    return out.getvalue()
+
+
+def test_an_event_at_the_start_instant_prints_as_zero_not_minus_zero() -> None:
+    # Runtime records carry t rounded to 6 digits; the printer's start is the raw clock reading.
+    start = 100.0000004
+    assert human_line(round(start, 6), start) == "    0.000 learning: x\n"
+
+
+@given(start=st.floats(0, 1e7), delta=st.floats(0, 1e5))
+def test_event_times_never_print_negative(start: float, delta: float) -> None:
+    line = human_line(round(start + delta, 6), start)
+    assert not line.lstrip().startswith("-"), line
+    assert abs(float(line.split()[0]) - delta) <= 0.0005 + 1e-6  # ms resolution, t on a 1 us grid
+
+
+def test_a_human_master_log_has_no_negative_times(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(SITE)
+    code, out, err = run(capsys, "master", "--config", str(site), "--duration", "0.2", "-i", "virtual",
+                         "-c", "cmd-master-human")
+    assert code == 0, err
+    assert not any(line.lstrip().startswith("-") for line in out.splitlines()), out

@@ -32,8 +32,17 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="exit gracefully after S seconds")
 
 
+def since(t: float, start: float) -> float:
+    """Seconds from `start` to `t` as printed (ms), never -0.000.
+
+    Records carry `t` rounded to 6 digits (runtime) while `start` is a raw clock
+    reading, so an event at the start instant comes out a hair negative.
+    """
+    return round(t - start, 3) + 0.0  # -0.0 + 0.0 == 0.0
+
+
 def _human(rec: Record, start: float) -> str:
-    t = rec["t"] - start
+    t = since(rec["t"], start)
     kind = rec["event"]
     if kind == "status":
         parts = []
