@@ -2,8 +2,11 @@
 
     12.345 master→3 CUT 64.0→32.0 A tx 17 failsafe 6.0 A epoch 7
 
-A set-limit reads CUT when it lowers the servant's limit and GRANT when it
-raises it, so ``Describer`` remembers the last limit sent to each servant.
+A set-limit reads CUT when it lowers the servant's limit, GRANT when it
+raises it and SET when there is no direction to tell: the first limit seen
+for a servant, or a confirm of the limit it already has (tagged ``confirm``,
+e.g. the master's 0 A after a RELEASE), so ``Describer`` remembers the last
+limit sent to each servant.
 Use one ``Describer`` per bus (or per capture) and feed it every accepted
 message in order; ``line`` gives the text, ``record`` the same as a dict for
 JSON lines.
@@ -67,8 +70,9 @@ class Describer:
         self._last_set: dict[int, tuple[int, int, str, int | None]] = {}
 
     def verb(self, msg: SetLimit) -> tuple[str, int | None]:
-        """('CUT' | 'GRANT' | 'SET', previous limit or None); call before ``update``.
+        """('CUT' | 'GRANT' | 'SET', previous limit or None); call before ``remember``.
 
+        SET: the first limit seen for this servant (previous None) or an unchanged one (a confirm).
         A retransmission (same txn and limit as the last set-limit) reads like the original.
         """
         last = self._last_set.get(msg.address)
@@ -77,6 +81,8 @@ class Describer:
         old = self.limits.get(msg.address)
         if old is None:
             return "SET", None  # first limit seen for this servant: no direction to tell
+        if msg.limit_da == old:
+            return "SET", old  # a confirm: no change to name
         return ("CUT" if msg.limit_da < old else "GRANT"), old
 
     def remember(self, msg: Message) -> None:
@@ -127,9 +133,10 @@ class Describer:
     def _body(self, msg: Message) -> str:
         if isinstance(msg, SetLimit):
             verb, old = self.verb(msg)
-            change = f"{amps(old)}→{amps(msg.limit_da)}" if old is not None else amps(msg.limit_da)
-            pause = " (pause)" if msg.limit_da == 0 else ""
-            return f"{verb} {change} A{pause} tx {msg.txn} failsafe {amps(msg.failsafe_da)} A epoch {msg.epoch}"
+            change = amps(msg.limit_da) if verb == "SET" else f"{amps(old)}→{amps(msg.limit_da)}"
+            tags = [tag for tag, on in (("pause", msg.limit_da == 0), ("confirm", old == msg.limit_da)) if on]
+            notes = f" ({', '.join(tags)})" if tags else ""
+            return f"{verb} {change} A{notes} tx {msg.txn} failsafe {amps(msg.failsafe_da)} A epoch {msg.epoch}"
         if isinstance(msg, Heartbeat):
             return (
                 f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} seq {msg.seq} limit {amps(msg.limit_da)} A "

@@ -6,6 +6,7 @@ import json
 
 from frame_strategies import messages
 from hypothesis import given
+from hypothesis import strategies as st
 
 from busshare.describe import Describer, bad_frame_line, route
 from busshare.e2e import E2EStatus
@@ -42,6 +43,43 @@ def test_cut_grant_and_first_limit_are_told_apart() -> None:
     assert d.text(SetLimit(2, 3, 0, 60, 7)).startswith("master→2 CUT 32.0→0.0 A (pause) ")
     d.text(Release(2, 160, ReleaseReason.EV_DONE))
     assert d.text(SetLimit(2, 4, 60, 60, 7)).startswith("master→2 GRANT 0.0→6.0 A ")
+
+
+def test_an_unchanged_limit_reads_as_a_confirm_not_a_grant() -> None:
+    d = Describer()
+    d.text(SetLimit(1, 7, 320, 60, 0))
+    d.text(Release(1, 320, ReleaseReason.EV_DONE))
+    # the master confirms the release with a 0 A set-limit: nothing is granted
+    assert d.text(SetLimit(1, 8, 0, 0, 0)) == "master→1 SET 0.0 A (pause, confirm) tx 8 failsafe 0.0 A epoch 0"
+    assert d.text(SetLimit(1, 8, 0, 0, 0)) == "master→1 SET 0.0 A (pause, confirm) tx 8 failsafe 0.0 A epoch 0"
+    d.text(SetLimit(1, 9, 640, 60, 0))
+    assert d.text(SetLimit(1, 10, 640, 640, 0)) == "master→1 SET 64.0 A (confirm) tx 10 failsafe 64.0 A epoch 0"
+    rec = Describer().record(1.0, SetLimit(1, 1, 0, 0, 0))
+    assert (rec["verb"], rec["previous_a"]) == ("SET", None)  # first seen: no confirm
+    assert Describer().text(SetLimit(1, 1, 0, 0, 0)) == "master→1 SET 0.0 A (pause) tx 1 failsafe 0.0 A epoch 0"
+
+
+def test_a_confirm_in_json_is_a_set_with_its_unchanged_previous_limit() -> None:
+    d = Describer()
+    d.record(1.0, SetLimit(4, 1, 160, 60, 3))
+    rec = d.record(2.0, SetLimit(4, 2, 160, 60, 3))
+    assert (rec["verb"], rec["previous_a"], rec["limit_a"]) == ("SET", 16.0, 16.0)
+
+
+@given(st.lists(st.sampled_from([0, 60, 160, 320, 640]), min_size=1, max_size=12))
+def test_the_verb_follows_the_direction_of_the_change(limits: list[int]) -> None:
+    d = Describer()
+    previous: int | None = None
+    for txn, limit in enumerate(limits):
+        line = d.text(SetLimit(5, txn, limit, 60, 1))
+        verb = line.split()[1]
+        if previous is None or previous == limit:
+            assert verb == "SET" and "→" not in line.split(" tx ")[0].split(" ", 1)[1]
+            assert ("confirm" in line) == (previous == limit)
+        else:
+            assert verb == ("CUT" if limit < previous else "GRANT")
+            assert f"{previous / 10:.1f}→{limit / 10:.1f} A" in line and "confirm" not in line
+        previous = limit
 
 
 def test_a_resent_cut_still_reads_as_the_cut() -> None:
