@@ -257,7 +257,7 @@ def run_modbus_monitor(args: Any) -> int:
     from .link import Link
     from .transport.modbus_map import modbus_timing
     from .transport.modbus_servant import open_serial
-    from .watch import BusWatcher, Flag
+    from .watch import BusWatcher, Flag, flag_line, summary_line
 
     if args.baud <= 0:
         raise UserError(f"--baud {args.baud}: must be positive")
@@ -280,10 +280,7 @@ def run_modbus_monitor(args: Any) -> int:
 
     def flags(fl: list[Flag]) -> None:
         for f in fl:
-            if args.json:
-                out.write(json.dumps({"t": round(f.t, 6), "anomaly": f.kind, "text": f.text}) + "\n")
-            else:
-                out.write(f"{f.t:.3f} !! {f.kind}: {f.text}\n")
+            out.write(flag_line(f, args.json) + "\n")
 
     def show(chunks: list[rtu.Chunk]) -> None:
         nonlocal frames
@@ -338,14 +335,8 @@ def run_modbus_monitor(args: Any) -> int:
     finally:
         show(splitter.flush())
         port.close()
-    summary = {"frames": frames, "rejected": dict(rejected), "anomalies": dict(watcher.counts),
-               "modbus": dict(stats)}
-    if args.json:
-        out.write(json.dumps({"summary": summary}) + "\n")
-    else:
-        bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
-        fl = ", ".join(f"{k} {v}" for k, v in sorted(watcher.counts.items())) or "none"
-        out.write(f"-- {frames} frames; rejected: {bad}; anomalies: {fl}; RTU frames {stats['rtu-frames']}, "
-                  f"other Modbus {stats['modbus-other']}\n")
+    out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json, link={"modbus": dict(stats)},
+                           link_text=f"RTU frames {stats['rtu-frames']}, other Modbus {stats['modbus-other']}")
+              + "\n")
     out.flush()
     return 0

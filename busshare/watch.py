@@ -10,8 +10,11 @@ its ack is seen (what the master must assume too).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .e2e import E2EStatus
 from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, Status
@@ -22,6 +25,24 @@ class Flag:
     t: float
     kind: str  # e2e, malformed, heartbeat-gap, master-silent, two-masters, twin-servants, unacked-cut, over-limit
     text: str
+
+
+def flag_line(flag: Flag, as_json: bool) -> str:
+    """How `monitor` (CAN and Modbus) prints a flag: a JSON object or `t !! kind: text`."""
+    if as_json:
+        return json.dumps({"t": round(flag.t, 6), "anomaly": flag.kind, "text": flag.text})
+    return f"{flag.t:.3f} !! {flag.kind}: {flag.text}"
+
+
+def summary_line(frames: int, rejected: Mapping[str, int], anomalies: Mapping[str, int], *, as_json: bool,
+                 link: Mapping[str, Any], link_text: str) -> str:
+    """The closing line of `monitor`; `link`/`link_text` carry the transport's own counts (JSON / text)."""
+    if as_json:
+        return json.dumps({"summary": {"frames": frames, "rejected": dict(rejected), "anomalies": dict(anomalies),
+                                       **link}})
+    bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
+    flags = ", ".join(f"{k} {v}" for k, v in sorted(anomalies.items())) or "none"
+    return f"-- {frames} frames; rejected: {bad}; anomalies: {flags}; {link_text}"
 
 
 @dataclass

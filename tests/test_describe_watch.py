@@ -25,7 +25,7 @@ from busshare.frames import (
     Status,
 )
 from busshare.pilot import PilotState
-from busshare.watch import BusWatcher
+from busshare.watch import BusWatcher, Flag, flag_line, summary_line
 
 HB = Heartbeat(1, 7, 3, 640, 60)
 
@@ -224,3 +224,18 @@ def test_a_master_that_leaves_is_reported_and_its_silence_is_not_an_anomaly() ->
     assert feed(w, 1.0, Heartbeat(1, 7, 9, 640, 60, leaving=True)) == ["master-leaving"]
     assert w.tick(5.0) == []
     assert [f.kind for f in w.rejected(5.0, 0x40, FrameError("crc", "bad CRC"))] == ["e2e"]
+
+
+def test_monitor_flags_and_summary_read_the_same_on_can_and_modbus() -> None:
+    flag = Flag(12.3456789, "two-masters", "master 1 epoch 7 and master 2 epoch 3 both heartbeat")
+    assert flag_line(flag, False) == "12.346 !! two-masters: master 1 epoch 7 and master 2 epoch 3 both heartbeat"
+    assert json.loads(flag_line(flag, True)) == {"t": 12.345679, "anomaly": "two-masters", "text": flag.text}
+    rejected = {"wrong-crc": 2, "malformed": 1}
+    anomalies = {"two-masters": 3, "e2e": 2}
+    can = summary_line(40, rejected, anomalies, as_json=False, link={"error_frames": 5}, link_text="error frames: 5")
+    assert can == "-- 40 frames; rejected: malformed 1, wrong-crc 2; anomalies: e2e 2, two-masters 3; error frames: 5"
+    modbus = summary_line(40, rejected, anomalies, as_json=False, link={"modbus": {"rtu-frames": 44}},
+                          link_text="RTU frames 44, other Modbus 0")
+    assert modbus == can.replace("error frames: 5", "RTU frames 44, other Modbus 0")
+    assert json.loads(summary_line(0, {}, {}, as_json=True, link={"modbus": {"rtu-frames": 44}}, link_text="")) == {
+        "summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {"rtu-frames": 44}}}

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import pty
+import tty
 from collections import Counter
+
+import pytest
 
 from busshare.decode import CaptureDecoder, Frame, Unreadable
 from busshare.frames import Heartbeat, SetLimit, Status, decode
@@ -132,3 +138,24 @@ def test_the_decode_command_reads_a_modbus_capture(tmp_path, capsys) -> None:
     assert main(["decode", "--modbus", "--strict", str(cap)]) == 1  # the garbage burst is a bad record
     assert main(["decode", "--modbus", str(tmp_path / "missing.txt")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+
+def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Same closing line as the CAN monitor's, with the RTU counts where CAN has its error frames."""
+    from busshare.cli import main
+
+    line, device = pty.openpty()
+    tty.setraw(device)
+    try:
+        port = os.ttyname(device)
+        assert main(["monitor", "--modbus", port, "--baud", str(BAUD), "--duration", "0.1"]) == 0
+        text = capsys.readouterr().out.splitlines()
+        assert main(["monitor", "--modbus", port, "--baud", str(BAUD), "--duration", "0.1", "--json"]) == 0
+        last = json.loads(capsys.readouterr().out.splitlines()[-1])
+    finally:
+        os.close(line)
+        os.close(device)
+    assert text == ["-- 0 frames; rejected: none; anomalies: none; RTU frames 0, other Modbus 0"]
+    assert last == {"summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {}}}

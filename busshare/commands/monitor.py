@@ -16,7 +16,7 @@ from ..e2e import E2EStatus
 from ..frames import FrameError
 from ..link import Link
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
-from ..watch import BusWatcher, Flag
+from ..watch import BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
 
 
@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     def emit_flags(flags: list[Flag]) -> None:
         for f in flags:
-            if args.json:
-                out.write(json.dumps({"t": round(f.t, 6), "anomaly": f.kind, "text": f.text}) + "\n")
-            else:
-                out.write(f"{f.t:.3f} !! {f.kind}: {f.text}\n")
+            out.write(flag_line(f, args.json) + "\n")
 
     try:
         while not stop.is_set():
@@ -109,14 +106,8 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
     finally:
         transport.shutdown()
-    summary = {"frames": frames, "rejected": dict(rejected), "anomalies": dict(watcher.counts),
-               "error_frames": transport.stats.error_frames}
-    if args.json:
-        out.write(json.dumps({"summary": summary}) + "\n")
-    else:
-        bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
-        flags = ", ".join(f"{k} {v}" for k, v in sorted(watcher.counts.items())) or "none"
-        out.write(f"-- {frames} frames; rejected: {bad}; anomalies: {flags}; "
-                  f"error frames: {transport.stats.error_frames}\n")
+    errors = transport.stats.error_frames
+    out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json,
+                           link={"error_frames": errors}, link_text=f"error frames: {errors}") + "\n")
     out.flush()
     return 0
