@@ -54,6 +54,7 @@ def heavy(modules: set[str]) -> list[str]:
         ("busload", "--servants", "8"),
         ("decode", "--help"),
         ("sim", "--help"),
+        ("sim", "--speed", "max", "--quiet", "--duration", "5"),
     ],
     ids=" ".join,
 )
