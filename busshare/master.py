@@ -111,14 +111,14 @@ class _Slot:
     def deaf(self, now: float, t: Timing) -> bool:
         """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
         return (not self.confirmed and self.known and self.pending is not None
-                and now - self.pending.first_sent >= t.ack_timeout)
+                and now >= self.pending.first_sent + t.ack_timeout)
 
     def counted(self, now: float, t: Timing) -> int:
         base = self.limit
         if self.pending is not None:
             base = max(base, self.pending.msg.limit_da)
         if self.silent_since is not None:
-            if now - self.silent_since >= t.silent_count_after:
+            if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
             base = max(base, self.standalone)
@@ -166,7 +166,6 @@ class Master:
         self._next_hb = now
         self.learning = True
         self._learn_deadline = now + self.timing.learning_timeout
-        self._extra_fs_from = now + self.timing.learning_timeout
         self._rival_until = -INF
         self._rotation_at = INF
         self._stranger_until: dict[int, float] = {}
@@ -220,7 +219,7 @@ class Master:
                 self._next_hb = now + self.timing.heartbeat_period
         for slot in self._slots.values():
             p = slot.pending
-            if p is not None and now - p.sent_at >= self.timing.ack_timeout:
+            if p is not None and now >= p.sent_at + self.timing.ack_timeout:
                 p.sent_at = now
                 out.append(p.msg)
         self._step(now, out)
@@ -451,7 +450,7 @@ class Master:
                                  "learning over" + (f"; never heard {missing}: counted at standalone failsafe"
                                                     if missing else ""))
         for s in self._slots.values():
-            if s.known and s.silent_since is None and now - s.last_heard >= t.servant_silent_after:
+            if s.known and s.silent_since is None and now >= s.last_heard + t.servant_silent_after:
                 s.silent_since = now
                 s.confirmed = False
                 self._events.add(now, "servant-silent", s.cfg.address,
@@ -488,7 +487,7 @@ class Master:
             if s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da:
                 if s.low_since is None:
                     s.low_since = now
-                elif unmet and now - s.low_since >= self.timing.reclaim_after:
+                elif unmet and now >= s.low_since + self.timing.reclaim_after:
                     cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
                     if cap < s.limit:
                         s.reclaim_cap = cap
@@ -546,13 +545,9 @@ class Master:
                 break
             total -= lo[d.address]
             lo[d.address] = 0
-        if now >= self._extra_fs_from and total < fs_budget:
-            items = [(d.address, lo[d.address], max(lo[d.address], got[d.address])) for d in demands]
-            items.sort(key=lambda x: rank[x[0]])
-            filled = allocation._waterfill(items, fs_budget) if items else {}
-            ft.update({a: (f if f >= MIN_OFFER_DA else lo[a]) for a, f in filled.items()})
-        else:
-            ft.update(lo)
+        # A failsafe current is the unit's low, safe current (IEC 61851-1 minimum, or 0 to pause),
+        # never a share topped up to its grant: a master that falls silent must drop every car to it.
+        ft.update(lo)
         return lt, ft, short
 
     def _step(self, now: float, out: list[Message]) -> None:
@@ -592,8 +587,23 @@ class Master:
             if s.pending is not None:
                 p = s.pending.msg
                 if self._allocatable(s):
-                    if L >= p.limit_da:
-                        continue  # wait for its ack (re-sent every ack_timeout)
+                    if L < p.limit_da + MIN_OFFER_DA or p.limit_da >= s.limit:
+                        if L >= p.limit_da:
+                            continue  # wait for its ack (re-sent every ack_timeout)
+                    else:
+                        # a cut at least 6 A deeper than now needed (sent while it was silent, or before a car
+                        # left): replace it by a shallower one, still counted at its old limit until acked, so
+                        # a meterless unit is not held at the deep cut for a whole reaction allowance (smaller
+                        # steps wait for the ack: replacing cuts back and forth would only delay it)
+                        s.failsafe = max(s.failsafe, p.failsafe_da)
+                        L, F = min(L, s.limit), min(F, s.failsafe)
+                        self._events.add(now, "superseded", a,
+                                         f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {_a(L)} is enough now")
+                        s.pending = None
+                        before = s.counted(now, self.timing)
+                        self._send(s, L, F, now, out)  # a cut (or a confirm) from its counted limit
+                        total += s.counted(now, self.timing) - before
+                        continue
                 elif p.limit_da <= L and p.failsafe_da <= F:
                     continue
                 # a deeper cut is needed now (demand changed, or it is silent / not answering): it may have
@@ -662,8 +672,6 @@ class Master:
         d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
         if self.learning:
             d = min(d, self._learn_deadline)
-        if now < self._extra_fs_from:
-            d = min(d, self._extra_fs_from)
         d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
         for s in self._slots.values():
             if s.pending is not None:

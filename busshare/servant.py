@@ -80,6 +80,8 @@ class Servant:
         self._twin_until = -INF
         # the cut waiting to take effect: (txn, limit, since)
         self._pending: tuple[int, int, float] | None = None
+        self._cut_from = 0  # the offer before the pending cut (its EV may draw up to this until it is acked)
+        self._cut_steps: list[tuple[float, int]] = []  # (since, level): lowerings of the pending cut
         self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
         self._last_ack: Ack | None = None
         self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
@@ -152,6 +154,7 @@ class Servant:
             self._last_hb = min(self._last_hb, now - self.timing.failsafe_timeout)
         else:
             self._boot = min(self._boot, now - self.timing.failsafe_timeout)
+        self._enter_failsafe(now, "link down: the master cannot be heard")
         self._step(now, [])
 
     def next_deadline(self) -> float:
@@ -286,6 +289,7 @@ class Servant:
             self._events.add(now, "clamped", self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
         old_offer = self.offer_da
+        prior = self._pending  # a cut still taking effect: its EV may still draw up to _cut_from
         self._last_txn = (msg.epoch, msg.txn)
         self._last_set = msg
         self._last_ack = None
@@ -299,12 +303,26 @@ class Servant:
             self._failsafe_held = False
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
-        if limit >= old_offer:
+        if prior is not None and old_offer <= limit < self._cut_from:
+            # a shallower cut replacing one that has not taken effect: not a raise, since the EV may still
+            # draw what it had before the first cut. It is acked as a cut, on the clock of the earliest
+            # lowering since which the pilot has stayed at or below this limit
+            starts = [t for t, level in self._cut_steps if level <= limit]
+            since = min(starts) if starts else now
+            self._cut_steps = [(t, level) for t, level in self._cut_steps if level >= limit] + [(since, limit)]
+            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (txn {prior[0]} "
+                             f"replaced, from {_a(self._cut_from)})")
+            self._pending = (msg.txn, limit, since)
+            self._check_pending(now, out)
+        elif limit >= old_offer:
             if limit > old_offer:
                 self._events.add(now, "grant", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
             self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
         else:
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
+            if prior is None:
+                self._cut_from, self._cut_steps = old_offer, []
+            self._cut_steps.append((now, limit))
             self._pending = (msg.txn, limit, now)
             self._check_pending(now, out)
 
@@ -328,7 +346,7 @@ class Servant:
             how = AckHow.MEASURED  # at or below the new limit: freed current really is free
         elif m is None and not self._pilot.charging:
             how = AckHow.IMMEDIATE  # no meter, and no EV drawing: nothing to wait for
-        elif now - since >= self.timing.reaction_allowance:
+        elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
                 self._stop_ev(now, txn, m, out)
             how = AckHow.TIMED  # (with a meter: within the tolerance band, i.e. meter error)
@@ -360,10 +378,10 @@ class Servant:
     def _timers(self, now: float, out: list[Message]) -> None:
         t = self.timing
         if self._heard_master:
-            if not self.in_failsafe and now - self._last_hb >= t.failsafe_timeout:
+            if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
-            if not self._confirmed and not self._unconfirmed_fell and now - self._follow_since >= t.failsafe_hold:
+            if not self._confirmed and not self._unconfirmed_fell and now >= self._follow_since + t.failsafe_hold:
                 self._unconfirmed_fell = True
                 lowered = min(self._limit, self._standalone)
                 if lowered != self._limit:
@@ -372,9 +390,9 @@ class Servant:
                     self._limit = lowered
                 self._armed = min(self._armed, self._standalone)
         else:
-            if not self.in_failsafe and now - self._boot >= t.failsafe_timeout:
+            if not self.in_failsafe and now >= self._boot + t.failsafe_timeout:
                 self._enter_failsafe(now, "no master heard since boot")
-            if not self._standalone_on and now - self._boot >= t.learning_timeout:
+            if not self._standalone_on and now >= self._boot + t.learning_timeout:
                 # never heard a master: the standalone failsafe.  Only this late is the raise safe: a master
                 # that cannot hear us has reserved it (rule 3) and its other servants' EVs have followed, and
                 # servants holding an armed failsafe from a master that just died have fallen to standalone.
@@ -382,7 +400,7 @@ class Servant:
                 self._limit = self._standalone
                 self._events.add(now, "standalone", self.address,
                                  f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
-        if self.in_failsafe and not self._failsafe_held and now - self._failsafe_since >= t.failsafe_hold:
+        if self.in_failsafe and not self._failsafe_held and now >= self._failsafe_since + t.failsafe_hold:
             self._failsafe_held = True
             self._armed = min(self._armed, self._standalone)
             if self._limit > self._armed:
@@ -419,7 +437,7 @@ class Servant:
         if m is not None and not self.ev_stopped and m > self.offer_da + self.config.tolerance_da:
             if self._over_since is None:
                 self._over_since = now
-            elif now - self._over_since >= self.timing.reaction_allowance:
+            elif now >= self._over_since + self.timing.reaction_allowance:
                 self._stop_ev(now, 0, m, out)
         else:
             self._over_since = None

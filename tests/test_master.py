@@ -140,6 +140,28 @@ def test_a_servant_that_comes_back_is_granted_again() -> None:
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
 
 
+def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut() -> None:
+    # two lost status frames make servant 2 silent: it is cut to its failsafe (rule 3). When it is
+    # heard again before that cut is acked (a meterless unit acks only after the reaction allowance),
+    # the master replaces the deep cut by a shallower one, still counted at the old limit until
+    # acked, instead of holding the car at 6 A for the whole allowance (chaos seed 1102)
+    cfg = site()
+    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    timing = cfg.timing
+    net = settled(Net(cfg))
+    net.plug(1, Car(react=0.5))
+    net.plug(2, Car(react=0.5))
+    net.run(12.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    net.units[2].mute = True
+    net.run(timing.servant_silent_after + 0.1)
+    assert net.units[2].node.offer_da == 60, "it heard the cut to its failsafe"
+    net.units[2].mute = False
+    net.run(1.0)
+    assert net.units[2].node.offer_da == 320, "back at its share long before the 5 s allowance"
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
 
 

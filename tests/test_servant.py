@@ -126,6 +126,32 @@ def test_cut_without_a_meter_is_acked_after_the_reaction_allowance() -> None:
     assert of(Ack, out) == [Ack(1, 2, 160, None, AckHow.TIMED)]
 
 
+def test_a_shallower_cut_replacing_an_unacked_one_is_still_a_cut_not_a_raise() -> None:
+    # 32 A -> 21.4 A (car still drawing 32 A) -> 26 A: the offer rises, but the car may still draw
+    # 32 A, so an immediate "raise" ack would let the master give the difference away (chaos seed 1242)
+    s = following(limit=320)
+    s.observe(C, 320, 0.2)
+    s.receive(SetLimit(1, 2, 214, 0, 7), 0.3)
+    out = s.receive(SetLimit(1, 3, 260, 0, 7), 0.4)
+    assert s.offer_da == 260
+    assert of(Ack, out) == [], "not acked while the car still draws 32 A"
+    assert of(Ack, s.observe(C, 259, 1.0)) == [Ack(1, 3, 260, 259, AckHow.MEASURED)]
+
+
+def test_a_shallower_cut_without_a_meter_runs_on_the_clock_of_the_lowering_it_covers() -> None:
+    s = following(meter=False, limit=320)
+    beat(s, 0.1, 1.0)
+    s.receive(SetLimit(1, 2, 250, 60, 7), 1.0)  # pilot at 25 A from t=1
+    beat(s, 1.0, 3.0)
+    s.receive(SetLimit(1, 3, 60, 60, 7), 3.0)  # deeper, from t=3 (silent: cut to its failsafe)
+    beat(s, 3.0, 3.5)
+    out = s.receive(SetLimit(1, 4, 250, 60, 7), 3.5)  # back: 25 A is enough after all
+    assert s.offer_da == 250 and of(Ack, out) == []
+    # the pilot has been at or below 25 A since t=1: the allowance runs from there, not from t=3.5
+    assert of(Ack, beat(s, 3.5, 5.95)) == []
+    assert of(Ack, beat(s, 5.95, 6.05)) == [Ack(1, 4, 250, None, AckHow.TIMED)]
+
+
 def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
     s = following(limit=320)
     s.observe(C, 300, 0.9)
@@ -197,6 +223,20 @@ def test_failsafe_after_the_timeout_lowers_to_the_armed_failsafe() -> None:
     s.tick(2.5)
     assert s.in_failsafe and s.offer_da == 60
     assert of(Status, s.tick(3.0))[0].failsafe
+
+
+@pytest.mark.parametrize("last", [254.60110399999408, 0.1 + 1e-12, 1e6 / 3])
+def test_failsafe_engages_at_its_own_deadline_whatever_the_float_rounding(last: float) -> None:
+    # 256.10110399999405 - 254.60110399999408 is 1.4999999999999716 in binary floating point: the
+    # servant must still fail safe when tick() is called at the deadline it announced (chaos seed 1178)
+    s = following(limit=320)
+    s.receive(hb(), last)
+    due = last + T.failsafe_timeout  # what next_deadline() announces once the status deadlines are past
+    while s.next_deadline() < due:
+        s.tick(s.next_deadline())
+    assert s.next_deadline() == due and not s.in_failsafe
+    s.tick(due)
+    assert s.in_failsafe and s.offer_da == 60
 
 
 def test_failsafe_never_raises() -> None:

@@ -103,10 +103,10 @@ def test_an_over_granting_master_is_caught_by_rule_1() -> None:
 
 def test_a_servant_that_ignores_the_silent_master_is_caught_by_rule_4() -> None:
     err = fails(story(), servant_cls=NoFailsafeServant)
-    # the master armed the charging servant's failsafe at its 64 A grant (the only car), so it is the
-    # second stage that catches it: failsafe_hold (10 s) later it must be at min(armed, standalone)
-    assert err.violation.check == "rule4-failsafe-hold"
-    assert 200.0 + 1.55 + 10.0 - 0.2 < err.violation.t <= 200.0 + 1.55 + 10.05 + 0.01
+    # the charging servant's armed failsafe is its 6 A minimum, so it is caught at the first stage:
+    # failsafe_timeout + tick_period after the last heartbeat it heard (the master stops at 200 s)
+    assert err.violation.check == "rule4-failsafe"
+    assert 200.0 + 1.5 - 0.2 < err.violation.t <= 200.0 + 1.55 + 0.01
 
 
 def test_a_servant_that_acks_before_its_car_reacts_is_caught_on_drawn_current() -> None:
