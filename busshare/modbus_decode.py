@@ -270,8 +270,7 @@ def run_modbus_monitor(args: Any) -> int:
     splitter, stats = LiveSplitter(args.baud), Counter[str]()
     ex = Extractor(stats)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     start = time.monotonic()
     frames = 0
@@ -333,6 +332,8 @@ def run_modbus_monitor(args: Any) -> int:
             flags(watcher.tick(t))
             out.flush()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         show(splitter.flush())
         port.close()
     out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json, link={"modbus": dict(stats)},

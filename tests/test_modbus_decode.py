@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import signal
 import tty
 from collections import Counter
 
@@ -146,6 +147,7 @@ def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
     """Same closing line as the CAN monitor's, with the RTU counts where CAN has its error frames."""
     from busshare.cli import main
 
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     line, device = pty.openpty()
     tty.setraw(device)
     try:
@@ -159,3 +161,4 @@ def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
         os.close(device)
     assert text == ["-- 0 frames; rejected: none; anomalies: none; RTU frames 0, other Modbus 0"]
     assert last == {"summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {}}}
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,10 @@ def test_a_master_announces_that_it_leaves(capsys: pytest.CaptureFixture[str], t
 
 
 def test_monitor_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     code, out, _ = run(capsys, "monitor", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
     assert code == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back
     assert out.splitlines()[-1] == "-- 0 frames; rejected: none; anomalies: none; error frames: 0"
     code, out, _ = run(capsys, "monitor", "--json", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
     assert json.loads(out.splitlines()[-1]) == {

@@ -51,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     describer = Describer()
     watcher = BusWatcher(reaction_allowance=args.reaction_allowance)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     start = time.monotonic()
     frames = 0
@@ -106,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
     finally:
         transport.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     errors = transport.stats.error_frames
     out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json,
                            link={"error_frames": errors}, link_text=f"error frames: {errors}") + "\n")
