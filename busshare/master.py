@@ -67,6 +67,7 @@ class _Pending:
     msg: SetLimit
     sent_at: float  # last (re)transmission
     first_sent: float
+    while_silent: bool = False  # sent while the servant was silent (rule 3)
 
 
 class _Slot:
@@ -79,6 +80,7 @@ class _Slot:
         self.limit = cfg.max_da  # unknown until learned: worst case (rule 7)
         self.failsafe = self.standalone
         self.pending: _Pending | None = None
+        self.eased_cut = False  # an unacked cut was replaced by a shallower one since the last ack
         self.known = False  # heard since this master started
         self.absent = False  # never heard, learning over: counted at its standalone failsafe
         self.confirmed = False  # acked a set-limit of this master and still following it
@@ -232,7 +234,7 @@ class Master:
 
     def next_deadline(self) -> float:
         """Latest time ``tick`` must next be called."""
-        return min(self._next_hb, self._deadline)
+        return self._next_hb if self._next_hb < self._deadline else self._deadline
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
@@ -381,6 +383,7 @@ class Master:
         if p is None or ack.txn != p.msg.txn:
             return  # a duplicate of an ack already taken
         slot.pending = None
+        slot.eased_cut = False
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
@@ -587,14 +590,17 @@ class Master:
             if s.pending is not None:
                 p = s.pending.msg
                 if self._allocatable(s):
-                    if L < p.limit_da + MIN_OFFER_DA or p.limit_da >= s.limit:
+                    if (not s.pending.while_silent or L < p.limit_da + MIN_OFFER_DA or p.limit_da >= s.limit
+                            or s.eased_cut):
                         if L >= p.limit_da:
                             continue  # wait for its ack (re-sent every ack_timeout)
                     else:
-                        # a cut at least 6 A deeper than now needed (sent while it was silent, or before a car
-                        # left): replace it by a shallower one, still counted at its old limit until acked, so
-                        # a meterless unit is not held at the deep cut for a whole reaction allowance (smaller
-                        # steps wait for the ack: replacing cuts back and forth would only delay it)
+                        # a cut sent while it was silent, heard again now, at least 6 A deeper than now needed:
+                        # replace it by a shallower one, still counted at its old limit until acked, so a
+                        # meterless unit is not held at the deep cut for a whole reaction allowance after two
+                        # lost status frames (smaller steps wait for the ack: replacing cuts back and forth
+                        # would only delay it). Once per unacked run, so it cannot become a cycle
+                        s.eased_cut = True
                         s.failsafe = max(s.failsafe, p.failsafe_da)
                         L, F = min(L, s.limit), min(F, s.failsafe)
                         self._events.add(now, "superseded", a,
@@ -661,7 +667,7 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         self._txn = (self._txn + 1) & 0xFF
         msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
-        s.pending = _Pending(msg, now, now)
+        s.pending = _Pending(msg, now, now, s.silent_since is not None)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
                          f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
@@ -673,15 +679,26 @@ class Master:
         if self.learning:
             d = min(d, self._learn_deadline)
         d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
+        # (runs after every received frame: plain comparisons rather than min() calls)
+        ack_timeout, silent_after, count_after = t.ack_timeout, t.servant_silent_after, t.silent_count_after
         for s in self._slots.values():
             if s.pending is not None:
-                d = min(d, s.pending.sent_at + t.ack_timeout)
-            if s.known and s.silent_since is None:
-                d = min(d, s.last_heard + t.servant_silent_after)
-            elif s.silent_since is not None and now < s.silent_since + t.silent_count_after:
-                d = min(d, s.silent_since + t.silent_count_after)
-            if s.conflict_extra and s.conflict_until > now:
-                d = min(d, s.conflict_until)
-            if s.low_since is not None and s.low_since + t.reclaim_after > now:
-                d = min(d, s.low_since + t.reclaim_after)
+                x = s.pending.sent_at + ack_timeout
+                if x < d:
+                    d = x
+            if s.silent_since is None:
+                if s.known:
+                    x = s.last_heard + silent_after
+                    if x < d:
+                        d = x
+            else:
+                x = s.silent_since + count_after
+                if now < x < d:
+                    d = x
+            if s.conflict_extra and now < s.conflict_until < d:
+                d = s.conflict_until
+            if s.low_since is not None:
+                x = s.low_since + t.reclaim_after
+                if now < x < d:
+                    d = x
         return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin

@@ -41,6 +41,7 @@ class Unit:
     up: bool = True  # False: crashed / unplugged from the bus
     deaf: bool = False  # hears nothing (one-way loss)
     mute: bool = False  # nothing it sends arrives
+    lose: tuple[type, ...] = ()  # frames of these types it sends are lost (e.g. only its acks)
 
 
 class Net:
@@ -71,7 +72,7 @@ class Net:
                 off, data = self.master_link.encode(m)
             else:
                 u = self.units[int(sender[1:])]
-                if u.mute or not u.up:
+                if u.mute or not u.up or isinstance(m, u.lose):
                     continue
                 off, data = u.link.encode(m)
             self.queue.append((sender, off, data))

@@ -7,6 +7,7 @@ offered and that the armed failsafe currents never add up above the limit.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 from core_harness import Car, Net
 from hypothesis import given, settings
@@ -160,6 +161,23 @@ def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut()
     net.run(1.0)
     assert net.units[2].node.offer_da == 320, "back at its share long before the 5 s allowance"
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
+def test_a_unit_whose_acks_are_lost_is_not_cut_and_eased_back_and_forth() -> None:
+    # it hears everything and its status frames arrive, but no ack does: the master's unanswered
+    # grant becomes a cut (the unit may not hear us), held until an ack. Only a cut sent while a unit
+    # was silent is eased when it is heard again; easing this one would make the unit's pilot
+    # flicker between 0 A and its share every ack_timeout
+    net = Net(site())
+    net.units[2].lose = (Ack,)
+    net.units[2].deaf = True  # it misses the first grant (not following the master yet)
+    net.plug(2, Car(react=0.5))
+    net.run(0.6)
+    net.units[2].deaf = False
+    net.run(20.0)
+    limits = [m.limit_da for t, who, m in net.sent if who == "master" and isinstance(m, SetLimit) and m.address == 2]
+    ups = sum(1 for a, b in pairwise(limits) if b > a)
+    assert ups == 0, f"set-limits to servant 2: {limits}"
 
 
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
