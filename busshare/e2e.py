@@ -50,6 +50,10 @@ class E2EStatus(enum.Enum):
     WRONG_SEQUENCE = "wrong-sequence"  # [WRONGSEQUENCE] jump above max_delta
     WRONG_CRC = "wrong-crc"  # [ERROR] CRC mismatch: never acted on
 
+    # members are singletons compared by identity: the C identity hash is correct and spares the
+    # per-frame cost of Enum's Python-level __hash__ (every received frame is counted by status)
+    __hash__ = object.__hash__
+
     @property
     def accepted(self) -> bool:
         """Whether a node may act on the frame (see PROTOCOL.md, rule 8)."""

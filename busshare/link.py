@@ -9,15 +9,21 @@ where rule 8 (integrity) is enforced, once, for CAN, Modbus and the simulator.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .e2e import AliveCounters, E2EChecker, E2EStatus
 from .frames import FrameError, Message, decode, encode, offset_of
 
+Decoder = Callable[[int, bytes], tuple[Message, int]]
 
-@dataclass(frozen=True)
-class Received:
-    """One received frame after the checks: ``message`` is None when it was dropped."""
+
+class Received(NamedTuple):
+    """One received frame after the checks: ``message`` is None when it was dropped.
+
+    (A named tuple: one is made per frame per receiver, and this is the cheapest immutable record.)
+    """
 
     message: Message | None
     status: E2EStatus | None  # None when the frame is malformed (see ``error``)
@@ -32,6 +38,8 @@ class Received:
 class Link:
     max_delta: int = 3
     counters: AliveCounters = field(default_factory=AliveCounters)
+    #: ``frames.decode`` or a ``frames.CachedDecoder`` shared by many links (the simulator's receivers)
+    decoder: Decoder = decode
     checker: E2EChecker = field(init=False)
     malformed: Counter[str] = field(default_factory=Counter)  # FrameError.kind -> count
     last_error: FrameError | None = None
@@ -45,7 +53,7 @@ class Link:
 
     def receive(self, offset: int, data: bytes) -> Received:
         try:
-            msg, counter = decode(offset, data)
+            msg, counter = self.decoder(offset, data)
         except FrameError as exc:
             self.last_error = exc
             if exc.kind == "crc":

@@ -87,6 +87,7 @@ class Servant:
         self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
         # hardware
         self._pilot = PilotState.A
+        self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
         self._over_since: float | None = None
         self._was_charging = False
@@ -95,6 +96,7 @@ class Servant:
         self._next_status = now
         self._join_due = True
         self._last_now = now
+        self._deadline = self._compute_deadline()
 
     # -- public API ------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class Servant:
         out: list[Message] = []
         old = self._pilot
         self._pilot = pilot
+        self._present = pilot.vehicle_present
         self._measured = measured_da if self.config.has_meter else None
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
@@ -158,6 +161,10 @@ class Servant:
         self._step(now, [])
 
     def next_deadline(self) -> float:
+        """Latest time ``tick`` must next be called (kept up to date by every call into the servant)."""
+        return self._deadline
+
+    def _compute_deadline(self) -> float:
         t = self.timing
         d = self._next_status
         if self._heard_master:
@@ -196,7 +203,7 @@ class Servant:
 
     @property
     def requested_da(self) -> int:
-        if not self._pilot.vehicle_present or self.ev_stopped or self._done:
+        if not self._present or self.ev_stopped or self._done:
             return 0
         return self.config.max_da
 
@@ -452,6 +459,7 @@ class Servant:
         if now >= self._next_status:
             out.append(self._status())
             self._next_status = now + self.timing.status_period
+        self._deadline = self._compute_deadline()
 
     def _release(self, now: float, reason: ReleaseReason, out: list[Message]) -> None:
         released = self._limit

@@ -24,7 +24,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from ..link import Link
+from ..frames import CachedDecoder, decode
+from ..link import Decoder, Link
 from .clock import EventQueue
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
@@ -58,10 +59,11 @@ class Port:
 
     __slots__ = ("name", "address", "link", "owner", "deaf", "mute", "accept", "attached", "sent")
 
-    def __init__(self, name: str, address: int, owner: Any, accept: frozenset[int] | None) -> None:
+    def __init__(self, name: str, address: int, owner: Any, accept: frozenset[int] | None,
+                 decoder: Decoder = decode) -> None:
         self.name = name
         self.address = address
-        self.link = Link()
+        self.link = Link(decoder=decoder)
         self.owner = owner  # the simulator's process object for this node
         self.deaf = False
         self.mute = False
@@ -71,7 +73,8 @@ class Port:
 
 
 class SimBus:
-    __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated")
+    __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
+                 "decoder")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
@@ -84,9 +87,11 @@ class SimBus:
         self.lost = 0
         self.corrupted = 0
         self.duplicated = 0
+        # every receiver decodes the same few hundred distinct frames over and over: one shared memo
+        self.decoder = CachedDecoder()
 
     def attach(self, name: str, address: int, owner: Any, accept: frozenset[int] | None = None) -> Port:
-        port = Port(name, address, owner, accept)
+        port = Port(name, address, owner, accept, self.decoder)
         self.ports.append(port)
         return port
 

@@ -512,12 +512,13 @@ class Simulation:
         if d < p.node_sched:
             p.node_sched = d
             self.queue.push(d, NODE, p)
-        c = evse.next_change()
-        if c < t:
-            c = t
-        if c < p.ev_sched:
-            p.ev_sched = c
-            self.queue.push(c, EV, p)
+        if changed:  # (an untouched car keeps the change it has scheduled already)
+            c = evse.next_change()
+            if c < t:
+                c = t
+            if c < p.ev_sched:
+                p.ev_sched = c
+                self.queue.push(c, EV, p)
 
     def _sample(self, p: ServantProc, t: float) -> None:
         ev = p.evse
