@@ -590,16 +590,14 @@ class Master:
             if s.pending is not None:
                 p = s.pending.msg
                 if self._allocatable(s):
-                    if (not s.pending.while_silent or L < p.limit_da + MIN_OFFER_DA or p.limit_da >= s.limit
-                            or s.eased_cut):
+                    if not s.pending.while_silent or L <= p.limit_da or p.limit_da >= s.limit or s.eased_cut:
                         if L >= p.limit_da:
                             continue  # wait for its ack (re-sent every ack_timeout)
                     else:
-                        # a cut sent while it was silent, heard again now, at least 6 A deeper than now needed:
-                        # replace it by a shallower one, still counted at its old limit until acked, so a
-                        # meterless unit is not held at the deep cut for a whole reaction allowance after two
-                        # lost status frames (smaller steps wait for the ack: replacing cuts back and forth
-                        # would only delay it). Once per unacked run, so it cannot become a cycle
+                        # a cut sent while it was silent, heard again now, deeper than now needed: replace it by
+                        # a shallower one, still counted at its old limit until acked, so a meterless unit is not
+                        # held at the deep cut for a whole reaction allowance after two lost status frames. Once
+                        # per unacked run, so it cannot become a cycle
                         s.eased_cut = True
                         s.failsafe = max(s.failsafe, p.failsafe_da)
                         L, F = min(L, s.limit), min(F, s.failsafe)

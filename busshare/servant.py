@@ -80,8 +80,9 @@ class Servant:
         self._twin_until = -INF
         # the cut waiting to take effect: (txn, limit, since)
         self._pending: tuple[int, int, float] | None = None
-        self._cut_from = 0  # the offer before the pending cut (its EV may draw up to this until it is acked)
-        self._cut_steps: list[tuple[float, int]] = []  # (since, level): lowerings of the pending cut
+        # every lowering of the pilot within the last reaction allowance, as (when, from, to): until the
+        # allowance has passed its EV may still draw what was offered before (rule 2)
+        self._lowerings: list[tuple[float, int, int]] = []
         self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
         self._last_ack: Ack | None = None
         self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
@@ -296,7 +297,6 @@ class Servant:
             self._events.add(now, "clamped", self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
         old_offer = self.offer_da
-        prior = self._pending  # a cut still taking effect: its EV may still draw up to _cut_from
         self._last_txn = (msg.epoch, msg.txn)
         self._last_set = msg
         self._last_ack = None
@@ -305,20 +305,23 @@ class Servant:
         self._confirmed = True
         self._unconfirmed_fell = False
         self._pending = None
+        # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
+        # from the last of either): without this, one that arrives before the first heartbeat after a
+        # partition would end the failsafe only for the stale heartbeat timer to start it again at once
+        self._last_hb = max(self._last_hb, now)
         if self.in_failsafe:
             self.in_failsafe = False
             self._failsafe_held = False
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
-        if prior is not None and old_offer <= limit < self._cut_from:
-            # a shallower cut replacing one that has not taken effect: not a raise, since the EV may still
-            # draw what it had before the first cut. It is acked as a cut, on the clock of the earliest
-            # lowering since which the pilot has stayed at or below this limit
-            starts = [t for t, level in self._cut_steps if level <= limit]
-            since = min(starts) if starts else now
-            self._cut_steps = [(t, level) for t, level in self._cut_steps if level >= limit] + [(since, limit)]
-            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (txn {prior[0]} "
-                             f"replaced, from {_a(self._cut_from)})")
+        may_draw = self._may_draw(now, old_offer)
+        if old_offer <= limit < may_draw:
+            # not a raise although it raises the pilot: the pilot was lowered (a cut, the failsafe) less
+            # than a reaction allowance ago and the EV may still draw what it had before. Acked as a cut,
+            # on the clock of the last lowering from above this limit (the pilot has stayed at or below it since)
+            since = max(t for t, high, _ in self._lowerings if high > limit)
+            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may still "
+                             f"draw up to {_a(may_draw)})")
             self._pending = (msg.txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:
@@ -327,9 +330,6 @@ class Servant:
             self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
         else:
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            if prior is None:
-                self._cut_from, self._cut_steps = old_offer, []
-            self._cut_steps.append((now, limit))
             self._pending = (msg.txn, limit, now)
             self._check_pending(now, out)
 
@@ -423,11 +423,21 @@ class Servant:
 
     # -- the common step after every input -------------------------------------------
 
+    def _may_draw(self, now: float, offer: int) -> int:
+        """The most the EV may still draw: the offer, or more while a recent lowering's allowance runs."""
+        allowance = self.timing.reaction_allowance
+        recent = [x for x in self._lowerings if now < x[0] + allowance]
+        self._lowerings = recent
+        return max([offer] + [high for _, high, _ in recent])
+
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
         if offer < self.offer_da:
+            if len(self._lowerings) >= 8:
+                self._may_draw(now, offer)  # (drops the lowerings whose allowance is over)
+            self._lowerings.append((now, self.offer_da, offer))
             m = self._measured
             if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
                 # the EV's allowance starts with the lowered pilot; lowering it again while the EV already

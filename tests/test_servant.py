@@ -152,6 +152,29 @@ def test_a_shallower_cut_without_a_meter_runs_on_the_clock_of_the_lowering_it_co
     assert of(Ack, beat(s, 5.95, 6.05)) == [Ack(1, 4, 250, None, AckHow.TIMED)]
 
 
+def test_a_set_limit_just_after_the_failsafe_lowered_the_pilot_is_a_cut_not_a_raise() -> None:
+    # the failsafe took the pilot from 10 A to 6 A while the car draws 10 A; the master's 7.8 A then
+    # raises the pilot, but the car may still draw 10 A: acking it at once would free current the car
+    # still draws (chaos seed 1372)
+    s = following(limit=100)
+    s.observe(C, 100, 0.2)
+    s.tick(1.6)
+    assert s.in_failsafe and s.offer_da == 60
+    out = s.receive(SetLimit(1, 2, 78, 60, 7), 1.9)
+    assert s.offer_da == 78 and not s.in_failsafe
+    assert of(Ack, out) == [], "the car still draws 10 A"
+    assert of(Ack, s.observe(C, 75, 2.5)) == [Ack(1, 2, 78, 75, AckHow.MEASURED)]
+
+
+def test_the_same_set_limit_long_after_the_lowering_is_acked_at_once() -> None:
+    s = following(meter=False, limit=100)
+    s.tick(1.6)
+    assert s.offer_da == 60
+    beat(s, 1.6, 1.6 + T.reaction_allowance)  # (heartbeats again; the failsafe holds until a set-limit)
+    out = s.receive(SetLimit(1, 2, 78, 60, 7), 1.6 + T.reaction_allowance)
+    assert of(Ack, out) == [Ack(1, 2, 78, None, AckHow.IMMEDIATE)]
+
+
 def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
     s = following(limit=320)
     s.observe(C, 300, 0.9)
@@ -281,6 +304,19 @@ def test_link_down_counts_as_hearing_no_master() -> None:
     s = following(limit=320)
     s.link_down(0.3)
     assert s.in_failsafe and s.offer_da == 60
+
+
+def test_a_set_limit_proves_the_master_alive_like_a_heartbeat() -> None:
+    # after a long partition the first frame back may be a set-limit: it ends the failsafe, and the
+    # stale heartbeat timer must not start it again at once (chaos seed 1428)
+    s = following(limit=320)
+    s.tick(100.0)
+    assert s.in_failsafe
+    s.receive(SetLimit(1, 2, 320, 60, 7), 100.0)
+    s.tick(100.0 + T.failsafe_timeout - 0.05)
+    assert not s.in_failsafe and s.offer_da == 320
+    s.tick(100.0 + T.failsafe_timeout)
+    assert s.in_failsafe, "and without heartbeats it fails safe again on time"
 
 
 def test_a_grant_ends_the_failsafe() -> None:
