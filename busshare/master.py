@@ -168,6 +168,10 @@ class Master:
         self._next_hb = now
         self.learning = True
         self._learn_deadline = now + self.timing.learning_timeout
+        # a servant that reports failsafe fell (when the old master died, or when it heard us) less than a
+        # reaction allowance ago, maybe: its EV may still draw more than it offers, so learning lasts that long
+        self._settle_until = now + self.timing.reaction_allowance + self.timing.tick_period
+        self._failsafe_seen = False
         self._rival_until = -INF
         self._rotation_at = INF
         self._stranger_until: dict[int, float] = {}
@@ -441,7 +445,10 @@ class Master:
     def _timers(self, now: float) -> None:
         t = self.timing
         if self.learning:
-            if all(s.known for s in self._slots.values()) or now >= self._learn_deadline:
+            if any(s.status_failsafe for s in self._slots.values()):
+                self._failsafe_seen = True
+            settled = not self._failsafe_seen or now >= self._settle_until
+            if (all(s.known for s in self._slots.values()) and settled) or now >= self._learn_deadline:
                 self.learning = False
                 for s in self._slots.values():
                     if not s.known:
@@ -676,6 +683,8 @@ class Master:
         d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
         if self.learning:
             d = min(d, self._learn_deadline)
+            if self._failsafe_seen and now < self._settle_until:
+                d = min(d, self._settle_until)
         d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
         # (runs after every received frame: plain comparisons rather than min() calls)
         ack_timeout, silent_after, count_after = t.ack_timeout, t.servant_silent_after, t.silent_count_after

@@ -223,6 +223,29 @@ def test_restarted_master_learns_before_granting_and_keeps_rule1() -> None:
     assert sum(offers.values()) == 640 and offers[3] > 0
 
 
+def test_a_master_restarted_after_the_failsafe_waits_for_the_cars_to_follow_it() -> None:
+    # the servants fell to their 6 A failsafe when the old master died; their cars may draw 32 A for a
+    # reaction allowance more. Counting them at the 6 A they offer and granting the rest at once would
+    # overload the circuit (chaos seed 1170), so learning lasts a reaction allowance when a STATUS
+    # shows the failsafe
+    timing = site().timing
+    net = settled(Net(site()))
+    net.plug(1, Car(react=4.5))
+    net.plug(2, Car(react=4.5))
+    net.run(6.0)
+    net.kill_master()
+    net.run(timing.failsafe_timeout + 0.2)
+    assert all(net.units[a].node.in_failsafe for a in (1, 2))
+    restart = net.t
+    m = net.start_master(epoch=8)
+    net.plug(3, Car(react=0.5))
+    net.run(timing.reaction_allowance - 0.1)
+    assert m.learning, "still learning: the cars that fell to 6 A may still draw 32 A"
+    assert not any(isinstance(x, SetLimit) and who == "master" and t >= restart for t, who, x in net.sent)
+    net.run(3.0)
+    assert not m.learning and sum(net.offers().values()) == 640
+
+
 def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:
     cfg = site()
     net = Net(cfg)

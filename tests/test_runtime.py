@@ -234,7 +234,8 @@ def test_a_restarted_master_is_heard_at_once_not_taken_for_repeats(sites: list[S
     assert all(rt.node.in_failsafe for rt in site.servants.values())  # type: ignore[attr-defined]
     # the new master's alive counters start again at 0, like the dead one's did
     site.master = site.runtime("master2", Master(CONFIG, site.t, epoch=6))
-    site.run(3.0)
+    # (servants in failsafe: it learns for a reaction allowance before confirming anyone, rule 5)
+    site.run(TIMING.reaction_allowance + 1.0)
     for address, rt in site.servants.items():
         rejected = [r for r in site.records[str(address)] if r["event"] == "frame-rejected"]
         assert rejected == [], rejected
