@@ -8,6 +8,8 @@ charging, the real Master and Servants run on the simulated bus with every
 invariant checked; the figure is simulated seconds per wall second (the issue
 asks for >= 1000x with 4 servants).  Then ``Master.tick`` is timed alone on a
 master that has learned its servants, and divided by the number of servants.
+Last, the CPU seconds one chaos-sweep installation-hour costs (the CI sweep
+runs 1000 of them over two cores), over the first seeds of the sweep.
 Nothing is asserted: figures only (the machine is shared and noisy).
 """
 
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from busshare.config import Config, ServantConfig, Timing, validate  # noqa: E402
+from busshare.sim.chaos import chaos_scenario  # noqa: E402
 from busshare.sim.ev import EvProfile  # noqa: E402
 from busshare.sim.runner import Simulation  # noqa: E402
 from busshare.sim.scenario import CarPlan, Scenario  # noqa: E402
@@ -78,6 +81,19 @@ def tick_cost(n: int, calls: int) -> float:
     return best
 
 
+def chaos_cost(seeds: range) -> tuple[float, float]:
+    """(CPU s per installation-hour, mean servants) over chaos seeds, as tests/test_sim_chaos.py runs them."""
+    cpu = 0.0
+    servants = 0
+    for seed in seeds:
+        sc = chaos_scenario(seed, 1.0)
+        t0 = time.process_time()
+        Simulation(sc, seed, record=False).run()
+        cpu += time.process_time() - t0
+        servants += len(sc.config.servants)
+    return cpu / len(seeds), servants / len(seeds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -95,6 +111,12 @@ def main() -> None:
     for n in seconds:
         cost = tick_cost(n, 2000 if not args.quick else 500)
         print(f"{n:>8} {cost * 1e6:>11.1f} us {cost / n * 1e6:>11.2f} us")
+    print()
+    seeds = range(1000, 1004 if args.quick else 1016)
+    per_hour, mean_n = chaos_cost(seeds)
+    print(f"chaos sweep: {per_hour:.2f} CPU s per installation-hour ({len(seeds)} seeds, {mean_n:.1f} servants "
+          f"on average): 1000 hours = {per_hour * 1000 / 60:.0f} CPU minutes, "
+          f"{per_hour * 1000 / 120:.1f} min over 2 cores")
 
 
 if __name__ == "__main__":
