@@ -8,6 +8,7 @@ that each fault really happened and was noticed on the bus.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from sim_findings import known_finding
@@ -115,6 +116,12 @@ breaker_a = 80
 address = 1
 max_a = 32
 """
+
+
+def test_a_directory_named_like_a_builtin_scenario_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "story").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("story").name == "story"
 
 
 def test_a_minimal_scenario_parses() -> None:

@@ -82,7 +82,7 @@ def builtin_names() -> list[str]:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A built-in scenario by name, or a TOML file by path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # (a directory named like a built-in one does not hide it)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
