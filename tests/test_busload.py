@@ -122,3 +122,14 @@ def test_cli_json_and_user_errors() -> None:
                          capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.count("\n") == 1 and "servants" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_servant_count_may_be_given_plainly() -> None:
+    def load(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "busshare", "busload", *argv, "--json"], capture_output=True,
+                              text=True)
+
+    assert json.loads(load("8").stdout)["servants"] == 8
+    assert json.loads(load().stdout)["servants"] == 4
+    both = load("8", "--servants", "9")
+    assert both.returncode != 0 and both.stderr.count("\n") == 1 and "Traceback" not in both.stderr

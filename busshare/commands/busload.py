@@ -19,7 +19,8 @@ def add_parser(subparsers: Any) -> None:
         "steady state, the worst-case stuffing bound for the worst case.",
     )
     p.add_argument("-b", "--bitrate", type=int, default=125000, help="bit rate in bit/s (default 125000)")
-    p.add_argument("--servants", type=int, default=4, help="number of servants, 1-62 (default 4)")
+    p.add_argument("count", nargs="?", type=int, metavar="SERVANTS", help="number of servants (as --servants)")
+    p.add_argument("--servants", type=int, default=None, help="number of servants, 1-62 (default 4)")
     p.add_argument("--extended", action="store_true", help="29-bit identifiers")
     p.add_argument("--heartbeat-period", type=float, default=None, help="seconds (default: the protocol's)")
     p.add_argument("--status-period", type=float, default=None, help="seconds (default: the protocol's)")
@@ -43,8 +44,11 @@ def format_load(r: BusLoad) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.count is not None and args.servants is not None and args.count != args.servants:
+        raise UserError(f"two servant counts: {args.count} and --servants {args.servants}")
+    servants = args.count if args.count is not None else args.servants if args.servants is not None else 4
     try:
-        r = busload(args.bitrate, args.servants, args.extended, args.heartbeat_period, args.status_period)
+        r = busload(args.bitrate, servants, args.extended, args.heartbeat_period, args.status_period)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     print(json.dumps(r.as_dict()) if args.json else format_load(r))
