@@ -596,33 +596,25 @@ class Master:
             L, F = lt[a], ft.get(a, 0)
             if s.pending is not None:
                 p = s.pending.msg
+                eased = False
                 if self._allocatable(s):
-                    if not s.pending.while_silent or L <= p.limit_da or p.limit_da >= s.limit or s.eased_cut:
-                        if L >= p.limit_da:
-                            continue  # wait for its ack (re-sent every ack_timeout)
-                    else:
+                    if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
                         # a cut sent while it was silent, heard again now, deeper than now needed: replace it by
                         # a shallower one, still counted at its old limit until acked, so a meterless unit is not
                         # held at the deep cut for a whole reaction allowance after two lost status frames. Once
                         # per unacked run, so it cannot become a cycle
-                        s.eased_cut = True
-                        s.failsafe = max(s.failsafe, p.failsafe_da)
-                        L, F = min(L, s.limit), min(F, s.failsafe)
-                        self._events.add(now, "superseded", a,
-                                         f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {_a(L)} is enough now")
-                        s.pending = None
-                        before = s.counted(now, self.timing)
-                        self._send(s, L, F, now, out)  # a cut (or a confirm) from its counted limit
-                        total += s.counted(now, self.timing) - before
-                        continue
+                        eased = s.eased_cut = True
+                    elif L >= p.limit_da:
+                        continue  # wait for its ack (re-sent every ack_timeout)
                 elif p.limit_da <= L and p.failsafe_da <= F:
                     continue
-                # a deeper cut is needed now (demand changed, or it is silent / not answering): it may have
-                # applied the outstanding set-limit, so count that, and replace it by the cut
+                # another set-limit is needed now (demand changed, it is silent / not answering, or the cut above
+                # is eased): it may have applied the outstanding one, so count that, and replace it
                 s.limit = max(s.limit, p.limit_da)
                 s.failsafe = max(s.failsafe, p.failsafe_da)
                 L, F = min(L, s.limit), min(F, s.failsafe)
-                self._events.add(now, "superseded", a, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: cut instead")
+                why = f"{_a(L)} is enough now" if eased else "cut instead"
+                self._events.add(now, "superseded", a, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
                 s.pending = None
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little

@@ -80,9 +80,9 @@ class Servant:
         self._twin_until = -INF
         # the cut waiting to take effect: (txn, limit, since)
         self._pending: tuple[int, int, float] | None = None
-        # every lowering of the pilot within the last reaction allowance, as (when, from, to): until the
+        # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
         # allowance has passed its EV may still draw what was offered before (rule 2)
-        self._lowerings: list[tuple[float, int, int]] = []
+        self._lowerings: list[tuple[float, int]] = []
         self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
         self._last_ack: Ack | None = None
         self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
@@ -314,12 +314,13 @@ class Servant:
             self._failsafe_held = False
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
-        may_draw = self._may_draw(now, old_offer)
+        recent = self._recent_lowerings(now)
+        may_draw = max([old_offer] + [before for _, before in recent])  # the most the EV may still draw
         if old_offer <= limit < may_draw:
             # not a raise although it raises the pilot: the pilot was lowered (a cut, the failsafe) less
             # than a reaction allowance ago and the EV may still draw what it had before. Acked as a cut,
             # on the clock of the last lowering from above this limit (the pilot has stayed at or below it since)
-            since = max(t for t, high, _ in self._lowerings if high > limit)
+            since = max(t for t, before in recent if before > limit)
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may still "
                              f"draw up to {_a(may_draw)})")
             self._pending = (msg.txn, limit, since)
@@ -423,12 +424,11 @@ class Servant:
 
     # -- the common step after every input -------------------------------------------
 
-    def _may_draw(self, now: float, offer: int) -> int:
-        """The most the EV may still draw: the offer, or more while a recent lowering's allowance runs."""
+    def _recent_lowerings(self, now: float) -> list[tuple[float, int]]:
+        """The lowerings whose reaction allowance still runs (older ones are forgotten)."""
         allowance = self.timing.reaction_allowance
-        recent = [x for x in self._lowerings if now < x[0] + allowance]
-        self._lowerings = recent
-        return max([offer] + [high for _, high, _ in recent])
+        self._lowerings = [x for x in self._lowerings if now < x[0] + allowance]
+        return self._lowerings
 
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
@@ -436,8 +436,8 @@ class Servant:
             offer = 0
         if offer < self.offer_da:
             if len(self._lowerings) >= 8:
-                self._may_draw(now, offer)  # (drops the lowerings whose allowance is over)
-            self._lowerings.append((now, self.offer_da, offer))
+                self._recent_lowerings(now)  # (keeps the list short)
+            self._lowerings.append((now, self.offer_da))
             m = self._measured
             if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
                 # the EV's allowance starts with the lowered pilot; lowering it again while the EV already
