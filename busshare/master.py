@@ -67,7 +67,7 @@ class _Pending:
     msg: SetLimit
     sent_at: float  # last (re)transmission
     first_sent: float
-    while_silent: bool = False  # sent while the servant was silent (rule 3)
+    while_silent: bool = False  # sent while a servant (this one or another) was silent (rule 3)
 
 
 class _Slot:
@@ -594,12 +594,13 @@ class Master:
             if a not in lt:
                 continue
             L, F = lt[a], ft.get(a, 0)
+            eased = False
             if s.pending is not None:
                 p = s.pending.msg
-                eased = False
                 if self._allocatable(s):
                     if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
-                        # a cut sent while it was silent, heard again now, deeper than now needed: replace it by
+                        # a cut sent while a servant was silent (it, or another that counted at its standalone
+                        # failsafe), deeper than now needed because the silent one is heard again: replace it by
                         # a shallower one, still counted at its old limit until acked, so a meterless unit is not
                         # held at the deep cut for a whole reaction allowance after two lost status frames. Once
                         # per unacked run, so it cannot become a cycle
@@ -618,8 +619,8 @@ class Master:
                 s.pending = None
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
-            if s.confirmed and L == s.limit and F == s.failsafe:
-                continue
+            if s.confirmed and L == s.limit and F == s.failsafe and not eased:
+                continue  # (an eased cut is sent even so: the unit may have applied the deep one)
             if rival and L >= s.limit and F >= s.failsafe:
                 continue  # two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
@@ -664,7 +665,8 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         self._txn = (self._txn + 1) & 0xFF
         msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
-        s.pending = _Pending(msg, now, now, s.silent_since is not None)
+        silence = any(x.silent_since is not None for x in self._slots.values())
+        s.pending = _Pending(msg, now, now, silence)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
                          f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")

@@ -163,6 +163,29 @@ def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut()
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
 
 
+def test_cuts_caused_by_a_short_silence_are_eased_on_the_other_servants_too() -> None:
+    # an idle unit offering 0 A loses two status frames: while silent it might have rebooted and be on
+    # its way to its standalone 6 A (rule 3), so the master cuts the charging units to make room.
+    # When it is heard again before those cuts are acked (meterless units ack only after the reaction
+    # allowance), the master eases them too, instead of leaving the room unused for 5 s
+    # (the hypothesis stateful test found this on a bus with 10 % corruption)
+    cfg = site()
+    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    timing = cfg.timing
+    net = settled(Net(cfg))
+    net.plug(1, Car(react=0.5))
+    net.plug(3, Car(react=0.5))
+    net.run(12.0)
+    assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
+    mark = len(net.log)
+    net.units[2].mute = True
+    net.run(timing.servant_silent_after + 0.1)
+    assert [m.limit_da for _, m in grants_to(net, 1, mark)] == [290], "cut to make room for its standalone 6 A"
+    net.units[2].mute = False
+    net.run(1.0)
+    assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}, "back at their shares long before the 5 s allowance"
+
+
 def test_a_unit_whose_acks_are_lost_is_not_cut_and_eased_back_and_forth() -> None:
     # it hears everything and its status frames arrive, but no ack does: the master's unanswered
     # grant becomes a cut (the unit may not hear us), held until an ack. Only a cut sent while a unit
