@@ -69,6 +69,17 @@ class _Pending:
     first_sent: float
     while_silent: bool = False  # sent while a servant (this one or another) was silent (rule 3)
 
+    def resend_at(self, t: Timing, cut: bool) -> float:
+        """Every ack_timeout; a cut outstanding for the reaction allowance every half of that.
+
+        By then even a meterless unit has acked (TIMED), so the ack was probably lost: the
+        car waiting for the freed current should not wait a whole ack_timeout more for it.
+        """
+        half = self.sent_at + t.ack_timeout / 2
+        if cut and half > self.first_sent + t.reaction_allowance:
+            return half
+        return self.sent_at + t.ack_timeout
+
 
 class _Slot:
     """Everything the master knows about one configured servant."""
@@ -223,12 +234,15 @@ class Master:
             self._next_hb += self.timing.heartbeat_period
             if self._next_hb <= now:  # called late: do not burst to catch up
                 self._next_hb = now + self.timing.heartbeat_period
+        resend: list[tuple[_Slot, _Pending]] = []
         for slot in self._slots.values():
             p = slot.pending
-            if p is not None and now >= p.sent_at + self.timing.ack_timeout:
+            if p is not None and now >= p.resend_at(self.timing, p.msg.limit_da < slot.limit):
                 p.sent_at = now
-                out.append(p.msg)
+                resend.append((slot, p))
         self._step(now, out)
+        # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
+        out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
 
     def shutdown(self, now: float) -> list[Message]:
@@ -681,10 +695,10 @@ class Master:
                 d = min(d, self._settle_until)
         d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
         # (runs after every received frame: plain comparisons rather than min() calls)
-        ack_timeout, silent_after, count_after = t.ack_timeout, t.servant_silent_after, t.silent_count_after
+        silent_after, count_after = t.servant_silent_after, t.silent_count_after
         for s in self._slots.values():
             if s.pending is not None:
-                x = s.pending.sent_at + ack_timeout
+                x = s.pending.resend_at(t, s.pending.msg.limit_da < s.limit)
                 if x < d:
                     d = x
             if s.silent_since is None:

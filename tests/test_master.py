@@ -203,6 +203,49 @@ def test_a_unit_whose_acks_are_lost_is_not_cut_and_eased_back_and_forth() -> Non
     assert ups == 0, f"set-limits to servant 2: {limits}"
 
 
+def test_a_lost_timed_ack_is_asked_for_again_after_half_an_ack_timeout() -> None:
+    # a meterless unit acks a cut after the reaction allowance (TIMED). When that ack is lost, the car
+    # waiting for the freed current should not wait a whole ack_timeout more: once a cut has been
+    # outstanding for the allowance, the master re-sends it every ack_timeout / 2 (chaos seed 1707: a
+    # lost set-limit and then a lost ack left a car short for just over the settle bound)
+    cfg = site()
+    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    timing = cfg.timing
+    net = settled(Net(cfg))
+    net.plug(1, Car(react=0.5))
+    net.run(1.0)
+    assert net.offers()[1] == 640
+    mark = len(net.log)
+    net.units[1].lose = (Ack,)
+    net.plug(2, Car(react=0.5))
+    net.run(timing.reaction_allowance + 0.2)
+    net.units[1].lose = ()
+    net.run(2.0)
+    cut_t = next(t for t, who, m in net.log[mark:] if who == "master" and isinstance(m, SetLimit) and m.address == 1)
+    grant_t = next(t for t, who, m in net.log[mark:]
+                   if who == "master" and isinstance(m, SetLimit) and m.address == 2 and m.limit_da > 0)
+    resends = [t - cut_t for t, who, m in net.log[mark:] if who == "master" and isinstance(m, SetLimit)
+               and m.address == 1 and t < grant_t]
+    assert grant_t - cut_t <= timing.reaction_allowance + timing.ack_timeout / 2 + 0.1, resends
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
+def test_an_unanswered_grant_that_becomes_a_cut_is_replaced_not_sent_twice() -> None:
+    # the unit misses its grant; at ack_timeout the master stops trusting it and sends a cut instead.
+    # Re-sending the old grant in the same step, only to replace it at once, would put two frames on
+    # the bus where one does (and briefly re-offer the grant to a unit that then hears it)
+    net = Net(site())
+    net.units[2].deaf = True
+    net.plug(2, Car(react=0.5))
+    net.run(5.0)
+    per_step: dict[tuple[float, int], list[int]] = {}
+    for t, who, m in net.sent:
+        if who == "master" and isinstance(m, SetLimit):
+            per_step.setdefault((t, m.address), []).append(m.txn)
+    assert any(len(set(v)) == 1 and len(v) == 1 for v in per_step.values())
+    assert all(len(v) == 1 for v in per_step.values()), per_step
+
+
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
 
 
