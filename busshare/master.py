@@ -375,9 +375,15 @@ class Master:
         if not slot.known:
             slot.known = True
             slot.absent = False
-            slot.limit = st.offered_da  # what it offers now: learned (rule 5)
+            # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
+            # master sent just before us that its car is still following
+            slot.limit = st.offered_da
+            drawing = ""
+            if st.measured_da is not None and st.measured_da > st.offered_da:
+                slot.limit = min(st.measured_da, slot.cfg.max_da)
+                drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
             slot.failsafe = slot.standalone
-            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}")
+            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}")
         elif slot.pending is None and not slot.confirmed and st.offered_da > slot.limit:
             self._events.add(now, "offer-above-count", slot.cfg.address,
                              f"reports {_a(st.offered_da)} above the {_a(slot.limit)} counted: counting it")

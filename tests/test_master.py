@@ -312,6 +312,30 @@ def test_a_master_restarted_after_the_failsafe_waits_for_the_cars_to_follow_it()
     assert not m.learning and sum(net.offers().values()) == 640
 
 
+def test_a_restarted_master_counts_a_unit_at_what_its_car_still_draws() -> None:
+    # the old master cut servant 1 from 64 A to 32 A for a second car and died before the ack; the
+    # car still draws 64 A for its reaction time. A new master that learned servant 1 at the 32 A it
+    # offers would grant the second car 32 A at once: 96 A on a 64 A circuit. It learns the larger of
+    # what a unit offers and what its meter reads
+    net = settled(Net(site()))
+    net.plug(1, Car(react=4.0))
+    net.run(2.0)
+    assert net.offers()[1] == 640
+    net.plug(2, Car(react=0.5))
+    net.run(0.3)
+    assert net.offers()[1] == 320 and net.drawn_total() == 640
+    net.kill_master()
+    net.run(0.3)
+    m = net.start_master(epoch=8)
+    worst = 0
+    for _ in range(200):
+        net.step()
+        worst = max(worst, net.drawn_total())
+    assert not m.learning
+    assert worst <= 640, f"drawn {worst / 10} A on a 64 A circuit"
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+
+
 def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:
     cfg = site()
     net = Net(cfg)
