@@ -166,28 +166,47 @@ class Servant:
         return self._deadline
 
     def _compute_deadline(self) -> float:
+        # (runs after every received frame: plain comparisons rather than min() calls)
         t = self.timing
         d = self._next_status
         if self._heard_master:
             if not self.in_failsafe:
-                d = min(d, self._last_hb + t.failsafe_timeout)
+                x = self._last_hb + t.failsafe_timeout
+                if x < d:
+                    d = x
             if not self._confirmed and not self._unconfirmed_fell:
-                d = min(d, self._follow_since + t.failsafe_hold)
+                x = self._follow_since + t.failsafe_hold
+                if x < d:
+                    d = x
         else:
             if not self.in_failsafe:
-                d = min(d, self._boot + t.failsafe_timeout)
+                x = self._boot + t.failsafe_timeout
+                if x < d:
+                    d = x
             if not self._standalone_on:
-                d = min(d, self._boot + t.learning_timeout)
+                x = self._boot + t.learning_timeout
+                if x < d:
+                    d = x
         if self.in_failsafe and not self._failsafe_held:
-            d = min(d, self._failsafe_since + t.failsafe_hold)
+            x = self._failsafe_since + t.failsafe_hold
+            if x < d:
+                d = x
         if self._pending is not None:
-            d = min(d, self._pending[2] + t.reaction_allowance)
+            x = self._pending[2] + t.reaction_allowance
+            if x < d:
+                d = x
         if self._over_since is not None and not self.ev_stopped:
-            d = min(d, self._over_since + t.reaction_allowance)
+            x = self._over_since + t.reaction_allowance
+            if x < d:
+                d = x
         if self._twin_until > -INF:
-            d = min(d, self._twin_until)
+            x = self._twin_until
+            if x < d:
+                d = x
         if self._rival_until > -INF:
-            d = min(d, self._rival_until)
+            x = self._rival_until
+            if x < d:
+                d = x
         return d if d > self._last_now else self._last_now + t.tick_period
 
     def drain_events(self) -> list[Event]:
@@ -214,8 +233,9 @@ class Servant:
         key = (hb.master_id, hb.epoch)
         previous = self._masters_seen.get(key)
         self._masters_seen[key] = now
-        for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
-            del self._masters_seen[k]
+        if len(self._masters_seen) > 1:  # (the one just heard is never stale)
+            for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
+                del self._masters_seen[k]
         if hb.conflict:
             self._rival(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
