@@ -6,7 +6,8 @@ Each seed is one installation running for ``CHAOS_RUN_HOURS`` simulated hours
 cores, prints the hours covered, and fails listing every seed that broke an
 invariant, each with its reproduction command and trace.
 
-    BUSSHARE_CHAOS_HOURS=1000 python -m pytest tests/test_sim_chaos.py -s
+    python -m pytest tests/test_sim_chaos.py                           # 1000 hours, as in CI
+    BUSSHARE_CHAOS_HOURS=100 python -m pytest tests/test_sim_chaos.py  # a quick look
     BUSSHARE_CHAOS_FIRST_SEED=50000 python -m pytest tests/test_sim_chaos.py -s   # other installations
 
 The default seeds are fixed so that CI is reproducible; a nightly job can move
