@@ -32,6 +32,7 @@ from .frames import (
     Nack,
     NackCode,
     Release,
+    ReleaseReason,
     Request,
     SetLimit,
     Status,
@@ -68,6 +69,7 @@ class _Pending:
     sent_at: float  # last (re)transmission
     first_sent: float
     while_silent: bool = False  # sent while a servant (this one or another) was silent (rule 3)
+    applied: bool = False  # a STATUS since shows it offering this limit: it hears us, its ack is just not due yet
 
     def resend_at(self, t: Timing, cut: bool) -> float:
         """Every ack_timeout; a cut outstanding for the reaction allowance every half of that.
@@ -112,6 +114,9 @@ class _Slot:
         self.last_status_key: tuple[object, ...] | None = None
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
+        # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
+        self.leaving_da = 0
+        self.leaving_until = -INF
 
     # -- accounting ------------------------------------------------------------------
 
@@ -123,13 +128,15 @@ class _Slot:
 
     def deaf(self, now: float, t: Timing) -> bool:
         """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
-        return (not self.confirmed and self.known and self.pending is not None
+        return (not self.confirmed and self.known and self.pending is not None and not self.pending.applied
                 and now >= self.pending.first_sent + t.ack_timeout)
 
     def counted(self, now: float, t: Timing) -> int:
         base = self.limit
         if self.pending is not None:
             base = max(base, self.pending.msg.limit_da)
+        if now < self.leaving_until:
+            base = max(base, self.leaving_da)
         if self.silent_since is not None:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
@@ -320,6 +327,10 @@ class Master:
             self._dirty = True
             self._events.add(now, "servant-back", slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
+            if now >= slot.silent_since + self.timing.silent_count_after:
+                # it was counted at its failsafe and the rest may have been granted to others: it comes back
+                # from there (a raise is a grant again; easing its cut back up would over-commit)
+                slot.limit = min(slot.limit, slot.counted_fs())
             slot.silent_since = None
             slot.confirmed = False
 
@@ -390,6 +401,11 @@ class Master:
             slot.limit = st.offered_da
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
+        p = slot.pending
+        if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
+            # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)
+            p.applied = True
+            self._dirty = True
         slot.pilot = st.pilot
         slot.requested = st.requested_da
         slot.offered = st.offered_da
@@ -418,7 +434,19 @@ class Master:
                          f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.sent_at:.2f} s")
 
     def _on_release(self, slot: _Slot, rel: Release, now: float) -> None:
-        self._events.add(now, "release", slot.cfg.address, f"{rel.reason.name.lower()}: {_a(rel.released_da)} back")
+        if rel.reason is ReleaseReason.SHUTDOWN:
+            # going down: its pilot is off, but unlike a finished, unplugged or faulted car this one may still
+            # draw what it was offered until its reaction allowance has passed (rule 2): keep counting that
+            held = max(slot.counted(now, self.timing) - slot.conflict_extra, rel.released_da)
+            slot.leaving_da = max(slot.leaving_da if now < slot.leaving_until else 0, held)
+            slot.leaving_until = now + self.timing.reaction_allowance
+            slot.pending = None
+            self._events.add(now, "release", slot.cfg.address,
+                             f"shutdown: {_a(rel.released_da)} back, counted at {_a(held)} for "
+                             f"{self.timing.reaction_allowance:g} s while its car follows the pilot")
+        else:
+            self._events.add(now, "release", slot.cfg.address,
+                             f"{rel.reason.name.lower()}: {_a(rel.released_da)} back")
         if slot.pending is not None and slot.pending.msg.limit_da <= slot.limit:
             slot.pending = None  # a cut: offering 0 now is certainly within it
         slot.limit = 0
@@ -718,6 +746,8 @@ class Master:
                     d = x
             if s.conflict_extra and now < s.conflict_until < d:
                 d = s.conflict_until
+            if now < s.leaving_until < d:
+                d = s.leaving_until
             if s.low_since is not None:
                 x = s.low_since + t.reclaim_after
                 if now < x < d:

@@ -152,6 +152,20 @@ class Servant:
         self._step(now, out)
         return out
 
+    def shutdown(self, now: float) -> list[Message]:
+        """Graceful exit: pilot to 0 and RELEASE(SHUTDOWN), so the master can free the share sooner.
+
+        Its car may still draw for a reaction allowance, so no pending cut is acked, and the master
+        keeps counting the old current until the allowance has passed (PROTOCOL.md 8.2, rule 2).
+        """
+        # what its car may still draw: its limit, or an offer lowered less than a reaction allowance ago
+        released = max([self._limit, self.offer_da] + [before for _, before in self._recent_lowerings(now)])
+        self._limit = 0
+        self._pending = None
+        self._update_offer(now)
+        self._events.add(now, "release", self.address, f"shutdown: gave back {_a(released)}")
+        return [Release(self.address, released, ReleaseReason.SHUTDOWN)]
+
     def link_down(self, now: float) -> None:
         """Bus-off or similar: we cannot hear the master, so fail safe now."""
         if self._heard_master:

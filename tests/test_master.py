@@ -129,6 +129,29 @@ def test_silent_servant_keeps_its_share_reserved_then_counts_at_its_failsafe() -
     assert net.t - t0 > timing.servant_silent_after + timing.silent_count_after
 
 
+def test_a_unit_back_from_a_long_partition_is_raised_only_by_a_grant() -> None:
+    # servant 1 hears nothing and is not heard for longer than silent_count_after: it falls to its
+    # failsafe and the master gives the rest of its share to the others. When it is heard again, its
+    # old limit is gone: it comes back from its failsafe, and only a grant (after the others' cuts
+    # are acked) may raise it (the fault tour caught it with frame latency)
+    timing = site().timing
+    net = settled(Net(site()))
+    for a in (1, 2, 3, 4):
+        net.plug(a, Car(react=0.5))
+    net.run(8.0)
+    assert net.offers() == {1: 160, 2: 160, 3: 160, 4: 160}
+    net.units[1].mute = net.units[1].deaf = True
+    net.run(timing.servant_silent_after + timing.silent_count_after + 2.0)
+    assert net.units[1].node.offer_da == 60 and sum(net.offers().values()) == 640
+    net.units[1].mute = net.units[1].deaf = False
+    mark = len(net.log)
+    net.run(10.0)
+    assert net.offers() == {1: 160, 2: 160, 3: 160, 4: 160}
+    raise_i = next(i for i, m in grants_to(net, 1, mark) if m.limit_da > 60)
+    acks = [i for i, (_, who, m) in enumerate(net.log) if i >= mark and isinstance(m, Ack) and who != "s1"]
+    assert len(acks) == 3 and raise_i > max(acks), "servant 1 raised before the others' cuts were acked"
+
+
 def test_a_servant_that_comes_back_is_granted_again() -> None:
     net = settled(Net(site()))
     net.plug(1, Car(react=0.5))
@@ -184,6 +207,34 @@ def test_cuts_caused_by_a_short_silence_are_eased_on_the_other_servants_too() ->
     net.units[2].mute = False
     net.run(1.0)
     assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}, "back at their shares long before the 5 s allowance"
+
+
+def test_a_meterless_unit_applying_an_eased_cut_is_not_taken_for_unanswering() -> None:
+    # servant 1 is silent while a fourth car arrives: it is cut to its failsafe. Heard again, its cut is
+    # eased to the new 16 A share, between the 6 A it offers and the 21.4 A its car may still draw, so
+    # a meterless unit acks it only after the reaction allowance. Its STATUS shows it offering 16 A:
+    # it hears the master, and must not be cut back to 6 A as "unanswering" after ack_timeout
+    # (chaos seed 2622)
+    cfg = site()
+    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    timing = cfg.timing
+    net = settled(Net(cfg))
+    for a in (1, 2, 3):
+        net.plug(a, Car(react=0.5))
+    net.run(12.0)
+    assert net.offers() == {1: 214, 2: 213, 3: 213, 4: 0}
+    net.units[1].mute = True
+    net.run(timing.servant_silent_after + 0.1)
+    net.plug(4, Car(react=0.5))
+    net.run(0.2)
+    assert net.units[1].node.offer_da == 60
+    mark = len(net.log)
+    net.units[1].mute = False
+    net.run(timing.ack_timeout * 2.5)
+    assert net.units[1].node.offer_da == 160
+    assert [m.limit_da for _, m in grants_to(net, 1, mark)][-1] == 160
+    net.run(timing.reaction_allowance + 2.0)
+    assert net.offers() == {1: 160, 2: 160, 3: 160, 4: 160}
 
 
 def test_a_unit_whose_acks_are_lost_is_not_cut_and_eased_back_and_forth() -> None:
@@ -244,6 +295,28 @@ def test_an_unanswered_grant_that_becomes_a_cut_is_replaced_not_sent_twice() -> 
             per_step.setdefault((t, m.address), []).append(m.txn)
     assert any(len(set(v)) == 1 and len(v) == 1 for v in per_step.values())
     assert all(len(v) == 1 for v in per_step.values()), per_step
+
+
+def test_a_servant_going_down_is_counted_at_its_old_current_until_its_car_has_followed() -> None:
+    # RELEASE(SHUTDOWN): its pilot is off, but its car may draw 32 A for a reaction allowance more.
+    # Re-granting that at once would put 96 A on the 64 A circuit; after the allowance it is freed
+    # (down to the standalone failsafe a silent unit counts at: it may come back)
+    timing = site().timing
+    net = settled(Net(site()))
+    net.plug(1, Car(react=4.5))
+    net.plug(2, Car(react=0.5))
+    net.run(8.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    gone = net.t
+    net._emit("s1", net.units[1].node.shutdown(net.t))
+    net._deliver()
+    net.units[1].up = False
+    net.run(timing.reaction_allowance - 0.2)
+    assert net.master.view(1).committed_da == 320  # type: ignore[union-attr]
+    assert net.offers()[2] == 320, "not re-granted while the departing car may still draw it"
+    net.run(0.5)
+    assert net.offers()[2] == 640 - 60
+    assert net.t - gone < timing.servant_silent_after + timing.silent_count_after, "sooner than silence alone"
 
 
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------

@@ -58,6 +58,7 @@ def test_a_servant_speaks_json_lines_and_stops_gracefully(capsys: pytest.Capture
     assert "status" in events and "offer" in events
     assert all(r["address"] == 3 for r in records)
     assert records[-2]["event"] == "offer" and records[-2]["offer_a"] == 0.0  # the pilot goes off on exit
+    assert records[-3]["event"] == "release" and "shutdown" in records[-3]["detail"]  # RELEASE(SHUTDOWN) sent
     assert "pilot: offer 0.0 A, duty 100.0 %" in err  # the bench log goes to stderr in JSON mode
 
 

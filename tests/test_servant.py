@@ -92,6 +92,18 @@ def test_release_when_the_car_is_done_and_when_unplugged() -> None:
     assert of(Release, out) == [Release(1, 0, ReleaseReason.UNPLUGGED)]
 
 
+def test_graceful_shutdown_turns_the_pilot_off_and_releases_without_acking_a_pending_cut() -> None:
+    # its car may still draw 32 A for a reaction allowance: the cut to 16 A has not taken effect,
+    # so it is not acked; the RELEASE(SHUTDOWN) tells the master to keep counting the old current
+    s = following(limit=320)
+    s.observe(C, 320, 0.2)
+    out = s.receive(SetLimit(1, 2, 160, 60, 7), 0.3)
+    assert of(Ack, out) == [] and s.offer_da == 160
+    out = s.shutdown(0.4)
+    assert out == [Release(1, 320, ReleaseReason.SHUTDOWN)]
+    assert s.offer_da == 0
+
+
 # -- rule 2: a cut is acked only when it has taken effect ---------------------------------
 
 
