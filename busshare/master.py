@@ -126,6 +126,11 @@ class _Slot:
             f = max(f, self.pending.msg.failsafe_da)
         return f
 
+    def resend_at(self, t: Timing) -> float:
+        """When its unacked set-limit is next re-sent (INF without one)."""
+        p = self.pending
+        return INF if p is None else p.resend_at(t, p.msg.limit_da < self.limit)
+
     def deaf(self, now: float, t: Timing) -> bool:
         """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
         return (not self.confirmed and self.known and self.pending is not None and not self.pending.applied
@@ -244,7 +249,7 @@ class Master:
         resend: list[tuple[_Slot, _Pending]] = []
         for slot in self._slots.values():
             p = slot.pending
-            if p is not None and now >= p.resend_at(self.timing, p.msg.limit_da < slot.limit):
+            if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
         self._step(now, out)
@@ -731,10 +736,9 @@ class Master:
         # (runs after every received frame: plain comparisons rather than min() calls)
         silent_after, count_after = t.servant_silent_after, t.silent_count_after
         for s in self._slots.values():
-            if s.pending is not None:
-                x = s.pending.resend_at(t, s.pending.msg.limit_da < s.limit)
-                if x < d:
-                    d = x
+            x = s.resend_at(t)
+            if x < d:
+                d = x
             if s.silent_since is None:
                 if s.known:
                     x = s.last_heard + silent_after

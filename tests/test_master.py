@@ -30,6 +30,11 @@ def site(**timing: float) -> Config:
     return replace(cfg, timing=replace(cfg.timing, **timing))
 
 
+def meterless_site() -> Config:
+    cfg = site()
+    return replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+
+
 def settled(net: Net, seconds: float = 1.0) -> Net:
     net.run(seconds)
     return net
@@ -169,8 +174,7 @@ def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut()
     # heard again before that cut is acked (a meterless unit acks only after the reaction allowance),
     # the master replaces the deep cut by a shallower one, still counted at the old limit until
     # acked, instead of holding the car at 6 A for the whole allowance (chaos seed 1102)
-    cfg = site()
-    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    cfg = meterless_site()
     timing = cfg.timing
     net = settled(Net(cfg))
     net.plug(1, Car(react=0.5))
@@ -192,8 +196,7 @@ def test_cuts_caused_by_a_short_silence_are_eased_on_the_other_servants_too() ->
     # When it is heard again before those cuts are acked (meterless units ack only after the reaction
     # allowance), the master eases them too, instead of leaving the room unused for 5 s
     # (the hypothesis stateful test found this on a bus with 10 % corruption)
-    cfg = site()
-    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    cfg = meterless_site()
     timing = cfg.timing
     net = settled(Net(cfg))
     net.plug(1, Car(react=0.5))
@@ -215,8 +218,7 @@ def test_a_meterless_unit_applying_an_eased_cut_is_not_taken_for_unanswering() -
     # a meterless unit acks it only after the reaction allowance. Its STATUS shows it offering 16 A:
     # it hears the master, and must not be cut back to 6 A as "unanswering" after ack_timeout
     # (chaos seed 2622)
-    cfg = site()
-    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    cfg = meterless_site()
     timing = cfg.timing
     net = settled(Net(cfg))
     for a in (1, 2, 3):
@@ -259,8 +261,7 @@ def test_a_lost_timed_ack_is_asked_for_again_after_half_an_ack_timeout() -> None
     # waiting for the freed current should not wait a whole ack_timeout more: once a cut has been
     # outstanding for the allowance, the master re-sends it every ack_timeout / 2 (chaos seed 1707: a
     # lost set-limit and then a lost ack left a car short for just over the settle bound)
-    cfg = site()
-    cfg = replace(cfg, servants=tuple(replace(s, has_meter=False) for s in cfg.servants))
+    cfg = meterless_site()
     timing = cfg.timing
     net = settled(Net(cfg))
     net.plug(1, Car(react=0.5))
