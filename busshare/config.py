@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .frames import FIRST_SERVANT, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA
+from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA
 
 CONTINUOUS_FRACTION = 0.8  # NEC 625.41 / common practice: continuous load <= 80 % of the breaker
 MIN_HEARTBEAT_RATIO = 3.0  # failsafe timeout >= 3 heartbeat periods: two lost heartbeats are not a failsafe
@@ -39,6 +39,7 @@ class Timing:
     heartbeat_period: float = 0.2  # master -> all
     status_period: float = 0.5  # servant -> master (32 servants at 125 kbit/s stay < 10 % bus load)
     failsafe_timeout: float = 1.5  # servant: no valid heartbeat this long -> failsafe
+    heard_timeout: float = 3.0  # servant: no heartbeat showing the master hears it this long -> failsafe
     tick_period: float = 0.05  # call tick() at least this often
     reaction_allowance: float = 5.0  # IEC 61851-1: an EV must follow a lowered pilot within 5 s
     ack_timeout: float = 1.0  # master: retransmit an unacked set-limit (same txn) after this
@@ -50,13 +51,23 @@ class Timing:
     reclaim_after: float = 60.0  # a car drawing clearly less than offered this long gives the surplus back
 
     @property
+    def unheard_bound(self) -> float:
+        """Longest a servant the master cannot hear keeps its offer after the master last said it hears it.
+
+        A servant fails safe heard_timeout after the last heartbeat whose heard bit for it was set (the
+        master clears the bit once the servant is silent), within one tick (rule 4).
+        """
+        return self.heard_timeout + self.tick_period
+
+    @property
     def silent_count_after(self) -> float:
         """Time after a servant went silent at which the master counts it at its failsafe current (rule 3).
 
-        The servant needs failsafe_timeout to notice a dead link, and then its EV needs up to the
-        reaction allowance to actually lower its draw.
+        The servant needs failsafe_timeout to notice a dead link (it hears no master), or heard_timeout
+        to notice the master no longer hears it (it hears the master: a mute transmitter, a one-way
+        partition), and then its EV needs up to the reaction allowance to actually lower its draw.
         """
-        return self.failsafe_timeout + self.reaction_allowance + self.silent_margin
+        return max(self.failsafe_timeout, self.heard_timeout) + self.reaction_allowance + self.silent_margin
 
     @property
     def learning_timeout(self) -> float:
@@ -120,6 +131,11 @@ def validate_timing(t: Timing) -> None:
         raise ConfigError(
             f"timing: heartbeat_period {t.heartbeat_period:g} s is not well below failsafe_timeout "
             f"{t.failsafe_timeout:g} s (need at least {MIN_HEARTBEAT_RATIO:g} heartbeats per timeout)"
+        )
+    if t.heard_timeout < t.failsafe_timeout or t.heard_timeout < 2 * HEARD_PAGES * t.heartbeat_period:
+        raise ConfigError(
+            f"timing: heard_timeout {t.heard_timeout:g} s must be at least failsafe_timeout {t.failsafe_timeout:g} s "
+            f"and two rounds of the {HEARD_PAGES} heartbeat pages ({2 * HEARD_PAGES * t.heartbeat_period:g} s)"
         )
     if t.tick_period > t.heartbeat_period:
         raise ConfigError(f"timing: tick_period {t.tick_period:g} s is longer than heartbeat_period "

@@ -20,15 +20,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .canid import IdScheme
+from .config import Timing
 from .e2e import data_id
 from .frames import (
     FIRST_SERVANT,
     LAST_SERVANT,
     MASTER_ADDRESS,
+    MAX_CIRCUIT_DA,
+    PROTOCOL_VERSION,
     AckHow,
     MsgType,
     NackCode,
     ReleaseReason,
+    heard_page,
 )
 from .pilot import PilotState
 
@@ -48,6 +52,7 @@ class Sig:
     maximum: float | None = None  # None: the raw maximum
     choices: tuple[tuple[int, str], ...] = ()
     comment: str = ""
+    mux: str = ""  # "M": the multiplexer of its message; "m<n>": present when the multiplexer is n
 
     @property
     def scaled_max(self) -> float:
@@ -62,13 +67,14 @@ def _named(enum_cls: type[enum.IntEnum]) -> tuple[tuple[int, str], ...]:
 
 PILOT_CHOICES = tuple((int(v), f"{v.name}: {v.meaning}") for v in PilotState)
 CRC = Sig("Crc", 0, 8, comment="CRC-8 SAE J1850 over the data ID (low byte, high byte) then bytes 1-7")
-COUNTER = Sig("AliveCounter", 8, 4, comment="4-bit alive counter per sender and type, wraps 15 -> 0")
+COUNTER = Sig("AliveCounter", 8, 4, comment="4-bit alive counter per (type, address) stream of a sender, wraps 15 -> 0")
 OFFER_MAX = 80.0
 
 
-def _current(name: str, start: int, length: int, maximum: float, comment: str, unknown: int | None = None) -> Sig:
+def _current(name: str, start: int, length: int, maximum: float, comment: str, unknown: int | None = None,
+             minimum: float = 0) -> Sig:
     choices = ((unknown, "unknown"),) if unknown is not None else ()
-    return Sig(name, start, length, 0.1, "A", 0, maximum, choices, comment)
+    return Sig(name, start, length, 0.1, "A", minimum, maximum, choices, comment)
 
 
 LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
@@ -84,9 +90,11 @@ LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
         Sig("Conflict", 14, 1, comment="master has heard another master"),
         Sig("MasterId", 16, 8, comment="configured identity of the master"),
         Sig("Epoch", 24, 8, comment="changes on every master boot"),
-        Sig("Seq", 32, 8, comment="+1 per heartbeat, wraps"),
-        _current("Limit", 40, 14, ((1 << 14) - 1) / 10, "circuit limit"),
-        _current("Failsafe", 54, 10, OFFER_MAX, "failsafe for servants without a grant"),
+        _current("Limit", 32, 14, MAX_CIRCUIT_DA / 10, "circuit limit"),
+        Sig("Page", 46, 2, mux="M", comment="the servants HeardSnn covers: 16 * Page .. 16 * Page + 15"),
+        *(Sig(f"HeardS{a:02d}", 48 + (a & 15), 1, mux=f"m{heard_page(a)}",
+              comment=f"1: the master hears servant {a} (its frames reach the master)")
+          for a in range(FIRST_SERVANT, LAST_SERVANT + 1)),
     ),
     MsgType.ACK: (
         Sig("Txn", 16, 8, comment="the set-limit transaction acknowledged"),
@@ -105,8 +113,8 @@ LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
         Sig("Reason", 32, 8, choices=_named(ReleaseReason), comment="why the servant released"),
     ),
     MsgType.REQUEST: (
-        _current("Requested", 16, 16, OFFER_MAX, "current the EV wants"),
-        _current("Min", 32, 16, OFFER_MAX, "least current the EV can use"),
+        _current("Requested", 16, 16, OFFER_MAX, "current the EV wants; 0 or 6.0-80.0 A"),
+        _current("Min", 32, 16, OFFER_MAX, "least current the EV can use, 6.0-80.0 A", minimum=6),
         Sig("Priority", 48, 8, comment="higher is served first under shortage"),
     ),
     MsgType.STATUS: (
@@ -123,7 +131,7 @@ LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
     MsgType.JOIN: (
         Sig("Version", 12, 4, comment="protocol version"),
         Sig("Serial", 16, 32, comment="unique serial of the unit"),
-        _current("MaxCurrent", 48, 16, OFFER_MAX, "the unit's hardware maximum"),
+        _current("MaxCurrent", 48, 16, OFFER_MAX, "the unit's hardware maximum, 6.0-80.0 A", minimum=6),
     ),
 }
 
@@ -138,7 +146,9 @@ NAMES = {
     MsgType.JOIN: "Join",
 }
 
-CYCLE_MS = {MsgType.HEARTBEAT: 200, MsgType.STATUS: 200}  # the default heartbeat period
+_TIMING = Timing()
+#: the default periods (PROTOCOL.md 7); a STATUS is also sent at once on a change
+CYCLE_MS = {MsgType.HEARTBEAT: round(_TIMING.heartbeat_period * 1000), MsgType.STATUS: round(_TIMING.status_period * 1000)}
 
 DESCRIPTIONS = {
     MsgType.SET_LIMIT: "master -> servant {a}: cut to (lower) or grant (higher) a limit",
@@ -213,10 +223,11 @@ def generate(scheme: IdScheme | None = None) -> str:
         out.append(f"BO_ {dbc_id} {message_name(t, address)}: 8 {_sender(t, address)}")
         for s in (CRC, COUNTER, *LAYOUTS[t]):
             rng = f"[{_num(s.minimum)}|{_num(s.scaled_max)}]"
-            out.append(f' SG_ {s.name} : {s.start}|{s.length}@1+ ({_num(s.factor)},0) {rng} "{s.unit}" Vector__XXX')
+            mux = f" {s.mux}" if s.mux else ""
+            out.append(f' SG_ {s.name}{mux} : {s.start}|{s.length}@1+ ({_num(s.factor)},0) {rng} "{s.unit}" Vector__XXX')
         out.append("")
     out.append(
-        f'CM_ "busshare protocol v1, {kind} ids at base 0x{scheme.base:03X}: id = base + (type << 6) + address. '
+        f'CM_ "busshare protocol v{PROTOCOL_VERSION}, {kind} ids at base 0x{scheme.base:03X}: id = base + (type << 6) + address. '
         'Generated by python -m busshare.dbcgen; see docs/PROTOCOL.md.";'
     )
     for dbc_id, t, address in frames:

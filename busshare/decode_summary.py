@@ -54,7 +54,6 @@ class CaptureSummary:
     servants: dict[int, ServantSeen] = field(default_factory=dict)
     masters: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # (id, epoch) -> [first, last, n]
     heartbeat_limits: list[tuple[float, int]] = field(default_factory=list)  # changes of the heartbeat limit
-    failsafe_da: int | None = None
     hb_intervals: list[float] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     failsafe_events: list[tuple[float, int, int]] = field(default_factory=list)  # t, address, offered
@@ -124,7 +123,6 @@ class CaptureSummary:
             self._last_hb = t
             if not self.heartbeat_limits or self.heartbeat_limits[-1][1] != msg.limit_da:
                 self.heartbeat_limits.append((t, msg.limit_da))
-            self.failsafe_da = msg.failsafe_da
             if msg.leaving:
                 self.leaving.append(t)
             return
@@ -278,7 +276,6 @@ class CaptureSummary:
             "heartbeat_period_s": None if period is None else round(period, 4),
             "limit_a": None if limit is None else limit / 10,
             "limit_source": how,
-            "failsafe_a": None if self.failsafe_da is None else self.failsafe_da / 10,
             "servants": servants,
             "heartbeat_gaps": [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("heartbeat-gap", [])]
             + [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("master-silent", [])],
@@ -343,8 +340,7 @@ def format_summary(r: dict[str, Any]) -> str:
     else:
         out.append("master: no heartbeat in the capture")
     limit = "unknown" if r["limit_a"] is None else f"{r['limit_a']:.1f} A"
-    out.append(f"limit: {limit} ({r['limit_source']})"
-               + ("" if r["failsafe_a"] is None else f"; failsafe {r['failsafe_a']:.1f} A"))
+    out.append(f"limit: {limit} ({r['limit_source']})")
     out.append(f"servants seen: {len(r['servants'])}")
     for s in r["servants"]:
         serial = ",".join(s["serials"]) or "?"

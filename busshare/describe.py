@@ -56,6 +56,23 @@ def route(msg: Message) -> tuple[int, int]:
     return msg.address, MASTER_ADDRESS
 
 
+def heard_addresses(hb: Heartbeat) -> list[int]:
+    """The servants a heartbeat says the master hears (of the 16 addresses of its page)."""
+    return [hb.page * 16 + i for i in range(16) if hb.heard >> i & 1]
+
+
+def heard_text(hb: Heartbeat) -> str:
+    """The servants a heartbeat says the master hears, as ranges, and the page it covers: ``1-4,7 (page 0)``."""
+    heard = heard_addresses(hb)
+    runs: list[str] = []
+    for a in heard:
+        if runs and a - 1 in heard:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{a}"
+        else:
+            runs.append(str(a))
+    return f"{','.join(runs) or 'none'} (page {hb.page})"
+
+
 def _flags(msg: Message, names: tuple[str, ...]) -> str:
     on = [n.replace("_", "-") for n in names if getattr(msg, n)]
     return f" [{','.join(on)}]" if on else ""
@@ -125,6 +142,8 @@ class Describer:
                 rec[key] = value.name.lower().replace("_", "-")
             else:
                 rec[key] = value
+        if isinstance(msg, Heartbeat):
+            rec["heard"] = heard_addresses(msg)  # the servants the master hears, not the raw bits
         if counter is not None:
             rec["counter"] = counter
         self.remember(msg)
@@ -139,8 +158,8 @@ class Describer:
             return f"{verb} {change} A{notes} tx {msg.txn} failsafe {amps(msg.failsafe_da)} A epoch {msg.epoch}"
         if isinstance(msg, Heartbeat):
             return (
-                f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} seq {msg.seq} limit {amps(msg.limit_da)} A "
-                f"failsafe {amps(msg.failsafe_da)} A" + _flags(msg, ("leaving", "learning", "conflict"))
+                f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} limit {amps(msg.limit_da)} A "
+                f"hears {heard_text(msg)}" + _flags(msg, ("leaving", "learning", "conflict"))
             )
         if isinstance(msg, Ack):
             measured = "" if msg.measured_da is None else f" measured {amps(msg.measured_da)} A"

@@ -39,7 +39,7 @@ MAX_EVSE_DA = 800  # 80.0 A: the highest current a pilot can offer
 MAX_CIRCUIT_DA = (1 << 14) - 1  # 1638.3 A: width of the heartbeat limit field
 STATUS_MEASURED_MAX_DA = 1022  # 102.2 A; 1023 means unknown
 ACK_MEASURED_MAX_DA = 0xFFFE  # 6553.4 A; 0xFFFF means unknown
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the heartbeat says whom the master hears (PROTOCOL.md 5.2)
 
 
 class MsgType(enum.IntEnum):
@@ -112,15 +112,19 @@ def _check_servant(address: int) -> None:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Master -> all, every heartbeat period.  Its silence triggers the failsafe."""
+    """Master -> all, every heartbeat period.  Its silence triggers the failsafe.
+
+    It also says which servants the master hears, one page of 16 addresses at a time: a servant
+    that stops seeing its bit set cannot be heard (a mute transmitter) and fails safe (rule 4).
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
     address: ClassVar[int] = MASTER_ADDRESS
     master_id: int  # u8, configured identity of this master
     epoch: int  # u8, changes on every master boot
-    seq: int  # u8, +1 per heartbeat, wraps
     limit_da: int  # circuit limit, 0.1 A, 14 bits
-    failsafe_da: int  # failsafe for servants without a grant, 0.1 A
+    page: int = 0  # 0-3: ``heard`` covers addresses 16 * page .. 16 * page + 15
+    heard: int = 0  # bit i: the master hears servant 16 * page + i (bits for addresses 0 and 63 are 0)
     leaving: bool = False  # graceful shutdown: fail safe now
     learning: bool = False  # just booted, not granting yet
     conflict: bool = False  # this master has heard another master
@@ -128,10 +132,26 @@ class Heartbeat:
     def __post_init__(self) -> None:
         _check_uint("master_id", self.master_id, 8)
         _check_uint("epoch", self.epoch, 8)
-        _check_uint("seq", self.seq, 8)
         if not 0 <= self.limit_da <= MAX_CIRCUIT_DA:
             raise FrameError("range", f"limit {self.limit_da / 10:.1f} A out of range (0-{MAX_CIRCUIT_DA / 10:.1f} A)")
-        _check_offer("failsafe", self.failsafe_da)
+        _check_uint("page", self.page, 2)
+        _check_uint("heard", self.heard, 16)
+        if self.heard & _NOT_SERVANT_BITS[self.page]:
+            raise FrameError("reserved", f"heard bit set for address {'0' if self.page == 0 else '63'}")
+
+    def hears(self, address: int) -> bool:
+        """Whether this heartbeat says the master hears ``address`` (False when another page is carried)."""
+        return address >> 4 == self.page and bool(self.heard >> (address & 15) & 1)
+
+
+#: per heartbeat page, the ``heard`` bits that are not servants (address 0, the master; 63, broadcast)
+_NOT_SERVANT_BITS = (1, 0, 0, 1 << 15)
+HEARD_PAGES = 4  # 62 servants in pages of 16 addresses
+
+
+def heard_page(address: int) -> int:
+    """The heartbeat page that carries ``address``'s heard bit."""
+    return address >> 4
 
 
 @dataclass(frozen=True)
@@ -295,9 +315,9 @@ SPEC: dict[MsgType, c.Construct] = {
     MsgType.HEARTBEAT: c.Struct(
         "master_id" / c.Int8ul,
         "epoch" / c.Int8ul,
-        "seq" / c.Int8ul,
-        # 24-bit little-endian word: bits 0-13 limit, bits 14-23 failsafe
-        "currents" / c.ByteSwapped(c.BitStruct("failsafe_da" / c.BitsInteger(10), "limit_da" / c.BitsInteger(14))),
+        # 16-bit little-endian word: bits 0-13 limit, bits 14-15 heard page
+        "lp" / c.ByteSwapped(c.BitStruct("page" / c.BitsInteger(2), "limit_da" / c.BitsInteger(14))),
+        "heard" / c.Int16ul,
     ),
     MsgType.ACK: c.Struct(
         "txn" / c.Int8ul, "applied_da" / c.Int16ul, "measured_da" / c.Int16ul, "how" / c.Int8ul
@@ -348,8 +368,8 @@ def _body_fields(msg: Message) -> tuple[int, dict[str, Any]]:
         return _flags_to_nibble(msg, HEARTBEAT_FLAGS), {
             "master_id": msg.master_id,
             "epoch": msg.epoch,
-            "seq": msg.seq,
-            "currents": {"failsafe_da": msg.failsafe_da, "limit_da": msg.limit_da},
+            "lp": {"page": msg.page, "limit_da": msg.limit_da},
+            "heard": msg.heard,
         }
     if isinstance(msg, SetLimit):
         return 0, {"txn": msg.txn, "limit_da": msg.limit_da, "failsafe_da": msg.failsafe_da, "epoch": msg.epoch}
@@ -392,9 +412,10 @@ def _message_from_fields(t: MsgType, address: int, flags: int, f: Any) -> Messag
     if t is MsgType.HEARTBEAT:
         if flags & 0b1000:
             raise FrameError("reserved", "heartbeat: reserved flag bit set")
+        if f.heard & _NOT_SERVANT_BITS[f.lp.page]:
+            raise FrameError("reserved", "heartbeat: heard bit set for address 0 or 63")
         return Heartbeat(
-            f.master_id, f.epoch, f.seq, f.currents.limit_da, f.currents.failsafe_da,
-            bool(flags & 1), bool(flags & 2), bool(flags & 4),
+            f.master_id, f.epoch, f.lp.limit_da, f.lp.page, f.heard, bool(flags & 1), bool(flags & 2), bool(flags & 4),
         )
     if t is MsgType.JOIN:
         return Join(address, f.serial, f.max_da, flags)
@@ -486,7 +507,7 @@ _NACK = struct.Struct("<xBBBBHB")  # head txn code reporter detail reserved
 _RELEASE = struct.Struct("<xBHB3s")  # head released reason reserved
 _REQUEST = struct.Struct("<xBHHBB")  # head requested min priority reserved
 _JOIN = struct.Struct("<xBIH")  # head serial max
-_HB = struct.Struct("<xBBBBHB")  # head id epoch seq, then the 24-bit word as low16 high8
+_HB = struct.Struct("<xBBBHH")  # head id epoch (limit | page << 14) heard
 _STATUS = struct.Struct("<xBHHH")  # head, then the 48-bit word as bits 0-15, 16-31, 32-47
 # The same layouts for bytes 1..7, for encoding.
 _T_SETLIMIT = struct.Struct("<BBHHB")
@@ -494,7 +515,7 @@ _T_ACK = struct.Struct("<BBHHB")
 _T_RELEASE = struct.Struct("<BHB3s")
 _T_REQUEST = struct.Struct("<BHHBB")
 _T_JOIN = struct.Struct("<BIH")
-_T_HB = struct.Struct("<BBBBHB")
+_T_HB = struct.Struct("<BBBHH")
 _T_STATUS = struct.Struct("<BHHH")
 _ACK_HOWS = tuple(AckHow)
 _NACK_CODES = (None, *NackCode)  # indexed by code 1..7
@@ -547,14 +568,14 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         })
         return obj, head & 15
     if t == 1:  # HEARTBEAT
-        head, master_id, epoch, seq, low, high = _HB.unpack(data)
-        failsafe = (low >> 14) | (high << 2)
-        if address or head & 0x80 or (failsafe and not 60 <= failsafe <= 800):
+        head, master_id, epoch, lp, heard = _HB.unpack(data)
+        page = lp >> 14
+        if address or head & 0x80 or heard & _NOT_SERVANT_BITS[page]:
             return _slow(offset, data)
         f = _FLAGS[head >> 4]
         obj = _new(Heartbeat)
         _set(obj, "__dict__", {
-            "master_id": master_id, "epoch": epoch, "seq": seq, "limit_da": low & 0x3FFF, "failsafe_da": failsafe,
+            "master_id": master_id, "epoch": epoch, "limit_da": lp & 0x3FFF, "page": page, "heard": heard,
             "leaving": f[0], "learning": f[1], "conflict": f[2],
         })
         return obj, head & 15
@@ -628,12 +649,8 @@ def encode(msg: Message, counter: int) -> bytes:
         tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
         offset = 0x180 | msg.address
     elif isinstance(msg, Heartbeat):
-        failsafe = msg.failsafe_da
         flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
-        tail = _T_HB.pack(
-            (flags << 4) | counter, msg.master_id, msg.epoch, msg.seq,
-            (msg.limit_da | (failsafe << 14)) & 0xFFFF, failsafe >> 2,
-        )
+        tail = _T_HB.pack((flags << 4) | counter, msg.master_id, msg.epoch, msg.limit_da | (msg.page << 14), msg.heard)
         offset = 0x040
     elif isinstance(msg, SetLimit):
         tail = _T_SETLIMIT.pack(counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)

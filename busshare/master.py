@@ -36,6 +36,7 @@ from .frames import (
     Request,
     SetLimit,
     Status,
+    heard_page,
     serial_tag,
 )
 from .pilot import PilotState, clamp_da
@@ -186,7 +187,9 @@ class Master:
         self._events = EventLog()
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
         self._order = [s.address for s in config.servants]  # rotation order (index = rank)
-        self._seq = 0
+        # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
+        self._pages = sorted({heard_page(a) for a in self._slots})
+        self._page_turn = 0
         self._txn = 0
         self._next_hb = now
         self.learning = True
@@ -242,7 +245,7 @@ class Master:
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
         if now >= self._next_hb:
-            out.append(self._heartbeat())
+            out.append(self._heartbeat(now))
             self._next_hb += self.timing.heartbeat_period
             if self._next_hb <= now:  # called late: do not burst to catch up
                 self._next_hb = now + self.timing.heartbeat_period
@@ -260,7 +263,7 @@ class Master:
     def shutdown(self, now: float) -> list[Message]:
         """Graceful stop: a leaving heartbeat makes every servant fail safe at once (rule 5)."""
         self._events.add(now, "leaving", None, "master shutting down: servants fail safe now")
-        return [self._heartbeat(leaving=True)]
+        return [self._heartbeat(now, leaving=True)]
 
     def next_deadline(self) -> float:
         """Latest time ``tick`` must next be called."""
@@ -302,11 +305,18 @@ class Master:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _heartbeat(self, leaving: bool = False) -> Heartbeat:
-        self._seq = (self._seq + 1) & 0xFF
-        fs = min(s.standalone for s in self._slots.values())
-        return Heartbeat(self.master_id, self.epoch, self._seq, self.limit_da, fs, leaving=leaving,
-                         learning=self.learning, conflict=self._rival_until > self._last_now)
+    def _heartbeat(self, now: float, leaving: bool = False) -> Heartbeat:
+        page = self._pages[self._page_turn % len(self._pages)]
+        self._page_turn += 1
+        heard = 0
+        window = self.timing.servant_silent_after
+        for a, s in self._slots.items():
+            # heard within the silent bound: once it is silent the bit is clear, so a servant that hears us but
+            # cannot be heard (a mute transmitter) fails safe heard_timeout later (rule 3, rule 4)
+            if heard_page(a) == page and s.known and now < s.last_heard + window:
+                heard |= 1 << (a & 15)
+        return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, leaving=leaving,
+                         learning=self.learning, conflict=self._rival_until > now)
 
     def _sum_counted(self, now: float) -> int:
         return sum(s.counted(now, self.timing) for s in self._slots.values())

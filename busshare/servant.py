@@ -69,6 +69,8 @@ class Servant:
         self._master: tuple[int, int] | None = None  # (master_id, epoch) followed
         self._masters_seen: dict[tuple[int, int], float] = {}  # key -> last heard
         self._last_hb = -INF
+        # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
+        self._heard_at = -INF
         self._heard_master = False
         self._standalone_on = False  # never heard a master and now offering the standalone failsafe
         self._confirmed = False  # a set-limit from the current master since we started following it
@@ -188,6 +190,9 @@ class Servant:
                 x = self._last_hb + t.failsafe_timeout
                 if x < d:
                     d = x
+                x = self._heard_at + t.heard_timeout
+                if x < d:
+                    d = x
             if not self._confirmed and not self._unconfirmed_fell:
                 x = self._follow_since + t.failsafe_hold
                 if x < d:
@@ -264,6 +269,8 @@ class Servant:
                 self._enter_failsafe(now, f"master {hb.master_id} is leaving")
             return
         self._last_hb = now
+        if hb.hears(self.address):
+            self._heard_at = now
 
     def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
         """Start following a new master (first one, or another id/epoch: a restart)."""
@@ -273,6 +280,7 @@ class Servant:
         self._confirmed = False
         self._unconfirmed_fell = False
         self._follow_since = now
+        self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._last_txn = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
@@ -423,6 +431,10 @@ class Servant:
             if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
+            if not self.in_failsafe and now >= self._heard_at + t.heard_timeout:
+                # we hear the master but it does not hear us (a mute transmitter, a one-way partition): it will
+                # count us at our failsafe soon (rule 3), so we must be there (rule 4)
+                self._enter_failsafe(now, f"the master has not heard us for {now - self._heard_at:.2f} s")
             if not self._confirmed and not self._unconfirmed_fell and now >= self._follow_since + t.failsafe_hold:
                 self._unconfirmed_fell = True
                 lowered = min(self._limit, self._standalone)

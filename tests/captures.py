@@ -53,7 +53,7 @@ def traffic(n_frames: int, servants: int = 4, seed: int = 1, t0: float = 1_700_0
     while emitted < n_frames:
         t = tick * 0.1
         if tick % 2 == 0:
-            send(master, Heartbeat(1, 7, seq % 256, LIMIT_DA, FAILSAFE_DA), t)
+            send(master, Heartbeat(1, 7, LIMIT_DA), t)
             seq += 1
         if tick % 5 == 0:
             for a, link in nodes.items():

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from busshare.frames import (
     ACK_MEASURED_MAX_DA,
+    HEARD_PAGES,
     MAX_CIRCUIT_DA,
     STATUS_MEASURED_MAX_DA,
     Ack,
@@ -29,17 +30,19 @@ servant = st.integers(1, 62)
 offer = st.one_of(st.just(0), st.integers(60, 800))  # 0 (pause) or 6.0-80.0 A
 min_current = st.integers(60, 800)
 
-heartbeats = st.builds(
-    Heartbeat,
-    master_id=u8,
-    epoch=u8,
-    seq=u8,
-    limit_da=st.integers(0, MAX_CIRCUIT_DA),
-    failsafe_da=offer,
-    leaving=st.booleans(),
-    learning=st.booleans(),
-    conflict=st.booleans(),
-)
+
+
+
+@st.composite
+def heartbeats(draw: st.DrawFn) -> Heartbeat:
+    page = draw(st.integers(0, HEARD_PAGES - 1))
+    not_servants = (1 if page == 0 else 0) | (1 << 15 if page == HEARD_PAGES - 1 else 0)
+    return Heartbeat(
+        draw(u8), draw(u8), draw(st.integers(0, MAX_CIRCUIT_DA)), page, draw(st.integers(0, 0xFFFF)) & ~not_servants,
+        draw(st.booleans()), draw(st.booleans()), draw(st.booleans()),
+    )
+
+
 set_limits = st.builds(SetLimit, address=servant, txn=u8, limit_da=offer, failsafe_da=offer, epoch=u8)
 acks = st.builds(
     Ack,
@@ -75,7 +78,7 @@ statuses = st.builds(
 joins = st.builds(Join, address=servant, serial=st.integers(0, 0xFFFFFFFF), max_da=min_current, version=st.integers(0, 15))
 
 BY_TYPE: dict[MsgType, st.SearchStrategy[Message]] = {
-    MsgType.HEARTBEAT: heartbeats,
+    MsgType.HEARTBEAT: heartbeats(),
     MsgType.SET_LIMIT: set_limits,
     MsgType.ACK: acks,
     MsgType.NACK: nacks,

@@ -111,7 +111,7 @@ def test_heartbeat_not_well_below_failsafe_timeout() -> None:
         (site(timing="failsafe_timeout = -1"), "timing.failsafe_timeout: -1.0 must be a positive number of seconds"),
         (site(timing="hearbeat_period = 0.1").replace("\n[[servant]]", "\n[[servant]]", 1),
          "timing: unknown key 'hearbeat_period' (known: ack_timeout, conflict_hold, failsafe_hold, failsafe_timeout, "
-         "heartbeat_period, reaction_allowance, reclaim_after, rotation_interval, servant_silent_after, "
+         "heard_timeout, heartbeat_period, reaction_allowance, reclaim_after, rotation_interval, servant_silent_after, "
          "silent_margin, status_period, tick_period)"),
         (site(site_extra="limit_a = 4"), "limit 4.0 A is below 6 A: no EV could ever charge"),
         ("[site\n", "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)"),

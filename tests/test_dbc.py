@@ -16,7 +16,18 @@ from hypothesis import given, settings
 
 from busshare import dbcgen
 from busshare.canid import IdScheme
-from busshare.frames import MESSAGE_TYPES, Message, MsgType, encode, offset_of
+from busshare.config import Timing
+from busshare.frames import (
+    FIRST_SERVANT,
+    LAST_SERVANT,
+    MESSAGE_TYPES,
+    Heartbeat,
+    Message,
+    MsgType,
+    encode,
+    heard_page,
+    offset_of,
+)
 
 DBC_PATH = Path(__file__).resolve().parent.parent / "dbc" / "busshare.dbc"
 
@@ -51,16 +62,20 @@ def test_units_scaling_and_value_tables() -> None:
     assert str(ack.get_signal_by_name("How").choices[1]) == "timed"
     assert str(db.get_message_by_name("Nack_00").get_signal_by_name("Code").choices[2]) == "address_conflict"
     assert str(db.get_message_by_name("Release_62").get_signal_by_name("Reason").choices[3]) == "shutdown"
-    assert status.cycle_time == 200 and db.get_message_by_name("Heartbeat").cycle_time == 200
+    # the periods of record (PROTOCOL.md 7), not numbers of the DBC's own
+    assert status.cycle_time == Timing().status_period * 1000 == 500
+    assert db.get_message_by_name("Heartbeat").cycle_time == Timing().heartbeat_period * 1000 == 200
+    assert db.get_message_by_name("Join_01").get_signal_by_name("MaxCurrent").minimum == 6
+    assert db.get_message_by_name("Request_01").get_signal_by_name("Min").minimum == 6
     assert status.senders == ["Servant03"]
 
 
 # message attribute -> (signal, how to compare)
 FIELDS: dict[MsgType, list[tuple[str, str, str]]] = {
     MsgType.HEARTBEAT: [
-        ("master_id", "MasterId", "int"), ("epoch", "Epoch", "int"), ("seq", "Seq", "int"),
-        ("limit_da", "Limit", "da"), ("failsafe_da", "Failsafe", "da"), ("leaving", "Leaving", "bool"),
-        ("learning", "Learning", "bool"), ("conflict", "Conflict", "bool"),
+        ("master_id", "MasterId", "int"), ("epoch", "Epoch", "int"), ("page", "Page", "int"), ("heard", "", "heard"),
+        ("limit_da", "Limit", "da"), ("leaving", "Leaving", "bool"), ("learning", "Learning", "bool"),
+        ("conflict", "Conflict", "bool"),
     ],
     MsgType.SET_LIMIT: [
         ("txn", "Txn", "int"), ("limit_da", "Limit", "da"), ("failsafe_da", "Failsafe", "da"), ("epoch", "Epoch", "int"),
@@ -89,6 +104,8 @@ def assert_agrees(msg: Message, counter: int, data: bytes, decoded: dict[str, An
     assert decoded["AliveCounter"] == counter
     names = {"Crc", "AliveCounter"}
     for attr, signal, how in FIELDS[msg.TYPE]:
+        if how == "heard":
+            continue  # one signal per servant: below
         value, got = getattr(msg, attr), decoded[signal]
         names.add(signal)
         if how == "int":
@@ -106,6 +123,11 @@ def assert_agrees(msg: Message, counter: int, data: bytes, decoded: dict[str, An
             assert str(got) == value.name.lower(), signal
         else:
             assert str(got) == f"{value.name}: {value.meaning}", signal
+    if isinstance(msg, Heartbeat):  # one bit per servant of the page the multiplexer selects
+        for a in range(FIRST_SERVANT, LAST_SERVANT + 1):
+            if heard_page(a) == msg.page:
+                assert decoded[f"HeardS{a:02d}"] == int(msg.hears(a)), a
+                names.add(f"HeardS{a:02d}")
     assert set(decoded) == names  # no signal left unchecked
 
 
@@ -133,13 +155,13 @@ def test_other_base_and_29_bit() -> None:
 
 def test_cantools_command_line_decodes_candump_output() -> None:
     """The integrator's workflow: candump | cantools decode dbc/busshare.dbc."""
-    candump = "  vcan0  183   [8]  40 0B 02 6A 27 A0 68 24\n  vcan0  040   [8]  5B 00 01 07 2A 80 02 0F\n"
+    candump = "  vcan0  183   [8]  40 0B 02 6A 27 A0 68 24\n  vcan0  040   [8]  24 00 01 07 80 02 1E 00\n"
     out = subprocess.run(
         [sys.executable, "-m", "cantools", "decode", str(DBC_PATH)],
         input=candump, capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     assert "Status_03(" in out and "Offered: 32.0 A" in out and "Pilot: C: charging" in out
-    assert "Heartbeat(" in out and "Limit: 64.0 A" in out
+    assert "Heartbeat(" in out and "Limit: 64.0 A" in out and "HeardS04: 1" in out and "HeardS05: 0" in out
 
 
 def test_generator_cli(capsys: pytest.CaptureFixture[str]) -> None:

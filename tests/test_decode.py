@@ -155,7 +155,7 @@ def test_each_bad_record_is_reported_with_its_reason_and_counted(tmp_path: Path,
 
 def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) -> None:
     link = Link()
-    hb = Heartbeat(1, 7, 0, 640, 60)
+    hb = Heartbeat(1, 7, 640)
     frames = [link.encode(hb) for _ in range(3)]
     lines = [frames[0], frames[0], frames[1]] + [link.encode(hb) for _ in range(6)][-1:]
     path = tmp_path / "c.log"
@@ -323,7 +323,7 @@ class Bus:
     def heartbeats(self, start: float, end: float, limit_da: int = 640, master_id: int = 1, epoch: int = 7) -> None:
         t, seq = start, 0
         while t < end:
-            self.send(t, Heartbeat(master_id, epoch, seq % 256, limit_da, 60), sender=100 + master_id)
+            self.send(t, Heartbeat(master_id, epoch, limit_da), sender=100 + master_id)
             t, seq = round(t + 0.2, 6), seq + 1
 
     def status(self, t: float, address: int, offered: int, failsafe: bool = False, tag: int | None = None) -> None:
@@ -410,7 +410,7 @@ def test_ids_are_checked_against_the_scheme_not_guessed() -> None:
     dec = CaptureDecoder(scheme)
     from busshare.decode import Frame
 
-    msg = Heartbeat(1, 2, 3, 640, 60)
+    msg = Heartbeat(1, 2, 640)
     data = Link().encode(msg)[1]
     assert dec.feed(Frame(0.0, 0x200 + offset_of(msg), False, data)).message == msg  # type: ignore[union-attr]
     bad = dec.feed(Frame(0.0, offset_of(msg), False, data))
@@ -439,7 +439,7 @@ def test_heartbeat_gaps_are_judged_against_the_masters_own_period() -> None:
     t, seq = 0.0, 0
     while t < 30.0:
         if not 12.0 < t < 15.0:
-            bus.send(t, Heartbeat(1, 7, seq % 256, 640, 60), sender=101)
+            bus.send(t, Heartbeat(1, 7, 640), sender=101)
             seq += 1
         t = round(t + 0.6, 6)
     r = summarise(bus.done())

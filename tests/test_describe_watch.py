@@ -27,7 +27,7 @@ from busshare.frames import (
 from busshare.pilot import PilotState
 from busshare.watch import BusWatcher, Flag, flag_line, summary_line
 
-HB = Heartbeat(1, 7, 3, 640, 60)
+HB = Heartbeat(1, 7, 640, 0, 0b10011110)  # the master hears servants 1-4 and 7
 
 
 def test_the_issue_example_line() -> None:
@@ -93,15 +93,18 @@ def test_a_resent_cut_still_reads_as_the_cut() -> None:
 
 def test_every_type_reads_naturally() -> None:
     d = Describer()
-    assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 seq 3 limit 64.0 A failsafe 6.0 A"
-    assert d.text(Heartbeat(1, 7, 4, 640, 60, leaving=True)).endswith("[leaving]")
+    assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 limit 64.0 A hears 1-4,7 (page 0)"
+    assert d.text(Heartbeat(1, 7, 640, 3, 1 << 14)) == "master→all HEARTBEAT id 1 epoch 7 limit 64.0 A hears 62 (page 3)"
+    assert d.text(Heartbeat(1, 7, 640, 1)).endswith("hears none (page 1)")
+    assert Describer().record(0.0, HB)["heard"] == [1, 2, 3, 4, 7]
+    assert d.text(Heartbeat(1, 7, 640, leaving=True)).endswith("[leaving]")
     assert d.text(Ack(3, 17, 320, 311, AckHow.MEASURED)) == "3→master ACK tx 17 at 32.0 A measured 31.1 A (measured)"
     assert d.text(Nack(3, NackCode.ADDRESS_CONFLICT, 0, 0, 0)) == "master→3 NACK address-conflict about 3 tx 0 detail 0"
     assert d.text(Release(4, 160, ReleaseReason.UNPLUGGED)) == "4→master RELEASE 16.0 A unplugged"
     assert d.text(Request(4, 320, 60, 2)) == "4→master REQUEST 32.0 A min 6.0 A prio 2"
     assert d.text(Status(5, 0x1234, PilotState.C, 160, None, 320, failsafe=True)) == (
         "5→master STATUS C offered 16.0 A no meter requested 32.0 A serial 0x1234 [failsafe]")
-    assert d.text(Join(6, 99, 320)) == "6→master JOIN serial 99 max 32.0 A v1"
+    assert d.text(Join(6, 99, 320)) == "6→master JOIN serial 99 max 32.0 A v2"
 
 
 def test_bad_frames_show_id_bytes_and_reason() -> None:
@@ -159,12 +162,12 @@ def test_heartbeat_gaps_and_silence_are_flagged() -> None:
 def test_two_masters_interleaving_are_flagged_a_reboot_is_not() -> None:
     w = BusWatcher()
     heartbeats(w, 0.0, 1.0)
-    rebooted = Heartbeat(1, 8, 0, 640, 60)
+    rebooted = Heartbeat(1, 8, 640)
     assert heartbeats(w, 1.0, 2.0, rebooted) == []  # old epoch never heard again: a reboot
     w2 = BusWatcher()
     kinds = []
     for i in range(10):
-        kinds += feed(w2, i * 0.2, HB) + feed(w2, i * 0.2 + 0.1, Heartbeat(2, 3, i, 640, 60))
+        kinds += feed(w2, i * 0.2, HB) + feed(w2, i * 0.2 + 0.1, Heartbeat(2, 3, 640))
     assert "two-masters" in kinds
 
 
@@ -221,7 +224,7 @@ def test_a_lasting_twin_is_shown_once_per_episode_but_counted_every_time() -> No
 def test_a_master_that_leaves_is_reported_and_its_silence_is_not_an_anomaly() -> None:
     w = BusWatcher()
     heartbeats(w, 0.0, 1.0)
-    assert feed(w, 1.0, Heartbeat(1, 7, 9, 640, 60, leaving=True)) == ["master-leaving"]
+    assert feed(w, 1.0, Heartbeat(1, 7, 640, leaving=True)) == ["master-leaving"]
     assert w.tick(5.0) == []
     assert [f.kind for f in w.rejected(5.0, 0x40, FrameError("crc", "bad CRC"))] == ["e2e"]
 

@@ -55,14 +55,14 @@ def sealed(offset: int, tail: bytes) -> bytes:
 
 # (message, counter, id offset, bytes): bit layouts worked out by hand, see docs/PROTOCOL.md.
 KNOWN_ANSWERS: list[tuple[Message, int, int, str]] = [
-    # limit 640 | failsafe 60 << 14 = 0x0F0280
-    (Heartbeat(master_id=1, epoch=7, seq=42, limit_da=640, failsafe_da=60), 0, 0x040, "5b 00 01 07 2a 80 02 0f"),
-    # flags leaving (bit 4) + conflict (bit 6); 16383 | 800 << 14 = 0xC83FFF
+    # limit 640 | page 0 << 14 = 0x0280; heard servants 1-4 = 0x001e
+    (Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0x1E), 0, 0x040, "24 00 01 07 80 02 1e 00"),
+    # flags leaving (bit 4) + conflict (bit 6); 16383 | 3 << 14 = 0xFFFF; heard servants 48-62 = 0x7fff
     (
-        Heartbeat(2, 0xFE, 255, 16383, 800, leaving=True, learning=False, conflict=True),
+        Heartbeat(2, 0xFE, 16383, 3, 0x7FFF, leaving=True, learning=False, conflict=True),
         15,
         0x040,
-        "21 5f 02 fe ff ff 3f c8",
+        "3d 5f 02 fe ff ff ff 7f",
     ),
     (SetLimit(address=2, txn=17, limit_da=320, failsafe_da=60, epoch=7), 3, 0x002, "70 03 11 40 01 3c 00 07"),
     (Ack(address=2, txn=17, applied_da=320, measured_da=301, how=AckHow.MEASURED), 3, 0x082, "08 03 11 40 01 2d 01 00"),
@@ -89,8 +89,8 @@ KNOWN_ANSWERS: list[tuple[Message, int, int, str]] = [
         0x1BE,
         "2f 50 01 e0 7f 90 ff ff",
     ),
-    # version 1 in the flag nibble
-    (Join(address=3, serial=0xDEADBEEF, max_da=320), 0, 0x1C3, "cc 10 ef be ad de 40 01"),
+    # version 2 in the flag nibble
+    (Join(address=3, serial=0xDEADBEEF, max_da=320), 0, 0x1C3, "1a 20 ef be ad de 40 01"),
 ]
 
 
@@ -270,8 +270,8 @@ def test_encode_rejects_bad_counter(counter: int) -> None:
 @pytest.mark.parametrize(
     ("make", "kind", "words"),
     [
-        (lambda: Heartbeat(1, 1, 1, 16384, 60), "range", "limit 1638.4 A out of range"),
-        (lambda: Heartbeat(1, 256, 1, 640, 60), "range", "epoch 256 out of range"),
+        (lambda: Heartbeat(1, 1, 16384), "range", "limit 1638.4 A out of range"),
+        (lambda: Heartbeat(1, 256, 640), "range", "epoch 256 out of range"),
         (lambda: SetLimit(0, 1, 160, 60, 1), "address", "address 0 is not a servant address"),
         (lambda: SetLimit(63, 1, 160, 60, 1), "address", "address 63"),
         (lambda: SetLimit(3, 1, 59, 60, 1), "range", "limit 5.9 A out of range"),
@@ -368,7 +368,7 @@ def test_cached_decoder_accepts_bytearray() -> None:
 def test_cached_decoder_stays_bounded() -> None:
     cached = CachedDecoder(max_entries=4)
     for seq in range(100):
-        msg = Heartbeat(1, 1, seq, 640, 60)
+        msg = Heartbeat(1, 1, 640)
         assert cached(0x40, encode(msg, seq % 16)) == (msg, seq % 16)
     assert len(cached._memo) <= 4
 

@@ -39,12 +39,16 @@ def parse_cantools(line: str) -> tuple[str, dict[str, str]]:
     _, _, decoded = line.partition(" :: ")
     m = re.fullmatch(r"(\w+?)_?(\d*)\((.*)\)", decoded.strip())
     assert m, line
-    signals = re.split(r", (?=[A-Z][A-Za-z]*: )", m.group(3))
+    signals = re.split(r", (?=[A-Z][A-Za-z0-9]*: )", m.group(3))
     return m.group(1), dict(s.split(": ", 1) for s in signals)
 
 
 def agree(signal: str, value: str, rec: dict[str, Any]) -> None:
     if signal == "Crc":
+        return
+    heard = re.fullmatch(r"HeardS(\d\d)", signal)
+    if heard:  # one signal per servant of the page; busshare lists the servants heard
+        assert (int(heard.group(1)) in rec["heard"]) == (value == "1"), (signal, value, rec)
         return
     if value.endswith(" A"):
         key = SPECIAL.get(signal, snake(signal) + "_a")

@@ -15,7 +15,7 @@ from busshare.frames import Heartbeat, Join, Message, Status, decode, encode, of
 from busshare.link import Link
 from busshare.pilot import PilotState
 
-HB = Heartbeat(master_id=1, epoch=7, seq=0, limit_da=640, failsafe_da=60)
+HB = Heartbeat(master_id=1, epoch=7, limit_da=640)
 STATUS = Status(3, 0x1234, PilotState.C, 320, 315, 320)
 
 

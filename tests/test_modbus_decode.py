@@ -26,7 +26,7 @@ BAUD = 19200
 def line_bytes() -> tuple[list[bytes], list[object]]:
     """A short session on the line: heartbeat, a poll with a grant, the reply with a status, an mbpoll read."""
     master, servant = Link(), Link()
-    hb = master.encode(Heartbeat(1, 7, 0, 640, 60))
+    hb = master.encode(Heartbeat(1, 7, 640))
     grant = master.encode(SetLimit(3, 1, 320, 60, 7))
     status = servant.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320))
     frames = [

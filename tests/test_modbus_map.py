@@ -70,7 +70,7 @@ def test_plain_registers_round_trip_with_their_units() -> None:
 
 
 def test_heartbeat_broadcast_is_one_slot() -> None:
-    off, data = Link().encode(Heartbeat(1, 7, 0, 640, 60))
+    off, data = Link().encode(Heartbeat(1, 7, 640))
     wire = rtu.write_multiple_request(0, mm.BROADCAST_BOX, mm.slot_regs(off, data))
     assert len(wire) == mm.BROADCAST_BYTES
 

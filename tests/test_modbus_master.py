@@ -74,7 +74,7 @@ def test_frames_flow_both_ways_through_the_mailboxes(bus: Rs485Bus) -> None:
         master = ModbusMasterTransport(open_serial(bus.paths[0], BAUD), BAUD, [1, 2])
         mlink = Link()
         master.send(*mlink.encode(SetLimit(2, 9, 320, 60, 7)))
-        master.send(*mlink.encode(Heartbeat(1, 7, 0, 640, 60)))
+        master.send(*mlink.encode(Heartbeat(1, 7, 640)))
         for t in servants.transports:
             t.send(*Link().encode(Status(t.server.address, 1, PilotState.C, 0, None, 320)))
         got = run_master(master, lambda r: {m.address for m in r if isinstance(m, Status)} == {1, 2})
@@ -130,12 +130,12 @@ def test_a_silent_servant_does_not_stall_the_line(bus: Rs485Bus) -> None:
 def test_only_the_newest_heartbeat_waits(bus: Rs485Bus) -> None:
     master = ModbusMasterTransport(open_serial(bus.paths[0], BAUD), BAUD, [1])
     link = Link()
-    for seq in range(3):
-        master.send(*link.encode(Heartbeat(1, 7, seq, 640, 60)))
+    for page in range(3):
+        master.send(*link.encode(Heartbeat(1, 7, 640, page)))
     assert len(master._broadcasts) == 1
     offset, data = master._broadcasts[0]
     msg = decode(offset, data)[0]
-    assert isinstance(msg, Heartbeat) and msg.seq == 2
+    assert isinstance(msg, Heartbeat) and msg.page == 2
     master.shutdown()
     frames = [c.data for c in rtu.split_by_crc(bytes.fromhex(" ".join(
         ln.split("#")[0].split(" ", 1)[1] for ln in bus.cap.getvalue().splitlines()  # type: ignore[attr-defined]

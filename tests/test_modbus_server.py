@@ -50,7 +50,7 @@ def test_never_answers_a_frame_for_another_address() -> None:
 
 def test_never_answers_a_broadcast_but_takes_its_frames() -> None:
     s = server()
-    off, data = Link().encode(Heartbeat(1, 7, 0, 640, 60))
+    off, data = Link().encode(Heartbeat(1, 7, 640))
     assert s.feed(rtu.write_multiple_request(0, mm.BROADCAST_BOX, mm.slot_regs(off, data)), now=1.0) == []
     assert s.feed(rtu.read_request(0, 0, 3), now=1.0) == []  # even a (meaningless) broadcast read
     assert list(s.inbound) == [(off, data)]

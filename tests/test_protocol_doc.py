@@ -149,9 +149,11 @@ def c_program() -> str:
     return "\n".join([
         "#include <stdio.h>",
         c_snippet("CRC-8 SAE J1850 and the frame CRC"),
-        "static void hb(const uint8_t *d, unsigned out[2]) {",
-        c_snippet("HEARTBEAT: decode bytes 5-7"),
-        "out[0] = limit_da; out[1] = failsafe_da; }",
+        c_snippet("HEARTBEAT: does it say the master hears this servant?"),
+        "static void hb(const uint8_t *d, unsigned out[3]) {",
+        c_snippet("HEARTBEAT: decode bytes 4-7"),
+        "out[0] = limit_da; out[1] = page; out[2] = 0;",
+        "for (uint8_t a = 0; a < 64; a++) if (hb_hears(page, heard, a)) out[2]++; }",
         "static void st(const uint8_t *d, unsigned out[5]) {",
         c_snippet("STATUS: decode bytes 2-7"),
         "out[0] = pilot; out[1] = offered_da; out[2] = measured_da; out[3] = requested_da; out[4] = serial_tag; }",
@@ -165,7 +167,7 @@ def c_program() -> str:
         "    uint8_t d[8], e[8]; unsigned o[5];",
         "    for (int i = 0; i < 8; i++) d[i] = (uint8_t)b[i];",
         "    printf(\"crc=%u\", frame_crc((uint16_t)off, d));",
-        "    if (off == 0x40) { hb(d, o); printf(\" limit_da=%u failsafe_da=%u\", o[0], o[1]); }",
+        "    if (off == 0x40) { hb(d, o); printf(\" limit_da=%u page=%u heard=%u\", o[0], o[1], o[2]); }",
         "    if (off >> 6 == 6) {",
         "      st(d, o);",
         "      printf(\" pilot=%u offered_da=%u measured_da=%u requested_da=%u serial_tag=%u\", o[0], o[1], o[2], o[3], o[4]);",
@@ -184,7 +186,7 @@ def python_view(offset: int, data: bytes) -> str:
     msg, _ = decode(offset, data)
     out = f"crc={data[0]}"
     if isinstance(msg, Heartbeat):
-        out += f" limit_da={msg.limit_da} failsafe_da={msg.failsafe_da}"
+        out += f" limit_da={msg.limit_da} page={msg.page} heard={sum(msg.hears(a) for a in range(64))}"
     if isinstance(msg, Status):
         measured = 1023 if msg.measured_da is None else msg.measured_da
         out += (f" pilot={int(msg.pilot)} offered_da={msg.offered_da} measured_da={measured}"
@@ -224,8 +226,10 @@ def random_message(t: MsgType, rng: random.Random) -> Message:
         return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(), rng.choice([None, 0, 1022,
                       rng.randint(0, 1022)]), offer(), *(rng.random() < 0.5 for _ in range(4)))
     if t is MsgType.HEARTBEAT:
-        return Heartbeat(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255),
-                         rng.choice([0, 16383, rng.randint(0, 16383)]), offer(), *(rng.random() < 0.5 for _ in range(3)))
+        page = rng.randint(0, 3)
+        heard = rng.randint(0, 0xFFFF) & ~((1 if page == 0 else 0) | (1 << 15 if page == 3 else 0))
+        return Heartbeat(rng.randint(0, 255), rng.randint(0, 255), rng.choice([0, 16383, rng.randint(0, 16383)]), page,
+                         heard, *(rng.random() < 0.5 for _ in range(3)))
     if t is MsgType.SET_LIMIT:
         return SetLimit(a, rng.randint(0, 255), offer(), offer(), rng.randint(0, 255))
     if t is MsgType.ACK:

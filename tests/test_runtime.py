@@ -160,7 +160,7 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     sites.append(site)
     site.run(2.0)
     peer = site.bus()
-    good_offset, good = Link().encode(Heartbeat(1, 5, 200, 320, 60))
+    good_offset, good = Link().encode(Heartbeat(1, 5, 320))
     bad_crc = bytes([good[0] ^ 0xFF]) + good[1:]
     peer.send(can.Message(arbitration_id=good_offset, data=bad_crc, is_extended_id=False))
     peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))

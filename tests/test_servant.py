@@ -26,6 +26,7 @@ from busshare.servant import Servant
 
 T = Timing()
 C = PilotState.C
+HEARS_1_TO_15 = 0xFFFE  # page 0: the master hears every servant on it
 
 
 def make(meter: bool = True, max_da: int = 320, failsafe_da: int = 60) -> Servant:
@@ -33,7 +34,7 @@ def make(meter: bool = True, max_da: int = 320, failsafe_da: int = 60) -> Servan
 
 
 def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
-    return Heartbeat(master_id, epoch, 0, 640, 60, **kw)
+    return Heartbeat(master_id, epoch, 640, 0, HEARS_1_TO_15, **kw)
 
 
 def of(kind: type, msgs: list[Message]) -> list[Message]:
@@ -319,16 +320,65 @@ def test_link_down_counts_as_hearing_no_master() -> None:
 
 
 def test_a_set_limit_proves_the_master_alive_like_a_heartbeat() -> None:
-    # after a long partition the first frame back may be a set-limit: it ends the failsafe, and the
+    # after a partition the first frame back may be a set-limit: it ends the failsafe, and the
     # stale heartbeat timer must not start it again at once (chaos seed 1428)
     s = following(limit=320)
-    s.tick(100.0)
+    s.receive(hb(), 97.0)  # the master heard us then
+    s.tick(97.0 + T.failsafe_timeout)
     assert s.in_failsafe
-    s.receive(SetLimit(1, 2, 320, 60, 7), 100.0)
-    s.tick(100.0 + T.failsafe_timeout - 0.05)
+    s.receive(SetLimit(1, 2, 320, 60, 7), 99.0)
+    s.tick(97.0 + T.heard_timeout - 0.05)
     assert not s.in_failsafe and s.offer_da == 320
-    s.tick(100.0 + T.failsafe_timeout)
-    assert s.in_failsafe, "and without heartbeats it fails safe again on time"
+    s.tick(97.0 + T.heard_timeout)
+    assert s.in_failsafe, "and with no heartbeat saying it hears us, it fails safe again on time"
+
+
+def test_after_a_long_partition_a_set_limit_alone_does_not_end_the_failsafe() -> None:
+    # the master sends cuts to servants it does not hear: only a heartbeat saying it hears us shows the link
+    # works both ways again, and until then the offer stays at the failsafe the set-limit carries
+    s = following(limit=320)
+    s.tick(100.0)
+    assert s.in_failsafe and s.offer_da == 60
+    s.receive(SetLimit(1, 2, 320, 60, 7), 100.0)
+    assert s.in_failsafe and s.offer_da == 60
+    s.receive(hb(), 100.1)  # it hears us again: the failsafe still ends only with a set-limit (rule 4)
+    assert s.in_failsafe and s.offer_da == 60
+    s.receive(SetLimit(1, 3, 320, 60, 7), 100.2)
+    assert not s.in_failsafe and s.offer_da == 320
+
+
+def test_a_servant_the_master_does_not_hear_fails_safe_within_the_unheard_bound() -> None:
+    """Rule 4: heartbeats keep coming, but none says the master hears us (a mute transmitter)."""
+    s = following(limit=320)  # heard at 0.1 (following), never again
+    deaf_to_us = Heartbeat(1, 7, 640, 0, HEARS_1_TO_15 & ~(1 << 1))
+    t = 0.1
+    while t < 0.1 + T.heard_timeout - 0.05:
+        s.receive(deaf_to_us, t)
+        s.tick(t)
+        assert not s.in_failsafe and s.offer_da == 320, t
+        t = round(t + 0.05, 3)
+    s.receive(deaf_to_us, 0.1 + T.heard_timeout)
+    assert s.in_failsafe and s.offer_da == 60
+    assert s.next_deadline() > 0.1 + T.heard_timeout  # and no spin on the expired timer
+
+
+def test_a_heartbeat_that_hears_us_or_another_page_keeps_the_servant_up() -> None:
+    s = following(limit=320)
+    other_page = Heartbeat(1, 7, 640, 1, 0xFFFF)  # says nothing about address 1
+    for i in range(1, 200):
+        t = 0.1 + i * 0.05
+        s.receive(hb() if i % 40 == 0 else other_page, t)  # our page every 2 s only
+        s.tick(t)
+    assert not s.in_failsafe and s.offer_da == 320
+    # a new master starts the clock afresh: it needs time to hear us
+    new_master = Heartbeat(2, 9, 640, 1, 0xFFFF)
+    t = 20.0
+    while t < 20.0 + T.heard_timeout:
+        s.receive(new_master, t)
+        assert not s.in_failsafe, t
+        t = round(t + 0.2, 3)
+    s.tick(20.0 + T.heard_timeout)
+    assert s.in_failsafe
 
 
 def test_a_grant_ends_the_failsafe() -> None:

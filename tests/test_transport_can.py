@@ -65,7 +65,7 @@ def test_only_the_protocols_ids_get_through(channel: str) -> None:
 def test_extended_scheme_sends_and_accepts_29_bit_ids(channel: str) -> None:
     ids = IdScheme(base=0x18000000, extended=True)
     transport, peer = pair(channel, ids)
-    offset, data = Link().encode(Heartbeat(1, 2, 3, 800, 60))
+    offset, data = Link().encode(Heartbeat(1, 2, 800))
     transport.send(offset, data)
     sent = peer.recv(1.0)
     assert sent is not None and sent.is_extended_id and sent.arbitration_id == 0x18000000 + offset
@@ -89,7 +89,7 @@ def test_a_send_that_cannot_complete_is_counted_not_raised(channel: str) -> None
     # A peer with a one-frame receive queue that never reads: the second send times out.
     sender = CanTransport(can.Bus(interface="virtual", channel=channel), send_timeout=0.01)
     stuck = can.Bus(interface="virtual", channel=channel, rx_queue_size=1)
-    offset, data = Link().encode(Heartbeat(1, 2, 3, 800, 60))
+    offset, data = Link().encode(Heartbeat(1, 2, 800))
     assert sender.send(offset, data)
     assert not sender.send(offset, data)
     assert sender.stats.send_timeouts + sender.stats.send_errors == 1
@@ -122,7 +122,7 @@ def test_a_good_frame_ends_bus_off(channel: str) -> None:
     peer.send(can.Message(arbitration_id=CAN_ERR_BUSOFF, is_error_frame=True, data=bytes(8)))
     transport.recv(0.0)
     assert transport.bus_off
-    offset, data = Link().encode(Heartbeat(1, 2, 3, 800, 60))
+    offset, data = Link().encode(Heartbeat(1, 2, 800))
     peer.send(can.Message(arbitration_id=offset, data=data, is_extended_id=False))
     assert transport.recv(0.0) is not None
     assert not transport.bus_off
@@ -155,9 +155,9 @@ def test_own_frames_looped_back_are_not_heard(channel: str) -> None:
                              suppress_echo=True)
     peer = can.Bus(interface="virtual", channel=channel)
     link = Link()
-    offset, data = link.encode(Heartbeat(1, 2, 3, 800, 60))
+    offset, data = link.encode(Heartbeat(1, 2, 800))
     transport.send(offset, data)
-    other = Link().encode(Heartbeat(9, 9, 9, 800, 60))[1]
+    other = Link().encode(Heartbeat(9, 9, 800))[1]
     peer.send(can.Message(arbitration_id=offset, data=other, is_extended_id=False))
     got = recv_all(transport)
     assert [f.data for f in got] == [other]  # type: ignore[attr-defined]

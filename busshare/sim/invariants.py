@@ -80,6 +80,7 @@ class Bounds:
 
     limit_da: int
     failsafe_bound_s: float  # failsafe_timeout + tick_period
+    unheard_bound_s: float  # heard_timeout + tick_period: no heartbeat saying the master hears it this long
     leaving_bound_s: float  # tick_period
     cutoff_bound_s: float  # reaction_allowance + tick_period
     settle_s: float
@@ -154,7 +155,7 @@ class Invariants:
                          f"heartbeat since t={p.last_hb:.3f}")
             if t >= p.fs_deadline and offer > p.fs_da:
                 sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
-                         f"with no valid master heartbeat since t={p.last_hb:.3f}")
+                         f"({self.why_failsafe(p)})")
         if counted != p.counted:
             self.total_drawn += counted - p.counted
             p.counted = counted
@@ -281,7 +282,13 @@ class Invariants:
             return
         if p.evse.offer_da > p.fs_da:
             self.sim.fail(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
-                          f"{p.fs_da / 10:.1f} A at t={t:.3f}; last valid master heartbeat at t={p.last_hb:.3f}")
+                          f"{p.fs_da / 10:.1f} A at t={t:.3f}; {self.why_failsafe(p)}")
+
+    def why_failsafe(self, p: ServantProc) -> str:
+        """Which rule-4 clock ran out: the master's silence, or the master not hearing the servant."""
+        if p.heard_deadline < p.hb_deadline:
+            return f"no heartbeat saying the master heard it since t={p.heard_deadline - self.b.unheard_bound_s:.3f}"
+        return f"last valid master heartbeat at t={p.last_hb:.3f}"
 
     def check_hold(self, p: ServantProc, t: float) -> None:
         """After failsafe_hold more, a master-assigned failsafe gives way to min(assigned, standalone)."""

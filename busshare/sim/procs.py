@@ -36,7 +36,7 @@ class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
-        "hb_fs", "hb_epoch", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
+        "hb_key", "hb_deadline", "heard_deadline", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
         "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
     )
     is_master = False
@@ -64,9 +64,10 @@ class ServantProc:
         self.fs_da: int = cfg.failsafe_da  # the failsafe it must be at or below once the master is silent
         self.grant_fs: int | None = None
         self.grant_epoch: int | None = None
-        self.hb_fs: int | None = None
-        self.hb_epoch: int | None = None
-        self.fs_deadline = INF
+        self.hb_key: tuple[int, int] | None = None  # (master id, epoch) of the last heartbeat it accepted
+        self.hb_deadline = INF  # a valid heartbeat (or set-limit) must have arrived by then, else failsafe
+        self.heard_deadline = INF  # a heartbeat saying the master hears it must have arrived by then, else failsafe
+        self.fs_deadline = INF  # the earlier of the two
         self.fs_check_sched = INF
         self.last_hb = -INF
         self.in_failsafe = False

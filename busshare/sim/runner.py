@@ -135,6 +135,7 @@ class Simulation:
         self.bounds = Bounds(
             limit_da=self.config.limit_da,
             failsafe_bound_s=float(self.timing.failsafe_timeout) + tick,
+            unheard_bound_s=self.timing.unheard_bound,
             leaving_bound_s=tick,
             cutoff_bound_s=float(self.timing.reaction_allowance) + tick,
             settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(self.timing),
@@ -344,9 +345,10 @@ class Simulation:
         p.a_stop = False
         p.r_pilot = None
         p.r_measured = None
-        p.grant_fs = p.grant_epoch = p.hb_fs = p.hb_epoch = None
+        p.grant_fs = p.grant_epoch = p.hb_key = None
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
+        p.hb_deadline = p.heard_deadline = INF
         self._arm_failsafe(p, now + self.bounds.failsafe_bound_s)
         self._servant_after(p, [], now, True)
 
@@ -361,7 +363,7 @@ class Simulation:
             self._dead_ports.append(p.port)
         p.port = None
         p.node_sched = INF
-        p.fs_deadline = INF
+        p.fs_deadline = p.hb_deadline = p.heard_deadline = INF
         p.hold_deadline = INF
         if hold_s is None or hold_s <= 0:
             p.evse.power_reset(now)
@@ -421,9 +423,12 @@ class Simulation:
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
-        p.hb_fs = hb.failsafe_da
-        p.hb_epoch = hb.epoch
-        p.fs_da = self._failsafe_of(p)
+        key = (hb.master_id, hb.epoch)
+        if key != p.hb_key or hb.hears(p.address):
+            # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
+            # saying it hears the servant keeps the servant out of failsafe (rule 4)
+            p.hb_key = key
+            p.heard_deadline = t + self.bounds.unheard_bound_s
         if hb.leaving:
             self._arm_failsafe(p, t + self.bounds.leaving_bound_s, leaving=True)
         else:
@@ -433,21 +438,19 @@ class Simulation:
     def _failsafe_of(self, p: ServantProc) -> int:
         """The failsafe current a servant must fall to, from the frames it accepted (rule 4).
 
-        The one sent with its last set-limit (from whichever master); without one, the
-        heartbeat's failsafe for servants without a grant; without either, its standalone one.
+        The one sent with its last set-limit (from whichever master); without one, its standalone one.
         """
         if p.grant_fs is not None:
             return p.grant_fs
-        if p.hb_fs is not None:
-            return p.hb_fs
         return int(p.cfg.failsafe_da)
 
     def _arm_failsafe(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
         if leaving:
-            if deadline < p.fs_deadline:
-                p.fs_deadline = deadline
+            if deadline < p.hb_deadline:
+                p.hb_deadline = deadline
         else:
-            p.fs_deadline = deadline
+            p.hb_deadline = deadline
+        p.fs_deadline = p.hb_deadline if p.hb_deadline < p.heard_deadline else p.heard_deadline
         if p.fs_deadline < p.fs_check_sched:
             p.fs_check_sched = p.fs_deadline
             self.queue.push(p.fs_deadline, CHECK, p, "failsafe")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..frames import FRAME_LENGTH
+from ..frames import FRAME_LENGTH, HEARD_PAGES
 
 MAP_VERSION = 1
 SLOT_REGS = 1 + FRAME_LENGTH // 2
@@ -294,11 +294,13 @@ def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_
     hb = max(base.heartbeat_period, heartbeat_period_for(baud))
     stall = 2 * (poll_wire_time(baud, MAILBOX_SLOTS) + reply_timeout)
     cycle = cycle_wire_time(baud, max(1, servants))
+    failsafe = max(base.failsafe_timeout, up(5 * hb + stall, 0.5), up(3 * cycle_wire_time(baud, FULL_SEGMENT) + stall, 0.5))
     timing = dataclasses.replace(
         base,
         heartbeat_period=hb,
-        failsafe_timeout=max(base.failsafe_timeout, up(5 * hb + stall, 0.5),
-                             up(3 * cycle_wire_time(baud, FULL_SEGMENT) + stall, 0.5)),
+        failsafe_timeout=failsafe,
+        # two rounds of the heartbeat's heard pages at least (PROTOCOL.md 8.1)
+        heard_timeout=max(base.heard_timeout, failsafe, up(2 * HEARD_PAGES * hb, 0.5)),
         status_period=max(base.status_period, up(cycle)),
         servant_silent_after=max(base.servant_silent_after, up(3 * cycle + stall)),
         ack_timeout=max(base.ack_timeout, up(2 * cycle + stall)),
