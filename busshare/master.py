@@ -193,6 +193,7 @@ class Master:
         self._txn = 0
         self._next_hb = now
         self.learning = True
+        self.left = False  # shutdown() sent the leaving heartbeat: it says nothing more
         self._learn_deadline = now + self.timing.learning_timeout
         # a servant that reports failsafe fell (when the old master died, or when it heard us) less than a
         # reaction allowance ago, maybe: its EV may still draw more than it offers, so learning lasts that long
@@ -210,6 +211,8 @@ class Master:
 
     def receive(self, msg: Message, now: float) -> list[Message]:
         out: list[Message] = []
+        if self.left:
+            return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
         if not isinstance(msg, Status):
             self._dirty = True
         if isinstance(msg, Heartbeat):
@@ -244,6 +247,8 @@ class Master:
 
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
+        if self.left:
+            return out
         if now >= self._next_hb:
             out.append(self._heartbeat(now))
             self._next_hb += self.timing.heartbeat_period
@@ -263,6 +268,8 @@ class Master:
     def shutdown(self, now: float) -> list[Message]:
         """Graceful stop: a leaving heartbeat makes every servant fail safe at once (rule 5)."""
         self._events.add(now, "leaving", None, "master shutting down: servants fail safe now")
+        self.left = True
+        self._deadline = self._next_hb = INF
         return [self._heartbeat(now, leaving=True)]
 
     def next_deadline(self) -> float:

@@ -422,6 +422,7 @@ class Servant:
             self._failsafe_held = False
             self._limit = min(self._limit, self._armed)  # only ever lower
             self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
+            self._next_status = now  # tell the master (and any monitor) at once: it re-confirms us sooner
         else:
             self._limit = min(self._limit, self._armed)
 
