@@ -423,6 +423,7 @@ class Master:
             slot.limit = st.offered_da
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
+            self._dirty = True  # (its STATUS may read as before the ack that confirmed it)
         p = slot.pending
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
             # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)

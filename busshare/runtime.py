@@ -186,7 +186,8 @@ class Runtime:
             self._applied = (offer, stopped, failsafe)
             rec = self._record(now, "offer", None, f"{offer / 10:.1f} A" + (" EV stopped" if stopped else "")
                                + (" (failsafe)" if failsafe else ""))
-            rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat)
+            rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat,
+                       last_heard=getattr(self.node, "heard_at", None))
             self.on_record(rec)
 
     def _events(self, now: float) -> None:
@@ -223,6 +224,9 @@ class Runtime:
                                for v in node.servants()}
         rec["last_heartbeat"] = self.last_heartbeat
         rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
+        heard = getattr(node, "heard_at", None)
+        if heard is not None:  # a servant: how long since the master last said it hears us (PROTOCOL.md 5.2)
+            rec["heard_age"] = round(now - heard, 3)
         rec.update(frames_in=self.stats.frames_in, rejected=self.stats.rejected, sent=self.stats.sent,
                    send_failed=self.stats.send_failed, bus_off=self.transport.bus_off)
         if self.stats.rejected_kinds:

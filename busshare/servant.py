@@ -88,6 +88,7 @@ class Servant:
         self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
         self._last_ack: Ack | None = None
         self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
+        self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
@@ -237,6 +238,11 @@ class Servant:
         return self._limit
 
     @property
+    def heard_at(self) -> float | None:
+        """When the master we follow last said it hears us (or we began to follow it); None before any master."""
+        return self._heard_at if self._heard_master else None
+
+    @property
     def armed_failsafe_da(self) -> int:
         return self._armed
 
@@ -271,6 +277,9 @@ class Servant:
         self._last_hb = now
         if hb.hears(self.address):
             self._heard_at = now
+            if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
+                held, self._held = self._held, None
+                self._on_set_limit(held, now, out)
 
     def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
         """Start following a new master (first one, or another id/epoch: a restart)."""
@@ -281,6 +290,7 @@ class Servant:
         self._unconfirmed_fell = False
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
+        self._held = None
         self._last_txn = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
@@ -335,6 +345,20 @@ class Servant:
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
         if self._twin_until > now:
             limit = fs = 0  # contested address: cuts only
+        # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
+        # from the last of either): without this, one that arrives before the first heartbeat after a
+        # partition would end the failsafe only for the stale heartbeat timer to start it again at once
+        self._last_hb = max(self._last_hb, now)
+        unheard = self._unheard(now)
+        if unheard and limit > self.offer_da:
+            # a grant while no heartbeat has shown the master hears us: taken once one does (it hears us again,
+            # or it sent this before we went mute and will count us down soon); not acked meanwhile (rule 4)
+            if self._held != msg:
+                self._events.add(now, "grant-held", self.address,
+                                 f"txn {msg.txn} {_a(limit)} waits: the master has not shown it hears us")
+            self._held = msg
+            return
+        self._held = None
         if limit != msg.limit_da:
             self._events.add(now, "clamped", self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
@@ -347,11 +371,7 @@ class Servant:
         self._confirmed = True
         self._unconfirmed_fell = False
         self._pending = None
-        # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
-        # from the last of either): without this, one that arrives before the first heartbeat after a
-        # partition would end the failsafe only for the stale heartbeat timer to start it again at once
-        self._last_hb = max(self._last_hb, now)
-        if self.in_failsafe:
+        if self.in_failsafe and not unheard:  # (a cut while unheard is applied, and the failsafe goes on)
             self.in_failsafe = False
             self._failsafe_held = False
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
@@ -432,7 +452,7 @@ class Servant:
             if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
-            if not self.in_failsafe and now >= self._heard_at + t.heard_timeout:
+            if not self.in_failsafe and self._unheard(now):
                 # we hear the master but it does not hear us (a mute transmitter, a one-way partition): it will
                 # count us at our failsafe soon (rule 3), so we must be there (rule 4)
                 self._enter_failsafe(now, f"the master has not heard us for {now - self._heard_at:.2f} s")
@@ -470,6 +490,10 @@ class Servant:
             self._events.add(now, "rival-gone", self.address, "one master again")
 
     # -- the common step after every input -------------------------------------------
+
+    def _unheard(self, now: float) -> bool:
+        """No heartbeat of the master we follow has shown it hears us for heard_timeout (rule 4)."""
+        return self._heard_master and now >= self._heard_at + self.timing.heard_timeout
 
     def _recent_lowerings(self, now: float) -> list[tuple[float, int]]:
         """The lowerings whose reaction allowance still runs (older ones are forgotten)."""

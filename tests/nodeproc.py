@@ -173,9 +173,11 @@ class Installation:
         self.procs.append(p)
         return p
 
-    def start_servant(self, address: int) -> NodeProc:
+    def start_servant(self, address: int, bus: Sequence[str] | None = None) -> NodeProc:
+        """A servant with a simulated car; on ``bus`` when given (e.g. another vcan behind a gateway)."""
         p = NodeProc(["servant", "--address", str(address), "--max", "16", "--failsafe", str(self.failsafe_a),
-                      "--ev", "sim", "--seed", str(address), "--json", "--status-interval", "1", *self.bus],
+                      "--ev", "sim", "--seed", str(address), "--json", "--status-interval", "1",
+                      *(self.bus if bus is None else bus)],
                      f"servant{address}#{len(self.servants[address]) + 1}")
         self.servants[address].append(p)
         self.procs.append(p)

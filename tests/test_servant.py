@@ -333,18 +333,25 @@ def test_a_set_limit_proves_the_master_alive_like_a_heartbeat() -> None:
     assert s.in_failsafe, "and with no heartbeat saying it hears us, it fails safe again on time"
 
 
-def test_after_a_long_partition_a_set_limit_alone_does_not_end_the_failsafe() -> None:
-    # the master sends cuts to servants it does not hear: only a heartbeat saying it hears us shows the link
-    # works both ways again, and until then the offer stays at the failsafe the set-limit carries
+def test_a_grant_waits_until_a_heartbeat_shows_the_master_hears_us() -> None:
+    # the master sends cuts to servants it does not hear: a set-limit alone does not prove the link works
+    # both ways, so after a long partition a grant waits (no ack) for the first heartbeat that hears us
     s = following(limit=320)
     s.tick(100.0)
     assert s.in_failsafe and s.offer_da == 60
-    s.receive(SetLimit(1, 2, 320, 60, 7), 100.0)
+    assert s.receive(SetLimit(1, 2, 320, 60, 7), 100.0) == []
     assert s.in_failsafe and s.offer_da == 60
-    s.receive(hb(), 100.1)  # it hears us again: the failsafe still ends only with a set-limit (rule 4)
-    assert s.in_failsafe and s.offer_da == 60
-    s.receive(SetLimit(1, 3, 320, 60, 7), 100.2)
+    out = s.receive(hb(), 100.1)
+    assert of(Ack, out) == [Ack(1, 2, 320, 0, AckHow.IMMEDIATE)]
     assert not s.in_failsafe and s.offer_da == 320
+
+
+def test_a_cut_while_unheard_is_applied_and_acked_and_the_failsafe_goes_on() -> None:
+    s = following(limit=320)
+    s.tick(100.0)
+    out = s.receive(SetLimit(1, 2, 0, 0, 7), 100.0)
+    assert of(Ack, out) == [Ack(1, 2, 0, 0, AckHow.MEASURED)]
+    assert s.in_failsafe and s.offer_da == 0 and s.armed_failsafe_da == 0
 
 
 def test_a_servant_the_master_does_not_hear_fails_safe_within_the_unheard_bound() -> None:

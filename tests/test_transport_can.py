@@ -12,7 +12,7 @@ from busshare.canid import IdScheme
 from busshare.errors import UserError
 from busshare.frames import Heartbeat, SetLimit
 from busshare.link import Link
-from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_RESTARTED, CanTransport, open_bus
+from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanTransport, open_bus
 
 _channels = itertools.count()
 
@@ -115,6 +115,18 @@ def test_bus_off_error_frame_sets_bus_off_until_restart(channel: str) -> None:
     assert transport.recv(0.0) is None
     assert not transport.bus_off
     assert [e.kind for e in transport.drain_events()] == ["error-frame", "bus-off", "error-frame", "bus-recovered"]
+
+
+def test_error_passive_is_reported_but_is_not_bus_off(channel: str) -> None:
+    """A controller whose frames nobody acknowledges goes error-passive, and stays there (ISO 11898-1: an
+    error-passive transmitter's ACK errors no longer count): it is reported, but only bus-off is a dead link.
+    Whether its frames reach the master is what the heartbeat's heard bit tells the servant (PROTOCOL.md 5.2)."""
+    transport, peer = pair(channel, IdScheme(base=0x400))
+    peer.send(can.Message(arbitration_id=CAN_ERR_CRTL, is_error_frame=True, data=bytes([0, 0x20, 0, 0, 0, 0, 0, 0])))
+    assert transport.recv(0.0) is None
+    assert not transport.bus_off and transport.stats.error_frames == 1
+    events = transport.drain_events()
+    assert [e.kind for e in events] == ["error-frame"] and "tx-error-passive" in events[0].detail
 
 
 def test_a_good_frame_ends_bus_off(channel: str) -> None:

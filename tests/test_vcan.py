@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, granted
+from nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
 
 pytestmark = [
     pytest.mark.vcan,
@@ -137,3 +137,95 @@ def busshare_cli(tmp: Path, *argv: str) -> tuple[int, str]:
             sys.stdout = old
             out.detach()
     return code, path.read_text(encoding="utf-8")
+
+
+UNHEARD_BOUND_S = 3.5  # heard_timeout 3.0 s + one tick, with room for the VM's slow clock
+
+
+def cangw(*args: str) -> None:
+    subprocess.run(["cangw", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("cangw") is None, reason="can-utils' cangw not installed")
+def test_a_servant_whose_frames_stop_reaching_the_master_fails_safe_by_itself(tmp_path: Path) -> None:
+    """A real one-way partition (PROTOCOL.md 5.2, rules 3-4): the kernel's CAN gateway joins vcan0 (master,
+    servant 2) and vcan1 (servant 1); dropping the vcan1 -> vcan0 route leaves servant 1 hearing every
+    heartbeat while none of its frames reach the master, as with a broken transmitter or termination.
+    It must fall to its failsafe by its own clock, within the unheard bound, and come back when healed."""
+    try:
+        cangw("-F")
+        cangw("-A", "-s", "vcan0", "-d", "vcan1", "-e")
+        cangw("-A", "-s", "vcan1", "-d", "vcan0", "-e")
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"no CAN gateway in this kernel (can-gw): {exc.stderr.decode().strip()}")
+    inst = Installation(tmp_path, SITE, (1, 2), bus=["-i", "socketcan", "-c", "vcan0"], failsafe_a=FAILSAFE_A)
+    try:
+        master = inst.start_master()
+        inst.start_servant(1, bus=["-i", "socketcan", "-c", "vcan1"])
+        inst.start_servant(2)
+        for a in (1, 2):
+            inst.current(a).wait_for(granted, timeout=120)
+
+        mark = len(inst.current(1).snapshot())
+        master_mark = len(master.snapshot())
+        cangw("-D", "-s", "vcan1", "-d", "vcan0", "-e")  # servant 1 goes mute
+        rec = inst.current(1).wait_for(failsafe, timeout=60, after=mark)
+        assert rec["offer_a"] <= FAILSAFE_A
+        took = rec["t"] - rec["last_heard"]
+        print(f"servant 1: failsafe {took:.3f} s after the master last said it heard it")
+        assert took < UNHEARD_BOUND_S
+        assert rec["t"] - rec["last_heartbeat"] < 1.0, "it still heard the master: the heartbeat timeout did not fire"
+        events = [r for r in inst.current(1).snapshot()[mark:] if r.get("event") == "failsafe"]
+        assert any("has not heard us" in r["detail"] for r in events), events
+        master.wait_for(lambda r: r.get("event") == "servant-silent" and r.get("address") == 1, timeout=30,
+                        after=master_mark)
+        assert_sum_within_limit(inst, LIMIT_A)
+
+        mark = len(inst.current(1).snapshot())
+        cangw("-A", "-s", "vcan1", "-d", "vcan0", "-e")  # healed: heard, re-confirmed, granted again
+        inst.current(1).wait_for(granted, timeout=120, after=mark)
+        assert_sum_within_limit(inst, LIMIT_A)
+    finally:
+        inst.close()
+        subprocess.run(["cangw", "-F"], capture_output=True, timeout=30)
+
+
+def send_error_frame(channel: str, error_class: int, data: bytes) -> None:
+    """Put an error frame on a vcan, as a controller's driver would report its state (linux/can/error.h)."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_CAN, socket.SOCK_RAW, socket.CAN_RAW) as s:
+        s.bind((channel,))
+        s.send(struct.pack("=IB3x8s", socket.CAN_ERR_FLAG | error_class, 8, data))
+
+
+def test_bus_off_counts_as_no_master_and_error_passive_does_not(tmp_path: Path) -> None:
+    """What the CAN transport does with a controller in trouble (PROTOCOL.md 8.2, rule 4; CLI-RUNTIME.md):
+    bus-off fires ``link_down()`` and the servant fails safe at once; error-passive (its frames are not
+    acknowledged) is only reported, because such a controller still transmits: the heard bit decides."""
+    from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_CRTL
+
+    inst = Installation(tmp_path, SITE, (1,), bus=["-i", "socketcan", "-c", "vcan0"], failsafe_a=FAILSAFE_A)
+    try:
+        inst.start_master()
+        servant = inst.start_servant(1)
+        servant.wait_for(granted, timeout=120)
+
+        mark = len(servant.snapshot())
+        send_error_frame("vcan0", CAN_ERR_CRTL, bytes([0, 0x20, 0, 0, 0, 0, 0, 0]))
+        servant.wait_for(lambda r: r.get("event") == "error-frame" and "tx-error-passive" in r.get("detail", ""),
+                         timeout=30, after=mark)
+        later = servant.wait_for(lambda r: r.get("event") == "status", timeout=30, after=mark)
+        assert not later["failsafe"] and not later["bus_off"]
+
+        mark = len(servant.snapshot())
+        send_error_frame("vcan0", CAN_ERR_BUSOFF, bytes(8))
+        servant.wait_for(lambda r: r.get("event") == "link-down", timeout=30, after=mark)
+        rec = servant.wait_for(failsafe, timeout=30, after=mark)
+        assert rec["offer_a"] <= FAILSAFE_A
+        # the next good frame ends bus-off; the master re-confirms the servant
+        servant.wait_for(lambda r: r.get("event") == "bus-recovered", timeout=30, after=mark)
+        servant.wait_for(granted, timeout=60, after=mark)
+    finally:
+        inst.close()

@@ -41,6 +41,9 @@ CAN_ERR_TX_TIMEOUT = 0x001
 CAN_ERR_CRTL = 0x004
 CAN_ERR_BUSOFF = 0x040
 CAN_ERR_RESTARTED = 0x100
+# data[1] of a CAN_ERR_CRTL error frame: the controller's error state (linux/can/error.h)
+CRTL_STATES = ((0x01, "rx-overflow"), (0x02, "tx-overflow"), (0x04, "rx-warning"), (0x08, "tx-warning"),
+               (0x10, "rx-error-passive"), (0x20, "tx-error-passive"), (0x40, "error-active-again"))
 
 _ECHO_WINDOW = 2.0  # s: how long a sent frame is remembered to recognise its echo
 _ECHO_MAX = 256
@@ -211,6 +214,10 @@ class CanTransport:
         cls = msg.arbitration_id
         names = [n for bit, n in ((CAN_ERR_TX_TIMEOUT, "tx-timeout"), (CAN_ERR_CRTL, "controller"),
                                   (CAN_ERR_BUSOFF, "bus-off"), (CAN_ERR_RESTARTED, "restarted")) if cls & bit]
+        if cls & CAN_ERR_CRTL and len(msg.data) > 1:
+            # reported, not acted on: an error-passive controller still sends (its frames may simply not be
+            # acknowledged); the heartbeat's heard bit tells the servant whether they reach the master
+            names += [n for bit, n in CRTL_STATES if msg.data[1] & bit]
         detail = f"class {cls:#x}" + (f" ({', '.join(names)})" if names else "")
         self._events.append(BusEvent("error-frame", detail))
         if cls & CAN_ERR_BUSOFF:
