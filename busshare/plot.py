@@ -20,10 +20,10 @@ from .errors import UserError
 from .report.marks import INSTANT_STYLES, SPAN_STYLES, Instant, classify
 from .timeline import Sample, Timeline
 
-LANE_HEIGHT_IN = (0.38, 0.9)  # per lane, shrinking as lanes are added
+LANE_HEIGHT_IN = (0.5, 0.9)  # per lane, shrinking as lanes are added
 TOTAL_HEIGHT_IN = 1.9
 WIDTH_IN = 12.0
-LEGEND_WIDTH_IN = 2.4
+LEGEND_WIDTH_IN = 2.8
 
 
 def _pyplot() -> Any:
@@ -138,7 +138,7 @@ def _lane(ax: Any, address: int, series: list[Sample], color: Any, t0: float, en
     if drawn:
         xs, ys = _steps(drawn, end)
         ax.step(xs, ys, where="post", color="black", lw=0.9, linestyle="--", alpha=0.8, gid=f"drawn:{address}")
-    ax.set_ylim(0, top * 1.3)
+    ax.set_ylim(0, top * 1.22)
     ax.set_yticks([0, top])
     ax.tick_params(axis="y", labelsize="x-small")
     ax.set_ylabel(f"EVSE {address}", rotation=0, ha="right", va="center", fontsize="small")

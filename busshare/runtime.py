@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .e2e import E2EStatus
-from .frames import FIRST_SERVANT, LAST_SERVANT, Heartbeat, Join, Message, MsgType
+from .frames import FIRST_SERVANT, LAST_SERVANT, MASTER_ADDRESS, Heartbeat, Join, Message, MsgType
 from .hardware import EvseHardware
 from .link import Link
 from .report.records import RecordKind
@@ -214,7 +214,8 @@ class Runtime:
 
     def status(self, now: float) -> Record:
         node = self.node
-        rec: Record = {"record": RecordKind.STATUS.value, "t": round(now, 6), "address": getattr(node, "address", None)}
+        rec: Record = {"record": RecordKind.STATUS.value, "t": round(now, 6),
+                       "address": getattr(node, "address", MASTER_ADDRESS)}  # the node reporting
         if hasattr(node, "offer_da"):
             rec["offer_a"] = node.offer_da / 10
             rec["failsafe"] = bool(getattr(node, "in_failsafe", False))

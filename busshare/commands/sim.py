@@ -217,11 +217,14 @@ def write_capture(path: str, capture: list[tuple[float, int, bytes]], base: int 
 
 
 def summary_dict(summary: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(summary)
-    d["violations"] = [str(v) for v in summary.violations]
-    for key in list(d):
+    """The simulator's summary with currents in A (``x_da`` becomes ``x_a``, in place)."""
+    d: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(summary).items():
         if key.endswith("_da"):
-            d[key[:-3] + "_a"] = d.pop(key) / 10
+            d[key[:-3] + "_a"] = value / 10
+        else:
+            d[key] = value
+    d["violations"] = [str(v) for v in summary.violations]
     return d
 
 
