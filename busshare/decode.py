@@ -521,9 +521,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
               flush: bool = False) -> None:
     """Decode candump ``-L`` chunks to JSON lines on ``out``; other lines go through ``parse_line``.
 
-    Times are written as the capture has them (absolute).  Each frame costs
-    one ``extend`` of (head, timestamp, the JSON text of its id#data, the E2E
-    result); the general path hands over whole lines.
+    Times are written as the capture has them (absolute).  Output convention
+    inside the loop: every piece written ends with the head of the next line
+    (``{"record": "frame", "t": ``), so each frame costs one ``extend`` of
+    (timestamp, the JSON text of its id#data, the E2E result and the next
+    head); a line of another kind takes the head back and writes its own.
     """
     describer = Describer()
     table = tuple(_suffix(s) for s in dec._table)
@@ -536,10 +538,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     scheme = dec.scheme
 
     def slow_piece(d: Decoded | None, u: Unreadable | None) -> bytes:
-        if u is not None:
-            return json_unreadable(u).encode() + b"\n"
-        assert d is not None
-        return json_frame(describer, d).encode() + b"\n"
+        """A whole line (any kind) from the general path: the head already written is taken back."""
+        buf[-1] = buf[-1][: -len(_HEAD)]
+        line = json_unreadable(u) if u is not None else json_frame(describer, d) if d is not None else ""
+        return line.encode() + b"\n" + _HEAD
 
     def entry(key: bytes) -> tuple[int, int, int, bytes]:
         """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
@@ -584,7 +586,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
             return slow_piece(None, r)
         return slow_piece(d, None)
 
-    buf: list[bytes] = []
+    buf: list[bytes] = [_HEAD]
     ext = buf.extend
     get = memo.get
     scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
@@ -617,10 +619,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     k = last[offset] + counter
                     last[offset] = counter16
                     if repeated[k] and _differs(last_key[offset], key):  # same counter, other bytes: a twin
-                        ext((_HEAD, ts, frag, second_sender))
+                        ext((ts, frag, second_sender))
                         dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
                     else:
-                        ext((_HEAD, ts, frag, table[k]))
+                        ext((ts, frag, table[k]))
                         hits[k] += 1
                     last_key[offset] = key
                 else:
@@ -639,10 +641,12 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     ext((slow_piece(None, r),))
                 else:
                     ext((slow_piece(d, None),))
-        out.write(b"".join(buf))
+        data = b"".join(buf)
+        out.write(data[: -len(_HEAD)])
         if flush:
             out.flush()
         buf.clear()
+        buf.append(_HEAD)
     for k, n in enumerate(hits):
         if n:
             dec.counts[dec._table[k].value] += n
@@ -659,4 +663,4 @@ def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
 
 
 def _suffix(status: E2EStatus) -> bytes:
-    return b'"' + status.value.encode() + b'"}\n'
+    return b'"' + status.value.encode() + b'"}\n' + _HEAD
