@@ -14,18 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_node_commands import SITE
 
 from busshare.cli import main
 
 Record = dict[str, Any]
-SITE = """\
-[site]
-limit_a = 32
-
-[[servant]]
-address = 1
-max_a = 16
-"""
 A_DAY = 86400.0  # "now" as UNIX time, loosely: absolute times are wall-clock readings, not seconds since start
 
 

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import can
 import pytest
+from ptys import read_until_closed
 
 from busshare.cli import main
 
@@ -85,18 +85,7 @@ def run_with_stderr_on_a_terminal(*args: str) -> tuple[int, str, str]:
     proc = busshare(*args, stdout=subprocess.PIPE, stderr=child_fd, stdin=subprocess.DEVNULL,
                     close_fds=True)
     os.close(child_fd)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([main_fd], [], [], WAIT)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main_fd, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_until_closed(main_fd, WAIT)
     out, _ = proc.communicate(timeout=WAIT)
     os.close(main_fd)
     return proc.returncode, out, seen.decode(errors="replace")

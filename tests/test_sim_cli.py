@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ptys import read_until_closed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,18 +104,7 @@ def test_live_view_redraws_in_place_on_a_terminal() -> None:
                             stdin=child_fd, stdout=child_fd, stderr=child_fd, cwd=ROOT, close_fds=True,
                             env={**os.environ, "TERM": "xterm"})
     os.close(child_fd)
-    out = b""
-    while True:
-        ready, _, _ = select.select([main_fd], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main_fd, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_until_closed(main_fd)
     proc.wait(timeout=60)
     os.close(main_fd)
     text = out.decode(errors="replace")
