@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..errors import UserError
-from ..report.records import TIME_CHOICES, TIME_HELP, RecordKind, TimeBase, TimeMode
+from ..report.records import RecordKind, TimeBase, TimeMode
 
 Record = dict[str, Any]
 
@@ -29,8 +29,15 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status-interval", type=float, default=None, metavar="S",
                    help="print a one-line status every S seconds")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout: event and status records (docs/JSON.md)")
-    p.add_argument("--time", choices=TIME_CHOICES, default=None, help=TIME_HELP)
+    add_time_argument(p)
     p.add_argument("--duration", type=float, default=None, metavar="S", help="exit gracefully after S seconds")
+
+
+def add_time_argument(p: argparse.ArgumentParser, absolute: str = "UNIX time", relative: str = "since the start",
+                      note: str = "default relative for text, absolute for --json") -> None:
+    """The ``--time`` choice every command that prints times offers (docs/JSON.md)."""
+    p.add_argument("--time", choices=[m.value for m in TimeMode], default=None,
+                   help=f"times printed: 'absolute' ({absolute}) or 'relative' (seconds {relative}); {note}")
 
 
 def node_times(args: argparse.Namespace, start: float) -> TimeBase:

@@ -25,9 +25,10 @@ from ..decode import (
     totals_line,
 )
 from ..errors import UserError
-from ..report.records import TIME_CHOICES, TIME_HELP, TimeBase, TimeMode
+from ..report.records import TimeBase, TimeMode
 from ..report.summaries import decode_summary
 from . import SUMMARIES
+from ._common import add_time_argument
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
 READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
@@ -61,9 +62,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--summary", action="store_true", help="reconstruct the installation instead of listing frames")
     p.add_argument("--json", action="store_true",
                    help="JSON lines: one record per frame, then the summary (docs/JSON.md)")
-    p.add_argument("--time", choices=TIME_CHOICES, default=None,
-                   help=TIME_HELP.replace("UNIX time, or a capture's own timestamps", "the capture's own timestamps")
-                   .replace("since the start", "since the first frame"))
+    add_time_argument(p, absolute="the capture's own timestamps", relative="since the first frame")
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
     p.add_argument("--id-base", type=_int, default=0, help="first protocol CAN id (default 0x000)")
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")

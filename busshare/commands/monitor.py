@@ -15,10 +15,11 @@ from ..describe import Describer, bad_frame_line, received_record
 from ..e2e import E2EStatus
 from ..frames import FrameError
 from ..link import Link
-from ..report.records import TIME_CHOICES, TIME_HELP, TimeBase, TimeMode
+from ..report.records import TimeBase, TimeMode
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from ..watch import BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
+from ._common import add_time_argument
 
 
 def add_parser(subparsers: Any) -> None:
@@ -41,10 +42,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--reaction-allowance", type=float, default=5.0, metavar="S",
                    help="EV reaction allowance used to call a cut unacked (default 5 s)")
     p.set_defaults(func=run)
-
-
-def add_time_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--time", choices=TIME_CHOICES, default=None, help=TIME_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,9 +18,10 @@ from typing import Any, TextIO
 
 from ..errors import UserError
 from ..report import progress
-from ..report.records import TIME_CHOICES, RecordKind
+from ..report.records import RecordKind
 from ..report.summaries import sim_summary
 from . import SUMMARIES
+from ._common import add_time_argument
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
@@ -58,8 +59,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
     p.add_argument("--json", action="store_true",
                    help="JSON lines: a state record every 10 simulated seconds, then the summary (docs/JSON.md)")
-    p.add_argument("--time", choices=TIME_CHOICES, default=None,
-                   help="accepted as by every command; the simulated clock starts at 0, so both are the same")
+    add_time_argument(p, absolute="the simulated clock", relative="since the start",
+                      note="the simulated clock starts at 0, so both are the same")
     p.add_argument("--log", metavar="FILE",
                    help="write the bus traffic in any format python-can writes, from the extension: .log (candump), "
                    ".asc, .blf, .csv, .db, .trc, .txt, .mf4 (needs asammdf), and .log.gz, .asc.gz, .csv.gz, "

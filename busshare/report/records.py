@@ -88,11 +88,6 @@ class TimeBase:
         return cls(mode, wall_at_start if mode is TimeMode.ABSOLUTE else 0.0)
 
 
-TIME_CHOICES = tuple(m.value for m in TimeMode)
-TIME_HELP = ("times printed: 'absolute' (UNIX time, or a capture's own timestamps) or 'relative' "
-             "(seconds since the start); default relative for text, absolute for --json")
-
-
 def serial_hex(serial: int) -> str:
     """A unit's 32-bit serial as everywhere: ``0x6bb08461``."""
     return f"{serial:#010x}"
