@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .canid import IdScheme
-from .describe import Describer, bad_frame_line
+from .describe import Describer, bad_frame_line, bad_frame_record, frame_record
 from .e2e import COUNTER_MODULO, DEFAULT_MAX_DELTA, E2EStatus
 from .frames import FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, decode
+from .report.records import RecordKind, TimeBase, TimeMode
 
 #: bad-frame kinds that are E2E failures (the rest are malformed or not the protocol's)
 E2E_KINDS = ("crc", "repeated", "wrong-sequence")
@@ -401,23 +402,21 @@ def _fmt_t(t: float | None) -> str:
     return "null" if t is None else f"{t:.6f}"
 
 
-class TextLines:
-    """Per-frame readable lines (``describe.Describer``), time relative to the first frame."""
+def first_frame_base() -> TimeBase:
+    """Relative time for a capture: seconds since its first timestamped frame."""
+    return TimeBase(TimeMode.RELATIVE, None)
 
-    def __init__(self, write: Callable[[str], Any]) -> None:
+
+class TextLines:
+    """Per-frame readable lines (``describe.Describer``); time relative to the first frame unless told."""
+
+    def __init__(self, write: Callable[[str], Any], times: TimeBase | None = None) -> None:
         self.write = write
         self.describer = Describer()
-        self.t0: float | None = None
-
-    def rel(self, t: float | None) -> float:
-        if t is None:
-            return 0.0
-        if self.t0 is None:
-            self.t0 = t
-        return t - self.t0
+        self.times = times or first_frame_base()
 
     def frame(self, d: Decoded) -> None:
-        t = self.rel(d.t)
+        t = 0.0 if d.t is None else self.times(d.t)
         if d.message is not None:
             line = self.describer.line(t, d.message, d.counter, d.status)
         else:
@@ -432,32 +431,37 @@ class TextLines:
 
 
 class JsonLines:
-    """Per-frame JSON objects: the describer's record plus id, e2e and, for bad frames, error and reason."""
+    """Per-frame ``frame``, ``bad-frame`` and ``unreadable`` records (docs/JSON.md); absolute time unless told."""
 
-    def __init__(self, write: Callable[[str], Any]) -> None:
+    def __init__(self, write: Callable[[str], Any], times: TimeBase | None = None) -> None:
         self.write = write
         self.describer = Describer()
+        self.times = times or TimeBase()
 
     def frame(self, d: Decoded) -> None:
-        self.write(json_frame(self.describer, d) + "\n")
+        self.write(json_frame(self.describer, d, self.times) + "\n")
 
     def unreadable(self, u: Unreadable) -> None:
-        self.write(json.dumps({"t": None, "error": "unreadable", "where": u.where, "reason": u.reason}) + "\n")
+        self.write(json_unreadable(u) + "\n")
 
 
-def json_frame(describer: Describer, d: Decoded) -> str:
-    head = f'{{"t": {_fmt_t(d.t)}, '
+def json_unreadable(u: Unreadable) -> str:
+    return json.dumps({"record": RecordKind.UNREADABLE.value, "t": None, "where": u.where, "reason": u.reason})
+
+
+def json_frame(describer: Describer, d: Decoded, times: TimeBase | None = None) -> str:
+    """One frame's JSON line; ``t`` to the microsecond as candump writes it (so both paths print the same)."""
+    t = d.t if times is None else times.opt(d.t)
+    rec: dict[str, Any]
     if d.message is None:
         assert d.bad is not None
-        rec: dict[str, Any] = {"id": f"{d.can_id:#05x}", "data": d.data.hex(), "error": d.bad.kind,
-                               "reason": d.bad.reason}
+        rec = bad_frame_record(None, d.can_id, d.data, d.bad.kind, d.bad.reason)
     else:
-        rec = describer.record(0.0, d.message, d.counter)
-        del rec["t"]
-        rec["id"] = f"{d.can_id:#05x}"
-        assert d.status is not None
-        rec["e2e"] = d.status.value
-    return head + json.dumps(rec)[1:]
+        assert d.status is not None and d.counter is not None
+        rec = frame_record(describer, None, d.message, d.counter, d.can_id, d.status)
+    kind = rec.pop("record")
+    del rec["t"]
+    return f'{{"record": "{kind}", "t": {_fmt_t(t)}, ' + json.dumps(rec)[1:]
 
 
 # ---------------------------------------------------------------------------
@@ -469,7 +473,7 @@ _FAST_LINE = re.compile(
 )
 _KEY = re.compile(rb"(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#[0-9A-Fa-f]{16}")
 _DIGITS = b"0123456789"
-_HEAD = b'{"t": '
+_HEAD = b'{"record": "frame", "t": '
 
 
 def fixed_layout(chunk: bytes) -> struct.Struct | None:
@@ -517,8 +521,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
               flush: bool = False) -> None:
     """Decode candump ``-L`` chunks to JSON lines on ``out``; other lines go through ``parse_line``.
 
-    Output convention inside the loop: every piece written ends with the head
-    of the next line (``{"t": ``), so each frame costs one ``extend``.
+    Times are written as the capture has them (absolute).  Output convention
+    inside the loop: every piece written ends with the head of the next line
+    (``{"record": "frame", "t": ``), so each frame costs one ``extend`` of
+    (timestamp, the JSON text of its id#data, the E2E result and the next
+    head); a line of another kind takes the head back and writes its own.
     """
     describer = Describer()
     table = tuple(_suffix(s) for s in dec._table)
@@ -531,11 +538,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     scheme = dec.scheme
 
     def slow_piece(d: Decoded | None, u: Unreadable | None) -> bytes:
-        if u is not None:
-            text = json.dumps({"error": "unreadable", "where": u.where, "reason": u.reason})
-            return b"null, " + text[1:].encode() + b"\n" + _HEAD
-        assert d is not None
-        return json_frame(describer, d)[len(_HEAD):].encode() + b"\n" + _HEAD
+        """A whole line (any kind) from the general path: the head already written is taken back."""
+        buf[-1] = buf[-1][: -len(_HEAD)]
+        line = json_unreadable(u) if u is not None else json_frame(describer, d) if d is not None else ""
+        return line.encode() + b"\n" + _HEAD
 
     def entry(key: bytes) -> tuple[int, int, int, bytes]:
         """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
@@ -552,9 +558,8 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
             return -1, 0, 0, b""  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
         if isinstance(c.message, Heartbeat) and (c.message.master_id, c.message.epoch) not in dec.masters:
             return -3, 0, 0, b""  # a master not heard yet: general path, and not remembered
-        rec = describer.record(0.0, c.message, c.counter)
-        del rec["t"]
-        rec["id"] = f"{can_id:#05x}"
+        rec = frame_record(describer, None, c.message, c.counter, can_id, E2EStatus.OK)
+        del rec["record"], rec["t"], rec["e2e"]
         text = json.dumps(rec)
         frag = (", " + text[1:-1] + ', "e2e": ').encode()
         return c.offset, c.counter, c.counter << 4, frag

@@ -30,7 +30,11 @@ from .frames import (
     Request,
     SetLimit,
     Status,
+    decode,
 )
+from .link import Received
+from .pilot import PilotState
+from .report.records import RecordKind, serial_hex, serial_tag_hex
 
 
 def amps(da: int | None) -> str:
@@ -124,13 +128,15 @@ class Describer:
             extra = f"  <{status.value}>"
         return f"{t:.3f} {self.text(msg)}{extra}"
 
-    def record(self, t: float, msg: Message, counter: int | None = None) -> dict[str, Any]:
-        """The message as a flat dict (currents in A) for JSON lines; updates limits like ``text``.
+    def record(self, t: float | None, msg: Message, counter: int | None = None) -> dict[str, Any]:
+        """The message as a flat ``frame`` record (docs/JSON.md) for JSON lines; updates limits like ``text``.
 
-        Call either ``text``/``line`` or ``record`` for a message, not both.
+        Currents in A, pilot states as their letters, serials in hex, other enums in lowercase
+        words as the text shows them.  Call either ``text``/``line`` or ``record`` for a message, not both.
         """
         src, dst = route(msg)
-        rec: dict[str, Any] = {"t": round(t, 6), "type": msg.TYPE.name, "from": node_name(src), "to": node_name(dst)}
+        rec: dict[str, Any] = {"record": RecordKind.FRAME.value, "t": None if t is None else round(t, 6),
+                               "type": msg.TYPE.name, "from": node_name(src), "to": node_name(dst)}
         if isinstance(msg, SetLimit):
             verb, old = self.verb(msg)
             rec["verb"] = verb
@@ -138,8 +144,14 @@ class Describer:
         for key, value in vars(msg).items():
             if key.endswith("_da"):
                 rec[key[:-3] + "_a"] = None if value is None else value / 10
+            elif isinstance(value, PilotState):
+                rec[key] = value.name
             elif hasattr(value, "name"):
                 rec[key] = value.name.lower().replace("_", "-")
+            elif key == "serial":
+                rec[key] = serial_hex(value)
+            elif key == "serial_tag":
+                rec[key] = serial_tag_hex(value)
             else:
                 rec[key] = value
         if isinstance(msg, Heartbeat):
@@ -175,14 +187,47 @@ class Describer:
             measured = "no meter" if msg.measured_da is None else f"measured {amps(msg.measured_da)} A"
             return (
                 f"STATUS {msg.pilot.name} offered {amps(msg.offered_da)} A {measured} "
-                f"requested {amps(msg.requested_da)} A serial {msg.serial_tag:#06x}"
+                f"requested {amps(msg.requested_da)} A serial {serial_tag_hex(msg.serial_tag)}"
                 + _flags(msg, ("failsafe", "fault", "ev_stopped", "conflict"))
             )
         assert isinstance(msg, Join)
-        return f"JOIN serial {msg.serial} max {amps(msg.max_da)} A v{msg.version}"
+        return f"JOIN serial {serial_hex(msg.serial)} max {amps(msg.max_da)} A v{msg.version}"
 
 
 def bad_frame_line(t: float, can_id: int, data: bytes, why: FrameError | E2EStatus) -> str:
     """A frame that was not acted on: its id, bytes and the reason."""
     reason = f"{why.kind}: {why}" if isinstance(why, FrameError) else f"e2e {why.value}"
     return f"{t:.3f} BAD id {can_id:#05x} [{data.hex(' ')}] {reason}"
+
+
+def can_id_hex(can_id: int) -> str:
+    """A CAN id as JSON records write it: ``0x181``, ``0x1c000181``."""
+    return f"{can_id:#05x}"
+
+
+def frame_record(describer: Describer, t: float | None, msg: Message, counter: int, can_id: int,
+                 status: E2EStatus) -> dict[str, Any]:
+    """The ``frame`` record of one decoded frame: the message, its counter, id and E2E check."""
+    rec = describer.record(t, msg, counter)
+    rec["id"] = can_id_hex(can_id)
+    rec["e2e"] = status.value
+    return rec
+
+
+def bad_frame_record(t: float | None, can_id: int, data: bytes, error: str, reason: str) -> dict[str, Any]:
+    """The ``bad-frame`` record of a frame that is not acted on: its id, bytes, the kind of error and why."""
+    return {"record": RecordKind.BAD_FRAME.value, "t": t, "id": can_id_hex(can_id), "data": data.hex(),
+            "error": error, "reason": reason}
+
+
+def received_record(describer: Describer, t: float, offset: int, can_id: int, data: bytes,
+                    got: Received) -> dict[str, Any]:
+    """What a monitor heard, as a record: a ``frame`` (with its E2E result, also when that result means it
+    is not acted on) or a ``bad-frame`` (it does not decode)."""
+    if got.error is not None:
+        return bad_frame_record(t, can_id, data, got.error.kind, str(got.error))
+    assert got.status is not None
+    if got.message is not None and got.counter is not None:
+        return frame_record(describer, t, got.message, got.counter, can_id, got.status)
+    msg, counter = decode(offset, data)  # decodes (the link did), but the E2E check refused it
+    return frame_record(describer, t, msg, counter, can_id, got.status)

@@ -28,6 +28,7 @@ class Received(NamedTuple):
     message: Message | None
     status: E2EStatus | None  # None when the frame is malformed (see ``error``)
     error: FrameError | None = None
+    counter: int | None = None  # the alive counter, when the frame decoded
 
     @property
     def accepted(self) -> bool:
@@ -61,7 +62,7 @@ class Link:
             self.malformed[exc.kind] += 1
             return Received(None, None, exc)
         status = self.checker.check_counter(offset, counter, bytes(data))
-        return Received(msg if status.accepted else None, status)
+        return Received(msg if status.accepted else None, status, None, counter)
 
     @property
     def dropped(self) -> int:

@@ -250,11 +250,12 @@ def run_modbus_monitor(args: Any) -> int:
     import threading
     import time
 
-    from .describe import Describer, bad_frame_line
+    from .describe import Describer, bad_frame_line, received_record
     from .e2e import E2EStatus
     from .errors import UserError
     from .frames import FrameError
     from .link import Link
+    from .report.records import TimeBase, TimeMode
     from .transport.modbus_map import modbus_timing
     from .transport.modbus_servant import open_serial
     from .watch import BusWatcher, Flag, flag_line, summary_line
@@ -273,13 +274,14 @@ def run_modbus_monitor(args: Any) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     start = time.monotonic()
+    times = TimeBase.since_start(TimeMode.choose(args.time, args.json), time.time())
     frames = 0
     rejected: Counter[str] = Counter()
     quiet_after = max(rtu.gap_time(args.baud), 0.002)
 
     def flags(fl: list[Flag]) -> None:
         for f in fl:
-            out.write(flag_line(f, args.json) + "\n")
+            out.write(flag_line(f, args.json, times) + "\n")
 
     def show(chunks: list[rtu.Chunk]) -> None:
         nonlocal frames
@@ -297,19 +299,20 @@ def run_modbus_monitor(args: Any) -> int:
                     rejected[got.error.kind if got.error else why.value if isinstance(why, E2EStatus) else "bad"] += 1
                     if not args.anomalies_only:
                         if args.json:
-                            out.write(json.dumps({"t": round(t, 6), "bad": rec.can_id, "data": rec.data.hex(),
-                                                  "reason": str(why)}) + "\n")
+                            out.write(json.dumps(received_record(describer, times(t), rec.can_id, rec.can_id,
+                                                                 rec.data, got)) + "\n")
                         else:
-                            out.write(bad_frame_line(t, rec.can_id, rec.data, why) + "\n")
+                            out.write(bad_frame_line(times(t), rec.can_id, rec.data, why) + "\n")
                     flags(watcher.rejected(t, rec.can_id, why))
                     continue
                 assert got.status is not None
                 if args.anomalies_only:
                     describer.remember(got.message)
                 elif args.json:
-                    out.write(json.dumps(describer.record(t, got.message)) + "\n")
+                    out.write(json.dumps(received_record(describer, times(t), rec.can_id, rec.can_id, rec.data,
+                                                         got)) + "\n")
                 else:
-                    out.write(describer.line(t, got.message, status=got.status) + "\n")
+                    out.write(describer.line(times(t), got.message, status=got.status) + "\n")
                 flags(watcher.frame(t, got.message, got.status))
 
     try:
@@ -337,7 +340,8 @@ def run_modbus_monitor(args: Any) -> int:
         show(splitter.flush())
         port.close()
     out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json, link={"modbus": dict(stats)},
-                           link_text=f"RTU frames {stats['rtu-frames']}, other Modbus {stats['modbus-other']}")
+                           link_text=f"RTU frames {stats['rtu-frames']}, other Modbus {stats['modbus-other']}",
+                           start_t=times(0.0), duration_s=time.monotonic() - start)
               + "\n")
     out.flush()
     return 0

@@ -23,9 +23,10 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .e2e import E2EStatus
-from .frames import FIRST_SERVANT, LAST_SERVANT, Heartbeat, Join, Message, MsgType
+from .frames import FIRST_SERVANT, LAST_SERVANT, MASTER_ADDRESS, Heartbeat, Join, Message, MsgType
 from .hardware import EvseHardware
 from .link import Link
+from .report.records import RecordKind
 from .transport.can import CanTransport
 
 Record = dict[str, Any]
@@ -50,6 +51,11 @@ class RuntimeStats:
     sent: int = 0
     send_failed: int = 0
     rejected_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def event_record(t: float, kind: str, address: int | None, detail: str) -> Record:
+    """An ``event`` record (docs/JSON.md), in the node's own clock (the printer maps it to the chosen base)."""
+    return {"record": RecordKind.EVENT.value, "t": round(t, 6), "event": kind, "address": address, "detail": detail}
 
 
 class Runtime:
@@ -200,7 +206,7 @@ class Runtime:
     def _record(self, t: float, kind: str, address: int | None, detail: str) -> Record:
         if address is None:
             address = getattr(self.node, "address", None)  # a servant's records carry its address
-        return {"t": round(t, 6), "event": kind, "address": address, "detail": detail}
+        return event_record(t, kind, address, detail)
 
     def _emit(self, t: float, kind: str, address: int | None, detail: str) -> None:
         self.on_record(self._record(t, kind, address, detail))
@@ -208,8 +214,9 @@ class Runtime:
     # -- status -------------------------------------------------------------------
 
     def status(self, now: float) -> Record:
-        rec = self._record(now, "status", None, "")
         node = self.node
+        rec: Record = {"record": RecordKind.STATUS.value, "t": round(now, 6),
+                       "address": getattr(node, "address", MASTER_ADDRESS)}  # the node reporting
         if hasattr(node, "offer_da"):
             rec["offer_a"] = node.offer_da / 10
             rec["failsafe"] = bool(getattr(node, "in_failsafe", False))

@@ -18,6 +18,8 @@ from typing import Any
 
 from .e2e import E2EStatus
 from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, Status
+from .report.records import RecordKind, TimeBase
+from .report.summaries import monitor_summary
 
 
 @dataclass(frozen=True)
@@ -27,19 +29,23 @@ class Flag:
     text: str
 
 
-def flag_line(flag: Flag, as_json: bool) -> str:
-    """How `monitor` (CAN and Modbus) prints a flag: a JSON object or `t !! kind: text`."""
+def flag_line(flag: Flag, as_json: bool, times: TimeBase | None = None) -> str:
+    """How `monitor` (CAN and Modbus) prints a flag: an ``anomaly`` record or `t !! kind: text`.
+
+    ``times`` maps the flag's time (seconds since the monitor started) to the printed one.
+    """
+    t = flag.t if times is None else times(flag.t)
     if as_json:
-        return json.dumps({"t": round(flag.t, 6), "anomaly": flag.kind, "text": flag.text})
-    return f"{flag.t:.3f} !! {flag.kind}: {flag.text}"
+        return json.dumps({"record": RecordKind.ANOMALY.value, "t": round(t, 6), "anomaly": flag.kind,
+                           "detail": flag.text})
+    return f"{t:.3f} !! {flag.kind}: {flag.text}"
 
 
 def summary_line(frames: int, rejected: Mapping[str, int], anomalies: Mapping[str, int], *, as_json: bool,
-                 link: Mapping[str, Any], link_text: str) -> str:
+                 link: Mapping[str, Any], link_text: str, start_t: float = 0.0, duration_s: float = 0.0) -> str:
     """The closing line of `monitor`; `link`/`link_text` carry the transport's own counts (JSON / text)."""
     if as_json:
-        return json.dumps({"summary": {"frames": frames, "rejected": dict(rejected), "anomalies": dict(anomalies),
-                                       **link}})
+        return json.dumps(monitor_summary(start_t, duration_s, frames, rejected, anomalies, link))
     bad = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
     flags = ", ".join(f"{k} {v}" for k, v in sorted(anomalies.items())) or "none"
     return f"-- {frames} frames; rejected: {bad}; anomalies: {flags}; {link_text}"

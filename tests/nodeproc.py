@@ -143,7 +143,7 @@ def assert_failsafe_in_bound(inst: Installation, after: dict[int, int], failsafe
 
 def offer_of(rec: Record) -> float | None:
     """The offered current a record reports (pilot changes and status lines), else None."""
-    if rec.get("event") in ("offer", "status") and "offer_a" in rec:
+    if (rec.get("event") == "offer" or rec.get("record") == "status") and "offer_a" in rec:
         return float(rec["offer_a"])
     return None
 

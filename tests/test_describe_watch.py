@@ -104,7 +104,7 @@ def test_every_type_reads_naturally() -> None:
     assert d.text(Request(4, 320, 60, 2)) == "4→master REQUEST 32.0 A min 6.0 A prio 2"
     assert d.text(Status(5, 0x1234, PilotState.C, 160, None, 320, failsafe=True)) == (
         "5→master STATUS C offered 16.0 A no meter requested 32.0 A serial 0x1234 [failsafe]")
-    assert d.text(Join(6, 99, 320)) == "6→master JOIN serial 99 max 32.0 A v2"
+    assert d.text(Join(6, 99, 320)) == "6→master JOIN serial 0x00000063 max 32.0 A v2"
 
 
 def test_bad_frames_show_id_bytes_and_reason() -> None:
@@ -232,7 +232,8 @@ def test_a_master_that_leaves_is_reported_and_its_silence_is_not_an_anomaly() ->
 def test_monitor_flags_and_summary_read_the_same_on_can_and_modbus() -> None:
     flag = Flag(12.3456789, "two-masters", "master 1 epoch 7 and master 2 epoch 3 both heartbeat")
     assert flag_line(flag, False) == "12.346 !! two-masters: master 1 epoch 7 and master 2 epoch 3 both heartbeat"
-    assert json.loads(flag_line(flag, True)) == {"t": 12.345679, "anomaly": "two-masters", "text": flag.text}
+    assert json.loads(flag_line(flag, True)) == {"record": "anomaly", "t": 12.345679, "anomaly": "two-masters",
+                                                 "detail": flag.text}
     rejected = {"wrong-crc": 2, "malformed": 1}
     anomalies = {"two-masters": 3, "e2e": 2}
     can = summary_line(40, rejected, anomalies, as_json=False, link={"error_frames": 5}, link_text="error frames: 5")
@@ -240,5 +241,7 @@ def test_monitor_flags_and_summary_read_the_same_on_can_and_modbus() -> None:
     modbus = summary_line(40, rejected, anomalies, as_json=False, link={"modbus": {"rtu-frames": 44}},
                           link_text="RTU frames 44, other Modbus 0")
     assert modbus == can.replace("error frames: 5", "RTU frames 44, other Modbus 0")
-    assert json.loads(summary_line(0, {}, {}, as_json=True, link={"modbus": {"rtu-frames": 44}}, link_text="")) == {
-        "summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {"rtu-frames": 44}}}
+    assert json.loads(summary_line(0, {}, {}, as_json=True, link={"modbus": {"rtu-frames": 44}}, link_text="",
+                                   start_t=100.0, duration_s=2.5)) == {
+        "record": "summary", "command": "monitor", "start_t": 100.0, "duration_s": 2.5, "frames": 0, "rejected": 0,
+        "e2e_errors": {}, "malformed": {}, "anomalies": {}, "modbus": {"rtu-frames": 44}}

@@ -132,7 +132,7 @@ def test_the_decode_command_reads_a_modbus_capture(tmp_path, capsys) -> None:
     assert "master→3 SET 32.0 A tx 1" in text and "bad CRC" in text
     assert main(["decode", "--modbus", "--json", str(cap)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert lines[-1]["totals"]["good"] == 3
+    assert lines[-1]["record"] == "summary" and lines[-1]["good"] == 3
     assert main(["decode", "--modbus", "--summary", str(cap)]) == 0
     summary = capsys.readouterr().out
     assert "limit: 64.0 A (from the master heartbeat)" in summary
@@ -160,5 +160,6 @@ def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
         os.close(line)
         os.close(device)
     assert text == ["-- 0 frames; rejected: none; anomalies: none; RTU frames 0, other Modbus 0"]
-    assert last == {"summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {}}}
+    assert (last["record"], last["command"], last["frames"], last["rejected"], last["anomalies"], last["modbus"]) == (
+        "summary", "monitor", 0, 0, {}, {})
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from busshare.cli import main
 from busshare.commands._common import printer
+from busshare.report.records import TimeBase, TimeMode
 
 SITE = """\
 [site]
@@ -53,7 +54,7 @@ def test_a_servant_speaks_json_lines_and_stops_gracefully(capsys: pytest.Capture
                          "--status-interval", "0.1", "-i", "virtual", "-c", "cmd-servant")
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    events = [r["event"] for r in records]
+    events = [r.get("event", r["record"]) for r in records]
     assert events[0] == "started" and events[-1] == "stopped"
     assert "status" in events and "offer" in events
     assert all(r["address"] == 3 for r in records)
@@ -68,7 +69,7 @@ def test_a_master_announces_that_it_leaves(capsys: pytest.CaptureFixture[str], t
     code, out, err = run(capsys, "master", "--config", str(site), "--json", "--duration", "0.3",
                        "-i", "virtual", "-c", "cmd-master")
     assert code == 0, err
-    events = [json.loads(line)["event"] for line in out.splitlines()]
+    events = [json.loads(line).get("event") for line in out.splitlines()]
     assert events[0] == "started" and "leaving" in events and events[-1] == "stopped"
 
 
@@ -79,13 +80,16 @@ def test_monitor_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back
     assert out.splitlines()[-1] == "-- 0 frames; rejected: none; anomalies: none; error frames: 0"
     code, out, _ = run(capsys, "monitor", "--json", "--duration", "0.2", "-i", "virtual", "-c", "cmd-monitor")
-    assert json.loads(out.splitlines()[-1]) == {
-        "summary": {"frames": 0, "rejected": {}, "anomalies": {}, "error_frames": 0}}
+    last = json.loads(out.splitlines()[-1])
+    assert 0.2 <= last.pop("duration_s") and isinstance(last.pop("start_t"), float)
+    assert last == {"record": "summary", "command": "monitor", "frames": 0, "rejected": 0, "e2e_errors": {},
+                    "malformed": {}, "anomalies": {}, "error_frames": 0}
 
 
 def human_line(t: float, start: float) -> str:
     out = io.StringIO()
-    printer(False, start, out=out)({"t": t, "event": "learning", "address": None, "detail": "x"})
+    times = TimeBase.monotonic(TimeMode.RELATIVE, start)
+    printer(False, times, out=out)({"record": "event", "t": t, "event": "learning", "address": None, "detail": "x"})
     return out.getvalue()
 
 

@@ -98,7 +98,7 @@ class Site:
         return {a: r.node.offer_da for a, r in self.servants.items()}  # type: ignore[attr-defined]
 
     def pilot_records(self, address: int) -> list[Record]:
-        return [r for r in self.records[str(address)] if r["event"] == "offer"]
+        return [r for r in self.records[str(address)] if r.get("event") == "offer"]
 
 
 def test_servants_hear_the_master_and_report_status(sites: list[Site]) -> None:
@@ -108,7 +108,7 @@ def test_servants_hear_the_master_and_report_status(sites: list[Site]) -> None:
     for address, rt in site.servants.items():
         assert rt.last_heartbeat is not None and site.t - rt.last_heartbeat <= TIMING.heartbeat_period
         assert not rt.node.in_failsafe  # type: ignore[attr-defined]
-        status = [r for r in site.records[str(address)] if r["event"] == "status"]
+        status = [r for r in site.records[str(address)] if r["record"] == "status"]
         assert status and status[-1]["heartbeat_age"] is not None
     assert site.master is not None and site.master.stats.accepted > 0
 
@@ -150,7 +150,7 @@ def test_bus_off_counts_as_hearing_no_master(sites: list[Site]) -> None:
     victim.pump(site.t + STEP)  # only the victim reads: in bus-off it hears nothing else
     assert victim.transport.bus_off
     assert victim.node.in_failsafe  # type: ignore[attr-defined]
-    kinds = [r["event"] for r in site.records["2"]]
+    kinds = [r.get("event", r["record"]) for r in site.records["2"]]
     assert "bus-off" in kinds and "link-down" in kinds
     peer.shutdown()
 
@@ -169,7 +169,7 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     for address, rt in site.servants.items():
         assert rt.stats.rejected == 3
         assert rt.stats.rejected_kinds == {"crc": 1, "length": 1, "address": 1}
-        reasons = [r["detail"].split("] ")[1] for r in site.records[str(address)] if r["event"] == "frame-rejected"]
+        reasons = [r["detail"].split("] ")[1] for r in site.records[str(address)] if r.get("event") == "frame-rejected"]
         assert [why.split(":")[0] for why in reasons] == ["crc", "length", "address"]
         assert not rt.node.in_failsafe  # type: ignore[attr-defined]
     peer.shutdown()
@@ -237,7 +237,7 @@ def test_a_restarted_master_is_heard_at_once_not_taken_for_repeats(sites: list[S
     # (servants in failsafe: it learns for a reaction allowance before confirming anyone, rule 5)
     site.run(TIMING.reaction_allowance + 1.0)
     for address, rt in site.servants.items():
-        rejected = [r for r in site.records[str(address)] if r["event"] == "frame-rejected"]
+        rejected = [r for r in site.records[str(address)] if r.get("event") == "frame-rejected"]
         assert rejected == [], rejected
         assert not rt.node.in_failsafe  # type: ignore[attr-defined]
 
@@ -253,6 +253,6 @@ def test_a_restarted_servant_is_heard_at_once_not_taken_for_repeats(sites: list[
     assert sc is not None
     site.servants[2] = site.runtime("2", Servant(sc, TIMING, site.t), site.hw[2])
     site.run(3.0)
-    rejected = [r for r in site.records["master"] if r["event"] == "frame-rejected"]
+    rejected = [r for r in site.records["master"] if r.get("event") == "frame-rejected"]
     assert rejected == [], rejected
     assert site.servants[2].node.offer_da > 0 and not site.servants[2].node.in_failsafe  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ BAD_FRAMES = [
 
 
 def latest_status(proc) -> dict:  # type: ignore[no-untyped-def]
-    return [r for r in proc.snapshot() if r.get("event") == "status"][-1]
+    return [r for r in proc.snapshot() if r.get("record") == "status"][-1]
 
 
 def test_installation_on_vcan0_with_capture_and_bad_frames(tmp_path: Path) -> None:
@@ -79,14 +79,14 @@ def test_installation_on_vcan0_with_capture_and_bad_frames(tmp_path: Path) -> No
         nodes = [master, inst.current(1), inst.current(2)]
         reasons = {why for _, why in BAD_FRAMES}
         for p in nodes:
-            p.wait_for(lambda r: r.get("event") == "status" and set(r.get("rejected_kinds", {})) >= reasons,
+            p.wait_for(lambda r: r.get("record") == "status" and set(r.get("rejected_kinds", {})) >= reasons,
                        timeout=60, after=0)
         for p in nodes:
             kinds = latest_status(p)["rejected_kinds"]
             assert all(kinds[why] >= 1 for why in reasons), (p.name, kinds)
         mark = {a: len(inst.current(a).snapshot()) for a in (1, 2)}
         for a in (1, 2):  # still sharing: a status after the bad frames, heard from the master, not in failsafe
-            rec = inst.current(a).wait_for(lambda r: r.get("event") == "status", timeout=30, after=mark[a])
+            rec = inst.current(a).wait_for(lambda r: r.get("record") == "status", timeout=30, after=mark[a])
             assert not rec["failsafe"] and rec["offer_a"] > 0 and rec["heartbeat_age"] < 1.0
 
         # kill -9 the master: the failsafe bound holds on real SocketCAN

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..errors import UserError
+from ..report.records import RecordKind, TimeBase, TimeMode
 
 Record = dict[str, Any]
 
@@ -27,24 +28,26 @@ def amps_to_da(text: str, what: str) -> int:
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status-interval", type=float, default=None, metavar="S",
                    help="print a one-line status every S seconds")
-    p.add_argument("--json", action="store_true",
-                   help="JSON lines on stdout (times are time.monotonic() seconds, comparable across processes)")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout: event and status records (docs/JSON.md)")
+    add_time_argument(p)
     p.add_argument("--duration", type=float, default=None, metavar="S", help="exit gracefully after S seconds")
 
 
-def since(t: float, start: float) -> float:
-    """Seconds from `start` to `t` as printed (ms), never -0.000.
-
-    Records carry `t` rounded to 6 digits (runtime) while `start` is a raw clock
-    reading, so an event at the start instant comes out a hair negative.
-    """
-    return round(t - start, 3) + 0.0  # -0.0 + 0.0 == 0.0
+def add_time_argument(p: argparse.ArgumentParser, absolute: str = "UNIX time", relative: str = "since the start",
+                      note: str = "default relative for text, absolute for --json") -> None:
+    """The ``--time`` choice every command that prints times offers (docs/JSON.md)."""
+    p.add_argument("--time", choices=[m.value for m in TimeMode], default=None,
+                   help=f"times printed: 'absolute' ({absolute}) or 'relative' (seconds {relative}); {note}")
 
 
-def _human(rec: Record, start: float) -> str:
-    t = since(rec["t"], start)
-    kind = rec["event"]
-    if kind == "status":
+def node_times(args: argparse.Namespace, start: float) -> TimeBase:
+    """How a node process (clock: ``time.monotonic()``, started at ``start``) prints its times."""
+    return TimeBase.monotonic(TimeMode.choose(args.time, args.json), start)
+
+
+def _human(rec: Record, times: TimeBase) -> str:
+    t = round(times(rec["t"]), 3) + 0.0
+    if rec.get("record") == RecordKind.STATUS:
         parts = []
         if "offer_a" in rec:
             parts.append(f"offer {rec['offer_a']:.1f} A" + (" FAILSAFE" if rec.get("failsafe") else "")
@@ -62,21 +65,28 @@ def _human(rec: Record, start: float) -> str:
                      + (" BUS-OFF" if rec.get("bus_off") else ""))
         return f"{t:9.3f} status: " + " | ".join(parts)
     who = "" if rec.get("address") is None else f" [{rec['address']}]"
-    return f"{t:9.3f} {kind}{who}: {rec.get('detail', '')}"
+    return f"{t:9.3f} {rec['event']}{who}: {rec.get('detail', '')}"
 
 
-def printer(as_json: bool, start: float, out: TextIO | None = None,
+def printer(as_json: bool, times: TimeBase, out: TextIO | None = None,
             skip: frozenset[str] = frozenset()) -> Callable[[Record], None]:
-    """A record sink: JSON lines or human lines, flushed (pipes into tests and tools).  Default: sys.stdout."""
+    """A record sink: JSON lines or human lines, flushed (pipes into tests and tools).  Default: sys.stdout.
+
+    Records come in the node's own clock; ``times`` maps ``t``, ``last_heartbeat`` and ``last_heard`` to the printed base.
+    """
 
     def emit(rec: Record) -> None:
         stream = out if out is not None else sys.stdout
         if as_json:
-            stream.write(json.dumps(rec) + "\n")
-        elif rec["event"] in skip:
+            shown = dict(rec, t=times(rec["t"]))
+            for key in ("last_heartbeat", "last_heard"):
+                if key in rec:
+                    shown[key] = times.opt(rec[key])
+            stream.write(json.dumps(shown) + "\n")
+        elif rec.get("event") in skip:
             return
         else:
-            stream.write(_human(rec, start) + "\n")
+            stream.write(_human(rec, times) + "\n")
         stream.flush()
 
     return emit

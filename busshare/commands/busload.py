@@ -8,6 +8,7 @@ from typing import Any
 
 from ..busload import BusLoad, busload
 from ..errors import UserError
+from ..report.records import RecordKind
 from . import SUMMARIES
 
 
@@ -24,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--extended", action="store_true", help="29-bit identifiers")
     p.add_argument("--heartbeat-period", type=float, default=None, help="seconds (default: the protocol's)")
     p.add_argument("--status-period", type=float, default=None, help="seconds (default: the protocol's)")
-    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--json", action="store_true", help="one JSON object, a busload record (docs/JSON.md)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +44,18 @@ def format_load(r: BusLoad) -> str:
     ])
 
 
+def load_record(r: BusLoad) -> dict[str, Any]:
+    """The ``busload`` record: periods and the reallocation time in seconds, as every record has them."""
+    d: dict[str, Any] = {"record": RecordKind.BUSLOAD.value}
+    for key, value in r.as_dict().items():
+        if key in ("heartbeat_period", "status_period"):
+            key += "_s"
+        elif key == "realloc_ms":
+            key, value = "realloc_s", value / 1000
+        d[key] = value
+    return d
+
+
 def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.servants is not None and args.count != args.servants:
         raise UserError(f"two servant counts: {args.count} and --servants {args.servants}")
@@ -51,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
         r = busload(args.bitrate, servants, args.extended, args.heartbeat_period, args.status_period)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    print(json.dumps(r.as_dict()) if args.json else format_load(r))
+    print(json.dumps(load_record(r)) if args.json else format_load(r))
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, parse_config
 from ..errors import UserError
+from ..report.records import RecordKind, serial_hex
 from . import SUMMARIES
 
 _GOOD_SERVANT = {"address": 1, "max_a": 6}  # a servant no site check can object to
@@ -33,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
         "or what the installation is (exit 0).",
     )
     p.add_argument("config", metavar="site.toml")
-    p.add_argument("--json", action="store_true", help="one JSON object: ok, problems, and the installation")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object, a config record: ok, problems, and the installation (docs/JSON.md)")
     p.set_defaults(func=run)
 
 
@@ -196,7 +198,7 @@ def explain(cfg: Config) -> dict[str, Any]:
         "master_id": cfg.master_id,
         "servants": [
             {"address": s.address, "min_a": s.min_da / 10, "max_a": s.max_da / 10, "failsafe_a": s.failsafe_da / 10,
-             "priority": s.priority, "meter": s.has_meter, "serial": s.serial or None}
+             "priority": s.priority, "meter": s.has_meter, "serial": serial_hex(s.serial) if s.serial else None}
             for s in cfg.servants
         ],
         "failsafe_sum_a": failsafe_sum / 10,
@@ -214,7 +216,7 @@ def format_explanation(path: str, e: dict[str, Any]) -> str:
     ]
     for s in e["servants"]:
         meter = "meter" if s["meter"] else "no meter"
-        serial = "" if s["serial"] is None else f"  serial {s['serial']:#x}"
+        serial = "" if s["serial"] is None else f"  serial {s['serial']}"
         lines.append(f"  servant {s['address']:>2}: {s['min_a']:.1f}-{s['max_a']:.1f} A, failsafe {s['failsafe_a']:.1f} A, "
                      f"priority {s['priority']}, {meter}{serial}")
     lines.append(f"failsafe currents sum to {e['failsafe_sum_a']:.1f} A (<= limit {e['limit_a']:.1f} A); servants "
@@ -234,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     found = problems(text)
     if found:
         if args.json:
-            print(json.dumps({"ok": False, "config": path, "problems": found}))
+            print(json.dumps({"record": RecordKind.CONFIG.value, "ok": False, "config": path, "problems": found}))
         else:
             for p in found:
                 print(f"{path}: {p}")
@@ -242,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     e = explain(parse_config(text))
     if args.json:
-        print(json.dumps({"ok": True, "config": path, "problems": [], **e}))
+        print(json.dumps({"record": RecordKind.CONFIG.value, "ok": True, "config": path, "problems": [], **e}))
     else:
         print(format_explanation(path, e))
     return 0

@@ -17,6 +17,7 @@ from ..decode import (
     JsonLines,
     Record,
     TextLines,
+    first_frame_base,
     json_fast,
     logreader_records,
     read_chunks,
@@ -24,7 +25,10 @@ from ..decode import (
     totals_line,
 )
 from ..errors import UserError
+from ..report.records import TimeBase, TimeMode
+from ..report.summaries import decode_summary
 from . import SUMMARIES
+from ._common import add_time_argument
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
 READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
@@ -56,7 +60,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("file", metavar="FILE|-", help="capture file, or - for candump text (-L or plain) on stdin")
     p.add_argument("--summary", action="store_true", help="reconstruct the installation instead of listing frames")
-    p.add_argument("--json", action="store_true", help="JSON lines (one per frame, then totals or the summary)")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines: one record per frame, then the summary (docs/JSON.md)")
+    add_time_argument(p, absolute="the capture's own timestamps", relative="since the first frame")
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
     p.add_argument("--id-base", type=_int, default=0, help="first protocol CAN id (default 0x000)")
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
@@ -65,7 +71,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--modbus", action="store_true",
                    help="the capture is Modbus RTU (raw bytes, hex lines or timestamped hex lines), not CAN")
     p.add_argument("--baud", type=int, default=None, help="Modbus baud rate, for 3.5-character gaps (default 19200)")
-    p.add_argument("--plot", metavar="FILE.png", help="draw each EVSE's offered and drawn current against the limit")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw each EVSE's offered and drawn current against the limit")
     p.set_defaults(func=run)
 
 
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, stream: IO[bytes] | None,
          _records: Callable[[str, IO[bytes] | None], Iterator[Record]]) -> int:
+    """The listing (or with ``--summary`` the reconstruction), then the closing line; ``--plot`` adds a picture."""
     try:
         scheme = IdScheme(base=args.id_base, extended=args.extended)
     except ValueError as exc:
@@ -137,29 +145,15 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     dec = CaptureDecoder(scheme)
     out = sys.stdout
     live = args.file == "-" and not sys.stdin.isatty() and not os.path.isfile("/dev/stdin")
-
+    mode = TimeMode.choose(args.time, args.json)
+    times = TimeBase(mode) if mode is TimeMode.ABSOLUTE else first_frame_base()
+    summary = None
     if args.summary or args.plot:
-        from ..decode_summary import CaptureSummary, format_summary
+        from ..decode_summary import CaptureSummary
 
         summary = CaptureSummary(limit_da=None if args.limit is None else round(args.limit * 10))
-        for rec in _records(args.file, stream):
-            d = dec.feed(rec)
-            if d is not None:
-                summary.frame(d)
-        result = summary.result(dec, source=args.file)
-        if args.plot:
-            from ..plot import plot_timeline
-
-            plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}",
-                          t0=dec.first_t or 0.0, t_end=dec.last_t)
-        if args.summary:
-            if args.json:
-                out.write(json.dumps(result) + "\n")
-            else:
-                out.write(format_summary(result) + "\n")
-        else:
-            out.write(totals_line(dec.totals()) + "\n")
-    elif args.json and stream is not None:
+    listing = not args.summary
+    if listing and summary is None and args.json and stream is not None and mode is TimeMode.ABSOLUTE:
         binary = out.buffer if hasattr(out, "buffer") else None
         if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
             sink = io.BytesIO()
@@ -168,21 +162,37 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
         else:
             out.flush()
             json_fast(read_chunks(stream), dec, binary, flush=live)
-        out.write(json.dumps({"totals": dec.totals()}) + "\n")
     else:
-        sink_obj = JsonLines(out.write) if args.json else TextLines(out.write)
+        lines = (JsonLines(out.write, times) if args.json else TextLines(out.write, times)) if listing else None
         for rec in _records(args.file, stream):
             d = dec.feed(rec)
-            if d is None:
-                sink_obj.unreadable(dec.unreadable[-1])
-            else:
-                sink_obj.frame(d)
-            if live:
-                out.flush()
-        if args.json:
-            out.write(json.dumps({"totals": dec.totals()}) + "\n")
-        else:
-            out.write(totals_line(dec.totals()) + "\n")
+            if d is not None and summary is not None:
+                summary.frame(d)
+            if lines is not None:
+                if d is None:
+                    lines.unreadable(dec.unreadable[-1])
+                else:
+                    lines.frame(d)
+                if live:
+                    out.flush()
+    result = None if summary is None else summary.result(dec, source=args.file)
+    if args.plot:
+        from ..plot import plot_timeline
+
+        assert summary is not None
+        plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}",
+                      t0=dec.first_t or 0.0, t_end=dec.last_t)
+    if args.json:
+        closing = decode_summary(dec.totals(), args.file, dec.first_t, dec.last_t, times,
+                                 result if args.summary else None)
+        out.write(json.dumps(closing) + "\n")
+    elif args.summary:
+        from ..decode_summary import format_summary
+
+        assert result is not None
+        out.write(format_summary(result) + "\n")
+    else:
+        out.write(totals_line(dec.totals()) + "\n")
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()

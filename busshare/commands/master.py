@@ -7,10 +7,10 @@ import secrets
 import time
 from typing import Any
 
-from ..runtime import Runtime
+from ..runtime import Runtime, event_record
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from . import SUMMARIES
-from ._common import add_output_arguments, printer
+from ._common import add_output_arguments, node_times, printer
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
     clock = time.monotonic
     now = clock()
     node = Master(config, now, master_id=args.master_id, epoch=epoch)
-    emit = printer(args.json, now)
-    emit({"t": now, "event": "started", "address": 0,
-          "detail": f"master id {args.master_id or config.master_id} epoch {epoch} "
-                    f"limit {config.limit_da / 10:.1f} A, {len(config.servants)} servants configured"})
+    emit = printer(args.json, node_times(args, now))
+    emit(event_record(now, "started", 0, f"master id {args.master_id or config.master_id} epoch {epoch} "
+                                         f"limit {config.limit_da / 10:.1f} A, {len(config.servants)} servants configured"))
     runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,
                       tick_period=config.timing.tick_period)
     runtime.run(duration=args.duration)

@@ -11,13 +11,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from ..describe import Describer, bad_frame_line
+from ..describe import Describer, bad_frame_line, received_record
 from ..e2e import E2EStatus
 from ..frames import FrameError
 from ..link import Link
+from ..report.records import TimeBase, TimeMode
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from ..watch import BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
+from ._common import add_time_argument
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,7 +34,9 @@ def add_parser(subparsers: Any) -> None:
     from ..modbus_decode import add_monitor_arguments
 
     add_monitor_arguments(p)
-    p.add_argument("--json", action="store_true", help="JSON lines: one object per frame or flag")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines: one record per frame or flag, then the summary (docs/JSON.md)")
+    add_time_argument(p)
     p.add_argument("--anomalies-only", action="store_true", help="print flags only, not every frame")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--reaction-allowance", type=float, default=5.0, metavar="S",
@@ -54,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     start = time.monotonic()
+    times = TimeBase.since_start(TimeMode.choose(args.time, args.json), time.time())  # t counts from start
     frames = 0
     rejected: Counter[str] = Counter()
 
     def emit_flags(flags: list[Flag]) -> None:
         for f in flags:
-            out.write(flag_line(f, args.json) + "\n")
+            out.write(flag_line(f, args.json, times) + "\n")
 
     try:
         while not stop.is_set():
@@ -84,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
                     rejected[reason] += 1
                     if not args.anomalies_only:
                         if args.json:
-                            out.write(json.dumps({"t": round(t, 6), "bad": frame.can_id, "data": frame.data.hex(),
-                                                  "reason": str(why)}) + "\n")
+                            rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
+                            out.write(json.dumps(rec) + "\n")
                         else:
-                            out.write(bad_frame_line(t, frame.can_id, frame.data, why) + "\n")
+                            out.write(bad_frame_line(times(t), frame.can_id, frame.data, why) + "\n")
                     emit_flags(watcher.rejected(t, frame.can_id, why))
                 else:
                     assert got.status is not None
@@ -95,9 +100,10 @@ def run(args: argparse.Namespace) -> int:
                         link.checker.forget(did)
                     if not args.anomalies_only:
                         if args.json:
-                            out.write(json.dumps(describer.record(t, got.message)) + "\n")
+                            rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
+                            out.write(json.dumps(rec) + "\n")
                         else:
-                            out.write(describer.line(t, got.message, status=got.status) + "\n")
+                            out.write(describer.line(times(t), got.message, status=got.status) + "\n")
                     else:
                         describer.remember(got.message)
                     emit_flags(watcher.frame(t, got.message, got.status))
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     errors = transport.stats.error_frames
     out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json,
-                           link={"error_frames": errors}, link_text=f"error frames: {errors}") + "\n")
+                           link={"error_frames": errors}, link_text=f"error frames: {errors}",
+                           start_t=times(0.0), duration_s=time.monotonic() - start) + "\n")
     out.flush()
     return 0

@@ -15,10 +15,11 @@ from ..bench import BenchHardware
 from ..errors import UserError
 from ..hardware import EvseHardware
 from ..pilot import PilotState
-from ..runtime import Runtime
+from ..report.records import serial_hex
+from ..runtime import Runtime, event_record
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from . import SUMMARIES
-from ._common import add_output_arguments, amps_to_da, printer
+from ._common import add_output_arguments, amps_to_da, node_times, printer
 
 
 def add_parser(subparsers: Any) -> None:
@@ -113,10 +114,9 @@ def run(args: argparse.Namespace) -> int:
     hardware = build_hardware(args, max_da, now)
     node = Servant(config, timing, now)
     skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
-    emit = printer(args.json, now, skip=skip)
-    emit({"t": now, "event": "started", "address": args.address,
-          "detail": f"servant {args.address} serial {serial:#x} max {max_da / 10:.1f} A "
-                    f"failsafe {config.failsafe_da / 10:.1f} A ev {args.ev}"})
+    emit = printer(args.json, node_times(args, now), skip=skip)
+    emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
+                      f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A ev {args.ev}"))
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
                       status_interval=args.status_interval, tick_period=timing.tick_period)
     runtime.run(duration=args.duration)

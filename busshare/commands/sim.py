@@ -17,12 +17,17 @@ import time
 from typing import Any, TextIO
 
 from ..errors import UserError
+from ..report import progress
+from ..report.records import RecordKind
+from ..report.summaries import sim_summary
 from . import SUMMARIES
+from ._common import add_time_argument
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
 PLAIN_EVERY_S = 10.0  # without a terminal: one line per this much simulated time
-LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc", ".csv")
+PROGRESS_EVERY_STEPS = 256  # the progress line looks at the wall clock this seldom (steps are cheap)
+NO_GZIP = (".blf", ".db", ".mf4")  # binary formats python-can cannot write through gzip
 
 
 def parse_speed(text: str) -> float:
@@ -52,10 +57,18 @@ def add_parser(subparsers: Any) -> None:
                         f"(default {DEFAULT_SPEED:g})")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
-    p.add_argument("--json", action="store_true", help="JSON lines: periodic states, then the summary")
-    p.add_argument("--log", metavar="FILE", help="write the bus traffic: .log (candump), .asc, .blf, .trc, .csv")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines: a state record every 10 simulated seconds, then the summary (docs/JSON.md)")
+    add_time_argument(p, absolute="the simulated clock", relative="since the start",
+                      note="the simulated clock starts at 0, so both are the same")
+    p.add_argument("--log", metavar="FILE",
+                   help="write the bus traffic in any format python-can writes, from the extension: .log (candump), "
+                   ".asc, .blf, .csv, .db, .trc, .txt, .mf4 (needs asammdf), and .log.gz, .asc.gz, .csv.gz, "
+                   ".trc.gz, .txt.gz")
     p.add_argument("--plot", metavar="FILE.png", help="timeline of each EVSE's offered and drawn current")
-    p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live view and no state records, only the summary (a terminal still shows a progress "
+                   "line on stderr while it runs)")
     p.set_defaults(func=run)
 
 
@@ -116,12 +129,14 @@ def plain_line(rec: dict[str, Any]) -> str:
 
 
 class LiveView:
-    """Paces the simulation and shows it: redrawn in place on a terminal, periodic lines otherwise."""
+    """Paces the simulation and shows it: redrawn in place on a terminal, periodic lines otherwise,
+    and a progress line on stderr when that is a terminal with nothing else drawn on it."""
 
-    def __init__(self, out: TextIO, speed: float, mode: str) -> None:
+    def __init__(self, out: TextIO, speed: float, mode: str, bar: progress.Progress | None = None) -> None:
         self.out = out
         self.speed = speed
         self.mode = mode  # tty | plain | json | none
+        self.bar = bar
         self.start = time.monotonic()
         self.next_draw = 0.0
         self.next_plain = 0.0
@@ -130,6 +145,8 @@ class LiveView:
 
     def __call__(self, sim: Any) -> None:
         now = sim.now
+        if self.bar is not None and sim.steps % PROGRESS_EVERY_STEPS == 1:
+            self.bar.update(now)
         if self.mode == "tty":
             wall = time.monotonic()
             if wall >= self.next_draw:
@@ -142,7 +159,8 @@ class LiveView:
         if self.mode in ("plain", "json") and now >= self.next_plain:
             self.next_plain = (now // PLAIN_EVERY_S + 1) * PLAIN_EVERY_S
             rec = state_record(sim)
-            self.out.write((json.dumps({"state": rec}) if self.mode == "json" else plain_line(rec)) + "\n")
+            self.out.write((json.dumps({"record": RecordKind.STATE.value, **rec}) if self.mode == "json"
+                            else plain_line(rec)) + "\n")
 
     def draw(self, sim: Any) -> None:
         if self.mode != "tty":
@@ -158,12 +176,38 @@ class LiveView:
 # outputs
 
 
+def log_format_problem(path: str) -> str | None:
+    """Why python-can cannot write a capture named ``path`` (the extension names the format), or None."""
+    import importlib.util
+    from pathlib import PurePath
+
+    from can.io.logger import MESSAGE_WRITERS
+
+    suffixes = [x.lower() for x in PurePath(path).suffixes]
+    known = ", ".join(sorted(MESSAGE_WRITERS))
+    if not suffixes:
+        return f"--log {path}: name the format by the extension ({known}, or a text one + .gz)"
+    fmt = suffixes[-1]
+    if fmt == ".gz":
+        fmt = suffixes[-2] if len(suffixes) == 2 else ""
+        if fmt in NO_GZIP:
+            return f"--log {path}: python-can cannot compress {fmt} (binary); write {PurePath(path).stem} instead"
+        if fmt not in MESSAGE_WRITERS:
+            return f"--log {path}: a compressed capture is FILE.FORMAT.gz with one of {known} (no other dots)"
+    elif fmt not in MESSAGE_WRITERS:
+        return f"--log {path}: python-can writes {known} (and their .gz); not {fmt}"
+    if fmt == ".mf4" and importlib.util.find_spec("asammdf") is None:
+        return f"--log {path}: .mf4 needs asammdf: pip install 'python-can[mf4]'"
+    return None
+
+
 def write_capture(path: str, capture: list[tuple[float, int, bytes]], base: int = 0) -> None:
-    """The bus traffic through python-can's writers (format from the extension)."""
+    """The bus traffic through python-can's writers (format from the extension, compressed for .gz)."""
     import can
 
-    if not path.lower().endswith(LOG_SUFFIXES):
-        raise UserError(f"--log {path}: use a .log (candump), .asc, .blf, .trc or .csv file name")
+    problem = log_format_problem(path)
+    if problem is not None:
+        raise UserError(problem)
     try:
         with can.Logger(path) as logger:
             for t, offset, data in capture:
@@ -174,12 +218,26 @@ def write_capture(path: str, capture: list[tuple[float, int, bytes]], base: int 
 
 
 def summary_dict(summary: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(summary)
-    d["violations"] = [str(v) for v in summary.violations]
-    for key in list(d):
+    """The simulator's summary with currents in A (``x_da`` becomes ``x_a``, in place)."""
+    d: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(summary).items():
         if key.endswith("_da"):
-            d[key[:-3] + "_a"] = d.pop(key) / 10
+            d[key[:-3] + "_a"] = value / 10
+        else:
+            d[key] = value
+    d["violations"] = [str(v) for v in summary.violations]
     return d
+
+
+def output_mode(args: argparse.Namespace, out: TextIO) -> str:
+    """What stdout shows while the simulation runs: tty (redrawn), plain (lines), json (records) or none."""
+    if args.quiet:
+        return "none"
+    if args.json:
+        return "json"
+    if out.isatty() and os.environ.get("TERM") != "dumb":
+        return "tty"
+    return "plain"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,26 +252,35 @@ def run(args: argparse.Namespace) -> int:
         if not args.duration > 0:
             raise UserError("--duration must be above 0 s")
         scenario = dataclasses.replace(scenario, duration_s=args.duration)
-    if args.log and not args.log.lower().endswith(LOG_SUFFIXES):
-        raise UserError(f"--log {args.log}: use a .log (candump), .asc, .blf, .trc or .csv file name")
-    out = sys.stdout
-    if args.json:
-        mode = "json"
-    elif args.quiet:
-        mode = "none"
-    elif out.isatty() and os.environ.get("TERM") != "dumb":
-        mode = "tty"
-    else:
-        mode = "plain"
-    view = LiveView(out, speed, mode)
+    if args.log:
+        problem = log_format_problem(args.log)
+        if problem is not None:
+            raise UserError(problem)
+    out, err = sys.stdout, sys.stderr
+    mode = output_mode(args, out)
+    # a progress line on stderr when it is a terminal and nothing else is drawn there while the run lasts
+    bar = None
+    if progress.wanted(err) and (mode == "none" or not (mode == "tty" or out.isatty())):
+        bar = progress.Progress(err, scenario.duration_s)
+    view = LiveView(out, speed, mode, bar)
+    paced = mode != "none" or speed != float("inf") or bar is not None
     sim = Simulation(scenario, args.seed, record=bool(args.log or args.plot), stop_on_violation=True,
-                     on_step=view if mode != "none" or speed != float("inf") else None)
+                     on_step=view if paced else None)
+    notice = err if args.json else out  # stdout stays JSON lines with --json
+    failure = None
+    interrupted = False
     try:
         sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
-        out.write(f"{str(exc).splitlines()[0]}\n")
+        failure = str(exc).splitlines()[0]
     except KeyboardInterrupt:
-        out.write("\ninterrupted: summary so far\n")
+        interrupted = True
+    if bar is not None:
+        bar.close(sim.now)
+    if failure is not None:
+        notice.write(failure + "\n")
+    if interrupted:
+        notice.write(f"\ninterrupted at {sim.now:.1f} s: summary so far\n")
     if mode == "tty":
         view.draw(sim)
     result = sim.result()
@@ -225,11 +292,14 @@ def run(args: argparse.Namespace) -> int:
         plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
                       t_end=result.summary.sim_seconds)
     if args.json:
-        out.write(json.dumps({"summary": summary_dict(result.summary)}) + "\n")
+        record = sim_summary(summary_dict(result.summary), result.summary.sim_seconds, interrupted)
+        out.write(json.dumps(record) + "\n")
     else:
         out.write(result.summary.text() + "\n")
         if args.log:
             out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
         if args.plot:
             out.write(f"plot: {args.plot}\n")
+    if interrupted:
+        return 130
     return 1 if result.summary.violations else 0

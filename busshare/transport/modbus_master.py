@@ -361,11 +361,11 @@ def run_modbus_master(args: argparse.Namespace) -> int:
     import dataclasses
     import secrets
 
-    from ..commands._common import printer
+    from ..commands._common import node_times, printer
     from ..config import load_config
     from ..errors import UserError
     from ..master import Master
-    from ..runtime import Runtime
+    from ..runtime import Runtime, event_record
 
     config = load_config(args.config)
     epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
@@ -381,12 +381,12 @@ def run_modbus_master(args: argparse.Namespace) -> int:
     clock = time.monotonic
     now = clock()
     node = Master(config, now, master_id=args.master_id, epoch=epoch)
-    emit = printer(args.json, now)
-    emit({"t": now, "event": "started", "address": 0,
-          "detail": f"master id {args.master_id or config.master_id} epoch {epoch} limit {config.limit_da / 10:.1f} A, "
-                    f"{len(addresses)} servants on Modbus {args.modbus} at {args.baud} baud (heartbeat "
-                    f"{timing.heartbeat_period:.2f} s, failsafe {timing.failsafe_timeout:.2f} s, bound cycle "
-                    f"{mm.cycle_wire_time(args.baud, len(addresses)) * 1000:.0f} ms)"})
+    emit = printer(args.json, node_times(args, now))
+    emit(event_record(now, "started", 0,
+                      f"master id {args.master_id or config.master_id} epoch {epoch} limit {config.limit_da / 10:.1f} A, "
+                      f"{len(addresses)} servants on Modbus {args.modbus} at {args.baud} baud (heartbeat "
+                      f"{timing.heartbeat_period:.2f} s, failsafe {timing.failsafe_timeout:.2f} s, bound cycle "
+                      f"{mm.cycle_wire_time(args.baud, len(addresses)) * 1000:.0f} ms)"))
     runtime = Runtime(node, transport, clock=clock, on_record=emit,  # type: ignore[arg-type]
                       status_interval=args.status_interval, tick_period=timing.tick_period)
     runtime.run(duration=args.duration)

@@ -516,10 +516,11 @@ def run_modbus_servant(args: argparse.Namespace) -> int:
     """`busshare servant --modbus PORT --address N`: the servant as a Modbus RTU server."""
     from dataclasses import replace
 
-    from ..commands._common import amps_to_da, printer
+    from ..commands._common import amps_to_da, node_times, printer
     from ..commands.servant import build_hardware, default_serial
     from ..config import ServantConfig, load_config, validate_servant
-    from ..runtime import Runtime
+    from ..report.records import serial_hex
+    from ..runtime import Runtime, event_record
     from ..servant import Servant
     from .modbus_map import modbus_timing
 
@@ -574,11 +575,11 @@ def run_modbus_servant(args: argparse.Namespace) -> int:
     snap.priority, snap.failsafe_da = config.priority, config.failsafe_da
     transport.refresh = refresh
     skip = frozenset({"pilot"}) if args.ev == "bench" and not pilot_file else frozenset()
-    emit = printer(args.json, now, skip=skip)
-    emit({"t": now, "event": "started", "address": args.address,
-          "detail": f"servant {args.address} serial {serial_no:#x} max {max_da / 10:.1f} A failsafe "
-                    f"{config.failsafe_da / 10:.1f} A on Modbus {args.modbus} at {args.baud} baud "
-                    f"(failsafe timeout {timing.failsafe_timeout:.2f} s)"})
+    emit = printer(args.json, node_times(args, now), skip=skip)
+    emit(event_record(now, "started", args.address,
+                      f"servant {args.address} serial {serial_hex(serial_no)} max {max_da / 10:.1f} A failsafe "
+                      f"{config.failsafe_da / 10:.1f} A on Modbus {args.modbus} at {args.baud} baud "
+                      f"(failsafe timeout {timing.failsafe_timeout:.2f} s)"))
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,  # type: ignore[arg-type]
                       status_interval=args.status_interval, tick_period=timing.tick_period)
     runtime.run(duration=args.duration)
