@@ -222,8 +222,11 @@ Words = Mapping[tuple[int, int], int]
 
 
 def _deci_amps_up(amps: float) -> int:
-    """Amps -> 0.1 A, rounded up (a meter's extra digits never hide load), float noise ignored."""
-    return math.ceil(round(amps * 10, 6))
+    """Amps -> 0.1 A, rounded up (a meter's extra digits never hide load).
+
+    Below 0.1 mA is float32 noise, not load: 12.3 A as a float32 is 12.3000002 A and stays 12.3 A.
+    """
+    return math.ceil(round(amps * 10, 3))
 
 
 def _phase(i: int) -> str:

@@ -107,10 +107,9 @@ def _limit_da(value: object) -> int | str:
         return f"limit_a {value!r} is not a number of amps"
     if value < 0:
         return f"limit_a {value:g} is negative"
-    da = math.floor(round(value * 10, 6))
-    if da > MAX_CIRCUIT_DA:
+    if value > MAX_CIRCUIT_DA or math.floor(round(value * 10, 6)) > MAX_CIRCUIT_DA:  # the first: no overflow
         return f"limit_a {value:g} is above {MAX_CIRCUIT_DA / 10:g} A"
-    return da
+    return math.floor(round(value * 10, 6))
 
 
 def parse_setpoint(payload: bytes, t: float, default_ttl_s: float) -> Setpoint | SetpointRejected:

@@ -8,6 +8,7 @@ per problem and a program starting up can print the first.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,6 +171,11 @@ def parse_endpoint(text: str, default_port: int, *, listen: bool = False) -> Tcp
         host, _, port_text = text.partition(":")
     else:
         host, port_text = text, ""
+        if ":" in host:  # more than one colon: a bare IPv6 address, no port
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueError(f"{text!r} is not host:port (write an IPv6 address as [address]:port)") from None
     if not host or any(c.isspace() for c in host):
         raise ValueError(f"{text!r} has no host")
     if not port_text:
