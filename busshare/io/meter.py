@@ -18,7 +18,6 @@ least that fresh, so a reading's age is never underestimated.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from ..core.meter_maps import FailureKind, Function, MeterDecoder, MeterEvent, MeterFailure, MeterReading, words_of
 from ..core.source_settings import MeterSettings, SerialLine
+from .sink import EventSink
 
 # pymodbus logs every timeout and refused connection itself; here each one is a typed event instead.
 # A NullHandler keeps those records off stderr unless the application configures logging.
@@ -66,8 +66,7 @@ class MeterClient:
         self.decoder = MeterDecoder(settings.meter_map, settings.frozen_s)
         self.blocks = settings.meter_map.blocks()
         self.stats = MeterStats()
-        self._sink = sink
-        self._queue: queue.SimpleQueue[MeterEvent] = queue.SimpleQueue()
+        self._events: EventSink[MeterEvent] = EventSink(sink)
         self._client: ModbusClient | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,21 +139,12 @@ class MeterClient:
 
     def drain(self) -> list[MeterEvent]:
         """Events since the last drain (when no sink was given)."""
-        out: list[MeterEvent] = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        return self._events.drain()
 
     def _run(self) -> None:
         due = time.monotonic()
         while not self._stop.is_set():
-            event = self.poll_once()
-            if self._sink is not None:
-                self._sink(event)
-            else:
-                self._queue.put(event)
+            self._events.emit(self.poll_once())
             due += self.settings.poll_s
             now = time.monotonic()
             if due < now:

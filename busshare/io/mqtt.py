@@ -15,7 +15,6 @@ or to a queue emptied with ``drain()``.
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 import time
@@ -28,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ..core.setpoint import LimitSource, Setpoint, SetpointRejected, Topics, limit_payload, parse_setpoint
 from ..core.source_settings import MqttSettings
+from .sink import EventSink
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
@@ -74,8 +74,7 @@ class MqttBudgetLink:
         self.default_ttl_s = default_ttl_s
         self.clock = clock
         self.stats = MqttStats()
-        self._sink = sink
-        self._queue: queue.SimpleQueue[MqttEvent] = queue.SimpleQueue()
+        self._events: EventSink[MqttEvent] = EventSink(sink)
         self._lock = threading.Lock()
         self._latest: bytes | None = None  # the limit payload to (re)publish
         client_id = settings.client_id or f"busshare-{site_id}-{secrets.token_hex(3)}"
@@ -143,18 +142,11 @@ class MqttBudgetLink:
     # -- in (paho's thread) -------------------------------------------------------
 
     def _emit(self, event: MqttEvent) -> None:
-        if self._sink is not None:
-            self._sink(event)
-        else:
-            self._queue.put(event)
+        self._events.emit(event)
 
     def drain(self) -> list[MqttEvent]:
-        out: list[MqttEvent] = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        """Events since the last drain (when no sink was given)."""
+        return self._events.drain()
 
     def _lost(self, reason: str) -> None:
         if not self._down_reported:
