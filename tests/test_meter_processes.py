@@ -176,7 +176,14 @@ def test_bad_emulator_options_are_one_line(tmp_path: Path) -> None:
     for args, words in [(["--tcp", "127.0.0.1:0", "--csv", str(bad_csv)], "is not numbers"),
                         (["--tcp", "127.0.0.1:0", "--kind", "sdm120", "--csv", str(three)], "3 phases"),
                         (["--tcp", "nohost:99999"], "port must be"),
-                        (["--tcp", "127.0.0.1:0", "--at", "soon:freeze"], "SECONDS:COMMAND")]:
+                        (["--tcp", "127.0.0.1:0", "--at", "soon:freeze"], "SECONDS:COMMAND"),
+                        (["--serial", str(tmp_path / "no-such-tty")], "could not open port")]:
         out = subprocess.run([*EmulatorProc.command_line(), *args], capture_output=True, text=True, timeout=60,
                              env=EmulatorProc.env())
         assert out.returncode == 2 and words in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_a_port_in_use_is_one_line(tcp_meter: EmulatorProc) -> None:
+    out = subprocess.run([*EmulatorProc.command_line(), "--tcp", f"127.0.0.1:{tcp_meter.port}"], capture_output=True,
+                         text=True, timeout=60, env=EmulatorProc.env())
+    assert out.returncode == 2 and "address already in use" in out.stderr and out.stderr.count("\n") == 1, out.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import threading
@@ -22,6 +23,21 @@ from ..core.meter_maps import BUILT_IN_MAPS, MeterKind
 from ..core.source_settings import DEFAULT_BAUD, MODBUS_TCP_PORT, Parity, SerialLine, TcpEndpoint, parse_endpoint
 from .load_profile import CsvProfile, HouseProfile, LoadProfile
 from .meter_server import HELP, MeterEmulator, dumps
+
+
+class _LastWarning(logging.Handler):
+    """Keeps pymodbus's last warning (why a server did not start) for our one-line error, off stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = " ".join(record.getMessage().split())
+
+
+_PYMODBUS = _LastWarning()
+logging.getLogger("pymodbus").addHandler(_PYMODBUS)
 
 
 def _hours(text: str) -> float:
@@ -111,7 +127,7 @@ async def _serve(emulator: MeterEmulator, link: TcpEndpoint | SerialLine, kind: 
     try:
         server, where = await emulator.serve(link)
     except (RuntimeError, OSError) as exc:
-        return _fail(f"cannot serve on {link}: {exc}")
+        return _fail(f"cannot serve on {link}: {_PYMODBUS.last or exc}")
 
     def out(record: dict[str, object]) -> None:
         print(dumps(record), flush=True)
