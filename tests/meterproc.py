@@ -156,6 +156,11 @@ class Mosquitto:
         cmd = [pub, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1", "-t", topic, "-m", payload]
         subprocess.run(cmd + (["-r"] if retain else []), check=True, timeout=WAIT)
 
+    def subscribe(self, topic: str) -> Subscriber:
+        """A mosquitto_sub running in the background; its lines ``topic payload`` are collected."""
+        return Subscriber([str(tool("mosquitto_sub")), "-h", "127.0.0.1", "-p", str(self.port), "-q", "1", "-t", topic,
+                           "-v"])
+
     def sub_one(self, topic: str) -> str:
         """The first message on ``topic`` (a retained one at once): ``topic payload``."""
         sub = tool("mosquitto_sub")
@@ -164,3 +169,25 @@ class Mosquitto:
                               "-v"], capture_output=True, text=True, timeout=WAIT + 10)
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout.strip()
+
+
+class Subscriber:
+    def __init__(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def new(self) -> list[str]:
+        out = []
+        while not self.lines.empty():
+            out.append(self.lines.get())
+        return out
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)

@@ -66,8 +66,14 @@ def test_setpoints_from_mosquitto_pub_and_bad_payloads_counted(broker: Mosquitto
 def test_the_limit_is_published_retained_for_any_later_subscriber(broker: Mosquitto) -> None:
     with link_to(broker) as link:
         wait_for(link.drain, connected, "a connection")
-        assert link.publish_limit(640, LimitSource.STATIC)
-        assert link.publish_limit(183, LimitSource.METER)
+        watcher = broker.subscribe(LIMIT)
+        try:
+            assert link.publish_limit(640, LimitSource.STATIC)
+            assert link.publish_limit(183, LimitSource.METER)
+            # publishing never waits: once a subscriber has seen the last one, the broker retains it
+            wait_for(watcher.new, lambda line: "meter" in line, "the second limit at a subscriber")
+        finally:
+            watcher.close()
         topic, _, payload = broker.sub_one(LIMIT).partition(" ")
         assert topic == LIMIT and json.loads(payload) == {"limit_a": 18.3, "source": "meter"}
 

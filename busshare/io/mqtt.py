@@ -36,6 +36,8 @@ QOS = 1
 
 @dataclass(frozen=True)
 class BrokerConnected:
+    """Connected and subscribed to the setpoint topic."""
+
     t: float
     broker: str
 
@@ -87,6 +89,7 @@ class MqttBudgetLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._started = False
         self._down_reported = False  # one BrokerLost per outage, not one per reconnect attempt
@@ -165,6 +168,13 @@ class MqttBudgetLink:
         with self._lock:
             if self._latest is not None:
                 self._publish(self._latest)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[ReasonCode],
+                      properties: object) -> None:
+        """Connected *and* subscribed: from here on a setpoint is received."""
+        if any(rc.is_failure for rc in reason_codes):
+            self._lost(f"{self.settings.broker} refused the subscription to {self.topics.limit_set}")
+            return
         self._emit(BrokerConnected(self.clock(), str(self.settings.broker)))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
