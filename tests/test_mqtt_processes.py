@@ -18,7 +18,7 @@ from busshare.io.mqtt import BrokerConnected, BrokerLost, MqttBudgetLink, MqttEv
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(tool("mosquitto") is None or tool("mosquitto_pub") is None,
+    pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
                        reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
                               ".ci/run installs them)"),
 ]
