@@ -1,0 +1,1 @@
+"""Process edges: the clocks, threads and sockets around the sans-IO core."""
