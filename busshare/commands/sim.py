@@ -18,24 +18,12 @@ from typing import Any, TextIO
 
 from ..errors import UserError
 from . import SUMMARIES
+from . import _options as opt
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
 PLAIN_EVERY_S = 10.0  # without a terminal: one line per this much simulated time
 LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc", ".csv")
-
-
-def parse_speed(text: str) -> float:
-    """``max`` or a positive number of simulated seconds per wall-clock second."""
-    if text == "max":
-        return float("inf")
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"--speed must be a number or 'max', not {text!r}") from None
-    if not value > 0:
-        raise UserError("--speed must be above 0 (1 = real time, max = as fast as possible)")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,14 +35,17 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="built-in name or .toml (default story)")
     p.add_argument("--scenario", dest="scenario_opt", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--speed", default=str(DEFAULT_SPEED),
+    p.add_argument("--speed", type=opt.speed, default=DEFAULT_SPEED,
                    help=f"simulated seconds per wall second: 1 = real time, max = as fast as possible "
                         f"(default {DEFAULT_SPEED:g})")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
-    p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--seed", type=opt.integer(), default=None, help="random seed (default: the scenario's)")
+    p.add_argument("--duration", type=opt.duration, default=None, metavar="S",
+                   help="simulated seconds (default: the scenario's)")
     p.add_argument("--json", action="store_true", help="JSON lines: periodic states, then the summary")
-    p.add_argument("--log", metavar="FILE", help="write the bus traffic: .log (candump), .asc, .blf, .trc, .csv")
-    p.add_argument("--plot", metavar="FILE.png", help="timeline of each EVSE's offered and drawn current")
+    p.add_argument("--log", type=opt.output_file(LOG_SUFFIXES, "capture"), metavar="FILE",
+                   help="write the bus traffic: .log (candump), .asc, .blf, .trc, .csv")
+    p.add_argument("--plot", type=opt.plot_file, metavar="FILE.png",
+                   help="timeline of each EVSE's offered and drawn current (.png, .svg or .pdf)")
     p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
     p.set_defaults(func=run)
 
@@ -187,15 +178,11 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.runner import Simulation
     from ..sim.scenario import load_scenario
 
-    speed = parse_speed(args.speed)
+    speed = args.speed
     name = args.scenario or args.scenario_opt or "story"
-    scenario = load_scenario(name)  # ScenarioError is a one-line ValueError
+    scenario = load_scenario(name)  # a ScenarioError names the file and the key
     if args.duration is not None:
-        if not args.duration > 0:
-            raise UserError("--duration must be above 0 s")
         scenario = dataclasses.replace(scenario, duration_s=args.duration)
-    if args.log and not args.log.lower().endswith(LOG_SUFFIXES):
-        raise UserError(f"--log {args.log}: use a .log (candump), .asc, .blf, .trc or .csv file name")
     out = sys.stdout
     if args.json:
         mode = "json"

@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# `stage NAME CMD...`: run one CI stage, print how long it took, and fail it on any non-zero exit.
+# pytest's exit 5 ("collected no test") is a failure with its own message: a stage that tests
+# nothing must never pass silently.  Sourced by .ci/run (and by tests/test_ci.py).
+
+STAGE_TIMES=()
+
+stage() {
+  local name=$1 rc=0 start=$SECONDS took
+  shift
+  echo "== $name"
+  "$@" || rc=$?
+  took=$((SECONDS - start))
+  STAGE_TIMES+=("$(printf '%6d s  %s' "$took" "$name")")
+  if [ "$rc" -eq 5 ]; then
+    echo "== $name FAILED after $took s: pytest collected no test (exit 5)"
+    return 1
+  elif [ "$rc" -ne 0 ]; then
+    echo "== $name FAILED after $took s (exit $rc)"
+    return 1
+  fi
+  echo "== $name passed in $took s"
+}
+
+stage_times() {
+  echo "== stage times"
+  printf '%s\n' "${STAGE_TIMES[@]}"
+}
