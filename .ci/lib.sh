@@ -1,7 +1,9 @@
 # shellcheck shell=bash
+# Helpers of .ci/run (also sourced by tests/test_ci.py).
+#
 # `stage NAME CMD...`: run one CI stage, print how long it took, and fail it on any non-zero exit.
 # pytest's exit 5 ("collected no test") is a failure with its own message: a stage that tests
-# nothing must never pass silently.  Sourced by .ci/run (and by tests/test_ci.py).
+# nothing must never pass silently.
 
 STAGE_TIMES=()
 
@@ -25,4 +27,13 @@ stage() {
 stage_times() {
   echo "== stage times"
   printf '%s\n' "${STAGE_TIMES[@]}"
+}
+
+first_block_line() {  # the first line matching $1 in the README's first code block
+  awk '/^```/{n++; next} n==1' README.md | grep -m1 -e "$1" || true
+}
+
+testing_block_line() {  # the first line matching $1 in the first code block of the README's Testing section
+  awk '/^## /{testing = ($0 == "## Testing")} testing && /^```/{n++; next} testing && n==1' README.md \
+    | grep -m1 -e "$1" || true
 }
