@@ -122,16 +122,13 @@ def string(value: object) -> str:
 
 def deciamps(value: object) -> int:
     """A current written in A with at most one decimal -> 0.1 A units (exact, whatever its size)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Invalid("is not a current in A")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise Invalid("is not a finite current")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value * 10
-    if abs(value) >= 2.0**52:  # integral at this size; value * 10 could overflow
-        return int(value) * 10
-    da = round(value * 10)
-    if abs(da - value * 10) > 1e-6:
+    a = amps(value)  # a finite float
+    if abs(a) >= 2.0**52:  # integral at this size; a * 10 could overflow
+        return int(a) * 10
+    da = round(a * 10)
+    if abs(da - a * 10) > 1e-6:
         raise Invalid("has more than one decimal (0.1 A resolution)")
     return da
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..frames import FIRST_SERVANT, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA, STATUS_MEASURED_MAX_DA
-from ..problems import Invalid, within
+from ..problems import Invalid, number, within
 
 T = TypeVar("T")
 
@@ -43,12 +42,9 @@ def option(convert: Callable[[str], T], name: str) -> Callable[[str], T]:
 
 def _number(text: object) -> float:
     try:
-        value = float(str(text))
+        return number(float(str(text)))  # (finite)
     except ValueError:
         raise Invalid("is not a number") from None
-    if not math.isfinite(value):
-        raise Invalid("is not a finite number")
-    return value
 
 
 def _integer(text: object) -> int:
