@@ -1,9 +1,11 @@
 """The installation config: a TOML file turned into a validated, frozen ``Config``.
 
 Everything a wrong number could make unsafe is checked here, once, so the
-state machines can trust their inputs.  Every problem is reported as a
-``ConfigError`` whose text is one line naming the field and the rule, e.g.
-``servant 3: min 5.0 A is below 6 A``.
+state machines can trust their inputs.  The file is data first: ``tomllib``
+makes it a mapping, ``config_from_mapping`` makes that the frozen dataclasses,
+and ``problems`` lists every problem with its key path and the value as
+written, e.g. ``servant[2].min_a: 5 is below 6 A (a pilot offers 6-80 A)``.
+``validate`` checks a ``Config`` built in code by the same rules.
 
 Times are float seconds; currents are ints in 0.1 A (``_da``).  In the TOML
 file currents are written in amps (``max_a = 32``) because that is what an
@@ -14,18 +16,23 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
+from .errors import ConfigError
 from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA
+from .problems import Invalid, Problem, Reader, Table, amps, boolean, deciamps, integer, number, utf8
+
+__all__ = [
+    "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping", "config_problems",
+    "load_config", "load_mapping", "mapping_from_bytes", "parse_config", "problems", "read_config", "validate", "validate_servant", "validate_timing",
+]
 
 CONTINUOUS_FRACTION = 0.8  # NEC 625.41 / common practice: continuous load <= 80 % of the breaker
 MIN_HEARTBEAT_RATIO = 3.0  # failsafe timeout >= 3 heartbeat periods: two lost heartbeats are not a failsafe
-
-
-class ConfigError(ValueError):
-    """A config problem.  ``str(e)`` is one line naming the problem."""
+MAX_TIMER_S = 86400.0  # no protocol timer is longer than a day: a larger one is a typo
+MAX_BREAKER_A = 10000.0  # a feeder breaker above 10 kA is a typo
 
 
 @dataclass(frozen=True)
@@ -115,210 +122,282 @@ class Config:
 
 
 # ---------------------------------------------------------------------------
-# validation
+# the rules, on the typed config: every problem, each with the key path the file would use
 
 
 def _a(da: int) -> str:
-    return f"{da / 10:.1f} A"
+    """A current in 0.1 A as an installer writes it: 6, 16.5, -6."""
+    return f"{da / 10:g}"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def timing_problems(t: Timing, path: str = "timing") -> list[Problem]:
+    """Every problem of the protocol timing (key paths ``timing.<name>``)."""
+    out: list[Problem] = []
+    bad: set[str] = set()
+    for f in fields(t):
+        v = getattr(t, f.name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v <= MAX_TIMER_S:
+            out.append(Problem(f"{path}.{f.name}", f"must be a number of seconds above 0 and at most {MAX_TIMER_S:g}",
+                               repr(v)))
+            bad.add(f.name)
+
+    def rule(key: str, other: str, message: str) -> None:
+        if key not in bad and other not in bad:
+            out.append(Problem(f"{path}.{key}", message, _s(getattr(t, key)), frozenset({f"{path}.{other}"})))
+
+    if t.heartbeat_period * MIN_HEARTBEAT_RATIO > t.failsafe_timeout:
+        rule("heartbeat_period", "failsafe_timeout",
+             f"s is not well below failsafe_timeout {_s(t.failsafe_timeout)} s (need at least "
+             f"{MIN_HEARTBEAT_RATIO:g} heartbeats per timeout)")
+    if t.heard_timeout < t.failsafe_timeout:
+        rule("heard_timeout", "failsafe_timeout", f"s is below failsafe_timeout {_s(t.failsafe_timeout)} s")
+    elif t.heard_timeout < 2 * HEARD_PAGES * t.heartbeat_period:
+        rule("heard_timeout", "heartbeat_period",
+             f"s is under two rounds of the {HEARD_PAGES} heartbeat pages ({_s(2 * HEARD_PAGES * t.heartbeat_period)} s "
+             f"at heartbeat_period {_s(t.heartbeat_period)} s)")
+    if t.tick_period > t.heartbeat_period:
+        rule("tick_period", "heartbeat_period", f"s is longer than heartbeat_period {_s(t.heartbeat_period)} s")
+    if t.status_period * 2 > t.servant_silent_after:
+        rule("servant_silent_after", "status_period",
+             f"s must be at least two status periods (status_period {_s(t.status_period)} s)")
+    if t.rotation_interval < t.reaction_allowance * 2:
+        rule("rotation_interval", "reaction_allowance",
+             f"s is under twice the reaction_allowance {_s(t.reaction_allowance)} s")
+    return out
+
+
+def servant_problems(s: ServantConfig, path: str = "servant") -> list[Problem]:
+    """Every problem of one servant on its own (key paths ``<path>.<key>``, as written in a [[servant]])."""
+    out: list[Problem] = []
+
+    def add(key: str, value: str, message: str, *others: str) -> None:
+        out.append(Problem(f"{path}.{key}", message, value, frozenset(f"{path}.{o}" for o in others)))
+
+    if not FIRST_SERVANT <= s.address <= LAST_SERVANT:
+        add("address", str(s.address), f"must be {FIRST_SERVANT}-{LAST_SERVANT}")
+    min_ok = MIN_OFFER_DA <= s.min_da <= MAX_EVSE_DA
+    max_ok = MIN_OFFER_DA <= s.max_da <= MAX_EVSE_DA
+    for key, da, ok in (("min_a", s.min_da, min_ok), ("max_a", s.max_da, max_ok)):
+        if not ok:
+            where = "below 6 A" if da < MIN_OFFER_DA else f"above {_a(MAX_EVSE_DA)} A"
+            add(key, _a(da), f"is {where} (a pilot offers 6-{_a(MAX_EVSE_DA)} A)")
+    if min_ok and max_ok and s.min_da > s.max_da:
+        add("min_a", _a(s.min_da), f"is above max_a {_a(s.max_da)}", "max_a")
+    if s.failsafe_da != 0 and not MIN_OFFER_DA <= s.failsafe_da <= min(s.max_da, MAX_EVSE_DA):
+        add("failsafe_a", _a(s.failsafe_da), f"must be 0 (pause) or 6 A up to max_a ({_a(s.max_da)} A)", "max_a")
+    if not 0 <= s.priority <= 255:
+        add("priority", str(s.priority), "must be 0-255")
+    if not 0 <= s.serial <= 0xFFFFFFFF:
+        add("serial", str(s.serial), "must be a 32-bit number (0-4294967295; 0 = not pinned)")
+    if not 0 <= s.tolerance_da <= 100:
+        add("tolerance_a", _a(s.tolerance_da), "must be 0-10 A")
+    return out
+
+
+def breaker_problem(breaker_a: float) -> str | None:
+    """What is wrong with a breaker rating, if anything (shared by the reader, which derives the limit from it)."""
+    if not math.isfinite(breaker_a) or not 0 < breaker_a <= MAX_BREAKER_A:
+        return f"must be a current above 0 and at most {MAX_BREAKER_A:g} A"
+    return None
+
+
+def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> list[Problem]:
+    """Every problem of a whole installation, in file order: site, timing, each servant, then the sums.
+
+    ``servant_paths`` are the key paths of ``cfg.servants`` (default ``servant[i]``).
+    """
+    paths = list(servant_paths) if servant_paths is not None else [f"servant[{i}]" for i in range(len(cfg.servants))]
+    out: list[Problem] = []
+    limit_ok = MIN_OFFER_DA <= cfg.limit_da <= MAX_CIRCUIT_DA
+    if cfg.limit_da < MIN_OFFER_DA:
+        out.append(Problem("site.limit_a", "is below 6 A: no EV could ever charge", _a(cfg.limit_da)))
+    elif cfg.limit_da > MAX_CIRCUIT_DA:
+        out.append(Problem("site.limit_a", f"is above {_a(MAX_CIRCUIT_DA)} A, the largest limit a heartbeat carries",
+                           _a(cfg.limit_da)))
+    if cfg.breaker_a is not None:
+        why = breaker_problem(cfg.breaker_a)
+        if why is not None:
+            out.append(Problem("site.breaker_a", why, f"{cfg.breaker_a:g}"))
+        elif limit_ok:
+            top = math.floor(cfg.breaker_a * 10 * CONTINUOUS_FRACTION + 1e-6)
+            if cfg.limit_da > top:
+                out.append(Problem("site.limit_a", f"is above 80 % of breaker_a {cfg.breaker_a:g} A ({_a(top)} A)",
+                                   _a(cfg.limit_da), frozenset({"site.breaker_a"})))
+    if not 0 <= cfg.master_id <= 255:
+        out.append(Problem("site.master_id", "must be 0-255", str(cfg.master_id)))
+    if not 0 <= cfg.reclaim_margin_da <= 200:
+        out.append(Problem("site.reclaim_margin_a", "must be 0-20 A", _a(cfg.reclaim_margin_da)))
+    if not 10 <= cfg.reclaim_threshold_da <= 300:
+        out.append(Problem("site.reclaim_threshold_a", "must be 1-30 A", _a(cfg.reclaim_threshold_da)))
+    out += timing_problems(cfg.timing)
+    if not cfg.servants:
+        out.append(Problem("servant", "no servants: add at least one [[servant]] table"))
+    first: dict[int, str] = {}
+    serials: dict[int, str] = {}
+    for s, path in zip(cfg.servants, paths, strict=True):
+        out += servant_problems(s, path)
+        if s.address in first:
+            out.append(Problem(f"{path}.address", f"is also the address of {first[s.address]}", str(s.address),
+                               frozenset({f"{first[s.address]}.address"})))
+        else:
+            first[s.address] = path
+        if s.serial:
+            if s.serial in serials:
+                out.append(Problem(f"{path}.serial", f"is also the serial of {serials[s.serial]}", f"{s.serial:#x}",
+                                   frozenset({f"{serials[s.serial]}.serial"})))
+            else:
+                serials[s.serial] = path
+    total = sum(s.failsafe_da for s in cfg.servants)
+    if cfg.servants and total > cfg.limit_da:
+        out.append(Problem("servant", f"the standalone failsafe currents (failsafe_a) sum to {_a(total)} A, above "
+                           f"the limit {_a(cfg.limit_da)} A: lower some failsafe_a (0 = pause)",
+                           involves=frozenset({"site.limit_a", *(f"{p}.failsafe_a" for p in paths)})))
+    return out
+
+
+def _raise_first(found: list[Problem], path: str | None = None) -> None:
+    if found:
+        p = found[0]
+        raise ConfigError(p.message if p.value is None else f"{p.value} {p.message}", p.key, path)
 
 
 def validate_timing(t: Timing) -> None:
-    for f in fields(t):
-        v = getattr(t, f.name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ConfigError(f"timing.{f.name}: {v!r} must be a positive number of seconds")
-    if t.heartbeat_period * MIN_HEARTBEAT_RATIO > t.failsafe_timeout:
-        raise ConfigError(
-            f"timing: heartbeat_period {t.heartbeat_period:g} s is not well below failsafe_timeout "
-            f"{t.failsafe_timeout:g} s (need at least {MIN_HEARTBEAT_RATIO:g} heartbeats per timeout)"
-        )
-    if t.heard_timeout < t.failsafe_timeout or t.heard_timeout < 2 * HEARD_PAGES * t.heartbeat_period:
-        raise ConfigError(
-            f"timing: heard_timeout {t.heard_timeout:g} s must be at least failsafe_timeout {t.failsafe_timeout:g} s "
-            f"and two rounds of the {HEARD_PAGES} heartbeat pages ({2 * HEARD_PAGES * t.heartbeat_period:g} s)"
-        )
-    if t.tick_period > t.heartbeat_period:
-        raise ConfigError(f"timing: tick_period {t.tick_period:g} s is longer than heartbeat_period "
-                          f"{t.heartbeat_period:g} s")
-    if t.status_period * 2 > t.servant_silent_after:
-        raise ConfigError(f"timing: servant_silent_after {t.servant_silent_after:g} s must be at least two "
-                          f"status periods ({t.status_period:g} s)")
-    if t.rotation_interval < t.reaction_allowance * 2:
-        raise ConfigError(f"timing: rotation_interval {t.rotation_interval:g} s is too short (under twice the "
-                          f"reaction allowance)")
+    """Raise ConfigError for the first problem of ``t``."""
+    _raise_first(timing_problems(t))
 
 
-def validate_servant(s: ServantConfig) -> None:
-    who = f"servant {s.address}"
-    if not FIRST_SERVANT <= s.address <= LAST_SERVANT:
-        raise ConfigError(f"{who}: address must be {FIRST_SERVANT}-{LAST_SERVANT}")
-    if s.min_da < MIN_OFFER_DA:
-        raise ConfigError(f"{who}: min {_a(s.min_da)} is below 6 A")
-    if s.max_da > MAX_EVSE_DA:
-        raise ConfigError(f"{who}: max {_a(s.max_da)} is above 80 A")
-    if s.min_da > s.max_da:
-        raise ConfigError(f"{who}: min {_a(s.min_da)} is above max {_a(s.max_da)}")
-    if s.failsafe_da != 0 and not MIN_OFFER_DA <= s.failsafe_da <= s.max_da:
-        raise ConfigError(f"{who}: failsafe {_a(s.failsafe_da)} must be 0 (pause) or 6 A up to max {_a(s.max_da)}")
-    if not 0 <= s.priority <= 255:
-        raise ConfigError(f"{who}: priority {s.priority} must be 0-255")
-    if not 0 <= s.serial < 1 << 32:
-        raise ConfigError(f"{who}: serial {s.serial} must be a 32-bit number")
-    if not 0 <= s.tolerance_da <= 100:
-        raise ConfigError(f"{who}: tolerance {_a(s.tolerance_da)} must be 0-10 A")
+def validate_servant(s: ServantConfig, path: str = "servant") -> None:
+    """Raise ConfigError for the first problem of one servant on its own."""
+    _raise_first(servant_problems(s, path))
 
 
 def validate(cfg: Config) -> None:
-    """Raise ConfigError (one line) for the first problem found."""
-    validate_timing(cfg.timing)
-    if not 0 < cfg.limit_da <= MAX_CIRCUIT_DA:
-        raise ConfigError(f"limit {_a(cfg.limit_da)} must be above 0 and at most {_a(MAX_CIRCUIT_DA)}")
-    if cfg.limit_da < MIN_OFFER_DA:
-        raise ConfigError(f"limit {_a(cfg.limit_da)} is below 6 A: no EV could ever charge")
-    if cfg.breaker_a is not None:
-        if not math.isfinite(cfg.breaker_a) or cfg.breaker_a <= 0:
-            raise ConfigError(f"breaker {cfg.breaker_a!r} A must be a positive current")
-        top = math.floor(cfg.breaker_a * 10 * CONTINUOUS_FRACTION + 1e-6)
-        if cfg.limit_da > top:
-            raise ConfigError(f"limit {_a(cfg.limit_da)} is above 80 % of the {cfg.breaker_a:g} A breaker "
-                              f"({_a(top)})")
-    if not 0 <= cfg.master_id <= 255:
-        raise ConfigError(f"master_id {cfg.master_id} must be 0-255")
-    if not cfg.servants:
-        raise ConfigError("no servants configured: add at least one [[servant]]")
-    seen: dict[int, int] = {}
-    serials: dict[int, int] = {}
-    for s in cfg.servants:
-        validate_servant(s)
-        if s.address in seen:
-            raise ConfigError(f"servant {s.address}: duplicate address")
-        seen[s.address] = 1
-        if s.serial:
-            if s.serial in serials:
-                raise ConfigError(f"servant {s.address}: serial {s.serial:#x} already used by servant "
-                                  f"{serials[s.serial]}")
-            serials[s.serial] = s.address
-    total = sum(s.failsafe_da for s in cfg.servants)
-    if total > cfg.limit_da:
-        raise ConfigError(f"standalone failsafe currents sum to {_a(total)}, above the limit {_a(cfg.limit_da)} "
-                          f"(lower some failsafe_a, 0 = pause)")
-    if not 0 <= cfg.reclaim_margin_da <= 200 or not 10 <= cfg.reclaim_threshold_da <= 300:
-        raise ConfigError("reclaim_margin_a must be 0-20 A and reclaim_threshold_a 1-30 A")
+    """Raise ConfigError (one line, with its key path) for the first problem found."""
+    _raise_first(config_problems(cfg))
 
 
 # ---------------------------------------------------------------------------
-# TOML
+# the mapping (a parsed TOML file) -> the typed config
+
+_SITE_KEYS = ("breaker_a", "limit_a", "master_id", "reclaim_margin_a", "reclaim_threshold_a")
+_SERVANT_KEYS = ("address", "min_a", "max_a", "priority", "failsafe_a", "serial", "meter", "tolerance_a")
+_TIMING_KEYS = tuple(f.name for f in fields(Timing))
+_PLACEHOLDER_ADDRESS = 0  # a servant whose address cannot be read (never a valid one)
 
 
-_TIMING_KEYS = {f.name for f in fields(Timing)}
-_SITE_KEYS = {"breaker_a", "limit_a", "master_id", "reclaim_margin_a", "reclaim_threshold_a"}
-_SERVANT_KEYS = {"address", "min_a", "max_a", "priority", "failsafe_a", "serial", "meter", "tolerance_a"}
+def _servant(r: Reader, path: str, t: Table) -> ServantConfig:
+    r.unknown(t, path, _SERVANT_KEYS)
+    default = ServantConfig(_PLACEHOLDER_ADDRESS)
+    return ServantConfig(
+        address=r.require(t, "address", path, integer, _PLACEHOLDER_ADDRESS),
+        max_da=r.require(t, "max_a", path, deciamps, default.max_da, "the unit's rated current"),
+        min_da=r.get(t, "min_a", path, deciamps, default.min_da),
+        failsafe_da=r.get(t, "failsafe_a", path, deciamps, default.failsafe_da),
+        tolerance_da=r.get(t, "tolerance_a", path, deciamps, default.tolerance_da),
+        priority=r.get(t, "priority", path, integer, default.priority),
+        serial=r.get(t, "serial", path, integer, default.serial),
+        has_meter=r.get(t, "meter", path, boolean, default.has_meter),
+    )
 
 
-def _amps(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where}: {value!r} is not a current in A")
-    da = round(value * 10)
-    if abs(da - value * 10) > 1e-6:
-        raise ConfigError(f"{where}: {value!r} A has more than one decimal (0.1 A resolution)")
-    return da
+def read_config(doc: Table) -> tuple[Config, list[Problem]]:
+    """The config a mapping describes (placeholders where it cannot be read) and every problem of it.
 
-
-def _int(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: {value!r} is not an integer")
-    return value
-
-
-def _unknown(where: str, table: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ConfigError(f"{where}: unknown key {extra[0]!r} (known: {', '.join(sorted(allowed))})")
-
-
-def _servant(i: int, t: Any) -> ServantConfig:
-    if not isinstance(t, dict):
-        raise ConfigError(f"servant #{i + 1}: must be a table")
-    if "address" not in t:
-        raise ConfigError(f"servant #{i + 1}: missing address")
-    address = _int(f"servant #{i + 1}: address", t["address"])
-    who = f"servant {address}"
-    _unknown(who, t, _SERVANT_KEYS)
-    if "max_a" not in t:
-        raise ConfigError(f"{who}: missing max_a (the unit's rated current)")
-    kw: dict[str, Any] = {"address": address, "max_da": _amps(f"{who}: max_a", t["max_a"])}
-    if "min_a" in t:
-        kw["min_da"] = _amps(f"{who}: min_a", t["min_a"])
-    if "failsafe_a" in t:
-        kw["failsafe_da"] = _amps(f"{who}: failsafe_a", t["failsafe_a"])
-    if "tolerance_a" in t:
-        kw["tolerance_da"] = _amps(f"{who}: tolerance_a", t["tolerance_a"])
-    if "priority" in t:
-        kw["priority"] = _int(f"{who}: priority", t["priority"])
-    if "serial" in t:
-        kw["serial"] = _int(f"{who}: serial", t["serial"])
-    if "meter" in t:
-        if not isinstance(t["meter"], bool):
-            raise ConfigError(f"{who}: meter must be true or false")
-        kw["has_meter"] = t["meter"]
-    return ServantConfig(**kw)
-
-
-def parse_config(text: str) -> Config:
-    """TOML text -> validated Config.  Raises ConfigError (one line)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {str(exc).splitlines()[0]}") from None
-    _unknown("config", doc, {"site", "timing", "servant"})
-    site = doc.get("site", {})
-    if not isinstance(site, dict):
-        raise ConfigError("[site] must be a table")
-    _unknown("site", site, _SITE_KEYS)
-    breaker: float | None = None
-    if "breaker_a" in site:
-        b = site["breaker_a"]
-        if isinstance(b, bool) or not isinstance(b, (int, float)):
-            raise ConfigError(f"site: breaker_a {b!r} is not a current in A")
-        breaker = float(b)
+    The config is valid only when the list is empty.
+    """
+    r = Reader()
+    if not doc:
+        r.add("", "the installation is empty: no [site] and no servants (see examples/site.toml)")
+        return Config(MAX_CIRCUIT_DA, ()), r.problems
+    r.unknown(doc, "", ("site", "timing", "servant"))
+    site = r.table(doc, "site", "")
+    r.unknown(site, "site", _SITE_KEYS)
+    breaker = r.get(site, "breaker_a", "site", amps, None)
+    derived = False
     if "limit_a" in site:
-        limit = _amps("site: limit_a", site["limit_a"])
-    elif breaker is not None:
-        limit = math.floor(breaker * 10 * CONTINUOUS_FRACTION + 1e-6)
+        limit = r.get(site, "limit_a", "site", deciamps, MAX_CIRCUIT_DA)
+    elif breaker is not None and breaker_problem(breaker) is None:
+        limit, derived = math.floor(breaker * 10 * CONTINUOUS_FRACTION + 1e-6), True
     else:
-        raise ConfigError("site: give breaker_a (limit = 80 % of it) or limit_a")
-    timing_t = doc.get("timing", {})
-    if not isinstance(timing_t, dict):
-        raise ConfigError("[timing] must be a table")
-    _unknown("timing", timing_t, _TIMING_KEYS)
-    for k, v in timing_t.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"timing.{k}: {v!r} is not a number of seconds")
-    timing = Timing(**{k: float(v) for k, v in timing_t.items()})
-    raw_servants = doc.get("servant", [])
-    if not isinstance(raw_servants, list):
-        raise ConfigError("servants are written as [[servant]] tables")
-    servants = tuple(_servant(i, t) for i, t in enumerate(raw_servants))
-    kw: dict[str, Any] = {}
-    if "master_id" in site:
-        kw["master_id"] = _int("site: master_id", site["master_id"])
-    if "reclaim_margin_a" in site:
-        kw["reclaim_margin_da"] = _amps("site: reclaim_margin_a", site["reclaim_margin_a"])
-    if "reclaim_threshold_a" in site:
-        kw["reclaim_threshold_da"] = _amps("site: reclaim_threshold_a", site["reclaim_threshold_a"])
-    cfg = Config(limit_da=limit, servants=servants, timing=timing, breaker_a=breaker, **kw)
-    validate(cfg)
+        limit = MAX_CIRCUIT_DA  # placeholder: the breaker's own problem (or the next line) says why
+        r.bad.add("site.limit_a")
+        if "breaker_a" not in site:
+            r.add("site", "give breaker_a (the limit is 80 % of it) or limit_a")
+    timing_t = r.table(doc, "timing", "")
+    r.unknown(timing_t, "timing", _TIMING_KEYS)
+    seconds = {k: r.get(timing_t, k, "timing", number, getattr(Timing, k)) for k in _TIMING_KEYS if k in timing_t}
+    servant_tables = r.tables(doc, "servant", "")
+    cfg = Config(
+        limit_da=limit,
+        servants=tuple(_servant(r, path, t) for path, t in servant_tables),
+        timing=Timing(**seconds),
+        breaker_a=breaker,
+        master_id=r.get(site, "master_id", "site", integer, 1),
+        reclaim_margin_da=r.get(site, "reclaim_margin_a", "site", deciamps, 20),
+        reclaim_threshold_da=r.get(site, "reclaim_threshold_a", "site", deciamps, 30),
+    )
+    checks = config_problems(cfg, [path for path, _ in servant_tables])
+    if derived:  # the file gives the breaker only: a limit problem is the breaker's
+        checks = [Problem("site.breaker_a", f"gives a limit of {_a(limit)} A (80 %), which {p.message}",
+                          f"{breaker:g}", p.involves - {"site.breaker_a"}) if p.key == "site.limit_a" else p
+                  for p in checks]
+    return cfg, sorted(r.merge(checks), key=_file_order)
+
+
+def _file_order(p: Problem) -> tuple[int, int]:
+    """Where a problem's key sits in a site file: the top, [site], [timing], each [[servant]], the whole."""
+    section = p.key.partition(".")[0]
+    if section.startswith("servant["):
+        return 3, int(section[len("servant["):-1])
+    return {"site": (1, 0), "timing": (2, 0), "servant": (4, 0)}.get(section, (0, 0))
+
+
+def problems(doc: Table) -> list[Problem]:
+    """Every problem of an installation given as a mapping (a parsed TOML file), in file order; [] if valid."""
+    return read_config(doc)[1]
+
+
+def config_from_mapping(doc: Table, path: str | None = None) -> Config:
+    """The validated, frozen Config of a mapping; ConfigError (naming ``path`` and the key) for its first problem."""
+    cfg, found = read_config(doc)
+    _raise_first(found, path)
     return cfg
 
 
+def parse_config(text: str, path: str | None = None) -> Config:
+    """TOML text -> validated Config.  Raises ConfigError (one line)."""
+    return config_from_mapping(parse_toml(text, path), path)
+
+
+def parse_toml(text: str, path: str | None = None) -> dict[str, object]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {str(exc).splitlines()[0]}", path=path) from None
+
+
+def mapping_from_bytes(data: bytes, path: str | None = None) -> dict[str, object]:
+    """A config file's bytes as a mapping (no validation yet); ConfigError when it is not UTF-8 TOML."""
+    try:
+        text = utf8(data)
+    except Invalid as exc:
+        raise ConfigError(f"the file {exc}", path=path) from None
+    return parse_toml(text, path)
+
+
+def load_mapping(path: str | Path) -> dict[str, object]:
+    """A config file as a mapping (no validation yet).  Unreadable files and bad TOML are a ConfigError."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or type(exc).__name__}", path=str(path)) from None
+    return mapping_from_bytes(data, str(path))
+
+
 def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file.  Unreadable files are a ConfigError too."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(f"{path}: cannot read config: {reason}") from None
-    try:
-        return parse_config(text)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    """Read and validate a TOML config file.  Every error names the file (and the key)."""
+    return config_from_mapping(load_mapping(path), str(path))

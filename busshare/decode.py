@@ -127,8 +127,13 @@ def parse_line(line: bytes, where: str) -> Record | None:
 
 
 def _show(line: bytes) -> str:
-    text = line.strip().decode("ascii", "replace")
+    text = printable(line.strip().decode("utf-8", "replace"))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\x1b``, ``\\x07``): a capture never drives the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
@@ -427,7 +432,7 @@ class TextLines:
         self.write(line + "\n")
 
     def unreadable(self, u: Unreadable) -> None:
-        self.write(f"UNREADABLE {u.where}: {u.reason}\n")
+        self.write(f"UNREADABLE {u.where}: {printable(u.reason)}\n")
 
 
 class JsonLines:

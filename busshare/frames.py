@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import construct as c
 
 from .e2e import crc8, frame_crc
+from .errors import BusshareError
 from .pilot import PilotState
 
 # ---------------------------------------------------------------------------
@@ -80,7 +81,7 @@ class ReleaseReason(enum.IntEnum):
     SHUTDOWN = 3  # the servant is going down
 
 
-class FrameError(ValueError):
+class FrameError(BusshareError, ValueError):
     """Any reason a frame cannot be decoded or a message cannot be encoded.
 
     ``kind`` is one of: length, type, address, crc, reserved, range, enum.

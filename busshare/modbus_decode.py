@@ -231,9 +231,11 @@ def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[st
 
 
 def add_monitor_arguments(p: Any) -> None:
+    from .commands import _options as opt
+
     g = p.add_argument_group("Modbus RTU (instead of CAN)")
     g.add_argument("--modbus", metavar="PORT", default=None, help="sniff this RS-485 serial port (never transmits)")
-    g.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"Modbus baud rate (default {DEFAULT_BAUD})")
+    g.add_argument("--baud", type=opt.modbus_baud, default=DEFAULT_BAUD, help=f"Modbus baud rate (default {DEFAULT_BAUD})")
 
 
 def run_modbus_monitor(args: Any) -> int:
@@ -252,7 +254,6 @@ def run_modbus_monitor(args: Any) -> int:
 
     from .describe import Describer, bad_frame_line, received_record
     from .e2e import E2EStatus
-    from .errors import UserError
     from .frames import FrameError
     from .link import Link
     from .report.records import TimeBase, TimeMode
@@ -260,8 +261,6 @@ def run_modbus_monitor(args: Any) -> int:
     from .transport.modbus_servant import open_serial
     from .watch import BusWatcher, Flag, flag_line, summary_line
 
-    if args.baud <= 0:
-        raise UserError(f"--baud {args.baud}: must be positive")
     port = open_serial(args.modbus, args.baud)
     timing = modbus_timing(args.baud)
     fd = port.fileno()

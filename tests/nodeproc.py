@@ -30,12 +30,15 @@ def free_udp_port() -> int:
 class NodeProc:
     """One `python -m busshare ...` process; its JSON lines are collected by a thread."""
 
-    def __init__(self, args: Sequence[str], name: str, cwd: Path | None = None) -> None:
+    def __init__(self, args: Sequence[str], name: str, cwd: Path | None = None, command: Sequence[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """``command`` (default: this interpreter's ``-m busshare``, this checkout's code) runs ``args``."""
         self.name = name
-        self.args = [sys.executable, "-m", "busshare", *args]
-        # this checkout's busshare, installed or not
-        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        self.args = [*(command or (sys.executable, "-m", "busshare")), *args]
+        if env is None:  # this checkout's busshare, installed or not
+            path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+            env = dict(os.environ, PYTHONPATH=path)
+        env = dict(env, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
         )

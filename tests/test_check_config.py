@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.commands.check_config import _dump, problems
-from busshare.config import ConfigError, parse_config
+from busshare.config import ConfigError, config_from_mapping, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,16 +56,16 @@ def test_a_valid_installation_is_explained(tmp_path: Path) -> None:
 
 # one file, each line a different problem: all of them must be reported
 PROBLEMS = {
-    'colour = "blue"': "config: unknown key 'colour'",
-    "[site]\nbreaker_a = 80\nlimit_a = 70": "above 80 % of the 80 A breaker",
-    "[timing]\nheartbeat_period = 1.0": "heartbeat_period",
-    "[[servant]]\naddress = 0\nmax_a = 32": "servant 0: address must be 1-62",
-    "[[servant]]\naddress = 2\nmax_a = 32\nmin_a = 5": "servant 2: min 5.0 A is below 6 A",
-    "[[servant]]\naddress = 3\nmax_a = 32\nmin_a = 40": "servant 3: min 40.0 A is above max 32.0 A",
-    "[[servant]]\naddress = 4\nmax_a = 90": "servant 4: max 90.0 A is above 80 A",
-    "[[servant]]\naddress = 5\nmax_a = 32\ncolour = 1": "servant 5: unknown key 'colour'",
-    "[[servant]]\naddress = 6": "servant 6: missing max_a",
-    "[[servant]]\naddress = 7\nmax_a = 32\nfailsafe_a = 3": "servant 7: failsafe 3.0 A",
+    'colour = "blue"': "colour: unknown key",
+    "[site]\nbreaker_a = 80\nlimit_a = 70": "site.limit_a: 70 is above 80 % of breaker_a 80 A",
+    "[timing]\nheartbeat_period = 1.0": "timing.heartbeat_period: 1.0 s is not well below",
+    "[[servant]]\naddress = 0\nmax_a = 32": "servant[0].address: 0 must be 1-62",
+    "[[servant]]\naddress = 2\nmax_a = 32\nmin_a = 5": "servant[1].min_a: 5 is below 6 A",
+    "[[servant]]\naddress = 3\nmax_a = 32\nmin_a = 40": "servant[2].min_a: 40 is above max_a 32",
+    "[[servant]]\naddress = 4\nmax_a = 90": "servant[3].max_a: 90 is above 80 A",
+    "[[servant]]\naddress = 5\nmax_a = 32\ncolour = 1": "servant[4].colour: unknown key",
+    "[[servant]]\naddress = 6": "servant[5].max_a: is missing",
+    "[[servant]]\naddress = 7\nmax_a = 32\nfailsafe_a = 3": "servant[6].failsafe_a: 3 must be 0 (pause)",
 }
 
 
@@ -77,18 +76,22 @@ def test_every_problem_gets_its_own_line(tmp_path: Path) -> None:
     r = cli(str(write(tmp_path, text)))
     assert r.returncode == 1
     lines = r.stdout.splitlines()
-    for needle in [*PROBLEMS.values(), "servant 7: duplicate address"]:
-        assert sum(needle in line for line in lines) == 1, (needle, r.stdout)
-    assert lines[-1].endswith(f"{len(PROBLEMS) + 1} problems")
+    # a 1 s heartbeat also leaves the default heard_timeout (3 s) under two rounds of the heard pages
+    also = ["servant[7].address: 7 is also the address of servant[6]", "timing.heard_timeout: 3 s is under two rounds"]
+    for needle in [*PROBLEMS.values(), *also]:
+        assert sum(line.split(": ", 1)[1].startswith(needle) for line in lines) == 1, (needle, r.stdout)
+    assert lines[-1].endswith(f"{len(PROBLEMS) + len(also)} problems")
     j = json.loads(cli("--json", str(write(tmp_path, text))).stdout)
-    assert j["ok"] is False and len(j["problems"]) == len(PROBLEMS) + 1
+    assert j["ok"] is False and len(j["problems"]) == len(PROBLEMS) + len(also)
 
 
 @pytest.mark.parametrize("text,needle", [
     ("[site\n", "not valid TOML"),
-    ("[site]\nbreaker_a = 80\n", "no servants configured"),
+    ("[site]\nbreaker_a = 80\n", "no servants"),
+    ("", "no servants"),
+    ("# nothing yet\n", "no servants"),
     ("[site]\nlimit_a = 20\n" + "".join(f"[[servant]]\naddress = {a}\nmax_a = 32\nfailsafe_a = 10\n" for a in (1, 2, 3)),
-     "standalone failsafe currents sum to 30.0 A"),
+     "the standalone failsafe currents (failsafe_a) sum to 30 A"),
     ("[[servant]]\naddress = 1\nmax_a = 32\n", "give breaker_a"),
 ])
 def test_whole_file_problems(tmp_path: Path, text: str, needle: str) -> None:
@@ -125,23 +128,56 @@ documents = st.fixed_dictionaries(
 @settings(max_examples=200, deadline=None)
 @given(documents)
 def test_problems_agree_with_the_validator_and_are_one_line_each(doc: dict) -> None:  # type: ignore[type-arg]
-    text = _dump(doc)
-    found = problems(text)
+    found = problems(doc)
     try:
-        parse_config(text)
+        config_from_mapping(doc)
         valid = True
     except ConfigError as exc:
         valid = False
         assert found, f"validator says {exc} but check-config found nothing"
+        assert str(found[0]) == str(exc), "the first problem is the one the master refuses to start with"
     if valid:
         assert found == []
-    assert all("\n" not in p and p for p in found)
+    assert all("\n" not in str(p) and str(p) for p in found)
 
 
 def test_several_problems_in_one_servant_are_all_reported(tmp_path: Path) -> None:
     text = "[site]\nbreaker_a = 80\n[[servant]]\naddress = 2\nmax_a = 90\nmin_a = 5\npriority = 999\ncolour = 1\n"
     r = cli(str(write(tmp_path, text)))
     assert r.returncode == 1
-    for needle in ("servant 2: min 5.0 A is below 6 A", "servant 2: max 90.0 A is above 80 A",
-                   "servant 2: priority 999", "servant 2: unknown key 'colour'"):
+    for needle in ("servant[0].min_a: 5 is below 6 A", "servant[0].max_a: 90 is above 80 A",
+                   "servant[0].priority: 999 must be 0-255", "servant[0].colour: unknown key"):
         assert needle in r.stdout, (needle, r.stdout)
+
+
+# issue 11: the values of issue 11, and their kin, each on its own line naming the key, never a traceback
+@pytest.mark.parametrize(("text", "lines"), [
+    ("[site]\nbreaker_a = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
+     ["site.breaker_a: 1e+308 must be a current above 0 and at most 10000 A"]),
+    ("[site]\nbreaker_a = nan\n[[servant]]\naddress = 1\nmax_a = 32\n", ["site.breaker_a: nan is not a finite current"]),
+    ("[site]\nbreaker_a = -80\n[[servant]]\naddress = 1\nmax_a = 32\nmin_a = -6\n",
+     ["site.breaker_a: -80 must be a current above 0 and at most 10000 A",
+      "servant[0].min_a: -6 is below 6 A (a pilot offers 6-80 A)"]),
+    ("[site]\nlimit_a = 64\n[[servant]]\naddress = 1\nmax_a = 32\nserial = 5\n[[servant]]\naddress = 2\nmax_a = 32\n"
+     "serial = 5\nmin_a = 50\n",
+     ["servant[1].min_a: 50 is above max_a 32", "servant[1].serial: 5 is also the serial of servant[0]"]),
+    ("[site]\nlimit_a = 64\n[[servant]]\naddress = true\nmax_a = 32\n", ["servant[0].address: true is not an integer"]),
+    ("[site]\nlimit_a = 64\n[timing]\nfailsafe_timeout = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
+     ["timing.failsafe_timeout: 1e+308 must be a number of seconds above 0 and at most 86400"]),
+    ("[site]\nlimit_a = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
+     ["site.limit_a: 1e+308 is above 1638.3 A, the largest limit a heartbeat carries"]),
+])
+def test_issue_11_values_are_listed_as_written(tmp_path: Path, text: str, lines: list[str]) -> None:
+    path = write(tmp_path, text)
+    r = cli(str(path))
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    assert r.stdout.splitlines() == [f"{path}: {line}" for line in lines] + [
+        f"{path}: {len(lines)} problem{'s' if len(lines) > 1 else ''}"]
+
+
+def test_a_file_that_is_not_utf8_is_one_problem_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_bytes(GOOD.encode() + b"# caf\xe9\n")
+    r = cli(str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stdout.splitlines()[0].startswith(f"{path}: the file is not UTF-8 text (byte 0xe9")

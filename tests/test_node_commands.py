@@ -26,7 +26,10 @@ max_a = 16
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # a usage error (argparse): the usage, then one line
+        code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -34,9 +37,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["servant", "--address", "99", "-i", "virtual"], "--address 99: a servant address is 1-62"),
-        (["servant", "--address", "1", "--max", "lots", "-i", "virtual"], "--max: 'lots' is not a current in A"),
-        (["servant", "--address", "1", "--max", "90", "-i", "virtual"], "servant 1: max 90.0 A is above 80 A"),
+        (["servant", "--address", "99", "-i", "virtual"], "error: argument --address: 99 must be 1-62"),
+        (["servant", "--address", "1", "--max", "lots", "-i", "virtual"], "error: argument --max: lots is not a number"),
+        (["servant", "--address", "1", "--max", "90", "-i", "virtual"], "error: argument --max: 90 must be 6-80 A"),
+        (["servant", "--address", "1", "--min", "20", "--max", "10", "-i", "virtual"],
+         "--min 20 is above max_a 10 (given --max)"),
         (["servant", "--address", "1", "-i", "socketcan", "-c", "nope0"], "cannot open CAN bus (socketcan channel nope0)"),
         (["master", "--config", "/nonexistent/site.toml", "-i", "virtual"], "cannot read config"),
         (["monitor", "--id-base", "0x123", "-i", "virtual"], "id base 0x123 must be a multiple of 0x200"),
@@ -45,7 +50,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_user_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2
-    assert err.count("\n") == 1 and message in err, err
+    last = err.splitlines()[-1]
+    assert message in last, err
+    assert err.startswith("usage: ") if "error: argument" in message else err.count("\n") == 1, err
     assert "Traceback" not in err
 
 

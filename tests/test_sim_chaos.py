@@ -6,9 +6,12 @@ Each seed is one installation running for ``CHAOS_RUN_HOURS`` simulated hours
 cores, prints the hours covered, and fails listing every seed that broke an
 invariant, each with its reproduction command and trace.
 
-    python -m pytest tests/test_sim_chaos.py                           # 1000 hours, as in CI
-    BUSSHARE_CHAOS_HOURS=100 python -m pytest tests/test_sim_chaos.py  # a quick look
-    BUSSHARE_CHAOS_FIRST_SEED=50000 python -m pytest tests/test_sim_chaos.py -s   # other installations
+It is marked ``chaos`` and so is not part of the default run (the README's
+test command); it has its own command, and its own stage in ``.ci/run``:
+
+    python -m pytest -m chaos                                          # 1000 hours, as in CI
+    BUSSHARE_CHAOS_HOURS=100 python -m pytest -m chaos                 # a quick look
+    BUSSHARE_CHAOS_FIRST_SEED=50000 python -m pytest -m chaos -s       # other installations
 
 The default seeds are fixed so that CI is reproducible; a nightly job can move
 ``BUSSHARE_CHAOS_FIRST_SEED`` to explore new installations.
@@ -32,6 +35,10 @@ from busshare.sim.runner import Simulation
 CHAOS_RUN_HOURS = 1.0
 DEFAULT_HOURS = 1000.0  # per CI run (the floor): about 10-12 minutes over both cores here (docs/SIM.md, Speed)
 FIRST_SEED = 1000
+# A hang guard, not a timing assertion: 1000 hours take 10-12 minutes on two idle cores and 40-50
+# minutes on a loaded shared machine (600 installations in 1500 s, 40 in 120 s were seen); 4 h is
+# about 5x that.
+HANG_GUARD_S = 4 * 3600
 
 
 def run_seed(seed: int) -> tuple[int, float, str | None]:
@@ -43,8 +50,9 @@ def run_seed(seed: int) -> tuple[int, float, str | None]:
     return seed, result.summary.sim_seconds / 3600.0, None
 
 
+@pytest.mark.chaos
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(HANG_GUARD_S)
 def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> None:
     target = float(os.environ.get("BUSSHARE_CHAOS_HOURS", DEFAULT_HOURS))
     first = int(os.environ.get("BUSSHARE_CHAOS_FIRST_SEED", FIRST_SEED))

@@ -127,8 +127,8 @@ def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
     r = cli("sim", "--speed", "max", *args) if "--speed" not in args else cli("sim", *args)
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
-    err = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("usage:")]
-    assert len(err) == 1 and needle in err[0], r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("busshare sim: ")]  # (a usage error: the usage first)
+    assert len(err) == 1 and needle in err[0] and r.stderr.endswith(err[0] + "\n"), r.stderr
 
 
 def test_a_scenario_file(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from busshare.sim import (
     parse_scenario,
     run_scenario,
 )
-from busshare.sim.scenario import builtin_names, dump_toml
+from busshare.sim.scenario import builtin_names
 
 
 def wire(result: SimResult) -> list[tuple[float, Message]]:
@@ -132,27 +132,41 @@ def test_a_minimal_scenario_parses() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("color = 1", "unknown key 'color'"),
-        ("[[car]]\nevse = 9", "evse 9 is not a servant address"),
-        ("[[car]]\nevse = 1\nwings = 2", "unknown key 'wings'"),
-        ("[[car]]\nevse = 1\nreaction_min_s = 6.0\nreaction_max_s = 5.0", "reaction"),
-        ("[[fault]]\nkind = 'meteor'", "kind 'meteor' unknown"),
-        ("[[fault]]\nkind = 'partition'\naddress = 4", "needs address"),
-        ("[[fault]]\nkind = 'partition'\naddress = 1\ndirection = 'sideways'", "direction"),
-        ("[bus]\nloss = 2.0", "loss"),
-        ("[[fault]]\nkind = 'bus'\ncorrupt = -1.0", "corrupt"),
+        ("color = 1", "color: unknown key"),
+        ("[[car]]\nevse = 9", r"car\[0\]\.evse: 9 is not a servant address"),
+        ("[[car]]\nevse = 1\nwings = 2", r"car\[0\]\.wings: unknown key"),
+        ("[[car]]\nevse = 1\nreaction_min_s = 6.0\nreaction_max_s = 5.0", r"car\[0\]: EV reaction"),
+        ("[[fault]]\nkind = 'meteor'", r"fault\[0\]\.kind: \"meteor\" is not one of"),
+        ("[[fault]]\nkind = 'partition'\naddress = 4", r"fault\[0\]\.address: 4 is not a servant address"),
+        ("[[fault]]\nkind = 'partition'", r"fault\[0\]\.address: is missing"),
+        ("[[fault]]\nkind = 'partition'\naddress = 1\ndirection = 'sideways'", r"fault\[0\]\.direction"),
+        ("[bus]\nloss = 2.0", r"bus\.loss: 2\.0 must be 0-1"),
+        ("[[fault]]\nkind = 'bus'\ncorrupt = -1.0", r"fault\[0\]\.corrupt: -1\.0 must be 0-1"),
+        # every kind of value, checked where it is read (issue 11)
+        ("[[fault]]\nkind = 'twin'\naddress = 1\nserial = -5", r"fault\[0\]\.serial: -5 must be 0-4294967295"),
+        ("[[car]]\nevse = 1\nmax_a = \"big\"", r"car\[0\]\.max_a: \"big\" is not a number"),
+        ("seed = \"abc\"", r"seed: \"abc\" is not an integer"),
+        ("first_epoch = 300", r"first_epoch: 300 must be 0-255"),
+        ("filter = \"no\"", r"filter: \"no\" is not true or false"),
+        ("[[fault]]\nkind = 'second_master'\nmaster_id = 'x'", r"fault\[0\]\.master_id: \"x\" is not an integer"),
+        ("[car_defaults]\nneed_kwh = nan", r"car_defaults\.need_kwh: nan is not a finite number"),
+        ("[[car]]\nevse = 1\nat = 5\nleave = 2", r"car\[0\]\.leave: 2 must be after at"),
     ],
 )
 def test_bad_scenarios_are_one_line_errors(extra: str, message: str) -> None:
+    text = STORY_TOML + extra if extra.startswith("[") else extra + "\n" + STORY_TOML  # top-level keys go first
     with pytest.raises(ScenarioError, match=message) as info:
-        parse_scenario(STORY_TOML + extra, where="x.toml")
+        parse_scenario(text, where="x.toml")
     assert "\n" not in str(info.value) and str(info.value).startswith("x.toml: ")
 
 
 def test_bad_installation_is_reported_by_the_real_config_validation() -> None:
     bad = STORY_TOML.replace("max_a = 32", "max_a = 90")
-    with pytest.raises(ScenarioError, match=r"\[installation\]: servant 1: max 90.0 A is above 80 A"):
+    with pytest.raises(ScenarioError, match=r"installation\.servant\[0\]\.max_a: 90 is above 80 A"):
         parse_scenario(bad)
+    huge = STORY_TOML.replace("breaker_a = 80", "breaker_a = 1e308")
+    with pytest.raises(ScenarioError, match=r"installation\.site\.breaker_a: 1e\+308 must be"):
+        parse_scenario(huge)
 
 
 def test_missing_pieces_are_named() -> None:
@@ -164,12 +178,12 @@ def test_missing_pieces_are_named() -> None:
         load_scenario("nope")
 
 
-def test_toml_writer_round_trips_the_installation_table() -> None:
-    import tomllib
-
-    table = {"site": {"breaker_a": 80, "limit_a": 63.5}, "timing": {"ack_timeout": 1.0},
-             "servant": [{"address": 1, "max_a": 32, "meter": False, "serial": 4097}]}
-    assert tomllib.loads(dump_toml(table)) == table
+def test_a_scenario_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(STORY_TOML.encode() + b'description = "caf\xe9"\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: the file is not UTF-8 text (byte 0xe9 at offset")
 
 
 def test_without_acceptance_filters_servants_hear_every_frame_and_the_story_still_holds() -> None:

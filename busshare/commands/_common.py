@@ -1,4 +1,4 @@
-"""Shared bits of the node commands (`master`, `servant`): amps parsing and record printing."""
+"""Shared bits of the node commands (`master`, `servant`): output options and record printing."""
 
 from __future__ import annotations
 
@@ -8,29 +8,18 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..errors import UserError
 from ..report.records import RecordKind, TimeBase, TimeMode
+from . import _options as opt
 
 Record = dict[str, Any]
 
 
-def amps_to_da(text: str, what: str) -> int:
-    """'32' or '6.5' (A) -> 0.1 A units; one-line error otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{what}: {text!r} is not a current in A") from None
-    if not 0 <= value <= 1638.3:
-        raise UserError(f"{what}: {value:g} A out of range")
-    return round(value * 10)
-
-
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--status-interval", type=float, default=None, metavar="S",
+    p.add_argument("--status-interval", type=opt.seconds(), default=None, metavar="S",
                    help="print a one-line status every S seconds")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout: event and status records (docs/JSON.md)")
     add_time_argument(p)
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="exit gracefully after S seconds")
+    p.add_argument("--duration", type=opt.duration, default=None, metavar="S", help="exit gracefully after S seconds")
 
 
 def add_time_argument(p: argparse.ArgumentParser, absolute: str = "UNIX time", relative: str = "since the start",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..busload import BusLoad, busload
 from ..errors import UserError
 from ..report.records import RecordKind
 from . import SUMMARIES
+from . import _options as opt
 
 
 def add_parser(subparsers: Any) -> None:
@@ -19,12 +21,15 @@ def add_parser(subparsers: Any) -> None:
         description="Bus utilisation computed from the real encoded frames: exact bit stuffing for the "
         "steady state, the worst-case stuffing bound for the worst case.",
     )
-    p.add_argument("-b", "--bitrate", type=int, default=125000, help="bit rate in bit/s (default 125000)")
-    p.add_argument("count", nargs="?", type=int, metavar="SERVANTS", help="number of servants (as --servants)")
-    p.add_argument("--servants", type=int, default=None, help="number of servants, 1-62 (default 4)")
+    p.add_argument("-b", "--bitrate", type=opt.can_bitrate, default=125000,
+                   help=f"bit rate in bit/s, {opt.CAN_BITRATES[0]}-{opt.CAN_BITRATES[1]} (default 125000)")
+    p.add_argument("count", nargs="?", type=opt.servant_count, metavar="SERVANTS", help="number of servants (as --servants)")
+    p.add_argument("--servants", type=opt.servant_count, default=None, help="number of servants, 1-62 (default 4)")
     p.add_argument("--extended", action="store_true", help="29-bit identifiers")
-    p.add_argument("--heartbeat-period", type=float, default=None, help="seconds (default: the protocol's)")
-    p.add_argument("--status-period", type=float, default=None, help="seconds (default: the protocol's)")
+    p.add_argument("--heartbeat-period", type=opt.seconds(), default=None, metavar="S",
+                   help="seconds (default: the protocol's)")
+    p.add_argument("--status-period", type=opt.seconds(), default=None, metavar="S",
+                   help="seconds (default: the protocol's)")
     p.add_argument("--json", action="store_true", help="one JSON object, a busload record (docs/JSON.md)")
     p.set_defaults(func=run)
 
@@ -60,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.servants is not None and args.count != args.servants:
         raise UserError(f"two servant counts: {args.count} and --servants {args.servants}")
     servants = args.count if args.count is not None else args.servants if args.servants is not None else 4
-    try:
-        r = busload(args.bitrate, servants, args.extended, args.heartbeat_period, args.status_period)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    r = busload(args.bitrate, servants, args.extended, args.heartbeat_period, args.status_period)
+    if r.worst_percent > 100:
+        print(f"busshare busload: warning: the worst case needs {r.worst_percent:.0f} % of the bus: "
+              f"{r.bitrate} bit/s cannot carry {r.servants} servants", file=sys.stderr)
     print(json.dumps(load_record(r)) if args.json else format_load(r))
     return 0

@@ -28,27 +28,11 @@ from ..errors import UserError
 from ..report.records import TimeBase, TimeMode
 from ..report.summaries import decode_summary
 from . import SUMMARIES
+from . import _options as opt
 from ._common import add_time_argument
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
 READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def _amps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a current in A: {text!r}") from None
-    if not 0 < value <= 1638.3:
-        raise argparse.ArgumentTypeError(f"limit {text} A out of range (0-1638.3 A)")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -64,15 +48,16 @@ def add_parser(subparsers: Any) -> None:
                    help="JSON lines: one record per frame, then the summary (docs/JSON.md)")
     add_time_argument(p, absolute="the capture's own timestamps", relative="since the first frame")
     p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
-    p.add_argument("--id-base", type=_int, default=0, help="first protocol CAN id (default 0x000)")
+    p.add_argument("--id-base", type=opt.id_base, default=0, help="first protocol CAN id (default 0x000)")
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
-    p.add_argument("--limit", type=_amps, default=None, metavar="A",
+    p.add_argument("--limit", type=opt.positive_amps(), default=None, metavar="A",
                    help="circuit limit to check against when the capture has no master heartbeat")
     p.add_argument("--modbus", action="store_true",
                    help="the capture is Modbus RTU (raw bytes, hex lines or timestamped hex lines), not CAN")
-    p.add_argument("--baud", type=int, default=None, help="Modbus baud rate, for 3.5-character gaps (default 19200)")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="also draw each EVSE's offered and drawn current against the limit")
+    p.add_argument("--baud", type=opt.modbus_baud, default=None,
+                   help="Modbus baud rate, for 3.5-character gaps (default 19200)")
+    p.add_argument("--plot", type=opt.plot_file, metavar="FILE.png",
+                   help="also draw each EVSE's offered and drawn current against the limit (.png, .svg or .pdf)")
     p.set_defaults(func=run)
 
 

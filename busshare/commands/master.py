@@ -10,6 +10,7 @@ from typing import Any
 from ..runtime import Runtime, event_record
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from . import SUMMARIES
+from . import _options as opt
 from ._common import add_output_arguments, node_times, printer
 
 
@@ -22,8 +23,8 @@ def add_parser(subparsers: Any) -> None:
         "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
     p.add_argument("--config", required=True, metavar="SITE.toml", help="the installation's config file")
-    p.add_argument("--master-id", type=int, default=None, metavar="N", help="override the config's master id")
-    p.add_argument("--epoch", type=int, default=None, metavar="N",
+    p.add_argument("--master-id", type=opt.byte, default=None, metavar="N", help="override the config's master id (0-255)")
+    p.add_argument("--epoch", type=opt.byte, default=None, metavar="N",
                    help="boot epoch 0-255 (default: random, so servants see a reboot)")
     add_output_arguments(p)
     add_bus_arguments(p)
@@ -39,13 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
         return run_modbus_master(args)
     from ..config import load_config
-    from ..errors import UserError
     from ..master import Master
 
     config = load_config(args.config)
     epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
-    if not 0 <= epoch <= 255:
-        raise UserError(f"--epoch {epoch}: must be 0-255")
     ids = id_scheme_from(args)
     transport = CanTransport(open_bus(args), ids)
     clock = time.monotonic

@@ -19,6 +19,7 @@ from ..report.records import TimeBase, TimeMode
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from ..watch import BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
+from . import _options as opt
 from ._common import add_time_argument
 
 
@@ -38,8 +39,8 @@ def add_parser(subparsers: Any) -> None:
                    help="JSON lines: one record per frame or flag, then the summary (docs/JSON.md)")
     add_time_argument(p)
     p.add_argument("--anomalies-only", action="store_true", help="print flags only, not every frame")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    p.add_argument("--reaction-allowance", type=float, default=5.0, metavar="S",
+    p.add_argument("--duration", type=opt.duration, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--reaction-allowance", type=opt.seconds(), default=5.0, metavar="S",
                    help="EV reaction allowance used to call a cut unacked (default 5 s)")
     p.set_defaults(func=run)
 

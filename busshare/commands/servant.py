@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..bench import BenchHardware
+from ..config import Config, ServantConfig, servant_problems
 from ..errors import UserError
 from ..hardware import EvseHardware
 from ..pilot import PilotState
@@ -19,7 +20,8 @@ from ..report.records import serial_hex
 from ..runtime import Runtime, event_record
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
 from . import SUMMARIES
-from ._common import add_output_arguments, amps_to_da, node_times, printer
+from . import _options as opt
+from ._common import add_output_arguments, node_times, printer
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,25 +32,28 @@ def add_parser(subparsers: Any) -> None:
         "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
         "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
-    p.add_argument("--address", type=int, required=True, metavar="N", help="servant address, 1-62")
+    p.add_argument("--address", type=opt.address, required=True, metavar="N", help="servant address, 1-62")
     p.add_argument("--config", default=None, metavar="SITE.toml",
                    help="take this servant's settings and the timing from the installation's config "
                    "(options given here still win)")
-    p.add_argument("--max", default=None, metavar="A", help="this EVSE's maximum current (default 32 A)")
-    p.add_argument("--min", default=None, metavar="A", help="lowest current its EV can use (default 6 A)")
-    p.add_argument("--failsafe", default=None, metavar="A",
+    p.add_argument("--max", type=opt.evse_amps, default=None, metavar="A",
+                   help="this EVSE's maximum current, 6-80 A (default 32 A)")
+    p.add_argument("--min", type=opt.evse_amps, default=None, metavar="A",
+                   help="lowest current its EV can use, 6-80 A (default 6 A)")
+    p.add_argument("--failsafe", type=opt.failsafe_amps, default=None, metavar="A",
                    help="current when the master is silent (default 6 A; 0 = pause)")
-    p.add_argument("--priority", type=int, default=None, help="higher is served first under shortage (0-255)")
-    p.add_argument("--serial", type=lambda s: int(s, 0), default=None, metavar="N",
+    p.add_argument("--priority", type=opt.byte, default=None, help="higher is served first under shortage (0-255)")
+    p.add_argument("--serial", type=opt.serial, default=None, metavar="N",
                    help="unique unit serial (default: derived from host name and address)")
     p.add_argument("--ev", choices=("sim", "bench"), default="bench",
                    help="hardware: 'sim' a simulated car that charges, 'bench' a fixed pilot state that logs "
                    "every pilot change (default)")
     p.add_argument("--pilot", choices=[s.name for s in PilotState], default="C",
                    help="bench: the fixed pilot state (default C, charging)")
-    p.add_argument("--meter", default=None, metavar="A", help="bench: a fixed meter reading (default: no meter)")
-    p.add_argument("--need-kwh", type=float, default=50.0, help="sim: energy the car wants (default 50 kWh)")
-    p.add_argument("--seed", type=int, default=None, help="sim: random seed of the car's reactions")
+    p.add_argument("--meter", type=opt.meter_amps, default=None, metavar="A",
+                   help="bench: a fixed meter reading, 0-102.2 A (default: no meter)")
+    p.add_argument("--need-kwh", type=opt.kwh, default=50.0, help="sim: energy the car wants (default 50 kWh)")
+    p.add_argument("--seed", type=opt.integer(), default=None, help="sim: random seed of the car's reactions")
     add_output_arguments(p)
     add_bus_arguments(p)
     from ..transport.modbus_servant import add_arguments as add_modbus_arguments
@@ -62,6 +67,40 @@ def default_serial(address: int) -> int:
     return zlib.crc32(f"{socket.gethostname()}/{address}".encode()) & 0xFFFFFFFF
 
 
+def servant_config(args: argparse.Namespace, site: Config | None, has_meter: bool) -> ServantConfig:
+    """This servant's settings: its [[servant]] of the site file (if given), then the options.
+
+    The options are each checked when parsed; this checks them together (``--min`` above
+    ``--max``...), naming the option, or the file's key when the value came from the file.
+    """
+    base = ServantConfig(args.address)
+    path = "servant"
+    if site is not None:
+        found = site.servant(args.address)
+        if found is None:
+            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
+        base, path = found, f"servant[{site.servants.index(found)}]"
+    given = {"min_a": args.min, "max_a": args.max, "failsafe_a": args.failsafe, "priority": args.priority}
+    config = replace(
+        base,
+        min_da=base.min_da if args.min is None else args.min,
+        max_da=base.max_da if args.max is None else args.max,
+        priority=base.priority if args.priority is None else args.priority,
+        failsafe_da=base.failsafe_da if args.failsafe is None else args.failsafe,
+        serial=args.serial if args.serial is not None else base.serial or default_serial(args.address),
+        has_meter=has_meter,
+    )
+    for p in servant_problems(config, path):
+        def option(key: str) -> str | None:
+            name = key.rpartition(".")[2]
+            return f"--{name.removesuffix('_a')}" if given.get(name) is not None else None
+
+        shown = option(p.key) or (f"{args.config}: {p.key}" if site is not None else f"{p.key.rpartition('.')[2]} (default)")
+        others = [o for o in map(option, sorted(p.involves)) if o]
+        raise UserError(f"{shown} {p.value} {p.message}" + (f" (given {', '.join(others)})" if others else ""))
+    return config
+
+
 def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHardware:
     if args.ev == "sim":
         from ..sim.ev import EvProfile, SimEvse
@@ -69,7 +108,7 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
         evse = SimEvse(meter=True, rng=random.Random(args.seed), now=now)
         evse.plug(EvProfile(max_a=max_da / 10, need_kwh=args.need_kwh), now)
         return evse
-    measured = None if args.meter is None else amps_to_da(args.meter, "--meter")
+    measured: int | None = args.meter
     log_out = sys.stderr if args.json else sys.stdout
 
     def log(line: str) -> None:
@@ -83,30 +122,13 @@ def run(args: argparse.Namespace) -> int:
         from ..transport.modbus_servant import run_modbus_servant
 
         return run_modbus_servant(args)
-    from ..config import ServantConfig, Timing, load_config, validate_servant
+    from ..config import Timing, load_config
     from ..servant import Servant
 
-    if not 1 <= args.address <= 62:
-        raise UserError(f"--address {args.address}: a servant address is 1-62")
-    base, timing = ServantConfig(args.address), Timing()
-    if args.config is not None:
-        site = load_config(args.config)
-        found = site.servant(args.address)
-        if found is None:
-            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
-        base, timing = found, site.timing
-    serial = args.serial if args.serial is not None else base.serial or default_serial(args.address)
-    config = replace(
-        base,
-        min_da=base.min_da if args.min is None else amps_to_da(args.min, "--min"),
-        max_da=base.max_da if args.max is None else amps_to_da(args.max, "--max"),
-        priority=base.priority if args.priority is None else args.priority,
-        failsafe_da=base.failsafe_da if args.failsafe is None else amps_to_da(args.failsafe, "--failsafe"),
-        serial=serial,
-        has_meter=args.ev == "sim" or args.meter is not None,
-    )
-    validate_servant(config)
-    max_da = config.max_da
+    site = None if args.config is None else load_config(args.config)
+    timing = Timing() if site is None else site.timing
+    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None)
+    serial, max_da = config.serial, config.max_da
     ids = id_scheme_from(args)
     transport = CanTransport(open_bus(args), ids)
     clock = time.monotonic

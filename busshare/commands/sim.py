@@ -17,10 +17,12 @@ import time
 from typing import Any, TextIO
 
 from ..errors import UserError
+from ..problems import Invalid
 from ..report import progress
 from ..report.records import RecordKind
 from ..report.summaries import sim_summary
 from . import SUMMARIES
+from . import _options as opt
 from ._common import add_time_argument
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
@@ -28,19 +30,6 @@ FRAME_S = 0.1  # live view refresh, wall-clock seconds
 PLAIN_EVERY_S = 10.0  # without a terminal: one line per this much simulated time
 PROGRESS_EVERY_STEPS = 256  # the progress line looks at the wall clock this seldom (steps are cheap)
 NO_GZIP = (".blf", ".db", ".mf4")  # binary formats python-can cannot write through gzip
-
-
-def parse_speed(text: str) -> float:
-    """``max`` or a positive number of simulated seconds per wall-clock second."""
-    if text == "max":
-        return float("inf")
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"--speed must be a number or 'max', not {text!r}") from None
-    if not value > 0:
-        raise UserError("--speed must be above 0 (1 = real time, max = as fast as possible)")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,20 +41,22 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="built-in name or .toml (default story)")
     p.add_argument("--scenario", dest="scenario_opt", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--speed", default=str(DEFAULT_SPEED),
+    p.add_argument("--speed", type=opt.speed, default=DEFAULT_SPEED,
                    help=f"simulated seconds per wall second: 1 = real time, max = as fast as possible "
                         f"(default {DEFAULT_SPEED:g})")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
-    p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the scenario's)")
+    p.add_argument("--seed", type=opt.integer(), default=None, help="random seed (default: the scenario's)")
+    p.add_argument("--duration", type=opt.duration, default=None, metavar="S",
+                   help="simulated seconds (default: the scenario's)")
     p.add_argument("--json", action="store_true",
                    help="JSON lines: a state record every 10 simulated seconds, then the summary (docs/JSON.md)")
     add_time_argument(p, absolute="the simulated clock", relative="since the start",
                       note="the simulated clock starts at 0, so both are the same")
-    p.add_argument("--log", metavar="FILE",
+    p.add_argument("--log", type=opt.option(_log_file, "file"), metavar="FILE",
                    help="write the bus traffic in any format python-can writes, from the extension: .log (candump), "
                    ".asc, .blf, .csv, .db, .trc, .txt, .mf4 (needs asammdf), and .log.gz, .asc.gz, .csv.gz, "
                    ".trc.gz, .txt.gz")
-    p.add_argument("--plot", metavar="FILE.png", help="timeline of each EVSE's offered and drawn current")
+    p.add_argument("--plot", type=opt.plot_file, metavar="FILE.png",
+                   help="timeline of each EVSE's offered and drawn current (.png, .svg or .pdf)")
     p.add_argument("--quiet", action="store_true",
                    help="no live view and no state records, only the summary (a terminal still shows a progress "
                    "line on stderr while it runs)")
@@ -176,6 +167,14 @@ class LiveView:
 # outputs
 
 
+def _log_file(text: str) -> str:
+    """``--log``: a format python-can writes (named by the extension), at a path that can be written."""
+    problem = log_format_problem(text)
+    if problem is not None:
+        raise Invalid(problem)
+    return opt.writable(text)
+
+
 def log_format_problem(path: str) -> str | None:
     """Why python-can cannot write a capture named ``path`` (the extension names the format), or None."""
     import importlib.util
@@ -186,18 +185,18 @@ def log_format_problem(path: str) -> str | None:
     suffixes = [x.lower() for x in PurePath(path).suffixes]
     known = ", ".join(sorted(MESSAGE_WRITERS))
     if not suffixes:
-        return f"--log {path}: name the format by the extension ({known}, or a text one + .gz)"
+        return f"has no extension to name the format: use {known}, or a text one + .gz"
     fmt = suffixes[-1]
     if fmt == ".gz":
         fmt = suffixes[-2] if len(suffixes) == 2 else ""
         if fmt in NO_GZIP:
-            return f"--log {path}: python-can cannot compress {fmt} (binary); write {PurePath(path).stem} instead"
+            return f"cannot be compressed by python-can ({fmt} is binary): write {PurePath(path).stem} instead"
         if fmt not in MESSAGE_WRITERS:
-            return f"--log {path}: a compressed capture is FILE.FORMAT.gz with one of {known} (no other dots)"
+            return f"is not a compressed capture: use FILE.FORMAT.gz with one of {known} (no other dots)"
     elif fmt not in MESSAGE_WRITERS:
-        return f"--log {path}: python-can writes {known} (and their .gz); not {fmt}"
+        return f"is not a capture file name: python-can writes {known} (and their .gz), not {fmt}"
     if fmt == ".mf4" and importlib.util.find_spec("asammdf") is None:
-        return f"--log {path}: .mf4 needs asammdf: pip install 'python-can[mf4]'"
+        return "needs asammdf (.mf4): pip install 'python-can[mf4]'"
     return None
 
 
@@ -207,7 +206,7 @@ def write_capture(path: str, capture: list[tuple[float, int, bytes]], base: int 
 
     problem = log_format_problem(path)
     if problem is not None:
-        raise UserError(problem)
+        raise UserError(f"--log {path} {problem}")
     try:
         with can.Logger(path) as logger:
             for t, offset, data in capture:
@@ -245,17 +244,11 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.runner import Simulation
     from ..sim.scenario import load_scenario
 
-    speed = parse_speed(args.speed)
+    speed = args.speed
     name = args.scenario or args.scenario_opt or "story"
-    scenario = load_scenario(name)  # ScenarioError is a one-line ValueError
+    scenario = load_scenario(name)  # a ScenarioError names the file and the key
     if args.duration is not None:
-        if not args.duration > 0:
-            raise UserError("--duration must be above 0 s")
         scenario = dataclasses.replace(scenario, duration_s=args.duration)
-    if args.log:
-        problem = log_format_problem(args.log)
-        if problem is not None:
-            raise UserError(problem)
     out, err = sys.stdout, sys.stderr
     mode = output_mode(args, out)
     # a progress line on stderr when it is a terminal and nothing else is drawn there while the run lasts

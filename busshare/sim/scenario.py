@@ -1,21 +1,25 @@
 """Scenarios as data: a TOML file says which installation, which cars, which faults.
 
 The ``[installation]`` table has exactly the keys of an installation config
-file (it is handed to ``busshare.config.parse_config``), so a scenario runs a
-real, validated configuration.  See docs/SIM.md for the format.  Built-in
+file (its mapping goes through ``busshare.config.config_from_mapping``), so a
+scenario runs a real, validated configuration.  Every value is read with its
+key path (``car[2].max_a``), so a mistake is one line naming the file, the
+key and the value as written.  See docs/SIM.md for the format.  Built-in
 scenarios live in ``busshare/sim/scenarios/*.toml``; ``story`` (the seed's
 story) is the default.
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+from ..config import Config, read_config
+from ..errors import BusshareError
+from ..problems import Invalid, Problem, Reader, Table, boolean, integer, key_path, number, one_of, string, utf8, within
 from .bus import BusFaults
 from .ev import EvProfile
 
@@ -24,12 +28,11 @@ FAULT_KINDS = (
     "master_crash", "master_restart", "master_shutdown", "second_master", "servant_crash",
     "servant_restart", "partition", "bus", "twin",
 )
-_EV_FIELDS = {f.name for f in fields(EvProfile)}
-_BUS_FIELDS = {f.name for f in fields(BusFaults)}
+NEEDS_ADDRESS = ("servant_crash", "servant_restart", "partition", "twin")
 
 
-class ScenarioError(ValueError):
-    """A scenario file that cannot be run; the message is one line naming the problem."""
+class ScenarioError(BusshareError):
+    """A scenario file that cannot be run; the message is one line naming the file, the key and the problem."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class FaultPlan:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    config: Any  # busshare.config.Config
+    config: Config
     duration_s: float
     seed: int = 1
     description: str = ""
@@ -84,9 +87,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():  # (a directory named like a built-in one does not hide it)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except OSError as exc:
             raise ScenarioError(f"{path}: {exc.strerror or exc}") from None
+        try:
+            text = utf8(data)
+        except Invalid as exc:
+            raise ScenarioError(f"{path}: the file {exc}") from None
         sc = parse_scenario(text, default_name=path.stem, where=str(path))
         return replace(sc, origin=f"busshare sim --scenario {path}")
     name = str(name_or_path)
@@ -101,143 +108,146 @@ def parse_scenario(text: str, default_name: str = "scenario", where: str = "scen
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
-    try:
-        return _build(data, default_name)
-    except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {exc}") from None
+        raise ScenarioError(f"{where}: not valid TOML: {str(exc).splitlines()[0]}") from None
+    return scenario_from_mapping(data, default_name, where)
 
 
-def _num(d: dict[str, Any], key: str, default: float | None, what: str, minimum: float = 0.0) -> float | None:
-    v = d.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < minimum:
-        raise ScenarioError(f"{what}{key} must be a number >= {minimum:g}, got {v!r}")
-    return float(v)
-
-
-def _unknown(d: dict[str, Any], allowed: set[str], what: str) -> None:
-    extra = sorted(set(d) - allowed)
-    if extra:
-        raise ScenarioError(f"{what}unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
-
-
-def _profile(d: dict[str, Any], defaults: dict[str, Any], what: str) -> EvProfile:
-    values = {**defaults, **{k: v for k, v in d.items() if k in _EV_FIELDS}}
-    try:
-        return EvProfile(**values)
-    except (TypeError, ValueError) as exc:
-        raise ScenarioError(f"{what}{exc}") from None
-
-
-def _build(data: dict[str, Any], default_name: str) -> Scenario:
-    from ..config import parse_config
-
-    top = {"name", "description", "duration_s", "seed", "settle_s", "watchdog_s", "filter", "check_waste",
-           "check_starvation", "first_epoch", "installation", "bus", "car_defaults", "car", "fault"}
-    _unknown(data, top, "")
-    if "installation" not in data or not isinstance(data["installation"], dict):
-        raise ScenarioError("needs an [installation] table (the installation config)")
-    try:
-        config = parse_config(dump_toml(data["installation"]))
-    except ValueError as exc:
-        raise ScenarioError(f"[installation]: {str(exc).splitlines()[0]}") from None
-    duration = _num(data, "duration_s", None, "")
-    if duration is None or duration <= 0:
-        raise ScenarioError("duration_s must be given and > 0")
-    bus_d = data.get("bus", {})
-    _unknown(bus_d, _BUS_FIELDS, "[bus] ")
-    try:
-        bus = BusFaults(**bus_d)
-    except (TypeError, ValueError) as exc:
-        raise ScenarioError(f"[bus] {exc}") from None
-    defaults = data.get("car_defaults", {})
-    _unknown(defaults, _EV_FIELDS, "[car_defaults] ")
-    addresses = {s.address for s in config.servants}
-    cars = []
-    for i, c in enumerate(data.get("car", [])):
-        what = f"[[car]] #{i + 1}: "
-        _unknown(c, _EV_FIELDS | {"evse", "at", "leave", "twin"}, what)
-        evse = c.get("evse")
-        if evse not in addresses:
-            raise ScenarioError(f"{what}evse {evse!r} is not a servant address of the installation")
-        at = _num(c, "at", 0.0, what)
-        leave = _num(c, "leave", None, what)
-        assert at is not None
-        if leave is not None and leave <= at:
-            raise ScenarioError(f"{what}leave must be after at")
-        cars.append(CarPlan(evse, at, leave, _profile(c, defaults, what), bool(c.get("twin", False))))
-    faults = []
-    for i, f in enumerate(data.get("fault", [])):
-        what = f"[[fault]] #{i + 1}: "
-        _unknown(f, {"at", "kind", "address", "duration_s", "direction", "master_id", "hold_s", "serial", "car"}
-                 | _BUS_FIELDS, what)
-        kind = f.get("kind")
-        if kind not in FAULT_KINDS:
-            raise ScenarioError(f"{what}kind {kind!r} unknown (one of: {', '.join(FAULT_KINDS)})")
-        address = f.get("address")
-        if kind in ("servant_crash", "servant_restart", "partition", "twin") and address not in addresses:
-            raise ScenarioError(f"{what}{kind} needs address = one of the servant addresses")
-        direction = f.get("direction", "both")
-        if direction not in ("in", "out", "both"):
-            raise ScenarioError(f"{what}direction must be 'in', 'out' or 'both'")
-        car = f.get("car")
-        faults.append(FaultPlan(
-            at=_num(f, "at", 0.0, what) or 0.0, kind=kind, address=address,
-            duration_s=_num(f, "duration_s", None, what), direction=direction,
-            master_id=int(f.get("master_id", 2)), hold_s=_num(f, "hold_s", None, what),
-            serial=f.get("serial"), bus={k: v for k, v in f.items() if k in _BUS_FIELDS},
-            car=_profile(car, defaults, what + "car: ") if isinstance(car, dict) else None,
-        ))
-        if kind == "bus":
-            try:
-                BusFaults(**{**vars(bus), **faults[-1].bus})
-            except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"{what}{exc}") from None
-    return Scenario(
-        name=str(data.get("name", default_name)), description=str(data.get("description", "")),
-        config=config, duration_s=duration, seed=int(data.get("seed", 1)), bus=bus, cars=tuple(cars),
-        faults=tuple(faults), settle_s=_num(data, "settle_s", None, ""),
-        watchdog_s=_num(data, "watchdog_s", 1.0, "") or 0.0, filter=bool(data.get("filter", True)),
-        check_waste=bool(data.get("check_waste", True)), check_starvation=bool(data.get("check_starvation", True)),
-        first_epoch=int(data.get("first_epoch", 0)),
-    )
+def scenario_from_mapping(data: Table, default_name: str = "scenario", where: str = "scenario") -> Scenario:
+    """The scenario a mapping (a parsed TOML file) describes; ScenarioError naming ``where`` and the key."""
+    sc, found = _read(data, default_name)
+    if found or sc is None:
+        first = found[0] if found else Problem("installation", "is missing")
+        raise ScenarioError(f"{where}: {first}")
+    return sc
 
 
 # ---------------------------------------------------------------------------
-# a minimal TOML writer, so the [installation] table goes through the real config parser
+# reading, key by key
+
+_TOP = ("name", "description", "duration_s", "seed", "settle_s", "watchdog_s", "filter", "check_waste",
+        "check_starvation", "first_epoch", "installation", "bus", "car_defaults", "car", "fault")
+_FAULT = ("at", "kind", "address", "duration_s", "direction", "master_id", "hold_s", "serial", "car")
+_CAR = ("evse", "at", "leave", "twin")
+
+seconds = within(number, 0.0, unit="s")
+positive_seconds = within(number, 0.0, low_open=True, unit="s")
+probability = within(number, 0.0, 1.0)
+
+#: how each EvProfile field is read (compliant is a boolean, every other field a number)
+_EV: dict[str, Callable[[object], object]] = {
+    "max_a": within(number, 0.0, low_open=True, unit="A"), "need_kwh": within(number, 0.0, unit="kWh"),
+    "taper_kwh": within(number, 0.0, unit="kWh"), "taper_floor_a": within(number, 0.0, unit="A"),
+    "reaction_min_s": seconds, "reaction_max_s": seconds, "start_delay_s": seconds,
+    "ramp_a_per_s": within(number, 0.0, low_open=True, unit="A/s"), "ramp_step_s": positive_seconds,
+    "compliant": boolean,
+}
+_BUS: dict[str, Callable[[object], object]] = {
+    "bitrate": within(integer, 0, 10_000_000, low_open=True, unit="bit/s"), "latency_s": seconds,
+    "loss": probability, "duplicate": probability, "corrupt": probability,
+}
+assert set(_EV) == {f.name for f in fields(EvProfile)} and set(_BUS) == {f.name for f in fields(BusFaults)}
 
 
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + "}"
-    raise ScenarioError(f"cannot write {v!r} as TOML")
-
-
-def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
-    scalars, tables, arrays = [], [], []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            arrays.append((k, v))
-        else:
-            scalars.append(f"{k} = {_value(v)}")
-    out = "\n".join(scalars) + ("\n" if scalars else "")
-    for k, v in tables:
-        name = f"{prefix}{k}"
-        out += f"\n[{name}]\n" + dump_toml(v, name + ".")
-    for k, items in arrays:
-        name = f"{prefix}{k}"
-        for item in items:
-            out += f"\n[[{name}]]\n" + dump_toml(item, name + ".")
+def _values(r: Reader, t: Table, path: str, spec: dict[str, Callable[[object], object]]) -> dict[str, object]:
+    """The keys of ``t`` that ``spec`` knows, each read by its converter (the unreadable ones left out)."""
+    out: dict[str, object] = {}
+    for k, convert in spec.items():
+        if k in t:
+            bad = len(r.problems)
+            v = r.get(t, k, path, convert, None)
+            if len(r.problems) == bad:
+                out[k] = v
     return out
+
+
+def _profile(r: Reader, t: Table, path: str, defaults: dict[str, object]) -> EvProfile:
+    try:
+        return EvProfile(**{**defaults, **_values(r, t, path, _EV)})  # type: ignore[arg-type]
+    except ValueError as exc:  # a rule between fields (reaction_min_s <= reaction_max_s)
+        r.add(path, str(exc))
+        return EvProfile()
+
+
+def _bus(r: Reader, t: Table, path: str) -> dict[str, float]:
+    return _values(r, t, path, _BUS)  # type: ignore[return-value]  # (the converters give numbers)
+
+
+def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem]]:
+    r = Reader()
+    r.unknown(data, "", _TOP)
+    installation = data.get("installation")
+    if not isinstance(installation, dict):
+        r.add("installation", "is missing: a scenario needs an [installation] table (an installation config)")
+        return None, r.problems
+    config, found = read_config(installation)
+    for p in found:
+        r.problems.append(Problem(key_path("installation", p.key) if p.key else "installation", p.message, p.value))
+    if r.problems:
+        return None, r.problems
+    addresses = {s.address for s in config.servants}
+    duration = r.require(data, "duration_s", "", positive_seconds, 1.0)
+    bus = _bus(r, r.table(data, "bus", ""), "bus")
+    r.unknown(r.table(data, "bus", ""), "bus", _BUS)
+    defaults_t = r.table(data, "car_defaults", "")
+    r.unknown(defaults_t, "car_defaults", _EV)
+    defaults = _values(r, defaults_t, "car_defaults", _EV)
+    servant = one_of_int(addresses)
+    cars = []
+    for path, c in r.tables(data, "car", ""):
+        r.unknown(c, path, (*_CAR, *_EV))
+        evse = r.require(c, "evse", path, servant, 0, "the servant address it plugs into")
+        at = r.get(c, "at", path, seconds, 0.0)
+        leave = r.get(c, "leave", path, seconds, None)
+        if leave is not None and leave <= at:
+            r.add(key_path(path, "leave"), f"must be after at ({at:g} s)", r.written[key_path(path, "leave")])
+        cars.append(CarPlan(evse, at, leave, _profile(r, c, path, defaults), r.get(c, "twin", path, boolean, False)))
+    faults = []
+    for path, f in r.tables(data, "fault", ""):
+        r.unknown(f, path, (*_FAULT, *_BUS))
+        kind = r.require(f, "kind", path, one_of(FAULT_KINDS), "bus")
+        address = (r.require(f, "address", path, servant, 1, "one of the servant addresses") if kind in NEEDS_ADDRESS
+                   else r.get(f, "address", path, servant, None))
+        car_t = f.get("car")
+        changes = _bus(r, f, path)
+        faults.append(FaultPlan(
+            at=r.get(f, "at", path, seconds, 0.0), kind=kind, address=address,
+            duration_s=r.get(f, "duration_s", path, seconds, None),
+            direction=r.get(f, "direction", path, one_of(("in", "out", "both")), "both"),
+            master_id=r.get(f, "master_id", path, within(integer, 0, 255), 2),
+            hold_s=r.get(f, "hold_s", path, seconds, None),
+            serial=r.get(f, "serial", path, within(integer, 0, 0xFFFFFFFF), None),
+            bus=changes,
+            car=_profile(r, r.table(f, "car", path), key_path(path, "car"), defaults) if car_t is not None else None,
+        ))
+        if kind == "bus":
+            try:
+                BusFaults(**{**vars(BusFaults(**bus)), **changes})  # type: ignore[arg-type]
+            except ValueError as exc:
+                r.add(path, str(exc))
+    sc = Scenario(
+        name=r.get(data, "name", "", string, default_name),
+        description=r.get(data, "description", "", string, ""),
+        config=config, duration_s=duration,
+        seed=r.get(data, "seed", "", integer, 1),
+        bus=BusFaults(**bus),  # type: ignore[arg-type]
+        cars=tuple(cars), faults=tuple(faults),
+        settle_s=r.get(data, "settle_s", "", seconds, None),
+        watchdog_s=r.get(data, "watchdog_s", "", seconds, 1.0),
+        filter=r.get(data, "filter", "", boolean, True),
+        check_waste=r.get(data, "check_waste", "", boolean, True),
+        check_starvation=r.get(data, "check_starvation", "", boolean, True),
+        first_epoch=r.get(data, "first_epoch", "", within(integer, 0, 255), 0),
+    )
+    return sc, r.problems
+
+
+def one_of_int(addresses: set[int]) -> Callable[[object], int]:
+    """A servant address of the installation."""
+
+    def check(value: object) -> int:
+        a = integer(value)
+        if a not in addresses:
+            raise Invalid(f"is not a servant address of the installation ({', '.join(map(str, sorted(addresses)))})")
+        return a
+
+    return check

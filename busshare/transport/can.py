@@ -270,12 +270,16 @@ def _errno_of(exc: BaseException) -> int | None:
 
 
 def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
-    """python-can's own -i/-c/-b/--bus-kwargs options, plus the id base."""
+    """python-can's own -i/-c/-b/--bus-kwargs options, plus the id base (every number checked when parsed)."""
     import can.cli
 
+    from ..commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
+
     can.cli.add_bus_arguments(parser)
+    opt.set_type(parser, "bitrate", opt.can_bitrate)
+    opt.set_type(parser, "data_bitrate", opt.can_data_bitrate)
     parser.add_argument(
-        "--id-base", type=lambda s: int(s, 0), default=0, metavar="ID",
+        "--id-base", type=opt.id_base, default=0, metavar="ID",
         help="first of the protocol's 512 CAN ids (a multiple of 0x200; default 0x000)",
     )
     parser.add_argument("--extended", action="store_true", help="use 29-bit ids")
@@ -311,4 +315,22 @@ def open_bus(args: argparse.Namespace) -> can.BusABC:
         if "channel" in config:
             where += f" channel {config['channel']}"
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot open CAN bus ({where}): {first}") from None
+        raise UserError(f"cannot open CAN bus ({where}): {first}{install_hint(str(config.get('interface')), exc)}") from None
+
+
+#: python-can interfaces that need an optional package, and the python-can extra that brings it
+INTERFACE_EXTRAS = {
+    "udp_multicast": "multicast", "serial": "serial", "slcan": "serial", "robotell": "serial",
+    "seeedstudio": "seeedstudio", "neovi": "neovi", "canalystii": "canalystii", "cantact": "cantact",
+    "gs_usb": "gs-usb", "nixnet": "nixnet", "pcan": "pcan", "remote": "remote", "sontheim": "sontheim",
+    "canine": "canine", "zlgcan": "zlgcan", "candle": "candle", "cvector": "cvector",
+}
+
+
+def install_hint(interface: str, exc: BaseException) -> str:
+    """``: install it with ...`` when opening a bus failed for want of a package, else ``""``."""
+    chain = [exc, exc.__cause__, exc.__context__]
+    missing = any(isinstance(e, ImportError) for e in chain) or "not installed" in str(exc).lower()
+    if not missing or interface not in INTERFACE_EXTRAS:
+        return ""
+    return f" (install it with: pip install 'python-can[{INTERFACE_EXTRAS[interface]}]')"

@@ -349,10 +349,12 @@ class ModbusMasterTransport:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..commands import _options as opt
+
     g = p.add_argument_group("Modbus RTU (instead of CAN)")
     g.add_argument("--modbus", metavar="PORT", default=None, help="serial port of the RS-485 line (e.g. /dev/ttyUSB0)")
-    g.add_argument("--baud", type=int, default=19200, help="Modbus baud rate (default 19200)")
-    g.add_argument("--reply-timeout", type=float, default=mm.DEFAULT_REPLY_TIMEOUT, metavar="S",
+    g.add_argument("--baud", type=opt.modbus_baud, default=19200, help="Modbus baud rate (default 19200)")
+    g.add_argument("--reply-timeout", type=opt.seconds(10.0), default=mm.DEFAULT_REPLY_TIMEOUT, metavar="S",
                    help=f"time a servant has to start its reply (default {mm.DEFAULT_REPLY_TIMEOUT} s)")
 
 
@@ -363,16 +365,11 @@ def run_modbus_master(args: argparse.Namespace) -> int:
 
     from ..commands._common import node_times, printer
     from ..config import load_config
-    from ..errors import UserError
     from ..master import Master
     from ..runtime import Runtime, event_record
 
     config = load_config(args.config)
     epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
-    if not 0 <= epoch <= 255:
-        raise UserError(f"--epoch {epoch}: must be 0-255")
-    if args.baud <= 0:
-        raise UserError(f"--baud {args.baud}: must be positive")
     addresses = [s.address for s in config.servants]
     timing = mm.modbus_timing(args.baud, len(addresses), args.reply_timeout)
     config = dataclasses.replace(config, timing=timing)

@@ -18,6 +18,7 @@ broadcast box), ``send`` queues the servant's frames in its outbox.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import select
 import time
@@ -333,10 +334,13 @@ class ModbusServer:
 
 
 def open_serial(port: str, baud: int) -> serial.Serial:
+    """The port, locked for this process (flock): a second busshare on one line is refused, not interleaved."""
     try:
-        return serial.Serial(port, baud, timeout=0, write_timeout=1.0)
+        return serial.Serial(port, baud, timeout=0, write_timeout=1.0, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
         code = getattr(exc, "errno", None)
+        if code in (errno.EAGAIN, errno.EBUSY):
+            raise UserError(f"cannot open {port}: port busy (another process has it open)") from None
         why = os.strerror(code).lower() if isinstance(code, int) else str(exc).splitlines()[0]
         raise UserError(f"cannot open {port}: {why}") from None
 
@@ -504,9 +508,11 @@ class FileControlledHardware:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The Modbus options of `busshare servant`, added next to the CAN ones."""
+    from ..commands import _options as opt
+
     g = p.add_argument_group("Modbus RTU (instead of CAN)")
     g.add_argument("--modbus", metavar="PORT", default=None, help="serial port of the RS-485 line (e.g. /dev/ttyUSB0)")
-    g.add_argument("--baud", type=int, default=19200, help="Modbus baud rate (default 19200)")
+    g.add_argument("--baud", type=opt.modbus_baud, default=19200, help="Modbus baud rate (default 19200)")
     g.add_argument("--pilot-file", metavar="FILE", default=None,
                    help="bench: read the pilot state (one letter A-F) from FILE every tick; the meter follows "
                    "the offer (for demos and tests)")
@@ -514,44 +520,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_modbus_servant(args: argparse.Namespace) -> int:
     """`busshare servant --modbus PORT --address N`: the servant as a Modbus RTU server."""
-    from dataclasses import replace
 
-    from ..commands._common import amps_to_da, node_times, printer
-    from ..commands.servant import build_hardware, default_serial
-    from ..config import ServantConfig, load_config, validate_servant
+    from ..commands._common import node_times, printer
+    from ..commands.servant import build_hardware, servant_config
+    from ..config import load_config
     from ..report.records import serial_hex
     from ..runtime import Runtime, event_record
     from ..servant import Servant
     from .modbus_map import modbus_timing
 
-    if not 1 <= args.address <= 62:
-        raise UserError(f"--address {args.address}: a servant address is 1-62")
-    if args.baud <= 0:
-        raise UserError(f"--baud {args.baud}: must be positive")
     timing = modbus_timing(args.baud)  # the line decides the timing: see docs/MODBUS.md
-    base = ServantConfig(args.address)
-    if getattr(args, "config", None) is not None:
-        found = load_config(args.config).servant(args.address)
-        if found is None:
-            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
-        base = found
-    serial_no = args.serial if args.serial is not None else base.serial or default_serial(args.address)
+    site = None if getattr(args, "config", None) is None else load_config(args.config)
     pilot_file = getattr(args, "pilot_file", None)
-
-    def opt(value: str | None, what: str, default: int) -> int:
-        return default if value is None else amps_to_da(value, what)
-
-    config = replace(
-        base,
-        min_da=opt(args.min, "--min", base.min_da),
-        max_da=opt(args.max, "--max", base.max_da),
-        priority=base.priority if args.priority is None else args.priority,
-        failsafe_da=opt(args.failsafe, "--failsafe", base.failsafe_da),
-        serial=serial_no,
-        has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None,
-    )
-    validate_servant(config)
-    max_da = config.max_da
+    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None)
+    serial_no, max_da = config.serial, config.max_da
     clock = time.monotonic
     now = clock()
     transport = ModbusServantTransport(open_serial(args.modbus, args.baud), args.address, args.baud,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import crcmod.predefined
 
+from ..errors import BusshareError
+
 _crc16 = crcmod.predefined.mkPredefinedCrcFun("modbus")
 
 BROADCAST_ID = 0
@@ -71,7 +73,7 @@ def wire_time(n_bytes: int, baud: int) -> float:
 # PDUs
 
 
-class RtuError(ValueError):
+class RtuError(BusshareError, ValueError):
     """A frame that is not valid Modbus RTU (bad CRC, bad length, unknown function)."""
 
 
