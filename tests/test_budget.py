@@ -160,6 +160,16 @@ def test_a_misaligned_reading_restarts_the_raise_hold() -> None:
     assert p.budget.limit_da == 300  # at 26.1
 
 
+def test_a_failed_read_restarts_the_raise_hold() -> None:
+    p = policy()
+    feed(p, 0.0, 10.0, 300)  # hold started at 0.1
+    p.meter_failed(10.5, "timeout")  # nothing rises on data that may be old: the hold restarts
+    feed(p, 11.0, 25.0, 300)
+    assert p.budget.limit_da == 240
+    assert p.next_deadline() == 25.5
+    assert p.tick(25.5).limit_da == 300
+
+
 def test_a_meterless_offer_that_just_changed_does_not_justify_a_raise() -> None:
     p = policy()
     feed(p, 0.0, 5.0, 300)
