@@ -229,6 +229,17 @@ def test_a_lowering_soon_after_a_raise_doubles_the_hold_and_a_standing_raise_hal
     assert p.budget.limit_da == 470
 
 
+def test_a_new_load_or_a_setpoint_after_a_raise_is_not_a_bounce() -> None:
+    p = settled(300)
+    p.meter(mains(400.0, 350), [], 400.1)
+    feed(p, 401.0, 420.0, 300)  # raised 43 -> 47 A at 415.1
+    p.meter(mains(420.0, 395), [], 420.1)  # a 9.5 A kettle: lower than before that raise
+    assert p.hold_s == 15.0 and p.budget.limit_da == 385
+    feed(p, 421.0, 460.0, 300)  # raised at 436.1 and 451.1
+    p.setpoint(300, 60.0, 460.0)  # an energy manager's order
+    assert p.hold_s == 15.0 and BudgetEventKind.BACKOFF not in kinds(p)
+
+
 def test_the_hold_stops_doubling_at_its_maximum() -> None:
     p = settled(300)
     t = 400.0

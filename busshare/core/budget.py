@@ -17,8 +17,10 @@ The effective limit is min(static limit, meter headroom, fresh setpoint):
 * **raising** needs the room to hold: every aligned meter reading for
   ``hold`` seconds must leave ``deadband_da`` above the new limit; the limit then
   rises by at most ``raise_step_da``, to the lowest room seen in the hold.  A
-  lowering less than ``raise_hold_max_s`` after a raise (a bounce) doubles the
-  hold, up to ``raise_hold_max_s``; a raise that stands that long halves it.
+  meter reading that lowers the limit back to where the meter last lowered it,
+  less than ``raise_hold_max_s`` after a raise (a bounce: a load cycling faster
+  than the hold), doubles the hold, up to ``raise_hold_max_s``; a raise that
+  stands that long halves it.
 * **a stale or failed source never raises anything**: a meter without a good
   reading for its timeout (or not read yet), or a setpoint past its time-to-live,
   makes the budget *degraded*: the limit drops to min(itself, fallback) and does
@@ -186,6 +188,7 @@ class BudgetPolicy:
         self._hold_start: float | None = None
         self._held = 0  # the lowest ceiling seen since the hold started
         self._last_raise: float | None = None
+        self._last_low: int | None = None  # where the meter last lowered the limit to
         if self._meter is SourceState.WAITING:  # nothing known yet: start at the floor, not as a fault
             self._degraded = True
             self._event(now, BudgetEventKind.FALLBACK, f"waiting for the first mains reading: at most the "
@@ -389,12 +392,12 @@ class BudgetPolicy:
         if self._last_raise is not None:
             if now >= self._last_raise + self.cfg.raise_hold_max_s:
                 self._raise_stood()
-            elif not self._degraded and self._hold_s < self.cfg.raise_hold_max_s:
-                # a live source undid a recent raise: it was premature (a stale source proves nothing)
+            elif self._bounce(to) and self._hold_s < self.cfg.raise_hold_max_s:
                 self._hold_s = min(self.cfg.raise_hold_max_s, self._hold_s * 2)
-                self._event(now, BudgetEventKind.BACKOFF, f"lowered {now - self._last_raise:.1f} s after a raise: "
-                            f"raise hold now {self._hold_s:g} s")
+                self._event(now, BudgetEventKind.BACKOFF, f"the meter gave back a raise {now - self._last_raise:.1f} s "
+                            f"after it: raise hold now {self._hold_s:g} s")
         self._last_raise = None
+        self._last_low = to if self._meter_lowers(to) else None
         old = self._limit
         self._set(now, to)
         self.stats.lowerings += 1
@@ -425,6 +428,19 @@ class BudgetPolicy:
         self._event(now, BudgetEventKind.RAISED, f"{old / 10:.1f} A -> {to / 10:.1f} A after {self._hold_s:g} s "
                     f"hold ({self._why()})")
         self._hold_start, self._held = (now, ceiling) if ceiling > to else (None, 0)
+
+    def _meter_lowers(self, to: int) -> bool:
+        return not self._degraded and self._meter is SourceState.FRESH and to == self._trigger_m
+
+    def _bounce(self, to: int) -> bool:
+        """Does this lowering give back a recent raise (a load that comes and goes faster than the hold)?
+
+        Only the meter can say so, by lowering again to about where it lowered last time: the load
+        came back.  A new load (a kettle after a good raise), a setpoint or a stale source is no
+        sign of a premature raise.
+        """
+        return (self._meter_lowers(to) and self._last_low is not None
+                and abs(to - self._last_low) <= self.cfg.deadband_da)
 
     def _raise_stood(self) -> None:
         """The last raise was not undone for raise_hold_max_s: it was right, trust the room sooner."""
