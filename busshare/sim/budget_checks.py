@@ -105,34 +105,48 @@ def _first_bad(start: float, stop: float, excused_until: float) -> float | None:
     return None
 
 
+class _Episodes:
+    """One violation per episode: a run of bad pieces is reported once, at its first bad instant."""
+
+    def __init__(self, check: str) -> None:
+        self.check = check
+        self.out: list[Violation] = []
+        self._bad = False
+
+    def starts(self, at: float | None) -> float | None:
+        """``at`` when a bad piece (``at`` not None) starts a new episode, else None."""
+        new = at if at is not None and not self._bad else None
+        self._bad = at is not None
+        return new
+
+    def add(self, at: float, detail: str) -> None:
+        self.out.append(Violation(at, self.check, detail))
+
+
 def check_compliance(samples: Sequence[BudgetSample], window_s: float, end: float | None = None) -> list[Violation]:
     """Counted <= max(limit, exempt) except within ``window_s`` after the latest lowering."""
-    out: list[Violation] = []
+    found = _Episodes("budget-compliance")
     lowered = -INF
     prev: int | None = None
-    bad = False
     for i, start, stop in _pieces(samples, end):
         s = samples[i]
         if prev is not None and s.limit_da < prev:
             lowered = s.t
         prev = s.limit_da
         over = s.quiet and s.counted_da > max(s.limit_da, s.exempt_da)
-        at = _first_bad(start, stop, lowered + window_s) if over else None
-        if at is not None and not bad:
-            out.append(Violation(at, "budget-compliance", f"counted {s.counted_da / 10:.1f} A > limit "
-                                 f"{s.limit_da / 10:.1f} A {at - lowered:.2f} s after the last lowering "
-                                 f"(window {window_s:.2f} s)"))
-        bad = at is not None
-    return out
+        at = found.starts(_first_bad(start, stop, lowered + window_s) if over else None)
+        if at is not None:
+            found.add(at, f"counted {s.counted_da / 10:.1f} A > limit {s.limit_da / 10:.1f} A "
+                          f"{at - lowered:.2f} s after the last lowering (window {window_s:.2f} s)")
+    return found.out
 
 
 def check_site(samples: Sequence[SiteSample], main_da: int, window_s: float, steps_up: Sequence[float],
                end: float | None = None) -> list[Violation]:
     """House + EVs <= main, except within ``window_s`` after a house step, wherever the house alone fits."""
-    out: list[Violation] = []
+    found = _Episodes("budget-site")
     steps = sorted(steps_up)
     k = 0
-    bad = False
     for i, start, stop in _pieces(samples, end):
         s = samples[i]
         while k < len(steps) and steps[k] <= start:
@@ -140,13 +154,12 @@ def check_site(samples: Sequence[SiteSample], main_da: int, window_s: float, ste
         last_step = steps[k - 1] if k else -INF
         site = s.house_da + s.ev_da
         over = s.quiet and site > main_da and s.house_da <= main_da
-        at = _first_bad(start, stop, last_step + window_s) if over else None
-        if at is not None and not bad:
+        at = found.starts(_first_bad(start, stop, last_step + window_s) if over else None)
+        if at is not None:
             since = "" if last_step == -INF else f", {at - last_step:.2f} s after the house stepped up"
-            out.append(Violation(at, "budget-site", f"site {site / 10:.1f} A (house {s.house_da / 10:.1f} A + EVs "
-                                 f"{s.ev_da / 10:.1f} A) > main {main_da / 10:.1f} A{since} (window {window_s:.2f} s)"))
-        bad = at is not None
-    return out
+            found.add(at, f"site {site / 10:.1f} A (house {s.house_da / 10:.1f} A + EVs {s.ev_da / 10:.1f} A) > "
+                          f"main {main_da / 10:.1f} A{since} (window {window_s:.2f} s)")
+    return found.out
 
 
 def stale_intervals(start: float, meter: Sequence[MeterDelivery] | None, setpoints: Sequence[SetpointDelivery],
@@ -227,25 +240,20 @@ def check_waste(samples: Sequence[SupplySample], settle_s: float, end: float | N
                 share: float = WASTE_SHARE) -> list[Violation]:
     """In steady state (``settle_s`` after the limit or the demands last changed), with demand above supply,
     offered >= min(share x limit, what the allocation can give at all)."""
-    out: list[Violation] = []
+    found = _Episodes("budget-waste")
     changed = -INF
     key: tuple[int, tuple[Demand, ...]] | None = None
-    bad = False
     for i, start, stop in _pieces(samples, end):
         s = samples[i]
         k = (s.limit_da, s.demands)
         if k != key or not s.quiet:
             changed = s.t
         key = k
-        at = None
+        need = 0
         if s.quiet and _wanted(s.demands) > s.limit_da:
-            achievable = sum(allocate(s.limit_da, s.demands).values())
-            need = min(math.ceil(share * s.limit_da), achievable)
-            if s.offered_da < need:
-                at = _first_bad(start, stop, changed + settle_s)
-                if at is not None and not bad:
-                    out.append(Violation(at, "budget-waste", f"offered {s.offered_da / 10:.1f} A of a "
-                                         f"{s.limit_da / 10:.1f} A limit while cars want more (need "
-                                         f"{need / 10:.1f} A) for {at - changed:.2f} s"))
-        bad = at is not None
-    return out
+            need = min(math.ceil(share * s.limit_da), sum(allocate(s.limit_da, s.demands).values()))
+        at = found.starts(_first_bad(start, stop, changed + settle_s) if s.offered_da < need else None)
+        if at is not None:
+            found.add(at, f"offered {s.offered_da / 10:.1f} A of a {s.limit_da / 10:.1f} A limit while cars want "
+                          f"more (need {need / 10:.1f} A) for {at - changed:.2f} s")
+    return found.out
