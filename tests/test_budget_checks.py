@@ -1,0 +1,295 @@
+"""The five budget invariants judge observations: each passes a good trace and catches a bad one.
+
+The fallback and chatter checks are also run on the real budget policy driven by a simulated
+house and meter (``drive``), and on a deliberately broken policy that they must catch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from busshare.allocation import Demand
+from busshare.config import Timing
+from busshare.core.budget import BudgetPolicy, MainsReading, steady_change_bound
+from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.currents import PhaseCurrents
+from busshare.sim.budget_checks import (
+    BudgetSample,
+    MeterDelivery,
+    SetpointDelivery,
+    SiteSample,
+    SupplySample,
+    check_chatter,
+    check_compliance,
+    check_fallback,
+    check_site,
+    check_waste,
+    stale_intervals,
+)
+from busshare.sim.house import (
+    BudgetWorld,
+    DrEnd,
+    HouseLoad,
+    MeterFault,
+    MeterFaultKind,
+    PollKind,
+    appliance_house,
+    demand_response,
+    flat_house,
+)
+
+WINDOW = compliance_window_s(Timing())  # 6.05 s
+
+
+# -- 1. counted fits the limit except in the compliance window ---------------------------------------
+
+
+def test_compliance_allows_the_window_after_a_lowering_and_no_more() -> None:
+    good = [BudgetSample(0.0, 400, 400), BudgetSample(10.0, 300, 400), BudgetSample(15.0, 300, 300)]
+    assert check_compliance(good, WINDOW, end=100.0) == []
+    late = [BudgetSample(0.0, 400, 400), BudgetSample(10.0, 300, 400), BudgetSample(17.0, 300, 300)]
+    (v,) = check_compliance(late, WINDOW, end=100.0)
+    assert v.check == "budget-compliance" and v.t == 10.0 + WINDOW
+
+
+def test_compliance_never_allows_a_grant_above_the_limit() -> None:
+    (v,) = check_compliance([BudgetSample(0.0, 400, 300), BudgetSample(5.0, 400, 410)], WINDOW, end=9.0)
+    assert v.t == 5.0
+
+
+def test_compliance_exempts_what_unreachable_servants_are_held_at_and_unquiet_samples() -> None:
+    assert check_compliance([BudgetSample(0.0, 50, 120, exempt_da=120)], WINDOW, end=60.0) == []
+    assert check_compliance([BudgetSample(0.0, 50, 130, exempt_da=120)], WINDOW, end=60.0) != []
+    assert check_compliance([BudgetSample(0.0, 50, 130, quiet=False)], WINDOW, end=60.0) == []
+
+
+def test_a_second_lowering_restarts_the_window() -> None:
+    trace = [BudgetSample(0.0, 400, 400), BudgetSample(10.0, 300, 400), BudgetSample(14.0, 250, 400),
+             BudgetSample(19.0, 250, 250)]
+    assert check_compliance(trace, WINDOW, end=60.0) == []
+
+
+# -- 2. the site within the main limit ---------------------------------------------------------
+
+
+def test_the_site_may_exceed_the_main_limit_only_right_after_a_house_step() -> None:
+    steps = [100.0]
+    good = [SiteSample(0.0, 300, 470), SiteSample(100.0, 395, 470), SiteSample(106.0, 395, 380)]
+    assert check_site(good, 800, 8.0, steps, end=200.0) == []
+    slow = [SiteSample(0.0, 300, 470), SiteSample(100.0, 395, 470), SiteSample(110.0, 395, 380)]
+    (v,) = check_site(slow, 800, 8.0, steps, end=200.0)
+    assert v.check == "budget-site" and v.t == 108.0
+
+
+def test_the_site_over_the_main_limit_without_a_step_is_caught_at_once() -> None:
+    (v,) = check_site([SiteSample(0.0, 300, 470), SiteSample(50.0, 300, 510)], 800, 8.0, [], end=60.0)
+    assert v.t == 50.0
+
+
+def test_a_house_that_alone_exceeds_the_main_limit_is_not_the_masters_fault() -> None:
+    assert check_site([SiteSample(0.0, 820, 0)], 800, 8.0, [], end=60.0) == []
+
+
+# -- 3. stale sources fall back ---------------------------------------------------------------
+
+
+def test_stale_intervals_of_a_meter_and_a_setpoint() -> None:
+    meter = [MeterDelivery(float(t), t + 0.1) for t in range(0, 20)] + [MeterDelivery(40.0, 40.1),
+                                                                        MeterDelivery(35.0, 41.0)]
+    sps = [SetpointDelivery(0.0, 30.0), SetpointDelivery(50.0, 30.0), SetpointDelivery(60.0, None)]
+    assert stale_intervals(0.0, meter, sps, 5.0, 100.0) == [
+        (0.0, 0.1, "meter"), (24.0, 40.1, "meter"), (45.0, 100.0, "meter"), (30.0, 50.0, "setpoint")]
+
+
+def test_the_fallback_must_come_within_a_tick_and_the_limit_must_not_rise() -> None:
+    stale = [(10.0, 30.0, "meter")]
+    good = [BudgetSample(0.0, 470, 470), BudgetSample(10.0, 240, 470, degraded=True),
+            BudgetSample(30.0, 240, 240)]
+    assert check_fallback(good, stale, 240, 0.05, end=60.0) == []
+    late = [BudgetSample(0.0, 470, 470), BudgetSample(10.2, 240, 470, degraded=True)]
+    (v,) = check_fallback(late, stale, 240, 0.05, end=60.0)
+    assert v.check == "budget-fallback" and v.t == 10.05
+    unflagged = [BudgetSample(0.0, 470, 470), BudgetSample(10.0, 240, 470)]
+    assert check_fallback(unflagged, stale, 240, 0.05, end=60.0) != []
+    rising = [BudgetSample(0.0, 130, 130), BudgetSample(10.0, 130, 130, degraded=True),
+              BudgetSample(20.0, 190, 130, degraded=True)]
+    (v,) = check_fallback(rising, stale, 240, 0.05, end=60.0)
+    assert v.t == 20.0 and "rose" in v.detail
+
+
+# -- 4. no chatter ----------------------------------------------------------------------------
+
+
+def test_chatter_counts_changes_inside_steady_stretches_only() -> None:
+    changes = [5.0, 50.0, 60.0, 70.0, 400.0]
+    assert check_chatter(changes, [(40.0, 100.0)], 3) == []
+    (v,) = check_chatter(changes, [(40.0, 100.0)], 2)
+    assert v.check == "budget-chatter" and v.t == 70.0
+
+
+# -- 5. no waste --------------------------------------------------------------------------------
+
+
+CARS = (Demand(1, 320), Demand(2, 320))
+
+
+def test_waste_is_judged_in_steady_state_with_demand_above_supply() -> None:
+    good = [SupplySample(0.0, 400, 0, CARS), SupplySample(3.0, 400, 400, CARS)]
+    assert check_waste(good, 8.0, end=100.0) == []
+    short = [SupplySample(0.0, 400, 0, CARS), SupplySample(3.0, 400, 370, CARS)]
+    (v,) = check_waste(short, 8.0, end=100.0)
+    assert v.check == "budget-waste" and v.t == 8.0
+    assert check_waste([SupplySample(0.0, 400, 370, (Demand(1, 200),))], 8.0, end=100.0) == []  # no shortage
+
+
+def test_waste_asks_no_more_than_the_allocation_can_give() -> None:
+    # 10 A for two cars that take at most 7 A each, 6 A at least: only one can charge, at 7 A
+    small = (Demand(1, 70), Demand(2, 70))
+    assert check_waste([SupplySample(0.0, 100, 70, small)], 8.0, end=100.0) == []
+    (v,) = check_waste([SupplySample(0.0, 100, 60, small)], 8.0, end=100.0)
+    assert "need 7.0 A" in v.detail
+
+
+# -- the policy in a simulated world ------------------------------------------------------------
+
+
+CFG = BudgetConfig(fallback_da=240, main_limit_da=800, margin_da=20)
+
+
+@dataclasses.dataclass
+class Run:
+    samples: list[BudgetSample]
+    changes: list[float]
+    meter: list[MeterDelivery]
+    setpoints: list[SetpointDelivery]
+    policy: BudgetPolicy
+
+
+def drive(world: BudgetWorld, duration: float, cls: type[BudgetPolicy] = BudgetPolicy,
+          cfg: BudgetConfig = CFG) -> Run:
+    """The policy alone, an ideal master behind it (counted = limit), no EVs: mains = the house."""
+    p = cls(cfg, 630, Timing(), 0.0, meter_timeout_s=world.timeout_s)
+    meter = world.meter()
+    queue: list[tuple[float, int, object]] = [(k * world.poll_s + world.latency_s, 0, k * world.poll_s)
+                                             for k in range(int(duration / world.poll_s))]
+    queue += [(sp.at, 1, sp) for sp in world.setpoints]
+    queue.sort(key=lambda x: (x[0], x[1]))
+    run = Run([BudgetSample(0.0, p.budget.limit_da, p.budget.limit_da, degraded=p.budget.degraded)], [], [], [], p)
+
+    def record(t: float) -> None:
+        b = p.budget
+        last = run.samples[-1]
+        if (b.limit_da, b.degraded) != (last.limit_da, last.degraded):
+            if b.limit_da != last.limit_da:
+                run.changes.append(t)
+            run.samples.append(BudgetSample(t, b.limit_da, b.limit_da, degraded=b.degraded))
+
+    for t, kind, x in queue:
+        ticked = -1.0
+        while ticked < p.next_deadline() <= t:  # (a broken policy's deadline may never move)
+            ticked = p.next_deadline()
+            p.tick(ticked)
+            record(ticked)
+        if kind == 0:
+            assert isinstance(x, float)
+            out = meter.poll(x, world.house.at(x))
+            if out.kind is PollKind.READING:
+                p.meter(MainsReading(x, PhaseCurrents.single(out.mains_da)), [], t)
+                run.meter.append(MeterDelivery(x, t))
+            elif out.kind is PollKind.FAILED:
+                p.meter_failed(t, out.why)
+        else:
+            sp = x
+            assert not isinstance(sp, float)
+            if sp.limit_da is None:
+                p.clear_setpoint(t)
+            else:
+                p.setpoint(sp.limit_da, sp.ttl_s, t)
+            run.setpoints.append(SetpointDelivery(t, sp.ttl_s or cfg.setpoint_ttl_s if sp.limit_da is not None
+                                                  else None))
+        record(t)
+    return run
+
+
+class IgnoresStaleness(BudgetPolicy):
+    """Broken: keeps using the last meter reading and expired setpoints (evcc#22839's cousin)."""
+
+    def _expire(self, now: float) -> None:
+        pass
+
+
+class NoDeadband(BudgetPolicy):
+    """Broken: raises right up to the measured headroom, so noise lowers it again."""
+
+    def _ceiling(self) -> int:
+        return self._trigger()
+
+
+# with it, a loop as fast as the meter and as fine as its readings (OpenEVSE#920, SmartEVSE#327)
+TOO_FAST = dataclasses.replace(CFG, raise_hold_s=0.5, raise_hold_max_s=0.5, resolution_da=1, deadband_da=1)
+
+
+FAULTY = BudgetWorld(
+    flat_house(300, noise_da=2),
+    faults=(MeterFault(300.0, 60.0, MeterFaultKind.STALE), MeterFault(600.0, 30.0, MeterFaultKind.DISCONNECTED),
+            MeterFault(900.0, 90.0, MeterFaultKind.FROZEN), MeterFault(1200.0, 20.0, MeterFaultKind.GARBAGE)),
+    setpoints=demand_response(1500.0, 300.0, 160, end=DrEnd.EXPIRE),
+    frozen_s=10.0,
+)
+
+
+def fallback_violations(run: Run, world: BudgetWorld, until: float) -> list[str]:
+    stale = stale_intervals(0.0, run.meter, run.setpoints, world.timeout_s, until)
+    return [str(v) for v in check_fallback(run.samples, stale, CFG.fallback_da, Timing().tick_period, end=until)]
+
+
+def test_the_policy_falls_back_for_every_meter_fault_and_an_expired_setpoint() -> None:
+    run = drive(FAULTY, 2400.0)
+    assert fallback_violations(run, FAULTY, 2400.0) == []
+    assert run.policy.stats.fallbacks == 5  # four meter faults, one expired setpoint
+
+
+def test_the_fallback_check_catches_a_policy_that_ignores_stale_sources() -> None:
+    run = drive(FAULTY, 2400.0, IgnoresStaleness)
+    got = fallback_violations(run, FAULTY, 2400.0)
+    assert got and got[0].startswith("t=304.050 s budget-fallback")  # last reading measured at 299.0
+
+
+NOISY = BudgetWorld(flat_house(300, noise_da=4, seed=11))
+QUIET_TUNING = dataclasses.replace(CFG, deadband_da=10, resolution_da=5)  # 0.4 A + 0.5 A <= 1 A
+
+
+def test_a_steady_noisy_house_does_not_make_the_limit_chatter() -> None:
+    run = drive(NOISY, 6 * 3600.0, cfg=QUIET_TUNING)
+    bound = steady_change_bound(QUIET_TUNING, 630)
+    assert check_chatter(run.changes, NOISY.house.steady(60.0, 6 * 3600.0), bound) == []
+    assert len(run.changes) <= 6  # the ramp from the fallback, then nothing for hours
+
+
+def test_the_chatter_check_catches_a_policy_without_a_deadband() -> None:
+    run = drive(NOISY, 6 * 3600.0, NoDeadband, cfg=TOO_FAST)
+    (v,) = check_chatter(run.changes, NOISY.house.steady(60.0, 6 * 3600.0), steady_change_bound(QUIET_TUNING, 630))
+    assert v.check == "budget-chatter"
+    assert len(run.changes) > 1000
+
+
+def test_an_appliance_house_keeps_its_fallback_promise_over_hours() -> None:
+    rng = random.Random(4)
+    world = BudgetWorld(appliance_house(rng, 4 * 3600.0, 800 - 240 - 20, noise_da=3),
+                        faults=(MeterFault(5000.0, 40.0, MeterFaultKind.DISCONNECTED),))
+    run = drive(world, 4 * 3600.0)
+    assert fallback_violations(run, world, 4 * 3600.0) == []
+    # it followed the house down at every step, on the first reading after it
+    steps = world.house.steps_up(min_da=50)
+    assert len(steps) > 5
+    for t in steps:
+        poll = -(-t // world.poll_s) * world.poll_s
+        if any(f.covers(poll) for f in world.faults):
+            continue
+        in_force = [s for s in run.samples if s.t <= poll + world.latency_s][-1]
+        assert in_force.limit_da <= 800 - 20 - world.house.at(poll)
+
+
+def test_a_house_load_drawn_from_data_matches_the_world_type() -> None:
+    assert isinstance(FAULTY.house, HouseLoad)
