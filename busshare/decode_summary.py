@@ -16,7 +16,7 @@ from typing import Any
 
 from .decode import E2E_KINDS, FOREIGN_KINDS, MALFORMED_KINDS, CaptureDecoder, Decoded
 from .e2e import E2EStatus
-from .frames import Heartbeat, Join, Message, Nack, Release, SetLimit, Status
+from .frames import Ack, Heartbeat, Join, Message, Nack, Release, SetLimit, Status
 from .pilot import PilotState
 from .timeline import Mark, Sample, Timeline
 from .watch import BusWatcher, Flag
@@ -73,9 +73,18 @@ class CaptureSummary:
         t = 0.0 if d.t is None else d.t
         self.timestamps = self.timestamps or d.t is not None
         w = self.watcher
+        before = w.in_force_da()
         if t - self._last_tick >= 0.05:  # the watcher's clock-driven checks, at the tick period
             self._last_tick = t
             self._flags(w.tick(t))
+        self._message_frame(t, d)
+        self._silenced()
+        after = w.in_force_da()
+        if after != before or not self.in_force:
+            self.in_force.append((t, after))
+
+    def _message_frame(self, t: float, d: Decoded) -> None:
+        w = self.watcher
         if d.message is None:
             assert d.bad is not None
             if d.bad.kind in ("crc", *MALFORMED_KINDS):
@@ -91,12 +100,22 @@ class CaptureSummary:
             return
         if isinstance(msg, Heartbeat):
             self._heartbeat_period(t)
-        before = w.in_force_da()
         self._flags(w.frame(t, msg, d.status))
-        after = w.in_force_da()
-        if after != before or not self.in_force:
-            self.in_force.append((t, after))
         self._message(t, msg)
+
+    def _silenced(self) -> None:
+        """A servant silent long enough to count at its failsafe (rule 3) is shown there too: a correct one
+        fell to it on its own (it heard no master, or none confirmed it), and its last STATUS is stale."""
+        for t, address, counted in self.watcher.silenced:
+            s = self.servants.get(address)
+            if s is None:
+                continue
+            measured = None if s.measured_da is None else min(s.measured_da, counted)
+            if s.offered_da > counted or measured != s.measured_da:
+                self.marks.append(Mark(t, address, "silent", f"not heard for {self.watcher.silent_count_s:.1f} s: "
+                                       f"counted at its failsafe {counted / 10:.1f} A"))
+                self._offer(t, s, min(s.offered_da, counted), measured, s.pilot or PilotState.A)
+        self.watcher.silenced.clear()
 
     def _heartbeat_period(self, t: float) -> None:
         """No config: gaps are judged against this master's own period (the smallest interval
@@ -144,6 +163,13 @@ class CaptureSummary:
             s.max_da = msg.max_da
         elif isinstance(msg, Release):
             self._offer(t, s, 0, s.measured_da, s.pilot or PilotState.A)
+        elif isinstance(msg, Ack):
+            # The servant applied the limit before it acked (a cut: once its car slowed down), so its
+            # offer is the acked one from now on, whatever its last STATUS said: statuses come every
+            # status period (once a poll cycle or slower on Modbus), and a stale one would count a cut
+            # unit at its old current next to the newcomer it made room for.
+            measured = s.measured_da if msg.measured_da is None else msg.measured_da
+            self._offer(t, s, msg.applied_da, measured, s.pilot or PilotState.A)
         elif isinstance(msg, Status):
             s.serials.add(msg.serial_tag)
             if s.last_status_t is not None:

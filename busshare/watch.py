@@ -5,7 +5,9 @@ and rejected frames alike) and ``tick(t)`` now and then; it returns short
 flags: E2E failures by kind, heartbeat gaps and silences, two masters, twin
 servants, cuts never acked, and the sum of grants in force above the limit.
 It knows only what is on the wire, so a cut counts at its old value until
-its ack is seen (what the master must assume too).
+its ack is seen, and a servant silent for ``silent_count_s`` counts at its
+armed failsafe from then on (PROTOCOL.md rule 3): what the master must
+assume too, so a correct installation is never flagged over its limit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .e2e import E2EStatus
-from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, Status
+from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, Request, SetLimit, Status
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,19 @@ class BusWatcher:
     repeat_after: float = 5.0  # s: a repeating flag (same kind and source) is shown again only after this
     _shown: dict[tuple[str, object], float] = field(default_factory=dict)
     _twins: dict[int, float] = field(default_factory=dict)  # address -> last time two serials were seen
+    servant_silent_after: float = 1.5  # Timing's: no frame this long and a servant is silent (rule 3)
+    silent_margin: float = 1.5
+    silenced: list[tuple[float, int, int]] = field(default_factory=list)  # (t, address, counted 0.1 A): drain it
+    _heard: dict[int, float] = field(default_factory=dict)  # address -> last frame from that servant
+    _silence_due: float = float("inf")  # no silence can have lasted silent_count_s before this
+    _fs_of_txn: dict[tuple[int, int], int] = field(default_factory=dict)  # (address, txn) -> failsafe it armed
+    _fs_armed: dict[int, int] = field(default_factory=dict)  # address -> failsafe of its last acked set-limit
+    _fs_pending: dict[int, int] = field(default_factory=dict)  # address -> highest failsafe sent since
+
+    @property
+    def silent_count_s(self) -> float:
+        """No frame from a servant this long: the master counts it at its armed failsafe (rule 3)."""
+        return self.servant_silent_after + self.failsafe_timeout + self.reaction_allowance + self.silent_margin
 
     def _flag(self, out: list[Flag], t: float, kind: str, text: str, key: object = None) -> None:
         """Count every occurrence; show one per ``key`` (when given) every ``repeat_after`` seconds."""
@@ -98,9 +113,16 @@ class BusWatcher:
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
         reboot = self._reboot(msg)  # before _heartbeat learns the new master
+        self._silence(out, t)
+        if isinstance(msg, Status | Join | Ack | Release | Request):
+            self._hear(msg.address, t)
         if isinstance(msg, Heartbeat):
             self._heartbeat(out, t, msg)
         elif isinstance(msg, SetLimit):
+            if msg.address not in self._heard:  # not heard (again) yet: silent from now on
+                self._hear(msg.address, t)
+            self._fs_of_txn[(msg.address, msg.txn)] = msg.failsafe_da
+            self._fs_pending[msg.address] = max(self._fs_pending.get(msg.address, 0), msg.failsafe_da)
             old = self.granted.get(msg.address, 0)
             if msg.limit_da < old:
                 self._cuts[msg.address] = _Cut(msg.txn, t, old, msg.limit_da)
@@ -109,6 +131,10 @@ class BusWatcher:
                 self._cuts.pop(msg.address, None)
             self._check_sum(out, t)
         elif isinstance(msg, Ack):
+            armed = self._fs_of_txn.get((msg.address, msg.txn))
+            if armed is not None:
+                self._fs_armed[msg.address] = armed
+                self._fs_pending.pop(msg.address, None)
             cut = self._cuts.get(msg.address)
             if cut is not None and cut.txn == msg.txn:
                 del self._cuts[msg.address]
@@ -171,6 +197,9 @@ class BusWatcher:
             # a new master (or a rebooted one): old grants are void, it relearns
             self.granted.clear()
             self._cuts.clear()
+            self._fs_of_txn.clear()
+            self._fs_armed.clear()
+            self._fs_pending.clear()
             self._over = False
         if hb.leaving:
             self._silent_flagged = True  # a silence after this is announced, not an anomaly
@@ -193,6 +222,33 @@ class BusWatcher:
             self._flag(out, t, "twin-servants", f"servant {address} reports another unit on its address")
         self._serials[address] = (tag, t)
 
+    def _hear(self, address: int, t: float) -> None:
+        self._heard[address] = t
+        self._silence_due = min(self._silence_due, t + self.silent_count_s)
+
+    def _silence(self, out: list[Flag], t: float) -> None:
+        """Rule 3: a servant silent for ``silent_count_s`` counts at min(what it had, its armed failsafe)."""
+        if t <= self._silence_due:  # a lower bound of the next expiry: nothing to do (the usual case)
+            return
+        changed = False
+        for address, heard in list(self._heard.items()):
+            if t - heard <= self.silent_count_s:
+                continue
+            del self._heard[address]  # counted once; its next frame starts a new watch
+            cut = self._cuts.get(address)
+            had = max(self.granted.get(address, 0), 0 if cut is None else cut.old_da)
+            armed = max(self._fs_armed.get(address, 0), self._fs_pending.pop(address, 0))
+            counted = min(had, armed)
+            self.silenced.append((t, address, counted))
+            if cut is not None:  # still flagged if never acked, but no longer counted at its old value
+                cut.old_da = min(cut.old_da, counted)
+            if counted != self.granted.get(address, 0):
+                self.granted[address] = counted
+                changed = True
+        self._silence_due = min(self._heard.values(), default=float("inf")) + self.silent_count_s
+        if changed:
+            self._check_sum(out, t)
+
     def in_force_da(self) -> int:
         """Sum of grants in force: a cut counts at its old value until acked."""
         total = sum(self.granted.values())
@@ -213,6 +269,7 @@ class BusWatcher:
     def tick(self, t: float) -> list[Flag]:
         """Flags that only the passing of time raises: a silent master, a cut never acked."""
         out: list[Flag] = []
+        self._silence(out, t)
         if self._last_hb is not None and not self._silent_flagged and t - self._last_hb > self.failsafe_timeout:
             self._silent_flagged = True
             self._flag(out, t, "master-silent",
@@ -220,7 +277,7 @@ class BusWatcher:
         for address, cut in list(self._cuts.items()):
             if t - cut.t > self.reaction_allowance + self.ack_slack:
                 del self._cuts[address]
-                self.granted[address] = cut.new_da  # stop counting it twice; it is flagged
+                self.granted[address] = min(cut.new_da, cut.old_da)  # stop counting it twice; it is flagged
                 self._flag(out, t, "unacked-cut",
                            f"cut of servant {address} to {cut.new_da / 10:.1f} A (tx {cut.txn}) not acked after "
                            f"{t - cut.t:.1f} s")

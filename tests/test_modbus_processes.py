@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from nodeproc import NodeProc, Record
 
-from busshare.decode import Frame, Unreadable
+from busshare.decode import CaptureDecoder, Frame, Unreadable
+from busshare.decode_summary import CaptureSummary
 from busshare.frames import Ack, SetLimit, decode
 from busshare.modbus_decode import modbus_records
 from busshare.transport import modbus_map as mm
@@ -181,6 +182,16 @@ def test_the_seed_story_over_modbus(line: Line) -> None:
     recs = line.frames()
     assert sum(isinstance(r, Frame) for r in recs) > 20
     assert not [r for r in recs if isinstance(r, Unreadable)]
+    # and, reconstructed from that capture alone, the installation never appears over its limit
+    summary = CaptureSummary()
+    dec = CaptureDecoder()
+    for r in recs:
+        d = dec.feed(r)
+        if d is not None:
+            summary.frame(d)
+    result = summary.result(dec)
+    assert result["over_limit"] == []
+    assert max(result["peak_in_force_a"], result["peak_offered_a"], result["peak_drawn_a"]) <= 64.0
 
 
 def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> None:
