@@ -31,6 +31,7 @@ from typing import IO, Any
 from .decode import Frame, Record, Unreadable
 from .transport import modbus_map as mm
 from .transport import rtu
+from .watch import BusWatcher
 
 DEFAULT_BAUD = 19200
 
@@ -226,6 +227,17 @@ def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[st
         yield from ex.chunk(c)
 
 
+def line_watcher(baud: int | None, reaction_allowance: float = 5.0) -> BusWatcher:
+    """A ``BusWatcher`` for a Modbus line at ``baud``: its heartbeat period and failsafe timeout, and
+    the shortest silent-servant delay any master of that line uses (one servant: the shortest cycle),
+    so that a servant counted at its failsafe by a correct master is never flagged over the limit."""
+    from .transport.modbus_map import modbus_timing
+
+    line, shortest = modbus_timing(baud or DEFAULT_BAUD), modbus_timing(baud or DEFAULT_BAUD, 1)
+    return BusWatcher(heartbeat_period=line.heartbeat_period, failsafe_timeout=line.failsafe_timeout,
+                      servant_silent_after=shortest.servant_silent_after, reaction_allowance=reaction_allowance)
+
+
 # ---------------------------------------------------------------------------
 # `busshare monitor --modbus PORT`: passive sniffing
 
@@ -255,18 +267,15 @@ def run_modbus_monitor(args: Any) -> int:
     from .errors import UserError
     from .frames import FrameError
     from .link import Link
-    from .transport.modbus_map import modbus_timing
     from .transport.modbus_servant import open_serial
-    from .watch import BusWatcher, Flag, flag_line, summary_line
+    from .watch import Flag, flag_line, summary_line
 
     if args.baud <= 0:
         raise UserError(f"--baud {args.baud}: must be positive")
     port = open_serial(args.modbus, args.baud)
-    timing = modbus_timing(args.baud)
     fd = port.fileno()
     link, describer = Link(), Describer()
-    watcher = BusWatcher(heartbeat_period=timing.heartbeat_period, failsafe_timeout=timing.failsafe_timeout,
-                         reaction_allowance=getattr(args, "reaction_allowance", 5.0))
+    watcher = line_watcher(args.baud, getattr(args, "reaction_allowance", 5.0))
     splitter, stats = LiveSplitter(args.baud), Counter[str]()
     ex = Extractor(stats)
     stop = threading.Event()

@@ -142,6 +142,10 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
         from ..decode_summary import CaptureSummary, format_summary
 
         summary = CaptureSummary(limit_da=None if args.limit is None else round(args.limit * 10))
+        if getattr(args, "modbus", False):
+            from ..modbus_decode import line_watcher
+
+            summary.watcher = line_watcher(args.baud)
         for rec in _records(args.file, stream):
             d = dec.feed(rec)
             if d is not None:
