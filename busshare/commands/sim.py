@@ -208,14 +208,17 @@ def run(args: argparse.Namespace) -> int:
     view = LiveView(out, speed, mode)
     sim = Simulation(scenario, args.seed, record=bool(args.log or args.plot), stop_on_violation=True,
                      on_step=view if mode != "none" or speed != float("inf") else None)
+    interrupted = False
     try:
         sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
         out.write(f"{str(exc).splitlines()[0]}\n")
     except KeyboardInterrupt:
-        out.write("\ninterrupted: summary so far\n")
+        interrupted = True
     if mode == "tty":
-        view.draw(sim)
+        view.draw(sim)  # over the live view: the cursor is still on the line below it (where ^C echoed)
+    if interrupted:
+        out.write(("\r\x1b[K" if mode == "tty" else "\n") + "interrupted: summary so far\n")
     result = sim.result()
     if args.log:
         write_capture(args.log, result.capture)
@@ -232,4 +235,6 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
         if args.plot:
             out.write(f"plot: {args.plot}\n")
-    return 1 if result.summary.violations else 0
+    if result.summary.violations:
+        return 1
+    return 130 if interrupted else 0  # like any command stopped by SIGINT: the run is not complete
