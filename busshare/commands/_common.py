@@ -41,6 +41,25 @@ def since(t: float, start: float) -> float:
     return round(t - start, 3) + 0.0  # -0.0 + 0.0 == 0.0
 
 
+UNHEARD = ("unknown", "absent", "silent")  # the master counts these at a worst case, not at a grant
+
+
+def _committed(rec: Record) -> str:
+    """What the master counts against the limit, with what it merely holds for units it does not hear.
+
+    Unheard units count at their worst case (an unknown one at its maximum, rule 7; a silent one at
+    its failsafe, rule 3), so the sum may exceed the limit while nothing is granted: a reservation.
+    """
+    of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
+    held = [v["committed_a"] for v in (rec.get("servants") or {}).values() if v["state"] in UNHEARD]
+    if not any(held):
+        return f"committed {rec['committed_a']:.1f} A{of}"
+    reserved = sum(held)
+    units = "unit" if len(held) == 1 else "units"
+    return (f"committed {rec['committed_a'] - reserved:.1f} A{of}, plus {reserved:.1f} A reserved for "
+            f"{len(held)} unheard {units}")
+
+
 def _human(rec: Record, start: float) -> str:
     t = since(rec["t"], start)
     kind = rec["event"]
@@ -50,8 +69,7 @@ def _human(rec: Record, start: float) -> str:
             parts.append(f"offer {rec['offer_a']:.1f} A" + (" FAILSAFE" if rec.get("failsafe") else "")
                          + (" EV-STOPPED" if rec.get("ev_stopped") else ""))
         if "committed_a" in rec:
-            of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
-            parts.append(f"committed {rec['committed_a']:.1f} A{of}")
+            parts.append(_committed(rec))
         if rec.get("servants"):
             parts.append(" ".join(f"{a}:{v['state']} {v['committed_a']:.1f}" for a, v in rec["servants"].items()))
         age = rec.get("heartbeat_age")
