@@ -34,6 +34,8 @@ class ServantSeen:
     pilot: PilotState | None = None
     offered_da: int = 0
     measured_da: int | None = None
+    metered: bool = False  # some STATUS or ACK carried a meter reading (a meterless unit sends none)
+    reports: int = 0  # STATUS and ACK frames: a unit none of whose reports has a reading has no meter
     peak_offered_da: int = 0
     peak_measured_da: int = 0
     charge_das: float = 0.0  # measured current integrated over time, 0.1 A * s
@@ -169,6 +171,7 @@ class CaptureSummary:
             # status period (once a poll cycle or slower on Modbus), and a stale one would count a cut
             # unit at its old current next to the newcomer it made room for.
             measured = s.measured_da if msg.measured_da is None else msg.measured_da
+            s.reports += 1
             self._offer(t, s, msg.applied_da, measured, s.pilot or PilotState.A)
         elif isinstance(msg, Status):
             s.serials.add(msg.serial_tag)
@@ -184,11 +187,13 @@ class CaptureSummary:
             if s.measured_da is not None and s.meas_t is not None:
                 s.charge_das += s.measured_da * max(0.0, t - s.meas_t)
             s.meas_t = t
+            s.reports += 1
             self._offer(t, s, msg.offered_da, msg.measured_da, msg.pilot)
 
     def _offer(self, t: float, s: ServantSeen, offered: int, measured: int | None, pilot: PilotState) -> None:
         changed = (offered, measured, pilot) != (s.offered_da, s.measured_da, s.pilot) or not self.samples
         s.offered_da, s.measured_da, s.pilot = offered, measured, pilot
+        s.metered = s.metered or measured is not None
         s.peak_offered_da = max(s.peak_offered_da, offered)
         if measured is not None:
             s.peak_measured_da = max(s.peak_measured_da, measured)
@@ -284,8 +289,9 @@ class CaptureSummary:
                 "pilot": None if s.pilot is None else s.pilot.name,
                 "offered_a": s.offered_da / 10,
                 "peak_offered_a": s.peak_offered_da / 10,
-                "peak_measured_a": s.peak_measured_da / 10,
-                "charge_ah": round(s.charge_das / 36000, 3),
+                "meter": s.metered if s.reports else None,  # None: no STATUS or ACK seen
+                "peak_measured_a": s.peak_measured_da / 10 if s.metered else None,
+                "charge_ah": round(s.charge_das / 36000, 3) if s.metered else None,
                 "failsafe_entries": s.failsafe_entries,
                 "status_gaps": gaps,
             })
@@ -378,7 +384,8 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append(
             f"  {s['address']:>2}  serial {serial}{mx}  {s['frames']} frames  pilot {s['pilot'] or '?'}  "
             f"offered {s['offered_a']:.1f} A (peak {s['peak_offered_a']:.1f})  "
-            f"drawn peak {s['peak_measured_a']:.1f} A  {s['charge_ah']:.2f} Ah"
+            + (f"drawn peak {s['peak_measured_a']:.1f} A  {s['charge_ah']:.2f} Ah" if s["meter"]
+               else "no meter" if s["meter"] is False else "drawn unknown (no STATUS seen)")
             + (f"  failsafe x{s['failsafe_entries']}" if s["failsafe_entries"] else "")
             + (f"  status gaps {s['status_gaps']}" if s["status_gaps"] else "")
         )

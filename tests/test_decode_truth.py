@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from busshare.decode import CaptureDecoder, Frame, Record
-from busshare.decode_summary import CaptureSummary
+from busshare.decode_summary import CaptureSummary, format_summary
 from busshare.frames import Ack, AckHow, Heartbeat, SetLimit, Status, decode
 from busshare.modbus_decode import modbus_records
 from busshare.pilot import PilotState
@@ -119,3 +119,17 @@ def test_a_silent_servant_counts_at_its_failsafe_once_the_master_may_count_it_so
     flags = early.frame(5.0, SetLimit(2, 3, 580, 60, 7))
     assert [f.kind for f in flags] == ["over-limit"]
 
+
+
+def test_a_meterless_unit_shows_no_meter_not_zero_amps() -> None:
+    """Servant 4 of the fault tour has no meter: its STATUS frames carry no reading, so what it drew is
+    not known, and the summary says so instead of `drawn peak 0.0 A 0.00 Ah`."""
+    sim = Simulation(load_scenario("faults"))
+    result = sim.run(200.0)
+    summary, _, _ = summarise(Frame(t, off, False, data) for t, off, data in result.capture)
+    by_address = {s["address"]: s for s in summary["servants"]}  # type: ignore[attr-defined]
+    assert by_address[4]["meter"] is False and by_address[4]["peak_measured_a"] is None
+    assert by_address[1]["meter"] is True and by_address[1]["peak_measured_a"] > 0
+    line = next(x for x in format_summary(summary).splitlines() if x.startswith("   4  serial"))
+    assert line.endswith("no meter") or "no meter  " in line, line
+    assert "drawn peak" not in line and "Ah" not in line, line
