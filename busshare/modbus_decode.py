@@ -22,6 +22,7 @@ plain registers, exceptions) is counted in ``stats`` and not yielded.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -184,13 +185,14 @@ def detect(head: bytes) -> str:
 
 
 def looks_like_modbus_capture(path: str) -> bool:
-    """True for a file whose first line is a timestamped or plain hex line (not candump text)."""
+    """True for a file whose lines are timestamped or plain hex bursts (the RS-485 emulator's capture, a
+    sniffer's log), which no CAN capture format looks like; ``#`` comments are skipped."""
     try:
-        with open(path, "rb") as f:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
             head = f.read(4096)
-    except OSError:
+    except (OSError, EOFError):
         return False
-    return detect(head) in ("timed", "hex") and b"#" not in head.split(b"\n", 1)[0][:1]
+    return detect(head) in ("timed", "hex")
 
 
 def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[str] | None = None,

@@ -141,6 +141,26 @@ def test_the_decode_command_reads_a_modbus_capture(tmp_path, capsys) -> None:
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("header", [b"", b"# rs485 line: 6 ports, 19200 baud, t = time.monotonic() - 1.0\n"])
+def test_a_modbus_capture_decoded_as_can_suggests_the_flag(tmp_path, capsys, header: bytes) -> None:
+    """Not a thousand `UNREADABLE ... not a candump line` lines: one line naming the flag."""
+    from busshare.cli import main
+
+    frames, _ = line_bytes()
+    cap = tmp_path / "line.txt"
+    cap.write_bytes(header + timed_text(frames))
+    assert main(["decode", str(cap)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"busshare decode --modbus {cap}" in err and "Modbus RTU capture" in err
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"".join(f.hex(" ").encode() + b"\n" for f in frames))
+    assert main(["decode", "--summary", str(plain)]) == 2
+    assert "--modbus" in capsys.readouterr().err
+    can = tmp_path / "can.log"  # a CAN capture is still a CAN capture
+    can.write_text("(1700000000.000000) vcan0 040#AA0001070080020F\n")
+    assert main(["decode", str(can)]) == 0
+
 
 def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,7 +125,15 @@ def run(args: argparse.Namespace) -> int:
             return modbus_records(mb_stream, baud=args.baud)
 
         return _run(args, None, _modbus)
-    return _run(args, _check_readable(args.file), _records)
+    stream = _check_readable(args.file)
+    if stream is not None and args.file != "-":
+        from ..modbus_decode import looks_like_modbus_capture
+
+        if looks_like_modbus_capture(args.file):
+            stream.close()
+            raise UserError(f"{args.file} holds hex bursts, not CAN frames: a Modbus RTU capture? "
+                            f"try: busshare decode --modbus {args.file}")
+    return _run(args, stream, _records)
 
 
 def _run(args: argparse.Namespace, stream: IO[bytes] | None,
