@@ -10,6 +10,7 @@ heard.
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from nodeproc import NodeProc, Record
 
+from busshare.commands._common import printer
 from busshare.decode import CaptureDecoder, Frame, Unreadable
 from busshare.decode_summary import CaptureSummary
 from busshare.frames import Ack, SetLimit, decode
@@ -204,6 +206,8 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     n1, n2, nm = len(s1.snapshot()), len(s2.snapshot()), len(master.snapshot())
     line.bus.drop_next(port2, 10**9)  # its replies never reach the line; it still hears everything
     s2.wait_for(is_event("link-lost"), WAIT, after=n2)
+    down = s2.wait_for(is_event("link-down"), WAIT, after=n2)  # in RS-485 words: it is polled, never heard
+    assert down["detail"] == "replies unconfirmed: counting as no master"
     s2.wait_for(lambda r: r.get("event") == "offer" and r["offer_a"] <= 6.0, WAIT, after=n2)
     master.wait_for(lambda r: r.get("event") == "servant-silent" and r.get("address") == 2, WAIT, after=nm)
     # the other servant keeps charging, and the master hands it more only within the limit
@@ -211,6 +215,27 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     line.bus.clear_faults(port2)
     s2.wait_for(is_event("link-back"), WAIT, after=n2)
     offers_never_exceed([s1, s2], 64.0)
+
+
+def test_a_silent_line_reads_in_rs485_words_not_bus_off(line2: Line) -> None:
+    """No master on the line: the servant fails safe and says why in RS-485 words (CAN's bus-off means
+    something else: a controller that stopped transmitting)."""
+    _, path = line2.port()
+    servant = NodeProc(["servant", "--modbus", path, "--baud", str(BAUD), "--address", "1", "--json",
+                        "--status-interval", "0.5"], "servant1")
+    line2.procs.append(servant)
+    down = servant.wait_for(is_event("link-down"), WAIT)
+    assert down["detail"] == "line silent: counting as no master"
+    status = servant.wait_for(lambda r: r.get("event") == "status" and r.get("bus_off"), WAIT)
+    assert status["link_down"] == "line silent"
+    line = printer_line(status)
+    assert line.endswith(" LINE SILENT") and "BUS-OFF" not in line, line
+
+
+def printer_line(rec: Record) -> str:
+    out = io.StringIO()
+    printer(False, rec["t"], out=out)(rec)
+    return out.getvalue().rstrip("\n")
 
 
 def test_corrupted_crcs_and_garbage_are_counted_and_sharing_goes_on(line2: Line) -> None:

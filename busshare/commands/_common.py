@@ -77,7 +77,7 @@ def _human(rec: Record, start: float) -> str:
             parts.append("no heartbeat yet" if age is None else f"heartbeat {age:.2f} s ago")
         parts.append(f"rx {rec['frames_in']} tx {rec['sent']} rejected {rec['rejected']}"
                      + (f" send-failed {rec['send_failed']}" if rec["send_failed"] else "")
-                     + (" BUS-OFF" if rec.get("bus_off") else ""))
+                     + (f" {str(rec.get('link_down', 'bus-off')).upper()}" if rec.get("bus_off") else ""))
         return f"{t:9.3f} status: " + " | ".join(parts)
     who = "" if rec.get("address") is None else f" [{rec['address']}]"
     return f"{t:9.3f} {kind}{who}: {rec.get('detail', '')}"

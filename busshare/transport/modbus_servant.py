@@ -382,6 +382,15 @@ class ModbusServantTransport:
                 "no reply of ours confirmed by the master: failing safe" if lost else "the master hears us again"))
         return lost
 
+    @property
+    def link_down_words(self) -> str:
+        """What ``bus_off`` means here, in RS-485 words: nothing from the master on the line, or polls
+        whose replies it never confirms (its receiver cannot hear us: a dead driver, a colliding twin)."""
+        last = self.server.last_master
+        if last is None or self.clock() - last > self.server.failsafe_timeout:
+            return "line silent"
+        return "replies unconfirmed"
+
     def send(self, offset: int, data: bytes) -> bool:
         if len(data) != FRAME_LENGTH:
             return False
