@@ -145,3 +145,11 @@ def test_several_problems_in_one_servant_are_all_reported(tmp_path: Path) -> Non
     for needle in ("servant 2: min 5.0 A is below 6 A", "servant 2: max 90.0 A is above 80 A",
                    "servant 2: priority 999", "servant 2: unknown key 'colour'"):
         assert needle in r.stdout, (needle, r.stdout)
+
+
+def test_the_shipped_example_is_clean() -> None:
+    """examples/site.toml is what users copy: it passes without a single note to explain away."""
+    r = cli("examples/site.toml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("examples/site.toml: ok\n")
+    assert "note:" not in r.stdout and r.stderr == "", r.stdout
