@@ -316,6 +316,7 @@ class CaptureSummary:
             + [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("master-silent", [])],
             "master_leaving_s": [rel(t) for t in self.leaving],
             "failsafe_entries": [{"t_s": rel(t), "address": a, "offered_a": o / 10} for t, a, o in self.failsafe_events],
+            "missing_failsafe": [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("missing-failsafe", [])],
             "e2e_errors": e2e,
             "some_lost": dec.counts["ok-some-lost"],
             "malformed": {k: dec.counts[k] for k in MALFORMED_KINDS if dec.counts[k]},
@@ -338,6 +339,17 @@ class CaptureSummary:
             "peak_offered_a": self.peak_offered_da / 10,
             "peak_drawn_a": self.peak_drawn_da / 10,
         }
+
+
+#: The summary's lists that are safety findings (`decode --strict` exits 1 when one is not empty).
+FINDINGS = {"over_limit": "over the limit", "cuts_never_acked": "cuts never acked",
+            "missing_failsafe": "missing failsafe", "second_master": "second master",
+            "duplicate_addresses": "duplicate addresses"}
+
+
+def findings(r: dict[str, Any]) -> dict[str, int]:
+    """What a summary found against the safety rules: {title: count}, only the non-empty ones."""
+    return {title: len(r[key]) for key, title in FINDINGS.items() if r.get(key)}
 
 
 def _why(d: Decoded) -> Any:
@@ -394,6 +406,7 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append(f"master leaving announced at: {', '.join(f'{t:.3f} s' for t in r['master_leaving_s'])}")
     out.append(_list("failsafe entries",
         [f"{e['t_s']:.3f} s  servant {e['address']} at {e['offered_a']:.1f} A" for e in r["failsafe_entries"]]))
+    out.append(_list("missing failsafe", r["missing_failsafe"]))
     e2e = ", ".join(f"{k} {n}" for k, n in r["e2e_errors"].items()) or "none"
     out.append(f"E2E errors: {e2e}" + (f" (and {r['some_lost']} frames after a small loss)" if r["some_lost"] else ""))
     other = {**r["malformed"], **r["not_protocol"]}

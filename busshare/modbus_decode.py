@@ -270,7 +270,7 @@ def run_modbus_monitor(args: Any) -> int:
     from .frames import FrameError
     from .link import Link
     from .transport.modbus_servant import open_serial
-    from .watch import Flag, flag_line, summary_line
+    from .watch import SAFETY_KINDS, Flag, flag_line, summary_line
 
     if args.baud <= 0:
         raise UserError(f"--baud {args.baud}: must be positive")
@@ -288,9 +288,14 @@ def run_modbus_monitor(args: Any) -> int:
     rejected: Counter[str] = Counter()
     quiet_after = max(rtu.gap_time(args.baud), 0.002)
 
+    found: list[Flag] = []
+
     def flags(fl: list[Flag]) -> None:
         for f in fl:
             out.write(flag_line(f, args.json) + "\n")
+            if getattr(args, "strict", False) and f.kind in SAFETY_KINDS and not found:
+                found.append(f)  # --strict: the first safety finding ends the watch
+                stop.set()
 
     def show(chunks: list[rtu.Chunk]) -> None:
         nonlocal frames
@@ -351,4 +356,4 @@ def run_modbus_monitor(args: Any) -> int:
                            link_text=f"RTU frames {stats['rtu-frames']}, other Modbus {stats['modbus-other']}")
               + "\n")
     out.flush()
-    return 0
+    return 1 if found else 0

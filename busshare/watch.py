@@ -25,8 +25,18 @@ from .frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release,
 @dataclass(frozen=True)
 class Flag:
     t: float
-    kind: str  # e2e, malformed, heartbeat-gap, master-silent, two-masters, twin-servants, unacked-cut, over-limit
+    kind: str  # e2e, malformed, heartbeat-gap, master-silent, two-masters, twin-servants, unacked-cut, over-limit,
+    #            missing-failsafe (SAFETY_KINDS: what `--strict` exits on)
     text: str
+
+
+#: Flags that mean the installation broke a safety rule (or may: two masters, two units on one address),
+#: as opposed to a damaged frame or a silence the servants are built to handle.  `decode --strict` and
+#: `monitor --strict` exit 1 on them.
+SAFETY_KINDS = frozenset({"over-limit", "unacked-cut", "missing-failsafe", "two-masters", "twin-servants"})
+#: A STATUS sent this long past a servant's failsafe deadline must show the failsafe (the documented
+#: bound is failsafe_timeout + tick_period; < failsafe_timeout + 0.5 s is the one stated for users).
+FAILSAFE_SLACK_S = 0.5
 
 
 def flag_line(flag: Flag, as_json: bool) -> str:
@@ -79,6 +89,8 @@ class BusWatcher:
     silenced: list[tuple[float, int, int]] = field(default_factory=list)  # (t, address, counted 0.1 A): drain it
     _heard: dict[int, float] = field(default_factory=dict)  # address -> last frame from that servant
     _silence_due: float = float("inf")  # no silence can have lasted silent_count_s before this
+    _hb_at: tuple[float, bool] | None = None  # the last heartbeat: (t, leaving)
+    _restart_at: dict[int, float] = field(default_factory=dict)  # address -> its last set-limit or JOIN (rule 4)
     _fs_of_txn: dict[tuple[int, int], int] = field(default_factory=dict)  # (address, txn) -> failsafe it armed
     _fs_armed: dict[int, int] = field(default_factory=dict)  # address -> failsafe of its last acked set-limit
     _fs_pending: dict[int, int] = field(default_factory=dict)  # address -> highest failsafe sent since
@@ -121,6 +133,7 @@ class BusWatcher:
         elif isinstance(msg, SetLimit):
             if msg.address not in self._heard:  # not heard (again) yet: silent from now on
                 self._hear(msg.address, t)
+            self._restart_at[msg.address] = t  # proves the master alive to that servant (rule 4)
             self._fs_of_txn[(msg.address, msg.txn)] = msg.failsafe_da
             self._fs_pending[msg.address] = max(self._fs_pending.get(msg.address, 0), msg.failsafe_da)
             old = self.granted.get(msg.address, 0)
@@ -146,8 +159,10 @@ class BusWatcher:
             self._check_sum(out, t)
         elif isinstance(msg, Status):
             self._servant_serial(out, t, msg.address, msg.serial_tag, msg.conflict)
+            self._failsafe_due(out, t, msg)
         elif isinstance(msg, Join):
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
+            self._restart_at[msg.address] = t  # a (re)boot: its failsafe clock starts now
         if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not reboot:
             address = getattr(msg, "address", 0)
             if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
@@ -184,13 +199,14 @@ class BusWatcher:
                 self._flag(out, t, "heartbeat-gap", f"heartbeat gap {gap:.3f} s{beyond}")
         self._last_hb = t
         self._silent_flagged = False
+        self._hb_at = (t, hb.leaving)
         me = (hb.master_id, hb.epoch)
         window = 2.5 * self.heartbeat_period
         others = [m for m, seen in self._masters.items() if m != me and t - seen <= window]
         mine = self._masters.get(me)
         if others and mine is not None and any(self._masters[o] > mine for o in others):
-            text = ", ".join(f"id {i} epoch {e}" for i, e in [me, *others])
-            self._flag(out, t, "two-masters", f"two masters heartbeating: {text}")
+            text = ", ".join(f"id {i} epoch {e}" for i, e in sorted([me, *others]))
+            self._flag(out, t, "two-masters", f"two masters heartbeating: {text}", key=tuple(sorted([me, *others])))
         elif hb.conflict and self._prev_master != me:
             self._flag(out, t, "two-masters", f"master id {hb.master_id} reports a conflict")
         elif self._prev_master is not None and self._prev_master != me and mine is None:
@@ -210,6 +226,26 @@ class BusWatcher:
         if hb.limit_da != self.limit_da:
             self.limit_da = hb.limit_da
             self._check_sum(out, t)
+
+    def _failsafe_due(self, out: list[Flag], t: float, st: Status) -> None:
+        """Rule 4: a servant that heard no heartbeat (nor a set-limit) for failsafe_timeout since it booted,
+        or heard the master leave, shows the failsafe flag in its STATUS (the stated bound: 0.5 s more)."""
+        if st.failsafe or self._hb_at is None or self.twin_seen(st.address, t):
+            return
+        hb_t, leaving = self._hb_at
+        other = self._restart_at.get(st.address, float("-inf"))
+        if leaving and hb_t >= other:
+            since, what, bound = hb_t, "the master announced it leaves", FAILSAFE_SLACK_S
+        else:
+            since, bound = max(hb_t, other), self.failsafe_timeout + FAILSAFE_SLACK_S
+            what = "the last heartbeat" if hb_t >= other else "its last set-limit or boot"
+        if t - since > bound:
+            self._flag(out, t, "missing-failsafe", f"servant {st.address} not in failsafe {t - since:.3f} s after "
+                       f"{what} (bound {bound:.2f} s)", key=st.address)
+
+    def twin_seen(self, address: int, t: float) -> bool:
+        """Two units answered on ``address`` lately: its frames are not one servant's."""
+        return t - self._twins.get(address, -1e9) <= self.repeat_after
 
     def _servant_serial(self, out: list[Flag], t: float, address: int, tag: int, conflict: bool) -> None:
         prev = self._serials.get(address)

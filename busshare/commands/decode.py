@@ -57,7 +57,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE|-", help="capture file, or - for candump text (-L or plain) on stdin")
     p.add_argument("--summary", action="store_true", help="reconstruct the installation instead of listing frames")
     p.add_argument("--json", action="store_true", help="JSON lines (one per frame, then totals or the summary)")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a record is bad or the capture shows a safety finding: grants over the limit, "
+                        "a cut never acked, a missing failsafe, a second master, two units on one address")
     p.add_argument("--id-base", type=_int, default=0, help="first protocol CAN id (default 0x000)")
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
     p.add_argument("--limit", type=_amps, default=None, metavar="A",
@@ -146,14 +148,20 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     out = sys.stdout
     live = args.file == "-" and not sys.stdin.isatty() and not os.path.isfile("/dev/stdin")
 
-    if args.summary or args.plot:
-        from ..decode_summary import CaptureSummary, format_summary
+    summary = None
+    if args.summary or args.plot or args.strict:  # --strict judges the capture as the summary does
+        from ..decode_summary import CaptureSummary
 
         summary = CaptureSummary(limit_da=None if args.limit is None else round(args.limit * 10))
         if getattr(args, "modbus", False):
             from ..modbus_decode import line_watcher
 
             summary.watcher = line_watcher(args.baud)
+    result: dict[str, Any] | None = None
+    if args.summary or args.plot:
+        from ..decode_summary import format_summary
+
+        assert summary is not None
         for rec in _records(args.file, stream):
             d = dec.feed(rec)
             if d is not None:
@@ -171,7 +179,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
                 out.write(format_summary(result) + "\n")
         else:
             out.write(totals_line(dec.totals()) + "\n")
-    elif args.json and stream is not None:
+    elif args.json and stream is not None and summary is None:
         binary = out.buffer if hasattr(out, "buffer") else None
         if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
             sink = io.BytesIO()
@@ -189,6 +197,8 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
                 sink_obj.unreadable(dec.unreadable[-1])
             else:
                 sink_obj.frame(d)
+                if summary is not None:
+                    summary.frame(d)
             if live:
                 out.flush()
         if args.json:
@@ -198,4 +208,15 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()
-    return 1 if args.strict and dec.bad_total else 0
+    if not args.strict:
+        return 0
+    from ..decode_summary import findings
+
+    assert summary is not None
+    found = findings(result if result is not None else summary.result(dec, source=args.file))
+    if dec.bad_total:
+        found["bad records"] = dec.bad_total
+    if not found:
+        return 0
+    print(f"busshare decode: --strict: {', '.join(f'{k} {n}' for k, n in found.items())}", file=sys.stderr)
+    return 1

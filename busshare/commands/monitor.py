@@ -16,7 +16,7 @@ from ..e2e import E2EStatus
 from ..frames import FrameError
 from ..link import Link
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
-from ..watch import BusWatcher, Flag, flag_line, summary_line
+from ..watch import SAFETY_KINDS, BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
 
 
@@ -37,6 +37,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--reaction-allowance", type=float, default=5.0, metavar="S",
                    help="EV reaction allowance used to call a cut unacked (default 5 s)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop and exit 1 at the first safety finding: grants over the limit, a cut never acked, "
+                        "a missing failsafe, a second master, two units on one address")
     p.set_defaults(func=run)
 
 
@@ -57,9 +60,14 @@ def run(args: argparse.Namespace) -> int:
     frames = 0
     rejected: Counter[str] = Counter()
 
+    found: list[Flag] = []
+
     def emit_flags(flags: list[Flag]) -> None:
         for f in flags:
             out.write(flag_line(f, args.json) + "\n")
+            if args.strict and f.kind in SAFETY_KINDS and not found:
+                found.append(f)  # --strict: the first safety finding ends the watch
+                stop.set()
 
     try:
         while not stop.is_set():
@@ -111,4 +119,4 @@ def run(args: argparse.Namespace) -> int:
     out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json,
                            link={"error_frames": errors}, link_text=f"error frames: {errors}") + "\n")
     out.flush()
-    return 0
+    return 1 if found else 0
