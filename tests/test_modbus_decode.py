@@ -182,3 +182,37 @@ def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
     assert text == ["-- 0 frames; rejected: none; anomalies: none; RTU frames 0, other Modbus 0"]
     assert last == {"summary": {"frames": 0, "rejected": {}, "anomalies": {}, "modbus": {}}}
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back
+
+
+def test_the_modbus_monitor_strict_stops_at_a_second_master(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two masters' heartbeat broadcasts on the line: `monitor --modbus --strict` exits 1 (same rules as CAN)."""
+    import threading
+    import time
+
+    from busshare.cli import main
+
+    line, device = pty.openpty()
+    tty.setraw(device)
+    done = threading.Event()
+
+    def two_masters() -> None:
+        links = {1: Link(), 2: Link()}
+        for seq in range(200):
+            for master_id, epoch in ((1, 7), (2, 3)):
+                if done.is_set():
+                    return
+                hb = links[master_id].encode(Heartbeat(master_id, epoch, seq % 256, 640, 60))
+                os.write(line, rtu.write_multiple_request(0, mm.BROADCAST_BOX, mm.slot_regs(*hb)))
+                time.sleep(0.05)  # well over the 3.5-character gap
+
+    writer = threading.Thread(target=two_masters, daemon=True)
+    try:
+        writer.start()
+        code = main(["monitor", "--modbus", os.ttyname(device), "--baud", str(BAUD), "--strict", "--duration", "30"])
+    finally:
+        done.set()
+        writer.join(10)
+        os.close(line)
+        os.close(device)
+    assert code == 1
+    assert "!! two-masters: two masters heartbeating" in capsys.readouterr().out
