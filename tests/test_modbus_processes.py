@@ -208,6 +208,8 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     s2.wait_for(is_event("link-lost"), WAIT, after=n2)
     down = s2.wait_for(is_event("link-down"), WAIT, after=n2)  # in RS-485 words: it is polled, never heard
     assert down["detail"] == "replies unconfirmed: counting as no master"
+    assert printer_line({**down, "event": "status", "frames_in": 0, "sent": 0, "rejected": 0, "send_failed": 0,
+                         "bus_off": True, "link_down": "replies unconfirmed"}).endswith(" REPLIES UNCONFIRMED")
     s2.wait_for(lambda r: r.get("event") == "offer" and r["offer_a"] <= 6.0, WAIT, after=n2)
     master.wait_for(lambda r: r.get("event") == "servant-silent" and r.get("address") == 2, WAIT, after=nm)
     # the other servant keeps charging, and the master hands it more only within the limit
@@ -217,19 +219,20 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     offers_never_exceed([s1, s2], 64.0)
 
 
-def test_a_silent_line_reads_in_rs485_words_not_bus_off(line2: Line) -> None:
-    """No master on the line: the servant fails safe and says why in RS-485 words (CAN's bus-off means
-    something else: a controller that stopped transmitting)."""
+def test_a_silent_line_is_a_silent_master_not_bus_off(line2: Line) -> None:
+    """No master on the line: the servant fails safe by the heartbeat rule and its status line says so;
+    nothing reads BUS-OFF (CAN's word for a controller that stopped transmitting)."""
     _, path = line2.port()
     servant = NodeProc(["servant", "--modbus", path, "--baud", str(BAUD), "--address", "1", "--json",
                         "--status-interval", "0.5"], "servant1")
     line2.procs.append(servant)
-    down = servant.wait_for(is_event("link-down"), WAIT)
-    assert down["detail"] == "line silent: counting as no master"
-    status = servant.wait_for(lambda r: r.get("event") == "status" and r.get("bus_off"), WAIT)
-    assert status["link_down"] == "line silent"
+    servant.wait_for(lambda r: r.get("event") == "failsafe" and "no master heard since boot" in r["detail"], WAIT)
+    status = servant.wait_for(lambda r: r.get("event") == "status" and r.get("failsafe"), WAIT)
+    n = len(servant.snapshot())
+    servant.wait_for(lambda r: r.get("event") == "status", WAIT, after=n)  # another status period
+    assert not [r for r in servant.snapshot() if r.get("event") == "link-down" or r.get("bus_off")]
     line = printer_line(status)
-    assert line.endswith(" LINE SILENT") and "BUS-OFF" not in line, line
+    assert " FAILSAFE | no heartbeat yet |" in line and "BUS-OFF" not in line, line
 
 
 def printer_line(rec: Record) -> str:
