@@ -32,6 +32,7 @@ from typing import IO, Any
 from .decode import Frame, Record, Unreadable
 from .transport import modbus_map as mm
 from .transport import rtu
+from .frames import MsgType
 from .watch import BusWatcher
 
 DEFAULT_BAUD = 19200
@@ -230,14 +231,16 @@ def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[st
 
 
 def line_watcher(baud: int | None, reaction_allowance: float = 5.0) -> BusWatcher:
-    """A ``BusWatcher`` for a Modbus line at ``baud``: its heartbeat period and failsafe timeout, and
-    the shortest silent-servant delay any master of that line uses (one servant: the shortest cycle),
-    so that a servant counted at its failsafe by a correct master is never flagged over the limit."""
+    """A ``BusWatcher`` for a Modbus line at ``baud``: its heartbeat period and failsafe timeout, the
+    shortest silent-servant delay any master of that line uses (one servant: the shortest cycle), so
+    that a servant counted at its failsafe by a correct master is never flagged over the limit, and the
+    outbox's skipped STATUS and REQUEST counters, which are no loss."""
     from .transport.modbus_map import modbus_timing
 
     line, shortest = modbus_timing(baud or DEFAULT_BAUD), modbus_timing(baud or DEFAULT_BAUD, 1)
     return BusWatcher(heartbeat_period=line.heartbeat_period, failsafe_timeout=line.failsafe_timeout,
-                      servant_silent_after=shortest.servant_silent_after, reaction_allowance=reaction_allowance)
+                      servant_silent_after=shortest.servant_silent_after, reaction_allowance=reaction_allowance,
+                      replaced_types=frozenset({MsgType.STATUS, MsgType.REQUEST}))
 
 
 # ---------------------------------------------------------------------------

@@ -89,6 +89,10 @@ class BusWatcher:
     silenced: list[tuple[float, int, int]] = field(default_factory=list)  # (t, address, counted 0.1 A): drain it
     _heard: dict[int, float] = field(default_factory=dict)  # address -> last frame from that servant
     _silence_due: float = float("inf")  # no silence can have lasted silent_count_s before this
+    #: frame types whose alive counter may skip on this bus without a loss: a Modbus servant's outbox keeps
+    #: only its newest STATUS and REQUEST (an older one is stale), and the line loses nothing (a batch is
+    #: sent again until confirmed), so there a skipped STATUS or REQUEST counter is no anomaly
+    replaced_types: frozenset[MsgType] = frozenset()
     _hb_at: tuple[float, bool] | None = None  # the last heartbeat: (t, leaving)
     _restart_at: dict[int, float] = field(default_factory=dict)  # address -> its last set-limit or JOIN (rule 4)
     _fs_of_txn: dict[tuple[int, int], int] = field(default_factory=dict)  # (address, txn) -> failsafe it armed
@@ -163,7 +167,8 @@ class BusWatcher:
         elif isinstance(msg, Join):
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
             self._restart_at[msg.address] = t  # a (re)boot: its failsafe clock starts now
-        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not reboot:
+        replaced = status is E2EStatus.OK_SOME_LOST and msg.TYPE in self.replaced_types
+        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not reboot and not replaced:
             address = getattr(msg, "address", 0)
             if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
                 self._flag(out, t, "e2e", f"{msg.TYPE.name} from {address}: {status.value}",

@@ -216,3 +216,19 @@ def test_the_modbus_monitor_strict_stops_at_a_second_master(capsys: pytest.Captu
         os.close(device)
     assert code == 1
     assert "!! two-masters: two masters heartbeating" in capsys.readouterr().out
+
+
+def test_a_status_the_outbox_replaced_is_no_e2e_anomaly_on_modbus() -> None:
+    """A servant's outbox keeps only its newest STATUS: the counter skips, but nothing was lost on the
+    line (a batch is sent again until confirmed), so the Modbus watcher does not flag it; on CAN it does."""
+    from busshare.modbus_decode import line_watcher
+    from busshare.watch import BusWatcher
+
+    link = Link()
+    frames = [link.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320)) for _ in range(3)]
+    checker = Link()
+    got = [checker.receive(*frames[0]), checker.receive(*frames[2])]  # the second one was replaced
+    assert got[1].status is not None and got[1].status.value == "ok-some-lost"
+    for watcher, flagged in ((line_watcher(BAUD), False), (BusWatcher(), True)):
+        flags = [f for i, g in enumerate(got) for f in watcher.frame(i * 0.5, g.message, g.status)]
+        assert bool([f for f in flags if f.kind == "e2e"]) is flagged
