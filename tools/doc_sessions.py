@@ -111,7 +111,10 @@ class Proc:
             self.proc.wait(10)
             raise RuntimeError(f"{self.command}: still running after {timeout} s") from None
         self._reader.join(10)
-        return [f"$ {self.command}", *self.snapshot()]
+        lines = self.snapshot()
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return [f"$ {self.command}", *lines]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -166,31 +169,30 @@ class Session:
 
 
 def can_installation(scratch: Scratch) -> dict[str, list[str]]:
-    """examples/site.toml: servants 1-3 with simulated cars and 4 on the bench start first (no master:
-    they fail safe); a monitor; the master (it learns them, sees their failsafe, pauses a reaction
-    allowance, grants); servant 5, not in the config; `kill -9` of the master; the servants stop."""
+    """examples/site.toml: servants 1-3 with simulated cars (3 speaking JSON) and 4 on the bench start
+    first (no master: they fail safe); two monitors; the master (it learns them, sees their failsafe,
+    pauses a reaction allowance, grants); `kill -9` of the master; the servants stop."""
     site = "--config examples/site.toml"
     with Session(scratch, "can", _can_env()) as s:
-        servants = [s.start(f"busshare servant {site} --address {a} --serial {0x6cdd4070 + a:#x} --ev sim --seed {a}")
-                    for a in (1, 2, 3)]
+        servants = [s.start(f"busshare servant {site} --address {a} --serial {0x6cdd4070 + a:#x} --ev sim --seed {a}"
+                            + (" --json" if a == 3 else "")) for a in (1, 2, 3)]
         servants.append(s.start(f"busshare servant {site} --address 4 --serial 0x1cb7b4f7 --ev bench --pilot C"))
         for p in servants:
-            p.wait_for(r"failsafe \[\d\]: no master heard since boot")
+            p.wait_for(r"no master heard since boot")
         anomalies = s.start("busshare monitor --anomalies-only")
-        listing = s.start('busshare monitor | grep --line-buffered -E "(1→master|master→1) (JOIN|REQUEST|SET|GRANT|CUT|ACK|RELEASE)|!!"')
+        listing = s.start('busshare monitor | grep --line-buffered -E "(1→master|master→1) '
+                          '(JOIN|REQUEST|SET|GRANT|CUT|ACK|RELEASE)|!!"')
         time.sleep(1.0)  # both monitors are listening (nothing they print tells when)
         master = s.start(f"busshare master {site} --status-interval 4 --epoch 162")
         master.wait_count(r"grant-acked \[\d\]", 4)
-        fifth = s.start("busshare servant --address 5 --serial 0x6bb08461 --max 16 --ev bench --pilot A --json")
-        told = master.wait_for(r"unconfigured \[5\]")
-        fifth.wait_for(r'"event": "offer", "address": 5, "detail": "0.0 A"')
-        master.wait_for(r" status: ", after=told)
+        granted = master.wait_for(r"grant-acked")
+        master.wait_for(r" status: ", after=granted)
         master.signal(signal.SIGKILL)
-        for p in [*servants, fifth]:
+        for p in servants:
             p.wait_for(r"no heartbeat for")
         anomalies.wait_for(r"master-silent")
         listing.wait_for(r"master-silent")
-        for p in [*servants, fifth]:
+        for p in servants:
             p.signal(signal.SIGTERM)
             p.wait_for(r"stopped")
         for m in (anomalies, listing):
@@ -199,15 +201,15 @@ def can_installation(scratch: Scratch) -> dict[str, list[str]]:
         return {
             "master": master_lines,
             "servant1": servants[0].finish(),
+            "servant3": servants[2].finish(),
             "servant4": servants[3].finish(),
-            "servant5": fifth.finish(),
             "monitor-anomalies": anomalies.finish(),
             "monitor-servant1": listing.finish(),
         }
 
 
 # ---------------------------------------------------------------------------------------------------
-# CAN: bad frames and a second unit on one address while sharing goes on, then a graceful master exit
+# CAN: bad frames while sharing goes on, then a graceful master exit
 
 INJECT = ("python -c \"import can; bus = can.Bus(); [bus.send(can.Message(arbitration_id=i, data=d, "
           "is_extended_id=False)) for i, d in ((0x181, b'\\0\\x11'), (0x040, bytes(8)), (0x1FF, bytes(8)))]; "
@@ -215,38 +217,33 @@ INJECT = ("python -c \"import can; bus = can.Bus(); [bus.send(can.Message(arbitr
 
 
 def can_bad_input(scratch: Scratch) -> dict[str, list[str]]:
-    """site.toml (two 32 A units): master, servants 1 and 2 on the bench with a car charging; three
-    malformed frames injected; a second unit on address 2 for a while; SIGTERM of the master."""
+    """site.toml (two 32 A units): servants 1 and 2 on the bench with a car charging (started first:
+    they fail safe), a monitor, the master; three malformed frames injected; SIGTERM of the master."""
     with Session(scratch, "can-bad", _can_env()) as s:
-        listing = s.start('busshare monitor | grep --line-buffered -v -E "→(all|master) (HEARTBEAT|STATUS)"')
+        listing = s.start('busshare monitor | grep --line-buffered -E '
+                          '"(1→master|master→1) (JOIN|REQUEST|SET|GRANT|CUT|ACK|RELEASE)|BAD|!!|^--"')
         time.sleep(1.0)  # the monitor is listening (nothing it prints tells when)
-        master = s.start("busshare master --config site.toml --epoch 204")
-        master.wait_for(r"learning: ")
         s1 = s.start("busshare servant --config site.toml --address 1 --serial 0x6cdd4078 --ev bench --pilot C")
-        master.wait_for(r"learned \[1\]")
+        s1.wait_for(r"no master heard since boot")
         s2 = s.start("busshare servant --config site.toml --address 2 --serial 0xf5d411c2 --ev bench --pilot C")
+        s2.wait_for(r"no master heard since boot")
+        master = s.start("busshare master --config site.toml --epoch 204")
         s1.wait_for(r"grant \[1\]")
         s2.wait_for(r"grant \[2\]")
-        listing.wait_count(r"→master ACK", 2)
+        listing.wait_for(r"1→master ACK")
         inject = s.start(INJECT)
         inject.finish()
         s1.wait_count(r"frame-rejected", 3)
         listing.wait_count(r"!! ", 3)
         listing.signal(signal.SIGINT)
-        twin = s.start("busshare servant --config site.toml --address 2 --serial 0xbad --ev bench --pilot C")
-        cut1 = s1.wait_for(r"cut \[1\]: offer 32.0 A -> 0.0 A")
-        cut2 = s2.wait_for(r"twin \[2\]: ")
-        twin.signal(signal.SIGTERM)
-        twin.wait_for(r"stopped")
-        s1.wait_for(r"grant \[1\]: offer 0.0 A -> 32.0 A", after=cut1, timeout=90)
-        s2.wait_for(r"grant \[2\]: offer 0.0 A -> 32.0 A", after=cut2, timeout=90)
+        monitor = listing.finish()
         master.signal(signal.SIGTERM)
         master.wait_for(r"stopped")
         for p in (s1, s2):
             p.wait_for(r"master 1 is leaving")
             p.signal(signal.SIGTERM)
             p.wait_for(r"stopped")
-        return {"servant1": s1.finish(), "monitor": listing.finish(), "inject": inject.finish()}
+        return {"servant1": s1.finish(), "monitor": monitor, "inject": inject.finish()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -254,11 +251,12 @@ def can_bad_input(scratch: Scratch) -> dict[str, list[str]]:
 
 
 def can_embedded(scratch: Scratch) -> dict[str, list[str]]:
-    """embedded.toml (one unit, the example's): its master, then examples/embed_servant.py; Ctrl-C."""
+    """embedded.toml (one unit, the example's): examples/embed_servant.py (no master yet: it fails safe),
+    then its master; Ctrl-C."""
     with Session(scratch, "can-embed", _can_env()) as s:
-        master = s.start("busshare master --config embedded.toml --epoch 103")
-        master.wait_for(r"learning: ")
         unit = s.start("python examples/embed_servant.py")
+        unit.wait_for(r"^failsafe ")
+        master = s.start("busshare master --config embedded.toml --epoch 103")
         unit.wait_for(r"^grant ")
         master.wait_for(r"grant-acked \[1\]")
         unit.signal(signal.SIGINT)

@@ -35,8 +35,8 @@ are compared exactly).  Each one replaces what it matches by a placeholder, in b
             ``"last_heartbeat"``) and the durations measured between events (``after 0.18 s``,
             ``0.15 s ago``, ``for 1.50 s``, ``gap 1.535 s``).
 ``counts``  frame counters, which count frames over wall-clock time: the numbers in ``status:``
-            lines after ``|``, in ``stopped`` lines, in a monitor's closing ``-- N frames`` line and
-            in the RS-485 emulator's counters.
+            lines after ``|``, in ``stopped`` lines and records, in a monitor's closing ``-- N frames``
+            line and in the RS-485 emulator's counters.
 ``order``   a run of consecutive lines of the same event kind (``learned``, ``grant-acked``, ...) from
             several units at once is compared as a set: the units answer in any order.
 ``ptys``    pseudo-terminal numbers (``/dev/pts/N``), which the kernel assigns.
@@ -156,7 +156,7 @@ def keep(lines: list[str], spec: str | None) -> list[str]:
 
 
 _TIME_PATTERNS = [
-    re.compile(r"^(\s*)-?\d+\.\d{3}(?= )"),  # the first column of node and monitor lines
+    re.compile(r"^()\s*-?\d+\.\d{3}(?= )"),  # the first column of node and monitor lines (and its padding)
     re.compile(r'("(?:t|last_heartbeat|heartbeat_age)": )-?\d+(?:\.\d+)?(?:e-?\d+)?'),
     re.compile(r"((?:after|for|gap|since) )\d+\.\d+(?= s)"),
     re.compile(r"()\d+\.\d+(?= s ago)"),
@@ -171,6 +171,8 @@ def _times(line: str) -> str:
 
 
 def _counts(line: str) -> str:
+    if '"event": "stopped"' in line:  # a JSON record: the counters are in its detail
+        return re.sub(r'("detail": ")([^"]*)', lambda m: m.group(1) + re.sub(r"\b\d+\b", "<n>", m.group(2)), line)
     m = _COUNTED.search(line)
     if m is None:
         return line
@@ -322,8 +324,8 @@ def modbus_timing_table() -> list[str]:
         t8, t32 = mm.modbus_timing(baud, 8), mm.modbus_timing(baud, 32)
         out.append(
             f"| {baud} | {rtu.char_time(baud) * 1000:.3f} ms | {rtu.gap_time(baud) * 1000:.2f} ms "
-            f"| {mm.poll_wire_time(baud, mm.MAILBOX_SLOTS) * 1000:.1f} ms "
-            f"| {mm.heartbeat_wire_time(baud) * 1000:.1f} ms "
+            f"| {mm.poll_wire_time(baud) * 1000:.1f} ms "
+            f"| {mm.broadcast_wire_time(baud) * 1000:.1f} ms "
             f"| {mm.cycle_wire_time(baud, 8) * 1000:.0f} / {mm.cycle_wire_time(baud, 32) * 1000:.0f} ms "
             f"| {t8.heartbeat_period:g} s | {t8.failsafe_timeout:.1f} s "
             f"| {t8.status_period:.1f} / {t32.status_period:.1f} s "
@@ -336,9 +338,14 @@ TABLES: dict[str, Callable[[], list[str]]] = {"modbus-timing": modbus_timing_tab
 
 
 class Context:
-    """What regenerating needs once per run: the scratch directory and each session's outputs."""
+    """What regenerating needs once per run: the scratch directory and each session's outputs.
 
-    def __init__(self) -> None:
+    A session may also return files (parts named ``file:NAME``, e.g. the RS-485 emulator's capture);
+    with ``keep_files`` they replace docs/examples/NAME (and the scratch copy), so the examples that
+    read them show that very run."""
+
+    def __init__(self, keep_files: bool = False) -> None:
+        self.keep_files = keep_files
         self._scratch: Scratch | None = None
         self._sessions: dict[str, dict[str, list[str]]] = {}
 
@@ -353,7 +360,13 @@ class Context:
             sys.path.insert(0, str(Path(__file__).parent))
             import doc_sessions
 
-            self._sessions[name] = doc_sessions.SESSIONS[name](self.scratch)
+            parts = doc_sessions.SESSIONS[name](self.scratch)
+            for part, lines in parts.items():
+                if part.startswith("file:") and self.keep_files:
+                    text = "\n".join(lines) + "\n"
+                    (EXAMPLES / part[5:]).write_text(text)
+                    (self.scratch.path / part[5:]).write_text(text)
+            self._sessions[name] = parts
         return self._sessions[name]
 
     def close(self) -> None:
@@ -416,10 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench", action="store_true", help="also re-measure the benchmark figures (many minutes)")
     args = ap.parse_args(argv)
     blocks = list(selected(all_blocks(), args.only, args.bench))
-    ctx = Context()
+    ctx = Context(keep_files=not args.check)
     fresh: dict[int, list[str]] = {}
     drifted = 0
     try:
+        if not args.check:  # sessions first: the files they leave (captures) are read by other blocks
+            for name in dict.fromkeys(b.args[0] for b in blocks if b.recipe == "session"):
+                print(f"session {name} ...", file=sys.stderr, flush=True)
+                ctx.session(name)
         for b in blocks:
             print(f"{b.name} ...", file=sys.stderr, flush=True)
             new = regenerate(b, ctx)
