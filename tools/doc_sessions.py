@@ -148,7 +148,7 @@ class Session:
         for f in scratch.path.iterdir():
             if f.is_file():
                 shutil.copy(f, self.cwd / f.name)
-            elif f.name in ("examples", "benchmarks"):
+            elif f.name in ("examples", "benchmarks", "dbc"):
                 (self.cwd / f.name).symlink_to(f.resolve())
 
     def start(self, command: str) -> Proc:

@@ -1,6 +1,7 @@
 """Regenerate every output shown in README.md and docs/*.md from real runs, or check that none drifted.
 
-    python tools/regen_docs.py              # rewrite every shown output in place (a few minutes)
+    python tools/regen_docs.py              # rewrite every shown output that drifted, in place (about a minute)
+    python tools/regen_docs.py --force      # rewrite every one from this run, drifted or not
     python tools/regen_docs.py --check      # change nothing; exit 1 with a diff where a block differs
     python tools/regen_docs.py --only MODBUS.md --only sessions   # blocks whose file or recipe matches
     python tools/regen_docs.py --bench      # also re-measure the benchmark figures (many minutes)
@@ -238,6 +239,7 @@ class Scratch:
             shutil.copy(f, path / f.name)
         (path / "examples").symlink_to(ROOT / "examples")
         (path / "benchmarks").symlink_to(ROOT / "benchmarks")
+        (path / "dbc").symlink_to(ROOT / "dbc")
         bindir = path / ".bin"
         bindir.mkdir()
         shim = bindir / "busshare"  # this checkout's busshare, with this interpreter, installed or not
@@ -247,7 +249,8 @@ class Scratch:
         python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         python.chmod(0o755)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CAN_", "BUSSHARE_", "PYTEST"))}
-        env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
+        path_dirs = [str(bindir), str(Path(sys.executable).parent), env.get("PATH", "")]  # the venv's tools too
+        env.update(PATH=os.pathsep.join(path_dirs), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
                    TERM="dumb", COLUMNS="100", LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
         scratch = cls(path, env)
         scratch.bash(["busshare sim --speed max --quiet --log story.log > /dev/null"])
@@ -341,11 +344,10 @@ class Context:
     """What regenerating needs once per run: the scratch directory and each session's outputs.
 
     A session may also return files (parts named ``file:NAME``, e.g. the RS-485 emulator's capture);
-    with ``keep_files`` they replace docs/examples/NAME (and the scratch copy), so the examples that
-    read them show that very run."""
+    ``keep_files(name)`` makes them replace docs/examples/NAME (and the scratch copy), so the examples
+    that read them show that very run."""
 
-    def __init__(self, keep_files: bool = False) -> None:
-        self.keep_files = keep_files
+    def __init__(self) -> None:
         self._scratch: Scratch | None = None
         self._sessions: dict[str, dict[str, list[str]]] = {}
 
@@ -360,14 +362,23 @@ class Context:
             sys.path.insert(0, str(Path(__file__).parent))
             import doc_sessions
 
-            parts = doc_sessions.SESSIONS[name](self.scratch)
-            for part, lines in parts.items():
-                if part.startswith("file:") and self.keep_files:
-                    text = "\n".join(lines) + "\n"
-                    (EXAMPLES / part[5:]).write_text(text)
-                    (self.scratch.path / part[5:]).write_text(text)
-            self._sessions[name] = parts
+            self._sessions[name] = doc_sessions.SESSIONS[name](self.scratch)
         return self._sessions[name]
+
+    def keep_files(self, name: str) -> list[str]:
+        """Store the files session ``name`` left; their names."""
+        names = []
+        for part, lines in self.session(name).items():
+            if part.startswith("file:"):
+                text = "\n".join(lines) + "\n"
+                (EXAMPLES / part[5:]).write_text(text)
+                (self.scratch.path / part[5:]).write_text(text)
+                names.append(part[5:])
+        return names
+
+    def forget_session(self, name: str) -> None:
+        """The next ``session(name)`` runs it again."""
+        self._sessions.pop(name, None)
 
     def close(self) -> None:
         if self._scratch is not None:
@@ -427,33 +438,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="TEXT",
                     help="only blocks whose file name or recipe contains TEXT ('sessions': the multi-process ones)")
     ap.add_argument("--bench", action="store_true", help="also re-measure the benchmark figures (many minutes)")
+    ap.add_argument("--force", action="store_true",
+                    help="rewrite every block from this run, even those equal after normalisation")
     args = ap.parse_args(argv)
     blocks = list(selected(all_blocks(), args.only, args.bench))
-    ctx = Context(keep_files=not args.check)
+    ctx = Context()
     fresh: dict[int, list[str]] = {}
-    drifted = 0
+    drifted: list[Block] = []
     try:
-        if not args.check:  # sessions first: the files they leave (captures) are read by other blocks
+        if not args.check:
+            # Sessions first: a session whose shown outputs drifted replaces them all, and the files it
+            # left (a capture), and so every block that reads those files: one run, shown consistently.
+            # An unchanged one (after normalisation) keeps the docs as they are: no churn.
             for name in dict.fromkeys(b.args[0] for b in blocks if b.recipe == "session"):
                 print(f"session {name} ...", file=sys.stderr, flush=True)
-                ctx.session(name)
+                own = [b for b in blocks if b.recipe == "session" and b.args[0] == name]
+                news = {id(b): regenerate(b, ctx) for b in own}
+                if args.force or any(drift(b, news[id(b)]) for b in own):
+                    drifted += [b for b in own if drift(b, news[id(b)])]
+                    fresh.update(news)
+                    files = ctx.keep_files(name)
+                    blocks += [b for b in all_blocks() if b.recipe == "shell" and b not in blocks
+                               and any(f in "\n".join(b.body) for f in files)]
         for b in blocks:
+            if b.recipe == "session" and not args.check:
+                continue
             print(f"{b.name} ...", file=sys.stderr, flush=True)
             new = regenerate(b, ctx)
             diff = drift(b, new)
             if diff:
-                drifted += 1
+                drifted.append(b)
                 if args.check:
                     print(diff)
-            if new != b.body:
+            if (diff or args.force) and new != b.body:
                 fresh[id(b)] = new
     finally:
         ctx.close()
     if args.check:
-        print(f"{len(blocks)} blocks checked, {drifted} drifted", file=sys.stderr)
+        print(f"{len(blocks)} blocks checked, {len(drifted)} drifted", file=sys.stderr)
         return 1 if drifted else 0
     rewrite(blocks, fresh)
-    print(f"{len(blocks)} blocks regenerated, {len(fresh)} rewritten ({drifted} had drifted)", file=sys.stderr)
+    print(f"{len(blocks)} blocks regenerated, {len(fresh)} rewritten ({len(drifted)} had drifted)", file=sys.stderr)
     return 0
 
 
