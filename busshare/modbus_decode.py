@@ -30,9 +30,9 @@ from datetime import datetime
 from typing import IO, Any
 
 from .decode import Frame, Record, Unreadable
+from .frames import MsgType
 from .transport import modbus_map as mm
 from .transport import rtu
-from .frames import MsgType
 from .watch import BusWatcher
 
 DEFAULT_BAUD = 19200
