@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 WAIT = 60.0  # s: generous, the machine is shared
 
 
+class MissingTool(RuntimeError):
+    """A program a session shows (mbpoll) is not installed here."""
+
+
+def need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        raise MissingTool(f"{tool} is not installed (Debian: apt-get install {tool})")
+
+
 def free_udp_port() -> int:
     """A UDP port nobody uses now (bound and released), for a bus of our own."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -274,6 +283,7 @@ def modbus_line(scratch: Scratch) -> dict[str, list[str]]:
     with pilot files, a passive monitor; car 1 plugs in, then car 2, then car 1 leaves; `kill -9` of the
     master; mbpoll reads servant 2's plain registers; everything stops.  The emulator's capture becomes
     docs/examples/line.txt, which the decode examples read."""
+    need("mbpoll")
     with Session(scratch, "modbus") as s:
         line = s.start("python -m busshare.transport.rs485 --ports 5 --baud 19200 --capture line.txt")
         line.wait_count(r"^/dev/", 5)
