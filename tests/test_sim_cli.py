@@ -109,18 +109,8 @@ def test_live_view_redraws_in_place_on_a_terminal() -> None:
                             stdin=child_fd, stdout=child_fd, stderr=child_fd, cwd=ROOT, close_fds=True,
                             env={**os.environ, "TERM": "xterm"})
     os.close(child_fd)
-    out = b""
-    while True:
-        ready, _, _ = select.select([main_fd], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main_fd, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = bytearray()
+    _read_until(main_fd, lambda b: False, out)  # to the end
     proc.wait(timeout=60)
     os.close(main_fd)
     text = out.decode(errors="replace")
