@@ -16,7 +16,7 @@ from typing import Any
 
 from .decode import E2E_KINDS, FOREIGN_KINDS, MALFORMED_KINDS, CaptureDecoder, Decoded
 from .e2e import E2EStatus
-from .frames import Heartbeat, Join, Message, Nack, Release, SetLimit, Status
+from .frames import Ack, Heartbeat, Join, Message, Nack, Release, SetLimit, Status
 from .pilot import PilotState
 from .timeline import Mark, Sample, Timeline
 from .watch import BusWatcher, Flag
@@ -34,6 +34,8 @@ class ServantSeen:
     pilot: PilotState | None = None
     offered_da: int = 0
     measured_da: int | None = None
+    metered: bool = False  # some STATUS or ACK carried a meter reading (a meterless unit sends none)
+    reports: int = 0  # STATUS and ACK frames: a unit none of whose reports has a reading has no meter
     peak_offered_da: int = 0
     peak_measured_da: int = 0
     charge_das: float = 0.0  # measured current integrated over time, 0.1 A * s
@@ -72,9 +74,18 @@ class CaptureSummary:
         t = 0.0 if d.t is None else d.t
         self.timestamps = self.timestamps or d.t is not None
         w = self.watcher
+        before = w.in_force_da()
         if t - self._last_tick >= 0.05:  # the watcher's clock-driven checks, at the tick period
             self._last_tick = t
             self._flags(w.tick(t))
+        self._message_frame(t, d)
+        self._silenced()
+        after = w.in_force_da()
+        if after != before or not self.in_force:
+            self.in_force.append((t, after))
+
+    def _message_frame(self, t: float, d: Decoded) -> None:
+        w = self.watcher
         if d.message is None:
             assert d.bad is not None
             if d.bad.kind in ("crc", *MALFORMED_KINDS):
@@ -90,12 +101,22 @@ class CaptureSummary:
             return
         if isinstance(msg, Heartbeat):
             self._heartbeat_period(t)
-        before = w.in_force_da()
         self._flags(w.frame(t, msg, d.status))
-        after = w.in_force_da()
-        if after != before or not self.in_force:
-            self.in_force.append((t, after))
         self._message(t, msg)
+
+    def _silenced(self) -> None:
+        """A servant silent long enough to count at its failsafe (rule 3) is shown there too: a correct one
+        fell to it on its own (it heard no master, or none confirmed it), and its last STATUS is stale."""
+        for t, address, counted in self.watcher.silenced:
+            s = self.servants.get(address)
+            if s is None:
+                continue
+            measured = None if s.measured_da is None else min(s.measured_da, counted)
+            if s.offered_da > counted or measured != s.measured_da:
+                self.marks.append(Mark(t, address, "silent", f"not heard for {self.watcher.silent_count_s:.1f} s: "
+                                       f"counted at its failsafe {counted / 10:.1f} A"))
+                self._offer(t, s, min(s.offered_da, counted), measured, s.pilot or PilotState.A)
+        self.watcher.silenced.clear()
 
     def _heartbeat_period(self, t: float) -> None:
         """No config: gaps are judged against this master's own period (the smallest interval
@@ -142,6 +163,14 @@ class CaptureSummary:
             s.max_da = msg.max_da
         elif isinstance(msg, Release):
             self._offer(t, s, 0, s.measured_da, s.pilot or PilotState.A)
+        elif isinstance(msg, Ack):
+            # The servant applied the limit before it acked (a cut: once its car slowed down), so its
+            # offer is the acked one from now on, whatever its last STATUS said: statuses come every
+            # status period (once a poll cycle or slower on Modbus), and a stale one would count a cut
+            # unit at its old current next to the newcomer it made room for.
+            measured = s.measured_da if msg.measured_da is None else msg.measured_da
+            s.reports += 1
+            self._offer(t, s, msg.applied_da, measured, s.pilot or PilotState.A)
         elif isinstance(msg, Status):
             s.serials.add(msg.serial_tag)
             if s.last_status_t is not None:
@@ -158,11 +187,13 @@ class CaptureSummary:
             if s.measured_da is not None and s.meas_t is not None:
                 s.charge_das += s.measured_da * max(0.0, t - s.meas_t)
             s.meas_t = t
+            s.reports += 1
             self._offer(t, s, msg.offered_da, msg.measured_da, msg.pilot)
 
     def _offer(self, t: float, s: ServantSeen, offered: int, measured: int | None, pilot: PilotState) -> None:
         changed = (offered, measured, pilot) != (s.offered_da, s.measured_da, s.pilot) or not self.samples
         s.offered_da, s.measured_da, s.pilot = offered, measured, pilot
+        s.metered = s.metered or measured is not None
         s.peak_offered_da = max(s.peak_offered_da, offered)
         if measured is not None:
             s.peak_measured_da = max(s.peak_measured_da, measured)
@@ -258,8 +289,9 @@ class CaptureSummary:
                 "pilot": None if s.pilot is None else s.pilot.name,
                 "offered_a": s.offered_da / 10,
                 "peak_offered_a": s.peak_offered_da / 10,
-                "peak_measured_a": s.peak_measured_da / 10,
-                "charge_ah": round(s.charge_das / 36000, 3),
+                "meter": s.metered if s.reports else None,  # None: no STATUS or ACK seen
+                "peak_measured_a": s.peak_measured_da / 10 if s.metered else None,
+                "charge_ah": round(s.charge_das / 36000, 3) if s.metered else None,
                 "failsafe_entries": s.failsafe_entries,
                 "status_gaps": gaps,
             })
@@ -283,6 +315,7 @@ class CaptureSummary:
             + [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("master-silent", [])],
             "master_leaving_s": [rel(t) for t in self.leaving],
             "failsafe_entries": [{"t_s": rel(t), "address": a, "offered_a": o / 10} for t, a, o in self.failsafe_events],
+            "missing_failsafe": [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("missing-failsafe", [])],
             "e2e_errors": e2e,
             "some_lost": dec.counts["ok-some-lost"],
             "malformed": {k: dec.counts[k] for k in MALFORMED_KINDS if dec.counts[k]},
@@ -305,6 +338,17 @@ class CaptureSummary:
             "peak_offered_a": self.peak_offered_da / 10,
             "peak_drawn_a": self.peak_drawn_da / 10,
         }
+
+
+#: The summary's lists that are safety findings (`decode --strict` exits 1 when one is not empty).
+FINDINGS = {"over_limit": "over the limit", "cuts_never_acked": "cuts never acked",
+            "missing_failsafe": "missing failsafe", "second_master": "second master",
+            "duplicate_addresses": "duplicate addresses"}
+
+
+def findings(r: dict[str, Any]) -> dict[str, int]:
+    """What a summary found against the safety rules: {title: count}, only the non-empty ones."""
+    return {title: len(r[key]) for key, title in FINDINGS.items() if r.get(key)}
 
 
 def _why(d: Decoded) -> Any:
@@ -350,7 +394,8 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append(
             f"  {s['address']:>2}  serial {serial}{mx}  {s['frames']} frames  pilot {s['pilot'] or '?'}  "
             f"offered {s['offered_a']:.1f} A (peak {s['peak_offered_a']:.1f})  "
-            f"drawn peak {s['peak_measured_a']:.1f} A  {s['charge_ah']:.2f} Ah"
+            + (f"drawn peak {s['peak_measured_a']:.1f} A  {s['charge_ah']:.2f} Ah" if s["meter"]
+               else "no meter" if s["meter"] is False else "drawn unknown (no STATUS seen)")
             + (f"  failsafe x{s['failsafe_entries']}" if s["failsafe_entries"] else "")
             + (f"  status gaps {s['status_gaps']}" if s["status_gaps"] else "")
         )
@@ -359,6 +404,7 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append(f"master leaving announced at: {', '.join(f'{t:.3f} s' for t in r['master_leaving_s'])}")
     out.append(_list("failsafe entries",
         [f"{e['t_s']:.3f} s  servant {e['address']} at {e['offered_a']:.1f} A" for e in r["failsafe_entries"]]))
+    out.append(_list("missing failsafe", r["missing_failsafe"]))
     e2e = ", ".join(f"{k} {n}" for k, n in r["e2e_errors"].items()) or "none"
     out.append(f"E2E errors: {e2e}" + (f" (and {r['some_lost']} frames after a small loss)" if r["some_lost"] else ""))
     other = {**r["malformed"], **r["not_protocol"]}

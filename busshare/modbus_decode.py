@@ -22,6 +22,7 @@ plain registers, exceptions) is counted in ``stats`` and not yielded.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -29,8 +30,10 @@ from datetime import datetime
 from typing import IO, Any
 
 from .decode import Frame, Record, Unreadable
+from .frames import MsgType
 from .transport import modbus_map as mm
 from .transport import rtu
+from .watch import BusWatcher
 
 DEFAULT_BAUD = 19200
 
@@ -183,13 +186,14 @@ def detect(head: bytes) -> str:
 
 
 def looks_like_modbus_capture(path: str) -> bool:
-    """True for a file whose first line is a timestamped or plain hex line (not candump text)."""
+    """True for a file whose lines are timestamped or plain hex bursts (the RS-485 emulator's capture, a
+    sniffer's log), which no CAN capture format looks like; ``#`` comments are skipped."""
     try:
-        with open(path, "rb") as f:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
             head = f.read(4096)
-    except OSError:
+    except (OSError, EOFError):
         return False
-    return detect(head) in ("timed", "hex") and b"#" not in head.split(b"\n", 1)[0][:1]
+    return detect(head) in ("timed", "hex")
 
 
 def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[str] | None = None,
@@ -226,6 +230,19 @@ def modbus_records(stream: IO[bytes], baud: int | None = None, stats: Counter[st
         yield from ex.chunk(c)
 
 
+def line_watcher(baud: int | None, reaction_allowance: float = 5.0) -> BusWatcher:
+    """A ``BusWatcher`` for a Modbus line at ``baud``: its heartbeat period and failsafe timeout, the
+    shortest silent-servant delay any master of that line uses (one servant: the shortest cycle), so
+    that a servant counted at its failsafe by a correct master is never flagged over the limit, and the
+    outbox's skipped STATUS and REQUEST counters, which are no loss."""
+    from .transport.modbus_map import modbus_timing
+
+    line, shortest = modbus_timing(baud or DEFAULT_BAUD), modbus_timing(baud or DEFAULT_BAUD, 1)
+    return BusWatcher(heartbeat_period=line.heartbeat_period, failsafe_timeout=line.failsafe_timeout,
+                      servant_silent_after=shortest.servant_silent_after, reaction_allowance=reaction_allowance,
+                      replaced_types=frozenset({MsgType.STATUS, MsgType.REQUEST}))
+
+
 # ---------------------------------------------------------------------------
 # `busshare monitor --modbus PORT`: passive sniffing
 
@@ -257,16 +274,13 @@ def run_modbus_monitor(args: Any) -> int:
     from .frames import FrameError
     from .link import Link
     from .report.records import TimeBase, TimeMode
-    from .transport.modbus_map import modbus_timing
     from .transport.modbus_servant import open_serial
-    from .watch import BusWatcher, Flag, flag_line, summary_line
+    from .watch import SAFETY_KINDS, Flag, flag_line, summary_line
 
     port = open_serial(args.modbus, args.baud)
-    timing = modbus_timing(args.baud)
     fd = port.fileno()
     link, describer = Link(), Describer()
-    watcher = BusWatcher(heartbeat_period=timing.heartbeat_period, failsafe_timeout=timing.failsafe_timeout,
-                         reaction_allowance=getattr(args, "reaction_allowance", 5.0))
+    watcher = line_watcher(args.baud, getattr(args, "reaction_allowance", 5.0))
     splitter, stats = LiveSplitter(args.baud), Counter[str]()
     ex = Extractor(stats)
     stop = threading.Event()
@@ -278,9 +292,14 @@ def run_modbus_monitor(args: Any) -> int:
     rejected: Counter[str] = Counter()
     quiet_after = max(rtu.gap_time(args.baud), 0.002)
 
+    found: list[Flag] = []
+
     def flags(fl: list[Flag]) -> None:
         for f in fl:
             out.write(flag_line(f, args.json, times) + "\n")
+            if getattr(args, "strict", False) and f.kind in SAFETY_KINDS and not found:
+                found.append(f)  # --strict: the first safety finding ends the watch
+                stop.set()
 
     def show(chunks: list[rtu.Chunk]) -> None:
         nonlocal frames
@@ -343,4 +362,4 @@ def run_modbus_monitor(args: Any) -> int:
                            start_t=times(0.0), duration_s=time.monotonic() - start)
               + "\n")
     out.flush()
-    return 0
+    return 1 if found else 0

@@ -112,7 +112,7 @@ class Runtime:
         if self.transport.bus_off and hasattr(self.node, "link_down"):
             self._step(self.node.link_down(now) or [], now)  # some nodes return nothing here
             if not self._link_was_down:
-                self._emit(now, "link-down", None, "bus-off: counting as no master")
+                self._emit(now, "link-down", None, f"{self._link_down_words()}: counting as no master")
             self._link_was_down = True
         else:
             self._link_was_down = False
@@ -211,6 +211,10 @@ class Runtime:
     def _emit(self, t: float, kind: str, address: int | None, detail: str) -> None:
         self.on_record(self._record(t, kind, address, detail))
 
+    def _link_down_words(self) -> str:
+        """The transport's name for a link that is down: bus-off on CAN, RS-485 words on Modbus."""
+        return str(getattr(self.transport, "link_down_words", "bus-off"))
+
     # -- status -------------------------------------------------------------------
 
     def status(self, now: float) -> Record:
@@ -236,6 +240,8 @@ class Runtime:
             rec["heard_age"] = round(now - heard, 3)
         rec.update(frames_in=self.stats.frames_in, rejected=self.stats.rejected, sent=self.stats.sent,
                    send_failed=self.stats.send_failed, bus_off=self.transport.bus_off)
+        if rec["bus_off"]:
+            rec["link_down"] = self._link_down_words()
         if self.stats.rejected_kinds:
             rec["rejected_kinds"] = dict(self.stats.rejected_kinds)
         return rec

@@ -383,8 +383,12 @@ class Servant:
             # than a reaction allowance ago and the EV may still draw what it had before. Acked as a cut,
             # on the clock of the last lowering from above this limit (the pilot has stayed at or below it since)
             since = max(t for t, before in recent if before > limit)
-            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may still "
-                             f"draw up to {_a(may_draw)})")
+            if old_offer == limit:  # e.g. the master's confirm of a RELEASE: the pilot does not move
+                self._events.add(now, "confirm", self.address, f"offer stays {_a(limit)}; acked once the draw "
+                                 f"has followed the lowering from {_a(may_draw)}")
+            else:
+                self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
+                                 f"still draw up to {_a(may_draw)})")
             self._pending = (msg.txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:

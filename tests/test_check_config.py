@@ -181,3 +181,9 @@ def test_a_file_that_is_not_utf8_is_one_problem_naming_it(tmp_path: Path) -> Non
     r = cli(str(path))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stdout.splitlines()[0].startswith(f"{path}: the file is not UTF-8 text (byte 0xe9")
+def test_the_shipped_example_is_clean() -> None:
+    """examples/site.toml is what users copy: it passes without a single note to explain away."""
+    r = cli("examples/site.toml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("examples/site.toml: ok\n")
+    assert "note:" not in r.stdout and r.stderr == "", r.stdout

@@ -141,6 +141,26 @@ def test_the_decode_command_reads_a_modbus_capture(tmp_path, capsys) -> None:
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("header", [b"", b"# rs485 line: 6 ports, 19200 baud, t = time.monotonic() - 1.0\n"])
+def test_a_modbus_capture_decoded_as_can_suggests_the_flag(tmp_path, capsys, header: bytes) -> None:
+    """Not a thousand `UNREADABLE ... not a candump line` lines: one line naming the flag."""
+    from busshare.cli import main
+
+    frames, _ = line_bytes()
+    cap = tmp_path / "line.txt"
+    cap.write_bytes(header + timed_text(frames))
+    assert main(["decode", str(cap)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"busshare decode --modbus {cap}" in err and "Modbus RTU capture" in err
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"".join(f.hex(" ").encode() + b"\n" for f in frames))
+    assert main(["decode", "--summary", str(plain)]) == 2
+    assert "--modbus" in capsys.readouterr().err
+    can = tmp_path / "can.log"  # a CAN capture is still a CAN capture
+    can.write_text("(1700000000.000000) vcan0 040#AA0001070080020F\n")
+    assert main(["decode", str(can)]) == 0
+
 
 def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,3 +183,53 @@ def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
     assert (last["record"], last["command"], last["frames"], last["rejected"], last["anomalies"], last["modbus"]) == (
         "summary", "monitor", 0, 0, {}, {})
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back
+
+
+def test_the_modbus_monitor_strict_stops_at_a_second_master(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two masters' heartbeat broadcasts on the line: `monitor --modbus --strict` exits 1 (same rules as CAN)."""
+    import threading
+    import time
+
+    from busshare.cli import main
+
+    line, device = pty.openpty()
+    tty.setraw(device)
+    done = threading.Event()
+
+    def two_masters() -> None:
+        links = {1: Link(), 2: Link()}
+        for _ in range(200):
+            for master_id, epoch in ((1, 7), (2, 3)):
+                if done.is_set():
+                    return
+                hb = links[master_id].encode(Heartbeat(master_id, epoch, 640))
+                os.write(line, rtu.write_multiple_request(0, mm.BROADCAST_BOX, mm.slot_regs(*hb)))
+                time.sleep(0.05)  # well over the 3.5-character gap
+
+    writer = threading.Thread(target=two_masters, daemon=True)
+    try:
+        writer.start()
+        code = main(["monitor", "--modbus", os.ttyname(device), "--baud", str(BAUD), "--strict", "--duration", "30"])
+    finally:
+        done.set()
+        writer.join(10)
+        os.close(line)
+        os.close(device)
+    assert code == 1
+    assert "!! two-masters: two masters heartbeating" in capsys.readouterr().out
+
+
+def test_a_status_the_outbox_replaced_is_no_e2e_anomaly_on_modbus() -> None:
+    """A servant's outbox keeps only its newest STATUS: the counter skips, but nothing was lost on the
+    line (a batch is sent again until confirmed), so the Modbus watcher does not flag it; on CAN it does."""
+    from busshare.modbus_decode import line_watcher
+    from busshare.watch import BusWatcher
+
+    link = Link()
+    frames = [link.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320)) for _ in range(3)]
+    checker = Link()
+    got = [checker.receive(*frames[0]), checker.receive(*frames[2])]  # the second one was replaced
+    assert got[1].status is not None and got[1].status.value == "ok-some-lost"
+    for watcher, flagged in ((line_watcher(BAUD), False), (BusWatcher(), True)):
+        flags = [f for i, g in enumerate(got) for f in watcher.frame(i * 0.5, g.message, g.status)]
+        assert bool([f for f in flags if f.kind == "e2e"]) is flagged

@@ -10,6 +10,7 @@ heard.
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -18,10 +19,13 @@ from pathlib import Path
 
 import pytest
 from nodeproc import NodeProc, Record
+from test_decode_truth import assert_never_over, summarise
 
+from busshare.commands._common import printer
 from busshare.decode import Frame, Unreadable
 from busshare.frames import Ack, SetLimit, decode
 from busshare.modbus_decode import modbus_records
+from busshare.report.records import TimeBase, TimeMode
 from busshare.transport import modbus_map as mm
 from busshare.transport.rs485 import Rs485Bus
 
@@ -181,6 +185,9 @@ def test_the_seed_story_over_modbus(line: Line) -> None:
     recs = line.frames()
     assert sum(isinstance(r, Frame) for r in recs) > 20
     assert not [r for r in recs if isinstance(r, Unreadable)]
+    # and, reconstructed from that capture alone, the installation never appears over its limit
+    result, timeline, _ = summarise(recs)
+    assert_never_over(result, timeline, 640)
 
 
 def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> None:
@@ -193,6 +200,10 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     n1, n2, nm = len(s1.snapshot()), len(s2.snapshot()), len(master.snapshot())
     line.bus.drop_next(port2, 10**9)  # its replies never reach the line; it still hears everything
     s2.wait_for(is_event("link-lost"), WAIT, after=n2)
+    down = s2.wait_for(is_event("link-down"), WAIT, after=n2)  # in RS-485 words: it is polled, never heard
+    assert down["detail"] == "replies unconfirmed: counting as no master"
+    assert printer_line({**down, "record": "status", "frames_in": 0, "sent": 0, "rejected": 0, "send_failed": 0,
+                         "bus_off": True, "link_down": "replies unconfirmed"}).endswith(" REPLIES UNCONFIRMED")
     s2.wait_for(lambda r: r.get("event") == "offer" and r["offer_a"] <= 6.0, WAIT, after=n2)
     master.wait_for(lambda r: r.get("event") == "servant-silent" and r.get("address") == 2, WAIT, after=nm)
     # the other servant keeps charging, and the master hands it more only within the limit
@@ -200,6 +211,28 @@ def test_a_servant_the_master_cannot_hear_fails_safe_by_itself(line2: Line) -> N
     line.bus.clear_faults(port2)
     s2.wait_for(is_event("link-back"), WAIT, after=n2)
     offers_never_exceed([s1, s2], 64.0)
+
+
+def test_a_silent_line_is_a_silent_master_not_bus_off(line2: Line) -> None:
+    """No master on the line: the servant fails safe by the heartbeat rule and its status line says so;
+    nothing reads BUS-OFF (CAN's word for a controller that stopped transmitting)."""
+    _, path = line2.port()
+    servant = NodeProc(["servant", "--modbus", path, "--baud", str(BAUD), "--address", "1", "--json",
+                        "--status-interval", "0.5"], "servant1")
+    line2.procs.append(servant)
+    servant.wait_for(lambda r: r.get("event") == "failsafe" and "no master heard since boot" in r["detail"], WAIT)
+    status = servant.wait_for(lambda r: r.get("record") == "status" and r.get("failsafe"), WAIT)
+    n = len(servant.snapshot())
+    servant.wait_for(lambda r: r.get("record") == "status", WAIT, after=n)  # another status period
+    assert not [r for r in servant.snapshot() if r.get("event") == "link-down" or r.get("bus_off")]
+    line = printer_line(status)
+    assert " FAILSAFE | no heartbeat yet |" in line and "BUS-OFF" not in line, line
+
+
+def printer_line(rec: Record) -> str:
+    out = io.StringIO()
+    printer(False, TimeBase(TimeMode.RELATIVE, -rec["t"]), out=out)(rec)
+    return out.getvalue().rstrip("\n")
 
 
 def test_corrupted_crcs_and_garbage_are_counted_and_sharing_goes_on(line2: Line) -> None:

@@ -120,3 +120,17 @@ def test_a_human_master_log_has_no_negative_times(capsys: pytest.CaptureFixture[
                          "-c", "cmd-master-human")
     assert code == 0, err
     assert not any(line.lstrip().startswith("-") for line in out.splitlines()), out
+
+
+def test_a_master_that_hears_nobody_words_its_count_as_a_reservation(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    """Unknown units count at their maximum (48 A on a 32 A limit): held in reserve, nothing granted."""
+    site = tmp_path / "site.toml"
+    site.write_text(SITE + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\n" for a in (2, 3)))
+    code, out, err = run(capsys, "master", "--config", str(site), "--duration", "0.35", "--status-interval", "0.1",
+                         "-i", "virtual", "-c", "cmd-master-reserve")
+    assert code == 0, err
+    status = [line for line in out.splitlines() if " status: " in line]
+    assert status, out
+    for line in status:
+        assert "committed 0.0 A of 32.0 A, plus 48.0 A reserved for 3 unheard units |" in line, line

@@ -504,3 +504,18 @@ def test_lowering_the_pilot_again_does_not_restart_an_overdrawing_evs_allowance(
     assert not s.ev_stopped
     beat(s, 5.95, 6.05, measured=300)
     assert s.ev_stopped, "stopped reaction_allowance after the first lowered pilot"
+
+
+def test_the_masters_confirm_after_an_unplug_reads_as_a_confirmation_not_a_cut() -> None:
+    """Unplugged at 32 A: the RELEASE already took the pilot to 0 A; the master's SET 0 A (confirm) leaves
+    it there. The log must not read `cut: offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)`."""
+    s = following(limit=320)
+    s.observe(C, 320, 0.2)
+    s.drain_events()
+    out = s.observe(PilotState.A, 0, 0.5)
+    assert of(Release, out) and s.offer_da == 0
+    s.receive(SetLimit(1, 2, 0, 0, 7), 0.6)
+    events = [(e.kind, e.detail) for e in s.drain_events()]
+    assert ("cut", "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
+    confirm = [d for k, d in events if k == "confirm"]
+    assert confirm == ["offer stays 0.0 A; acked once the draw has followed the lowering from 32.0 A"], events

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
+import select
+import struct
 import subprocess
 import sys
+import termios
+from collections.abc import Callable
 from pathlib import Path
 
+import pyte
 import pytest
 from ptys import read_until_closed
 
@@ -113,6 +119,55 @@ def test_live_view_redraws_in_place_on_a_terminal() -> None:
     assert text.count("total ") >= 2  # drawn more than once
     assert "pilot" in text and "limit 64.0 A" in text
     assert "invariant violations: 0" in text
+
+
+def _on_a_terminal(args: list[str], columns: int = 100, rows: int = 40) -> tuple[int, int]:
+    """Start `busshare ARGS` on a new pty that is its controlling terminal (so ^C is a real Ctrl-C)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "busshare", *args], {**os.environ, "TERM": "xterm"})
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    return pid, fd
+
+
+def _read_until(fd: int, done: Callable[[bytes], bool], out: bytearray, timeout: float = 120) -> None:
+    while not done(bytes(out)):
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"no output for {timeout} s; so far:\n{out[-2000:].decode(errors='replace')}")
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            return
+        if not chunk:
+            return
+        out += chunk
+
+
+def test_ctrl_c_on_a_terminal_leaves_one_clean_final_view_and_exits_130() -> None:
+    """The final redraw lands exactly over the live view (the ^C echo and the notice go below it)."""
+    pid, fd = _on_a_terminal(["sim", "--speed", "20"])
+    out = bytearray()
+    try:
+        _read_until(fd, lambda b: b.count(b"total ") >= 5, out)  # a few frames drawn in place
+        os.write(fd, b"\x03")  # Ctrl-C, through the terminal's line discipline
+        _read_until(fd, lambda b: False, out)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    screen = pyte.Screen(100, 40)
+    pyte.ByteStream(screen).feed(bytes(out))
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    text = "\n".join(lines)
+    assert os.waitstatus_to_exitcode(status) == 130, text
+    header = [i for i, line in enumerate(lines) if line.startswith("t = ")]
+    assert len(header) == 1, text  # one view, nothing left of an earlier frame above or below it
+    view = lines[header[0]:header[0] + 6]
+    assert [line.split()[0] for line in view[1:]] == ["s1", "s2", "s3", "s4", "total"], text
+    assert sum("total " in line for line in lines) == 1, text
+    assert lines[header[0] + 6].startswith("interrupted at ") and lines[header[0] + 6].endswith(": summary so far"), text
+    assert lines[header[0] + 7].startswith("scenario story, seed 1: "), text
 
 
 @pytest.mark.parametrize("args,needle", [

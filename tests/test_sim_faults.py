@@ -191,3 +191,31 @@ def test_without_acceptance_filters_servants_hear_every_frame_and_the_story_stil
     unfiltered = run_scenario(dataclasses.replace(load_scenario("story"), filter=False))
     assert unfiltered.ok
     assert unfiltered.summary.energy_kwh == filtered.summary.energy_kwh
+
+
+def test_the_timeline_records_every_pilot_change_the_invariants_see() -> None:
+    """`sim --plot` draws the timeline: a crashed servant whose watchdog reset its pilot must show 0 A at
+    that instant (not its last offer until it reboots), and so must every change the invariants check."""
+    sim = Simulation(load_scenario("faults"))
+    seen: dict[tuple[float, str], tuple[int, int, int | None]] = {}
+    sync = sim.inv.sync
+
+    def spy(p, t):  # type: ignore[no-untyped-def]
+        sync(p, t)
+        ev = p.evse
+        seen[(t, p.name)] = (p.address, ev.offer_da, ev.draw_da if ev.meter else None)
+
+    sim.inv.sync = spy  # type: ignore[method-assign]
+    result = sim.run()
+    twins = {p.address for p in sim.servants if p.twin}  # two processes on one address share a series
+    wrong = []
+    for (t, name), (address, offered, drawn) in seen.items():
+        sample = result.timeline.at(address, t)
+        if address not in twins and (sample is None or (sample.offered_da, sample.drawn_da) != (offered, drawn)):
+            wrong.append((t, name, offered, drawn, sample))
+    assert not wrong, wrong[:5]
+    watchdog = [m for m in result.timeline.events if m.kind == "watchdog"]
+    assert watchdog  # the tour has a crash whose watchdog fires
+    for m in watchdog:
+        sample = result.timeline.at(m.address or 0, m.t)
+        assert sample is not None and (sample.offered_da, sample.drawn_da) == (0, 0)

@@ -216,7 +216,7 @@ def test_bus_off_counts_as_no_master_and_error_passive_does_not(tmp_path: Path) 
         send_error_frame("vcan0", CAN_ERR_CRTL, bytes([0, 0x20, 0, 0, 0, 0, 0, 0]))
         servant.wait_for(lambda r: r.get("event") == "error-frame" and "tx-error-passive" in r.get("detail", ""),
                          timeout=30, after=mark)
-        later = servant.wait_for(lambda r: r.get("event") == "status", timeout=30, after=mark)
+        later = servant.wait_for(lambda r: r.get("record") == "status", timeout=30, after=mark)
         assert not later["failsafe"] and not later["bus_off"]
 
         mark = len(servant.snapshot())

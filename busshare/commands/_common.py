@@ -34,6 +34,25 @@ def node_times(args: argparse.Namespace, start: float) -> TimeBase:
     return TimeBase.monotonic(TimeMode.choose(args.time, args.json), start)
 
 
+UNHEARD = ("unknown", "absent", "silent")  # the master counts these at a worst case, not at a grant
+
+
+def _committed(rec: Record) -> str:
+    """What the master counts against the limit, with what it merely holds for units it does not hear.
+
+    Unheard units count at their worst case (an unknown one at its maximum, rule 7; a silent one at
+    its failsafe, rule 3), so the sum may exceed the limit while nothing is granted: a reservation.
+    """
+    of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
+    held = [v["committed_a"] for v in (rec.get("servants") or {}).values() if v["state"] in UNHEARD]
+    if not any(held):
+        return f"committed {rec['committed_a']:.1f} A{of}"
+    reserved = sum(held)
+    units = "unit" if len(held) == 1 else "units"
+    return (f"committed {rec['committed_a'] - reserved:.1f} A{of}, plus {reserved:.1f} A reserved for "
+            f"{len(held)} unheard {units}")
+
+
 def _human(rec: Record, times: TimeBase) -> str:
     t = round(times(rec["t"]), 3) + 0.0
     if rec.get("record") == RecordKind.STATUS:
@@ -42,8 +61,7 @@ def _human(rec: Record, times: TimeBase) -> str:
             parts.append(f"offer {rec['offer_a']:.1f} A" + (" FAILSAFE" if rec.get("failsafe") else "")
                          + (" EV-STOPPED" if rec.get("ev_stopped") else ""))
         if "committed_a" in rec:
-            of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
-            parts.append(f"committed {rec['committed_a']:.1f} A{of}")
+            parts.append(_committed(rec))
         if rec.get("servants"):
             parts.append(" ".join(f"{a}:{v['state']} {v['committed_a']:.1f}" for a, v in rec["servants"].items()))
         age = rec.get("heartbeat_age")
@@ -51,7 +69,7 @@ def _human(rec: Record, times: TimeBase) -> str:
             parts.append("no heartbeat yet" if age is None else f"heartbeat {age:.2f} s ago")
         parts.append(f"rx {rec['frames_in']} tx {rec['sent']} rejected {rec['rejected']}"
                      + (f" send-failed {rec['send_failed']}" if rec["send_failed"] else "")
-                     + (" BUS-OFF" if rec.get("bus_off") else ""))
+                     + (f" {str(rec.get('link_down', 'bus-off')).upper()}" if rec.get("bus_off") else ""))
         return f"{t:9.3f} status: " + " | ".join(parts)
     who = "" if rec.get("address") is None else f" [{rec['address']}]"
     return f"{t:9.3f} {rec['event']}{who}: {rec.get('detail', '')}"

@@ -47,7 +47,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON lines: one record per frame, then the summary (docs/JSON.md)")
     add_time_argument(p, absolute="the capture's own timestamps", relative="since the first frame")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any frame is bad")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a record is bad or the capture shows a safety finding: grants over the limit, "
+                        "a cut never acked, a missing failsafe, a second master, two units on one address")
     p.add_argument("--id-base", type=opt.id_base, default=0, help="first protocol CAN id (default 0x000)")
     p.add_argument("--extended", action="store_true", help="the protocol uses 29-bit ids")
     p.add_argument("--limit", type=opt.positive_amps(), default=None, metavar="A",
@@ -117,7 +119,15 @@ def run(args: argparse.Namespace) -> int:
             return modbus_records(mb_stream, baud=args.baud)
 
         return _run(args, None, _modbus)
-    return _run(args, _check_readable(args.file), _records)
+    stream = _check_readable(args.file)
+    if stream is not None and args.file != "-":
+        from ..modbus_decode import looks_like_modbus_capture
+
+        if looks_like_modbus_capture(args.file):
+            stream.close()
+            raise UserError(f"{args.file} holds hex bursts, not CAN frames: a Modbus RTU capture? "
+                            f"try: busshare decode --modbus {args.file}")
+    return _run(args, stream, _records)
 
 
 def _run(args: argparse.Namespace, stream: IO[bytes] | None,
@@ -133,10 +143,14 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     mode = TimeMode.choose(args.time, args.json)
     times = TimeBase(mode) if mode is TimeMode.ABSOLUTE else first_frame_base()
     summary = None
-    if args.summary or args.plot:
+    if args.summary or args.plot or args.strict:  # --strict judges the capture as the summary does
         from ..decode_summary import CaptureSummary
 
         summary = CaptureSummary(limit_da=None if args.limit is None else round(args.limit * 10))
+        if getattr(args, "modbus", False):
+            from ..modbus_decode import line_watcher
+
+            summary.watcher = line_watcher(args.baud)
     listing = not args.summary
     if listing and summary is None and args.json and stream is not None and mode is TimeMode.ABSOLUTE:
         binary = out.buffer if hasattr(out, "buffer") else None
@@ -181,4 +195,20 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()
-    return 1 if args.strict and dec.bad_total else 0
+    return _strict_status(args, dec, result)
+
+
+def _strict_status(args: argparse.Namespace, dec: CaptureDecoder, result: dict[str, Any] | None) -> int:
+    """--strict: 1 when a record is bad or the capture shows a safety finding (one stderr line says which)."""
+    if not args.strict:
+        return 0
+    from ..decode_summary import findings
+
+    assert result is not None
+    found = findings(result)
+    if dec.bad_total:
+        found["bad records"] = dec.bad_total
+    if not found:
+        return 0
+    print(f"busshare decode: --strict: {', '.join(f'{k} {n}' for k, n in found.items())}", file=sys.stderr)
+    return 1

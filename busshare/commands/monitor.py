@@ -17,7 +17,7 @@ from ..frames import FrameError
 from ..link import Link
 from ..report.records import TimeBase, TimeMode
 from ..transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
-from ..watch import BusWatcher, Flag, flag_line, summary_line
+from ..watch import SAFETY_KINDS, BusWatcher, Flag, flag_line, summary_line
 from . import SUMMARIES
 from . import _options as opt
 from ._common import add_time_argument
@@ -42,6 +42,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--duration", type=opt.duration, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--reaction-allowance", type=opt.seconds(), default=5.0, metavar="S",
                    help="EV reaction allowance used to call a cut unacked (default 5 s)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop and exit 1 at the first safety finding: grants over the limit, a cut never acked, "
+                        "a missing failsafe, a second master, two units on one address")
     p.set_defaults(func=run)
 
 
@@ -63,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
     frames = 0
     rejected: Counter[str] = Counter()
 
+    found: list[Flag] = []
+
     def emit_flags(flags: list[Flag]) -> None:
         for f in flags:
             out.write(flag_line(f, args.json, times) + "\n")
+            if args.strict and f.kind in SAFETY_KINDS and not found:
+                found.append(f)  # --strict: the first safety finding ends the watch
+                stop.set()
 
     try:
         while not stop.is_set():
@@ -119,4 +127,4 @@ def run(args: argparse.Namespace) -> int:
                            link={"error_frames": errors}, link_text=f"error frames: {errors}",
                            start_t=times(0.0), duration_s=time.monotonic() - start) + "\n")
     out.flush()
-    return 0
+    return 1 if found else 0

@@ -270,12 +270,12 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     if bar is not None:
         bar.close(sim.now)
+    if mode == "tty":
+        view.draw(sim)  # over the live view: the cursor is still on the line below it (where ^C echoed)
     if failure is not None:
         notice.write(failure + "\n")
-    if interrupted:
-        notice.write(f"\ninterrupted at {sim.now:.1f} s: summary so far\n")
-    if mode == "tty":
-        view.draw(sim)
+    if interrupted:  # (on a terminal the ^C echo is on this line: write over it)
+        notice.write(("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
     result = sim.result()
     if args.log:
         write_capture(args.log, result.capture)
@@ -293,6 +293,6 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
         if args.plot:
             out.write(f"plot: {args.plot}\n")
-    if interrupted:
-        return 130
-    return 1 if result.summary.violations else 0
+    if result.summary.violations:
+        return 1
+    return 130 if interrupted else 0  # like any command stopped by SIGINT: the run is not complete

@@ -370,7 +370,7 @@ class Simulation:
         else:
             p.watchdog_at = now + hold_s
             self.queue.push(p.watchdog_at, SCRIPT, self._watchdog, p)
-        self.inv.sync(p, now)
+        self._sync(p, now)
         self._ev_resched(p)
 
     def _watchdog(self, p: ServantProc, t: float) -> None:
@@ -379,7 +379,7 @@ class Simulation:
         p.watchdog_at = INF
         p.evse.power_reset(t)
         self._mark(t, p.address, "watchdog", f"{p.name}: hardware watchdog reset the pilot")
-        self.inv.sync(p, t)
+        self._sync(p, t)
         self._ev_resched(p)
 
     # ------------------------------------------------------------------ the hot path
@@ -499,9 +499,7 @@ class Simulation:
             if out:
                 self._send(p.port, out, t)
         if changed:
-            self.inv.sync(p, t)
-            if self.record:
-                self._sample(p, t)
+            self._sync(p, t)
         fs = bool(node.in_failsafe)
         if fs != p.in_failsafe:
             p.in_failsafe = fs
@@ -523,6 +521,12 @@ class Simulation:
                 p.ev_sched = c
                 self.queue.push(c, EV, p)
 
+    def _sync(self, p: ServantProc, t: float) -> None:
+        """An EVSE changed: the invariants check it and the timeline records it (the plot draws what they saw)."""
+        self.inv.sync(p, t)
+        if self.record:
+            self._sample(p, t)
+
     def _sample(self, p: ServantProc, t: float) -> None:
         ev = p.evse
         pilot = ev.pilot()
@@ -541,9 +545,7 @@ class Simulation:
             self._servant_after(p, [], t, True)
         else:
             p.evse.advance(t)
-            self.inv.sync(p, t)
-            if self.record:
-                self._sample(p, t)
+            self._sync(p, t)
             self._ev_resched(p)
 
     def _ev_resched(self, p: ServantProc) -> None:
@@ -691,7 +693,7 @@ class Simulation:
         if p.alive:
             self._servant_after(p, [], t, True)
         else:
-            self.inv.sync(p, t)
+            self._sync(p, t)
             self._ev_resched(p)
 
     # ------------------------------------------------------------------ faults
@@ -848,7 +850,7 @@ class Simulation:
         self._kill_servant(p, t, 0.0)
         if p.evse.plugged:
             p.evse.unplug(t)
-            self.inv.sync(p, t)
+            self._sync(p, t)
         self._mark(t, p.address, "twin-gone", p.name)
         self._fault_off(f"twin:{p.address}", t)
 

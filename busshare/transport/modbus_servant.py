@@ -123,7 +123,11 @@ class ModbusServer:
         self.batch = mm.OutboxBatch((self.batch.seq + 1) & 0xFF, len(self.outbox), frames)
 
     def link_lost(self, now: float) -> bool:
-        """No reply of ours has reached the master for ``failsafe_timeout``: count it as no master."""
+        """A master is on the line but none of our replies has reached it for ``failsafe_timeout``: count it
+        as no master.  A silent line (no poll nor broadcast for half that) is the heartbeat rule's business:
+        the servant fails safe failsafe_timeout after the last heartbeat either way, and says why."""
+        if self.last_master is None or now - self.last_master > self.failsafe_timeout / 2:
+            return False
         return now - self.link_ok > self.failsafe_timeout
 
     # -- bytes in, replies out ----------------------------------------------------
@@ -356,10 +360,11 @@ class _Stats:
 class ModbusServantTransport:
     """A servant on a serial port, shaped like ``CanTransport`` for ``Runtime``.
 
-    ``bus_off`` is True while none of our replies has reached the master for
-    the failsafe timeout: the runtime then calls the servant's ``link_down``,
-    so a servant the master cannot hear fails safe like one that cannot hear
-    the master (the master's silent-servant rules assume exactly that).
+    ``bus_off`` is True while a master is on the line but none of our replies
+    has reached it for the failsafe timeout: the runtime then calls the
+    servant's ``link_down``, so a servant the master cannot hear fails safe
+    like one that cannot hear the master (the master's silent-servant rules
+    assume exactly that).
     """
 
     def __init__(self, port: serial.Serial, address: int, baud: int, failsafe_timeout: float = 1.5,
@@ -385,6 +390,10 @@ class ModbusServantTransport:
                 "link-lost" if lost else "link-back",
                 "no reply of ours confirmed by the master: failing safe" if lost else "the master hears us again"))
         return lost
+
+    #: What ``bus_off`` means here, in RS-485 words: the master polls and broadcasts, but confirms none of
+    #: our replies (it cannot hear us: a dead driver, a twin colliding with us).  A silent line is not it.
+    link_down_words = "replies unconfirmed"
 
     def send(self, offset: int, data: bytes) -> bool:
         if len(data) != FRAME_LENGTH:

@@ -1,0 +1,346 @@
+"""Scripted sessions of real busshare processes, for the outputs the docs show (tools/regen_docs.py).
+
+Each session starts real processes (``busshare master``, ``servant``, ``monitor``, the RS-485 emulator,
+mbpoll) on a bus of its own and drives them step by step, each step waiting for what a process prints,
+never for a fixed time where an event can be waited for.  Units are started one after the other and
+acted on one at a time, so what each process prints comes in the same order on every run; what still
+varies (times, frame counters, the order in which several units answer one broadcast) is what
+``regen_docs`` normalises.  CAN sessions use ``udp_multicast`` on a free port of their own, through
+python-can's environment configuration (``CAN_INTERFACE``/``CAN_CONFIG``), so the commands shown are
+exactly the ones that ran.
+
+A session returns {part: lines}; a part is ``$ COMMAND`` followed by what that process printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from regen_docs import Scratch
+
+WAIT = 60.0  # s: generous, the machine is shared
+
+
+class MissingTool(RuntimeError):
+    """A program a session shows (mbpoll) is not installed here."""
+
+
+def need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        raise MissingTool(f"{tool} is not installed (Debian: apt-get install {tool})")
+
+
+def free_udp_port() -> int:
+    """A UDP port nobody uses now (bound and released), for a bus of our own."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """One shown command, run by bash in the scratch directory; its output lines are collected."""
+
+    def __init__(self, command: str, scratch: Scratch, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.command = command
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        # exec: the command is the process (a signal reaches it); a pipeline stays under bash
+        self.proc = subprocess.Popen(["bash", "-c", f"exec {command}" if "|" not in command else command],
+                                     cwd=cwd, env={**scratch.env, **(env or {})}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self.lines)
+
+    def wait_for(self, pattern: str, after: int = 0, timeout: float = WAIT) -> int:
+        """Index of the first line (from ``after``) matching ``pattern``."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.snapshot()
+            for i in range(after, len(lines)):
+                if rx.search(lines[i]):
+                    return i
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.command}: no line matching {pattern!r} within {timeout} s:\n"
+                           + "\n".join(self.snapshot()[-20:]))
+
+    def count(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        return sum(1 for line in self.snapshot() if rx.search(line))
+
+    def wait_count(self, pattern: str, n: int, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(pattern) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.command}: fewer than {n} lines matching {pattern!r}:\n"
+                                   + "\n".join(self.snapshot()[-20:]))
+            time.sleep(0.02)
+
+    def signal(self, sig: int, whole_pipeline: bool = False) -> None:
+        """Send ``sig`` (to the first command of a pipeline only, unless ``whole_pipeline``)."""
+        if self.proc.poll() is not None:
+            return
+        if whole_pipeline or "|" not in self.command:
+            os.killpg(self.proc.pid, sig) if whole_pipeline else self.proc.send_signal(sig)
+            return
+        first = _first_child(self.proc.pid)
+        if first is not None:
+            os.kill(first, sig)
+
+    def finish(self, timeout: float = WAIT) -> list[str]:
+        """Wait for the process to end; ``$ COMMAND`` and its output."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            raise RuntimeError(f"{self.command}: still running after {timeout} s") from None
+        self._reader.join(10)
+        lines = self.snapshot()
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return [f"$ {self.command}", *lines]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _first_child(pid: int) -> int | None:
+    """The oldest child process of ``pid`` (the first command of a pipeline bash runs)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def _can_env() -> dict[str, str]:
+    return {"CAN_INTERFACE": "udp_multicast", "CAN_CONFIG": json.dumps({"port": free_udp_port()})}
+
+
+class Session:
+    """The processes of one session, in a directory of its own (a copy of the scratch one's files), all
+    killed if a step fails."""
+
+    def __init__(self, scratch: Scratch, name: str, env: dict[str, str] | None = None) -> None:
+        self.scratch = scratch
+        self.env = env or {}
+        self.procs: list[Proc] = []
+        self.cwd = scratch.path / f"session-{name}"
+        if self.cwd.exists():  # a session run again (tests/test_docs.py retries a drifted one once)
+            shutil.rmtree(self.cwd)
+        self.cwd.mkdir()
+        for f in scratch.path.iterdir():
+            if f.is_file():
+                shutil.copy(f, self.cwd / f.name)
+            elif f.name in ("examples", "benchmarks", "dbc"):
+                (self.cwd / f.name).symlink_to(f.resolve())
+
+    def start(self, command: str) -> Proc:
+        p = Proc(command, self.scratch, self.cwd, self.env)
+        self.procs.append(p)
+        return p
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+
+
+# ---------------------------------------------------------------------------------------------------
+# CAN: an installation whose servants are in failsafe when the master starts, then kill -9 of the master
+
+
+def can_installation(scratch: Scratch) -> dict[str, list[str]]:
+    """examples/site.toml: servants 1-3 with simulated cars (3 speaking JSON) and 4 on the bench start
+    first (no master: they fail safe); two monitors; the master (it learns them, sees their failsafe,
+    pauses a reaction allowance, grants); `kill -9` of the master; the servants stop."""
+    site = "--config examples/site.toml"
+    with Session(scratch, "can", _can_env()) as s:
+        servants = [s.start(f"busshare servant {site} --address {a} --serial {0x6cdd4070 + a:#x} --ev sim --seed {a}"
+                            + (" --json" if a == 3 else "")) for a in (1, 2, 3)]
+        servants.append(s.start(f"busshare servant {site} --address 4 --serial 0x1cb7b4f7 --ev bench --pilot C"))
+        for p in servants:
+            p.wait_for(r"no master heard since boot")
+        anomalies = s.start("busshare monitor --anomalies-only")
+        listing = s.start('busshare monitor | grep --line-buffered -E "(1→master|master→1) '
+                          '(JOIN|REQUEST|SET|GRANT|CUT|ACK|RELEASE)|!!"')
+        time.sleep(1.0)  # both monitors are listening (nothing they print tells when)
+        master = s.start(f"busshare master {site} --status-interval 4 --epoch 162")
+        master.wait_count(r"grant-acked \[\d\]", 4)
+        granted = master.wait_for(r"grant-acked")
+        master.wait_for(r" status: ", after=granted)
+        master.signal(signal.SIGKILL)
+        for p in servants:
+            p.wait_for(r"no heartbeat for")
+        anomalies.wait_for(r"master-silent")
+        listing.wait_for(r"master-silent")
+        for p in servants:
+            p.signal(signal.SIGTERM)
+            p.wait_for(r"stopped")
+        for m in (anomalies, listing):
+            m.signal(signal.SIGINT)
+        master_lines = master.finish()
+        return {
+            "master": master_lines,
+            "servant1": servants[0].finish(),
+            "servant3": servants[2].finish(),
+            "servant4": servants[3].finish(),
+            "monitor-anomalies": anomalies.finish(),
+            "monitor-servant1": listing.finish(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# CAN: bad frames while sharing goes on, then a graceful master exit
+
+INJECT = ("python -c \"import can; bus = can.Bus(); [bus.send(can.Message(arbitration_id=i, data=d, "
+          "is_extended_id=False)) for i, d in ((0x181, b'\\0\\x11'), (0x040, bytes(8)), (0x1FF, bytes(8)))]; "
+          "bus.shutdown()\"")
+
+
+def can_bad_input(scratch: Scratch) -> dict[str, list[str]]:
+    """site.toml (two 32 A units): servants 1 and 2 on the bench with a car charging (started first:
+    they fail safe), a monitor, the master; three malformed frames injected; SIGTERM of the master."""
+    with Session(scratch, "can-bad", _can_env()) as s:
+        listing = s.start('busshare monitor | grep --line-buffered -E '
+                          '"(1→master|master→1) (JOIN|REQUEST|SET|GRANT|CUT|ACK|RELEASE)|BAD|!!|^--"')
+        time.sleep(1.0)  # the monitor is listening (nothing it prints tells when)
+        s1 = s.start("busshare servant --config site.toml --address 1 --serial 0x6cdd4078 --ev bench --pilot C")
+        s1.wait_for(r"no master heard since boot")
+        s2 = s.start("busshare servant --config site.toml --address 2 --serial 0xf5d411c2 --ev bench --pilot C")
+        s2.wait_for(r"no master heard since boot")
+        master = s.start("busshare master --config site.toml --epoch 204")
+        s1.wait_for(r"grant \[1\]")
+        s2.wait_for(r"grant \[2\]")
+        listing.wait_for(r"1→master ACK")
+        inject = s.start(INJECT)
+        inject.finish()
+        s1.wait_count(r"frame-rejected", 3)
+        listing.wait_count(r"!! ", 3)
+        listing.signal(signal.SIGINT)
+        monitor = listing.finish()
+        master.signal(signal.SIGTERM)
+        master.wait_for(r"stopped")
+        for p in (s1, s2):
+            p.wait_for(r"master 1 is leaving")
+            p.signal(signal.SIGTERM)
+            p.wait_for(r"stopped")
+        return {"servant1": s1.finish(), "monitor": monitor, "inject": inject.finish()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# CAN: the embedding example against a master
+
+
+def can_embedded(scratch: Scratch) -> dict[str, list[str]]:
+    """embedded.toml (one unit, the example's): examples/embed_servant.py (no master yet: it fails safe),
+    then its master; Ctrl-C."""
+    with Session(scratch, "can-embed", _can_env()) as s:
+        unit = s.start("python examples/embed_servant.py")
+        unit.wait_for(r"^failsafe ")
+        master = s.start("busshare master --config embedded.toml --epoch 103")
+        unit.wait_for(r"^grant ")
+        master.wait_for(r"grant-acked \[1\]")
+        unit.signal(signal.SIGINT)
+        unit.wait_for(r"^stopped ")
+        master.signal(signal.SIGTERM)
+        return {"embedded": unit.finish(), "master": master.finish()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Modbus RTU on the emulated RS-485 line
+
+
+def modbus_line(scratch: Scratch) -> dict[str, list[str]]:
+    """rs485-site.toml (two 64 A units) on the RS-485 emulator at 19200 baud: master, servants 1 and 2
+    with pilot files, a passive monitor; car 1 plugs in, then car 2, then car 1 leaves; `kill -9` of the
+    master; mbpoll reads servant 2's plain registers; everything stops.  The emulator's capture becomes
+    docs/examples/line.txt, which the decode examples read."""
+    need("mbpoll")
+    with Session(scratch, "modbus") as s:
+        line = s.start("python -m busshare.transport.rs485 --ports 5 --baud 19200 --capture line.txt")
+        line.wait_count(r"^/dev/", 5)
+        ports = [x for x in line.snapshot() if x.startswith("/dev/")]
+        for ev in ("ev1", "ev2"):
+            (s.cwd / ev).write_text("A\n")
+        site = "--baud 19200 --config rs485-site.toml"
+        listing = s.start(f'busshare monitor --modbus {ports[3]} --baud 19200 | grep --line-buffered -v -E '
+                          '"HEARTBEAT|STATUS"')
+        s1 = s.start(f"busshare servant --modbus {ports[1]} {site} --address 1 --serial 0x6cdd4078 --pilot-file ev1")
+        s2 = s.start(f"busshare servant --modbus {ports[2]} {site} --address 2 --serial 0xf5d411c2 --pilot-file ev2")
+        for p in (s1, s2):
+            p.wait_for(r"started \[")
+        master = s.start(f"busshare master --modbus {ports[0]} {site} --epoch 167")
+        master.wait_for(r"learned-all")
+        master.wait_count(r"acked \[\d\]", 2)
+        time.sleep(0.5)
+        (s.cwd / "ev1").write_text("C\n")  # car 1 plugs in
+        s1.wait_for(r"grant \[1\]: offer 0.0 A -> 64.0 A")
+        master.wait_for(r"grant-acked \[1\]")
+        time.sleep(1.0)
+        (s.cwd / "ev2").write_text("C\n")  # car 2: servant 1 is cut to 32 A, and only then servant 2 gets 32 A
+        s2.wait_for(r"grant \[2\]: offer 0.0 A -> 32.0 A")
+        master.wait_count(r"grant-acked \[\d\]", 2)
+        time.sleep(1.0)
+        (s.cwd / "ev1").write_text("A\n")  # car 1 leaves: servant 2 back to 64 A
+        s2.wait_for(r"grant \[2\]: offer 32.0 A -> 64.0 A")
+        master.wait_count(r"grant-acked \[\d\]", 3)
+        master.wait_count(r"acked \[1\]", 2)
+        time.sleep(1.0)
+        master.signal(signal.SIGKILL)
+        for p in (s1, s2):
+            p.wait_for(r"failsafe \[")
+        listing.wait_for(r"master-silent")
+        time.sleep(1.0)  # well past the failsafe timeout: the plain registers say the master is silent
+        poll = s.start(f"mbpoll -m rtu -a 2 -b 19200 -P none -t 4 -r 1 -c 11 -1 {ports[4]}")
+        poll.wait_for(r"^\[11\]")
+        for p in (s1, s2):
+            p.signal(signal.SIGTERM)
+            p.wait_for(r"stopped")
+        listing.signal(signal.SIGINT)
+        monitor = listing.finish()
+        line.signal(signal.SIGTERM)
+        emulator = line.finish()
+        return {
+            "emulator": emulator[:6], "emulator-end": emulator[-1:],
+            "master": master.finish(), "servant1": s1.finish(), "servant2": s2.finish(), "monitor": monitor,
+            "mbpoll": poll.finish(),
+            "file:line.txt": (s.cwd / "line.txt").read_text().splitlines(),
+        }
+
+
+SESSIONS: dict[str, Callable[[Scratch], dict[str, list[str]]]] = {
+    "can-installation": can_installation,
+    "can-bad-input": can_bad_input,
+    "can-embedded": can_embedded,
+    "modbus-line": modbus_line,
+}
