@@ -17,12 +17,12 @@ from busshare.core.budget import (
     BudgetEventKind,
     BudgetPolicy,
     EvDraw,
-    LimitSource,
     MainsReading,
     steady_change_bound,
 )
 from busshare.core.budget_config import BudgetConfig, compliance_window_s
 from busshare.core.currents import PhaseCurrents
+from busshare.core.setpoint import LimitSource
 
 INF = float("inf")
 CFG = BudgetConfig(fallback_da=240, main_limit_da=800, margin_da=20)

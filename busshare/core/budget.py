@@ -44,17 +44,9 @@ from enum import StrEnum
 from ..config import Timing
 from .budget_config import BudgetConfig
 from .currents import PhaseCurrents
+from .setpoint import LimitSource
 
 INF = float("inf")
-
-
-class LimitSource(StrEnum):
-    """Where the effective limit comes from (the ``source`` of the published limit)."""
-
-    STATIC = "static"  # the site file's circuit limit
-    METER = "meter"  # the headroom the mains meter leaves
-    SETPOINT = "setpoint"  # an external setpoint, while fresh
-    FALLBACK = "fallback"  # a source is stale or failed: degraded
 
 
 class SourceState(StrEnum):
