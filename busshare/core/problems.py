@@ -300,3 +300,12 @@ def raise_first(found: Sequence[Problem], path: str | None = None) -> None:
     if found:
         p = found[0]
         raise ConfigError(p.message if p.value is None else f"{p.value} {p.message}", p.key, path)
+
+
+def read_table(read: Callable[[Reader, Table, str], T], check: Callable[[T, str], list[Problem]], table: Table,
+               path: str) -> T:
+    """One table read on its own (``read`` then the rules of ``check``); ConfigError for its first problem."""
+    r = Reader()
+    value = read(r, table, path)
+    raise_first(r.merge(check(value, path)))
+    return value

@@ -27,7 +27,7 @@ from .problems import (
     key_path,
     member,
     number,
-    raise_first,
+    read_table,
     seconds_text,
     text,
     written,
@@ -304,10 +304,7 @@ def meter_problems(m: MeterSettings, path: str = "budget.meter") -> list[Problem
 
 def meter_settings_from_mapping(table: Table, where: str = "budget.meter") -> MeterSettings:
     """One ``[budget.meter]`` table -> MeterSettings; ConfigError (one line, its key path) for its first problem."""
-    r = Reader()
-    settings = read_meter(r, table, where)
-    raise_first(r.merge(meter_problems(settings, where)))
-    return settings
+    return read_table(read_meter, meter_problems, table, where)
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +346,4 @@ def mqtt_problems(m: MqttSettings, path: str = "budget.mqtt") -> list[Problem]:
 
 def mqtt_settings_from_mapping(table: Table, where: str = "budget.mqtt") -> MqttSettings:
     """One ``[budget.mqtt]`` table -> MqttSettings; ConfigError (one line, its key path) for its first problem."""
-    r = Reader()
-    settings = read_mqtt(r, table, where)
-    raise_first(r.merge(mqtt_problems(settings, where)))
-    return settings
+    return read_table(read_mqtt, mqtt_problems, table, where)
