@@ -17,7 +17,7 @@
   the chaos sweep.
 
 Everything is deterministic from its seed.  Nothing here drives a simulation: the
-runner polls ``SimMeter`` every ``poll_s`` and feeds the master (docs/BUDGET-POLICY.md,
+runner polls ``SimMeter`` every ``poll_s`` and feeds the master (docs/BUDGET.md,
 "Wiring the simulator").
 """
 
