@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -48,8 +48,8 @@ from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MA
 
 __all__ = [
     "BudgetConfig", "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping",
-    "config_problems",
-    "load_config", "load_mapping", "mapping_from_bytes", "parse_config", "problems", "read_config", "validate", "validate_servant", "validate_timing",
+    "config_problems", "load_config", "load_mapping", "mapping_from_bytes", "parse_config", "problems",
+    "read_config", "validate", "validate_servant", "validate_timing",
 ]
 
 CONTINUOUS_FRACTION = 0.8  # NEC 625.41 / common practice: continuous load <= 80 % of the breaker
@@ -348,6 +348,7 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
     r.unknown(timing_t, "timing", _TIMING_KEYS)
     seconds = {k: r.get(timing_t, k, "timing", number, getattr(Timing, k)) for k in _TIMING_KEYS if k in timing_t}
     servant_tables = r.tables(doc, "servant", "")
+    budget_t = r.optional_table(doc, "budget", "")
     cfg = Config(
         limit_da=limit,
         servants=tuple(_servant(r, path, t) for path, t in servant_tables),
@@ -357,10 +358,8 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
         reclaim_margin_da=r.get(site, "reclaim_margin_a", "site", deciamps, 20),
         reclaim_threshold_da=r.get(site, "reclaim_threshold_a", "site", deciamps, 30),
         site_id=r.get(site, "id", "site", site_id, DEFAULT_SITE_ID),
-        budget=read_budget(r, r.table(doc, "budget", "")) if isinstance(doc.get("budget"), Mapping) else None,
+        budget=None if budget_t is None else read_budget(r, budget_t),
     )
-    if "budget" in doc and not isinstance(doc["budget"], Mapping):
-        r.table(doc, "budget", "")  # the problem: it must be a table
     checks = config_problems(cfg, [path for path, _ in servant_tables])
     if derived:  # the file gives the breaker only: a limit problem is the breaker's
         checks = [Problem("site.breaker_a", f"gives a limit of {_a(limit)} A (80 %), which {p.message}",

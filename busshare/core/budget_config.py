@@ -12,7 +12,7 @@ Currents are amps in the file and ints in 0.1 A here, times are float seconds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,21 +60,13 @@ class BudgetConfig:
     mqtt: MqttSettings | None = None  # [budget.mqtt]: setpoints in, the effective limit out
 
 
-def _sub(r: Reader, t: Table, key: str, path: str) -> Table | None:
-    """A sub-table that is there (None when absent; a problem, and None, when it is not a table)."""
-    if key not in t:
-        return None
-    sub = r.table(t, key, path)
-    return sub if isinstance(t[key], Mapping) else None
-
-
 def read_budget(r: Reader, t: Table, path: str = "budget") -> BudgetConfig:
     """``[budget]`` -> BudgetConfig, every problem of a value on its own added to ``r``.
 
     Valid only with ``budget_problems`` of the result (merged by ``r``) empty too.
     """
     r.unknown(t, path, BUDGET_KEYS)
-    meter_t, mqtt_t = _sub(r, t, "meter", path), _sub(r, t, "mqtt", path)
+    meter_t, mqtt_t = r.optional_table(t, "meter", path), r.optional_table(t, "mqtt", path)
     d = BudgetConfig
     main = r.get(t, "main_limit_a", path, deciamps, None)
     margin = r.get(t, "margin_a", path, deciamps, d.margin_da)

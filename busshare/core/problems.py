@@ -259,6 +259,13 @@ class Reader:
             return {}
         return value
 
+    def optional_table(self, parent: Table, key: str, path: str) -> Table | None:
+        """A sub-table that may be absent (None); a problem, and None, when it is there but not a table."""
+        if key not in parent:
+            return None
+        value = self.table(parent, key, path)
+        return value if isinstance(parent[key], Mapping) else None
+
     def tables(self, parent: Table, key: str, path: str) -> list[tuple[str, Table]]:
         """An array of tables (``[[key]]``) as (key path, table) pairs; problems for what is not a table."""
         where = key_path(path, key)

@@ -12,7 +12,7 @@ rules that read several keys), so settings built in code meet the same rules.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -197,10 +197,9 @@ def _generic_map(r: Reader, t: Table, path: str) -> MeterMap:
         if "current" not in pt:
             r.add(key_path(p, "current"), "is missing: { register = ... }, the phase current")
         for key, registers in (("current", currents), ("power", powers)):
-            if key in pt:
-                sub = r.table(pt, key, p)
-                if isinstance(pt[key], Mapping):
-                    registers.append(_register(r, sub, key_path(p, key)))
+            sub = r.optional_table(pt, key, p)
+            if sub is not None:
+                registers.append(_register(r, sub, key_path(p, key)))
     if powers and len(powers) != len(phases):
         r.add(where, "gives a power register for some phases: give one for every phase or for none")
     if where in r.bad or any(p.key.startswith(f"{where}[") for p in r.problems):
