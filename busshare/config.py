@@ -7,6 +7,11 @@ and ``problems`` lists every problem with its key path and the value as
 written, e.g. ``servant[2].min_a: 5 is below 6 A (a pilot offers 6-80 A)``.
 ``validate`` checks a ``Config`` built in code by the same rules.
 
+The moving budget's tables (``[site] id``, ``[budget]``, ``[budget.meter]``,
+``[budget.mqtt]``) are read and checked by ``core.budget_config`` and
+``core.source_settings`` with the same ``Reader``, into ``Config.site_id`` and
+``Config.budget``.
+
 Times are float seconds; currents are ints in 0.1 A (``_da``).  In the TOML
 file currents are written in amps (``max_a = 32``) because that is what an
 installer reads off a breaker.
@@ -20,13 +25,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .core.budget_config import BudgetConfig, budget_problems, read_budget
+from .core.problems import (
+    Invalid,
+    Problem,
+    Reader,
+    Table,
+    amps,
+    boolean,
+    deciamps,
+    integer,
+    number,
+    raise_first,
+    utf8,
+    written,
+)
+from .core.problems import amps_text as _a
+from .core.problems import seconds_text as _s
+from .core.setpoint import DEFAULT_SITE_ID, site_id, site_id_problem
 from .errors import ConfigError
 from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA
-from .problems import Invalid, Problem, Reader, Table, amps, boolean, deciamps, integer, number, utf8
 
 __all__ = [
-    "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping", "config_problems",
-    "load_config", "load_mapping", "mapping_from_bytes", "parse_config", "problems", "read_config", "validate", "validate_servant", "validate_timing",
+    "BudgetConfig", "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping",
+    "config_problems", "load_config", "load_mapping", "mapping_from_bytes", "parse_config", "problems",
+    "read_config", "validate", "validate_servant", "validate_timing",
 ]
 
 CONTINUOUS_FRACTION = 0.8  # NEC 625.41 / common practice: continuous load <= 80 % of the breaker
@@ -113,6 +136,8 @@ class Config:
     master_id: int = 1
     reclaim_margin_da: int = 20  # a reclaimed car keeps draw + 2 A
     reclaim_threshold_da: int = 30  # "clearly less": drawing at least 3 A under its offer
+    site_id: str = DEFAULT_SITE_ID  # [site] id: the MQTT topics are busshare/<site_id>/...
+    budget: BudgetConfig | None = None  # [budget]: a moving limit; None: the static limit, as before
 
     def servant(self, address: int) -> ServantConfig | None:
         for s in self.servants:
@@ -123,15 +148,6 @@ class Config:
 
 # ---------------------------------------------------------------------------
 # the rules, on the typed config: every problem, each with the key path the file would use
-
-
-def _a(da: int) -> str:
-    """A current in 0.1 A as an installer writes it: 6, 16.5, -6."""
-    return f"{da / 10:g}"
-
-
-def _s(seconds: float) -> str:
-    return f"{seconds:g}"
 
 
 def timing_problems(t: Timing, path: str = "timing") -> list[Problem]:
@@ -229,6 +245,9 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
                                    _a(cfg.limit_da), frozenset({"site.breaker_a"})))
     if not 0 <= cfg.master_id <= 255:
         out.append(Problem("site.master_id", "must be 0-255", str(cfg.master_id)))
+    why = site_id_problem(cfg.site_id)
+    if why is not None:
+        out.append(Problem("site.id", why, written(cfg.site_id)))
     if not 0 <= cfg.reclaim_margin_da <= 200:
         out.append(Problem("site.reclaim_margin_a", "must be 0-20 A", _a(cfg.reclaim_margin_da)))
     if not 10 <= cfg.reclaim_threshold_da <= 300:
@@ -256,34 +275,32 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
         out.append(Problem("servant", f"the standalone failsafe currents (failsafe_a) sum to {_a(total)} A, above "
                            f"the limit {_a(cfg.limit_da)} A: lower some failsafe_a (0 = pause)",
                            involves=frozenset({"site.limit_a", *(f"{p}.failsafe_a" for p in paths)})))
+    if cfg.budget is not None:
+        out += budget_problems(cfg.budget, limit_da=cfg.limit_da, timing=cfg.timing,
+                               failsafes=[(f"{p}.failsafe_a", s.failsafe_da) for s, p in zip(cfg.servants, paths,
+                                                                                             strict=True)])
     return out
-
-
-def _raise_first(found: list[Problem], path: str | None = None) -> None:
-    if found:
-        p = found[0]
-        raise ConfigError(p.message if p.value is None else f"{p.value} {p.message}", p.key, path)
 
 
 def validate_timing(t: Timing) -> None:
     """Raise ConfigError for the first problem of ``t``."""
-    _raise_first(timing_problems(t))
+    raise_first(timing_problems(t))
 
 
 def validate_servant(s: ServantConfig, path: str = "servant") -> None:
     """Raise ConfigError for the first problem of one servant on its own."""
-    _raise_first(servant_problems(s, path))
+    raise_first(servant_problems(s, path))
 
 
 def validate(cfg: Config) -> None:
     """Raise ConfigError (one line, with its key path) for the first problem found."""
-    _raise_first(config_problems(cfg))
+    raise_first(config_problems(cfg))
 
 
 # ---------------------------------------------------------------------------
 # the mapping (a parsed TOML file) -> the typed config
 
-_SITE_KEYS = ("breaker_a", "limit_a", "master_id", "reclaim_margin_a", "reclaim_threshold_a")
+_SITE_KEYS = ("id", "breaker_a", "limit_a", "master_id", "reclaim_margin_a", "reclaim_threshold_a")
 _SERVANT_KEYS = ("address", "min_a", "max_a", "priority", "failsafe_a", "serial", "meter", "tolerance_a")
 _TIMING_KEYS = tuple(f.name for f in fields(Timing))
 _PLACEHOLDER_ADDRESS = 0  # a servant whose address cannot be read (never a valid one)
@@ -313,7 +330,7 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
     if not doc:
         r.add("", "the installation is empty: no [site] and no servants (see examples/site.toml)")
         return Config(MAX_CIRCUIT_DA, ()), r.problems
-    r.unknown(doc, "", ("site", "timing", "servant"))
+    r.unknown(doc, "", ("site", "budget", "timing", "servant"))
     site = r.table(doc, "site", "")
     r.unknown(site, "site", _SITE_KEYS)
     breaker = r.get(site, "breaker_a", "site", amps, None)
@@ -331,6 +348,7 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
     r.unknown(timing_t, "timing", _TIMING_KEYS)
     seconds = {k: r.get(timing_t, k, "timing", number, getattr(Timing, k)) for k in _TIMING_KEYS if k in timing_t}
     servant_tables = r.tables(doc, "servant", "")
+    budget_t = r.optional_table(doc, "budget", "")
     cfg = Config(
         limit_da=limit,
         servants=tuple(_servant(r, path, t) for path, t in servant_tables),
@@ -339,6 +357,8 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
         master_id=r.get(site, "master_id", "site", integer, 1),
         reclaim_margin_da=r.get(site, "reclaim_margin_a", "site", deciamps, 20),
         reclaim_threshold_da=r.get(site, "reclaim_threshold_a", "site", deciamps, 30),
+        site_id=r.get(site, "id", "site", site_id, DEFAULT_SITE_ID),
+        budget=None if budget_t is None else read_budget(r, budget_t),
     )
     checks = config_problems(cfg, [path for path, _ in servant_tables])
     if derived:  # the file gives the breaker only: a limit problem is the breaker's
@@ -349,11 +369,11 @@ def read_config(doc: Table) -> tuple[Config, list[Problem]]:
 
 
 def _file_order(p: Problem) -> tuple[int, int]:
-    """Where a problem's key sits in a site file: the top, [site], [timing], each [[servant]], the whole."""
+    """Where a problem's key sits in a site file: the top, [site], [budget], [timing], each [[servant]], the whole."""
     section = p.key.partition(".")[0]
     if section.startswith("servant["):
-        return 3, int(section[len("servant["):-1])
-    return {"site": (1, 0), "timing": (2, 0), "servant": (4, 0)}.get(section, (0, 0))
+        return 4, int(section[len("servant["):-1])
+    return {"site": (1, 0), "budget": (2, 0), "timing": (3, 0), "servant": (5, 0)}.get(section, (0, 0))
 
 
 def problems(doc: Table) -> list[Problem]:
@@ -364,7 +384,7 @@ def problems(doc: Table) -> list[Problem]:
 def config_from_mapping(doc: Table, path: str | None = None) -> Config:
     """The validated, frozen Config of a mapping; ConfigError (naming ``path`` and the key) for its first problem."""
     cfg, found = read_config(doc)
-    _raise_first(found, path)
+    raise_first(found, path)
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""The budget policy on a virtual clock: each test is one rule of docs/BUDGET-POLICY.md.
+"""The budget policy on a virtual clock: each test is one rule of docs/BUDGET.md (section 4).
 
 Currents in 0.1 A.  The default site: main 80 A, margin 2 A, fallback 24 A, static
 circuit limit 63 A, meter timeout 5 s, raise hold 15 s, step 6 A, deadband 1 A,
@@ -17,12 +17,12 @@ from busshare.core.budget import (
     BudgetEventKind,
     BudgetPolicy,
     EvDraw,
-    LimitSource,
     MainsReading,
     steady_change_bound,
 )
 from busshare.core.budget_config import BudgetConfig, compliance_window_s
 from busshare.core.currents import PhaseCurrents
+from busshare.core.setpoint import LimitSource
 
 INF = float("inf")
 CFG = BudgetConfig(fallback_da=240, main_limit_da=800, margin_da=20)

@@ -113,11 +113,27 @@ servant_tables = st.fixed_dictionaries(
               "failsafe_a": st.integers(0, 40), "priority": st.integers(-1, 300), "meter": st.booleans(),
               "tolerance_a": st.integers(0, 20), "colour": scalars},
 )
+budget_tables = st.fixed_dictionaries(
+    {},
+    optional={
+        "main_limit_a": st.one_of(st.integers(0, 120), scalars), "margin_a": st.integers(-1, 90),
+        "fallback_a": st.one_of(st.integers(0, 100), scalars), "setpoint_ttl_s": st.one_of(st.integers(-1, 100), scalars),
+        "raise_hold_s": st.floats(0, 30), "resolution_a": st.sampled_from([0, 0.5, 1, 11]), "colour": scalars,
+        "meter": st.fixed_dictionaries({"kind": st.sampled_from(["sdm630", "sdm120", "sdm9"])},
+                                       optional={"tcp": st.sampled_from(["127.0.0.1:5020", "h:0"]),
+                                                 "serial": st.just("/dev/ttyUSB0"), "poll_s": st.floats(0, 4),
+                                                 "device_id": st.integers(-1, 300)}),
+        "mqtt": st.fixed_dictionaries({}, optional={"broker": st.sampled_from(["127.0.0.1", "h:x"]),
+                                                    "password": st.just("pw"), "keepalive_s": st.integers(0, 40)}),
+    },
+)
 documents = st.fixed_dictionaries(
     {},
     optional={
         "site": st.fixed_dictionaries({}, optional={"breaker_a": st.integers(0, 200), "limit_a": st.integers(0, 200),
-                                                   "master_id": st.integers(-1, 300)}),
+                                                   "master_id": st.integers(-1, 300),
+                                                   "id": st.sampled_from(["garage", "a/b", "", 7])}),
+        "budget": budget_tables,
         "timing": st.fixed_dictionaries({}, optional={"heartbeat_period": st.floats(0.01, 2),
                                                      "failsafe_timeout": st.floats(0.01, 5)}),
         "servant": st.lists(servant_tables, max_size=5),
@@ -125,7 +141,7 @@ documents = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(documents)
 def test_problems_agree_with_the_validator_and_are_one_line_each(doc: dict) -> None:  # type: ignore[type-arg]
     found = problems(doc)
@@ -187,3 +203,97 @@ def test_the_shipped_example_is_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("examples/site.toml: ok\n")
     assert "note:" not in r.stdout and r.stderr == "", r.stdout
+
+
+# ---------------------------------------------------------------------------
+# a moving budget (issue 13): validated with the rest, and explained in plain words
+
+MAINS = ROOT / "examples" / "site-mains.toml"
+
+
+def test_the_mains_example_is_clean_and_its_budget_explained() -> None:
+    r = cli(str(MAINS))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "note:" not in r.stdout, "the example shows a clean installation"
+    text = r.stdout
+    for needle in [
+        'moving budget (site id "garage"):',
+        "the EVSEs share the least of the static limit 32.0 A, what the mains meter leaves and a fresh setpoint",
+        "main service 63.0 A per phase, 2.0 A kept free: the EVSEs get at most 61.0 A minus what the house draws",
+        "fallback 18.0 A: what the EVSE circuit may always take, even with the house at its maximum",
+        "the standalone failsafe currents (18.0 A) fit under it",
+        "mains meter: an Eastron SDM630 (three-phase) over Modbus TCP at 127.0.0.1:5020, device id 1, read every 1 s",
+        "no good reading for 5 s: fall back to 18.0 A",
+        "MQTT broker 127.0.0.1:1883 (no TLS, no login): setpoints in on busshare/garage/limit/set (valid 60 s",
+        "the effective limit out, retained, on busshare/garage/limit",
+        "within 6.05 s",
+    ]:
+        assert needle in text, (needle, text)
+    j = json.loads(cli("--json", str(MAINS)).stdout)
+    assert j["ok"] is True and j["notes"] == [] and j["site_id"] == "garage"
+    b = j["budget"]
+    assert (b["main_limit_a"], b["margin_a"], b["fallback_a"], b["setpoint_ttl_s"]) == (63.0, 2.0, 18.0, 60.0)
+    assert b["meter"] == {"kind": "sdm630", "phases": 3, "tcp": "127.0.0.1:5020", "serial": None, "device_id": 1,
+                          "poll_s": 1.0, "timeout_s": 5.0, "request_timeout_s": 1.0, "frozen_s": 60.0}
+    assert (b["mqtt"]["setpoint_topic"], b["mqtt"]["limit_topic"]) == ("busshare/garage/limit/set",
+                                                                       "busshare/garage/limit")
+    assert [f"  {line}" for line in b["meaning"]] == text.splitlines()[-len(b["meaning"]):]  # the same words
+
+
+def test_a_file_without_a_budget_says_nothing_of_one(tmp_path: Path) -> None:
+    r = cli(str(write(tmp_path, GOOD)))
+    assert "budget" not in "".join(r.stdout.splitlines(keepends=True)[1:])  # (the first line names the file)
+    j = json.loads(cli("--json", str(write(tmp_path, GOOD))).stdout)
+    assert (j["budget"], j["site_id"]) == (None, "site")
+
+
+def test_a_serial_generic_meter_and_setpoints_alone_are_explained(tmp_path: Path) -> None:
+    text = GOOD + """
+[budget]
+main_limit_a = 40
+fallback_a = 16
+[budget.meter]
+kind = "generic"
+serial = "/dev/ttyUSB0"
+parity = "even"
+device_id = 7
+[[budget.meter.phase]]
+current = { register = 0x0100, function = 3, type = "int32", word_order = "little", scale = 0.001 }
+"""
+    r = cli(str(write(tmp_path, text)))
+    assert r.returncode == 0, r.stdout
+    assert ("mains meter: a generic meter (1 phase, its registers from the site file) over Modbus RTU on "
+            "/dev/ttyUSB0 at 9600 baud 8E1, device id 7") in r.stdout
+    assert "setpoint" not in r.stdout
+    setpoints = GOOD + '[budget]\nfallback_a = 16\n[budget.mqtt]\nbroker = "h"\n'
+    r = cli(str(write(tmp_path, setpoints)))
+    assert r.returncode == 0, r.stdout
+    assert "the EVSEs share the least of the static limit 64.0 A and a fresh setpoint" in r.stdout
+    assert "main service" not in r.stdout and "mains meter" not in r.stdout
+    assert 'note: the site id is the default "site": give [site] id' in r.stdout
+
+
+def test_a_budget_with_no_source_is_noted(tmp_path: Path) -> None:
+    r = cli(str(write(tmp_path, GOOD + "[budget]\nfallback_a = 16\n")))
+    assert r.returncode == 0
+    assert "note: [budget] has no [budget.meter] and no [budget.mqtt]: the limit never moves" in r.stdout
+
+
+def test_budget_problems_are_listed_with_their_key_paths(tmp_path: Path) -> None:
+    text = MAINS.read_text().replace("fallback_a = 18.0", "fallback_a = 12.0").replace(
+        'tcp = "127.0.0.1:5020"', 'tcp = "127.0.0.1:5020"\nbaud = 9600').replace(
+        'id = "garage"', 'id = "garage/1"').replace("poll_s = 1.0", "poll_s = nan")
+    path = write(tmp_path, text)
+    r = cli(str(path))
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == [
+        f"{path}: site.id: \"garage/1\" contains '/' (the site id is one MQTT topic level)",
+        f"{path}: budget.meter.baud: 9600 is only for a serial meter (serial = ...)",
+        f"{path}: budget.meter.poll_s: nan is not a finite number",
+        f"{path}: budget.fallback_a: 12.0 is below the servants' standalone failsafe currents, which sum to 18 A: "
+        "servants without a master could take more than the fallback; lower some failsafe_a (0 = pause) or raise "
+        "fallback_a",
+        f"{path}: 4 problems",
+    ]
+    j = json.loads(cli("--json", str(path)).stdout)
+    assert j["ok"] is False and len(j["problems"]) == 4 and "budget" not in j

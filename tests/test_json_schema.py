@@ -188,10 +188,23 @@ def test_busload_and_check_config(capsys: pytest.CaptureFixture[str], tmp_path: 
     site.write_text(SITE.replace("max_a = 16", "max_a = 16\nserial = 0x6bb08461", 1))
     ok = records(cli(capsys, "check-config", "--json", str(site)), "check-config --json")
     assert ok[0]["ok"] and ok[0]["servants"][0]["serial"] == "0x6bb08461"
+    assert ok[0]["budget"] is None and ok[0]["site_id"] == "site"
+    mains = records(cli(capsys, "check-config", "--json", str(ROOT / "examples" / "site-mains.toml")),
+                    "check-config --json (a moving budget)")
+    assert mains[0]["budget"]["meter"]["kind"] == "sdm630" and mains[0]["budget"]["mqtt"]["broker"]
+    serial = tmp_path / "serial.toml"
+    serial.write_text((ROOT / "examples" / "site-mains.toml").read_text().replace(
+        'tcp = "127.0.0.1:5020"', 'serial = "/dev/ttyUSB0"\nbaud = 2400\nparity = "even"').replace(
+        'broker = "127.0.0.1:1883"', 'broker = "mqtt.example.org"\ntls = true\nusername = "evse"\npassword = "s3cret-pw"'))
+    on_a_line = records(cli(capsys, "check-config", "--json", str(serial)), "check-config --json (a serial meter)")
+    assert on_a_line[0]["budget"]["meter"]["serial"] == {"port": "/dev/ttyUSB0", "baud": 2400, "parity": "E",
+                                                         "stopbits": 1}
+    assert on_a_line[0]["budget"]["mqtt"]["broker"] == "mqtt.example.org:8883"
+    assert "s3cret-pw" not in json.dumps(on_a_line)  # a password is never printed
     site.write_text(SITE.replace("max_a = 16", "max_a = 99"))
     bad = records(cli(capsys, "check-config", "--json", str(site)), "check-config --json (a bad file)")
     assert not bad[0]["ok"]
-    assert {r["record"] for r in ok + bad} == {"config"}
+    assert {r["record"] for r in ok + mains + on_a_line + bad} == {"config"}
     assert {r["record"] for r in records(cli(capsys, "busload", "--json"), "busload")} == {"busload"}
 
 

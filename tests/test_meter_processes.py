@@ -175,7 +175,7 @@ def test_bad_emulator_options_are_one_line(tmp_path: Path) -> None:
     three.write_text("0,1,2,3\n")
     for args, words in [(["--tcp", "127.0.0.1:0", "--csv", str(bad_csv)], "is not numbers"),
                         (["--tcp", "127.0.0.1:0", "--kind", "sdm120", "--csv", str(three)], "3 phases"),
-                        (["--tcp", "nohost:99999"], "port must be"),
+                        (["--tcp", "nohost:99999"], "must have a port 0-65535"),
                         (["--tcp", "127.0.0.1:0", "--at", "soon:freeze"], "SECONDS:COMMAND"),
                         (["--serial", str(tmp_path / "no-such-tty")], "could not open port")]:
         out = subprocess.run([*EmulatorProc.command_line(), *args], capture_output=True, text=True, timeout=60,

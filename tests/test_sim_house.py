@@ -62,9 +62,18 @@ def test_a_csv_house_takes_the_worst_phase(tmp_path: Path) -> None:
     assert h.times == (0.0, 60.0, 120.0) and h.base_da == (30, 125, 10)
 
 
+def test_a_csv_house_is_the_emulators_format_the_first_row_holding_from_the_start(tmp_path: Path) -> None:
+    f = tmp_path / "house.csv"
+    f.write_text("-60,9.0\n-5,3.0\n30,12.5\n")
+    assert (house_from_csv(f).times, house_from_csv(f).base_da) == ((0.0, 30.0), (30, 125))
+    f.write_text("5,1\n65,2\n")
+    assert (house_from_csv(f).times, house_from_csv(f).base_da) == ((0.0, 65.0), (10, 20))
+
+
 @pytest.mark.parametrize("text, where", [
-    ("0,1\n5\n", ":2: want time,L1"), ("0,1\nx,2\n", ":2: "), ("5,1\n", ":1: times must start at 0"),
-    ("0,1\n0,2\n", ":2: times must start at 0 and increase"), ("0,nan\n", ":1: want"), ("# nothing\n", ": no rows"),
+    ("0,1\n5\n", ":2: want time,L1"), ("0,1\nx,2\n", ":2: 'x,2' is not numbers"),
+    ("0,1\n0,2\n", ":2: time 0 s does not increase"), ("0,1\n5,2,3,4\n", ":2: 4 columns, the first row has 2"),
+    ("0,nan\n", ":1: not a finite number"), ("# nothing\n", ": no rows"),
 ])
 def test_a_bad_csv_is_one_line_naming_the_line(tmp_path: Path, text: str, where: str) -> None:
     f = tmp_path / "bad.csv"

@@ -1,4 +1,9 @@
-"""[budget.meter] and [budget.mqtt]: the issue's site file works as written, and every mistake names its key."""
+"""[budget.meter] and [budget.mqtt]: the issue's site file works as written, and every mistake names its key.
+
+The tables are read by the site file's one Reader (``busshare.config.problems`` lists every
+problem with its key path and the value as written); ``meter_settings_from_mapping`` and
+``mqtt_settings_from_mapping`` read one table and raise ConfigError for its first problem.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +11,38 @@ import tomllib
 from typing import Any
 
 import pytest
+from site_files import ISSUE_BLOCK, site
 
+from busshare.config import ConfigError, problems
 from busshare.core.meter_maps import SDM120, SDM630, Endian, Function, MeterKind, MeterMap, Register, RegisterType
 from busshare.core.source_settings import (
     MeterSettings,
     MqttSettings,
     Parity,
     SerialLine,
-    SettingsError,
     TcpEndpoint,
     meter_settings_from_mapping,
     mqtt_settings_from_mapping,
     parse_endpoint,
 )
 
-ISSUE_SITE = """
-[site]
-id = "garage"              # MQTT topics: busshare/garage/...
-[budget]
-main_limit_a = 80.0        # the main service's continuous limit (per phase)
-margin_a = 2.0             # kept free below it
-fallback_a = 24.0          # what the EVSE circuit may always take; used when a source is stale
-setpoint_ttl_s = 60        # default time-to-live of an external setpoint
-[budget.meter]
-kind = "sdm630"            # or "sdm120", or "generic" with a register table
-tcp = "127.0.0.1:5020"     # Modbus TCP; or serial = "/dev/ttyUSB0" with baud = 9600
-device_id = 1
-poll_s = 1.0
-timeout_s = 5.0            # no good reading for this long: fall back
-[budget.mqtt]
-broker = "127.0.0.1:1883"  # plus optional username, password, tls
-"""
-
 
 def meter(toml: str) -> MeterSettings:
     return meter_settings_from_mapping(tomllib.loads(toml)["budget"]["meter"])
 
 
-def problems(table: dict[str, Any], mqtt: bool = False) -> list[str]:
-    with pytest.raises(SettingsError) as exc:
+def problems_of(table: dict[str, Any], mqtt: bool = False) -> list[str]:
+    """Every problem of one [budget.meter] (or [budget.mqtt]) table in a whole, otherwise valid, site file."""
+    doc = site(mqtt=table) if mqtt else site(meter=table)
+    found = [str(p) for p in problems(doc)]
+    with pytest.raises(ConfigError) as exc:
         (mqtt_settings_from_mapping if mqtt else meter_settings_from_mapping)(table)
-    assert str(exc.value) == str(exc.value.problems[0]) and "\n" not in str(exc.value)
-    return [str(p) for p in exc.value.problems]
+    assert str(exc.value) == found[0] and "\n" not in str(exc.value), "the first problem is the one raised"
+    return found
 
 
 def test_the_issues_site_file_as_written() -> None:
-    doc = tomllib.loads(ISSUE_SITE)["budget"]
+    doc = tomllib.loads(ISSUE_BLOCK)["budget"]
     m = meter_settings_from_mapping(doc["meter"])
     assert m == MeterSettings(MeterKind.SDM630, TcpEndpoint("127.0.0.1", 5020), SDM630, device_id=1, poll_s=1.0,
                               timeout_s=5.0, request_timeout_s=1.0, frozen_s=60.0)
@@ -102,69 +93,109 @@ def test_a_single_phase_generic_meter_needs_only_a_current() -> None:
 
 
 @pytest.mark.parametrize("table, expected", [
-    ({"tcp": "x:1"}, ["budget.meter: missing kind (\"sdm630\", \"sdm120\" or \"generic\")"]),
-    ({"kind": "sdm999", "tcp": "x:1"}, ["budget.meter.kind: 'sdm999' is not one of 'sdm630', 'sdm120', 'generic'"]),
-    ({"kind": "sdm630"}, ["budget.meter: give tcp = \"host:port\" (Modbus TCP) or serial = \"/dev/ttyUSB0\" "
+    ({"tcp": "x:1"}, ['budget.meter.kind: is missing ("sdm630", "sdm120" or "generic")']),
+    ({"kind": "sdm999", "tcp": "x:1"}, ['budget.meter.kind: "sdm999" is not one of sdm630, sdm120, generic']),
+    ({"kind": 630, "tcp": "x:1"}, ["budget.meter.kind: 630 is not one of sdm630, sdm120, generic"]),
+    ({"kind": "sdm630"}, ['budget.meter: give tcp = "host:port" (Modbus TCP) or serial = "/dev/ttyUSB0" '
                           "(Modbus RTU), one of them"]),
     ({"kind": "sdm630", "tcp": "x:1", "serial": "/dev/ttyS0"},
-     ["budget.meter: give tcp = \"host:port\" (Modbus TCP) or serial = \"/dev/ttyUSB0\" (Modbus RTU), one of them"]),
-    ({"kind": "sdm630", "tcp": "x:99999"}, ["budget.meter.tcp: 'x:99999': port must be 1-65535"]),
-    ({"kind": "sdm630", "tcp": ""}, ["budget.meter.tcp: '' must be a non-empty string"]),
-    ({"kind": "sdm630", "tcp": "x", "baud": 9600}, ["budget.meter.baud: only for a serial meter"]),
-    ({"kind": "sdm630", "serial": "/dev/ttyS0", "baud": 9600.5}, ["budget.meter.baud: 9600.5 must be an integer 300-921600"]),
-    ({"kind": "sdm630", "serial": "/dev/ttyS0", "parity": "X"}, ["budget.meter.parity: 'X' is not one of 'N', 'E', 'O'"]),
-    ({"kind": "sdm630", "serial": "/dev/ttyS0", "device_id": 0}, ["budget.meter.device_id: 0 must be an integer 1-247"]),
-    ({"kind": "sdm630", "tcp": "x", "device_id": True}, ["budget.meter.device_id: True must be an integer 0-255"]),
-    ({"kind": "sdm630", "tcp": "x", "poll_s": "1"}, ["budget.meter.poll_s: '1' is not a number of seconds"]),
-    ({"kind": "sdm630", "tcp": "x", "timeout_s": 0}, ["budget.meter.timeout_s: 0 must be above 0"]),
+     ['budget.meter: give tcp = "host:port" (Modbus TCP) or serial = "/dev/ttyUSB0" (Modbus RTU), one of them']),
+    ({"kind": "sdm630", "tcp": "x:99999"}, ['budget.meter.tcp: "x:99999" must have a port 1-65535']),
+    ({"kind": "sdm630", "tcp": "x:0"}, ['budget.meter.tcp: "x:0" must have a port 1-65535']),
+    ({"kind": "sdm630", "tcp": "a:b:c"},
+     ['budget.meter.tcp: "a:b:c" is not host:port (write an IPv6 address as [address]:port)']),
+    ({"kind": "sdm630", "tcp": ""}, ['budget.meter.tcp: "" is empty']),
+    ({"kind": "sdm630", "tcp": 502}, ["budget.meter.tcp: 502 is not a string"]),
+    ({"kind": "sdm630", "tcp": "x", "baud": 9600}, ["budget.meter.baud: 9600 is only for a serial meter (serial = ...)"]),
+    ({"kind": "sdm630", "serial": "/dev/ttyS0", "baud": 9600.5}, ["budget.meter.baud: 9600.5 is not an integer"]),
+    ({"kind": "sdm630", "serial": "/dev/ttyS0", "baud": 100}, ["budget.meter.baud: 100 must be 300-921600"]),
+    ({"kind": "sdm630", "serial": "/dev/ttyS0", "parity": "X"}, ['budget.meter.parity: "X" is not one of N, E, O']),
+    ({"kind": "sdm630", "serial": "/dev/ttyS0", "stopbits": 3}, ["budget.meter.stopbits: 3 must be 1 or 2"]),
+    ({"kind": "sdm630", "serial": "/dev/ttyS0", "device_id": 0},
+     ["budget.meter.device_id: 0 must be 1-247 on a serial line (Modbus RTU)"]),
+    ({"kind": "sdm630", "tcp": "x", "device_id": 256}, ["budget.meter.device_id: 256 must be 0-255"]),
+    ({"kind": "sdm630", "tcp": "x", "device_id": True}, ["budget.meter.device_id: true is not an integer"]),
+    ({"kind": "sdm630", "tcp": "x", "poll_s": "1"}, ['budget.meter.poll_s: "1" is not a number']),
+    ({"kind": "sdm630", "tcp": "x", "poll_s": float("nan")}, ["budget.meter.poll_s: nan is not a finite number"]),
+    ({"kind": "sdm630", "tcp": "x", "timeout_s": float("inf")}, ["budget.meter.timeout_s: inf is not a finite number"]),
+    ({"kind": "sdm630", "tcp": "x", "timeout_s": 0},
+     ["budget.meter.timeout_s: 0 must be a number of seconds above 0 and at most 3600"]),
+    ({"kind": "sdm630", "tcp": "x", "timeout_s": 1e9, "poll_s": 1},
+     ["budget.meter.timeout_s: 1000000000.0 must be a number of seconds above 0 and at most 3600"]),
     ({"kind": "sdm630", "tcp": "x", "poll_s": 3, "timeout_s": 5},
      ["budget.meter.poll_s: 3 s leaves fewer than two polls within timeout_s 5 s: one lost reply would already "
       "fall back"]),
-    ({"kind": "sdm630", "tcp": "x", "request_timeout_s": 6}, ["budget.meter.request_timeout_s: 6 s is longer than "
-                                                              "timeout_s 5 s"]),
-    ({"kind": "sdm630", "tcp": "x", "frozen_s": 1}, ["budget.meter.frozen_s: 1 s must be 0 (off) or at least two "
-                                                     "polls (2 s)"]),
-    ({"kind": "sdm630", "tcp": "x", "frozen_s": -1}, ["budget.meter.frozen_s: -1 must be at least 0"]),
+    ({"kind": "sdm630", "tcp": "x", "request_timeout_s": 6},
+     ["budget.meter.request_timeout_s: 6 s is longer than timeout_s 5 s"]),
+    ({"kind": "sdm630", "tcp": "x", "frozen_s": 1},
+     ["budget.meter.frozen_s: 1 s must be 0 (off) or at least two polls (2 s)"]),
+    ({"kind": "sdm630", "tcp": "x", "frozen_s": -1},
+     ["budget.meter.frozen_s: -1 must be 0 (off) or a number of seconds up to 3600"]),
     ({"kind": "sdm630", "tcp": "x", "pol_s": 1}, ["budget.meter.pol_s: unknown key (known: baud, device_id, frozen_s, "
                                                   "kind, parity, phase, poll_s, request_timeout_s, serial, stopbits, "
                                                   "tcp, timeout_s)"]),
     ({"kind": "sdm630", "tcp": "x", "phase": [{"current": {"register": 0}}]},
-     ["budget.meter.phase: a register table is only for kind = \"generic\" (sdm630 has its own map)"]),
-    ({"kind": "generic", "tcp": "x"}, ["budget.meter: kind = \"generic\" needs one [[budget.meter.phase]] table per "
-                                       "phase (1 or 3)"]),
+     ['budget.meter.phase: is only for kind = "generic" (sdm630 has its own register map)']),
+    ({"kind": "generic", "tcp": "x"}, ['budget.meter.phase: is missing: kind = "generic" needs one '
+                                       "[[budget.meter.phase]] table per phase (1 or 3)"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0}}] * 2},
-     ["budget.meter.phase: must be 1 or 3 [[budget.meter.phase]] tables (L1, L2, L3 in order)"]),
+     ["budget.meter.phase: has 2 tables: a meter has 1 or 3 phases, one [[budget.meter.phase]] each, L1 first"]),
+    ({"kind": "generic", "tcp": "x", "phase": {"current": {"register": 0}}},
+     ["budget.meter.phase: a table must be an array of tables, written [[budget.meter.phase]]"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"power": {"register": 0}}]},
-     ["budget.meter.phase[0]: missing current = { register = ... }"]),
+     ["budget.meter.phase[0].current: is missing: { register = ... }, the phase current"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"type": "float32"}}]},
-     ["budget.meter.phase[0].current: missing register (its 0-based address, e.g. 0x0006)"]),
+     ["budget.meter.phase[0].current.register: is missing (its 0-based address, e.g. 0x0006)"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0, "type": "float64", "scale": 0}}]},
-     ["budget.meter.phase[0].current.type: 'float64' is not one of 'float32', 'int16', 'uint16', 'int32', 'uint32'",
-      "budget.meter.phase[0].current.scale: 0 must be a positive number (value = raw * scale, in A or W)"]),
+     ['budget.meter.phase[0].current.type: "float64" is not one of float32, int16, uint16, int32, uint32']),
+    ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0, "scale": 0}}]},
+     ["budget.meter.phase[0].current.scale: 0 must be above 0 (value = raw * scale, in A or W)"]),
+    ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0, "scale": float("nan")}}]},
+     ["budget.meter.phase[0].current.scale: nan is not a finite number"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 65535}}]},
      ["budget.meter.phase[0].current.register: 65535 + 2 registers runs past 65535"]),
+    ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": -1}}]},
+     ["budget.meter.phase[0].current.register: -1 must be 0-65535"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0, "function": 6}}]},
-     ["budget.meter.phase[0].current.function: 6 must be an integer 3-4"]),
+     ["budget.meter.phase[0].current.function: 6 is not 3 (holding registers) or 4 (input registers)"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": 6}]},
-     ["budget.meter.phase[0].current: must be a table such as { register = 6, type = \"float32\" }"]),
+     ["budget.meter.phase[0].current: 6 must be a table"]),
+    ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0}, "voltage": {"register": 6}}]},
+     ["budget.meter.phase[0].voltage: unknown key (known: current, power)"]),
     ({"kind": "generic", "tcp": "x", "phase": [{"current": {"register": 0}, "power": {"register": 6}},
                                                {"current": {"register": 2}}, {"current": {"register": 4}}]},
-     ["budget.meter.phase: give a power register for every phase or for none"]),
+     ["budget.meter.phase: gives a power register for some phases: give one for every phase or for none"]),
 ])
 def test_every_mistake_names_its_key(table: dict[str, Any], expected: list[str]) -> None:
-    assert problems(table) == expected
+    assert problems_of(table) == expected
 
 
 def test_every_problem_is_listed_not_only_the_first() -> None:
-    got = problems({"kind": "nope", "tcp": "h:0", "poll_s": -1, "colour": "red"})
+    got = problems_of({"kind": "nope", "tcp": "h:0", "poll_s": -1, "colour": "red"})
     assert [p.split(":")[0] for p in got] == ["budget.meter.colour", "budget.meter.kind", "budget.meter.tcp",
                                               "budget.meter.poll_s"]
 
 
+def test_a_rule_is_not_reported_when_a_key_it_reads_is_bad() -> None:
+    assert problems_of({"kind": "sdm630", "tcp": "x", "poll_s": 3, "timeout_s": "5"}) == [
+        'budget.meter.timeout_s: "5" is not a number']
+
+
 def test_the_key_path_prefix_is_the_callers() -> None:
-    with pytest.raises(SettingsError) as exc:
+    with pytest.raises(ConfigError) as exc:
         meter_settings_from_mapping({"kind": "sdm630"}, where="meters[1]")
-    assert exc.value.problems[0].key == "meters[1]"
+    assert exc.value.key == "meters[1]"
+
+
+def test_a_meter_is_one_table_of_a_whole_site_file() -> None:
+    doc = tomllib.loads(ISSUE_BLOCK)
+    doc["budget"]["meter"]["poll_s"] = 3
+    doc["budget"]["mqtt"]["keepalive_s"] = 1
+    assert [str(p) for p in problems(site(doc["budget"]))] == [
+        "budget.meter.poll_s: 3 s leaves fewer than two polls within timeout_s 5 s: one lost reply would already "
+        "fall back",
+        "budget.mqtt.keepalive_s: 1 must be 5-3600 (seconds)",
+    ]
 
 
 # -- [budget.mqtt] ---------------------------------------------------------------------
@@ -178,17 +209,25 @@ def test_mqtt_with_credentials_and_tls_defaults_to_port_8883() -> None:
 
 
 @pytest.mark.parametrize("table, expected", [
-    ({}, ["budget.mqtt: missing broker = \"host:port\""]),
-    ({"broker": "h", "password": "x"}, ["budget.mqtt.password: a password needs a username"]),
-    ({"broker": "h", "ca_file": "/ca.pem"}, ["budget.mqtt.ca_file: only with tls = true"]),
-    ({"broker": "h", "tls": "yes"}, ["budget.mqtt.tls: 'yes' must be true or false"]),
-    ({"broker": "h:x"}, ["budget.mqtt.broker: 'h:x': port must be 1-65535"]),
-    ({"broker": "h", "keepalive_s": 1}, ["budget.mqtt.keepalive_s: 1 must be an integer 5-3600"]),
+    ({}, ['budget.mqtt.broker: is missing ("host:port")']),
+    ({"broker": "h", "password": "x"}, ["budget.mqtt.password: needs a username (username = ...)"]),
+    ({"broker": "h", "username": ""}, ['budget.mqtt.username: "" is empty']),
+    ({"broker": "h", "ca_file": "/ca.pem"}, ['budget.mqtt.ca_file: "/ca.pem" is only for tls = true']),
+    ({"broker": "h", "tls": "yes"}, ['budget.mqtt.tls: "yes" is not true or false']),
+    ({"broker": "h:x"}, ['budget.mqtt.broker: "h:x" must have a port 1-65535']),
+    ({"broker": ["h"]}, ["budget.mqtt.broker: an array is not a string"]),
+    ({"broker": "h", "keepalive_s": 1}, ["budget.mqtt.keepalive_s: 1 must be 5-3600 (seconds)"]),
+    ({"broker": "h", "keepalive_s": 30.5}, ["budget.mqtt.keepalive_s: 30.5 is not an integer"]),
     ({"broker": "h", "port": 1883}, ["budget.mqtt.port: unknown key (known: broker, ca_file, client_id, keepalive_s, "
                                      "password, tls, username)"]),
 ])
 def test_every_mqtt_mistake_names_its_key(table: dict[str, Any], expected: list[str]) -> None:
-    assert problems(table, mqtt=True) == expected
+    assert problems_of(table, mqtt=True) == expected
+
+
+def test_a_password_is_never_shown() -> None:
+    assert problems_of({"broker": "h", "password": "s3cret"}, mqtt=True) == [
+        "budget.mqtt.password: needs a username (username = ...)"]
 
 
 @pytest.mark.parametrize("text, endpoint", [

@@ -3,7 +3,7 @@
 A bad number is a usage error of the command that got it (its own usage, exit
 2), before any bus, port or file is opened and before a long run starts:
 ``argument --status-interval: -1 must be above 0 s``.  The rules are the ones
-of ``busshare.problems`` (the same words as a config file's), applied to text.
+of ``busshare.core.problems`` (the same words as a config file's), applied to text.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ..core.problems import Invalid, number, within
 from ..frames import FIRST_SERVANT, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA, STATUS_MEASURED_MAX_DA
-from ..problems import Invalid, number, within
 
 T = TypeVar("T")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, config_from_mapping, mapping_from_bytes, problems
 from ..errors import UserError
+from ..report.budget_explain import budget_notes, budget_record
 from ..report.records import RecordKind, serial_hex
 from . import SUMMARIES
 
@@ -50,11 +51,13 @@ def explain(cfg: Config) -> dict[str, Any]:
         if s.max_da > cfg.limit_da:
             notes.append(f"servant {s.address}: max {s.max_da / 10:.1f} A is above the whole limit "
                          f"(it never gets more than {cfg.limit_da / 10:.1f} A)")
+    notes += budget_notes(cfg)
     load = busload(125000, n, heartbeat_period=cfg.timing.heartbeat_period, status_period=cfg.timing.status_period)
     return {
         "limit_a": cfg.limit_da / 10,
         "breaker_a": cfg.breaker_a,
         "master_id": cfg.master_id,
+        "site_id": cfg.site_id,
         "servants": [
             {"address": s.address, "min_a": s.min_da / 10, "max_a": s.max_da / 10, "failsafe_a": s.failsafe_da / 10,
              "priority": s.priority, "meter": s.has_meter, "serial": serial_hex(s.serial) if s.serial else None}
@@ -63,6 +66,7 @@ def explain(cfg: Config) -> dict[str, Any]:
         "failsafe_sum_a": failsafe_sum / 10,
         "failsafe_within_s": round(cfg.timing.failsafe_timeout + cfg.timing.tick_period, 3),
         "busload_125k_worst_percent": round(load.worst_percent, 2),
+        "budget": budget_record(cfg),
         "notes": notes,
     }
 
@@ -81,6 +85,9 @@ def format_explanation(path: str, e: dict[str, Any]) -> str:
     lines.append(f"failsafe currents sum to {e['failsafe_sum_a']:.1f} A (<= limit {e['limit_a']:.1f} A); servants "
                  f"fail safe within {e['failsafe_within_s']:g} s of the last heartbeat")
     lines.append(f"CAN bus load at 125 kbit/s: {e['busload_125k_worst_percent']:.2f} % worst case")
+    if e["budget"] is not None:
+        lines.append(f"moving budget (site id {json.dumps(e['site_id'])}):")
+        lines += [f"  {line}" for line in e["budget"]["meaning"]]
     lines += [f"note: {n}" for n in e["notes"]]
     return "\n".join(lines)
 

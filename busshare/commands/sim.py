@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..core.problems import Invalid
 from ..errors import UserError
-from ..problems import Invalid
 from ..report import progress
 from ..report.records import RecordKind
 from ..report.summaries import sim_summary

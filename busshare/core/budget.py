@@ -10,7 +10,7 @@ The effective limit is min(static limit, meter headroom, fresh setpoint):
 * **meter headroom** = main limit - margin - house load, on the worst phase;
   house load = mains reading - what the EVs draw at that time, as the master
   knows it: a metered servant's measured draw, a meterless one's counted offer
-  while its car charges (docs/BUDGET-POLICY.md: why, and what it costs).
+  while its car charges (docs/BUDGET.md 4.2.1: why, and what it costs).
   Rounded down to ``resolution_da``.
 * **lowering** is at once, by at least the full overshoot, on any reading
   (aligned or not: a mains reading that shows an overload is an overload).
@@ -28,7 +28,7 @@ The effective limit is min(static limit, meter headroom, fresh setpoint):
 
 Under a steady load whose noise (peak to peak) plus ``resolution_da`` stays
 within ``deadband_da``, the limit changes at most ``steady_change_bound`` times
-however long the load stays steady (proof in docs/BUDGET-POLICY.md).
+however long the load stays steady (proof in docs/BUDGET.md 4.3.1).
 
 This is one node of a future tree of sub-circuits: a child would take its
 parent's share as one more source; nothing here assumes it is the root.
@@ -44,17 +44,9 @@ from enum import StrEnum
 from ..config import Timing
 from .budget_config import BudgetConfig
 from .currents import PhaseCurrents
+from .setpoint import LimitSource
 
 INF = float("inf")
-
-
-class LimitSource(StrEnum):
-    """Where the effective limit comes from (the ``source`` of the published limit)."""
-
-    STATIC = "static"  # the site file's circuit limit
-    METER = "meter"  # the headroom the mains meter leaves
-    SETPOINT = "setpoint"  # an external setpoint, while fresh
-    FALLBACK = "fallback"  # a source is stale or failed: degraded
 
 
 class SourceState(StrEnum):
@@ -138,7 +130,7 @@ class BudgetStats:
 
 
 def steady_change_bound(cfg: BudgetConfig, span_da: int) -> int:
-    """Most effective-limit changes over one steady stretch, however long (docs/BUDGET-POLICY.md).
+    """Most effective-limit changes over one steady stretch, however long (docs/BUDGET.md 4.3.1).
 
     Holds when the house load is constant plus noise whose peak-to-peak plus ``resolution_da``
     is at most ``deadband_da``, every source stays fresh, and the limit starts within

@@ -1,32 +1,31 @@
-"""The live budget's settings: ``[site] id`` and ``[budget]`` of the site file, as frozen data.
+"""The live budget's settings: ``[budget]`` of the site file (with its ``[budget.meter]`` and ``[budget.mqtt]``).
 
-``budget_config_from_mapping`` takes the parsed site file (a plain mapping) and
-returns the settings or every problem found, each naming its key path
-(``budget.fallback_a``) in one line.  It needs what the rest of the site file
-says about the circuit (its static limit, the servants' standalone failsafe
-currents, the timing) because the fallback must fit both.
-
-``[budget.meter]`` and ``[budget.mqtt]`` belong to the source modules
-(``core.source_settings``); here they are only checked to be tables and kept
-as they are, so the two parsers can be joined.
+Read like every table of the site file, with the one ``Reader`` of ``core.problems``:
+``read_budget`` turns ``[budget]`` into a ``BudgetConfig`` (placeholders where a value cannot be
+read, each such value a ``Problem``), and ``budget_problems`` checks the typed budget against
+the rest of the installation (the static limit, the servants' standalone failsafe currents, the
+timing), so a budget built in code meets the same rules.  ``busshare.config`` calls both; a
+``Config`` carries the result as ``config.budget`` (None: a fixed limit, as before).
 
 Currents are amps in the file and ints in 0.1 A here, times are float seconds.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import Timing
 from ..frames import MAX_CIRCUIT_DA
-from .problems import Problem
+from .problems import Problem, Reader, Table, amps_text, deciamps, key_path, number, seconds_text
+from .setpoint import MAX_TTL_S
+from .source_settings import MeterSettings, MqttSettings, meter_problems, mqtt_problems, read_meter, read_mqtt
 
-DEFAULT_SITE_ID = "site"
-MAX_SITE_ID_BYTES = 64  # one MQTT topic level, short enough to type
-MAX_TTL_S = 86400.0  # a setpoint lives at most a day; an energy manager renews it
+if TYPE_CHECKING:  # busshare.config imports this module: its Timing is only an annotation here
+    from ..config import Timing
+
 MAX_HOLD_S = 3600.0
+MAX_ALIGN_S = 10.0
 
 # keys of [budget] exactly as issue 13 names them, then the tuning keys (defaults in BudgetConfig)
 BUDGET_KEYS = ("main_limit_a", "margin_a", "fallback_a", "setpoint_ttl_s", "raise_hold_s", "raise_hold_max_s",
@@ -38,14 +37,14 @@ def compliance_window_s(t: Timing) -> float:
 
     The cut is sent in the step that lowered the limit; a car has the reaction allowance to
     follow it, one lost frame costs one re-send (``ack_timeout``), plus a tick of latency.
-    Meant to become the derived property ``Timing.budget_compliance_bound`` (docs/BUDGET-POLICY.md).
+    Meant to become the derived property ``Timing.budget_compliance_bound`` (docs/BUDGET.md).
     """
     return t.reaction_allowance + t.ack_timeout + t.tick_period
 
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """``[budget]``: the main service, the fallback floor and how the limit may move."""
+    """``[budget]``: the main service, the fallback floor, how the limit may move, and its sources."""
 
     fallback_da: int  # what the EVSE circuit may always take, even with the house at its maximum
     main_limit_da: int | None = None  # the main service's continuous limit per phase (needed with a meter)
@@ -57,185 +56,112 @@ class BudgetConfig:
     deadband_da: int = 10  # a raise leaves this much of the measured headroom unused (noise)
     resolution_da: int = 5  # meter headroom is rounded down to this grid
     align_s: float = 1.0  # a metered EV reading this far from the mains reading's time: not used to raise
-    meter: Mapping[str, object] | None = None  # [budget.meter] as given, for core.source_settings
-    mqtt: Mapping[str, object] | None = None  # [budget.mqtt] as given
+    meter: MeterSettings | None = None  # [budget.meter]: a mains meter
+    mqtt: MqttSettings | None = None  # [budget.mqtt]: setpoints in, the effective limit out
 
 
-@dataclass(frozen=True)
-class SiteBudget:
-    """What the site file says about the moving budget; ``budget`` None: a fixed limit, as before."""
+def read_budget(r: Reader, t: Table, path: str = "budget") -> BudgetConfig:
+    """``[budget]`` -> BudgetConfig, every problem of a value on its own added to ``r``.
 
-    site_id: str = DEFAULT_SITE_ID
-    budget: BudgetConfig | None = None
-
-
-# ---------------------------------------------------------------------------
-# reading values: each helper records a Problem and returns None when the value is bad
-
-
-class _Reader:
-    def __init__(self, table: Mapping[str, object], where: str) -> None:
-        self.table = table
-        self.where = where
-        self.problems: list[Problem] = []
-
-    def bad(self, key: str, message: str) -> None:
-        self.problems.append(Problem(f"{self.where}.{key}", message))
-
-    def amps(self, key: str, default: int | None) -> int | None:
-        """Amps with at most one decimal -> 0.1 A; ``default`` when absent."""
-        if key not in self.table:
-            return default
-        v = self.table[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.bad(key, f"{v!r} is not a current in A")
-            return None
-        if v < 0:
-            self.bad(key, f"{v:g} A is negative")
-            return None
-        if v * 10 > MAX_CIRCUIT_DA:
-            self.bad(key, f"{v:g} A is above {MAX_CIRCUIT_DA / 10:g} A")
-            return None
-        da = round(v * 10)
-        if abs(da - v * 10) > 1e-6:
-            self.bad(key, f"{v!r} A has more than one decimal (0.1 A resolution)")
-            return None
-        return da
-
-    def seconds(self, key: str, default: float, hi: float) -> float | None:
-        v = self.table.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.bad(key, f"{v!r} is not a number of seconds")
-            return None
-        if not 0 < v <= hi:
-            self.bad(key, f"{v:g} s must be above 0 and at most {hi:g} s")
-            return None
-        return float(v)
-
-
-def _a(da: int) -> str:
-    return f"{da / 10:.1f} A"
-
-
-def site_id_problem(site_id: object) -> str | None:
-    """Why ``site_id`` cannot be one MQTT topic level (``busshare/<id>/limit``), or None."""
-    if not isinstance(site_id, str) or not site_id:
-        return f"{site_id!r} must be a non-empty string"
-    bad = sorted({c for c in site_id if c in "/+#" or not c.isprintable()})
-    if bad:
-        return f"{site_id!r} contains {', '.join(repr(c) for c in bad)} (it is one MQTT topic level)"
-    if len(site_id.encode("utf-8")) > MAX_SITE_ID_BYTES:
-        return f"{site_id!r} is longer than {MAX_SITE_ID_BYTES} bytes"
-    return None
-
-
-def _site_id(doc: Mapping[str, object], problems: list[Problem]) -> str:
-    site = doc.get("site", {})
-    if not isinstance(site, Mapping):
-        problems.append(Problem("site", "must be a table ([site])"))
-        return DEFAULT_SITE_ID
-    if "id" not in site:
-        return DEFAULT_SITE_ID
-    why = site_id_problem(site["id"])
-    if why is not None:
-        problems.append(Problem("site.id", why))
-        return DEFAULT_SITE_ID
-    return str(site["id"])
-
-
-def _tables(r: _Reader) -> tuple[Mapping[str, object] | None, Mapping[str, object] | None]:
-    out: list[Mapping[str, object] | None] = []
-    for key in ("meter", "mqtt"):
-        t = r.table.get(key)
-        if t is not None and not isinstance(t, Mapping):
-            r.bad(key, f"must be a table ([budget.{key}])")
-            t = None
-        out.append(t)
-    return out[0], out[1]
-
-
-def _check_fallback(r: _Reader, fallback: int, main: int | None, margin: int, circuit_limit_da: int,
-                    failsafes_da: Sequence[int]) -> None:
-    if fallback > circuit_limit_da:
-        r.bad("fallback_a", f"{_a(fallback)} is above the circuit limit {_a(circuit_limit_da)} (site limit_a)")
-    total = sum(failsafes_da)
-    if total > fallback:
-        r.bad("fallback_a", f"{_a(fallback)} is below the servants' standalone failsafe currents, which sum to "
-                            f"{_a(total)}: lower some failsafe_a (0 = pause) or raise fallback_a")
-    if main is not None and fallback > main - margin:
-        r.bad("fallback_a", f"{_a(fallback)} does not fit below main_limit_a - margin_a ({_a(main - margin)}): "
-                            "even an idle house would overload the main service")
-
-
-def _check_tuning(r: _Reader, hold: float | None, hold_max: float | None, step: int | None, deadband: int | None,
-                  resolution: int | None, timing: Timing) -> None:
-    window = compliance_window_s(timing)
-    if hold is not None and hold < window:
-        r.bad("raise_hold_s", f"{hold:g} s is shorter than the compliance window {window:g} s (reaction allowance "
-                              "+ ack timeout + tick): a raise could come before the last cut has taken effect")
-    if hold is not None and hold_max is not None and hold_max < hold:
-        r.bad("raise_hold_max_s", f"{hold_max:g} s is below raise_hold_s {hold:g} s")
-    if resolution is not None and not 1 <= resolution <= 100:
-        r.bad("resolution_a", f"{_a(resolution)} must be 0.1 A to 10 A")
-        resolution = None
-    if step is not None and resolution is not None and step < resolution:
-        r.bad("raise_step_a", f"{_a(step)} is below resolution_a {_a(resolution)}: a raise could not move the limit")
-    if deadband is not None and resolution is not None and deadband < resolution:
-        r.bad("deadband_a", f"{_a(deadband)} is below resolution_a {_a(resolution)}: meter noise would make "
-                            "the limit chatter")
-
-
-def budget_config_from_mapping(
-    doc: Mapping[str, object], *, circuit_limit_da: int, failsafes_da: Sequence[int], timing: Timing | None = None
-) -> tuple[SiteBudget | None, list[Problem]]:
-    """The parsed site file -> (SiteBudget, []) or (None, every problem).
-
-    ``circuit_limit_da`` is the static circuit limit (``[site] limit_a`` or 80 % of ``breaker_a``),
-    ``failsafes_da`` the servants' standalone failsafe currents: the fallback must fit between them.
+    Valid only with ``budget_problems`` of the result (merged by ``r``) empty too.
     """
-    timing = timing or Timing()
-    problems: list[Problem] = []
-    site_id = _site_id(doc, problems)
-    raw = doc.get("budget")
-    if raw is None:
-        return (None, problems) if problems else (SiteBudget(site_id), [])
-    if not isinstance(raw, Mapping):
-        return None, [*problems, Problem("budget", "must be a table ([budget])")]
-    r = _Reader(raw, "budget")
-    for key in sorted(set(raw) - set(BUDGET_KEYS)):
-        r.bad(key, f"unknown key (known: {', '.join(BUDGET_KEYS)})")
-    meter, mqtt = _tables(r)
-    main = r.amps("main_limit_a", None)
-    if main == 0:
-        r.bad("main_limit_a", "0 A: the main service must carry something")
-        main = None
-    if "main_limit_a" not in raw and meter is not None:
-        r.bad("main_limit_a", "missing: a mains meter needs the main service's continuous limit (per phase)")
-    margin = r.amps("margin_a", BudgetConfig.margin_da)
-    if main is not None and margin is not None and margin >= main:
-        r.bad("margin_a", f"{_a(margin)} leaves nothing of main_limit_a {_a(main)}")
-        margin = None
-    fallback = r.amps("fallback_a", None)
-    if "fallback_a" not in raw:
-        r.bad("fallback_a", "missing: the current the EVSE circuit may always take, used while a source is stale")
-    if fallback is not None and margin is not None:
-        _check_fallback(r, fallback, main, margin, circuit_limit_da, failsafes_da)
-    ttl = r.seconds("setpoint_ttl_s", BudgetConfig.setpoint_ttl_s, MAX_TTL_S)
-    hold = r.seconds("raise_hold_s", BudgetConfig.raise_hold_s, MAX_HOLD_S)
-    hold_max = r.seconds("raise_hold_max_s", max(BudgetConfig.raise_hold_max_s, hold or 0.0), MAX_HOLD_S)
-    step = r.amps("raise_step_a", BudgetConfig.raise_step_da)
-    deadband = r.amps("deadband_a", BudgetConfig.deadband_da)
-    resolution = r.amps("resolution_a", BudgetConfig.resolution_da)
-    align = r.seconds("align_s", BudgetConfig.align_s, 10.0)
-    _check_tuning(r, hold, hold_max, step, deadband, resolution, timing)
-    problems += r.problems
-    if problems:
-        return None, problems
-    assert fallback is not None and margin is not None and ttl is not None and hold is not None
-    assert hold_max is not None and step is not None and deadband is not None and resolution is not None
-    assert align is not None
-    return SiteBudget(site_id, BudgetConfig(
-        fallback_da=fallback, main_limit_da=main, margin_da=margin, setpoint_ttl_s=ttl, raise_hold_s=hold,
-        raise_hold_max_s=hold_max, raise_step_da=step, deadband_da=deadband, resolution_da=resolution,
-        align_s=align, meter=meter, mqtt=mqtt,
-    )), []
+    r.unknown(t, path, BUDGET_KEYS)
+    meter_t, mqtt_t = r.optional_table(t, "meter", path), r.optional_table(t, "mqtt", path)
+    d = BudgetConfig
+    main = r.get(t, "main_limit_a", path, deciamps, None)
+    margin = r.get(t, "margin_a", path, deciamps, d.margin_da)
+    fallback = r.require(t, "fallback_a", path, deciamps, 0,
+                         "the current the EVSE circuit may always take, used while a source is stale")
+    ttl = r.get(t, "setpoint_ttl_s", path, number, d.setpoint_ttl_s)
+    hold = r.get(t, "raise_hold_s", path, number, d.raise_hold_s)
+    return BudgetConfig(
+        fallback_da=fallback,
+        main_limit_da=main,
+        margin_da=margin,
+        setpoint_ttl_s=ttl,
+        raise_hold_s=hold,
+        raise_hold_max_s=r.get(t, "raise_hold_max_s", path, number, max(d.raise_hold_max_s, hold)),
+        raise_step_da=r.get(t, "raise_step_a", path, deciamps, d.raise_step_da),
+        deadband_da=r.get(t, "deadband_a", path, deciamps, d.deadband_da),
+        resolution_da=r.get(t, "resolution_a", path, deciamps, d.resolution_da),
+        align_s=r.get(t, "align_s", path, number, d.align_s),
+        meter=None if meter_t is None else read_meter(r, meter_t, key_path(path, "meter")),
+        mqtt=None if mqtt_t is None else read_mqtt(r, mqtt_t, key_path(path, "mqtt")),
+    )
+
+
+def budget_problems(b: BudgetConfig, *, limit_da: int, failsafes: Sequence[tuple[str, int]], timing: Timing,
+                    path: str = "budget", limit_key: str = "site.limit_a") -> list[Problem]:
+    """Every problem of a budget in its installation, key paths ``<path>.<key>``.
+
+    ``limit_da`` is the static circuit limit (``limit_key`` in the file), ``failsafes`` the
+    servants' standalone failsafe currents with their key paths (``servant[0].failsafe_a``):
+    the fallback must fit between them.
+    """
+    out: list[Problem] = []
+    bad: set[str] = set()
+
+    def add(key: str, value: str, message: str, *others: str) -> None:
+        if key not in bad and not bad & set(others):
+            out.append(Problem(key_path(path, key), message, value,
+                               frozenset(o if "." in o else key_path(path, o) for o in others)))
+
+    def out_of_range(key: str, value: str, message: str) -> None:
+        add(key, value, message)
+        bad.add(key)
+
+    currents = {"main_limit_a": b.main_limit_da, "margin_a": b.margin_da, "fallback_a": b.fallback_da,
+                "raise_step_a": b.raise_step_da, "deadband_a": b.deadband_da}
+    for key, da in currents.items():
+        lowest = 1 if key == "main_limit_a" else 0
+        if da is not None and not lowest <= da <= MAX_CIRCUIT_DA:
+            out_of_range(key, amps_text(da), f"must be a current {'above' if lowest else 'of at least'} 0 and at "
+                                             f"most {amps_text(MAX_CIRCUIT_DA)} A")
+    if not 1 <= b.resolution_da <= 100:
+        out_of_range("resolution_a", amps_text(b.resolution_da), "must be 0.1-10 A")
+    for key, value, high in (("setpoint_ttl_s", b.setpoint_ttl_s, MAX_TTL_S), ("raise_hold_s", b.raise_hold_s, MAX_HOLD_S),
+                             ("raise_hold_max_s", b.raise_hold_max_s, MAX_HOLD_S), ("align_s", b.align_s, MAX_ALIGN_S)):
+        if not 0 < value <= high:
+            out_of_range(key, seconds_text(value), f"must be a number of seconds above 0 and at most {high:g}")
+
+    # the main service
+    main, margin, fallback = b.main_limit_da, b.margin_da, b.fallback_da
+    if main is None and b.meter is not None:
+        out.append(Problem(key_path(path, "main_limit_a"), "is missing: a mains meter ([budget.meter]) needs the main "
+                           "service's continuous limit (per phase)"))
+    if main is not None and margin >= main:
+        add("margin_a", amps_text(margin), f"is not below main_limit_a {amps_text(main)} A: nothing would be left",
+            "main_limit_a")
+    elif main is not None and fallback > main - margin:
+        add("fallback_a", amps_text(fallback), f"does not fit under main_limit_a - margin_a ({amps_text(main - margin)} "
+            "A): even an idle house would overload the main service", "main_limit_a", "margin_a")
+    # the fallback between the standalone failsafes and the static limit
+    if fallback > limit_da:
+        add("fallback_a", amps_text(fallback), f"is above the site's limit {amps_text(limit_da)} A: the fallback is "
+            "part of what the EVSE circuit may take", limit_key)
+    total = sum(da for _, da in failsafes)
+    if total > fallback:
+        add("fallback_a", amps_text(fallback), f"is below the servants' standalone failsafe currents, which sum to "
+            f"{amps_text(total)} A: servants without a master could take more than the fallback; lower some "
+            "failsafe_a (0 = pause) or raise fallback_a", *(p for p, _ in failsafes))
+    # the tuning
+    window = compliance_window_s(timing)
+    if b.raise_hold_s < window:
+        add("raise_hold_s", seconds_text(b.raise_hold_s), f"s is shorter than the compliance window "
+            f"{seconds_text(window)} s (reaction_allowance + ack_timeout + tick_period): a raise could come before the "
+            "last cut has taken effect", "timing.reaction_allowance", "timing.ack_timeout", "timing.tick_period")
+    if b.raise_hold_max_s < b.raise_hold_s:
+        add("raise_hold_max_s", seconds_text(b.raise_hold_max_s),
+            f"s is below raise_hold_s {seconds_text(b.raise_hold_s)} s", "raise_hold_s")
+    if b.raise_step_da < b.resolution_da:
+        add("raise_step_a", amps_text(b.raise_step_da), f"is below resolution_a {amps_text(b.resolution_da)} A: a "
+            "raise could not move the limit", "resolution_a")
+    if b.deadband_da < b.resolution_da:
+        add("deadband_a", amps_text(b.deadband_da), f"is below resolution_a {amps_text(b.resolution_da)} A: meter "
+            "noise would make the limit chatter", "resolution_a")
+    # the sources
+    if b.meter is not None:
+        out += meter_problems(b.meter, key_path(path, "meter"))
+    if b.mqtt is not None:
+        out += mqtt_problems(b.mqtt, key_path(path, "mqtt"))
+    return out

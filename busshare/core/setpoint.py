@@ -21,31 +21,45 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..frames import MAX_CIRCUIT_DA
+from .problems import Invalid, string
 
 TOPIC_ROOT = "busshare"
+DEFAULT_SITE_ID = "site"  # [site] id when the file gives none
+MAX_SITE_ID_BYTES = 64  # one MQTT topic level, short enough to type
 MAX_PAYLOAD = 256  # bytes: a setpoint is a number or a small JSON object
 MAX_TTL_S = 86400.0  # a setpoint lives at most a day; an energy manager renews it
 
 
 class LimitSource(StrEnum):
-    """Where the effective limit comes from."""
+    """Where the effective limit comes from (``Budget.source``, and the ``source`` of the published limit)."""
 
     STATIC = "static"  # the site file's circuit limit
     METER = "meter"  # the headroom the mains meter leaves
     SETPOINT = "setpoint"  # an external setpoint, while fresh
-    FALLBACK = "fallback"  # a source is stale or failed
+    FALLBACK = "fallback"  # a source is stale or failed: degraded
 
 
 def site_id_problem(site_id: str) -> str | None:
-    """Why ``site_id`` cannot be one MQTT topic level, or None."""
+    """Why ``site_id`` cannot be one MQTT topic level (``busshare/<id>/limit``), or None.
+
+    The words read after the id as written: ``"a/b" contains '/' (...)``.
+    """
     if not site_id:
-        return "the site id is empty"
+        return "is empty"
     bad = sorted({c for c in site_id if c in "/+#\0" or not c.isprintable()})
     if bad:
-        return f"the site id {site_id!r} contains {', '.join(repr(c) for c in bad)} (one MQTT topic level)"
-    if len(site_id.encode("utf-8")) > 64:
-        return f"the site id {site_id!r} is longer than 64 bytes"
+        return f"contains {', '.join(repr(c) for c in bad)} (the site id is one MQTT topic level)"
+    if len(site_id.encode("utf-8")) > MAX_SITE_ID_BYTES:
+        return f"is longer than {MAX_SITE_ID_BYTES} bytes"
     return None
+
+
+def site_id(value: object) -> str:
+    """``[site] id`` as written -> the site id; Invalid when it is not one MQTT topic level."""
+    why = site_id_problem(string(value))
+    if why is not None:
+        raise Invalid(why)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ class Topics:
     def __post_init__(self) -> None:
         why = site_id_problem(self.site_id)
         if why is not None:
-            raise ValueError(why)
+            raise ValueError(f"site id {self.site_id!r} {why}")
 
     @property
     def base(self) -> str:

@@ -1,45 +1,43 @@
-"""Settings of the live-budget sources, from the site file's ``[budget.meter]`` and ``[budget.mqtt]`` tables.
+"""Settings of the live-budget sources: ``[budget.meter]`` and ``[budget.mqtt]`` of the site file, as frozen data.
 
-``meter_settings_from_mapping`` and ``mqtt_settings_from_mapping`` take the parsed TOML table
-(a plain mapping) and return frozen settings, or raise ``SettingsError`` listing every problem,
-each naming its key path (``budget.meter.poll_s: ...``) so ``check-config`` can print one line
-per problem and a program starting up can print the first.
+They are read like every other table of the site file, with the one ``Reader`` of
+``core.problems``: ``read_meter`` and ``read_mqtt`` turn a table into settings (placeholders
+where a value cannot be read, each such value a ``Problem`` with its key path and the value as
+written), and ``meter_problems`` and ``mqtt_problems`` check the typed settings (ranges, and the
+rules that read several keys), so settings built in code meet the same rules.
+``busshare.config`` does this for a whole site file; ``meter_settings_from_mapping`` and
+``mqtt_settings_from_mapping`` do it for one table and raise ``ConfigError`` for the first problem.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
 
-from .meter_maps import BUILT_IN_MAPS, Endian, Function, MeterKind, MeterMap, Register, RegisterType
+from .meter_maps import BUILT_IN_MAPS, SDM630, Endian, Function, MeterKind, MeterMap, Register, RegisterType
+from .problems import (
+    Invalid,
+    Problem,
+    Reader,
+    Table,
+    boolean,
+    integer,
+    key_path,
+    member,
+    number,
+    read_table,
+    seconds_text,
+    text,
+    written,
+)
 
 MODBUS_TCP_PORT = 502
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
 DEFAULT_BAUD = 9600  # Eastron's factory setting
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a setting: its key path from the site file's root, and why."""
-
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class SettingsError(ValueError):
-    """Every problem found; ``str()`` is the first, one line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(str(problems[0]) if problems else "invalid settings")
-        self.problems = tuple(problems)
+MAX_SOURCE_S = 3600.0  # a meter timer longer than an hour is a typo (and no live budget)
 
 
 class Parity(StrEnum):
@@ -96,254 +94,255 @@ class MqttSettings:
 
 
 # ---------------------------------------------------------------------------
-# parsing helpers: each records a Problem and returns None when the value is bad
+# endpoints
 
 
-E = TypeVar("E", bound=StrEnum)
-
-
-class _Reader:
-    def __init__(self, table: Mapping[str, object], where: str) -> None:
-        self.table = table
-        self.where = where
-        self.problems: list[Problem] = []
-
-    def bad(self, key: str | None, message: str) -> None:
-        self.problems.append(Problem(self.where if key is None else f"{self.where}.{key}", message))
-
-    def unknown(self, known: set[str]) -> None:
-        for key in sorted(set(self.table) - known):
-            self.bad(key, f"unknown key (known: {', '.join(sorted(known))})")
-
-    def number(self, key: str, default: float, *, positive: bool = True) -> float | None:
-        v = self.table.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.bad(key, f"{v!r} is not a number of seconds")
-            return None
-        if v < 0 or (positive and v == 0):
-            self.bad(key, f"{v!r} must be {'above' if positive else 'at least'} 0")
-            return None
-        return float(v)
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int | None:
-        v = self.table.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            self.bad(key, f"{v!r} must be an integer {lo}-{hi}")
-            return None
-        return v
-
-    def text(self, key: str) -> str | None:
-        v = self.table.get(key)
-        if v is None:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            self.bad(key, f"{v!r} must be a non-empty string")
-            return None
-        return v
-
-    def choice(self, key: str, enum: type[E], default: E, aliases: Mapping[str, E] | None = None) -> E | None:
-        v = self.table.get(key, default)
-        if isinstance(v, enum):
-            return v
-        if isinstance(v, str):
-            if aliases and v.lower() in aliases:
-                return aliases[v.lower()]
-            try:
-                return enum(v.lower())
-            except ValueError:
-                pass
-        self.bad(key, f"{v!r} is not one of {', '.join(repr(e.value) for e in enum)}")
-        return None
-
-
-def parse_endpoint(text: str, default_port: int, *, listen: bool = False) -> TcpEndpoint:
-    """'host:port', 'host', '[v6]:port' or '[v6]' -> TcpEndpoint; ValueError (one line) otherwise.
+def _endpoint_or_why(spec: str, default_port: int, *, listen: bool = False) -> TcpEndpoint | str:
+    """'host:port', 'host', '[v6]:port' or '[v6]' -> TcpEndpoint, or why not (words that read after ``spec``).
 
     ``listen``: port 0 is allowed (a server picks a free port).
     """
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
+    spec = spec.strip()
+    if spec.startswith("["):
+        host, sep, rest = spec[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r} is not [ipv6-address]:port")
+            return "is not [ipv6-address]:port"
         port_text = rest[1:] if rest else ""
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
     else:
-        host, port_text = text, ""
+        host, port_text = spec, ""
         if ":" in host:  # more than one colon: a bare IPv6 address, no port
             try:
                 ipaddress.IPv6Address(host)
             except ValueError:
-                raise ValueError(f"{text!r} is not host:port (write an IPv6 address as [address]:port)") from None
+                return "is not host:port (write an IPv6 address as [address]:port)"
     if not host or any(c.isspace() for c in host):
-        raise ValueError(f"{text!r} has no host")
+        return "has no host"
     if not port_text:
         return TcpEndpoint(host, default_port)
     lowest = 0 if listen else 1
     if not port_text.isdigit() or not lowest <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r}: port must be {lowest}-65535")
+        return f"must have a port {lowest}-65535"
     return TcpEndpoint(host, int(port_text))
+
+
+def parse_endpoint(spec: str, default_port: int, *, listen: bool = False) -> TcpEndpoint:
+    """An endpoint for a command-line option: ValueError (one line, quoting the text) when it is not one."""
+    got = _endpoint_or_why(spec, default_port, listen=listen)
+    if isinstance(got, str):
+        raise ValueError(f"{spec!r} {got}")
+    return got
+
+
+def endpoint(default_port: int) -> Callable[[object], TcpEndpoint]:
+    """A converter for the Reader: a written ``"host:port"`` -> TcpEndpoint."""
+
+    def convert(value: object) -> TcpEndpoint:
+        got = _endpoint_or_why(text(value), default_port)
+        if isinstance(got, str):
+            raise Invalid(got)
+        return got
+
+    return convert
+
+
+def _function(value: object) -> Function:
+    n = integer(value)
+    if n not in (3, 4):
+        raise Invalid("is not 3 (holding registers) or 4 (input registers)")
+    return Function(n)
+
+
+_PLACEHOLDER_TCP = TcpEndpoint("-", MODBUS_TCP_PORT)  # a link that cannot be read (its problem says why)
+_PARITY = member(Parity, {"none": Parity.NONE, "even": Parity.EVEN, "odd": Parity.ODD})
 
 
 # ---------------------------------------------------------------------------
 # [budget.meter]
 
 
-_METER_KEYS = {"kind", "tcp", "serial", "baud", "parity", "stopbits", "device_id", "poll_s", "timeout_s",
-               "request_timeout_s", "frozen_s", "phase"}
-_PHASE_KEYS = {"current", "power"}
-_REGISTER_KEYS = {"register", "function", "type", "byte_order", "word_order", "scale"}
+METER_KEYS = ("kind", "tcp", "serial", "baud", "parity", "stopbits", "device_id", "poll_s", "timeout_s",
+              "request_timeout_s", "frozen_s", "phase")
+SERIAL_KEYS = ("baud", "parity", "stopbits")
+PHASE_KEYS = ("current", "power")
+REGISTER_KEYS = ("register", "function", "type", "byte_order", "word_order", "scale")
 
 
-def _register(r: _Reader, key: str, value: object) -> Register | None:
-    if not isinstance(value, Mapping):
-        r.bad(key, "must be a table such as { register = 6, type = \"float32\" }")
-        return None
-    sub = _Reader(value, f"{r.where}.{key}")
-    sub.unknown(_REGISTER_KEYS)
-    address = sub.integer("register", -1, 0, 0xFFFF) if "register" in value else None
-    if "register" not in value:
-        sub.bad(None, "missing register (its 0-based address, e.g. 0x0006)")
-    function = sub.integer("function", 4, 3, 4)
-    rtype = sub.choice("type", RegisterType, RegisterType.FLOAT32)
-    byte_order = sub.choice("byte_order", Endian, Endian.BIG)
-    word_order = sub.choice("word_order", Endian, Endian.BIG)
-    scale = value.get("scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
-        sub.bad("scale", f"{scale!r} must be a positive number (value = raw * scale, in A or W)")
-        scale = None
-    if address is not None and rtype is not None and address + rtype.words - 1 > 0xFFFF:
-        sub.bad("register", f"{address} + {rtype.words} registers runs past 65535")
-        address = None
-    r.problems += sub.problems
-    if None in (address, function, rtype, byte_order, word_order, scale) or sub.problems:
-        return None
-    assert address is not None and function is not None and rtype is not None and byte_order is not None
-    assert word_order is not None and scale is not None
-    return Register(address, Function(function), rtype, byte_order, word_order, float(scale))
+def _register(r: Reader, t: Table, path: str) -> Register:
+    r.unknown(t, path, REGISTER_KEYS)
+    return Register(
+        address=r.require(t, "register", path, integer, 0, "its 0-based address, e.g. 0x0006"),
+        function=r.get(t, "function", path, _function, Function.INPUT),
+        type=r.get(t, "type", path, member(RegisterType), RegisterType.FLOAT32),
+        byte_order=r.get(t, "byte_order", path, member(Endian), Endian.BIG),
+        word_order=r.get(t, "word_order", path, member(Endian), Endian.BIG),
+        scale=r.get(t, "scale", path, number, 1.0),
+    )
 
 
-def _generic_map(r: _Reader) -> MeterMap | None:
-    phases = r.table.get("phase")
-    if phases is None:
-        r.bad(None, "kind = \"generic\" needs one [[budget.meter.phase]] table per phase (1 or 3)")
-        return None
-    if not isinstance(phases, list) or len(phases) not in (1, 3):
-        r.bad("phase", "must be 1 or 3 [[budget.meter.phase]] tables (L1, L2, L3 in order)")
-        return None
-    currents: list[Register | None] = []
-    powers: list[Register | None] = []
-    for i, t in enumerate(phases):
-        where = f"phase[{i}]"
-        if not isinstance(t, Mapping):
-            r.bad(where, "must be a table")
-            currents.append(None)
-            continue
-        for k in sorted(set(t) - _PHASE_KEYS):
-            r.bad(f"{where}.{k}", f"unknown key (known: {', '.join(sorted(_PHASE_KEYS))})")
-        if "current" not in t:
-            r.bad(where, "missing current = { register = ... }")
-            currents.append(None)
-        else:
-            currents.append(_register(r, f"{where}.current", t["current"]))
-        if "power" in t:
-            powers.append(_register(r, f"{where}.power", t["power"]))
+def _generic_map(r: Reader, t: Table, path: str) -> MeterMap:
+    """``[[budget.meter.phase]]`` tables, L1 first, each a current and maybe a power register."""
+    where = key_path(path, "phase")
+    if "phase" not in t:
+        r.add(where, f'is missing: kind = "generic" needs one [[{where}]] table per phase (1 or 3)')
+        return SDM630  # a placeholder
+    phases = r.tables(t, "phase", path)
+    if isinstance(t["phase"], list) and len(t["phase"]) not in (1, 3):
+        r.add(where, f"has {len(t['phase'])} tables: a meter has 1 or 3 phases, one [[{where}]] each, L1 first")
+    currents: list[Register] = []
+    powers: list[Register] = []
+    for p, pt in phases:
+        r.unknown(pt, p, PHASE_KEYS)
+        if "current" not in pt:
+            r.add(key_path(p, "current"), "is missing: { register = ... }, the phase current")
+        for key, registers in (("current", currents), ("power", powers)):
+            sub = r.optional_table(pt, key, p)
+            if sub is not None:
+                registers.append(_register(r, sub, key_path(p, key)))
     if powers and len(powers) != len(phases):
-        r.bad("phase", "give a power register for every phase or for none")
-        return None
-    if any(c is None for c in currents) or any(p is None for p in powers):
-        return None
-    return MeterMap("generic", tuple(c for c in currents if c is not None), tuple(p for p in powers if p is not None))
+        r.add(where, "gives a power register for some phases: give one for every phase or for none")
+    if where in r.bad or any(p.key.startswith(f"{where}[") for p in r.problems):
+        return SDM630
+    return MeterMap("generic", tuple(currents), tuple(powers))
 
 
-def meter_settings_from_mapping(table: Mapping[str, object], where: str = "budget.meter") -> MeterSettings:
-    """``[budget.meter]`` as a mapping -> MeterSettings.  Raises SettingsError with every problem."""
-    r = _Reader(table, where)
-    r.unknown(_METER_KEYS)
-    kind = r.choice("kind", MeterKind, MeterKind.GENERIC) if "kind" in table else None
-    if "kind" not in table:
-        r.bad(None, "missing kind (\"sdm630\", \"sdm120\" or \"generic\")")
-    meter_map: MeterMap | None = None
-    if kind is MeterKind.GENERIC:
-        meter_map = _generic_map(r)
-    elif kind is not None:
+def read_meter(r: Reader, t: Table, path: str = "budget.meter") -> MeterSettings:
+    """``[budget.meter]`` -> MeterSettings, every problem of a value on its own added to ``r``.
+
+    Valid only with ``meter_problems`` of the result (merged by ``r``) empty too.
+    """
+    r.unknown(t, path, METER_KEYS)
+    kind = r.require(t, "kind", path, member(MeterKind), MeterKind.SDM630, '"sdm630", "sdm120" or "generic"')
+    if key_path(path, "kind") in r.bad:
+        meter_map = SDM630  # a placeholder
+    elif kind is MeterKind.GENERIC:
+        meter_map = _generic_map(r, t, path)
+    else:
         meter_map = BUILT_IN_MAPS[kind]
-        if "phase" in table:
-            r.bad("phase", f"a register table is only for kind = \"generic\" ({kind} has its own map)")
-    link: TcpEndpoint | SerialLine | None = None
-    tcp, serial_port = r.text("tcp"), r.text("serial")
-    if ("tcp" in table) == ("serial" in table):
-        r.bad(None, "give tcp = \"host:port\" (Modbus TCP) or serial = \"/dev/ttyUSB0\" (Modbus RTU), one of them")
-    elif tcp is not None:
-        try:
-            link = parse_endpoint(tcp, MODBUS_TCP_PORT)
-        except ValueError as exc:
-            r.bad("tcp", str(exc))
-        for k in ("baud", "parity", "stopbits"):
-            if k in table:
-                r.bad(k, "only for a serial meter")
-    elif serial_port is not None:
-        baud = r.integer("baud", DEFAULT_BAUD, 300, 921600)
-        parity = r.choice("parity", Parity, Parity.NONE, {"none": Parity.NONE, "even": Parity.EVEN, "odd": Parity.ODD,
-                                                        "n": Parity.NONE, "e": Parity.EVEN, "o": Parity.ODD})
-        stopbits = r.integer("stopbits", 1, 1, 2)
-        if baud is not None and parity is not None and stopbits is not None:
-            link = SerialLine(serial_port, baud, parity, stopbits)
-    serial_link = "serial" in table
-    device_id = r.integer("device_id", 1, 1, 247) if serial_link else r.integer("device_id", 1, 0, 255)
-    poll_s = r.number("poll_s", 1.0)
-    timeout_s = r.number("timeout_s", 5.0)
-    request_default = 1.0 if timeout_s is None else min(1.0, timeout_s / 3)
-    request_s = r.number("request_timeout_s", request_default)
-    frozen_s = r.number("frozen_s", 60.0, positive=False)
-    if poll_s is not None and timeout_s is not None and 2 * poll_s > timeout_s:
-        r.bad("poll_s", f"{poll_s:g} s leaves fewer than two polls within timeout_s {timeout_s:g} s: "
-                        "one lost reply would already fall back")
-    if request_s is not None and timeout_s is not None and request_s > timeout_s:
-        r.bad("request_timeout_s", f"{request_s:g} s is longer than timeout_s {timeout_s:g} s")
-    if frozen_s and poll_s is not None and frozen_s < 2 * poll_s:
-        r.bad("frozen_s", f"{frozen_s:g} s must be 0 (off) or at least two polls ({2 * poll_s:g} s)")
-    if r.problems:
-        raise SettingsError(r.problems)
-    assert kind is not None and link is not None and meter_map is not None and device_id is not None
-    assert poll_s is not None and timeout_s is not None and request_s is not None and frozen_s is not None
-    return MeterSettings(kind, link, meter_map, device_id, poll_s, timeout_s, request_s, frozen_s)
+        if "phase" in t:
+            r.add(key_path(path, "phase"), f'is only for kind = "generic" ({kind} has its own register map)')
+    link: TcpEndpoint | SerialLine
+    if ("tcp" in t) == ("serial" in t):
+        r.add(path, 'give tcp = "host:port" (Modbus TCP) or serial = "/dev/ttyUSB0" (Modbus RTU), one of them')
+        link = _PLACEHOLDER_TCP
+    elif "serial" in t:
+        link = SerialLine(r.get(t, "serial", path, text, "-"), r.get(t, "baud", path, integer, DEFAULT_BAUD),
+                          r.get(t, "parity", path, _PARITY, Parity.NONE), r.get(t, "stopbits", path, integer, 1))
+    else:
+        link = r.get(t, "tcp", path, endpoint(MODBUS_TCP_PORT), _PLACEHOLDER_TCP)
+        for key in SERIAL_KEYS:
+            if key in t:
+                r.add(key_path(path, key), "is only for a serial meter (serial = ...)", written(t[key]))
+    timeout_s = r.get(t, "timeout_s", path, number, MeterSettings.timeout_s)
+    request_default = min(1.0, timeout_s / 3) if timeout_s > 0 else MeterSettings.request_timeout_s
+    return MeterSettings(
+        kind=kind,
+        link=link,
+        meter_map=meter_map,
+        device_id=r.get(t, "device_id", path, integer, MeterSettings.device_id),
+        poll_s=r.get(t, "poll_s", path, number, MeterSettings.poll_s),
+        timeout_s=timeout_s,
+        request_timeout_s=r.get(t, "request_timeout_s", path, number, request_default),
+        frozen_s=r.get(t, "frozen_s", path, number, MeterSettings.frozen_s),
+    )
+
+
+def _register_problems(reg: Register, path: str) -> list[Problem]:
+    out: list[Problem] = []
+    if not 0 <= reg.address <= 0xFFFF:
+        out.append(Problem(key_path(path, "register"), "must be 0-65535", str(reg.address)))
+    elif reg.address + reg.words - 1 > 0xFFFF:
+        out.append(Problem(key_path(path, "register"), f"+ {reg.words} registers runs past 65535", str(reg.address),
+                           frozenset({key_path(path, "type")})))
+    if not reg.scale > 0:
+        out.append(Problem(key_path(path, "scale"), "must be above 0 (value = raw * scale, in A or W)",
+                           f"{reg.scale:g}"))
+    return out
+
+
+def meter_problems(m: MeterSettings, path: str = "budget.meter") -> list[Problem]:
+    """Every problem of typed meter settings: ranges, and the rules between keys."""
+    out: list[Problem] = []
+
+    def add(key: str, value: str, message: str, *others: str) -> None:
+        out.append(Problem(key_path(path, key), message, value, frozenset(key_path(path, o) for o in others)))
+
+    seconds = {"poll_s": m.poll_s, "timeout_s": m.timeout_s, "request_timeout_s": m.request_timeout_s}
+    bad = {k for k, v in seconds.items() if not 0 < v <= MAX_SOURCE_S}
+    for key in sorted(bad, key=METER_KEYS.index):
+        add(key, seconds_text(seconds[key]), f"must be a number of seconds above 0 and at most {MAX_SOURCE_S:g}")
+    if not 0 <= m.frozen_s <= MAX_SOURCE_S:
+        add("frozen_s", seconds_text(m.frozen_s), f"must be 0 (off) or a number of seconds up to {MAX_SOURCE_S:g}")
+        bad.add("frozen_s")
+    if isinstance(m.link, SerialLine):
+        if not 300 <= m.link.baud <= 921600:
+            add("baud", str(m.link.baud), "must be 300-921600")
+        if m.link.stopbits not in (1, 2):
+            add("stopbits", str(m.link.stopbits), "must be 1 or 2")
+        if not 1 <= m.device_id <= 247:
+            add("device_id", str(m.device_id), "must be 1-247 on a serial line (Modbus RTU)", "serial")
+    elif not 0 <= m.device_id <= 255:
+        add("device_id", str(m.device_id), "must be 0-255", "tcp")
+    if not bad & {"poll_s", "timeout_s"} and 2 * m.poll_s > m.timeout_s:
+        add("poll_s", seconds_text(m.poll_s), f"s leaves fewer than two polls within timeout_s "
+            f"{seconds_text(m.timeout_s)} s: one lost reply would already fall back", "timeout_s")
+    if not bad & {"request_timeout_s", "timeout_s"} and m.request_timeout_s > m.timeout_s:
+        add("request_timeout_s", seconds_text(m.request_timeout_s),
+            f"s is longer than timeout_s {seconds_text(m.timeout_s)} s", "timeout_s")
+    if not bad & {"frozen_s", "poll_s"} and m.frozen_s and m.frozen_s < 2 * m.poll_s:
+        add("frozen_s", seconds_text(m.frozen_s),
+            f"s must be 0 (off) or at least two polls ({seconds_text(2 * m.poll_s)} s)", "poll_s")
+    if m.kind is MeterKind.GENERIC:
+        for i, reg in enumerate(m.meter_map.currents):
+            out += _register_problems(reg, f"{path}.phase[{i}].current")
+        for i, reg in enumerate(m.meter_map.powers):
+            out += _register_problems(reg, f"{path}.phase[{i}].power")
+    return out
+
+
+def meter_settings_from_mapping(table: Table, where: str = "budget.meter") -> MeterSettings:
+    """One ``[budget.meter]`` table -> MeterSettings; ConfigError (one line, its key path) for its first problem."""
+    return read_table(read_meter, meter_problems, table, where)
 
 
 # ---------------------------------------------------------------------------
 # [budget.mqtt]
 
 
-_MQTT_KEYS = {"broker", "username", "password", "tls", "ca_file", "client_id", "keepalive_s"}
+MQTT_KEYS = ("broker", "username", "password", "tls", "ca_file", "client_id", "keepalive_s")
 
 
-def mqtt_settings_from_mapping(table: Mapping[str, object], where: str = "budget.mqtt") -> MqttSettings:
-    """``[budget.mqtt]`` as a mapping -> MqttSettings.  Raises SettingsError with every problem."""
-    r = _Reader(table, where)
-    r.unknown(_MQTT_KEYS)
-    tls = table.get("tls", False)
-    if not isinstance(tls, bool):
-        r.bad("tls", f"{tls!r} must be true or false")
-        tls = False
-    ca_file = r.text("ca_file")
-    if ca_file is not None and not tls:
-        r.bad("ca_file", "only with tls = true")
-    broker: TcpEndpoint | None = None
-    text = r.text("broker")
-    if "broker" not in table:
-        r.bad(None, "missing broker = \"host:port\"")
-    elif text is not None:
-        try:
-            broker = parse_endpoint(text, MQTTS_PORT if tls else MQTT_PORT)
-        except ValueError as exc:
-            r.bad("broker", str(exc))
-    username, password = r.text("username"), r.text("password")
-    if "password" in table and "username" not in table:
-        r.bad("password", "a password needs a username")
-    client_id = r.text("client_id")
-    keepalive = r.integer("keepalive_s", 30, 5, 3600)
-    if r.problems:
-        raise SettingsError(r.problems)
-    assert broker is not None and keepalive is not None
-    return MqttSettings(broker, username, password, tls, ca_file, client_id, keepalive)
+def read_mqtt(r: Reader, t: Table, path: str = "budget.mqtt") -> MqttSettings:
+    """``[budget.mqtt]`` -> MqttSettings, every problem of a value on its own added to ``r``."""
+    r.unknown(t, path, MQTT_KEYS)
+    tls = r.get(t, "tls", path, boolean, False)
+    return MqttSettings(
+        broker=r.require(t, "broker", path, endpoint(MQTTS_PORT if tls else MQTT_PORT), _PLACEHOLDER_TCP,
+                         '"host:port"'),
+        username=r.get(t, "username", path, text, None),
+        password=r.get(t, "password", path, text, None),
+        tls=tls,
+        ca_file=r.get(t, "ca_file", path, text, None),
+        client_id=r.get(t, "client_id", path, text, None),
+        keepalive_s=r.get(t, "keepalive_s", path, integer, MqttSettings.keepalive_s),
+    )
+
+
+def mqtt_problems(m: MqttSettings, path: str = "budget.mqtt") -> list[Problem]:
+    """Every problem of typed MQTT settings.  A password is never shown."""
+    out: list[Problem] = []
+    if m.password is not None and m.username is None:
+        out.append(Problem(key_path(path, "password"), "needs a username (username = ...)",
+                           involves=frozenset({key_path(path, "username")})))
+    if m.ca_file is not None and not m.tls:
+        out.append(Problem(key_path(path, "ca_file"), "is only for tls = true", written(m.ca_file),
+                           frozenset({key_path(path, "tls")})))
+    if not 5 <= m.keepalive_s <= 3600:
+        out.append(Problem(key_path(path, "keepalive_s"), "must be 5-3600 (seconds)", str(m.keepalive_s)))
+    return out
+
+
+def mqtt_settings_from_mapping(table: Table, where: str = "budget.mqtt") -> MqttSettings:
+    """One ``[budget.mqtt]`` table -> MqttSettings; ConfigError (one line, its key path) for its first problem."""
+    return read_table(read_mqtt, mqtt_problems, table, where)

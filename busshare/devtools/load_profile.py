@@ -10,13 +10,14 @@ a dryer, a kettle, and optionally solar with passing clouds.  The same seed give
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from ..core.house_load import DRYER, FRIDGE, HEAT_PUMP, KETTLE, OVEN, ApplianceRating, LoadRow, parse_load_csv
 
 DAY_S = 86400.0
 NOISE_STEP_S = 0.5  # the noise changes every half second, like a meter's measurement window
@@ -47,19 +48,21 @@ class Run:
 
 @dataclass(frozen=True)
 class Appliance:
-    name: str
-    amps: tuple[float, float, float]  # per phase while on
+    rating: ApplianceRating  # amps per phase while on, and the thermostat (on s, off s) while a run lasts
     runs: tuple[Run, ...]
-    duty: tuple[float, float] | None = None  # thermostat (on s, off s) while a run lasts
+
+    @property
+    def name(self) -> str:
+        return self.rating.name
 
     def draw(self, t: float) -> tuple[float, float, float] | None:
         for run in self.runs:
             if run.on(t):
-                if self.duty is not None:
-                    on_s, off_s = self.duty
+                if self.rating.duty is not None:
+                    on_s, off_s = self.rating.duty
                     if (t - run.start) % (on_s + off_s) >= on_s:
                         return None
-                return self.amps
+                return self.rating.amps
         return None
 
 
@@ -91,11 +94,11 @@ class HouseProfile:
         self.base = tuple(0.6 + rng.uniform(0.0, 0.8) for _ in range(3))
         kettle_times = sorted(rng.uniform(6.5, 22.5) for _ in range(8))
         self.appliances = (
-            Appliance("fridge", (0.7, 0.0, 0.0), _cycles(rng, 12, 25)),
-            Appliance("heat pump", (4.5, 4.5, 4.5), _cycles(rng, 20, 25)),
-            Appliance("oven", (8.5, 8.5, 0.0), _runs(rng, (12.0, 17.5), 50), duty=(150.0, 90.0)),
-            Appliance("dryer", (0.0, 10.5, 0.0), _runs(rng, (10.0, 19.5), 60)),
-            Appliance("kettle", (0.0, 0.0, 9.5), tuple(Run(h * 3600, 150.0) for h in kettle_times)),
+            Appliance(FRIDGE, _cycles(rng, 12, 25)),
+            Appliance(HEAT_PUMP, _cycles(rng, 20, 25)),
+            Appliance(OVEN, _runs(rng, (12.0, 17.5), 50)),
+            Appliance(DRYER, _runs(rng, (10.0, 19.5), 60)),
+            Appliance(KETTLE, tuple(Run(h * 3600, 150.0) for h in kettle_times)),
         )
         self.clouds = tuple(_runs(rng, [rng.uniform(8, 17) for _ in range(6)], rng.uniform(5, 30), 0))
 
@@ -131,12 +134,9 @@ class HouseProfile:
 
 
 class CsvProfile:
-    """``time,L1[,L2,L3]`` rows (seconds, amps; a header line is allowed).
+    """A load CSV (``core.house_load``): each row holds until the next, the first before it, the last for ever."""
 
-    Each row holds until the next one; the last row holds for ever (before the first row, the first holds).
-    """
-
-    def __init__(self, rows: Sequence[tuple[float, tuple[float, ...]]]) -> None:
+    def __init__(self, rows: Sequence[LoadRow]) -> None:
         if not rows:
             raise ValueError("no rows")
         self.times = [t for t, _ in rows]
@@ -145,29 +145,8 @@ class CsvProfile:
 
     @classmethod
     def load(cls, path: str | Path) -> CsvProfile:
-        """Read a CSV file; ValueError (one line, with the line number) for anything wrong."""
-        rows: list[tuple[float, tuple[float, ...]]] = []
-        with open(path, newline="", encoding="utf-8") as f:
-            for n, row in enumerate(csv.reader(f), 1):
-                cells = [c.strip() for c in row]
-                if not cells or not any(cells) or cells[0].startswith("#"):
-                    continue
-                try:
-                    numbers = [float(c) for c in cells]
-                except ValueError:
-                    if not rows and n == 1:
-                        continue  # a header
-                    raise ValueError(f"{path}:{n}: {row!r} is not numbers") from None
-                if len(numbers) not in (2, 4):
-                    raise ValueError(f"{path}:{n}: want time,L1 or time,L1,L2,L3, got {len(numbers)} columns")
-                if not all(math.isfinite(x) for x in numbers):
-                    raise ValueError(f"{path}:{n}: not a finite number")
-                if rows and (len(numbers) - 1 != len(rows[0][1]) or numbers[0] < rows[-1][0]):
-                    raise ValueError(f"{path}:{n}: the column count changed or time went backwards")
-                rows.append((numbers[0], tuple(numbers[1:])))
-        if not rows:
-            raise ValueError(f"{path}: no rows")
-        return cls(rows)
+        """Read a CSV file; ValueError (one line, with the line number) for anything wrong, OSError if unreadable."""
+        return cls(parse_load_csv(Path(path).read_text(encoding="utf-8"), str(path)))
 
     def _index(self, t: float) -> int:
         return max(0, bisect.bisect_right(self.times, t) - 1)

@@ -17,20 +17,21 @@
   the chaos sweep.
 
 Everything is deterministic from its seed.  Nothing here drives a simulation: the
-runner polls ``SimMeter`` every ``poll_s`` and feeds the master (docs/BUDGET-POLICY.md,
+runner polls ``SimMeter`` every ``poll_s`` and feeds the master (docs/BUDGET.md,
 "Wiring the simulator").
 """
 
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from ..core.house_load import DRYER, FRIDGE, HEAT_PUMP, KETTLE, OVEN, ApplianceRating, parse_load_csv
 
 _MASK64 = (1 << 64) - 1
 
@@ -125,13 +126,17 @@ class Appliance:
     duty: tuple[float, float] | None = None  # thermostat (on s, off s) during a run
 
 
-# Worst-phase currents of common loads, on the order of the field notes' three-phase house.
+def _worst_phase(rating: ApplianceRating, run_s: tuple[float, float], per_hour: float) -> Appliance:
+    return Appliance(rating.name, rating.worst_da, run_s, per_hour, rating.duty)
+
+
+# The meter emulator's house (core.house_load), on its worst phase, switching at random.
 APPLIANCES = (
-    Appliance("fridge", 7, (600.0, 900.0), 1.6),
-    Appliance("heat pump", 45, (1200.0, 1800.0), 1.2),
-    Appliance("oven", 85, (2400.0, 3600.0), 0.15, duty=(150.0, 90.0)),
-    Appliance("dryer", 105, (3000.0, 3900.0), 0.12),
-    Appliance("kettle", 95, (120.0, 180.0), 0.8),
+    _worst_phase(FRIDGE, (600.0, 900.0), 1.6),
+    _worst_phase(HEAT_PUMP, (1200.0, 1800.0), 1.2),
+    _worst_phase(OVEN, (2400.0, 3600.0), 0.15),
+    _worst_phase(DRYER, (3000.0, 3900.0), 0.12),
+    _worst_phase(KETTLE, (120.0, 180.0), 0.8),
 )
 
 
@@ -217,36 +222,18 @@ def appliance_house(rng: random.Random, duration_s: float, max_da: int, *, base_
 
 
 def house_from_csv(path: str | Path) -> HouseLoad:
-    """``time,L1[,L2,L3]`` rows (seconds, amps; a header line and # comments allowed), worst phase taken.
+    """A load CSV (``core.house_load``: ``time,L1[,L2,L3]``, the meter emulator's format), worst phase taken.
 
-    Each row holds until the next.  ValueError, one line naming the file and the line, for anything wrong.
+    Each row holds until the next, the first from t=0.  ValueError, one line naming the file (and the line), for
+    anything wrong.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    times: list[float] = []
-    levels: list[int] = []
-    for n, row in enumerate(csv.reader(text.splitlines()), 1):
-        cells = [c.strip() for c in row]
-        if not any(cells) or cells[0].startswith("#"):
-            continue
-        try:
-            numbers = [float(c) for c in cells]
-        except ValueError:
-            if n == 1:
-                continue  # a header
-            raise ValueError(f"{path}:{n}: {','.join(cells)!r} is not numbers") from None
-        if len(numbers) not in (2, 4) or not all(math.isfinite(x) for x in numbers):
-            raise ValueError(f"{path}:{n}: want time,L1 or time,L1,L2,L3 in finite numbers")
-        t = numbers[0]
-        if (not times and t != 0.0) or (times and t <= times[-1]):
-            raise ValueError(f"{path}:{n}: times must start at 0 and increase")
-        times.append(t)
-        levels.append(round(max(numbers[1:]) * 10))
-    if not times:
-        raise ValueError(f"{path}: no rows")
-    return HouseLoad(tuple(times), tuple(levels))
+    rows = parse_load_csv(text, str(path))
+    rows = rows[max((i for i, (t, _) in enumerate(rows) if t <= 0.0), default=0):]  # the row in force at t=0 on
+    return HouseLoad((0.0, *(t for t, _ in rows[1:])), tuple(round(max(amps) * 10) for _, amps in rows))
 
 
 # ---------------------------------------------------------------------------

@@ -18,8 +18,21 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import Config, read_config
+from ..core.problems import (
+    Invalid,
+    Problem,
+    Reader,
+    Table,
+    boolean,
+    integer,
+    key_path,
+    number,
+    one_of,
+    string,
+    utf8,
+    within,
+)
 from ..errors import BusshareError
-from ..problems import Invalid, Problem, Reader, Table, boolean, integer, key_path, number, one_of, string, utf8, within
 from .bus import BusFaults
 from .ev import EvProfile
 

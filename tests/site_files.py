@@ -1,0 +1,46 @@
+"""Site files shared by the budget tests: issue 13's own block, and a whole site around a [budget] table."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+# issue 13's site file, exactly as the issue writes it (tools and installers script against these names)
+ISSUE_BLOCK = """
+[site]
+id = "garage"              # MQTT topics: busshare/garage/...
+[budget]
+main_limit_a = 80.0        # the main service's continuous limit (per phase)
+margin_a = 2.0             # kept free below it
+fallback_a = 24.0          # what the EVSE circuit may always take; used when a source is stale
+setpoint_ttl_s = 60        # default time-to-live of an external setpoint
+[budget.meter]
+kind = "sdm630"            # or "sdm120", or "generic" with a register table
+tcp = "127.0.0.1:5020"     # Modbus TCP; or serial = "/dev/ttyUSB0" with baud = 9600
+device_id = 1
+poll_s = 1.0
+timeout_s = 5.0            # no good reading for this long: fall back
+[budget.mqtt]
+broker = "127.0.0.1:1883"  # plus optional username, password, tls
+"""
+
+# what the issue's block leaves out: the circuit (63 A) and four servants with 6 A standalone failsafes
+SERVANTS = "".join(f"[[servant]]\naddress = {a}\nmax_a = 32\n" for a in (1, 2, 3, 4))
+ISSUE_SITE = ISSUE_BLOCK.replace("[budget]\n", "limit_a = 63\n[budget]\n", 1) + SERVANTS
+
+BUDGET: dict[str, Any] = {"main_limit_a": 80.0, "fallback_a": 24.0}
+
+
+def site(budget: dict[str, Any] | None = None, *, meter: dict[str, Any] | None = None,
+         mqtt: dict[str, Any] | None = None, **site_keys: Any) -> dict[str, Any]:
+    """A whole site (63 A, four servants at 6 A failsafe) with ``budget`` (default: main 80 A, fallback 24 A)."""
+    doc: dict[str, Any] = {
+        "site": {"limit_a": 63, **site_keys},
+        "servant": [{"address": a, "max_a": 32} for a in (1, 2, 3, 4)],
+        "budget": copy.deepcopy(BUDGET if budget is None else budget),
+    }
+    if meter is not None:
+        doc["budget"]["meter"] = meter
+    if mqtt is not None:
+        doc["budget"]["mqtt"] = mqtt
+    return doc
