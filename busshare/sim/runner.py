@@ -636,6 +636,8 @@ class Simulation:
             not self.faults
             and len(self.masters) == 1
             and self.bus.faults.loss <= MODEST_LOSS
+            and not self.bus.faults.late
+            and not self.bus.faults.jitter_s
             and all(p.alive for p in self.servants)
         )
         if quiet and not self.quiet:
@@ -819,7 +821,8 @@ class Simulation:
     def _bus_restore(self, before: BusFaults, t: float) -> None:
         self.bus.faults = before
         self._mark(t, None, "bus", "restored")
-        self._disturb(t, "fault")
+        # late copies still on their way are part of the fault: the recovery runs from the last one
+        self._disturb(max(t, self.bus.late_until), "fault")
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:
