@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sim_findings import known_finding
 
-from busshare.frames import Heartbeat, Message, Nack, NackCode, Status, decode
+from busshare.frames import Heartbeat, Message, Nack, NackCode, SetLimit, Status, decode
 from busshare.sim import (
     ScenarioError,
     SimResult,
@@ -177,3 +177,57 @@ def test_without_acceptance_filters_servants_hear_every_frame_and_the_story_stil
     unfiltered = run_scenario(dataclasses.replace(load_scenario("story"), filter=False))
     assert unfiltered.ok
     assert unfiltered.summary.energy_kwh == filtered.summary.energy_kwh
+
+
+# -- late duplicates (issue 10, finding 2) ------------------------------------------------------
+
+TWO_ON_32 = """
+name = "late-duplicate"
+duration_s = 120
+[installation.site]
+limit_a = 32
+[[installation.servant]]
+address = 1
+max_a = 32
+serial = 0x1001
+[[installation.servant]]
+address = 2
+max_a = 32
+serial = 0x1002
+[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 1
+[[car]]
+evse = 2
+at = 30
+"""
+
+
+def set_limits(sim: Simulation, address: int) -> list[tuple[float, int, bytes, SetLimit]]:
+    out = []
+    for t, offset, data in sim.bus.capture:
+        msg = decode(offset, data)[0]
+        if isinstance(msg, SetLimit) and msg.address == address:
+            out.append((t, offset, data, msg))
+    return out
+
+
+def test_a_late_copy_of_an_old_grant_is_never_applied_again() -> None:
+    """Issue 10, finding 2: s1 is granted 32 A, cut to 16 A, s2 gets 16 A, then a byte-identical copy of
+    the old 32 A grant arrives late (a gateway, a UDP path, a multi-mailbox driver). Applying it again
+    would offer 48 A on a 32 A circuit (rule1-offered); the servant keeps its newer limit."""
+    sim = Simulation(parse_scenario(TWO_ON_32))
+    sim.run_until(60.0)
+    assert sim.by_address[1][0].offer == 160 and sim.by_address[2][0].offer == 160
+    _, offset, data, grant = next(x for x in set_limits(sim, 1) if x[3].limit_da == 320)
+    s1 = sim.by_address[1][0]
+    assert s1.port is not None
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    result = sim.run()
+    assert result.ok
+    assert s1.offer == 160, "still the newer 16 A"
+    replies = [m for t, m in wire(result) if t >= 60.0 and getattr(m, "address", None) == 1]
+    assert Nack(1, NackCode.OLD_TXN, 1, grant.txn, set_limits(sim, 1)[-1][3].txn) in replies
