@@ -136,12 +136,17 @@ class _Slot:
         return (not self.confirmed and self.known and self.pending is not None and not self.pending.applied
                 and now >= self.pending.first_sent + t.ack_timeout)
 
-    def counted(self, now: float, t: Timing) -> int:
+    def own_count(self, now: float) -> int:
+        """What its own pilot may offer by our count: acked or pending limit, or its current while going down."""
         base = self.limit
         if self.pending is not None:
             base = max(base, self.pending.msg.limit_da)
         if now < self.leaving_until:
             base = max(base, self.leaving_da)
+        return base
+
+    def counted(self, now: float, t: Timing) -> int:
+        base = self.own_count(now)
         if self.silent_since is not None:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
@@ -187,7 +192,9 @@ class Master:
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
         self._order = [s.address for s in config.servants]  # rotation order (index = rank)
         self._seq = 0
-        self._txn = 0
+        # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
+        # the others must not move its window (127 of them would make a late copy of an old frame look new)
+        self._txns: dict[int, int] = {}
         self._next_hb = now
         self.learning = True
         self._learn_deadline = now + self.timing.learning_timeout
@@ -350,8 +357,7 @@ class Master:
         """A servant that is not in the config: it is not in the budget, so pause it."""
         if self._stranger_until.get(address, -INF) <= now:
             self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
-            self._txn = (self._txn + 1) & 0xFF
-            out.append(SetLimit(address, self._txn, 0, 0, self.epoch))
+            out.append(SetLimit(address, self._next_txn(address), 0, 0, self.epoch))
         self._stranger_until[address] = now + self.timing.conflict_hold
 
     def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
@@ -400,10 +406,15 @@ class Master:
                 drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
             slot.failsafe = slot.standalone
             self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}")
-        elif slot.pending is None and not slot.confirmed and st.offered_da > slot.limit:
+        elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
+            # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
+            # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
+            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here)
             self._events.add(now, "offer-above-count", slot.cfg.address,
-                             f"reports {_a(st.offered_da)} above the {_a(slot.limit)} counted: counting it")
+                             f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
+                             "counting it, and cutting it")
             slot.limit = st.offered_da
+            slot.confirmed = False
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
         p = slot.pending
@@ -487,6 +498,16 @@ class Master:
             self._rival(now, f"servant {nack.reporter} hears two masters", out)
         elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
             self._conflict(slot, now, "servant reports a twin", out)
+        elif nack.code is NackCode.OLD_TXN and slot is not None:
+            p = slot.pending
+            if p is not None and nack.txn == p.msg.txn:
+                # it applied a newer txn of this epoch than the one we wait on (we restarted with the same
+                # epoch): go on numbering after it, and send what we want again under the next number
+                self._txns[slot.cfg.address] = nack.detail & 0xFF
+                self._events.add(now, "renumber", nack.reporter,
+                                 f"txn {nack.txn} is older than its txn {nack.detail}: sent again as a newer one")
+                slot.pending = None
+                self._send(slot, p.msg.limit_da, p.msg.failsafe_da, now, out)
         elif nack.code is NackCode.EV_OVERDRAW:
             self._events.add(now, "ev-overdraw", nack.reporter,
                              f"EV ignored its pilot (drawing {_a(nack.detail)}): stopped by its servant")
@@ -716,14 +737,19 @@ class Master:
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
-        self._txn = (self._txn + 1) & 0xFF
-        msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
+        txn = self._next_txn(s.cfg.address)
+        msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
         silence = any(x.silent_since is not None for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
-                         f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
+                         f"txn {txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
         out.append(msg)
+
+    def _next_txn(self, address: int) -> int:
+        txn = (self._txns.get(address, 0) + 1) & 0xFF
+        self._txns[address] = txn
+        return txn
 
     def _compute_deadline(self, now: float) -> float:
         t = self.timing

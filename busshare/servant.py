@@ -83,9 +83,10 @@ class Servant:
         # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
         # allowance has passed its EV may still draw what was offered before (rule 2)
         self._lowerings: list[tuple[float, int]] = []
-        self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
+        # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
+        # repeat must match it entirely to be re-acked
+        self._last_set: SetLimit | None = None
         self._last_ack: Ack | None = None
-        self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
         # hardware
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
@@ -273,7 +274,7 @@ class Servant:
         self._confirmed = False
         self._unconfirmed_fell = False
         self._follow_since = now
-        self._last_txn = None
+        self._last_set = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
         if old is not None:
@@ -318,10 +319,40 @@ class Servant:
             return
         if self._rival_until > now:
             return  # two masters: obey neither
-        if self._last_txn == (msg.epoch, msg.txn) and self._last_set == msg:
-            if self._pending is None and self._last_ack is not None:
-                out.append(self._last_ack)  # our ack was lost: say it again
-            return
+        last = self._last_set
+        if last is not None:
+            # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
+            ahead = (msg.txn - last.txn) & 0xFF
+            if ahead >= 128:
+                # a late duplicate or a reordered frame (or a master restarted with the same epoch and
+                # numbering from scratch: the NACK tells it where to go on from)
+                self._events.add(now, "old-set-limit", self.address,
+                                 f"ignored txn {msg.txn} ({_a(msg.limit_da)}): older than txn {last.txn} applied")
+                out.append(Nack(self.address, NackCode.OLD_TXN, self.address, msg.txn, last.txn))
+                return
+            if ahead == 0 and msg == last:
+                self._on_repeat(msg, now, out)
+                return
+        self._apply(msg, now, out)
+
+    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        """The set-limit applied last, again: the master re-sends it because our ack is lost (or it is a late copy).
+
+        Re-acked, never applied twice, while the servant still stands where its ack said. In failsafe, or
+        since moved (failsafe hold, twin, release), it is applied again as rule 4 wants, acked by rule 2,
+        but never above the offer now: a late copy of an old frame must not raise anything (rule 1).
+        """
+        ack = self._last_ack
+        if not self.in_failsafe:
+            if self._pending is not None and self._pending[0] == msg.txn:
+                return  # a cut still taking effect: its ack follows by rule 2
+            if ack is not None and ack.applied_da == self._limit and self._armed == clamp_da(msg.failsafe_da,
+                                                                                             self.config.max_da):
+                out.append(ack)  # our ack was lost: say it again
+                return
+        self._apply(msg, now, out, repeat=True)
+
+    def _apply(self, msg: SetLimit, now: float, out: list[Message], repeat: bool = False) -> None:
         cfg = self.config
         limit = clamp_da(msg.limit_da, cfg.max_da)
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
@@ -330,8 +361,12 @@ class Servant:
         if limit != msg.limit_da:
             self._events.add(now, "clamped", self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
+        if repeat and (limit > self._limit or fs > self._armed):
+            limit, fs = min(limit, self._limit), min(fs, self._armed)
+            self._events.add(now, "repeat", self.address,
+                             f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
+                             f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
-        self._last_txn = (msg.epoch, msg.txn)
         self._last_set = msg
         self._last_ack = None
         self._limit = limit

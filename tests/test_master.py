@@ -410,6 +410,42 @@ def test_a_restarted_master_counts_a_unit_at_what_its_car_still_draws() -> None:
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
 
 
+def test_txns_are_numbered_per_servant() -> None:
+    """A servant orders txns modulo 256: set-limits to the others must not move its window (PROTOCOL 5.1)."""
+    net = settled(Net(site()))
+    for a in (1, 2, 3):
+        net.plug(a, Car(react=0.5))
+        net.run(2.0)
+    for a in (1, 2, 3):
+        txns = [m.txn for _, m in grants_to(net, a)]
+        assert txns == list(range(1, len(txns) + 1)), (a, txns)
+
+
+def test_a_master_restarted_with_the_same_epoch_is_told_where_to_number_from() -> None:
+    """Its txns start again from 1, which a servant that applied newer ones of that epoch refuses as old
+    (NACK OLD_TXN, detail = its newest): the master goes on numbering after it."""
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    for _ in range(4):  # a few set-limits to servant 1, so its newest txn is ahead of a fresh master's
+        net.plug(2, Car(react=0.5))
+        net.run(3.0)
+        net.unplug(2)
+        net.run(3.0)
+    newest = grants_to(net, 1)[-1][1].txn
+    assert newest > 3
+    net.kill_master()
+    net.run(0.3)
+    m = net.start_master(epoch=7)  # the same epoch: the servants cannot tell
+    net.run(8.0)
+    assert any(isinstance(x, Nack) and x.code is NackCode.OLD_TXN and x.address == 1 for _, _, x in net.log)
+    assert [m.txn for _, m in grants_to(net, 1)][-1] > newest
+    net.plug(3, Car(react=0.5))
+    net.run(8.0)
+    v = m.view(1)
+    assert v is not None and v.pending_da is None and v.state == "charging"
+    assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
+
+
 def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:
     cfg = site()
     net = Net(cfg)

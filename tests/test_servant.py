@@ -226,6 +226,23 @@ def test_a_repeated_txn_is_acked_again_not_applied_twice() -> None:
     assert again == first
 
 
+def test_an_older_txn_is_never_applied_however_the_numbers_wrap() -> None:
+    """txns are ordered modulo 256 (PROTOCOL 5.1): 1-127 ahead of the newest applied is newer, 128-255 older.
+
+    A late copy of an old grant (issue 10, finding 2) is refused and reported, never applied again."""
+    s = following(limit=160)  # txn 1
+    for txn, limit in ((100, 200), (200, 240), (44, 100)):  # 44 is 100 ahead of 200: newer, across the wrap
+        s.receive(SetLimit(1, txn, limit, 60, 7), 0.5)
+        assert s.limit_da == limit
+    s.observe(C, 90, 0.6)
+    for old, limit in ((200, 240), (1, 320), (43, 320), (172, 320)):  # 100, 43, 1 and 128 behind txn 44
+        out = s.receive(SetLimit(1, old, limit, 60, 7), 0.7)
+        assert s.limit_da == 100 and s.offer_da == 100
+        assert out == [Nack(1, NackCode.OLD_TXN, 1, old, 44)]
+    out = s.receive(SetLimit(1, 171, 320, 60, 7), 0.8)  # 127 ahead of 44: newer
+    assert s.limit_da == 320 and of(Ack, out)
+
+
 def test_set_limit_of_another_epoch_is_ignored() -> None:
     s = following(limit=160)
     assert s.receive(SetLimit(1, 9, 320, 60, 8), 0.5) == [] or s.offer_da == 160

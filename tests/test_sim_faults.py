@@ -14,6 +14,7 @@ import pytest
 from sim_findings import known_finding
 
 from busshare.frames import Heartbeat, Message, Nack, NackCode, SetLimit, Status, decode
+from busshare.servant import Servant
 from busshare.sim import (
     ScenarioError,
     SimResult,
@@ -231,3 +232,34 @@ def test_a_late_copy_of_an_old_grant_is_never_applied_again() -> None:
     assert s1.offer == 160, "still the newer 16 A"
     replies = [m for t, m in wire(result) if t >= 60.0 and getattr(m, "address", None) == 1]
     assert Nack(1, NackCode.OLD_TXN, 1, grant.txn, set_limits(sim, 1)[-1][3].txn) in replies
+
+
+class ReplayApplyingServant(Servant):
+    """The servant before the fix: applies any set-limit of its master that is not a repeat of the last."""
+
+    def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        last = self._last_set
+        if self._master is not None and msg.epoch == self._master[1] and last is not None and msg.txn != last.txn:
+            self._apply(msg, now, out)
+        else:
+            super()._on_set_limit(msg, now, out)
+
+
+def test_a_master_cuts_a_servant_offering_more_than_it_counts_for_it() -> None:
+    """The master's end of finding 2: whatever made a confirmed servant offer more than it was granted (here
+    a servant without the txn check applies the late copy), its STATUS shows an over-commit in progress:
+    the master counts it at what it offers and cuts it at once, instead of counting it at 16 A for ever."""
+    sc = dataclasses.replace(parse_scenario(TWO_ON_32), check_waste=False, check_starvation=False)
+    sim = Simulation(sc, stop_on_violation=False, servant_cls=ReplayApplyingServant)
+    sim.run_until(60.0)
+    _, offset, data, _ = next(x for x in set_limits(sim, 1) if x[3].limit_da == 320)
+    s1, s2 = sim.by_address[1][0], sim.by_address[2][0]
+    assert s1.port is not None
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    result = sim.run()
+    over = [v for v in result.summary.violations if v.check == "rule1-offered"]
+    assert over and over[0].t == 60.0, "the broken servant did apply it"
+    back = min(x.t for x in result.timeline.samples if x.t > 60.0 and x.address == 1 and x.offered_da <= 160)
+    assert back <= 60.0 + sc.config.timing.status_period + 0.1, "cut as soon as its STATUS showed it"
+    assert all(v.t <= back for v in over)
+    assert s1.offer + s2.offer <= sc.config.limit_da
