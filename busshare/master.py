@@ -111,7 +111,6 @@ class _Slot:
         self.measured: int | None = None
         self.ev_stopped = False
         self.status_failsafe = False
-        self.last_status_key: tuple[object, ...] | None = None
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
         # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
@@ -119,6 +118,17 @@ class _Slot:
         self.leaving_until = -INF
 
     # -- accounting ------------------------------------------------------------------
+
+    def inputs(self) -> tuple[object, ...]:
+        """Everything allocation reads from this slot that a STATUS can change.
+
+        A STATUS that leaves all of it as it was needs no new allocation; one that changes any of it (the
+        failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
+        """
+        p = self.pending
+        return (self.known, self.absent, self.confirmed, self.limit, self.failsafe, self.conflict_extra,
+                None if p is None else p.applied, self.pilot, self.requested, self.measured, self.ev_stopped,
+                self.status_failsafe, self.reclaim_cap, self.low_since)
 
     def counted_fs(self) -> int:
         f = self.failsafe
@@ -229,12 +239,11 @@ class Master:
             else:
                 self._heard(slot, now)
                 if isinstance(msg, Status):
-                    key = (msg.pilot, msg.requested_da, msg.offered_da, msg.measured_da, msg.failsafe,
-                           msg.ev_stopped, msg.conflict, msg.serial_tag)
-                    if key != slot.last_status_key:
-                        slot.last_status_key = key
-                        self._dirty = True
+                    # allocation reads only the slot: skip it when the report changed nothing there
+                    before = slot.inputs()
                     self._on_status(slot, msg, now, out)
+                    if slot.inputs() != before:
+                        self._dirty = True
                 elif isinstance(msg, Ack):
                     self._on_ack(slot, msg, now)
                 elif isinstance(msg, Release):
@@ -421,7 +430,6 @@ class Master:
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
             # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)
             p.applied = True
-            self._dirty = True
         slot.pilot = st.pilot
         slot.requested = st.requested_da
         slot.offered = st.offered_da

@@ -243,6 +243,29 @@ def test_an_older_txn_is_never_applied_however_the_numbers_wrap() -> None:
     assert s.limit_da == 320 and of(Ack, out)
 
 
+def test_a_repeat_in_failsafe_ends_it_but_never_raises_the_offer() -> None:
+    """Issue 10, finding 4: the re-sent grant finds the servant in failsafe. Its cached ACK ("8 A applied")
+    would be a lie; it is applied again (rule 4: a SET_LIMIT of the master followed ends the failsafe), but
+    no higher than the offer now, since a repeat may be a late copy; the ACK says what was applied."""
+    s = following(limit=100)  # txn 1: 10 A, failsafe 6 A
+    s.observe(C, 100, 0.2)
+    s.tick(1.6)
+    assert s.in_failsafe and s.offer_da == 60
+    out = s.receive(SetLimit(1, 1, 100, 60, 7), 1.7)  # the master re-sends txn 1 (our ack was lost)
+    assert not s.in_failsafe and s.offer_da == 60 and s.limit_da == 60
+    assert of(Ack, out) == [], "the car may still draw 10 A: acked as a cut, by rule 2"
+    assert of(Ack, s.observe(C, 58, 2.5)) == [Ack(1, 1, 60, 58, AckHow.MEASURED)]
+    out = s.receive(SetLimit(1, 1, 100, 60, 7), 3.0)  # once it stands where its ack said, it re-acks
+    assert of(Ack, out) == [Ack(1, 1, 60, 58, AckHow.MEASURED)] and s.offer_da == 60
+
+
+def test_a_repeat_after_the_car_left_is_acked_at_what_it_offers() -> None:
+    s = following(limit=160)
+    s.observe(PilotState.A, 0, 0.5)  # unplugged: released, offers 0
+    out = s.receive(SetLimit(1, 1, 160, 60, 7), 1.0)
+    assert s.offer_da == 0 and of(Ack, out) == [Ack(1, 1, 0, 0, AckHow.MEASURED)]
+
+
 def test_set_limit_of_another_epoch_is_ignored() -> None:
     s = following(limit=160)
     assert s.receive(SetLimit(1, 9, 320, 60, 8), 0.5) == [] or s.offer_da == 160

@@ -263,3 +263,65 @@ def test_a_master_cuts_a_servant_offering_more_than_it_counts_for_it() -> None:
     assert back <= 60.0 + sc.config.timing.status_period + 0.1, "cut as soon as its STATUS showed it"
     assert all(v.t <= back for v in over)
     assert s1.offer + s2.offer <= sc.config.limit_da
+
+
+# -- a re-sent grant in failsafe (issue 10, finding 4) --------------------------------------------
+
+ONE_ON_32 = """
+name = "failsafe-repeat"
+duration_s = 60
+check_waste = false
+[installation.site]
+limit_a = 32
+[[installation.servant]]
+address = 1
+max_a = 8
+failsafe_a = 0
+serial = 0x1001
+[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 5
+"""
+
+
+class CachedAckServant(Servant):
+    """The servant before the fix: answers every repeat of its last set-limit from its cached ACK."""
+
+    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        if self._pending is None and self._last_ack is not None:
+            out.append(self._last_ack)
+
+
+@pytest.mark.parametrize("servant_cls", [Servant, CachedAckServant], ids=["servant", "master-end"])
+def test_a_grant_re_sent_while_the_servant_is_in_failsafe_ends_the_failsafe(servant_cls: type[Servant]) -> None:
+    """Issue 10, finding 4: s1 applies its 8 A grant but the ACK is lost; it then misses heartbeats and
+    falls to its 0 A failsafe. The master's re-send of the same grant must end that failsafe (rule 4)
+    and the master must not count 8 A for a unit offering 0 A: a car waits while current sits unused.
+
+    Closed at both ends: the servant applies the repeat again (never above its offer now) and acks what
+    it applied; and a master given the stale cached ACK (``CachedAckServant``) re-confirms the unit as soon
+    as its STATUS shows the failsafe, although that STATUS is the same as the ones before the ACK."""
+    sim = Simulation(parse_scenario(ONE_ON_32), servant_cls=servant_cls)
+    s1 = sim.by_address[1][0]
+    sim.run_until(5.0)
+    while not set_limits(sim, 1) or set_limits(sim, 1)[-1][3].limit_da != 80:
+        sim.run_until(sim.now + 0.0005)
+    grant_at, _, _, grant = set_limits(sim, 1)[-1]
+    sim.partition(s1, "out")  # its ACK (and the STATUS with it) is lost
+    sim.run_until(grant_at + 0.01)
+    sim.heal(s1)
+    assert s1.offer == 80
+    sim.run_until(grant_at + 0.6)  # a STATUS shows the master it offers 8 A
+    sim.partition(s1, "in")  # deaf to the master: the re-send at +1 s and the heartbeats are lost
+    sim.run_until(grant_at + 2.5)
+    assert s1.node.in_failsafe and s1.offer == 0
+    sim.heal(s1)
+    sim.run_until(grant_at + 3.2)  # the re-send at +3 s arrives
+    assert [x[3] for x in set_limits(sim, 1) if x[0] > grant_at + 2.5][0] == grant, "the same frame, re-sent"
+    sim.run_until(grant_at + 6.0)
+    assert not s1.node.in_failsafe and s1.offer == 80, "back to its 8 A grant"
+    v = sim.masters[0].node.view(1)
+    assert v.offered_da == 80 and v.committed_da == 80
