@@ -325,3 +325,48 @@ def test_a_grant_re_sent_while_the_servant_is_in_failsafe_ends_the_failsafe(serv
     assert not s1.node.in_failsafe and s1.offer == 80, "back to its 8 A grant"
     v = sim.masters[0].node.view(1)
     assert v.offered_da == 80 and v.committed_da == 80
+
+
+# -- a cut that follows a grant within the car's reaction time (issue 10, finding 3) ---------------
+
+GRANT_THEN_CUT = """
+name = "grant-then-cut"
+duration_s = 150
+[installation.site]
+limit_a = 32
+""" + "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = 32\nserial = {0x1000 + a}\n" for a in (1, 2, 3, 4)) + """
+[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 1
+leave = 90
+[[car]]
+evse = 2
+at = 30
+sees_pilot_late = true
+reaction_min_s = 4.0
+reaction_max_s = 4.0
+[[car]]
+evse = 3
+at = 60
+sees_pilot_late = true
+reaction_min_s = 4.0
+reaction_max_s = 4.0
+[[car]]
+evse = 4
+at = 90.5
+"""
+
+
+def test_a_cut_half_a_second_after_a_grant_waits_for_the_car_that_may_still_climb() -> None:
+    """Issue 10, finding 3: s1's car leaves, so s2 and s3 (10.6 A each) are granted 16 A; half a second
+    later a car arrives on s4 and they are cut back. Their meters still read 10.6 A, but their cars have
+    not seen the grant yet (4 s): acked MEASURED at once, the current goes to s4 while both cars climb to
+    16 A. A cut is proven by the meter only once the car cannot be on its way up (rule 2)."""
+    result = run_scenario(parse_scenario(GRANT_THEN_CUT))
+    assert result.ok and result.summary.peak_drawn_da <= 320
+    s2 = [x for x in result.timeline.series(2) if 90.0 <= x.t <= 100.0]
+    assert max(x.drawn_da or 0 for x in s2) == 160, "the car did climb to the grant it saw late"
+    assert any(x.offered_da >= 100 for x in result.timeline.series(4) if x.t < 100.0), "s4 gets its share"
