@@ -83,6 +83,15 @@ class Servant:
         # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
         # allowance has passed its EV may still draw what was offered before (rule 2)
         self._lowerings: list[tuple[float, int]] = []
+        # every raise of the pilot within the last reaction allowance, as (when, offer after, highest offer of the
+        # allowance before it): its EV may not have seen it yet, and may still climb toward it (rule 2)
+        self._raises: list[tuple[float, int, int]] = []
+        # every change of the offer within the last reaction allowance (and the one in effect at its start)
+        self._offers: list[tuple[float, int]] = []
+        # meter readings of the last reaction allowance (and the one in effect at its start), and the last time
+        # one went up to more than the tolerance above the lowest of the allowance before it: a climbing EV (rule 2)
+        self._readings: list[tuple[float, int]] = []
+        self._rose_at = -INF
         # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
         # repeat must match it entirely to be re-acked
         self._last_set: SetLimit | None = None
@@ -127,6 +136,8 @@ class Servant:
         self._pilot = pilot
         self._present = pilot.vehicle_present
         self._measured = measured_da if self.config.has_meter else None
+        if self._measured is not None:
+            self._note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
             if pilot.charging:
@@ -209,6 +220,9 @@ class Servant:
         if self._pending is not None:
             x = self._pending[2] + t.reaction_allowance
             if x < d:
+                d = x
+            x = self._climb_ends(self._pending[1])  # (the meter may prove it earlier)
+            if self._last_now < x < d:
                 d = x
         if self._over_since is not None and not self.ev_stopped:
             x = self._over_since + t.reaction_allowance
@@ -419,10 +433,10 @@ class Servant:
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
-        if m is not None and m <= limit:
-            how = AckHow.MEASURED  # at or below the new limit: freed current really is free
-        elif m is None and not self._pilot.charging:
-            how = AckHow.IMMEDIATE  # no meter, and no EV drawing: nothing to wait for
+        if m is not None and m <= limit and (not self._present or now >= self._climb_ends(limit)):
+            how = AckHow.MEASURED  # at or below the new limit, and not on its way up: freed current really is free
+        elif m is None and not self._pilot.charging and (not self._present or now >= self._raised_until(limit)):
+            how = AckHow.IMMEDIATE  # no meter, and no EV drawing nor about to: nothing to wait for
         elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
                 self._stop_ev(now, txn, m, out)
@@ -499,10 +513,62 @@ class Servant:
         self._lowerings = [x for x in self._lowerings if now < x[0] + allowance]
         return self._lowerings
 
+    def _raised_until(self, limit: int) -> float:
+        """Until when the EV may still climb toward a raise of its pilot above ``limit`` (rule 2).
+
+        A raise it has seen does not count: its draw has since gone above every pilot of the allowance before
+        the raise (by more than the tolerance), which it could not do without seeing the raise.
+        """
+        allowance = self.timing.reaction_allowance
+        tol = self.config.tolerance_da
+        until = -INF
+        for t, after, before in self._raises:
+            if after > limit and t + allowance > until and not any(
+                    m > before + tol for at, m in self._readings if at > t):
+                until = t + allowance
+        return until
+
+    def _climb_ends(self, limit: int) -> float:
+        """From when a meter at or below ``limit`` proves a cut to it (rule 2): the EV cannot be on its way up.
+
+        Not while a raise above ``limit`` it may not have seen is less than a reaction allowance old, nor while
+        its draw rose (by more than the tolerance) less than an allowance ago, unless it has since come down
+        from above limit + tolerance (it saw a lower pilot, or its own wish fell).
+        """
+        until = self._raised_until(limit)
+        rose = self._rose_at + self.timing.reaction_allowance
+        if rose > until:
+            came_down = any(m > limit + self.config.tolerance_da for at, m in self._readings if at >= self._rose_at)
+            if not came_down:
+                until = rose
+        return until
+
+    def _note_reading(self, m: int, now: float) -> None:
+        readings = self._readings
+        if readings and readings[-1][1] == m:
+            return
+        start = now - self.timing.reaction_allowance
+        while len(readings) >= 2 and readings[1][0] <= start:
+            readings.pop(0)  # (the first one kept is the reading in effect when the allowance began)
+        if readings and m > readings[-1][1] and m > min(x for _, x in readings) + self.config.tolerance_da:
+            self._rose_at = now  # up, and by more than the tolerance over the allowance (small steps add up)
+        readings.append((now, m))
+
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
+        if offer != self.offer_da:
+            allowance = self.timing.reaction_allowance
+            offers = self._offers
+            while len(offers) >= 2 and offers[1][0] <= now - allowance:
+                offers.pop(0)  # (the first one kept is the offer in effect when the allowance began)
+            if offer > self.offer_da:
+                before = max([self.offer_da] + [o for _, o in offers])  # what the EV may be acting on
+                if self._raises and now >= self._raises[0][0] + allowance:
+                    self._raises = [x for x in self._raises if now < x[0] + allowance]
+                self._raises.append((now, offer, before))
+            offers.append((now, offer))
         if offer < self.offer_da:
             if len(self._lowerings) >= 8:
                 self._recent_lowerings(now)  # (keeps the list short)

@@ -187,6 +187,94 @@ def test_the_same_set_limit_long_after_the_lowering_is_acked_at_once() -> None:
     assert of(Ack, out) == [Ack(1, 2, 78, None, AckHow.IMMEDIATE)]
 
 
+# -- rule 2 for a car that may be on its way up (issue 10, finding 3) ------------------------------------
+
+R = T.reaction_allowance
+
+
+def steady(limit: int, draw: int, meter: bool = True) -> Servant:
+    """Granted ``limit`` at t=0.1, its car drawing ``draw`` steadily since t=0.2; now is t=10."""
+    s = following(meter=meter, limit=limit)
+    s.observe(C, draw if meter else None, 0.2)
+    beat(s, 0.2, 10.0, **({"measured": draw} if meter else {}))
+    return s
+
+
+def test_a_cut_just_after_a_grant_is_not_proven_by_a_meter_reading_the_old_draw() -> None:
+    """The car drew 10 A; granted 16 A at t=10 and cut back to 10 A at t=10.5, it may not have seen the
+    grant yet and still climb to 16 A: a meter at 10 A proves nothing until the grant is an allowance old."""
+    s = steady(100, 100)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 10.0)
+    out = s.receive(SetLimit(1, 3, 100, 60, 7), 10.5)
+    assert s.offer_da == 100 and of(Ack, out) == []
+    assert of(Ack, beat(s, 10.5, 10.0 + R - 0.05, measured=100)) == []
+    assert of(Ack, beat(s, 10.0 + R - 0.05, 10.0 + R + 0.05, measured=100)) == [
+        Ack(1, 3, 100, 100, AckHow.MEASURED)], "the grant is an allowance old and the draw never rose"
+
+
+def test_a_car_that_climbed_to_the_grant_and_came_down_has_seen_the_cut() -> None:
+    """Pilot changes are seen in order: a car that went above the old pilot saw the grant, and one that
+    then came down below the cut saw the cut, the last change: it cannot climb again."""
+    s = steady(100, 100)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 10.0)
+    s.receive(SetLimit(1, 3, 100, 60, 7), 10.5)
+    out = beat(s, 10.5, 13.0, measured=100)
+    out += s.observe(C, 160, 13.0)  # it saw the grant: 16 A
+    out += beat(s, 13.0, 14.0, measured=160)
+    assert of(Ack, out) == []
+    assert of(Ack, s.observe(C, 100, 14.0)) == [Ack(1, 3, 100, 100, AckHow.MEASURED)]
+
+
+def test_a_car_steadily_drawing_less_than_its_offer_is_acked_at_once() -> None:
+    s = steady(160, 80)
+    out = s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)
+    assert of(Ack, out) == [Ack(1, 2, 100, 80, AckHow.MEASURED)]
+
+
+def test_a_car_coming_down_after_a_cut_is_acked_when_it_is_down() -> None:
+    s = steady(160, 160)
+    assert of(Ack, s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)) == []
+    assert of(Ack, s.observe(C, 98, 12.0)) == [Ack(1, 2, 100, 98, AckHow.MEASURED)]
+
+
+def test_a_car_that_already_drew_its_grant_has_seen_it() -> None:
+    """Granted 32 A and at 31.8 A, it has seen the grant; coming down after the cut it has seen that too."""
+    s = following(limit=320)  # granted at t=0.1
+    s.observe(C, 318, 0.5)
+    assert of(Ack, s.receive(SetLimit(1, 2, 160, 60, 7), 1.0)) == []
+    assert of(Ack, s.observe(C, 158, 2.0)) == [Ack(1, 2, 160, 158, AckHow.MEASURED)]
+
+
+def test_a_car_still_ramping_toward_an_older_grant_is_not_proven_by_the_meter() -> None:
+    """Granted 32 A long ago, it ramps slowly and reads 12 A when cut to 16 A: it may not have seen the cut
+    and go on to 32 A. Stopping at 16 A it may only be pausing: the allowance decides (TIMED)."""
+    s = following(limit=320)
+    t, draw, out = 0.1, 0, []
+    while draw < 120:  # 2 A every second
+        t, draw = round(t + 1.0, 9), draw + 20
+        out += s.observe(C, draw, t)
+        beat(s, t, t + 0.95, measured=draw)
+    assert t > R
+    out = s.receive(SetLimit(1, 2, 160, 60, 7), t + 0.5)
+    assert of(Ack, out) == []
+    out = s.observe(C, 140, t + 1.0)  # still climbing (it has not seen the cut)
+    out += s.observe(C, 160, t + 2.0)  # now it has: it stops at 16 A
+    out += beat(s, t + 2.0, t + 0.5 + R - 0.05, measured=160)
+    assert of(Ack, out) == []
+    assert of(Ack, beat(s, t + 0.5 + R - 0.05, t + 0.5 + R + 0.05, measured=160)) == [
+        Ack(1, 2, 160, 160, AckHow.TIMED)]
+
+
+def test_a_meterless_unit_with_a_car_not_yet_charging_waits_for_a_grant_it_may_still_see() -> None:
+    s = make(meter=False)
+    s.receive(hb(), 0.1)
+    s.observe(PilotState.B, None, 0.1)
+    s.receive(SetLimit(1, 1, 160, 60, 7), 0.2)  # the car (state B) may start on it any moment
+    out = s.receive(SetLimit(1, 2, 0, 0, 7), 0.5)
+    assert s.offer_da == 0 and of(Ack, out) == []
+    assert of(Ack, beat(s, 0.5, 0.2 + R + 0.05)) == [Ack(1, 2, 0, None, AckHow.IMMEDIATE)]
+
+
 def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
     s = following(limit=320)
     s.observe(C, 300, 0.9)
