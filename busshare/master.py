@@ -94,6 +94,10 @@ class _Slot:
         self.failsafe = self.standalone
         self.pending: _Pending | None = None
         self.eased_cut = False  # an unacked cut was replaced by a shallower one since the last ack
+        # a STATUS showed it offering this, more than we count for it: counted so until it acks a set-limit sent
+        # since (the STATUS may be a late copy, so this is never what it is told: only what it is counted at)
+        self.over_offer = 0
+        self.over_offer_at = -INF
         self.known = False  # heard since this master started
         self.absent = False  # never heard, learning over: counted at its standalone failsafe
         self.confirmed = False  # acked a set-limit of this master and still following it
@@ -126,9 +130,9 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return (self.known, self.absent, self.confirmed, self.limit, self.failsafe, self.conflict_extra,
-                None if p is None else p.applied, self.pilot, self.requested, self.measured, self.ev_stopped,
-                self.status_failsafe, self.reclaim_cap, self.low_since)
+        return (self.known, self.absent, self.confirmed, self.limit, self.over_offer, self.failsafe,
+                self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
 
     def counted_fs(self) -> int:
         f = self.failsafe
@@ -153,7 +157,7 @@ class _Slot:
             base = max(base, self.pending.msg.limit_da)
         if now < self.leaving_until:
             base = max(base, self.leaving_da)
-        return base
+        return base if base >= self.over_offer else self.over_offer
 
     def counted(self, now: float, t: Timing) -> int:
         base = self.own_count(now)
@@ -418,11 +422,13 @@ class Master:
         elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
             # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
             # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
-            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here)
+            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here).
+            # Only counted: the STATUS may itself be a late copy, and telling it that much would be a grant
             self._events.add(now, "offer-above-count", slot.cfg.address,
                              f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
                              "counting it, and cutting it")
-            slot.limit = st.offered_da
+            slot.over_offer = st.offered_da
+            slot.over_offer_at = now
             slot.confirmed = False
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
@@ -448,6 +454,8 @@ class Master:
             return  # a duplicate of an ack already taken
         slot.pending = None
         slot.eased_cut = False
+        if p.first_sent >= slot.over_offer_at:
+            slot.over_offer = 0  # it applied a set-limit sent since it showed more: it offers at most that now
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
@@ -717,7 +725,7 @@ class Master:
         for s, L, F in raises:
             before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
-            if (total - before + max(s.limit, L) + s.conflict_extra <= self.limit_da
+            if (total - before + max(s.limit, L, s.over_offer) + s.conflict_extra <= self.limit_da
                     and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
                 self._send(s, L, F, now, out)  # a grant: counted from now
             else:

@@ -103,6 +103,8 @@ class Servant:
         self._over_since: float | None = None
         self._was_charging = False
         self._done = False
+        self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
+        self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
         self._next_status = now
         self._join_due = True
@@ -140,6 +142,7 @@ class Servant:
             self._note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
+            self._maybe_done_at = INF
             if pilot.charging:
                 self._was_charging = True
             elif pilot is PilotState.A:
@@ -150,9 +153,13 @@ class Servant:
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
-                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done)
-                self._done = True
-                self._release(now, ReleaseReason.EV_DONE, out)
+                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done,
+                # and the car may still be following a pause less than a reaction allowance ago: decide then)
+                if now < self._left_zero + self.timing.reaction_allowance:
+                    self._maybe_done_at = self._left_zero + self.timing.reaction_allowance
+                else:
+                    self._done = True
+                    self._release(now, ReleaseReason.EV_DONE, out)
             elif pilot in (PilotState.E, PilotState.F):
                 self._release(now, ReleaseReason.FAULT, out)
             self._next_status = now  # tell the master at once
@@ -236,6 +243,8 @@ class Servant:
             x = self._rival_until
             if x < d:
                 d = x
+        if self._maybe_done_at < d:
+            d = self._maybe_done_at
         return d if d > self._last_now else self._last_now + t.tick_period
 
     def drain_events(self) -> list[Event]:
@@ -498,6 +507,11 @@ class Servant:
                 self._events.add(now, "failsafe-hold", self.address,
                                  f"failsafe hold over: {_a(self._limit)} -> {_a(self._armed)}")
                 self._limit = self._armed
+        if now >= self._maybe_done_at:
+            self._maybe_done_at = INF
+            if self._pilot is PilotState.B and self.offer_da > 0 and not self.ev_stopped and not self._done:
+                self._done = True  # it has seen the offer end the pause, and still does not charge
+                self._release(now, ReleaseReason.EV_DONE, out)
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
             self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
@@ -559,6 +573,8 @@ class Servant:
         if self._twin_until > now:
             offer = 0
         if offer != self.offer_da:
+            if self.offer_da == 0:
+                self._left_zero = now
             allowance = self.timing.reaction_allowance
             offers = self._offers
             while len(offers) >= 2 and offers[1][0] <= now - allowance:

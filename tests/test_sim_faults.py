@@ -370,3 +370,23 @@ def test_a_cut_half_a_second_after_a_grant_waits_for_the_car_that_may_still_clim
     s2 = [x for x in result.timeline.series(2) if 90.0 <= x.t <= 100.0]
     assert max(x.drawn_da or 0 for x in s2) == 160, "the car did climb to the grant it saw late"
     assert any(x.offered_da >= 100 for x in result.timeline.series(4) if x.t < 100.0), "s4 gets its share"
+
+
+def test_a_late_copy_of_an_old_status_is_counted_never_granted() -> None:
+    """A late copy reaches the master too: an old STATUS of s1 (16 A offered, car charging) after its car
+    left and s2 got the whole 32 A. Counting s1 at 16 A is the safe reading; telling s1 to keep those
+    16 A (a "confirm") would be a grant to a unit that offers 0 A while s2 still has 32 A (chaos seeds
+    1021, 1080 and 1092, with the bus's late copies)."""
+    text = TWO_ON_32.replace("[[car]]\nevse = 1\nat = 1\n", "[[car]]\nevse = 1\nat = 1\nleave = 80\n")
+    text = text.replace("serial = 0x1001\n", "serial = 0x1001\nfailsafe_a = 0\n")  # (its set-limits go first)
+    sim = Simulation(parse_scenario(text))
+    sim.run_until(90.0)
+    s1, s2 = sim.by_address[1][0], sim.by_address[2][0]
+    assert s1.offer == 0 and s2.offer == 320
+    old = [(o, d) for t, o, d in sim.bus.capture if 60.0 < t < 70.0 and (m := decode(o, d)[0]) and
+           isinstance(m, Status) and m.address == 1 and m.offered_da == 160]
+    master = sim.masters[0]
+    sim.bus.deliver_copy(master.port, *old[0], 90.0)
+    result = sim.run()
+    assert result.ok
+    assert s1.offer == 0 and s2.offer == 320, "and once s1 has answered, s2 has its 32 A again"
