@@ -260,6 +260,11 @@ class Servant:
         return self._armed
 
     @property
+    def last_set_limit(self) -> SetLimit | None:
+        """The set-limit applied last, from the master followed (None before one): what rule 4 counts from."""
+        return self._last_set
+
+    @property
     def requested_da(self) -> int:
         if not self._present or self.ev_stopped or self._done:
             return 0

@@ -182,20 +182,18 @@ def test_without_acceptance_filters_servants_hear_every_frame_and_the_story_stil
 
 # -- late duplicates (issue 10, finding 2) ------------------------------------------------------
 
+def servants(*addresses: int, max_a: int = 32) -> str:
+    """[[installation.servant]] tables for a scenario file."""
+    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
+                   for a in addresses)
+
+
 TWO_ON_32 = """
 name = "late-duplicate"
 duration_s = 120
 [installation.site]
 limit_a = 32
-[[installation.servant]]
-address = 1
-max_a = 32
-serial = 0x1001
-[[installation.servant]]
-address = 2
-max_a = 32
-serial = 0x1002
-[car_defaults]
+""" + servants(1, 2) + """[car_defaults]
 max_a = 32
 need_kwh = 40
 [[car]]
@@ -334,7 +332,7 @@ name = "grant-then-cut"
 duration_s = 150
 [installation.site]
 limit_a = 32
-""" + "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = 32\nserial = {0x1000 + a}\n" for a in (1, 2, 3, 4)) + """
+""" + servants(1, 2, 3, 4) + """
 [car_defaults]
 max_a = 32
 need_kwh = 40
@@ -390,3 +388,19 @@ def test_a_late_copy_of_an_old_status_is_counted_never_granted() -> None:
     result = sim.run()
     assert result.ok
     assert s1.offer == 0 and s2.offer == 320, "and once s1 has answered, s2 has its 32 A again"
+
+
+def test_a_late_copy_the_servant_ignores_does_not_set_the_failsafe_it_is_held_to() -> None:
+    """The rule-4 check takes the failsafe from set-limits the servant applied, not from a late copy it
+    rightly ignored (chaos seed 1213: a copy of an old 0 A-failsafe set-limit, then the 6 A failsafe)."""
+    sim = Simulation(parse_scenario(TWO_ON_32))
+    sim.run_until(60.0)
+    s1 = sim.by_address[1][0]
+    assert s1.port is not None and s1.node.armed_failsafe_da == 60
+    _, offset, data, first = set_limits(sim, 1)[0]
+    assert first.failsafe_da == 0
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    sim.run_until(61.0)
+    sim.master_crash()
+    result = sim.run()
+    assert result.ok and s1.offer == 60, "its 6 A failsafe, as armed"
