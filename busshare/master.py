@@ -459,7 +459,7 @@ class Master:
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
-        slot.confirmed = True
+        slot.confirmed = slot.over_offer == 0  # (else a set-limit sent since it showed more must still be acked)
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,

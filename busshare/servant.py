@@ -447,9 +447,11 @@ class Servant:
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
-        if m is not None and m <= limit and (not self._present or now >= self._climb_ends(limit)):
+        # (no car, or its contactor open: it cannot climb)
+        cannot_draw = not self._present or self.ev_stopped
+        if m is not None and m <= limit and (cannot_draw or now >= self._climb_ends(limit)):
             how = AckHow.MEASURED  # at or below the new limit, and not on its way up: freed current really is free
-        elif m is None and not self._pilot.charging and (not self._present or now >= self._raised_until(limit)):
+        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._raised_until(limit)):
             how = AckHow.IMMEDIATE  # no meter, and no EV drawing nor about to: nothing to wait for
         elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.config import Config, ServantConfig, Timing, parse_config
-from busshare.frames import Ack, Heartbeat, Nack, NackCode, SetLimit, Status, serial_tag
+from busshare.frames import Ack, AckHow, Heartbeat, Nack, NackCode, SetLimit, Status, serial_tag
 from busshare.link import Link
 from busshare.master import Master
 from busshare.pilot import PilotState
@@ -444,6 +444,26 @@ def test_a_master_restarted_with_the_same_epoch_is_told_where_to_number_from() -
     v = m.view(1)
     assert v is not None and v.pending_da is None and v.state == "charging"
     assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
+
+
+def test_an_offer_above_the_count_is_counted_until_a_set_limit_sent_since_is_acked() -> None:
+    """A STATUS (maybe a late copy) shows servant 1 offering 80 A while its 64 A grant is unacked. The ack of
+    that grant, sent before, does not prove it offers less now: it stays counted at 80 A, and the master
+    sends a set-limit whose ack does (chaos seed 1449: left counted high for good, 7.4 A held unused)."""
+    m = Master(site(), 0.0, epoch=7)
+    for a in (1, 2, 3, 4):
+        m.receive(Status(a, serial_tag(0x100 + a), PilotState.A, 0, 0, 0), 0.01)
+    for a in (1, 2, 3, 4):
+        m.receive(Ack(a, 1, 0, 0, AckHow.IMMEDIATE), 0.02)
+    out = m.receive(Status(1, serial_tag(0x101), PilotState.C, 0, 0, 800), 1.0)
+    assert [x for x in out if isinstance(x, SetLimit)] == [SetLimit(1, 2, 640, 60, 7)]
+    m.receive(Status(1, serial_tag(0x101), PilotState.C, 800, 0, 800), 1.1)  # more than it may offer
+    assert m.committed_da() == 800
+    out = m.receive(Ack(1, 2, 640, 0, AckHow.IMMEDIATE), 1.2)
+    assert m.committed_da() == 800, "that ack was for a set-limit sent before the STATUS"
+    assert [x for x in out if isinstance(x, SetLimit)] == [SetLimit(1, 3, 640, 60, 7)], "told its 64 A, no more"
+    m.receive(Ack(1, 3, 640, 0, AckHow.IMMEDIATE), 1.3)
+    assert m.committed_da() == 640
 
 
 def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:

@@ -295,6 +295,19 @@ def test_a_meterless_unit_with_a_car_not_yet_charging_waits_for_a_grant_it_may_s
     assert of(Ack, beat(s, 0.5, 0.2 + R + 0.05)) == [Ack(1, 2, 0, None, AckHow.IMMEDIATE)]
 
 
+def test_a_car_stopped_by_its_contactor_cannot_climb() -> None:
+    """Granted, then cut to 0 at once: with its contactor open the car draws nothing and cannot climb, so the
+    meter proves the cut without waiting for the grant to age (chaos seed 1526: 13.4 A held unused)."""
+    s = steady(160, 160)
+    s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)
+    beat(s, 10.0, 10.0 + R + 0.05, measured=160)  # it ignores the cut: stopped
+    assert s.ev_stopped
+    s.observe(PilotState.B, 0, 15.2)
+    s.receive(SetLimit(1, 3, 160, 60, 7), 15.3)
+    out = s.receive(SetLimit(1, 4, 0, 0, 7), 15.4)
+    assert of(Ack, out) == [Ack(1, 4, 0, 0, AckHow.MEASURED)]
+
+
 def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
     s = following(limit=320)
     s.observe(C, 300, 0.9)
