@@ -207,7 +207,7 @@ class Master:
         self._order = [s.address for s in config.servants]  # rotation order (index = rank)
         self._seq = 0
         # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
-        # the others must not move its window (127 of them would make a late copy of an old frame look new)
+        # the others must not move its window (128 of them between two of its own would make a late copy look new)
         self._txns: dict[int, int] = {}
         self._next_hb = now
         self.learning = True
