@@ -72,6 +72,7 @@ class NackCode(enum.IntEnum):
     HARDWARE_FAULT = 5  # GFCI trip, stuck contactor, pilot fault...
     NOT_READY = 6  # servant cannot take a grant yet (e.g. booting)
     UNSUPPORTED_VERSION = 7  # peer speaks another protocol version
+    OLD_TXN = 8  # a set-limit older than the newest applied: not applied (detail = that newest txn)
 
 
 class ReleaseReason(enum.IntEnum):
@@ -519,14 +520,14 @@ _T_JOIN = struct.Struct("<BIH")
 _T_HB = struct.Struct("<BBBHH")
 _T_STATUS = struct.Struct("<BHHH")
 _ACK_HOWS = tuple(AckHow)
-_NACK_CODES = (None, *NackCode)  # indexed by code 1..7
+_NACK_CODES = (None, *NackCode)  # indexed by code 1..8
 _REASONS = tuple(ReleaseReason)
 _PILOTS = tuple(PilotState)
 _FLAGS = tuple((bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)) for f in range(16))
 # The fast path spells the offer range as literals (a global lookup per check costs).
 assert (MIN_OFFER_DA, MAX_EVSE_DA, _STATUS_UNKNOWN, _ACK_UNKNOWN) == (60, 800, 1023, 0xFFFF)
 assert [int(v) for v in _ACK_HOWS] == [0, 1, 2] and [int(v) for v in _REASONS] == [0, 1, 2, 3]
-assert [int(v) for v in NackCode] == list(range(1, 8)) and [int(v) for v in _PILOTS] == list(range(6))
+assert [int(v) for v in NackCode] == list(range(1, 9)) and [int(v) for v in _PILOTS] == list(range(6))
 
 
 def _slow(offset: int, data: bytes) -> tuple[Message, int]:
@@ -585,7 +586,7 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         return _slow(offset, data)
     if t == 3:  # NACK: the only type that may concern address 0 or 63
         _, txn, code, reporter, detail, reserved = _NACK.unpack(data)
-        if reserved or reporter > 63 or not 0 < code < 8:
+        if reserved or reporter > 63 or not 0 < code < 9:
             return _slow(offset, data)
         obj = _new(Nack)
         _set(obj, "__dict__", {

@@ -95,6 +95,10 @@ class _Slot:
         self.failsafe = self.standalone
         self.pending: _Pending | None = None
         self.eased_cut = False  # an unacked cut was replaced by a shallower one since the last ack
+        # a STATUS showed it offering this, more than we count for it: counted so until it acks a set-limit sent
+        # since (the STATUS may be a late copy, so this is never what it is told: only what it is counted at)
+        self.over_offer = 0
+        self.over_offer_at = -INF
         self.known = False  # heard since this master started
         self.absent = False  # never heard, learning over: counted at its standalone failsafe
         self.confirmed = False  # acked a set-limit of this master and still following it
@@ -112,7 +116,6 @@ class _Slot:
         self.measured: int | None = None
         self.ev_stopped = False
         self.status_failsafe = False
-        self.last_status_key: tuple[object, ...] | None = None
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
         # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
@@ -120,6 +123,17 @@ class _Slot:
         self.leaving_until = -INF
 
     # -- accounting ------------------------------------------------------------------
+
+    def inputs(self) -> tuple[object, ...]:
+        """Everything allocation reads from this slot that a STATUS can change.
+
+        A STATUS that leaves all of it as it was needs no new allocation; one that changes any of it (the
+        failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
+        """
+        p = self.pending
+        return (self.known, self.absent, self.confirmed, self.limit, self.over_offer, self.failsafe,
+                self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
 
     def counted_fs(self) -> int:
         f = self.failsafe
@@ -137,12 +151,17 @@ class _Slot:
         return (not self.confirmed and self.known and self.pending is not None and not self.pending.applied
                 and now >= self.pending.first_sent + t.ack_timeout)
 
-    def counted(self, now: float, t: Timing) -> int:
+    def own_count(self, now: float) -> int:
+        """What its own pilot may offer by our count: acked or pending limit, or its current while going down."""
         base = self.limit
         if self.pending is not None:
             base = max(base, self.pending.msg.limit_da)
         if now < self.leaving_until:
             base = max(base, self.leaving_da)
+        return base if base >= self.over_offer else self.over_offer
+
+    def counted(self, now: float, t: Timing) -> int:
+        base = self.own_count(now)
         if self.silent_since is not None:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
@@ -190,7 +209,9 @@ class Master:
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
         self._page_turn = 0
-        self._txn = 0
+        # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
+        # the others must not move its window (128 of them between two of its own would make a late copy look new)
+        self._txns: dict[int, int] = {}
         self._next_hb = now
         self.learning = True
         self.left = False  # shutdown() sent the leaving heartbeat: it says nothing more
@@ -228,12 +249,11 @@ class Master:
             else:
                 self._heard(slot, now)
                 if isinstance(msg, Status):
-                    key = (msg.pilot, msg.requested_da, msg.offered_da, msg.measured_da, msg.failsafe,
-                           msg.ev_stopped, msg.conflict, msg.serial_tag)
-                    if key != slot.last_status_key:
-                        slot.last_status_key = key
-                        self._dirty = True
+                    # allocation reads only the slot: skip it when the report changed nothing there
+                    before = slot.inputs()
                     self._on_status(slot, msg, now, out)
+                    if slot.inputs() != before:
+                        self._dirty = True
                 elif isinstance(msg, Ack):
                     self._on_ack(slot, msg, now)
                 elif isinstance(msg, Release):
@@ -367,8 +387,7 @@ class Master:
         """A servant that is not in the config: it is not in the budget, so pause it."""
         if self._stranger_until.get(address, -INF) <= now:
             self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
-            self._txn = (self._txn + 1) & 0xFF
-            out.append(SetLimit(address, self._txn, 0, 0, self.epoch))
+            out.append(SetLimit(address, self._next_txn(address), 0, 0, self.epoch))
         self._stranger_until[address] = now + self.timing.conflict_hold
 
     def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
@@ -417,18 +436,23 @@ class Master:
                 drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
             slot.failsafe = slot.standalone
             self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}")
-        elif slot.pending is None and not slot.confirmed and st.offered_da > slot.limit:
+        elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
+            # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
+            # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
+            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here).
+            # Only counted: the STATUS may itself be a late copy, and telling it that much would be a grant
             self._events.add(now, "offer-above-count", slot.cfg.address,
-                             f"reports {_a(st.offered_da)} above the {_a(slot.limit)} counted: counting it")
-            slot.limit = st.offered_da
+                             f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
+                             "counting it, and cutting it")
+            slot.over_offer = st.offered_da
+            slot.over_offer_at = now
+            slot.confirmed = False
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
-            self._dirty = True  # (its STATUS may read as before the ack that confirmed it)
         p = slot.pending
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
             # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)
             p.applied = True
-            self._dirty = True
         slot.pilot = st.pilot
         slot.requested = st.requested_da
         slot.offered = st.offered_da
@@ -447,10 +471,12 @@ class Master:
             return  # a duplicate of an ack already taken
         slot.pending = None
         slot.eased_cut = False
+        if p.first_sent >= slot.over_offer_at:
+            slot.over_offer = 0  # it applied a set-limit sent since it showed more: it offers at most that now
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
-        slot.confirmed = True
+        slot.confirmed = slot.over_offer == 0  # (else a set-limit sent since it showed more must still be acked)
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,
@@ -505,6 +531,16 @@ class Master:
             self._rival(now, f"servant {nack.reporter} hears two masters", out)
         elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
             self._conflict(slot, now, "servant reports a twin", out)
+        elif nack.code is NackCode.OLD_TXN and slot is not None:
+            p = slot.pending
+            if p is not None and nack.txn == p.msg.txn:
+                # it applied a newer txn of this epoch than the one we wait on (we restarted with the same
+                # epoch): go on numbering after it, and send what we want again under the next number
+                self._txns[slot.cfg.address] = nack.detail & 0xFF
+                self._events.add(now, "renumber", nack.reporter,
+                                 f"txn {nack.txn} is older than its txn {nack.detail}: sent again as a newer one")
+                slot.pending = None
+                self._send(slot, p.msg.limit_da, p.msg.failsafe_da, now, out)
         elif nack.code is NackCode.EV_OVERDRAW:
             self._events.add(now, "ev-overdraw", nack.reporter,
                              f"EV ignored its pilot (drawing {_a(nack.detail)}): stopped by its servant")
@@ -706,7 +742,7 @@ class Master:
         for s, L, F in raises:
             before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
-            if (total - before + max(s.limit, L) + s.conflict_extra <= self.limit_da
+            if (total - before + max(s.limit, L, s.over_offer) + s.conflict_extra <= self.limit_da
                     and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
                 self._send(s, L, F, now, out)  # a grant: counted from now
             else:
@@ -734,14 +770,19 @@ class Master:
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
-        self._txn = (self._txn + 1) & 0xFF
-        msg = SetLimit(s.cfg.address, self._txn, limit, failsafe, self.epoch)
+        txn = self._next_txn(s.cfg.address)
+        msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
         silence = any(x.silent_since is not None for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
-                         f"txn {self._txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
+                         f"txn {txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
         out.append(msg)
+
+    def _next_txn(self, address: int) -> int:
+        txn = (self._txns.get(address, 0) + 1) & 0xFF
+        self._txns[address] = txn
+        return txn
 
     def _compute_deadline(self, now: float) -> float:
         t = self.timing

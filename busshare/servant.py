@@ -85,9 +85,19 @@ class Servant:
         # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
         # allowance has passed its EV may still draw what was offered before (rule 2)
         self._lowerings: list[tuple[float, int]] = []
-        self._last_txn: tuple[int, int] | None = None  # (epoch, txn) last applied
+        # every raise of the pilot within the last reaction allowance, as (when, offer after, highest offer of the
+        # allowance before it): its EV may not have seen it yet, and may still climb toward it (rule 2)
+        self._raises: list[tuple[float, int, int]] = []
+        # every change of the offer within the last reaction allowance (and the one in effect at its start)
+        self._offers: list[tuple[float, int]] = []
+        # meter readings of the last reaction allowance (and the one in effect at its start), and the last time
+        # one went up to more than the tolerance above the lowest of the allowance before it: a climbing EV (rule 2)
+        self._readings: list[tuple[float, int]] = []
+        self._rose_at = -INF
+        # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
+        # repeat must match it entirely to be re-acked
+        self._last_set: SetLimit | None = None
         self._last_ack: Ack | None = None
-        self._last_set: SetLimit | None = None  # a repeat must match it entirely to be re-acked
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
         self._pilot = PilotState.A
@@ -96,6 +106,8 @@ class Servant:
         self._over_since: float | None = None
         self._was_charging = False
         self._done = False
+        self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
+        self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
         self._next_status = now
         self._join_due = True
@@ -129,8 +141,11 @@ class Servant:
         self._pilot = pilot
         self._present = pilot.vehicle_present
         self._measured = measured_da if self.config.has_meter else None
+        if self._measured is not None:
+            self._note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
+            self._maybe_done_at = INF
             if pilot.charging:
                 self._was_charging = True
             elif pilot is PilotState.A:
@@ -141,9 +156,13 @@ class Servant:
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
-                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done)
-                self._done = True
-                self._release(now, ReleaseReason.EV_DONE, out)
+                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done,
+                # and the car may still be following a pause less than a reaction allowance ago: decide then)
+                if now < self._left_zero + self.timing.reaction_allowance:
+                    self._maybe_done_at = self._left_zero + self.timing.reaction_allowance
+                else:
+                    self._done = True
+                    self._release(now, ReleaseReason.EV_DONE, out)
             elif pilot in (PilotState.E, PilotState.F):
                 self._release(now, ReleaseReason.FAULT, out)
             self._next_status = now  # tell the master at once
@@ -215,6 +234,9 @@ class Servant:
             x = self._pending[2] + t.reaction_allowance
             if x < d:
                 d = x
+            x = self._climb_ends(self._pending[1])  # (the meter may prove it earlier)
+            if self._last_now < x < d:
+                d = x
         if self._over_since is not None and not self.ev_stopped:
             x = self._over_since + t.reaction_allowance
             if x < d:
@@ -227,6 +249,8 @@ class Servant:
             x = self._rival_until
             if x < d:
                 d = x
+        if self._maybe_done_at < d:
+            d = self._maybe_done_at
         return d if d > self._last_now else self._last_now + t.tick_period
 
     def drain_events(self) -> list[Event]:
@@ -245,6 +269,11 @@ class Servant:
     @property
     def armed_failsafe_da(self) -> int:
         return self._armed
+
+    @property
+    def last_set_limit(self) -> SetLimit | None:
+        """The set-limit applied last, from the master followed (None before one): what rule 4 counts from."""
+        return self._last_set
 
     @property
     def requested_da(self) -> int:
@@ -291,7 +320,7 @@ class Servant:
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._held = None
-        self._last_txn = None
+        self._last_set = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
         if old is not None:
@@ -336,10 +365,40 @@ class Servant:
             return
         if self._rival_until > now:
             return  # two masters: obey neither
-        if self._last_txn == (msg.epoch, msg.txn) and self._last_set == msg:
-            if self._pending is None and self._last_ack is not None:
-                out.append(self._last_ack)  # our ack was lost: say it again
-            return
+        last = self._last_set
+        if last is not None:
+            # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
+            ahead = (msg.txn - last.txn) & 0xFF
+            if ahead >= 128:
+                # a late duplicate or a reordered frame (or a master restarted with the same epoch and
+                # numbering from scratch: the NACK tells it where to go on from)
+                self._events.add(now, "old-set-limit", self.address,
+                                 f"ignored txn {msg.txn} ({_a(msg.limit_da)}): older than txn {last.txn} applied")
+                out.append(Nack(self.address, NackCode.OLD_TXN, self.address, msg.txn, last.txn))
+                return
+            if ahead == 0 and msg == last:
+                self._on_repeat(msg, now, out)
+                return
+        self._apply(msg, now, out)
+
+    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        """The set-limit applied last, again: the master re-sends it because our ack is lost (or it is a late copy).
+
+        Re-acked, never applied twice, while the servant still stands where its ack said. In failsafe, or
+        since moved (failsafe hold, twin, release), it is applied again as rule 4 wants, acked by rule 2,
+        but never above the offer now: a late copy of an old frame must not raise anything (rule 1).
+        """
+        ack = self._last_ack
+        if not self.in_failsafe:
+            if self._pending is not None and self._pending[0] == msg.txn:
+                return  # a cut still taking effect: its ack follows by rule 2
+            if ack is not None and ack.applied_da == self._limit and self._armed == clamp_da(msg.failsafe_da,
+                                                                                             self.config.max_da):
+                out.append(ack)  # our ack was lost: say it again
+                return
+        self._apply(msg, now, out, repeat=True)
+
+    def _apply(self, msg: SetLimit, now: float, out: list[Message], repeat: bool = False) -> None:
         cfg = self.config
         limit = clamp_da(msg.limit_da, cfg.max_da)
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
@@ -362,8 +421,12 @@ class Servant:
         if limit != msg.limit_da:
             self._events.add(now, "clamped", self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
+        if repeat and (limit > self._limit or fs > self._armed):
+            limit, fs = min(limit, self._limit), min(fs, self._armed)
+            self._events.add(now, "repeat", self.address,
+                             f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
+                             f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
-        self._last_txn = (msg.epoch, msg.txn)
         self._last_set = msg
         self._last_ack = None
         self._limit = limit
@@ -416,10 +479,12 @@ class Servant:
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
-        if m is not None and m <= limit:
-            how = AckHow.MEASURED  # at or below the new limit: freed current really is free
-        elif m is None and not self._pilot.charging:
-            how = AckHow.IMMEDIATE  # no meter, and no EV drawing: nothing to wait for
+        # (no car, or its contactor open: it cannot climb)
+        cannot_draw = not self._present or self.ev_stopped
+        if m is not None and m <= limit and (cannot_draw or now >= self._climb_ends(limit)):
+            how = AckHow.MEASURED  # at or below the new limit, and not on its way up: freed current really is free
+        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._raised_until(limit)):
+            how = AckHow.IMMEDIATE  # no meter, and no EV drawing nor about to: nothing to wait for
         elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
                 self._stop_ev(now, txn, m, out)
@@ -486,6 +551,11 @@ class Servant:
                 self._events.add(now, "failsafe-hold", self.address,
                                  f"failsafe hold over: {_a(self._limit)} -> {_a(self._armed)}")
                 self._limit = self._armed
+        if now >= self._maybe_done_at:
+            self._maybe_done_at = INF
+            if self._pilot is PilotState.B and self.offer_da > 0 and not self.ev_stopped and not self._done:
+                self._done = True  # it has seen the offer end the pause, and still does not charge
+                self._release(now, ReleaseReason.EV_DONE, out)
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
             self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
@@ -505,10 +575,64 @@ class Servant:
         self._lowerings = [x for x in self._lowerings if now < x[0] + allowance]
         return self._lowerings
 
+    def _raised_until(self, limit: int) -> float:
+        """Until when the EV may still climb toward a raise of its pilot above ``limit`` (rule 2).
+
+        A raise it has seen does not count: its draw has since gone above every pilot of the allowance before
+        the raise (by more than the tolerance), which it could not do without seeing the raise.
+        """
+        allowance = self.timing.reaction_allowance
+        tol = self.config.tolerance_da
+        until = -INF
+        for t, after, before in self._raises:
+            if after > limit and t + allowance > until and not any(
+                    m > before + tol for at, m in self._readings if at > t):
+                until = t + allowance
+        return until
+
+    def _climb_ends(self, limit: int) -> float:
+        """From when a meter at or below ``limit`` proves a cut to it (rule 2): the EV cannot be on its way up.
+
+        Not while a raise above ``limit`` it may not have seen is less than a reaction allowance old, nor while
+        its draw rose (by more than the tolerance) less than an allowance ago, unless it has since come down
+        from above limit + tolerance (it saw a lower pilot, or its own wish fell).
+        """
+        until = self._raised_until(limit)
+        rose = self._rose_at + self.timing.reaction_allowance
+        if rose > until:
+            came_down = any(m > limit + self.config.tolerance_da for at, m in self._readings if at >= self._rose_at)
+            if not came_down:
+                until = rose
+        return until
+
+    def _note_reading(self, m: int, now: float) -> None:
+        readings = self._readings
+        if readings and readings[-1][1] == m:
+            return
+        start = now - self.timing.reaction_allowance
+        while len(readings) >= 2 and readings[1][0] <= start:
+            readings.pop(0)  # (the first one kept is the reading in effect when the allowance began)
+        if readings and m > readings[-1][1] and m > min(x for _, x in readings) + self.config.tolerance_da:
+            self._rose_at = now  # up, and by more than the tolerance over the allowance (small steps add up)
+        readings.append((now, m))
+
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
+        if offer != self.offer_da:
+            if self.offer_da == 0:
+                self._left_zero = now
+            allowance = self.timing.reaction_allowance
+            offers = self._offers
+            while len(offers) >= 2 and offers[1][0] <= now - allowance:
+                offers.pop(0)  # (the first one kept is the offer in effect when the allowance began)
+            if offer > self.offer_da:
+                before = max([self.offer_da] + [o for _, o in offers])  # what the EV may be acting on
+                if self._raises and now >= self._raises[0][0] + allowance:
+                    self._raises = [x for x in self._raises if now < x[0] + allowance]
+                self._raises.append((now, offer, before))
+            offers.append((now, offer))
         if offer < self.offer_da:
             if len(self._lowerings) >= 8:
                 self._recent_lowerings(now)  # (keeps the list short)

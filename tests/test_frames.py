@@ -241,7 +241,7 @@ ERROR_CASES: list[tuple[int, bytes, str, str]] = [
         (STATUS_3, sealed(STATUS_3, bytes.fromhex("00 06 00 00 00 00 00")), "enum", "pilot state 6 unknown"),
         (0x082, sealed(0x082, bytes.fromhex("00 11 40 01 2d 01 03")), "enum", "ack how 3 unknown"),
         (0x0C5, sealed(0x0C5, bytes.fromhex("00 00 00 00 00 00 00")), "enum", "nack code 0 unknown"),
-        (0x0C5, sealed(0x0C5, bytes.fromhex("00 00 08 00 00 00 00")), "enum", "nack code 8 unknown"),
+        (0x0C5, sealed(0x0C5, bytes.fromhex("00 00 09 00 00 00 00")), "enum", "nack code 9 unknown"),
         (0x103, sealed(0x103, bytes.fromhex("00 a0 00 04 00 00 00")), "enum", "release reason 4 unknown"),
 ]
 

@@ -86,11 +86,31 @@ def test_status_every_status_period() -> None:
 
 def test_release_when_the_car_is_done_and_when_unplugged() -> None:
     s = following(limit=320)
-    out = s.observe(PilotState.B, 0, 1.0)
+    beat(s, 0.1, 6.0)  # (offered for more than a reaction allowance: B now is the car's own doing)
+    out = s.observe(PilotState.B, 0, 6.0)
     assert of(Release, out) == [Release(1, 320, ReleaseReason.EV_DONE)]
     assert s.offer_da == 0 and s.requested_da == 0
-    out = s.observe(PilotState.A, 0, 2.0)
+    out = s.observe(PilotState.A, 0, 7.0)
     assert of(Release, out) == [Release(1, 0, ReleaseReason.UNPLUGGED)]
+
+
+def test_a_car_stopping_soon_after_a_pause_may_still_be_following_the_pause() -> None:
+    """Paused (0 A) and offered current again less than a reaction allowance ago, a car going to B may be
+    following the pause it saw late; taken as finished, its current would be given away while it comes
+    back to charge (chaos seeds 1024 and 1076 with cars that see the pilot late). Finished only if it
+    stays in B a reaction allowance after the pause ended."""
+    s = following(limit=320)
+    beat(s, 0.1, 6.0)
+    s.receive(SetLimit(1, 2, 0, 0, 7), 6.0)  # paused...
+    s.receive(SetLimit(1, 3, 320, 60, 7), 7.0)  # ...and offered 32 A again a second later
+    assert of(Release, s.observe(PilotState.B, 0, 7.5)) == [], "it may be following the pause"
+    assert of(Release, beat(s, 7.5, 8.5)) == []
+    assert of(Release, s.observe(C, 100, 8.5)) == [] and s.requested_da == 320
+    assert of(Release, beat(s, 8.5, 9.5, measured=100)) == []
+    assert of(Release, s.observe(PilotState.B, 0, 9.5)) == []
+    assert of(Release, beat(s, 9.5, 7.0 + T.reaction_allowance - 0.05)) == []
+    out = beat(s, 7.0 + T.reaction_allowance - 0.05, 7.0 + T.reaction_allowance + 0.05)
+    assert of(Release, out) == [Release(1, 320, ReleaseReason.EV_DONE)], "still B: it is done"
 
 
 def test_graceful_shutdown_turns_the_pilot_off_and_releases_without_acking_a_pending_cut() -> None:
@@ -188,6 +208,107 @@ def test_the_same_set_limit_long_after_the_lowering_is_acked_at_once() -> None:
     assert of(Ack, out) == [Ack(1, 2, 78, None, AckHow.IMMEDIATE)]
 
 
+# -- rule 2 for a car that may be on its way up (issue 10, finding 3) ------------------------------------
+
+R = T.reaction_allowance
+
+
+def steady(limit: int, draw: int, meter: bool = True) -> Servant:
+    """Granted ``limit`` at t=0.1, its car drawing ``draw`` steadily since t=0.2; now is t=10."""
+    s = following(meter=meter, limit=limit)
+    s.observe(C, draw if meter else None, 0.2)
+    beat(s, 0.2, 10.0, **({"measured": draw} if meter else {}))
+    return s
+
+
+def test_a_cut_just_after_a_grant_is_not_proven_by_a_meter_reading_the_old_draw() -> None:
+    """The car drew 10 A; granted 16 A at t=10 and cut back to 10 A at t=10.5, it may not have seen the
+    grant yet and still climb to 16 A: a meter at 10 A proves nothing until the grant is an allowance old."""
+    s = steady(100, 100)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 10.0)
+    out = s.receive(SetLimit(1, 3, 100, 60, 7), 10.5)
+    assert s.offer_da == 100 and of(Ack, out) == []
+    assert of(Ack, beat(s, 10.5, 10.0 + R - 0.05, measured=100)) == []
+    assert of(Ack, beat(s, 10.0 + R - 0.05, 10.0 + R + 0.05, measured=100)) == [
+        Ack(1, 3, 100, 100, AckHow.MEASURED)], "the grant is an allowance old and the draw never rose"
+
+
+def test_a_car_that_climbed_to_the_grant_and_came_down_has_seen_the_cut() -> None:
+    """Pilot changes are seen in order: a car that went above the old pilot saw the grant, and one that
+    then came down below the cut saw the cut, the last change: it cannot climb again."""
+    s = steady(100, 100)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 10.0)
+    s.receive(SetLimit(1, 3, 100, 60, 7), 10.5)
+    out = beat(s, 10.5, 13.0, measured=100)
+    out += s.observe(C, 160, 13.0)  # it saw the grant: 16 A
+    out += beat(s, 13.0, 14.0, measured=160)
+    assert of(Ack, out) == []
+    assert of(Ack, s.observe(C, 100, 14.0)) == [Ack(1, 3, 100, 100, AckHow.MEASURED)]
+
+
+def test_a_car_steadily_drawing_less_than_its_offer_is_acked_at_once() -> None:
+    s = steady(160, 80)
+    out = s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)
+    assert of(Ack, out) == [Ack(1, 2, 100, 80, AckHow.MEASURED)]
+
+
+def test_a_car_coming_down_after_a_cut_is_acked_when_it_is_down() -> None:
+    s = steady(160, 160)
+    assert of(Ack, s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)) == []
+    assert of(Ack, s.observe(C, 98, 12.0)) == [Ack(1, 2, 100, 98, AckHow.MEASURED)]
+
+
+def test_a_car_that_already_drew_its_grant_has_seen_it() -> None:
+    """Granted 32 A and at 31.8 A, it has seen the grant; coming down after the cut it has seen that too."""
+    s = following(limit=320)  # granted at t=0.1
+    s.observe(C, 318, 0.5)
+    assert of(Ack, s.receive(SetLimit(1, 2, 160, 60, 7), 1.0)) == []
+    assert of(Ack, s.observe(C, 158, 2.0)) == [Ack(1, 2, 160, 158, AckHow.MEASURED)]
+
+
+def test_a_car_still_ramping_toward_an_older_grant_is_not_proven_by_the_meter() -> None:
+    """Granted 32 A long ago, it ramps slowly and reads 12 A when cut to 16 A: it may not have seen the cut
+    and go on to 32 A. Stopping at 16 A it may only be pausing: the allowance decides (TIMED)."""
+    s = following(limit=320)
+    t, draw, out = 0.1, 0, []
+    while draw < 120:  # 2 A every second
+        t, draw = round(t + 1.0, 9), draw + 20
+        out += s.observe(C, draw, t)
+        beat(s, t, t + 0.95, measured=draw)
+    assert t > R
+    out = s.receive(SetLimit(1, 2, 160, 60, 7), t + 0.5)
+    assert of(Ack, out) == []
+    out = s.observe(C, 140, t + 1.0)  # still climbing (it has not seen the cut)
+    out += s.observe(C, 160, t + 2.0)  # now it has: it stops at 16 A
+    out += beat(s, t + 2.0, t + 0.5 + R - 0.05, measured=160)
+    assert of(Ack, out) == []
+    assert of(Ack, beat(s, t + 0.5 + R - 0.05, t + 0.5 + R + 0.05, measured=160)) == [
+        Ack(1, 2, 160, 160, AckHow.TIMED)]
+
+
+def test_a_meterless_unit_with_a_car_not_yet_charging_waits_for_a_grant_it_may_still_see() -> None:
+    s = make(meter=False)
+    s.receive(hb(), 0.1)
+    s.observe(PilotState.B, None, 0.1)
+    s.receive(SetLimit(1, 1, 160, 60, 7), 0.2)  # the car (state B) may start on it any moment
+    out = s.receive(SetLimit(1, 2, 0, 0, 7), 0.5)
+    assert s.offer_da == 0 and of(Ack, out) == []
+    assert of(Ack, beat(s, 0.5, 0.2 + R + 0.05)) == [Ack(1, 2, 0, None, AckHow.IMMEDIATE)]
+
+
+def test_a_car_stopped_by_its_contactor_cannot_climb() -> None:
+    """Granted, then cut to 0 at once: with its contactor open the car draws nothing and cannot climb, so the
+    meter proves the cut without waiting for the grant to age (chaos seed 1526: 13.4 A held unused)."""
+    s = steady(160, 160)
+    s.receive(SetLimit(1, 2, 100, 60, 7), 10.0)
+    beat(s, 10.0, 10.0 + R + 0.05, measured=160)  # it ignores the cut: stopped
+    assert s.ev_stopped
+    s.observe(PilotState.B, 0, 15.2)
+    s.receive(SetLimit(1, 3, 160, 60, 7), 15.3)
+    out = s.receive(SetLimit(1, 4, 0, 0, 7), 15.4)
+    assert of(Ack, out) == [Ack(1, 4, 0, 0, AckHow.MEASURED)]
+
+
 def test_an_ev_that_ignores_the_cut_is_stopped_reported_and_then_the_cut_is_acked() -> None:
     s = following(limit=320)
     s.observe(C, 300, 0.9)
@@ -225,6 +346,46 @@ def test_a_repeated_txn_is_acked_again_not_applied_twice() -> None:
     s.observe(C, 100, 0.6)  # the car changes nothing about txn 2
     again = of(Ack, s.receive(SetLimit(1, 2, 320, 60, 7), 1.5))
     assert again == first
+
+
+def test_an_older_txn_is_never_applied_however_the_numbers_wrap() -> None:
+    """txns are ordered modulo 256 (PROTOCOL 5.1): 1-127 ahead of the newest applied is newer, 128-255 older.
+
+    A late copy of an old grant (issue 10, finding 2) is refused and reported, never applied again."""
+    s = following(limit=160)  # txn 1
+    for txn, limit in ((100, 200), (200, 240), (44, 100)):  # 44 is 100 ahead of 200: newer, across the wrap
+        s.receive(SetLimit(1, txn, limit, 60, 7), 0.5)
+        assert s.limit_da == limit
+    s.observe(C, 90, 0.6)
+    for old, limit in ((200, 240), (1, 320), (43, 320), (172, 320)):  # 100, 43, 1 and 128 behind txn 44
+        out = s.receive(SetLimit(1, old, limit, 60, 7), 0.7)
+        assert s.limit_da == 100 and s.offer_da == 100
+        assert out == [Nack(1, NackCode.OLD_TXN, 1, old, 44)]
+    out = s.receive(SetLimit(1, 171, 320, 60, 7), 0.8)  # 127 ahead of 44: newer
+    assert s.limit_da == 320 and of(Ack, out)
+
+
+def test_a_repeat_in_failsafe_ends_it_but_never_raises_the_offer() -> None:
+    """Issue 10, finding 4: the re-sent grant finds the servant in failsafe. Its cached ACK ("8 A applied")
+    would be a lie; it is applied again (rule 4: a SET_LIMIT of the master followed ends the failsafe), but
+    no higher than the offer now, since a repeat may be a late copy; the ACK says what was applied."""
+    s = following(limit=100)  # txn 1: 10 A, failsafe 6 A
+    s.observe(C, 100, 0.2)
+    s.tick(1.6)
+    assert s.in_failsafe and s.offer_da == 60
+    out = s.receive(SetLimit(1, 1, 100, 60, 7), 1.7)  # the master re-sends txn 1 (our ack was lost)
+    assert not s.in_failsafe and s.offer_da == 60 and s.limit_da == 60
+    assert of(Ack, out) == [], "the car may still draw 10 A: acked as a cut, by rule 2"
+    assert of(Ack, s.observe(C, 58, 2.5)) == [Ack(1, 1, 60, 58, AckHow.MEASURED)]
+    out = s.receive(SetLimit(1, 1, 100, 60, 7), 3.0)  # once it stands where its ack said, it re-acks
+    assert of(Ack, out) == [Ack(1, 1, 60, 58, AckHow.MEASURED)] and s.offer_da == 60
+
+
+def test_a_repeat_after_the_car_left_is_acked_at_what_it_offers() -> None:
+    s = following(limit=160)
+    s.observe(PilotState.A, 0, 0.5)  # unplugged: released, offers 0
+    out = s.receive(SetLimit(1, 1, 160, 60, 7), 1.0)
+    assert s.offer_da == 0 and of(Ack, out) == [Ack(1, 1, 0, 0, AckHow.MEASURED)]
 
 
 def test_set_limit_of_another_epoch_is_ignored() -> None:

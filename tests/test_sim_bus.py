@@ -182,3 +182,59 @@ def test_bad_fault_settings_are_refused() -> None:
         BusFaults(loss=1.5)
     with pytest.raises(ValueError, match="bitrate"):
         BusFaults(bitrate=0)
+
+
+def test_late_copies_arrive_byte_identical_within_their_window_and_are_accepted() -> None:
+    """A late duplicate is out of sequence, not a repeat: the real E2E check accepts it (PROTOCOL 6.3),
+    so the node must defend itself (issue 10, finding 2)."""
+    q, bus = make_bus(late=1.0, late_min_s=1.0, late_max_s=30.0)
+    m = bus.attach("master", 0, None)
+    s1 = bus.attach("s1", 1, None)
+    frames = [m.link.encode(SetLimit(1, txn, 320, 60, 0)) for txn in (1, 2)]
+    for i, (offset, data) in enumerate(frames):
+        bus.send(m, offset, data, float(i))
+    got = deliveries(q)
+    on_time, late = got[:2], got[2:]
+    assert [d for *_, d in on_time] == [d for _, d in frames]
+    assert sorted(d for *_, d in late) == sorted(d for _, d in frames) and bus.late == 2 == bus.duplicated
+    for t, _, _, data in late:
+        sent_at = [i for i, (_, d) in enumerate(frames) if d == data][0]
+        assert 1.0 <= t - sent_at <= 31.0
+    assert bus.late_until == max(t for t, *_ in late)
+    accepted = {(t, data): s1.link.receive(offset, data).accepted for t, _, offset, data in got}
+    (late_first,) = [key for key in accepted if key[1] == frames[0][1] and key[0] > 1.0]
+    assert accepted[late_first], "the old frame, late after a newer one, is not a repeat: it is accepted"
+
+
+def test_jitter_lets_frames_overtake_each_other() -> None:
+    q, bus = make_bus(jitter_s=0.5)
+    m = bus.attach("master", 0, None)
+    bus.attach("s1", 1, None)
+    sent = [m.link.encode(SetLimit(1, txn, 320, 60, 0))[1] for txn in range(1, 41)]
+    for i, data in enumerate(sent):
+        bus.send(m, 0x001, data, i * 0.01)
+    got = [d for *_, d in deliveries(q)]
+    assert sorted(got) == sorted(sent) and got != sent
+
+
+def test_late_copies_and_jitter_off_draw_nothing_from_the_generator() -> None:
+    """Scenarios without them keep their runs frame for frame: one draw per receiver per frame, for the loss."""
+    rng = random.Random(7)
+    bus = SimBus(EventQueue(), rng, BusFaults(loss=0.1))
+    m = bus.attach("master", 0, None)
+    bus.attach("s1", 1, None)
+    for i in range(100):
+        bus.send(m, *m.link.encode(HB), i * 0.2)
+    ref = random.Random(7)
+    for _ in range(100):
+        ref.random()
+    assert rng.getstate() == ref.getstate()
+
+
+def test_bad_late_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="late"):
+        BusFaults(late=2.0)
+    with pytest.raises(ValueError, match="late_min_s"):
+        BusFaults(late_min_s=5.0, late_max_s=1.0)
+    with pytest.raises(ValueError, match="jitter"):
+        BusFaults(jitter_s=-1.0)

@@ -84,3 +84,14 @@ def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> 
     if known:
         pytest.xfail("open core findings: " + "; ".join(f"seed {s}: {f}" for s, f in known.items()))
     assert hours >= target
+
+
+def test_the_sweep_draws_late_copies_reordering_and_cars_that_see_raises_late() -> None:
+    """Issue 10: late duplicates (1-30 s), reordering, and a grant followed by a cut within a car's
+    reaction time are drawn regularly, not left to luck."""
+    scenarios = [chaos_scenario(seed, CHAOS_RUN_HOURS) for seed in range(FIRST_SEED, FIRST_SEED + 100)]
+    buses = [f.bus for sc in scenarios for f in sc.faults if f.kind == "bus"]
+    assert sum(1 for b in buses if b.get("late", 0.0) > 0) >= 20
+    assert sum(1 for b in buses if b.get("jitter_s", 0.0) > 0) >= 10
+    late_cars = [sum(c.profile.sees_pilot_late for c in sc.cars) for sc in scenarios]
+    assert sum(1 for n in late_cars if n) >= 80

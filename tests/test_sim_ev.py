@@ -146,3 +146,43 @@ def test_same_seed_same_car() -> None:
 
     assert trace(7) == trace(7)
     assert trace(7) != trace(8)
+
+
+LATE = EvProfile(reaction_min_s=4.0, reaction_max_s=4.0, start_delay_s=1.0, ramp_a_per_s=20, ramp_step_s=0.5,
+                 sees_pilot_late=True)
+
+
+def test_a_car_that_sees_the_pilot_late_climbs_only_once_it_has_seen_the_raise() -> None:
+    evse = SimEvse()
+    evse.plug(LATE, 0.0)
+    evse.apply(160, False, 1.0)
+    assert evse.pilot() is PilotState.B, "it has not seen the offer yet"
+    assert run_until(evse, 4.9) == []
+    steps = run_until(evse, 10.0)
+    assert steps[0] == (5.0, 100, PilotState.C), "its first step when it sees the raise (no start delay on top)"
+    assert evse.draw_da == 160
+
+
+def test_a_grant_then_a_cut_within_its_reaction_time_still_makes_it_climb() -> None:
+    """Issue 10, finding 3: the shape the servant's rule 2 must survive."""
+    evse = SimEvse()
+    evse.plug(LATE, 0.0)
+    evse.apply(100, False, 0.0)
+    run_until(evse, 10.0)
+    assert evse.draw_da == 100
+    evse.apply(160, False, 10.0)  # a grant...
+    evse.apply(100, False, 10.5)  # ...and the cut half a second later
+    steps = run_until(evse, 20.0)
+    assert steps == [(14.0, 160, PilotState.C), (14.5, 100, PilotState.C)]
+
+
+def test_pilot_changes_are_seen_in_order_and_never_later_than_the_reaction_delay() -> None:
+    evse = SimEvse(rng=random.Random(3))
+    evse.plug(EvProfile(reaction_min_s=0.2, reaction_max_s=5.0, sees_pilot_late=True), 0.0)
+    t = 0.0
+    for offer in (320, 60, 200, 0, 160, 100):
+        t += 0.3
+        evse.apply(offer, False, t)
+        assert evse.seen_at <= t + 5.0 + 1e-9
+    run_until(evse, t + 5.0)
+    assert evse.seen_da == 100 and evse.draw_da <= 100

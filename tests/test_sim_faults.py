@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sim_findings import known_finding
 
-from busshare.frames import Heartbeat, Message, Nack, NackCode, Status, decode
+from busshare.frames import Heartbeat, Message, Nack, NackCode, SetLimit, Status, decode
+from busshare.servant import Servant
 from busshare.sim import (
     ScenarioError,
     SimResult,
@@ -219,3 +220,227 @@ def test_the_timeline_records_every_pilot_change_the_invariants_see() -> None:
     for m in watchdog:
         sample = result.timeline.at(m.address or 0, m.t)
         assert sample is not None and (sample.offered_da, sample.drawn_da) == (0, 0)
+# -- late duplicates (issue 10, finding 2) ------------------------------------------------------
+
+def servants(*addresses: int, max_a: int = 32) -> str:
+    """[[installation.servant]] tables for a scenario file."""
+    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
+                   for a in addresses)
+
+
+TWO_ON_32 = """
+name = "late-duplicate"
+duration_s = 120
+[installation.site]
+limit_a = 32
+""" + servants(1, 2) + """[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 1
+[[car]]
+evse = 2
+at = 30
+"""
+
+
+def set_limits(sim: Simulation, address: int) -> list[tuple[float, int, bytes, SetLimit]]:
+    out = []
+    for t, offset, data in sim.bus.capture:
+        msg = decode(offset, data)[0]
+        if isinstance(msg, SetLimit) and msg.address == address:
+            out.append((t, offset, data, msg))
+    return out
+
+
+def test_a_late_copy_of_an_old_grant_is_never_applied_again() -> None:
+    """Issue 10, finding 2: s1 is granted 32 A, cut to 16 A, s2 gets 16 A, then a byte-identical copy of
+    the old 32 A grant arrives late (a gateway, a UDP path, a multi-mailbox driver). Applying it again
+    would offer 48 A on a 32 A circuit (rule1-offered); the servant keeps its newer limit."""
+    sim = Simulation(parse_scenario(TWO_ON_32))
+    sim.run_until(60.0)
+    assert sim.by_address[1][0].offer == 160 and sim.by_address[2][0].offer == 160
+    _, offset, data, grant = next(x for x in set_limits(sim, 1) if x[3].limit_da == 320)
+    s1 = sim.by_address[1][0]
+    assert s1.port is not None
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    result = sim.run()
+    assert result.ok
+    assert s1.offer == 160, "still the newer 16 A"
+    replies = [m for t, m in wire(result) if t >= 60.0 and getattr(m, "address", None) == 1]
+    assert Nack(1, NackCode.OLD_TXN, 1, grant.txn, set_limits(sim, 1)[-1][3].txn) in replies
+
+
+class ReplayApplyingServant(Servant):
+    """The servant before the fix: applies any set-limit of its master that is not a repeat of the last."""
+
+    def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        last = self._last_set
+        if self._master is not None and msg.epoch == self._master[1] and last is not None and msg.txn != last.txn:
+            self._apply(msg, now, out)
+        else:
+            super()._on_set_limit(msg, now, out)
+
+
+def test_a_master_cuts_a_servant_offering_more_than_it_counts_for_it() -> None:
+    """The master's end of finding 2: whatever made a confirmed servant offer more than it was granted (here
+    a servant without the txn check applies the late copy), its STATUS shows an over-commit in progress:
+    the master counts it at what it offers and cuts it at once, instead of counting it at 16 A for ever."""
+    sc = dataclasses.replace(parse_scenario(TWO_ON_32), check_waste=False, check_starvation=False)
+    sim = Simulation(sc, stop_on_violation=False, servant_cls=ReplayApplyingServant)
+    sim.run_until(60.0)
+    _, offset, data, _ = next(x for x in set_limits(sim, 1) if x[3].limit_da == 320)
+    s1, s2 = sim.by_address[1][0], sim.by_address[2][0]
+    assert s1.port is not None
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    result = sim.run()
+    over = [v for v in result.summary.violations if v.check == "rule1-offered"]
+    assert over and over[0].t == 60.0, "the broken servant did apply it"
+    back = min(x.t for x in result.timeline.samples if x.t > 60.0 and x.address == 1 and x.offered_da <= 160)
+    assert back <= 60.0 + sc.config.timing.status_period + 0.1, "cut as soon as its STATUS showed it"
+    assert all(v.t <= back for v in over)
+    assert s1.offer + s2.offer <= sc.config.limit_da
+
+
+# -- a re-sent grant in failsafe (issue 10, finding 4) --------------------------------------------
+
+ONE_ON_32 = """
+name = "failsafe-repeat"
+duration_s = 60
+check_waste = false
+[installation.site]
+limit_a = 32
+[[installation.servant]]
+address = 1
+max_a = 8
+failsafe_a = 0
+serial = 0x1001
+[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 5
+"""
+
+
+class CachedAckServant(Servant):
+    """The servant before the fix: answers every repeat of its last set-limit from its cached ACK."""
+
+    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        if self._pending is None and self._last_ack is not None:
+            out.append(self._last_ack)
+
+
+@pytest.mark.parametrize("servant_cls", [Servant, CachedAckServant], ids=["servant", "master-end"])
+def test_a_grant_re_sent_while_the_servant_is_in_failsafe_ends_the_failsafe(servant_cls: type[Servant]) -> None:
+    """Issue 10, finding 4: s1 applies its 8 A grant but the ACK is lost; it then misses heartbeats and
+    falls to its 0 A failsafe. The master's re-send of the same grant must end that failsafe (rule 4)
+    and the master must not count 8 A for a unit offering 0 A: a car waits while current sits unused.
+
+    Closed at both ends: the servant applies the repeat again (never above its offer now) and acks what
+    it applied; and a master given the stale cached ACK (``CachedAckServant``) re-confirms the unit as soon
+    as its STATUS shows the failsafe, although that STATUS is the same as the ones before the ACK."""
+    sim = Simulation(parse_scenario(ONE_ON_32), servant_cls=servant_cls)
+    s1 = sim.by_address[1][0]
+    sim.run_until(5.0)
+    while not set_limits(sim, 1) or set_limits(sim, 1)[-1][3].limit_da != 80:
+        sim.run_until(sim.now + 0.0005)
+    grant_at, _, _, grant = set_limits(sim, 1)[-1]
+    sim.partition(s1, "out")  # its ACK (and the STATUS with it) is lost
+    sim.run_until(grant_at + 0.01)
+    sim.heal(s1)
+    assert s1.offer == 80
+    sim.run_until(grant_at + 0.6)  # a STATUS shows the master it offers 8 A
+    sim.partition(s1, "in")  # deaf to the master: the re-send at +1 s and the heartbeats are lost
+    sim.run_until(grant_at + 2.5)
+    assert s1.node.in_failsafe and s1.offer == 0
+    sim.heal(s1)
+    sim.run_until(grant_at + 3.2)  # the re-send at +3 s arrives
+    assert [x[3] for x in set_limits(sim, 1) if x[0] > grant_at + 2.5][0] == grant, "the same frame, re-sent"
+    sim.run_until(grant_at + 6.0)
+    assert not s1.node.in_failsafe and s1.offer == 80, "back to its 8 A grant"
+    v = sim.masters[0].node.view(1)
+    assert v.offered_da == 80 and v.committed_da == 80
+
+
+# -- a cut that follows a grant within the car's reaction time (issue 10, finding 3) ---------------
+
+GRANT_THEN_CUT = """
+name = "grant-then-cut"
+duration_s = 150
+[installation.site]
+limit_a = 32
+""" + servants(1, 2, 3, 4) + """
+[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 1
+leave = 90
+[[car]]
+evse = 2
+at = 30
+sees_pilot_late = true
+reaction_min_s = 4.0
+reaction_max_s = 4.0
+[[car]]
+evse = 3
+at = 60
+sees_pilot_late = true
+reaction_min_s = 4.0
+reaction_max_s = 4.0
+[[car]]
+evse = 4
+at = 90.5
+"""
+
+
+def test_a_cut_half_a_second_after_a_grant_waits_for_the_car_that_may_still_climb() -> None:
+    """Issue 10, finding 3: s1's car leaves, so s2 and s3 (10.6 A each) are granted 16 A; half a second
+    later a car arrives on s4 and they are cut back. Their meters still read 10.6 A, but their cars have
+    not seen the grant yet (4 s): acked MEASURED at once, the current goes to s4 while both cars climb to
+    16 A. A cut is proven by the meter only once the car cannot be on its way up (rule 2)."""
+    result = run_scenario(parse_scenario(GRANT_THEN_CUT))
+    assert result.ok and result.summary.peak_drawn_da <= 320
+    s2 = [x for x in result.timeline.series(2) if 90.0 <= x.t <= 100.0]
+    assert max(x.drawn_da or 0 for x in s2) == 160, "the car did climb to the grant it saw late"
+    assert any(x.offered_da >= 100 for x in result.timeline.series(4) if x.t < 100.0), "s4 gets its share"
+
+
+def test_a_late_copy_of_an_old_status_is_counted_never_granted() -> None:
+    """A late copy reaches the master too: an old STATUS of s1 (16 A offered, car charging) after its car
+    left and s2 got the whole 32 A. Counting s1 at 16 A is the safe reading; telling s1 to keep those
+    16 A (a "confirm") would be a grant to a unit that offers 0 A while s2 still has 32 A (chaos seeds
+    1021, 1080 and 1092, with the bus's late copies)."""
+    text = TWO_ON_32.replace("[[car]]\nevse = 1\nat = 1\n", "[[car]]\nevse = 1\nat = 1\nleave = 80\n")
+    text = text.replace("serial = 0x1001\n", "serial = 0x1001\nfailsafe_a = 0\n")  # (its set-limits go first)
+    sim = Simulation(parse_scenario(text))
+    sim.run_until(90.0)
+    s1, s2 = sim.by_address[1][0], sim.by_address[2][0]
+    assert s1.offer == 0 and s2.offer == 320
+    old = [(o, d) for t, o, d in sim.bus.capture if 60.0 < t < 70.0 and (m := decode(o, d)[0]) and
+           isinstance(m, Status) and m.address == 1 and m.offered_da == 160]
+    master = sim.masters[0]
+    sim.bus.deliver_copy(master.port, *old[0], 90.0)
+    result = sim.run()
+    assert result.ok
+    assert s1.offer == 0 and s2.offer == 320, "and once s1 has answered, s2 has its 32 A again"
+
+
+def test_a_late_copy_the_servant_ignores_does_not_set_the_failsafe_it_is_held_to() -> None:
+    """The rule-4 check takes the failsafe from set-limits the servant applied, not from a late copy it
+    rightly ignored (chaos seed 1213: a copy of an old 0 A-failsafe set-limit, then the 6 A failsafe)."""
+    sim = Simulation(parse_scenario(TWO_ON_32))
+    sim.run_until(60.0)
+    s1 = sim.by_address[1][0]
+    assert s1.port is not None and s1.node.armed_failsafe_da == 60
+    _, offset, data, first = set_limits(sim, 1)[0]
+    assert first.failsafe_da == 0
+    sim.bus.deliver_copy(s1.port, offset, data, 60.0)
+    sim.run_until(61.0)
+    sim.master_crash()
+    result = sim.run()
+    assert result.ok and s1.offer == 60, "its 6 A failsafe, as armed"

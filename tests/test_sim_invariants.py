@@ -41,7 +41,9 @@ class OverGrantingMaster(Master):
         out = super().tick(now)
         if now >= 20.0 and not self.done:
             self.done = True
-            out += [SetLimit(s.address, 200 + s.address, s.max_da, 60, self.epoch) for s in self.config.servants]
+            # (numbered like its other set-limits: servants refuse a txn older than the newest they applied)
+            out += [SetLimit(s.address, self._next_txn(s.address), s.max_da, 60, self.epoch)
+                    for s in self.config.servants]
         return out
 
 

@@ -10,6 +10,11 @@ CAN).  Faults are drawn per receiver from the bus's own seeded generator:
 * ``loss``       the frame never reaches this receiver;
 * ``duplicate``  it arrives twice (a retransmission after an error frame);
 * ``corrupt``    1-2 random bits flipped in the 8 bytes this receiver gets;
+* ``late``       it also gets a byte-identical copy ``late_min_s``..``late_max_s``
+                 later (a gateway, bridge, UDP path or multi-mailbox driver
+                 replaying an old frame): a late duplicate, out of order;
+* ``jitter_s``   each copy is held back a further 0..``jitter_s``, so frames
+                 can overtake each other (reordering; never on one CAN segment);
 * partitions     a port can be deaf (hears nothing), mute (its frames reach no
                  one) or both, as with a broken or unplugged bus drop.
 
@@ -40,14 +45,20 @@ class BusFaults:
     loss: float = 0.0
     duplicate: float = 0.0
     corrupt: float = 0.0
+    late: float = 0.0  # per receiver, probability of an extra copy delivered late_min_s..late_max_s later
+    late_min_s: float = 1.0
+    late_max_s: float = 30.0
+    jitter_s: float = 0.0  # every copy held back a further 0..jitter_s: frames overtake each other
 
     def __post_init__(self) -> None:
-        for name in ("loss", "duplicate", "corrupt"):
+        for name in ("loss", "duplicate", "corrupt", "late"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"bus {name} must be a probability 0..1, got {p}")
         if self.bitrate <= 0 or self.latency_s < 0:
             raise ValueError("bus bitrate must be > 0 and latency_s >= 0")
+        if not 0 <= self.late_min_s <= self.late_max_s or self.jitter_s < 0:
+            raise ValueError("bus needs 0 <= late_min_s <= late_max_s and jitter_s >= 0")
 
     @property
     def frame_time(self) -> float:
@@ -74,7 +85,7 @@ class Port:
 
 class SimBus:
     __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
-                 "decoder")
+                 "late", "late_until", "decoder")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
@@ -86,7 +97,9 @@ class SimBus:
         self.frames = 0
         self.lost = 0
         self.corrupted = 0
-        self.duplicated = 0
+        self.duplicated = 0  # extra copies, on time or late
+        self.late = 0  # of which delivered late (a replay of an old frame)
+        self.late_until = 0.0  # when the last late copy scheduled so far arrives
         # every receiver decodes the same few hundred distinct frames over and over: one shared memo
         self.decoder = CachedDecoder()
 
@@ -112,8 +125,8 @@ class SimBus:
         port.sent += 1
         self.capture.append((done, offset, data))
         address = offset & 0x3F
-        loss, dup, corrupt = f.loss, f.duplicate, f.corrupt
-        faulty = loss or dup or corrupt
+        loss, dup, corrupt, late, jitter = f.loss, f.duplicate, f.corrupt, f.late, f.jitter_s
+        faulty = loss or dup or corrupt or late or jitter
         rng = self.rng
         out: list[tuple[Port, bytes, bool]] = []
         for p in self.ports:
@@ -131,12 +144,25 @@ class SimBus:
                 got = flip_bits(data, rng)
                 bad = True
                 self.corrupted += 1
-            out.append((p, got, bad))
+            if jitter:
+                self.queue.push(at + rng.uniform(0.0, jitter), DELIVER, offset, [(p, got, bad)])
+            else:
+                out.append((p, got, bad))
             if dup and rng.random() < dup:
                 self.duplicated += 1
                 self.queue.push(at + f.frame_time, DELIVER, offset, [(p, got, bad)])
+            if late and rng.random() < late:
+                self.deliver_copy(p, offset, got, at + rng.uniform(f.late_min_s, f.late_max_s), bad)
         if out:
             self.queue.push(at, DELIVER, offset, out)
+
+    def deliver_copy(self, port: Port, offset: int, data: bytes, at: float, corrupted: bool = False) -> None:
+        """Deliver one extra copy of a frame to ``port`` at ``at`` (a late duplicate; scripted replays too)."""
+        self.duplicated += 1
+        self.late += 1
+        if at > self.late_until:
+            self.late_until = at
+        self.queue.push(at, DELIVER, offset, [(port, data, corrupted)])
 
 
 def flip_bits(data: bytes, rng: random.Random) -> bytes:

@@ -19,6 +19,8 @@ MIXES = ("calm", "master", "servants", "bus", "conflicts", "everything")
 
 def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None, mix: str | None = None) -> Scenario:
     rng = random.Random(f"busshare-chaos:{seed}")
+    # fault shapes added later draw from their own stream, so every earlier draw (and seed) stays as it was
+    late = random.Random(f"busshare-chaos-late:{seed}")
     asked = (n_servants, mix)
     drawn_n = rng.choice((2, 3, 4, 4, 4, 6, 8))
     drawn_mix = rng.choice(MIXES)
@@ -57,6 +59,7 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
                 reaction_max_s=rng.choice((1.0, 3.0, 5.0)),
                 ramp_a_per_s=rng.choice((5.0, 20.0, 50.0)),
                 compliant=not (metered and rng.random() < 0.1),
+                sees_pilot_late=late.random() < 0.3,  # raises seen late too: a grant then a cut (issue 10)
             )
             leave = t + stay
             cars.append(CarPlan(s.address, round(t, 3), round(leave, 3) if leave < duration else None, profile))
@@ -85,7 +88,9 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
         elif kind == "bus":
             faults.append(FaultPlan(at=at, kind=kind, duration_s=rng.uniform(5, 600), bus={
                 "loss": rng.choice((0.01, 0.05, 0.2, 0.5)), "duplicate": rng.choice((0.0, 0.01, 0.05)),
-                "corrupt": rng.choice((0.0, 0.01, 0.05))}))
+                "corrupt": rng.choice((0.0, 0.01, 0.05)),
+                # late copies 1-30 s old (gateways, UDP, multi-mailbox drivers) and reordering (issue 10)
+                "late": late.choice((0.0, 0.01, 0.05)), "jitter_s": late.choice((0.0, 0.0, 0.05))}))
         elif kind == "second_master":
             faults.append(FaultPlan(at=at, kind=kind, master_id=rng.randint(2, 9), duration_s=rng.uniform(1, 120)))
         else:

@@ -15,6 +15,11 @@ The car model:
 * a lowered pilot is followed after a reaction delay drawn uniformly from
   [``reaction_min_s``, ``reaction_max_s``] (IEC 61851-1: within 5 s); a
   non-compliant car ignores lowered pilots entirely;
+* with ``sees_pilot_late`` the car acts on *every* pilot change, raises too,
+  only after such a delay (changes are seen in order): it ramps toward the
+  pilot it has seen, so a grant followed within its reaction time by a cut
+  can still make it climb toward the grant (issue 10, finding 3). Its first
+  step toward a raise comes when it sees it (the delay is its whole reaction);
 * over the last ``taper_kwh`` its wanted current falls linearly (1 A steps) to
   ``taper_floor_a``; when the energy it wanted is in, it stops drawing and
   goes back to state B (the servant then releases);
@@ -50,6 +55,7 @@ class EvProfile:
     ramp_a_per_s: float = 20.0
     ramp_step_s: float = 0.5
     compliant: bool = True
+    sees_pilot_late: bool = False  # raises too are acted on only after the reaction delay
 
     def __post_init__(self) -> None:
         if not 0 <= self.reaction_min_s <= self.reaction_max_s:
@@ -66,7 +72,7 @@ class SimEvse:
     __slots__ = (
         "meter", "rng", "profile", "plugged", "full", "offer_da", "stopped", "draw_da", "t",
         "energy_wh", "session_wh", "drop_at", "ramp_at", "taper_at", "_max_da", "_floor_da",
-        "over_since", "tolerance_da",
+        "over_since", "tolerance_da", "seen_da", "seen_at", "_seen_q",
     )
 
     def __init__(self, meter: bool = True, rng: random.Random | None = None, now: float = 0.0) -> None:
@@ -88,6 +94,10 @@ class SimEvse:
         self._floor_da = 0
         self.over_since = INF  # since when the car draws more than offer + tolerance (contactor open: 0)
         self.tolerance_da = 0  # the servant's overdraw tolerance, for ``over_since``
+        # sees_pilot_late: the pilot the car acts on, and the changes it has yet to see, as (when, offer)
+        self.seen_da = 0
+        self.seen_at = INF
+        self._seen_q: list[tuple[float, int]] = []
 
     # -- EvseHardware -------------------------------------------------------
 
@@ -95,6 +105,8 @@ class SimEvse:
         self.advance(now)
         if offer_da == self.offer_da and ev_stopped == self.stopped:
             return
+        if offer_da != self.offer_da and self._late():
+            self._see_later(offer_da, now)
         self.offer_da = offer_da
         self.stopped = ev_stopped
         if ev_stopped:
@@ -115,6 +127,9 @@ class SimEvse:
         self.session_wh = 0.0
         self._max_da = round(profile.max_a * 10)
         self._floor_da = min(self._max_da, round(profile.taper_floor_a * 10))
+        self._forget_seen()
+        if profile.sees_pilot_late and self.offer_da:
+            self._see_later(self.offer_da, now)
         self._replan(now)
 
     def unplug(self, now: float) -> None:
@@ -123,6 +138,7 @@ class SimEvse:
         self.profile = None
         self._set_draw(0, now)
         self.drop_at = self.ramp_at = self.taper_at = INF
+        self._forget_seen()
 
     def power_reset(self, now: float) -> None:
         """The EVSE lost its controller (watchdog, reboot): relay open, pilot off, at once."""
@@ -130,12 +146,13 @@ class SimEvse:
         self.offer_da = 0
         self.stopped = False
         self._set_draw(0, now)
+        self._forget_seen()
         self._replan(now)
 
     def pilot(self) -> PilotState:
         if not self.plugged:
             return PilotState.A
-        if self.draw_da > 0 or (self.offer_da > 0 and not self.stopped and not self.full):
+        if self.draw_da > 0 or (self._acted_offer() > 0 and not self.stopped and not self.full):
             return PilotState.C
         return PilotState.B
 
@@ -151,16 +168,18 @@ class SimEvse:
         return self.profile is None or self.profile.compliant
 
     def next_change(self) -> float:
-        return min(self.drop_at, self.ramp_at, self.taper_at)
+        return min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at)
 
     def advance(self, now: float) -> None:
         """Run the car's own changes (reaction, ramp, taper, full) up to ``now``."""
         while True:
-            nxt = min(self.drop_at, self.ramp_at, self.taper_at)
+            nxt = min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at)
             if nxt > now + _EPS:
                 break
             self._accrue(nxt)
-            if nxt == self.drop_at:
+            if nxt == self.seen_at:
+                self._see(nxt)
+            elif nxt == self.drop_at:
                 self.drop_at = INF
                 self._set_draw(min(self.draw_da, self.offer_da if not self.stopped else 0), nxt)
             elif nxt == self.ramp_at:
@@ -195,10 +214,42 @@ class SimEvse:
         level = self._floor_da + (self._max_da - self._floor_da) * frac
         return max(self._floor_da, int(level // 10) * 10)
 
+    def _late(self) -> bool:
+        return self.profile is not None and self.profile.sees_pilot_late
+
+    def _acted_offer(self) -> int:
+        """The pilot the car acts on: the one it has seen, or the real one."""
+        return self.seen_da if self._late() else self.offer_da
+
+    def _see_later(self, offer_da: int, now: float) -> None:
+        p = self.profile
+        assert p is not None
+        at = now + self.rng.uniform(p.reaction_min_s, p.reaction_max_s)
+        if self._seen_q and at < self._seen_q[-1][0]:
+            at = self._seen_q[-1][0]  # seen in order
+        self._seen_q.append((at, offer_da))
+        self.seen_at = self._seen_q[0][0]
+
+    def _see(self, t: float) -> None:
+        """The car sees the next pilot change: it drops to it at once (compliant) or starts climbing to it."""
+        _, self.seen_da = self._seen_q.pop(0)
+        self.seen_at = self._seen_q[0][0] if self._seen_q else INF
+        assert self.profile is not None
+        if self.profile.compliant and self.draw_da > self.seen_da:
+            self._set_draw(self.seen_da, t)
+        if self._target() > self.draw_da:
+            self.ramp_at = t  # its first step now: the delay was its whole reaction
+
+    def _forget_seen(self) -> None:
+        self.seen_da = 0
+        self.seen_at = INF
+        self._seen_q.clear()
+
     def _target(self) -> int:
-        if not self.plugged or self.full or self.stopped or self.offer_da == 0:
+        offer = self._acted_offer()
+        if not self.plugged or self.full or self.stopped or offer == 0:
             return 0
-        return min(self.offer_da, self._wanted())
+        return min(offer, self._wanted())
 
     def _accrue(self, t: float) -> None:
         dt = t - self.t
@@ -230,7 +281,7 @@ class SimEvse:
                 self._set_draw(0, now)
             return
         limit = 0 if self.stopped else self.offer_da
-        if self.draw_da > limit:
+        if self.draw_da > limit and not p.sees_pilot_late:  # (a late-seeing car drops when it sees the pilot)
             if p.compliant and self.drop_at == INF:
                 self.drop_at = now + self.rng.uniform(p.reaction_min_s, p.reaction_max_s)
         else:

@@ -414,12 +414,18 @@ class Simulation:
                 self._heartbeat_seen(proc, msg, t)
             elif offset < 0x40 and (offset & 0x3F) == proc.address:
                 assert isinstance(msg, SetLimit)
-                proc.grant_fs = msg.failsafe_da
-                proc.grant_epoch = msg.epoch
-                proc.fs_da = self._failsafe_of(proc)
-                # a set-limit from a master is a grant: rule 4 lets it end the failsafe
-                proc.last_hb = t
-                self._arm_failsafe(proc, t + self.bounds.failsafe_bound_s)
+                out = proc.node.receive(msg, t)
+                # only a set-limit the servant applied: not one it rightly ignores (another epoch, a rival
+                # hold, a late copy older than the newest it applied, a repeat it only re-acks)
+                if proc.node.last_set_limit is msg:
+                    proc.grant_fs = msg.failsafe_da
+                    proc.grant_epoch = msg.epoch
+                    proc.fs_da = self._failsafe_of(proc)
+                    # a set-limit from a master is a grant: rule 4 lets it end the failsafe
+                    proc.last_hb = t
+                    self._arm_failsafe(proc, t + self.bounds.failsafe_bound_s)
+                self._servant_after(proc, out, t)
+                continue
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
@@ -641,6 +647,8 @@ class Simulation:
             not self.faults
             and len(self.masters) == 1
             and self.bus.faults.loss <= MODEST_LOSS
+            and not self.bus.faults.late
+            and not self.bus.faults.jitter_s
             and all(p.alive for p in self.servants)
         )
         if quiet and not self.quiet:
@@ -824,7 +832,8 @@ class Simulation:
     def _bus_restore(self, before: BusFaults, t: float) -> None:
         self.bus.faults = before
         self._mark(t, None, "bus", "restored")
-        self._disturb(t, "fault")
+        # late copies still on their way are part of the fault: the recovery runs from the last one
+        self._disturb(max(t, self.bus.late_until), "fault")
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:

@@ -152,11 +152,12 @@ _EV: dict[str, Callable[[object], object]] = {
     "taper_kwh": within(number, 0.0, unit="kWh"), "taper_floor_a": within(number, 0.0, unit="A"),
     "reaction_min_s": seconds, "reaction_max_s": seconds, "start_delay_s": seconds,
     "ramp_a_per_s": within(number, 0.0, low_open=True, unit="A/s"), "ramp_step_s": positive_seconds,
-    "compliant": boolean,
+    "compliant": boolean, "sees_pilot_late": boolean,
 }
 _BUS: dict[str, Callable[[object], object]] = {
     "bitrate": within(integer, 0, 10_000_000, low_open=True, unit="bit/s"), "latency_s": seconds,
     "loss": probability, "duplicate": probability, "corrupt": probability,
+    "late": probability, "late_min_s": seconds, "late_max_s": seconds, "jitter_s": seconds,
 }
 assert set(_EV) == {f.name for f in fields(EvProfile)} and set(_BUS) == {f.name for f in fields(BusFaults)}
 
