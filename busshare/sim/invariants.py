@@ -123,6 +123,7 @@ class Invariants:
         self.n_unmet = 0
         self.waste_since = INF
         self.waste_sched = INF
+        self.waste_reported = -INF  # collecting violations: the last waste report of this episode
         self.single_priority = single_priority
         self.fit = max(1, bounds.limit_da // max(1, max_min_da))
 
@@ -155,6 +156,7 @@ class Invariants:
             if t >= p.fs_deadline and offer > p.fs_da:
                 sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
                          f"with no valid master heartbeat since t={p.last_hb:.3f}")
+        p.draw = draw  # (before the check below: its message lists every unit's draw, this one's included)
         if counted != p.counted:
             self.total_drawn += counted - p.counted
             p.counted = counted
@@ -163,7 +165,6 @@ class Invariants:
             if self.total_drawn > self.limit:
                 sim.fail(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit {self.limit / 10:.1f} A "
                          f"({sim.draws_text()})")
-        p.draw = draw
         if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
             p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
             sim.schedule_check(p.cutoff_sched, "cutoff", p)
@@ -182,6 +183,7 @@ class Invariants:
                 self._arm_starvation(p, t)
         else:
             p.waiting_since = INF
+            p.starve_reported = -INF
         if sim.quiet:
             self.update_waste(t)
 
@@ -207,15 +209,20 @@ class Invariants:
                         f"of the {demand / 10:.1f} A its car wants")
         return None
 
+    def _waste_due(self) -> float:
+        """When the waste going on now breaks the bound (again, a bound after the last report)."""
+        return max(self.waste_since, self.sim.quiet_since, self.waste_reported) + self.b.settle_s
+
     def update_waste(self, t: float) -> None:
         if not self.sim.checks_waste:
             return
         if self.waste_now() is None:
             self.waste_since = INF
+            self.waste_reported = -INF
             return
         if self.waste_since == INF:
             self.waste_since = t
-        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        due = self._waste_due()
         if due < self.waste_sched or self.waste_sched <= t:
             self.waste_sched = due
             self.sim.schedule_check(due, "waste", None)
@@ -227,13 +234,16 @@ class Invariants:
         why = self.waste_now()
         if why is None:
             self.waste_since = INF
+            self.waste_reported = -INF
             return
         if self.waste_since == INF:
             self.waste_since = t
-        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        due = self._waste_due()
         if t + 1e-9 >= due:
             self.sim.fail(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
                           f"(settle bound {self.b.settle_s:.2f} s)")
+            self.waste_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
+            due = self._waste_due()
         self.waste_sched = due
         self.sim.schedule_check(due, "waste", None)
 
@@ -243,10 +253,14 @@ class Invariants:
         n = sum(1 for p in self.sim.servants if p.waiting_since < INF or (p.offer and p.evse.wants_da))
         return self.b.rotation_s * math.ceil(max(1, n) / self.fit) + self.b.settle_s
 
+    def _starve_due(self, p: ServantProc) -> float:
+        """When this wait breaks the bound (again, a bound after its last report)."""
+        return max(p.waiting_since, self.sim.quiet_since, p.starve_reported) + self.starve_bound()
+
     def _arm_starvation(self, p: ServantProc, t: float) -> None:
         if not self.sim.checks_starvation or not self.single_priority or self.b.rotation_s <= 0:
             return
-        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        due = self._starve_due(p)
         if due < p.starve_sched or p.starve_sched <= t:
             p.starve_sched = due
             self.sim.schedule_check(due, "starve", p)
@@ -255,10 +269,12 @@ class Invariants:
         p.starve_sched = INF
         if p.waiting_since == INF or not self.sim.quiet:
             return
-        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        due = self._starve_due(p)
         if t + 1e-9 >= due:
             self.sim.fail(t, "starvation", f"{p.name} has waited {t - p.waiting_since:.1f} s for current "
                           f"(bound {self.starve_bound():.1f} s)")
+            p.starve_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
+            due = self._starve_due(p)
         p.starve_sched = due
         self.sim.schedule_check(due, "starve", p)
 

@@ -36,8 +36,8 @@ class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
-        "hb_fs", "hb_epoch", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
-        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
+        "hb_fs", "hb_epoch", "followed", "masters_seen", "rival_until", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
+        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted",
     )
     is_master = False
 
@@ -66,6 +66,11 @@ class ServantProc:
         self.grant_epoch: int | None = None
         self.hb_fs: int | None = None
         self.hb_epoch: int | None = None
+        # which master it follows and whether it holds off two masters, by the spec (rule 6), from the
+        # heartbeats it accepted: a SET_LIMIT counts for rule 4 only if the servant may accept it
+        self.followed: tuple[int, int] | None = None
+        self.masters_seen: dict[tuple[int, int], float] = {}
+        self.rival_until = -INF
         self.fs_deadline = INF
         self.fs_check_sched = INF
         self.last_hb = -INF
@@ -77,5 +82,6 @@ class ServantProc:
         self.unmet = False
         self.waiting_since = INF
         self.starve_sched = INF
+        self.starve_reported = -INF  # collecting violations: the last starvation report of this wait
         self.cutoff_sched = INF
         self.booted = 0.0

@@ -345,6 +345,9 @@ class Simulation:
         p.r_pilot = None
         p.r_measured = None
         p.grant_fs = p.grant_epoch = p.hb_fs = p.hb_epoch = None
+        p.followed = None
+        p.masters_seen = {}
+        p.rival_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
         self._arm_failsafe(p, now + self.bounds.failsafe_bound_s)
@@ -410,7 +413,7 @@ class Simulation:
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
                 self._heartbeat_seen(proc, msg, t)
-            elif offset < 0x40 and (offset & 0x3F) == proc.address:
+            elif offset < 0x40 and (offset & 0x3F) == proc.address and self._accepts(proc, msg, t):
                 assert isinstance(msg, SetLimit)
                 proc.grant_fs = msg.failsafe_da
                 proc.grant_epoch = msg.epoch
@@ -420,7 +423,37 @@ class Simulation:
                 self._arm_failsafe(proc, t + self.bounds.failsafe_bound_s)
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
+    def _accepts(self, p: ServantProc, msg: Message, t: float) -> bool:
+        """Whether the spec lets the servant act on this SET_LIMIT (rules 4 and 6).
+
+        Only one of the master it follows (same epoch), and none while it holds off two masters. Worked
+        out here from the heartbeats it accepted, not read from the servant under test.
+        """
+        assert isinstance(msg, SetLimit)
+        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.rival_until
+
+    def _follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
+        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``conflict``, are
+        two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
+        hold = float(self.timing.conflict_hold)
+        key = (hb.master_id, hb.epoch)
+        before = p.masters_seen.get(key)
+        p.masters_seen[key] = t
+        if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
+            p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
+        if hb.conflict:
+            p.rival_until = t + hold
+        if key == p.followed:
+            return
+        ours = p.masters_seen.get(p.followed) if p.followed is not None else None
+        if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
+            p.rival_until = t + hold  # a master it had left behind, heard again while its own is alive
+            return
+        p.followed = key
+
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        self._follow(p, hb, t)
         p.hb_fs = hb.failsafe_da
         p.hb_epoch = hb.epoch
         p.fs_da = self._failsafe_of(p)
