@@ -489,6 +489,44 @@ def test_shortage_pauses_the_fewest_and_rotates_so_nobody_starves() -> None:
     assert len(now_charging) == 10
 
 
+def test_a_waiting_units_short_silence_does_not_restart_the_rotation_clock() -> None:
+    # two lost STATUS frames make a waiting unit *silent* for an instant; the shortage is still there and
+    # its car still waits, so the rotation it is due stays due (chaos seed 802235: each blip put the
+    # rotation off by a whole interval, and the car waited 1807 s)
+    net = settled(Net(shortage_site()), 1.0)
+    for a in range(1, 12):  # eleven cars, ten fit: one waits
+        net.plug(a, Car(react=0.5))
+    net.run(10.0)
+    waited = {a for a, v in net.offers().items() if v == 0 and net.units[a].car is not None}
+    assert len(waited) == 1
+    net.run(30.0)
+    blip = net.units[min(waited)]
+    blip.mute = True
+    net.run(net.config.timing.servant_silent_after + 0.2)
+    blip.mute = False
+    net.run(30.0)  # 60 s (one rotation interval) and a few since they began to wait
+    assert all(net.offers()[a] > 0 for a in waited), "the ones that waited charge after one rotation"
+
+
+def test_a_restarted_master_lets_the_cars_that_were_waiting_charge_first() -> None:
+    # a new master does not know who waited how long, but it learns who waits: a unit whose car wants
+    # current while it offers none. Those go first in its rotation order, so a restart never sends a
+    # waiting car behind the ones that were charging
+    net = settled(Net(shortage_site()), 1.0)
+    for a in range(1, 13):
+        net.plug(a, Car(react=0.5))
+    net.run(10.0)
+    waited = {a for a, v in net.offers().items() if v == 0}
+    assert len(waited) == 2
+    net.kill_master()
+    net.run(0.5)
+    m = net.start_master(epoch=8)
+    net.run_until(lambda: not m.learning)
+    net.run(10.0)
+    assert all(net.offers()[a] > 0 for a in waited)
+    assert sum(1 for v in net.offers().values() if v > 0) == 10
+
+
 def test_reclaim_a_tapering_car_and_give_it_back() -> None:
     net = settled(Net(site()))
     taper = Car(react=0.5, wants=100)

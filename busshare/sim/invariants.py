@@ -33,6 +33,7 @@ a run pass.  The checks (names as reported):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,7 @@ class Bounds:
     settle_s: float
     rotation_s: float
     waste_slack_da: int
+    retry_s: float  # ack_timeout: a lost SET_LIMIT or ACK is replaced this much later
 
 
 def default_settle(timing: object) -> float:
@@ -124,6 +126,8 @@ class Invariants:
         self.waste_since = INF
         self.waste_sched = INF
         self.waste_reported = -INF  # collecting violations: the last waste report of this episode
+        self.spoiled_at: list[float] = []  # when the bus lost or corrupted a SET_LIMIT or ACK (non-decreasing)
+        self.spoiled_control = 0
         self.single_priority = single_priority
         self.fit = max(1, bounds.limit_da // max(1, max_min_da))
 
@@ -209,9 +213,24 @@ class Invariants:
                         f"of the {demand / 10:.1f} A its car wants")
         return None
 
+    def control_spoiled(self, t: float, n: int) -> None:
+        """The bus lost or corrupted ``n`` copies of a SET_LIMIT or ACK sent at ``t``."""
+        self.spoiled_at.extend([t] * n)
+        self.spoiled_control += n
+
     def _waste_due(self) -> float:
-        """When the waste going on now breaks the bound (again, a bound after the last report)."""
-        return max(self.waste_since, self.sim.quiet_since, self.waste_reported) + self.b.settle_s
+        """When the waste going on now breaks the bound (again, a bound after the last report).
+
+        The settle bound covers one lost frame (one retry, ack_timeout later). Each further SET_LIMIT or
+        ACK the bus spoiled since a settle bound before the waste began (the frames that can still be on
+        the path that ends it) is replaced one ack_timeout later, and the bound grows by that much.
+        """
+        start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
+        extra = 0.0
+        if self.spoiled_at and self.spoiled_at[-1] >= start - self.b.settle_s:
+            k = len(self.spoiled_at) - bisect_left(self.spoiled_at, start - self.b.settle_s)
+            extra = self.b.retry_s * max(0, k - 1)
+        return start + self.b.settle_s + extra
 
     def update_waste(self, t: float) -> None:
         if not self.sim.checks_waste:
@@ -240,8 +259,9 @@ class Invariants:
             self.waste_since = t
         due = self._waste_due()
         if t + 1e-9 >= due:
+            start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
             self.sim.fail(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
-                          f"(settle bound {self.b.settle_s:.2f} s)")
+                          f"(settle bound {due - start:.2f} s)")
             self.waste_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
             due = self._waste_due()
         self.waste_sched = due

@@ -37,7 +37,7 @@ class ServantProc:
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_fs", "hb_epoch", "followed", "masters_seen", "rival_until", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
-        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted",
+        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped",
     )
     is_master = False
 
@@ -84,4 +84,5 @@ class ServantProc:
         self.starve_sched = INF
         self.starve_reported = -INF  # collecting violations: the last starvation report of this wait
         self.cutoff_sched = INF
+        self.ev_stopped = False  # its EVSE's contactor was open at the last sync (a stop is a demand change)
         self.booted = 0.0

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..frames import FrameError, Heartbeat, Message, SetLimit, decode
+from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
 from ..timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
 from .clock import EventQueue
@@ -140,6 +140,7 @@ class Simulation:
             settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(self.timing),
             rotation_s=float(getattr(self.timing, "rotation_interval", 0.0) or 0.0),
             waste_slack_da=10 + len(self.config.servants),
+            retry_s=float(self.timing.ack_timeout),
         )
         hold = getattr(self.timing, "failsafe_hold", None)
         self.hold_s: float | None = None if hold is None else float(hold) + tick
@@ -389,12 +390,20 @@ class Simulation:
         if port is None:
             return
         link = port.link
-        send = self.bus.send
+        bus = self.bus
+        send = bus.send
         trace = self.trace
         for msg in msgs:
             offset, data = link.encode(msg)
             trace.append((t, "tx", port.name, offset, data))
-            send(port, offset, data, t)
+            if isinstance(msg, SetLimit | Ack):  # the frames a settle waits for: count those the bus spoils
+                before = bus.lost + bus.corrupted
+                send(port, offset, data, t)
+                spoiled = bus.lost + bus.corrupted - before
+                if spoiled:
+                    self.inv.control_spoiled(t, spoiled)
+            else:
+                send(port, offset, data, t)
 
     def _deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
         for port, data, bad in targets:
@@ -529,9 +538,13 @@ class Simulation:
             if out:
                 self._send(p.port, out, t)
         if changed:
+            stops = evse.stopped and evse.plugged and not p.ev_stopped
+            p.ev_stopped = evse.stopped
             self.inv.sync(p, t)
             if self.record:
                 self._sample(p, t)
+            if stops:  # its servant stopped the car: its demand is gone, as at an unplug
+                self._disturb(t)
         fs = bool(node.in_failsafe)
         if fs != p.in_failsafe:
             p.in_failsafe = fs
