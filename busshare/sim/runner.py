@@ -128,6 +128,8 @@ class Simulation:
         self.rng_misc = random.Random(f"{base}:misc")
         self.queue = EventQueue(0.0)
         self.bus = SimBus(self.queue, self.rng_bus, BusFaults(**vars(scenario.bus)))
+        self._bus_base: dict[str, Any] = dict(vars(scenario.bus))  # the bus without the running episodes
+        self._bus_episodes: list[dict[str, float]] = []
         if not record:
             self.bus.capture = _NullList()
         self.filter = scenario.filter
@@ -854,18 +856,33 @@ class Simulation:
         self._fault_off(f"partition:{p.name}", t)
 
     def bus_faults(self, t: float | None = None, duration_s: float | None = None, **changes: float) -> None:
+        """Change the bus's fault rates, for ``duration_s`` (None: for good).
+
+        Episodes may overlap: the bus is always the base with every running episode's changes applied in
+        the order they started, so one ending never undoes (or brings back) another.
+        """
         t = self.now if t is None else t
-        before = BusFaults(**vars(self.bus.faults))
-        self.bus.faults = BusFaults(**{**vars(before), **changes})
+        if duration_s is None:
+            self._bus_base.update(changes)
+        else:
+            episode = dict(changes)
+            self._bus_episodes.append(episode)
+            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, episode)
+        self._bus_apply()
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self._disturb(t, "fault")
-        if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, before)
 
-    def _bus_restore(self, before: BusFaults, t: float) -> None:
-        self.bus.faults = before
-        self._mark(t, None, "bus", "restored")
+    def _bus_restore(self, episode: dict[str, float], t: float) -> None:
+        self._bus_episodes = [e for e in self._bus_episodes if e is not episode]
+        self._bus_apply()
+        self._mark(t, None, "bus", "restored" if not self._bus_episodes else "episode over")
         self._disturb(t, "fault")
+
+    def _bus_apply(self) -> None:
+        merged = dict(self._bus_base)
+        for episode in self._bus_episodes:
+            merged.update(episode)
+        self.bus.faults = BusFaults(**merged)
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:
