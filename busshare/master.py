@@ -417,6 +417,15 @@ class Master:
             slot.limit = st.offered_da
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
+        elif (slot.confirmed and slot.pending is None and not st.conflict
+              and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
+            # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
+            # it rebooted too fast to go silent and its JOIN did not get through (lost, or taken for a repeat:
+            # a rebooted unit's first frames can be byte-identical to those after its previous boot; chaos
+            # seed 2387). It waits for a SET_LIMIT: confirm it again (still counted at its limit meanwhile)
+            slot.confirmed = False
+            self._events.add(now, "offer-below-count", slot.cfg.address,
+                             f"reports {_a(st.offered_da)}, below the {_a(slot.limit)} confirmed: confirming again")
         p = slot.pending
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
             # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)

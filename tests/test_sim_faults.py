@@ -232,3 +232,15 @@ def test_overlapping_bus_episodes_each_end_on_time() -> None:
         seen[t] = (sim.bus.faults.loss, sim.bus.faults.corrupt)
     assert seen == {30.0: (0.5, 0.0), 80.0: (0.2, 0.01), 130.0: (0.2, 0.01), 180.0: (0.0, 0.0)}
     assert sim.quiet
+
+
+def test_seed_2387_a_servant_rebooted_unnoticed_is_confirmed_again() -> None:
+    # generator 2: s2 is crashed twice over; the second restart reboots it while it runs. Its first REQUEST
+    # and JOIN are byte-identical to those after its previous boot, and the master's E2E check drops them as
+    # repeats: the master kept counting it at 8.5 A, confirmed, while it offered 0 A waiting for a SET_LIMIT
+    from busshare.sim.chaos import chaos_scenario
+
+    sim = Simulation(chaos_scenario(2387), 2387, record=False)
+    sim.run_until(1760.0)
+    assert sim.violations == []
+    assert sim.by_address[2][0].evse.offer_da > 0

@@ -16,18 +16,27 @@ a run pass.  The checks (names as reported):
                    failsafe_timeout + tick_period (or tick_period after a
                    ``leaving`` heartbeat, or since boot) offers at most its
                    failsafe current: the one sent with its last set-limit,
-                   else the heartbeat's, else its standalone one.
+                   else the heartbeat's, else its standalone one.  Only
+                   set-limits the spec lets it accept count (the followed
+                   master's epoch, no two-master hold; runner._accepts).
 ``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
                    min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
 ``node-exception`` a node raised (e.g. built an invalid frame): the run stops.
 ``waste``          with one master up, no fault and bus loss <= 1 %, capacity
                    may not sit unused for longer than ``settle_s`` while a car
-                   wants more (tolerance: 1 A + 0.1 A per servant, rounding).
+                   wants more (tolerance: 1 A + 0.1 A per servant, rounding);
+                   ``settle_s`` covers one lost frame, each further SET_LIMIT
+                   or ACK the bus spoiled adds one ack_timeout.
 ``starvation``     under the same quiet conditions, with one priority class,
                    no car waits (offer 0 while it wants current) longer than
                    rotation_interval * ceil(N / K) + settle_s, N = cars
                    wanting, K = cars that fit at their minimum.
+
+The service clocks restart at a plug-in, an unplug, a car stopped by its
+servant, and (after the master's recovery time) a fault or a master start.
+Collecting (``stop_on_violation=False``), a lasting waste or wait is reported
+again once per bound.
 """
 
 from __future__ import annotations
