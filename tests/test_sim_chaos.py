@@ -40,8 +40,8 @@ MIN_SHARE = {
     "rival-in-loss": 0.40,  # a second master on a lossy bus
     "loss-at-master-change": 0.40,  # acks lost around the failsafe entry / the restarted master's confirmations
     "grant-then-cut": 0.35,  # a grant followed within the car's reaction time by a cut
-    "16-servants": 0.02,
-    "32-servants": 0.01,
+    "16-servants": 0.015,
+    "32-servants": 0.008,
     "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
 }
 
@@ -85,7 +85,7 @@ def run_seed(seed: int) -> tuple[int, float, str | None]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(2400)
 def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> None:
     target = float(os.environ.get("BUSSHARE_CHAOS_HOURS", DEFAULT_HOURS))
     first = int(os.environ.get("BUSSHARE_CHAOS_FIRST_SEED", FIRST_SEED))

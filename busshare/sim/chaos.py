@@ -33,7 +33,7 @@ from .scenario import CarPlan, FaultPlan, Scenario
 
 MIXES = ("calm", "master", "servants", "bus", "conflicts", "everything")
 GENERATOR = 2  # the default; 1 replays the seeds found before the fault shapes were added
-LARGE = ((16, 0.03), (32, 0.02))  # generator 2: servants, share of the seeds
+LARGE = ((16, 0.02), (32, 0.015))  # generator 2: servants, share of the seeds
 LARGE_HOURS = 0.5  # a large installation's hour costs 4-9 times a small one's: it runs half an hour
 TIGHT_SHARE = 0.15  # generator 2: share of the seeds whose limit is within -20 %..+15 % of the sum of minimums
 TIGHT = (0.8, 1.2)  # what shapes_in counts as a tight budget: limit / sum of minimums in this range
