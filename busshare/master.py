@@ -118,6 +118,9 @@ class _Slot:
         self.status_failsafe = False
         self.reclaim_cap: int | None = None
         self.low_since: float | None = None
+        # since when its car has waited for current under shortage (rotation): kept while it is silent for a
+        # moment (its car still waits), cleared once it is admitted or wants nothing
+        self.wait_since: float | None = None
         # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
         self.leaving_da = 0
         self.leaving_until = -INF
@@ -222,6 +225,7 @@ class Master:
         self._failsafe_seen = False
         self._rival_until = -INF
         self._rotation_at = INF
+        self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
         self._deadline = now
         self._dirty = True
@@ -435,7 +439,14 @@ class Master:
                 slot.limit = min(st.measured_da, slot.cfg.max_da)
                 drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
             slot.failsafe = slot.standalone
-            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}")
+            waits = ""
+            if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA
+                    and st.offered_da == 0 and not st.measured_da):
+                # its car wants current and gets none: it waited under the master before us (or that one armed
+                # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
+                slot.wait_since = now
+                waits = ", its car waits"
+            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
         elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
             # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
             # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
@@ -449,6 +460,15 @@ class Master:
             slot.confirmed = False
         if st.failsafe and slot.confirmed:
             slot.confirmed = False  # it fell to failsafe: confirm its limit again
+        elif (slot.confirmed and slot.pending is None and not st.conflict
+              and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
+            # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
+            # it rebooted too fast to go silent and its JOIN did not get through (lost, or taken for a repeat:
+            # a rebooted unit's first frames can be byte-identical to those after its previous boot; chaos
+            # seed 2387). It waits for a SET_LIMIT: confirm it again (still counted at its limit meanwhile)
+            slot.confirmed = False
+            self._events.add(now, "offer-below-count", slot.cfg.address,
+                             f"reports {_a(st.offered_da)}, below the {_a(slot.limit)} confirmed: confirming again")
         p = slot.pending
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
             # (a meterless unit acks a cut only after the reaction allowance: it is not "unanswering" meanwhile)
@@ -557,6 +577,8 @@ class Master:
             settled = not self._failsafe_seen or now >= self._settle_until
             if (all(s.known for s in self._slots.values()) and settled) or now >= self._learn_deadline:
                 self.learning = False
+                # the cars that waited under the master before us go first (a restart is no reason to wait again)
+                self._order.sort(key=lambda a: self._slots[a].wait_since is None)
                 for s in self._slots.values():
                     if not s.known:
                         s.absent = True
@@ -622,8 +644,8 @@ class Master:
         s.low_since = None
         self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
 
-    def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
-        """(limit targets, failsafe targets, shortage) for every slot that can be told something."""
+    def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int]]:
+        """(limit targets, failsafe targets) for every slot that can be told something."""
         reserved = 0
         reserved_fs = 0
         demands: list[Demand] = []
@@ -650,7 +672,6 @@ class Master:
         budget = max(0, self.limit_da - reserved)
         got = allocation.allocate(budget, demands)
         lt.update(got)
-        short = any(min(d.want_da, MAX_EVSE_DA) >= MIN_OFFER_DA and got[d.address] == 0 for d in demands)
         # failsafe currents: cars first, then the rest; never more than the limit in total
         fs_budget = max(0, self.limit_da - reserved_fs)
         # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
@@ -665,7 +686,7 @@ class Master:
         # A failsafe current is the unit's low, safe current (IEC 61851-1 minimum, or 0 to pause),
         # never a share topped up to its grant: a master that falls silent must drop every car to it.
         ft.update(lo)
-        return lt, ft, short
+        return lt, ft
 
     def _step(self, now: float, out: list[Message]) -> None:
         self._last_now = now
@@ -681,18 +702,15 @@ class Master:
         self._deadline = self._compute_deadline(now)
 
     def _allocate(self, now: float, out: list[Message]) -> None:
-        lt, ft, short = self._targets(now)
+        lt, ft = self._targets(now)
         unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s))
         self._reclaim(now, unmet)
-        if short:
-            if self._rotation_at == INF:
-                self._rotation_at = now + self.timing.rotation_interval
-            elif now >= self._rotation_at:
-                self._rotate(now, lt)
-                lt, ft, short = self._targets(now)
-                self._rotation_at = now + self.timing.rotation_interval
-        else:
-            self._rotation_at = INF
+        self._waits(now, lt)
+        if now >= self._rotation_at:
+            self._rotate(now)
+            self._rotated_at = now
+            lt, ft = self._targets(now)
+            self._waits(now, lt)
         total = self._sum_counted(now)
         total_fs = sum(s.reserved_fs(now, self.timing) + s.conflict_extra for s in self._slots.values())
         raises: list[tuple[_Slot, int, int]] = []
@@ -757,10 +775,36 @@ class Master:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
         return f >= s.failsafe + 20
 
-    def _rotate(self, now: float, lt: dict[int, int]) -> None:
-        """Shortage: the ones that waited go first for the next interval (no starvation)."""
-        waiting = [a for a in self._order if self._allocatable(self._slots[a])
-                   and self._slots[a].want() >= MIN_OFFER_DA and lt.get(a, 0) == 0]
+    def _waits(self, now: float, lt: dict[int, int]) -> None:
+        """Who waits for current under shortage, since when, and so when the next rotation is due.
+
+        A car waits while it wants at least the smallest offer and its target is 0. Its wait goes on
+        through a moment of silence (two lost STATUS frames): had that restarted the clock, every such
+        blip would put the rotation off by a whole interval (chaos seed 802235). Rotations come at most
+        once per ``rotation_interval``.
+        """
+        oldest = INF
+        for a, s in self._slots.items():
+            wants = s.known and not s.contested(now) and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
+            if not wants:
+                s.wait_since = None
+            elif self._allocatable(s):
+                if lt.get(a, 0) > 0:
+                    s.wait_since = None
+                elif s.wait_since is None:
+                    s.wait_since = now
+            if s.wait_since is not None and s.wait_since < oldest:
+                oldest = s.wait_since
+        if oldest == INF:
+            self._rotation_at = INF
+        else:
+            self._rotation_at = max(oldest, self._rotated_at) + self.timing.rotation_interval
+
+    def _rotate(self, now: float) -> None:
+        """Shortage: the ones that waited go first for the next interval, longest wait first (no starvation)."""
+        slots = self._slots
+        waiting = sorted((a for a in self._order if slots[a].wait_since is not None),
+                         key=lambda a: slots[a].wait_since or 0.0)
         if not waiting:
             return
         rest = [a for a in self._order if a not in waiting]

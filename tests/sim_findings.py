@@ -4,10 +4,10 @@ A test that hits one of these reports it with ``pytest.xfail`` and the seeds
 involved; any other violation still fails the test.  Delete an entry once the
 core is fixed: the tests then hold the core to the full bound.
 
-There are no open findings: the four the simulator made (a MEASURED ack inside
-the tolerance band, the overdraw allowance restarted by a resent cut, a
-failsafe between 0 and 6 A, a deeper cut waiting for a pending cut's ack) are
-fixed in the core, so every violation fails its test.
+There are no open findings today. The last two (issue 10 points 1 and 4: a
+servant that hears but is not heard, chaos seed 1505; a servant in failsafe
+re-acking a re-sent SET_LIMIT, chaos seed 1983) are fixed in the core
+(docs/SIM.md, findings 16, 21, 29 and 30), so every violation fails its test.
 """
 
 from __future__ import annotations

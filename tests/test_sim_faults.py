@@ -24,7 +24,7 @@ from busshare.sim import (
     parse_scenario,
     run_scenario,
 )
-from busshare.sim.scenario import builtin_names
+from busshare.sim.scenario import FaultPlan, builtin_names
 
 
 def wire(result: SimResult) -> list[tuple[float, Message]]:
@@ -444,3 +444,68 @@ def test_a_late_copy_the_servant_ignores_does_not_set_the_failsafe_it_is_held_to
     sim.master_crash()
     result = sim.run()
     assert result.ok and s1.offer == 60, "its 6 A failsafe, as armed"
+# -- chaos seeds that stopped on the service checks (issue 10, point 5), pinned at the moment they broke --------
+
+
+def _chaos_until(seed: int, t_end: float, n_servants: int | None = None) -> Simulation:
+    from busshare.sim.chaos import chaos_scenario
+
+    sim = Simulation(chaos_scenario(seed, n_servants=n_servants, generator=1), seed, record=False)
+    sim.run_until(t_end)
+    return sim
+
+
+def test_seed_800881_a_car_stopped_by_its_servant_is_a_change_in_demand() -> None:
+    # s4 plugs in at 496.8 s; the master cuts s2 (a non-compliant car) and the meterless s5, each acked
+    # after the 5 s allowance. At 501.8 s s2's servant stops its car: its demand is gone, s6 now fits,
+    # and s5 is cut once more (another 5 s). The settle clock restarts at that change, as at an unplug
+    sim = _chaos_until(800881, 520.0)
+    assert sim.by_address[2][0].evse.stopped
+    assert sim.violations == []
+
+
+def test_seed_810132_each_lost_control_frame_costs_one_ack_timeout() -> None:
+    # 24 servants on a bus losing 1 % of frames: s18 plugs in at 315.07 s, the cut to the meterless s20 is
+    # lost (re-sent 1 s later, acked 5 s after that), then the grant to s18 is lost too (re-sent 1 s later).
+    # Two lost frames, each replaced one ack_timeout later: the settle bound covers one, not two
+    sim = _chaos_until(810132, 340.0, n_servants=24)
+    assert sim.inv.spoiled_control >= 2
+    assert sim.violations == []
+
+
+def test_seed_802235_rotation_survives_a_waiting_units_short_silences() -> None:
+    # shortage (4 servants, minimums 28 A on 25.6 A): s4 waits from 567.6 s; two lost STATUS frames made it
+    # silent for an instant at 832 s and 1551.5 s, and each time the master put its rotation off by a whole
+    # interval: 1807 s of waiting. The rotation now comes 900 s after the wait began
+    sim = _chaos_until(802235, 567.6 + 900.0 + 10.0)
+    assert sim.by_address[4][0].evse.offer_da > 0
+    sim.run_until(2400.0)
+    assert sim.violations == []
+
+
+def test_overlapping_bus_episodes_each_end_on_time() -> None:
+    # the chaos sweep overlaps bus episodes (a loss window around a master restart inside a longer noisy
+    # spell): when one ends, the bus is what the ones still running make it, and the base once all have ended
+    sc = dataclasses.replace(load_scenario("story"), duration_s=200.0, faults=(
+        FaultPlan(at=10.0, kind="bus", duration_s=100.0, bus={"loss": 0.5}),
+        FaultPlan(at=50.0, kind="bus", duration_s=100.0, bus={"loss": 0.2, "corrupt": 0.01}),
+    ), check_waste=False, check_starvation=False)
+    sim = Simulation(sc, seed=1)
+    seen = {}
+    for t in (30.0, 80.0, 130.0, 180.0):
+        sim.run_until(t)
+        seen[t] = (sim.bus.faults.loss, sim.bus.faults.corrupt)
+    assert seen == {30.0: (0.5, 0.0), 80.0: (0.2, 0.01), 130.0: (0.2, 0.01), 180.0: (0.0, 0.0)}
+    assert sim.quiet
+
+
+def test_seed_2387_a_servant_rebooted_unnoticed_is_confirmed_again() -> None:
+    # generator 2: s2 is crashed twice over; the second restart reboots it while it runs. Its first REQUEST
+    # and JOIN are byte-identical to those after its previous boot, and the master's E2E check drops them as
+    # repeats: the master kept counting it at 8.5 A, confirmed, while it offered 0 A waiting for a SET_LIMIT
+    from busshare.sim.chaos import chaos_scenario
+
+    sim = Simulation(chaos_scenario(2387), 2387, record=False)
+    sim.run_until(1760.0)
+    assert sim.violations == []
+    assert sim.by_address[2][0].evse.offer_da > 0

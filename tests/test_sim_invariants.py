@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from busshare.frames import Ack, AckHow, Message, SetLimit
+from busshare.link import Link
 from busshare.master import Master
 from busshare.servant import Servant
 from busshare.sim import Simulation, SimulationFailed, load_scenario
+from busshare.sim.bus import DELIVER
 from busshare.sim.scenario import Scenario
 
 
@@ -117,6 +119,11 @@ def test_a_servant_that_acks_before_its_car_reacts_is_caught_on_drawn_current() 
                  for c in sc.cars)
     err = fails(dataclasses.replace(sc, cars=slow), servant_cls=LyingServant)
     assert err.violation.check == "drawn"
+    # the message lists every unit at the draw that was counted, the one that broke the limit included
+    detail = err.violation.detail
+    total = float(detail.split("total drawn ")[1].split(" A")[0])
+    listed = detail.split("(")[1].rstrip(")")
+    assert sum(float(x.split("=")[1]) for x in listed.split(", ")) == pytest.approx(total)
 
 
 def test_a_servant_that_never_stops_a_non_compliant_car_is_caught() -> None:
@@ -139,3 +146,68 @@ def test_collect_mode_records_violations_without_stopping() -> None:
     assert not result.ok
     assert {v.check for v in result.violations} >= {"rule1-offered"}
     assert "invariant violations:" in result.summary.text()
+
+
+# -- the checker's own faults (issue 10, point 6) --------------------------------------------------------
+
+
+def _no_spin(sim: Simulation) -> None:
+    """Fail (instead of hanging) when the run keeps stepping at one instant: virtual time must move."""
+    if sim.now != getattr(sim, "_spin_at", None):
+        sim._spin_at, sim._spin_steps = sim.now, 0  # type: ignore[attr-defined]
+    sim._spin_steps += 1  # type: ignore[attr-defined]
+    assert sim._spin_steps < 100_000, f"stuck at t={sim.now}: a check re-schedules itself at the same instant"
+
+
+def test_collect_mode_reports_waste_and_starvation_and_terminates() -> None:
+    # a master that never grants wastes the capacity and starves every car; collecting, the run must
+    # still end, reporting each episode again once per bound while it lasts (not once per step)
+    sc = story(duration_s=1000.0, faults=())  # (the master stays up: the service checks apply)
+    sim = Simulation(sc, seed=3, master_cls=MiserMaster, stop_on_violation=False, on_step=_no_spin)
+    result = sim.run()
+    checks = [v.check for v in result.violations]
+    assert "waste" in checks and "starvation" in checks
+    waste = [v.t for v in result.violations if v.check == "waste"]
+    assert all(b - a >= sim.bounds.settle_s - 1e-6 for a, b in zip(waste, waste[1:], strict=False))
+    starved = [v for v in result.violations if v.check == "starvation"]
+    for name in {v.detail.split()[0] for v in starved}:
+        times = [v.t for v in starved if v.detail.startswith(name + " ")]
+        assert len(times) == len(set(times))
+
+
+def _only_to(sim: Simulation, address: int, msg: SetLimit) -> None:
+    """Deliver a frame to one servant only (a master it cannot follow, on a segment only it hears)."""
+    target = sim.by_address[address][0].port
+    assert target is not None
+    offset, data = Link().encode(msg)
+    sim.queue.push(sim.now + 0.001, DELIVER, offset, [(target, data, False)])
+
+
+def test_rule4_takes_the_failsafe_only_from_set_limits_the_servant_accepted() -> None:
+    # s1 charges alone with a 6 A failsafe armed; a SET_LIMIT of another epoch (a master it does not
+    # follow) tells it "failsafe 0": the servant rightly ignores it, so when its master goes silent its
+    # failsafe is still 6 A (PROTOCOL.md 8.2 rule 4: only a SET_LIMIT of the master it follows counts)
+    sim = Simulation(story(duration_s=60.0), seed=3)
+    sim.run_until(30.0)
+    s1 = sim.by_address[1][0]
+    assert s1.evse.offer_da > 60 and s1.node.armed_failsafe_da == 60
+    epoch = sim.masters[0].epoch
+    _only_to(sim, 1, SetLimit(1, 200, 0, 0, (epoch + 1) % 256))
+    sim.run_until(30.5)
+    assert s1.node.armed_failsafe_da == 60 and s1.evse.offer_da > 60  # ignored
+    sim.master_crash(30.5)
+    sim.run_until(40.0)
+    assert s1.evse.offer_da == 60 and sim.violations == []
+
+
+def test_held_out_seed_801008_a_second_master_meets_a_leaving_one_without_a_false_rule4_failure() -> None:
+    # s1 follows master 8 (epoch 18) while master 1 (epoch 17) keeps cutting it to "0 A, failsafe 0": the
+    # servant rightly ignores those, so when master 1 leaves, s1 at its 6 A failsafe is no violation
+    from busshare.sim.chaos import chaos_scenario
+
+    sim = Simulation(chaos_scenario(801008, generator=1), seed=801008, record=False)
+    sim.run_until(399.0)
+    assert [m.master_id for m in sim.masters] == [1, 8]
+    sim.run_until(420.0)  # master 1 shut down at 400.437 s
+    assert sim.violations == []
+    assert sim.by_address[1][0].followed == (8, 18)

@@ -1,32 +1,171 @@
 """Random installations, cars and fault mixes for the chaos sweep: one seed, one scenario.
 
-Everything is drawn from ``random.Random(seed)``, so a failing seed reproduces
-with ``busshare.sim.chaos.chaos_scenario(seed)`` (and the trace the violation
-prints).
+Everything is drawn from seeded ``random.Random`` streams, so a failing seed
+reproduces with ``busshare.sim.chaos.chaos_scenario(seed)`` (and the trace the
+violation prints).  Two streams per seed:
+
+* the *base* stream draws what generator 1 drew (installation, cars, the
+  mix's single faults).  Never add a draw to it: the seeds generator 1 found
+  (issue 10's held-out seeds, the findings in docs/SIM.md) replay with
+  ``--generator 1`` only while it is untouched;
+* the *shapes* stream draws all that generator 2 added: 16- and 32-servant
+  installations, tight budgets, and the compound fault episodes of
+  ``SHAPES``.
+
+A fault shape is one row of ``SHAPES``: its name, the mixes that draw it, how
+many episodes per simulated hour, and a builder that places one episode.  A
+new shape (late duplicates on the bus, say) is a new row; ``shapes_in`` says
+which shapes a scenario holds, from its plan alone, so a test can hold the
+generator to a rate without running anything.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from ..config import Config, ServantConfig, Timing, validate
+from ..frames import MAX_CIRCUIT_DA
 from .bus import BusFaults
 from .ev import EvProfile
 from .scenario import CarPlan, FaultPlan, Scenario
 
 MIXES = ("calm", "master", "servants", "bus", "conflicts", "everything")
+GENERATOR = 2  # the default; 1 replays the seeds found before the fault shapes were added
+LARGE = ((16, 0.02), (32, 0.015))  # generator 2: servants, share of the seeds
+LARGE_HOURS = 0.5  # a large installation's hour costs 4-9 times a small one's: it runs half an hour
+TIGHT_SHARE = 0.15  # generator 2: share of the seeds whose limit is within -20 %..+15 % of the sum of minimums
+TIGHT = (0.8, 1.2)  # what shapes_in counts as a tight budget: limit / sum of minimums in this range
 
 
-def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None, mix: str | None = None) -> Scenario:
-    rng = random.Random(f"busshare-chaos:{seed}")
-    # fault shapes added later draw from their own stream, so every earlier draw (and seed) stays as it was
+@dataclass(frozen=True)
+class Site:
+    """What a shape builder may look at: the installation, its cars, the run's length."""
+
+    n: int
+    duration: float
+    cars: tuple[CarPlan, ...]
+    timing: Timing
+
+
+@dataclass(frozen=True)
+class Episode:
+    faults: tuple[FaultPlan, ...] = ()
+    cars: tuple[CarPlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One compound fault shape the sweep draws regularly (issue 10, 'The sweep must draw these shapes')."""
+
+    name: str
+    mixes: tuple[str, ...]
+    per_hour: float  # expected episodes per simulated hour, in those mixes
+    build: Callable[[random.Random, Site, float], Episode]  # (shapes stream, site, start time)
+
+
+def _bus(at: float, duration: float, loss: float) -> FaultPlan:
+    return FaultPlan(at=round(at, 3), kind="bus", duration_s=round(duration, 3), bus={"loss": round(loss, 3)})
+
+
+def _mute_in_heavy_loss(rng: random.Random, site: Site, at: float) -> Episode:
+    """A servant that hears but is not heard (a one-way partition 'out') while the bus loses 50-70 %."""
+    length = rng.uniform(10, 120)
+    cut = at + rng.uniform(0, length / 2)
+    return Episode((
+        _bus(at, length, rng.uniform(0.5, 0.7)),
+        FaultPlan(at=round(cut, 3), kind="partition", address=rng.randint(1, site.n),
+                  duration_s=round(rng.uniform(2, 60), 3), direction="out"),
+    ))
+
+
+def _rival_in_loss(rng: random.Random, site: Site, at: float) -> Episode:
+    """A second master joins while the bus is lossy (its frames and the servants' reports get lost)."""
+    length = rng.uniform(10, 300)
+    return Episode((
+        _bus(at, length, rng.choice((0.05, 0.2, 0.5))),
+        FaultPlan(at=round(at + rng.uniform(0, length / 2), 3), kind="second_master", master_id=rng.randint(2, 9),
+                  duration_s=round(rng.uniform(1, 120), 3)),
+    ))
+
+
+def _loss_at_master_change(rng: random.Random, site: Site, at: float) -> Episode:
+    """The master crashes (or shuts down) and restarts while the bus loses 30-70 %: acks lost around the
+    servants' failsafe entry (rule 4), and around the new master's confirmations (rule 5)."""
+    kind = rng.choice(("master_crash", "master_shutdown"))
+    back = at + rng.uniform(0.5, 30)
+    loss = rng.uniform(0.3, 0.7)
+    entry = at if kind == "master_shutdown" else at + site.timing.failsafe_timeout
+    faults = [FaultPlan(at=round(at, 3), kind=kind), FaultPlan(at=round(back, 3), kind="master_restart")]
+    if rng.random() < 0.5:  # around the failsafe entry
+        start = entry - rng.uniform(0.5, 3)
+    else:  # around the restart
+        start = back - rng.uniform(0, 1)
+    faults.insert(0, _bus(start, rng.uniform(3, 20), loss))
+    return Episode(tuple(faults))
+
+
+def _busy(cars: tuple[CarPlan, ...], evse: int, t0: float, t1: float, end: float) -> bool:
+    return any(c.evse == evse and c.at < t1 and (c.leave if c.leave is not None else end) > t0 for c in cars)
+
+
+def _grant_then_cut(rng: random.Random, site: Site, at: float) -> Episode:
+    """A car leaves and another plugs in 0.2-5 s later while a third charges: the third is granted the
+    freed current, then cut within its car's reaction time (rule 2 with a rising draw)."""
+    end = site.duration
+    leaving = [c for c in site.cars if c.leave is not None and at <= c.leave < end - 60
+               and any(o.evse != c.evse and o.at < c.leave and (o.leave or end) > c.leave for o in site.cars)]
+    if not leaving:
+        return Episode()
+    car = min(leaving, key=lambda c: c.leave or 0.0)  # the first departure after ``at``
+    assert car.leave is not None
+    t_in = car.leave + rng.uniform(0.2, 5.0)
+    stay = rng.uniform(300, 1800)
+    free = [a for a in range(1, site.n + 1) if a != car.evse and not _busy(site.cars, a, t_in, t_in + stay, end)]
+    evse = rng.choice(free) if free else car.evse
+    if evse == car.evse and _busy(site.cars, evse, t_in, t_in + stay, end):
+        return Episode()
+    leave = t_in + stay
+    profile = EvProfile(max_a=rng.choice((16.0, 32.0)), need_kwh=rng.uniform(1.0, 20.0), reaction_min_s=0.2,
+                        reaction_max_s=rng.choice((3.0, 5.0)), ramp_a_per_s=rng.choice((5.0, 20.0)))
+    return Episode(cars=(CarPlan(evse, round(t_in, 3), round(leave, 3) if leave < end else None, profile),))
+
+
+SHAPES: tuple[Shape, ...] = (
+    Shape("mute-in-heavy-loss", ("servants", "bus", "everything"), 1.0, _mute_in_heavy_loss),
+    Shape("rival-in-loss", ("conflicts", "bus", "everything"), 1.0, _rival_in_loss),
+    Shape("loss-at-master-change", ("master", "bus", "everything"), 1.0, _loss_at_master_change),
+    Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
+)
+
+
+def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None = None, mix: str | None = None,
+                   generator: int = GENERATOR) -> Scenario:
+    """The scenario of one sweep seed. ``hours`` None: one hour (half an hour for 16 or more servants)."""
+    if generator not in (1, 2):
+        raise ValueError(f"chaos generator {generator} unknown (1 or 2)")
+    rng = random.Random(f"busshare-chaos:{seed}")  # the base stream: generator 1's draws, in its order
+    extra = random.Random(f"busshare-chaos-shapes:{seed}")  # every draw generator 2 added
+    # late copies, reordering and cars that see raises late (issue 10): a stream of their own, generator 2 only
     late = random.Random(f"busshare-chaos-late:{seed}")
-    asked = (n_servants, mix)
+    asked = (n_servants, mix, hours)
     drawn_n = rng.choice((2, 3, 4, 4, 4, 6, 8))
     drawn_mix = rng.choice(MIXES)
+    if generator >= 2:
+        pick = extra.random()
+        for size, share in LARGE:
+            if pick < share:
+                drawn_n = size
+                break
+            pick -= share
     n = n_servants or drawn_n
     mix = mix or drawn_mix
+    if hours is None:
+        hours = LARGE_HOURS if generator >= 2 and n >= 16 else 1.0
     breaker = rng.choice((32, 40, 50, 63, 80, 100))
+    if generator >= 2 and n >= 16:
+        breaker = extra.choice((100, 125, 160, 200, 250))  # a car park, not a garage
     limit = breaker * 8  # 80 % in 0.1 A
     servants = []
     failsafe_budget = limit
@@ -42,7 +181,14 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
             address=i + 1, min_da=min_da, max_da=max_da, priority=0, failsafe_da=fs, serial=0x10000 + i,
             has_meter=rng.random() < 0.75,
         ))
-    config = Config(limit_da=limit, servants=tuple(servants), timing=Timing(), breaker_a=float(breaker))
+    breaker_a = float(breaker)
+    if generator >= 2 and extra.random() < TIGHT_SHARE:
+        # a tight budget: the limit close to the sum of the minimums (shortage, or just out of it)
+        mins = sum(s.min_da for s in servants)
+        limit = max(max(s.min_da for s in servants), min(MAX_CIRCUIT_DA, round(mins * extra.uniform(0.8, 1.15))))
+        breaker_a = limit / 8
+        servants = _failsafes_within(servants, limit)
+    config = Config(limit_da=limit, servants=tuple(servants), timing=Timing(), breaker_a=breaker_a)
     validate(config)
     duration = hours * 3600.0
     cars = []
@@ -59,7 +205,8 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
                 reaction_max_s=rng.choice((1.0, 3.0, 5.0)),
                 ramp_a_per_s=rng.choice((5.0, 20.0, 50.0)),
                 compliant=not (metered and rng.random() < 0.1),
-                sees_pilot_late=late.random() < 0.3,  # raises seen late too: a grant then a cut (issue 10)
+                # raises seen late too: a grant then a cut within the reaction time can still make it climb
+                sees_pilot_late=generator >= 2 and late.random() < 0.3,
             )
             leave = t + stay
             cars.append(CarPlan(s.address, round(t, 3), round(leave, 3) if leave < duration else None, profile))
@@ -86,11 +233,11 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
             faults.append(FaultPlan(at=at, kind=kind, address=address, duration_s=rng.uniform(0.5, 120),
                                     direction=rng.choice(("in", "out", "both"))))
         elif kind == "bus":
-            faults.append(FaultPlan(at=at, kind=kind, duration_s=rng.uniform(5, 600), bus={
-                "loss": rng.choice((0.01, 0.05, 0.2, 0.5)), "duplicate": rng.choice((0.0, 0.01, 0.05)),
-                "corrupt": rng.choice((0.0, 0.01, 0.05)),
-                # late copies 1-30 s old (gateways, UDP, multi-mailbox drivers) and reordering (issue 10)
-                "late": late.choice((0.0, 0.01, 0.05)), "jitter_s": late.choice((0.0, 0.0, 0.05))}))
+            bus = {"loss": rng.choice((0.01, 0.05, 0.2, 0.5)), "duplicate": rng.choice((0.0, 0.01, 0.05)),
+                   "corrupt": rng.choice((0.0, 0.01, 0.05))}
+            if generator >= 2:  # late copies 1-30 s old (gateways, UDP, multi-mailbox drivers) and reordering
+                bus.update(late=late.choice((0.0, 0.01, 0.05)), jitter_s=late.choice((0.0, 0.0, 0.05)))
+            faults.append(FaultPlan(at=at, kind=kind, duration_s=rng.uniform(5, 600), bus=bus))
         elif kind == "second_master":
             faults.append(FaultPlan(at=at, kind=kind, master_id=rng.randint(2, 9), duration_s=rng.uniform(1, 120)))
         else:
@@ -99,13 +246,105 @@ def chaos_scenario(seed: int, hours: float = 1.0, n_servants: int | None = None,
                                     serial=0x20000 + seed % 1000, car=car))
     base = BusFaults(loss=rng.choice((0.0, 0.0, 0.001, 0.01)), duplicate=rng.choice((0.0, 0.001)),
                      corrupt=rng.choice((0.0, 0.001)))
+    first_epoch = rng.randint(0, 255)
+    if generator >= 2:
+        site = Site(n, duration, tuple(cars), config.timing)
+        for shape in SHAPES:
+            if mix not in shape.mixes:
+                continue
+            count = int(shape.per_hour * hours + extra.random())  # (rounded at random: the rate is kept)
+            for _ in range(count):
+                ep = shape.build(extra, site, extra.uniform(60, max(61.0, duration - 300)))
+                faults.extend(ep.faults)
+                if ep.cars:
+                    site = replace(site, cars=site.cars + ep.cars)
+        cars = list(site.cars)
+    origin = "python -m busshare.sim.chaos" + (f" --generator {generator}" if generator != GENERATOR else "")
+    origin += "".join(f" --{flag} {value:g}" if isinstance(value, float) else f" --{flag} {value}"
+                      for flag, value in (("servants", asked[0]), ("mix", asked[1]), ("hours", asked[2]))
+                      if value is not None)
     return Scenario(
         name=f"chaos-{seed}", config=config, duration_s=duration, seed=seed,
-        description=f"chaos seed {seed}: {n} servants, mix {mix}", bus=base, cars=tuple(cars),
-        faults=tuple(sorted(faults, key=lambda f: f.at)), first_epoch=rng.randint(0, 255),
-        origin=f"python -m busshare.sim.chaos --hours {hours:g}" + (f" --servants {asked[0]}" if asked[0] else "")
-        + (f" --mix {asked[1]}" if asked[1] else ""),
+        description=f"chaos seed {seed}: {n} servants, mix {mix}", bus=base,
+        cars=tuple(cars), faults=tuple(sorted(faults, key=lambda f: f.at)),
+        first_epoch=first_epoch, origin=origin,
     )
+
+
+def _failsafes_within(servants: list[ServantConfig], limit: int) -> list[ServantConfig]:
+    """Standalone failsafes summing to at most ``limit`` (config validation): the last ones go to 0."""
+    out = list(servants)
+    total = sum(s.failsafe_da for s in out)
+    for i in range(len(out) - 1, -1, -1):
+        if total <= limit:
+            break
+        total -= out[i].failsafe_da
+        out[i] = replace(out[i], failsafe_da=0)
+    return out
+
+
+# -- what a scenario holds, from its plan (no simulation) ------------------------------------------------------
+
+
+def _windows(sc: Scenario, min_loss: float) -> list[tuple[float, float]]:
+    """When the bus loses at least ``min_loss`` of the frames, by the plan."""
+    if sc.bus.loss >= min_loss:
+        return [(0.0, sc.duration_s)]
+    return [(f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s))
+            for f in sc.faults if f.kind == "bus" and f.bus.get("loss", 0.0) >= min_loss]
+
+
+def _overlaps(t0: float, t1: float, windows: list[tuple[float, float]]) -> bool:
+    return any(a < t1 and t0 < b for a, b in windows)
+
+
+def _grant_then_cut_in(sc: Scenario, within: float) -> bool:
+    end = sc.duration_s
+    for c in sc.cars:
+        if c.leave is None:
+            continue
+        third = [o for o in sc.cars if o.evse != c.evse and o.at < c.leave < (o.leave or end)]
+        if not third:
+            continue
+        for d in sc.cars:
+            if c.leave < d.at <= c.leave + within and any(o.evse != d.evse for o in third):
+                return True
+    return False
+
+
+def shapes_in(sc: Scenario) -> frozenset[str]:
+    """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
+
+    ``mute-in-heavy-loss``: a one-way partition 'out' overlapping a bus losing >= 50 %;
+    ``rival-in-loss``: a second master overlapping a bus losing >= 5 %;
+    ``loss-at-master-change``: a bus losing >= 20 % within 2 s after a master stops (crash: after its
+    servants' failsafe entry, failsafe_timeout later) or restarts;
+    ``grant-then-cut``: a car leaves while another charges, and a car plugs in within the reaction
+    allowance (5 s) after;
+    ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``.
+    """
+    timing = sc.config.timing
+    found = set()
+    heavy, lossy, loss20 = _windows(sc, 0.5), _windows(sc, 0.05), _windows(sc, 0.2)
+    for f in sc.faults:
+        span = (f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s))
+        if f.kind == "partition" and f.direction == "out" and _overlaps(*span, heavy):
+            found.add("mute-in-heavy-loss")
+        elif f.kind == "second_master" and _overlaps(*span, lossy):
+            found.add("rival-in-loss")
+        elif f.kind in ("master_crash", "master_shutdown", "master_restart"):
+            t = f.at + (timing.failsafe_timeout if f.kind == "master_crash" else 0.0)
+            if _overlaps(t, t + 2.0, loss20):
+                found.add("loss-at-master-change")
+    if _grant_then_cut_in(sc, timing.reaction_allowance):
+        found.add("grant-then-cut")
+    n = len(sc.config.servants)
+    if n in (16, 32):
+        found.add(f"{n}-servants")
+    mins = sum(s.min_da for s in sc.config.servants)
+    if TIGHT[0] <= sc.config.limit_da / mins <= TIGHT[1]:
+        found.add("tight-budget")
+    return frozenset(found)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,13 +356,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m busshare.sim.chaos", description=main.__doc__)
     ap.add_argument("--seed", type=int, nargs="+", required=True)
-    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--hours", type=float, default=None, help="simulated hours (default: as the sweep draws it)")
     ap.add_argument("--servants", type=int, default=None)
     ap.add_argument("--mix", choices=MIXES, default=None)
+    ap.add_argument("--generator", type=int, choices=(1, 2), default=GENERATOR,
+                    help="1: the generator before the compound fault shapes (seeds found with it, e.g. issue 10's)")
     args = ap.parse_args(argv)
     status = 0
     for seed in args.seed:
-        sc = chaos_scenario(seed, args.hours, args.servants, args.mix)
+        sc = chaos_scenario(seed, args.hours, args.servants, args.mix, args.generator)
         try:
             res = Simulation(sc, seed, record=False).run()
         except SimulationFailed as exc:

@@ -16,23 +16,33 @@ a run pass.  The checks (names as reported):
                    failsafe_timeout + tick_period (or tick_period after a
                    ``leaving`` heartbeat, or since boot) offers at most its
                    failsafe current: the one sent with its last set-limit,
-                   else the heartbeat's, else its standalone one.
+                   else the heartbeat's, else its standalone one.  Only
+                   set-limits the spec lets it accept count (the followed
+                   master's epoch, no two-master hold; runner._accepts).
 ``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
                    min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
 ``node-exception`` a node raised (e.g. built an invalid frame): the run stops.
 ``waste``          with one master up, no fault and bus loss <= 1 %, capacity
                    may not sit unused for longer than ``settle_s`` while a car
-                   wants more (tolerance: 1 A + 0.1 A per servant, rounding).
+                   wants more (tolerance: 1 A + 0.1 A per servant, rounding);
+                   ``settle_s`` covers one lost frame, each further SET_LIMIT
+                   or ACK the bus spoiled adds one ack_timeout.
 ``starvation``     under the same quiet conditions, with one priority class,
                    no car waits (offer 0 while it wants current) longer than
                    rotation_interval * ceil(N / K) + settle_s, N = cars
                    wanting, K = cars that fit at their minimum.
+
+The service clocks restart at a plug-in, an unplug, a car stopped by its
+servant, and (after the master's recovery time) a fault or a master start.
+Collecting (``stop_on_violation=False``), a lasting waste or wait is reported
+again once per bound.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,6 +96,7 @@ class Bounds:
     settle_s: float
     rotation_s: float
     waste_slack_da: int
+    retry_s: float  # ack_timeout: a lost SET_LIMIT or ACK is replaced this much later
 
 
 def default_settle(timing: object) -> float:
@@ -124,6 +135,9 @@ class Invariants:
         self.n_unmet = 0
         self.waste_since = INF
         self.waste_sched = INF
+        self.waste_reported = -INF  # collecting violations: the last waste report of this episode
+        self.spoiled_at: list[float] = []  # when the bus lost or corrupted a SET_LIMIT or ACK (non-decreasing)
+        self.spoiled_control = 0
         self.single_priority = single_priority
         self.fit = max(1, bounds.limit_da // max(1, max_min_da))
 
@@ -156,6 +170,7 @@ class Invariants:
             if t >= p.fs_deadline and offer > p.fs_da:
                 sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
                          f"({self.why_failsafe(p)})")
+        p.draw = draw  # (before the check below: its message lists every unit's draw, this one's included)
         if counted != p.counted:
             self.total_drawn += counted - p.counted
             p.counted = counted
@@ -164,7 +179,6 @@ class Invariants:
             if self.total_drawn > self.limit:
                 sim.fail(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit {self.limit / 10:.1f} A "
                          f"({sim.draws_text()})")
-        p.draw = draw
         if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
             p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
             sim.schedule_check(p.cutoff_sched, "cutoff", p)
@@ -183,6 +197,7 @@ class Invariants:
                 self._arm_starvation(p, t)
         else:
             p.waiting_since = INF
+            p.starve_reported = -INF
         if sim.quiet:
             self.update_waste(t)
 
@@ -208,15 +223,35 @@ class Invariants:
                         f"of the {demand / 10:.1f} A its car wants")
         return None
 
+    def control_spoiled(self, t: float, n: int) -> None:
+        """The bus lost or corrupted ``n`` copies of a SET_LIMIT or ACK sent at ``t``."""
+        self.spoiled_at.extend([t] * n)
+        self.spoiled_control += n
+
+    def _waste_due(self) -> float:
+        """When the waste going on now breaks the bound (again, a bound after the last report).
+
+        The settle bound covers one lost frame (one retry, ack_timeout later). Each further SET_LIMIT or
+        ACK the bus spoiled since a settle bound before the waste began (the frames that can still be on
+        the path that ends it) is replaced one ack_timeout later, and the bound grows by that much.
+        """
+        start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
+        extra = 0.0
+        if self.spoiled_at and self.spoiled_at[-1] >= start - self.b.settle_s:
+            k = len(self.spoiled_at) - bisect_left(self.spoiled_at, start - self.b.settle_s)
+            extra = self.b.retry_s * max(0, k - 1)
+        return start + self.b.settle_s + extra
+
     def update_waste(self, t: float) -> None:
         if not self.sim.checks_waste:
             return
         if self.waste_now() is None:
             self.waste_since = INF
+            self.waste_reported = -INF
             return
         if self.waste_since == INF:
             self.waste_since = t
-        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        due = self._waste_due()
         if due < self.waste_sched or self.waste_sched <= t:
             self.waste_sched = due
             self.sim.schedule_check(due, "waste", None)
@@ -228,13 +263,17 @@ class Invariants:
         why = self.waste_now()
         if why is None:
             self.waste_since = INF
+            self.waste_reported = -INF
             return
         if self.waste_since == INF:
             self.waste_since = t
-        due = max(self.waste_since, self.sim.quiet_since) + self.b.settle_s
+        due = self._waste_due()
         if t + 1e-9 >= due:
+            start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
             self.sim.fail(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
-                          f"(settle bound {self.b.settle_s:.2f} s)")
+                          f"(settle bound {due - start:.2f} s)")
+            self.waste_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
+            due = self._waste_due()
         self.waste_sched = due
         self.sim.schedule_check(due, "waste", None)
 
@@ -244,10 +283,14 @@ class Invariants:
         n = sum(1 for p in self.sim.servants if p.waiting_since < INF or (p.offer and p.evse.wants_da))
         return self.b.rotation_s * math.ceil(max(1, n) / self.fit) + self.b.settle_s
 
+    def _starve_due(self, p: ServantProc) -> float:
+        """When this wait breaks the bound (again, a bound after its last report)."""
+        return max(p.waiting_since, self.sim.quiet_since, p.starve_reported) + self.starve_bound()
+
     def _arm_starvation(self, p: ServantProc, t: float) -> None:
         if not self.sim.checks_starvation or not self.single_priority or self.b.rotation_s <= 0:
             return
-        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        due = self._starve_due(p)
         if due < p.starve_sched or p.starve_sched <= t:
             p.starve_sched = due
             self.sim.schedule_check(due, "starve", p)
@@ -256,10 +299,12 @@ class Invariants:
         p.starve_sched = INF
         if p.waiting_since == INF or not self.sim.quiet:
             return
-        due = max(p.waiting_since, self.sim.quiet_since) + self.starve_bound()
+        due = self._starve_due(p)
         if t + 1e-9 >= due:
             self.sim.fail(t, "starvation", f"{p.name} has waited {t - p.waiting_since:.1f} s for current "
                           f"(bound {self.starve_bound():.1f} s)")
+            p.starve_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
+            due = self._starve_due(p)
         p.starve_sched = due
         self.sim.schedule_check(due, "starve", p)
 

@@ -36,8 +36,9 @@ class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
-        "hb_key", "hb_deadline", "heard_deadline", "fs_deadline", "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at",
-        "hold_deadline", "hold_sched", "twin", "unmet", "waiting_since", "starve_sched", "cutoff_sched", "booted",
+        "hb_key", "hb_deadline", "heard_deadline", "followed", "masters_seen", "rival_until", "fs_deadline",
+        "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
+        "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped",
     )
     is_master = False
 
@@ -67,6 +68,11 @@ class ServantProc:
         self.hb_key: tuple[int, int] | None = None  # (master id, epoch) of the last heartbeat it accepted
         self.hb_deadline = INF  # a valid heartbeat (or set-limit) must have arrived by then, else failsafe
         self.heard_deadline = INF  # a heartbeat saying the master hears it must have arrived by then, else failsafe
+        # which master it follows and whether it holds off two masters, by the spec (rule 6), from the
+        # heartbeats it accepted: a SET_LIMIT counts for rule 4 only if the servant may accept it
+        self.followed: tuple[int, int] | None = None
+        self.masters_seen: dict[tuple[int, int], float] = {}
+        self.rival_until = -INF
         self.fs_deadline = INF  # the earlier of the two
         self.fs_check_sched = INF
         self.last_hb = -INF
@@ -78,5 +84,7 @@ class ServantProc:
         self.unmet = False
         self.waiting_since = INF
         self.starve_sched = INF
+        self.starve_reported = -INF  # collecting violations: the last starvation report of this wait
         self.cutoff_sched = INF
+        self.ev_stopped = False  # its EVSE's contactor was open at the last sync (a stop is a demand change)
         self.booted = 0.0

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..frames import FrameError, Heartbeat, Message, SetLimit, decode
+from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
 from ..timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
 from .clock import EventQueue
@@ -128,6 +128,8 @@ class Simulation:
         self.rng_misc = random.Random(f"{base}:misc")
         self.queue = EventQueue(0.0)
         self.bus = SimBus(self.queue, self.rng_bus, BusFaults(**vars(scenario.bus)))
+        self._bus_base: dict[str, Any] = dict(vars(scenario.bus))  # the bus without the running episodes
+        self._bus_episodes: list[dict[str, float]] = []
         if not record:
             self.bus.capture = _NullList()
         self.filter = scenario.filter
@@ -141,6 +143,7 @@ class Simulation:
             settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(self.timing),
             rotation_s=float(getattr(self.timing, "rotation_interval", 0.0) or 0.0),
             waste_slack_da=10 + len(self.config.servants),
+            retry_s=float(self.timing.ack_timeout),
         )
         hold = getattr(self.timing, "failsafe_hold", None)
         self.hold_s: float | None = None if hold is None else float(hold) + tick
@@ -346,6 +349,9 @@ class Simulation:
         p.r_pilot = None
         p.r_measured = None
         p.grant_fs = p.grant_epoch = p.hb_key = None
+        p.followed = None
+        p.masters_seen = {}
+        p.rival_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
         p.hb_deadline = p.heard_deadline = INF
@@ -388,12 +394,20 @@ class Simulation:
         if port is None:
             return
         link = port.link
-        send = self.bus.send
+        bus = self.bus
+        send = bus.send
         trace = self.trace
         for msg in msgs:
             offset, data = link.encode(msg)
             trace.append((t, "tx", port.name, offset, data))
-            send(port, offset, data, t)
+            if isinstance(msg, SetLimit | Ack):  # the frames a settle waits for: count those the bus spoils
+                before = bus.lost + bus.corrupted
+                send(port, offset, data, t)
+                spoiled = bus.lost + bus.corrupted - before
+                if spoiled:
+                    self.inv.control_spoiled(t, spoiled)
+            else:
+                send(port, offset, data, t)
 
     def _deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
         for port, data, bad in targets:
@@ -412,7 +426,7 @@ class Simulation:
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
                 self._heartbeat_seen(proc, msg, t)
-            elif offset < 0x40 and (offset & 0x3F) == proc.address:
+            elif offset < 0x40 and (offset & 0x3F) == proc.address and self._accepts(proc, msg, t):
                 assert isinstance(msg, SetLimit)
                 out = proc.node.receive(msg, t)
                 # only a set-limit the servant applied: not one it rightly ignores (another epoch, a rival
@@ -428,7 +442,37 @@ class Simulation:
                 continue
             self._servant_after(proc, proc.node.receive(msg, t), t)
 
+    def _accepts(self, p: ServantProc, msg: Message, t: float) -> bool:
+        """Whether the spec lets the servant act on this SET_LIMIT (rules 4 and 6).
+
+        Only one of the master it follows (same epoch), and none while it holds off two masters. Worked
+        out here from the heartbeats it accepted, not read from the servant under test.
+        """
+        assert isinstance(msg, SetLimit)
+        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.rival_until
+
+    def _follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
+        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``conflict``, are
+        two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
+        hold = float(self.timing.conflict_hold)
+        key = (hb.master_id, hb.epoch)
+        before = p.masters_seen.get(key)
+        p.masters_seen[key] = t
+        if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
+            p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
+        if hb.conflict:
+            p.rival_until = t + hold
+        if key == p.followed:
+            return
+        ours = p.masters_seen.get(p.followed) if p.followed is not None else None
+        if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
+            p.rival_until = t + hold  # a master it had left behind, heard again while its own is alive
+            return
+        p.followed = key
+
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        self._follow(p, hb, t)
         key = (hb.master_id, hb.epoch)
         if key != p.hb_key or hb.hears(p.address):
             # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
@@ -505,7 +549,11 @@ class Simulation:
             if out:
                 self._send(p.port, out, t)
         if changed:
+            stops = evse.stopped and evse.plugged and not p.ev_stopped
+            p.ev_stopped = evse.stopped
             self._sync(p, t)
+            if stops:  # its servant stopped the car: its demand is gone, as at an unplug
+                self._disturb(t)
         fs = bool(node.in_failsafe)
         if fs != p.in_failsafe:
             p.in_failsafe = fs
@@ -821,19 +869,34 @@ class Simulation:
         self._fault_off(f"partition:{p.name}", t)
 
     def bus_faults(self, t: float | None = None, duration_s: float | None = None, **changes: float) -> None:
+        """Change the bus's fault rates, for ``duration_s`` (None: for good).
+
+        Episodes may overlap: the bus is always the base with every running episode's changes applied in
+        the order they started, so one ending never undoes (or brings back) another.
+        """
         t = self.now if t is None else t
-        before = BusFaults(**vars(self.bus.faults))
-        self.bus.faults = BusFaults(**{**vars(before), **changes})
+        if duration_s is None:
+            self._bus_base.update(changes)
+        else:
+            episode = dict(changes)
+            self._bus_episodes.append(episode)
+            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, episode)
+        self._bus_apply()
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self._disturb(t, "fault")
-        if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, before)
 
-    def _bus_restore(self, before: BusFaults, t: float) -> None:
-        self.bus.faults = before
-        self._mark(t, None, "bus", "restored")
+    def _bus_restore(self, episode: dict[str, float], t: float) -> None:
+        self._bus_episodes = [e for e in self._bus_episodes if e is not episode]
+        self._bus_apply()
+        self._mark(t, None, "bus", "restored" if not self._bus_episodes else "episode over")
         # late copies still on their way are part of the fault: the recovery runs from the last one
         self._disturb(max(t, self.bus.late_until), "fault")
+
+    def _bus_apply(self) -> None:
+        merged = dict(self._bus_base)
+        for episode in self._bus_episodes:
+            merged.update(episode)
+        self.bus.faults = BusFaults(**merged)
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:
