@@ -67,7 +67,8 @@ def random_message(t: MsgType, rng: random.Random) -> Message:
         return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(rng), measured, offer(rng),
                       rng.random() < 0.1, rng.random() < 0.05, False, False)
     if t is MsgType.HEARTBEAT:
-        return Heartbeat(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 16383), 1, rng.randint(0, 0xFFFF),
+        return Heartbeat(rng.randint(0, 15), rng.randint(0, 255), rng.randint(0, 16383), 1, rng.randint(0, 0xFF),
+                         rng.randint(0, 1023),
                          False, rng.random() < 0.1, False)
     if t is MsgType.SET_LIMIT:
         return SetLimit(a, rng.randint(0, 255), offer(rng), offer(rng), rng.randint(0, 255))
@@ -100,7 +101,7 @@ def bus_traffic(servants: int, seconds: float, rng: random.Random) -> list[Frame
     frames: list[Frame] = []
     offered = {a: 160 for a in range(1, servants + 1)}
     for tick in range(int(seconds / 0.2)):
-        frames.append(link.encode(Heartbeat(1, 7, 640, tick % 4)))
+        frames.append(link.encode(Heartbeat(1, 7, 640, tick % 8, 0, tick % 1024)))
         for a in offered:
             if rng.random() < 0.01:
                 offered[a] = rng.choice([0, 60, 160, 320])

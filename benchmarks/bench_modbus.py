@@ -144,7 +144,7 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
             while len(starts) < cycles + 2:
                 now = time.monotonic()
                 if now >= next_hb:
-                    master.send(*link.encode(Heartbeat(1, 1, 640, seq & 3, 0b1110)))
+                    master.send(*link.encode(Heartbeat(1, 1, 640, seq & 7, 0b1110, seq % 1024)))
                     seq += 1
                     next_hb += hb_period
                 master.recv(max(0.0, next_hb - time.monotonic()))

@@ -160,7 +160,7 @@ def busload(bitrate: int, servants: int, extended: bool = False,
     if hb <= 0 or st <= 0:
         raise ValueError("periods must be positive")
     scheme = IdScheme(base=0, extended=extended)
-    heartbeat = Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0xFFFE)
+    heartbeat = Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0xFE, seq=1)
     hb_rate, st_rate = 1 / hb, 1 / st
     steady = _mean_bits(heartbeat, scheme) * hb_rate
     steady += sum(_mean_bits(_status(a), scheme) for a in range(1, servants + 1)) * st_rate

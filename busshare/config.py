@@ -44,7 +44,7 @@ from .core.problems import amps_text as _a
 from .core.problems import seconds_text as _s
 from .core.setpoint import DEFAULT_SITE_ID, site_id, site_id_problem
 from .errors import ConfigError
-from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA
+from .frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MAX_MASTER_ID, MIN_OFFER_DA
 
 __all__ = [
     "BudgetConfig", "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping",
@@ -69,7 +69,7 @@ class Timing:
     heartbeat_period: float = 0.2  # master -> all
     status_period: float = 0.5  # servant -> master (32 servants at 125 kbit/s stay < 10 % bus load)
     failsafe_timeout: float = 1.5  # servant: no valid heartbeat this long -> failsafe
-    heard_timeout: float = 3.0  # servant: no heartbeat showing the master hears it this long -> failsafe
+    heard_timeout: float = 3.5  # servant: no heartbeat showing the master hears it this long -> failsafe
     tick_period: float = 0.05  # call tick() at least this often
     reaction_allowance: float = 5.0  # IEC 61851-1: an EV must follow a lowered pilot within 5 s
     ack_timeout: float = 1.0  # master: retransmit an unacked set-limit (same txn) after this
@@ -243,8 +243,8 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
             if cfg.limit_da > top:
                 out.append(Problem("site.limit_a", f"is above 80 % of breaker_a {cfg.breaker_a:g} A ({_a(top)} A)",
                                    _a(cfg.limit_da), frozenset({"site.breaker_a"})))
-    if not 0 <= cfg.master_id <= 255:
-        out.append(Problem("site.master_id", "must be 0-255", str(cfg.master_id)))
+    if not 0 <= cfg.master_id <= MAX_MASTER_ID:
+        out.append(Problem("site.master_id", f"must be 0-{MAX_MASTER_ID} (4 bits in the heartbeat)", str(cfg.master_id)))
     why = site_id_problem(cfg.site_id)
     if why is not None:
         out.append(Problem("site.id", why, written(cfg.site_id)))

@@ -88,13 +88,14 @@ LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
         Sig("Leaving", 12, 1, comment="graceful shutdown: servants fail safe now"),
         Sig("Learning", 13, 1, comment="master just booted and is not granting yet"),
         Sig("Conflict", 14, 1, comment="master has heard another master"),
-        Sig("MasterId", 16, 8, comment="configured identity of the master"),
+        Sig("MasterId", 16, 4, comment="configured identity of the master, 0-15"),
+        Sig("Page", 20, 3, mux="M", comment="the servants HeardSnn covers: 8 * Page .. 8 * Page + 7"),
         Sig("Epoch", 24, 8, comment="changes on every master boot"),
-        _current("Limit", 32, 14, MAX_CIRCUIT_DA / 10, "circuit limit"),
-        Sig("Page", 46, 2, mux="M", comment="the servants HeardSnn covers: 16 * Page .. 16 * Page + 15"),
-        *(Sig(f"HeardS{a:02d}", 48 + (a & 15), 1, mux=f"m{heard_page(a)}",
+        *(Sig(f"HeardS{a:02d}", 32 + (a & 7), 1, mux=f"m{heard_page(a)}",
               comment=f"1: the master hears servant {a} (its frames reach the master)")
           for a in range(FIRST_SERVANT, LAST_SERVANT + 1)),
+        _current("Limit", 40, 14, MAX_CIRCUIT_DA / 10, "circuit limit"),
+        Sig("Seq", 54, 10, comment="+1 per heartbeat, wraps 1023 -> 0: a late copy of an old heartbeat is behind"),
     ),
     MsgType.ACK: (
         Sig("Txn", 16, 8, comment="the set-limit transaction acknowledged"),

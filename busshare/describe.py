@@ -19,6 +19,7 @@ from typing import Any
 from .e2e import E2EStatus
 from .frames import (
     BROADCAST_ADDRESS,
+    HEARD_PAGE_SIZE,
     MASTER_ADDRESS,
     Ack,
     FrameError,
@@ -61,8 +62,8 @@ def route(msg: Message) -> tuple[int, int]:
 
 
 def heard_addresses(hb: Heartbeat) -> list[int]:
-    """The servants a heartbeat says the master hears (of the 16 addresses of its page)."""
-    return [hb.page * 16 + i for i in range(16) if hb.heard >> i & 1]
+    """The servants a heartbeat says the master hears (of the 8 addresses of its page)."""
+    return [hb.page * HEARD_PAGE_SIZE + i for i in range(HEARD_PAGE_SIZE) if hb.heard >> i & 1]
 
 
 def heard_text(hb: Heartbeat) -> str:
@@ -170,7 +171,7 @@ class Describer:
             return f"{verb} {change} A{notes} tx {msg.txn} failsafe {amps(msg.failsafe_da)} A epoch {msg.epoch}"
         if isinstance(msg, Heartbeat):
             return (
-                f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} limit {amps(msg.limit_da)} A "
+                f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} seq {msg.seq} limit {amps(msg.limit_da)} A "
                 f"hears {heard_text(msg)}" + _flags(msg, ("leaving", "learning", "conflict"))
             )
         if isinstance(msg, Ack):

@@ -116,44 +116,50 @@ def _check_servant(address: int) -> None:
 class Heartbeat:
     """Master -> all, every heartbeat period.  Its silence triggers the failsafe.
 
-    It also says which servants the master hears, one page of 16 addresses at a time: a servant
-    that stops seeing its bit set cannot be heard (a mute transmitter) and fails safe (rule 4).
+    It also says which servants the master hears, one page of 8 addresses at a time: a servant that
+    stops seeing its bit set cannot be heard (a mute transmitter) and fails safe (rule 4).  ``seq``
+    lets a servant tell a fresh heartbeat from a late copy of an old one (PROTOCOL.md 5.2).
     """
 
     TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
     address: ClassVar[int] = MASTER_ADDRESS
-    master_id: int  # u8, configured identity of this master
+    master_id: int  # 4 bits, configured identity of this master
     epoch: int  # u8, changes on every master boot
     limit_da: int  # circuit limit, 0.1 A, 14 bits
-    page: int = 0  # 0-3: ``heard`` covers addresses 16 * page .. 16 * page + 15
-    heard: int = 0  # bit i: the master hears servant 16 * page + i (bits for addresses 0 and 63 are 0)
+    page: int = 0  # 0-7: ``heard`` covers addresses 8 * page .. 8 * page + 7
+    heard: int = 0  # bit i: the master hears servant 8 * page + i (the bits for addresses 0 and 63 are 0)
+    seq: int = 0  # 10 bits, +1 per heartbeat, wraps 1023 -> 0
     leaving: bool = False  # graceful shutdown: fail safe now
     learning: bool = False  # just booted, not granting yet
     conflict: bool = False  # this master has heard another master
 
     def __post_init__(self) -> None:
-        _check_uint("master_id", self.master_id, 8)
+        _check_uint("master_id", self.master_id, 4)
         _check_uint("epoch", self.epoch, 8)
         if not 0 <= self.limit_da <= MAX_CIRCUIT_DA:
             raise FrameError("range", f"limit {self.limit_da / 10:.1f} A out of range (0-{MAX_CIRCUIT_DA / 10:.1f} A)")
-        _check_uint("page", self.page, 2)
-        _check_uint("heard", self.heard, 16)
+        _check_uint("page", self.page, 3)
+        _check_uint("heard", self.heard, 8)
+        _check_uint("seq", self.seq, 10)
         if self.heard & _NOT_SERVANT_BITS[self.page]:
             raise FrameError("reserved", f"heard bit set for address {'0' if self.page == 0 else '63'}")
 
     def hears(self, address: int) -> bool:
         """Whether this heartbeat says the master hears ``address`` (False when another page is carried)."""
-        return address >> 4 == self.page and bool(self.heard >> (address & 15) & 1)
+        return address >> 3 == self.page and bool(self.heard >> (address & 7) & 1)
 
 
+HEARD_PAGES = 8  # 62 servants in pages of 8 addresses
+HEARD_PAGE_SIZE = 8
 #: per heartbeat page, the ``heard`` bits that are not servants (address 0, the master; 63, broadcast)
-_NOT_SERVANT_BITS = (1, 0, 0, 1 << 15)
-HEARD_PAGES = 4  # 62 servants in pages of 16 addresses
+_NOT_SERVANT_BITS = (1, 0, 0, 0, 0, 0, 0, 1 << 7)
+HEARTBEAT_SEQ_MODULO = 1024
+MAX_MASTER_ID = 15  # 4 bits in the heartbeat
 
 
 def heard_page(address: int) -> int:
     """The heartbeat page that carries ``address``'s heard bit."""
-    return address >> 4
+    return address >> 3
 
 
 @dataclass(frozen=True)
@@ -315,11 +321,12 @@ SPEC: dict[MsgType, c.Construct] = {
         "txn" / c.Int8ul, "limit_da" / c.Int16ul, "failsafe_da" / c.Int16ul, "epoch" / c.Int8ul
     ),
     MsgType.HEARTBEAT: c.Struct(
-        "master_id" / c.Int8ul,
+        # byte 2: bits 0-3 master id, bits 4-6 heard page, bit 7 reserved
+        "idp" / c.BitStruct("reserved" / c.Bit, "page" / c.BitsInteger(3), "master_id" / c.BitsInteger(4)),
         "epoch" / c.Int8ul,
-        # 16-bit little-endian word: bits 0-13 limit, bits 14-15 heard page
-        "lp" / c.ByteSwapped(c.BitStruct("page" / c.BitsInteger(2), "limit_da" / c.BitsInteger(14))),
-        "heard" / c.Int16ul,
+        "heard" / c.Int8ul,
+        # 24-bit little-endian word: bits 0-13 limit, bits 14-23 seq
+        "ls" / c.ByteSwapped(c.BitStruct("seq" / c.BitsInteger(10), "limit_da" / c.BitsInteger(14))),
     ),
     MsgType.ACK: c.Struct(
         "txn" / c.Int8ul, "applied_da" / c.Int16ul, "measured_da" / c.Int16ul, "how" / c.Int8ul
@@ -368,10 +375,10 @@ def _body_fields(msg: Message) -> tuple[int, dict[str, Any]]:
     t = msg.TYPE
     if isinstance(msg, Heartbeat):
         return _flags_to_nibble(msg, HEARTBEAT_FLAGS), {
-            "master_id": msg.master_id,
+            "idp": {"reserved": 0, "page": msg.page, "master_id": msg.master_id},
             "epoch": msg.epoch,
-            "lp": {"page": msg.page, "limit_da": msg.limit_da},
             "heard": msg.heard,
+            "ls": {"seq": msg.seq, "limit_da": msg.limit_da},
         }
     if isinstance(msg, SetLimit):
         return 0, {"txn": msg.txn, "limit_da": msg.limit_da, "failsafe_da": msg.failsafe_da, "epoch": msg.epoch}
@@ -414,10 +421,13 @@ def _message_from_fields(t: MsgType, address: int, flags: int, f: Any) -> Messag
     if t is MsgType.HEARTBEAT:
         if flags & 0b1000:
             raise FrameError("reserved", "heartbeat: reserved flag bit set")
-        if f.heard & _NOT_SERVANT_BITS[f.lp.page]:
+        if f.idp.reserved:
+            raise FrameError("reserved", "heartbeat: reserved bit 7 of byte 2 set")
+        if f.heard & _NOT_SERVANT_BITS[f.idp.page]:
             raise FrameError("reserved", "heartbeat: heard bit set for address 0 or 63")
         return Heartbeat(
-            f.master_id, f.epoch, f.lp.limit_da, f.lp.page, f.heard, bool(flags & 1), bool(flags & 2), bool(flags & 4),
+            f.idp.master_id, f.epoch, f.ls.limit_da, f.idp.page, f.heard, f.ls.seq,
+            bool(flags & 1), bool(flags & 2), bool(flags & 4),
         )
     if t is MsgType.JOIN:
         return Join(address, f.serial, f.max_da, flags)
@@ -509,7 +519,7 @@ _NACK = struct.Struct("<xBBBBHB")  # head txn code reporter detail reserved
 _RELEASE = struct.Struct("<xBHB3s")  # head released reason reserved
 _REQUEST = struct.Struct("<xBHHBB")  # head requested min priority reserved
 _JOIN = struct.Struct("<xBIH")  # head serial max
-_HB = struct.Struct("<xBBBHH")  # head id epoch (limit | page << 14) heard
+_HB = struct.Struct("<xBBBBHB")  # head (id | page << 4) epoch heard, then the 24-bit word as low16 high8
 _STATUS = struct.Struct("<xBHHH")  # head, then the 48-bit word as bits 0-15, 16-31, 32-47
 # The same layouts for bytes 1..7, for encoding.
 _T_SETLIMIT = struct.Struct("<BBHHB")
@@ -517,7 +527,7 @@ _T_ACK = struct.Struct("<BBHHB")
 _T_RELEASE = struct.Struct("<BHB3s")
 _T_REQUEST = struct.Struct("<BHHBB")
 _T_JOIN = struct.Struct("<BIH")
-_T_HB = struct.Struct("<BBBHH")
+_T_HB = struct.Struct("<BBBBHB")
 _T_STATUS = struct.Struct("<BHHH")
 _ACK_HOWS = tuple(AckHow)
 _NACK_CODES = (None, *NackCode)  # indexed by code 1..8
@@ -570,15 +580,15 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         })
         return obj, head & 15
     if t == 1:  # HEARTBEAT
-        head, master_id, epoch, lp, heard = _HB.unpack(data)
-        page = lp >> 14
-        if address or head & 0x80 or heard & _NOT_SERVANT_BITS[page]:
+        head, idp, epoch, heard, low, high = _HB.unpack(data)
+        page = (idp >> 4) & 7
+        if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
             return _slow(offset, data)
         f = _FLAGS[head >> 4]
         obj = _new(Heartbeat)
         _set(obj, "__dict__", {
-            "master_id": master_id, "epoch": epoch, "limit_da": lp & 0x3FFF, "page": page, "heard": heard,
-            "leaving": f[0], "learning": f[1], "conflict": f[2],
+            "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
+            "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "conflict": f[2],
         })
         return obj, head & 15
     head = data[1]
@@ -652,7 +662,9 @@ def encode(msg: Message, counter: int) -> bytes:
         offset = 0x180 | msg.address
     elif isinstance(msg, Heartbeat):
         flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
-        tail = _T_HB.pack((flags << 4) | counter, msg.master_id, msg.epoch, msg.limit_da | (msg.page << 14), msg.heard)
+        w = msg.limit_da | (msg.seq << 14)
+        tail = _T_HB.pack((flags << 4) | counter, msg.master_id | (msg.page << 4), msg.epoch, msg.heard, w & 0xFFFF,
+                          w >> 16)
         offset = 0x040
     elif isinstance(msg, SetLimit):
         tail = _T_SETLIMIT.pack(counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)

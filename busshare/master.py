@@ -22,8 +22,11 @@ from .allocation import Demand
 from .config import Config, ServantConfig, Timing
 from .events import Event, EventLog
 from .frames import (
+    HEARD_PAGE_SIZE,
+    HEARTBEAT_SEQ_MODULO,
     MASTER_ADDRESS,
     MAX_EVSE_DA,
+    MAX_MASTER_ID,
     MIN_OFFER_DA,
     Ack,
     Heartbeat,
@@ -201,8 +204,8 @@ class Master:
         self.config = config
         self.timing = config.timing
         self.master_id = config.master_id if master_id is None else master_id
-        if not 0 <= self.master_id <= 255 or not 0 <= epoch <= 255:
-            raise ValueError(f"master id {self.master_id} and epoch {epoch} must be 0-255")
+        if not 0 <= self.master_id <= MAX_MASTER_ID or not 0 <= epoch <= 255:
+            raise ValueError(f"master id {self.master_id} must be 0-{MAX_MASTER_ID} and epoch {epoch} 0-255")
         self.epoch = epoch
         self.limit_da = config.limit_da
         self.started = now
@@ -212,6 +215,7 @@ class Master:
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
         self._page_turn = 0
+        self._seq = 0  # +1 per heartbeat: a servant tells a late copy of an old one by it (PROTOCOL.md 5.2)
         # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
         # the others must not move its window (128 of them between two of its own would make a late copy look new)
         self._txns: dict[int, int] = {}
@@ -345,8 +349,9 @@ class Master:
             # heard within the silent bound: once it is silent the bit is clear, so a servant that hears us but
             # cannot be heard (a mute transmitter) fails safe heard_timeout later (rule 3, rule 4)
             if heard_page(a) == page and s.known and now < s.last_heard + window:
-                heard |= 1 << (a & 15)
-        return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, leaving=leaving,
+                heard |= 1 << (a % HEARD_PAGE_SIZE)
+        self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
+        return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
                          learning=self.learning, conflict=self._rival_until > now)
 
     def _sum_counted(self, now: float) -> int:

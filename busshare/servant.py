@@ -24,6 +24,7 @@ Safety behaviour (docs/PROTOCOL.md section 8):
 from __future__ import annotations
 
 from .config import ServantConfig, Timing
+from .core.heartbeat_order import HeartbeatOrder
 from .events import Event, EventLog
 from .frames import (
     MASTER_ADDRESS,
@@ -71,6 +72,7 @@ class Servant:
         self._last_hb = -INF
         # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
         self._heard_at = -INF
+        self._order = HeartbeatOrder(timing.heartbeat_period)
         self._heard_master = False
         self._standalone_on = False  # never heard a master and now offering the standalone failsafe
         self._confirmed = False  # a set-limit from the current master since we started following it
@@ -303,6 +305,12 @@ class Servant:
             if not self.in_failsafe:
                 self._enter_failsafe(now, f"master {hb.master_id} is leaving")
             return
+        if not self._order.fresh(hb.seq, now):
+            # a late copy of an old heartbeat (a gateway, a bridge, a multi-mailbox driver): it proves neither that
+            # the master is alive nor that it hears us now (rules 3-4)
+            self._events.add(now, "stale-heartbeat", self.address,
+                             f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
+            return
         self._last_hb = now
         if hb.hears(self.address):
             self._heard_at = now
@@ -319,6 +327,7 @@ class Servant:
         self._unconfirmed_fell = False
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
+        self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
         self._held = None
         self._last_set = None
         self._last_ack = None

@@ -36,9 +36,10 @@ min_current = st.integers(60, 800)
 @st.composite
 def heartbeats(draw: st.DrawFn) -> Heartbeat:
     page = draw(st.integers(0, HEARD_PAGES - 1))
-    not_servants = (1 if page == 0 else 0) | (1 << 15 if page == HEARD_PAGES - 1 else 0)
+    not_servants = (1 if page == 0 else 0) | (1 << 7 if page == HEARD_PAGES - 1 else 0)
     return Heartbeat(
-        draw(u8), draw(u8), draw(st.integers(0, MAX_CIRCUIT_DA)), page, draw(st.integers(0, 0xFFFF)) & ~not_servants,
+        draw(st.integers(0, 15)), draw(u8), draw(st.integers(0, MAX_CIRCUIT_DA)), page,
+        draw(st.integers(0, 0xFF)) & ~not_servants, draw(st.integers(0, 1023)),
         draw(st.booleans()), draw(st.booleans()), draw(st.booleans()),
     )
 

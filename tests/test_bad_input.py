@@ -238,7 +238,7 @@ def test_a_bad_master_id_is_refused_before_the_bus_is_opened() -> None:
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert "not properly shut down" not in r.stderr and "epoch" not in last, r.stderr
-    assert last == "busshare master: error: argument --master-id: 300 must be 0-255"
+    assert last == "busshare master: error: argument --master-id: 300 must be 0-15"
 
 
 def test_a_servant_option_that_contradicts_another_names_the_option(capsys: pytest.CaptureFixture[str],

@@ -74,6 +74,7 @@ def test_units_scaling_and_value_tables() -> None:
 FIELDS: dict[MsgType, list[tuple[str, str, str]]] = {
     MsgType.HEARTBEAT: [
         ("master_id", "MasterId", "int"), ("epoch", "Epoch", "int"), ("page", "Page", "int"), ("heard", "", "heard"),
+        ("seq", "Seq", "int"),
         ("limit_da", "Limit", "da"), ("leaving", "Leaving", "bool"), ("learning", "Learning", "bool"),
         ("conflict", "Conflict", "bool"),
     ],
@@ -155,7 +156,7 @@ def test_other_base_and_29_bit() -> None:
 
 def test_cantools_command_line_decodes_candump_output() -> None:
     """The integrator's workflow: candump | cantools decode dbc/busshare.dbc."""
-    candump = "  vcan0  183   [8]  40 0B 02 6A 27 A0 68 24\n  vcan0  040   [8]  24 00 01 07 80 02 1E 00\n"
+    candump = "  vcan0  183   [8]  40 0B 02 6A 27 A0 68 24\n  vcan0  040   [8]  DA 00 01 07 1E 80 82 0A\n"
     out = subprocess.run(
         [sys.executable, "-m", "cantools", "decode", str(DBC_PATH)],
         input=candump, capture_output=True, text=True, check=True, timeout=60,

@@ -93,8 +93,9 @@ def test_a_resent_cut_still_reads_as_the_cut() -> None:
 
 def test_every_type_reads_naturally() -> None:
     d = Describer()
-    assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 limit 64.0 A hears 1-4,7 (page 0)"
-    assert d.text(Heartbeat(1, 7, 640, 3, 1 << 14)) == "master→all HEARTBEAT id 1 epoch 7 limit 64.0 A hears 62 (page 3)"
+    assert d.text(HB) == "master→all HEARTBEAT id 1 epoch 7 seq 0 limit 64.0 A hears 1-4,7 (page 0)"
+    assert d.text(Heartbeat(1, 7, 640, 7, 1 << 6, 5)) == (
+        "master→all HEARTBEAT id 1 epoch 7 seq 5 limit 64.0 A hears 62 (page 7)")
     assert d.text(Heartbeat(1, 7, 640, 1)).endswith("hears none (page 1)")
     assert Describer().record(0.0, HB)["heard"] == [1, 2, 3, 4, 7]
     assert d.text(Heartbeat(1, 7, 640, leaving=True)).endswith("[leaving]")

@@ -259,9 +259,9 @@ def test_sender_and_checker_agree_under_loss(delivered: list[bool]) -> None:
 
 
 @settings(deadline=None)
-@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 15))
+@given(st.integers(0, 15), st.integers(0, 255), st.integers(0, 1023), st.integers(0, 15))
 def test_any_single_bit_flip_is_detected(master_id: int, epoch: int, seq: int, counter: int) -> None:
-    msg = Heartbeat(master_id, epoch, 640)
+    msg = Heartbeat(master_id, epoch, 640, seq=seq)
     data = encode(msg, counter)
     for bit in range(64):
         flipped = bytearray(data)

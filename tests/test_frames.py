@@ -55,14 +55,15 @@ def sealed(offset: int, tail: bytes) -> bytes:
 
 # (message, counter, id offset, bytes): bit layouts worked out by hand, see docs/PROTOCOL.md.
 KNOWN_ANSWERS: list[tuple[Message, int, int, str]] = [
-    # limit 640 | page 0 << 14 = 0x0280; heard servants 1-4 = 0x001e
-    (Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0x1E), 0, 0x040, "24 00 01 07 80 02 1e 00"),
-    # flags leaving (bit 4) + conflict (bit 6); 16383 | 3 << 14 = 0xFFFF; heard servants 48-62 = 0x7fff
+    # id 1 | page 0 << 4; heard servants 1-4 = 0x1e; limit 640 | seq 42 << 14 = 0x0A8280
+    (Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0x1E, seq=42), 0, 0x040, "da 00 01 07 1e 80 82 0a"),
+    # flags leaving (bit 4) + conflict (bit 6); id 15 | page 7 << 4 = 0x7f; heard servants 56-62 = 0x7f;
+    # 16383 | 1023 << 14 = 0xFFFFFF
     (
-        Heartbeat(2, 0xFE, 16383, 3, 0x7FFF, leaving=True, learning=False, conflict=True),
+        Heartbeat(15, 0xFE, 16383, 7, 0x7F, 1023, leaving=True, learning=False, conflict=True),
         15,
         0x040,
-        "3d 5f 02 fe ff ff ff 7f",
+        "0b 5f 7f fe 7f ff ff ff",
     ),
     (SetLimit(address=2, txn=17, limit_da=320, failsafe_da=60, epoch=7), 3, 0x002, "70 03 11 40 01 3c 00 07"),
     (Ack(address=2, txn=17, applied_da=320, measured_da=301, how=AckHow.MEASURED), 3, 0x082, "08 03 11 40 01 2d 01 00"),

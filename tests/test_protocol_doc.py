@@ -150,10 +150,12 @@ def c_program() -> str:
         "#include <stdio.h>",
         c_snippet("CRC-8 SAE J1850 and the frame CRC"),
         c_snippet("HEARTBEAT: does it say the master hears this servant?"),
-        "static void hb(const uint8_t *d, unsigned out[3]) {",
-        c_snippet("HEARTBEAT: decode bytes 4-7"),
-        "out[0] = limit_da; out[1] = page; out[2] = 0;",
-        "for (uint8_t a = 0; a < 64; a++) if (hb_hears(page, heard, a)) out[2]++; }",
+        c_snippet("HEARTBEAT: is seq newer than the newest fresh one? (modulo 1024)"),
+        "static void hb(const uint8_t *d, unsigned out[6]) {",
+        c_snippet("HEARTBEAT: decode bytes 2-7"),
+        "out[0] = limit_da; out[1] = page; out[2] = 0; out[3] = master_id; out[4] = epoch; out[5] = seq;",
+        "for (uint8_t a = 0; a < 64; a++) if (hb_hears(page, heard, a)) out[2]++;",
+        "if (!hb_newer((uint16_t)((seq + 1) & 0x3FF), seq) || hb_newer(seq, seq)) out[2] = 999; }",
         "static void st(const uint8_t *d, unsigned out[5]) {",
         c_snippet("STATUS: decode bytes 2-7"),
         "out[0] = pilot; out[1] = offered_da; out[2] = measured_da; out[3] = requested_da; out[4] = serial_tag; }",
@@ -164,10 +166,10 @@ def c_program() -> str:
         "int main(void) {",
         "  unsigned off, b[8];",
         "  while (scanf(\"%x %x %x %x %x %x %x %x %x\", &off, b, b+1, b+2, b+3, b+4, b+5, b+6, b+7) == 9) {",
-        "    uint8_t d[8], e[8]; unsigned o[5];",
+        "    uint8_t d[8], e[8]; unsigned o[6];",
         "    for (int i = 0; i < 8; i++) d[i] = (uint8_t)b[i];",
         "    printf(\"crc=%u\", frame_crc((uint16_t)off, d));",
-        "    if (off == 0x40) { hb(d, o); printf(\" limit_da=%u page=%u heard=%u\", o[0], o[1], o[2]); }",
+        "    if (off == 0x40) { hb(d, o); printf(\" limit_da=%u page=%u heard=%u id=%u epoch=%u seq=%u\", o[0], o[1], o[2], o[3], o[4], o[5]); }",
         "    if (off >> 6 == 6) {",
         "      st(d, o);",
         "      printf(\" pilot=%u offered_da=%u measured_da=%u requested_da=%u serial_tag=%u\", o[0], o[1], o[2], o[3], o[4]);",
@@ -186,7 +188,8 @@ def python_view(offset: int, data: bytes) -> str:
     msg, _ = decode(offset, data)
     out = f"crc={data[0]}"
     if isinstance(msg, Heartbeat):
-        out += f" limit_da={msg.limit_da} page={msg.page} heard={sum(msg.hears(a) for a in range(64))}"
+        out += (f" limit_da={msg.limit_da} page={msg.page} heard={sum(msg.hears(a) for a in range(64))}"
+                f" id={msg.master_id} epoch={msg.epoch} seq={msg.seq}")
     if isinstance(msg, Status):
         measured = 1023 if msg.measured_da is None else msg.measured_da
         out += (f" pilot={int(msg.pilot)} offered_da={msg.offered_da} measured_da={measured}"
@@ -226,10 +229,10 @@ def random_message(t: MsgType, rng: random.Random) -> Message:
         return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(), rng.choice([None, 0, 1022,
                       rng.randint(0, 1022)]), offer(), *(rng.random() < 0.5 for _ in range(4)))
     if t is MsgType.HEARTBEAT:
-        page = rng.randint(0, 3)
-        heard = rng.randint(0, 0xFFFF) & ~((1 if page == 0 else 0) | (1 << 15 if page == 3 else 0))
-        return Heartbeat(rng.randint(0, 255), rng.randint(0, 255), rng.choice([0, 16383, rng.randint(0, 16383)]), page,
-                         heard, *(rng.random() < 0.5 for _ in range(3)))
+        page = rng.randint(0, 7)
+        heard = rng.randint(0, 0xFF) & ~((1 if page == 0 else 0) | (1 << 7 if page == 7 else 0))
+        return Heartbeat(rng.randint(0, 15), rng.randint(0, 255), rng.choice([0, 16383, rng.randint(0, 16383)]), page,
+                         heard, rng.randint(0, 1023), *(rng.random() < 0.5 for _ in range(3)))
     if t is MsgType.SET_LIMIT:
         return SetLimit(a, rng.randint(0, 255), offer(), offer(), rng.randint(0, 255))
     if t is MsgType.ACK:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,15 +28,19 @@ from busshare.servant import Servant
 
 T = Timing()
 C = PilotState.C
-HEARS_1_TO_15 = 0xFFFE  # page 0: the master hears every servant on it
+HEARS_1_TO_7 = 0xFE  # page 0: the master hears every servant on it
 
 
 def make(meter: bool = True, max_da: int = 320, failsafe_da: int = 60) -> Servant:
     return Servant(ServantConfig(1, max_da=max_da, failsafe_da=failsafe_da, serial=0xABC, has_meter=meter), T, 0.0)
 
 
+_SEQ = itertools.count(1)
+
+
 def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
-    return Heartbeat(master_id, epoch, 640, 0, HEARS_1_TO_15, **kw)
+    """A fresh heartbeat (each one's seq follows the last: PROTOCOL.md 5.2) that hears servants 1-7."""
+    return Heartbeat(master_id, epoch, 640, 0, HEARS_1_TO_7, next(_SEQ) % 1024, **kw)
 
 
 def of(kind: type, msgs: list[Message]) -> list[Message]:
@@ -518,31 +524,30 @@ def test_a_cut_while_unheard_is_applied_and_acked_and_the_failsafe_goes_on() -> 
 def test_a_servant_the_master_does_not_hear_fails_safe_within_the_unheard_bound() -> None:
     """Rule 4: heartbeats keep coming, but none says the master hears us (a mute transmitter)."""
     s = following(limit=320)  # heard at 0.1 (following), never again
-    deaf_to_us = Heartbeat(1, 7, 640, 0, HEARS_1_TO_15 & ~(1 << 1))
     t = 0.1
     while t < 0.1 + T.heard_timeout - 0.05:
+        deaf_to_us = Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 & ~(1 << 1), next(_SEQ) % 1024)
         s.receive(deaf_to_us, t)
         s.tick(t)
         assert not s.in_failsafe and s.offer_da == 320, t
         t = round(t + 0.05, 3)
-    s.receive(deaf_to_us, 0.1 + T.heard_timeout)
+    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 & ~(1 << 1), next(_SEQ) % 1024), 0.1 + T.heard_timeout)
     assert s.in_failsafe and s.offer_da == 60
     assert s.next_deadline() > 0.1 + T.heard_timeout  # and no spin on the expired timer
 
 
 def test_a_heartbeat_that_hears_us_or_another_page_keeps_the_servant_up() -> None:
     s = following(limit=320)
-    other_page = Heartbeat(1, 7, 640, 1, 0xFFFF)  # says nothing about address 1
     for i in range(1, 200):
         t = 0.1 + i * 0.05
+        other_page = Heartbeat(1, 7, 640, 1, 0xFF, next(_SEQ) % 1024)  # says nothing about address 1
         s.receive(hb() if i % 40 == 0 else other_page, t)  # our page every 2 s only
         s.tick(t)
     assert not s.in_failsafe and s.offer_da == 320
     # a new master starts the clock afresh: it needs time to hear us
-    new_master = Heartbeat(2, 9, 640, 1, 0xFFFF)
     t = 20.0
     while t < 20.0 + T.heard_timeout:
-        s.receive(new_master, t)
+        s.receive(Heartbeat(2, 9, 640, 1, 0xFF, next(_SEQ) % 1024), t)
         assert not s.in_failsafe, t
         t = round(t + 0.2, 3)
     s.tick(20.0 + T.heard_timeout)
@@ -680,3 +685,52 @@ def test_the_masters_confirm_after_an_unplug_reads_as_a_confirmation_not_a_cut()
     assert ("cut", "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
     confirm = [d for k, d in events if k == "confirm"]
     assert confirm == ["offer stays 0.0 A; acked once the draw has followed the lowering from 32.0 A"], events
+
+
+# -- fresh heartbeats (PROTOCOL.md 5.2): a late copy of an old one proves nothing ------------------------
+
+
+def test_a_late_copy_of_an_old_heartbeat_restarts_neither_clock() -> None:
+    s = following(limit=320)
+    old = hb()  # the master hears us, seq n
+    s.receive(old, 0.2)
+    t = 0.2
+    while t < 10.0:  # the master goes on (seq n+1, n+2, ...) but says it no longer hears us
+        t = round(t + 0.2, 3)
+        s.receive(Heartbeat(1, 7, 640, 0, 0, next(_SEQ) % 1024), t)
+        s.receive(old, t)  # and a gateway keeps delivering the old copy that said it did
+        s.tick(t)
+        if s.in_failsafe:
+            break
+    assert s.in_failsafe and t <= 0.2 + T.heard_timeout + 0.2  # (this loop ticks every 0.2 s)
+    # and a dead master's late copies do not hold off the failsafe
+    s2 = following(limit=320)
+    last = hb()
+    s2.receive(last, 0.2)
+    s2.tick(0.2 + T.failsafe_timeout - 0.1)
+    s2.receive(last, 0.2 + T.failsafe_timeout - 0.05)  # a copy of the last heartbeat, late
+    s2.tick(0.2 + T.failsafe_timeout)
+    assert s2.in_failsafe
+
+
+def test_a_master_restarted_with_the_same_epoch_is_followed_after_a_run_of_heartbeats() -> None:
+    s = following(limit=320)
+    for i in range(1, 6):
+        s.receive(hb(), i * 0.2)
+    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 1), 1.4)  # seq from 0 again: behind, not taken yet
+    s.tick(1.4)
+    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 2), 1.6)
+    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 3), 1.8)  # the third in order, a period apart: taken
+    s.tick(1.8 + T.failsafe_timeout - 0.05)
+    assert not s.in_failsafe, "its heartbeats count again"
+
+
+@given(st.integers(0, 1023), st.integers(1, 511))
+def test_a_heartbeat_behind_the_newest_is_never_fresh(newest: int, behind: int) -> None:
+    from busshare.core.heartbeat_order import HeartbeatOrder
+
+    order = HeartbeatOrder(0.2)
+    assert order.fresh(newest, 0.0)
+    assert not order.fresh((newest - behind) % 1024, 0.1)
+    assert not order.fresh(newest, 0.15), "the same one twice is not news either"
+    assert order.fresh((newest + 1) % 1024, 0.2)

@@ -29,7 +29,7 @@ def make_bus(**faults: float) -> tuple[EventQueue, SimBus]:
     return q, SimBus(q, random.Random(1), BusFaults(**faults))  # type: ignore[arg-type]
 
 
-HB = Heartbeat(master_id=1, epoch=3, limit_da=640, page=0, heard=0b1110)
+HB = Heartbeat(master_id=1, epoch=3, limit_da=640, page=0, heard=0b1110, seq=9)
 
 
 def test_a_node_never_hears_its_own_frames_and_everyone_else_does() -> None:

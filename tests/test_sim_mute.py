@@ -9,6 +9,8 @@ current to others: the servant must be at its failsafe by then (PROTOCOL.md 5.2 
 
 from __future__ import annotations
 
+import dataclasses
+
 from busshare.config import Config, ServantConfig, Timing
 from busshare.frames import Heartbeat, Message, SetLimit
 from busshare.servant import Servant
@@ -34,7 +36,7 @@ class HeardBlind(LosesEveryCut):
 
     def receive(self, msg: Message, now: float) -> list[Message]:
         if isinstance(msg, Heartbeat) and self.address == 2:
-            msg = Heartbeat(msg.master_id, msg.epoch, msg.limit_da, self.address >> 4, 0xFFFF & ~1 & ~(1 << 15),
+            msg = Heartbeat(msg.master_id, msg.epoch, msg.limit_da, self.address >> 3, 0xFF & ~1, msg.seq,
                             msg.leaving, msg.learning, msg.conflict)
         return super().receive(msg, now)
 
@@ -74,3 +76,34 @@ def test_a_servant_blind_to_the_heard_bits_is_caught_by_rule_4() -> None:
         assert MUTE_AT < err.violation.t <= MUTE_AT + T.servant_silent_after + T.unheard_bound + 0.1
     else:
         raise AssertionError("a servant that ignores the heard bits must break rule 4")
+
+
+class TakesEveryHeartbeat(LosesEveryCut):
+    """Deliberately broken: takes a late copy of an old heartbeat as fresh (ignores its seq)."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if isinstance(msg, Heartbeat) and self.address == 2:
+            self._order.newest = None  # forget the newest seq: whatever comes next is "fresh"
+        return super().receive(msg, now)
+
+
+def with_late_copies(sc: Scenario) -> Scenario:
+    """The mute servant also gets late copies (1-30 s) of old frames: heartbeats that said it was heard."""
+    bus = FaultPlan(at=MUTE_AT - 30.0, kind="bus", bus={"late": 0.5, "late_min_s": 1.0, "late_max_s": 30.0})
+    return dataclasses.replace(sc, faults=(bus, *sc.faults))
+
+
+def test_late_copies_of_old_heartbeats_do_not_keep_a_mute_servant_up() -> None:
+    sim = Simulation(with_late_copies(tight_site()), seed=1, servant_cls=LosesEveryCut)
+    assert sim.run().ok
+    assert sim.bus.frames and sim.servants[1].offer == 60
+
+
+def test_a_servant_that_takes_late_heartbeats_for_fresh_ones_is_caught_by_rule_4() -> None:
+    try:
+        Simulation(with_late_copies(tight_site()), seed=1, servant_cls=TakesEveryHeartbeat).run()
+    except SimulationFailed as err:
+        assert err.violation.check in ("rule4-failsafe", "rule1-offered", "drawn"), err
+        assert "s2" in str(err.violation) or err.violation.check != "rule4-failsafe"
+    else:
+        raise AssertionError("a servant that takes late heartbeat copies for fresh ones must break a rule")

@@ -41,7 +41,9 @@ def main(out: Path, cycles: int = 6, lead_s: float = 0.08) -> Path:
         ev1.write_text("C")
         s1.wait_for(offer(64.0), WAIT)
         for _ in range(cycles):
-            time.sleep(2.5)
+            # more than a reaction allowance after servant 1 went back up to 64 A: its meter then proves the cut
+            # at once (rule 2 waits while a draw may still be rising), which is what makes the race
+            time.sleep(6.0)
             ts = [r.t for r in line.frames() if isinstance(r, Frame) and r.can_id == STATUS_OF_1 and r.t is not None]
             period = ts[-1] - ts[-2]
             due = ts[-1] + period

@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..core.problems import Invalid, number, within
-from ..frames import FIRST_SERVANT, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MIN_OFFER_DA, STATUS_MEASURED_MAX_DA
+from ..frames import (
+    FIRST_SERVANT,
+    LAST_SERVANT,
+    MAX_CIRCUIT_DA,
+    MAX_EVSE_DA,
+    MAX_MASTER_ID,
+    MIN_OFFER_DA,
+    STATUS_MEASURED_MAX_DA,
+)
 
 T = TypeVar("T")
 
@@ -105,6 +113,7 @@ speed = option(_speed, "speed")
 #: the options every command shares
 address = integer(FIRST_SERVANT, LAST_SERVANT)
 byte = integer(0, 255)
+master_id = integer(0, MAX_MASTER_ID)
 serial = integer(0, 0xFFFFFFFF)
 servant_count = integer(1, LAST_SERVANT - FIRST_SERVANT + 1)
 evse_amps = deciamps(MIN_OFFER_DA, MAX_EVSE_DA)

@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> None:
         "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
     p.add_argument("--config", required=True, metavar="SITE.toml", help="the installation's config file")
-    p.add_argument("--master-id", type=opt.byte, default=None, metavar="N", help="override the config's master id (0-255)")
+    p.add_argument("--master-id", type=opt.master_id, default=None, metavar="N",
+                   help="override the config's master id (0-15)")
     p.add_argument("--epoch", type=opt.byte, default=None, metavar="N",
                    help="boot epoch 0-255 (default: random, so servants see a reboot)")
     add_output_arguments(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.heartbeat_order import HeartbeatOrder
 from ..pilot import PilotState
 from .bus import Port
 from .ev import SimEvse
@@ -36,7 +37,7 @@ class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
-        "hb_key", "hb_deadline", "heard_deadline", "followed", "masters_seen", "rival_until", "fs_deadline",
+        "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "rival_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped",
     )
@@ -66,6 +67,7 @@ class ServantProc:
         self.grant_fs: int | None = None
         self.grant_epoch: int | None = None
         self.hb_key: tuple[int, int] | None = None  # (master id, epoch) of the last heartbeat it accepted
+        self.hb_orders: dict[tuple[int, int], HeartbeatOrder] = {}  # fresh heartbeats per master (5.2)
         self.hb_deadline = INF  # a valid heartbeat (or set-limit) must have arrived by then, else failsafe
         self.heard_deadline = INF  # a heartbeat saying the master hears it must have arrived by then, else failsafe
         # which master it follows and whether it holds off two masters, by the spec (rule 6), from the

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.heartbeat_order import HeartbeatOrder
 from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
 from ..timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
@@ -351,6 +352,7 @@ class Simulation:
         p.grant_fs = p.grant_epoch = p.hb_key = None
         p.followed = None
         p.masters_seen = {}
+        p.hb_orders = {}
         p.rival_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
@@ -474,6 +476,11 @@ class Simulation:
     def _heartbeat_seen(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         self._follow(p, hb, t)
         key = (hb.master_id, hb.epoch)
+        order = p.hb_orders.get(key)
+        if order is None:
+            order = p.hb_orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
+        if not hb.leaving and not order.fresh(hb.seq, t):
+            return  # a late copy of an old heartbeat restarts no rule-4 clock (PROTOCOL.md 5.2, fresh heartbeats)
         if key != p.hb_key or hb.hears(p.address):
             # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
             # saying it hears the servant keeps the servant out of failsafe (rule 4)
