@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from busshare.config import Timing  # noqa: E402
 from busshare.core.budget import BudgetPolicy, EvDraw, MainsReading, steady_change_bound  # noqa: E402
 from busshare.core.budget_config import BudgetConfig  # noqa: E402
+from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents  # noqa: E402
 from busshare.sim.house import HouseLoad, appliance_house, flat_house  # noqa: E402
 

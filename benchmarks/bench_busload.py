@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from busshare.busload import busload  # noqa: E402
+from busshare.analysis.busload import busload
 
 SERVANTS = (4, 8, 16, 32, 62)
 BITRATES = (125_000, 250_000, 500_000, 1_000_000)

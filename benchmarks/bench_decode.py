@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from busshare.frames import decode  # noqa: E402
-from busshare.link import Link  # noqa: E402
+from busshare.protocol.link import Link  # noqa: E402
 from busshare.sim.runner import Simulation  # noqa: E402
 from busshare.sim.scenario import load_scenario  # noqa: E402
 

@@ -27,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from busshare.e2e import E2EChecker, frame_crc  # noqa: E402
 from busshare.frames import (  # noqa: E402
     SPEC,
     Ack,
@@ -50,8 +49,9 @@ from busshare.frames import (  # noqa: E402
     offset_of,
     spec_decode,
 )
-from busshare.link import Link  # noqa: E402
-from busshare.pilot import PilotState  # noqa: E402
+from busshare.protocol.e2e import E2EChecker, frame_crc  # noqa: E402
+from busshare.protocol.link import Link  # noqa: E402
+from busshare.protocol.pilot import PilotState  # noqa: E402
 
 Frame = tuple[int, bytes]
 

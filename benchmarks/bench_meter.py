@@ -2,8 +2,8 @@
 
     python benchmarks/bench_meter.py [--polls 200] [--kind sdm630] [--baud 9600]
 
-The emulator (``python -m busshare.devtools.meter_emulator``) runs in its own process; for
-RTU so does the RS-485 line emulator (``python -m busshare.transport.rs485``, paced at the
+The emulator (``python -m busshare.cli.meter_emulator``) runs in its own process; for
+RTU so does the RS-485 line emulator (``python -m busshare.cli.rs485``, paced at the
 baud rate).  Figures per transport, in the same run:
 
 * busshare: ``MeterClient.poll_once()``, a whole poll (every read block of the map, then the
@@ -74,7 +74,7 @@ def mbpoll_round_trips(args: list[str], n: int) -> list[float]:
 
 
 def start_emulator(kind: str, where: list[str]) -> tuple[subprocess.Popen[str], dict[str, object]]:
-    p = subprocess.Popen([sys.executable, "-m", "busshare.devtools.meter_emulator", "--kind", kind, *where],
+    p = subprocess.Popen([sys.executable, "-m", "busshare.cli.meter_emulator", "--kind", kind, *where],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
     assert p.stdout is not None
     return p, json.loads(p.stdout.readline())
@@ -129,7 +129,7 @@ def bench_tcp(kind: str, polls: int) -> None:
 
 
 def bench_rtu(kind: str, baud: int, polls: int) -> None:
-    line = subprocess.Popen([sys.executable, "-m", "busshare.transport.rs485", "--ports", "3", "--baud", str(baud)],
+    line = subprocess.Popen([sys.executable, "-m", "busshare.cli.rs485", "--ports", "3", "--baud", str(baud)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
     assert line.stdout is not None
     paths = [line.stdout.readline().strip() for _ in range(3)]

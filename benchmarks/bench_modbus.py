@@ -3,7 +3,7 @@
     python benchmarks/bench_modbus.py [--cycles 40] [--skip-cycle] [--skip-nodes]
 
 Poll cycle (8 and 32 servants, 19200 and 115200 baud): the emulator runs in
-its own process (``python -m busshare.transport.rs485`` with a capture), the
+its own process (``python -m busshare.cli.rs485`` with a capture), the
 servants' Modbus servers in another (one select loop over N ptys, each server
 following the whole line as a real unit would), and the master's transport in
 this one, polling round-robin with a heartbeat broadcast every heartbeat
@@ -42,17 +42,17 @@ from pathlib import Path
 import serial
 
 from busshare.frames import Heartbeat
-from busshare.link import Link
-from busshare.transport import modbus_map as mm
-from busshare.transport import rtu
-from busshare.transport.modbus_master import ModbusMasterTransport
-from busshare.transport.modbus_servant import ModbusServer
+from busshare.protocol.link import Link
+from busshare.transport.modbus import registers as mm
+from busshare.transport.modbus import rtu
+from busshare.transport.modbus.master import ModbusMasterTransport
+from busshare.transport.modbus.servant import ModbusServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_line(ports: int, baud: int, capture: str) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "busshare.transport.rs485", "--ports", str(ports), "--baud",
+    proc = subprocess.Popen([sys.executable, "-m", "busshare.cli.rs485", "--ports", str(ports), "--baud",
                              str(baud), "--capture", capture], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, cwd=ROOT)
     assert proc.stdout is not None

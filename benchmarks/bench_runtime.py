@@ -28,13 +28,13 @@ from pathlib import Path
 
 import can
 
-from busshare.bench import BenchHardware
-from busshare.config import Config, ServantConfig, Timing
+from busshare.core.config import Config, ServantConfig, Timing
+from busshare.devtools.bench import BenchHardware
 from busshare.frames import Request, SetLimit
-from busshare.link import Link
+from busshare.io.runtime import Runtime
 from busshare.master import Master
-from busshare.pilot import PilotState
-from busshare.runtime import Runtime
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from busshare.transport.can import CanTransport
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from busshare.config import Config, ServantConfig, Timing, validate  # noqa: E402
+from busshare.core.config import Config, ServantConfig, Timing, validate  # noqa: E402
 from busshare.sim.chaos import chaos_scenario  # noqa: E402
 from busshare.sim.ev import EvProfile  # noqa: E402
 from busshare.sim.runner import Simulation  # noqa: E402

@@ -6,9 +6,9 @@ anything else is a bug and keeps its traceback.
 
     BusshareError
     ├── UserError      a bad option, a missing file, a busy port
-    ├── ConfigError    an installation file (``busshare.config``)
+    ├── ConfigError    an installation file (``busshare.core.config``)
     ├── FrameError     bytes that are not a protocol frame (``busshare.frames``; also a ValueError)
-    ├── RtuError       bytes that are not Modbus RTU (``busshare.transport.rtu``; also a ValueError)
+    ├── RtuError       bytes that are not Modbus RTU (``busshare.transport.modbus.rtu``; also a ValueError)
     └── ScenarioError  a simulator scenario file (``busshare.sim.scenario``)
 """
 

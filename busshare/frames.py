@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 
 import construct as c
 
-from .e2e import crc8, frame_crc
 from .errors import BusshareError
-from .pilot import PilotState
+from .protocol.e2e import crc8, frame_crc
+from .protocol.pilot import PilotState
 
 # ---------------------------------------------------------------------------
 # addresses, types and ranges

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import allocation
-from .allocation import Demand
-from .config import Config, ServantConfig, Timing
-from .events import Event, EventLog
+from .core import allocation
+from .core.allocation import Demand
+from .core.config import Config, ServantConfig, Timing
+from .core.events import Event, EventLog
 from .frames import (
     HEARD_PAGE_SIZE,
     HEARTBEAT_SEQ_MODULO,
@@ -42,7 +42,7 @@ from .frames import (
     heard_page,
     serial_tag,
 )
-from .pilot import PilotState, clamp_da
+from .protocol.pilot import PilotState, clamp_da
 
 INF = float("inf")
 

@@ -23,9 +23,9 @@ Safety behaviour (docs/PROTOCOL.md section 8):
 
 from __future__ import annotations
 
-from .config import ServantConfig, Timing
+from .core.config import ServantConfig, Timing
+from .core.events import Event, EventLog
 from .core.heartbeat_order import HeartbeatOrder
-from .events import Event, EventLog
 from .frames import (
     MASTER_ADDRESS,
     STATUS_MEASURED_MAX_DA,
@@ -43,7 +43,7 @@ from .frames import (
     Status,
     serial_tag,
 )
-from .pilot import PilotState, clamp_da
+from .protocol.pilot import PilotState, clamp_da
 
 INF = float("inf")
 

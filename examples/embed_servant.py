@@ -6,15 +6,15 @@
 import argparse
 import time
 
-from busshare.config import ServantConfig, Timing
-from busshare.pilot import PilotState, duty_for_current
-from busshare.runtime import Runtime
+from busshare.core.config import ServantConfig, Timing
+from busshare.io.runtime import Runtime
+from busshare.protocol.pilot import PilotState, duty_for_current
 from busshare.servant import Servant
 from busshare.transport.can import CanTransport, add_bus_arguments, open_bus
 
 
 class MyEvse:
-    """Implements busshare.hardware.EvseHardware; replace the bodies with your board's drivers."""
+    """Implements busshare.core.hardware.EvseHardware; replace the bodies with your board's drivers."""
 
     duty = None
 

@@ -24,8 +24,8 @@ from busshare.frames import (
     SetLimit,
     Status,
 )
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 
 LIMIT_DA = 640
 FAILSAFE_DA = 60

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from busshare.config import Config
+from busshare.core.config import Config
 from busshare.frames import Message
-from busshare.link import Link
 from busshare.master import Master
-from busshare.pilot import PilotState
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 
 

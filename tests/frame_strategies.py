@@ -23,7 +23,7 @@ from busshare.frames import (
     SetLimit,
     Status,
 )
-from busshare.pilot import PilotState
+from busshare.protocol.pilot import PilotState
 
 u8 = st.integers(0, 255)
 servant = st.integers(1, 62)

@@ -51,11 +51,11 @@ def wait_for(get: Callable[[], Sequence[T]], pred: Callable[[T], bool], what: st
 
 
 class EmulatorProc:
-    """``python -m busshare.devtools.meter_emulator``, commanded through its stdin, read through its JSON lines."""
+    """``python -m busshare.cli.meter_emulator``, commanded through its stdin, read through its JSON lines."""
 
     @staticmethod
     def command_line() -> list[str]:
-        return [sys.executable, "-m", "busshare.devtools.meter_emulator"]
+        return [sys.executable, "-m", "busshare.cli.meter_emulator"]
 
     @staticmethod
     def env() -> dict[str, str]:

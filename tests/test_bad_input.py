@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from busshare.cli import main
-from busshare.commands import SUMMARIES
+from busshare.cli.commands import SUMMARIES
 from busshare.errors import UserError
-from busshare.transport.modbus_servant import open_serial
+from busshare.transport.modbus.servant import open_serial
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from busshare.config import Timing
 from busshare.core.budget import (
     BudgetEventKind,
     BudgetPolicy,
@@ -21,6 +20,7 @@ from busshare.core.budget import (
     steady_change_bound,
 )
 from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.core.setpoint import LimitSource
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from busshare.allocation import Demand
-from busshare.config import Timing
+from busshare.core.allocation import Demand
 from busshare.core.budget import BudgetPolicy, MainsReading, steady_change_bound
 from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.sim.budget_checks import (
     BudgetSample,

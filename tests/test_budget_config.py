@@ -1,6 +1,6 @@
 """``[site] id`` and ``[budget]`` in the one site-file config: every problem names its key path and the value as written.
 
-The budget is read by ``busshare.config`` like every other table: ``problems(doc)`` lists every
+The budget is read by ``busshare.core.config`` like every other table: ``problems(doc)`` lists every
 problem in file order, ``config_from_mapping`` stops at the first, ``validate`` applies the same
 rules to a config built in code.  [budget.meter] and [budget.mqtt]: tests/test_source_settings.py.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from site_files import BUDGET, ISSUE_SITE, site
 
-from busshare.config import Config, ConfigError, ServantConfig, Timing, config_from_mapping, problems, validate
 from busshare.core.budget_config import BUDGET_KEYS, BudgetConfig
+from busshare.core.config import Config, ConfigError, ServantConfig, Timing, config_from_mapping, problems, validate
 from busshare.core.meter_maps import SDM630, MeterKind
 from busshare.core.source_settings import MeterSettings, MqttSettings, TcpEndpoint
 

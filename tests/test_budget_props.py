@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.config import Timing
 from busshare.core.budget import BudgetPolicy, EvDraw, MainsReading, steady_change_bound
 from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 
 TIMING = Timing()

@@ -11,7 +11,7 @@ from frame_strategies import counters, messages
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.busload import (
+from busshare.analysis.busload import (
     busload,
     count_stuff_bits,
     crc15,
@@ -19,8 +19,8 @@ from busshare.busload import (
     stuffable_bits,
     worst_case_frame_bits,
 )
-from busshare.canid import IdScheme
 from busshare.frames import encode
+from busshare.protocol.canid import IdScheme
 
 
 def stuff(bits: list[int]) -> list[int]:

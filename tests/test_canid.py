@@ -11,8 +11,8 @@ from frame_strategies import messages
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.canid import EXT_MAX, ID_SPAN, STD_MAX, IdScheme
 from busshare.frames import BROADCAST_ADDRESS, LAST_SERVANT, MASTER_ADDRESS, FrameError, Message, MsgType, offset_of
+from busshare.protocol.canid import EXT_MAX, ID_SPAN, STD_MAX, IdScheme
 
 ARBITRATION_ORDER = [
     MsgType.SET_LIMIT,

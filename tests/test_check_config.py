@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.config import ConfigError, config_from_mapping, problems
+from busshare.core.config import ConfigError, config_from_mapping, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -67,13 +67,13 @@ def test_commands_off_the_bus_load_no_bus_library(argv: tuple[str, ...]) -> None
 def test_help_imports_no_command_module() -> None:
     code, modules = imported_by("--help")
     assert code == 0
-    assert sorted(m for m in modules if m.startswith("busshare.commands.")) == []
+    assert sorted(m for m in modules if m.startswith("busshare.cli.commands.")) == []
 
 
 def test_a_command_imports_its_own_module_only() -> None:
     code, modules = imported_by("check-config", str(SITE))
     assert code == 0
-    assert sorted(m for m in modules if m.startswith("busshare.commands.")) == ["busshare.commands.check_config"]
+    assert sorted(m for m in modules if m.startswith("busshare.cli.commands.")) == ["busshare.cli.commands.check_config"]
 
 
 def test_decoding_a_candump_text_capture_needs_no_python_can(tmp_path: Path) -> None:

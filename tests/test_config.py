@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.config import (
+from busshare.core.config import (
     Config,
     ConfigError,
     ServantConfig,

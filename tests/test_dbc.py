@@ -14,9 +14,9 @@ import pytest
 from frame_strategies import counters, messages
 from hypothesis import given, settings
 
-from busshare import dbcgen
-from busshare.canid import IdScheme
-from busshare.config import Timing
+from busshare.analysis import dbc as dbcgen
+from busshare.cli import dbc as dbc_cli
+from busshare.core.config import Timing
 from busshare.frames import (
     FIRST_SERVANT,
     LAST_SERVANT,
@@ -28,6 +28,7 @@ from busshare.frames import (
     heard_page,
     offset_of,
 )
+from busshare.protocol.canid import IdScheme
 
 DBC_PATH = Path(__file__).resolve().parent.parent / "dbc" / "busshare.dbc"
 
@@ -36,7 +37,7 @@ DB: Any = cantools.database.load_file(str(DBC_PATH))
 
 
 def test_committed_dbc_is_the_generated_one() -> None:
-    assert DBC_PATH.read_text() == dbcgen.generate(), "regenerate: python -m busshare.dbcgen > dbc/busshare.dbc"
+    assert DBC_PATH.read_text() == dbcgen.generate(), "regenerate: python -m busshare.cli.dbc > dbc/busshare.dbc"
 
 
 def test_one_message_per_valid_type_and_address() -> None:
@@ -166,10 +167,10 @@ def test_cantools_command_line_decodes_candump_output() -> None:
 
 
 def test_generator_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert dbcgen.main([]) == 0
+    assert dbc_cli.main([]) == 0
     assert capsys.readouterr().out == dbcgen.generate()
-    assert dbcgen.main(["--base", "0x100"]) == 2
+    assert dbc_cli.main(["--base", "0x100"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "multiple of 0x200" in err
-    assert dbcgen.main(["--base", "twelve"]) == 2
+    assert dbc_cli.main(["--base", "twelve"]) == 2
     assert "not a number" in capsys.readouterr().err

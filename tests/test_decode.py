@@ -14,11 +14,9 @@ from captures import traffic, write_candump_l, write_with_python_can
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from busshare.canid import IdScheme
+from busshare.analysis.decode import CaptureDecoder, JsonLines, json_fast, parse_line, read_chunks, text_records
+from busshare.analysis.summary import CaptureSummary
 from busshare.cli import main
-from busshare.decode import CaptureDecoder, JsonLines, json_fast, parse_line, read_chunks, text_records
-from busshare.decode_summary import CaptureSummary
-from busshare.e2e import frame_crc
 from busshare.frames import (
     Ack,
     AckHow,
@@ -29,8 +27,10 @@ from busshare.frames import (
     decode,
     offset_of,
 )
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.canid import IdScheme
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 400
@@ -300,7 +300,7 @@ def summarise(frames: list[tuple[float, int, bytes]], limit_da: int | None = Non
     dec = CaptureDecoder()
     s = CaptureSummary(limit_da=limit_da)
     for t, off, data in frames:
-        from busshare.decode import Frame
+        from busshare.analysis.decode import Frame
 
         d = dec.feed(Frame(t, off, False, data))
         if d is not None:
@@ -396,9 +396,9 @@ def test_summary_and_plot_from_the_command(tmp_path: Path, frames) -> None:  # t
 
 
 def test_plot_without_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from busshare import plot
     from busshare.errors import UserError
-    from busshare.timeline import Timeline
+    from busshare.report import plot
+    from busshare.report.timeline import Timeline
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UserError, match=r"install busshare\[plot\]"):
@@ -408,7 +408,7 @@ def test_plot_without_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPat
 def test_ids_are_checked_against_the_scheme_not_guessed() -> None:
     scheme = IdScheme(0x200)
     dec = CaptureDecoder(scheme)
-    from busshare.decode import Frame
+    from busshare.analysis.decode import Frame
 
     msg = Heartbeat(1, 2, 640)
     data = Link().encode(msg)[1]
@@ -494,7 +494,7 @@ def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys
 
     from busshare.cli import main
     from busshare.frames import PilotState, Status
-    from busshare.link import Link
+    from busshare.protocol.link import Link
 
     a, twin = Link(), Link()
     off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from busshare.decode import CaptureDecoder, Frame, Record
-from busshare.decode_summary import CaptureSummary, format_summary
+from busshare.analysis.decode import CaptureDecoder, Frame, Record
+from busshare.analysis.modbus_capture import modbus_records
+from busshare.analysis.summary import CaptureSummary, format_summary
+from busshare.analysis.watch import BusWatcher
 from busshare.frames import Ack, AckHow, Heartbeat, SetLimit, Status, decode
-from busshare.modbus_decode import modbus_records
-from busshare.pilot import PilotState
+from busshare.protocol.pilot import PilotState
+from busshare.report.timeline import Timeline
 from busshare.sim import Simulation, load_scenario
-from busshare.timeline import Timeline
-from busshare.watch import BusWatcher
 
 DATA = Path(__file__).parent / "data"
 #: A real capture of the emulated RS-485 line at 19200 baud (tools/record_modbus_race.py): master, four

@@ -8,8 +8,8 @@ from frame_strategies import messages
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.describe import Describer, bad_frame_line, route
-from busshare.e2e import E2EStatus
+from busshare.analysis.describe import Describer, bad_frame_line, route
+from busshare.analysis.watch import BusWatcher, Flag, flag_line, summary_line
 from busshare.frames import (
     Ack,
     AckHow,
@@ -24,8 +24,8 @@ from busshare.frames import (
     SetLimit,
     Status,
 )
-from busshare.pilot import PilotState
-from busshare.watch import BusWatcher, Flag, flag_line, summary_line
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.pilot import PilotState
 
 HB = Heartbeat(1, 7, 640, 0, 0b10011110)  # the master hears servants 1-4 and 7
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.e2e import (
+from busshare.frames import Heartbeat, MsgType, SetLimit, decode, encode, offset_of
+from busshare.protocol.e2e import (
     COUNTER_MODULO,
     DEFAULT_MAX_DELTA,
     AliveCounters,
@@ -16,7 +17,6 @@ from busshare.e2e import (
     data_id,
     frame_crc,
 )
-from busshare.frames import Heartbeat, MsgType, SetLimit, decode, encode, offset_of
 
 
 def reference_crc8(data: bytes, crc: int = 0xFF) -> int:
@@ -280,7 +280,7 @@ def test_same_counter_with_other_bytes_is_a_second_sender_not_a_duplicate():
 
 def test_link_lets_a_twins_frame_through_but_drops_a_true_duplicate():
     from busshare.frames import PilotState, Status
-    from busshare.link import Link
+    from busshare.protocol.link import Link
 
     a, twin, rx = Link(), Link(), Link()
     off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))

@@ -21,8 +21,8 @@ import pytest
 
 from busshare.cli import main
 from busshare.frames import Ack, AckHow, Heartbeat, Message, SetLimit, Status
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"

@@ -9,8 +9,6 @@ from frame_strategies import BY_TYPE, counters, messages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from busshare.canid import EXT_MAX, IdScheme
-from busshare.e2e import frame_crc
 from busshare.frames import (
     Ack,
     AckHow,
@@ -35,7 +33,9 @@ from busshare.frames import (
     spec_encode,
     split_offset,
 )
-from busshare.pilot import PilotState
+from busshare.protocol.canid import EXT_MAX, IdScheme
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.pilot import PilotState
 
 
 def reference_crc8(data: bytes) -> int:

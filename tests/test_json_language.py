@@ -144,7 +144,7 @@ def test_sim_accepts_the_choice_and_its_clock_starts_at_zero(capsys: pytest.Capt
 def test_the_node_printer_maps_last_heartbeat_like_t() -> None:
     import io
 
-    from busshare.commands._common import printer
+    from busshare.cli.commands._common import printer
     from busshare.report.records import TimeBase, TimeMode
 
     out = io.StringIO()

@@ -9,11 +9,11 @@ from frame_strategies import messages
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.canid import IdScheme
-from busshare.e2e import E2EStatus
 from busshare.frames import Heartbeat, Join, Message, Status, decode, encode, offset_of
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.canid import IdScheme
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 
 HB = Heartbeat(master_id=1, epoch=7, limit_da=640)
 STATUS = Status(3, 0x1234, PilotState.C, 320, 315, 320)

@@ -13,11 +13,11 @@ from core_harness import Car, Net
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.config import Config, ServantConfig, Timing, parse_config
+from busshare.core.config import Config, ServantConfig, Timing, parse_config
 from busshare.frames import Ack, AckHow, Heartbeat, Join, Nack, NackCode, SetLimit, Status, serial_tag
-from busshare.link import Link
 from busshare.master import Master
-from busshare.pilot import PilotState
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 
 SITE = """

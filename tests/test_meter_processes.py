@@ -18,8 +18,8 @@ from meterproc import EmulatorProc, tool, wait_for
 
 from busshare.core.meter_maps import FailureKind, MeterEvent, MeterFailure, MeterReading
 from busshare.core.source_settings import meter_settings_from_mapping
+from busshare.devtools.rs485 import Rs485Bus
 from busshare.io.meter import MeterClient
-from busshare.transport.rs485 import Rs485Bus
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,13 @@ from collections import Counter
 
 import pytest
 
-from busshare.decode import CaptureDecoder, Frame, Unreadable
+from busshare.analysis.decode import CaptureDecoder, Frame, Unreadable
+from busshare.analysis.modbus_capture import detect, modbus_records
 from busshare.frames import Heartbeat, SetLimit, Status, decode
-from busshare.link import Link
-from busshare.modbus_decode import detect, modbus_records
-from busshare.pilot import PilotState
-from busshare.transport import modbus_map as mm
-from busshare.transport import rtu
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
+from busshare.transport.modbus import registers as mm
+from busshare.transport.modbus import rtu
 
 BAUD = 19200
 
@@ -222,8 +222,8 @@ def test_the_modbus_monitor_strict_stops_at_a_second_master(capsys: pytest.Captu
 def test_a_status_the_outbox_replaced_is_no_e2e_anomaly_on_modbus() -> None:
     """A servant's outbox keeps only its newest STATUS: the counter skips, but nothing was lost on the
     line (a batch is sent again until confirmed), so the Modbus watcher does not flag it; on CAN it does."""
-    from busshare.modbus_decode import line_watcher
-    from busshare.watch import BusWatcher
+    from busshare.analysis.modbus_capture import line_watcher
+    from busshare.analysis.watch import BusWatcher
 
     link = Link()
     frames = [link.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320)) for _ in range(3)]

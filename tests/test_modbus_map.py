@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from busshare.frames import Heartbeat, SetLimit
-from busshare.link import Link
-from busshare.transport import modbus_map as mm
-from busshare.transport import rtu
+from busshare.protocol.link import Link
+from busshare.transport.modbus import registers as mm
+from busshare.transport.modbus import rtu
 
 frame8 = st.binary(min_size=8, max_size=8)
 offset = st.integers(0, 511)

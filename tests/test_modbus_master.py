@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from busshare.devtools.rs485 import Rs485Bus
 from busshare.frames import Heartbeat, SetLimit, Status, decode
-from busshare.link import Link
-from busshare.pilot import PilotState
-from busshare.transport import rtu
-from busshare.transport.modbus_master import SILENT_EVERY, ModbusMasterTransport
-from busshare.transport.modbus_servant import ModbusServantTransport, open_serial
-from busshare.transport.rs485 import Rs485Bus
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
+from busshare.transport.modbus import rtu
+from busshare.transport.modbus.master import SILENT_EVERY, ModbusMasterTransport
+from busshare.transport.modbus.servant import ModbusServantTransport, open_serial
 
 BAUD = 115200
 

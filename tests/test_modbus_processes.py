@@ -21,13 +21,13 @@ import pytest
 from nodeproc import NodeProc, Record
 from test_decode_truth import assert_never_over, summarise
 
-from busshare.commands._common import printer
-from busshare.decode import Frame, Unreadable
+from busshare.analysis.decode import Frame, Unreadable
+from busshare.analysis.modbus_capture import modbus_records
+from busshare.cli.commands._common import printer
+from busshare.devtools.rs485 import Rs485Bus
 from busshare.frames import Ack, SetLimit, decode
-from busshare.modbus_decode import modbus_records
 from busshare.report.records import TimeBase, TimeMode
-from busshare.transport import modbus_map as mm
-from busshare.transport.rs485 import Rs485Bus
+from busshare.transport.modbus import registers as mm
 
 pytestmark = pytest.mark.slow
 

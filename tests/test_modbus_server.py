@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busshare.frames import Heartbeat, SetLimit, Status
-from busshare.link import Link
-from busshare.pilot import PilotState
-from busshare.transport import modbus_map as mm
-from busshare.transport import rtu
-from busshare.transport.modbus_servant import ModbusServer
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
+from busshare.transport.modbus import registers as mm
+from busshare.transport.modbus import rtu
+from busshare.transport.modbus.servant import ModbusServer
 
 ME = 3
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from busshare.cli import main
-from busshare.commands._common import printer
+from busshare.cli.commands._common import printer
 from busshare.report.records import TimeBase, TimeMode
 
 SITE = """\

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.pilot import (
+from busshare.protocol.pilot import (
     MAX_CURRENT_A,
     MIN_CURRENT_A,
     PilotError,

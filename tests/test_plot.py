@@ -18,7 +18,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from busshare.plot import plot_timeline  # noqa: E402
+from busshare.report.plot import plot_timeline  # noqa: E402
 from busshare.sim.runner import Simulation  # noqa: E402
 from busshare.sim.scenario import load_scenario  # noqa: E402
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from busshare.canid import IdScheme
-from busshare.e2e import frame_crc
 from busshare.frames import (
     MESSAGE_TYPES,
     Ack,
@@ -34,8 +32,10 @@ from busshare.frames import (
     decode,
     encode,
 )
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.canid import IdScheme
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"
 BLOCK = re.compile(r"^```frame\n(.*?)^```", re.MULTILINE | re.DOTALL)

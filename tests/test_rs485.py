@@ -11,8 +11,8 @@ import time
 
 import serial
 
-from busshare.transport import rtu
-from busshare.transport.rs485 import Rs485Bus
+from busshare.devtools.rs485 import Rs485Bus
+from busshare.transport.modbus import rtu
 
 
 def read_all(port: serial.Serial, n: int, timeout: float = 5.0) -> bytes:
@@ -101,7 +101,7 @@ def test_bursts_are_paced_so_a_capture_shows_real_gaps() -> None:
 
 def test_the_command_prints_one_pty_per_port_and_writes_a_capture(tmp_path: os.PathLike[str]) -> None:
     cap = os.path.join(tmp_path, "line.txt")
-    proc = subprocess.Popen([sys.executable, "-m", "busshare.transport.rs485", "--ports", "3", "--baud", "19200",
+    proc = subprocess.Popen([sys.executable, "-m", "busshare.cli.rs485", "--ports", "3", "--baud", "19200",
                              "--capture", cap], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -120,7 +120,7 @@ def test_the_command_prints_one_pty_per_port_and_writes_a_capture(tmp_path: os.P
 
 
 def test_bad_options_are_one_line_errors() -> None:
-    r = subprocess.run([sys.executable, "-m", "busshare.transport.rs485", "--ports", "1"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "busshare.cli.rs485", "--ports", "1"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ports" in r.stderr
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.transport import rtu
+from busshare.transport.modbus import rtu
 
 regs = st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20)
 device = st.integers(1, 247)

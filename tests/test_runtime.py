@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator
 import can
 import pytest
 
-from busshare.bench import BenchHardware
-from busshare.config import parse_config
+from busshare.core.config import parse_config
+from busshare.devtools.bench import BenchHardware
 from busshare.frames import Heartbeat
-from busshare.link import Link
+from busshare.io.runtime import Record, Runtime
 from busshare.master import Master
-from busshare.pilot import PilotState
-from busshare.runtime import Record, Runtime
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from busshare.transport.can import CAN_ERR_BUSOFF, CanTransport
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.config import ServantConfig, Timing
+from busshare.core.config import ServantConfig, Timing
 from busshare.frames import (
     Ack,
     AckHow,
@@ -23,7 +23,7 @@ from busshare.frames import (
     SetLimit,
     Status,
 )
-from busshare.pilot import PilotState
+from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 
 T = Timing()

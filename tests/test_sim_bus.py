@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from busshare.e2e import E2EStatus
 from busshare.frames import Heartbeat, SetLimit, Status
-from busshare.link import Link
-from busshare.pilot import PilotState
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from busshare.sim.bus import DELIVER, FRAME_BITS, BusFaults, SimBus, flip_bits
 from busshare.sim.clock import EventQueue
 
@@ -112,7 +112,7 @@ def test_every_one_and_two_bit_error_is_detected_exhaustively() -> None:
     link = Link()
     samples = [link.encode(HB), link.encode(Status(7, 0x1234, PilotState.C, 320, 315, 320)),
                link.encode(SetLimit(5, 17, 320, 60, 7))]
-    from busshare.e2e import frame_crc
+    from busshare.protocol.e2e import frame_crc
 
     for offset, data in samples:
         for n in (1, 2):
@@ -124,7 +124,7 @@ def test_every_one_and_two_bit_error_is_detected_exhaustively() -> None:
 
 
 def test_some_three_bit_errors_slip_past_the_crc_which_is_why_the_bus_flips_at_most_two() -> None:
-    from busshare.e2e import frame_crc
+    from busshare.protocol.e2e import frame_crc
 
     offset, data = Link().encode(HB)
     missed = 0

@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busshare.hardware import EvseHardware
-from busshare.pilot import PilotState
+from busshare.core.hardware import EvseHardware
+from busshare.protocol.pilot import PilotState
 from busshare.sim.ev import INF, VOLTAGE_V, EvProfile, SimEvse
 
 

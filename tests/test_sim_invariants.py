@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from busshare.frames import Ack, AckHow, Message, SetLimit
-from busshare.link import Link
 from busshare.master import Master
+from busshare.protocol.link import Link
 from busshare.servant import Servant
 from busshare.sim import Simulation, SimulationFailed, load_scenario
 from busshare.sim.bus import DELIVER

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from busshare.config import Config, ServantConfig, Timing
+from busshare.core.config import Config, ServantConfig, Timing
 from busshare.frames import Heartbeat, Message, SetLimit
 from busshare.servant import Servant
 from busshare.sim import Simulation, SimulationFailed

@@ -1,6 +1,6 @@
 """[budget.meter] and [budget.mqtt]: the issue's site file works as written, and every mistake names its key.
 
-The tables are read by the site file's one Reader (``busshare.config.problems`` lists every
+The tables are read by the site file's one Reader (``busshare.core.config.problems`` lists every
 problem with its key path and the value as written); ``meter_settings_from_mapping`` and
 ``mqtt_settings_from_mapping`` read one table and raise ConfigError for its first problem.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from site_files import ISSUE_BLOCK, site
 
-from busshare.config import ConfigError, problems
+from busshare.core.config import ConfigError, problems
 from busshare.core.meter_maps import SDM120, SDM630, Endian, Function, MeterKind, MeterMap, Register, RegisterType
 from busshare.core.source_settings import (
     MeterSettings,

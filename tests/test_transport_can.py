@@ -8,10 +8,10 @@ import itertools
 import can
 import pytest
 
-from busshare.canid import IdScheme
 from busshare.errors import UserError
 from busshare.frames import Heartbeat, SetLimit
-from busshare.link import Link
+from busshare.protocol.canid import IdScheme
+from busshare.protocol.link import Link
 from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanTransport, open_bus
 
 _channels = itertools.count()

@@ -287,7 +287,7 @@ def modbus_line(scratch: Scratch) -> dict[str, list[str]]:
     docs/examples/line.txt, which the decode examples read."""
     need("mbpoll")
     with Session(scratch, "modbus") as s:
-        line = s.start("python -m busshare.transport.rs485 --ports 5 --baud 19200 --capture line.txt")
+        line = s.start("python -m busshare.cli.rs485 --ports 5 --baud 19200 --capture line.txt")
         line.wait_count(r"^/dev/", 5)
         ports = [x for x in line.snapshot() if x.startswith("/dev/")]
         for ev in ("ev1", "ev2"):

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_modbus_processes import WAIT, Line, is_event, offer  # noqa: E402
 
-from busshare.decode import Frame  # noqa: E402
+from busshare.analysis.decode import Frame
 from busshare.frames import MsgType  # noqa: E402
 
 STATUS_OF_1 = (int(MsgType.STATUS) << 6) | 1

@@ -316,8 +316,8 @@ def tty(block: Block, scratch: Scratch) -> list[str]:
 
 
 def modbus_timing_table() -> list[str]:
-    from busshare.transport import modbus_map as mm
-    from busshare.transport import rtu
+    from busshare.transport.modbus import registers as mm
+    from busshare.transport.modbus import rtu
 
     out = ["| baud | char | 3.5-char gap | poll transaction | heartbeat broadcast | cycle bound 8 / 32 servants "
            "| heartbeat period | failsafe timeout | status period (8 / 32) | silent after (8 / 32) "

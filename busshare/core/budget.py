@@ -41,8 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..config import Timing
 from .budget_config import BudgetConfig
+from .config import Timing
 from .currents import PhaseCurrents
 from .setpoint import LimitSource
 

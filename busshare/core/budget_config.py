@@ -4,7 +4,7 @@ Read like every table of the site file, with the one ``Reader`` of ``core.proble
 ``read_budget`` turns ``[budget]`` into a ``BudgetConfig`` (placeholders where a value cannot be
 read, each such value a ``Problem``), and ``budget_problems`` checks the typed budget against
 the rest of the installation (the static limit, the servants' standalone failsafe currents, the
-timing), so a budget built in code meets the same rules.  ``busshare.config`` calls both; a
+timing), so a budget built in code meets the same rules.  ``busshare.core.config`` calls both; a
 ``Config`` carries the result as ``config.budget`` (None: a fixed limit, as before).
 
 Currents are amps in the file and ints in 0.1 A here, times are float seconds.
@@ -21,8 +21,8 @@ from .problems import Problem, Reader, Table, amps_text, deciamps, key_path, num
 from .setpoint import MAX_TTL_S
 from .source_settings import MeterSettings, MqttSettings, meter_problems, mqtt_problems, read_meter, read_mqtt
 
-if TYPE_CHECKING:  # busshare.config imports this module: its Timing is only an annotation here
-    from ..config import Timing
+if TYPE_CHECKING:  # busshare.core.config imports this module: its Timing is only an annotation here
+    from .config import Timing
 
 MAX_HOLD_S = 3600.0
 MAX_ALIGN_S = 10.0

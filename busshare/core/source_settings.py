@@ -5,7 +5,7 @@ They are read like every other table of the site file, with the one ``Reader`` o
 where a value cannot be read, each such value a ``Problem`` with its key path and the value as
 written), and ``meter_problems`` and ``mqtt_problems`` check the typed settings (ranges, and the
 rules that read several keys), so settings built in code meet the same rules.
-``busshare.config`` does this for a whole site file; ``meter_settings_from_mapping`` and
+``busshare.core.config`` does this for a whole site file; ``meter_settings_from_mapping`` and
 ``mqtt_settings_from_mapping`` do it for one table and raise ``ConfigError`` for the first problem.
 """
 

@@ -6,7 +6,7 @@ the profile at each read.  Holding registers (the meter's settings) are not emul
 3 read is answered with exception 2, as is any address outside the block.  Only its own device
 id is answered; any other id (and a broadcast) gets no reply, as on a shared RS-485 line.
 
-Faults on command (``command()``, driven by ``python -m busshare.devtools.meter_emulator``):
+Faults on command (``command()``, driven by ``python -m busshare.cli.meter_emulator``):
 ``freeze`` (the registers stop changing), ``silent`` (no reply at all), ``garbage`` (random
 register values), ``error`` (Modbus exception 4, device failure), ``normal``; ``set L1 [L2 L3]``
 holds given currents, ``profile`` returns to the profile.

@@ -7,7 +7,7 @@ broken reply are failures like frozen or impossible values, and the budget polic
 alike (no good reading for ``timeout_s``: fall back).
 
 ``start()`` runs the polls every ``poll_s`` in a thread of their own: a blocking read waiting
-for its timeout must never hold up the node's loop (``busshare.runtime`` is one thread that
+for its timeout must never hold up the node's loop (``busshare.io.runtime`` is one thread that
 must tick every 50 ms).  Events go to ``sink`` (called in the poll thread) or, without one, to
 a queue the owner empties with ``drain()`` in its own loop.
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
 from ..core.budget_config import BudgetConfig, compliance_window_s
+from ..core.config import Config
 from ..core.meter_maps import MeterKind
 from ..core.problems import seconds_text
 from ..core.setpoint import DEFAULT_SITE_ID, Topics

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..timeline import Mark
+from .timeline import Mark
 
 
 @dataclass(frozen=True)

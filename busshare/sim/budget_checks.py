@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..allocation import Demand, allocate
+from ..core.allocation import Demand, allocate
 from ..frames import MAX_EVSE_DA, MIN_OFFER_DA
 from .invariants import Violation
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..frames import CachedDecoder, decode
-from ..link import Decoder, Link
+from ..protocol.link import Decoder, Link
 from .clock import EventQueue
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)

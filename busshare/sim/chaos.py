@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..config import Config, ServantConfig, Timing, validate
+from ..core.config import Config, ServantConfig, Timing, validate
 from ..frames import MAX_CIRCUIT_DA
 from .bus import BusFaults
 from .ev import EvProfile
@@ -259,7 +259,7 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
                 if ep.cars:
                     site = replace(site, cars=site.cars + ep.cars)
         cars = list(site.cars)
-    origin = "python -m busshare.sim.chaos" + (f" --generator {generator}" if generator != GENERATOR else "")
+    origin = "python -m busshare.cli.chaos" + (f" --generator {generator}" if generator != GENERATOR else "")
     origin += "".join(f" --{flag} {value:g}" if isinstance(value, float) else f" --{flag} {value}"
                       for flag, value in (("servants", asked[0]), ("mix", asked[1]), ("hours", asked[2]))
                       if value is not None)
@@ -345,35 +345,3 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     if TIGHT[0] <= sc.config.limit_da / mins <= TIGHT[1]:
         found.add("tight-budget")
     return frozenset(found)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Replay chaos seeds: ``python -m busshare.sim.chaos --seed 17 [--hours 1]``."""
-    import argparse
-
-    from .invariants import SimulationFailed
-    from .runner import Simulation
-
-    ap = argparse.ArgumentParser(prog="python -m busshare.sim.chaos", description=main.__doc__)
-    ap.add_argument("--seed", type=int, nargs="+", required=True)
-    ap.add_argument("--hours", type=float, default=None, help="simulated hours (default: as the sweep draws it)")
-    ap.add_argument("--servants", type=int, default=None)
-    ap.add_argument("--mix", choices=MIXES, default=None)
-    ap.add_argument("--generator", type=int, choices=(1, 2), default=GENERATOR,
-                    help="1: the generator before the compound fault shapes (seeds found with it, e.g. issue 10's)")
-    args = ap.parse_args(argv)
-    status = 0
-    for seed in args.seed:
-        sc = chaos_scenario(seed, args.hours, args.servants, args.mix, args.generator)
-        try:
-            res = Simulation(sc, seed, record=False).run()
-        except SimulationFailed as exc:
-            print(exc)
-            status = 1
-            continue
-        print(res.summary.text())
-    return status
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """A car behind an EVSE: the physics the protocol has to respect.
 
 ``SimEvse`` is one EVSE's hardware (pilot generator, contactor, meter) with an
-optional car plugged in.  It implements ``busshare.hardware.EvseHardware`` so
+optional car plugged in.  It implements ``busshare.core.hardware.EvseHardware`` so
 the real runtime can drive it (``--ev sim``), and the simulator drives it the
 same way.  Its state is advanced lazily to whatever ``now`` it is given, and
 ``next_change()`` says when the car will next change its draw on its own, so an
@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..pilot import PilotState
+from ..protocol.pilot import PilotState
 
 VOLTAGE_V = 230.0
 INF = float("inf")

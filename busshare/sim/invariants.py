@@ -46,7 +46,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..pilot import PilotState
+from ..protocol.pilot import PilotState
 
 if TYPE_CHECKING:
     from .procs import ServantProc

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.heartbeat_order import HeartbeatOrder
-from ..pilot import PilotState
+from ..protocol.pilot import PilotState
 from .bus import Port
 from .ev import SimEvse
 

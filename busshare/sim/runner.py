@@ -22,7 +22,7 @@ from typing import Any
 
 from ..core.heartbeat_order import HeartbeatOrder
 from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
-from ..timeline import Mark, Sample, Timeline
+from ..report.timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
 from .clock import EventQueue
 from .ev import VOLTAGE_V, EvProfile, SimEvse

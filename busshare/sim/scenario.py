@@ -1,7 +1,7 @@
 """Scenarios as data: a TOML file says which installation, which cars, which faults.
 
 The ``[installation]`` table has exactly the keys of an installation config
-file (its mapping goes through ``busshare.config.config_from_mapping``), so a
+file (its mapping goes through ``busshare.core.config.config_from_mapping``), so a
 scenario runs a real, validated configuration.  Every value is read with its
 key path (``car[2].max_a``), so a mistake is one line naming the file, the
 key and the value as written.  See docs/SIM.md for the format.  Built-in
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
-from ..config import Config, read_config
+from ..core.config import Config, read_config
 from ..core.problems import (
     Invalid,
     Problem,

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import can
 
-from ..canid import IdScheme
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
+from ..protocol.canid import IdScheme
 
 #: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, ~/can.conf) names an interface:
 #: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.
@@ -273,7 +273,7 @@ def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
     """python-can's own -i/-c/-b/--bus-kwargs options, plus the id base (every number checked when parsed)."""
     import can.cli
 
-    from ..commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
+    from ..cli.commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
 
     can.cli.add_bus_arguments(parser)
     opt.set_type(parser, "bitrate", opt.can_bitrate)

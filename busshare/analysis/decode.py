@@ -1,0 +1,671 @@
+"""Decoding captured bus traffic: python-can log files and candump text, with no configuration.
+
+Every record of a capture ends up as exactly one of:
+
+* a protocol message (with its E2E alive-counter classification), or
+* a bad frame with a kind and a reason: ``foreign`` (id outside the protocol's
+  range), ``remote``, ``error-frame``, ``fd``, a ``FrameError`` kind (``length``,
+  ``type``, ``address``, ``reserved``, ``range``, ``enum``, ``crc``), or
+  ``unreadable`` (a line or record that is not a frame at all).
+
+Nothing in a capture is fatal: bad records are reported and counted.
+
+Two paths share the same classification:
+
+* ``CaptureDecoder.feed``: one frame at a time, for text output, ``--summary``
+  and the formats python-can's ``LogReader`` reads;
+* ``json_fast``: candump ``-L`` text straight to JSON lines.  Frames repeat a
+  lot on a real bus, so the JSON text of each distinct (id, data) is built once
+  and each line costs a regex match, a dict lookup and an alive-counter check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ..frames import FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, decode
+from ..protocol.canid import IdScheme
+from ..protocol.e2e import COUNTER_MODULO, DEFAULT_MAX_DELTA, E2EStatus
+from ..report.records import RecordKind, TimeBase, TimeMode
+from .describe import Describer, bad_frame_line, bad_frame_record, frame_record
+
+#: bad-frame kinds that are E2E failures (the rest are malformed or not the protocol's)
+E2E_KINDS = ("crc", "repeated", "wrong-sequence")
+MALFORMED_KINDS = ("length", "type", "address", "reserved", "range", "enum")
+FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
+
+CAN_ERR_FLAG = 0x20000000
+_NL = b"\n"
+_READ_ERROR = b"<the file cannot be read past here: "
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One record of a capture, before decoding."""
+
+    t: float | None  # seconds, as in the capture; None when it has no timestamps
+    can_id: int
+    extended: bool
+    data: bytes
+    kind: str = "data"  # data | remote | error-frame | fd
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A line or record that is not a frame (garbage, truncation, bad hex)."""
+
+    where: str
+    reason: str
+
+
+Record = Frame | Unreadable
+
+
+# ---------------------------------------------------------------------------
+# readers
+
+
+_HEX = re.compile(rb"^[0-9A-Fa-f]*$")
+# (ts) iface ID#DATA [R|T]   -- candump -L, python-can's .log
+_LOG_LINE = re.compile(
+    rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:\s+[RT])?\s*$"
+)
+# [(ts)] iface ID [DLC] DATA   -- plain candump (with or without -t a/d/z)
+_PLAIN_LINE = re.compile(
+    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+\[(\d{1,2})\]\s*(.*?)\s*$"
+)
+
+
+def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool) -> Record:
+    can_id = int(ident, 16)
+    extended = len(ident) > 3
+    if extended and can_id & CAN_ERR_FLAG:
+        return Frame(t, can_id & 0x1FFFFFFF, True, b"", "error-frame")
+    if remote:
+        return Frame(t, can_id, extended, b"", "remote")
+    if fd:
+        data_text = data_text[1:]  # the FD flags nibble
+    if len(data_text) % 2 or not _HEX.match(data_text):
+        raise ValueError(f"bad hex data {data_text[:40]!r}")
+    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), "fd" if fd else "data")
+
+
+def parse_line(line: bytes, where: str) -> Record | None:
+    """One line of candump text (``-L`` or plain); None for a blank line."""
+    if not line.strip():
+        return None
+    if line.startswith(_READ_ERROR):
+        return Unreadable(where, line.strip().decode("ascii", "replace")[1:-1])
+    try:
+        m = _LOG_LINE.match(line)
+        if m:
+            t = float(m.group(1))
+            return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"))
+        m = _PLAIN_LINE.match(line)
+        if m:
+            t_or_none = float(m.group(1)) if m.group(1) else None
+            body = m.group(5)
+            if body.startswith(b"remote request"):
+                return _id_record(t_or_none, m.group(3), b"", False, True)
+            hex_text = body.replace(b" ", b"")
+            if body.strip().upper().startswith(b"ERRORFRAME"):
+                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", "error-frame")
+            rec = _id_record(t_or_none, m.group(3), hex_text, False, False)
+            dlc = int(m.group(4))
+            if isinstance(rec, Frame) and rec.kind == "data" and dlc != len(rec.data):
+                raise ValueError(f"[{dlc}] does not match {len(rec.data)} data bytes")
+            return rec
+    except ValueError as exc:
+        return Unreadable(where, f"{exc}: {_show(line)}")
+    return Unreadable(where, f"not a candump line: {_show(line)}")
+
+
+def _show(line: bytes) -> str:
+    text = printable(line.strip().decode("utf-8", "replace"))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\x1b``, ``\\x07``): a capture never drives the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """(first line number, whole lines) chunks; reads what is available, so pipes stream live."""
+    read = getattr(stream, "read1", stream.read)
+    rest = b""
+    line_no = 1
+    while True:
+        try:
+            block = read(size)
+        except (OSError, EOFError) as exc:  # e.g. a truncated .gz: keep what was read, report the rest
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+            rest += b"\n" + _READ_ERROR + why.encode(errors="replace") + b">\n"
+            break
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            rest = block
+            if len(rest) > size * 4:  # one absurd line: hand it over as is
+                yield line_no, rest
+                line_no += 1
+                rest = b""
+            continue
+        chunk, rest = block[:cut], block[cut:]
+        yield line_no, chunk
+        line_no += chunk.count(b"\n")
+    if rest:
+        yield line_no, rest
+
+
+def text_records(stream: IO[bytes]) -> Iterator[Record]:
+    """Every record of candump text (either format), line by line."""
+    for first, chunk in read_chunks(stream):
+        for i, line in enumerate(chunk.split(_NL)):
+            rec = parse_line(line, f"line {first + i}")
+            if rec is not None:
+                yield rec
+
+
+def logreader_records(path: str) -> Iterator[Record]:
+    """Records of any format python-can's LogReader reads (.asc, .blf, .trc, .csv, .log, .gz...)."""
+    import can  # lazily: importing python-can costs more than decoding a small capture
+
+    try:
+        reader = can.LogReader(path)
+    except OSError:
+        raise
+    except Exception as exc:  # a header python-can cannot parse (empty or not that format)
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        raise OSError(f"cannot read {path}: not a readable capture ({why})") from None
+    n = 0
+    try:
+        with reader:
+            for msg in reader:
+                n += 1
+                if msg.is_error_frame:
+                    kind = "error-frame"
+                elif msg.is_remote_frame:
+                    kind = "remote"
+                elif msg.is_fd:
+                    kind = "fd"
+                else:
+                    kind = "data"
+                yield Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+    except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
+        yield Unreadable(f"after record {n}", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+
+
+# ---------------------------------------------------------------------------
+# classification (pure, cached)
+
+
+@dataclass(frozen=True, slots=True)
+class Good:
+    offset: int
+    message: Message
+    counter: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    kind: str
+    reason: str
+
+
+def classify(scheme: IdScheme, can_id: int, extended: bool, kind: str, data: bytes) -> Good | Bad:
+    """What one frame is, independent of the frames around it."""
+    if kind != "data":
+        what = {"remote": "remote frame", "error-frame": "CAN error frame", "fd": "CAN FD frame"}[kind]
+        return Bad(kind, f"{what}, not a protocol frame")
+    offset = scheme.offset(can_id, extended)
+    if offset is None:
+        width = "29-bit" if extended else "11-bit"
+        return Bad("foreign", f"{width} id {can_id:#x} outside the protocol's range")
+    try:
+        msg, counter = decode(offset, data)
+    except FrameError as exc:
+        return Bad(exc.kind, str(exc))
+    return Good(offset, msg, counter)
+
+
+def _differs(last: object, cur: object) -> bool:
+    return last is not None and cur is not None and type(last) is type(cur) and last != cur
+
+
+def _e2e_table(max_delta: int) -> tuple[E2EStatus, ...]:
+    """Flat table: status = TABLE[16 * last + counter]; last == 16 means the stream is new."""
+    table = []
+    for last in range(COUNTER_MODULO + 1):
+        for counter in range(COUNTER_MODULO):
+            if last == COUNTER_MODULO:
+                table.append(E2EStatus.OK)
+                continue
+            delta = (counter - last) % COUNTER_MODULO
+            table.append(
+                E2EStatus.REPEATED if delta == 0 else E2EStatus.OK if delta == 1
+                else E2EStatus.OK_SOME_LOST if delta <= max_delta else E2EStatus.WRONG_SEQUENCE
+            )
+    return tuple(table)
+
+
+_UNSEEN = COUNTER_MODULO * COUNTER_MODULO
+
+
+def restarted_streams(msg: Message, masters: set[tuple[int, int]]) -> list[int]:
+    """Streams (id offsets) whose alive counters a rebooted sender starts afresh (as ``watch.BusWatcher``).
+
+    A JOIN: everything its servant sends.  A new master's first heartbeat (once
+    another master was seen): the heartbeat and every set-limit.  Forgetting
+    them keeps a reboot from being counted as lost or repeated frames.
+    """
+    if isinstance(msg, Join):
+        return [(int(t) << 6) | msg.address
+                for t in (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS, MsgType.JOIN)]
+    if isinstance(msg, Heartbeat) and masters and (msg.master_id, msg.epoch) not in masters:
+        return [int(MsgType.HEARTBEAT) << 6, *range(1, 63)]
+    return []
+
+
+# ---------------------------------------------------------------------------
+# the decoder
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One frame after decoding, as handed to the sinks."""
+
+    t: float | None
+    can_id: int
+    data: bytes
+    message: Message | None
+    counter: int | None
+    status: E2EStatus | None  # E2E classification of a decoded message
+    bad: Bad | None  # set when the frame is not acted on by a node (bad, or e2e failure)
+
+
+Sink = Callable[[Decoded], None]
+
+
+class CaptureDecoder:
+    """Classifies each frame and the alive counter of its stream; counts everything."""
+
+    def __init__(self, scheme: IdScheme | None = None, max_delta: int = DEFAULT_MAX_DELTA) -> None:
+        self.scheme = scheme or IdScheme()
+        self.max_delta = max_delta
+        self.counts: Counter[str] = Counter()  # "decoded", E2E statuses, bad kinds
+        self.records = 0
+        self.unreadable: list[Unreadable] = []
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self._memo: dict[tuple[int, bool, str, bytes], Good | Bad] = {}
+        self._table = _e2e_table(max_delta)
+        self._last = [_UNSEEN] * 512  # 16 * last alive counter, per data ID
+        # what the last frame of each stream carried: ("d", data) from feed(), the raw ID#DATA key from
+        # the fast JSON path; only like compares with like (a mix counts as the same, i.e. repeated)
+        self._last_data: list[object] = [None] * 512
+        self.masters: set[tuple[int, int]] = set()  # (master id, epoch) heard
+
+    def classify(self, frame: Frame) -> Good | Bad:
+        key = (frame.can_id, frame.extended, frame.kind, frame.data)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) > 1 << 18:
+                self._memo.clear()
+            hit = self._memo[key] = classify(self.scheme, frame.can_id, frame.extended, frame.kind, frame.data)
+        return hit
+
+    def e2e(self, offset: int, counter: int, data: bytes | None = None) -> E2EStatus:
+        """As e2e.E2EChecker: a repeated counter with other bytes is a second sender, not a duplicate."""
+        status = self._table[self._last[offset] + counter]
+        self._last[offset] = counter << 4
+        cur = None if data is None else ("d", data)
+        last, self._last_data[offset] = self._last_data[offset], cur
+        if status is E2EStatus.REPEATED and _differs(last, cur):
+            return E2EStatus.WRONG_SEQUENCE
+        return status
+
+    def feed(self, rec: Record) -> Decoded | None:
+        """Classify one record; None (and counted) for an unreadable one."""
+        self.records += 1
+        if isinstance(rec, Unreadable):
+            self.counts["unreadable"] += 1
+            self.unreadable.append(rec)
+            return None
+        if rec.t is not None:
+            if self.first_t is None:
+                self.first_t = rec.t
+            self.last_t = rec.t
+        c = self.classify(rec)
+        if isinstance(c, Bad):
+            self.counts[c.kind] += 1
+            return Decoded(rec.t, rec.can_id, rec.data, None, None, None, c)
+        msg = c.message
+        if isinstance(msg, Join | Heartbeat):
+            for stream in restarted_streams(msg, self.masters):
+                self._last[stream] = _UNSEEN
+            if isinstance(msg, Heartbeat):
+                self.masters.add((msg.master_id, msg.epoch))
+        status = self.e2e(c.offset, c.counter, bytes(rec.data))
+        self.counts[status.value] += 1
+        bad = None
+        if status is E2EStatus.REPEATED:
+            bad = Bad("repeated", f"alive counter {c.counter} repeated: a duplicate, not acted on")
+        elif status is E2EStatus.WRONG_SEQUENCE:
+            bad = Bad("wrong-sequence", f"alive counter jumped to {c.counter}: frames lost or sender restarted")
+        return Decoded(rec.t, rec.can_id, rec.data, c.message, c.counter, status, bad)
+
+    # -- totals ---------------------------------------------------------------
+
+    @property
+    def bad_total(self) -> int:
+        """Frames (and records) a strict reader rejects: not ours, malformed, E2E failures, unreadable."""
+        kinds = (*E2E_KINDS, *MALFORMED_KINDS, *FOREIGN_KINDS, "unreadable")
+        return sum(self.counts[k] for k in kinds)
+
+    def totals(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "records": self.records,
+            "good": c[E2EStatus.OK.value] + c[E2EStatus.OK_SOME_LOST.value],
+            "bad": self.bad_total,
+            "e2e_errors": {k: c[k] for k in E2E_KINDS if c[k]},
+            "some_lost": c[E2EStatus.OK_SOME_LOST.value],
+            "malformed": {k: c[k] for k in MALFORMED_KINDS if c[k]},
+            "not_protocol": {k: c[k] for k in FOREIGN_KINDS if c[k]},
+            "unreadable": c["unreadable"],
+        }
+
+
+def totals_line(totals: dict[str, Any]) -> str:
+    parts = [f"{totals['records']} records: {totals['good']} good, {totals['bad']} bad"]
+    detail = []
+    for group in ("e2e_errors", "malformed", "not_protocol"):
+        detail += [f"{k} {n}" for k, n in totals[group].items()]
+    if totals["unreadable"]:
+        detail.append(f"unreadable {totals['unreadable']}")
+    if totals["some_lost"]:
+        detail.append(f"ok-some-lost {totals['some_lost']} (accepted)")
+    if detail:
+        parts.append(f" ({', '.join(detail)})")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# per-frame output
+
+
+def _fmt_t(t: float | None) -> str:
+    return "null" if t is None else f"{t:.6f}"
+
+
+def first_frame_base() -> TimeBase:
+    """Relative time for a capture: seconds since its first timestamped frame."""
+    return TimeBase(TimeMode.RELATIVE, None)
+
+
+class TextLines:
+    """Per-frame readable lines (``describe.Describer``); time relative to the first frame unless told."""
+
+    def __init__(self, write: Callable[[str], Any], times: TimeBase | None = None) -> None:
+        self.write = write
+        self.describer = Describer()
+        self.times = times or first_frame_base()
+
+    def frame(self, d: Decoded) -> None:
+        t = 0.0 if d.t is None else self.times(d.t)
+        if d.message is not None:
+            line = self.describer.line(t, d.message, d.counter, d.status)
+        else:
+            assert d.bad is not None
+            why: FrameError | E2EStatus
+            why = E2EStatus.WRONG_CRC if d.bad.kind == "crc" else FrameError(d.bad.kind, d.bad.reason)
+            line = bad_frame_line(t, d.can_id, d.data, why)
+        self.write(line + "\n")
+
+    def unreadable(self, u: Unreadable) -> None:
+        self.write(f"UNREADABLE {u.where}: {printable(u.reason)}\n")
+
+
+class JsonLines:
+    """Per-frame ``frame``, ``bad-frame`` and ``unreadable`` records (docs/JSON.md); absolute time unless told."""
+
+    def __init__(self, write: Callable[[str], Any], times: TimeBase | None = None) -> None:
+        self.write = write
+        self.describer = Describer()
+        self.times = times or TimeBase()
+
+    def frame(self, d: Decoded) -> None:
+        self.write(json_frame(self.describer, d, self.times) + "\n")
+
+    def unreadable(self, u: Unreadable) -> None:
+        self.write(json_unreadable(u) + "\n")
+
+
+def json_unreadable(u: Unreadable) -> str:
+    return json.dumps({"record": RecordKind.UNREADABLE.value, "t": None, "where": u.where, "reason": u.reason})
+
+
+def json_frame(describer: Describer, d: Decoded, times: TimeBase | None = None) -> str:
+    """One frame's JSON line; ``t`` to the microsecond as candump writes it (so both paths print the same)."""
+    t = d.t if times is None else times.opt(d.t)
+    rec: dict[str, Any]
+    if d.message is None:
+        assert d.bad is not None
+        rec = bad_frame_record(None, d.can_id, d.data, d.bad.kind, d.bad.reason)
+    else:
+        assert d.status is not None and d.counter is not None
+        rec = frame_record(describer, None, d.message, d.counter, d.can_id, d.status)
+    kind = rec.pop("record")
+    del rec["t"]
+    return f'{{"record": "{kind}", "t": {_fmt_t(t)}, ' + json.dumps(rec)[1:]
+
+
+# ---------------------------------------------------------------------------
+# the fast path: candump -L to JSON lines
+
+# one 8-byte data frame, the common case; anything else makes its chunk take the general path
+_FAST_LINE = re.compile(
+    rb"^\(0*(\d+\.\d+)\) [^ \n]+ ((?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#[0-9A-Fa-f]{16})(?: [RT])?\r?$", re.M
+)
+_KEY = re.compile(rb"(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#[0-9A-Fa-f]{16}")
+_DIGITS = b"0123456789"
+_HEAD = b'{"record": "frame", "t": '
+
+
+def fixed_layout(chunk: bytes) -> struct.Struct | None:
+    """A struct that cuts (timestamp, id#data) out of every line, when all lines have one width.
+
+    candump and python-can write every frame of a log at the same width, so the
+    chunk is a grid: checking its columns (C-speed slices) proves each line is
+    ``(digits.digits) iface key[ R|T]``; ``struct.iter_unpack`` then cuts the
+    fields without a regex.  The keys themselves are checked when first seen.
+    """
+    width = chunk.find(b"\n") + 1
+    if width < 8 or len(chunk) % width or chunk[:1] != b"(" or chunk[width - 2:width - 1] == b"\r":
+        return None  # CRLF lines take the regex path
+    n = len(chunk) // width
+    close = chunk.find(b") ", 0, width)
+    dot = chunk.find(b".", 0, close)
+    iface_end = chunk.find(b" ", close + 2, width)
+    if close < 4 or not 1 < dot < close - 1 or iface_end < 0:
+        return None
+    key_at = iface_end + 1
+    key_end = chunk.find(b" ", key_at, width)
+    key_end = width - 1 if key_end < 0 else key_end
+    tail = width - 1 - key_end
+    column = chunk.__getitem__
+    if column(slice(width - 1, None, width)) != b"\n" * n or column(slice(0, None, width)) != b"(" * n:
+        return None
+    if column(slice(close, None, width)) != b")" * n or column(slice(close + 1, None, width)) != b" " * n:
+        return None
+    if column(slice(iface_end, None, width)) != b" " * n or column(slice(dot, None, width)) != b"." * n:
+        return None
+    for k in range(1, close):
+        if k != dot and column(slice(k, None, width)).translate(None, _DIGITS):
+            return None
+    if dot > 2 and b"0" in column(slice(1, None, width)):
+        return None  # leading zeros are not JSON: the general path formats these
+    if tail:
+        if tail != 2 or column(slice(key_end, None, width)) != b" " * n:
+            return None
+        if column(slice(key_end + 1, None, width)).translate(None, b"RT"):
+            return None
+    return struct.Struct(f"x{close - 1}s{key_at - close}x{key_end - key_at}s{tail + 1}x")
+
+
+def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[bytes],
+              flush: bool = False) -> None:
+    """Decode candump ``-L`` chunks to JSON lines on ``out``; other lines go through ``parse_line``.
+
+    Times are written as the capture has them (absolute).  Output convention
+    inside the loop: every piece written ends with the head of the next line
+    (``{"record": "frame", "t": ``), so each frame costs one ``extend`` of
+    (timestamp, the JSON text of its id#data, the E2E result and the next
+    head); a line of another kind takes the head back and writes its own.
+    """
+    describer = Describer()
+    table = tuple(_suffix(s) for s in dec._table)
+    last = dec._last
+    last_key = dec._last_data
+    repeated = tuple(st is E2EStatus.REPEATED for st in dec._table)
+    second_sender = _suffix(E2EStatus.WRONG_SEQUENCE)
+    memo: dict[bytes, tuple[int, int, int, bytes]] = {}
+    hits = [0] * len(table)  # frames per (16 * last + counter): folded into E2E statuses at the end
+    scheme = dec.scheme
+
+    def slow_piece(d: Decoded | None, u: Unreadable | None) -> bytes:
+        """A whole line (any kind) from the general path: the head already written is taken back."""
+        buf[-1] = buf[-1][: -len(_HEAD)]
+        line = json_unreadable(u) if u is not None else json_frame(describer, d) if d is not None else ""
+        return line.encode() + b"\n" + _HEAD
+
+    def entry(key: bytes) -> tuple[int, int, int, bytes]:
+        """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
+        for a well-formed frame, -2: for a key that is not a frame at all, -3: general path this once."""
+        if not _KEY.fullmatch(key):
+            return -2, 0, 0, b""
+        ident, _, hex_data = key.partition(b"#")
+        can_id = int(ident, 16)
+        extended = len(ident) > 3
+        if extended and can_id & CAN_ERR_FLAG:
+            return -1, 0, 0, b""  # an error frame: the general path words it
+        c = classify(scheme, can_id, extended, "data", bytes.fromhex(hex_data.decode()))
+        if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release | Join):
+            return -1, 0, 0, b""  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
+        if isinstance(c.message, Heartbeat) and (c.message.master_id, c.message.epoch) not in dec.masters:
+            return -3, 0, 0, b""  # a master not heard yet: general path, and not remembered
+        rec = frame_record(describer, None, c.message, c.counter, can_id, E2EStatus.OK)
+        del rec["record"], rec["t"], rec["e2e"]
+        text = json.dumps(rec)
+        frag = (", " + text[1:-1] + ', "e2e": ').encode()
+        return c.offset, c.counter, c.counter << 4, frag
+
+    def general(chunk: bytes, first: int, ts: bytes, key: bytes, valid_key: bool) -> bytes:
+        """One line the fast loop does not handle, through the general decoder."""
+        dec.records -= 1  # already counted with its chunk
+        r: Record | None
+        if valid_key:  # a well-formed frame whose JSON depends on state (CUT/GRANT) or that is bad
+            r = Frame(float(ts), *_frame_fields(key))
+        else:  # not a frame: find its line number, scanning on from the previous one (rows come in order)
+            pos, line = scan
+            at = chunk.find(b"(" + ts + b")", pos)
+            if at >= 0:
+                line += chunk.count(_NL, pos, at)
+                scan[:] = [at, line]
+            where = f"line {first + line}" if at >= 0 else "line ?"
+            end = chunk.find(_NL, at)
+            r = parse_line(chunk[at:end if end >= 0 else len(chunk)] if at >= 0 else b"(" + ts + b") - " + key, where)
+        assert r is not None
+        d = dec.feed(r)
+        if d is None:
+            assert isinstance(r, Unreadable)
+            return slow_piece(None, r)
+        return slow_piece(d, None)
+
+    buf: list[bytes] = [_HEAD]
+    ext = buf.extend
+    get = memo.get
+    scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
+    for first, chunk in chunks:
+        scan[:] = [0, 0]
+        layout = fixed_layout(chunk)
+        rows: Iterable[tuple[bytes, bytes]] | None = None
+        n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
+            0 if chunk.endswith(b"\n") else 1)
+        if layout is not None:
+            rows = layout.iter_unpack(chunk)
+            first_ts = layout.unpack_from(chunk)[0]
+        else:
+            matches = _FAST_LINE.findall(chunk)
+            if len(matches) == n_lines and matches:
+                rows, first_ts = matches, matches[0][0]
+        if rows is not None:
+            dec.records += n_lines
+            ts = first_ts
+            for ts, key in rows:
+                e = get(key)
+                if e is None:
+                    if len(memo) > 1 << 18:
+                        memo.clear()
+                    e = entry(key)
+                    if e[0] != -3:
+                        memo[key] = e
+                offset, counter, counter16, frag = e
+                if offset >= 0:
+                    k = last[offset] + counter
+                    last[offset] = counter16
+                    if repeated[k] and _differs(last_key[offset], key):  # same counter, other bytes: a twin
+                        ext((ts, frag, second_sender))
+                        dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+                    else:
+                        ext((ts, frag, table[k]))
+                        hits[k] += 1
+                    last_key[offset] = key
+                else:
+                    ext((general(chunk, first, ts, key, offset != -2),))
+            if dec.first_t is None:
+                dec.first_t = float(first_ts)
+            dec.last_t = float(ts)
+        else:
+            for i, line in enumerate(chunk.split(_NL)):
+                r = parse_line(line, f"line {first + i}")
+                if r is None:
+                    continue
+                d = dec.feed(r)
+                if d is None:
+                    assert isinstance(r, Unreadable)
+                    ext((slow_piece(None, r),))
+                else:
+                    ext((slow_piece(d, None),))
+        data = b"".join(buf)
+        out.write(data[: -len(_HEAD)])
+        if flush:
+            out.flush()
+        buf.clear()
+        buf.append(_HEAD)
+    for k, n in enumerate(hits):
+        if n:
+            dec.counts[dec._table[k].value] += n
+
+
+def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
+    """(id, extended, data, kind) of a key already checked against ``_KEY``."""
+    ident, _, hex_data = key.partition(b"#")
+    can_id = int(ident, 16)
+    extended = len(ident) > 3
+    if extended and can_id & CAN_ERR_FLAG:
+        return can_id & 0x1FFFFFFF, True, b"", "error-frame"
+    return can_id, extended, bytes.fromhex(hex_data.decode()), "data"
+
+
+def _suffix(status: E2EStatus) -> bytes:
+    return b'"' + status.value.encode() + b'"}\n' + _HEAD

@@ -1,0 +1,22 @@
+"""One module per ``busshare`` subcommand (see cli.py for the contract).
+
+The one-line summaries live here, not in the command modules, so that
+``busshare --help`` and every other command can list all commands without
+importing their modules (and python-can, pymodbus, ... with them).
+"""
+
+# Command name -> its one-line summary, in the order `busshare --help` lists them.
+SUMMARIES: dict[str, str] = {
+    "sim": "simulate an installation (default: the built-in story) with a live view",
+    "master": "run the master on a CAN bus",
+    "servant": "run a servant EVSE on a CAN bus",
+    "monitor": "live decode of a bus with anomaly flags",
+    "decode": "decode a capture (.log .asc .blf .trc .csv, or candump text on stdin)",
+    "busload": "CAN bus utilisation (steady state and worst case) for N servants",
+    "check-config": "validate an installation file and explain each problem",
+}
+
+
+def module_name(command: str) -> str:
+    """`check-config` -> `busshare.cli.commands.check_config`."""
+    return f"{__name__}.{command.replace('-', '_')}"

@@ -1,0 +1,145 @@
+"""`busshare servant --address N`: a real servant process on any python-can bus."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import sys
+import time
+import zlib
+from dataclasses import replace
+from typing import Any
+
+from ...core.config import Config, ServantConfig, servant_problems
+from ...core.hardware import EvseHardware
+from ...devtools.bench import BenchHardware
+from ...errors import UserError
+from ...io.runtime import Runtime, event_record
+from ...protocol.pilot import PilotState
+from ...report.records import serial_hex
+from ...transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from . import SUMMARIES
+from . import _options as opt
+from ._common import add_output_arguments, node_times, printer
+
+
+def add_parser(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "servant",
+        help=SUMMARIES["servant"],
+        description="Run one servant: it joins the master, requests current for its EV, applies limits "
+        "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
+        "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE or ~/can.conf win if set).",
+    )
+    p.add_argument("--address", type=opt.address, required=True, metavar="N", help="servant address, 1-62")
+    p.add_argument("--config", default=None, metavar="SITE.toml",
+                   help="take this servant's settings and the timing from the installation's config "
+                   "(options given here still win)")
+    p.add_argument("--max", type=opt.evse_amps, default=None, metavar="A",
+                   help="this EVSE's maximum current, 6-80 A (default 32 A)")
+    p.add_argument("--min", type=opt.evse_amps, default=None, metavar="A",
+                   help="lowest current its EV can use, 6-80 A (default 6 A)")
+    p.add_argument("--failsafe", type=opt.failsafe_amps, default=None, metavar="A",
+                   help="current when the master is silent (default 6 A; 0 = pause)")
+    p.add_argument("--priority", type=opt.byte, default=None, help="higher is served first under shortage (0-255)")
+    p.add_argument("--serial", type=opt.serial, default=None, metavar="N",
+                   help="unique unit serial (default: derived from host name and address)")
+    p.add_argument("--ev", choices=("sim", "bench"), default="bench",
+                   help="hardware: 'sim' a simulated car that charges, 'bench' a fixed pilot state that logs "
+                   "every pilot change (default)")
+    p.add_argument("--pilot", choices=[s.name for s in PilotState], default="C",
+                   help="bench: the fixed pilot state (default C, charging)")
+    p.add_argument("--meter", type=opt.meter_amps, default=None, metavar="A",
+                   help="bench: a fixed meter reading, 0-102.2 A (default: no meter)")
+    p.add_argument("--need-kwh", type=opt.kwh, default=50.0, help="sim: energy the car wants (default 50 kWh)")
+    p.add_argument("--seed", type=opt.integer(), default=None, help="sim: random seed of the car's reactions")
+    add_output_arguments(p)
+    add_bus_arguments(p)
+    from ...transport.modbus.servant import add_arguments as add_modbus_arguments
+
+    add_modbus_arguments(p)
+    p.set_defaults(func=run)
+
+
+def default_serial(address: int) -> int:
+    """Stable across restarts of one unit, different between hosts: what a real unit's serial is."""
+    return zlib.crc32(f"{socket.gethostname()}/{address}".encode()) & 0xFFFFFFFF
+
+
+def servant_config(args: argparse.Namespace, site: Config | None, has_meter: bool) -> ServantConfig:
+    """This servant's settings: its [[servant]] of the site file (if given), then the options.
+
+    The options are each checked when parsed; this checks them together (``--min`` above
+    ``--max``...), naming the option, or the file's key when the value came from the file.
+    """
+    base = ServantConfig(args.address)
+    path = "servant"
+    if site is not None:
+        found = site.servant(args.address)
+        if found is None:
+            raise UserError(f"{args.config}: no [[servant]] with address {args.address}")
+        base, path = found, f"servant[{site.servants.index(found)}]"
+    given = {"min_a": args.min, "max_a": args.max, "failsafe_a": args.failsafe, "priority": args.priority}
+    config = replace(
+        base,
+        min_da=base.min_da if args.min is None else args.min,
+        max_da=base.max_da if args.max is None else args.max,
+        priority=base.priority if args.priority is None else args.priority,
+        failsafe_da=base.failsafe_da if args.failsafe is None else args.failsafe,
+        serial=args.serial if args.serial is not None else base.serial or default_serial(args.address),
+        has_meter=has_meter,
+    )
+    for p in servant_problems(config, path):
+        def option(key: str) -> str | None:
+            name = key.rpartition(".")[2]
+            return f"--{name.removesuffix('_a')}" if given.get(name) is not None else None
+
+        shown = option(p.key) or (f"{args.config}: {p.key}" if site is not None else f"{p.key.rpartition('.')[2]} (default)")
+        others = [o for o in map(option, sorted(p.involves)) if o]
+        raise UserError(f"{shown} {p.value} {p.message}" + (f" (given {', '.join(others)})" if others else ""))
+    return config
+
+
+def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHardware:
+    if args.ev == "sim":
+        from ...sim.ev import EvProfile, SimEvse
+
+        evse = SimEvse(meter=True, rng=random.Random(args.seed), now=now)
+        evse.plug(EvProfile(max_a=max_da / 10, need_kwh=args.need_kwh), now)
+        return evse
+    measured: int | None = args.meter
+    log_out = sys.stderr if args.json else sys.stdout
+
+    def log(line: str) -> None:
+        print(line, file=log_out, flush=True)
+
+    return BenchHardware(PilotState[args.pilot], measured, log=log, origin=now)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "modbus", None):
+        from ...transport.modbus.servant import run_modbus_servant
+
+        return run_modbus_servant(args)
+    from ...core.config import Timing, load_config
+    from ...servant import Servant
+
+    site = None if args.config is None else load_config(args.config)
+    timing = Timing() if site is None else site.timing
+    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None)
+    serial, max_da = config.serial, config.max_da
+    ids = id_scheme_from(args)
+    transport = CanTransport(open_bus(args), ids)
+    clock = time.monotonic
+    now = clock()
+    hardware = build_hardware(args, max_da, now)
+    node = Servant(config, timing, now)
+    skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
+    emit = printer(args.json, node_times(args, now), skip=skip)
+    emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
+                      f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A ev {args.ev}"))
+    runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
+                      status_interval=args.status_interval, tick_period=timing.tick_period)
+    runtime.run(duration=args.duration)
+    return 0

@@ -1,0 +1,43 @@
+"""A logging bench ``EvseHardware``: no car, no relay, every pilot change on a log.
+
+For bring-up on a desk: the pilot state is fixed (default C, a car charging),
+the meter reading is fixed or absent, and every change of the offered current
+is written as one line with the duty cycle the pilot would carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..protocol.pilot import PilotState, duty_for_current
+
+
+class BenchHardware:
+    """Implements ``busshare.core.hardware.EvseHardware``; logs pilot changes through ``log``."""
+
+    def __init__(
+        self,
+        pilot: PilotState = PilotState.C,
+        measured_da: int | None = None,
+        log: Callable[[str], None] = print,
+        origin: float = 0.0,
+    ) -> None:
+        self.pilot = pilot
+        self.measured_da = measured_da
+        self.log = log
+        self.origin = origin  # printed times are ``now - origin``
+        self.offer_da: int | None = None
+        self.ev_stopped = False
+        self.changes = 0
+
+    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
+        if offer_da == self.offer_da and ev_stopped == self.ev_stopped:
+            return
+        self.offer_da, self.ev_stopped = offer_da, ev_stopped
+        self.changes += 1
+        duty = duty_for_current(offer_da / 10) if not ev_stopped else 100.0
+        stop = " EV STOPPED (contactor open)" if ev_stopped else ""
+        self.log(f"{now - self.origin:9.3f} pilot: offer {offer_da / 10:.1f} A, duty {duty:.1f} %{stop}")
+
+    def read(self, now: float) -> tuple[PilotState, int | None]:
+        return self.pilot, self.measured_da
