@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers of .ci/run (also sourced by tests/test_ci.py).
+# Helpers of .ci/run (also sourced by tests/cli/test_ci.py).
 #
 # `stage NAME CMD...`: run one CI stage, print how long it took, and fail it on any non-zero exit.
 # pytest's exit 5 ("collected no test") is a failure with its own message: a stage that tests

@@ -82,7 +82,7 @@ def tick_cost(n: int, calls: int) -> float:
 
 
 def chaos_cost(seeds: range) -> tuple[float, float]:
-    """(CPU s per installation-hour, mean servants) over chaos seeds, as tests/test_sim_chaos.py runs them."""
+    """(CPU s per installation-hour, mean servants) over chaos seeds, as tests/sim/test_sim_chaos.py runs them."""
     cpu = 0.0
     hours = 0.0
     servants = 0

@@ -153,7 +153,7 @@ class Session:
         self.env = env or {}
         self.procs: list[Proc] = []
         self.cwd = scratch.path / f"session-{name}"
-        if self.cwd.exists():  # a session run again (tests/test_docs.py retries a drifted one once)
+        if self.cwd.exists():  # a session run again (tests/cli/test_docs.py retries a drifted one once)
             shutil.rmtree(self.cwd)
         self.cwd.mkdir()
         for f in scratch.path.iterdir():

@@ -5,7 +5,7 @@ at 19200 baud; car 1 charges alone at 64 A; car 2 plugs in and out again CYCLES 
 before servant 1's next periodic STATUS is due.  Servant 1 is cut (and acks) right after that STATUS
 went out, so its next one, showing the cut, comes a whole status period later, after servant 2's
 showing the grant: going by STATUS frames alone, 96 A would be offered on 64 A.  The test
-(tests/test_decode_truth.py) checks that the capture holds the race and that `decode --summary` does
+(tests/analysis/test_decode_truth.py) checks that the capture holds the race and that `decode --summary` does
 not fall for it.
 
     python tools/record_modbus_race.py OUT_DIR [CYCLES] [LEAD_S]
@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from test_modbus_processes import WAIT, Line, is_event, offer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from busshare.analysis.decode import Frame
 from busshare.frames import MsgType  # noqa: E402
+from tests.io.test_modbus_processes import WAIT, Line, is_event, offer  # noqa: E402
 
 STATUS_OF_1 = (int(MsgType.STATUS) << 6) | 1
 

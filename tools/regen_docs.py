@@ -6,7 +6,7 @@
     python tools/regen_docs.py --only MODBUS.md --only sessions   # blocks whose file or recipe matches
     python tools/regen_docs.py --bench      # also re-measure the benchmark figures (many minutes)
 
-`tests/test_docs.py` runs the check for every block, so the docs cannot drift.  A shown output is a
+`tests/cli/test_docs.py` runs the check for every block, so the docs cannot drift.  A shown output is a
 fenced block preceded by a marker comment (or, for a table, everything up to ``<!-- /regen -->``):
 
 ``<!-- regen: shell -->``

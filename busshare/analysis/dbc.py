@@ -8,7 +8,7 @@ pair: 437 messages at a given base.  Integrators whose bus needs another base or
     python -m busshare.cli.dbc --base 0x18DA0000 --extended > busshare-ext.dbc
 
 Plain text, no cantools needed (cantools is only a test dependency).  The layout
-below must agree with frames.py; tests/test_dbc.py proves it with hypothesis.
+below must agree with frames.py; tests/protocol/test_dbc.py proves it with hypothesis.
 """
 
 from __future__ import annotations

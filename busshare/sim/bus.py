@@ -170,7 +170,7 @@ def flip_bits(data: bytes, rng: random.Random) -> bytes:
 
     CRC-8 SAE J1850 over the 9 protected bytes has Hamming distance 3: it
     detects every 1- and 2-bit error but misses about 0.5 % of 3-bit errors
-    (tests/test_sim_bus.py counts them).  On CAN the controller's own CRC-15
+    (tests/sim/test_sim_bus.py counts them).  On CAN the controller's own CRC-15
     (distance 6) stops those first, so the bus model injects what the E2E layer
     is specified to catch, and ``rule8-integrity`` holds it to that.
     """

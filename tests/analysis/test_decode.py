@@ -1,0 +1,510 @@
+"""`busshare decode`: every python-can format and candump text, bad input reported and counted, never fatal."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from busshare.analysis.decode import CaptureDecoder, JsonLines, json_fast, parse_line, read_chunks, text_records
+from busshare.analysis.summary import CaptureSummary
+from busshare.cli import main
+from busshare.frames import (
+    Ack,
+    AckHow,
+    Heartbeat,
+    Message,
+    SetLimit,
+    Status,
+    decode,
+    offset_of,
+)
+from busshare.protocol.canid import IdScheme
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
+from tests.support.captures import traffic, write_candump_l, write_with_python_can
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 400
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "busshare", *args], input=None if stdin is None else stdin.decode(),
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def json_lines(text: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[tuple[float, int, bytes]]:
+    return list(traffic(N, servants=4, session=8.0))
+
+
+def expected(frames: list[tuple[float, int, bytes]]) -> list[tuple[str, int | None]]:
+    out = []
+    for _, off, data in frames:
+        msg, _ = decode(off, data)
+        out.append((msg.TYPE.name, getattr(msg, "address", None) if msg.TYPE.name != "HEARTBEAT" else None))
+    return out
+
+
+def decoded(records: list[dict]) -> list[tuple[str, int | None]]:  # type: ignore[type-arg]
+    return [(r["type"], r.get("address")) for r in records if "type" in r]
+
+
+# ---------------------------------------------------------------------------
+# formats
+
+
+@pytest.mark.parametrize("suffix", [".log", ".asc", ".blf", ".trc", ".csv"])
+def test_every_python_can_format_decodes_to_the_same_messages(tmp_path: Path, frames, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / f"capture{suffix}"
+    write_with_python_can(str(path), iter(frames))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0, r.stderr
+    records = json_lines(r.stdout)
+    assert decoded(records) == expected(frames)
+    totals = records[-1]
+    assert totals["records"] == N and totals["good"] == N and totals["bad"] == 0
+
+
+def test_text_and_json_outputs_agree_on_every_frame(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(frames))
+    text = cli("decode", str(path)).stdout.splitlines()
+    records = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert len(text) == len(records) == N + 1
+    for line, rec in zip(text, records, strict=False):
+        assert rec.get("type", "").replace("SET_LIMIT", "") in line.replace("CUT", "").replace("GRANT", "").replace(
+            "SET", "") or rec["type"] == "SET_LIMIT"
+    assert text[-1] == f"{N} records: {N} good, 0 bad"
+
+
+def test_candump_text_on_stdin_in_both_formats(frames) -> None:  # type: ignore[no-untyped-def]
+    log_l = "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames)
+    plain = "".join(f"  vcan0  {off:03X}   [8]  {data.hex(' ').upper()}\n" for _, off, data in frames)
+    plain_t = "".join(f" ({t:.6f})  vcan0  {off:03X}   [8]  {data.hex(' ').upper()}\n" for t, off, data in frames)
+    for text in (log_l, plain, plain_t):
+        r = cli("decode", "--json", "-", stdin=text.encode())
+        assert r.returncode == 0, r.stderr
+        assert decoded(json_lines(r.stdout)) == expected(frames)
+
+
+def test_gzip_candump_log(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(frames))
+    gz = tmp_path / "c.log.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert decoded(json_lines(cli("decode", "--json", str(gz)).stdout)) == expected(frames)
+
+
+# ---------------------------------------------------------------------------
+# bad input: reported with a reason, counted, never fatal
+
+
+def sealed(offset: int, tail: bytes) -> bytes:
+    return bytes((frame_crc(offset, tail),)) + tail
+
+
+BAD_LINES = {
+    "garbage": ("this is not a frame\n", "unreadable"),
+    "bad hex": ("(1.000000) vcan0 040#ZZ\n", "unreadable"),
+    "odd hex": ("(1.000000) vcan0 040#ABC\n", "unreadable"),
+    "foreign id": ("(1.000000) vcan0 7FF#0011223344556677\n", "foreign"),
+    "remote": ("(1.000000) vcan0 040#R\n", "remote"),
+    "error frame": ("(1.000000) vcan0 20000080#0000000000000000\n", "error-frame"),
+    "fd": ("(1.000000) vcan0 040##1AA0001070080020F\n", "fd"),
+    "crc": ("(1.000000) vcan0 040#AB0001070080020F\n", "crc"),
+    "length": ("(1.000000) vcan0 040#5B00\n", "length"),
+    "address": (f"(1.000000) vcan0 041#{sealed(0x41, bytes(7)).hex()}\n", "address"),
+    "reserved": (f"(1.000000) vcan0 101#{sealed(0x101, bytes([0, 0x40, 1, 0, 0, 1, 0])).hex()}\n", "reserved"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LINES))
+def test_each_bad_record_is_reported_with_its_reason_and_counted(tmp_path: Path, frames, name: str) -> None:  # type: ignore[no-untyped-def]
+    line, kind = BAD_LINES[name]
+    good = [f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames[:20]]
+    path = tmp_path / "c.log"
+    path.write_text("".join(good[:10]) + line + "".join(good[10:]))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == ""
+    records = json_lines(r.stdout)
+    bad = [rec for rec in records if rec["record"] in ("bad-frame", "unreadable")]
+    assert len(bad) == 1 and bad[0].get("error", bad[0]["record"]) == kind and bad[0]["reason"]
+    assert len(decoded(records)) == 20
+    totals = records[-1]
+    assert totals["bad"] == 1 and totals["good"] == 20
+    strict = cli("decode", "--strict", str(path))
+    assert strict.returncode == 1
+    assert "Traceback" not in strict.stderr
+
+
+def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) -> None:
+    link = Link()
+    hb = Heartbeat(1, 7, 640)
+    frames = [link.encode(hb) for _ in range(3)]
+    lines = [frames[0], frames[0], frames[1]] + [link.encode(hb) for _ in range(6)][-1:]
+    path = tmp_path / "c.log"
+    path.write_text("".join(f"({i}.000000) vcan0 {off:03X}#{d.hex()}\n" for i, (off, d) in enumerate(lines)))
+    records = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert [r["e2e"] for r in records[:-1]] == ["ok", "repeated", "ok", "wrong-sequence"]
+    assert records[-1]["e2e_errors"] == {"repeated": 1, "wrong-sequence": 1}
+
+
+def test_a_file_that_cannot_be_read_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    for args in (["decode", str(tmp_path / "missing.log")], ["decode", str(tmp_path / "missing.blf")],
+                 ["decode", str(tmp_path)], ["decode", "--id-base", "0x123", "-"]):
+        r = cli(*args, stdin=b"")
+        assert r.returncode != 0
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    weird = tmp_path / "capture.xyz"
+    weird.write_text("x")
+    r = cli("decode", str(weird))
+    assert r.returncode != 0 and "unknown capture format" in r.stderr
+
+
+def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.blf"
+    write_with_python_can(str(path), iter(frames))
+    data = path.read_bytes()
+    cut = tmp_path / "cut.blf"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    r = cli("decode", "--json", str(cut))
+    assert r.returncode == 0, r.stderr
+    records = json_lines(r.stdout)
+    assert records[-1]["records"] >= 1  # a truncated BLF is read as far as it goes
+    assert "Traceback" not in r.stderr
+
+
+junk_line = st.one_of(
+    st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ")),
+    st.builds(lambda i, d: b"(1.5) vcan0 %s#%s" % (i, d),
+              st.text("0123456789ABCDEFXZ", max_size=9).map(str.encode),
+              st.text("0123456789abcdefR#g ", max_size=20).map(str.encode)),
+    st.builds(lambda i, n, d: b"  vcan0  %s   [%d]  %s" % (i, n, d),
+              st.text("0123456789ABCDEF", min_size=1, max_size=8).map(str.encode), st.integers(0, 99),
+              st.text("0123456789ABCDEF ", max_size=30).map(str.encode)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(junk_line, max_size=12), st.integers(0, 12))
+def test_garbage_never_raises_and_every_line_is_accounted_for(lines: list[bytes], where: int) -> None:
+    link = Link()
+    good = [link.encode(Status(2, 7, PilotState.C, 160, 150, 320)) for _ in range(3)]
+    body = [b"(2.000000) vcan0 %03X#%s" % (off, d.hex().encode()) for off, d in good]
+    text = b"\n".join(lines[:where] + body + lines[where:]) + b"\n"
+    # the general path
+    dec = CaptureDecoder()
+    out = io.StringIO()
+    sink = JsonLines(out.write)
+    for rec in text_records(io.BytesIO(text)):
+        d = dec.feed(rec)
+        sink.frame(d) if d is not None else sink.unreadable(dec.unreadable[-1])
+    general = json_lines(out.getvalue())
+    # the fast path
+    dec2 = CaptureDecoder()
+    buf = io.BytesIO()
+    json_fast(read_chunks(io.BytesIO(text)), dec2, buf)
+    fast = json_lines(buf.getvalue().decode())
+    assert fast == general
+    nonblank = sum(1 for line in text.split(b"\n") if line.strip())
+    assert dec.records == dec2.records == nonblank
+    assert dec.counts == dec2.counts
+    assert sum(1 for r in general if r.get("type") == "STATUS") >= 3 - sum(1 for r in general if r.get("e2e") == "repeated")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_truncated_or_random_files_of_every_format_never_traceback(tmp_path_factory, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("junk")
+    for suffix in (".log", ".asc", ".blf", ".trc", ".csv"):
+        path = d / f"junk{suffix}"
+        path.write_bytes(data)
+        out = io.StringIO()
+        old = sys.stdout
+        sys.stdout = out
+        try:
+            rc = main(["decode", "--json", str(path)])
+        finally:
+            sys.stdout = old
+        assert rc in (0, 2)
+        if rc == 0:
+            assert json_lines(out.getvalue())[-1]["record"] == "summary"
+
+
+def test_fast_path_takes_fixed_width_and_ragged_files_alike(frames) -> None:  # type: ignore[no-untyped-def]
+    """Same JSON whether the lines share one width (struct cut) or not (regex), or leading zeros (general)."""
+    variants = [
+        "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames),
+        "".join(f"({t - 1.7e9:.6f}) can{i % 2} {off:03X}#{data.hex().upper()} R\n"
+                for i, (t, off, data) in enumerate(frames)),
+        "".join(f"({t - 1.7e9:017.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames),
+    ]
+    results = []
+    for v in variants:
+        dec = CaptureDecoder()
+        buf = io.BytesIO()
+        json_fast(read_chunks(io.BytesIO(v.encode()), size=4096), dec, buf)
+        recs = json_lines(buf.getvalue().decode())
+        results.append([{k: x for k, x in r.items() if k != "t"} for r in recs])
+        assert all(isinstance(r["t"], float) for r in recs)
+    assert results[0] == results[1] == results[2]
+
+
+# ---------------------------------------------------------------------------
+# id schemes
+
+
+@pytest.mark.parametrize("base,extended", [(0x200, False), (0x18DA0000, True)])
+def test_non_default_id_schemes(tmp_path: Path, frames, base: int, extended: bool) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.asc"
+    write_with_python_can(str(path), iter(frames), base=base, extended=extended)
+    ok = json_lines(cli("decode", "--json", "--id-base", hex(base), *(["--extended"] if extended else []),
+                        str(path)).stdout)
+    assert decoded(ok) == expected(frames)
+    wrong = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert wrong[-1]["not_protocol"] == {"foreign": N}
+
+
+def test_parse_line_knows_both_candump_formats() -> None:
+    a = parse_line(b"(1700000000.500000) vcan0 183#4B15120000000000", "line 1")
+    b = parse_line(b"  vcan0  183   [8]  4B 15 12 00 00 00 00 00", "line 1")
+    c = parse_line(b" (1700000000.500000)  can1  18DA0001   [8]  4B 15 12 00 00 00 00 00", "line 1")
+    assert a is not None and b is not None and c is not None
+    assert (a.can_id, a.data, a.t) == (0x183, bytes.fromhex("4B15120000000000"), 1700000000.5)  # type: ignore[union-attr]
+    assert (b.can_id, b.data, b.t) == (0x183, bytes.fromhex("4B15120000000000"), None)  # type: ignore[union-attr]
+    assert (c.can_id, c.extended) == (0x18DA0001, True)  # type: ignore[union-attr]
+    assert parse_line(b"   ", "line 2") is None
+
+
+# ---------------------------------------------------------------------------
+# --summary: the installation from its frames alone
+
+
+def summarise(frames: list[tuple[float, int, bytes]], limit_da: int | None = None) -> dict:  # type: ignore[type-arg]
+    dec = CaptureDecoder()
+    s = CaptureSummary(limit_da=limit_da)
+    for t, off, data in frames:
+        from busshare.analysis.decode import Frame
+
+        d = dec.feed(Frame(t, off, False, data))
+        if d is not None:
+            s.frame(d)
+    return s.result(dec, "test")
+
+
+class Bus:
+    """Encodes messages as a real installation would send them (one Link per node)."""
+
+    def __init__(self) -> None:
+        self.links: dict[int, Link] = {}
+        self.frames: list[tuple[float, int, bytes]] = []
+
+    def send(self, t: float, msg: Message, sender: int | None = None) -> None:
+        who = msg.address if sender is None else sender
+        off, data = self.links.setdefault(who, Link()).encode(msg)
+        self.frames.append((t, off, data))
+
+    def heartbeats(self, start: float, end: float, limit_da: int = 640, master_id: int = 1, epoch: int = 7) -> None:
+        t, seq = start, 0
+        while t < end:
+            self.send(t, Heartbeat(master_id, epoch, limit_da), sender=100 + master_id)
+            t, seq = round(t + 0.2, 6), seq + 1
+
+    def status(self, t: float, address: int, offered: int, failsafe: bool = False, tag: int | None = None) -> None:
+        self.send(t, Status(address, 0x100 + address if tag is None else tag, PilotState.C, offered, offered, 320,
+                            failsafe=failsafe), sender=address if tag is None else 1000 + tag)
+
+    def done(self) -> list[tuple[float, int, bytes]]:
+        return sorted(self.frames, key=lambda f: f[0])
+
+
+def test_summary_of_a_healthy_capture(frames) -> None:  # type: ignore[no-untyped-def]
+    r = summarise(list(traffic(3000, servants=4, session=20.0)))
+    assert [s["address"] for s in r["servants"]] == [1, 2, 3, 4]
+    assert r["limit_a"] == 64.0 and r["limit_source"] == "from the master heartbeat"
+    assert r["heartbeat_period_s"] == pytest.approx(0.2)
+    for key in ("heartbeat_gaps", "failsafe_entries", "cuts_never_acked", "duplicate_addresses", "second_master",
+                "over_limit"):
+        assert r[key] == [], key
+    assert r["e2e_errors"] == {}
+    assert r["peak_in_force_a"] <= 64.0
+
+
+def test_summary_finds_gaps_failsafe_twins_second_master_unacked_cuts_and_over_limit() -> None:
+    bus = Bus()
+    bus.heartbeats(0.0, 10.0)
+    bus.heartbeats(12.0, 30.0)  # a 2 s gap: beyond the failsafe timeout
+    bus.status(11.6, 1, 60, failsafe=True)  # servant 1 entered failsafe
+    bus.status(3.0, 2, 0)
+    bus.status(3.5, 2, 0, tag=0x0777)  # a second unit answering on address 2
+    bus.heartbeats(20.1, 21.0, master_id=2, epoch=3)  # a second master
+    bus.send(5.0, SetLimit(3, 9, 400, 60, 7), sender=101)  # grant 40 A to servant 3
+    bus.send(5.1, Ack(3, 9, 400, None, AckHow.IMMEDIATE))
+    bus.send(6.0, SetLimit(4, 10, 400, 60, 7), sender=101)  # and 40 A to servant 4: 80 A > 64 A
+    bus.send(8.0, SetLimit(4, 11, 200, 60, 7), sender=101)  # cut servant 4 to 20 A...
+    bus.send(8.1, Ack(4, 11, 200, 190, AckHow.MEASURED))  # ...acked: 60 A in force
+    bus.send(9.0, SetLimit(3, 12, 100, 60, 7), sender=101)  # a cut never acked
+    r = summarise(bus.done())
+    assert any("2.0" in g["text"] or "beyond" in g["text"] for g in r["heartbeat_gaps"])
+    assert [(e["address"], e["offered_a"]) for e in r["failsafe_entries"]] == [(1, 6.0)]
+    assert r["duplicate_addresses"] and "2" in r["duplicate_addresses"][0]
+    assert r["second_master"]
+    assert len(r["over_limit"]) == 1
+    episode = r["over_limit"][0]
+    assert (episode["start_s"], episode["end_s"], episode["peak_a"], episode["limit_a"]) == (6.0, 8.1, 80.0, 64.0)
+    assert len(r["cuts_never_acked"]) == 1 and "servant 3" in r["cuts_never_acked"][0]
+
+
+def test_without_a_heartbeat_the_summary_says_how_the_limit_was_inferred() -> None:
+    bus = Bus()
+    bus.send(1.0, SetLimit(1, 1, 320, 60, 7), sender=101)
+    bus.send(2.0, SetLimit(2, 2, 400, 60, 7), sender=101)
+    r = summarise(bus.done())
+    assert r["limit_a"] is None and "no master heartbeat" in r["limit_source"] and "72.0 A" in r["limit_source"]
+    assert r["over_limit"] == []
+    r = summarise(bus.done(), limit_da=640)
+    assert r["limit_a"] == 64.0 and "--limit" in r["limit_source"]
+    assert [(e["start_s"], e["peak_a"]) for e in r["over_limit"]] == [(1.0, 72.0)]
+
+
+def test_summary_and_plot_from_the_command(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(frames))
+    png = tmp_path / "c.png"
+    r = cli("decode", "--summary", "--plot", str(png), str(path))
+    assert r.returncode == 0, r.stderr
+    assert "servants seen: 4" in r.stdout and "limit: 64.0 A (from the master heartbeat)" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert len(j["servants"]) == 4 and j["over_limit"] == []
+
+
+def test_plot_without_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from busshare.errors import UserError
+    from busshare.report import plot
+    from busshare.report.timeline import Timeline
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(UserError, match=r"install busshare\[plot\]"):
+        plot.plot_timeline(Timeline(640), str(tmp_path / "x.png"))
+
+
+def test_ids_are_checked_against_the_scheme_not_guessed() -> None:
+    scheme = IdScheme(0x200)
+    dec = CaptureDecoder(scheme)
+    from busshare.analysis.decode import Frame
+
+    msg = Heartbeat(1, 2, 640)
+    data = Link().encode(msg)[1]
+    assert dec.feed(Frame(0.0, 0x200 + offset_of(msg), False, data)).message == msg  # type: ignore[union-attr]
+    bad = dec.feed(Frame(0.0, offset_of(msg), False, data))
+    assert bad is not None and bad.bad is not None and bad.bad.kind == "foreign"
+    assert os.path.basename(__file__) == "test_decode.py"
+
+
+def test_a_bad_line_in_a_fixed_width_log_keeps_its_line_number_and_crlf_reads_alike(frames) -> None:  # type: ignore[no-untyped-def]
+    lines = [f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames]
+    lines[57] = lines[57][:-17] + "ZZ" + lines[57][-15:]  # same width, bad hex
+    text = "".join(lines).encode()
+    for variant in (text, text.replace(b"\n", b"\r\n")):
+        dec = CaptureDecoder()
+        buf = io.BytesIO()
+        json_fast(read_chunks(io.BytesIO(variant)), dec, buf)
+        recs = json_lines(buf.getvalue().decode())
+        bad = [r for r in recs if r["record"] != "frame"]
+        assert [(b["record"], b["where"]) for b in bad] == [("unreadable", "line 58")]
+        assert "vcan0" in bad[0]["reason"]
+        assert dec.counts["ok"] == len(frames) - 1 - dec.counts["wrong-sequence"] - dec.counts["ok-some-lost"]
+
+
+def test_heartbeat_gaps_are_judged_against_the_masters_own_period() -> None:
+    """A master configured for 0.6 s heartbeats is not a stream of gaps; a 3 s silence still is."""
+    bus = Bus()
+    t, seq = 0.0, 0
+    while t < 30.0:
+        if not 12.0 < t < 15.0:
+            bus.send(t, Heartbeat(1, 7, 640), sender=101)
+            seq += 1
+        t = round(t + 0.6, 6)
+    r = summarise(bus.done())
+    assert r["heartbeat_period_s"] == pytest.approx(0.6)
+    gaps = [g for g in r["heartbeat_gaps"] if "gap" in g["text"]]
+    assert len(gaps) == 1 and "beyond the failsafe timeout" in gaps[0]["text"]
+
+
+def test_a_truncated_gzip_log_keeps_what_was_read(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    text = "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames).encode()
+    packed = gzip.compress(text)
+    path = tmp_path / "cut.log.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    for args in (["decode", str(path)], ["decode", "--json", str(path)], ["decode", "--summary", str(path)]):
+        r = cli(*args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    records = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert any("cannot be read past here" in rec.get("reason", "") for rec in records)
+    assert 0 < records[-1]["good"] < N
+
+
+def test_a_reboot_restarts_alive_counters_without_e2e_errors() -> None:
+    """A servant's JOIN and a new master's first heartbeat restart their streams: not lost or repeated frames."""
+    from busshare.frames import Join
+
+    bus = Bus()
+    bus.heartbeats(0.0, 4.0)
+    for i in range(7):
+        bus.status(0.5 + 0.5 * i, 3, 0)
+    bus.links[3] = Link()  # servant 3 reboots: fresh counters, announced by a JOIN
+    bus.send(4.0, Join(3, 0x103, 320))
+    bus.status(4.1, 3, 0)
+    bus.status(4.6, 3, 0)
+    bus.links[101] = Link()  # the master reboots with a new epoch
+    bus.heartbeats(5.0, 7.0, epoch=8)
+    text = "".join(f"({t:.6f}) vcan0 {off:03X}#{data.hex()}\n" for t, off, data in bus.done()).encode()
+    dec = CaptureDecoder()
+    general = [dec.feed(r) for r in text_records(io.BytesIO(text))]
+    assert all(d is not None and d.status is not None and d.status.value == "ok" for d in general)
+    dec2 = CaptureDecoder()
+    buf = io.BytesIO()
+    json_fast(read_chunks(io.BytesIO(text)), dec2, buf)
+    assert {r["e2e"] for r in json_lines(buf.getvalue().decode())} == {"ok"}
+    assert dec2.counts == dec.counts
+
+
+def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys) -> None:
+    """Same alive counter, other bytes: a second sender (wrong-sequence), only identical bytes repeat."""
+    import json as _json
+
+    from busshare.cli import main
+    from busshare.frames import PilotState, Status
+    from busshare.protocol.link import Link
+
+    a, twin = Link(), Link()
+    off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))
+    _, second = twin.encode(Status(3, 200, PilotState.B, 0, None, 0))  # counter 0 too
+    lines = [f"({t:.6f}) vcan0 {off:03X}#{d.hex().upper()}" for t, d in ((1.0, first), (1.1, second), (1.2, second))]
+    cap = tmp_path / "twins.log"
+    cap.write_text("\n".join(lines) + "\n")
+    assert main(["decode", "--json", str(cap)]) == 0  # the fast JSON path
+    fast = [_json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["e2e"] for r in fast[:3]] == ["ok", "wrong-sequence", "repeated"]
+    assert main(["decode", str(cap)]) == 0  # the general path
+    text = capsys.readouterr().out.splitlines()
+    assert "wrong-sequence" in text[1] and "repeated" in text[2]

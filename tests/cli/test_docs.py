@@ -1,0 +1,104 @@
+"""Every output shown in README.md and docs/*.md is what a fresh run prints (tools/regen_docs.py).
+
+Each marked block is regenerated and compared with the docs: exactly for deterministic commands, the
+simulator and stored captures; after the block's documented normalisation (times, frame counters, the
+order in which several units answer at once, pty numbers) for sessions of real processes.  A session
+that differs is run once more before the test fails: a real multi-process run on a loaded machine can
+meet a rare race (a unit booting between two heartbeats), and only a difference seen twice is drift.
+Benchmark figures are measurements: compared only with BUSSHARE_DOCS_BENCH=1 (they take many minutes).
+When a block fails, `python tools/regen_docs.py` rewrites the docs (review the diff: it is the change).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import doc_sessions  # noqa: E402
+import regen_docs  # noqa: E402
+
+BLOCKS = regen_docs.all_blocks()
+
+
+@pytest.fixture(scope="module")
+def ctx() -> Iterator[regen_docs.Context]:
+    c = regen_docs.Context()
+    yield c
+    c.close()
+
+
+def _param(b: regen_docs.Block) -> object:
+    marks = [pytest.mark.slow] if b.recipe in ("session", "bench") else []
+    return pytest.param(b, id=b.name, marks=marks)
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
+def test_the_shown_output_is_what_a_fresh_run_prints(block: regen_docs.Block, ctx: regen_docs.Context) -> None:
+    if block.recipe == "bench" and not os.environ.get("BUSSHARE_DOCS_BENCH"):
+        pytest.skip("benchmark figures: set BUSSHARE_DOCS_BENCH=1 to measure them again")
+    try:
+        diff = regen_docs.drift(block, regen_docs.regenerate(block, ctx))
+    except doc_sessions.MissingTool as exc:
+        pytest.skip(str(exc))
+    if diff and block.recipe == "session":
+        ctx.forget_session(block.args[0])  # a second, independent run
+        diff = regen_docs.drift(block, regen_docs.regenerate(block, ctx))
+    assert not diff, f"{diff}\n\nthe docs drifted: run `python tools/regen_docs.py` and review the diff"
+
+
+def test_every_shown_output_is_marked() -> None:
+    """A fence in the docs that shows a command's output (`$ ` lines) carries a regen marker."""
+    unmarked = []
+    for path in regen_docs.DOCS:
+        marked = {b.start - 1 for b in regen_docs.find_blocks(path)}
+        lines = path.read_text().split("\n")
+        fence = None
+        for i, line in enumerate(lines):
+            if line.startswith("```"):
+                if fence is None:
+                    fence = i
+                    continue
+                body = lines[fence + 1:i]
+                if any(x.startswith("$ ") for x in body) and fence not in marked:
+                    unmarked.append(f"{path.name}:{fence + 1}")
+                fence = None
+    assert not unmarked, f"outputs shown without a regen marker: {unmarked}"
+
+
+def test_a_drifted_block_is_caught_and_regenerating_fixes_it(tmp_path: Path, ctx: regen_docs.Context) -> None:
+    """The check can fail: a figure changed in a copy of the docs is reported, and rewriting restores it."""
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in regen_docs.find_blocks(ROOT / "README.md") if "busload" in "\n".join(b.body))
+    shown = "\n".join(block.body)
+    assert "6.41 %" in shown
+    readme.write_text(text.replace(shown, shown.replace("6.41 %", "6.14 %")))
+    drifted = next(b for b in regen_docs.find_blocks(readme) if "busload" in "\n".join(b.body))
+    fresh = regen_docs.regenerate(drifted, ctx)
+    diff = regen_docs.drift(drifted, fresh)
+    assert "-  steady state:  6.14 %" in diff and "+  steady state:  6.41 %" in diff
+    regen_docs.rewrite([drifted], {id(drifted): fresh})
+    assert readme.read_text() == text
+
+
+def test_normalisation_is_narrow() -> None:
+    """What the session blocks may differ in, and nothing else: a changed word or current is drift."""
+    norm = ["times", "counts", "order"]
+    shown = ["    5.054 grant-acked [2]: txn 2: 16.0 A (immediate) after 0.00 s",
+             "    5.054 grant-acked [1]: txn 1: 16.0 A (immediate) after 0.00 s",
+             "    8.003 status: committed 64.0 A of 64.0 A | 1:charging 16.0 | rx 83 tx 46 rejected 0"]
+    same = ["    5.056 grant-acked [1]: txn 1: 16.0 A (immediate) after 0.01 s",
+            "    5.060 grant-acked [2]: txn 2: 16.0 A (immediate) after 0.01 s",
+            "   10.003 status: committed 64.0 A of 64.0 A | 1:charging 16.0 | rx 91 tx 50 rejected 0"]
+    assert regen_docs.normalise(shown, norm) == regen_docs.normalise(same, norm)
+    for old, new in (("16.0 A (immediate)", "19.0 A (immediate)"), ("committed 64.0 A", "committed 94.0 A"),
+                     ("1:charging 16.0", "1:failsafe 16.0"), ("txn 2", "txn 3"), ("grant-acked [2]", "acked [2]")):
+        other = [line.replace(old, new) for line in same]
+        assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old

@@ -1,0 +1,117 @@
+"""The MQTT link against a real Mosquitto broker; setpoints from mosquitto_pub, the limit read with mosquitto_sub.
+
+Waits are for real events with generous timeouts; nothing asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from busshare.core.setpoint import LimitSource, Setpoint, SetpointRejected
+from busshare.core.source_settings import mqtt_settings_from_mapping
+from busshare.io.mqtt import BrokerConnected, BrokerLost, MqttBudgetLink, MqttEvent
+from tests.support.meterproc import Mosquitto, tool, wait_for
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
+                       reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
+                              ".ci/run installs them)"),
+]
+
+SITE = "garage"
+SET = f"busshare/{SITE}/limit/set"
+LIMIT = f"busshare/{SITE}/limit"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path)
+    yield b
+    b.stop()
+
+
+def link_to(broker: Mosquitto) -> MqttBudgetLink:
+    settings = mqtt_settings_from_mapping({"broker": f"127.0.0.1:{broker.port}", "keepalive_s": 5})
+    return MqttBudgetLink(settings, SITE, default_ttl_s=60.0)
+
+
+def connected(e: MqttEvent) -> bool:
+    return isinstance(e, BrokerConnected)
+
+
+def test_setpoints_from_mosquitto_pub_and_bad_payloads_counted(broker: Mosquitto) -> None:
+    with link_to(broker) as link:
+        wait_for(link.drain, connected, "a connection")
+        broker.pub(SET, "40")
+        assert wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a setpoint").limit_da == 400
+        broker.pub(SET, '{"limit_a": 16.5, "ttl_s": 30}')
+        sp = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a JSON setpoint")
+        assert isinstance(sp, Setpoint) and (sp.limit_da, sp.ttl_s) == (165, 30.0)
+        for bad in ["forty", "-3", '{"limit_a": 40, "ttl": 5}', ""]:
+            broker.pub(SET, bad)
+            rejected = wait_for(link.drain, lambda e: isinstance(e, SetpointRejected), f"{bad!r} rejected")
+            assert isinstance(rejected, SetpointRejected) and rejected.payload == bad
+        broker.pub(f"busshare/{SITE}/limit/other", "10")  # not subscribed: never seen
+        broker.pub(SET, "12")
+        last = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a good setpoint after the bad ones")
+        assert isinstance(last, Setpoint) and last.limit_da == 120
+        assert (link.stats.received, link.stats.accepted, link.stats.rejected) == (7, 3, 4)
+
+
+def test_the_limit_is_published_retained_for_any_later_subscriber(broker: Mosquitto) -> None:
+    with link_to(broker) as link:
+        wait_for(link.drain, connected, "a connection")
+        watcher = broker.subscribe(LIMIT)
+        try:
+            assert link.publish_limit(640, LimitSource.STATIC)
+            assert link.publish_limit(183, LimitSource.METER)
+            # publishing never waits: once a subscriber has seen the last one, the broker retains it
+            wait_for(watcher.new, lambda line: "meter" in line, "the second limit at a subscriber")
+        finally:
+            watcher.close()
+        topic, _, payload = broker.sub_one(LIMIT).partition(" ")
+        assert topic == LIMIT and json.loads(payload) == {"limit_a": 18.3, "source": "meter"}
+
+
+def test_a_lost_broker_blocks_nothing_and_the_latest_limit_is_republished(broker: Mosquitto) -> None:
+    with link_to(broker) as link:
+        wait_for(link.drain, connected, "a connection")
+        link.publish_limit(400, LimitSource.SETPOINT)
+        broker.stop()
+        lost = wait_for(link.drain, lambda e: isinstance(e, BrokerLost), "the loss reported")
+        assert isinstance(lost, BrokerLost) and str(broker.port) in lost.reason
+        assert link.publish_limit(240, LimitSource.FALLBACK) is False  # returns at once, raises nothing
+        broker.start()  # same port; no persistence: the broker has forgotten every retained message
+        wait_for(link.drain, connected, "a reconnection")
+        assert json.loads(broker.sub_one(LIMIT).partition(" ")[2]) == {"limit_a": 24.0, "source": "fallback"}
+        broker.pub(SET, "10")  # subscribed again after the reconnect
+        wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a setpoint after the reconnect")
+        assert link.stats.losses == 1 and link.stats.connects == 2
+
+
+def test_the_link_starts_before_its_broker_and_reports_it_once(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    broker.stop()
+    try:
+        with link_to(broker) as link:
+            lost = wait_for(link.drain, lambda e: isinstance(e, BrokerLost), "cannot connect reported")
+            assert isinstance(lost, BrokerLost) and "cannot connect" in lost.reason
+            assert link.publish_limit(100, LimitSource.STATIC) is False
+            broker.start()
+            wait_for(link.drain, connected, "a connection once the broker is up")
+            assert link.stats.losses == 1  # one report for the whole outage, not one per retry
+            assert json.loads(broker.sub_one(LIMIT).partition(" ")[2])["limit_a"] == 10.0
+    finally:
+        broker.stop()
+
+
+def test_a_retained_setpoint_is_taken_on_connect(broker: Mosquitto) -> None:
+    broker.pub(SET, '{"limit_a": 20, "ttl_s": 120}', retain=True)
+    with link_to(broker) as link:
+        sp = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "the retained setpoint")
+        assert isinstance(sp, Setpoint) and (sp.limit_da, sp.ttl_s) == (200, 120.0)

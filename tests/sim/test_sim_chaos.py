@@ -1,0 +1,142 @@
+"""Seeded chaos sweep: random installations, cars and fault mixes, every invariant checked at every step.
+
+Each seed is one installation running for the hours the generator draws for it
+(``busshare.sim.chaos.chaos_scenario``: one hour, half an hour for 16 or 32
+servants).  The sweep takes seeds from the first one on until they cover at
+least ``BUSSHARE_CHAOS_HOURS`` installation-hours (default below), runs them
+over both cores, prints the hours covered and how many seeds drew each fault
+shape, and fails listing every seed that broke an invariant, each with its
+reproduction command and trace.
+
+It is marked ``chaos`` and so is not part of the default run (the README's
+test command); it has its own command, and its own stage in ``.ci/run``:
+
+    python -m pytest -m chaos                                          # 1000 hours, as in CI
+    BUSSHARE_CHAOS_HOURS=100 python -m pytest -m chaos                 # a quick look
+    BUSSHARE_CHAOS_FIRST_SEED=50000 python -m pytest -m chaos -s       # other installations
+
+The default seeds are fixed so that CI is reproducible; a nightly job can move
+``BUSSHARE_CHAOS_FIRST_SEED`` to explore new installations.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from busshare.sim.chaos import chaos_scenario, shapes_in
+from busshare.sim.invariants import SimulationFailed
+from busshare.sim.runner import Simulation
+from tests.support.sim_findings import known_finding
+
+DEFAULT_HOURS = 1000.0  # per CI run (the issue's floor): minutes over both cores, see docs/SIM.md, Speed
+FIRST_SEED = 1000
+# A hang guard, not a timing assertion: 1000 hours take 10-12 minutes on two idle cores and 40-50
+# minutes on a loaded shared machine (600 installations in 1500 s, 40 in 120 s were seen); 4 h is
+# about 5x that.
+HANG_GUARD_S = 4 * 3600
+# The shapes issue 10 asks the sweep to draw, and the share of the CI seeds (the first 1000) that must
+# hold each, counted from the plans (no simulation). Generator 1 drew the first four in under 1 % of them.
+MIN_SHARE = {
+    "mute-in-heavy-loss": 0.40,  # a one-way partition 'out' during a 50-70 % loss episode
+    "rival-in-loss": 0.40,  # a second master on a lossy bus
+    "loss-at-master-change": 0.40,  # acks lost around the failsafe entry / the restarted master's confirmations
+    "grant-then-cut": 0.35,  # a grant followed within the car's reaction time by a cut
+    "16-servants": 0.015,
+    "32-servants": 0.008,
+    "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
+}
+
+
+def sweep_seeds(first: int, hours: float) -> list[int]:
+    """Seeds from ``first`` on until their drawn durations cover ``hours`` installation-hours."""
+    seeds: list[int] = []
+    covered = 0.0
+    while covered < hours:
+        seed = first + len(seeds)
+        covered += chaos_scenario(seed).duration_s / 3600.0
+        seeds.append(seed)
+    return seeds
+
+
+def test_the_generator_draws_every_shape_at_its_stated_rate() -> None:
+    seeds = sweep_seeds(FIRST_SEED, DEFAULT_HOURS)[:1000]
+    counts: Counter[str] = Counter()
+    for seed in seeds:
+        counts.update(shapes_in(chaos_scenario(seed)))
+    short = {name: f"{counts[name]} of {len(seeds)}" for name, share in MIN_SHARE.items()
+             if counts[name] < share * len(seeds)}
+    assert not short, f"shapes drawn below their stated share: {short}"
+
+
+def test_generator_1_still_replays_the_seeds_found_with_it() -> None:
+    # issue 10's held-out seeds were found with generator 1: its base stream must stay untouched
+    sc = chaos_scenario(802235, generator=1)
+    assert sc.config.limit_da == 256 and len(sc.config.servants) == 4
+    assert [f.kind for f in sc.faults][:3] == ["master_shutdown", "master_shutdown", "master_restart"]
+    assert "--generator 1" in sc.origin and not shapes_in(sc) - {"tight-budget"}
+
+
+def run_seed(seed: int) -> tuple[int, float, str | None]:
+    sc = chaos_scenario(seed)
+    try:
+        result = Simulation(sc, seed, record=False).run()
+    except SimulationFailed as exc:
+        return seed, exc.violation.t / 3600.0, str(exc)
+    return seed, result.summary.sim_seconds / 3600.0, None
+
+
+@pytest.mark.chaos
+@pytest.mark.slow
+@pytest.mark.timeout(HANG_GUARD_S)
+def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> None:
+    target = float(os.environ.get("BUSSHARE_CHAOS_HOURS", DEFAULT_HOURS))
+    first = int(os.environ.get("BUSSHARE_CHAOS_FIRST_SEED", FIRST_SEED))
+    seeds = sweep_seeds(first, target)
+    workers = min(2, os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging the run
+    # progress on the terminal, past pytest's capture (this is the longest test: minutes)
+    every = max(1, len(seeds) // 10)
+    started = time.monotonic()
+    results: list[tuple[int, float, str | None]] = []
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        for result in pool.map(run_seed, seeds):
+            results.append(result)
+            if len(results) % every == 0:
+                bad = sum(1 for r in results if r[2] is not None)
+                with capsys.disabled():
+                    print(f"\nchaos sweep: {len(results)}/{len(seeds)} installations, {bad} with a violation, "
+                          f"{time.monotonic() - started:.0f} s", end="", flush=True)
+    with capsys.disabled():
+        print(flush=True)
+    hours = sum(h for _, h, _ in results)
+    failures = [(seed, text) for seed, _, text in results if text is not None]
+    drawn: Counter[str] = Counter()
+    for seed in seeds:
+        drawn.update(shapes_in(chaos_scenario(seed)))
+    print(f"\nchaos sweep: {len(seeds)} installations, {hours:.1f} simulated installation-hours, "
+          f"{len(failures)} with a violation; seeds per shape: "
+          + ", ".join(f"{name} {count}" for name, count in sorted(drawn.items())))
+    known = {seed: known_finding(text) for seed, text in failures if known_finding(text)}
+    other = [(seed, text) for seed, text in failures if seed not in known]
+    assert not other, "\n\n".join(f"seed {seed}:\n{text[:4000]}" for seed, text in other)
+    if known:
+        pytest.xfail("open core findings: " + "; ".join(f"seed {s}: {f}" for s, f in known.items()))
+    assert hours >= target
+
+
+def test_the_sweep_draws_late_copies_reordering_and_cars_that_see_raises_late() -> None:
+    """Issue 10: late duplicates (1-30 s), reordering, and a grant followed by a cut within a car's
+    reaction time are drawn regularly, not left to luck."""
+    scenarios = [chaos_scenario(seed) for seed in range(FIRST_SEED, FIRST_SEED + 100)]
+    buses = [f.bus for sc in scenarios for f in sc.faults if f.kind == "bus"]
+    assert sum(1 for b in buses if b.get("late", 0.0) > 0) >= 20
+    assert sum(1 for b in buses if b.get("jitter_s", 0.0) > 0) >= 10
+    late_cars = [sum(c.profile.sees_pilot_late for c in sc.cars) for sc in scenarios]
+    assert sum(1 for n in late_cars if n) >= 80

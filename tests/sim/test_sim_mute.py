@@ -1,0 +1,109 @@
+"""Issue 10, finding 1: a servant that hears the master but is not heard must fail safe by itself.
+
+The shape: a tight limit; one servant offering 8 A loses its transmit path (a one-way partition
+``out``: a broken transceiver or termination, a mute controller) and every copy of the cut the master
+sends it is lost too. It still hears heartbeats, so the plain heartbeat timeout never fires. The
+master counts it at its failsafe ``silent_count_after`` after it went silent and grants the freed
+current to others: the servant must be at its failsafe by then (PROTOCOL.md 5.2 and 8.2, rules 3-4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from busshare.core.config import Config, ServantConfig, Timing
+from busshare.frames import Heartbeat, Message, SetLimit
+from busshare.servant import Servant
+from busshare.sim import Simulation, SimulationFailed
+from busshare.sim.ev import EvProfile
+from busshare.sim.scenario import CarPlan, FaultPlan, Scenario
+
+MUTE_AT = 60.0
+T = Timing()
+
+
+class LosesEveryCut(Servant):
+    """Servant 2: from MUTE_AT on, every set-limit to it is lost on the way (as 65 % bus loss did, 8.5 s long)."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if isinstance(msg, SetLimit) and self.address == 2 and now >= MUTE_AT:
+            return []
+        return super().receive(msg, now)
+
+
+class HeardBlind(LosesEveryCut):
+    """Deliberately broken: takes every heartbeat as proof that the master hears it."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if isinstance(msg, Heartbeat) and self.address == 2:
+            msg = Heartbeat(msg.master_id, msg.epoch, msg.limit_da, self.address >> 3, 0xFF & ~1, msg.seq,
+                            msg.leaving, msg.learning, msg.conflict)
+        return super().receive(msg, now)
+
+
+def tight_site() -> Scenario:
+    """32 A shared by three EVSEs with cars (servant 2's car takes only 8 A of its 10.7 A share): nothing to spare."""
+    config = Config(limit_da=320, servants=tuple(ServantConfig(a, max_da=320, serial=0x100 + a) for a in (1, 2, 3)))
+    cars = tuple(CarPlan(a, 1.0 + a, None, EvProfile(max_a=want, need_kwh=100.0, reaction_max_s=5.0))
+                 for a, want in ((1, 16.0), (2, 8.0), (3, 32.0)))
+    return Scenario(name="mute-servant", config=config, duration_s=MUTE_AT + 60.0, cars=cars,
+                    faults=(FaultPlan(at=MUTE_AT, kind="partition", address=2, direction="out"),),
+                    origin="tests/sim/test_sim_mute.py")
+
+
+def test_the_mute_servant_fails_safe_before_the_master_counts_it_down() -> None:
+    sim = Simulation(tight_site(), seed=1, servant_cls=LosesEveryCut)
+    result = sim.run()  # every invariant, drawn current included, holds at every step
+    assert result.ok
+    marks = [(m.t, m.kind, m.detail) for m in result.timeline.events if m.address == 2]
+    fell = [t for t, kind, detail in marks if kind == "failsafe" and t >= MUTE_AT and "has not heard us" in detail]
+    assert fell, marks
+    silent = [t for t, kind, _ in marks if kind == "servant-silent" and t >= MUTE_AT]
+    assert silent
+    # the servant fell within the unheard bound of the master no longer hearing it
+    assert fell[0] <= silent[0] + T.unheard_bound
+    # and the others did get the freed share, once the master counted it at its failsafe
+    assert sim.servants[1].offer == 60 and sim.servants[0].offer + sim.servants[2].offer == 320 - 60
+
+
+def test_a_servant_blind_to_the_heard_bits_is_caught_by_rule_4() -> None:
+    try:
+        Simulation(tight_site(), seed=1, servant_cls=HeardBlind).run()
+    except SimulationFailed as err:
+        assert err.violation.check == "rule4-failsafe", err
+        assert "s2" in err.violation.detail and "heard" in err.violation.detail
+        # caught at the unheard bound, before the master counts it down and the breaker is at risk
+        assert MUTE_AT < err.violation.t <= MUTE_AT + T.servant_silent_after + T.unheard_bound + 0.1
+    else:
+        raise AssertionError("a servant that ignores the heard bits must break rule 4")
+
+
+class TakesEveryHeartbeat(LosesEveryCut):
+    """Deliberately broken: takes a late copy of an old heartbeat as fresh (ignores its seq)."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if isinstance(msg, Heartbeat) and self.address == 2:
+            self._order.newest = None  # forget the newest seq: whatever comes next is "fresh"
+        return super().receive(msg, now)
+
+
+def with_late_copies(sc: Scenario) -> Scenario:
+    """The mute servant also gets late copies (1-30 s) of old frames: heartbeats that said it was heard."""
+    bus = FaultPlan(at=MUTE_AT - 30.0, kind="bus", bus={"late": 0.5, "late_min_s": 1.0, "late_max_s": 30.0})
+    return dataclasses.replace(sc, faults=(bus, *sc.faults))
+
+
+def test_late_copies_of_old_heartbeats_do_not_keep_a_mute_servant_up() -> None:
+    sim = Simulation(with_late_copies(tight_site()), seed=1, servant_cls=LosesEveryCut)
+    assert sim.run().ok
+    assert sim.bus.frames and sim.servants[1].offer == 60
+
+
+def test_a_servant_that_takes_late_heartbeats_for_fresh_ones_is_caught_by_rule_4() -> None:
+    try:
+        Simulation(with_late_copies(tight_site()), seed=1, servant_cls=TakesEveryHeartbeat).run()
+    except SimulationFailed as err:
+        assert err.violation.check in ("rule4-failsafe", "rule1-offered", "drawn"), err
+        assert "s2" in str(err.violation) or err.violation.check != "rule4-failsafe"
+    else:
+        raise AssertionError("a servant that takes late heartbeat copies for fresh ones must break a rule")
