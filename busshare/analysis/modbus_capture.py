@@ -311,7 +311,7 @@ def run_modbus_monitor(args: Any) -> int:
                     flags([Flag(t, "rtu-bad", rec.reason)])
                     continue
                 frames += 1
-                got = link.receive(rec.can_id, rec.data)
+                got = link.receive(rec.can_id, rec.data, t)
                 if got.message is None:
                     why: FrameError | E2EStatus = got.error or got.status or E2EStatus.WRONG_CRC
                     rejected[got.error.kind if got.error else why.value if isinstance(why, E2EStatus) else "bad"] += 1

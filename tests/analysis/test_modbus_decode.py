@@ -228,7 +228,7 @@ def test_a_status_the_outbox_replaced_is_no_e2e_anomaly_on_modbus() -> None:
     link = Link()
     frames = [link.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320)) for _ in range(3)]
     checker = Link()
-    got = [checker.receive(*frames[0]), checker.receive(*frames[2])]  # the second one was replaced
+    got = [checker.receive(*frames[0], 0.0), checker.receive(*frames[2], 0.5)]  # the second one was replaced
     assert got[1].status is not None and got[1].status.value == "ok-some-lost"
     for watcher, flagged in ((line_watcher(BAUD), False), (BusWatcher(), True)):
         flags = [f for i, g in enumerate(got) for f in watcher.frame(i * 0.5, g.message, g.status)]

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 emit_flags([Flag(t, ev.kind, ev.detail)])
             if frame is not None:
                 frames += 1
-                got = link.receive(frame.offset, frame.data)
+                got = link.receive(frame.offset, frame.data, t)
                 if got.message is None:
                     why: FrameError | E2EStatus
                     if got.error is not None:
@@ -105,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
                     emit_flags(watcher.rejected(t, frame.can_id, why))
                 else:
                     assert got.status is not None
-                    for did in watcher.restarted_streams(got.message):
-                        link.checker.forget(did)
                     if not args.anomalies_only:
                         if args.json:
                             rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
