@@ -158,3 +158,9 @@ class E2EChecker:
         """Restart tracking of one stream: its next frame is a first frame (the link's stream rules)."""
         self.last16[did] = UNSEEN
         self.last_data[did] = None
+
+    def forget_range(self, first: int, last: int) -> None:
+        """``forget`` every stream from ``first`` to ``last`` inclusive, at once (e.g. all SET_LIMIT streams)."""
+        n = last - first + 1
+        self.last16[first:last + 1] = [UNSEEN] * n
+        self.last_data[first:last + 1] = [None] * n

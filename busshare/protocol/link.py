@@ -31,7 +31,8 @@ HEARTBEAT_STREAM = int(MsgType.HEARTBEAT) << 6
 JOIN_STREAMS = int(MsgType.JOIN) << 6  # offsets from here on are JOINs (type 7 is the highest)
 #: the types a servant sends on its own address, whose streams its JOIN restarts
 SERVANT_TYPES = (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS, MsgType.JOIN)
-_SET_LIMIT_STREAMS = tuple((int(MsgType.SET_LIMIT) << 6) | a for a in range(FIRST_SERVANT, LAST_SERVANT + 1))
+#: the SET_LIMIT streams, to servants 1..62: offsets FIRST_SERVANT..LAST_SERVANT (SET_LIMIT is type 0)
+_SET_LIMIT_STREAMS = ((int(MsgType.SET_LIMIT) << 6) | FIRST_SERVANT, (int(MsgType.SET_LIMIT) << 6) | LAST_SERVANT)
 _NEVER = float("inf")  # "last heard" of a stream never heard: no silence to measure
 
 
@@ -82,11 +83,12 @@ class Link:
     restarts: Counter[Restart] = field(default_factory=Counter)
     #: the (master id, epoch) of the last heartbeat this link checked
     master: tuple[int, int] | None = None
-    _heard: list[float] = field(init=False, repr=False)  # per stream: when a frame of it last passed 4.3
+    #: per stream: when a frame of it last passed the checks of 4.3 (inf: never)
+    heard: list[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.checker = E2EChecker(self.max_delta)
-        self._heard = [_NEVER] * STREAMS
+        self.heard = [_NEVER] * STREAMS
 
     def encode(self, msg: Message) -> tuple[int, bytes]:
         offset = offset_of(msg)
@@ -108,7 +110,7 @@ class Link:
     def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
         """PROTOCOL.md 6.3 for a frame that passed the checks of 4.3: forget what the stream rules say, then
         classify its counter (for callers that decode themselves, as the capture decoder does)."""
-        heard = self._heard
+        heard = self.heard
         if now - heard[offset] > STREAM_MEMORY_S:
             self.checker.forget(offset)
             self.restarts[Restart.SILENCE] += 1
@@ -120,7 +122,8 @@ class Link:
             key = (msg.master_id, msg.epoch)
             if key != self.master:
                 if self.master is not None:
-                    self.forget((HEARTBEAT_STREAM, *_SET_LIMIT_STREAMS), Restart.NEW_MASTER)
+                    self.checker.forget_range(*_SET_LIMIT_STREAMS)
+                    self.forget((HEARTBEAT_STREAM,), Restart.NEW_MASTER)
                 self.master = key
         return self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
 

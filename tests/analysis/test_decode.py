@@ -27,7 +27,7 @@ from busshare.frames import (
     offset_of,
 )
 from busshare.protocol.canid import IdScheme
-from busshare.protocol.e2e import frame_crc
+from busshare.protocol.e2e import frame_crc, status_table
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from tests.support.captures import traffic, write_candump_l, write_with_python_can
@@ -153,7 +153,8 @@ def test_each_bad_record_is_reported_with_its_reason_and_counted(tmp_path: Path,
     assert "Traceback" not in strict.stderr
 
 
-def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) -> None:
+def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_acted_on(tmp_path: Path) -> None:
+    """PROTOCOL.md 6.3: a duplicate is not acted on (bad); a counter jump is (good), and counted apart."""
     link = Link()
     hb = Heartbeat(1, 7, 640)
     frames = [link.encode(hb) for _ in range(3)]
@@ -162,7 +163,16 @@ def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) 
     path.write_text("".join(f"({i}.000000) vcan0 {off:03X}#{d.hex()}\n" for i, (off, d) in enumerate(lines)))
     records = json_lines(cli("decode", "--json", str(path)).stdout)
     assert [r["e2e"] for r in records[:-1]] == ["ok", "repeated", "ok", "wrong-sequence"]
-    assert records[-1]["e2e_errors"] == {"repeated": 1, "wrong-sequence": 1}
+    assert records[-1]["e2e_errors"] == {"repeated": 1}
+    assert (records[-1]["good"], records[-1]["bad"], records[-1]["wrong_sequence"]) == (3, 1, 1)
+    assert "wrong-sequence 1 (accepted)" in cli("decode", str(path)).stdout
+
+
+def test_the_decoder_uses_the_link_and_its_status_table() -> None:
+    """One E2E classifier: the decoder's fast table is the link's, which is e2e.classify tabulated."""
+    dec = CaptureDecoder(max_delta=5)
+    assert dec.link.checker.table == status_table(5)
+    assert dec.link.max_delta == 5
 
 
 def test_a_file_that_cannot_be_read_is_one_line_and_nonzero(tmp_path: Path) -> None:
