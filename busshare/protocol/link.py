@@ -46,9 +46,10 @@ class Restart(enum.Enum):
     __hash__ = object.__hash__  # (as E2EStatus: counted per frame, identity hash is right and cheaper)
 
 
-def restarted_streams(msg: Message) -> tuple[int, ...]:
-    """The streams a JOIN restarts: everything its servant sends on its address, the JOIN's own included."""
-    return tuple((int(t) << 6) | msg.address for t in SERVANT_TYPES)
+def join_streams(address: int) -> tuple[int, ...]:
+    """The streams a JOIN from ``address`` restarts: all its servant sends on its address, the JOIN's included."""
+    return tuple((int(t) << 6) | address for t in SERVANT_TYPES)
+
 
 Decoder = Callable[[int, bytes], tuple[Message, int]]
 
@@ -116,7 +117,7 @@ class Link:
             self.restarts[Restart.SILENCE] += 1
         heard[offset] = now
         if offset >= JOIN_STREAMS:
-            self.forget(restarted_streams(msg), Restart.JOIN)
+            self.forget(join_streams(offset & 0x3F), Restart.JOIN)
         elif offset == HEARTBEAT_STREAM:
             assert isinstance(msg, Heartbeat)
             key = (msg.master_id, msg.epoch)
