@@ -32,12 +32,14 @@ Outputs that wall-clock time makes differ from run to run are compared after a n
 block names with ``norm=``, and only then (deterministic commands, the simulator and stored captures
 are compared exactly).  Each one replaces what it matches by a placeholder, in both texts:
 
-``times``   event times (the first column of node and monitor lines, JSON ``"t"`` and
-            ``"last_heartbeat"``, ``"last_heard"``) and the durations measured between events (``after 0.18 s``,
-            ``0.15 s ago``, ``for 1.50 s``, ``gap 1.535 s``).
+``times``   event times (the first column of node and monitor lines, JSON ``"t"``, ``"start_t"``,
+            ``"last_heartbeat"``, ``"last_heard"``, an event's ``(t=...`` as Python prints it) and the
+            durations measured between events (``after 0.18 s``, ``0.15 s ago``, ``for 1.50 s``,
+            ``gap 1.535 s``, JSON ``"heartbeat_age"``, ``"heard_age"``, ``"duration_s"``).
 ``counts``  frame counters, which count frames over wall-clock time: the numbers in ``status:``
             lines after ``|``, in ``stopped`` lines and records, in a monitor's closing ``-- N frames``
-            line and in the RS-485 emulator's counters.
+            line, in the RS-485 emulator's counters, and ``"frames"``, ``"frames_in"``, ``"sent"`` of
+            JSON ``status`` and ``summary`` records.
 ``order``   a run of consecutive lines of the same event kind (``learned``, ``grant-acked``, ...) from
             several units at once is compared as a set: the units answer in any order.
 ``ptys``    pseudo-terminal numbers (``/dev/pts/N``), which the kernel assigns.
@@ -158,11 +160,14 @@ def keep(lines: list[str], spec: str | None) -> list[str]:
 
 _TIME_PATTERNS = [
     re.compile(r"^()\s*-?\d+\.\d{3}(?= )"),  # the first column of node and monitor lines (and its padding)
-    re.compile(r'("(?:t|last_heartbeat|last_heard|heartbeat_age|heard_age)": )-?\d+(?:\.\d+)?(?:e-?\d+)?'),
+    re.compile(r'("(?:t|last_heartbeat|last_heard|heartbeat_age|heard_age|start_t|duration_s)": )'
+               r'-?\d+(?:\.\d+)?(?:e-?\d+)?'),
+    re.compile(r"(\(t=)-?\d+(?:\.\d+)?"),  # an event's repr: Setpoint(t=3095.408288635, ...)
     re.compile(r"((?:after|for|gap|since) )\d+\.\d+(?= s)"),
     re.compile(r"()\d+\.\d+(?= s ago)"),
 ]
 _COUNTED = re.compile(r"^(?:\s*\S+ status: .*?\|)|(?: stopped(?: \[\d+\])?: )|^-- |^rs485: ")
+_JSON_COUNTED = re.compile(r'("(?:frames|frames_in|sent)": )\d+')  # status and summary records
 
 
 def _times(line: str) -> str:
@@ -174,6 +179,8 @@ def _times(line: str) -> str:
 def _counts(line: str) -> str:
     if '"event": "stopped"' in line:  # a JSON record: the counters are in its detail
         return re.sub(r'("detail": ")([^"]*)', lambda m: m.group(1) + re.sub(r"\b\d+\b", "<n>", m.group(2)), line)
+    if line.startswith('{"record": "status"') or line.startswith('{"record": "summary"'):
+        return _JSON_COUNTED.sub(lambda m: m.group(1) + "<n>", line)
     m = _COUNTED.search(line)
     if m is None:
         return line
