@@ -301,7 +301,7 @@ def can_json(scratch: Scratch) -> dict[str, list[str]]:
         servant = s.start("busshare servant --address 1 --config examples/site.toml --ev sim --json "
                           "--status-interval 2 | tee servant.jsonl")
         servant.wait_for(r'"event": "started"')
-        master = s.start("busshare master --config examples/site.toml")
+        master = s.start("busshare master --config examples/site.toml --epoch 7")
         servant.wait_for(r'"event": "grant"')
         s.start(INJECT_ONE).finish()
         servant.wait_for(r'"record": "status".*"rejected": 1')
