@@ -424,6 +424,24 @@ def meter_emulator(scratch: Scratch) -> dict[str, list[str]]:
         return {"emulator": emulator.finish(), "mbpoll": mbpoll}
 
 
+def meter_client(scratch: Scratch) -> dict[str, list[str]]:
+    """docs/examples/meter_client.py (a MeterClient polling every second, printing its first 15
+    events) against the emulated SDM630 (its house moving), the faults typed on the emulator's stdin
+    as the client's lines come: two readings, freeze; two frozen failures, normal; two readings,
+    silent; two timeouts, garbage; two impossible readings, quit (the client then fails to read)."""
+    need_port(5020)
+    with Session(scratch, "meter-client") as s:
+        emulator = s.start("python -m busshare.cli.meter_emulator --kind sdm630 --tcp 127.0.0.1:5020", stdin=True)
+        emulator.wait_for(r'"event": "listening"')
+        client = s.start("python meter_client.py")
+        for pattern, n, command in ((r"^MeterReading", 2, "freeze"), (r"FROZEN", 2, "normal"),
+                                    (r"^MeterReading", 6, "silent"), (r"TIMEOUT", 2, "garbage"),
+                                    (r"IMPOSSIBLE", 2, "quit")):
+            client.wait_count(pattern, n)
+            emulator.enter(command)
+        return {"client": client.finish(), "emulator": emulator.finish()}
+
+
 def mqtt_link(scratch: Scratch) -> dict[str, list[str]]:
     """A Mosquitto broker on 127.0.0.1:1883 (not shown); docs/examples/mqtt_link.py (an MqttBudgetLink
     printing its events, publishing the limit once); five setpoints published, good and bad, while it
@@ -456,5 +474,6 @@ SESSIONS: dict[str, Callable[[Scratch], dict[str, list[str]]]] = {
     "can-json": can_json,
     "modbus-line": modbus_line,
     "meter-emulator": meter_emulator,
+    "meter-client": meter_client,
     "mqtt-link": mqtt_link,
 }

@@ -35,13 +35,16 @@ are compared exactly).  Each one replaces what it matches by a placeholder, in b
 ``times``   event times (the first column of node and monitor lines, JSON ``"t"``, ``"start_t"``,
             ``"last_heartbeat"``, ``"last_heard"``, an event's ``(t=...`` as Python prints it) and the
             durations measured between events (``after 0.18 s``, ``0.15 s ago``, ``for 1.50 s``,
-            ``gap 1.535 s``, JSON ``"heartbeat_age"``, ``"heard_age"``, ``"duration_s"``).
+            ``gap 1.535 s``, JSON ``"heartbeat_age"``, ``"heard_age"``, ``"duration_s"``, pymodbus's
+            ``0.000 seconds into read``).
 ``counts``  frame counters, which count frames over wall-clock time: the numbers in ``status:``
             lines after ``|``, in ``stopped`` lines and records, in a monitor's closing ``-- N frames``
             line, in the RS-485 emulator's counters, and ``"frames"``, ``"frames_in"``, ``"sent"`` of
             JSON ``status`` and ``summary`` records.
 ``order``   a run of consecutive lines of the same event kind (``learned``, ``grant-acked``, ...) from
             several units at once is compared as a set: the units answer in any order.
+``readings`` what a meter measured from a house whose load moves with wall-clock time: the figures
+            of a ``MeterReading``'s ``currents_da=(...)`` and ``powers_w=(...)``.
 ``ptys``    pseudo-terminal numbers (``/dev/pts/N``), which the kernel assigns.
 ``figures`` (bench blocks only) every number: measurements of this machine at that moment.
 """
@@ -165,6 +168,7 @@ _TIME_PATTERNS = [
     re.compile(r"(\(t=)-?\d+(?:\.\d+)?"),  # an event's repr: Setpoint(t=3095.408288635, ...)
     re.compile(r"((?:after|for|gap|since) )\d+\.\d+(?= s)"),
     re.compile(r"()\d+\.\d+(?= s ago)"),
+    re.compile(r"()\d+\.\d+(?= seconds into read)"),  # pymodbus: when a meter's connection closed
 ]
 _COUNTED = re.compile(r"^(?:\s*\S+ status: .*?\|)|(?: stopped(?: \[\d+\])?: )|^-- |^rs485: ")
 _JSON_COUNTED = re.compile(r'("(?:frames|frames_in|sent)": )\d+')  # status and summary records
@@ -189,6 +193,11 @@ def _counts(line: str) -> str:
         head, _, tail = line.rpartition("|")
         head += "|"
     return head + re.sub(r"\b\d+\b", "<n>", tail)
+
+
+def _readings(line: str) -> str:
+    return re.sub(r"((?:currents_da|powers_w)=\()([^)]*)",
+                  lambda m: m.group(1) + re.sub(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", "<n>", m.group(2)), line)
 
 
 def _kind(line: str) -> str | None:
@@ -219,6 +228,8 @@ def normalise(lines: list[str], norms: list[str]) -> list[str]:
         out = [_times(x) for x in out]
     if "counts" in norms:
         out = [_counts(x) for x in out]
+    if "readings" in norms:
+        out = [_readings(x) for x in out]
     if "ptys" in norms:
         out = [re.sub(r"/dev/pts/\d+", "/dev/pts/<n>", x) for x in out]
     if "figures" in norms:

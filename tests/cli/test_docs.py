@@ -127,3 +127,21 @@ def test_json_records_and_event_reprs_are_normalised_narrowly() -> None:
         other = [line.replace(old, new) for line in same]
         assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old
     assert regen_docs.normalise(shown[1:2], []) != regen_docs.normalise(same[1:2], [])  # only where a block says
+
+
+def test_meter_readings_are_normalised_only_where_a_block_says() -> None:
+    """``readings``: a MeterReading's figures (a house moving with wall-clock time); its kind, a
+    failure's kind and detail stay compared; pymodbus's ``0.000 seconds into read`` is a time."""
+    shown = ["MeterReading(t=1029.284464233, currents_da=(137, 143, 58), powers_w=(3038.18, -3207.0341796875, 1e-05))",
+             "MeterFailure(t=1041.28, kind=<FailureKind.READ_ERROR: 'read-error'>, detail='Connection unexpectedly "
+             "closed 0.000 seconds into read of unbounded read bytes')"]
+    same = ["MeterReading(t=987.596212326, currents_da=(136, 144, 59), powers_w=(3034.44, 3217.337158203125, 1310.1))",
+            "MeterFailure(t=999.6, kind=<FailureKind.READ_ERROR: 'read-error'>, detail='Connection unexpectedly "
+            "closed 0.001 seconds into read of unbounded read bytes')"]
+    norm = ["times", "readings"]
+    assert regen_docs.normalise(shown, norm) == regen_docs.normalise(same, norm)
+    assert regen_docs.normalise(shown, ["times"]) != regen_docs.normalise(same, ["times"])
+    for old, new in (("MeterReading", "MeterFailure"), ("READ_ERROR: 'read-error'", "TIMEOUT: 'timeout'"),
+                     ("unexpectedly closed", "refused")):
+        other = [line.replace(old, new) for line in same]
+        assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old
