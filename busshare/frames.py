@@ -8,13 +8,17 @@ Every message is one classic CAN frame of 8 bytes:
 
 The ``construct`` declarations in ``SPEC`` are the layout of record; the
 ``struct``-based fast path below must agree with them byte for byte (a
-hypothesis test proves it).  Currents travel as integers in 0.1 A units
+hypothesis test proves it).  ``protocol/layout.py`` names the same positions
+without construct (``spec_fields`` derives them from ``SPEC``, and a test
+proves the two equal); the fast path's formats and shifts are checked
+against it when this module is imported.  Currents travel as integers in 0.1 A units
 ("deci-amps", suffix ``_da``).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,7 +26,25 @@ from typing import Any, ClassVar
 import construct as c
 
 from .errors import BusshareError
+from .protocol import layout
 from .protocol.e2e import crc8, frame_crc
+from .protocol.layout import (
+    ADDRESS_MASK,
+    BODY_FROM,
+    BODY_LENGTH,
+    COUNTER_MASK,
+    CRC_BYTE,
+    FLAGS_SHIFT,
+    HEAD_BYTE,
+    HEARTBEAT_FLAGS,
+    ID_OFFSETS,
+    PROTECTED_FROM,
+    STATUS_FLAGS,
+    TYPE_SHIFT,
+    Field,
+    id_offset,
+    split_id_offset,
+)
 from .protocol.pilot import PilotState
 
 # ---------------------------------------------------------------------------
@@ -33,7 +55,7 @@ FIRST_SERVANT = 1
 LAST_SERVANT = 62
 BROADCAST_ADDRESS = 63
 MAX_SERVANTS = LAST_SERVANT - FIRST_SERVANT + 1
-FRAME_LENGTH = 8
+FRAME_LENGTH = layout.FRAME_LENGTH
 
 MIN_OFFER_DA = 60  # 6.0 A: the lowest current a pilot can offer
 MAX_EVSE_DA = 800  # 80.0 A: the highest current a pilot can offer
@@ -354,13 +376,57 @@ SPEC: dict[MsgType, c.Construct] = {
     MsgType.JOIN: c.Struct("serial" / c.Int32ul, "max_da" / c.Int16ul),
 }
 
-# flag bits in the high nibble of byte 1 (bit 0 of the nibble = bit 4 of the byte)
-HEARTBEAT_FLAGS = ("leaving", "learning", "conflict")  # nibble bit 3 reserved
-STATUS_FLAGS = ("failsafe", "fault", "ev_stopped", "conflict")
+# flag bits in the high nibble of byte 1 (bit 0 of the nibble = bit 4 of the byte): layout.HEARTBEAT_FLAGS,
+# layout.STATUS_FLAGS
 
-FrameSpec = c.Struct("crc" / c.Int8ul, "head" / Head, "body" / c.Bytes(6))
+FrameSpec = c.Struct("crc" / c.Int8ul, "head" / Head, "body" / c.Bytes(BODY_LENGTH))
 for _t, _s in SPEC.items():
-    assert _s.sizeof() == 6, (_t, _s.sizeof())
+    assert _s.sizeof() == BODY_LENGTH, (_t, _s.sizeof())
+
+
+def _leaves(container: Any) -> dict[str, Any]:
+    """The leaf values of a parsed construct container, by leaf name."""
+    out: dict[str, Any] = {}
+    for key, value in container.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict):
+            out.update(_leaves(value))
+        else:
+            out[key] = value
+    return out
+
+
+def _probe(con: c.Construct, length: int, first_bit: int) -> tuple[Field, ...]:
+    """Where ``con`` keeps each field: parse one set bit at a time and see which field gets which bit."""
+    base = _leaves(con.parse(bytes(length)))
+    bits: dict[str, list[tuple[int, int]]] = {}
+    for bit in range(length * 8):
+        changed = [(k, v) for k, v in _leaves(con.parse((1 << bit).to_bytes(length, "little"))).items()
+                   if v != base[k]]
+        assert len(changed) == 1, (bit, changed)
+        name, value = changed[0]
+        n = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+        assert n and not n & (n - 1), (name, n)  # one bit
+        bits.setdefault(name, []).append((first_bit + bit, n.bit_length() - 1))
+    fields = []
+    for name, pairs in bits.items():
+        start = pairs[0][0]
+        # little-endian and contiguous: value bit i is frame bit start + i
+        assert all(frame_bit == start + i for frame_bit, i in pairs), (name, pairs)
+        fields.append(Field(name, start, len(pairs)))
+    return tuple(sorted(fields, key=lambda f: f.start))
+
+
+def spec_fields(t: MsgType) -> tuple[Field, ...]:
+    """The body fields of type ``t``, derived from the construct declaration (the layout of record)."""
+    return _probe(SPEC[t], BODY_LENGTH, BODY_FROM * 8)
+
+
+def spec_head() -> tuple[Field, ...]:
+    """The CRC, alive counter and flag nibble, derived from the construct declaration of the frame."""
+    crc = Field("crc", CRC_BYTE * 8, 8)
+    return (crc, *_probe(Head, 1, HEAD_BYTE * 8))
 
 _STATUS_UNKNOWN = 1023
 _ACK_UNKNOWN = 0xFFFF
@@ -471,16 +537,16 @@ def _check_address(t: MsgType, address: int) -> None:
 
 def split_offset(offset: int) -> tuple[MsgType, int]:
     """ID offset (0..511) -> (type, address), as laid out in canid.py."""
-    if not 0 <= offset < 512:
-        raise FrameError("type", f"id offset {offset:#x} outside the protocol's 512 ids")
-    t = MsgType(offset >> 6)
-    address = offset & 0x3F
+    if not 0 <= offset < ID_OFFSETS:
+        raise FrameError("type", f"id offset {offset:#x} outside the protocol's {ID_OFFSETS} ids")
+    type_number, address = split_id_offset(offset)
+    t = MsgType(type_number)
     _check_address(t, address)
     return t, address
 
 
 def offset_of(msg: Message) -> int:
-    return (int(msg.TYPE) << 6) | msg.address
+    return id_offset(int(msg.TYPE), msg.address)
 
 
 def spec_encode(msg: Message, counter: int) -> bytes:
@@ -498,7 +564,7 @@ def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
         raise FrameError("length", f"wrong length: {len(data)} bytes, expected {FRAME_LENGTH}")
     t, address = split_offset(offset)
     frame = FrameSpec.parse(data)
-    if frame.crc != frame_crc(offset, data[1:]):
+    if frame.crc != frame_crc(offset, data[PROTECTED_FROM:]):
         raise FrameError("crc", f"bad CRC {frame.crc:#04x} for {t.name} address {address}")
     fields = SPEC[t].parse(frame.body)
     return _message_from_fields(t, address, frame.head.flags, fields), frame.head.counter
@@ -511,7 +577,7 @@ def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
 _new = object.__new__
 _set = object.__setattr__
 # CRC after the data ID alone, per offset: the frame CRC resumes from it (one C call per frame).
-_CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(512))
+_CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(ID_OFFSETS))
 # Unpack the whole frame, skipping the CRC byte; every field is a small int (no 48-bit word).
 _SETLIMIT = struct.Struct("<xBBHHB")  # head txn limit failsafe epoch
 _ACK = struct.Struct("<xBBHHB")  # head txn applied measured how
@@ -538,6 +604,43 @@ _FLAGS = tuple((bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)) for f in ran
 assert (MIN_OFFER_DA, MAX_EVSE_DA, _STATUS_UNKNOWN, _ACK_UNKNOWN) == (60, 800, 1023, 0xFFFF)
 assert [int(v) for v in _ACK_HOWS] == [0, 1, 2] and [int(v) for v in _REASONS] == [0, 1, 2, 3]
 assert [int(v) for v in NackCode] == list(range(1, 9)) and [int(v) for v in _PILOTS] == list(range(6))
+# the offset of each type's address 0
+_ID_SET_LIMIT, _ID_HEARTBEAT, _ID_ACK, _ID_NACK, _ID_RELEASE, _ID_REQUEST, _ID_STATUS, _ID_JOIN = (
+    id_offset(int(t), 0) for t in MsgType)
+
+
+def _struct_fields(fmt: struct.Struct, names: tuple[str, ...]) -> tuple[Field, ...]:
+    """The fields a frame format unpacks (``x`` the CRC byte, then the head byte), as frame positions."""
+    codes = re.findall(r"(\d*[a-zA-Z])", fmt.format.lstrip("<"))
+    out, at = [], 0
+    for code, name in zip(codes, ("crc", "head", *names), strict=True):
+        size = struct.calcsize("<" + code)
+        if name not in ("crc", "head"):
+            out.append(Field(name, at * 8, size * 8))
+        at += size
+    return tuple(out)
+
+
+def _check_fast_path() -> None:
+    """The fast path's formats and shifts are the layout's (protocol/layout.py, bound to SPEC by a test)."""
+    fields = layout.FIELDS
+    for t, fmt in ((MsgType.SET_LIMIT, _SETLIMIT), (MsgType.ACK, _ACK), (MsgType.NACK, _NACK),
+                   (MsgType.RELEASE, _RELEASE), (MsgType.REQUEST, _REQUEST), (MsgType.JOIN, _JOIN)):
+        assert _struct_fields(fmt, tuple(f.name for f in fields[t])) == fields[t], t
+    for dec, enc in ((_SETLIMIT, _T_SETLIMIT), (_ACK, _T_ACK), (_RELEASE, _T_RELEASE), (_REQUEST, _T_REQUEST),
+                     (_JOIN, _T_JOIN), (_HB, _T_HB), (_STATUS, _T_STATUS)):
+        assert dec.format == "<x" + enc.format.lstrip("<"), enc.format  # encoding packs what decoding unpacks
+    # STATUS and HEARTBEAT are bit-packed: the shifts spelt in decode() and encode(), as (start, length)
+    status = {"pilot": (16, 3), "offered_da": (19, 10), "measured_da": (29, 10), "requested_da": (39, 10),
+              "serial_tag": (49, 15)}
+    heartbeat = {"master_id": (16, 4), "page": (20, 3), "reserved": (23, 1), "epoch": (24, 8), "heard": (32, 8),
+                 "limit_da": (40, 14), "seq": (54, 10)}
+    for t, spelt in ((MsgType.STATUS, status), (MsgType.HEARTBEAT, heartbeat)):
+        assert {f.name: (f.start, f.length) for f in fields[t]} == spelt, t
+    assert (CRC_BYTE, HEAD_BYTE, PROTECTED_FROM, BODY_FROM, FLAGS_SHIFT) == (0, 1, 1, 2, 4)
+
+
+_check_fast_path()
 
 
 def _slow(offset: int, data: bytes) -> tuple[Message, int]:
@@ -553,12 +656,12 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
     with ``struct`` and the dataclass is filled in without ``__init__`` (its
     checks are repeated inline); anything else goes through ``spec_decode``.
     """
-    if len(data) != 8 or not 0 <= offset < 512:
+    if len(data) != FRAME_LENGTH or not 0 <= offset < ID_OFFSETS:
         return _slow(offset, data)
-    if data[0] != crc8(data[1:], _CRC_AFTER_ID[offset]):
+    if data[CRC_BYTE] != crc8(data[PROTECTED_FROM:], _CRC_AFTER_ID[offset]):
         return _slow(offset, data)
-    t = offset >> 6
-    address = offset & 0x3F
+    t = offset >> TYPE_SHIFT  # (the type numbers below are MsgType's)
+    address = offset & ADDRESS_MASK
     obj: Any
     if t == 6:  # STATUS, the commonest frame
         head, low, mid, high = _STATUS.unpack(data)
@@ -571,28 +674,28 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         ):
             return _slow(offset, data)
         measured = (low >> 13) | ((mid & 0x7F) << 3)
-        f = _FLAGS[head >> 4]
+        f = _FLAGS[head >> FLAGS_SHIFT]
         obj = _new(Status)
         _set(obj, "__dict__", {
             "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
             "measured_da": None if measured == 1023 else measured, "requested_da": requested,
             "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "conflict": f[3],
         })
-        return obj, head & 15
+        return obj, head & COUNTER_MASK
     if t == 1:  # HEARTBEAT
         head, idp, epoch, heard, low, high = _HB.unpack(data)
         page = (idp >> 4) & 7
         if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
             return _slow(offset, data)
-        f = _FLAGS[head >> 4]
+        f = _FLAGS[head >> FLAGS_SHIFT]
         obj = _new(Heartbeat)
         _set(obj, "__dict__", {
             "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
             "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "conflict": f[2],
         })
-        return obj, head & 15
-    head = data[1]
-    if head > 15 and t != 7:  # flag bits are reserved in the other types
+        return obj, head & COUNTER_MASK
+    head = data[HEAD_BYTE]
+    if head > COUNTER_MASK and t != 7:  # flag bits are reserved in the other types
         return _slow(offset, data)
     if t == 3:  # NACK: the only type that may concern address 0 or 63
         _, txn, code, reporter, detail, reserved = _NACK.unpack(data)
@@ -643,8 +746,8 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
     if not 60 <= max_da <= 800:
         return _slow(offset, data)
     obj = _new(Join)
-    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> 4})
-    return obj, head & 15
+    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
+    return obj, head & COUNTER_MASK
 
 
 def encode(msg: Message, counter: int) -> bytes:
@@ -659,29 +762,29 @@ def encode(msg: Message, counter: int) -> bytes:
         mid = ((measured >> 3) | (requested << 7)) & 0xFFFF
         flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
         tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
-        offset = 0x180 | msg.address
+        offset = _ID_STATUS | msg.address
     elif isinstance(msg, Heartbeat):
         flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
         w = msg.limit_da | (msg.seq << 14)
         tail = _T_HB.pack((flags << 4) | counter, msg.master_id | (msg.page << 4), msg.epoch, msg.heard, w & 0xFFFF,
                           w >> 16)
-        offset = 0x040
+        offset = _ID_HEARTBEAT
     elif isinstance(msg, SetLimit):
         tail = _T_SETLIMIT.pack(counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)
-        offset = msg.address
+        offset = _ID_SET_LIMIT | msg.address
     elif isinstance(msg, Ack):
         measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
         tail = _T_ACK.pack(counter, msg.txn, msg.applied_da, measured, msg.how)
-        offset = 0x080 | msg.address
+        offset = _ID_ACK | msg.address
     elif isinstance(msg, Request):
         tail = _T_REQUEST.pack(counter, msg.requested_da, msg.min_da, msg.priority, 0)
-        offset = 0x140 | msg.address
+        offset = _ID_REQUEST | msg.address
     elif isinstance(msg, Release):
         tail = _T_RELEASE.pack(counter, msg.released_da, msg.reason, b"")
-        offset = 0x100 | msg.address
+        offset = _ID_RELEASE | msg.address
     elif isinstance(msg, Join):
         tail = _T_JOIN.pack((msg.version << 4) | counter, msg.serial, msg.max_da)
-        offset = 0x1C0 | msg.address
+        offset = _ID_JOIN | msg.address
     else:
         return spec_encode(msg, counter)
     return bytes((crc8(tail, _CRC_AFTER_ID[offset]),)) + tail
