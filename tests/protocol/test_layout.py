@@ -6,7 +6,17 @@ import dataclasses
 
 from hypothesis import given, settings
 
-from busshare.frames import MESSAGE_TYPES, Message, MsgType, encode, offset_of, spec_fields, spec_head, split_offset
+from busshare.frames import (
+    MESSAGE_TYPES,
+    Join,
+    Message,
+    MsgType,
+    encode,
+    offset_of,
+    spec_fields,
+    spec_head,
+    split_offset,
+)
 from busshare.protocol import layout
 from busshare.protocol.pilot import PilotState
 from tests.support.frame_strategies import counters, messages
@@ -58,7 +68,7 @@ def test_named_positions_read_the_encoded_frame(msg: Message, counter: int) -> N
             assert got == 0
         else:
             assert got == _value(msg, f.name, f.mask), f.name
-    if msg.TYPE is MsgType.JOIN:
+    if isinstance(msg, Join):
         assert layout.FLAGS.get(data) == msg.version
     assert split_offset(offset_of(msg)) == (msg.TYPE, msg.address)
     assert layout.split_id_offset(offset_of(msg)) == (int(msg.TYPE), msg.address)
