@@ -61,7 +61,9 @@ MIN_OFFER_DA = 60  # 6.0 A: the lowest current a pilot can offer
 MAX_EVSE_DA = 800  # 80.0 A: the highest current a pilot can offer
 MAX_CIRCUIT_DA = (1 << 14) - 1  # 1638.3 A: width of the heartbeat limit field
 STATUS_MEASURED_MAX_DA = 1022  # 102.2 A; 1023 means unknown
+STATUS_MEASURED_UNKNOWN = 1023  # the sentinel: no meter
 ACK_MEASURED_MAX_DA = 0xFFFE  # 6553.4 A; 0xFFFF means unknown
+ACK_MEASURED_UNKNOWN = 0xFFFF  # the sentinel: no meter
 PROTOCOL_VERSION = 2  # 2: the heartbeat says whom the master hears (PROTOCOL.md 5.2)
 
 
@@ -428,8 +430,8 @@ def spec_head() -> tuple[Field, ...]:
     crc = Field("crc", CRC_BYTE * 8, 8)
     return (crc, *_probe(Head, 1, HEAD_BYTE * 8))
 
-_STATUS_UNKNOWN = 1023
-_ACK_UNKNOWN = 0xFFFF
+_STATUS_UNKNOWN = STATUS_MEASURED_UNKNOWN
+_ACK_UNKNOWN = ACK_MEASURED_UNKNOWN
 
 
 def _flags_to_nibble(msg: Any, names: tuple[str, ...]) -> int:
