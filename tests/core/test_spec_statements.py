@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 
@@ -276,3 +277,42 @@ def test_status_offers_the_limit_while_the_ev_is_stopped() -> None:
     status = of(Status, s.observe(PilotState.B, 0, t + 0.05))[0]
     assert isinstance(status, Status)
     assert status.ev_stopped and status.offered_da == 160 and status.requested_da == 0
+
+
+# -- 5.4: the NACK table says who sends which code ---------------------------------------------------------------
+
+
+def test_the_nack_table_names_exactly_the_codes_each_node_sends() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    lines = doc[doc.index("<!-- nack rules"):].splitlines()[3:]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    rows = rows[:len(NackCode)]
+    assert [r[0] for r in rows] == [c.name for c in NackCode]
+    package = Path(__file__).resolve().parents[2] / "busshare"
+    for node in ("servant", "master"):
+        source = (package / f"{node}.py").read_text()
+        sent = set(re.findall(r"Nack\([^()]*NackCode\.([A-Z_]+)", source))
+        assert sent == {r[0] for r in rows if node in r[1]}, node
+    # nothing else in the package makes a NACK
+    others = [p for p in package.rglob("*.py") if p.name not in ("servant.py", "master.py", "frames.py")
+              and re.search(r"\bNack\(", p.read_text())]
+    assert others == []
+
+
+# -- 7: a STATUS sent at once adds at most one frame per event --------------------------------------------------------
+
+
+def test_a_status_at_once_adds_at_most_one_frame_per_event() -> None:
+    s = following()
+    count, events, t = 0, 0, 0.1
+    pilots = itertools.cycle([PilotState.B, C])
+    while t < 30.0:
+        t = round(t + T.tick_period, 3)
+        if round(t * 1000) % 200 == 0:
+            s.receive(hb(), t)
+        if round(t * 1000) % 1700 == 0:  # a pilot change every 1.7 s
+            events += 1
+            count += len(of(Status, s.observe(next(pilots), 0, t)))
+        count += len(of(Status, s.tick(t)))
+    assert not s.in_failsafe
+    assert count <= 30.0 / T.status_period + 1 + events
