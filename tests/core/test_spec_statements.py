@@ -316,3 +316,54 @@ def test_a_status_at_once_adds_at_most_one_frame_per_event() -> None:
         count += len(of(Status, s.tick(t)))
     assert not s.in_failsafe
     assert count <= 30.0 / T.status_period + 1 + events
+
+
+# -- 8.2 rule 6: the second-master algorithm ---------------------------------------------------------------------------
+
+
+def test_servant_two_masters_is_a_b_a_within_conflict_hold_a_restart_is_a_b() -> None:
+    s = following()
+    out = s.receive(hb(epoch=9, master_id=2), 0.3)  # B: a restart, followed
+    assert of(Join, out) and not of(Nack, out) and not s.in_failsafe
+    out = s.receive(hb(epoch=7, master_id=1), 0.5)  # A again, B heard just now: two masters
+    assert of(Nack, out) == [Nack(0, NackCode.SECOND_MASTER, 1)] and s.in_failsafe
+    assert not of(Join, out), "it does not follow A"
+    assert not of(Nack, s.receive(hb(epoch=9, master_id=2), 0.6)), "once per episode"
+    assert not of(Ack, s.receive(SetLimit(1, 5, 320, 60, 9), 0.7)), "no SET_LIMIT taken during the episode"
+    # B alone, A not heard for conflict_hold: the episode ends and B's SET_LIMITs are taken again
+    t = 0.6
+    while t < 0.5 + T.conflict_hold + 0.5:
+        t = round(t + 0.2, 3)
+        s.receive(hb(epoch=9, master_id=2), t)
+        s.tick(t)
+    assert of(Ack, s.receive(SetLimit(1, 6, 320, 60, 9), t + 0.05))
+
+
+def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_rival() -> None:
+    s = following()
+    s.receive(hb(epoch=9, master_id=2), 0.3)
+    t = 0.3
+    while t < 0.3 + T.conflict_hold + 0.3:
+        t = round(t + 0.2, 3)
+        s.receive(hb(epoch=9, master_id=2), t)
+    out = s.receive(hb(epoch=7, master_id=1), t + 0.1)
+    assert not of(Nack, out) and of(Join, out), "A again, after conflict_hold: followed as a restart"
+
+
+def test_master_rival_episode_one_nack_conflict_flag_no_grants_then_reconfirm() -> None:
+    net = Net(site())
+    net.run(1.0)
+    assert net.master is not None
+    mark = len(net.sent)
+    net.inject("rival", Heartbeat(2, 9, 640))
+    net.run(0.4)
+    net.inject("rival", Heartbeat(2, 9, 640, seq=2))
+    net.plug(1, Car())
+    net.run(1.0)
+    sent = [m for _, who, m in net.sent[mark:] if who == "master"]
+    assert of(Nack, sent) == [Nack(0, NackCode.SECOND_MASTER, 0)]
+    assert all(m.conflict for m in of(Heartbeat, sent))
+    # only strict cuts while the rival is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
+    assert all(m.limit_da == 0 and m.failsafe_da == 0 for m in of(SetLimit, sent))
+    net.run(T.conflict_hold)
+    assert net.offers()[1] > 0, "the episode over, the car gets its grant"
