@@ -1,6 +1,6 @@
 """Where every field sits in the 8-byte frame, by name (docs/PROTOCOL.md sections 3-5).
 
-The layout of record is the ``construct`` declaration ``busshare.frames.SPEC``;
+The layout of record is the ``construct`` declaration ``busshare.protocol.spec.SPEC``;
 this module names the same positions without importing construct, for the
 codec's fast path and for anything else that must point into a frame.
 ``busshare.frames.spec_fields`` derives the positions from ``SPEC`` by parsing,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 from hypothesis import given, settings
 
@@ -77,3 +79,18 @@ def test_named_positions_read_the_encoded_frame(msg: Message, counter: int) -> N
 def test_field_lookup() -> None:
     assert layout.field(MsgType.STATUS, "pilot") == layout.Field("pilot", 16, 3)
     assert len(PilotState) <= 1 << layout.field(MsgType.STATUS, "pilot").length
+
+
+def test_the_production_codec_does_not_import_construct() -> None:
+    """encode/decode of valid frames run on struct and the named layout; construct loads for the spec path only."""
+    code = (
+        "import sys\n"
+        "from busshare.frames import Status, decode, encode, offset_of\n"
+        "from busshare.protocol.link import Link\n"
+        "from busshare.protocol.pilot import PilotState\n"
+        "m = Status(3, 4660, PilotState.C, 320, 315, 320)\n"
+        "assert decode(offset_of(m), encode(m, 0))[0] == m\n"
+        "print('construct' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.strip() == "False"
