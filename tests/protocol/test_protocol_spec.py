@@ -190,3 +190,84 @@ def test_section_5_field_tables_name_exactly_the_message_fields(number: str, t: 
     table = [line for line in itertools.takewhile(lambda x: x.startswith("|"), lines)]
     named = {n for line in table for n in re.findall(r"`([a-z_]+)`", "|".join(line.split("|")[1:4]))}
     assert named == {f.name for f in dataclasses.fields(MESSAGE_TYPES[t])} - {"address"}, number
+
+
+# -- the byte and bit tables of section 5 are the named layout (protocol/layout.py, bound to SPEC) ---------------
+
+SECTIONS = {"5.1": MsgType.SET_LIMIT, "5.2": MsgType.HEARTBEAT, "5.3": MsgType.ACK, "5.4": MsgType.NACK,
+            "5.5": MsgType.RELEASE, "5.6": MsgType.REQUEST, "5.7": MsgType.STATUS, "5.8": MsgType.JOIN}
+
+
+def _span(text: str) -> tuple[int, int]:
+    """``"3-4"`` -> (3, 2): first and count."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low) - int(low) + 1
+
+
+def _documented_positions(t: MsgType, number: str) -> dict[str, tuple[int, int]]:
+    """Field -> (frame bit, length) as the section's byte table gives them."""
+    text = _section(number)
+    lines = text[text.index("\n| byte |") + 1:].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in
+            itertools.takewhile(lambda x: x.startswith("|"), lines)][2:]
+    out: dict[str, tuple[int, int]] = {}
+    word = 0
+    for row in rows:
+        if t in (MsgType.HEARTBEAT, MsgType.STATUS):  # byte | bits | field
+            byte, bits, name = row[0], row[1], row[2]
+            if "word" in name:
+                word = _span(byte)[0] * 8
+                continue
+            if bits.startswith("W bits "):
+                first, count = _span(bits[len("W bits "):])
+                start = word + first
+            else:
+                first, count = _span(bits)
+                start = int(byte) * 8 + first
+        else:  # byte (or "1 bits 4-7") | field
+            byte, name = row[0], row[1]
+            if " bits " in byte:
+                b, _, bits = byte.partition(" bits ")
+                first, count = _span(bits)
+                start = int(b) * 8 + first
+            else:
+                first, n = _span(byte)
+                start, count = first * 8, n * 8
+        found = re.fullmatch(r"`([a-z_]+)`", name)
+        if found:
+            out[found.group(1)] = (start, count)
+    return out
+
+
+@pytest.mark.parametrize("number", list(SECTIONS))
+def test_byte_tables_are_the_layout(number: str) -> None:
+    t = SECTIONS[number]
+    named = {f.name: (f.start, f.length) for f in layout.FIELDS[t] if f.name != "reserved"}
+    flags = {MsgType.HEARTBEAT: layout.HEARTBEAT_FLAGS, MsgType.STATUS: layout.STATUS_FLAGS}.get(t, ())
+    named.update({name: (layout.FLAGS.start + i, 1) for i, name in enumerate(flags)})
+    if t is MsgType.JOIN:
+        named["version"] = (layout.FLAGS.start, layout.FLAGS.length)
+    assert _documented_positions(t, number) == named
+
+
+SHORT = {"limit": "limit_da", "seq": "seq", "pilot": "pilot", "offered": "offered_da", "measured": "measured_da",
+         "requested": "requested_da", "tag": "serial_tag"}
+
+
+@pytest.mark.parametrize("number", ["5.2", "5.7"])
+def test_bit_by_bit_tables_are_the_layout(number: str) -> None:
+    t = SECTIONS[number]
+    text = _section(number)
+    lines = text[text.index("\n| byte | bit 7 |") + 1:].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in
+            itertools.takewhile(lambda x: x.startswith("|"), lines)][2:]
+    seen: dict[str, set[int]] = {}
+    for row in rows:
+        byte = int(row[0])
+        for column, cell in enumerate(row[1:]):
+            short, _, index = cell.rpartition(" ")
+            f = layout.field(t, SHORT[short])
+            assert f.start + int(index) == byte * 8 + 7 - column, cell
+            seen.setdefault(f.name, set()).add(int(index))
+    for name, indexes in seen.items():
+        assert indexes == set(range(layout.field(t, name).length)), name
