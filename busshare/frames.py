@@ -386,7 +386,7 @@ def split_offset(offset: int) -> tuple[MsgType, int]:
 
 
 def offset_of(msg: Message) -> int:
-    return id_offset(int(msg.TYPE), msg.address)
+    return (int(msg.TYPE) << TYPE_SHIFT) | msg.address  # (layout.id_offset, inline: once per frame sent)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import crcmod
 
-from .layout import ID_OFFSETS, id_offset
+from .layout import ID_OFFSETS, TYPE_SHIFT, id_offset
 
 #: CRC-8 SAE J1850: poly 0x1D, init 0xFF, xor-out 0xFF, check("123456789") = 0x4B.
 #: crcmod's ``initCrc`` is pre-xored with ``xorOut``, hence 0x00 here, not 0xFF.
@@ -72,7 +72,7 @@ class AliveCounters:
     _next: dict[int, int] = field(default_factory=dict)
 
     def next(self, msg_type: int, address: int = 0) -> int:
-        key = id_offset(msg_type, address)
+        key = (msg_type << TYPE_SHIFT) | address  # (id_offset, inline: once per frame sent)
         value = self._next.get(key, 0)
         self._next[key] = (value + 1) % COUNTER_MODULO
         return value
