@@ -9,6 +9,7 @@ set bit at a time; ``tests/protocol/test_layout.py`` proves that ``protocol/layo
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any
 
 import construct as c
@@ -109,25 +110,30 @@ def _probe(con: c.Construct, length: int, first_bit: int) -> tuple[Field, ...]:
     for bit in range(length * 8):
         changed = [(k, v) for k, v in _leaves(con.parse((1 << bit).to_bytes(length, "little"))).items()
                    if v != base[k]]
-        assert len(changed) == 1, (bit, changed)
+        if len(changed) != 1:
+            raise ValueError(f"bit {bit} is in {len(changed)} fields: {changed}")
         name, value = changed[0]
         n = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
-        assert n and not n & (n - 1), (name, n)  # one bit
+        if not n or n & (n - 1):
+            raise ValueError(f"bit {bit} sets {n:#x} in {name}: not one bit")
         bits.setdefault(name, []).append((first_bit + bit, n.bit_length() - 1))
     fields = []
     for name, pairs in bits.items():
         start = pairs[0][0]
-        # little-endian and contiguous: value bit i is frame bit start + i
-        assert all(frame_bit == start + i for frame_bit, i in pairs), (name, pairs)
+        if any(frame_bit != start + i for i, (frame_bit, _) in enumerate(pairs)) or any(
+                value_bit != i for i, (_, value_bit) in enumerate(pairs)):
+            raise ValueError(f"{name} is not little-endian and contiguous: {pairs}")  # value bit i at start + i
         fields.append(Field(name, start, len(pairs)))
     return tuple(sorted(fields, key=lambda f: f.start))
 
 
+@functools.cache
 def fields(t: MsgType) -> tuple[Field, ...]:
     """The body fields of type ``t``, derived from the construct declaration (the layout of record)."""
     return _probe(SPEC[t], BODY_LENGTH, BODY_FROM * 8)
 
 
+@functools.cache
 def head() -> tuple[Field, ...]:
     """The CRC, alive counter and flag nibble, derived from the construct declaration of the frame."""
     crc = Field("crc", CRC_BYTE * 8, 8)

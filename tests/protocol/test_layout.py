@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings
 
 from busshare.frames import (
@@ -94,3 +95,13 @@ def test_the_production_codec_does_not_import_construct() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert out.strip() == "False"
+
+
+def test_the_probe_refuses_a_field_that_is_not_little_endian_and_contiguous() -> None:
+    import construct as c
+
+    from busshare.protocol import spec
+
+    assert spec._probe(c.Struct("a" / c.Int16ul), 2, 16) == (layout.Field("a", 16, 16),)
+    with pytest.raises(ValueError, match="little-endian"):
+        spec._probe(c.Struct("a" / c.Int16ub), 2, 16)
