@@ -510,8 +510,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     def entry(key: bytes) -> Entry:
         """(offset, counter, 16 * counter, JSON fragment after the timestamp, data, master); offset -1:
         general path for a well-formed frame, -2: for a key that is not a frame at all.  ``master`` is a
-        heartbeat's (id, epoch): one from another master than the link's last takes the general path (the
-        link's new-master rule)."""
+        heartbeat's (id, epoch), for the link's new-master rule."""
         if not _KEY.fullmatch(key):
             return -2, 0, 0, b"", b"", None
         ident, _, hex_data = key.partition(b"#")
@@ -579,12 +578,14 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                         memo.clear()
                     e = memo[key] = entry(key)
                 offset, counter, counter16, frag, data, master = e
-                if offset >= 0 and (master is None or master == link.master):
-                    # Link.check, inlined: the silence rule, then the status table (PROTOCOL.md 6.3)
+                if offset >= 0:
+                    # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
                     t = float(ts)
                     if t - heard[offset] > STREAM_MEMORY_S:
                         link.forget((offset,), Restart.SILENCE)
                     heard[offset] = t
+                    if master is not None and master != link.master:
+                        link.heartbeat_from(master)
                     k = last[offset] + counter
                     last[offset] = counter16
                     prev = last_data[offset]

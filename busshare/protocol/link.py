@@ -120,13 +120,17 @@ class Link:
             self.forget(join_streams(offset & 0x3F), Restart.JOIN)
         elif offset == HEARTBEAT_STREAM:
             assert isinstance(msg, Heartbeat)
-            key = (msg.master_id, msg.epoch)
-            if key != self.master:
-                if self.master is not None:
-                    self.checker.forget_range(*_SET_LIMIT_STREAMS)
-                    self.forget((HEARTBEAT_STREAM,), Restart.NEW_MASTER)
-                self.master = key
+            self.heartbeat_from((msg.master_id, msg.epoch))
         return self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
+
+    def heartbeat_from(self, master: tuple[int, int]) -> None:
+        """The new-master rule: a heartbeat from another (master id, epoch) than the last one (not the first
+        heartbeat) forgets the heartbeat stream and every SET_LIMIT stream, before the heartbeat is checked."""
+        if master != self.master:
+            if self.master is not None:
+                self.checker.forget_range(*_SET_LIMIT_STREAMS)
+                self.forget((HEARTBEAT_STREAM,), Restart.NEW_MASTER)
+            self.master = master
 
     def forget(self, streams: tuple[int, ...], why: Restart) -> None:
         """Restart the tracking of ``streams`` (their next frame is a first frame), counted under ``why``."""
