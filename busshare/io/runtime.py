@@ -1,4 +1,4 @@
-"""Binds a sans-IO node to a CAN transport, its hardware and the monotonic clock.
+"""Binds a sans-IO node to a transport (CAN or Modbus), its hardware and the monotonic clock.
 
 One thread, no ``Notifier``: the loop waits in ``transport.recv`` for at most
 the time left until the node's next deadline (and never longer than its tick
@@ -27,7 +27,7 @@ from ..frames import FIRST_SERVANT, LAST_SERVANT, MASTER_ADDRESS, Heartbeat, Joi
 from ..protocol.e2e import E2EStatus
 from ..protocol.link import Link
 from ..report.records import RecordKind
-from ..transport.can import CanTransport
+from ..transport.base import Transport
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
@@ -64,7 +64,7 @@ class Runtime:
     def __init__(
         self,
         node: Node,
-        transport: CanTransport,
+        transport: Transport,
         *,
         hardware: EvseHardware | None = None,
         link: Link | None = None,
@@ -213,7 +213,7 @@ class Runtime:
 
     def _link_down_words(self) -> str:
         """The transport's name for a link that is down: bus-off on CAN, RS-485 words on Modbus."""
-        return str(getattr(self.transport, "link_down_words", "bus-off"))
+        return self.transport.link_down_words
 
     # -- status -------------------------------------------------------------------
 
