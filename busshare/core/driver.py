@@ -53,7 +53,8 @@ class ServantHost(Host, Protocol):
 def settle(node: Node, host: Host, out: list[Message], now: float) -> None:
     """After any call into ``node`` that returned ``out``: apply, send, drain events, schedule."""
     host.apply(now)
-    host.send(out, now)
+    if out:
+        host.send(out, now)
     host.record(node.drain_events(), now)
     host.schedule(node.next_deadline(), now)
 
@@ -61,7 +62,8 @@ def settle(node: Node, host: Host, out: list[Message], now: float) -> None:
 def settle_servant(node: ServantNode, host: ServantHost, out: list[Message], now: float) -> None:
     """``settle`` for a servant whose host feeds changed hardware readings back at once."""
     host.apply(now)
-    host.send(out, now)
+    if out:
+        host.send(out, now)
     rounds = 0
     while rounds < FEEDBACK_ROUNDS:
         reading = host.reading(now)
@@ -71,6 +73,7 @@ def settle_servant(node: ServantNode, host: ServantHost, out: list[Message], now
         out = node.observe(reading[0], reading[1], now)
         if rounds < FEEDBACK_ROUNDS:
             host.apply(now)
-        host.send(out, now)
+        if out:
+            host.send(out, now)
     host.record(node.drain_events(), now)
     host.schedule(node.next_deadline(), now)
