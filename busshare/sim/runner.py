@@ -17,7 +17,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..core.config import Config, ServantConfig, Timing
@@ -170,8 +170,8 @@ class Simulation:
         self.checks_waste = scenario.check_waste
         self.checks_starvation = scenario.check_starvation
         self.timeline = Timeline(self.config.limit_da)
-        self.trace: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # frames sent
-        self.notes: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # everything else
+        self.trace: deque[tuple[float, str, str, int, bytes]] = deque(maxlen=TRACE_LEN)  # frames sent
+        self.notes: deque[tuple[float, str, str]] = deque(maxlen=TRACE_LEN)  # everything else
         self.violations: list[Violation] = []
         self.masters: list[MasterProc] = []
         self.servants: list[ServantProc] = []
@@ -183,7 +183,7 @@ class Simulation:
         self.quiet_since = 0.0
         self.quiet = False
         self.energy_done: dict[str, float] = {}
-        self._sample_keys: dict[str, tuple[int, int, Any]] = {}
+        self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
         self._dead_ports: list[Port] = []
         # build the installation
         for cfg in self.config.servants:
@@ -279,21 +279,10 @@ class Simulation:
 
     def trace_lines(self) -> list[str]:
         """The last frames and the last notable events, merged in time order."""
-        out = []
-        merged = sorted(list(self.trace) + list(self.notes), key=lambda e: e[0])
-        for entry in merged:
-            if entry[1] == "tx":
-                t, _, who, offset, data = entry
-                try:
-                    msg, counter = decode(offset, data)
-                    text = f"{msg!r} ctr {counter}"
-                except FrameError as exc:
-                    text = f"undecodable {data.hex()}: {exc}"
-                out.append(f"{t:10.4f} {who} sends {text}")
-            else:
-                t, kind, text = entry
-                out.append(f"{t:10.4f} {kind} {text}")
-        return out
+        lines = [(t, f"{t:10.4f} {who} sends {_frame_text(offset, data)}") for t, _, who, offset, data in self.trace]
+        lines += [(t, f"{t:10.4f} {kind} {text}") for t, kind, text in self.notes]
+        lines.sort(key=lambda e: e[0])  # (stable: a frame before a note of the same instant)
+        return [line for _, line in lines]
 
     def _trace(self, t: float, kind: str, text: str) -> None:
         self.notes.append((t, kind, text))
@@ -881,8 +870,6 @@ class Simulation:
         if not base:
             raise ValueError(f"twin: no servant at address {address}")
         cfg = base[0].cfg
-        from dataclasses import replace
-
         twin_cfg = replace(cfg, serial=serial if serial is not None else (cfg.serial ^ 0x5A5A5A5A) & 0xFFFFFFFF)
         p = self._add_servant(twin_cfg, twin=True, now=t)
         self._mark(t, address, "twin", f"{p.name} serial {twin_cfg.serial:#x}")
@@ -1008,13 +995,31 @@ class ServantHost:
                 queue.push(c, EV, p)
 
 
-class _NullList(list):  # type: ignore[type-arg]
+def _frame_text(offset: int, data: bytes) -> str:
+    try:
+        msg, counter = decode(offset, data)
+    except FrameError as exc:
+        return f"undecodable {data.hex()}: {exc}"
+    return f"{msg!r} ctr {counter}"
+
+
+class _NullList(list[tuple[float, int, bytes]]):
     """A capture that keeps nothing (chaos runs do not need the frames)."""
 
-    def append(self, item: Any) -> None:
+    def append(self, item: tuple[float, int, bytes]) -> None:
         pass
 
 
-def run_scenario(scenario: Scenario, seed: int | None = None, **kwargs: Any) -> SimResult:
+def run_scenario(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    record: bool = True,
+    stop_on_violation: bool = True,
+    on_step: Callable[[Simulation], None] | None = None,
+    master_cls: MasterFactory | None = None,
+    servant_cls: ServantFactory | None = None,
+) -> SimResult:
     """Run ``scenario`` to its end; raises ``SimulationFailed`` on the first violation."""
-    return Simulation(scenario, seed, **kwargs).run()
+    return Simulation(scenario, seed, record=record, stop_on_violation=stop_on_violation, on_step=on_step,
+                      master_cls=master_cls, servant_cls=servant_cls).run()
