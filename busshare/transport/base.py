@@ -7,6 +7,7 @@ Shared by the CAN and Modbus transports (which do not know each other) and by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -20,11 +21,35 @@ class RxFrame:
     can_id: int  # the id on the wire (on Modbus, the offset: the CAN id at base 0)
 
 
+class BusEventKind(StrEnum):
+    """What a transport reports besides frames (printed as the value: ``send-failed``)."""
+
+    # every transport
+    SEND_FAILED = "send-failed"
+    RECV_FAILED = "recv-failed"
+    # CAN
+    ERROR_FRAME = "error-frame"
+    BUS_OFF = "bus-off"
+    BUS_RECOVERED = "bus-recovered"
+    # the Modbus master
+    SERVANT_SILENT = "servant-silent"
+    SERVANT_BACK = "servant-back"
+    SUSPECT_DUPLICATE = "suspect-duplicate"
+    # a Modbus servant
+    LINE_GARBAGE = "line-garbage"
+    ADDRESS_CONFLICT = "address-conflict"
+    LINK_LOST = "link-lost"
+    LINK_BACK = "link-back"
+    CONFIG_UNLOCKED = "config-unlocked"
+    CONFIG_REFUSED = "config-refused"
+    CONFIG_WRITTEN = "config-written"
+
+
 @dataclass(frozen=True)
 class BusEvent:
     """Something the bus said that is not a frame: an error frame, a state change, a failed send."""
 
-    kind: str  # "error-frame", "bus-off", "bus-recovered", "send-failed", "recv-failed", ...
+    kind: BusEventKind
     detail: str
 
 

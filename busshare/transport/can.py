@@ -30,7 +30,7 @@ import can
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 from ..protocol.canid import IdScheme
-from .base import BusEvent, RxFrame
+from .base import BusEvent, BusEventKind, RxFrame
 
 #: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, ~/can.conf) names an interface:
 #: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.
@@ -155,7 +155,7 @@ class CanTransport:
             self.stats.send_errors += 1
         self.stats.send_error_kinds[kind] += 1
         self.last_send_error = f"{kind}: {exc}"
-        self._events.append(BusEvent("send-failed", self.last_send_error))
+        self._events.append(BusEvent(BusEventKind.SEND_FAILED, self.last_send_error))
 
     # -- receiving ----------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class CanTransport:
         except (can.CanError, OSError, ValueError) as exc:
             # e.g. udp_multicast "could not unpack", socketcan ENETDOWN: count, don't spin
             self.stats.recv_errors += 1
-            self._events.append(BusEvent("recv-failed", str(exc)))
+            self._events.append(BusEvent(BusEventKind.RECV_FAILED, str(exc)))
             if _errno_of(exc) == errno.ENETDOWN:
                 self._set_bus_off(True, f"recv: {exc}")
             time.sleep(min(max(timeout, 0.0), 0.01))
@@ -205,7 +205,7 @@ class CanTransport:
             # acknowledged); the heartbeat's heard bit tells the servant whether they reach the master
             names += [n for bit, n in CRTL_STATES if msg.data[1] & bit]
         detail = f"class {cls:#x}" + (f" ({', '.join(names)})" if names else "")
-        self._events.append(BusEvent("error-frame", detail))
+        self._events.append(BusEvent(BusEventKind.ERROR_FRAME, detail))
         if cls & CAN_ERR_BUSOFF:
             self._set_bus_off(True, "error frame: bus-off")
         elif cls & CAN_ERR_RESTARTED:
@@ -229,7 +229,7 @@ class CanTransport:
         self.bus_off = off
         if off:
             self.stats.bus_off_entries += 1
-        self._events.append(BusEvent("bus-off" if off else "bus-recovered", why))
+        self._events.append(BusEvent(BusEventKind.BUS_OFF if off else BusEventKind.BUS_RECOVERED, why))
 
     # -- the rest -------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import serial
 
 from ...frames import BROADCAST_ADDRESS, FRAME_LENGTH, MASTER_ADDRESS, MsgType
-from ..base import BusEvent, RxFrame
+from ..base import BusEvent, BusEventKind, RxFrame
 from . import registers as mm
 from . import rtu
 
@@ -134,7 +134,7 @@ class ModbusMasterTransport:
             return True
         peer = self.peers.get(address)
         if peer is None:
-            self._events.append(BusEvent("send-failed", f"address {address} is not polled (not in the config)"))
+            self._events.append(BusEvent(BusEventKind.SEND_FAILED, f"address {address} is not polled (not in the config)"))
             return False
         peer.inbox.append((offset, data))
         return True
@@ -207,7 +207,7 @@ class ModbusMasterTransport:
     def _account(self, peer: _Peer, out: Outcome) -> None:
         if out.ok:
             if peer.silent:
-                self._events.append(BusEvent("servant-back", f"address {peer.address} answers again"))
+                self._events.append(BusEvent(BusEventKind.SERVANT_BACK, f"address {peer.address} answers again"))
             peer.failures = peer.garbled = 0
             peer.silent = False
             return
@@ -219,7 +219,7 @@ class ModbusMasterTransport:
             if peer.garbled >= SUSPECT_DUPLICATE_AFTER and not peer.suspect:
                 peer.suspect = True
                 self._events.append(BusEvent(
-                    "suspect-duplicate",
+                    BusEventKind.SUSPECT_DUPLICATE,
                     f"address {peer.address}: {peer.garbled} garbled replies in a row (two units on one address, "
                     "or a wiring fault)"))
         else:
@@ -227,7 +227,7 @@ class ModbusMasterTransport:
         if peer.failures >= SILENT_AFTER and not peer.silent:
             peer.silent = True
             self._events.append(BusEvent(
-                "servant-silent", f"address {peer.address}: {peer.failures} failed polls ({out.why}); "
+                BusEventKind.SERVANT_SILENT, f"address {peer.address}: {peer.failures} failed polls ({out.why}); "
                 f"polling it every {SILENT_EVERY} cycles"))
 
     # -- transactions ------------------------------------------------------------------
@@ -243,7 +243,7 @@ class ModbusMasterTransport:
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as exc:
-            self._events.append(BusEvent("send-failed", str(exc)))
+            self._events.append(BusEvent(BusEventKind.SEND_FAILED, str(exc)))
         start = self.clock()
         end = start + rtu.wire_time(len(frame), self.baud)
         self._line_free = end + self.gap
@@ -317,11 +317,11 @@ class ModbusMasterTransport:
             except BlockingIOError:
                 continue
             except OSError as exc:
-                self._events.append(BusEvent("recv-failed", str(exc)))
+                self._events.append(BusEvent(BusEventKind.RECV_FAILED, str(exc)))
                 time.sleep(max(0.0, deadline - self.clock()))  # the port is gone: the poll just times out
                 break
             if not data:
-                self._events.append(BusEvent("recv-failed", "end of file: the port hung up"))
+                self._events.append(BusEvent(BusEventKind.RECV_FAILED, "end of file: the port hung up"))
                 time.sleep(max(0.0, deadline - self.clock()))
                 break
             last_rx = self.clock()

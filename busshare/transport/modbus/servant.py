@@ -30,7 +30,7 @@ import serial
 from ...errors import UserError
 from ...frames import FRAME_LENGTH, MsgType
 from ...protocol.pilot import PilotState
-from ..base import BusEvent, RxFrame
+from ..base import BusEvent, BusEventKind, RxFrame
 from . import registers as mm
 from . import rtu
 
@@ -155,7 +155,7 @@ class ModbusServer:
             # at most one report a second: a collision storm must not become a log storm
             ex = self._junk_example or b""
             more = f" (and {self._junk_unreported - 1} more runs)" if self._junk_unreported > 1 else ""
-            self.events.append(BusEvent("line-garbage",
+            self.events.append(BusEvent(BusEventKind.LINE_GARBAGE,
                                         f"{len(ex)} bytes not a valid frame: {ex[:16].hex(' ')}{more}"))
             self._junk_unreported, self._junk_example = 0, None
             self._junk_next_report = (now or 0.0) + 1.0
@@ -167,7 +167,7 @@ class ModbusServer:
             if frame[0] == self.address:  # we never hear ourselves: another unit has our address
                 self.stats.conflicts += 1
                 self.snapshot.conflict = True
-                self.events.append(BusEvent("address-conflict", f"another unit answered as device {self.address}"))
+                self.events.append(BusEvent(BusEventKind.ADDRESS_CONFLICT, f"another unit answered as device {self.address}"))
                 self._twin_frames(frame)
             self._last_request = None
             return None
@@ -306,7 +306,7 @@ class ModbusServer:
             code = pending.pop(mm.Cfg.UNLOCK)
             if code == mm.UNLOCK_CODE:
                 self.unlocked_until = now + mm.UNLOCK_SECONDS
-                self.events.append(BusEvent("config-unlocked", f"for {mm.UNLOCK_SECONDS:.0f} s"))
+                self.events.append(BusEvent(BusEventKind.CONFIG_UNLOCKED, f"for {mm.UNLOCK_SECONDS:.0f} s"))
             elif code == 0:
                 self.unlocked_until = float("-inf")
             else:
@@ -314,7 +314,7 @@ class ModbusServer:
         if not pending:
             return 0
         if now >= self.unlocked_until:
-            self.events.append(BusEvent("config-refused", "configuration write while locked"))
+            self.events.append(BusEvent(BusEventKind.CONFIG_REFUSED, "configuration write while locked"))
             return rtu.ILLEGAL_ADDRESS
         s = self.snapshot
         new = {mm.Cfg.MAX: s.max_da, mm.Cfg.MIN: s.min_da, mm.Cfg.PRIORITY: s.priority,
@@ -325,7 +325,7 @@ class ModbusServer:
             return rtu.ILLEGAL_VALUE
         for k, v in pending.items():
             self.config_writes.append((k, v))
-        self.events.append(BusEvent("config-written", ", ".join(f"{mm.Cfg(k).name.lower()}={v}" for k, v in pending.items())))
+        self.events.append(BusEvent(BusEventKind.CONFIG_WRITTEN, ", ".join(f"{mm.Cfg(k).name.lower()}={v}" for k, v in pending.items())))
         s.max_da, s.min_da = new[mm.Cfg.MAX], new[mm.Cfg.MIN]
         s.priority, s.failsafe_da = new[mm.Cfg.PRIORITY], new[mm.Cfg.FAILSAFE_CURRENT]
         return 0
@@ -385,7 +385,7 @@ class ModbusServantTransport:
         if lost != self._lost:
             self._lost = lost
             self.server.events.append(BusEvent(
-                "link-lost" if lost else "link-back",
+                BusEventKind.LINK_LOST if lost else BusEventKind.LINK_BACK,
                 "no reply of ours confirmed by the master: failing safe" if lost else "the master hears us again"))
         return lost
 
@@ -432,7 +432,7 @@ class ModbusServantTransport:
             if not data:  # the port is gone: report once, and do not spin; the failsafe runs on ticks
                 if not self._hung_up:
                     self._hung_up = True
-                    self.server.events.append(BusEvent("recv-failed", why))
+                    self.server.events.append(BusEvent(BusEventKind.RECV_FAILED, why))
                 time.sleep(min(0.05, max(0.0, deadline - self.clock())))
                 if self.clock() >= deadline:
                     return None
@@ -450,7 +450,7 @@ class ModbusServantTransport:
                 try:
                     self.port.write(reply)
                 except (serial.SerialException, OSError) as exc:
-                    self.server.events.append(BusEvent("send-failed", str(exc)))
+                    self.server.events.append(BusEvent(BusEventKind.SEND_FAILED, str(exc)))
 
     def drain_events(self) -> list[BusEvent]:
         out, self.server.events = self.server.events, []
