@@ -18,7 +18,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from ..core.config import Config, ServantConfig, Timing
 from ..core.driver import settle, settle_servant
@@ -1010,16 +1010,16 @@ class _NullList(list[tuple[float, int, bytes]]):
         pass
 
 
-def run_scenario(
-    scenario: Scenario,
-    seed: int | None = None,
-    *,
-    record: bool = True,
-    stop_on_violation: bool = True,
-    on_step: Callable[[Simulation], None] | None = None,
-    master_cls: MasterFactory | None = None,
-    servant_cls: ServantFactory | None = None,
-) -> SimResult:
+class SimOptions(TypedDict, total=False):
+    """The keyword options of ``Simulation``, for ``run_scenario``."""
+
+    record: bool
+    stop_on_violation: bool
+    on_step: Callable[[Simulation], None] | None
+    master_cls: MasterFactory | None
+    servant_cls: ServantFactory | None
+
+
+def run_scenario(scenario: Scenario, seed: int | None = None, **options: Unpack[SimOptions]) -> SimResult:
     """Run ``scenario`` to its end; raises ``SimulationFailed`` on the first violation."""
-    return Simulation(scenario, seed, record=record, stop_on_violation=stop_on_violation, on_step=on_step,
-                      master_cls=master_cls, servant_cls=servant_cls).run()
+    return Simulation(scenario, seed, **options).run()
