@@ -345,3 +345,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     if TIGHT[0] <= sc.config.limit_da / mins <= TIGHT[1]:
         found.add("tight-budget")
     return frozenset(found)
+
+
+if __name__ == "__main__":  # the replay's old home (issue 10 names it): say where it went, never "pass" silently
+    raise SystemExit("busshare.sim.chaos is the generator; replay seeds with: python -m busshare.cli.chaos --seed N "
+                     "[--servants N] [--generator 1]")
