@@ -8,7 +8,8 @@ once when raised.  Every step checks rule 1 on the pilots actually offered.
 
 Nodes are driven like everywhere else, through ``busshare.core.driver.settle``:
 the offer needs no applying here (the toy car reads it at each step), frames
-are queued for delivery, events are kept in ``events``.
+are queued for delivery, events are drained into ``events`` (read them there:
+``node.drain_events()`` finds them gone).
 """
 
 from __future__ import annotations
