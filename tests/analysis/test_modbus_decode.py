@@ -269,7 +269,7 @@ def test_the_modbus_monitor_takes_a_rebooted_servant_for_a_reboot_not_for_duplic
     line, device = pty.openpty()
     tty.setraw(device)
     tty.setraw(line)
-    monkeypatch.setattr("busshare.transport.modbus.servant.open_serial", lambda port, baud: _OpenPort(device))
+    monkeypatch.setattr("busshare.cli.commands.monitor.open_line", lambda args: _OpenPort(device))
     try:
         os.write(line, line_out)  # all at once: no silence on any stream, only the JOIN can restart them
         assert main(["monitor", "--modbus", os.ttyname(device), "--baud", str(BAUD), "--duration", "0.5",
