@@ -137,7 +137,7 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return (self.known, self.absent, self.confirmed, self.limit, self.over_offer, self.failsafe,
+        return (self.known, self.absent, self.silent_since is None, self.confirmed, self.limit, self.over_offer, self.failsafe,
                 self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
                 self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
 
@@ -185,7 +185,9 @@ class _Slot:
             f = max(f, self.standalone)
         return f
 
-    def contested(self, now: float) -> bool:
+    @property
+    def contested(self) -> bool:
+        """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
         return self.conflict_extra > 0
 
     def want(self) -> int:
@@ -231,8 +233,8 @@ class Master:
         self._rotation_at = INF
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
-        self._deadline = now
-        self._dirty = True
+        self._deadline = now  # (so the first call runs the timers)
+        self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         self._events.add(now, "learning", None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
 
@@ -242,36 +244,44 @@ class Master:
         out: list[Message] = []
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
-        if not isinstance(msg, Status):
-            self._dirty = True
+        self._step(now, out, changed=self._dispatch(msg, now, out))
+        return out
+
+    def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
+        """Hand ``msg`` to its handler; False only when it was a STATUS that changed nothing allocation reads.
+
+        This is the one place that decides whether a message needs an allocation: every message does,
+        except a STATUS whose slot fingerprint (``_Slot.inputs``) came out unchanged. A new handler thus
+        gets an allocation by default.
+        """
         if isinstance(msg, Heartbeat):
             self._rival(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
-        elif isinstance(msg, Nack):
+            return True
+        if isinstance(msg, Nack):
             self._on_nack(msg, now, out)
-        elif isinstance(msg, SetLimit):
+            return True
+        if isinstance(msg, SetLimit):
             self._rival(now, f"set-limit to servant {msg.address} from another master", out)
-        else:
-            slot = self._slots.get(msg.address)
-            if slot is None:
-                self._stranger(msg.address, now, out)
-            else:
-                self._heard(slot, now)
-                if isinstance(msg, Status):
-                    # allocation reads only the slot: skip it when the report changed nothing there
-                    before = slot.inputs()
-                    self._on_status(slot, msg, now, out)
-                    if slot.inputs() != before:
-                        self._dirty = True
-                elif isinstance(msg, Ack):
-                    self._on_ack(slot, msg, now)
-                elif isinstance(msg, Release):
-                    self._on_release(slot, msg, now)
-                elif isinstance(msg, Request):
-                    self._on_request(slot, msg, now)
-                elif isinstance(msg, Join):
-                    self._on_join(slot, msg, now, out)
-        self._step(now, out)
-        return out
+            return True
+        slot = self._slots.get(msg.address)
+        if slot is None:
+            self._stranger(msg.address, now, out)
+            return not isinstance(msg, Status)
+        if isinstance(msg, Status):
+            before = slot.inputs()  # (taken before _heard: a servant back from silence is a change)
+            self._heard(slot, now)
+            self._on_status(slot, msg, now, out)
+            return slot.inputs() != before  # allocation reads only the slot: skip it when nothing changed there
+        self._heard(slot, now)
+        if isinstance(msg, Ack):
+            self._on_ack(slot, msg, now)
+        elif isinstance(msg, Release):
+            self._on_release(slot, msg, now)
+        elif isinstance(msg, Request):
+            self._on_request(slot, msg, now)
+        elif isinstance(msg, Join):
+            self._on_join(slot, msg, now, out)
+        return True
 
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
@@ -288,7 +298,7 @@ class Master:
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out)
+        self._step(now, out, changed=False)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
@@ -307,16 +317,16 @@ class Master:
     def drain_events(self) -> list[Event]:
         return self._events.drain()
 
-    def committed_da(self) -> int:
-        """Sum counted against the limit now (rule 1).
+    def committed_da(self, now: float) -> int:
+        """Sum counted against the limit at ``now`` (rule 1).
 
         Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
         as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
         """
-        return self._sum_counted(self._last_now)
+        return self._sum_counted(now)
 
-    def servants(self) -> list[ServantView]:
-        now = self._last_now
+    def servants(self, now: float) -> list[ServantView]:
+        """How the master accounts for each servant at ``now`` (read-only)."""
         return [
             ServantView(
                 s.cfg.address, self._state(s, now), s.counted(now, self.timing), s.limit,
@@ -326,17 +336,15 @@ class Master:
             for s in self._slots.values()
         ]
 
-    def view(self, address: int) -> ServantView | None:
-        for v in self.servants():
+    def view(self, address: int, now: float) -> ServantView | None:
+        for v in self.servants(now):
             if v.address == address:
                 return v
         return None
 
-    @property
-    def rival(self) -> bool:
-        return self._rival_until > self._last_now
-
-    _last_now = -INF
+    def rival(self, now: float) -> bool:
+        """Another master has been heard within ``conflict_hold`` (rule 6): only cuts are sent."""
+        return self._rival_until > now
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -358,7 +366,7 @@ class Master:
         return sum(s.counted(now, self.timing) for s in self._slots.values())
 
     def _state(self, s: _Slot, now: float) -> str:
-        if s.contested(now):
+        if s.contested:
             return "conflict"
         if not s.known:
             return "absent" if s.absent else "unknown"
@@ -375,7 +383,6 @@ class Master:
     def _heard(self, slot: _Slot, now: float) -> None:
         slot.last_heard = now
         if slot.silent_since is not None:
-            self._dirty = True
             self._events.add(now, "servant-back", slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
             if now >= slot.silent_since + self.timing.silent_count_after:
@@ -610,23 +617,25 @@ class Master:
 
     # -- allocation and cut-then-grant ------------------------------------------------------
 
-    def _allocatable(self, s: _Slot) -> bool:
+    def _allocatable(self, s: _Slot, now: float) -> bool:
         """Heard, answering and uncontested: it takes part in the allocation."""
-        return (s.known and s.silent_since is None and not s.contested(0.0)
-                and not s.deaf(self._last_now, self.timing))
+        return s.known and s.silent_since is None and not s.contested and not s.deaf(now, self.timing)
 
-    def _reclaim(self, now: float, unmet: bool) -> None:
+    def _reclaim(self, now: float, unmet: bool) -> bool:
+        """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed."""
         cfg = self.config
+        changed = False
         for s in self._slots.values():
             m = s.measured
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
-            if not self._allocatable(s) or m is None or not s.pilot.charging:
+            if not self._allocatable(s, now) or m is None or not s.pilot.charging:
                 s.low_since = None
                 continue
             if s.reclaim_cap is not None:
                 if m >= s.limit - cfg.reclaim_margin_da // 2:
                     self._give_back(s, now, f"draws {_a(m)}, near its {_a(s.limit)}")
+                    changed = True
                 continue
             if s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da:
                 if s.low_since is None:
@@ -635,16 +644,16 @@ class Master:
                     cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
                     if cap < s.limit:
                         s.reclaim_cap = cap
-                        self._dirty = True
+                        changed = True
                         self._events.add(now, "reclaim", s.cfg.address,
                                          f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
                                          f"capped at {_a(cap)}")
                     s.low_since = None
             else:
                 s.low_since = None
+        return changed
 
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
-        self._dirty = True
         s.reclaim_cap = None
         s.low_since = None
         self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
@@ -658,15 +667,15 @@ class Master:
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
-            if self._allocatable(s):
+            if self._allocatable(s, now):
                 demands.append(Demand(a, s.want(), s.req_min, s.cfg.priority, rank[a]))
-            elif s.known and not s.contested(now):  # silent (rule 3) or not answering
+            elif s.known and not s.contested:  # silent (rule 3) or not answering
                 f = s.counted_fs()
                 lt[a] = min(s.limit, f)  # cut it to its failsafe
                 ft[a] = f
                 reserved += s.counted(now, self.timing)
                 reserved_fs += s.reserved_fs(now, self.timing)
-            elif s.contested(now):
+            elif s.contested:
                 lt[a] = 0
                 ft[a] = 0
                 reserved += s.counted(now, self.timing)
@@ -693,23 +702,21 @@ class Master:
         ft.update(lo)
         return lt, ft
 
-    def _step(self, now: float, out: list[Message]) -> None:
-        self._last_now = now
+    def _step(self, now: float, out: list[Message], changed: bool) -> None:
+        """Run the timers and the allocation when a message changed something, or a timer is due."""
         # allocation only depends on what servants said and on timers: skip it when neither changed
-        if self._dirty or now >= self._deadline:
-            self._dirty = False
+        if changed or self._again or now >= self._deadline:
+            self._again = False
             self._timers(now)
-            if not self.learning:
-                self._allocate(now, out)
-                if self._dirty:  # a reclaim decision changed a demand: act on it now
-                    self._dirty = False
-                    self._allocate(now, out)
+            if not self.learning and self._allocate(now, out):
+                # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
+                self._again = self._allocate(now, out)
         self._deadline = self._compute_deadline(now)
 
-    def _allocate(self, now: float, out: list[Message]) -> None:
+    def _allocate(self, now: float, out: list[Message]) -> bool:
         lt, ft = self._targets(now)
-        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s))
-        self._reclaim(now, unmet)
+        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s, now))
+        reclaimed = self._reclaim(now, unmet)
         self._waits(now, lt)
         if now >= self._rotation_at:
             self._rotate(now)
@@ -727,7 +734,7 @@ class Master:
             eased = False
             if s.pending is not None:
                 p = s.pending.msg
-                if self._allocatable(s):
+                if self._allocatable(s, now):
                     if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
                         # a cut sent while a servant was silent (it, or another that counted at its standalone
                         # failsafe), deeper than now needed because the silent one is heard again: replace it by
@@ -775,6 +782,7 @@ class Master:
                 self._send(s, L, F, now, out)
             total += s.counted(now, self.timing) - before
             total_fs += s.counted_fs() - fs_before
+        return reclaimed
 
     def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
@@ -790,10 +798,10 @@ class Master:
         """
         oldest = INF
         for a, s in self._slots.items():
-            wants = s.known and not s.contested(now) and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
+            wants = s.known and not s.contested and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
             if not wants:
                 s.wait_since = None
-            elif self._allocatable(s):
+            elif self._allocatable(s, now):
                 if lt.get(a, 0) > 0:
                     s.wait_since = None
                 elif s.wait_since is None:

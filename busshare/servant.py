@@ -190,14 +190,19 @@ class Servant:
         self._events.add(now, "release", self.address, f"shutdown: gave back {_a(released)}")
         return [Release(self.address, released, ReleaseReason.SHUTDOWN)]
 
-    def link_down(self, now: float) -> None:
-        """Bus-off or similar: we cannot hear the master, so fail safe now."""
+    def link_down(self, now: float) -> list[Message]:
+        """Bus-off or similar: we cannot hear the master, so fail safe now (rule 4).
+
+        Returns what to send, like every other call: the STATUS that shows the failsafe at once.
+        """
         if self._heard_master:
             self._last_hb = min(self._last_hb, now - self.timing.failsafe_timeout)
         else:
             self._boot = min(self._boot, now - self.timing.failsafe_timeout)
         self._enter_failsafe(now, "link down: the master cannot be heard")
-        self._step(now, [])
+        out: list[Message] = []
+        self._step(now, out)
+        return out
 
     def next_deadline(self) -> float:
         """Latest time ``tick`` must next be called (kept up to date by every call into the servant)."""

@@ -110,7 +110,7 @@ class Runtime:
         for ev in self.transport.drain_events():
             self._emit(now, ev.kind, None, ev.detail)
         if self.transport.bus_off and hasattr(self.node, "link_down"):
-            self._step(self.node.link_down(now) or [], now)  # some nodes return nothing here
+            self._step(self.node.link_down(now), now)
             if not self._link_was_down:
                 self._emit(now, "link-down", None, f"{self._link_down_words()}: counting as no master")
             self._link_was_down = True
@@ -226,13 +226,13 @@ class Runtime:
             rec["failsafe"] = bool(getattr(node, "in_failsafe", False))
             rec["ev_stopped"] = bool(getattr(node, "ev_stopped", False))
         if hasattr(node, "committed_da"):
-            rec["committed_a"] = node.committed_da() / 10
+            rec["committed_a"] = node.committed_da(now) / 10
             limit = getattr(getattr(node, "config", None), "limit_da", None)
             if limit is not None:
                 rec["limit_a"] = limit / 10
         if hasattr(node, "servants") and callable(node.servants):
             rec["servants"] = {str(v.address): {"state": v.state, "committed_a": v.committed_da / 10}
-                               for v in node.servants()}
+                               for v in node.servants(now)}
         rec["last_heartbeat"] = self.last_heartbeat
         rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
         heard = getattr(node, "heard_at", None)

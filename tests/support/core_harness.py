@@ -186,7 +186,7 @@ class Net:
         armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up and u.node._confirmed)
         assert armed <= self.config.limit_da, f"rule 4: armed failsafe sum {armed} > limit at t={self.t}"
         if self.master is not None:
-            c = self.master.committed_da()
+            c = self.master.committed_da(self.t)
             self.max_committed = max(self.max_committed, c)
 
     def offered_total(self) -> int:
