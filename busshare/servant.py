@@ -23,6 +23,9 @@ Safety behaviour (docs/PROTOCOL.md section 8):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+
 from .core.config import ServantConfig, Timing
 from .core.events import Event, EventLog
 from .core.heartbeat_order import HeartbeatOrder
@@ -52,8 +55,39 @@ def _a(da: int) -> str:
     return f"{da / 10:.1f} A"
 
 
+class Phase(Enum):
+    """Whom the servant follows (PROTOCOL.md 8.4); every step reads it, the handlers and timers change it."""
+
+    BOOT = "boot"  # no master heard since boot: failsafe (offer 0) after failsafe_timeout
+    STANDALONE = "standalone"  # no master heard for learning_timeout: it offers its standalone failsafe (rule 4)
+    FOLLOWING = "following"  # follows a master (id, epoch) that has not confirmed it yet: failsafe_hold runs
+    LAPSED = "lapsed"  # following, unconfirmed for failsafe_hold: fell to min(offer, standalone) (8.3)
+    CONFIRMED = "confirmed"  # a SET_LIMIT of the master followed applied since it began to follow it
+
+
+# a master has been heard since boot: its heartbeats (not the boot time) drive the failsafe
+_FOLLOWS = frozenset({Phase.FOLLOWING, Phase.LAPSED, Phase.CONFIRMED})
+
+
+class Failsafe(Enum):
+    """The failsafe (rule 4): the offer only ever goes down, to min(offer, armed)."""
+
+    OFF = "off"
+    ON = "on"  # entered; the armed failsafe is held for failsafe_hold
+    HELD = "held"  # the hold ran out: armed lowered to min(armed, standalone)
+
+
+@dataclass(frozen=True)
+class PendingCut:
+    """A cut applied to the pilot and not acked yet: acked once it has taken effect (rule 2)."""
+
+    txn: int
+    limit_da: int
+    since: float  # the reaction allowance runs from here (the last lowering from above the limit)
+
+
 class Servant:
-    """One EVSE.  Public state the caller applies: ``offer_da``, ``ev_stopped``; ``in_failsafe`` for UIs."""
+    """One EVSE.  The caller applies ``offer_da`` and ``ev_stopped``; ``in_failsafe`` and ``phase`` are for UIs."""
 
     def __init__(self, config: ServantConfig, timing: Timing, now: float) -> None:
         self.config = config
@@ -61,7 +95,7 @@ class Servant:
         self.address = config.address
         self.offer_da = 0
         self.ev_stopped = False
-        self.in_failsafe = False
+        self._failsafe = Failsafe.OFF
         self._events = EventLog()
         self._standalone = clamp_da(config.failsafe_da, config.max_da)
         self._limit = 0  # what the master (or the failsafe logic) allows now
@@ -73,17 +107,12 @@ class Servant:
         # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
         self._heard_at = -INF
         self._order = HeartbeatOrder(timing.heartbeat_period)
-        self._heard_master = False
-        self._standalone_on = False  # never heard a master and now offering the standalone failsafe
-        self._confirmed = False  # a set-limit from the current master since we started following it
-        self._follow_since = -INF
-        self._unconfirmed_fell = False
-        self._failsafe_since = -INF
-        self._failsafe_held = False  # the hold has run out: armed already lowered
+        self._phase = Phase.BOOT
+        self._follow_since = -INF  # when it began to follow the master (Phase.FOLLOWING's hold runs from here)
+        self._failsafe_since = -INF  # when it entered the failsafe (Failsafe.ON's hold runs from here)
         self._rival_until = -INF
         self._twin_until = -INF
-        # the cut waiting to take effect: (txn, limit, since)
-        self._pending: tuple[int, int, float] | None = None
+        self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
         # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
         # allowance has passed its EV may still draw what was offered before (rule 2)
         self._lowerings: list[tuple[float, int]] = []
@@ -106,15 +135,13 @@ class Servant:
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
         self._over_since: float | None = None
-        self._was_charging = False
         self._done = False
         self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
         self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
         self._next_status = now
         self._join_due = True
-        self._last_now = now
-        self._deadline = self._compute_deadline()
+        self._deadline = self._compute_deadline(now)
 
     # -- public API ------------------------------------------------------------
 
@@ -148,13 +175,10 @@ class Servant:
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
             self._maybe_done_at = INF
-            if pilot.charging:
-                self._was_charging = True
-            elif pilot is PilotState.A:
+            if pilot is PilotState.A:
                 if self.ev_stopped:
                     self.ev_stopped = False
                     self._events.add(now, "ev-stop-cleared", self.address, "EV unplugged: contactor may close again")
-                self._was_charging = False
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
@@ -195,7 +219,7 @@ class Servant:
 
         Returns what to send, like every other call: the STATUS that shows the failsafe at once.
         """
-        if self._heard_master:
+        if self._phase in _FOLLOWS:
             self._last_hb = min(self._last_hb, now - self.timing.failsafe_timeout)
         else:
             self._boot = min(self._boot, now - self.timing.failsafe_timeout)
@@ -208,41 +232,42 @@ class Servant:
         """Latest time ``tick`` must next be called (kept up to date by every call into the servant)."""
         return self._deadline
 
-    def _compute_deadline(self) -> float:
+    def _compute_deadline(self, now: float) -> float:
         # (runs after every received frame: plain comparisons rather than min() calls)
         t = self.timing
         d = self._next_status
-        if self._heard_master:
-            if not self.in_failsafe:
+        phase, failsafe = self._phase, self._failsafe
+        if phase in _FOLLOWS:
+            if failsafe is Failsafe.OFF:
                 x = self._last_hb + t.failsafe_timeout
                 if x < d:
                     d = x
                 x = self._heard_at + t.heard_timeout
                 if x < d:
                     d = x
-            if not self._confirmed and not self._unconfirmed_fell:
+            if phase is Phase.FOLLOWING:
                 x = self._follow_since + t.failsafe_hold
                 if x < d:
                     d = x
         else:
-            if not self.in_failsafe:
+            if failsafe is Failsafe.OFF:
                 x = self._boot + t.failsafe_timeout
                 if x < d:
                     d = x
-            if not self._standalone_on:
+            if phase is Phase.BOOT:
                 x = self._boot + t.learning_timeout
                 if x < d:
                     d = x
-        if self.in_failsafe and not self._failsafe_held:
+        if failsafe is Failsafe.ON:
             x = self._failsafe_since + t.failsafe_hold
             if x < d:
                 d = x
         if self._pending is not None:
-            x = self._pending[2] + t.reaction_allowance
+            x = self._pending.since + t.reaction_allowance
             if x < d:
                 d = x
-            x = self._climb_ends(self._pending[1])  # (the meter may prove it earlier)
-            if self._last_now < x < d:
+            x = self._climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
+            if now < x < d:
                 d = x
         if self._over_since is not None and not self.ev_stopped:
             x = self._over_since + t.reaction_allowance
@@ -258,7 +283,7 @@ class Servant:
                 d = x
         if self._maybe_done_at < d:
             d = self._maybe_done_at
-        return d if d > self._last_now else self._last_now + t.tick_period
+        return d if d > now else now + t.tick_period
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
@@ -271,7 +296,20 @@ class Servant:
     @property
     def heard_at(self) -> float | None:
         """When the master we follow last said it hears us (or we began to follow it); None before any master."""
-        return self._heard_at if self._heard_master else None
+        return self._heard_at if self._phase in _FOLLOWS else None
+
+    @property
+    def in_failsafe(self) -> bool:
+        """In failsafe (rule 4): the offer is at most the armed failsafe."""
+        return self._failsafe is not Failsafe.OFF
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def failsafe(self) -> Failsafe:
+        return self._failsafe
 
     @property
     def armed_failsafe_da(self) -> int:
@@ -327,9 +365,7 @@ class Servant:
         """Start following a new master (first one, or another id/epoch: a restart)."""
         old = self._master
         self._master = key
-        self._heard_master = True
-        self._confirmed = False
-        self._unconfirmed_fell = False
+        self._phase = Phase.FOLLOWING
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
@@ -357,7 +393,8 @@ class Servant:
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, self.address))
             self._armed = min(self._armed, self._standalone)
             self._enter_failsafe(now, "two masters on the bus")
-            self._confirmed = False
+            if self._phase is Phase.CONFIRMED:
+                self._phase = Phase.FOLLOWING  # unconfirmed again (the hold still counts from following)
 
     def _twin(self, now: float, why: str, out: list[Message]) -> None:
         fresh = self._twin_until <= now
@@ -404,7 +441,7 @@ class Servant:
         """
         ack = self._last_ack
         if not self.in_failsafe:
-            if self._pending is not None and self._pending[0] == msg.txn:
+            if self._pending is not None and self._pending.txn == msg.txn:
                 return  # a cut still taking effect: its ack follows by rule 2
             if ack is not None and ack.applied_da == self._limit and self._armed == clamp_da(msg.failsafe_da,
                                                                                              self.config.max_da):
@@ -445,12 +482,10 @@ class Servant:
         self._last_ack = None
         self._limit = limit
         self._armed = fs
-        self._confirmed = True
-        self._unconfirmed_fell = False
+        self._phase = Phase.CONFIRMED
         self._pending = None
         if self.in_failsafe and not unheard:  # (a cut while unheard is applied, and the failsafe goes on)
-            self.in_failsafe = False
-            self._failsafe_held = False
+            self._failsafe = Failsafe.OFF
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
         recent = self._recent_lowerings(now)
@@ -466,7 +501,7 @@ class Servant:
             else:
                 self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
                                  f"still draw up to {_a(may_draw)})")
-            self._pending = (msg.txn, limit, since)
+            self._pending = PendingCut(msg.txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:
             if limit > old_offer:
@@ -474,7 +509,7 @@ class Servant:
             self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
         else:
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            self._pending = (msg.txn, limit, now)
+            self._pending = PendingCut(msg.txn, limit, now)
             self._check_pending(now, out)
 
     def _ack(self, txn: int, applied: int, how: AckHow, out: list[Message]) -> None:
@@ -487,9 +522,10 @@ class Servant:
 
     def _check_pending(self, now: float, out: list[Message]) -> None:
         """Ack the pending cut once it has taken effect (rule 2)."""
-        if self._pending is None:
+        pending = self._pending
+        if pending is None:
             return
-        txn, limit, since = self._pending
+        txn, limit, since = pending.txn, pending.limit_da, pending.since
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
@@ -519,10 +555,9 @@ class Servant:
     # -- failsafe ------------------------------------------------------------------------
 
     def _enter_failsafe(self, now: float, why: str) -> None:
-        if not self.in_failsafe:
-            self.in_failsafe = True
+        if self._failsafe is Failsafe.OFF:
+            self._failsafe = Failsafe.ON
             self._failsafe_since = now
-            self._failsafe_held = False
             self._limit = min(self._limit, self._armed)  # only ever lower
             self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
             self._next_status = now  # tell the master (and any monitor) at once: it re-confirms us sooner
@@ -531,7 +566,7 @@ class Servant:
 
     def _timers(self, now: float, out: list[Message]) -> None:
         t = self.timing
-        if self._heard_master:
+        if self._phase in _FOLLOWS:
             if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
@@ -539,8 +574,8 @@ class Servant:
                 # we hear the master but it does not hear us (a mute transmitter, a one-way partition): it will
                 # count us at our failsafe soon (rule 3), so we must be there (rule 4)
                 self._enter_failsafe(now, f"the master has not heard us for {now - self._heard_at:.2f} s")
-            if not self._confirmed and not self._unconfirmed_fell and now >= self._follow_since + t.failsafe_hold:
-                self._unconfirmed_fell = True
+            if self._phase is Phase.FOLLOWING and now >= self._follow_since + t.failsafe_hold:
+                self._phase = Phase.LAPSED
                 lowered = min(self._limit, self._standalone)
                 if lowered != self._limit:
                     self._events.add(now, "unconfirmed", self.address,
@@ -550,16 +585,16 @@ class Servant:
         else:
             if not self.in_failsafe and now >= self._boot + t.failsafe_timeout:
                 self._enter_failsafe(now, "no master heard since boot")
-            if not self._standalone_on and now >= self._boot + t.learning_timeout:
+            if self._phase is Phase.BOOT and now >= self._boot + t.learning_timeout:
                 # never heard a master: the standalone failsafe.  Only this late is the raise safe: a master
                 # that cannot hear us has reserved it (rule 3) and its other servants' EVs have followed, and
                 # servants holding an armed failsafe from a master that just died have fallen to standalone.
-                self._standalone_on = True
+                self._phase = Phase.STANDALONE
                 self._limit = self._standalone
                 self._events.add(now, "standalone", self.address,
                                  f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
-        if self.in_failsafe and not self._failsafe_held and now >= self._failsafe_since + t.failsafe_hold:
-            self._failsafe_held = True
+        if self._failsafe is Failsafe.ON and now >= self._failsafe_since + t.failsafe_hold:
+            self._failsafe = Failsafe.HELD
             self._armed = min(self._armed, self._standalone)
             if self._limit > self._armed:
                 self._events.add(now, "failsafe-hold", self.address,
@@ -581,7 +616,7 @@ class Servant:
 
     def _unheard(self, now: float) -> bool:
         """No heartbeat of the master we follow has shown it hears us for heard_timeout (rule 4)."""
-        return self._heard_master and now >= self._heard_at + self.timing.heard_timeout
+        return self._phase in _FOLLOWS and now >= self._heard_at + self.timing.heard_timeout
 
     def _recent_lowerings(self, now: float) -> list[tuple[float, int]]:
         """The lowerings whose reaction allowance still runs (older ones are forgotten)."""
@@ -659,7 +694,6 @@ class Servant:
         self.offer_da = offer
 
     def _step(self, now: float, out: list[Message]) -> None:
-        self._last_now = now
         self._timers(now, out)
         self._update_offer(now)
         self._check_pending(now, out)
@@ -682,16 +716,15 @@ class Servant:
         if now >= self._next_status:
             out.append(self._status())
             self._next_status = now + self.timing.status_period
-        self._deadline = self._compute_deadline()
+        self._deadline = self._compute_deadline(now)
 
     def _release(self, now: float, reason: ReleaseReason, out: list[Message]) -> None:
         released = self._limit
         self._limit = 0
         self._update_offer(now)
         if self._pending is not None:  # offering 0 now: the cut has certainly taken effect
-            txn, limit, _ = self._pending
-            self._pending = None
-            self._ack(txn, limit, AckHow.IMMEDIATE, out)
+            pending, self._pending = self._pending, None
+            self._ack(pending.txn, pending.limit_da, AckHow.IMMEDIATE, out)
         if released or reason is not ReleaseReason.EV_DONE:
             self._events.add(now, "release", self.address, f"{reason.name.lower()}: gave back {_a(released)}")
             out.append(Release(self.address, released, reason))
