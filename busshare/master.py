@@ -15,6 +15,7 @@ The full set of rules and their reasons is docs/PROTOCOL.md section 8.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .core import allocation
@@ -85,6 +86,53 @@ class _Pending:
         if cut and half > self.first_sent + t.reaction_allowance:
             return half
         return self.sent_at + t.ack_timeout
+
+
+class _Ledger:
+    """Rule 1 (and 8.3) for one allocation pass: the sums counted against the limit, and the grant check.
+
+    It opens with what every servant counts now; each set-limit sent in the pass is booked as it goes.
+    """
+
+    def __init__(self, limit_da: int, now: float, timing: Timing, counted_da: int, failsafe_da: int) -> None:
+        self.limit_da = limit_da
+        self.now = now
+        self.timing = timing
+        self._counted = counted_da
+        self._failsafe = failsafe_da
+
+    @classmethod
+    def open(cls, slots: Iterable[_Slot], limit_da: int, now: float, timing: Timing) -> _Ledger:
+        counted = failsafe = 0
+        for s in slots:
+            counted += s.counted(now, timing)
+            failsafe += s.reserved_failsafe(now, timing) + s.conflict_extra
+        return cls(limit_da, now, timing, counted, failsafe)
+
+    def counted(self) -> int:
+        """Rule 1: the sum counted against the limit (acked or pending, whichever is higher, per servant)."""
+        return self._counted
+
+    def reserved_failsafe(self) -> int:
+        """8.3: the sum of armed failsafe currents reserved, counted like limits (a twin's too)."""
+        return self._failsafe
+
+    def can_grant(self, s: _Slot, limit_da: int, failsafe_da: int) -> bool:
+        """Rule 1: a set-limit that raises anything is sent only if both sums stay within the limit.
+
+        ``s`` counts from then on at the most it may offer: the higher of its acked and new limit, or what a
+        STATUS showed it offering, plus its twin's share; its failsafe likewise.
+        """
+        s_counted = s.counted(self.now, self.timing)
+        counted = self._counted - s_counted + max(s.limit, limit_da, s.over_offer) + s.conflict_extra
+        failsafe = self._failsafe - s.counted_fs() + max(s.failsafe, failsafe_da)
+        return counted <= self.limit_da and failsafe <= self.limit_da
+
+    def book(self, s: _Slot, counted_before: int, failsafe_before: int | None = None) -> None:
+        """A set-limit was just sent to ``s``: move the sums by what it changed (a cut's failsafe stays booked)."""
+        self._counted += s.counted(self.now, self.timing) - counted_before
+        if failsafe_before is not None:
+            self._failsafe += s.counted_fs() - failsafe_before
 
 
 class _Slot:
@@ -179,7 +227,8 @@ class _Slot:
             base = max(base, self.standalone)
         return base + self.conflict_extra
 
-    def reserved_fs(self, now: float, t: Timing) -> int:
+    def reserved_failsafe(self, now: float, t: Timing) -> int:
+        """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
         if self.silent_since is not None or self.deaf(now, t):
             f = max(f, self.standalone)
@@ -674,7 +723,7 @@ class Master:
                 lt[a] = min(s.limit, f)  # cut it to its failsafe
                 ft[a] = f
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_fs(now, self.timing)
+                reserved_fs += s.reserved_failsafe(now, self.timing)
             elif s.contested:
                 lt[a] = 0
                 ft[a] = 0
@@ -682,7 +731,7 @@ class Master:
                 reserved_fs += s.counted_fs() + s.conflict_extra
             else:
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_fs(now, self.timing)
+                reserved_fs += s.reserved_failsafe(now, self.timing)
         budget = max(0, self.limit_da - reserved)
         got = allocation.allocate(budget, demands)
         lt.update(got)
@@ -714,6 +763,20 @@ class Master:
         self._deadline = self._compute_deadline(now)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
+        """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
+
+        True when a reclaim decision changed a demand: the caller runs a second pass at once.
+        """
+        lt, ft, reclaimed = self._plan(now)
+        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing)
+        rival = self._rival_until > now  # rule 6: two masters: servants fail safe; only lower, never grant
+        raises = self._cuts(now, lt, ft, ledger, rival, out)
+        if not rival:
+            self._grants(now, raises, ledger, out)
+        return reclaimed
+
+    def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
+        """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
         lt, ft = self._targets(now)
         unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s, now))
         reclaimed = self._reclaim(now, unmet)
@@ -723,66 +786,77 @@ class Master:
             self._rotated_at = now
             lt, ft = self._targets(now)
             self._waits(now, lt)
-        total = self._sum_counted(now)
-        total_fs = sum(s.reserved_fs(now, self.timing) + s.conflict_extra for s in self._slots.values())
+        return lt, ft, reclaimed
+
+    def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, rival: bool,
+              out: list[Message]) -> list[tuple[_Slot, int, int]]:
+        """Send every cut and confirm now (always allowed, rule 1); return the raises, for ``_grants``."""
         raises: list[tuple[_Slot, int, int]] = []
-        rival = self._rival_until > now
         for a, s in self._slots.items():
             if a not in lt:
                 continue
-            L, F = lt[a], ft.get(a, 0)
-            eased = False
-            if s.pending is not None:
-                p = s.pending.msg
-                if self._allocatable(s, now):
-                    if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
-                        # a cut sent while a servant was silent (it, or another that counted at its standalone
-                        # failsafe), deeper than now needed because the silent one is heard again: replace it by
-                        # a shallower one, still counted at its old limit until acked, so a meterless unit is not
-                        # held at the deep cut for a whole reaction allowance after two lost status frames. Once
-                        # per unacked run, so it cannot become a cycle
-                        eased = s.eased_cut = True
-                    elif L >= p.limit_da:
-                        continue  # wait for its ack (re-sent every ack_timeout)
-                elif p.limit_da <= L and p.failsafe_da <= F:
-                    continue
-                # another set-limit is needed now (demand changed, it is silent / not answering, or the cut above
-                # is eased): it may have applied the outstanding one, so count that, and replace it
-                s.limit = max(s.limit, p.limit_da)
-                s.failsafe = max(s.failsafe, p.failsafe_da)
-                L, F = min(L, s.limit), min(F, s.failsafe)
-                why = f"{_a(L)} is enough now" if eased else "cut instead"
-                self._events.add(now, "superseded", a, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
-                s.pending = None
+            step = self._supersede(s, lt[a], ft.get(a, 0), now)
+            if step is None:
+                continue  # wait for its ack (re-sent every ack_timeout)
+            L, F, eased = step
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe and not eased:
                 continue  # (an eased cut is sent even so: the unit may have applied the deep one)
             if rival and L >= s.limit and F >= s.failsafe:
-                continue  # two masters: servants fail safe; only lower, never confirm or grant
+                continue  # rule 6: two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
                 before = s.counted(now, self.timing)
                 self._send(s, L, F, now, out)  # a cut (or a confirm): always allowed
-                total += s.counted(now, self.timing) - before
+                ledger.book(s, before)
             else:
                 raises.append((s, L, F))
-        if rival:
-            raises = []  # two masters: grant nothing
+        return raises
+
+    def _supersede(self, s: _Slot, L: int, F: int, now: float) -> tuple[int, int, bool] | None:
+        """What to tell ``s`` with its set-limit outstanding: (limit, failsafe, eased), or None to wait for its ack.
+
+        Rule 1: a set-limit that must be replaced (a deeper cut, silent or not answering, or an eased cut)
+        may have been applied already, so it is counted as if it were, and replaced.
+        """
+        if s.pending is None:
+            return L, F, False
+        p = s.pending.msg
+        eased = False
+        if self._allocatable(s, now):
+            if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
+                # a cut sent while a servant was silent (it, or another that counted at its standalone
+                # failsafe), deeper than now needed because the silent one is heard again: replace it by
+                # a shallower one, still counted at its old limit until acked, so a meterless unit is not
+                # held at the deep cut for a whole reaction allowance after two lost status frames. Once
+                # per unacked run, so it cannot become a cycle
+                eased = s.eased_cut = True
+            elif L >= p.limit_da:
+                return None
+        elif p.limit_da <= L and p.failsafe_da <= F:
+            return None
+        s.limit = max(s.limit, p.limit_da)
+        s.failsafe = max(s.failsafe, p.failsafe_da)
+        L, F = min(L, s.limit), min(F, s.failsafe)
+        why = f"{_a(L)} is enough now" if eased else "cut instead"
+        self._events.add(now, "superseded", s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
+        s.pending = None
+        return L, F, eased
+
+    def _grants(self, now: float, raises: list[tuple[_Slot, int, int]], ledger: _Ledger,
+                out: list[Message]) -> None:
+        """Send the raises that fit under the limit (rule 1), by priority then rotation order; of the rest only
+        the lowering part, or a confirm."""
         raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
         for s, L, F in raises:
             before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
-            if (total - before + max(s.limit, L, s.over_offer) + s.conflict_extra <= self.limit_da
-                    and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
-                self._send(s, L, F, now, out)  # a grant: counted from now
-            else:
+            if not ledger.can_grant(s, L, F):
                 L, F = min(L, s.limit), min(F, s.failsafe)  # only the lowering part, or a confirm
                 if s.confirmed and L == s.limit and F == s.failsafe:
                     continue
-                self._send(s, L, F, now, out)
-            total += s.counted(now, self.timing) - before
-            total_fs += s.counted_fs() - fs_before
-        return reclaimed
+            self._send(s, L, F, now, out)  # a grant: counted from now
+            ledger.book(s, before, fs_before)
 
     def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
