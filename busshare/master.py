@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 
 from .core import allocation
 from .core.allocation import Demand
@@ -52,12 +53,47 @@ def _a(da: int) -> str:
     return f"{da / 10:.1f} A"
 
 
+class Presence(Enum):
+    """What the master has heard of a servant (8.5); the handlers and timers move it."""
+
+    UNKNOWN = "unknown"  # no STATUS since this master started, learning: counted at its max (rule 5, rule 7)
+    ABSENT = "absent"  # no STATUS, learning over: counted at its standalone failsafe (rule 5)
+    HEARD = "heard"  # it reports: it takes part in the allocation unless unanswering or contested
+    SILENT = "silent"  # reported, then nothing for servant_silent_after (rule 3)
+
+
+_KNOWN = frozenset({Presence.HEARD, Presence.SILENT})
+
+
+class Follow(Enum):
+    """Whether the servant follows this master's set-limit (8.4 and 8.5): a servant that re-joins, reports
+    failsafe, offers more (rule 1) or less than counted, comes back from silence or sees a conflict (rule 6)
+    end is following again, and is confirmed with a SET_LIMIT."""
+
+    FOLLOWING = "following"  # to be (re)confirmed with a SET_LIMIT
+    CONFIRMED = "confirmed"  # acked a set-limit of this master and still following it
+
+
+class ServantState(StrEnum):
+    """The state ``ServantView`` shows (8.5): the stored ones, and those read from the timers at ``now``."""
+
+    UNKNOWN = "unknown"
+    ABSENT = "absent"
+    SILENT = "silent"  # rule 3
+    UNANSWERING = "unanswering"  # heard, but not acking a set-limit (rule 3): treated like silent
+    FAILSAFE = "failsafe"  # reports failsafe, not yet re-confirmed (rule 4)
+    CONFLICT = "conflict"  # a twin on its address (rule 6)
+    IDLE = "idle"
+    WAITING = "waiting"  # demand, paused by shortage
+    CHARGING = "charging"
+
+
 @dataclass(frozen=True)
 class ServantView:
     """A read-only snapshot of one servant, as the master accounts for it (for UIs and tests)."""
 
     address: int
-    state: str  # unknown, absent, silent, conflict, idle, waiting, charging
+    state: ServantState
     committed_da: int  # counted against the limit now (rule 1)
     limit_da: int  # last acked (or learned) limit
     pending_da: int | None  # limit of the unacked set-limit, if any
@@ -150,11 +186,10 @@ class _Slot:
         # since (the STATUS may be a late copy, so this is never what it is told: only what it is counted at)
         self.over_offer = 0
         self.over_offer_at = -INF
-        self.known = False  # heard since this master started
-        self.absent = False  # never heard, learning over: counted at its standalone failsafe
-        self.confirmed = False  # acked a set-limit of this master and still following it
+        self.presence = Presence.UNKNOWN
+        self.follow = Follow.FOLLOWING
         self.last_heard = -INF
-        self.silent_since: float | None = None
+        self.silent_since = -INF  # when it went silent (Presence.SILENT)
         self.conflict_until = -INF
         self.conflict_extra = 0  # the twin's worst case while contested
         self.tag: int | None = None
@@ -185,9 +220,22 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return (self.known, self.absent, self.silent_since is None, self.confirmed, self.limit, self.over_offer, self.failsafe,
+        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
                 self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
                 self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
+
+    @property
+    def known(self) -> bool:
+        """It has reported since this master started (silent or not)."""
+        return self.presence in _KNOWN
+
+    @property
+    def confirmed(self) -> bool:
+        return self.follow is Follow.CONFIRMED
+
+    def unconfirm(self) -> None:
+        """It must be confirmed with a SET_LIMIT again (8.5)."""
+        self.follow = Follow.FOLLOWING
 
     def counted_fs(self) -> int:
         f = self.failsafe
@@ -216,7 +264,7 @@ class _Slot:
 
     def counted(self, now: float, t: Timing) -> int:
         base = self.own_count(now)
-        if self.silent_since is not None:
+        if self.presence is Presence.SILENT:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
@@ -230,7 +278,7 @@ class _Slot:
     def reserved_failsafe(self, now: float, t: Timing) -> int:
         """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
-        if self.silent_since is not None or self.deaf(now, t):
+        if self.presence is Presence.SILENT or self.deaf(now, t):
             f = max(f, self.standalone)
         return f
 
@@ -414,32 +462,34 @@ class Master:
     def _sum_counted(self, now: float) -> int:
         return sum(s.counted(now, self.timing) for s in self._slots.values())
 
-    def _state(self, s: _Slot, now: float) -> str:
+    def _state(self, s: _Slot, now: float) -> ServantState:
         if s.contested:
-            return "conflict"
-        if not s.known:
-            return "absent" if s.absent else "unknown"
-        if s.silent_since is not None:
-            return "silent"
+            return ServantState.CONFLICT
+        if s.presence is Presence.UNKNOWN:
+            return ServantState.UNKNOWN
+        if s.presence is Presence.ABSENT:
+            return ServantState.ABSENT
+        if s.presence is Presence.SILENT:
+            return ServantState.SILENT
         if s.deaf(now, self.timing):
-            return "unanswering"
+            return ServantState.UNANSWERING
         if s.status_failsafe and not s.confirmed:
-            return "failsafe"
+            return ServantState.FAILSAFE
         if s.want() == 0:
-            return "idle"
-        return "charging" if max(s.limit, 0) > 0 else "waiting"
+            return ServantState.IDLE
+        return ServantState.CHARGING if max(s.limit, 0) > 0 else ServantState.WAITING
 
     def _heard(self, slot: _Slot, now: float) -> None:
         slot.last_heard = now
-        if slot.silent_since is not None:
+        if slot.presence is Presence.SILENT:
             self._events.add(now, "servant-back", slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
             if now >= slot.silent_since + self.timing.silent_count_after:
                 # it was counted at its failsafe and the rest may have been granted to others: it comes back
                 # from there (a raise is a grant again; easing its cut back up would over-commit)
                 slot.limit = min(slot.limit, slot.counted_fs())
-            slot.silent_since = None
-            slot.confirmed = False
+            slot.presence = Presence.HEARD
+            slot.unconfirm()
 
     def _rival(self, now: float, why: str, out: list[Message]) -> None:
         fresh = self._rival_until <= now
@@ -467,7 +517,7 @@ class Master:
         if fresh:
             self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
             out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
-            slot.confirmed = False
+            slot.unconfirm()
 
     def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
         cfg_serial = slot.cfg.serial
@@ -490,8 +540,7 @@ class Master:
         if st.conflict:
             self._conflict(slot, now, "servant reports a twin", out)
         if not slot.known:
-            slot.known = True
-            slot.absent = False
+            slot.presence = Presence.HEARD
             # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
             # master sent just before us that its car is still following
             slot.limit = st.offered_da
@@ -518,16 +567,16 @@ class Master:
                              "counting it, and cutting it")
             slot.over_offer = st.offered_da
             slot.over_offer_at = now
-            slot.confirmed = False
+            slot.unconfirm()
         if st.failsafe and slot.confirmed:
-            slot.confirmed = False  # it fell to failsafe: confirm its limit again
+            slot.unconfirm()  # it fell to failsafe: confirm its limit again
         elif (slot.confirmed and slot.pending is None and not st.conflict
               and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
             # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
             # it rebooted too fast to go silent and its JOIN did not get through (lost, or taken for a repeat:
             # a rebooted unit's first frames can be byte-identical to those after its previous boot; chaos
             # seed 2387). It waits for a SET_LIMIT: confirm it again (still counted at its limit meanwhile)
-            slot.confirmed = False
+            slot.unconfirm()
             self._events.add(now, "offer-below-count", slot.cfg.address,
                              f"reports {_a(st.offered_da)}, below the {_a(slot.limit)} confirmed: confirming again")
         p = slot.pending
@@ -557,7 +606,8 @@ class Master:
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
-        slot.confirmed = slot.over_offer == 0  # (else a set-limit sent since it showed more must still be acked)
+        # (else a set-limit sent since it showed more must still be acked)
+        slot.follow = Follow.CONFIRMED if slot.over_offer == 0 else Follow.FOLLOWING
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,
@@ -599,7 +649,7 @@ class Master:
         self._check_tag(slot, serial_tag(join.serial), now, out, join.max_da)
         # it (re)booted or followed us anew: its armed failsafe may be back at standalone
         slot.failsafe = max(slot.failsafe, slot.standalone)
-        slot.confirmed = False
+        slot.unconfirm()
 
     def _on_nack(self, nack: Nack, now: float, out: list[Message]) -> None:
         if nack.reporter == MASTER_ADDRESS:
@@ -642,7 +692,7 @@ class Master:
                 self._order.sort(key=lambda a: self._slots[a].wait_since is None)
                 for s in self._slots.values():
                     if not s.known:
-                        s.absent = True
+                        s.presence = Presence.ABSENT
                         s.limit = s.standalone
                         s.failsafe = s.standalone
                 missing = [s.cfg.address for s in self._slots.values() if not s.known]
@@ -650,9 +700,10 @@ class Master:
                                  "learning over" + (f"; never heard {missing}: counted at standalone failsafe"
                                                     if missing else ""))
         for s in self._slots.values():
-            if s.known and s.silent_since is None and now >= s.last_heard + t.servant_silent_after:
+            if s.presence is Presence.HEARD and now >= s.last_heard + t.servant_silent_after:
+                s.presence = Presence.SILENT
                 s.silent_since = now
-                s.confirmed = False
+                s.unconfirm()
                 self._events.add(now, "servant-silent", s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
             if s.conflict_extra and now >= s.conflict_until and s.pending is None and s.limit == 0:
@@ -662,13 +713,13 @@ class Master:
             self._rival_until = -INF
             self._events.add(now, "rival-gone", None, "no other master heard")
             for s in self._slots.values():
-                s.confirmed = False
+                s.unconfirm()
 
     # -- allocation and cut-then-grant ------------------------------------------------------
 
     def _allocatable(self, s: _Slot, now: float) -> bool:
         """Heard, answering and uncontested: it takes part in the allocation."""
-        return s.known and s.silent_since is None and not s.contested and not s.deaf(now, self.timing)
+        return s.presence is Presence.HEARD and not s.contested and not s.deaf(now, self.timing)
 
     def _reclaim(self, now: float, unmet: bool) -> bool:
         """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed."""
@@ -903,7 +954,7 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         txn = self._next_txn(s.cfg.address)
         msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
-        silence = any(x.silent_since is not None for x in self._slots.values())
+        silence = any(x.presence is Presence.SILENT for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
@@ -929,12 +980,12 @@ class Master:
             x = s.resend_at(t)
             if x < d:
                 d = x
-            if s.silent_since is None:
-                if s.known:
-                    x = s.last_heard + silent_after
-                    if x < d:
-                        d = x
-            else:
+            presence = s.presence
+            if presence is Presence.HEARD:
+                x = s.last_heard + silent_after
+                if x < d:
+                    d = x
+            elif presence is Presence.SILENT:
                 x = s.silent_since + count_after
                 if now < x < d:
                     d = x
