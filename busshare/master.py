@@ -540,36 +540,11 @@ class Master:
         if st.conflict:
             self._conflict(slot, now, "servant reports a twin", out)
         if not slot.known:
-            slot.presence = Presence.HEARD
-            # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
-            # master sent just before us that its car is still following
-            slot.limit = st.offered_da
-            drawing = ""
-            if st.measured_da is not None and st.measured_da > st.offered_da:
-                slot.limit = min(st.measured_da, slot.cfg.max_da)
-                drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
-            slot.failsafe = slot.standalone
-            waits = ""
-            if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA
-                    and st.offered_da == 0 and not st.measured_da):
-                # its car wants current and gets none: it waited under the master before us (or that one armed
-                # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
-                slot.wait_since = now
-                waits = ", its car waits"
-            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
+            self._learn(slot, st, now)
         elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
-            # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
-            # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
-            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here).
-            # Only counted: the STATUS may itself be a late copy, and telling it that much would be a grant
-            self._events.add(now, "offer-above-count", slot.cfg.address,
-                             f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
-                             "counting it, and cutting it")
-            slot.over_offer = st.offered_da
-            slot.over_offer_at = now
-            slot.unconfirm()
+            self._over_offer(slot, st, now)
         if st.failsafe and slot.confirmed:
-            slot.unconfirm()  # it fell to failsafe: confirm its limit again
+            slot.unconfirm()  # it fell to failsafe (rule 4): confirm its limit again
         elif (slot.confirmed and slot.pending is None and not st.conflict
               and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
             # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
@@ -594,6 +569,41 @@ class Master:
         if not st.pilot.vehicle_present:
             slot.reclaim_cap = None
             slot.low_since = None
+
+    def _learn(self, slot: _Slot, st: Status, now: float) -> None:
+        """Its first STATUS since this master started (rule 5): count it at what it offers now."""
+        slot.presence = Presence.HEARD
+        # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
+        # master sent just before us that its car is still following
+        slot.limit = st.offered_da
+        drawing = ""
+        if st.measured_da is not None and st.measured_da > st.offered_da:
+            slot.limit = min(st.measured_da, slot.cfg.max_da)
+            drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
+        slot.failsafe = slot.standalone
+        waits = ""
+        if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA
+                and st.offered_da == 0 and not st.measured_da):
+            # its car wants current and gets none: it waited under the master before us (or that one armed
+            # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
+            slot.wait_since = now
+            waits = ", its car waits"
+        self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
+
+    def _over_offer(self, slot: _Slot, st: Status, now: float) -> None:
+        """Rule 1: it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot
+        to its standalone failsafe): an over-commit in progress, confirmed or not.
+
+        Count it at what it offers and cut it (a grant is counted from the moment it is sent, so one just
+        applied is not here). Only counted: the STATUS may itself be a late copy, and telling it that much
+        would be a grant.
+        """
+        self._events.add(now, "offer-above-count", slot.cfg.address,
+                         f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
+                         "counting it, and cutting it")
+        slot.over_offer = st.offered_da
+        slot.over_offer_at = now
+        slot.unconfirm()
 
     def _on_ack(self, slot: _Slot, ack: Ack, now: float) -> None:
         p = slot.pending

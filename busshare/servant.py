@@ -235,7 +235,33 @@ class Servant:
     def _compute_deadline(self, now: float) -> float:
         # (runs after every received frame: plain comparisons rather than min() calls)
         t = self.timing
-        d = self._next_status
+        d = self._failsafe_deadline(self._next_status)
+        if self._pending is not None:
+            x = self._pending.since + t.reaction_allowance
+            if x < d:
+                d = x
+            x = self._climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
+            if now < x < d:
+                d = x
+        if self._over_since is not None and not self.ev_stopped:
+            x = self._over_since + t.reaction_allowance
+            if x < d:
+                d = x
+        if self._twin_until > -INF:
+            x = self._twin_until
+            if x < d:
+                d = x
+        if self._rival_until > -INF:
+            x = self._rival_until
+            if x < d:
+                d = x
+        if self._maybe_done_at < d:
+            d = self._maybe_done_at
+        return d if d > now else now + t.tick_period
+
+    def _failsafe_deadline(self, d: float) -> float:
+        """The earlier of ``d`` and the next timer of the phase and failsafe state machines (rule 4, 8.3)."""
+        t = self.timing
         phase, failsafe = self._phase, self._failsafe
         if phase in _FOLLOWS:
             if failsafe is Failsafe.OFF:
@@ -262,28 +288,7 @@ class Servant:
             x = self._failsafe_since + t.failsafe_hold
             if x < d:
                 d = x
-        if self._pending is not None:
-            x = self._pending.since + t.reaction_allowance
-            if x < d:
-                d = x
-            x = self._climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
-            if now < x < d:
-                d = x
-        if self._over_since is not None and not self.ev_stopped:
-            x = self._over_since + t.reaction_allowance
-            if x < d:
-                d = x
-        if self._twin_until > -INF:
-            x = self._twin_until
-            if x < d:
-                d = x
-        if self._rival_until > -INF:
-            x = self._rival_until
-            if x < d:
-                d = x
-        if self._maybe_done_at < d:
-            d = self._maybe_done_at
-        return d if d > now else now + t.tick_period
+        return d
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
@@ -488,6 +493,11 @@ class Servant:
             self._failsafe = Failsafe.OFF
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
+        self._ack_or_wait(msg.txn, limit, old_offer, now, out)
+
+    def _ack_or_wait(self, txn: int, limit: int, old_offer: int, now: float, out: list[Message]) -> None:
+        """Rule 2: a raise is acked at once; a cut (also one that raises the pilot back up less than a reaction
+        allowance after it was lowered) waits as a ``PendingCut`` until it has taken effect."""
         recent = self._recent_lowerings(now)
         may_draw = max([old_offer] + [before for _, before in recent])  # the most the EV may still draw
         if old_offer <= limit < may_draw:
@@ -501,15 +511,15 @@ class Servant:
             else:
                 self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
                                  f"still draw up to {_a(may_draw)})")
-            self._pending = PendingCut(msg.txn, limit, since)
+            self._pending = PendingCut(txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:
             if limit > old_offer:
                 self._events.add(now, "grant", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
+            self._ack(txn, limit, AckHow.IMMEDIATE, out)
         else:
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            self._pending = PendingCut(msg.txn, limit, now)
+            self._pending = PendingCut(txn, limit, now)
             self._check_pending(now, out)
 
     def _ack(self, txn: int, applied: int, how: AckHow, out: list[Message]) -> None:
