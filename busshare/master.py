@@ -1,16 +1,54 @@
 """The master's sans-IO state machine: who may offer how much, with cut-then-grant.
 
 The caller feeds it accepted messages (``receive``) and time (``tick``) and
-sends what each call returns, in order.  The master never reads a clock.
+sends what each call returns, in order.  The master never reads a clock: every
+call and every query (``committed_da``, ``servants``, ``view``,
+``second_master``) takes ``now``.  The rules and their reasons are
+docs/PROTOCOL.md section 8; the words are its words (a *twin* is a second
+unit on one address, a *second master* another master on the bus).
 
-Rule 1 accounting (``committed_da``): each servant counts at
-max(acked limit, pending limit) while a set-limit is unacked, so a cut counts
-at its old value until its ack and a grant from the moment it is sent.  A
-grant is only sent when the counted sum stays within the limit; freed current
-therefore reaches others only after the cut's ack.  The armed failsafe
-currents are accounted the same way, against the same limit.
+State machines (PROTOCOL.md 8.5)
+--------------------------------
+The master:  learning --every servant reported (+ a reaction allowance after a
+             failsafe STATUS), or learning_timeout--> running --shutdown()--> left.
+             A second master heard: only cuts until conflict_hold after it.
+Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 
-The full set of rules and their reasons is docs/PROTOCOL.md section 8.
+* ``Presence``: UNKNOWN --STATUS--> HEARD --servant_silent_after--> SILENT
+  --any frame--> HEARD; UNKNOWN --learning over--> ABSENT --STATUS--> HEARD.
+* ``Follow``: FOLLOWING --ACK of this master's set-limit--> CONFIRMED, and
+  back to FOLLOWING on silence, a JOIN, a failsafe STATUS, an offer above or
+  below its count, a twin, or the second master gone.
+* twin: ``twin_extra`` > 0 from a sign of the twin until conflict_hold after
+  the last one, once its address is cut to 0 and acked.
+* at most one outstanding set-limit (``_Pending``), re-sent every ack_timeout.
+
+``ServantView.state`` (a ``ServantState``) is read from these, plus what the
+timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
+charging).  Allocation runs when a message needs it (``_dispatch`` decides:
+all but a STATUS that changed nothing allocation reads) or a timer is due.
+
+Where each rule of PROTOCOL.md 8.2 is enforced
+----------------------------------------------
+rule 1  never over-commit: ``_Slot.counted`` (max of acked and pending, an
+        offer above it, a leaving car), ``_Ledger.can_grant`` (a raise only if
+        it fits), ``_cuts`` (cuts always sent), ``_supersede``, ``_over_offer``,
+        ``_Pending.resend_at``; ``committed_da`` is the sum.
+rule 2  a cut acked once it took effect: in the servant; here ``_on_release``
+        keeps counting a car going down for a reaction allowance.
+rule 3  silent servant: ``_timers`` (Presence.SILENT), ``_Slot.counted`` and
+        ``_Slot.deaf`` (the standalone hedge), ``_targets`` (cut to its
+        failsafe), ``_heard`` (back from silence: a raise is a grant).
+rule 4  master silent -> failsafe: in the servant; here ``_heartbeat`` (heard
+        bits) and ``shutdown`` (the leaving heartbeat).
+rule 5  master start: ``learning`` and ``_timers``, ``_learn``, ``shutdown``.
+rule 6  conflicts: ``_twin``, ``_check_tag``, ``_stranger``,
+        ``_on_second_master``, ``_cuts`` (only cuts while a second master).
+rule 7  local limits: ``_on_ack`` counts min(applied, sent); a servant not
+        heard yet counts at its max.
+rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
+8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum).
+8.6     allocation: ``core/allocation.py``, called from ``_targets``.
 """
 
 from __future__ import annotations
@@ -142,7 +180,7 @@ class _Ledger:
         counted = failsafe = 0
         for s in slots:
             counted += s.counted(now, timing)
-            failsafe += s.reserved_failsafe(now, timing) + s.conflict_extra
+            failsafe += s.reserved_failsafe(now, timing) + s.twin_extra
         return cls(limit_da, now, timing, counted, failsafe)
 
     def counted(self) -> int:
@@ -160,7 +198,7 @@ class _Ledger:
         STATUS showed it offering, plus its twin's share; its failsafe likewise.
         """
         s_counted = s.counted(self.now, self.timing)
-        counted = self._counted - s_counted + max(s.limit, limit_da, s.over_offer) + s.conflict_extra
+        counted = self._counted - s_counted + max(s.limit, limit_da, s.over_offer) + s.twin_extra
         failsafe = self._failsafe - s.counted_fs() + max(s.failsafe, failsafe_da)
         return counted <= self.limit_da and failsafe <= self.limit_da
 
@@ -190,8 +228,8 @@ class _Slot:
         self.follow = Follow.FOLLOWING
         self.last_heard = -INF
         self.silent_since = -INF  # when it went silent (Presence.SILENT)
-        self.conflict_until = -INF
-        self.conflict_extra = 0  # the twin's worst case while contested
+        self.twin_until = -INF
+        self.twin_extra = 0  # the twin's worst case while contested
         self.tag: int | None = None
         self.tag_seen = -INF
         # demand and readings
@@ -221,7 +259,7 @@ class _Slot:
         """
         p = self.pending
         return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
-                self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
+                self.twin_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
                 self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
 
     @property
@@ -273,7 +311,7 @@ class _Slot:
             # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
             # a master since it booted, which raises itself to its standalone failsafe
             base = max(base, self.standalone)
-        return base + self.conflict_extra
+        return base + self.twin_extra
 
     def reserved_failsafe(self, now: float, t: Timing) -> int:
         """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
@@ -285,7 +323,7 @@ class _Slot:
     @property
     def contested(self) -> bool:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
-        return self.conflict_extra > 0
+        return self.twin_extra > 0
 
     def want(self) -> int:
         if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
@@ -326,7 +364,7 @@ class Master:
         # reaction allowance ago, maybe: its EV may still draw more than it offers, so learning lasts that long
         self._settle_until = now + self.timing.reaction_allowance + self.timing.tick_period
         self._failsafe_seen = False
-        self._rival_until = -INF
+        self._second_master_until = -INF
         self._rotation_at = INF
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
@@ -352,13 +390,13 @@ class Master:
         gets an allocation by default.
         """
         if isinstance(msg, Heartbeat):
-            self._rival(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
+            self._on_second_master(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
             return True
         if isinstance(msg, Nack):
             self._on_nack(msg, now, out)
             return True
         if isinstance(msg, SetLimit):
-            self._rival(now, f"set-limit to servant {msg.address} from another master", out)
+            self._on_second_master(now, f"set-limit to servant {msg.address} from another master", out)
             return True
         slot = self._slots.get(msg.address)
         if slot is None:
@@ -439,9 +477,9 @@ class Master:
                 return v
         return None
 
-    def rival(self, now: float) -> bool:
+    def second_master(self, now: float) -> bool:
         """Another master has been heard within ``conflict_hold`` (rule 6): only cuts are sent."""
-        return self._rival_until > now
+        return self._second_master_until > now
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -457,7 +495,7 @@ class Master:
                 heard |= 1 << (a % HEARD_PAGE_SIZE)
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
-                         learning=self.learning, conflict=self._rival_until > now)
+                         learning=self.learning, conflict=self._second_master_until > now)
 
     def _sum_counted(self, now: float) -> int:
         return sum(s.counted(now, self.timing) for s in self._slots.values())
@@ -480,6 +518,7 @@ class Master:
         return ServantState.CHARGING if max(s.limit, 0) > 0 else ServantState.WAITING
 
     def _heard(self, slot: _Slot, now: float) -> None:
+        """Any frame from it: back from silence (rule 3) it is counted from its failsafe and confirmed again."""
         slot.last_heard = now
         if slot.presence is Presence.SILENT:
             self._events.add(now, "servant-back", slot.cfg.address,
@@ -491,43 +530,46 @@ class Master:
             slot.presence = Presence.HEARD
             slot.unconfirm()
 
-    def _rival(self, now: float, why: str, out: list[Message]) -> None:
-        fresh = self._rival_until <= now
-        self._rival_until = now + self.timing.conflict_hold
+    def _on_second_master(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, second master: report it, flag it in our heartbeats, and only cut while it is heard."""
+        fresh = self._second_master_until <= now
+        self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "rival-master", None, why + ": granting nothing, servants fail safe")
+            self._events.add(now, "second-master", None, why + ": granting nothing, servants fail safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, MASTER_ADDRESS))
 
     def _stranger(self, address: int, now: float, out: list[Message]) -> None:
-        """A servant that is not in the config: it is not in the budget, so pause it."""
+        """Rule 6: a servant that is not in the config is not in the budget, so pause it."""
         if self._stranger_until.get(address, -INF) <= now:
             self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
             out.append(SetLimit(address, self._next_txn(address), 0, 0, self.epoch))
         self._stranger_until[address] = now + self.timing.conflict_hold
 
-    def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
-        fresh = slot.conflict_extra == 0
-        slot.conflict_until = now + self.timing.conflict_hold
+    def _twin(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
+        """Rule 6, twin: report it, cut the address to 0, grant it nothing and count it as two units."""
+        fresh = slot.twin_extra == 0
+        slot.twin_until = now + self.timing.conflict_hold
         # the other unit hears our set-limits to this address too: it offers at most what we allowed it,
         # or its standalone failsafe if it follows no master
         worst = max(slot.limit, slot.standalone, 0 if slot.pending is None else slot.pending.msg.limit_da)
         if twin_max is not None:
             worst = min(worst, twin_max)
-        slot.conflict_extra = max(slot.conflict_extra, worst)
+        slot.twin_extra = max(slot.twin_extra, worst)
         if fresh:
             self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
             out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
             slot.unconfirm()
 
     def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
+        """Rule 6: a serial tag other than the configured one, or two alternating within conflict_hold: a twin."""
         cfg_serial = slot.cfg.serial
         if cfg_serial and tag != serial_tag(cfg_serial):
-            self._conflict(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
+            self._twin(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
                            out, twin_max)
             return
         if slot.tag is not None and tag != slot.tag:
             if now - slot.tag_seen <= self.timing.conflict_hold:
-                self._conflict(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
+                self._twin(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
             else:
                 self._events.add(now, "unit-replaced", slot.cfg.address, f"serial tag {slot.tag:#x} -> {tag:#x}")
         slot.tag = tag
@@ -538,10 +580,10 @@ class Master:
     def _on_status(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> None:
         self._check_tag(slot, st.serial_tag, now, out)
         if st.conflict:
-            self._conflict(slot, now, "servant reports a twin", out)
+            self._twin(slot, now, "servant reports a twin", out)
         if not slot.known:
             self._learn(slot, st, now)
-        elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
+        elif st.offered_da > slot.own_count(now) + slot.twin_extra:  # (a twin reports on the same address)
             self._over_offer(slot, st, now)
         if st.failsafe and slot.confirmed:
             slot.unconfirm()  # it fell to failsafe (rule 4): confirm its limit again
@@ -606,6 +648,7 @@ class Master:
         slot.unconfirm()
 
     def _on_ack(self, slot: _Slot, ack: Ack, now: float) -> None:
+        """Rule 1: its set-limit took effect; it counts at min(applied, sent) from now (rule 7)."""
         p = slot.pending
         if p is None or ack.txn != p.msg.txn:
             return  # a duplicate of an ack already taken
@@ -627,7 +670,7 @@ class Master:
         if rel.reason is ReleaseReason.SHUTDOWN:
             # going down: its pilot is off, but unlike a finished, unplugged or faulted car this one may still
             # draw what it was offered until its reaction allowance has passed (rule 2): keep counting that
-            held = max(slot.counted(now, self.timing) - slot.conflict_extra, rel.released_da)
+            held = max(slot.counted(now, self.timing) - slot.twin_extra, rel.released_da)
             slot.leaving_da = max(slot.leaving_da if now < slot.leaving_until else 0, held)
             slot.leaving_until = now + self.timing.reaction_allowance
             slot.pending = None
@@ -653,7 +696,7 @@ class Master:
     def _on_join(self, slot: _Slot, join: Join, now: float, out: list[Message]) -> None:
         cfg_serial = slot.cfg.serial
         if cfg_serial and join.serial != cfg_serial:
-            self._conflict(slot, now, f"unit serial {join.serial:#x} is not the configured {cfg_serial:#x}",
+            self._twin(slot, now, f"unit serial {join.serial:#x} is not the configured {cfg_serial:#x}",
                            out, join.max_da)
             return
         self._check_tag(slot, serial_tag(join.serial), now, out, join.max_da)
@@ -663,15 +706,15 @@ class Master:
 
     def _on_nack(self, nack: Nack, now: float, out: list[Message]) -> None:
         if nack.reporter == MASTER_ADDRESS:
-            self._rival(now, "Nack from another master", out)
+            self._on_second_master(now, "Nack from another master", out)
             return
         slot = self._slots.get(nack.reporter)
         if slot is not None:
             self._heard(slot, now)
         if nack.code is NackCode.SECOND_MASTER:
-            self._rival(now, f"servant {nack.reporter} hears two masters", out)
+            self._on_second_master(now, f"servant {nack.reporter} hears two masters", out)
         elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
-            self._conflict(slot, now, "servant reports a twin", out)
+            self._twin(slot, now, "servant reports a twin", out)
         elif nack.code is NackCode.OLD_TXN and slot is not None:
             p = slot.pending
             if p is not None and nack.txn == p.msg.txn:
@@ -691,6 +734,7 @@ class Master:
     # -- timers --------------------------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        """The timed transitions: learning over (rule 5), silent (rule 3), twin and second master gone (rule 6)."""
         t = self.timing
         if self.learning:
             if any(s.status_failsafe for s in self._slots.values()):
@@ -716,12 +760,12 @@ class Master:
                 s.unconfirm()
                 self._events.add(now, "servant-silent", s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
-            if s.conflict_extra and now >= s.conflict_until and s.pending is None and s.limit == 0:
-                s.conflict_extra = 0
+            if s.twin_extra and now >= s.twin_until and s.pending is None and s.limit == 0:
+                s.twin_extra = 0
                 self._events.add(now, "twin-gone", s.cfg.address, "one unit again")
-        if self._rival_until > -INF and now >= self._rival_until:
-            self._rival_until = -INF
-            self._events.add(now, "rival-gone", None, "no other master heard")
+        if self._second_master_until > -INF and now >= self._second_master_until:
+            self._second_master_until = -INF
+            self._events.add(now, "second-master-gone", None, "no other master heard")
             for s in self._slots.values():
                 s.unconfirm()
 
@@ -789,7 +833,7 @@ class Master:
                 lt[a] = 0
                 ft[a] = 0
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.counted_fs() + s.conflict_extra
+                reserved_fs += s.counted_fs() + s.twin_extra
             else:
                 reserved += s.counted(now, self.timing)
                 reserved_fs += s.reserved_failsafe(now, self.timing)
@@ -830,9 +874,9 @@ class Master:
         """
         lt, ft, reclaimed = self._plan(now)
         ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing)
-        rival = self._rival_until > now  # rule 6: two masters: servants fail safe; only lower, never grant
-        raises = self._cuts(now, lt, ft, ledger, rival, out)
-        if not rival:
+        second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
+        raises = self._cuts(now, lt, ft, ledger, second_master, out)
+        if not second_master:
             self._grants(now, raises, ledger, out)
         return reclaimed
 
@@ -849,7 +893,7 @@ class Master:
             self._waits(now, lt)
         return lt, ft, reclaimed
 
-    def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, rival: bool,
+    def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
               out: list[Message]) -> list[tuple[_Slot, int, int]]:
         """Send every cut and confirm now (always allowed, rule 1); return the raises, for ``_grants``."""
         raises: list[tuple[_Slot, int, int]] = []
@@ -864,7 +908,7 @@ class Master:
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe and not eased:
                 continue  # (an eased cut is sent even so: the unit may have applied the deep one)
-            if rival and L >= s.limit and F >= s.failsafe:
+            if second_master and L >= s.limit and F >= s.failsafe:
                 continue  # rule 6: two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
                 before = s.counted(now, self.timing)
@@ -983,7 +1027,7 @@ class Master:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
-        d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
+        d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
         # (runs after every received frame: plain comparisons rather than min() calls)
         silent_after, count_after = t.servant_silent_after, t.silent_count_after
         for s in self._slots.values():
@@ -999,8 +1043,8 @@ class Master:
                 x = s.silent_since + count_after
                 if now < x < d:
                     d = x
-            if s.conflict_extra and now < s.conflict_until < d:
-                d = s.conflict_until
+            if s.twin_extra and now < s.twin_until < d:
+                d = s.twin_until
             if now < s.leaving_until < d:
                 d = s.leaving_until
             if s.low_since is not None:

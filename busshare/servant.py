@@ -1,24 +1,44 @@
 """The servant's sans-IO state machine: one EVSE obeying the master, safely.
 
 The caller feeds it received messages (``receive``), hardware readings
-(``observe``) and time (``tick``), sends what each call returns, and applies
-``offer_da`` / ``ev_stopped`` to the pilot after every call.
+(``observe``) and time (``tick``, ``link_down``), sends what each call
+returns, and applies ``offer_da`` / ``ev_stopped`` to the pilot after every
+call.  It never reads a clock.  The rules are docs/PROTOCOL.md section 8, in
+its words (a *twin* is another unit on our address, a *second master* another
+master on the bus).
 
-Safety behaviour (docs/PROTOCOL.md section 8):
+State machines (PROTOCOL.md 8.4)
+--------------------------------
+* ``Phase``: BOOT --learning_timeout--> STANDALONE; BOOT or STANDALONE
+  --heartbeat--> FOLLOWING(id, epoch) --SET_LIMIT applied--> CONFIRMED;
+  FOLLOWING --failsafe_hold unconfirmed--> LAPSED (down to min(offer,
+  standalone)); any --heartbeat of a new (id, epoch)--> FOLLOWING (disarmed
+  to min(armed, standalone), JOIN); CONFIRMED --second master--> FOLLOWING.
+* ``Failsafe``: OFF --no fresh heartbeat for failsafe_timeout (or since boot),
+  not heard for heard_timeout, leaving heartbeat, ``link_down``, second
+  master--> ON --failsafe_hold--> HELD (armed lowered to min(armed,
+  standalone)); ON or HELD --SET_LIMIT of the master followed--> OFF.
+* a cut not acked yet: ``PendingCut`` (at most one), acked by rule 2.
+* twin and second master: ``_twin_until``, ``_second_master_until``
+  (conflict_hold after the last sign).
 
-* A cut lowers the pilot at once; the ack waits until it has taken effect
-  (meter at or below limit + tolerance, or the reaction allowance without a
-  meter).  An EV still overdrawing after the allowance is stopped.
-* Raises are applied at once, never above the unit's own maximum (rule 7).
-* No heartbeat for ``failsafe_timeout``: the offer only ever goes *down*, to
-  min(offer, armed failsafe); after ``failsafe_hold`` the armed failsafe is
-  lowered to min(armed, standalone).  A servant that never heard a master
-  offers its standalone failsafe (``learning_timeout`` after boot).
-* A new master (another id or epoch) disarms the failsafe to
-  min(armed, standalone) at once; a grant it does not confirm with a
-  set-limit within ``failsafe_hold`` falls to min(offer, standalone).
-* Twins (our address heard from someone else) and two masters are reported
-  and make the servant fail safe.
+Where each rule of PROTOCOL.md 8.2 is enforced
+----------------------------------------------
+rule 1  never over-commit: ``_on_set_limit`` (txn order: older never
+        applied, NACK OLD_TXN), ``_on_repeat`` and ``_apply`` (a repeat never
+        above the offer now).
+rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
+        (MEASURED / TIMED / IMMEDIATE), ``_climb_ends`` and ``_raised_until``
+        (a car on its way up), ``_stop_ev`` (EV_OVERDRAW), ``shutdown``.
+rule 3  silent servant: the master's; here ``_unheard`` (the heard bits).
+rule 4  master silent -> failsafe: ``_timers``, ``_enter_failsafe``,
+        ``_on_heartbeat`` (fresh heartbeats only), ``_apply`` (a grant held
+        while unheard), ``link_down``.
+rule 5  master start or restart: ``_follow`` (disarm, JOIN, unconfirmed).
+rule 6  conflicts: ``_twin``, ``_on_second_master``, ``_on_heartbeat``.
+rule 7  local limits: ``_apply`` clamps to its own max and acks what it applied.
+rule 8  integrity: ``protocol/link.py``; the servant sees accepted messages only.
+8.3     failsafe currents: ``_timers`` (the hold), ``_follow`` (disarm).
 """
 
 from __future__ import annotations
@@ -110,7 +130,7 @@ class Servant:
         self._phase = Phase.BOOT
         self._follow_since = -INF  # when it began to follow the master (Phase.FOLLOWING's hold runs from here)
         self._failsafe_since = -INF  # when it entered the failsafe (Failsafe.ON's hold runs from here)
-        self._rival_until = -INF
+        self._second_master_until = -INF
         self._twin_until = -INF
         self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
         # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
@@ -251,8 +271,8 @@ class Servant:
             x = self._twin_until
             if x < d:
                 d = x
-        if self._rival_until > -INF:
-            x = self._rival_until
+        if self._second_master_until > -INF:
+            x = self._second_master_until
             if x < d:
                 d = x
         if self._maybe_done_at < d:
@@ -341,11 +361,11 @@ class Servant:
             for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
                 del self._masters_seen[k]
         if hb.conflict:
-            self._rival(now, f"master {hb.master_id} reports a second master", out)
+            self._on_second_master(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
             if previous is not None and self._master in self._masters_seen:
                 # a master we had left behind is heard again while ours is alive: two masters
-                self._rival(now, f"heartbeats from two masters: {key} and {self._master}", out)
+                self._on_second_master(now, f"heartbeats from two masters: {key} and {self._master}", out)
                 return
             self._follow(key, now, out)
         if hb.leaving:
@@ -367,7 +387,7 @@ class Servant:
                 self._on_set_limit(held, now, out)
 
     def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
-        """Start following a new master (first one, or another id/epoch: a restart)."""
+        """Rule 5: start following a new master (first one, or another id/epoch: a restart); 8.3: disarm."""
         old = self._master
         self._master = key
         self._phase = Phase.FOLLOWING
@@ -390,11 +410,12 @@ class Servant:
         self._join_due = True
         self._next_status = now
 
-    def _rival(self, now: float, why: str, out: list[Message]) -> None:
-        fresh = self._rival_until <= now
-        self._rival_until = now + self.timing.conflict_hold
+    def _on_second_master(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, second master: report it, disarm to min(armed, standalone), fail safe, obey neither."""
+        fresh = self._second_master_until <= now
+        self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "rival-master", self.address, why + ": failing safe")
+            self._events.add(now, "second-master", self.address, why + ": failing safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, self.address))
             self._armed = min(self._armed, self._standalone)
             self._enter_failsafe(now, "two masters on the bus")
@@ -402,6 +423,7 @@ class Servant:
                 self._phase = Phase.FOLLOWING  # unconfirmed again (the hold still counts from following)
 
     def _twin(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, twin: report it, JOIN again, offer 0 and disarm to 0 while it lasts."""
         fresh = self._twin_until <= now
         self._twin_until = now + self.timing.conflict_hold
         if fresh:
@@ -415,11 +437,13 @@ class Servant:
     # -- set-limits ------------------------------------------------------------------
 
     def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        """Rule 1: only the master followed, never an older txn (NACK OLD_TXN), a repeat re-acked; rule 6: none
+        while two masters are heard."""
         if self._master is None or msg.epoch != self._master[1]:
             self._events.add(now, "stale-set-limit", self.address,
                              f"ignored set-limit txn {msg.txn} of epoch {msg.epoch} (following {self._master})")
             return
-        if self._rival_until > now:
+        if self._second_master_until > now:
             return  # two masters: obey neither
         last = self._last_set
         if last is not None:
@@ -456,10 +480,10 @@ class Servant:
 
     def _apply(self, msg: SetLimit, now: float, out: list[Message], repeat: bool = False) -> None:
         cfg = self.config
-        limit = clamp_da(msg.limit_da, cfg.max_da)
+        limit = clamp_da(msg.limit_da, cfg.max_da)  # rule 7: never above our own max (below 6 A: 0)
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
         if self._twin_until > now:
-            limit = fs = 0  # contested address: cuts only
+            limit = fs = 0  # rule 6: a twin on our address: cuts only
         # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
         # from the last of either): without this, one that arrives before the first heartbeat after a
         # partition would end the failsafe only for the stale heartbeat timer to start it again at once
@@ -565,6 +589,7 @@ class Servant:
     # -- failsafe ------------------------------------------------------------------------
 
     def _enter_failsafe(self, now: float, why: str) -> None:
+        """Rule 4: the offer only ever goes down, to min(offer, armed)."""
         if self._failsafe is Failsafe.OFF:
             self._failsafe = Failsafe.ON
             self._failsafe_since = now
@@ -575,6 +600,7 @@ class Servant:
             self._limit = min(self._limit, self._armed)
 
     def _timers(self, now: float, out: list[Message]) -> None:
+        """The timed transitions of Phase and Failsafe (rule 4, 8.3), a finished charge, twin and second master."""
         t = self.timing
         if self._phase in _FOLLOWS:
             if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
@@ -618,9 +644,9 @@ class Servant:
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
             self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
-        if self._rival_until > -INF and now >= self._rival_until:
-            self._rival_until = -INF
-            self._events.add(now, "rival-gone", self.address, "one master again")
+        if self._second_master_until > -INF and now >= self._second_master_until:
+            self._second_master_until = -INF
+            self._events.add(now, "second-master-gone", self.address, "one master again")
 
     # -- the common step after every input -------------------------------------------
 
