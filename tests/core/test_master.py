@@ -13,7 +13,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from busshare.core.config import Config, ServantConfig, Timing, parse_config
-from busshare.frames import Ack, AckHow, Heartbeat, Join, Nack, NackCode, SetLimit, Status, serial_tag
+from busshare.frames import (
+    Ack,
+    AckHow,
+    Heartbeat,
+    Join,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    SetLimit,
+    Status,
+    serial_tag,
+)
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
@@ -348,6 +360,23 @@ def test_a_servant_going_down_is_counted_at_its_old_current_until_its_car_has_fo
     net.run(0.5)
     assert net.offers()[2] == 640 - 60
     assert net.t - gone < timing.servant_silent_after + timing.silent_count_after, "sooner than silence alone"
+
+
+def test_the_queries_count_at_the_time_they_are_given() -> None:
+    """committed_da(now) and servants(now) read the time they are given, not the time of the last call:
+    a car going down is counted at its old current until its reaction allowance has passed."""
+    timing = site().timing
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    net.run(8.0)
+    m = net.master
+    assert m is not None
+    gone = net.t
+    m.receive(Release(1, 640, ReleaseReason.SHUTDOWN), gone)
+    later = gone + timing.reaction_allowance
+    assert m.committed_da(gone) >= 640 and m.committed_da(later) < 640
+    before, after = (next(v for v in m.servants(t) if v.address == 1) for t in (gone, later))
+    assert before.committed_da == 640 and after.committed_da < 640
 
 
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
