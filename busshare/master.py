@@ -104,9 +104,11 @@ _KNOWN = frozenset({Presence.HEARD, Presence.SILENT})
 
 
 class Follow(Enum):
-    """Whether the servant follows this master's set-limit (8.4 and 8.5): a servant that re-joins, reports
-    failsafe, offers more (rule 1) or less than counted, comes back from silence or sees a conflict (rule 6)
-    end is following again, and is confirmed with a SET_LIMIT."""
+    """Whether the servant follows this master's set-limit (8.4 and 8.5).
+
+    One that re-joins, reports failsafe, offers more (rule 1) or less than counted, comes back from silence,
+    gets a twin or sees the second master gone (rule 6) is following again, and is confirmed with a SET_LIMIT.
+    """
 
     FOLLOWING = "following"  # to be (re)confirmed with a SET_LIMIT
     CONFIRMED = "confirmed"  # acked a set-limit of this master and still following it
