@@ -86,7 +86,7 @@ class Phase(Enum):
 
 
 # a master has been heard since boot: its heartbeats (not the boot time) drive the failsafe
-_FOLLOWS = frozenset({Phase.FOLLOWING, Phase.LAPSED, Phase.CONFIRMED})
+_FOLLOWS = (Phase.FOLLOWING, Phase.LAPSED, Phase.CONFIRMED)  # (a tuple: found by identity, no Enum hash)
 
 
 class Failsafe(Enum):
@@ -95,6 +95,11 @@ class Failsafe(Enum):
     OFF = "off"
     ON = "on"  # entered; the armed failsafe is held for failsafe_hold
     HELD = "held"  # the hold ran out: armed lowered to min(armed, standalone)
+
+
+# the hot paths (every step) compare with these: in Python 3.11 each read of Failsafe.OFF costs ~45 ns
+_OFF, _ON = Failsafe.OFF, Failsafe.ON
+_BOOT, _FOLLOWING = Phase.BOOT, Phase.FOLLOWING
 
 
 @dataclass(frozen=True)
@@ -284,27 +289,27 @@ class Servant:
         t = self.timing
         phase, failsafe = self._phase, self._failsafe
         if phase in _FOLLOWS:
-            if failsafe is Failsafe.OFF:
+            if failsafe is _OFF:
                 x = self._last_hb + t.failsafe_timeout
                 if x < d:
                     d = x
                 x = self._heard_at + t.heard_timeout
                 if x < d:
                     d = x
-            if phase is Phase.FOLLOWING:
+            if phase is _FOLLOWING:
                 x = self._follow_since + t.failsafe_hold
                 if x < d:
                     d = x
         else:
-            if failsafe is Failsafe.OFF:
+            if failsafe is _OFF:
                 x = self._boot + t.failsafe_timeout
                 if x < d:
                     d = x
-            if phase is Phase.BOOT:
+            if phase is _BOOT:
                 x = self._boot + t.learning_timeout
                 if x < d:
                     d = x
-        if failsafe is Failsafe.ON:
+        if failsafe is _ON:
             x = self._failsafe_since + t.failsafe_hold
             if x < d:
                 d = x
@@ -326,7 +331,7 @@ class Servant:
     @property
     def in_failsafe(self) -> bool:
         """In failsafe (rule 4): the offer is at most the armed failsafe."""
-        return self._failsafe is not Failsafe.OFF
+        return self._failsafe is not _OFF
 
     @property
     def phase(self) -> Phase:
@@ -603,14 +608,14 @@ class Servant:
         """The timed transitions of Phase and Failsafe (rule 4, 8.3), a finished charge, twin and second master."""
         t = self.timing
         if self._phase in _FOLLOWS:
-            if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
+            if self._failsafe is _OFF and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
-            if not self.in_failsafe and self._unheard(now):
+            if self._failsafe is _OFF and self._unheard(now):
                 # we hear the master but it does not hear us (a mute transmitter, a one-way partition): it will
                 # count us at our failsafe soon (rule 3), so we must be there (rule 4)
                 self._enter_failsafe(now, f"the master has not heard us for {now - self._heard_at:.2f} s")
-            if self._phase is Phase.FOLLOWING and now >= self._follow_since + t.failsafe_hold:
+            if self._phase is _FOLLOWING and now >= self._follow_since + t.failsafe_hold:
                 self._phase = Phase.LAPSED
                 lowered = min(self._limit, self._standalone)
                 if lowered != self._limit:
@@ -619,9 +624,9 @@ class Servant:
                     self._limit = lowered
                 self._armed = min(self._armed, self._standalone)
         else:
-            if not self.in_failsafe and now >= self._boot + t.failsafe_timeout:
+            if self._failsafe is _OFF and now >= self._boot + t.failsafe_timeout:
                 self._enter_failsafe(now, "no master heard since boot")
-            if self._phase is Phase.BOOT and now >= self._boot + t.learning_timeout:
+            if self._phase is _BOOT and now >= self._boot + t.learning_timeout:
                 # never heard a master: the standalone failsafe.  Only this late is the raise safe: a master
                 # that cannot hear us has reserved it (rule 3) and its other servants' EVs have followed, and
                 # servants holding an armed failsafe from a master that just died have fallen to standalone.
@@ -629,7 +634,7 @@ class Servant:
                 self._limit = self._standalone
                 self._events.add(now, "standalone", self.address,
                                  f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
-        if self._failsafe is Failsafe.ON and now >= self._failsafe_since + t.failsafe_hold:
+        if self._failsafe is _ON and now >= self._failsafe_since + t.failsafe_hold:
             self._failsafe = Failsafe.HELD
             self._armed = min(self._armed, self._standalone)
             if self._limit > self._armed:
