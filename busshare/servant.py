@@ -18,7 +18,8 @@ State machines (PROTOCOL.md 8.4)
   not heard for heard_timeout, leaving heartbeat, ``link_down``, second
   master--> ON --failsafe_hold--> HELD (armed lowered to min(armed,
   standalone)); ON or HELD --SET_LIMIT of the master followed--> OFF.
-* a cut not acked yet: ``PendingCut`` (at most one), acked by rule 2.
+* a cut not acked yet: ``PendingCut`` (at most one), acked by rule 2, which
+  reads the pilot's and the meter's last reaction allowance (``PilotHistory``).
 * twin and second master: ``_twin_until``, ``_second_master_until``
   (conflict_hold after the last sign).
 
@@ -28,8 +29,9 @@ rule 1  never over-commit: ``_on_set_limit`` (txn order: older never
         applied, NACK OLD_TXN), ``_on_repeat`` and ``_apply`` (a repeat never
         above the offer now).
 rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
-        (MEASURED / TIMED / IMMEDIATE), ``_climb_ends`` and ``_raised_until``
-        (a car on its way up), ``_stop_ev`` (EV_OVERDRAW), ``shutdown``.
+        (MEASURED / TIMED / IMMEDIATE), ``PilotHistory.climb_ends`` (a car on
+        its way up, core/pilot_history.py), ``_stop_ev`` (EV_OVERDRAW),
+        ``shutdown``.
 rule 3  silent servant: the master's; here ``_unheard`` (the heard bits).
 rule 4  master silent -> failsafe: ``_timers``, ``_enter_failsafe``,
         ``_on_heartbeat`` (fresh heartbeats only), ``_apply`` (a grant held
@@ -49,6 +51,7 @@ from enum import Enum
 from .core.config import ServantConfig, Timing
 from .core.events import Event, EventLog
 from .core.heartbeat_order import HeartbeatOrder
+from .core.pilot_history import PilotHistory
 from .frames import (
     MASTER_ADDRESS,
     STATUS_MEASURED_MAX_DA,
@@ -138,18 +141,8 @@ class Servant:
         self._second_master_until = -INF
         self._twin_until = -INF
         self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
-        # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
-        # allowance has passed its EV may still draw what was offered before (rule 2)
-        self._lowerings: list[tuple[float, int]] = []
-        # every raise of the pilot within the last reaction allowance, as (when, offer after, highest offer of the
-        # allowance before it): its EV may not have seen it yet, and may still climb toward it (rule 2)
-        self._raises: list[tuple[float, int, int]] = []
-        # every change of the offer within the last reaction allowance (and the one in effect at its start)
-        self._offers: list[tuple[float, int]] = []
-        # meter readings of the last reaction allowance (and the one in effect at its start), and the last time
-        # one went up to more than the tolerance above the lowest of the allowance before it: a climbing EV (rule 2)
-        self._readings: list[tuple[float, int]] = []
-        self._rose_at = -INF
+        # the pilot's lowerings and raises and the meter's readings of the last reaction allowance (rule 2)
+        self._history = PilotHistory(timing.reaction_allowance, config.tolerance_da)
         # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
         # repeat must match it entirely to be re-acked
         self._last_set: SetLimit | None = None
@@ -196,7 +189,7 @@ class Servant:
         self._present = pilot.vehicle_present
         self._measured = measured_da if self.config.has_meter else None
         if self._measured is not None:
-            self._note_reading(self._measured, now)
+            self._history.note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
             self._maybe_done_at = INF
@@ -232,7 +225,7 @@ class Servant:
         keeps counting the old current until the allowance has passed (PROTOCOL.md 8.2, rule 2).
         """
         # what its car may still draw: its limit, or an offer lowered less than a reaction allowance ago
-        released = max([self._limit, self.offer_da] + [before for _, before in self._recent_lowerings(now)])
+        released = max([self._limit, self.offer_da] + [before for _, before in self._history.recent_lowerings(now)])
         self._limit = 0
         self._pending = None
         self._update_offer(now)
@@ -265,7 +258,7 @@ class Servant:
             x = self._pending.since + t.reaction_allowance
             if x < d:
                 d = x
-            x = self._climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
+            x = self._history.climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
             if now < x < d:
                 d = x
         if self._over_since is not None and not self.ev_stopped:
@@ -527,7 +520,7 @@ class Servant:
     def _ack_or_wait(self, txn: int, limit: int, old_offer: int, now: float, out: list[Message]) -> None:
         """Rule 2: a raise is acked at once; a cut (also one that raises the pilot back up less than a reaction
         allowance after it was lowered) waits as a ``PendingCut`` until it has taken effect."""
-        recent = self._recent_lowerings(now)
+        recent = self._history.recent_lowerings(now)
         may_draw = max([old_offer] + [before for _, before in recent])  # the most the EV may still draw
         if old_offer <= limit < may_draw:
             # not a raise although it raises the pilot: the pilot was lowered (a cut, the failsafe) less
@@ -570,9 +563,9 @@ class Servant:
         how: AckHow | None = None
         # (no car, or its contactor open: it cannot climb)
         cannot_draw = not self._present or self.ev_stopped
-        if m is not None and m <= limit and (cannot_draw or now >= self._climb_ends(limit)):
+        if m is not None and m <= limit and (cannot_draw or now >= self._history.climb_ends(limit)):
             how = AckHow.MEASURED  # at or below the new limit, and not on its way up: freed current really is free
-        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._raised_until(limit)):
+        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._history.raised_until(limit)):
             how = AckHow.IMMEDIATE  # no meter, and no EV drawing nor about to: nothing to wait for
         elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
@@ -659,74 +652,14 @@ class Servant:
         """No heartbeat of the master we follow has shown it hears us for heard_timeout (rule 4)."""
         return self._phase in _FOLLOWS and now >= self._heard_at + self.timing.heard_timeout
 
-    def _recent_lowerings(self, now: float) -> list[tuple[float, int]]:
-        """The lowerings whose reaction allowance still runs (older ones are forgotten)."""
-        allowance = self.timing.reaction_allowance
-        self._lowerings = [x for x in self._lowerings if now < x[0] + allowance]
-        return self._lowerings
-
-    def _raised_until(self, limit: int) -> float:
-        """Until when the EV may still climb toward a raise of its pilot above ``limit`` (rule 2).
-
-        A raise it has seen does not count: its draw has since gone above every pilot of the allowance before
-        the raise (by more than the tolerance), which it could not do without seeing the raise.
-        """
-        allowance = self.timing.reaction_allowance
-        tol = self.config.tolerance_da
-        until = -INF
-        for t, after, before in self._raises:
-            if after > limit and t + allowance > until and not any(
-                    m > before + tol for at, m in self._readings if at > t):
-                until = t + allowance
-        return until
-
-    def _climb_ends(self, limit: int) -> float:
-        """From when a meter at or below ``limit`` proves a cut to it (rule 2): the EV cannot be on its way up.
-
-        Not while a raise above ``limit`` it may not have seen is less than a reaction allowance old, nor while
-        its draw rose (by more than the tolerance) less than an allowance ago, unless it has since come down
-        from above limit + tolerance (it saw a lower pilot, or its own wish fell).
-        """
-        until = self._raised_until(limit)
-        rose = self._rose_at + self.timing.reaction_allowance
-        if rose > until:
-            came_down = any(m > limit + self.config.tolerance_da for at, m in self._readings if at >= self._rose_at)
-            if not came_down:
-                until = rose
-        return until
-
-    def _note_reading(self, m: int, now: float) -> None:
-        readings = self._readings
-        if readings and readings[-1][1] == m:
-            return
-        start = now - self.timing.reaction_allowance
-        while len(readings) >= 2 and readings[1][0] <= start:
-            readings.pop(0)  # (the first one kept is the reading in effect when the allowance began)
-        if readings and m > readings[-1][1] and m > min(x for _, x in readings) + self.config.tolerance_da:
-            self._rose_at = now  # up, and by more than the tolerance over the allowance (small steps add up)
-        readings.append((now, m))
-
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
-        if offer != self.offer_da:
-            if self.offer_da == 0:
-                self._left_zero = now
-            allowance = self.timing.reaction_allowance
-            offers = self._offers
-            while len(offers) >= 2 and offers[1][0] <= now - allowance:
-                offers.pop(0)  # (the first one kept is the offer in effect when the allowance began)
-            if offer > self.offer_da:
-                before = max([self.offer_da] + [o for _, o in offers])  # what the EV may be acting on
-                if self._raises and now >= self._raises[0][0] + allowance:
-                    self._raises = [x for x in self._raises if now < x[0] + allowance]
-                self._raises.append((now, offer, before))
-            offers.append((now, offer))
+        if offer != self.offer_da and self.offer_da == 0:
+            self._left_zero = now
+        self._history.note_offer(self.offer_da, offer, now)
         if offer < self.offer_da:
-            if len(self._lowerings) >= 8:
-                self._recent_lowerings(now)  # (keeps the list short)
-            self._lowerings.append((now, self.offer_da))
             m = self._measured
             if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
                 # the EV's allowance starts with the lowered pilot; lowering it again while the EV already
