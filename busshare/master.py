@@ -204,8 +204,8 @@ class _Ledger:
         STATUS showed it offering, plus its twin's share; its failsafe likewise.
         """
         s_counted = s.counted(self.now, self.timing)
-        counted = self._counted - s_counted + max(s.limit, limit_da, s.over_offer) + s.twin_extra
-        failsafe = self._failsafe - s.counted_fs() + max(s.failsafe, failsafe_da)
+        counted = self.counted() - s_counted + max(s.limit, limit_da, s.over_offer) + s.twin_extra
+        failsafe = self.reserved_failsafe() - s.counted_fs() + max(s.failsafe, failsafe_da)
         return counted <= self.limit_da and failsafe <= self.limit_da
 
     def book(self, s: _Slot, counted_before: int, failsafe_before: int | None = None) -> None:
@@ -465,7 +465,7 @@ class Master:
         Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
         as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
         """
-        return self._sum_counted(now)
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
 
     def servants(self, now: float) -> list[ServantView]:
         """How the master accounts for each servant at ``now`` (read-only)."""
@@ -503,9 +503,6 @@ class Master:
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
                          learning=self.learning, conflict=self._second_master_until > now)
-
-    def _sum_counted(self, now: float) -> int:
-        return sum(s.counted(now, self.timing) for s in self._slots.values())
 
     def _state(self, s: _Slot, now: float) -> ServantState:
         if s.contested:
