@@ -355,7 +355,24 @@ def modbus_timing_table() -> list[str]:
     return out
 
 
-TABLES: dict[str, Callable[[], list[str]]] = {"modbus-timing": modbus_timing_table}
+def chaos_shapes_table() -> list[str]:
+    """How many of the CI seeds hold each shape, with either generator, against the test's floor."""
+    from collections import Counter
+
+    from busshare.sim.chaos import CI_SEEDS, STATED_SHARE, chaos_scenario, shapes_in
+
+    counts = {g: Counter[str]() for g in (1, 2)}
+    for g, counter in counts.items():
+        for seed in CI_SEEDS:
+            counter.update(shapes_in(chaos_scenario(seed, generator=g)))
+    out = ["| shape | generator 1 | generator 2 | the test's floor |", "|---|---|---|---|"]
+    for name, share in STATED_SHARE.items():
+        label = f"`{name}`" + (" (limit 0.8-1.2 x sum of minimums)" if name == "tight-budget" else "")
+        out.append(f"| {label} | {counts[1][name]} | {counts[2][name]} | {round(share * len(CI_SEEDS))} |")
+    return out
+
+
+TABLES: dict[str, Callable[[], list[str]]] = {"modbus-timing": modbus_timing_table, "chaos-shapes": chaos_shapes_table}
 
 
 class Context:
