@@ -353,7 +353,7 @@ class Simulation:
         p.followed = None
         p.masters_seen = {}
         p.hb_orders = {}
-        p.rival_until = -INF
+        p.second_master_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
         p.hb_deadline = p.heard_deadline = INF
@@ -431,7 +431,7 @@ class Simulation:
             elif offset < 0x40 and (offset & 0x3F) == proc.address and self._accepts(proc, msg, t):
                 assert isinstance(msg, SetLimit)
                 out = proc.node.receive(msg, t)
-                # only a set-limit the servant applied: not one it rightly ignores (another epoch, a rival
+                # only a set-limit the servant applied: not one it rightly ignores (another epoch, a second master
                 # hold, a late copy older than the newest it applied, a repeat it only re-acks)
                 if proc.node.last_set_limit is msg:
                     proc.grant_fs = msg.failsafe_da
@@ -451,7 +451,7 @@ class Simulation:
         out here from the heartbeats it accepted, not read from the servant under test.
         """
         assert isinstance(msg, SetLimit)
-        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.rival_until
+        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.second_master_until
 
     def _follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
@@ -464,12 +464,12 @@ class Simulation:
         if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
             p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
         if hb.conflict:
-            p.rival_until = t + hold
+            p.second_master_until = t + hold
         if key == p.followed:
             return
         ours = p.masters_seen.get(p.followed) if p.followed is not None else None
         if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
-            p.rival_until = t + hold  # a master it had left behind, heard again while its own is alive
+            p.second_master_until = t + hold  # a master it had left behind, heard again while its own is alive
             return
         p.followed = key
 
