@@ -6,8 +6,9 @@ The public API, for a program that embeds a node rather than running the
     from busshare import Master, Servant, Link, Config, Timing, SetLimit, ...
 
 Every name is imported on first use (PEP 562), so ``import busshare`` costs
-nothing and pulls in neither python-can, pymodbus nor matplotlib: only
-``busshare.Runtime`` (which drives a CAN transport) imports python-can.
+nothing and pulls in neither python-can, pymodbus nor matplotlib. Not even
+``busshare.Runtime`` does: it drives any ``Transport`` it is given, and only
+opening a CAN or Modbus transport (``busshare.transport``) loads its library.
 """
 
 from __future__ import annotations

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..frames import CachedDecoder, decode
 from ..protocol.link import Decoder, Link
 from .clock import EventQueue
+
+if TYPE_CHECKING:
+    from .procs import MasterProc, ServantProc
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138
@@ -76,7 +79,7 @@ class Port:
 
     __slots__ = ("name", "address", "link", "owner", "deaf", "mute", "accept", "attached", "sent")
 
-    def __init__(self, name: str, address: int, owner: Any, accept: frozenset[int] | None,
+    def __init__(self, name: str, address: int, owner: MasterProc | ServantProc, accept: frozenset[int] | None,
                  decoder: Decoder = decode) -> None:
         self.name = name
         self.address = address
@@ -109,7 +112,8 @@ class SimBus:
         # every receiver decodes the same few hundred distinct frames over and over: one shared memo
         self.decoder = CachedDecoder()
 
-    def attach(self, name: str, address: int, owner: Any, accept: frozenset[int] | None = None) -> Port:
+    def attach(self, name: str, address: int, owner: MasterProc | ServantProc,
+               accept: frozenset[int] | None = None) -> Port:
         port = Port(name, address, owner, accept, self.decoder)
         self.ports.append(port)
         return port

@@ -77,15 +77,14 @@ def test_cut_acked_counts_from_the_first_send_not_the_last_resend() -> None:
     net.plug(1, Car(react=2.0))
     net.run(1.0)
     assert net.master is not None
-    net.master.drain_events()
-    mark = len(net.sent)
+    mark, events_mark = len(net.sent), len(net.events)  # (the net drains every node's events into net.events)
     net.plug(2, Car(react=2.0))
     net.run(6.0)
     cuts = [(t, m) for t, who, m in net.sent[mark:]
             if who == "master" and isinstance(m, SetLimit) and m.address == 1]
     first_t, cut = cuts[0]
     assert cut.limit_da == 320 and sum(m == cut for _, m in cuts) >= 2, "the cut was re-sent before its ack"
-    acked = [e for e in net.master.drain_events() if e.kind == "cut-acked" and e.address == 1]
+    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind == "cut-acked" and e.address == 1]
     found = re.search(r"after ([0-9.]+) s", acked[0].detail)
     assert found is not None
     assert float(found.group(1)) == pytest.approx(acked[0].t - first_t, abs=0.006)
