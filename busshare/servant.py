@@ -656,10 +656,13 @@ class Servant:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
-        if offer != self.offer_da and self.offer_da == 0:
+        old = self.offer_da
+        if offer == old:
+            return  # (every step comes here: the common case costs nothing more)
+        if old == 0:
             self._left_zero = now
-        self._history.note_offer(self.offer_da, offer, now)
-        if offer < self.offer_da:
+        self._history.note_offer(old, offer, now)
+        if offer < old:
             m = self._measured
             if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
                 # the EV's allowance starts with the lowered pilot; lowering it again while the EV already
