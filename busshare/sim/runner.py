@@ -661,6 +661,7 @@ class Simulation:
             and self.bus.faults.loss <= MODEST_LOSS
             and not self.bus.faults.late
             and not self.bus.faults.jitter_s
+            and not self.bus.faults.echo_s  # a second path replays old frames: safety holds, service waits
             and all(p.alive for p in self.servants)
         )
         if quiet and not self.quiet:
