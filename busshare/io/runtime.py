@@ -126,7 +126,7 @@ class Runtime:
             self._emit(now, ev.kind, None, ev.detail)
         servant = self._servant
         if self.transport.bus_off and servant is not None:
-            self._step(servant.link_down(now) or [], now)  # (a servant may return nothing here)
+            self._step(servant.link_down(now), now)
             if not self._link_was_down:
                 self._emit(now, "link-down", None, f"{self._link_down_words()}: counting as no master")
             self._link_was_down = True
@@ -236,10 +236,10 @@ class Runtime:
             rec["failsafe"] = servant.in_failsafe
             rec["ev_stopped"] = servant.ev_stopped
         if master is not None:
-            rec["committed_a"] = master.committed_da() / 10
+            rec["committed_a"] = master.committed_da(now) / 10
             rec["limit_a"] = master.config.limit_da / 10
             rec["servants"] = {str(v.address): {"state": v.state, "committed_a": v.committed_da / 10}
-                               for v in master.servants()}
+                               for v in master.servants(now)}
         rec["last_heartbeat"] = self.last_heartbeat
         rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
         heard = None if servant is None else servant.heard_at
