@@ -41,6 +41,7 @@ from .procs import INF, MasterProc, ServantProc
 from .scenario import Scenario
 
 TRACE_LEN = 400
+_CONTROL = (SetLimit, Ack)  # (a tuple: isinstance with a union is slower, and this runs for every frame sent)
 
 
 class MasterFactory(Protocol):
@@ -298,7 +299,7 @@ class World:
         for msg in msgs:
             offset, data = link.encode(msg)
             trace.append((t, "tx", port.name, offset, data))
-            if isinstance(msg, SetLimit | Ack):  # the frames a settle waits for: count those the bus spoils
+            if isinstance(msg, _CONTROL):  # the frames a settle waits for: count those the bus spoils
                 before = bus.lost + bus.corrupted
                 send(port, offset, data, t)
                 spoiled = bus.lost + bus.corrupted - before
@@ -308,6 +309,8 @@ class World:
                 send(port, offset, data, t)
 
     def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
+        """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver."""
+        oracle = self.oracle
         for port, data, bad in targets:
             if port.deaf or not port.attached:
                 continue
@@ -322,22 +325,24 @@ class World:
             if isinstance(proc, MasterProc):
                 self._master_after(proc, proc.node.receive(msg, t), t)
                 continue
-            node = proc.node
-            assert node is not None  # (a dead process's port is detached)
+            node, host = proc.node, proc.host
+            assert node is not None and host is not None  # (a dead process's port is detached)
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
-                self.oracle.heartbeat(proc, msg, t)
+                oracle.heartbeat(proc, msg, t)
+                out = node.receive(msg, t)
             elif offset < 0x40 and (offset & 0x3F) == proc.address:
                 assert isinstance(msg, SetLimit)
-                if self.oracle.accepts(proc, msg, t):
-                    out = node.receive(msg, t)
-                    # only a set-limit the servant applied: not one it rightly ignores (another epoch, a second
-                    # master hold, a late copy older than the newest it applied, a repeat it only re-acks)
-                    if node.last_set_limit is msg:
-                        self.oracle.granted(proc, msg, t)
-                    self._servant_after(proc, out, t)
-                    continue
-            self._servant_after(proc, node.receive(msg, t), t)
+                out = node.receive(msg, t)
+                # only a set-limit the servant may accept (oracle.accepts reads what the oracle saw, not the
+                # servant) and applied: not one it rightly ignores (another epoch, a second master hold, a late
+                # copy older than the newest it applied, a repeat it only re-acks)
+                if oracle.accepts(proc, msg, t) and node.last_set_limit is msg:
+                    oracle.granted(proc, msg, t)
+            else:
+                out = node.receive(msg, t)
+            host.changed = False  # (the driver as in _servant_after, inline: this runs for every frame received)
+            settle_servant(node, host, out, t)
 
     def servant_due(self, p: ServantProc, t: float) -> None:
         if t != p.node_sched or not p.alive:
