@@ -191,6 +191,15 @@ def test_issue_11_values_are_listed_as_written(tmp_path: Path, text: str, lines:
         f"{path}: {len(lines)} problem{'s' if len(lines) > 1 else ''}"]
 
 
+def test_a_key_with_control_characters_is_spelt_as_toml_quotes_it(tmp_path: Path) -> None:
+    """An unknown key is named as written, quoted and escaped: no raw ESC or BEL reaches the terminal."""
+    path = write(tmp_path, GOOD.replace("[site]\n", '[site]\n"\\u001b[2Jx\\u0007" = 1\n"two words" = 2\n'))
+    r = cli(str(path))
+    assert r.returncode == 1 and not any(ch in r.stdout for ch in "\x1b\x07"), repr(r.stdout)
+    assert f'{path}: site."\\u001b[2Jx\\u0007": unknown key' in r.stdout, r.stdout
+    assert f'{path}: site."two words": unknown key' in r.stdout, r.stdout
+
+
 def test_a_file_that_is_not_utf8_is_one_problem_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_bytes(GOOD.encode() + b"# caf\xe9\n")
