@@ -145,6 +145,14 @@ SCENARIO = "duration_s = 10\n{top}\n[installation.site]\nbreaker_a = 80\n[[insta
     ("", "[[car]]\nevse = 1\nmax_a = \"big\"\n", 'car[0].max_a: "big" is not a number'),
     ("seed = \"abc\"", "", 'seed: "abc" is not an integer'),
     ("duration_s = nan", "", "duration_s: nan is not a finite number"),
+    # a huge car value is refused here, not found later as an OverflowError "invariant violation"
+    ("", "[[car]]\nevse = 1\nmax_a = 1e308\n", "car[0].max_a: 1e+308 must be above 0 and at most 80 A"),
+    ("", "[[car]]\nevse = 1\ntaper_floor_a = 1e308\n", "car[0].taper_floor_a: 1e+308 must be 0-80 A"),
+    ("[car_defaults]\nramp_a_per_s = 1e308", "[[car]]\nevse = 1\n",
+     "car_defaults.ramp_a_per_s: 1e+308 must be above 0 and at most 1000 A/s"),
+    ("", "[[car]]\nevse = 1\nramp_step_s = 1e308\n", "car[0].ramp_step_s: 1e+308 must be above 0 and at most 3600 s"),
+    ("", "[[fault]]\nkind = 'twin'\naddress = 1\nserial = 5\nat = 5\ncar = { max_a = 1e308 }\n",
+     "fault[0].car.max_a: 1e+308 must be above 0 and at most 80 A"),
 ])
 def test_a_bad_scenario_value_is_one_line_naming_file_and_key(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                               top: str, tail: str, expected: str) -> None:
@@ -152,6 +160,8 @@ def test_a_bad_scenario_value_is_one_line_naming_file_and_key(capsys: pytest.Cap
     text = SCENARIO.format(top=top, tail=tail)
     if top.startswith("duration_s"):
         text = text.replace("duration_s = 10\n", "")
+    if top.startswith("[car_defaults]"):  # a table: after the top-level keys
+        text = text.replace(top, "") + top + "\n"
     path.write_text(text)
     code, out, err = run(capsys, "sim", str(path), "--speed", "max", "--quiet")
     assert code == 2 and out == ""
@@ -169,7 +179,7 @@ def test_a_scenario_file_that_is_not_utf8_is_named(capsys: pytest.CaptureFixture
 # numbers on the command line: every option, checked when parsed (the command's usage, exit 2)
 
 SITE = ROOT / "examples" / "site.toml"
-NODE_NUMBERS = [("--status-interval", ["-1", "0", "nan", "x"]), ("--duration", ["-1", "0", "nan", "inf"])]
+NODE_NUMBERS = [("--status-interval", ["-1", "0", "nan", "x", "0.001"]), ("--duration", ["-1", "0", "nan", "inf"])]
 CASES: list[tuple[list[str], str, str]] = []
 for command, base in (("master", ["--config", str(SITE)]), ("servant", ["--address", "1"])):
     for option, values in NODE_NUMBERS:
@@ -183,7 +193,7 @@ CASES += [(["master", "--config", str(SITE), "--modbus", "/dev/null", "--reply-t
 CASES += [(["servant", "--address", v], "--address", v) for v in ("0", "63", "x")]
 CASES += [(["servant", "--address", "1", option, v], option, v) for option, values in [
     ("--max", ["90", "5", "nan", "lots", "16.25"]), ("--min", ["-6", "5"]), ("--failsafe", ["3", "-1"]),
-    ("--meter", ["500", "-1", "nan"]), ("--priority", ["300", "-1"]), ("--serial", ["-5", "zz", "0x100000000"]),
+    ("--meter", ["500", "-1", "nan", "1e308"]), ("--max", ["1e308"]), ("--min", ["1e308"]), ("--failsafe", ["1e308"]), ("--priority", ["300", "-1"]), ("--serial", ["-5", "zz", "0x100000000"]),
     ("--need-kwh", ["-1", "nan"]), ("--seed", ["x"]),
 ] for v in values]
 CASES += [(["monitor", option, v], option, v) for option, values in [
@@ -198,7 +208,7 @@ CASES += [(["busload", option.split("/")[0], v], option, v) for option, values i
 ] for v in values]
 CASES += [(["busload", "0"], "SERVANTS", "0")]
 CASES += [(["sim", option, v], option, v) for option, values in [
-    ("--speed", ["0", "-1", "nan", "fast"]), ("--duration", ["-1", "0", "nan"]), ("--seed", ["x"]),
+    ("--speed", ["0", "-1", "nan", "fast", "1e-300"]), ("--duration", ["-1", "0", "nan"]), ("--seed", ["x"]),
 ] for v in values]
 
 
