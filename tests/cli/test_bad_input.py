@@ -51,7 +51,7 @@ SITE_CASES = {
     "negative min": ("[site]\nbreaker_a = 80\n[[servant]]\naddress = 1\nmax_a = 32\nmin_a = -6\n",
                      "servant[0].min_a: -6 is below 6 A"),
     "huge timing": ("[site]\nbreaker_a = 80\n[timing]\nfailsafe_timeout = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
-                    "timing.failsafe_timeout: 1e+308 must be a number of seconds above 0 and at most 86400"),
+                    "timing.failsafe_timeout: 1e+308 must be a number of seconds 0.001-86400"),
     "duplicate serial": ("[site]\nbreaker_a = 80\n[[servant]]\naddress = 1\nmax_a = 32\nserial = 7\n"
                          "[[servant]]\naddress = 2\nmax_a = 32\nserial = 7\n",
                          "servant[1].serial: 7 is also the serial of servant[0]"),

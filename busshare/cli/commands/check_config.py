@@ -53,6 +53,9 @@ def explain(cfg: Config) -> dict[str, Any]:
                          f"(it never gets more than {cfg.limit_da / 10:.1f} A)")
     notes += budget_notes(cfg)
     load = busload(125000, n, heartbeat_period=cfg.timing.heartbeat_period, status_period=cfg.timing.status_period)
+    if load.worst_percent > 100:  # (as busload warns)
+        notes.append(f"at 125 kbit/s the worst case needs {load.worst_percent:.0f} % of the bus: raise heartbeat_period "
+                     "and status_period, or use a faster bus")
     return {
         "limit_a": cfg.limit_da / 10,
         "breaker_a": cfg.breaker_a,
