@@ -28,11 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from busshare.frames import (  # noqa: E402
-    SPEC,
     Ack,
     AckHow,
     CachedDecoder,
-    FrameSpec,
     Heartbeat,
     Join,
     Message,
@@ -52,6 +50,7 @@ from busshare.frames import (  # noqa: E402
 from busshare.protocol.e2e import E2EChecker, frame_crc  # noqa: E402
 from busshare.protocol.link import Link  # noqa: E402
 from busshare.protocol.pilot import PilotState  # noqa: E402
+from busshare.protocol.spec import SPEC, FrameSpec  # noqa: E402
 
 Frame = tuple[int, bytes]
 

@@ -6,23 +6,40 @@ Every message is one classic CAN frame of 8 bytes:
     byte 1      bits 0-3 alive counter, bits 4-7 per-type flags
     bytes 2..7  per-type body, little-endian
 
-The ``construct`` declarations in ``SPEC`` are the layout of record; the
+The ``construct`` declarations in ``protocol/spec.py`` (``SPEC``) are the layout of record; the
 ``struct``-based fast path below must agree with them byte for byte (a
-hypothesis test proves it).  Currents travel as integers in 0.1 A units
+hypothesis test proves it).  ``protocol/layout.py`` names the same positions
+without construct (``spec_fields`` derives them from ``SPEC``, and a test
+proves the two equal); the fast path's formats and shifts are checked
+against it when this module is imported.  Currents travel as integers in 0.1 A units
 ("deci-amps", suffix ``_da``).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import construct as c
-
 from .errors import BusshareError
+from .protocol import layout
 from .protocol.e2e import crc8, frame_crc
+from .protocol.layout import (
+    ADDRESS_MASK,
+    BODY_FROM,
+    COUNTER_MASK,
+    CRC_BYTE,
+    FLAGS_SHIFT,
+    HEAD_BYTE,
+    ID_OFFSETS,
+    PROTECTED_FROM,
+    TYPE_SHIFT,
+    Field,
+    id_offset,
+    split_id_offset,
+)
 from .protocol.pilot import PilotState
 
 # ---------------------------------------------------------------------------
@@ -33,13 +50,15 @@ FIRST_SERVANT = 1
 LAST_SERVANT = 62
 BROADCAST_ADDRESS = 63
 MAX_SERVANTS = LAST_SERVANT - FIRST_SERVANT + 1
-FRAME_LENGTH = 8
+FRAME_LENGTH = layout.FRAME_LENGTH
 
 MIN_OFFER_DA = 60  # 6.0 A: the lowest current a pilot can offer
 MAX_EVSE_DA = 800  # 80.0 A: the highest current a pilot can offer
 MAX_CIRCUIT_DA = (1 << 14) - 1  # 1638.3 A: width of the heartbeat limit field
 STATUS_MEASURED_MAX_DA = 1022  # 102.2 A; 1023 means unknown
+STATUS_MEASURED_UNKNOWN = 1023  # the sentinel: no meter
 ACK_MEASURED_MAX_DA = 0xFFFE  # 6553.4 A; 0xFFFF means unknown
+ACK_MEASURED_UNKNOWN = 0xFFFF  # the sentinel: no meter
 PROTOCOL_VERSION = 2  # 2: the heartbeat says whom the master hears (PROTOCOL.md 5.2)
 
 
@@ -312,153 +331,40 @@ def serial_tag(serial: int) -> int:
 
 
 # ---------------------------------------------------------------------------
-# the layout of record
-
-Head = c.BitStruct("flags" / c.Nibble, "counter" / c.Nibble)
-
-SPEC: dict[MsgType, c.Construct] = {
-    MsgType.SET_LIMIT: c.Struct(
-        "txn" / c.Int8ul, "limit_da" / c.Int16ul, "failsafe_da" / c.Int16ul, "epoch" / c.Int8ul
-    ),
-    MsgType.HEARTBEAT: c.Struct(
-        # byte 2: bits 0-3 master id, bits 4-6 heard page, bit 7 reserved
-        "idp" / c.BitStruct("reserved" / c.Bit, "page" / c.BitsInteger(3), "master_id" / c.BitsInteger(4)),
-        "epoch" / c.Int8ul,
-        "heard" / c.Int8ul,
-        # 24-bit little-endian word: bits 0-13 limit, bits 14-23 seq
-        "ls" / c.ByteSwapped(c.BitStruct("seq" / c.BitsInteger(10), "limit_da" / c.BitsInteger(14))),
-    ),
-    MsgType.ACK: c.Struct(
-        "txn" / c.Int8ul, "applied_da" / c.Int16ul, "measured_da" / c.Int16ul, "how" / c.Int8ul
-    ),
-    MsgType.NACK: c.Struct(
-        "txn" / c.Int8ul, "code" / c.Int8ul, "reporter" / c.Int8ul, "detail" / c.Int16ul, "reserved" / c.Int8ul
-    ),
-    MsgType.RELEASE: c.Struct("released_da" / c.Int16ul, "reason" / c.Int8ul, "reserved" / c.Bytes(3)),
-    MsgType.REQUEST: c.Struct(
-        "requested_da" / c.Int16ul, "min_da" / c.Int16ul, "priority" / c.Int8ul, "reserved" / c.Int8ul
-    ),
-    MsgType.STATUS: c.Struct(
-        # 48-bit little-endian word, bit 0 first
-        "bits"
-        / c.ByteSwapped(
-            c.BitStruct(
-                "serial_tag" / c.BitsInteger(15),
-                "requested_da" / c.BitsInteger(10),
-                "measured_da" / c.BitsInteger(10),
-                "offered_da" / c.BitsInteger(10),
-                "pilot" / c.BitsInteger(3),
-            )
-        ),
-    ),
-    MsgType.JOIN: c.Struct("serial" / c.Int32ul, "max_da" / c.Int16ul),
-}
-
-# flag bits in the high nibble of byte 1 (bit 0 of the nibble = bit 4 of the byte)
-HEARTBEAT_FLAGS = ("leaving", "learning", "conflict")  # nibble bit 3 reserved
-STATUS_FLAGS = ("failsafe", "fault", "ev_stopped", "conflict")
-
-FrameSpec = c.Struct("crc" / c.Int8ul, "head" / Head, "body" / c.Bytes(6))
-for _t, _s in SPEC.items():
-    assert _s.sizeof() == 6, (_t, _s.sizeof())
-
-_STATUS_UNKNOWN = 1023
-_ACK_UNKNOWN = 0xFFFF
+# the layout of record: the construct declaration, in protocol/spec.py (imported on first use: the codec
+# below does not need construct, only its errors and the tests do)
 
 
-def _flags_to_nibble(msg: Any, names: tuple[str, ...]) -> int:
-    return sum(1 << i for i, name in enumerate(names) if getattr(msg, name))
+def spec_encode(msg: Message, counter: int) -> bytes:
+    """Encode through the construct declaration (the layout of record)."""
+    from .protocol import spec
+
+    return spec.spec_encode(msg, counter)
 
 
-def _body_fields(msg: Message) -> tuple[int, dict[str, Any]]:
-    """(flags nibble, construct body dict) for one message."""
-    t = msg.TYPE
-    if isinstance(msg, Heartbeat):
-        return _flags_to_nibble(msg, HEARTBEAT_FLAGS), {
-            "idp": {"reserved": 0, "page": msg.page, "master_id": msg.master_id},
-            "epoch": msg.epoch,
-            "heard": msg.heard,
-            "ls": {"seq": msg.seq, "limit_da": msg.limit_da},
-        }
-    if isinstance(msg, SetLimit):
-        return 0, {"txn": msg.txn, "limit_da": msg.limit_da, "failsafe_da": msg.failsafe_da, "epoch": msg.epoch}
-    if isinstance(msg, Ack):
-        measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
-        return 0, {"txn": msg.txn, "applied_da": msg.applied_da, "measured_da": measured, "how": int(msg.how)}
-    if isinstance(msg, Nack):
-        return 0, {
-            "txn": msg.txn, "code": int(msg.code), "reporter": msg.reporter, "detail": msg.detail, "reserved": 0
-        }
-    if isinstance(msg, Release):
-        return 0, {"released_da": msg.released_da, "reason": int(msg.reason), "reserved": bytes(3)}
-    if isinstance(msg, Request):
-        return 0, {"requested_da": msg.requested_da, "min_da": msg.min_da, "priority": msg.priority, "reserved": 0}
-    if isinstance(msg, Status):
-        measured = _STATUS_UNKNOWN if msg.measured_da is None else msg.measured_da
-        return _flags_to_nibble(msg, STATUS_FLAGS), {
-            "bits": {
-                "serial_tag": msg.serial_tag,
-                "requested_da": msg.requested_da,
-                "measured_da": measured,
-                "offered_da": msg.offered_da,
-                "pilot": int(msg.pilot),
-            }
-        }
-    if isinstance(msg, Join):
-        return msg.version, {"serial": msg.serial, "max_da": msg.max_da}
-    raise FrameError("type", f"not a protocol message: {t!r}")
+def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
+    """Decode through the construct declaration.  Returns (message, counter)."""
+    from .protocol import spec
+
+    return spec.spec_decode(offset, data)
 
 
-def _enum(enum_cls: type[enum.IntEnum], value: int, what: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        raise FrameError("enum", f"{what} {value} unknown") from None
+def spec_fields(t: MsgType) -> tuple[Field, ...]:
+    """The body fields of type ``t``, derived from the construct declaration (the layout of record)."""
+    from .protocol import spec
+
+    return spec.fields(t)
 
 
-def _message_from_fields(t: MsgType, address: int, flags: int, f: Any) -> Message:
-    """Build a message from parsed construct fields, rejecting reserved values."""
-    if t is MsgType.HEARTBEAT:
-        if flags & 0b1000:
-            raise FrameError("reserved", "heartbeat: reserved flag bit set")
-        if f.idp.reserved:
-            raise FrameError("reserved", "heartbeat: reserved bit 7 of byte 2 set")
-        if f.heard & _NOT_SERVANT_BITS[f.idp.page]:
-            raise FrameError("reserved", "heartbeat: heard bit set for address 0 or 63")
-        return Heartbeat(
-            f.idp.master_id, f.epoch, f.ls.limit_da, f.idp.page, f.heard, f.ls.seq,
-            bool(flags & 1), bool(flags & 2), bool(flags & 4),
-        )
-    if t is MsgType.JOIN:
-        return Join(address, f.serial, f.max_da, flags)
-    if flags and t is not MsgType.STATUS:
-        raise FrameError("reserved", f"{t.name.lower()}: reserved flag bits set")
-    if t is MsgType.SET_LIMIT:
-        return SetLimit(address, f.txn, f.limit_da, f.failsafe_da, f.epoch)
-    if t is MsgType.ACK:
-        measured = None if f.measured_da == _ACK_UNKNOWN else f.measured_da
-        return Ack(address, f.txn, f.applied_da, measured, _enum(AckHow, f.how, "ack how"))
-    if t is MsgType.NACK:
-        if f.reserved or f.reporter > BROADCAST_ADDRESS:
-            raise FrameError("reserved", "nack: reserved bits set")
-        return Nack(address, _enum(NackCode, f.code, "nack code"), f.reporter, f.txn, f.detail)
-    if t is MsgType.RELEASE:
-        if f.reserved != bytes(3):
-            raise FrameError("reserved", "release: reserved bytes set")
-        return Release(address, f.released_da, _enum(ReleaseReason, f.reason, "release reason"))
-    if t is MsgType.REQUEST:
-        if f.reserved:
-            raise FrameError("reserved", "request: reserved byte set")
-        return Request(address, f.requested_da, f.min_da, f.priority)
-    assert t is MsgType.STATUS
-    b = f.bits
-    if b.pilot > PilotState.F:
-        raise FrameError("enum", f"pilot state {b.pilot} unknown")
-    measured = None if b.measured_da == _STATUS_UNKNOWN else b.measured_da
-    return Status(
-        address, b.serial_tag, PilotState(b.pilot), b.offered_da, measured, b.requested_da,
-        bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8),
-    )
+def spec_head() -> tuple[Field, ...]:
+    """The CRC, alive counter and flag nibble, derived from the construct declaration of the frame."""
+    from .protocol import spec
+
+    return spec.head()
+
+
+_STATUS_UNKNOWN = STATUS_MEASURED_UNKNOWN
+_ACK_UNKNOWN = ACK_MEASURED_UNKNOWN
 
 
 def _check_address(t: MsgType, address: int) -> None:
@@ -471,37 +377,16 @@ def _check_address(t: MsgType, address: int) -> None:
 
 def split_offset(offset: int) -> tuple[MsgType, int]:
     """ID offset (0..511) -> (type, address), as laid out in canid.py."""
-    if not 0 <= offset < 512:
-        raise FrameError("type", f"id offset {offset:#x} outside the protocol's 512 ids")
-    t = MsgType(offset >> 6)
-    address = offset & 0x3F
+    if not 0 <= offset < ID_OFFSETS:
+        raise FrameError("type", f"id offset {offset:#x} outside the protocol's {ID_OFFSETS} ids")
+    type_number, address = split_id_offset(offset)
+    t = MsgType(type_number)
     _check_address(t, address)
     return t, address
 
 
 def offset_of(msg: Message) -> int:
-    return (int(msg.TYPE) << 6) | msg.address
-
-
-def spec_encode(msg: Message, counter: int) -> bytes:
-    """Encode through the construct declaration (the layout of record)."""
-    _check_uint("counter", counter, 4)
-    flags, body = _body_fields(msg)
-    raw_body = SPEC[msg.TYPE].build(body)
-    tail: bytes = Head.build({"flags": flags, "counter": counter}) + raw_body
-    return bytes((frame_crc(offset_of(msg), tail),)) + tail
-
-
-def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
-    """Decode through the construct declaration.  Returns (message, counter)."""
-    if len(data) != FRAME_LENGTH:
-        raise FrameError("length", f"wrong length: {len(data)} bytes, expected {FRAME_LENGTH}")
-    t, address = split_offset(offset)
-    frame = FrameSpec.parse(data)
-    if frame.crc != frame_crc(offset, data[1:]):
-        raise FrameError("crc", f"bad CRC {frame.crc:#04x} for {t.name} address {address}")
-    fields = SPEC[t].parse(frame.body)
-    return _message_from_fields(t, address, frame.head.flags, fields), frame.head.counter
+    return (int(msg.TYPE) << TYPE_SHIFT) | msg.address  # (layout.id_offset, inline: once per frame sent)
 
 
 # ---------------------------------------------------------------------------
@@ -511,7 +396,7 @@ def spec_decode(offset: int, data: bytes) -> tuple[Message, int]:
 _new = object.__new__
 _set = object.__setattr__
 # CRC after the data ID alone, per offset: the frame CRC resumes from it (one C call per frame).
-_CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(512))
+_CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(ID_OFFSETS))
 # Unpack the whole frame, skipping the CRC byte; every field is a small int (no 48-bit word).
 _SETLIMIT = struct.Struct("<xBBHHB")  # head txn limit failsafe epoch
 _ACK = struct.Struct("<xBBHHB")  # head txn applied measured how
@@ -538,6 +423,43 @@ _FLAGS = tuple((bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)) for f in ran
 assert (MIN_OFFER_DA, MAX_EVSE_DA, _STATUS_UNKNOWN, _ACK_UNKNOWN) == (60, 800, 1023, 0xFFFF)
 assert [int(v) for v in _ACK_HOWS] == [0, 1, 2] and [int(v) for v in _REASONS] == [0, 1, 2, 3]
 assert [int(v) for v in NackCode] == list(range(1, 9)) and [int(v) for v in _PILOTS] == list(range(6))
+# the offset of each type's address 0
+_ID_SET_LIMIT, _ID_HEARTBEAT, _ID_ACK, _ID_NACK, _ID_RELEASE, _ID_REQUEST, _ID_STATUS, _ID_JOIN = (
+    id_offset(int(t), 0) for t in MsgType)
+
+
+def _struct_fields(fmt: struct.Struct, names: tuple[str, ...]) -> tuple[Field, ...]:
+    """The fields a frame format unpacks (``x`` the CRC byte, then the head byte), as frame positions."""
+    codes = re.findall(r"(\d*[a-zA-Z])", fmt.format.lstrip("<"))
+    out, at = [], 0
+    for code, name in zip(codes, ("crc", "head", *names), strict=True):
+        size = struct.calcsize("<" + code)
+        if name not in ("crc", "head"):
+            out.append(Field(name, at * 8, size * 8))
+        at += size
+    return tuple(out)
+
+
+def _check_fast_path() -> None:
+    """The fast path's formats and shifts are the layout's (protocol/layout.py, bound to SPEC by a test)."""
+    fields = layout.FIELDS
+    for t, fmt in ((MsgType.SET_LIMIT, _SETLIMIT), (MsgType.ACK, _ACK), (MsgType.NACK, _NACK),
+                   (MsgType.RELEASE, _RELEASE), (MsgType.REQUEST, _REQUEST), (MsgType.JOIN, _JOIN)):
+        assert _struct_fields(fmt, tuple(f.name for f in fields[t])) == fields[t], t
+    for dec, enc in ((_SETLIMIT, _T_SETLIMIT), (_ACK, _T_ACK), (_RELEASE, _T_RELEASE), (_REQUEST, _T_REQUEST),
+                     (_JOIN, _T_JOIN), (_HB, _T_HB), (_STATUS, _T_STATUS)):
+        assert dec.format == "<x" + enc.format.lstrip("<"), enc.format  # encoding packs what decoding unpacks
+    # STATUS and HEARTBEAT are bit-packed: the shifts spelt in decode() and encode(), as (start, length)
+    status = {"pilot": (16, 3), "offered_da": (19, 10), "measured_da": (29, 10), "requested_da": (39, 10),
+              "serial_tag": (49, 15)}
+    heartbeat = {"master_id": (16, 4), "page": (20, 3), "reserved": (23, 1), "epoch": (24, 8), "heard": (32, 8),
+                 "limit_da": (40, 14), "seq": (54, 10)}
+    for t, spelt in ((MsgType.STATUS, status), (MsgType.HEARTBEAT, heartbeat)):
+        assert {f.name: (f.start, f.length) for f in fields[t]} == spelt, t
+    assert (CRC_BYTE, HEAD_BYTE, PROTECTED_FROM, BODY_FROM, FLAGS_SHIFT) == (0, 1, 1, 2, 4)
+
+
+_check_fast_path()
 
 
 def _slow(offset: int, data: bytes) -> tuple[Message, int]:
@@ -553,12 +475,12 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
     with ``struct`` and the dataclass is filled in without ``__init__`` (its
     checks are repeated inline); anything else goes through ``spec_decode``.
     """
-    if len(data) != 8 or not 0 <= offset < 512:
+    if len(data) != FRAME_LENGTH or not 0 <= offset < ID_OFFSETS:
         return _slow(offset, data)
-    if data[0] != crc8(data[1:], _CRC_AFTER_ID[offset]):
+    if data[CRC_BYTE] != crc8(data[PROTECTED_FROM:], _CRC_AFTER_ID[offset]):
         return _slow(offset, data)
-    t = offset >> 6
-    address = offset & 0x3F
+    t = offset >> TYPE_SHIFT  # (the type numbers below are MsgType's)
+    address = offset & ADDRESS_MASK
     obj: Any
     if t == 6:  # STATUS, the commonest frame
         head, low, mid, high = _STATUS.unpack(data)
@@ -571,28 +493,28 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         ):
             return _slow(offset, data)
         measured = (low >> 13) | ((mid & 0x7F) << 3)
-        f = _FLAGS[head >> 4]
+        f = _FLAGS[head >> FLAGS_SHIFT]
         obj = _new(Status)
         _set(obj, "__dict__", {
             "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
             "measured_da": None if measured == 1023 else measured, "requested_da": requested,
             "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "conflict": f[3],
         })
-        return obj, head & 15
+        return obj, head & COUNTER_MASK
     if t == 1:  # HEARTBEAT
         head, idp, epoch, heard, low, high = _HB.unpack(data)
         page = (idp >> 4) & 7
         if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
             return _slow(offset, data)
-        f = _FLAGS[head >> 4]
+        f = _FLAGS[head >> FLAGS_SHIFT]
         obj = _new(Heartbeat)
         _set(obj, "__dict__", {
             "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
             "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "conflict": f[2],
         })
-        return obj, head & 15
-    head = data[1]
-    if head > 15 and t != 7:  # flag bits are reserved in the other types
+        return obj, head & COUNTER_MASK
+    head = data[HEAD_BYTE]
+    if head > COUNTER_MASK and t != 7:  # flag bits are reserved in the other types
         return _slow(offset, data)
     if t == 3:  # NACK: the only type that may concern address 0 or 63
         _, txn, code, reporter, detail, reserved = _NACK.unpack(data)
@@ -643,8 +565,8 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
     if not 60 <= max_da <= 800:
         return _slow(offset, data)
     obj = _new(Join)
-    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> 4})
-    return obj, head & 15
+    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
+    return obj, head & COUNTER_MASK
 
 
 def encode(msg: Message, counter: int) -> bytes:
@@ -659,29 +581,29 @@ def encode(msg: Message, counter: int) -> bytes:
         mid = ((measured >> 3) | (requested << 7)) & 0xFFFF
         flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
         tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
-        offset = 0x180 | msg.address
+        offset = _ID_STATUS | msg.address
     elif isinstance(msg, Heartbeat):
         flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
         w = msg.limit_da | (msg.seq << 14)
         tail = _T_HB.pack((flags << 4) | counter, msg.master_id | (msg.page << 4), msg.epoch, msg.heard, w & 0xFFFF,
                           w >> 16)
-        offset = 0x040
+        offset = _ID_HEARTBEAT
     elif isinstance(msg, SetLimit):
         tail = _T_SETLIMIT.pack(counter, msg.txn, msg.limit_da, msg.failsafe_da, msg.epoch)
-        offset = msg.address
+        offset = _ID_SET_LIMIT | msg.address
     elif isinstance(msg, Ack):
         measured = _ACK_UNKNOWN if msg.measured_da is None else msg.measured_da
         tail = _T_ACK.pack(counter, msg.txn, msg.applied_da, measured, msg.how)
-        offset = 0x080 | msg.address
+        offset = _ID_ACK | msg.address
     elif isinstance(msg, Request):
         tail = _T_REQUEST.pack(counter, msg.requested_da, msg.min_da, msg.priority, 0)
-        offset = 0x140 | msg.address
+        offset = _ID_REQUEST | msg.address
     elif isinstance(msg, Release):
         tail = _T_RELEASE.pack(counter, msg.released_da, msg.reason, b"")
-        offset = 0x100 | msg.address
+        offset = _ID_RELEASE | msg.address
     elif isinstance(msg, Join):
         tail = _T_JOIN.pack((msg.version << 4) | counter, msg.serial, msg.max_da)
-        offset = 0x1C0 | msg.address
+        offset = _ID_JOIN | msg.address
     else:
         return spec_encode(msg, counter)
     return bytes((crc8(tail, _CRC_AFTER_ID[offset]),)) + tail

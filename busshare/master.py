@@ -505,7 +505,7 @@ class Master:
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,
-                         f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.sent_at:.2f} s")
+                         f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.first_sent:.2f} s")
 
     def _on_release(self, slot: _Slot, rel: Release, now: float) -> None:
         if rel.reason is ReleaseReason.SHUTDOWN:

@@ -6,11 +6,11 @@
 import argparse
 import time
 
+from busshare.cli.transports import add_can_arguments, open_can
 from busshare.core.config import ServantConfig, Timing
 from busshare.io.runtime import Runtime
 from busshare.protocol.pilot import PilotState, duty_for_current
 from busshare.servant import Servant
-from busshare.transport.can import CanTransport, add_bus_arguments, open_bus
 
 
 class MyEvse:
@@ -29,8 +29,8 @@ class MyEvse:
 
 
 parser = argparse.ArgumentParser()
-add_bus_arguments(parser)
+add_can_arguments(parser)
 args = parser.parse_args()
 node = Servant(ServantConfig(address=1, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic())
-Runtime(node, CanTransport(open_bus(args)), hardware=MyEvse(),
+Runtime(node, open_can(args), hardware=MyEvse(),
         on_record=lambda rec: print(rec["event"], rec["detail"], flush=True)).run()  # until SIGINT/SIGTERM

@@ -42,6 +42,17 @@ def need(tool: str) -> None:
         raise MissingTool(f"{tool} is not installed (Debian: apt-get install {tool})")
 
 
+def need_port(port: int) -> None:
+    """The shown commands use a fixed local TCP port (the site file's): a session cannot run while
+    something else (a broker of this machine, another run) holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise MissingTool(f"TCP port {port} on 127.0.0.1 is in use here ({exc.strerror})") from None
+
+
 def free_udp_port() -> int:
     """A UDP port nobody uses now (bound and released), for a bus of our own."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -52,14 +63,17 @@ def free_udp_port() -> int:
 class Proc:
     """One shown command, run by bash in the scratch directory; its output lines are collected."""
 
-    def __init__(self, command: str, scratch: Scratch, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: str, scratch: Scratch, cwd: Path, env: dict[str, str] | None = None,
+                 stdin: bool = False) -> None:
         self.command = command
         self.lines: list[str] = []
         self._lock = threading.Lock()
-        # exec: the command is the process (a signal reaches it); a pipeline stays under bash
-        self.proc = subprocess.Popen(["bash", "-c", f"exec {command}" if "|" not in command else command],
+        # exec: the command is the process (a signal reaches it); a pipeline or a loop stays under bash
+        compound = "|" in command or "\n" in command
+        self.proc = subprocess.Popen(["bash", "-c", command if compound else f"exec {command}"],
                                      cwd=cwd, env={**scratch.env, **(env or {})}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -68,6 +82,17 @@ class Proc:
         for line in self.proc.stdout:
             with self._lock:
                 self.lines.append(line.rstrip("\n"))
+
+    def enter(self, text: str) -> int:
+        """Type ``text`` and Enter on the process's stdin, shown where a terminal would echo it (a
+        ``stdin=True`` process); the index of that line, to wait for the answer after it."""
+        assert self.proc.stdin is not None
+        with self._lock:
+            self.lines.append(text)
+            at = len(self.lines)
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return at
 
     def snapshot(self) -> list[str]:
         with self._lock:
@@ -123,7 +148,8 @@ class Proc:
         lines = self.snapshot()
         while lines and not lines[-1].strip():
             lines.pop()
-        return [f"$ {self.command}", *lines]
+        first, *more = self.command.split("\n")  # a loop typed on several lines: bash's "> " prompts
+        return [f"$ {first}", *(f"> {m}" for m in more), *lines]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -162,8 +188,8 @@ class Session:
             elif f.name in ("examples", "benchmarks", "dbc"):
                 (self.cwd / f.name).symlink_to(f.resolve())
 
-    def start(self, command: str) -> Proc:
-        p = Proc(command, self.scratch, self.cwd, self.env)
+    def start(self, command: str, stdin: bool = False) -> Proc:
+        p = Proc(command, self.scratch, self.cwd, self.env, stdin)
         self.procs.append(p)
         return p
 
@@ -258,6 +284,41 @@ def can_bad_input(scratch: Scratch) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# CAN, JSON lines: a monitor, a servant and a master speaking JSON, one bad frame, a graceful master exit
+
+INJECT_ONE = ("python -c \"import can; bus = can.Bus(); bus.send(can.Message(arbitration_id=0x181, data=b'\\0\\x11', "
+              "is_extended_id=False)); bus.shutdown()\"")
+
+
+def can_json(scratch: Scratch) -> dict[str, list[str]]:
+    """examples/site.toml: a JSON monitor, then servant 1 (a simulated car, JSON, a status every 2 s),
+    both also keeping their lines (``tee``), and the master; once servant 1 has its grant, a frame of
+    the wrong length injected; SIGTERM of the master (the servant fails safe at once); everything
+    stops, and ``grep`` picks records out of the kept lines."""
+    with Session(scratch, "can-json", _can_env()) as s:
+        monitor = s.start("busshare monitor --json | tee monitor.jsonl")
+        time.sleep(1.0)  # the monitor is listening (nothing it prints tells when)
+        servant = s.start("busshare servant --address 1 --config examples/site.toml --ev sim --json "
+                          "--status-interval 2 | tee servant.jsonl")
+        servant.wait_for(r'"event": "started"')
+        master = s.start("busshare master --config examples/site.toml --epoch 7")
+        servant.wait_for(r'"event": "grant"')
+        s.start(INJECT_ONE).finish()
+        servant.wait_for(r'"record": "status".*"rejected": 1')
+        master.signal(signal.SIGTERM)
+        master.wait_for(r"stopped")
+        monitor.wait_for(r'"anomaly": "master-leaving"')
+        servant.wait_for(r'"failsafe": true')
+        servant.signal(signal.SIGTERM)
+        servant.wait_for(r'"event": "stopped"')
+        monitor.signal(signal.SIGINT)
+        lines = {"monitor": monitor.finish(), "servant": servant.finish(), "master": master.finish()}
+        lines["status"] = s.start("grep -m1 '\"record\": \"status\".*\"rejected\": 1' servant.jsonl").finish()
+        lines["anomaly"] = s.start("grep -m1 master-leaving monitor.jsonl").finish()
+        return lines
+
+
+# ---------------------------------------------------------------------------------------------------
 # CAN: the embedding example against a master
 
 
@@ -338,9 +399,81 @@ def modbus_line(scratch: Scratch) -> dict[str, list[str]]:
         }
 
 
+# ---------------------------------------------------------------------------------------------------
+# The moving budget's sources: the meter emulator typed at, mbpoll reading it; MQTT through Mosquitto
+
+
+def meter_emulator(scratch: Scratch) -> dict[str, list[str]]:
+    """The emulated SDM630 on 127.0.0.1:5020 with its clock held at 17:30 (``--speed 0``: the same
+    figures on every run): a status, mbpoll reads the currents and powers, then every control command
+    typed on its stdin, each answered before the next; quit."""
+    need("mbpoll")
+    need_port(5020)
+    with Session(scratch, "meter") as s:
+        emulator = s.start("python -m busshare.cli.meter_emulator --kind sdm630 --tcp 127.0.0.1:5020 --speed 0",
+                           stdin=True)
+        emulator.wait_for(r'"event": "listening"')
+        at = emulator.enter("status")
+        emulator.wait_for(r'"event": "status"', after=at)
+        poll = s.start("mbpoll -m tcp -p 5020 -a 1 -t 3:float -B -r 7 -c 6 -1 127.0.0.1")
+        mbpoll = poll.finish()
+        for command in ("freeze", "set 12.5 31.2 0.4", "normal", "set 1 2", "profile", "silent"):
+            at = emulator.enter(command)
+            emulator.wait_for(r'"event"', after=at)
+        emulator.enter("quit")
+        return {"emulator": emulator.finish(), "mbpoll": mbpoll}
+
+
+def meter_client(scratch: Scratch) -> dict[str, list[str]]:
+    """docs/examples/meter_client.py (a MeterClient polling every second, printing its first 15
+    events) against the emulated SDM630 (its house moving), the faults typed on the emulator's stdin
+    as the client's lines come: two readings, freeze; two frozen failures, normal; two readings,
+    silent; two timeouts, garbage; two impossible readings, quit (the client then fails to read)."""
+    need_port(5020)
+    with Session(scratch, "meter-client") as s:
+        emulator = s.start("python -m busshare.cli.meter_emulator --kind sdm630 --tcp 127.0.0.1:5020", stdin=True)
+        emulator.wait_for(r'"event": "listening"')
+        client = s.start("python meter_client.py")
+        for pattern, n, command in ((r"^MeterReading", 2, "freeze"), (r"FROZEN", 2, "normal"),
+                                    (r"^MeterReading", 6, "silent"), (r"TIMEOUT", 2, "garbage"),
+                                    (r"IMPOSSIBLE", 2, "quit")):
+            client.wait_count(pattern, n)
+            emulator.enter(command)
+        return {"client": client.finish(), "emulator": emulator.finish()}
+
+
+def mqtt_link(scratch: Scratch) -> dict[str, list[str]]:
+    """A Mosquitto broker on 127.0.0.1:1883 (not shown); docs/examples/mqtt_link.py (an MqttBudgetLink
+    printing its events, publishing the limit once); five setpoints published, good and bad, while it
+    listens; mosquitto_sub reads the retained limit."""
+    for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub"):
+        need(tool)
+    need_port(1883)
+    with Session(scratch, "mqtt") as s:
+        (s.cwd / "mosquitto.conf").write_text("listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        broker = s.start("mosquitto -c mosquitto.conf -v")
+        broker.wait_for(r"Opening ipv4 listen socket on port 1883")
+        link = s.start("python mqtt_link.py")
+        link.wait_for(r"^BrokerConnected\(")
+        publish = s.start("for p in 40 '{\"limit_a\": 16.5, \"ttl_s\": 30}' forty '{\"limit_a\": 40, \"ttl\": 5}' 1700; do\n"
+                          "  mosquitto_pub -h 127.0.0.1 -t busshare/garage/limit/set -m \"$p\"; done")
+        pub_lines = publish.finish()
+        link.wait_count(r"^Setpoint(Rejected)?\(", 5)
+        sub = s.start("mosquitto_sub -h 127.0.0.1 -t busshare/garage/limit -C 1 -v")
+        sub_lines = sub.finish()
+        lines = link.finish()
+        broker.signal(signal.SIGTERM)
+        broker.finish()
+        return {"link": lines, "clients": pub_lines + sub_lines}
+
+
 SESSIONS: dict[str, Callable[[Scratch], dict[str, list[str]]]] = {
     "can-installation": can_installation,
     "can-bad-input": can_bad_input,
     "can-embedded": can_embedded,
+    "can-json": can_json,
     "modbus-line": modbus_line,
+    "meter-emulator": meter_emulator,
+    "meter-client": meter_client,
+    "mqtt-link": mqtt_link,
 }

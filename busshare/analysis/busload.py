@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..core.config import Timing
 from ..frames import Ack, AckHow, Heartbeat, Message, Request, SetLimit, Status, encode
 from ..protocol.canid import IdScheme
 from ..protocol.pilot import PilotState
 
 #: bits after the CRC: CRC delimiter 1, ACK slot 1, ACK delimiter 1, EOF 7, interframe space 3
 UNSTUFFED_TAIL_BITS = 13
-DEFAULT_HEARTBEAT_PERIOD = 0.2
-DEFAULT_STATUS_PERIOD = 0.5
 
 
 def _bits(value: int, width: int) -> list[int]:
@@ -85,15 +84,9 @@ def worst_case_frame_bits(dlc: int, extended: bool) -> int:
 
 
 def _timing_periods() -> tuple[float, float]:
-    """(heartbeat period, status period) from the project's default Timing, when it exists."""
-    try:
-        from ..core.config import Timing
-    except ImportError:  # config.py not present: the documented defaults
-        return DEFAULT_HEARTBEAT_PERIOD, DEFAULT_STATUS_PERIOD
+    """(heartbeat period, status period) of the default ``Timing``."""
     t = Timing()
-    hb = float(getattr(t, "heartbeat_period", DEFAULT_HEARTBEAT_PERIOD))
-    st = float(getattr(t, "status_period", DEFAULT_STATUS_PERIOD))
-    return hb, st
+    return t.heartbeat_period, t.status_period
 
 
 def _status(address: int) -> Status:

@@ -7,8 +7,11 @@ pair: 437 messages at a given base.  Integrators whose bus needs another base or
     python -m busshare.cli.dbc --base 0x200 > busshare-0x200.dbc
     python -m busshare.cli.dbc --base 0x18DA0000 --extended > busshare-ext.dbc
 
-Plain text, no cantools needed (cantools is only a test dependency).  The layout
-below must agree with frames.py; tests/protocol/test_dbc.py proves it with hypothesis.
+Plain text, no cantools needed (cantools is only a test dependency).  Where each
+signal sits comes from the layout of record (``frames.spec_fields``, derived from
+the construct SPEC); this module adds only names, scales, ranges (the messages'
+own, from frames.py) and comments, and the cycle times come from ``Timing``.
+tests/protocol/test_dbc.py proves the result decodes our frames with hypothesis.
 """
 
 from __future__ import annotations
@@ -19,19 +22,29 @@ from dataclasses import dataclass
 
 from ..core.config import Timing
 from ..frames import (
+    ACK_MEASURED_MAX_DA,
+    ACK_MEASURED_UNKNOWN,
+    BROADCAST_ADDRESS,
     FIRST_SERVANT,
     LAST_SERVANT,
     MASTER_ADDRESS,
     MAX_CIRCUIT_DA,
+    MAX_EVSE_DA,
+    MIN_OFFER_DA,
     PROTOCOL_VERSION,
+    STATUS_MEASURED_MAX_DA,
+    STATUS_MEASURED_UNKNOWN,
     AckHow,
     MsgType,
     NackCode,
     ReleaseReason,
     heard_page,
+    spec_fields,
+    spec_head,
 )
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import data_id
+from ..protocol.layout import HEARTBEAT_FLAGS, STATUS_FLAGS, Field
 from ..protocol.pilot import PilotState
 
 EXTENDED_FLAG = 0x80000000  # how DBC marks a 29-bit frame id
@@ -64,75 +77,135 @@ def _named(enum_cls: type[enum.IntEnum]) -> tuple[tuple[int, str], ...]:
 
 
 PILOT_CHOICES = tuple((int(v), f"{v.name}: {v.meaning}") for v in PilotState)
-CRC = Sig("Crc", 0, 8, comment="CRC-8 SAE J1850 over the data ID (low byte, high byte) then bytes 1-7")
-COUNTER = Sig("AliveCounter", 8, 4, comment="4-bit alive counter per (type, address) stream of a sender, wraps 15 -> 0")
-OFFER_MAX = 80.0
+_CRC, _COUNTER, _ = spec_head()
+CRC = Sig("Crc", _CRC.start, _CRC.length,
+          comment="CRC-8 SAE J1850 over the data ID (low byte, high byte) then bytes 1-7")
+COUNTER = Sig("AliveCounter", _COUNTER.start, _COUNTER.length,
+              comment="4-bit alive counter per (type, address) stream of a sender, wraps 15 -> 0")
 
 
-def _current(name: str, start: int, length: int, maximum: float, comment: str, unknown: int | None = None,
-             minimum: float = 0) -> Sig:
+@dataclass(frozen=True)
+class Meta:
+    """What a DBC says about one field beyond its position: its signal name, scale, range and meaning."""
+
+    signal: str
+    comment: str
+    factor: float = 1
+    unit: str = ""
+    range_da: tuple[int, int] | None = None  # a current's valid range in 0.1 A (None: the raw range)
+    maximum: int | None = None  # a plain field's largest valid value (None: the raw maximum)
+    choices: tuple[tuple[int, str], ...] = ()
+
+
+def _current(signal: str, range_da: tuple[int, int], comment: str, unknown: int | None = None) -> Meta:
     choices = ((unknown, "unknown"),) if unknown is not None else ()
-    return Sig(name, start, length, 0.1, "A", minimum, maximum, choices, comment)
+    return Meta(signal, comment, 0.1, "A", range_da, choices=choices)
 
 
-LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {
-    MsgType.SET_LIMIT: (
-        Sig("Txn", 16, 8, comment="transaction id, echoed by the ack"),
-        _current("Limit", 24, 16, OFFER_MAX, "new limit; 0 = pause, else 6.0-80.0 A"),
-        _current("Failsafe", 40, 16, OFFER_MAX, "current to fall to when the master goes silent"),
-        Sig("Epoch", 56, 8, comment="boot epoch of the sending master"),
-    ),
-    MsgType.HEARTBEAT: (
-        Sig("Leaving", 12, 1, comment="graceful shutdown: servants fail safe now"),
-        Sig("Learning", 13, 1, comment="master just booted and is not granting yet"),
-        Sig("Conflict", 14, 1, comment="master has heard another master"),
-        Sig("MasterId", 16, 4, comment="configured identity of the master, 0-15"),
-        Sig("Page", 20, 3, mux="M", comment="the servants HeardSnn covers: 8 * Page .. 8 * Page + 7"),
-        Sig("Epoch", 24, 8, comment="changes on every master boot"),
-        *(Sig(f"HeardS{a:02d}", 32 + (a & 7), 1, mux=f"m{heard_page(a)}",
-              comment=f"1: the master hears servant {a} (its frames reach the master)")
-          for a in range(FIRST_SERVANT, LAST_SERVANT + 1)),
-        _current("Limit", 40, 14, MAX_CIRCUIT_DA / 10, "circuit limit"),
-        Sig("Seq", 54, 10, comment="+1 per heartbeat, wraps 1023 -> 0: a late copy of an old heartbeat is behind"),
-    ),
-    MsgType.ACK: (
-        Sig("Txn", 16, 8, comment="the set-limit transaction acknowledged"),
-        _current("Applied", 24, 16, OFFER_MAX, "limit in effect"),
-        _current("Measured", 40, 16, 6553.4, "measured current, 0xFFFF = unknown (no meter)", 0xFFFF),
-        Sig("How", 56, 8, choices=_named(AckHow), comment="how the servant knows the limit took effect"),
-    ),
-    MsgType.NACK: (
-        Sig("Txn", 16, 8, comment="the set-limit refused, if any"),
-        Sig("Code", 24, 8, choices=_named(NackCode), comment="what is wrong"),
-        Sig("Reporter", 32, 8, maximum=63, comment="address of the sender"),
-        Sig("Detail", 40, 16, comment="code-specific, e.g. a current in 0.1 A"),
-    ),
-    MsgType.RELEASE: (
-        _current("Released", 16, 16, OFFER_MAX, "limit given back"),
-        Sig("Reason", 32, 8, choices=_named(ReleaseReason), comment="why the servant released"),
-    ),
-    MsgType.REQUEST: (
-        _current("Requested", 16, 16, OFFER_MAX, "current the EV wants; 0 or 6.0-80.0 A"),
-        _current("Min", 32, 16, OFFER_MAX, "least current the EV can use, 6.0-80.0 A", minimum=6),
-        Sig("Priority", 48, 8, comment="higher is served first under shortage"),
-    ),
-    MsgType.STATUS: (
-        Sig("Failsafe", 12, 1, comment="pilot is at the failsafe current"),
-        Sig("Fault", 13, 1, comment="EVSE fault"),
-        Sig("EvStopped", 14, 1, comment="EV overdrew and was stopped"),
-        Sig("Conflict", 15, 1, comment="heard another servant on this address"),
-        Sig("Pilot", 16, 3, maximum=5, choices=PILOT_CHOICES, comment="pilot state A-F"),
-        _current("Offered", 19, 10, OFFER_MAX, "what the pilot offers the car now"),
-        _current("Measured", 29, 10, 102.2, "measured current, 1023 = unknown (no meter)", 1023),
-        _current("Requested", 39, 10, OFFER_MAX, "current the EV wants"),
-        Sig("SerialTag", 49, 15, comment="low 15 bits of the unit's serial"),
-    ),
-    MsgType.JOIN: (
-        Sig("Version", 12, 4, comment="protocol version"),
-        Sig("Serial", 16, 32, comment="unique serial of the unit"),
-        _current("MaxCurrent", 48, 16, OFFER_MAX, "the unit's hardware maximum, 6.0-80.0 A", minimum=6),
-    ),
+#: the ranges of the messages (frames.py checks them when a message is made or decoded)
+OFFER = (0, MAX_EVSE_DA)  # 0 or 6.0-80.0 A: a DBC range cannot show the gap below 6 A
+MIN_TO_MAX = (MIN_OFFER_DA, MAX_EVSE_DA)  # 6.0-80.0 A
+OFFER_MAX = MAX_EVSE_DA / 10
+
+#: per type, the DBC signal of each body field and flag (``reserved`` fields get none); where each sits comes
+#: from the layout of record, ``frames.spec_fields`` (the construct SPEC)
+META: dict[MsgType, dict[str, Meta]] = {
+    MsgType.SET_LIMIT: {
+        "txn": Meta("Txn", "transaction id, echoed by the ack"),
+        "limit_da": _current("Limit", OFFER, "new limit; 0 = pause, else 6.0-80.0 A"),
+        "failsafe_da": _current("Failsafe", OFFER, "current to fall to when the master goes silent"),
+        "epoch": Meta("Epoch", "boot epoch of the sending master"),
+    },
+    MsgType.HEARTBEAT: {
+        "leaving": Meta("Leaving", "graceful shutdown: servants fail safe now"),
+        "learning": Meta("Learning", "master just booted and is not granting yet"),
+        "conflict": Meta("Conflict", "master has heard another master"),
+        "master_id": Meta("MasterId", "configured identity of the master, 0-15"),
+        "page": Meta("Page", "the servants HeardSnn covers: 8 * Page .. 8 * Page + 7"),
+        "epoch": Meta("Epoch", "changes on every master boot"),
+        "heard": Meta("HeardS{a:02d}", "1: the master hears servant {a} (its frames reach the master)"),
+        "limit_da": _current("Limit", (0, MAX_CIRCUIT_DA), "circuit limit"),
+        "seq": Meta("Seq", "+1 per heartbeat, wraps 1023 -> 0: a late copy of an old heartbeat is behind"),
+    },
+    MsgType.ACK: {
+        "txn": Meta("Txn", "the set-limit transaction acknowledged"),
+        "applied_da": _current("Applied", OFFER, "limit in effect"),
+        "measured_da": _current("Measured", (0, ACK_MEASURED_MAX_DA), "measured current, 0xFFFF = unknown (no meter)",
+                                ACK_MEASURED_UNKNOWN),
+        "how": Meta("How", "how the servant knows the limit took effect", choices=_named(AckHow)),
+    },
+    MsgType.NACK: {
+        "txn": Meta("Txn", "the set-limit refused, if any"),
+        "code": Meta("Code", "what is wrong", choices=_named(NackCode)),
+        "reporter": Meta("Reporter", "address of the sender", maximum=BROADCAST_ADDRESS),
+        "detail": Meta("Detail", "code-specific, e.g. a current in 0.1 A"),
+    },
+    MsgType.RELEASE: {
+        "released_da": _current("Released", OFFER, "limit given back"),
+        "reason": Meta("Reason", "why the servant released", choices=_named(ReleaseReason)),
+    },
+    MsgType.REQUEST: {
+        "requested_da": _current("Requested", OFFER, "current the EV wants; 0 or 6.0-80.0 A"),
+        "min_da": _current("Min", MIN_TO_MAX, "least current the EV can use, 6.0-80.0 A"),
+        "priority": Meta("Priority", "higher is served first under shortage"),
+    },
+    MsgType.STATUS: {
+        "failsafe": Meta("Failsafe", "pilot is at the failsafe current"),
+        "fault": Meta("Fault", "EVSE fault"),
+        "ev_stopped": Meta("EvStopped", "EV overdrew and was stopped"),
+        "conflict": Meta("Conflict", "heard another servant on this address"),
+        "pilot": Meta("Pilot", "pilot state A-F", maximum=max(PilotState), choices=PILOT_CHOICES),
+        "offered_da": _current("Offered", OFFER, "what the pilot offers the car now"),
+        "measured_da": _current("Measured", (0, STATUS_MEASURED_MAX_DA),
+                                "measured current, 1023 = unknown (no meter)", STATUS_MEASURED_UNKNOWN),
+        "requested_da": _current("Requested", OFFER, "current the EV wants"),
+        "serial_tag": Meta("SerialTag", "low 15 bits of the unit's serial"),
+    },
+    MsgType.JOIN: {
+        "version": Meta("Version", "protocol version"),
+        "serial": Meta("Serial", "unique serial of the unit"),
+        "max_da": _current("MaxCurrent", MIN_TO_MAX, "the unit's hardware maximum, 6.0-80.0 A"),
+    },
 }
+
+
+def _flag_fields(t: MsgType) -> tuple[Field, ...]:
+    """The flag bits of the head byte that carry a message field (a JOIN's whole nibble is its version)."""
+    nibble = spec_head()[2]
+    if t is MsgType.JOIN:
+        return (Field("version", nibble.start, nibble.length),)
+    names = {MsgType.HEARTBEAT: HEARTBEAT_FLAGS, MsgType.STATUS: STATUS_FLAGS}.get(t, ())
+    return tuple(Field(name, nibble.start + i, 1) for i, name in enumerate(names))
+
+
+def _sig(meta: Meta, f: Field, mux: str = "", **names: int) -> Sig:
+    minimum: float = 0
+    maximum: float | None = meta.maximum
+    if meta.range_da is not None:
+        low, high = meta.range_da
+        minimum, maximum = low * meta.factor, high * meta.factor
+    return Sig(meta.signal.format(**names), f.start, f.length, meta.factor, meta.unit, minimum, maximum,
+               meta.choices, meta.comment.format(**names), mux)
+
+
+def signals(t: MsgType) -> tuple[Sig, ...]:
+    """The DBC signals of type ``t`` (CRC and counter aside), placed where the layout of record puts the fields."""
+    meta = META[t]
+    fields = [f for f in (*_flag_fields(t), *spec_fields(t)) if f.name != "reserved"]
+    missing = {f.name for f in fields} ^ set(meta)
+    if missing:
+        raise ValueError(f"{t.name}: the DBC and the layout of record disagree on {sorted(missing)}")
+    out: list[Sig] = []
+    for f in fields:
+        if t is MsgType.HEARTBEAT and f.name == "heard":  # one bit per servant, on the page that carries it
+            out += [_sig(meta["heard"], Field("heard", f.start + (a & 7), 1), f"m{heard_page(a)}", a=a)
+                    for a in range(FIRST_SERVANT, LAST_SERVANT + 1)]
+        else:
+            out.append(_sig(meta[f.name], f, "M" if t is MsgType.HEARTBEAT and f.name == "page" else ""))
+    return tuple(out)
+
+
+LAYOUTS: dict[MsgType, tuple[Sig, ...]] = {t: signals(t) for t in MsgType}
 
 NAMES = {
     MsgType.SET_LIMIT: "SetLimit",

@@ -264,7 +264,7 @@ class CaptureSummary:
         pending = [
             f"cut of servant {a} to {c.new_da / 10:.1f} A (tx {c.txn}) sent {end - c.t:.1f} s before the capture "
             "ended: no ack seen"
-            for a, c in sorted(getattr(self.watcher, "_cuts", {}).items())
+            for a, c in sorted(self.watcher.pending_cuts.items())
         ]
         limit, how = self.limit()
         flags_by_kind: dict[str, list[Flag]] = {}

@@ -85,7 +85,7 @@ class BusWatcher:
     _masters: dict[tuple[int, int], float] = field(default_factory=dict)  # (id, epoch) -> last heartbeat
     _prev_master: tuple[int, int] | None = None
     _serials: dict[int, tuple[int, float]] = field(default_factory=dict)  # address -> (serial tag, t)
-    _cuts: dict[int, _Cut] = field(default_factory=dict)
+    _cuts: dict[int, _Cut] = field(default_factory=dict)  # (pending_cuts)
     _over: bool = False
     repeat_after: float = 5.0  # s: a repeating flag (same kind and source) is shown again only after this
     _shown: dict[tuple[str, object], float] = field(default_factory=dict)
@@ -104,6 +104,11 @@ class BusWatcher:
     _fs_of_txn: dict[tuple[int, int], int] = field(default_factory=dict)  # (address, txn) -> failsafe it armed
     _fs_armed: dict[int, int] = field(default_factory=dict)  # address -> failsafe of its last acked set-limit
     _fs_pending: dict[int, int] = field(default_factory=dict)  # address -> highest failsafe sent since
+
+    @property
+    def pending_cuts(self) -> dict[int, _Cut]:
+        """Cuts sent and not acked yet, by address (kept until they time out)."""
+        return self._cuts
 
     @property
     def silent_count_s(self) -> float:

@@ -6,10 +6,11 @@ hears it while it no longer does (a mute transmitter, rule 3): the servant would
 the bound.  A heartbeat is taken only when its 10-bit ``seq`` is ahead of the newest one taken, in
 serial-number order (1-511 ahead); a copy up to 511 heartbeats (102 s) old is always behind.
 
-A master restarted with the same epoch counts its ``seq`` from 0 again, behind the newest taken: its
-heartbeats are taken again once ``RUN`` of them came in order, one heartbeat period apart, with no
-fresh one between (late copies are scattered, a live master's heartbeats are a steady run), or once
-``forget_after`` seconds passed without a fresh one.
+A master restarted with the same epoch counts its ``seq`` from 1 again, behind the newest taken: its
+heartbeats are taken again once ``forget_after`` seconds passed without a fresh one (its servants are in
+failsafe meanwhile).  Nothing earlier tells it from late copies: copies that come over a second path
+(a bridge, a UDP loop) arrive as a steady run, in order and one period apart, just like a live master,
+and taking such a run would hold a dead master's servants up, or a mute one's, by the path's delay.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from ..frames import HEARTBEAT_SEQ_MODULO
 
 HALF = HEARTBEAT_SEQ_MODULO // 2
-RUN = 3  # heartbeats in order, one period apart: a master restarted with the same epoch
 FORGET_AFTER_S = 60.0  # longer than any late copy the protocol expects, far shorter than the 102 s of seq order
 
 
@@ -28,34 +28,19 @@ def _ahead(seq: int, of: int) -> int:
 class HeartbeatOrder:
     """Fresh heartbeats of one master (one id and epoch), by their ``seq``."""
 
-    __slots__ = ("period", "forget_after", "newest", "at", "_run_seq", "_run_at", "_run")
+    __slots__ = ("period", "forget_after", "newest", "at")
 
     def __init__(self, period: float, forget_after: float = FORGET_AFTER_S) -> None:
         self.period = period
         self.forget_after = forget_after
         self.newest: int | None = None
         self.at = 0.0
-        self._run_seq = 0
-        self._run_at = 0.0
-        self._run = 0  # stale heartbeats in order so far, one period apart, with no fresh one between
 
     def fresh(self, seq: int, now: float) -> bool:
-        """Take ``seq`` if it is newer than every one taken (or it is the first, or the newest is forgotten,
-        or it completes a run of ``RUN`` in order: a master restarted with the same epoch)."""
+        """Take ``seq`` if it is newer than every one taken (or it is the first, or the newest is forgotten)."""
         newest = self.newest
         if newest is None or now >= self.at + self.forget_after or 0 < _ahead(seq, newest) < HALF:
-            return self._take(seq, now)
-        if self._run and 0 < _ahead(seq, self._run_seq) <= 2 and now >= self._run_at + self.period / 2:
-            self._run += 1
-        else:
-            self._run = 1
-        self._run_seq, self._run_at = seq, now
-        if self._run >= RUN:
-            return self._take(seq, now)
+            self.newest = seq
+            self.at = now
+            return True
         return False
-
-    def _take(self, seq: int, now: float) -> bool:
-        self.newest = seq
-        self.at = now
-        self._run = 0
-        return True

@@ -1,4 +1,4 @@
-"""Binds a sans-IO node to a CAN transport, its hardware and the monotonic clock.
+"""Binds a sans-IO node to a transport (CAN or Modbus), its hardware and the monotonic clock.
 
 One thread, no ``Notifier``: the loop waits in ``transport.recv`` for at most
 the time left until the node's next deadline (and never longer than its tick
@@ -20,27 +20,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
+from ..core.driver import settle
+from ..core.events import Event
 from ..core.hardware import EvseHardware
+from ..core.node import MasterNode, ServantNode
 from ..frames import FIRST_SERVANT, LAST_SERVANT, MASTER_ADDRESS, Heartbeat, Join, Message, MsgType
 from ..protocol.e2e import E2EStatus
 from ..protocol.link import Link
 from ..report.records import RecordKind
-from ..transport.can import CanTransport
+from ..transport.base import Transport
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
 STREAM_MEMORY = 1.0  # s: alive-counter history of a stream silent this long is forgotten
 _SET_LIMIT_STREAMS = [(int(MsgType.SET_LIMIT) << 6) | a for a in range(FIRST_SERVANT, LAST_SERVANT + 1)]
 _SERVANT_TYPES = (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS)
-
-
-class Node(Protocol):
-    def receive(self, msg: Message, now: float) -> list[Message]: ...
-    def tick(self, now: float) -> list[Message]: ...
-    def next_deadline(self) -> float: ...
-    def drain_events(self) -> list[Any]: ...
 
 
 @dataclass
@@ -59,12 +55,18 @@ def event_record(t: float, kind: str, address: int | None, detail: str) -> Recor
 
 
 class Runtime:
-    """Drives one node.  ``on_record`` receives dicts: events, pilot changes and status."""
+    """Drives one node.  ``on_record`` receives dicts: events, pilot changes and status.
+
+    The runtime is the node's ``core.driver.Host``: after every call into the node,
+    ``settle`` applies the offer to the hardware, sends through the transport,
+    drains the node's events (printed at the end of the step, after the bus's)
+    and sets when the loop wakes next.
+    """
 
     def __init__(
         self,
-        node: Node,
-        transport: CanTransport,
+        node: MasterNode | ServantNode,
+        transport: Transport,
         *,
         hardware: EvseHardware | None = None,
         link: Link | None = None,
@@ -91,6 +93,24 @@ class Runtime:
         self._master_seen: tuple[int, int] | None = None
         self._stream_seen: dict[int, float] = {}  # offset -> when a frame of that stream last arrived
         self.started: float | None = None
+        self._recorded: list[Event] = []  # drained by settle(), printed at the end of the step
+        self.node = node
+
+    @property
+    def node(self) -> MasterNode | ServantNode:
+        return self._node
+
+    @node.setter
+    def node(self, node: MasterNode | ServantNode) -> None:
+        """The node driven (a test may swap it): a servant also drives the hardware."""
+        self._node = node
+        self._servant: ServantNode | None = None
+        self._master: MasterNode | None = None
+        if isinstance(node, ServantNode):
+            self._servant = node
+        else:
+            self._master = node
+        self._deadline = node.next_deadline()
 
     # -- one step -----------------------------------------------------------------
 
@@ -109,19 +129,19 @@ class Runtime:
         """Tick if due, read and drive the hardware, report bus trouble and status."""
         for ev in self.transport.drain_events():
             self._emit(now, ev.kind, None, ev.detail)
-        if self.transport.bus_off and hasattr(self.node, "link_down"):
-            self._step(self.node.link_down(now) or [], now)  # some nodes return nothing here
+        servant = self._servant
+        if self.transport.bus_off and servant is not None:
+            self._step(servant.link_down(now) or [], now)  # (a servant may return nothing here)
             if not self._link_was_down:
                 self._emit(now, "link-down", None, f"{self._link_down_words()}: counting as no master")
             self._link_was_down = True
         else:
             self._link_was_down = False
-        due = self.node.next_deadline()
-        if self._last_tick is None or now >= due or now - self._last_tick >= self.tick_period:
+        if self._last_tick is None or now >= self._deadline or now - self._last_tick >= self.tick_period:
             self._last_tick = now
-            if self.hardware is not None and hasattr(self.node, "observe"):
+            if self.hardware is not None and servant is not None:
                 pilot, measured = self.hardware.read(now)
-                self._step(self.node.observe(pilot, measured, now), now)
+                self._step(servant.observe(pilot, measured, now), now)
             self._step(self.node.tick(now), now)
         self._events(now)
         if self.status_interval:
@@ -170,8 +190,21 @@ class Runtime:
 
     def _step(self, msgs: list[Message], now: float) -> None:
         """After a state-machine call: the pilot first, then the frames (an ack follows the real change)."""
+        settle(self.node, self, msgs, now)
+
+    # -- the node's host (core.driver.Host) ----------------------------------------
+
+    def apply(self, now: float) -> None:
         self._apply(now)
+
+    def send(self, msgs: list[Message], now: float) -> None:
         self._send(msgs, now)
+
+    def record(self, events: list[Event], now: float) -> None:
+        self._recorded += events
+
+    def schedule(self, deadline: float, now: float) -> None:
+        self._deadline = deadline
 
     def _send(self, msgs: list[Message], now: float) -> None:
         for msg in msgs:
@@ -182,30 +215,31 @@ class Runtime:
                 self.stats.send_failed += 1
 
     def _apply(self, now: float) -> None:
-        if self.hardware is None or not hasattr(self.node, "offer_da"):
+        servant = self._servant
+        if self.hardware is None or servant is None:
             return
-        offer = int(self.node.offer_da)
-        stopped = bool(getattr(self.node, "ev_stopped", False))
+        offer = servant.offer_da
+        stopped = servant.ev_stopped
         self.hardware.apply(offer, stopped, now)
-        failsafe = bool(getattr(self.node, "in_failsafe", False))
+        failsafe = servant.in_failsafe
         if (offer, stopped, failsafe) != self._applied:
             self._applied = (offer, stopped, failsafe)
             rec = self._record(now, "offer", None, f"{offer / 10:.1f} A" + (" EV stopped" if stopped else "")
                                + (" (failsafe)" if failsafe else ""))
             rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat,
-                       last_heard=getattr(self.node, "heard_at", None))
+                       last_heard=servant.heard_at)
             self.on_record(rec)
 
     def _events(self, now: float) -> None:
-        for ev in self.node.drain_events():
-            rec = self._record(getattr(ev, "t", now), str(getattr(ev, "kind", ev)), getattr(ev, "address", None),
-                               str(getattr(ev, "detail", "")))
+        events, self._recorded = self._recorded + self.node.drain_events(), []
+        for ev in events:
+            rec = self._record(ev.t, ev.kind, ev.address, ev.detail)
             rec["last_heartbeat"] = self.last_heartbeat
             self.on_record(rec)
 
     def _record(self, t: float, kind: str, address: int | None, detail: str) -> Record:
-        if address is None:
-            address = getattr(self.node, "address", None)  # a servant's records carry its address
+        if address is None and self._servant is not None:
+            address = self._servant.address  # a servant's records carry its address
         return event_record(t, kind, address, detail)
 
     def _emit(self, t: float, kind: str, address: int | None, detail: str) -> None:
@@ -213,29 +247,26 @@ class Runtime:
 
     def _link_down_words(self) -> str:
         """The transport's name for a link that is down: bus-off on CAN, RS-485 words on Modbus."""
-        return str(getattr(self.transport, "link_down_words", "bus-off"))
+        return self.transport.link_down_words
 
     # -- status -------------------------------------------------------------------
 
     def status(self, now: float) -> Record:
-        node = self.node
+        servant, master = self._servant, self._master
         rec: Record = {"record": RecordKind.STATUS.value, "t": round(now, 6),
-                       "address": getattr(node, "address", MASTER_ADDRESS)}  # the node reporting
-        if hasattr(node, "offer_da"):
-            rec["offer_a"] = node.offer_da / 10
-            rec["failsafe"] = bool(getattr(node, "in_failsafe", False))
-            rec["ev_stopped"] = bool(getattr(node, "ev_stopped", False))
-        if hasattr(node, "committed_da"):
-            rec["committed_a"] = node.committed_da() / 10
-            limit = getattr(getattr(node, "config", None), "limit_da", None)
-            if limit is not None:
-                rec["limit_a"] = limit / 10
-        if hasattr(node, "servants") and callable(node.servants):
+                       "address": MASTER_ADDRESS if servant is None else servant.address}  # the node reporting
+        if servant is not None:
+            rec["offer_a"] = servant.offer_da / 10
+            rec["failsafe"] = servant.in_failsafe
+            rec["ev_stopped"] = servant.ev_stopped
+        if master is not None:
+            rec["committed_a"] = master.committed_da() / 10
+            rec["limit_a"] = master.config.limit_da / 10
             rec["servants"] = {str(v.address): {"state": v.state, "committed_a": v.committed_da / 10}
-                               for v in node.servants()}
+                               for v in master.servants()}
         rec["last_heartbeat"] = self.last_heartbeat
         rec["heartbeat_age"] = None if self.last_heartbeat is None else round(now - self.last_heartbeat, 3)
-        heard = getattr(node, "heard_at", None)
+        heard = None if servant is None else servant.heard_at
         if heard is not None:  # a servant: how long since the master last said it hears us (PROTOCOL.md 5.2)
             rec["heard_age"] = round(now - heard, 3)
         rec.update(frames_in=self.stats.frames_in, rejected=self.stats.rejected, sent=self.stats.sent,
@@ -265,7 +296,7 @@ class Runtime:
                 now = self.clock()
                 if duration is not None and now - start >= duration:
                     break
-                wake = min(self.node.next_deadline(), (self._last_tick or now) + self.tick_period)
+                wake = min(self._deadline, (self._last_tick or now) + self.tick_period)
                 if self._next_status is not None:
                     wake = min(wake, self._next_status)
                 # at least 1 ms: a node whose deadline stays in the past must not spin a core
@@ -284,10 +315,9 @@ class Runtime:
 
     def shutdown(self, now: float) -> None:
         """Graceful exit: a master announces it is leaving; a servant's pilot goes off."""
-        if hasattr(self.node, "shutdown"):
-            self._send(self.node.shutdown(now), now)
-            self._events(now)
-        if self.hardware is not None and hasattr(self.node, "offer_da"):
+        self._send(self.node.shutdown(now), now)
+        self._events(now)
+        if self.hardware is not None and self._servant is not None:
             self.hardware.apply(0, False, now)
             rec = self._record(now, "offer", None, "0.0 A (shutdown)")
             rec.update(offer_a=0.0, ev_stopped=False, failsafe=False, last_heartbeat=self.last_heartbeat)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..frames import FrameError, Message, MsgType, offset_of
+from .layout import ID_OFFSETS, id_offset
 
-ID_SPAN = 512
+ID_SPAN = ID_OFFSETS
 STD_MAX = 0x7FF
 EXT_MAX = 0x1FFFFFFF
 
@@ -35,7 +36,7 @@ class IdScheme:
         return self.base + offset_of(msg)
 
     def id_for(self, msg_type: MsgType, address: int) -> int:
-        return self.base + (int(msg_type) << 6) + address
+        return self.base + id_offset(int(msg_type), address)
 
     def offset(self, can_id: int, is_extended: bool) -> int | None:
         """The ID's offset (type << 6 | address), or None if the frame is not ours."""

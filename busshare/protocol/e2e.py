@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import crcmod
 
+from .layout import ID_OFFSETS, TYPE_SHIFT, id_offset
+
 #: CRC-8 SAE J1850: poly 0x1D, init 0xFF, xor-out 0xFF, check("123456789") = 0x4B.
 #: crcmod's ``initCrc`` is pre-xored with ``xorOut``, hence 0x00 here, not 0xFF.
 crc8 = crcmod.mkCrcFun(0x11D, initCrc=0x00, rev=False, xorOut=0xFF)
@@ -23,7 +25,7 @@ DEFAULT_MAX_DELTA = 3
 
 def data_id(msg_type: int, address: int) -> int:
     """The 9-bit data ID: the same value as the CAN ID's offset from the base."""
-    return (msg_type << 6) | address
+    return id_offset(msg_type, address)
 
 
 def _data_id_prefix(did: int) -> bytes:
@@ -32,7 +34,7 @@ def _data_id_prefix(did: int) -> bytes:
 
 # CRC state after feeding each data ID (crcmod can resume from a previous result),
 # so checking a frame is a single C call over its 7 protected bytes.
-_CRC_AFTER_ID: tuple[int, ...] = tuple(crc8(_data_id_prefix(d)) for d in range(512))
+_CRC_AFTER_ID: tuple[int, ...] = tuple(crc8(_data_id_prefix(d)) for d in range(ID_OFFSETS))
 
 
 def frame_crc(did: int, body: bytes) -> int:
@@ -70,7 +72,7 @@ class AliveCounters:
     _next: dict[int, int] = field(default_factory=dict)
 
     def next(self, msg_type: int, address: int = 0) -> int:
-        key = (msg_type << 6) | address
+        key = (msg_type << TYPE_SHIFT) | address  # (id_offset, inline: once per frame sent)
         value = self._next.get(key, 0)
         self._next[key] = (value + 1) % COUNTER_MODULO
         return value

@@ -15,6 +15,11 @@ CAN).  Faults are drawn per receiver from the bus's own seeded generator:
                  replaying an old frame): a late duplicate, out of order;
 * ``jitter_s``   each copy is held back a further 0..``jitter_s``, so frames
                  can overtake each other (reordering; never on one CAN segment);
+* ``echo_s``     a second path (a bridge, a UDP loop) delivers every frame
+                 once more, ``echo_s`` later, to every receiver: a steady,
+                 ordered stream of late copies, one period apart, that outlives
+                 its sender (a dead master's heartbeats, a mute unit's frames
+                 do not get onto it);
 * partitions     a port can be deaf (hears nothing), mute (its frames reach no
                  one) or both, as with a broken or unplugged bus drop.
 
@@ -27,11 +32,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..frames import CachedDecoder, decode
 from ..protocol.link import Decoder, Link
 from .clock import EventQueue
+
+if TYPE_CHECKING:
+    from .procs import MasterProc, ServantProc
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138
@@ -49,6 +57,7 @@ class BusFaults:
     late_min_s: float = 1.0
     late_max_s: float = 30.0
     jitter_s: float = 0.0  # every copy held back a further 0..jitter_s: frames overtake each other
+    echo_s: float = 0.0  # > 0: a second path delivers every frame again, in order, this much later
 
     def __post_init__(self) -> None:
         for name in ("loss", "duplicate", "corrupt", "late"):
@@ -57,8 +66,8 @@ class BusFaults:
                 raise ValueError(f"bus {name} must be a probability 0..1, got {p}")
         if self.bitrate <= 0 or self.latency_s < 0:
             raise ValueError("bus bitrate must be > 0 and latency_s >= 0")
-        if not 0 <= self.late_min_s <= self.late_max_s or self.jitter_s < 0:
-            raise ValueError("bus needs 0 <= late_min_s <= late_max_s and jitter_s >= 0")
+        if not 0 <= self.late_min_s <= self.late_max_s or self.jitter_s < 0 or self.echo_s < 0:
+            raise ValueError("bus needs 0 <= late_min_s <= late_max_s, jitter_s >= 0 and echo_s >= 0")
 
     @property
     def frame_time(self) -> float:
@@ -70,7 +79,7 @@ class Port:
 
     __slots__ = ("name", "address", "link", "owner", "deaf", "mute", "accept", "attached", "sent")
 
-    def __init__(self, name: str, address: int, owner: Any, accept: frozenset[int] | None,
+    def __init__(self, name: str, address: int, owner: MasterProc | ServantProc, accept: frozenset[int] | None,
                  decoder: Decoder = decode) -> None:
         self.name = name
         self.address = address
@@ -103,7 +112,8 @@ class SimBus:
         # every receiver decodes the same few hundred distinct frames over and over: one shared memo
         self.decoder = CachedDecoder()
 
-    def attach(self, name: str, address: int, owner: Any, accept: frozenset[int] | None = None) -> Port:
+    def attach(self, name: str, address: int, owner: MasterProc | ServantProc,
+               accept: frozenset[int] | None = None) -> Port:
         port = Port(name, address, owner, accept, self.decoder)
         self.ports.append(port)
         return port
@@ -155,6 +165,15 @@ class SimBus:
                 self.deliver_copy(p, offset, got, at + rng.uniform(f.late_min_s, f.late_max_s), bad)
         if out:
             self.queue.push(at, DELIVER, offset, out)
+        if f.echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
+            echo = [(p, data, False) for p in self.ports
+                    if p is not port and (p.accept is None or address in p.accept)]
+            if echo:
+                self.duplicated += len(echo)
+                self.late += len(echo)
+                if at + f.echo_s > self.late_until:
+                    self.late_until = at + f.echo_s
+                self.queue.push(at + f.echo_s, DELIVER, offset, echo)
 
     def deliver_copy(self, port: Port, offset: int, data: bytes, at: float, corrupted: bool = False) -> None:
         """Deliver one extra copy of a frame to ``port`` at ``at`` (a late duplicate; scripted replays too)."""

@@ -46,6 +46,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.config import Timing
 from ..protocol.pilot import PilotState
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class Bounds:
     retry_s: float  # ack_timeout: a lost SET_LIMIT or ACK is replaced this much later
 
 
-def default_settle(timing: object) -> float:
+def default_settle(timing: Timing) -> float:
     """Longest honest time from a change in demand to full allocation, with the master up.
 
     A cut waits for the car's reaction (<= reaction_allowance), may be retried
@@ -107,20 +108,14 @@ def default_settle(timing: object) -> float:
     tick latency.  Faults and master starts push the start of this window back
     by the master's own documented recovery times (see ``recovery_after``).
     """
-    allowance = float(getattr(timing, "reaction_allowance", 5.0))
-    ack = float(getattr(timing, "ack_timeout", 1.0))
-    return allowance + ack + 1.0
+    return timing.reaction_allowance + timing.ack_timeout + 1.0
 
 
-def recovery_after(timing: object, what: str) -> float:
+def recovery_after(timing: Timing, what: str) -> float:
     """How long the master may take to be back to normal after ``what`` ('fault' or 'master-start')."""
-    fs = float(getattr(timing, "failsafe_timeout", 1.5))
-    allowance = float(getattr(timing, "reaction_allowance", 5.0))
-    margin = float(getattr(timing, "silent_margin", fs))
-    silent = float(getattr(timing, "silent_count_after", fs + allowance + margin))
     if what == "master-start":
-        return float(getattr(timing, "learning_timeout", silent))
-    return silent
+        return timing.learning_timeout
+    return timing.silent_count_after
 
 
 class Invariants:

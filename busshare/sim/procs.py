@@ -8,24 +8,30 @@ EVSE's hardware watchdog resets it (relay open, pilot off).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from ..core.config import ServantConfig
 from ..core.heartbeat_order import HeartbeatOrder
+from ..core.node import MasterNode, ServantNode
 from ..protocol.pilot import PilotState
 from .bus import Port
 from .ev import SimEvse
+
+if TYPE_CHECKING:
+    from .runner import MasterHost, ServantHost
 
 INF = float("inf")
 
 
 class MasterProc:
-    __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive")
+    __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive", "host")
     is_master = True
 
-    def __init__(self, name: str, node: Any, port: Port, master_id: int, epoch: int, now: float) -> None:
+    def __init__(self, name: str, node: MasterNode, port: Port | None, master_id: int, epoch: int, now: float) -> None:
         self.name = name
         self.node = node
-        self.port = port
+        self.port = port  # (None until attached)
+        self.host: MasterHost | None = None  # how the simulator drives it (core.driver.Host)
         self.master_id = master_id
         self.epoch = epoch
         self.started = now
@@ -39,15 +45,16 @@ class ServantProc:
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "rival_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
-        "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped",
+        "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped", "host",
     )
     is_master = False
 
-    def __init__(self, name: str, cfg: Any, evse: SimEvse, twin: bool = False) -> None:
+    def __init__(self, name: str, cfg: ServantConfig, evse: SimEvse, twin: bool = False) -> None:
         self.name = name
         self.address: int = cfg.address
         self.cfg = cfg
-        self.node: Any = None  # the Servant object while the process runs
+        self.node: ServantNode | None = None  # the Servant object while the process runs
+        self.host: ServantHost | None = None  # how the simulator drives it (core.driver.ServantHost)
         self.port: Port | None = None
         self.evse = evse
         self.alive = False

@@ -17,11 +17,16 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypedDict, Unpack
 
+from ..core.config import Config, ServantConfig, Timing
+from ..core.driver import settle, settle_servant
+from ..core.events import Event
 from ..core.heartbeat_order import HeartbeatOrder
+from ..core.node import MasterNode, Node, ServantNode
 from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
+from ..protocol.pilot import PilotState
 from ..report.timeline import Mark, Sample, Timeline
 from .bus import DELIVER, BusFaults, Port, SimBus
 from .clock import EventQueue
@@ -92,7 +97,19 @@ class SimResult:
         return not self.summary.violations
 
 
-def _load_nodes() -> tuple[type, type]:
+class MasterFactory(Protocol):
+    """What builds a master (``Master`` itself, or a test's subclass)."""
+
+    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ...) -> MasterNode: ...
+
+
+class ServantFactory(Protocol):
+    """What builds a servant (``Servant`` itself, or a test's subclass)."""
+
+    def __call__(self, config: ServantConfig, timing: Timing, now: float) -> ServantNode: ...
+
+
+def _load_nodes() -> tuple[MasterFactory, ServantFactory]:
     from ..master import Master
     from ..servant import Servant
 
@@ -110,8 +127,8 @@ class Simulation:
         record: bool = True,
         stop_on_violation: bool = True,
         on_step: Callable[[Simulation], None] | None = None,
-        master_cls: type | None = None,
-        servant_cls: type | None = None,
+        master_cls: MasterFactory | None = None,
+        servant_cls: ServantFactory | None = None,
     ) -> None:
         default_master, default_servant = _load_nodes()
         self.master_cls = master_cls or default_master
@@ -142,20 +159,19 @@ class Simulation:
             leaving_bound_s=tick,
             cutoff_bound_s=float(self.timing.reaction_allowance) + tick,
             settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(self.timing),
-            rotation_s=float(getattr(self.timing, "rotation_interval", 0.0) or 0.0),
+            rotation_s=self.timing.rotation_interval,
             waste_slack_da=10 + len(self.config.servants),
             retry_s=float(self.timing.ack_timeout),
         )
-        hold = getattr(self.timing, "failsafe_hold", None)
-        self.hold_s: float | None = None if hold is None else float(hold) + tick
+        self.hold_s = self.timing.failsafe_hold + tick
         priorities = {s.priority for s in self.config.servants}
         self.inv = Invariants(self, self.bounds, len(priorities) == 1,
                               max((s.min_da for s in self.config.servants), default=60))
         self.checks_waste = scenario.check_waste
         self.checks_starvation = scenario.check_starvation
         self.timeline = Timeline(self.config.limit_da)
-        self.trace: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # frames sent
-        self.notes: deque[tuple[Any, ...]] = deque(maxlen=TRACE_LEN)  # everything else
+        self.trace: deque[tuple[float, str, str, int, bytes]] = deque(maxlen=TRACE_LEN)  # frames sent
+        self.notes: deque[tuple[float, str, str]] = deque(maxlen=TRACE_LEN)  # everything else
         self.violations: list[Violation] = []
         self.masters: list[MasterProc] = []
         self.servants: list[ServantProc] = []
@@ -167,7 +183,7 @@ class Simulation:
         self.quiet_since = 0.0
         self.quiet = False
         self.energy_done: dict[str, float] = {}
-        self._sample_keys: dict[str, tuple[int, int, Any]] = {}
+        self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
         self._dead_ports: list[Port] = []
         # build the installation
         for cfg in self.config.servants:
@@ -263,21 +279,10 @@ class Simulation:
 
     def trace_lines(self) -> list[str]:
         """The last frames and the last notable events, merged in time order."""
-        out = []
-        merged = sorted(list(self.trace) + list(self.notes), key=lambda e: e[0])
-        for entry in merged:
-            if entry[1] == "tx":
-                t, _, who, offset, data = entry
-                try:
-                    msg, counter = decode(offset, data)
-                    text = f"{msg!r} ctr {counter}"
-                except FrameError as exc:
-                    text = f"undecodable {data.hex()}: {exc}"
-                out.append(f"{t:10.4f} {who} sends {text}")
-            else:
-                t, kind, text = entry
-                out.append(f"{t:10.4f} {kind} {text}")
-        return out
+        lines = [(t, f"{t:10.4f} {who} sends {_frame_text(offset, data)}") for t, _, who, offset, data in self.trace]
+        lines += [(t, f"{t:10.4f} {kind} {text}") for t, kind, text in self.notes]
+        lines.sort(key=lambda e: e[0])  # (stable: a frame before a note of the same instant)
+        return [line for _, line in lines]
 
     def _trace(self, t: float, kind: str, text: str) -> None:
         self.notes.append((t, kind, text))
@@ -308,8 +313,9 @@ class Simulation:
         self.epoch += 1
         node = self.master_cls(self.config, now, master_id=master_id, epoch=epoch)
         name = "master" if not self.masters else f"master{master_id}"
-        proc = MasterProc(name, node, None, master_id, epoch, now)  # type: ignore[arg-type]
+        proc = MasterProc(name, node, None, master_id, epoch, now)
         proc.port = self.bus.attach(name, 0, proc, None)
+        proc.host = MasterHost(self, proc)
         self.masters.append(proc)
         self._mark(now, None, "master-start", f"{name} id {master_id} epoch {epoch}")
         self._master_after(proc, [], now)
@@ -320,19 +326,21 @@ class Simulation:
         if graceful:
             out = proc.node.shutdown(now)
             self._send(proc.port, out, now)
-            self._drain(proc, now)
+            self._marks(proc, proc.node.drain_events(), now)
         proc.alive = False
-        self.bus.detach(proc.port)
-        self._dead_ports.append(proc.port)
+        if proc.port is not None:
+            self.bus.detach(proc.port)
+            self._dead_ports.append(proc.port)
         self.masters = [m for m in self.masters if m is not proc]
         self._mark(now, None, "master-stop", f"{proc.name} {'shut down' if graceful else 'crashed'}")
 
-    def _add_servant(self, cfg: Any, twin: bool, now: float) -> ServantProc:
+    def _add_servant(self, cfg: ServantConfig, twin: bool, now: float) -> ServantProc:
         evse = SimEvse(meter=bool(cfg.has_meter), rng=random.Random(f"busshare-sim:{self.seed}:ev:{len(self.servants)}"),
                        now=now)
-        evse.tolerance_da = int(getattr(cfg, "tolerance_da", 10))
+        evse.tolerance_da = cfg.tolerance_da
         name = f"s{cfg.address}" + ("-twin" if twin else "")
         proc = ServantProc(name, cfg, evse, twin)
+        proc.host = ServantHost(self, proc)
         self.servants.append(proc)
         self.by_address.setdefault(cfg.address, []).append(proc)
         self._boot_servant(proc, now)
@@ -422,18 +430,20 @@ class Simulation:
             if bad:
                 self.fail(t, "rule8-integrity", f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]")
             proc = port.owner
-            if proc.is_master:
+            if isinstance(proc, MasterProc):
                 self._master_after(proc, proc.node.receive(msg, t), t)
                 continue
+            node = proc.node
+            assert node is not None  # (a dead process's port is detached)
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
                 self._heartbeat_seen(proc, msg, t)
             elif offset < 0x40 and (offset & 0x3F) == proc.address and self._accepts(proc, msg, t):
                 assert isinstance(msg, SetLimit)
-                out = proc.node.receive(msg, t)
+                out = node.receive(msg, t)
                 # only a set-limit the servant applied: not one it rightly ignores (another epoch, a rival
                 # hold, a late copy older than the newest it applied, a repeat it only re-acks)
-                if proc.node.last_set_limit is msg:
+                if node.last_set_limit is msg:
                     proc.grant_fs = msg.failsafe_da
                     proc.grant_epoch = msg.epoch
                     proc.fs_da = self._failsafe_of(proc)
@@ -442,7 +452,7 @@ class Simulation:
                     self._arm_failsafe(proc, t + self.bounds.failsafe_bound_s)
                 self._servant_after(proc, out, t)
                 continue
-            self._servant_after(proc, proc.node.receive(msg, t), t)
+            self._servant_after(proc, node.receive(msg, t), t)
 
     def _accepts(self, p: ServantProc, msg: Message, t: float) -> bool:
         """Whether the spec lets the servant act on this SET_LIMIT (rules 4 and 6).
@@ -511,76 +521,31 @@ class Simulation:
         if p.fs_deadline < p.fs_check_sched:
             p.fs_check_sched = p.fs_deadline
             self.queue.push(p.fs_deadline, CHECK, p, "failsafe")
-        if self.hold_s is not None:
-            p.hold_deadline = p.fs_deadline + self.hold_s
-            if p.hold_deadline < p.hold_sched:
-                p.hold_sched = p.hold_deadline
-                self.queue.push(p.hold_deadline, CHECK, p, "hold")
+        p.hold_deadline = p.fs_deadline + self.hold_s
+        if p.hold_deadline < p.hold_sched:
+            p.hold_sched = p.hold_deadline
+            self.queue.push(p.hold_deadline, CHECK, p, "hold")
 
     def _servant_due(self, p: ServantProc, t: float) -> None:
         if t != p.node_sched or not p.alive:
             return
         p.node_sched = INF
         node = p.node
+        assert node is not None
         if node.next_deadline() <= t:
             out = node.tick(t)
             if node.next_deadline() <= t:
-                self._stuck(p, t)
+                self._stuck(p, node, t)
             self._servant_after(p, out, t)
         else:
-            self._node_resched(p)
+            self._node_resched(p, node.next_deadline())
 
     def _servant_after(self, p: ServantProc, out: list[Message], t: float, changed: bool = False) -> None:
-        """After any call into a servant: send, drive the EVSE, feed changed readings back, check."""
-        node = p.node
-        if out:
-            self._send(p.port, out, t)
-        evse = p.evse
-        for _ in range(8):
-            offer = node.offer_da
-            stopped = node.ev_stopped
-            if offer != p.a_offer or stopped != p.a_stop:
-                p.a_offer = offer
-                p.a_stop = stopped
-                evse.apply(offer, stopped, t)
-                changed = True
-            elif not changed:
-                break  # the hardware was not touched: its readings cannot have changed
-            pilot = evse.pilot()
-            measured = evse.draw_da if evse.meter else None
-            if pilot is p.r_pilot and measured == p.r_measured:
-                break
-            p.r_pilot = pilot
-            p.r_measured = measured
-            out = node.observe(pilot, measured, t)
-            if out:
-                self._send(p.port, out, t)
-        if changed:
-            stops = evse.stopped and evse.plugged and not p.ev_stopped
-            p.ev_stopped = evse.stopped
-            self._sync(p, t)
-            if stops:  # its servant stopped the car: its demand is gone, as at an unplug
-                self._disturb(t)
-        fs = bool(node.in_failsafe)
-        if fs != p.in_failsafe:
-            p.in_failsafe = fs
-            if fs:
-                self.failsafe_episodes += 1
-            self._mark(t, p.address, "failsafe" if fs else "failsafe-end", f"{p.name} offers {p.offer / 10:.1f} A")
-        self._drain(p, t)
-        d = node.next_deadline()
-        if d < t:
-            d = t
-        if d < p.node_sched:
-            p.node_sched = d
-            self.queue.push(d, NODE, p)
-        if changed:  # (an untouched car keeps the change it has scheduled already)
-            c = evse.next_change()
-            if c < t:
-                c = t
-            if c < p.ev_sched:
-                p.ev_sched = c
-                self.queue.push(c, EV, p)
+        """After any call into a servant (or a change of its EVSE, ``changed``): the one node driver."""
+        node, host = p.node, p.host
+        assert node is not None and host is not None
+        host.changed = changed
+        settle_servant(node, host, out, t)
 
     def _sync(self, p: ServantProc, t: float) -> None:
         """An EVSE changed: the invariants check it and the timeline records it (the plot draws what they saw)."""
@@ -615,8 +580,8 @@ class Simulation:
             p.ev_sched = c
             self.queue.push(c, EV, p)
 
-    def _node_resched(self, p: ServantProc | MasterProc) -> None:
-        d = max(p.node.next_deadline(), self.queue.now)
+    def _node_resched(self, p: ServantProc | MasterProc, deadline: float) -> None:
+        d = max(deadline, self.queue.now)
         if d < p.node_sched:
             p.node_sched = d
             self.queue.push(d, NODE, p)
@@ -628,42 +593,34 @@ class Simulation:
         if m.node.next_deadline() <= t:
             out = m.node.tick(t)
             if m.node.next_deadline() <= t:
-                self._stuck(m, t)
+                self._stuck(m, m.node, t)
             self._master_after(m, out, t)
         else:
-            self._node_resched(m)
+            self._node_resched(m, m.node.next_deadline())
 
-    def _stuck(self, proc: ServantProc | MasterProc, t: float) -> None:
+    def _stuck(self, proc: ServantProc | MasterProc, node: Node, t: float) -> None:
         """A node whose deadline is still due right after tick(now) would make a real runtime spin.
 
         The run cannot go on (virtual time would never advance), so this stops it even when
         violations are only being collected.
         """
-        v = Violation(t, "node-deadline", f"{proc.name}: next_deadline() = {proc.node.next_deadline():.6f} is not "
+        v = Violation(t, "node-deadline", f"{proc.name}: next_deadline() = {node.next_deadline():.6f} is not "
                       f"after tick({t:.6f}); a runtime would busy-loop")
         self.violations.append(v)
         raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
 
     def _master_after(self, m: MasterProc, out: list[Message], t: float) -> None:
-        if out:
-            self._send(m.port, out, t)
-        self._drain(m, t)
-        d = m.node.next_deadline()
-        if d < t:
-            d = t
-        if d < m.node_sched:
-            m.node_sched = d
-            self.queue.push(d, NODE, m)
+        """After any call into a master: the one node driver."""
+        assert m.host is not None
+        settle(m.node, m.host, out, t)
 
-    def _drain(self, proc: ServantProc | MasterProc, t: float) -> None:
-        events = proc.node.drain_events()
+    def _marks(self, proc: ServantProc | MasterProc, events: list[Event], t: float) -> None:
+        """A node's events, as timeline marks (a servant's carry its address)."""
         for ev in events:
-            kind = str(getattr(ev, "kind", type(ev).__name__))
-            detail = str(getattr(ev, "detail", ev))
-            address = getattr(ev, "address", None)
-            if address is None and not proc.is_master:
-                address = proc.address  # type: ignore[union-attr]
-            self._mark(t, address, kind, f"{proc.name}: {detail}")
+            address = ev.address
+            if address is None and isinstance(proc, ServantProc):
+                address = proc.address
+            self._mark(t, address, ev.kind, f"{proc.name}: {ev.detail}")
 
     def _check_due(self, p: ServantProc | None, what: str, t: float) -> None:
         if what == "failsafe":
@@ -913,8 +870,6 @@ class Simulation:
         if not base:
             raise ValueError(f"twin: no servant at address {address}")
         cfg = base[0].cfg
-        from dataclasses import replace
-
         twin_cfg = replace(cfg, serial=serial if serial is not None else (cfg.serial ^ 0x5A5A5A5A) & 0xFFFFFFFF)
         p = self._add_servant(twin_cfg, twin=True, now=t)
         self._mark(t, address, "twin", f"{p.name} serial {twin_cfg.serial:#x}")
@@ -934,13 +889,137 @@ class Simulation:
         self._fault_off(f"twin:{p.address}", t)
 
 
-class _NullList(list):  # type: ignore[type-arg]
+class MasterHost:
+    """A simulated master process as the node driver's host: its bus port and its event queue entry."""
+
+    __slots__ = ("sim", "m")
+
+    def __init__(self, sim: Simulation, m: MasterProc) -> None:
+        self.sim = sim
+        self.m = m
+
+    def apply(self, now: float) -> None:
+        pass  # a master has no pilot
+
+    def send(self, msgs: list[Message], now: float) -> None:
+        self.sim._send(self.m.port, msgs, now)
+
+    def record(self, events: list[Event], now: float) -> None:
+        if events:
+            self.sim._marks(self.m, events, now)
+
+    def schedule(self, deadline: float, now: float) -> None:
+        m = self.m
+        d = deadline if deadline > now else now
+        if d < m.node_sched:
+            m.node_sched = d
+            self.sim.queue.push(d, NODE, m)
+
+
+class ServantHost:
+    """A simulated servant process as the node driver's host: its EVSE (readings fed back at once), its bus
+    port, the invariants and its event queue entries.
+
+    ``changed``: the EVSE was touched during this call (by the offer, or before it by a car or a reboot),
+    so its readings may have changed; set by the caller before each ``settle_servant``.
+    """
+
+    __slots__ = ("sim", "p", "changed")
+
+    def __init__(self, sim: Simulation, p: ServantProc) -> None:
+        self.sim = sim
+        self.p = p
+        self.changed = False
+
+    def apply(self, now: float) -> None:
+        p = self.p
+        node = p.node
+        assert node is not None  # (only a running process is driven)
+        offer = node.offer_da
+        stopped = node.ev_stopped
+        if offer != p.a_offer or stopped != p.a_stop:
+            p.a_offer = offer
+            p.a_stop = stopped
+            p.evse.apply(offer, stopped, now)
+            self.changed = True
+
+    def send(self, msgs: list[Message], now: float) -> None:
+        self.sim._send(self.p.port, msgs, now)
+
+    def reading(self, now: float) -> tuple[PilotState, int | None] | None:
+        if not self.changed:
+            return None  # the hardware was not touched: its readings cannot have changed
+        p = self.p
+        evse = p.evse
+        pilot = evse.pilot()
+        measured = evse.draw_da if evse.meter else None
+        if pilot is p.r_pilot and measured == p.r_measured:
+            return None
+        p.r_pilot = pilot
+        p.r_measured = measured
+        return pilot, measured
+
+    def record(self, events: list[Event], now: float) -> None:
+        """What the EVSE did is checked and drawn first, then failsafe changes and the node's events are marked."""
+        sim, p = self.sim, self.p
+        if self.changed:
+            evse = p.evse
+            stops = evse.stopped and evse.plugged and not p.ev_stopped
+            p.ev_stopped = evse.stopped
+            sim._sync(p, now)
+            if stops:  # its servant stopped the car: its demand is gone, as at an unplug
+                sim._disturb(now)
+        node = p.node
+        assert node is not None
+        fs = node.in_failsafe
+        if fs != p.in_failsafe:
+            p.in_failsafe = fs
+            if fs:
+                sim.failsafe_episodes += 1
+            sim._mark(now, p.address, "failsafe" if fs else "failsafe-end", f"{p.name} offers {p.offer / 10:.1f} A")
+        if events:
+            sim._marks(p, events, now)
+
+    def schedule(self, deadline: float, now: float) -> None:
+        p, queue = self.p, self.sim.queue
+        d = deadline if deadline > now else now
+        if d < p.node_sched:
+            p.node_sched = d
+            queue.push(d, NODE, p)
+        if self.changed:  # (an untouched car keeps the change it has scheduled already)
+            c = p.evse.next_change()
+            if c < now:
+                c = now
+            if c < p.ev_sched:
+                p.ev_sched = c
+                queue.push(c, EV, p)
+
+
+def _frame_text(offset: int, data: bytes) -> str:
+    try:
+        msg, counter = decode(offset, data)
+    except FrameError as exc:
+        return f"undecodable {data.hex()}: {exc}"
+    return f"{msg!r} ctr {counter}"
+
+
+class _NullList(list[tuple[float, int, bytes]]):
     """A capture that keeps nothing (chaos runs do not need the frames)."""
 
-    def append(self, item: Any) -> None:
+    def append(self, item: tuple[float, int, bytes]) -> None:
         pass
 
 
-def run_scenario(scenario: Scenario, seed: int | None = None, **kwargs: Any) -> SimResult:
+class SimOptions(TypedDict, total=False):
+    """The keyword options of ``Simulation``, for ``run_scenario``."""
+
+    record: bool
+    stop_on_violation: bool
+    on_step: Callable[[Simulation], None] | None
+    master_cls: MasterFactory | None
+    servant_cls: ServantFactory | None
+
+
+def run_scenario(scenario: Scenario, seed: int | None = None, **options: Unpack[SimOptions]) -> SimResult:
     """Run ``scenario`` to its end; raises ``SimulationFailed`` on the first violation."""
-    return Simulation(scenario, seed, **kwargs).run()
+    return Simulation(scenario, seed, **options).run()

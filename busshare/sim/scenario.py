@@ -164,7 +164,7 @@ _EV: dict[str, Callable[[object], object]] = {
 _BUS: dict[str, Callable[[object], object]] = {
     "bitrate": within(integer, 0, 10_000_000, low_open=True, unit="bit/s"), "latency_s": seconds,
     "loss": probability, "duplicate": probability, "corrupt": probability,
-    "late": probability, "late_min_s": seconds, "late_max_s": seconds, "jitter_s": seconds,
+    "late": probability, "late_min_s": seconds, "late_max_s": seconds, "jitter_s": seconds, "echo_s": seconds,
 }
 assert set(_EV) == {f.name for f in fields(EvProfile)} and set(_BUS) == {f.name for f in fields(BusFaults)}
 

@@ -19,10 +19,10 @@ time left until its node's next deadline.  That works the same on ``virtual``
 
 from __future__ import annotations
 
-import argparse
 import errno
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import can
@@ -30,6 +30,7 @@ import can
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 from ..protocol.canid import IdScheme
+from .base import BusEvent, BusEventKind, RxFrame
 
 #: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, ~/can.conf) names an interface:
 #: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.
@@ -48,24 +49,6 @@ CRTL_STATES = ((0x01, "rx-overflow"), (0x02, "tx-overflow"), (0x04, "rx-warning"
 _ECHO_WINDOW = 2.0  # s: how long a sent frame is remembered to recognise its echo
 _ECHO_MAX = 256
 _STATE_POLL_PERIOD = 0.25  # s between reads of ``bus.state`` (a driver call on some interfaces)
-
-
-@dataclass(frozen=True)
-class RxFrame:
-    """One received frame inside the protocol's id range."""
-
-    offset: int  # type << 6 | address
-    data: bytes
-    timestamp: float  # the interface's timestamp (not necessarily monotonic)
-    can_id: int
-
-
-@dataclass(frozen=True)
-class BusEvent:
-    """Something the bus said that is not a frame: an error frame or a state change."""
-
-    kind: str  # "error-frame", "bus-off", "bus-recovered", "send-failed", "recv-failed"
-    detail: str
 
 
 @dataclass
@@ -87,7 +70,10 @@ class TransportStats:
 
 
 class CanTransport:
-    """Moves protocol frames over a python-can bus; never raises on bus trouble."""
+    """Moves protocol frames over a python-can bus; never raises on bus trouble (a ``base.Transport``)."""
+
+    #: what a link that is down is called on CAN
+    link_down_words = "bus-off"
 
     def __init__(
         self,
@@ -169,7 +155,7 @@ class CanTransport:
             self.stats.send_errors += 1
         self.stats.send_error_kinds[kind] += 1
         self.last_send_error = f"{kind}: {exc}"
-        self._events.append(BusEvent("send-failed", self.last_send_error))
+        self._events.append(BusEvent(BusEventKind.SEND_FAILED, self.last_send_error))
 
     # -- receiving ----------------------------------------------------------------
 
@@ -184,7 +170,7 @@ class CanTransport:
         except (can.CanError, OSError, ValueError) as exc:
             # e.g. udp_multicast "could not unpack", socketcan ENETDOWN: count, don't spin
             self.stats.recv_errors += 1
-            self._events.append(BusEvent("recv-failed", str(exc)))
+            self._events.append(BusEvent(BusEventKind.RECV_FAILED, str(exc)))
             if _errno_of(exc) == errno.ENETDOWN:
                 self._set_bus_off(True, f"recv: {exc}")
             time.sleep(min(max(timeout, 0.0), 0.01))
@@ -219,7 +205,7 @@ class CanTransport:
             # acknowledged); the heartbeat's heard bit tells the servant whether they reach the master
             names += [n for bit, n in CRTL_STATES if msg.data[1] & bit]
         detail = f"class {cls:#x}" + (f" ({', '.join(names)})" if names else "")
-        self._events.append(BusEvent("error-frame", detail))
+        self._events.append(BusEvent(BusEventKind.ERROR_FRAME, detail))
         if cls & CAN_ERR_BUSOFF:
             self._set_bus_off(True, "error frame: bus-off")
         elif cls & CAN_ERR_RESTARTED:
@@ -243,7 +229,7 @@ class CanTransport:
         self.bus_off = off
         if off:
             self.stats.bus_off_entries += 1
-        self._events.append(BusEvent("bus-off" if off else "bus-recovered", why))
+        self._events.append(BusEvent(BusEventKind.BUS_OFF if off else BusEventKind.BUS_RECOVERED, why))
 
     # -- the rest -------------------------------------------------------------------
 
@@ -266,43 +252,17 @@ def _errno_of(exc: BaseException) -> int | None:
     return _errno_of(cause) if cause is not None and cause is not exc else None
 
 
-# -- command-line buses ----------------------------------------------------------------
+# -- opening a bus ----------------------------------------------------------------------
 
 
-def add_bus_arguments(parser: argparse.ArgumentParser) -> None:
-    """python-can's own -i/-c/-b/--bus-kwargs options, plus the id base (every number checked when parsed)."""
-    import can.cli
+def open_bus(config: Mapping[str, object] | None = None) -> can.BusABC:
+    """The bus python-can's keyword arguments name (interface, channel, bitrate, ...).
 
-    from ..cli.commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
-
-    can.cli.add_bus_arguments(parser)
-    opt.set_type(parser, "bitrate", opt.can_bitrate)
-    opt.set_type(parser, "data_bitrate", opt.can_data_bitrate)
-    parser.add_argument(
-        "--id-base", type=opt.id_base, default=0, metavar="ID",
-        help="first of the protocol's 512 CAN ids (a multiple of 0x200; default 0x000)",
-    )
-    parser.add_argument("--extended", action="store_true", help="use 29-bit ids")
-
-
-def id_scheme_from(args: argparse.Namespace) -> IdScheme:
-    try:
-        return IdScheme(getattr(args, "id_base", 0), getattr(args, "extended", False))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def open_bus(args: argparse.Namespace) -> can.BusABC:
-    """The bus named by the options; ``udp_multicast`` when nothing names one.
-
-    python-can's config (CAN_INTERFACE/CAN_CHANNEL environment, ~/can.conf) is
-    honoured before the default.  Any failure is one line for the user.
+    ``udp_multicast`` when nothing names an interface; python-can's config
+    (CAN_INTERFACE/CAN_CHANNEL environment, ~/can.conf) is honoured before that
+    default.  Any failure is one line for the user.
     """
-    config: dict[str, object] = {}
-    for key in ("channel", "interface", "bitrate", "fd", "data_bitrate", "timing"):
-        if key in args:
-            config[key] = getattr(args, key)
-    config.update(getattr(args, "bus_kwargs", {}) or {})
+    config = dict(config or {})
     if "interface" not in config:
         try:
             can.util.load_config(config={k: v for k, v in config.items() if k == "channel"})

@@ -102,3 +102,46 @@ def test_normalisation_is_narrow() -> None:
                      ("1:charging 16.0", "1:failsafe 16.0"), ("txn 2", "txn 3"), ("grant-acked [2]", "acked [2]")):
         other = [line.replace(old, new) for line in same]
         assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old
+
+
+def test_json_records_and_event_reprs_are_normalised_narrowly() -> None:
+    """JSON status and summary records differ in their times and frame counters only; an event's repr in
+    its ``t=``; a changed current, kind or rejected count is still drift."""
+    norm = ["times", "counts"]
+    shown = ['{"record": "status", "t": 1796089928.982092, "address": 1, "offer_a": 46.0, "last_heartbeat": '
+             '1796089928.803367, "heartbeat_age": 0.179, "heard_age": 0.179, "frames_in": 100, "rejected": 1, '
+             '"sent": 45, "send_failed": 0}',
+             '{"record": "summary", "command": "monitor", "start_t": 1796089907.774302, "duration_s": 21.357, '
+             '"frames": 149, "rejected": 1, "malformed": {"length": 1}}',
+             "Setpoint(t=548.839204412, limit_da=400, ttl_s=60.0)"]
+    same = ['{"record": "status", "t": 1796090001.5, "address": 1, "offer_a": 46.0, "last_heartbeat": '
+            '1796090001.42, "heartbeat_age": 0.08, "heard_age": 0.08, "frames_in": 97, "rejected": 1, '
+            '"sent": 44, "send_failed": 0}',
+            '{"record": "summary", "command": "monitor", "start_t": 1796089990.1, "duration_s": 23.001, '
+            '"frames": 162, "rejected": 1, "malformed": {"length": 1}}',
+            "Setpoint(t=3095.408288635, limit_da=400, ttl_s=60.0)"]
+    assert regen_docs.normalise(shown, norm) == regen_docs.normalise(same, norm)
+    for old, new in (('"offer_a": 46.0', '"offer_a": 48.0'), ('"rejected": 1,', '"rejected": 2,'),
+                     ('"send_failed": 0', '"send_failed": 3'), ('"length": 1', '"length": 2'),
+                     ("limit_da=400", "limit_da=401"), ("ttl_s=60.0", "ttl_s=61.0")):
+        other = [line.replace(old, new) for line in same]
+        assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old
+    assert regen_docs.normalise(shown[1:2], []) != regen_docs.normalise(same[1:2], [])  # only where a block says
+
+
+def test_meter_readings_are_normalised_only_where_a_block_says() -> None:
+    """``readings``: a MeterReading's figures (a house moving with wall-clock time); its kind, a
+    failure's kind and detail stay compared; pymodbus's ``0.000 seconds into read`` is a time."""
+    shown = ["MeterReading(t=1029.284464233, currents_da=(137, 143, 58), powers_w=(3038.18, -3207.0341796875, 1e-05))",
+             "MeterFailure(t=1041.28, kind=<FailureKind.READ_ERROR: 'read-error'>, detail='Connection unexpectedly "
+             "closed 0.000 seconds into read of unbounded read bytes')"]
+    same = ["MeterReading(t=987.596212326, currents_da=(136, 144, 59), powers_w=(3034.44, 3217.337158203125, 1310.1))",
+            "MeterFailure(t=999.6, kind=<FailureKind.READ_ERROR: 'read-error'>, detail='Connection unexpectedly "
+            "closed 0.001 seconds into read of unbounded read bytes')"]
+    norm = ["times", "readings"]
+    assert regen_docs.normalise(shown, norm) == regen_docs.normalise(same, norm)
+    assert regen_docs.normalise(shown, ["times"]) != regen_docs.normalise(same, ["times"])
+    for old, new in (("MeterReading", "MeterFailure"), ("READ_ERROR: 'read-error'", "TIMEOUT: 'timeout'"),
+                     ("unexpectedly closed", "refused")):
+        other = [line.replace(old, new) for line in same]
+        assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old

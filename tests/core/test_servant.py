@@ -713,16 +713,80 @@ def test_a_late_copy_of_an_old_heartbeat_restarts_neither_clock() -> None:
     assert s2.in_failsafe
 
 
-def test_a_master_restarted_with_the_same_epoch_is_followed_after_a_run_of_heartbeats() -> None:
+def replay(s: Servant, frames: list[tuple[float, Heartbeat]], until: float) -> float | None:
+    """Deliver timed heartbeats in time order, ticking every 0.05 s to ``until``; when the failsafe began."""
+    frames = sorted(frames, key=lambda x: x[0])
+    t, k = 0.1, 0
+    while t < until:
+        t = round(t + 0.05, 9)
+        while k < len(frames) and frames[k][0] <= t:
+            s.receive(frames[k][1], frames[k][0])
+            k += 1
+        s.tick(t)
+        if s.in_failsafe:
+            return t
+    return None
+
+
+def with_delayed_copies(originals: list[tuple[float, Heartbeat]], delay: float) -> list[tuple[float, Heartbeat]]:
+    """Every heartbeat again ``delay`` later, in order and one period apart: a second path (a bridge, a UDP loop)."""
+    return originals + [(round(t + delay, 9), m) for t, m in originals]
+
+
+@pytest.mark.parametrize("delay", [2.0, 5.0, 20.0])
+def test_a_dead_masters_heartbeats_delayed_in_order_do_not_hold_off_the_failsafe(delay: float) -> None:
+    """A stream of late copies is as orderly as a live master: each copy one period after the last, seq
+    by seq. Taken as fresh once the originals stop (a master restarted with the same epoch looks the
+    same), it would hold off the failsafe by the path's delay; PROTOCOL.md 5.2 takes only a seq newer
+    than the newest taken, so the failsafe comes failsafe_timeout after the last original."""
+    s = following(limit=320)
+    originals = [(round(0.2 * i, 9), hb()) for i in range(1, 150)]  # the master dies after t = 29.8
+    fell = replay(s, with_delayed_copies(originals, delay), 60.0)
+    assert fell is not None and fell <= originals[-1][0] + T.failsafe_timeout + T.tick_period
+
+
+@pytest.mark.parametrize("delay", [5.0, 10.0])
+def test_a_mute_servant_fed_an_ordered_stream_of_late_copies_fails_safe_within_the_unheard_bound(
+        delay: float) -> None:
+    """Issue 10, finding 1 with a second path: from t = 30 the master no longer hears servant 1 and the
+    direct path loses two heartbeats in three; every heartbeat also arrives again ``delay`` later, in
+    order, and for ``delay`` seconds those copies still say it is heard. Only fresh heartbeats count."""
+    s = following(limit=320)
+    frames: list[tuple[float, Heartbeat]] = []
+    for i in range(1, 300):
+        t = round(0.2 * i, 9)
+        msg = Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 if t < 30.0 else 0, next(_SEQ) % 1024)
+        if t < 30.0 or i % 3 == 0:
+            frames.append((t, msg))
+        frames.append((round(t + delay, 9), msg))
+    fell = replay(s, frames, 60.0)
+    assert fell is not None and 30.0 <= fell <= 30.0 + T.unheard_bound
+
+
+def test_a_master_restarted_with_the_same_epoch_is_followed_once_the_newest_seq_is_forgotten() -> None:
+    """Its seq starts again behind the newest taken: nothing tells it from late copies, so its heartbeats
+    count again only once the newest seq is forgotten, 60 s without a fresh heartbeat (PROTOCOL.md 5.2);
+    meanwhile the servant is in failsafe."""
+    from busshare.core.heartbeat_order import FORGET_AFTER_S
+
     s = following(limit=320)
     for i in range(1, 6):
-        s.receive(hb(), i * 0.2)
-    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 1), 1.4)  # seq from 0 again: behind, not taken yet
-    s.tick(1.4)
-    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 2), 1.6)
-    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, 3), 1.8)  # the third in order, a period apart: taken
-    s.tick(1.8 + T.failsafe_timeout - 0.05)
-    assert not s.in_failsafe, "its heartbeats count again"
+        last = hb()
+        s.receive(last, i * 0.2)
+    # it counts from 1 again: wherever that falls, behind the newest taken (here 500 behind, so that its
+    # 300 heartbeats of the next minute stay behind too)
+    t, seq = 1.0, (last.seq - 500) % 1024
+    while t < 1.0 + FORGET_AFTER_S + 1.0:
+        t, seq = round(t + 0.2, 9), (seq + 1) % 1024
+        s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7, seq), t)
+        s.tick(t)
+        if t < 1.0 + FORGET_AFTER_S - 0.2:
+            assert t < 1.0 + T.failsafe_timeout or s.in_failsafe, f"a stale heartbeat kept it up at t={t}"
+    s.tick(t + T.failsafe_timeout - 0.05)
+    assert s.in_failsafe, "still in failsafe: a heartbeat alone does not end it (rule 4)"
+    s.receive(SetLimit(1, 2, 160, 60, 7), t + T.failsafe_timeout - 0.05)  # its next set-limit ends the failsafe
+    s.tick(t + T.failsafe_timeout)
+    assert not s.in_failsafe and s.offer_da == 160, "its heartbeats count again: followed"
 
 
 @given(st.integers(0, 1023), st.integers(1, 511))
@@ -734,3 +798,16 @@ def test_a_heartbeat_behind_the_newest_is_never_fresh(newest: int, behind: int) 
     assert not order.fresh((newest - behind) % 1024, 0.1)
     assert not order.fresh(newest, 0.15), "the same one twice is not news either"
     assert order.fresh((newest + 1) % 1024, 0.2)
+
+
+@given(st.integers(0, 1023), st.lists(st.tuples(st.integers(1, 511), st.floats(0.0, 59.9)), max_size=40))
+def test_no_arrangement_of_late_copies_is_ever_fresh(newest: int, copies: list[tuple[int, float]]) -> None:
+    """Copies behind the newest seq taken, arriving in any order and spacing (a steady run one period apart
+    included) within the 60 s the newest is remembered, are never fresh (PROTOCOL.md 5.2)."""
+    from busshare.core.heartbeat_order import HeartbeatOrder
+
+    order = HeartbeatOrder(0.2)
+    assert order.fresh(newest, 0.0)
+    steady = [(i, round(0.2 * (31 - i), 9)) for i in range(30, 0, -1)]  # newest-30 ... newest-1, in order
+    for behind, at in sorted(copies + steady, key=lambda x: x[1]):
+        assert not order.fresh((newest - behind) % 1024, at)

@@ -20,14 +20,30 @@ from busshare.frames import (
     FIRST_SERVANT,
     LAST_SERVANT,
     MESSAGE_TYPES,
+    MIN_OFFER_DA,
+    Ack,
+    AckHow,
+    FrameError,
     Heartbeat,
+    Join,
     Message,
     MsgType,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    Request,
+    SetLimit,
+    Status,
     encode,
     heard_page,
     offset_of,
+    spec_fields,
+    spec_head,
 )
 from busshare.protocol.canid import IdScheme
+from busshare.protocol.layout import HEARTBEAT_FLAGS, STATUS_FLAGS
+from busshare.protocol.pilot import PilotState
 from tests.support.frame_strategies import counters, messages
 
 DBC_PATH = Path(__file__).resolve().parents[2] / "dbc" / "busshare.dbc"
@@ -174,3 +190,80 @@ def test_generator_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("\n") == 1 and "multiple of 0x200" in err
     assert dbc_cli.main(["--base", "twelve"]) == 2
     assert "not a number" in capsys.readouterr().err
+
+
+# one valid message per type: the ranges below are probed by changing one field of it
+SAMPLES: dict[MsgType, Message] = {
+    MsgType.SET_LIMIT: SetLimit(1, 17, 320, 60, 7),
+    MsgType.HEARTBEAT: Heartbeat(1, 7, 640),
+    MsgType.ACK: Ack(2, 17, 320, 301, AckHow.MEASURED),
+    MsgType.NACK: Nack(4, NackCode.BAD_LIMIT, 4, 23, 900),
+    MsgType.RELEASE: Release(3, 160, ReleaseReason.EV_DONE),
+    MsgType.REQUEST: Request(3, 320, 60, 1),
+    MsgType.STATUS: Status(3, 4660, PilotState.C, 320, 315, 320),
+    MsgType.JOIN: Join(3, 0xDEADBEEF, 320),
+}
+
+
+def _accepts(msg: Message, attr: str, raw: int) -> bool:
+    try:
+        dataclasses.replace(msg, **{attr: raw})  # type: ignore[arg-type]
+    except FrameError as exc:
+        assert exc.kind == "range", exc
+        return False
+    return True
+
+
+def test_current_ranges_are_the_messages_ranges() -> None:
+    """Every current signal's DBC range is exactly what the message accepts (0 aside: an offer's gap below 6 A)."""
+    checked = 0
+    for t, sample in SAMPLES.items():
+        message = DB.get_message_by_frame_id(offset_of(sample))
+        attr_of = {meta.signal: attr for attr, meta in dbcgen.META[t].items()}
+        for sig in message.signals:
+            if sig.unit != "A":
+                continue
+            attr = attr_of[sig.name]
+            low, high = round(sig.minimum / sig.scale), round(sig.maximum / sig.scale)
+            assert _accepts(sample, attr, low) and _accepts(sample, attr, high), sig.name
+            assert not _accepts(sample, attr, high + 1), sig.name
+            if low > 0:
+                assert not _accepts(sample, attr, low - 1), sig.name
+            elif attr != "measured_da" and not isinstance(sample, Heartbeat):
+                # an offer: 0 (pause), then nothing until the pilot's lowest current
+                assert _accepts(sample, attr, MIN_OFFER_DA) and not _accepts(sample, attr, MIN_OFFER_DA - 1)
+            checked += 1
+    assert checked == 12
+    assert DB.get_message_by_name("Join_01").get_signal_by_name("MaxCurrent").minimum == MIN_OFFER_DA / 10
+    assert DB.get_message_by_name("Request_01").get_signal_by_name("Min").minimum == MIN_OFFER_DA / 10
+    nack = DB.get_message_by_name("Nack_00").get_signal_by_name("Reporter")
+    assert _accepts(SAMPLES[MsgType.NACK], "reporter", nack.maximum)
+    assert not _accepts(SAMPLES[MsgType.NACK], "reporter", nack.maximum + 1)
+
+
+def test_signals_sit_where_the_layout_of_record_puts_the_fields() -> None:
+    """Each signal's start bit and length are the construct SPEC's (frames.spec_fields), not a copy's."""
+    for t, sample in SAMPLES.items():
+        message = DB.get_message_by_frame_id(offset_of(sample))
+        where = {f.name: (f.start, f.length) for f in spec_fields(t)}
+        nibble = spec_head()[2]
+        for i, name in enumerate({MsgType.HEARTBEAT: HEARTBEAT_FLAGS, MsgType.STATUS: STATUS_FLAGS}.get(t, ())):
+            where[name] = (nibble.start + i, 1)
+        where["version"] = (nibble.start, nibble.length)
+        attr_of = {meta.signal: attr for attr, meta in dbcgen.META[t].items()}
+        for sig in message.signals:
+            if sig.name.startswith("HeardS"):
+                a = int(sig.name[6:])
+                assert (sig.start, sig.length) == (where["heard"][0] + (a & 7), 1)
+            elif sig.name in ("Crc", "AliveCounter"):
+                field = spec_head()[0 if sig.name == "Crc" else 1]
+                assert (sig.start, sig.length) == (field.start, field.length)
+            else:
+                assert (sig.start, sig.length) == where[attr_of[sig.name]], (t, sig.name)
+
+
+def test_counter_comment_says_per_stream() -> None:
+    """PROTOCOL.md 6.2: one alive counter per (type, address) stream, not per sender and type."""
+    comment = DB.get_message_by_name("Status_03").get_signal_by_name("AliveCounter").comment
+    assert "per (type, address) stream" in comment
+    assert "per sender and type" not in DBC_PATH.read_text()

@@ -275,3 +275,18 @@ def test_documented_rejection(can_id: int, data: bytes, kind: str) -> None:
     assert info.value.kind == kind
     if kind != "crc" and len(data) == 8:  # the document says the CRC is right: the later check must be the reason
         assert data[0] == frame_crc(offset, data[1:])
+
+
+def test_the_cantools_run_decodes_the_worked_examples_it_names() -> None:
+    """Section 11.2 shows cantools on "three frames of section 9 (9.x, ...)": the capture it reads
+    (docs/examples/capture.log) must hold exactly those examples' frames, in that order."""
+    text = DOC.read_text()
+    names = re.search(r"frames of section 9 \(([0-9., ]+);", text)
+    assert names, "the cantools run no longer names its examples"
+    sections = re.split(r"^### (9\.\d+) ", text, flags=re.MULTILINE)
+    example = {sections[i]: parse(BLOCK.findall(sections[i + 1])[0]) for i in range(1, len(sections) - 1, 2)
+               if BLOCK.findall(sections[i + 1])}
+    wanted = [example[n.strip()] for n in names.group(1).split(",")]
+    capture = (DOC.parent / "examples" / "capture.log").read_text().split()
+    got = [tuple(capture[i].split("#")) for i in range(2, len(capture), 3)]
+    assert got == [(f"{ex.can_id:03X}", ex.data.hex().upper()) for ex in wanted]

@@ -238,3 +238,35 @@ def test_bad_late_settings_are_refused() -> None:
         BusFaults(late_min_s=5.0, late_max_s=1.0)
     with pytest.raises(ValueError, match="jitter"):
         BusFaults(jitter_s=-1.0)
+
+
+def test_a_second_path_echoes_every_frame_in_order_to_everyone_but_the_sender() -> None:
+    q, bus = make_bus(echo_s=5.0)
+    m = bus.attach("master", 0, None)
+    bus.attach("s1", 1, None)
+    bus.attach("s2", 2, None)
+    sent = [m.link.encode(Heartbeat(1, 3, 640, 0, 0, seq))[1] for seq in range(1, 11)]
+    for i, data in enumerate(sent):
+        bus.send(m, 0x000, data, i * 0.2)
+    got = deliveries(q)
+    for name in ("s1", "s2"):
+        mine = [(t, d) for t, who, _, d in got if who == name]
+        direct, echoed = mine[:10], mine[10:]
+        assert [d for _, d in direct] == sent and [d for _, d in echoed] == sent  # the whole stream, in order
+        assert all(abs(te - td - 5.0) < 1e-9 for (td, _), (te, _) in zip(direct, echoed, strict=True))
+    assert "master" not in {who for _, who, _, _ in got}
+    assert bus.late == 20 and bus.late_until >= 1.8 + 5.0
+
+
+def test_a_mute_port_puts_nothing_on_the_second_path_either() -> None:
+    q, bus = make_bus(echo_s=5.0)
+    s1 = bus.attach("s1", 1, None)
+    bus.attach("master", 0, None)
+    s1.mute = True
+    bus.send(s1, *s1.link.encode(HB), 0.0)
+    assert deliveries(q) == []
+
+
+def test_a_negative_echo_is_refused() -> None:
+    with pytest.raises(ValueError, match="echo_s"):
+        BusFaults(echo_s=-1.0)

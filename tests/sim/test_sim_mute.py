@@ -66,6 +66,28 @@ def test_the_mute_servant_fails_safe_before_the_master_counts_it_down() -> None:
     assert sim.servants[1].offer == 60 and sim.servants[0].offer + sim.servants[2].offer == 320 - 60
 
 
+def slow_to_follow_site() -> Scenario:
+    """The tight site, with servant 2's car following its failsafe as late as the allowance lets it (4.99 s)
+    while the other cars take any grant at once: the freed share must not be drawn before s2's car is down."""
+
+    def car(address: int, want: float) -> CarPlan:
+        reaction = 4.99 if address == 2 else 0.05
+        return CarPlan(address, 1.0 + address, None, EvProfile(max_a=want, need_kwh=100.0, reaction_min_s=reaction,
+                                                                reaction_max_s=reaction, ramp_a_per_s=100.0,
+                                                                ramp_step_s=0.05))
+
+    return dataclasses.replace(tight_site(), cars=tuple(car(a, w) for a, w in ((1, 16.0), (2, 8.0), (3, 32.0))))
+
+
+def test_the_master_counts_a_mute_servant_down_only_after_its_car_can_have_followed() -> None:
+    """The master's end of finding 1 (rule 3): silent_count_after covers the unheard bound plus the reaction
+    allowance. Counted down when a servant that hears the master falls (heard_timeout) but before its car
+    has followed, the others' fast cars draw the freed share while s2's car still draws 8 A: 34 A on 32 A."""
+    sim = Simulation(slow_to_follow_site(), seed=1, servant_cls=LosesEveryCut)
+    assert sim.run().ok  # drawn current included
+    assert sim.servants[1].offer == 60 and sim.servants[0].offer + sim.servants[2].offer == 320 - 60
+
+
 def test_a_servant_blind_to_the_heard_bits_is_caught_by_rule_4() -> None:
     try:
         Simulation(tight_site(), seed=1, servant_cls=HeardBlind).run()

@@ -5,6 +5,11 @@ a step are delivered in that step, in order, to every other node, through
 ``Link.encode``/``Link.receive`` so the E2E checks run for real.  A toy EV
 per servant follows its pilot after ``react`` seconds when lowered and at
 once when raised.  Every step checks rule 1 on the pilots actually offered.
+
+Nodes are driven like everywhere else, through ``busshare.core.driver.settle``:
+the offer needs no applying here (the toy car reads it at each step), frames
+are queued for delivery, events are drained into ``events`` (read them there:
+``node.drain_events()`` finds them gone).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from busshare.core.config import Config
+from busshare.core.driver import settle
+from busshare.core.events import Event
+from busshare.core.node import Node
 from busshare.frames import Message
 from busshare.master import Master
 from busshare.protocol.link import Link
@@ -44,6 +52,26 @@ class Unit:
     lose: tuple[type, ...] = ()  # frames of these types it sends are lost (e.g. only its acks)
 
 
+class _Host:
+    """One node of the net as the node driver's host."""
+
+    def __init__(self, net: Net, name: str) -> None:
+        self.net = net
+        self.name = name
+
+    def apply(self, now: float) -> None:
+        pass  # the toy car reads the offer at each step
+
+    def send(self, msgs: list[Message], now: float) -> None:
+        self.net._emit(self.name, msgs)
+
+    def record(self, events: list[Event], now: float) -> None:
+        self.net.events += [(self.name, e) for e in events]
+
+    def schedule(self, deadline: float, now: float) -> None:
+        pass  # the net steps every tick period
+
+
 class Net:
     def __init__(self, config: Config, *, epoch: int = 7, now: float = 0.0) -> None:
         self.config = config
@@ -60,8 +88,17 @@ class Net:
         self.max_offered = 0
         self.max_committed = 0
         self.queue: deque[tuple[str, int, bytes]] = deque()
+        self.events: list[tuple[str, Event]] = []  # every node event: (node, event)
+        self._hosts: dict[str, _Host] = {}
 
     # -- wiring ------------------------------------------------------------------------
+
+    def _settle(self, name: str, node: Node, out: list[Message]) -> None:
+        """After a call into node ``name``: the one node driver."""
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = _Host(self, name)
+        settle(node, host, out, self.t)
 
     def _emit(self, sender: str, msgs: list[Message]) -> None:
         for m in msgs:
@@ -86,7 +123,7 @@ class Net:
                 if r.message is not None:
                     got_any = True
                     self.log.append((self.t, sender, r.message))
-                    self._emit("master", self.master.receive(r.message, self.t))
+                    self._settle("master", self.master, self.master.receive(r.message, self.t))
             for u in self.units.values():
                 if u.name == sender or not u.up or u.deaf:
                     continue
@@ -95,7 +132,7 @@ class Net:
                     if not got_any:
                         self.log.append((self.t, sender, r.message))
                         got_any = True
-                    self._emit(u.name, u.node.receive(r.message, self.t))
+                    self._settle(u.name, u.node, u.node.receive(r.message, self.t))
 
     def inject(self, sender: str, msg: Message, link: Link | None = None) -> None:
         """Put a frame from an extra node (a twin, a rival master) on the bus."""
@@ -145,7 +182,7 @@ class Net:
         if not u.up:
             return
         draw = u.car.draw if u.car else 0
-        self._emit(u.name, u.node.observe(u.pilot, draw if u.meter else None, self.t))
+        self._settle(u.name, u.node, u.node.observe(u.pilot, draw if u.meter else None, self.t))
         self._deliver()
 
     # -- running ----------------------------------------------------------------------------
@@ -153,14 +190,14 @@ class Net:
     def step(self) -> None:
         self.t = round(self.t + self.dt, 9)
         if self.master is not None:
-            self._emit("master", self.master.tick(self.t))
+            self._settle("master", self.master, self.master.tick(self.t))
             self._deliver()
         for u in self.units.values():
             if not u.up:
                 continue
             self._physics(u)
             self._observe(u)
-            self._emit(u.name, u.node.tick(self.t))
+            self._settle(u.name, u.node, u.node.tick(self.t))
             self._deliver()
         self.check()
 

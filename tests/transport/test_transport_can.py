@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import can
@@ -141,9 +140,8 @@ def test_a_good_frame_ends_bus_off(channel: str) -> None:
 
 
 def test_open_bus_names_the_problem_in_one_line() -> None:
-    args = argparse.Namespace(interface="socketcan", channel="no-such-can9")
     with pytest.raises(UserError) as err:
-        open_bus(args)
+        open_bus({"interface": "socketcan", "channel": "no-such-can9"})
     assert "cannot open CAN bus (socketcan channel no-such-can9)" in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -154,7 +152,7 @@ def test_open_bus_defaults_to_udp_multicast(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(can, "rc", {})
     monkeypatch.setenv("HOME", "/nonexistent")  # no ~/can.rc
     monkeypatch.chdir("/")
-    bus = open_bus(argparse.Namespace(bus_kwargs={"port": 47999}))
+    bus = open_bus({"port": 47999})
     try:
         assert type(bus).__name__ == "UdpMulticastBus"
     finally:

@@ -141,7 +141,7 @@ def busshare_cli(tmp: Path, *argv: str) -> tuple[int, str]:
     return code, path.read_text(encoding="utf-8")
 
 
-UNHEARD_BOUND_S = Timing().unheard_bound  # heard_timeout + one tick (3.55 s): the bound PROTOCOL.md 8.3 states
+UNHEARD_BOUND_S = Timing().unheard_bound  # heard_timeout + one tick (3.55 s): the bound PROTOCOL.md 8.1 states
 
 
 def cangw(*args: str) -> None:

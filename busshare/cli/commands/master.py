@@ -1,14 +1,20 @@
-"""`busshare master --config site.toml`: the real master process on any python-can bus."""
+"""`busshare master --config site.toml`: the real master process, on CAN or (``--modbus``) a Modbus RTU line."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import secrets
 import time
 from typing import Any
 
+from ...core.config import Config, load_config
 from ...io.runtime import Runtime, event_record
-from ...transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from ...master import Master
+from ...transport.base import Transport
+from ...transport.modbus import registers as mm
+from ...transport.modbus.master import ModbusMasterTransport
+from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
 from . import SUMMARIES
 from . import _options as opt
 from ._common import add_output_arguments, node_times, printer
@@ -28,32 +34,38 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--epoch", type=opt.byte, default=None, metavar="N",
                    help="boot epoch 0-255 (default: random, so servants see a reboot)")
     add_output_arguments(p)
-    add_bus_arguments(p)
-    from ...transport.modbus.master import add_arguments as add_modbus_arguments
-
-    add_modbus_arguments(p)
+    add_bus_arguments(p, Role.MASTER)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "modbus", None):
-        from ...transport.modbus.master import run_modbus_master
-
-        return run_modbus_master(args)
-    from ...core.config import load_config
-    from ...master import Master
-
     config = load_config(args.config)
     epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
-    ids = id_scheme_from(args)
-    transport = CanTransport(open_bus(args), ids)
+    transport: Transport
+    if on_modbus(args):
+        # the line decides the timing (docs/MODBUS.md)
+        addresses = [s.address for s in config.servants]
+        config = dataclasses.replace(config, timing=mm.modbus_timing(args.baud, len(addresses), args.reply_timeout))
+        transport = ModbusMasterTransport(open_line(args), args.baud, addresses, reply_timeout=args.reply_timeout)
+    else:
+        transport = open_can(args)
     clock = time.monotonic
     now = clock()
     node = Master(config, now, master_id=args.master_id, epoch=epoch)
     emit = printer(args.json, node_times(args, now))
     emit(event_record(now, "started", 0, f"master id {args.master_id or config.master_id} epoch {epoch} "
-                                         f"limit {config.limit_da / 10:.1f} A, {len(config.servants)} servants configured"))
+                                         f"limit {config.limit_da / 10:.1f} A, {_where(args, config)}"))
     runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,
                       tick_period=config.timing.tick_period)
     runtime.run(duration=args.duration)
     return 0
+
+
+def _where(args: argparse.Namespace, config: Config) -> str:
+    """The end of the "started" line: the servants and, on Modbus, the line and its timing."""
+    if not on_modbus(args):
+        return f"{len(config.servants)} servants configured"
+    timing, n = config.timing, len(config.servants)
+    return (f"{n} servants on Modbus {args.modbus} at {args.baud} baud (heartbeat "
+            f"{timing.heartbeat_period:.2f} s, failsafe {timing.failsafe_timeout:.2f} s, bound cycle "
+            f"{mm.cycle_wire_time(args.baud, n) * 1000:.0f} ms)")

@@ -1,4 +1,4 @@
-"""`busshare servant --address N`: a real servant process on any python-can bus."""
+"""`busshare servant --address N`: a real servant process, on CAN or (``--modbus``) a Modbus RTU line."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ import zlib
 from dataclasses import replace
 from typing import Any
 
-from ...core.config import Config, ServantConfig, servant_problems
+from ...core.config import Config, ServantConfig, Timing, load_config, servant_problems
 from ...core.hardware import EvseHardware
-from ...devtools.bench import BenchHardware
+from ...devtools.bench import BenchHardware, FileControlledHardware
 from ...errors import UserError
 from ...io.runtime import Runtime, event_record
 from ...protocol.pilot import PilotState
 from ...report.records import serial_hex
-from ...transport.can import CanTransport, add_bus_arguments, id_scheme_from, open_bus
+from ...servant import Servant
+from ...transport.base import Transport
+from ...transport.modbus.registers import modbus_timing
+from ...transport.modbus.servant import ModbusServantTransport, Snapshot
+from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
 from . import SUMMARIES
 from . import _options as opt
 from ._common import add_output_arguments, node_times, printer
@@ -55,10 +59,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--need-kwh", type=opt.kwh, default=50.0, help="sim: energy the car wants (default 50 kWh)")
     p.add_argument("--seed", type=opt.integer(), default=None, help="sim: random seed of the car's reactions")
     add_output_arguments(p)
-    add_bus_arguments(p)
-    from ...transport.modbus.servant import add_arguments as add_modbus_arguments
-
-    add_modbus_arguments(p)
+    add_bus_arguments(p, Role.SERVANT)
     p.set_defaults(func=run)
 
 
@@ -118,28 +119,72 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "modbus", None):
-        from ...transport.modbus.servant import run_modbus_servant
-
-        return run_modbus_servant(args)
-    from ...core.config import Timing, load_config
-    from ...servant import Servant
-
+    modbus = on_modbus(args)
     site = None if args.config is None else load_config(args.config)
-    timing = Timing() if site is None else site.timing
-    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None)
+    # on Modbus the line decides the timing (docs/MODBUS.md)
+    timing = modbus_timing(args.baud) if modbus else Timing() if site is None else site.timing
+    pilot_file: str | None = args.pilot_file if modbus else None  # (a Modbus option: CAN has never read it)
+    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None)
     serial, max_da = config.serial, config.max_da
-    ids = id_scheme_from(args)
-    transport = CanTransport(open_bus(args), ids)
     clock = time.monotonic
-    now = clock()
-    hardware = build_hardware(args, max_da, now)
+    transport: Transport
+    if modbus:
+        now = clock()
+        line = ModbusServantTransport(open_line(args), args.address, args.baud, timing.failsafe_timeout, clock)
+        transport = line
+    else:
+        transport = open_can(args)
+        now = clock()
+    hardware = Watched(FileControlledHardware(pilot_file) if pilot_file else build_hardware(args, max_da, now))
     node = Servant(config, timing, now)
-    skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
+    if modbus:
+        skip = frozenset({"pilot"}) if args.ev == "bench" and not pilot_file else frozenset()
+        where = (f"on Modbus {args.modbus} at {args.baud} baud (failsafe timeout {timing.failsafe_timeout:.2f} s)")
+    else:
+        skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
+        where = f"ev {args.ev}"
     emit = printer(args.json, node_times(args, now), skip=skip)
     emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
-                      f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A ev {args.ev}"))
+                      f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A {where}"))
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
                       status_interval=args.status_interval, tick_period=timing.tick_period)
+    if modbus:
+        _show_in_registers(line, config, node, hardware, runtime)
     runtime.run(duration=args.duration)
     return 0
+
+
+class Watched:
+    """Wraps the hardware so the Modbus plain registers can show its last reading."""
+
+    def __init__(self, inner: EvseHardware) -> None:
+        self.inner = inner
+        self.pilot = PilotState.A
+        self.measured: int | None = None
+
+    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
+        self.inner.apply(offer_da, ev_stopped, now)
+
+    def read(self, now: float) -> tuple[PilotState, int | None]:
+        self.pilot, self.measured = self.inner.read(now)
+        return self.pilot, self.measured
+
+
+def _show_in_registers(line: ModbusServantTransport, config: ServantConfig, node: Servant, hardware: Watched,
+                       runtime: Runtime) -> None:
+    """Fill the servant's plain registers: its settings now, its state whenever the line is heard."""
+
+    def refresh(s: Snapshot, t: float) -> None:
+        s.pilot, s.measured_da = int(hardware.pilot), hardware.measured
+        s.offered_da = node.offer_da
+        s.failsafe = node.in_failsafe
+        s.ev_stopped = node.ev_stopped
+        s.requested_da = node.requested_da
+        s.granted_da = node.limit_da
+        s.fault = hardware.pilot in (PilotState.E, PilotState.F)
+        s.e2e_drops = runtime.stats.rejected
+
+    snap = line.server.snapshot
+    snap.serial, snap.max_da, snap.min_da = config.serial, config.max_da, config.min_da
+    snap.priority, snap.failsafe_da = config.priority, config.failsafe_da
+    line.refresh = refresh

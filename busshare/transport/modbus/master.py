@@ -15,7 +15,7 @@ core sees its statuses stop, exactly as on CAN, and applies the same rules.
 Repeated garbled replies from one address while the others answer cleanly
 are reported as a suspected duplicate address.
 
-Shaped like ``CanTransport`` for ``busshare.io.runtime.Runtime``.  The RTU client
+A ``busshare.transport.base.Transport``, like ``CanTransport``, for ``busshare.io.runtime.Runtime``.  The RTU client
 is our own (``rtu.py``), not pymodbus's: it keeps to the bytes-on-the-wire
 bound (the reply is recognised as soon as its CRC checks, no timer waits) and
 shares one parser with the servant and the capture decoder.  pymodbus's client
@@ -24,7 +24,6 @@ and mbpoll are used as interop peers in the tests.
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import time
@@ -35,10 +34,9 @@ from dataclasses import dataclass, field
 import serial
 
 from ...frames import BROADCAST_ADDRESS, FRAME_LENGTH, MASTER_ADDRESS, MsgType
-from ..can import BusEvent, RxFrame
+from ..base import BusEvent, BusEventKind, RxFrame
 from . import registers as mm
 from . import rtu
-from .servant import open_serial
 
 SILENT_AFTER = 3  # failed transactions in a row
 SILENT_EVERY = 5  # cycles between polls of a silent servant
@@ -83,9 +81,10 @@ class Outcome:
 
 
 class ModbusMasterTransport:
-    """The Modbus client side of the line, shaped like ``CanTransport``."""
+    """The Modbus client side of the line, a ``base.Transport`` like ``CanTransport``."""
 
-    bus_off = False
+    bus_off = False  # the master always reaches the line it drives
+    link_down_words = "line down"
 
     def __init__(
         self,
@@ -135,7 +134,7 @@ class ModbusMasterTransport:
             return True
         peer = self.peers.get(address)
         if peer is None:
-            self._events.append(BusEvent("send-failed", f"address {address} is not polled (not in the config)"))
+            self._events.append(BusEvent(BusEventKind.SEND_FAILED, f"address {address} is not polled (not in the config)"))
             return False
         peer.inbox.append((offset, data))
         return True
@@ -208,7 +207,7 @@ class ModbusMasterTransport:
     def _account(self, peer: _Peer, out: Outcome) -> None:
         if out.ok:
             if peer.silent:
-                self._events.append(BusEvent("servant-back", f"address {peer.address} answers again"))
+                self._events.append(BusEvent(BusEventKind.SERVANT_BACK, f"address {peer.address} answers again"))
             peer.failures = peer.garbled = 0
             peer.silent = False
             return
@@ -220,7 +219,7 @@ class ModbusMasterTransport:
             if peer.garbled >= SUSPECT_DUPLICATE_AFTER and not peer.suspect:
                 peer.suspect = True
                 self._events.append(BusEvent(
-                    "suspect-duplicate",
+                    BusEventKind.SUSPECT_DUPLICATE,
                     f"address {peer.address}: {peer.garbled} garbled replies in a row (two units on one address, "
                     "or a wiring fault)"))
         else:
@@ -228,7 +227,7 @@ class ModbusMasterTransport:
         if peer.failures >= SILENT_AFTER and not peer.silent:
             peer.silent = True
             self._events.append(BusEvent(
-                "servant-silent", f"address {peer.address}: {peer.failures} failed polls ({out.why}); "
+                BusEventKind.SERVANT_SILENT, f"address {peer.address}: {peer.failures} failed polls ({out.why}); "
                 f"polling it every {SILENT_EVERY} cycles"))
 
     # -- transactions ------------------------------------------------------------------
@@ -244,7 +243,7 @@ class ModbusMasterTransport:
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as exc:
-            self._events.append(BusEvent("send-failed", str(exc)))
+            self._events.append(BusEvent(BusEventKind.SEND_FAILED, str(exc)))
         start = self.clock()
         end = start + rtu.wire_time(len(frame), self.baud)
         self._line_free = end + self.gap
@@ -318,11 +317,11 @@ class ModbusMasterTransport:
             except BlockingIOError:
                 continue
             except OSError as exc:
-                self._events.append(BusEvent("recv-failed", str(exc)))
+                self._events.append(BusEvent(BusEventKind.RECV_FAILED, str(exc)))
                 time.sleep(max(0.0, deadline - self.clock()))  # the port is gone: the poll just times out
                 break
             if not data:
-                self._events.append(BusEvent("recv-failed", "end of file: the port hung up"))
+                self._events.append(BusEvent(BusEventKind.RECV_FAILED, "end of file: the port hung up"))
                 time.sleep(max(0.0, deadline - self.clock()))
                 break
             last_rx = self.clock()
@@ -342,49 +341,3 @@ class ModbusMasterTransport:
             return Outcome(False, "bad-crc")
         self.stats.timeouts += 1
         return Outcome(False, "timeout")
-
-
-# ---------------------------------------------------------------------------
-# the command
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ...cli.commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
-
-    g = p.add_argument_group("Modbus RTU (instead of CAN)")
-    g.add_argument("--modbus", metavar="PORT", default=None, help="serial port of the RS-485 line (e.g. /dev/ttyUSB0)")
-    g.add_argument("--baud", type=opt.modbus_baud, default=19200, help="Modbus baud rate (default 19200)")
-    g.add_argument("--reply-timeout", type=opt.seconds(10.0), default=mm.DEFAULT_REPLY_TIMEOUT, metavar="S",
-                   help=f"time a servant has to start its reply (default {mm.DEFAULT_REPLY_TIMEOUT} s)")
-
-
-def run_modbus_master(args: argparse.Namespace) -> int:
-    """`busshare master --modbus PORT --config site.toml`: the master as a Modbus RTU client."""
-    import dataclasses
-    import secrets
-
-    from ...cli.commands._common import node_times, printer
-    from ...core.config import load_config
-    from ...io.runtime import Runtime, event_record
-    from ...master import Master
-
-    config = load_config(args.config)
-    epoch = secrets.randbelow(256) if args.epoch is None else args.epoch
-    addresses = [s.address for s in config.servants]
-    timing = mm.modbus_timing(args.baud, len(addresses), args.reply_timeout)
-    config = dataclasses.replace(config, timing=timing)
-    transport = ModbusMasterTransport(open_serial(args.modbus, args.baud), args.baud, addresses,
-                                      reply_timeout=args.reply_timeout)
-    clock = time.monotonic
-    now = clock()
-    node = Master(config, now, master_id=args.master_id, epoch=epoch)
-    emit = printer(args.json, node_times(args, now))
-    emit(event_record(now, "started", 0,
-                      f"master id {args.master_id or config.master_id} epoch {epoch} limit {config.limit_da / 10:.1f} A, "
-                      f"{len(addresses)} servants on Modbus {args.modbus} at {args.baud} baud (heartbeat "
-                      f"{timing.heartbeat_period:.2f} s, failsafe {timing.failsafe_timeout:.2f} s, bound cycle "
-                      f"{mm.cycle_wire_time(args.baud, len(addresses)) * 1000:.0f} ms)"))
-    runtime = Runtime(node, transport, clock=clock, on_record=emit,  # type: ignore[arg-type]
-                      status_interval=args.status_interval, tick_period=timing.tick_period)
-    runtime.run(duration=args.duration)
-    return 0

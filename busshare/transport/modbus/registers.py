@@ -19,8 +19,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ...core.config import Timing, validate_timing
 from ...frames import FRAME_LENGTH, HEARD_PAGES
 
 MAP_VERSION = 1
@@ -262,7 +262,7 @@ def cycle_wire_time(baud: int, servants: int) -> float:
     return polls / (1 - broadcast_wire_time(baud) / hb)
 
 
-def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_REPLY_TIMEOUT) -> Any:
+def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_REPLY_TIMEOUT) -> Timing:
     """The protocol timing for a Modbus line (``config.Timing``), per baud rate.
 
     * heartbeat (a broadcast): every 0.2 s, or 0.4 s where a broadcast would
@@ -284,8 +284,6 @@ def modbus_timing(baud: int, servants: int = 32, reply_timeout: float = DEFAULT_
     """
     import dataclasses
     import math
-
-    from ...core.config import Timing, validate_timing
 
     def up(x: float, step: float = 0.1) -> float:
         return round(math.ceil(x / step - 1e-9) * step, 3)

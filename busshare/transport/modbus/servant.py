@@ -10,14 +10,13 @@ with its own device id, never answers a broadcast, and resynchronises after
 garbage at the next silence.
 
 ``ModbusServer`` is sans-IO (bytes in, reply bytes out); ``ModbusServantTransport``
-moves it over a serial port and looks to ``busshare.io.runtime.Runtime`` like the
-CAN transport: ``recv`` yields the protocol frames the master wrote (inbox and
+moves it over a serial port and is a ``busshare.transport.base.Transport`` (like the
+CAN transport) for ``busshare.io.runtime.Runtime``: ``recv`` yields the protocol frames the master wrote (inbox and
 broadcast box), ``send`` queues the servant's frames in its outbox.
 """
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import select
@@ -28,11 +27,10 @@ from dataclasses import dataclass
 
 import serial
 
-from ...core.hardware import EvseHardware
 from ...errors import UserError
 from ...frames import FRAME_LENGTH, MsgType
 from ...protocol.pilot import PilotState
-from ..can import BusEvent, RxFrame
+from ..base import BusEvent, BusEventKind, RxFrame
 from . import registers as mm
 from . import rtu
 
@@ -157,7 +155,7 @@ class ModbusServer:
             # at most one report a second: a collision storm must not become a log storm
             ex = self._junk_example or b""
             more = f" (and {self._junk_unreported - 1} more runs)" if self._junk_unreported > 1 else ""
-            self.events.append(BusEvent("line-garbage",
+            self.events.append(BusEvent(BusEventKind.LINE_GARBAGE,
                                         f"{len(ex)} bytes not a valid frame: {ex[:16].hex(' ')}{more}"))
             self._junk_unreported, self._junk_example = 0, None
             self._junk_next_report = (now or 0.0) + 1.0
@@ -169,7 +167,7 @@ class ModbusServer:
             if frame[0] == self.address:  # we never hear ourselves: another unit has our address
                 self.stats.conflicts += 1
                 self.snapshot.conflict = True
-                self.events.append(BusEvent("address-conflict", f"another unit answered as device {self.address}"))
+                self.events.append(BusEvent(BusEventKind.ADDRESS_CONFLICT, f"another unit answered as device {self.address}"))
                 self._twin_frames(frame)
             self._last_request = None
             return None
@@ -308,7 +306,7 @@ class ModbusServer:
             code = pending.pop(mm.Cfg.UNLOCK)
             if code == mm.UNLOCK_CODE:
                 self.unlocked_until = now + mm.UNLOCK_SECONDS
-                self.events.append(BusEvent("config-unlocked", f"for {mm.UNLOCK_SECONDS:.0f} s"))
+                self.events.append(BusEvent(BusEventKind.CONFIG_UNLOCKED, f"for {mm.UNLOCK_SECONDS:.0f} s"))
             elif code == 0:
                 self.unlocked_until = float("-inf")
             else:
@@ -316,7 +314,7 @@ class ModbusServer:
         if not pending:
             return 0
         if now >= self.unlocked_until:
-            self.events.append(BusEvent("config-refused", "configuration write while locked"))
+            self.events.append(BusEvent(BusEventKind.CONFIG_REFUSED, "configuration write while locked"))
             return rtu.ILLEGAL_ADDRESS
         s = self.snapshot
         new = {mm.Cfg.MAX: s.max_da, mm.Cfg.MIN: s.min_da, mm.Cfg.PRIORITY: s.priority,
@@ -327,7 +325,7 @@ class ModbusServer:
             return rtu.ILLEGAL_VALUE
         for k, v in pending.items():
             self.config_writes.append((k, v))
-        self.events.append(BusEvent("config-written", ", ".join(f"{mm.Cfg(k).name.lower()}={v}" for k, v in pending.items())))
+        self.events.append(BusEvent(BusEventKind.CONFIG_WRITTEN, ", ".join(f"{mm.Cfg(k).name.lower()}={v}" for k, v in pending.items())))
         s.max_da, s.min_da = new[mm.Cfg.MAX], new[mm.Cfg.MIN]
         s.priority, s.failsafe_da = new[mm.Cfg.PRIORITY], new[mm.Cfg.FAILSAFE_CURRENT]
         return 0
@@ -358,7 +356,7 @@ class _Stats:
 
 
 class ModbusServantTransport:
-    """A servant on a serial port, shaped like ``CanTransport`` for ``Runtime``.
+    """A servant on a serial port, a ``base.Transport`` like ``CanTransport``, for ``Runtime``.
 
     ``bus_off`` is True while a master is on the line but none of our replies
     has reached it for the failsafe timeout: the runtime then calls the
@@ -387,7 +385,7 @@ class ModbusServantTransport:
         if lost != self._lost:
             self._lost = lost
             self.server.events.append(BusEvent(
-                "link-lost" if lost else "link-back",
+                BusEventKind.LINK_LOST if lost else BusEventKind.LINK_BACK,
                 "no reply of ours confirmed by the master: failing safe" if lost else "the master hears us again"))
         return lost
 
@@ -434,7 +432,7 @@ class ModbusServantTransport:
             if not data:  # the port is gone: report once, and do not spin; the failsafe runs on ticks
                 if not self._hung_up:
                     self._hung_up = True
-                    self.server.events.append(BusEvent("recv-failed", why))
+                    self.server.events.append(BusEvent(BusEventKind.RECV_FAILED, why))
                 time.sleep(min(0.05, max(0.0, deadline - self.clock())))
                 if self.clock() >= deadline:
                     return None
@@ -452,7 +450,7 @@ class ModbusServantTransport:
                 try:
                     self.port.write(reply)
                 except (serial.SerialException, OSError) as exc:
-                    self.server.events.append(BusEvent("send-failed", str(exc)))
+                    self.server.events.append(BusEvent(BusEventKind.SEND_FAILED, str(exc)))
 
     def drain_events(self) -> list[BusEvent]:
         out, self.server.events = self.server.events, []
@@ -463,115 +461,3 @@ class ModbusServantTransport:
             self.port.close()
         except (serial.SerialException, OSError):
             pass
-
-
-# ---------------------------------------------------------------------------
-# the command
-
-
-class _Watched:
-    """Wraps the hardware so the plain registers can show its last reading."""
-
-    def __init__(self, inner: EvseHardware) -> None:
-        self.inner = inner
-        self.pilot = PilotState.A
-        self.measured: int | None = None
-
-    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
-        self.inner.apply(offer_da, ev_stopped, now)
-
-    def read(self, now: float) -> tuple[PilotState, int | None]:
-        self.pilot, self.measured = self.inner.read(now)
-        return self.pilot, self.measured
-
-
-class FileControlledHardware:
-    """Bench hardware whose pilot state is read from a file (one letter, A-F) on every tick.
-
-    Lets a test or a demo plug and unplug a car without a car: ``echo C > ev3``.
-    The simulated meter follows the offer at once while the car charges.
-    """
-
-    def __init__(self, path: str, log: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self.offer_da = 0
-        self.ev_stopped = False
-        self.log = log
-        self._pilot = PilotState.A
-
-    def apply(self, offer_da: int, ev_stopped: bool, now: float) -> None:
-        if self.log is not None and (offer_da, ev_stopped) != (self.offer_da, self.ev_stopped):
-            self.log(f"{now:.3f} pilot: offer {offer_da / 10:.1f} A" + (" EV STOPPED" if ev_stopped else ""))
-        self.offer_da, self.ev_stopped = offer_da, ev_stopped
-
-    def read(self, now: float) -> tuple[PilotState, int | None]:
-        try:
-            with open(self.path, encoding="ascii") as f:
-                text = f.read().strip().upper()[:1]
-            self._pilot = PilotState[text] if text else PilotState.A
-        except (OSError, KeyError, UnicodeDecodeError):
-            pass  # keep the last good reading
-        charging = self._pilot.charging and not self.ev_stopped
-        return self._pilot, (self.offer_da if charging else 0)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The Modbus options of `busshare servant`, added next to the CAN ones."""
-    from ...cli.commands import _options as opt  # (CLI code: moves to the CLI package with the option groups)
-
-    g = p.add_argument_group("Modbus RTU (instead of CAN)")
-    g.add_argument("--modbus", metavar="PORT", default=None, help="serial port of the RS-485 line (e.g. /dev/ttyUSB0)")
-    g.add_argument("--baud", type=opt.modbus_baud, default=19200, help="Modbus baud rate (default 19200)")
-    g.add_argument("--pilot-file", metavar="FILE", default=None,
-                   help="bench: read the pilot state (one letter A-F) from FILE every tick; the meter follows "
-                   "the offer (for demos and tests)")
-
-
-def run_modbus_servant(args: argparse.Namespace) -> int:
-    """`busshare servant --modbus PORT --address N`: the servant as a Modbus RTU server."""
-
-    from ...cli.commands._common import node_times, printer
-    from ...cli.commands.servant import build_hardware, servant_config
-    from ...core.config import load_config
-    from ...io.runtime import Runtime, event_record
-    from ...report.records import serial_hex
-    from ...servant import Servant
-    from .registers import modbus_timing
-
-    timing = modbus_timing(args.baud)  # the line decides the timing: see docs/MODBUS.md
-    site = None if getattr(args, "config", None) is None else load_config(args.config)
-    pilot_file = getattr(args, "pilot_file", None)
-    config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None)
-    serial_no, max_da = config.serial, config.max_da
-    clock = time.monotonic
-    now = clock()
-    transport = ModbusServantTransport(open_serial(args.modbus, args.baud), args.address, args.baud,
-                                       timing.failsafe_timeout, clock)
-    inner: EvseHardware = FileControlledHardware(pilot_file) if pilot_file else build_hardware(args, max_da, now)
-    hardware = _Watched(inner)
-    node = Servant(config, timing, now)
-
-    def refresh(s: Snapshot, t: float) -> None:
-        s.pilot, s.measured_da = int(hardware.pilot), hardware.measured
-        s.offered_da = int(node.offer_da)
-        s.failsafe = bool(node.in_failsafe)
-        s.ev_stopped = bool(node.ev_stopped)
-        s.requested_da = int(getattr(node, "requested_da", 0) or 0)
-        s.granted_da = int(getattr(node, "limit_da", 0) or 0)
-        s.fault = hardware.pilot in (PilotState.E, PilotState.F)
-        s.e2e_drops = runtime.stats.rejected
-
-    snap = transport.server.snapshot
-    snap.serial, snap.max_da, snap.min_da = serial_no, config.max_da, config.min_da
-    snap.priority, snap.failsafe_da = config.priority, config.failsafe_da
-    transport.refresh = refresh
-    skip = frozenset({"pilot"}) if args.ev == "bench" and not pilot_file else frozenset()
-    emit = printer(args.json, node_times(args, now), skip=skip)
-    emit(event_record(now, "started", args.address,
-                      f"servant {args.address} serial {serial_hex(serial_no)} max {max_da / 10:.1f} A failsafe "
-                      f"{config.failsafe_da / 10:.1f} A on Modbus {args.modbus} at {args.baud} baud "
-                      f"(failsafe timeout {timing.failsafe_timeout:.2f} s)"))
-    runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,  # type: ignore[arg-type]
-                      status_interval=args.status_interval, tick_period=timing.tick_period)
-    runtime.run(duration=args.duration)
-    return 0

@@ -1,0 +1,79 @@
+"""The one node driver: what every caller does after every call into a node.
+
+The runtime (real buses), the simulator (virtual time) and the core tests'
+harness all drive nodes the same way, through ``settle``:
+
+1. apply the offer (a servant's pilot follows its state machine first, so an
+   ack never goes out before the change it acknowledges);
+2. send the messages the call returned, in order;
+3. (a servant) feed back hardware readings the new offer changed, each answer
+   applied and sent the same way;
+4. drain the node's events;
+5. schedule the next deadline.
+
+What each step means is the ``Host``'s: a hardware driver or a simulated EVSE,
+a transport or a simulated bus, a log or a timeline, a loop's wake-up time or
+an event queue.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..frames import Message
+from ..protocol.pilot import PilotState
+from .events import Event
+from .node import Node, ServantNode
+
+#: readings fed back after one call, at most: a car and a servant that kept answering each other must not
+#: hang the caller (the offer of the last round waits for the next call)
+FEEDBACK_ROUNDS = 8
+
+
+class Host(Protocol):
+    """Where a node runs: what applying, sending, recording and scheduling are there."""
+
+    def apply(self, now: float) -> None:
+        """Put the node's offer on the hardware (nothing for a master)."""
+        ...
+
+    def send(self, msgs: list[Message], now: float) -> None: ...
+
+    def record(self, events: list[Event], now: float) -> None: ...
+
+    def schedule(self, deadline: float, now: float) -> None: ...
+
+
+class ServantHost(Host, Protocol):
+    def reading(self, now: float) -> tuple[PilotState, int | None] | None:
+        """A hardware reading the last applied offer changed (pilot, measured), or None: nothing new to observe."""
+        ...
+
+
+def settle(node: Node, host: Host, out: list[Message], now: float) -> None:
+    """After any call into ``node`` that returned ``out``: apply, send, drain events, schedule."""
+    host.apply(now)
+    if out:
+        host.send(out, now)
+    host.record(node.drain_events(), now)
+    host.schedule(node.next_deadline(), now)
+
+
+def settle_servant(node: ServantNode, host: ServantHost, out: list[Message], now: float) -> None:
+    """``settle`` for a servant whose host feeds changed hardware readings back at once."""
+    host.apply(now)
+    if out:
+        host.send(out, now)
+    rounds = 0
+    while rounds < FEEDBACK_ROUNDS:
+        reading = host.reading(now)
+        if reading is None:
+            break
+        rounds += 1
+        out = node.observe(reading[0], reading[1], now)
+        if rounds < FEEDBACK_ROUNDS:
+            host.apply(now)
+        if out:
+            host.send(out, now)
+    host.record(node.drain_events(), now)
+    host.schedule(node.next_deadline(), now)

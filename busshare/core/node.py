@@ -1,0 +1,91 @@
+"""What a node is to whoever drives it: the runtime, the simulator and the test harness.
+
+``Master`` and ``Servant`` satisfy these protocols structurally; the drivers
+depend only on them (and ``busshare.core.driver`` on ``Node``), so a test's
+faulty subclass or a product's own node fits wherever the real one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..frames import Message, SetLimit
+from ..protocol.pilot import PilotState
+from .config import Config
+from .events import Event
+
+
+class Node(Protocol):
+    """A sans-IO node: every call takes ``now`` and returns the messages to send, in order."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]: ...
+
+    def tick(self, now: float) -> list[Message]: ...
+
+    def shutdown(self, now: float) -> list[Message]: ...
+
+    def next_deadline(self) -> float:
+        """Latest time ``tick`` must next be called."""
+        ...
+
+    def drain_events(self) -> list[Event]: ...
+
+
+@runtime_checkable
+class ServantNode(Node, Protocol):
+    """A servant: it also reads its hardware and drives the pilot (``offer_da``, ``ev_stopped``)."""
+
+    @property
+    def address(self) -> int: ...
+
+    @property
+    def offer_da(self) -> int: ...
+
+    @property
+    def ev_stopped(self) -> bool: ...
+
+    @property
+    def in_failsafe(self) -> bool: ...
+
+    @property
+    def heard_at(self) -> float | None: ...
+
+    @property
+    def requested_da(self) -> int: ...
+
+    @property
+    def limit_da(self) -> int: ...
+
+    @property
+    def last_set_limit(self) -> SetLimit | None: ...
+
+    def observe(self, pilot: PilotState, measured_da: int | None, now: float) -> list[Message]: ...
+
+    def link_down(self, now: float) -> list[Message] | None:
+        """Its bus is down (bus-off, replies unconfirmed): fail safe now."""
+        ...
+
+
+class ServantRow(Protocol):
+    """One servant as the master accounts for it (``master.ServantView``)."""
+
+    @property
+    def address(self) -> int: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def committed_da(self) -> int: ...
+
+
+class MasterNode(Node, Protocol):
+    """A master: it also says what it counts against the limit, and per servant."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def committed_da(self) -> int: ...
+
+    def servants(self) -> Sequence[ServantRow]: ...

@@ -1,0 +1,94 @@
+"""A second path echoing every frame late, in order (issue 10, finding 1, audit; PROTOCOL.md 5.2).
+
+A bridge or a UDP loop can deliver the whole stream again seconds later: heartbeats in order, one period
+apart, just like a live master. Such copies must hold up neither a dead master's servants (rule 4) nor a
+servant the master no longer hears (rule 3). A servant that took a steady run of old heartbeats for a
+live master restarted with the same epoch (what main did before) is caught by the sweep's
+``echo-at-loss-of-contact`` shape.
+"""
+
+from __future__ import annotations
+
+from busshare.core.config import Config, ServantConfig, Timing
+from busshare.core.heartbeat_order import FORGET_AFTER_S, HALF, HeartbeatOrder
+from busshare.frames import HEARTBEAT_SEQ_MODULO, Message
+from busshare.servant import Servant
+from busshare.sim import Simulation, SimulationFailed
+from busshare.sim.chaos import chaos_scenario, shapes_in
+from busshare.sim.ev import EvProfile
+from busshare.sim.scenario import CarPlan, FaultPlan, Scenario
+
+T = Timing()
+CRASH_AT = 60.0
+
+
+class RunOfThree(HeartbeatOrder):
+    """Deliberately broken: also takes three stale heartbeats in order, one period apart, as fresh."""
+
+    __slots__ = ("_run_seq", "_run_at", "_run")
+
+    def __init__(self, period: float, forget_after: float = FORGET_AFTER_S) -> None:
+        super().__init__(period, forget_after)
+        self._run_seq, self._run_at, self._run = 0, 0.0, 0
+
+    def fresh(self, seq: int, now: float) -> bool:
+        if super().fresh(seq, now):
+            self._run = 0
+            return True
+        ahead = (seq - self._run_seq) % HEARTBEAT_SEQ_MODULO
+        in_run = self._run and 0 < ahead <= 2 < HALF and now >= self._run_at + self.period / 2
+        self._run = self._run + 1 if in_run else 1
+        self._run_seq, self._run_at = seq, now
+        if self._run >= 3:
+            self._run, self.newest, self.at = 0, seq, now
+            return True
+        return False
+
+
+class TakesARunOfOldHeartbeats(Servant):
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if not isinstance(self._order, RunOfThree):
+            order = RunOfThree(self._order.period, self._order.forget_after)
+            order.newest, order.at = self._order.newest, self._order.at
+            self._order = order
+        return super().receive(msg, now)
+
+
+def dead_master_behind_a_bridge(echo_s: float) -> Scenario:
+    config = Config(limit_da=640, servants=tuple(ServantConfig(a, max_da=320, serial=0x100 + a) for a in (1, 2)))
+    cars = tuple(CarPlan(a, 1.0 + a, None, EvProfile(max_a=32.0, need_kwh=100.0)) for a in (1, 2))
+    faults = (FaultPlan(at=10.0, kind="bus", bus={"echo_s": echo_s}),
+              FaultPlan(at=CRASH_AT, kind="master_crash"))
+    return Scenario(name="echo", config=config, duration_s=CRASH_AT + 60.0, cars=cars, faults=faults,
+                    origin="tests/sim/test_sim_echo.py")
+
+
+def test_a_dead_masters_servants_fail_safe_on_time_though_a_bridge_echoes_its_heartbeats() -> None:
+    for echo_s in (2.0, 5.0, 20.0):
+        sim = Simulation(dead_master_behind_a_bridge(echo_s), seed=1)
+        assert sim.run().ok  # rule 4 (failsafe within the timeout + a tick) checked at every step
+        assert sim.bus.late > 0
+        assert all(s.offer <= 60 for s in sim.servants)
+
+
+def test_a_servant_that_takes_a_run_of_old_heartbeats_is_caught_by_rule_4() -> None:
+    try:
+        Simulation(dead_master_behind_a_bridge(5.0), seed=1, servant_cls=TakesARunOfOldHeartbeats).run()
+    except SimulationFailed as err:
+        assert err.violation.check == "rule4-failsafe", err
+        assert CRASH_AT < err.violation.t <= CRASH_AT + T.failsafe_timeout + 5.0 + T.heartbeat_period
+    else:
+        raise AssertionError("a servant held up by echoed heartbeats must break rule 4")
+
+
+def test_the_sweep_draws_the_shape_and_catches_the_broken_servant_with_it() -> None:
+    seed = 1021  # a CI seed holding echo-at-loss-of-contact (chosen for its early episode: ~10 min in)
+    sc = chaos_scenario(seed)
+    assert "echo-at-loss-of-contact" in shapes_in(sc)
+    assert Simulation(sc, seed, record=False).run().ok
+    try:
+        Simulation(sc, seed, record=False, servant_cls=TakesARunOfOldHeartbeats).run()
+    except SimulationFailed as err:
+        assert err.violation.check == "rule4-failsafe", err
+    else:
+        raise AssertionError("the sweep's echo shape must catch a servant that takes a run of old heartbeats")
