@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..errors import printable
 from ..frames import FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, decode
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import COUNTER_MODULO, DEFAULT_MAX_DELTA, E2EStatus
@@ -129,11 +130,6 @@ def parse_line(line: bytes, where: str) -> Record | None:
 def _show(line: bytes) -> str:
     text = printable(line.strip().decode("utf-8", "replace"))
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def printable(text: str) -> str:
-    """``text`` with every unprintable character escaped (``\\x1b``, ``\\x07``): a capture never drives the terminal."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:

@@ -303,6 +303,22 @@ def test_decode_escapes_unprintable_bytes_of_bad_lines(capsys: pytest.CaptureFix
     assert "\\x1b[2J\\x07zz" in out and "\\x1b]0;title\\x07" in out
 
 
+def test_a_file_name_with_control_characters_is_escaped_in_every_message(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    """A name from a glob (``busshare decode *.log``) may hold ESC or BEL: the messages escape it as decode does."""
+    evil = "evil\x1b[2J\x07"
+    missing = str(tmp_path / f"{evil}.toml")
+    bad_site = tmp_path / f"{evil}-site.toml"
+    bad_site.write_text("[site]\nbreaker_a = nan\n[[servant]]\naddress = 1\nmax_a = 32\n")
+    for argv in (["check-config", missing], ["check-config", str(bad_site)], ["decode", missing], ["sim", missing],
+                 ["master", "--config", missing, "-i", "virtual"], ["master", "--config", str(bad_site), "-i", "virtual"],
+                 ["servant", "--config", str(bad_site), "--address", "1", "-i", "virtual"]):
+        code, out, err = run(capsys, *argv)
+        assert code in (1, 2), argv
+        assert not any(ch in out + err for ch in "\x1b\x07"), (argv, out + err)
+        assert "evil\\x1b[2J\\x07" in out + err, (argv, out + err)
+
+
 # ---------------------------------------------------------------------------
 # serial ports: one process per line
 

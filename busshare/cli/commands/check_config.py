@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.config import Config, ConfigError, config_from_mapping, mapping_from_bytes, problems
-from ...errors import UserError
+from ...errors import UserError, printable
 from ...report.budget_explain import budget_notes, budget_record
 from ...report.records import RecordKind, serial_hex
 from . import SUMMARIES
@@ -111,13 +111,14 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"record": RecordKind.CONFIG.value, "ok": False, "config": path, "problems": found}))
         else:
+            shown = printable(path)
             for p in found:
-                print(f"{path}: {p}")
-            print(f"{path}: {len(found)} problem{'s' if len(found) > 1 else ''}")
+                print(f"{shown}: {p}")
+            print(f"{shown}: {len(found)} problem{'s' if len(found) > 1 else ''}")
         return 1
     e = explain(config_from_mapping(doc, path))
     if args.json:
         print(json.dumps({"record": RecordKind.CONFIG.value, "ok": True, "config": path, "problems": [], **e}))
     else:
-        print(format_explanation(path, e))
+        print(format_explanation(printable(path), e))
     return 0
