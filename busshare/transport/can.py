@@ -20,6 +20,8 @@ time left until its node's next deadline.  That works the same on ``virtual``
 from __future__ import annotations
 
 import errno
+import gc
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -268,14 +270,31 @@ def open_bus(config: Mapping[str, object] | None = None) -> can.BusABC:
             can.util.load_config(config={k: v for k, v in config.items() if k == "channel"})
         except can.CanInterfaceNotImplementedError:
             config["interface"] = DEFAULT_INTERFACE
+    quiet = _HalfBuiltBusFilter()
+    can_bus_log = logging.getLogger("can.bus")
+    can_bus_log.addFilter(quiet)
     try:
-        return can.Bus(**config)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - drivers raise anything; the user gets one line
-        where = f"{config.get('interface', 'configured interface')}"
-        if "channel" in config:
-            where += f" channel {config['channel']}"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot open CAN bus ({where}): {first}{install_hint(str(config.get('interface')), exc)}") from None
+        try:
+            return can.Bus(**config)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - drivers raise anything; the user gets one line
+            where = f"{config.get('interface', 'configured interface')}"
+            if "channel" in config:
+                where += f" channel {config['channel']}"
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"cannot open CAN bus ({where}): {first}{install_hint(str(config.get('interface')), exc)}"
+        # the exception is gone, and with it the half-built bus of a constructor that failed half-way: its
+        # __del__ warns "UdpMulticastBus was not properly shut down" about a bus nobody ever had
+        gc.collect()
+    finally:
+        can_bus_log.removeFilter(quiet)
+    raise UserError(message)
+
+
+class _HalfBuiltBusFilter(logging.Filter):
+    """Drops python-can's "... was not properly shut down" while a bus is being opened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("was not properly shut down")
 
 
 #: python-can interfaces that need an optional package, and the python-can extra that brings it

@@ -251,6 +251,17 @@ def test_a_bad_master_id_is_refused_before_the_bus_is_opened() -> None:
     assert last == "busshare master: error: argument --master-id: 300 must be 0-15"
 
 
+@pytest.mark.parametrize("argv", [["monitor"], ["master", "--config", str(SITE)], ["servant", "--address", "1"]])
+def test_a_bus_that_fails_to_open_leaves_one_line_and_no_python_can_warning(argv: list[str]) -> None:
+    """A unicast address as the multicast group: python-can's constructor fails half-way, and the half-built bus
+    warned "UdpMulticastBus was not properly shut down" under our one line."""
+    r = subprocess.run([sys.executable, "-m", "busshare", *argv, "-c", "127.0.0.1", "--duration", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == f"busshare {argv[0]}: cannot open CAN bus (udp_multicast channel 127.0.0.1): could not create " \
+        "or configure socket\n", r.stderr
+
+
 def test_a_servant_option_that_contradicts_another_names_the_option(capsys: pytest.CaptureFixture[str],
                                                                     tmp_path: Path) -> None:
     code, out, err = run(capsys, "servant", "--address", "1", "--min", "20", "--max", "10", "-i", "virtual")
