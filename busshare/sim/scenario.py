@@ -33,7 +33,7 @@ from ..core.problems import (
     within,
 )
 from ..errors import BusshareError
-from ..frames import MAX_EVSE_DA
+from ..frames import MAX_EVSE_DA, MAX_MASTER_ID
 from .bus import BusFaults
 from .ev import EvProfile
 
@@ -234,7 +234,7 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
             at=r.get(f, "at", path, seconds, 0.0), kind=kind, address=address,
             duration_s=r.get(f, "duration_s", path, seconds, None),
             direction=r.get(f, "direction", path, one_of(("in", "out", "both")), "both"),
-            master_id=r.get(f, "master_id", path, within(integer, 0, 255), 2),
+            master_id=r.get(f, "master_id", path, within(integer, 0, MAX_MASTER_ID), 2),
             hold_s=r.get(f, "hold_s", path, seconds, None),
             serial=r.get(f, "serial", path, within(integer, 0, 0xFFFFFFFF), None),
             bus=changes,

@@ -146,6 +146,7 @@ SCENARIO = "duration_s = 10\n{top}\n[installation.site]\nbreaker_a = 80\n[[insta
     ("seed = \"abc\"", "", 'seed: "abc" is not an integer'),
     ("duration_s = nan", "", "duration_s: nan is not a finite number"),
     # a huge car value is refused here, not found later as an OverflowError "invariant violation"
+    ("", "[[fault]]\nkind = 'second_master'\nat = 1\nmaster_id = 99\n", "fault[0].master_id: 99 must be 0-15"),
     ("", "[[car]]\nevse = 1\nmax_a = 1e308\n", "car[0].max_a: 1e+308 must be above 0 and at most 80 A"),
     ("", "[[car]]\nevse = 1\ntaper_floor_a = 1e308\n", "car[0].taper_floor_a: 1e+308 must be 0-80 A"),
     ("[car_defaults]\nramp_a_per_s = 1e308", "[[car]]\nevse = 1\n",
