@@ -21,6 +21,7 @@ Two paths share the same classification:
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import struct
@@ -81,6 +82,24 @@ _LOG_LINE = re.compile(
 _PLAIN_LINE = re.compile(
     rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+\[(\d{1,2})\]\s*(.*?)\s*$"
 )
+
+
+#: capture formats only CAN tools write (python-can's readers); .log and .csv are told by their lines
+CAN_ONLY_SUFFIXES = (".asc", ".blf", ".trc", ".mf4", ".db")
+
+
+def looks_like_can_capture(path: str) -> bool:
+    """True for a file a CAN tool wrote: a CAN-only format by its name, or candump lines at its head."""
+    name = path[:-3] if path.endswith(".gz") else path
+    if name.lower().endswith(CAN_ONLY_SUFFIXES):
+        return True
+    try:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+            head = f.read(4096)
+    except (OSError, EOFError):
+        return False
+    lines = [ln for ln in head.splitlines()[:-1] or head.splitlines() if ln.strip() and not ln.startswith(b"#")]
+    return bool(lines) and all(_LOG_LINE.match(ln) or _PLAIN_LINE.match(ln) for ln in lines[:8])
 
 
 def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool) -> Record:
