@@ -291,6 +291,19 @@ def test_output_paths_are_checked_before_the_run(capsys: pytest.CaptureFixture[s
     assert f"argument {option}: " in err and why in err, err
 
 
+@pytest.mark.parametrize("argv", [["sim", "--duration", "5", "--speed", "max", "--quiet"], ["decode", "-"]])
+def test_a_plot_without_matplotlib_names_a_command_that_installs_it(argv: list[str], tmp_path: Path) -> None:
+    """After a plain install (no plot extra); `pip install 'busshare[plot]'` asked for a package index's busshare,
+    not this one."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from busshare.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, *argv, "--plot", str(tmp_path / "x.png")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120, input="")
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.strip().splitlines()[-1] == (f"busshare {argv[0]}: error: argument --plot: needs matplotlib: "
+                                                 "pip install matplotlib"), r.stderr
+
+
 def test_a_plot_is_written_at_exactly_the_path_it_prints(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "timeline.svg"

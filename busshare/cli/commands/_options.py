@@ -156,7 +156,7 @@ def plot_file(text: str) -> str:
     """An image file for ``--plot``; refuses early when matplotlib is not installed."""
     path = output_file(PLOT_SUFFIXES, "plot")(text)
     if importlib.util.find_spec("matplotlib") is None:
-        raise argparse.ArgumentTypeError("needs matplotlib: pip install 'busshare[plot]'")
+        raise argparse.ArgumentTypeError("needs matplotlib: pip install matplotlib")
     return path
 
 
