@@ -73,7 +73,8 @@ def plot_timeline(timeline: Timeline, path: str, title: str = "busshare", t0: fl
     try:
         fig.savefig(path)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot write {path}: {exc}") from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise UserError(f"cannot write {path}: {why}") from None
     finally:
         plt.close(fig)
 

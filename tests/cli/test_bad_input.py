@@ -291,6 +291,35 @@ def test_output_paths_are_checked_before_the_run(capsys: pytest.CaptureFixture[s
     assert f"argument {option}: " in err and why in err, err
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["--log", "--plot"])
+def test_an_output_path_that_only_looks_writable_is_refused_before_the_run(capsys: pytest.CaptureFixture[str],
+                                                                          option: str) -> None:
+    """As root every directory passes os.access: /proc let a whole run go by, then failed to write."""
+    path = "/proc/busshare-test." + ("log" if option == "--log" else "png")
+    code, out, err = run(capsys, "sim", "--speed", "max", "--quiet", "--duration", "5", option, path)
+    assert code == 2 and out == "", out  # nothing ran
+    assert f"argument {option}: {path} cannot be written: " in err, err
+
+
+def test_an_output_that_fails_after_the_run_loses_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills during a long run: the summary is still shown, then the one line, exit 2."""
+    from busshare.cli.commands import sim
+    from busshare.errors import UserError
+
+    def full(path: str, *args: object, **kwargs: object) -> None:
+        raise UserError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(sim, "write_capture", full)
+    log = tmp_path / "run.log"
+    for extra in ([], ["--json"]):
+        code, out, err = run(capsys, "sim", "--speed", "max", "--quiet", "--duration", "20", "--log", str(log), *extra)
+        assert code == 2
+        assert ("invariant violations: 0" in out) if not extra else ('"record": "summary"' in out.splitlines()[-1])
+        assert err == f"busshare sim: cannot write {log}: No space left on device\n", err
+
+
 @pytest.mark.parametrize("argv", [["sim", "--duration", "5", "--speed", "max", "--quiet"], ["decode", "-"]])
 def test_a_plot_without_matplotlib_names_a_command_that_installs_it(argv: list[str], tmp_path: Path) -> None:
     """After a plain install (no plot extra); `pip install 'busshare[plot]'` asked for a package index's busshare,

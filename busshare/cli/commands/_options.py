@@ -9,6 +9,7 @@ of ``busshare.core.problems`` (the same words as a config file's), applied to te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
@@ -141,14 +142,24 @@ def output_file(suffixes: Sequence[str], what: str) -> Callable[[str], str]:
 
 
 def writable(text: str) -> str:
-    """A path that can be written: not a directory, in a directory that exists and we may write to."""
+    """A path that can be written: not a directory, in a directory that exists, and opened for writing once.
+
+    Opened, not asked (``os.access`` says yes to root everywhere, /proc included); a file that was not
+    there is removed again, one that was is left as it was (opened to append, nothing written).
+    """
     folder = os.path.dirname(text) or "."
     if os.path.isdir(text):
         raise Invalid("is a directory")
     if not os.path.isdir(folder):
         raise Invalid(f"cannot be written: no directory {folder}")
-    if not os.access(text if os.path.exists(text) else folder, os.W_OK):
-        raise Invalid("cannot be written: permission denied")
+    existed = os.path.lexists(text)
+    try:
+        os.close(os.open(text, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666))
+    except OSError as exc:
+        raise Invalid(f"cannot be written: {(exc.strerror or type(exc).__name__).lower()}") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(text)
     return text
 
 
