@@ -1,21 +1,61 @@
 """The master's sans-IO state machine: who may offer how much, with cut-then-grant.
 
 The caller feeds it accepted messages (``receive``) and time (``tick``) and
-sends what each call returns, in order.  The master never reads a clock.
+sends what each call returns, in order.  The master never reads a clock: every
+call and every query (``committed_da``, ``servants``, ``view``,
+``second_master``) takes ``now``.  The rules and their reasons are
+docs/PROTOCOL.md section 8; the words are its words (a *twin* is a second
+unit on one address, a *second master* another master on the bus).
 
-Rule 1 accounting (``committed_da``): each servant counts at
-max(acked limit, pending limit) while a set-limit is unacked, so a cut counts
-at its old value until its ack and a grant from the moment it is sent.  A
-grant is only sent when the counted sum stays within the limit; freed current
-therefore reaches others only after the cut's ack.  The armed failsafe
-currents are accounted the same way, against the same limit.
+State machines (PROTOCOL.md 8.5)
+--------------------------------
+The master:  learning --every servant reported (+ a reaction allowance after a
+             failsafe STATUS), or learning_timeout--> running --shutdown()--> left.
+             A second master heard: only cuts until conflict_hold after it.
+Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 
-The full set of rules and their reasons is docs/PROTOCOL.md section 8.
+* ``Presence``: UNKNOWN --STATUS--> HEARD --servant_silent_after--> SILENT
+  --any frame--> HEARD; UNKNOWN --learning over--> ABSENT --STATUS--> HEARD.
+* ``Follow``: FOLLOWING --ACK of this master's set-limit--> CONFIRMED, and
+  back to FOLLOWING on silence, a JOIN, a failsafe STATUS, an offer above or
+  below its count, a twin, or the second master gone.
+* twin: ``twin_extra`` > 0 from a sign of the twin until conflict_hold after
+  the last one, once its address is cut to 0 and acked.
+* at most one outstanding set-limit (``_Pending``), re-sent every ack_timeout.
+
+``ServantView.state`` (a ``ServantState``) is read from these, plus what the
+timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
+charging).  Allocation runs when a message needs it (``_dispatch`` decides:
+all but a STATUS that changed nothing allocation reads) or a timer is due.
+
+Where each rule of PROTOCOL.md 8.2 is enforced
+----------------------------------------------
+rule 1  never over-commit: ``_Slot.counted`` (max of acked and pending, an
+        offer above it, a leaving car), ``_Ledger.can_grant`` (a raise only if
+        it fits), ``_cuts`` (cuts always sent), ``_supersede``, ``_over_offer``,
+        ``_Pending.resend_at``; ``committed_da`` is the sum.
+rule 2  a cut acked once it took effect: in the servant; here ``_on_release``
+        keeps counting a car going down for a reaction allowance.
+rule 3  silent servant: ``_timers`` (Presence.SILENT), ``_Slot.counted`` and
+        ``_Slot.deaf`` (the standalone hedge), ``_targets`` (cut to its
+        failsafe), ``_heard`` (back from silence: a raise is a grant).
+rule 4  master silent -> failsafe: in the servant; here ``_heartbeat`` (heard
+        bits) and ``shutdown`` (the leaving heartbeat).
+rule 5  master start: ``learning`` and ``_timers``, ``_learn``, ``shutdown``.
+rule 6  conflicts: ``_twin``, ``_check_tag``, ``_stranger``,
+        ``_on_second_master``, ``_cuts`` (only cuts while a second master).
+rule 7  local limits: ``_on_ack`` counts min(applied, sent); a servant not
+        heard yet counts at its max.
+rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
+8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum).
+8.6     allocation: ``core/allocation.py``, called from ``_targets``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 
 from .core import allocation
 from .core.allocation import Demand
@@ -51,12 +91,53 @@ def _a(da: int) -> str:
     return f"{da / 10:.1f} A"
 
 
+class Presence(Enum):
+    """What the master has heard of a servant (8.5); the handlers and timers move it."""
+
+    UNKNOWN = "unknown"  # no STATUS since this master started, learning: counted at its max (rule 5, rule 7)
+    ABSENT = "absent"  # no STATUS, learning over: counted at its standalone failsafe (rule 5)
+    HEARD = "heard"  # it reports: it takes part in the allocation unless unanswering or contested
+    SILENT = "silent"  # reported, then nothing for servant_silent_after (rule 3)
+
+
+_KNOWN = (Presence.HEARD, Presence.SILENT)  # (a tuple: found by identity, no Enum hash)
+
+
+class Follow(Enum):
+    """Whether the servant follows this master's set-limit (8.4 and 8.5).
+
+    One that re-joins, reports failsafe, offers more (rule 1) or less than counted, comes back from silence,
+    gets a twin or sees the second master gone (rule 6) is following again, and is confirmed with a SET_LIMIT.
+    """
+
+    FOLLOWING = "following"  # to be (re)confirmed with a SET_LIMIT
+    CONFIRMED = "confirmed"  # acked a set-limit of this master and still following it
+
+
+# the hot paths (every frame) compare with these: in Python 3.11 each read of Presence.SILENT costs ~45 ns
+_HEARD, _SILENT, _CONFIRMED = Presence.HEARD, Presence.SILENT, Follow.CONFIRMED
+
+
+class ServantState(StrEnum):
+    """The state ``ServantView`` shows (8.5): the stored ones, and those read from the timers at ``now``."""
+
+    UNKNOWN = "unknown"
+    ABSENT = "absent"
+    SILENT = "silent"  # rule 3
+    UNANSWERING = "unanswering"  # heard, but not acking a set-limit (rule 3): treated like silent
+    FAILSAFE = "failsafe"  # reports failsafe, not yet re-confirmed (rule 4)
+    CONFLICT = "conflict"  # a twin on its address (rule 6)
+    IDLE = "idle"
+    WAITING = "waiting"  # demand, paused by shortage
+    CHARGING = "charging"
+
+
 @dataclass(frozen=True)
 class ServantView:
     """A read-only snapshot of one servant, as the master accounts for it (for UIs and tests)."""
 
     address: int
-    state: str  # unknown, absent, silent, conflict, idle, waiting, charging
+    state: ServantState
     committed_da: int  # counted against the limit now (rule 1)
     limit_da: int  # last acked (or learned) limit
     pending_da: int | None  # limit of the unacked set-limit, if any
@@ -87,6 +168,53 @@ class _Pending:
         return self.sent_at + t.ack_timeout
 
 
+class _Ledger:
+    """Rule 1 (and 8.3) for one allocation pass: the sums counted against the limit, and the grant check.
+
+    It opens with what every servant counts now; each set-limit sent in the pass is booked as it goes.
+    """
+
+    def __init__(self, limit_da: int, now: float, timing: Timing, counted_da: int, failsafe_da: int) -> None:
+        self.limit_da = limit_da
+        self.now = now
+        self.timing = timing
+        self._counted = counted_da
+        self._failsafe = failsafe_da
+
+    @classmethod
+    def open(cls, slots: Iterable[_Slot], limit_da: int, now: float, timing: Timing) -> _Ledger:
+        counted = failsafe = 0
+        for s in slots:
+            counted += s.counted(now, timing)
+            failsafe += s.reserved_failsafe(now, timing) + s.twin_extra
+        return cls(limit_da, now, timing, counted, failsafe)
+
+    def counted(self) -> int:
+        """Rule 1: the sum counted against the limit (acked or pending, whichever is higher, per servant)."""
+        return self._counted
+
+    def reserved_failsafe(self) -> int:
+        """8.3: the sum of armed failsafe currents reserved, counted like limits (a twin's too)."""
+        return self._failsafe
+
+    def can_grant(self, s: _Slot, limit_da: int, failsafe_da: int) -> bool:
+        """Rule 1: a set-limit that raises anything is sent only if both sums stay within the limit.
+
+        ``s`` counts from then on at the most it may offer: the higher of its acked and new limit, or what a
+        STATUS showed it offering, plus its twin's share; its failsafe likewise.
+        """
+        s_counted = s.counted(self.now, self.timing)
+        counted = self.counted() - s_counted + max(s.limit, limit_da, s.over_offer) + s.twin_extra
+        failsafe = self.reserved_failsafe() - s.counted_fs() + max(s.failsafe, failsafe_da)
+        return counted <= self.limit_da and failsafe <= self.limit_da
+
+    def book(self, s: _Slot, counted_before: int, failsafe_before: int | None = None) -> None:
+        """A set-limit was just sent to ``s``: move the sums by what it changed (a cut's failsafe stays booked)."""
+        self._counted += s.counted(self.now, self.timing) - counted_before
+        if failsafe_before is not None:
+            self._failsafe += s.counted_fs() - failsafe_before
+
+
 class _Slot:
     """Everything the master knows about one configured servant."""
 
@@ -102,13 +230,12 @@ class _Slot:
         # since (the STATUS may be a late copy, so this is never what it is told: only what it is counted at)
         self.over_offer = 0
         self.over_offer_at = -INF
-        self.known = False  # heard since this master started
-        self.absent = False  # never heard, learning over: counted at its standalone failsafe
-        self.confirmed = False  # acked a set-limit of this master and still following it
+        self.presence = Presence.UNKNOWN
+        self.follow = Follow.FOLLOWING
         self.last_heard = -INF
-        self.silent_since: float | None = None
-        self.conflict_until = -INF
-        self.conflict_extra = 0  # the twin's worst case while contested
+        self.silent_since = -INF  # when it went silent (Presence.SILENT)
+        self.twin_until = -INF
+        self.twin_extra = 0  # the twin's worst case while contested
         self.tag: int | None = None
         self.tag_seen = -INF
         # demand and readings
@@ -137,9 +264,22 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return (self.known, self.absent, self.confirmed, self.limit, self.over_offer, self.failsafe,
-                self.conflict_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
+        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
+                self.twin_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
                 self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
+
+    @property
+    def known(self) -> bool:
+        """It has reported since this master started (silent or not)."""
+        return self.presence in _KNOWN
+
+    @property
+    def confirmed(self) -> bool:
+        return self.follow is _CONFIRMED
+
+    def unconfirm(self) -> None:
+        """It must be confirmed with a SET_LIMIT again (8.5)."""
+        self.follow = Follow.FOLLOWING
 
     def counted_fs(self) -> int:
         f = self.failsafe
@@ -154,8 +294,9 @@ class _Slot:
 
     def deaf(self, now: float, t: Timing) -> bool:
         """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
-        return (not self.confirmed and self.known and self.pending is not None and not self.pending.applied
-                and now >= self.pending.first_sent + t.ack_timeout)
+        p = self.pending
+        return (p is not None and self.follow is not _CONFIRMED and self.presence in _KNOWN
+                and not p.applied and now >= p.first_sent + t.ack_timeout)
 
     def own_count(self, now: float) -> int:
         """What its own pilot may offer by our count: acked or pending limit, or its current while going down."""
@@ -168,25 +309,28 @@ class _Slot:
 
     def counted(self, now: float, t: Timing) -> int:
         base = self.own_count(now)
-        if self.silent_since is not None:
+        if self.presence is _SILENT:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
             base = max(base, self.standalone)
-        elif self.deaf(now, t) or (self.status_failsafe and not self.confirmed):
+        elif self.deaf(now, t) or (self.status_failsafe and self.follow is not _CONFIRMED):
             # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
             # a master since it booted, which raises itself to its standalone failsafe
             base = max(base, self.standalone)
-        return base + self.conflict_extra
+        return base + self.twin_extra
 
-    def reserved_fs(self, now: float, t: Timing) -> int:
+    def reserved_failsafe(self, now: float, t: Timing) -> int:
+        """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
-        if self.silent_since is not None or self.deaf(now, t):
+        if self.presence is _SILENT or self.deaf(now, t):
             f = max(f, self.standalone)
         return f
 
-    def contested(self, now: float) -> bool:
-        return self.conflict_extra > 0
+    @property
+    def contested(self) -> bool:
+        """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
+        return self.twin_extra > 0
 
     def want(self) -> int:
         if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
@@ -227,12 +371,12 @@ class Master:
         # reaction allowance ago, maybe: its EV may still draw more than it offers, so learning lasts that long
         self._settle_until = now + self.timing.reaction_allowance + self.timing.tick_period
         self._failsafe_seen = False
-        self._rival_until = -INF
+        self._second_master_until = -INF
         self._rotation_at = INF
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
-        self._deadline = now
-        self._dirty = True
+        self._deadline = now  # (so the first call runs the timers)
+        self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         self._events.add(now, "learning", None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
 
@@ -242,36 +386,44 @@ class Master:
         out: list[Message] = []
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
-        if not isinstance(msg, Status):
-            self._dirty = True
-        if isinstance(msg, Heartbeat):
-            self._rival(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
-        elif isinstance(msg, Nack):
-            self._on_nack(msg, now, out)
-        elif isinstance(msg, SetLimit):
-            self._rival(now, f"set-limit to servant {msg.address} from another master", out)
-        else:
-            slot = self._slots.get(msg.address)
-            if slot is None:
-                self._stranger(msg.address, now, out)
-            else:
-                self._heard(slot, now)
-                if isinstance(msg, Status):
-                    # allocation reads only the slot: skip it when the report changed nothing there
-                    before = slot.inputs()
-                    self._on_status(slot, msg, now, out)
-                    if slot.inputs() != before:
-                        self._dirty = True
-                elif isinstance(msg, Ack):
-                    self._on_ack(slot, msg, now)
-                elif isinstance(msg, Release):
-                    self._on_release(slot, msg, now)
-                elif isinstance(msg, Request):
-                    self._on_request(slot, msg, now)
-                elif isinstance(msg, Join):
-                    self._on_join(slot, msg, now, out)
-        self._step(now, out)
+        self._step(now, out, changed=self._dispatch(msg, now, out))
         return out
+
+    def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
+        """Hand ``msg`` to its handler; False only when it was a STATUS that changed nothing allocation reads.
+
+        This is the one place that decides whether a message needs an allocation: every message does,
+        except a STATUS whose slot fingerprint (``_Slot.inputs``) came out unchanged. A new handler thus
+        gets an allocation by default.
+        """
+        if isinstance(msg, Heartbeat):
+            self._on_second_master(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
+            return True
+        if isinstance(msg, Nack):
+            self._on_nack(msg, now, out)
+            return True
+        if isinstance(msg, SetLimit):
+            self._on_second_master(now, f"set-limit to servant {msg.address} from another master", out)
+            return True
+        slot = self._slots.get(msg.address)
+        if slot is None:
+            self._stranger(msg.address, now, out)
+            return not isinstance(msg, Status)
+        if isinstance(msg, Status):
+            before = slot.inputs()  # (taken before _heard: a servant back from silence is a change)
+            self._heard(slot, now)
+            self._on_status(slot, msg, now, out)
+            return slot.inputs() != before  # allocation reads only the slot: skip it when nothing changed there
+        self._heard(slot, now)
+        if isinstance(msg, Ack):
+            self._on_ack(slot, msg, now)
+        elif isinstance(msg, Release):
+            self._on_release(slot, msg, now)
+        elif isinstance(msg, Request):
+            self._on_request(slot, msg, now)
+        elif isinstance(msg, Join):
+            self._on_join(slot, msg, now, out)
+        return True
 
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
@@ -288,7 +440,7 @@ class Master:
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out)
+        self._step(now, out, changed=False)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
@@ -307,16 +459,16 @@ class Master:
     def drain_events(self) -> list[Event]:
         return self._events.drain()
 
-    def committed_da(self) -> int:
-        """Sum counted against the limit now (rule 1).
+    def committed_da(self, now: float) -> int:
+        """Sum counted against the limit at ``now`` (rule 1).
 
         Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
         as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
         """
-        return self._sum_counted(self._last_now)
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
 
-    def servants(self) -> list[ServantView]:
-        now = self._last_now
+    def servants(self, now: float) -> list[ServantView]:
+        """How the master accounts for each servant at ``now`` (read-only)."""
         return [
             ServantView(
                 s.cfg.address, self._state(s, now), s.counted(now, self.timing), s.limit,
@@ -326,17 +478,15 @@ class Master:
             for s in self._slots.values()
         ]
 
-    def view(self, address: int) -> ServantView | None:
-        for v in self.servants():
+    def view(self, address: int, now: float) -> ServantView | None:
+        for v in self.servants(now):
             if v.address == address:
                 return v
         return None
 
-    @property
-    def rival(self) -> bool:
-        return self._rival_until > self._last_now
-
-    _last_now = -INF
+    def second_master(self, now: float) -> bool:
+        """Another master has been heard within ``conflict_hold`` (rule 6): only cuts are sent."""
+        return self._second_master_until > now
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -348,80 +498,82 @@ class Master:
         for a, s in self._slots.items():
             # heard within the silent bound: once it is silent the bit is clear, so a servant that hears us but
             # cannot be heard (a mute transmitter) fails safe heard_timeout later (rule 3, rule 4)
-            if heard_page(a) == page and s.known and now < s.last_heard + window:
+            if heard_page(a) == page and s.presence in _KNOWN and now < s.last_heard + window:
                 heard |= 1 << (a % HEARD_PAGE_SIZE)
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
-                         learning=self.learning, conflict=self._rival_until > now)
+                         learning=self.learning, conflict=self._second_master_until > now)
 
-    def _sum_counted(self, now: float) -> int:
-        return sum(s.counted(now, self.timing) for s in self._slots.values())
-
-    def _state(self, s: _Slot, now: float) -> str:
-        if s.contested(now):
-            return "conflict"
-        if not s.known:
-            return "absent" if s.absent else "unknown"
-        if s.silent_since is not None:
-            return "silent"
+    def _state(self, s: _Slot, now: float) -> ServantState:
+        if s.contested:
+            return ServantState.CONFLICT
+        if s.presence is Presence.UNKNOWN:
+            return ServantState.UNKNOWN
+        if s.presence is Presence.ABSENT:
+            return ServantState.ABSENT
+        if s.presence is Presence.SILENT:
+            return ServantState.SILENT
         if s.deaf(now, self.timing):
-            return "unanswering"
+            return ServantState.UNANSWERING
         if s.status_failsafe and not s.confirmed:
-            return "failsafe"
+            return ServantState.FAILSAFE
         if s.want() == 0:
-            return "idle"
-        return "charging" if max(s.limit, 0) > 0 else "waiting"
+            return ServantState.IDLE
+        return ServantState.CHARGING if max(s.limit, 0) > 0 else ServantState.WAITING
 
     def _heard(self, slot: _Slot, now: float) -> None:
+        """Any frame from it: back from silence (rule 3) it is counted from its failsafe and confirmed again."""
         slot.last_heard = now
-        if slot.silent_since is not None:
-            self._dirty = True
+        if slot.presence is Presence.SILENT:
             self._events.add(now, "servant-back", slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
             if now >= slot.silent_since + self.timing.silent_count_after:
                 # it was counted at its failsafe and the rest may have been granted to others: it comes back
                 # from there (a raise is a grant again; easing its cut back up would over-commit)
                 slot.limit = min(slot.limit, slot.counted_fs())
-            slot.silent_since = None
-            slot.confirmed = False
+            slot.presence = Presence.HEARD
+            slot.unconfirm()
 
-    def _rival(self, now: float, why: str, out: list[Message]) -> None:
-        fresh = self._rival_until <= now
-        self._rival_until = now + self.timing.conflict_hold
+    def _on_second_master(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, second master: report it, flag it in our heartbeats, and only cut while it is heard."""
+        fresh = self._second_master_until <= now
+        self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "rival-master", None, why + ": granting nothing, servants fail safe")
+            self._events.add(now, "second-master", None, why + ": granting nothing, servants fail safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, MASTER_ADDRESS))
 
     def _stranger(self, address: int, now: float, out: list[Message]) -> None:
-        """A servant that is not in the config: it is not in the budget, so pause it."""
+        """Rule 6: a servant that is not in the config is not in the budget, so pause it."""
         if self._stranger_until.get(address, -INF) <= now:
             self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
             out.append(SetLimit(address, self._next_txn(address), 0, 0, self.epoch))
         self._stranger_until[address] = now + self.timing.conflict_hold
 
-    def _conflict(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
-        fresh = slot.conflict_extra == 0
-        slot.conflict_until = now + self.timing.conflict_hold
+    def _twin(self, slot: _Slot, now: float, why: str, out: list[Message], twin_max: int | None = None) -> None:
+        """Rule 6, twin: report it, cut the address to 0, grant it nothing and count it as two units."""
+        fresh = slot.twin_extra == 0
+        slot.twin_until = now + self.timing.conflict_hold
         # the other unit hears our set-limits to this address too: it offers at most what we allowed it,
         # or its standalone failsafe if it follows no master
         worst = max(slot.limit, slot.standalone, 0 if slot.pending is None else slot.pending.msg.limit_da)
         if twin_max is not None:
             worst = min(worst, twin_max)
-        slot.conflict_extra = max(slot.conflict_extra, worst)
+        slot.twin_extra = max(slot.twin_extra, worst)
         if fresh:
             self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
             out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
-            slot.confirmed = False
+            slot.unconfirm()
 
     def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
+        """Rule 6: a serial tag other than the configured one, or two alternating within conflict_hold: a twin."""
         cfg_serial = slot.cfg.serial
         if cfg_serial and tag != serial_tag(cfg_serial):
-            self._conflict(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
+            self._twin(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
                            out, twin_max)
             return
         if slot.tag is not None and tag != slot.tag:
             if now - slot.tag_seen <= self.timing.conflict_hold:
-                self._conflict(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
+                self._twin(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
             else:
                 self._events.add(now, "unit-replaced", slot.cfg.address, f"serial tag {slot.tag:#x} -> {tag:#x}")
         slot.tag = tag
@@ -432,46 +584,20 @@ class Master:
     def _on_status(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> None:
         self._check_tag(slot, st.serial_tag, now, out)
         if st.conflict:
-            self._conflict(slot, now, "servant reports a twin", out)
+            self._twin(slot, now, "servant reports a twin", out)
         if not slot.known:
-            slot.known = True
-            slot.absent = False
-            # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
-            # master sent just before us that its car is still following
-            slot.limit = st.offered_da
-            drawing = ""
-            if st.measured_da is not None and st.measured_da > st.offered_da:
-                slot.limit = min(st.measured_da, slot.cfg.max_da)
-                drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
-            slot.failsafe = slot.standalone
-            waits = ""
-            if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA
-                    and st.offered_da == 0 and not st.measured_da):
-                # its car wants current and gets none: it waited under the master before us (or that one armed
-                # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
-                slot.wait_since = now
-                waits = ", its car waits"
-            self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
-        elif st.offered_da > slot.own_count(now) + slot.conflict_extra:  # (a twin reports on the same address)
-            # it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot to
-            # its standalone failsafe): an over-commit in progress, confirmed or not. Count it at what it
-            # offers and cut it (a grant is counted from the moment it is sent, so one just applied is not here).
-            # Only counted: the STATUS may itself be a late copy, and telling it that much would be a grant
-            self._events.add(now, "offer-above-count", slot.cfg.address,
-                             f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
-                             "counting it, and cutting it")
-            slot.over_offer = st.offered_da
-            slot.over_offer_at = now
-            slot.confirmed = False
+            self._learn(slot, st, now)
+        elif st.offered_da > slot.own_count(now) + slot.twin_extra:  # (a twin reports on the same address)
+            self._over_offer(slot, st, now)
         if st.failsafe and slot.confirmed:
-            slot.confirmed = False  # it fell to failsafe: confirm its limit again
+            slot.unconfirm()  # it fell to failsafe (rule 4): confirm its limit again
         elif (slot.confirmed and slot.pending is None and not st.conflict
               and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
             # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
             # it rebooted too fast to go silent and its JOIN did not get through (lost, or taken for a repeat:
             # a rebooted unit's first frames can be byte-identical to those after its previous boot; chaos
             # seed 2387). It waits for a SET_LIMIT: confirm it again (still counted at its limit meanwhile)
-            slot.confirmed = False
+            slot.unconfirm()
             self._events.add(now, "offer-below-count", slot.cfg.address,
                              f"reports {_a(st.offered_da)}, below the {_a(slot.limit)} confirmed: confirming again")
         p = slot.pending
@@ -490,7 +616,43 @@ class Master:
             slot.reclaim_cap = None
             slot.low_since = None
 
+    def _learn(self, slot: _Slot, st: Status, now: float) -> None:
+        """Its first STATUS since this master started (rule 5): count it at what it offers now."""
+        slot.presence = Presence.HEARD
+        # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
+        # master sent just before us that its car is still following
+        slot.limit = st.offered_da
+        drawing = ""
+        if st.measured_da is not None and st.measured_da > st.offered_da:
+            slot.limit = min(st.measured_da, slot.cfg.max_da)
+            drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
+        slot.failsafe = slot.standalone
+        waits = ""
+        if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA
+                and st.offered_da == 0 and not st.measured_da):
+            # its car wants current and gets none: it waited under the master before us (or that one armed
+            # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
+            slot.wait_since = now
+            waits = ", its car waits"
+        self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
+
+    def _over_offer(self, slot: _Slot, st: Status, now: float) -> None:
+        """Rule 1: it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot
+        to its standalone failsafe): an over-commit in progress, confirmed or not.
+
+        Count it at what it offers and cut it (a grant is counted from the moment it is sent, so one just
+        applied is not here). Only counted: the STATUS may itself be a late copy, and telling it that much
+        would be a grant.
+        """
+        self._events.add(now, "offer-above-count", slot.cfg.address,
+                         f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
+                         "counting it, and cutting it")
+        slot.over_offer = st.offered_da
+        slot.over_offer_at = now
+        slot.unconfirm()
+
     def _on_ack(self, slot: _Slot, ack: Ack, now: float) -> None:
+        """Rule 1: its set-limit took effect; it counts at min(applied, sent) from now (rule 7)."""
         p = slot.pending
         if p is None or ack.txn != p.msg.txn:
             return  # a duplicate of an ack already taken
@@ -501,7 +663,8 @@ class Master:
         old = slot.limit
         slot.limit = min(ack.applied_da, p.msg.limit_da)
         slot.failsafe = min(p.msg.failsafe_da, clamp_da(p.msg.failsafe_da, slot.cfg.max_da))
-        slot.confirmed = slot.over_offer == 0  # (else a set-limit sent since it showed more must still be acked)
+        # (else a set-limit sent since it showed more must still be acked)
+        slot.follow = Follow.CONFIRMED if slot.over_offer == 0 else Follow.FOLLOWING
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
         kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
         self._events.add(now, kind, slot.cfg.address,
@@ -511,7 +674,7 @@ class Master:
         if rel.reason is ReleaseReason.SHUTDOWN:
             # going down: its pilot is off, but unlike a finished, unplugged or faulted car this one may still
             # draw what it was offered until its reaction allowance has passed (rule 2): keep counting that
-            held = max(slot.counted(now, self.timing) - slot.conflict_extra, rel.released_da)
+            held = max(slot.counted(now, self.timing) - slot.twin_extra, rel.released_da)
             slot.leaving_da = max(slot.leaving_da if now < slot.leaving_until else 0, held)
             slot.leaving_until = now + self.timing.reaction_allowance
             slot.pending = None
@@ -537,25 +700,25 @@ class Master:
     def _on_join(self, slot: _Slot, join: Join, now: float, out: list[Message]) -> None:
         cfg_serial = slot.cfg.serial
         if cfg_serial and join.serial != cfg_serial:
-            self._conflict(slot, now, f"unit serial {join.serial:#x} is not the configured {cfg_serial:#x}",
+            self._twin(slot, now, f"unit serial {join.serial:#x} is not the configured {cfg_serial:#x}",
                            out, join.max_da)
             return
         self._check_tag(slot, serial_tag(join.serial), now, out, join.max_da)
         # it (re)booted or followed us anew: its armed failsafe may be back at standalone
         slot.failsafe = max(slot.failsafe, slot.standalone)
-        slot.confirmed = False
+        slot.unconfirm()
 
     def _on_nack(self, nack: Nack, now: float, out: list[Message]) -> None:
         if nack.reporter == MASTER_ADDRESS:
-            self._rival(now, "Nack from another master", out)
+            self._on_second_master(now, "Nack from another master", out)
             return
         slot = self._slots.get(nack.reporter)
         if slot is not None:
             self._heard(slot, now)
         if nack.code is NackCode.SECOND_MASTER:
-            self._rival(now, f"servant {nack.reporter} hears two masters", out)
+            self._on_second_master(now, f"servant {nack.reporter} hears two masters", out)
         elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
-            self._conflict(slot, now, "servant reports a twin", out)
+            self._twin(slot, now, "servant reports a twin", out)
         elif nack.code is NackCode.OLD_TXN and slot is not None:
             p = slot.pending
             if p is not None and nack.txn == p.msg.txn:
@@ -575,6 +738,7 @@ class Master:
     # -- timers --------------------------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        """The timed transitions: learning over (rule 5), silent (rule 3), twin and second master gone (rule 6)."""
         t = self.timing
         if self.learning:
             if any(s.status_failsafe for s in self._slots.values()):
@@ -586,7 +750,7 @@ class Master:
                 self._order.sort(key=lambda a: self._slots[a].wait_since is None)
                 for s in self._slots.values():
                     if not s.known:
-                        s.absent = True
+                        s.presence = Presence.ABSENT
                         s.limit = s.standalone
                         s.failsafe = s.standalone
                 missing = [s.cfg.address for s in self._slots.values() if not s.known]
@@ -594,39 +758,42 @@ class Master:
                                  "learning over" + (f"; never heard {missing}: counted at standalone failsafe"
                                                     if missing else ""))
         for s in self._slots.values():
-            if s.known and s.silent_since is None and now >= s.last_heard + t.servant_silent_after:
+            if s.presence is _HEARD and now >= s.last_heard + t.servant_silent_after:
+                s.presence = Presence.SILENT
                 s.silent_since = now
-                s.confirmed = False
+                s.unconfirm()
                 self._events.add(now, "servant-silent", s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
-            if s.conflict_extra and now >= s.conflict_until and s.pending is None and s.limit == 0:
-                s.conflict_extra = 0
+            if s.twin_extra and now >= s.twin_until and s.pending is None and s.limit == 0:
+                s.twin_extra = 0
                 self._events.add(now, "twin-gone", s.cfg.address, "one unit again")
-        if self._rival_until > -INF and now >= self._rival_until:
-            self._rival_until = -INF
-            self._events.add(now, "rival-gone", None, "no other master heard")
+        if self._second_master_until > -INF and now >= self._second_master_until:
+            self._second_master_until = -INF
+            self._events.add(now, "second-master-gone", None, "no other master heard")
             for s in self._slots.values():
-                s.confirmed = False
+                s.unconfirm()
 
     # -- allocation and cut-then-grant ------------------------------------------------------
 
-    def _allocatable(self, s: _Slot) -> bool:
+    def _allocatable(self, s: _Slot, now: float) -> bool:
         """Heard, answering and uncontested: it takes part in the allocation."""
-        return (s.known and s.silent_since is None and not s.contested(0.0)
-                and not s.deaf(self._last_now, self.timing))
+        return s.presence is _HEARD and not s.contested and not s.deaf(now, self.timing)
 
-    def _reclaim(self, now: float, unmet: bool) -> None:
+    def _reclaim(self, now: float, unmet: bool) -> bool:
+        """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed."""
         cfg = self.config
+        changed = False
         for s in self._slots.values():
             m = s.measured
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
-            if not self._allocatable(s) or m is None or not s.pilot.charging:
+            if not self._allocatable(s, now) or m is None or not s.pilot.charging:
                 s.low_since = None
                 continue
             if s.reclaim_cap is not None:
                 if m >= s.limit - cfg.reclaim_margin_da // 2:
                     self._give_back(s, now, f"draws {_a(m)}, near its {_a(s.limit)}")
+                    changed = True
                 continue
             if s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da:
                 if s.low_since is None:
@@ -635,16 +802,16 @@ class Master:
                     cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
                     if cap < s.limit:
                         s.reclaim_cap = cap
-                        self._dirty = True
+                        changed = True
                         self._events.add(now, "reclaim", s.cfg.address,
                                          f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
                                          f"capped at {_a(cap)}")
                     s.low_since = None
             else:
                 s.low_since = None
+        return changed
 
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
-        self._dirty = True
         s.reclaim_cap = None
         s.low_since = None
         self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
@@ -658,22 +825,22 @@ class Master:
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
-            if self._allocatable(s):
+            if self._allocatable(s, now):
                 demands.append(Demand(a, s.want(), s.req_min, s.cfg.priority, rank[a]))
-            elif s.known and not s.contested(now):  # silent (rule 3) or not answering
+            elif s.known and not s.contested:  # silent (rule 3) or not answering
                 f = s.counted_fs()
                 lt[a] = min(s.limit, f)  # cut it to its failsafe
                 ft[a] = f
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_fs(now, self.timing)
-            elif s.contested(now):
+                reserved_fs += s.reserved_failsafe(now, self.timing)
+            elif s.contested:
                 lt[a] = 0
                 ft[a] = 0
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.counted_fs() + s.conflict_extra
+                reserved_fs += s.counted_fs() + s.twin_extra
             else:
                 reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_fs(now, self.timing)
+                reserved_fs += s.reserved_failsafe(now, self.timing)
         budget = max(0, self.limit_da - reserved)
         got = allocation.allocate(budget, demands)
         lt.update(got)
@@ -693,88 +860,112 @@ class Master:
         ft.update(lo)
         return lt, ft
 
-    def _step(self, now: float, out: list[Message]) -> None:
-        self._last_now = now
+    def _step(self, now: float, out: list[Message], changed: bool) -> None:
+        """Run the timers and the allocation when a message changed something, or a timer is due."""
         # allocation only depends on what servants said and on timers: skip it when neither changed
-        if self._dirty or now >= self._deadline:
-            self._dirty = False
+        if changed or self._again or now >= self._deadline:
+            self._again = False
             self._timers(now)
-            if not self.learning:
-                self._allocate(now, out)
-                if self._dirty:  # a reclaim decision changed a demand: act on it now
-                    self._dirty = False
-                    self._allocate(now, out)
+            if not self.learning and self._allocate(now, out):
+                # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
+                self._again = self._allocate(now, out)
         self._deadline = self._compute_deadline(now)
 
-    def _allocate(self, now: float, out: list[Message]) -> None:
+    def _allocate(self, now: float, out: list[Message]) -> bool:
+        """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
+
+        True when a reclaim decision changed a demand: the caller runs a second pass at once.
+        """
+        lt, ft, reclaimed = self._plan(now)
+        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing)
+        second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
+        raises = self._cuts(now, lt, ft, ledger, second_master, out)
+        if not second_master:
+            self._grants(now, raises, ledger, out)
+        return reclaimed
+
+    def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
+        """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
         lt, ft = self._targets(now)
-        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s))
-        self._reclaim(now, unmet)
+        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s, now))
+        reclaimed = self._reclaim(now, unmet)
         self._waits(now, lt)
         if now >= self._rotation_at:
             self._rotate(now)
             self._rotated_at = now
             lt, ft = self._targets(now)
             self._waits(now, lt)
-        total = self._sum_counted(now)
-        total_fs = sum(s.reserved_fs(now, self.timing) + s.conflict_extra for s in self._slots.values())
+        return lt, ft, reclaimed
+
+    def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
+              out: list[Message]) -> list[tuple[_Slot, int, int]]:
+        """Send every cut and confirm now (always allowed, rule 1); return the raises, for ``_grants``."""
         raises: list[tuple[_Slot, int, int]] = []
-        rival = self._rival_until > now
         for a, s in self._slots.items():
             if a not in lt:
                 continue
-            L, F = lt[a], ft.get(a, 0)
-            eased = False
-            if s.pending is not None:
-                p = s.pending.msg
-                if self._allocatable(s):
-                    if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
-                        # a cut sent while a servant was silent (it, or another that counted at its standalone
-                        # failsafe), deeper than now needed because the silent one is heard again: replace it by
-                        # a shallower one, still counted at its old limit until acked, so a meterless unit is not
-                        # held at the deep cut for a whole reaction allowance after two lost status frames. Once
-                        # per unacked run, so it cannot become a cycle
-                        eased = s.eased_cut = True
-                    elif L >= p.limit_da:
-                        continue  # wait for its ack (re-sent every ack_timeout)
-                elif p.limit_da <= L and p.failsafe_da <= F:
-                    continue
-                # another set-limit is needed now (demand changed, it is silent / not answering, or the cut above
-                # is eased): it may have applied the outstanding one, so count that, and replace it
-                s.limit = max(s.limit, p.limit_da)
-                s.failsafe = max(s.failsafe, p.failsafe_da)
-                L, F = min(L, s.limit), min(F, s.failsafe)
-                why = f"{_a(L)} is enough now" if eased else "cut instead"
-                self._events.add(now, "superseded", a, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
-                s.pending = None
+            step = self._supersede(s, lt[a], ft.get(a, 0), now)
+            if step is None:
+                continue  # wait for its ack (re-sent every ack_timeout)
+            L, F, eased = step
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe and not eased:
                 continue  # (an eased cut is sent even so: the unit may have applied the deep one)
-            if rival and L >= s.limit and F >= s.failsafe:
-                continue  # two masters: servants fail safe; only lower, never confirm or grant
+            if second_master and L >= s.limit and F >= s.failsafe:
+                continue  # rule 6: two masters: servants fail safe; only lower, never confirm or grant
             if L <= s.limit and F <= s.failsafe:
                 before = s.counted(now, self.timing)
                 self._send(s, L, F, now, out)  # a cut (or a confirm): always allowed
-                total += s.counted(now, self.timing) - before
+                ledger.book(s, before)
             else:
                 raises.append((s, L, F))
-        if rival:
-            raises = []  # two masters: grant nothing
+        return raises
+
+    def _supersede(self, s: _Slot, L: int, F: int, now: float) -> tuple[int, int, bool] | None:
+        """What to tell ``s`` with its set-limit outstanding: (limit, failsafe, eased), or None to wait for its ack.
+
+        Rule 1: a set-limit that must be replaced (a deeper cut, silent or not answering, or an eased cut)
+        may have been applied already, so it is counted as if it were, and replaced.
+        """
+        if s.pending is None:
+            return L, F, False
+        p = s.pending.msg
+        eased = False
+        if self._allocatable(s, now):
+            if s.pending.while_silent and p.limit_da < L and p.limit_da < s.limit and not s.eased_cut:
+                # a cut sent while a servant was silent (it, or another that counted at its standalone
+                # failsafe), deeper than now needed because the silent one is heard again: replace it by
+                # a shallower one, still counted at its old limit until acked, so a meterless unit is not
+                # held at the deep cut for a whole reaction allowance after two lost status frames. Once
+                # per unacked run, so it cannot become a cycle
+                eased = s.eased_cut = True
+            elif L >= p.limit_da:
+                return None
+        elif p.limit_da <= L and p.failsafe_da <= F:
+            return None
+        s.limit = max(s.limit, p.limit_da)
+        s.failsafe = max(s.failsafe, p.failsafe_da)
+        L, F = min(L, s.limit), min(F, s.failsafe)
+        why = f"{_a(L)} is enough now" if eased else "cut instead"
+        self._events.add(now, "superseded", s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
+        s.pending = None
+        return L, F, eased
+
+    def _grants(self, now: float, raises: list[tuple[_Slot, int, int]], ledger: _Ledger,
+                out: list[Message]) -> None:
+        """Send the raises that fit under the limit (rule 1), by priority then rotation order; of the rest only
+        the lowering part, or a confirm."""
         raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
         for s, L, F in raises:
             before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
-            if (total - before + max(s.limit, L, s.over_offer) + s.conflict_extra <= self.limit_da
-                    and total_fs - fs_before + max(s.failsafe, F) <= self.limit_da):
-                self._send(s, L, F, now, out)  # a grant: counted from now
-            else:
+            if not ledger.can_grant(s, L, F):
                 L, F = min(L, s.limit), min(F, s.failsafe)  # only the lowering part, or a confirm
                 if s.confirmed and L == s.limit and F == s.failsafe:
                     continue
-                self._send(s, L, F, now, out)
-            total += s.counted(now, self.timing) - before
-            total_fs += s.counted_fs() - fs_before
+            self._send(s, L, F, now, out)  # a grant: counted from now
+            ledger.book(s, before, fs_before)
 
     def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
@@ -790,10 +981,10 @@ class Master:
         """
         oldest = INF
         for a, s in self._slots.items():
-            wants = s.known and not s.contested(now) and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
+            wants = s.known and not s.contested and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
             if not wants:
                 s.wait_since = None
-            elif self._allocatable(s):
+            elif self._allocatable(s, now):
                 if lt.get(a, 0) > 0:
                     s.wait_since = None
                 elif s.wait_since is None:
@@ -821,7 +1012,7 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         txn = self._next_txn(s.cfg.address)
         msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
-        silence = any(x.silent_since is not None for x in self._slots.values())
+        silence = any(x.presence is _SILENT for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
         self._events.add(now, kind, s.cfg.address,
@@ -840,24 +1031,24 @@ class Master:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
-        d = min(d, self._rotation_at, self._rival_until if self._rival_until > now else INF)
+        d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
         # (runs after every received frame: plain comparisons rather than min() calls)
         silent_after, count_after = t.servant_silent_after, t.silent_count_after
         for s in self._slots.values():
             x = s.resend_at(t)
             if x < d:
                 d = x
-            if s.silent_since is None:
-                if s.known:
-                    x = s.last_heard + silent_after
-                    if x < d:
-                        d = x
-            else:
+            presence = s.presence
+            if presence is _HEARD:
+                x = s.last_heard + silent_after
+                if x < d:
+                    d = x
+            elif presence is _SILENT:
                 x = s.silent_since + count_after
                 if now < x < d:
                     d = x
-            if s.conflict_extra and now < s.conflict_until < d:
-                d = s.conflict_until
+            if s.twin_extra and now < s.twin_until < d:
+                d = s.twin_until
             if now < s.leaving_until < d:
                 d = s.leaving_until
             if s.low_since is not None:

@@ -1,31 +1,57 @@
 """The servant's sans-IO state machine: one EVSE obeying the master, safely.
 
 The caller feeds it received messages (``receive``), hardware readings
-(``observe``) and time (``tick``), sends what each call returns, and applies
-``offer_da`` / ``ev_stopped`` to the pilot after every call.
+(``observe``) and time (``tick``, ``link_down``), sends what each call
+returns, and applies ``offer_da`` / ``ev_stopped`` to the pilot after every
+call.  It never reads a clock.  The rules are docs/PROTOCOL.md section 8, in
+its words (a *twin* is another unit on our address, a *second master* another
+master on the bus).
 
-Safety behaviour (docs/PROTOCOL.md section 8):
+State machines (PROTOCOL.md 8.4)
+--------------------------------
+* ``Phase``: BOOT --learning_timeout--> STANDALONE; BOOT or STANDALONE
+  --heartbeat--> FOLLOWING(id, epoch) --SET_LIMIT applied--> CONFIRMED;
+  FOLLOWING --failsafe_hold unconfirmed--> LAPSED (down to min(offer,
+  standalone)); any --heartbeat of a new (id, epoch)--> FOLLOWING (disarmed
+  to min(armed, standalone), JOIN); CONFIRMED --second master--> FOLLOWING.
+* ``Failsafe``: OFF --no fresh heartbeat for failsafe_timeout (or since boot),
+  not heard for heard_timeout, leaving heartbeat, ``link_down``, second
+  master--> ON --failsafe_hold--> HELD (armed lowered to min(armed,
+  standalone)); ON or HELD --SET_LIMIT of the master followed--> OFF.
+* a cut not acked yet: ``PendingCut`` (at most one), acked by rule 2, which
+  reads the pilot's and the meter's last reaction allowance (``PilotHistory``).
+* twin and second master: ``_twin_until``, ``_second_master_until``
+  (conflict_hold after the last sign).
 
-* A cut lowers the pilot at once; the ack waits until it has taken effect
-  (meter at or below limit + tolerance, or the reaction allowance without a
-  meter).  An EV still overdrawing after the allowance is stopped.
-* Raises are applied at once, never above the unit's own maximum (rule 7).
-* No heartbeat for ``failsafe_timeout``: the offer only ever goes *down*, to
-  min(offer, armed failsafe); after ``failsafe_hold`` the armed failsafe is
-  lowered to min(armed, standalone).  A servant that never heard a master
-  offers its standalone failsafe (``learning_timeout`` after boot).
-* A new master (another id or epoch) disarms the failsafe to
-  min(armed, standalone) at once; a grant it does not confirm with a
-  set-limit within ``failsafe_hold`` falls to min(offer, standalone).
-* Twins (our address heard from someone else) and two masters are reported
-  and make the servant fail safe.
+Where each rule of PROTOCOL.md 8.2 is enforced
+----------------------------------------------
+rule 1  never over-commit: ``_on_set_limit`` (txn order: older never
+        applied, NACK OLD_TXN), ``_on_repeat`` and ``_apply`` (a repeat never
+        above the offer now).
+rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
+        (MEASURED / TIMED / IMMEDIATE), ``PilotHistory.climb_ends`` (a car on
+        its way up, core/pilot_history.py), ``_stop_ev`` (EV_OVERDRAW),
+        ``shutdown``.
+rule 3  silent servant: the master's; here ``_unheard`` (the heard bits).
+rule 4  master silent -> failsafe: ``_timers``, ``_enter_failsafe``,
+        ``_on_heartbeat`` (fresh heartbeats only), ``_apply`` (a grant held
+        while unheard), ``link_down``.
+rule 5  master start or restart: ``_follow`` (disarm, JOIN, unconfirmed).
+rule 6  conflicts: ``_twin``, ``_on_second_master``, ``_on_heartbeat``.
+rule 7  local limits: ``_apply`` clamps to its own max and acks what it applied.
+rule 8  integrity: ``protocol/link.py``; the servant sees accepted messages only.
+8.3     failsafe currents: ``_timers`` (the hold), ``_follow`` (disarm).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+
 from .core.config import ServantConfig, Timing
 from .core.events import Event, EventLog
 from .core.heartbeat_order import HeartbeatOrder
+from .core.pilot_history import PilotHistory
 from .frames import (
     MASTER_ADDRESS,
     STATUS_MEASURED_MAX_DA,
@@ -52,8 +78,44 @@ def _a(da: int) -> str:
     return f"{da / 10:.1f} A"
 
 
+class Phase(Enum):
+    """Whom the servant follows (PROTOCOL.md 8.4); every step reads it, the handlers and timers change it."""
+
+    BOOT = "boot"  # no master heard since boot: failsafe (offer 0) after failsafe_timeout
+    STANDALONE = "standalone"  # no master heard for learning_timeout: it offers its standalone failsafe (rule 4)
+    FOLLOWING = "following"  # follows a master (id, epoch) that has not confirmed it yet: failsafe_hold runs
+    LAPSED = "lapsed"  # following, unconfirmed for failsafe_hold: fell to min(offer, standalone) (8.3)
+    CONFIRMED = "confirmed"  # a SET_LIMIT of the master followed applied since it began to follow it
+
+
+# a master has been heard since boot: its heartbeats (not the boot time) drive the failsafe
+_FOLLOWS = (Phase.FOLLOWING, Phase.LAPSED, Phase.CONFIRMED)  # (a tuple: found by identity, no Enum hash)
+
+
+class Failsafe(Enum):
+    """The failsafe (rule 4): the offer only ever goes down, to min(offer, armed)."""
+
+    OFF = "off"
+    ON = "on"  # entered; the armed failsafe is held for failsafe_hold
+    HELD = "held"  # the hold ran out: armed lowered to min(armed, standalone)
+
+
+# the hot paths (every step) compare with these: in Python 3.11 each read of Failsafe.OFF costs ~45 ns
+_OFF, _ON = Failsafe.OFF, Failsafe.ON
+_BOOT, _FOLLOWING = Phase.BOOT, Phase.FOLLOWING
+
+
+@dataclass(frozen=True)
+class PendingCut:
+    """A cut applied to the pilot and not acked yet: acked once it has taken effect (rule 2)."""
+
+    txn: int
+    limit_da: int
+    since: float  # the reaction allowance runs from here (the last lowering from above the limit)
+
+
 class Servant:
-    """One EVSE.  Public state the caller applies: ``offer_da``, ``ev_stopped``; ``in_failsafe`` for UIs."""
+    """One EVSE.  The caller applies ``offer_da`` and ``ev_stopped``; ``in_failsafe`` and ``phase`` are for UIs."""
 
     def __init__(self, config: ServantConfig, timing: Timing, now: float) -> None:
         self.config = config
@@ -61,7 +123,7 @@ class Servant:
         self.address = config.address
         self.offer_da = 0
         self.ev_stopped = False
-        self.in_failsafe = False
+        self._failsafe = Failsafe.OFF
         self._events = EventLog()
         self._standalone = clamp_da(config.failsafe_da, config.max_da)
         self._limit = 0  # what the master (or the failsafe logic) allows now
@@ -73,29 +135,14 @@ class Servant:
         # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
         self._heard_at = -INF
         self._order = HeartbeatOrder(timing.heartbeat_period)
-        self._heard_master = False
-        self._standalone_on = False  # never heard a master and now offering the standalone failsafe
-        self._confirmed = False  # a set-limit from the current master since we started following it
-        self._follow_since = -INF
-        self._unconfirmed_fell = False
-        self._failsafe_since = -INF
-        self._failsafe_held = False  # the hold has run out: armed already lowered
-        self._rival_until = -INF
+        self._phase = Phase.BOOT
+        self._follow_since = -INF  # when it began to follow the master (Phase.FOLLOWING's hold runs from here)
+        self._failsafe_since = -INF  # when it entered the failsafe (Failsafe.ON's hold runs from here)
+        self._second_master_until = -INF
         self._twin_until = -INF
-        # the cut waiting to take effect: (txn, limit, since)
-        self._pending: tuple[int, int, float] | None = None
-        # every lowering of the pilot within the last reaction allowance, as (when, offer before): until the
-        # allowance has passed its EV may still draw what was offered before (rule 2)
-        self._lowerings: list[tuple[float, int]] = []
-        # every raise of the pilot within the last reaction allowance, as (when, offer after, highest offer of the
-        # allowance before it): its EV may not have seen it yet, and may still climb toward it (rule 2)
-        self._raises: list[tuple[float, int, int]] = []
-        # every change of the offer within the last reaction allowance (and the one in effect at its start)
-        self._offers: list[tuple[float, int]] = []
-        # meter readings of the last reaction allowance (and the one in effect at its start), and the last time
-        # one went up to more than the tolerance above the lowest of the allowance before it: a climbing EV (rule 2)
-        self._readings: list[tuple[float, int]] = []
-        self._rose_at = -INF
+        self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
+        # the pilot's lowerings and raises and the meter's readings of the last reaction allowance (rule 2)
+        self._history = PilotHistory(timing.reaction_allowance, config.tolerance_da)
         # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
         # repeat must match it entirely to be re-acked
         self._last_set: SetLimit | None = None
@@ -106,15 +153,13 @@ class Servant:
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
         self._over_since: float | None = None
-        self._was_charging = False
         self._done = False
         self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
         self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
         self._next_status = now
         self._join_due = True
-        self._last_now = now
-        self._deadline = self._compute_deadline()
+        self._deadline = self._compute_deadline(now)
 
     # -- public API ------------------------------------------------------------
 
@@ -144,17 +189,14 @@ class Servant:
         self._present = pilot.vehicle_present
         self._measured = measured_da if self.config.has_meter else None
         if self._measured is not None:
-            self._note_reading(self._measured, now)
+            self._history.note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
             self._maybe_done_at = INF
-            if pilot.charging:
-                self._was_charging = True
-            elif pilot is PilotState.A:
+            if pilot is PilotState.A:
                 if self.ev_stopped:
                     self.ev_stopped = False
                     self._events.add(now, "ev-stop-cleared", self.address, "EV unplugged: contactor may close again")
-                self._was_charging = False
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
@@ -183,61 +225,41 @@ class Servant:
         keeps counting the old current until the allowance has passed (PROTOCOL.md 8.2, rule 2).
         """
         # what its car may still draw: its limit, or an offer lowered less than a reaction allowance ago
-        released = max([self._limit, self.offer_da] + [before for _, before in self._recent_lowerings(now)])
+        released = max([self._limit, self.offer_da] + [before for _, before in self._history.recent_lowerings(now)])
         self._limit = 0
         self._pending = None
         self._update_offer(now)
         self._events.add(now, "release", self.address, f"shutdown: gave back {_a(released)}")
         return [Release(self.address, released, ReleaseReason.SHUTDOWN)]
 
-    def link_down(self, now: float) -> None:
-        """Bus-off or similar: we cannot hear the master, so fail safe now."""
-        if self._heard_master:
+    def link_down(self, now: float) -> list[Message]:
+        """Bus-off or similar: we cannot hear the master, so fail safe now (rule 4).
+
+        Returns what to send, like every other call: the STATUS that shows the failsafe at once.
+        """
+        if self._phase in _FOLLOWS:
             self._last_hb = min(self._last_hb, now - self.timing.failsafe_timeout)
         else:
             self._boot = min(self._boot, now - self.timing.failsafe_timeout)
         self._enter_failsafe(now, "link down: the master cannot be heard")
-        self._step(now, [])
+        out: list[Message] = []
+        self._step(now, out)
+        return out
 
     def next_deadline(self) -> float:
         """Latest time ``tick`` must next be called (kept up to date by every call into the servant)."""
         return self._deadline
 
-    def _compute_deadline(self) -> float:
+    def _compute_deadline(self, now: float) -> float:
         # (runs after every received frame: plain comparisons rather than min() calls)
         t = self.timing
-        d = self._next_status
-        if self._heard_master:
-            if not self.in_failsafe:
-                x = self._last_hb + t.failsafe_timeout
-                if x < d:
-                    d = x
-                x = self._heard_at + t.heard_timeout
-                if x < d:
-                    d = x
-            if not self._confirmed and not self._unconfirmed_fell:
-                x = self._follow_since + t.failsafe_hold
-                if x < d:
-                    d = x
-        else:
-            if not self.in_failsafe:
-                x = self._boot + t.failsafe_timeout
-                if x < d:
-                    d = x
-            if not self._standalone_on:
-                x = self._boot + t.learning_timeout
-                if x < d:
-                    d = x
-        if self.in_failsafe and not self._failsafe_held:
-            x = self._failsafe_since + t.failsafe_hold
-            if x < d:
-                d = x
+        d = self._failsafe_deadline(self._next_status)
         if self._pending is not None:
-            x = self._pending[2] + t.reaction_allowance
+            x = self._pending.since + t.reaction_allowance
             if x < d:
                 d = x
-            x = self._climb_ends(self._pending[1])  # (the meter may prove it earlier)
-            if self._last_now < x < d:
+            x = self._history.climb_ends(self._pending.limit_da)  # (the meter may prove it earlier)
+            if now < x < d:
                 d = x
         if self._over_since is not None and not self.ev_stopped:
             x = self._over_since + t.reaction_allowance
@@ -247,13 +269,44 @@ class Servant:
             x = self._twin_until
             if x < d:
                 d = x
-        if self._rival_until > -INF:
-            x = self._rival_until
+        if self._second_master_until > -INF:
+            x = self._second_master_until
             if x < d:
                 d = x
         if self._maybe_done_at < d:
             d = self._maybe_done_at
-        return d if d > self._last_now else self._last_now + t.tick_period
+        return d if d > now else now + t.tick_period
+
+    def _failsafe_deadline(self, d: float) -> float:
+        """The earlier of ``d`` and the next timer of the phase and failsafe state machines (rule 4, 8.3)."""
+        t = self.timing
+        phase, failsafe = self._phase, self._failsafe
+        if phase in _FOLLOWS:
+            if failsafe is _OFF:
+                x = self._last_hb + t.failsafe_timeout
+                if x < d:
+                    d = x
+                x = self._heard_at + t.heard_timeout
+                if x < d:
+                    d = x
+            if phase is _FOLLOWING:
+                x = self._follow_since + t.failsafe_hold
+                if x < d:
+                    d = x
+        else:
+            if failsafe is _OFF:
+                x = self._boot + t.failsafe_timeout
+                if x < d:
+                    d = x
+            if phase is _BOOT:
+                x = self._boot + t.learning_timeout
+                if x < d:
+                    d = x
+        if failsafe is _ON:
+            x = self._failsafe_since + t.failsafe_hold
+            if x < d:
+                d = x
+        return d
 
     def drain_events(self) -> list[Event]:
         return self._events.drain()
@@ -266,7 +319,20 @@ class Servant:
     @property
     def heard_at(self) -> float | None:
         """When the master we follow last said it hears us (or we began to follow it); None before any master."""
-        return self._heard_at if self._heard_master else None
+        return self._heard_at if self._phase in _FOLLOWS else None
+
+    @property
+    def in_failsafe(self) -> bool:
+        """In failsafe (rule 4): the offer is at most the armed failsafe."""
+        return self._failsafe is not _OFF
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def failsafe(self) -> Failsafe:
+        return self._failsafe
 
     @property
     def armed_failsafe_da(self) -> int:
@@ -293,11 +359,11 @@ class Servant:
             for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
                 del self._masters_seen[k]
         if hb.conflict:
-            self._rival(now, f"master {hb.master_id} reports a second master", out)
+            self._on_second_master(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
             if previous is not None and self._master in self._masters_seen:
                 # a master we had left behind is heard again while ours is alive: two masters
-                self._rival(now, f"heartbeats from two masters: {key} and {self._master}", out)
+                self._on_second_master(now, f"heartbeats from two masters: {key} and {self._master}", out)
                 return
             self._follow(key, now, out)
         if hb.leaving:
@@ -319,12 +385,10 @@ class Servant:
                 self._on_set_limit(held, now, out)
 
     def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
-        """Start following a new master (first one, or another id/epoch: a restart)."""
+        """Rule 5: start following a new master (first one, or another id/epoch: a restart); 8.3: disarm."""
         old = self._master
         self._master = key
-        self._heard_master = True
-        self._confirmed = False
-        self._unconfirmed_fell = False
+        self._phase = Phase.FOLLOWING
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
@@ -344,17 +408,20 @@ class Servant:
         self._join_due = True
         self._next_status = now
 
-    def _rival(self, now: float, why: str, out: list[Message]) -> None:
-        fresh = self._rival_until <= now
-        self._rival_until = now + self.timing.conflict_hold
+    def _on_second_master(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, second master: report it, disarm to min(armed, standalone), fail safe, obey neither."""
+        fresh = self._second_master_until <= now
+        self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "rival-master", self.address, why + ": failing safe")
+            self._events.add(now, "second-master", self.address, why + ": failing safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, self.address))
             self._armed = min(self._armed, self._standalone)
             self._enter_failsafe(now, "two masters on the bus")
-            self._confirmed = False
+            if self._phase is Phase.CONFIRMED:
+                self._phase = Phase.FOLLOWING  # unconfirmed again (the hold still counts from following)
 
     def _twin(self, now: float, why: str, out: list[Message]) -> None:
+        """Rule 6, twin: report it, JOIN again, offer 0 and disarm to 0 while it lasts."""
         fresh = self._twin_until <= now
         self._twin_until = now + self.timing.conflict_hold
         if fresh:
@@ -368,11 +435,13 @@ class Servant:
     # -- set-limits ------------------------------------------------------------------
 
     def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+        """Rule 1: only the master followed, never an older txn (NACK OLD_TXN), a repeat re-acked; rule 6: none
+        while two masters are heard."""
         if self._master is None or msg.epoch != self._master[1]:
             self._events.add(now, "stale-set-limit", self.address,
                              f"ignored set-limit txn {msg.txn} of epoch {msg.epoch} (following {self._master})")
             return
-        if self._rival_until > now:
+        if self._second_master_until > now:
             return  # two masters: obey neither
         last = self._last_set
         if last is not None:
@@ -399,7 +468,7 @@ class Servant:
         """
         ack = self._last_ack
         if not self.in_failsafe:
-            if self._pending is not None and self._pending[0] == msg.txn:
+            if self._pending is not None and self._pending.txn == msg.txn:
                 return  # a cut still taking effect: its ack follows by rule 2
             if ack is not None and ack.applied_da == self._limit and self._armed == clamp_da(msg.failsafe_da,
                                                                                              self.config.max_da):
@@ -409,10 +478,10 @@ class Servant:
 
     def _apply(self, msg: SetLimit, now: float, out: list[Message], repeat: bool = False) -> None:
         cfg = self.config
-        limit = clamp_da(msg.limit_da, cfg.max_da)
+        limit = clamp_da(msg.limit_da, cfg.max_da)  # rule 7: never above our own max (below 6 A: 0)
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
         if self._twin_until > now:
-            limit = fs = 0  # contested address: cuts only
+            limit = fs = 0  # rule 6: a twin on our address: cuts only
         # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
         # from the last of either): without this, one that arrives before the first heartbeat after a
         # partition would end the failsafe only for the stale heartbeat timer to start it again at once
@@ -440,15 +509,18 @@ class Servant:
         self._last_ack = None
         self._limit = limit
         self._armed = fs
-        self._confirmed = True
-        self._unconfirmed_fell = False
+        self._phase = Phase.CONFIRMED
         self._pending = None
         if self.in_failsafe and not unheard:  # (a cut while unheard is applied, and the failsafe goes on)
-            self.in_failsafe = False
-            self._failsafe_held = False
+            self._failsafe = Failsafe.OFF
             self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
-        recent = self._recent_lowerings(now)
+        self._ack_or_wait(msg.txn, limit, old_offer, now, out)
+
+    def _ack_or_wait(self, txn: int, limit: int, old_offer: int, now: float, out: list[Message]) -> None:
+        """Rule 2: a raise is acked at once; a cut (also one that raises the pilot back up less than a reaction
+        allowance after it was lowered) waits as a ``PendingCut`` until it has taken effect."""
+        recent = self._history.recent_lowerings(now)
         may_draw = max([old_offer] + [before for _, before in recent])  # the most the EV may still draw
         if old_offer <= limit < may_draw:
             # not a raise although it raises the pilot: the pilot was lowered (a cut, the failsafe) less
@@ -461,15 +533,15 @@ class Servant:
             else:
                 self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
                                  f"still draw up to {_a(may_draw)})")
-            self._pending = (msg.txn, limit, since)
+            self._pending = PendingCut(txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:
             if limit > old_offer:
                 self._events.add(now, "grant", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            self._ack(msg.txn, limit, AckHow.IMMEDIATE, out)
+            self._ack(txn, limit, AckHow.IMMEDIATE, out)
         else:
             self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
-            self._pending = (msg.txn, limit, now)
+            self._pending = PendingCut(txn, limit, now)
             self._check_pending(now, out)
 
     def _ack(self, txn: int, applied: int, how: AckHow, out: list[Message]) -> None:
@@ -482,17 +554,18 @@ class Servant:
 
     def _check_pending(self, now: float, out: list[Message]) -> None:
         """Ack the pending cut once it has taken effect (rule 2)."""
-        if self._pending is None:
+        pending = self._pending
+        if pending is None:
             return
-        txn, limit, since = self._pending
+        txn, limit, since = pending.txn, pending.limit_da, pending.since
         tol = self.config.tolerance_da
         m = self._measured
         how: AckHow | None = None
         # (no car, or its contactor open: it cannot climb)
         cannot_draw = not self._present or self.ev_stopped
-        if m is not None and m <= limit and (cannot_draw or now >= self._climb_ends(limit)):
+        if m is not None and m <= limit and (cannot_draw or now >= self._history.climb_ends(limit)):
             how = AckHow.MEASURED  # at or below the new limit, and not on its way up: freed current really is free
-        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._raised_until(limit)):
+        elif m is None and not self._pilot.charging and (cannot_draw or now >= self._history.raised_until(limit)):
             how = AckHow.IMMEDIATE  # no meter, and no EV drawing nor about to: nothing to wait for
         elif now >= since + self.timing.reaction_allowance:
             if m is not None and m > limit + tol:  # still above the new limit: the EV ignores the pilot
@@ -514,10 +587,10 @@ class Servant:
     # -- failsafe ------------------------------------------------------------------------
 
     def _enter_failsafe(self, now: float, why: str) -> None:
-        if not self.in_failsafe:
-            self.in_failsafe = True
+        """Rule 4: the offer only ever goes down, to min(offer, armed)."""
+        if self._failsafe is Failsafe.OFF:
+            self._failsafe = Failsafe.ON
             self._failsafe_since = now
-            self._failsafe_held = False
             self._limit = min(self._limit, self._armed)  # only ever lower
             self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
             self._next_status = now  # tell the master (and any monitor) at once: it re-confirms us sooner
@@ -525,17 +598,18 @@ class Servant:
             self._limit = min(self._limit, self._armed)
 
     def _timers(self, now: float, out: list[Message]) -> None:
+        """The timed transitions of Phase and Failsafe (rule 4, 8.3), a finished charge, twin and second master."""
         t = self.timing
-        if self._heard_master:
-            if not self.in_failsafe and now >= self._last_hb + t.failsafe_timeout:
+        if self._phase in _FOLLOWS:
+            if self._failsafe is _OFF and now >= self._last_hb + t.failsafe_timeout:
                 self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s"
                                      if self._last_hb > -INF else "master gone")
-            if not self.in_failsafe and self._unheard(now):
+            if self._failsafe is _OFF and self._unheard(now):
                 # we hear the master but it does not hear us (a mute transmitter, a one-way partition): it will
                 # count us at our failsafe soon (rule 3), so we must be there (rule 4)
                 self._enter_failsafe(now, f"the master has not heard us for {now - self._heard_at:.2f} s")
-            if not self._confirmed and not self._unconfirmed_fell and now >= self._follow_since + t.failsafe_hold:
-                self._unconfirmed_fell = True
+            if self._phase is _FOLLOWING and now >= self._follow_since + t.failsafe_hold:
+                self._phase = Phase.LAPSED
                 lowered = min(self._limit, self._standalone)
                 if lowered != self._limit:
                     self._events.add(now, "unconfirmed", self.address,
@@ -543,18 +617,18 @@ class Servant:
                     self._limit = lowered
                 self._armed = min(self._armed, self._standalone)
         else:
-            if not self.in_failsafe and now >= self._boot + t.failsafe_timeout:
+            if self._failsafe is _OFF and now >= self._boot + t.failsafe_timeout:
                 self._enter_failsafe(now, "no master heard since boot")
-            if not self._standalone_on and now >= self._boot + t.learning_timeout:
+            if self._phase is _BOOT and now >= self._boot + t.learning_timeout:
                 # never heard a master: the standalone failsafe.  Only this late is the raise safe: a master
                 # that cannot hear us has reserved it (rule 3) and its other servants' EVs have followed, and
                 # servants holding an armed failsafe from a master that just died have fallen to standalone.
-                self._standalone_on = True
+                self._phase = Phase.STANDALONE
                 self._limit = self._standalone
                 self._events.add(now, "standalone", self.address,
                                  f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
-        if self.in_failsafe and not self._failsafe_held and now >= self._failsafe_since + t.failsafe_hold:
-            self._failsafe_held = True
+        if self._failsafe is _ON and now >= self._failsafe_since + t.failsafe_hold:
+            self._failsafe = Failsafe.HELD
             self._armed = min(self._armed, self._standalone)
             if self._limit > self._armed:
                 self._events.add(now, "failsafe-hold", self.address,
@@ -568,84 +642,27 @@ class Servant:
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
             self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
-        if self._rival_until > -INF and now >= self._rival_until:
-            self._rival_until = -INF
-            self._events.add(now, "rival-gone", self.address, "one master again")
+        if self._second_master_until > -INF and now >= self._second_master_until:
+            self._second_master_until = -INF
+            self._events.add(now, "second-master-gone", self.address, "one master again")
 
     # -- the common step after every input -------------------------------------------
 
     def _unheard(self, now: float) -> bool:
         """No heartbeat of the master we follow has shown it hears us for heard_timeout (rule 4)."""
-        return self._heard_master and now >= self._heard_at + self.timing.heard_timeout
-
-    def _recent_lowerings(self, now: float) -> list[tuple[float, int]]:
-        """The lowerings whose reaction allowance still runs (older ones are forgotten)."""
-        allowance = self.timing.reaction_allowance
-        self._lowerings = [x for x in self._lowerings if now < x[0] + allowance]
-        return self._lowerings
-
-    def _raised_until(self, limit: int) -> float:
-        """Until when the EV may still climb toward a raise of its pilot above ``limit`` (rule 2).
-
-        A raise it has seen does not count: its draw has since gone above every pilot of the allowance before
-        the raise (by more than the tolerance), which it could not do without seeing the raise.
-        """
-        allowance = self.timing.reaction_allowance
-        tol = self.config.tolerance_da
-        until = -INF
-        for t, after, before in self._raises:
-            if after > limit and t + allowance > until and not any(
-                    m > before + tol for at, m in self._readings if at > t):
-                until = t + allowance
-        return until
-
-    def _climb_ends(self, limit: int) -> float:
-        """From when a meter at or below ``limit`` proves a cut to it (rule 2): the EV cannot be on its way up.
-
-        Not while a raise above ``limit`` it may not have seen is less than a reaction allowance old, nor while
-        its draw rose (by more than the tolerance) less than an allowance ago, unless it has since come down
-        from above limit + tolerance (it saw a lower pilot, or its own wish fell).
-        """
-        until = self._raised_until(limit)
-        rose = self._rose_at + self.timing.reaction_allowance
-        if rose > until:
-            came_down = any(m > limit + self.config.tolerance_da for at, m in self._readings if at >= self._rose_at)
-            if not came_down:
-                until = rose
-        return until
-
-    def _note_reading(self, m: int, now: float) -> None:
-        readings = self._readings
-        if readings and readings[-1][1] == m:
-            return
-        start = now - self.timing.reaction_allowance
-        while len(readings) >= 2 and readings[1][0] <= start:
-            readings.pop(0)  # (the first one kept is the reading in effect when the allowance began)
-        if readings and m > readings[-1][1] and m > min(x for _, x in readings) + self.config.tolerance_da:
-            self._rose_at = now  # up, and by more than the tolerance over the allowance (small steps add up)
-        readings.append((now, m))
+        return self._phase in _FOLLOWS and now >= self._heard_at + self.timing.heard_timeout
 
     def _update_offer(self, now: float) -> None:
         offer = clamp_da(self._limit, self.config.max_da)
         if self._twin_until > now:
             offer = 0
-        if offer != self.offer_da:
-            if self.offer_da == 0:
-                self._left_zero = now
-            allowance = self.timing.reaction_allowance
-            offers = self._offers
-            while len(offers) >= 2 and offers[1][0] <= now - allowance:
-                offers.pop(0)  # (the first one kept is the offer in effect when the allowance began)
-            if offer > self.offer_da:
-                before = max([self.offer_da] + [o for _, o in offers])  # what the EV may be acting on
-                if self._raises and now >= self._raises[0][0] + allowance:
-                    self._raises = [x for x in self._raises if now < x[0] + allowance]
-                self._raises.append((now, offer, before))
-            offers.append((now, offer))
-        if offer < self.offer_da:
-            if len(self._lowerings) >= 8:
-                self._recent_lowerings(now)  # (keeps the list short)
-            self._lowerings.append((now, self.offer_da))
+        old = self.offer_da
+        if offer == old:
+            return  # (every step comes here: the common case costs nothing more)
+        if old == 0:
+            self._left_zero = now
+        self._history.note_offer(old, offer, now)
+        if offer < old:
             m = self._measured
             if m is not None and m > offer + self.config.tolerance_da and self._over_since is None:
                 # the EV's allowance starts with the lowered pilot; lowering it again while the EV already
@@ -654,7 +671,6 @@ class Servant:
         self.offer_da = offer
 
     def _step(self, now: float, out: list[Message]) -> None:
-        self._last_now = now
         self._timers(now, out)
         self._update_offer(now)
         self._check_pending(now, out)
@@ -677,16 +693,15 @@ class Servant:
         if now >= self._next_status:
             out.append(self._status())
             self._next_status = now + self.timing.status_period
-        self._deadline = self._compute_deadline()
+        self._deadline = self._compute_deadline(now)
 
     def _release(self, now: float, reason: ReleaseReason, out: list[Message]) -> None:
         released = self._limit
         self._limit = 0
         self._update_offer(now)
         if self._pending is not None:  # offering 0 now: the cut has certainly taken effect
-            txn, limit, _ = self._pending
-            self._pending = None
-            self._ack(txn, limit, AckHow.IMMEDIATE, out)
+            pending, self._pending = self._pending, None
+            self._ack(pending.txn, pending.limit_da, AckHow.IMMEDIATE, out)
         if released or reason is not ReleaseReason.EV_DONE:
             self._events.add(now, "release", self.address, f"{reason.name.lower()}: gave back {_a(released)}")
             out.append(Release(self.address, released, reason))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Event:
     t: float  # the ``now`` of the call that produced it
-    kind: str  # short slug, e.g. "failsafe", "cut", "grant", "conflict", "rival-master"
+    kind: str  # short slug, e.g. "failsafe", "cut", "grant", "twin", "second-master"
     address: int | None  # the servant concerned (None: the node itself / the whole bus)
     detail: str  # one human line
 

@@ -43,7 +43,7 @@ class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
-        "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "rival_until", "fs_deadline",
+        "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped", "host",
     )
@@ -81,7 +81,7 @@ class ServantProc:
         # heartbeats it accepted: a SET_LIMIT counts for rule 4 only if the servant may accept it
         self.followed: tuple[int, int] | None = None
         self.masters_seen: dict[tuple[int, int], float] = {}
-        self.rival_until = -INF
+        self.second_master_until = -INF
         self.fs_deadline = INF  # the earlier of the two
         self.fs_check_sched = INF
         self.last_hb = -INF

@@ -361,7 +361,7 @@ class Simulation:
         p.followed = None
         p.masters_seen = {}
         p.hb_orders = {}
-        p.rival_until = -INF
+        p.second_master_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
         p.hb_deadline = p.heard_deadline = INF
@@ -423,7 +423,7 @@ class Simulation:
         for port, data, bad in targets:
             if port.deaf or not port.attached:
                 continue
-            got = port.link.receive(offset, data)
+            got = port.link.receive(offset, data, t)  # the production receive policy (PROTOCOL.md 6.3)
             msg = got.message
             if msg is None:
                 continue
@@ -441,7 +441,7 @@ class Simulation:
             elif offset < 0x40 and (offset & 0x3F) == proc.address and self._accepts(proc, msg, t):
                 assert isinstance(msg, SetLimit)
                 out = node.receive(msg, t)
-                # only a set-limit the servant applied: not one it rightly ignores (another epoch, a rival
+                # only a set-limit the servant applied: not one it rightly ignores (another epoch, a second master
                 # hold, a late copy older than the newest it applied, a repeat it only re-acks)
                 if node.last_set_limit is msg:
                     proc.grant_fs = msg.failsafe_da
@@ -461,7 +461,7 @@ class Simulation:
         out here from the heartbeats it accepted, not read from the servant under test.
         """
         assert isinstance(msg, SetLimit)
-        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.rival_until
+        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.second_master_until
 
     def _follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
@@ -474,12 +474,12 @@ class Simulation:
         if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
             p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
         if hb.conflict:
-            p.rival_until = t + hold
+            p.second_master_until = t + hold
         if key == p.followed:
             return
         ours = p.masters_seen.get(p.followed) if p.followed is not None else None
         if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
-            p.rival_until = t + hold  # a master it had left behind, heard again while its own is alive
+            p.second_master_until = t + hold  # a master it had left behind, heard again while its own is alive
             return
         p.followed = key
 
@@ -661,6 +661,7 @@ class Simulation:
             and self.bus.faults.loss <= MODEST_LOSS
             and not self.bus.faults.late
             and not self.bus.faults.jitter_s
+            and not self.bus.faults.echo_s  # a second path replays old frames: safety holds, service waits
             and all(p.alive for p in self.servants)
         )
         if quiet and not self.quiet:

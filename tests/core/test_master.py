@@ -14,7 +14,19 @@ from hypothesis import strategies as st
 
 from busshare.core.config import Config, ServantConfig, Timing, parse_config
 from busshare.core.heartbeat_order import FORGET_AFTER_S
-from busshare.frames import Ack, AckHow, Heartbeat, Join, Nack, NackCode, SetLimit, Status, serial_tag
+from busshare.frames import (
+    Ack,
+    AckHow,
+    Heartbeat,
+    Join,
+    Nack,
+    NackCode,
+    Release,
+    ReleaseReason,
+    SetLimit,
+    Status,
+    serial_tag,
+)
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
@@ -114,7 +126,7 @@ def test_rule1_never_overcommit_under_random_arrivals(events: list[tuple[int, bo
         else:
             net.unplug(address)
         net.run(round(wait, 2))  # Net.check asserts rule 1 on offered pilots at every step
-        assert net.master.committed_da() <= 640  # type: ignore[union-attr]
+        assert net.master.committed_da(net.t) <= 640  # type: ignore[union-attr]
     # no wasted capacity once settled
     net.run(12.0)
     cars = [a for a, u in net.units.items() if u.car is not None]
@@ -134,12 +146,12 @@ def test_silent_servant_keeps_its_share_reserved_then_counts_at_its_failsafe() -
     net.units[2].mute = True  # the master no longer hears servant 2 (it still hears the master)
     t0 = net.t
     net.run(timing.servant_silent_after + timing.silent_count_after - 0.2)
-    view = net.master.view(2)  # type: ignore[union-attr]
+    view = net.master.view(2, net.t)  # type: ignore[union-attr]
     assert view is not None and view.state == "silent" and view.committed_da == 320
     assert net.offers()[1] == 320, "its share stays reserved"
     assert net.units[2].node.offer_da == 60, "it heard the cut to its failsafe"
     net.run(2.0)
-    assert net.master.view(2).committed_da == 60  # type: ignore[union-attr]
+    assert net.master.view(2, net.t).committed_da == 60  # type: ignore[union-attr]
     assert net.offers()[1] == 580
     assert net.t - t0 > timing.servant_silent_after + timing.silent_count_after
 
@@ -344,11 +356,28 @@ def test_a_servant_going_down_is_counted_at_its_old_current_until_its_car_has_fo
     net._deliver()
     net.units[1].up = False
     net.run(timing.reaction_allowance - 0.2)
-    assert net.master.view(1).committed_da == 320  # type: ignore[union-attr]
+    assert net.master.view(1, net.t).committed_da == 320  # type: ignore[union-attr]
     assert net.offers()[2] == 320, "not re-granted while the departing car may still draw it"
     net.run(0.5)
     assert net.offers()[2] == 640 - 60
     assert net.t - gone < timing.servant_silent_after + timing.silent_count_after, "sooner than silence alone"
+
+
+def test_the_queries_count_at_the_time_they_are_given() -> None:
+    """committed_da(now) and servants(now) read the time they are given, not the time of the last call:
+    a car going down is counted at its old current until its reaction allowance has passed."""
+    timing = site().timing
+    net = settled(Net(site()))
+    net.plug(1, Car(react=0.5))
+    net.run(8.0)
+    m = net.master
+    assert m is not None
+    gone = net.t
+    m.receive(Release(1, 640, ReleaseReason.SHUTDOWN), gone)
+    later = gone + timing.reaction_allowance
+    assert m.committed_da(gone) >= 640 and m.committed_da(later) < 640
+    before, after = (next(v for v in m.servants(t) if v.address == 1) for t in (gone, later))
+    assert before.committed_da == 640 and after.committed_da < 640
 
 
 # -- rule 4/5: master restart, learning, graceful shutdown ---------------------------------------------
@@ -475,7 +504,7 @@ def test_a_master_restarted_with_the_same_epoch_is_told_where_to_number_from() -
     net.run(FORGET_AFTER_S)
     net.plug(3, Car(react=0.5))
     net.run(8.0)
-    v = m.view(1)
+    v = m.view(1, net.t)
     assert v is not None and v.pending_da is None and v.state == "charging"
     assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
 
@@ -492,12 +521,12 @@ def test_an_offer_above_the_count_is_counted_until_a_set_limit_sent_since_is_ack
     out = m.receive(Status(1, serial_tag(0x101), PilotState.C, 0, 0, 800), 1.0)
     assert [x for x in out if isinstance(x, SetLimit)] == [SetLimit(1, 2, 640, 60, 7)]
     m.receive(Status(1, serial_tag(0x101), PilotState.C, 800, 0, 800), 1.1)  # more than it may offer
-    assert m.committed_da() == 800
+    assert m.committed_da(1.1) == 800
     out = m.receive(Ack(1, 2, 640, 0, AckHow.IMMEDIATE), 1.2)
-    assert m.committed_da() == 800, "that ack was for a set-limit sent before the STATUS"
+    assert m.committed_da(1.2) == 800, "that ack was for a set-limit sent before the STATUS"
     assert [x for x in out if isinstance(x, SetLimit)] == [SetLimit(1, 3, 640, 60, 7)], "told its 64 A, no more"
     m.receive(Ack(1, 3, 640, 0, AckHow.IMMEDIATE), 1.3)
-    assert m.committed_da() == 640
+    assert m.committed_da(1.3) == 640
 
 
 def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> None:
@@ -506,7 +535,7 @@ def test_new_master_waits_for_an_absent_servant_until_the_learning_timeout() -> 
     net.units[4].up = False
     t = net.run_until(lambda: not net.master.learning)  # type: ignore[union-attr]
     assert abs(t - cfg.timing.learning_timeout) <= cfg.timing.tick_period + 1e-9
-    v = net.master.view(4)  # type: ignore[union-attr]
+    v = net.master.view(4, net.t)  # type: ignore[union-attr]
     assert v is not None and v.state == "absent" and v.committed_da == 60
     net.plug(1, Car())
     net.run(1.0)
@@ -529,7 +558,7 @@ def test_twin_servant_is_reported_cut_to_zero_and_counted_as_two_units() -> None
     assert Nack(1, NackCode.ADDRESS_CONFLICT, 0) in sent
     net.run(3.0)
     assert net.offers()[1] == 0
-    v = net.master.view(1)  # type: ignore[union-attr]
+    v = net.master.view(1, net.t)  # type: ignore[union-attr]
     assert v is not None and v.state == "conflict" and v.committed_da == 320, "0 for it + 32 A for the twin"
     assert net.offers()[2] == 320, "the twin's share stays reserved, the rest is used"
     assert all(m.limit_da == 0 for _, who, m in net.sent[mark:] if isinstance(m, SetLimit) and m.address == 1)
@@ -651,7 +680,7 @@ def test_corrupted_frames_are_dropped_and_counted_never_acted_on() -> None:
     before = u.node.offer_da
     off, data = Link().encode(SetLimit(1, 200, 60, 60, 7))
     bad = bytes([data[0] ^ 0x01]) + data[1:]
-    r = u.link.receive(off, bad)
+    r = u.link.receive(off, bad, net.t)
     assert r.message is None and u.link.dropped == 1
     net.run(1.0)
     assert u.node.offer_da == before == 640
@@ -715,8 +744,8 @@ class Installation(RuleBasedStateMachine):
         # at its standalone failsafe (it may have rebooted behind a broken link): a hedge the master cuts
         # others to make room for, so only then may its count exceed the limit
         if m is not None and not m.learning and not any(
-                v.state in ("silent", "unanswering", "failsafe", "conflict") for v in m.servants()):
-            assert m.committed_da() <= m.limit_da
+                v.state in ("silent", "unanswering", "failsafe", "conflict") for v in m.servants(self.net.t)):
+            assert m.committed_da(self.net.t) <= m.limit_da
 
 
 TestInstallation = Installation.TestCase

@@ -486,6 +486,13 @@ def test_link_down_counts_as_hearing_no_master() -> None:
     assert s.in_failsafe and s.offer_da == 60
 
 
+def test_link_down_returns_its_frames_like_every_other_call() -> None:
+    """Its step produces the STATUS that shows the failsafe at once; it was dropped before."""
+    s = following(limit=320)
+    out = s.link_down(0.3)
+    assert [m for m in out if isinstance(m, Status) and m.failsafe and m.offered_da == 60]
+
+
 def test_a_set_limit_proves_the_master_alive_like_a_heartbeat() -> None:
     # after a partition the first frame back may be a set-limit: it ends the failsafe, and the
     # stale heartbeat timer must not start it again at once (chaos seed 1428)

@@ -361,7 +361,7 @@ def test_a_grant_re_sent_while_the_servant_is_in_failsafe_ends_the_failsafe(serv
     assert [x[3] for x in set_limits(sim, 1) if x[0] > grant_at + 2.5][0] == grant, "the same frame, re-sent"
     sim.run_until(grant_at + 6.0)
     assert not s1.node.in_failsafe and s1.offer == 80, "back to its 8 A grant"
-    v = sim.masters[0].node.view(1)
+    v = sim.masters[0].node.view(1, sim.now)
     assert v.offered_da == 80 and v.committed_da == 80
 
 

@@ -25,7 +25,7 @@ from busshare.frames import Message
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from busshare.servant import Servant
+from busshare.servant import Phase, Servant
 
 
 @dataclass
@@ -119,7 +119,7 @@ class Net:
             sender, off, data = self.queue.popleft()
             got_any = False
             if sender != "master" and self.master is not None:
-                r = self.master_link.receive(off, data)
+                r = self.master_link.receive(off, data, self.t)
                 if r.message is not None:
                     got_any = True
                     self.log.append((self.t, sender, r.message))
@@ -127,7 +127,7 @@ class Net:
             for u in self.units.values():
                 if u.name == sender or not u.up or u.deaf:
                     continue
-                r = u.link.receive(off, data)
+                r = u.link.receive(off, data, self.t)
                 if r.message is not None:
                     if not got_any:
                         self.log.append((self.t, sender, r.message))
@@ -220,10 +220,10 @@ class Net:
         assert offered <= self.config.limit_da, f"rule 1: offered {offered} > limit at t={self.t}"
         # the failsafe currents armed by set-limits of the master followed (a servant that rebooted arms its
         # standalone failsafe on its own; it offers 0 until a set-limit, see PROTOCOL.md 8.3)
-        armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up and u.node._confirmed)
+        armed = sum(u.node.armed_failsafe_da for u in self.units.values() if u.up and u.node.phase is Phase.CONFIRMED)
         assert armed <= self.config.limit_da, f"rule 4: armed failsafe sum {armed} > limit at t={self.t}"
         if self.master is not None:
-            c = self.master.committed_da()
+            c = self.master.committed_da(self.t)
             self.max_committed = max(self.max_committed, c)
 
     def offered_total(self) -> int:
