@@ -156,9 +156,12 @@ def draws_text(servants: Sequence[ServantProc]) -> str:
 
 
 class Invariants:
-    def __init__(self, sim: Installation, bounds: Bounds, service: Service, schedule: Schedule) -> None:
+    def __init__(self, sim: Installation, bounds: Bounds, service: Service, schedule: Schedule,
+                 first_only: bool = False) -> None:
         self.sim = sim
         self.schedule = schedule
+        # the run stops at the first violation: ``sync`` returns at once, leaving the totals as they were then
+        self.first_only = first_only
         self.checks_waste = service.waste
         self.checks_starvation = service.starvation
         self.b = bounds
@@ -180,13 +183,16 @@ class Invariants:
 
     def sync(self, p: ServantProc, t: float) -> list[Violation]:
         """The EVSE of ``p`` may have changed: the safety checks on what it offers and draws, then the
-        service bookkeeping.  Returns the violations found (in the order they were found)."""
+        service bookkeeping.  Returns the violations found (in the order they were found; with
+        ``first_only``, as soon as there is one)."""
         ev = p.evse
         offer = ev.offer_da
         draw = ev.draw_da
         found: list[Violation] = []
         if offer != p.offer:
             self._offer_changed(p, offer, t, found)
+            if found and self.first_only:
+                return found
         p.draw = draw  # (before the check below: its message lists every unit's draw, this one's included)
         if ev.compliant:
             counted = draw
@@ -201,6 +207,8 @@ class Invariants:
             if self.total_drawn > self.limit:
                 found.append(Violation(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit "
                                        f"{self.limit / 10:.1f} A ({draws_text(self.sim.servants)})"))
+                if self.first_only:
+                    return found
         if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
             p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
             self.schedule(p.cutoff_sched, Check.CUTOFF, p)

@@ -135,7 +135,7 @@ class World:
         self.bounds = bounds_of(scenario)
         self.oracle = FailsafeOracle(oracle_bounds(self.bounds, self.timing), self.schedule_check)
         view: Installation = self
-        self.inv = Invariants(view, self.bounds, service_of(scenario), self.schedule_check)
+        self.inv = Invariants(view, self.bounds, service_of(scenario), self.schedule_check, stop_on_violation)
         self._init_state(scenario)
         for cfg in self.config.servants:
             self._add_servant(cfg, twin=False, now=0.0)

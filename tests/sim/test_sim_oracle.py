@@ -98,3 +98,14 @@ def test_the_checks_return_violations_instead_of_stopping_anything() -> None:
     assert v is not None and v.check == "rule4-failsafe"
     p.evse.offer_da = 60
     assert inv.check_failsafe(p, 6.5) is None
+
+
+def test_stopping_at_the_first_violation_leaves_the_totals_as_they_were_when_it_broke() -> None:
+    """A run that stops at a violation reports the peaks it had reached then (the summary after the failure)."""
+    p = proc()
+    service = Service(waste=False, starvation=False, single_priority=True, max_min_da=60)
+    inv = Invariants(View([p]), CHECK_BOUNDS, service, lambda t, what, q: None, first_only=True)
+    p.evse.offer_da = 200
+    p.evse.draw_da = 200
+    assert [v.check for v in inv.sync(p, 5.0)] == ["rule1-offered"]
+    assert inv.peak_offered == 200 and inv.peak_drawn == 0 and p.draw == 0
