@@ -1,4 +1,5 @@
-"""Hypothesis strategies for every protocol message (valid values only), shared by the codec tests."""
+"""Messages for the codec tests: Hypothesis strategies for every protocol message (valid values only), and one
+fixed sample per type."""
 
 from __future__ import annotations
 
@@ -92,3 +93,16 @@ assert set(BY_TYPE) == set(MsgType)
 
 messages: st.SearchStrategy[Message] = st.one_of(*BY_TYPE.values())
 counters = st.integers(0, 15)
+
+# one valid message per type: the spec and DBC tests probe the checks and ranges by changing one field of it
+SAMPLES: dict[MsgType, Message] = {
+    MsgType.SET_LIMIT: SetLimit(1, 17, 320, 60, 7),
+    MsgType.HEARTBEAT: Heartbeat(1, 7, 640, 0, 0x1E, 42),
+    MsgType.ACK: Ack(2, 17, 320, 301, AckHow.MEASURED),
+    MsgType.NACK: Nack(4, NackCode.BAD_LIMIT, 4, 23, 900),
+    MsgType.RELEASE: Release(3, 160, ReleaseReason.EV_DONE),
+    MsgType.REQUEST: Request(3, 320, 60, 1),
+    MsgType.STATUS: Status(3, 4660, PilotState.C, 320, 315, 320),
+    MsgType.JOIN: Join(3, 0xDEADBEEF, 320),
+}
+assert set(SAMPLES) == set(MsgType)
