@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from busshare.core.config import Config, ServantConfig, Timing, parse_config
+from busshare.core.config import Config, parse_config
 from busshare.frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -29,38 +29,13 @@ from busshare.frames import (
 )
 from busshare.master import Master
 from busshare.protocol.pilot import PilotState
-from busshare.servant import Servant
 from tests.support.core_harness import Car, Net
+from tests.support.servant_steps import C, T, following, hb, make, of
 
-T = Timing()
-C = PilotState.C
 SITE = """
 [site]
 breaker_a = 80
 """ + "".join(f"[[servant]]\naddress = {a}\nmax_a = 80\nserial = {0x100 + a}\n" for a in (1, 2))
-_SEQ = itertools.count(1)
-
-
-def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
-    """A fresh heartbeat of master (1, 7) that hears servants 1-7."""
-    return Heartbeat(master_id, epoch, 640, 0, 0xFE, next(_SEQ) % 1024, **kw)
-
-
-def servant(meter: bool = True, max_da: int = 320) -> Servant:
-    return Servant(ServantConfig(1, max_da=max_da, failsafe_da=60, serial=0xABC, has_meter=meter), T, 0.0)
-
-
-def of(kind: type, msgs: list[Message]) -> list[Message]:
-    return [m for m in msgs if isinstance(m, kind)]
-
-
-def following(limit: int = 320, meter: bool = True) -> Servant:
-    """A servant following master (1, 7) at 0.1 s with a charging car, granted ``limit``."""
-    s = servant(meter)
-    s.receive(hb(), 0.1)
-    s.observe(C, 0 if meter else None, 0.1)
-    assert of(Ack, s.receive(SetLimit(1, 1, limit, 60, 7), 0.1))
-    return s
 
 
 def site() -> Config:
@@ -147,7 +122,7 @@ def test_a_repeat_is_the_same_txn_limit_failsafe_and_epoch() -> None:
 
 
 def test_a_set_limit_before_any_heartbeat_or_of_another_epoch_is_ignored_silently() -> None:
-    s = servant()
+    s = make()
     s.observe(C, 0, 0.05)
     out = s.receive(SetLimit(1, 1, 320, 60, 7), 0.1)
     assert not of(Ack, out) and not of(Nack, out) and s.limit_da == 0
@@ -162,7 +137,7 @@ def test_a_set_limit_before_any_heartbeat_or_of_another_epoch_is_ignored_silentl
 
 
 def test_request_only_when_demand_rises_from_none_not_again_to_a_new_master_nor_on_a_drop() -> None:
-    s = servant()
+    s = make()
     s.receive(hb(), 0.1)
     assert of(Request, s.observe(C, 0, 0.15)) == [Request(1, 320, 60, 0)]
     assert not of(Request, s.tick(0.2))
@@ -175,7 +150,7 @@ def test_request_only_when_demand_rises_from_none_not_again_to_a_new_master_nor_
 
 
 def test_release_on_unplug_is_sent_even_when_nothing_was_held() -> None:
-    s = servant()
+    s = make()
     s.receive(hb(), 0.1)
     s.observe(C, 0, 0.15)
     assert s.limit_da == 0
@@ -221,7 +196,7 @@ def test_ev_overdraw_names_the_cut_it_ends_or_txn_0_outside_a_cut() -> None:
 
 def test_a_set_limit_above_the_unit_maximum_is_clamped_and_acked_never_bad_limit() -> None:
     """Rule 7: clamp and ack the value applied; BAD_LIMIT is never sent (the codec rejects an invalid offer)."""
-    s = servant(max_da=160)
+    s = make(max_da=160)
     s.receive(hb(), 0.1)
     s.observe(C, 0, 0.1)
     out = s.receive(SetLimit(1, 1, 320, 320, 7), 0.2)

@@ -27,16 +27,15 @@ from ...protocol.link import Link
 from ...report.records import TimeBase, TimeMode
 from ...transport.modbus import rtu
 from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_time_argument
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "monitor",
-        help=SUMMARIES["monitor"],
-        description="Print every protocol frame on the bus as one readable line and flag anomalies "
+    p = command_parser(
+        subparsers, "monitor",
+        "Print every protocol frame on the bus as one readable line and flag anomalies "
         "(E2E failures, heartbeat gaps, two masters, twin servants, unacked cuts, grants over the limit) "
         "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
