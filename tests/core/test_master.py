@@ -54,6 +54,22 @@ def settled(net: Net, seconds: float = 1.0) -> Net:
     return net
 
 
+def meterless_charging(*addresses: int, seconds: float = 12.0) -> Net:
+    """A settled net of meterless units (they ack a cut only after the reaction allowance), a car that
+    reacts in 0.5 s plugged in at each of ``addresses``, then run for ``seconds``."""
+    net = settled(Net(meterless_site()))
+    for a in addresses:
+        net.plug(a, Car(react=0.5))
+    net.run(seconds)
+    return net
+
+
+def silence(net: Net, address: int) -> None:
+    """Servant ``address``'s frames are lost until the master takes it for silent (rule 3)."""
+    net.units[address].mute = True
+    net.run(net.config.timing.servant_silent_after + 0.1)
+
+
 def grants_to(net: Net, address: int, since: int = 0) -> list[tuple[int, SetLimit]]:
     return [(i, m) for i, (_, who, m) in enumerate(net.log) if i >= since and who == "master"
             and isinstance(m, SetLimit) and m.address == address]
@@ -217,15 +233,9 @@ def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut()
     # heard again before that cut is acked (a meterless unit acks only after the reaction allowance),
     # the master replaces the deep cut by a shallower one, still counted at the old limit until
     # acked, instead of holding the car at 6 A for the whole allowance (chaos seed 1102)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.plug(2, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 2)
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
-    net.units[2].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 2)
     assert net.units[2].node.offer_da == 60, "it heard the cut to its failsafe"
     net.units[2].mute = False
     net.run(1.0)
@@ -239,16 +249,10 @@ def test_cuts_caused_by_a_short_silence_are_eased_on_the_other_servants_too() ->
     # When it is heard again before those cuts are acked (meterless units ack only after the reaction
     # allowance), the master eases them too, instead of leaving the room unused for 5 s
     # (the hypothesis stateful test found this on a bus with 10 % corruption)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.plug(3, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 3)
     assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
     mark = len(net.log)
-    net.units[2].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 2)
     assert [m.limit_da for _, m in grants_to(net, 1, mark)] == [290], "cut to make room for its standalone 6 A"
     net.units[2].mute = False
     net.run(1.0)
@@ -261,15 +265,10 @@ def test_a_meterless_unit_applying_an_eased_cut_is_not_taken_for_unanswering() -
     # a meterless unit acks it only after the reaction allowance. Its STATUS shows it offering 16 A:
     # it hears the master, and must not be cut back to 6 A as "unanswering" after ack_timeout
     # (chaos seed 2622)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    for a in (1, 2, 3):
-        net.plug(a, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 2, 3)
+    timing = net.config.timing
     assert net.offers() == {1: 214, 2: 213, 3: 213, 4: 0}
-    net.units[1].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 1)
     net.plug(4, Car(react=0.5))
     net.run(0.2)
     assert net.units[1].node.offer_da == 60
@@ -304,11 +303,8 @@ def test_a_lost_timed_ack_is_asked_for_again_after_half_an_ack_timeout() -> None
     # waiting for the freed current should not wait a whole ack_timeout more: once a cut has been
     # outstanding for the allowance, the master re-sends it every ack_timeout / 2 (chaos seed 1707: a
     # lost set-limit and then a lost ack left a car short for just over the settle bound)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.run(1.0)
+    net = meterless_charging(1, seconds=1.0)
+    timing = net.config.timing
     assert net.offers()[1] == 640
     mark = len(net.log)
     net.units[1].lose = (Ack,)
