@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -442,15 +444,14 @@ def test_a_servant_that_never_heard_a_master_uses_its_standalone_failsafe() -> N
     assert s.next_deadline() > T.learning_timeout
 
 
-def test_a_leaving_heartbeat_means_failsafe_at_once() -> None:
+@pytest.mark.parametrize("news", [
+    pytest.param(lambda s: s.receive(hb(leaving=True), 0.5), id="a-leaving-heartbeat"),
+    pytest.param(lambda s: s.link_down(0.3), id="link-down-counts-as-hearing-no-master"),
+    pytest.param(lambda s: s.receive(hb(conflict=True), 0.3), id="a-master-flagging-a-second-master"),
+])
+def test_failsafe_at_once_on(news: Callable[[Servant], object]) -> None:
     s = following(limit=320)
-    s.receive(hb(leaving=True), 0.5)
-    assert s.in_failsafe and s.offer_da == 60
-
-
-def test_link_down_counts_as_hearing_no_master() -> None:
-    s = following(limit=320)
-    s.link_down(0.3)
+    news(s)
     assert s.in_failsafe and s.offer_da == 60
 
 
@@ -611,12 +612,6 @@ def test_two_masters_make_the_servant_fail_safe() -> None:
     assert s.in_failsafe and s.offer_da == 60  # min(armed, standalone)
     s.receive(SetLimit(1, 3, 320, 60, 9), 0.5)
     assert s.offer_da == 60, "no master is obeyed while two are heard"
-
-
-def test_a_master_flagging_a_rival_makes_the_servant_fail_safe() -> None:
-    s = following(limit=320)
-    s.receive(hb(conflict=True), 0.3)
-    assert s.in_failsafe and s.offer_da == 60
 
 
 def test_a_same_numbered_txn_with_other_content_is_a_new_set_limit() -> None:
