@@ -54,3 +54,9 @@ def site_toml(addresses: Sequence[int], *, max_a: int, limit_a: int | None = Non
     circuit = "".join(f"{key} = {value}\n" for key, value in (("limit_a", limit_a), ("breaker_a", breaker_a))
                       if value is not None)
     return "[site]\n" + circuit + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = {max_a}\n" for a in addresses)
+
+
+def scenario_servants(*addresses: int, max_a: int = 32) -> str:
+    """``[[installation.servant]]`` tables for a scenario file (serial 0x1000 + address)."""
+    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
+                   for a in addresses)
