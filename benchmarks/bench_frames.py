@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     report("E2E: alive counter check", rate(over(frames, lambda o, d: checker.check_counter(o, d[1] & 15)), n, rounds))
 
     def link_run() -> None:
-        over(frames, Link().receive)()
+        link = Link()
+        over(frames, lambda o, d: link.receive(o, d, 0.0))()
 
     report("Link.receive (decode + E2E), cold", rate(link_run, n, rounds))
     report("spec_decode (construct, not compiled)", rate(over(frames[: n // 10], spec_decode), n // 10, rounds))
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  cantools not installed: skipped")
     else:
         db = cantools.database.load_file(str(ROOT / "dbc" / "busshare.dbc"))
+        assert isinstance(db, cantools.database.can.Database)
         report("cantools decode_message with dbc/busshare.dbc", rate(over(frames, db.decode_message), n, rounds))
 
     figures = dict(rows)

@@ -121,10 +121,10 @@ def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> f
             bursts.append((t, bytearray(data)))
         prev_end = max(prev_end, t) + rtu.wire_time(len(data), baud)
     total = 0.0
-    for t, data in bursts:
+    for t, burst in bursts:
         if t_from <= t < t_to:
-            frames = max(1, sum(c.ok for c in rtu.split_by_crc(bytes(data))))
-            total += rtu.wire_time(len(data), baud) + frames * rtu.gap_time(baud)
+            frames = max(1, sum(c.ok for c in rtu.split_by_crc(bytes(burst))))
+            total += rtu.wire_time(len(burst), baud) + frames * rtu.gap_time(baud)
     return total
 
 

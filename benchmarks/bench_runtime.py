@@ -97,7 +97,7 @@ def round_trip(n: int = 300) -> list[float]:
 def grant_latency(cycles: int) -> list[float]:
     timing = Timing()
     sc = ServantConfig(address=1, max_da=160, serial=1)
-    config = Config(limit_da=320, servants=[sc], timing=timing, breaker_a=40)
+    config = Config(limit_da=320, servants=(sc,), timing=timing, breaker_a=40)
     now = time.monotonic()
     master_t = CanTransport(can.Bus(interface="virtual", channel=CHANNEL))
     servant_t = Stamping(can.Bus(interface="virtual", channel=CHANNEL))
