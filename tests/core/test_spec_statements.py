@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from busshare.core.config import Config, ServantConfig, Timing, parse_config
+from busshare.core.events import EventKind
 from busshare.frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -84,7 +85,7 @@ def test_cut_acked_counts_from_the_first_send_not_the_last_resend() -> None:
             if who == "master" and isinstance(m, SetLimit) and m.address == 1]
     first_t, cut = cuts[0]
     assert cut.limit_da == 320 and sum(m == cut for _, m in cuts) >= 2, "the cut was re-sent before its ack"
-    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind == "cut-acked" and e.address == 1]
+    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind is EventKind.CUT_ACKED and e.address == 1]
     found = re.search(r"after ([0-9.]+) s", acked[0].detail)
     assert found is not None
     assert float(found.group(1)) == pytest.approx(acked[0].t - first_t, abs=0.006)
