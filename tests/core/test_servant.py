@@ -646,7 +646,7 @@ def test_two_masters_make_the_servant_fail_safe() -> None:
     assert s.offer_da == 60, "no master is obeyed while two are heard"
 
 
-def test_a_master_flagging_a_rival_makes_the_servant_fail_safe() -> None:
+def test_a_master_flagging_a_second_master_makes_the_servant_fail_safe() -> None:
     s = following(limit=320)
     s.receive(hb(conflict=True), 0.3)
     assert s.in_failsafe and s.offer_da == 60
