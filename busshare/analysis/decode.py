@@ -10,13 +10,18 @@ Every record of a capture ends up as exactly one of:
 
 Nothing in a capture is fatal: bad records are reported and counted.
 
-Two paths share the same classification:
+Both paths check alive counters through one ``protocol.link.Link`` (its stream
+rules and E2E classifier, PROTOCOL.md 6.3), as a node and the monitors do:
 
 * ``CaptureDecoder.feed``: one frame at a time, for text output, ``--summary``
   and the formats python-can's ``LogReader`` reads;
 * ``json_fast``: candump ``-L`` text straight to JSON lines.  Frames repeat a
   lot on a real bus, so the JSON text of each distinct (id, data) is built once
-  and each line costs a regex match, a dict lookup and an alive-counter check.
+  and each line costs a regex match, a dict lookup and an alive-counter check
+  (on the link's own stream memory and status table).
+
+A frame a node acts on (``ok``, ``ok-some-lost``, ``wrong-sequence``) is good;
+a ``repeated`` one is a duplicate, shown with its reason and counted bad.
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ..frames import FrameError, Heartbeat, Join, Message, MsgType, Release, SetLimit, decode
+from ..frames import FrameError, Heartbeat, Join, Message, Release, SetLimit, decode
 from ..protocol.canid import IdScheme
-from ..protocol.e2e import COUNTER_MODULO, DEFAULT_MAX_DELTA, E2EStatus
+from ..protocol.e2e import DEFAULT_MAX_DELTA, E2EStatus
+from ..protocol.link import STREAM_MEMORY_S, Link, Restart
 from ..report.records import RecordKind, TimeBase, TimeMode
 from .describe import Describer, bad_frame_line, bad_frame_record, frame_record
 
-#: bad-frame kinds that are E2E failures (the rest are malformed or not the protocol's)
-E2E_KINDS = ("crc", "repeated", "wrong-sequence")
+#: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
+#: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``
+E2E_KINDS = ("crc", "repeated")
 MALFORMED_KINDS = ("length", "type", "address", "reserved", "range", "enum")
 FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
 
@@ -237,44 +244,6 @@ def classify(scheme: IdScheme, can_id: int, extended: bool, kind: str, data: byt
     return Good(offset, msg, counter)
 
 
-def _differs(last: object, cur: object) -> bool:
-    return last is not None and cur is not None and type(last) is type(cur) and last != cur
-
-
-def _e2e_table(max_delta: int) -> tuple[E2EStatus, ...]:
-    """Flat table: status = TABLE[16 * last + counter]; last == 16 means the stream is new."""
-    table = []
-    for last in range(COUNTER_MODULO + 1):
-        for counter in range(COUNTER_MODULO):
-            if last == COUNTER_MODULO:
-                table.append(E2EStatus.OK)
-                continue
-            delta = (counter - last) % COUNTER_MODULO
-            table.append(
-                E2EStatus.REPEATED if delta == 0 else E2EStatus.OK if delta == 1
-                else E2EStatus.OK_SOME_LOST if delta <= max_delta else E2EStatus.WRONG_SEQUENCE
-            )
-    return tuple(table)
-
-
-_UNSEEN = COUNTER_MODULO * COUNTER_MODULO
-
-
-def restarted_streams(msg: Message, masters: set[tuple[int, int]]) -> list[int]:
-    """Streams (id offsets) whose alive counters a rebooted sender starts afresh (as ``watch.BusWatcher``).
-
-    A JOIN: everything its servant sends.  A new master's first heartbeat (once
-    another master was seen): the heartbeat and every set-limit.  Forgetting
-    them keeps a reboot from being counted as lost or repeated frames.
-    """
-    if isinstance(msg, Join):
-        return [(int(t) << 6) | msg.address
-                for t in (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS, MsgType.JOIN)]
-    if isinstance(msg, Heartbeat) and masters and (msg.master_id, msg.epoch) not in masters:
-        return [int(MsgType.HEARTBEAT) << 6, *range(1, 63)]
-    return []
-
-
 # ---------------------------------------------------------------------------
 # the decoder
 
@@ -307,12 +276,8 @@ class CaptureDecoder:
         self.first_t: float | None = None
         self.last_t: float | None = None
         self._memo: dict[tuple[int, bool, str, bytes], Good | Bad] = {}
-        self._table = _e2e_table(max_delta)
-        self._last = [_UNSEEN] * 512  # 16 * last alive counter, per data ID
-        # what the last frame of each stream carried: ("d", data) from feed(), the raw ID#DATA key from
-        # the fast JSON path; only like compares with like (a mix counts as the same, i.e. repeated)
-        self._last_data: list[object] = [None] * 512
-        self.masters: set[tuple[int, int]] = set()  # (master id, epoch) heard
+        #: the receive policy every node runs: stream memory, stream rules, E2E classification
+        self.link = Link(max_delta=max_delta)
 
     def classify(self, frame: Frame) -> Good | Bad:
         key = (frame.can_id, frame.extended, frame.kind, frame.data)
@@ -323,15 +288,11 @@ class CaptureDecoder:
             hit = self._memo[key] = classify(self.scheme, frame.can_id, frame.extended, frame.kind, frame.data)
         return hit
 
-    def e2e(self, offset: int, counter: int, data: bytes | None = None) -> E2EStatus:
-        """As e2e.E2EChecker: a repeated counter with other bytes is a second sender, not a duplicate."""
-        status = self._table[self._last[offset] + counter]
-        self._last[offset] = counter << 4
-        cur = None if data is None else ("d", data)
-        last, self._last_data[offset] = self._last_data[offset], cur
-        if status is E2EStatus.REPEATED and _differs(last, cur):
-            return E2EStatus.WRONG_SEQUENCE
-        return status
+    @property
+    def now(self) -> float:
+        """The capture's clock for the stream rules: the last timestamp seen (0 in an untimed capture,
+        where no silence can be measured)."""
+        return 0.0 if self.last_t is None else self.last_t
 
     def feed(self, rec: Record) -> Decoded | None:
         """Classify one record; None (and counted) for an unreadable one."""
@@ -348,19 +309,11 @@ class CaptureDecoder:
         if isinstance(c, Bad):
             self.counts[c.kind] += 1
             return Decoded(rec.t, rec.can_id, rec.data, None, None, None, c)
-        msg = c.message
-        if isinstance(msg, Join | Heartbeat):
-            for stream in restarted_streams(msg, self.masters):
-                self._last[stream] = _UNSEEN
-            if isinstance(msg, Heartbeat):
-                self.masters.add((msg.master_id, msg.epoch))
-        status = self.e2e(c.offset, c.counter, bytes(rec.data))
+        status = self.link.check(c.offset, c.message, c.counter, bytes(rec.data), self.now)
         self.counts[status.value] += 1
         bad = None
-        if status is E2EStatus.REPEATED:
+        if not status.accepted:
             bad = Bad("repeated", f"alive counter {c.counter} repeated: a duplicate, not acted on")
-        elif status is E2EStatus.WRONG_SEQUENCE:
-            bad = Bad("wrong-sequence", f"alive counter jumped to {c.counter}: frames lost or sender restarted")
         return Decoded(rec.t, rec.can_id, rec.data, c.message, c.counter, status, bad)
 
     # -- totals ---------------------------------------------------------------
@@ -375,10 +328,11 @@ class CaptureDecoder:
         c = self.counts
         return {
             "records": self.records,
-            "good": c[E2EStatus.OK.value] + c[E2EStatus.OK_SOME_LOST.value],
+            "good": c[E2EStatus.OK.value] + c[E2EStatus.OK_SOME_LOST.value] + c[E2EStatus.WRONG_SEQUENCE.value],
             "bad": self.bad_total,
             "e2e_errors": {k: c[k] for k in E2E_KINDS if c[k]},
             "some_lost": c[E2EStatus.OK_SOME_LOST.value],
+            "wrong_sequence": c[E2EStatus.WRONG_SEQUENCE.value],
             "malformed": {k: c[k] for k in MALFORMED_KINDS if c[k]},
             "not_protocol": {k: c[k] for k in FOREIGN_KINDS if c[k]},
             "unreadable": c["unreadable"],
@@ -394,6 +348,8 @@ def totals_line(totals: dict[str, Any]) -> str:
         detail.append(f"unreadable {totals['unreadable']}")
     if totals["some_lost"]:
         detail.append(f"ok-some-lost {totals['some_lost']} (accepted)")
+    if totals["wrong_sequence"]:
+        detail.append(f"wrong-sequence {totals['wrong_sequence']} (accepted)")
     if detail:
         parts.append(f" ({', '.join(detail)})")
     return "".join(parts)
@@ -533,12 +489,15 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     head); a line of another kind takes the head back and writes its own.
     """
     describer = Describer()
-    table = tuple(_suffix(s) for s in dec._table)
-    last = dec._last
-    last_key = dec._last_data
-    repeated = tuple(st is E2EStatus.REPEATED for st in dec._table)
+    link = dec.link  # its stream memory and status table, shared with the general path (dec.feed)
+    statuses = link.checker.table
+    table = tuple(_suffix(s) for s in statuses)
+    last = link.checker.last16
+    last_data = link.checker.last_data
+    heard = link.heard
+    repeated = tuple(st is E2EStatus.REPEATED for st in statuses)
     second_sender = _suffix(E2EStatus.WRONG_SEQUENCE)
-    memo: dict[bytes, tuple[int, int, int, bytes]] = {}
+    memo: dict[bytes, Entry] = {}
     hits = [0] * len(table)  # frames per (16 * last + counter): folded into E2E statuses at the end
     scheme = dec.scheme
 
@@ -548,26 +507,27 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         line = json_unreadable(u) if u is not None else json_frame(describer, d) if d is not None else ""
         return line.encode() + b"\n" + _HEAD
 
-    def entry(key: bytes) -> tuple[int, int, int, bytes]:
-        """(offset, counter, 16 * counter, JSON fragment after the timestamp); offset -1: general path
-        for a well-formed frame, -2: for a key that is not a frame at all, -3: general path this once."""
+    def entry(key: bytes) -> Entry:
+        """(offset, counter, 16 * counter, JSON fragment after the timestamp, data, master); offset -1:
+        general path for a well-formed frame, -2: for a key that is not a frame at all.  ``master`` is a
+        heartbeat's (id, epoch), for the link's new-master rule."""
         if not _KEY.fullmatch(key):
-            return -2, 0, 0, b""
+            return -2, 0, 0, b"", b"", None
         ident, _, hex_data = key.partition(b"#")
         can_id = int(ident, 16)
         extended = len(ident) > 3
         if extended and can_id & CAN_ERR_FLAG:
-            return -1, 0, 0, b""  # an error frame: the general path words it
-        c = classify(scheme, can_id, extended, "data", bytes.fromhex(hex_data.decode()))
+            return -1, 0, 0, b"", b"", None  # an error frame: the general path words it
+        data = bytes.fromhex(hex_data.decode())
+        c = classify(scheme, can_id, extended, "data", data)
         if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release | Join):
-            return -1, 0, 0, b""  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
-        if isinstance(c.message, Heartbeat) and (c.message.master_id, c.message.epoch) not in dec.masters:
-            return -3, 0, 0, b""  # a master not heard yet: general path, and not remembered
+            return -1, 0, 0, b"", b"", None  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
+        master = (c.message.master_id, c.message.epoch) if isinstance(c.message, Heartbeat) else None
         rec = frame_record(describer, None, c.message, c.counter, can_id, E2EStatus.OK)
         del rec["record"], rec["t"], rec["e2e"]
         text = json.dumps(rec)
         frag = (", " + text[1:-1] + ', "e2e": ').encode()
-        return c.offset, c.counter, c.counter << 4, frag
+        return c.offset, c.counter, c.counter << 4, frag, data, master
 
     def general(chunk: bytes, first: int, ts: bytes, key: bytes, valid_key: bool) -> bytes:
         """One line the fast loop does not handle, through the general decoder."""
@@ -616,20 +576,26 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if e is None:
                     if len(memo) > 1 << 18:
                         memo.clear()
-                    e = entry(key)
-                    if e[0] != -3:
-                        memo[key] = e
-                offset, counter, counter16, frag = e
+                    e = memo[key] = entry(key)
+                offset, counter, counter16, frag, data, master = e
                 if offset >= 0:
+                    # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
+                    t = float(ts)
+                    if t - heard[offset] > STREAM_MEMORY_S:
+                        link.forget((offset,), Restart.SILENCE)
+                    heard[offset] = t
+                    if master is not None and master != link.master:
+                        link.heartbeat_from(master)
                     k = last[offset] + counter
                     last[offset] = counter16
-                    if repeated[k] and _differs(last_key[offset], key):  # same counter, other bytes: a twin
+                    prev = last_data[offset]
+                    if repeated[k] and prev is not None and prev != data:  # same counter, other bytes: a twin
                         ext((ts, frag, second_sender))
                         dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
                     else:
                         ext((ts, frag, table[k]))
                         hits[k] += 1
-                    last_key[offset] = key
+                    last_data[offset] = data
                 else:
                     ext((general(chunk, first, ts, key, offset != -2),))
             if dec.first_t is None:
@@ -654,7 +620,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         buf.append(_HEAD)
     for k, n in enumerate(hits):
         if n:
-            dec.counts[dec._table[k].value] += n
+            dec.counts[statuses[k].value] += n
+
+
+#: a fast-path memo entry: (offset, counter, 16 * counter, JSON fragment, data, a heartbeat's (id, epoch))
+Entry = tuple[int, int, int, bytes, bytes, tuple[int, int] | None]
 
 
 def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:

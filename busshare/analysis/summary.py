@@ -94,7 +94,7 @@ class CaptureSummary:
             return
         msg = d.message
         assert d.status is not None
-        if d.status is E2EStatus.REPEATED:  # a duplicate is not acted on (wrong-sequence is, flagged)
+        if not d.status.accepted:  # a duplicate is not acted on (wrong-sequence is, and flagged: PROTOCOL.md 6.3)
             self._flags(w.rejected(t, d.can_id, d.status))
             if isinstance(msg, Status | Join):  # but a different serial is a second unit, not a copy
                 self.servants.setdefault(msg.address, ServantSeen(msg.address, first_t=t)).serials.add(
@@ -319,6 +319,7 @@ class CaptureSummary:
             "missing_failsafe": [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("missing-failsafe", [])],
             "e2e_errors": e2e,
             "some_lost": dec.counts["ok-some-lost"],
+            "wrong_sequence": dec.counts["wrong-sequence"],
             "malformed": {k: dec.counts[k] for k in MALFORMED_KINDS if dec.counts[k]},
             "not_protocol": {k: dec.counts[k] for k in FOREIGN_KINDS if dec.counts[k]},
             "unreadable": dec.counts["unreadable"],
@@ -407,7 +408,9 @@ def format_summary(r: dict[str, Any]) -> str:
         [f"{e['t_s']:.3f} s  servant {e['address']} at {e['offered_a']:.1f} A" for e in r["failsafe_entries"]]))
     out.append(_list("missing failsafe", r["missing_failsafe"]))
     e2e = ", ".join(f"{k} {n}" for k, n in r["e2e_errors"].items()) or "none"
-    out.append(f"E2E errors: {e2e}" + (f" (and {r['some_lost']} frames after a small loss)" if r["some_lost"] else ""))
+    accepted = [f"{r['some_lost']} frames after a small loss"] if r["some_lost"] else []
+    accepted += [f"{r['wrong_sequence']} out of sequence, acted on"] if r["wrong_sequence"] else []
+    out.append(f"E2E errors: {e2e}" + (f" (and {', '.join(accepted)})" if accepted else ""))
     other = {**r["malformed"], **r["not_protocol"]}
     if r["unreadable"]:
         other["unreadable"] = r["unreadable"]

@@ -1,7 +1,7 @@
 """Anomalies seen from the outside of a bus, as they happen (for `monitor`, reusable by `decode`).
 
 A ``BusWatcher`` is fed every frame after the link layer (accepted messages
-and rejected frames alike) and ``tick(t)`` now and then; it returns short
+and rejected frames alike, with the status the link's receive policy gave them) and ``tick(t)`` now and then; it returns short
 flags: E2E failures by kind, heartbeat gaps and silences, two masters, twin
 servants, cuts never acked, and the sum of grants in force above the limit.
 It knows only what is on the wire, so a cut counts at its old value until
@@ -139,7 +139,6 @@ class BusWatcher:
 
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
-        reboot = self._reboot(msg)  # before _heartbeat learns the new master
         self._silence(out, t)
         if isinstance(msg, Status | Join | Ack | Release | Request):
             self._hear(msg.address, t)
@@ -179,33 +178,14 @@ class BusWatcher:
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
             self._restart_at[msg.address] = t  # a (re)boot: its failsafe clock starts now
         replaced = status is E2EStatus.OK_SOME_LOST and msg.TYPE in self.replaced_types
-        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not reboot and not replaced:
+        # (a reboot is no e2e trouble: the link forgot the streams of a JOIN's sender and of a new master,
+        # PROTOCOL.md 6.3, so those frames come as ok)
+        if status in (E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE) and not replaced:
             address = getattr(msg, "address", 0)
             if t - self._twins.get(address, -1e9) > self.repeat_after:  # twins garble each other's counters
                 self._flag(out, t, "e2e", f"{msg.TYPE.name} from {address}: {status.value}",
                            key=(int(msg.TYPE) << 6) | address)
         return out
-
-    def _reboot(self, msg: Message) -> bool:
-        """A JOIN or a new master's first heartbeat: its sender restarted its alive counters."""
-        if isinstance(msg, Join):
-            return True
-        return isinstance(msg, Heartbeat) and (msg.master_id, msg.epoch) not in self._masters
-
-    def restarted_streams(self, msg: Message) -> list[int]:
-        """Link stream ids (offsets) whose alive counters a rebooted sender starts afresh.
-
-        Call before ``frame`` with the same message and feed the result to
-        ``Link.checker.forget``, so a reboot is not taken for lost frames: after a
-        JOIN from address a, everything a sends; after a new master's first
-        heartbeat, the heartbeat and every set-limit.
-        """
-        if isinstance(msg, Join):
-            return [(int(t) << 6) | msg.address for t in (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST,
-                                                          MsgType.STATUS, MsgType.JOIN)]
-        if isinstance(msg, Heartbeat) and self._masters and (msg.master_id, msg.epoch) not in self._masters:
-            return [int(MsgType.HEARTBEAT) << 6] + [a for a in range(1, 63)]  # SET_LIMIT is type 0
-        return []
 
     def _heartbeat(self, out: list[Flag], t: float, hb: Heartbeat) -> None:
         if self._last_hb is not None:

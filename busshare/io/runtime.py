@@ -26,7 +26,7 @@ from ..core.driver import settle
 from ..core.events import Event
 from ..core.hardware import EvseHardware
 from ..core.node import MasterNode, ServantNode
-from ..frames import FIRST_SERVANT, LAST_SERVANT, MASTER_ADDRESS, Heartbeat, Join, Message, MsgType
+from ..frames import MASTER_ADDRESS, Heartbeat, Message
 from ..protocol.e2e import E2EStatus
 from ..protocol.link import Link
 from ..report.records import RecordKind
@@ -34,9 +34,6 @@ from ..transport.base import Transport
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
-STREAM_MEMORY = 1.0  # s: alive-counter history of a stream silent this long is forgotten
-_SET_LIMIT_STREAMS = [(int(MsgType.SET_LIMIT) << 6) | a for a in range(FIRST_SERVANT, LAST_SERVANT + 1)]
-_SERVANT_TYPES = (MsgType.ACK, MsgType.RELEASE, MsgType.REQUEST, MsgType.STATUS)
 
 
 @dataclass
@@ -90,8 +87,6 @@ class Runtime:
         self._next_status: float | None = None
         self._applied: tuple[int, bool, bool] | None = None
         self._link_was_down = False
-        self._master_seen: tuple[int, int] | None = None
-        self._stream_seen: dict[int, float] = {}  # offset -> when a frame of that stream last arrived
         self.started: float | None = None
         self._recorded: list[Event] = []  # drained by settle(), printed at the end of the step
         self.node = node
@@ -153,14 +148,7 @@ class Runtime:
 
     def _frame(self, offset: int, data: bytes, can_id: int, now: float) -> None:
         self.stats.frames_in += 1
-        last = self._stream_seen.get(offset)
-        if last is not None and now - last > STREAM_MEMORY:
-            # A duplicate arrives within milliseconds; after a silence this long the sender may have
-            # rebooted with its alive counters at 0 again, and its first frames (JOIN, REQUEST, a new
-            # master's set-limit) must not be dropped as repeats of its previous life's.
-            self.link.checker.forget(offset)
-        self._stream_seen[offset] = now
-        got = self.link.receive(offset, data)
+        got = self.link.receive(offset, data, now)  # the stream rules of PROTOCOL.md 6.3 live in the link
         if got.message is None:
             self.stats.rejected += 1
             why = got.error.kind if got.error is not None else (got.status or E2EStatus.WRONG_CRC).value
@@ -174,19 +162,7 @@ class Runtime:
         msg = got.message
         if isinstance(msg, Heartbeat):
             self.last_heartbeat = now
-            if (msg.master_id, msg.epoch) != self._master_seen:
-                if self._master_seen is not None:
-                    self._forget(_SET_LIMIT_STREAMS)  # a new master counts its set-limits from 0 again
-                self._master_seen = (msg.master_id, msg.epoch)
-        elif isinstance(msg, Join):
-            # a (re)booted servant starts its alive counters afresh: its first REQUEST must not
-            # be dropped as a repeat of the last one its previous life sent
-            self._forget([(int(t) << 6) | msg.address for t in _SERVANT_TYPES])
         self._step(self.node.receive(msg, now), now)
-
-    def _forget(self, streams: list[int]) -> None:
-        for did in streams:
-            self.link.checker.forget(did)
 
     def _step(self, msgs: list[Message], now: float) -> None:
         """After a state-machine call: the pilot first, then the frames (an ack follows the real change)."""

@@ -65,6 +65,36 @@ class E2EStatus(enum.Enum):
 _ACCEPTED = frozenset({E2EStatus.OK, E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE})
 
 
+def classify(last: int | None, counter: int, max_delta: int = DEFAULT_MAX_DELTA,
+             same_bytes: bool = True) -> E2EStatus:
+    """The alive-counter table of PROTOCOL.md 6.3, the one place it is written.
+
+    ``last`` is the stream's last counter (None: its first frame, or a stream
+    forgotten by the link's stream rules); ``same_bytes`` whether the frame's 8
+    bytes equal the last frame's (only a byte-identical repeat is a duplicate).
+    """
+    if last is None:
+        return E2EStatus.OK
+    delta = (counter - last) % COUNTER_MODULO
+    if delta == 0:
+        return E2EStatus.REPEATED if same_bytes else E2EStatus.WRONG_SEQUENCE
+    if delta == 1:
+        return E2EStatus.OK
+    return E2EStatus.OK_SOME_LOST if delta <= max_delta else E2EStatus.WRONG_SEQUENCE
+
+
+#: the row of a stream with no memory in ``status_table``: ``table[UNSEEN + counter]`` is its first frame
+UNSEEN = COUNTER_MODULO * COUNTER_MODULO
+
+
+def status_table(max_delta: int = DEFAULT_MAX_DELTA) -> tuple[E2EStatus, ...]:
+    """``classify`` tabulated for hot loops: status = table[16 * last + counter] (``UNSEEN`` + counter for a
+    stream with no memory), for a frame whose bytes repeat (a REPEATED entry becomes WRONG_SEQUENCE when they
+    differ)."""
+    rows = [*range(COUNTER_MODULO), None]
+    return tuple(classify(last, counter, max_delta) for last in rows for counter in range(COUNTER_MODULO))
+
+
 @dataclass
 class AliveCounters:
     """Sender side: one 4-bit counter per message type (a node sends as one address)."""
@@ -78,41 +108,47 @@ class AliveCounters:
         return value
 
 
+#: streams are id offsets, (type << 6) | address: 512 of them
+STREAMS = 512
+
+
 @dataclass
 class E2EChecker:
-    """Receiver side: classifies the alive counter of each (type, address) stream."""
+    """Receiver side: the memory of each (type, address) stream, classified by ``classify`` (as a table).
+
+    Flat lists indexed by offset, not dicts: every frame every node receives passes here.
+    """
 
     max_delta: int = DEFAULT_MAX_DELTA
-    _last: dict[int, tuple[int, bytes | None]] = field(default_factory=dict)
     counts: dict[E2EStatus, int] = field(default_factory=lambda: {s: 0 for s in E2EStatus})
+    table: tuple[E2EStatus, ...] = field(init=False, repr=False)
+    #: per stream: 16 * its last counter, or UNSEEN; and its last 8 bytes (None: not given or not seen)
+    last16: list[int] = field(init=False, repr=False)
+    last_data: list[bytes | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_delta <= COUNTER_MODULO - 2:
             raise ValueError(f"max_delta must be 1..{COUNTER_MODULO - 2}, got {self.max_delta}")
+        self.table = status_table(self.max_delta)
+        self.last16 = [UNSEEN] * STREAMS
+        self.last_data = [None] * STREAMS
 
     def check_counter(self, did: int, counter: int, data: bytes | None = None) -> E2EStatus:
-        """Classify ``counter`` on stream ``did``.
+        """Classify ``counter`` on stream ``did`` and remember it (whatever the status, PROTOCOL.md 6.3).
 
         With ``data`` given, a repeated counter is only REPEATED when the bytes
         repeat too: the same counter with other bytes is a second sender on the
         stream (twin servants on one address), which must stay visible, so it
         is classified WRONG_SEQUENCE rather than dropped as a duplicate.
         """
-        last = self._last.get(did)
-        self._last[did] = (counter, data)
-        if last is None:
-            status = E2EStatus.OK
-        else:
-            delta = (counter - last[0]) % COUNTER_MODULO
-            if delta == 0:
-                same = data is None or last[1] is None or data == last[1]
-                status = E2EStatus.REPEATED if same else E2EStatus.WRONG_SEQUENCE
-            elif delta == 1:
-                status = E2EStatus.OK
-            elif delta <= self.max_delta:
-                status = E2EStatus.OK_SOME_LOST
-            else:
+        status = self.table[self.last16[did] + counter]
+        self.last16[did] = counter << 4
+        last_data = self.last_data
+        if status is E2EStatus.REPEATED:
+            prev = last_data[did]
+            if data is not None and prev is not None and data != prev:
                 status = E2EStatus.WRONG_SEQUENCE
+        last_data[did] = data
         self.counts[status] += 1
         return status
 
@@ -121,5 +157,12 @@ class E2EChecker:
         return E2EStatus.WRONG_CRC
 
     def forget(self, did: int) -> None:
-        """Restart tracking of one stream (e.g. after its sender rebooted)."""
-        self._last.pop(did, None)
+        """Restart tracking of one stream: its next frame is a first frame (the link's stream rules)."""
+        self.last16[did] = UNSEEN
+        self.last_data[did] = None
+
+    def forget_range(self, first: int, last: int) -> None:
+        """``forget`` every stream from ``first`` to ``last`` inclusive, at once (e.g. all SET_LIMIT streams)."""
+        n = last - first + 1
+        self.last16[first:last + 1] = [UNSEEN] * n
+        self.last_data[first:last + 1] = [None] * n

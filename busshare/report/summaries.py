@@ -14,7 +14,8 @@ from typing import Any
 from .records import RecordKind, TimeBase, serial_hex
 
 Record = dict[str, Any]
-E2E_KINDS = ("crc", "repeated", "wrong-sequence")
+#: what the E2E check rejects (a wrong-sequence frame is acted on, PROTOCOL.md 6.3: never a rejection)
+E2E_KINDS = ("crc", "repeated")
 
 
 def _head(command: str, start_t: float | None, duration_s: float | None) -> Record:

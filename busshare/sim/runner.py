@@ -423,7 +423,7 @@ class Simulation:
         for port, data, bad in targets:
             if port.deaf or not port.attached:
                 continue
-            got = port.link.receive(offset, data)
+            got = port.link.receive(offset, data, t)  # the production receive policy (PROTOCOL.md 6.3)
             msg = got.message
             if msg is None:
                 continue

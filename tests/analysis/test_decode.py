@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +28,10 @@ from busshare.frames import (
     offset_of,
 )
 from busshare.protocol.canid import IdScheme
-from busshare.protocol.e2e import frame_crc
+from busshare.protocol.e2e import E2EStatus, frame_crc, status_table
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from tests.support.captures import traffic, write_candump_l, write_with_python_can
+from tests.support.captures import stream_rule_traffic, traffic, write_candump_l, write_with_python_can
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 400
@@ -153,7 +154,8 @@ def test_each_bad_record_is_reported_with_its_reason_and_counted(tmp_path: Path,
     assert "Traceback" not in strict.stderr
 
 
-def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) -> None:
+def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_acted_on(tmp_path: Path) -> None:
+    """PROTOCOL.md 6.3: a duplicate is not acted on (bad); a counter jump is (good), and counted apart."""
     link = Link()
     hb = Heartbeat(1, 7, 640)
     frames = [link.encode(hb) for _ in range(3)]
@@ -162,7 +164,38 @@ def test_a_repeated_frame_is_an_e2e_error_and_a_jump_is_flagged(tmp_path: Path) 
     path.write_text("".join(f"({i}.000000) vcan0 {off:03X}#{d.hex()}\n" for i, (off, d) in enumerate(lines)))
     records = json_lines(cli("decode", "--json", str(path)).stdout)
     assert [r["e2e"] for r in records[:-1]] == ["ok", "repeated", "ok", "wrong-sequence"]
-    assert records[-1]["e2e_errors"] == {"repeated": 1, "wrong-sequence": 1}
+    assert records[-1]["e2e_errors"] == {"repeated": 1}
+    assert (records[-1]["good"], records[-1]["bad"], records[-1]["wrong_sequence"]) == (3, 1, 1)
+    assert "wrong-sequence 1 (accepted)" in cli("decode", str(path)).stdout
+
+
+def test_both_decoder_paths_classify_every_frame_as_the_link_does() -> None:
+    """The candump -L fast path, the general path (one record at a time) and a node's Link.receive give every
+    frame the same E2E status, through reboots, master changes, duplicates and silences (PROTOCOL.md 6.3)."""
+    frames = stream_rule_traffic(random.Random(12), 3000)
+    log = "".join(f"({1_700_000_000 + t / 1000:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n" for t, off, data in frames)
+    fast = io.BytesIO()
+    json_fast(read_chunks(io.BytesIO(log.encode()), size=4096), CaptureDecoder(), fast)
+    general, dec = io.StringIO(), CaptureDecoder()
+    sink = JsonLines(general.write)
+    for line in log.encode().splitlines():
+        rec = parse_line(line, "-")
+        assert rec is not None
+        d = dec.feed(rec)
+        assert d is not None
+        sink.frame(d)
+    rx = Link()
+    node = [rx.receive(off, data, t / 1000).status for t, off, data in frames]
+    assert [r["e2e"] for r in json_lines(fast.getvalue().decode())] == [s.value for s in node if s]
+    assert [r["e2e"] for r in json_lines(general.getvalue())] == [s.value for s in node if s]
+    assert len(rx.restarts) == 3 and E2EStatus.REPEATED in node
+
+
+def test_the_decoder_uses_the_link_and_its_status_table() -> None:
+    """One E2E classifier: the decoder's fast table is the link's, which is e2e.classify tabulated."""
+    dec = CaptureDecoder(max_delta=5)
+    assert dec.link.checker.table == status_table(5)
+    assert dec.link.max_delta == 5
 
 
 def test_a_file_that_cannot_be_read_is_one_line_and_nonzero(tmp_path: Path) -> None:

@@ -228,8 +228,56 @@ def test_a_status_the_outbox_replaced_is_no_e2e_anomaly_on_modbus() -> None:
     link = Link()
     frames = [link.encode(Status(3, 0x1234, PilotState.C, 320, 310, 320)) for _ in range(3)]
     checker = Link()
-    got = [checker.receive(*frames[0]), checker.receive(*frames[2])]  # the second one was replaced
+    got = [checker.receive(*frames[0], 0.0), checker.receive(*frames[2], 0.5)]  # the second one was replaced
     assert got[1].status is not None and got[1].status.value == "ok-some-lost"
     for watcher, flagged in ((line_watcher(BAUD), False), (BusWatcher(), True)):
         flags = [f for i, g in enumerate(got) for f in watcher.frame(i * 0.5, g.message, g.status)]
         assert bool([f for f in flags if f.kind == "e2e"]) is flagged
+
+
+class _OpenPort:
+    """The monitor's serial port, already open on a pty (pyserial would flush what is waiting on open)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_modbus_monitor_takes_a_rebooted_servant_for_a_reboot_not_for_duplicates(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: the Modbus monitor runs the link's receive policy (PROTOCOL.md 6.3). Servant 3 reboots at
+    once: its JOIN and STATUS after the reboot are byte for byte those of its previous life (counters at 0
+    again); the JOIN restarts its streams, so both are acted on, not rejected as repeats. A true duplicate
+    afterwards is still rejected."""
+    from busshare.cli import main
+    from busshare.frames import Join
+
+    join, status = Join(3, 0x1234, 320), Status(3, 0x1234, PilotState.C, 0, 0, 320)
+    lives = [Link(), Link()]
+    batches = [tuple(life.encode(m) for m in (join, status)) for life in lives]
+    assert batches[0] == batches[1]
+    batches.append(batches[1][1:])  # the last STATUS again: a duplicate
+    line_out = b""
+    for seq, frames in enumerate(batches):
+        line_out += rtu.read_write_request(3, mm.OUTBOX, mm.OUTBOX_REGS, mm.INBOX, mm.pack_inbox(seq, []))
+        line_out += rtu.read_response(3, rtu.READ_WRITE_MULTIPLE, mm.pack_outbox(mm.OutboxBatch(seq, 0, frames)))
+    line, device = pty.openpty()
+    tty.setraw(device)
+    tty.setraw(line)
+    monkeypatch.setattr("busshare.cli.commands.monitor.open_line", lambda args: _OpenPort(device))
+    try:
+        os.write(line, line_out)  # all at once: no silence on any stream, only the JOIN can restart them
+        assert main(["monitor", "--modbus", os.ttyname(device), "--baud", str(BAUD), "--duration", "0.5",
+                     "--json"]) == 0
+    finally:
+        os.close(line)
+        os.close(device)
+    recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    seen = [(r["type"], r["e2e"]) for r in recs if r["record"] == "frame"]
+    assert seen == [("JOIN", "ok"), ("STATUS", "ok")] * 2 + [("STATUS", "repeated")]
+    assert recs[-1]["rejected"] == 1 and recs[-1]["e2e_errors"] == {"repeated": 1}

@@ -680,7 +680,7 @@ def test_corrupted_frames_are_dropped_and_counted_never_acted_on() -> None:
     before = u.node.offer_da
     off, data = Link().encode(SetLimit(1, 200, 60, 60, 7))
     bad = bytes([data[0] ^ 0x01]) + data[1:]
-    r = u.link.receive(off, bad)
+    r = u.link.receive(off, bad, net.t)
     assert r.message is None and u.link.dropped == 1
     net.run(1.0)
     assert u.node.offer_da == before == 640

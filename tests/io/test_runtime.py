@@ -202,7 +202,7 @@ def test_run_in_real_time_stops_gracefully_and_the_master_leaves() -> None:
     assert not th.is_alive()
     link, last = Link(), None
     while (m := listener.recv(0.0)) is not None:
-        last = link.receive(m.arbitration_id, bytes(m.data)).message
+        last = link.receive(m.arbitration_id, bytes(m.data), m.timestamp).message
     assert isinstance(last, Heartbeat) and last.leaving
     listener.shutdown()
 

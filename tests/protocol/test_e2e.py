@@ -10,12 +10,15 @@ from busshare.frames import Heartbeat, MsgType, SetLimit, decode, encode, offset
 from busshare.protocol.e2e import (
     COUNTER_MODULO,
     DEFAULT_MAX_DELTA,
+    UNSEEN,
     AliveCounters,
     E2EChecker,
     E2EStatus,
+    classify,
     crc8,
     data_id,
     frame_crc,
+    status_table,
 )
 
 
@@ -285,6 +288,50 @@ def test_link_lets_a_twins_frame_through_but_drops_a_true_duplicate():
     a, twin, rx = Link(), Link(), Link()
     off, first = a.encode(Status(3, 100, PilotState.C, 320, None, 320))
     _, second = twin.encode(Status(3, 200, PilotState.B, 0, None, 0))  # same counter 0, other unit
-    assert rx.receive(off, first).accepted
-    assert rx.receive(off, second).accepted
-    assert not rx.receive(off, second).accepted  # the very same bytes again: a duplicate
+    assert rx.receive(off, first, 0.0).accepted
+    assert rx.receive(off, second, 0.1).accepted
+    assert not rx.receive(off, second, 0.2).accepted  # the very same bytes again: a duplicate
+
+
+# -- one classifier (PROTOCOL.md 6.3): the table every fast path uses is derived from it -------------------
+
+
+@pytest.mark.parametrize("max_delta", range(1, 15))
+def test_the_status_table_is_the_classifier_tabulated(max_delta: int) -> None:
+    table = status_table(max_delta)
+    assert len(table) == UNSEEN + COUNTER_MODULO
+    for counter in range(COUNTER_MODULO):
+        assert table[UNSEEN + counter] is classify(None, counter, max_delta) is E2EStatus.OK
+        for last in range(COUNTER_MODULO):
+            assert table[16 * last + counter] is classify(last, counter, max_delta)
+
+
+@settings(deadline=None)
+@given(st.one_of(st.none(), st.integers(0, 15)), st.integers(0, 15), st.integers(1, 14), st.booleans())
+def test_the_classifier_is_the_table_of_6_3(last: int | None, counter: int, max_delta: int, same: bool) -> None:
+    """Row by row as PROTOCOL.md 6.3 writes it, and which statuses are acted on."""
+    status = classify(last, counter, max_delta, same_bytes=same)
+    if last is None:
+        assert status is E2EStatus.OK  # first frame of the stream
+        return
+    delta = (counter - last) % 16
+    expected = (
+        (E2EStatus.REPEATED if same else E2EStatus.WRONG_SEQUENCE) if delta == 0
+        else E2EStatus.OK if delta == 1
+        else E2EStatus.OK_SOME_LOST if delta <= max_delta
+        else E2EStatus.WRONG_SEQUENCE
+    )
+    assert status is expected
+    assert status.accepted is (status is not E2EStatus.REPEATED)  # wrong-sequence is acted on
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 15), st.binary(min_size=1, max_size=2)), max_size=40))
+def test_the_checker_follows_the_classifier_frame_by_frame(frames: list[tuple[int, bytes]]) -> None:
+    checker = E2EChecker()
+    last: tuple[int, bytes] | None = None
+    for counter, data in frames:
+        expected = classify(None if last is None else last[0], counter,
+                            same_bytes=last is None or last[1] == data)
+        assert checker.check_counter(0x183, counter, data) is expected
+        last = (counter, data)  # every frame that passed 4.3 updates last, whatever its status

@@ -88,8 +88,8 @@ def test_duplicates_are_classified_repeated_and_dropped_by_the_real_link() -> No
     bus.send(m, *m.link.encode(HB), 0.0)
     got = deliveries(q)
     assert len(got) == 2 and got[0][3] == got[1][3]
-    first = s1.link.receive(got[0][2], got[0][3])
-    second = s1.link.receive(got[1][2], got[1][3])
+    first = s1.link.receive(got[0][2], got[0][3], got[0][0])
+    second = s1.link.receive(got[1][2], got[1][3], got[1][0])
     assert first.accepted and not second.accepted
     assert second.status is E2EStatus.REPEATED
 
@@ -104,7 +104,7 @@ def test_corrupted_frames_never_pass_the_real_e2e_check() -> None:
         bus.send(m, *sender.encode(msg), float(i))
     got = deliveries(q)
     assert len(got) == 2000 and bus.corrupted == 2000
-    assert not any(s1.link.receive(offset, data).accepted for _, _, offset, data in got)
+    assert not any(s1.link.receive(offset, data, t).accepted for t, _, offset, data in got)
 
 
 def test_every_one_and_two_bit_error_is_detected_exhaustively() -> None:
@@ -201,7 +201,7 @@ def test_late_copies_arrive_byte_identical_within_their_window_and_are_accepted(
         sent_at = [i for i, (_, d) in enumerate(frames) if d == data][0]
         assert 1.0 <= t - sent_at <= 31.0
     assert bus.late_until == max(t for t, *_ in late)
-    accepted = {(t, data): s1.link.receive(offset, data).accepted for t, _, offset, data in got}
+    accepted = {(t, data): s1.link.receive(offset, data, t).accepted for t, _, offset, data in got}
     (late_first,) = [key for key in accepted if key[1] == frames[0][1] and key[0] > 1.0]
     assert accepted[late_first], "the old frame, late after a newer one, is not a repeat: it is accepted"
 

@@ -17,6 +17,7 @@ from busshare.frames import (
     Ack,
     AckHow,
     Heartbeat,
+    Join,
     Message,
     Release,
     ReleaseReason,
@@ -106,3 +107,34 @@ def write_with_python_can(path: str, frames: Iterator[tuple[float, int, bytes]],
             logger.on_message_received(
                 can.Message(timestamp=t, arbitration_id=base + off, is_extended_id=extended, data=data, channel="vcan0")
             )
+
+
+def stream_rule_traffic(rng: random.Random, n: int) -> list[tuple[int, int, bytes]]:
+    """(time in ms, offset, data) that exercises every stream rule of PROTOCOL.md 6.3: a master and three
+    servants that reboot (counters back at 0), masters that restart or change id, duplicates, copies just
+    inside and just past the 1 s stream memory, silences."""
+    senders: dict[str, Link] = {name: Link() for name in ("m", "rival", "1", "2", "3")}
+    epoch, master_id = 7, 1
+    t, out = 0, []
+    for _ in range(n):
+        t += rng.choice([0, 1, 5, 200, 500, 999, 1000, 1001, 1500])
+        who = rng.choice(list(senders))
+        if rng.random() < 0.05:
+            senders[who] = Link()  # a reboot: counters at 0 again
+            if who == "m":
+                epoch, master_id = rng.choice([(epoch + 1) % 256, epoch]), rng.choice([1, 1, 2])
+        a = int(who) if who.isdigit() else 1
+        msg: Message
+        if who == "rival":  # a second master, heartbeating between the first one's heartbeats
+            msg = Heartbeat(9, 3, 640)
+        elif who == "m":
+            msg = rng.choice([Heartbeat(master_id, epoch, 640), SetLimit(rng.randint(1, 3), 0, 320, 60, epoch)])
+        else:
+            msg = rng.choice([Join(a, 0x100 + a, 320), Request(a, 320, 60, 0), Release(a, 0, ReleaseReason.EV_DONE),
+                              Status(a, a, PilotState.C, 320, 310, 320)])
+        frame = senders[who].encode(msg)
+        out.append((t, *frame))
+        if rng.random() < 0.15:  # a copy: a duplicate within the stream memory, or one just past it
+            t += rng.choice([0, 1, 10, 999, 1000, 1001, 3000])
+            out.append((t, *frame))
+    return out

@@ -119,7 +119,7 @@ class Net:
             sender, off, data = self.queue.popleft()
             got_any = False
             if sender != "master" and self.master is not None:
-                r = self.master_link.receive(off, data)
+                r = self.master_link.receive(off, data, self.t)
                 if r.message is not None:
                     got_any = True
                     self.log.append((self.t, sender, r.message))
@@ -127,7 +127,7 @@ class Net:
             for u in self.units.values():
                 if u.name == sender or not u.up or u.deaf:
                     continue
-                r = u.link.receive(off, data)
+                r = u.link.receive(off, data, self.t)
                 if r.message is not None:
                     if not got_any:
                         self.log.append((self.t, sender, r.message))

@@ -37,7 +37,7 @@ class Servants:
         while not self.stop.is_set():
             f = t.recv(0.02)
             if f is not None:
-                self.got[t.server.address].append(link.receive(f.offset, f.data).message)
+                self.got[t.server.address].append(link.receive(f.offset, f.data, 0.0).message)
 
     def close(self) -> None:
         self.stop.set()
@@ -63,7 +63,7 @@ def run_master(master: ModbusMasterTransport, until: object, timeout: float = 30
     while time.monotonic() < deadline and not until(received):  # type: ignore[operator]
         f = master.recv(0.05)
         if f is not None:
-            received.append(link.receive(f.offset, f.data).message)
+            received.append(link.receive(f.offset, f.data, 0.0).message)
     assert until(received), f"condition not met; stats {master.stats}"  # type: ignore[operator]
     return received
 

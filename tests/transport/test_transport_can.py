@@ -46,7 +46,7 @@ def test_frames_cross_the_bus_with_their_offset_and_bytes(channel: str) -> None:
     got = b.recv(1.0)
     assert got is not None
     assert (got.offset, got.data, got.can_id) == (offset, data, offset)
-    assert Link().receive(got.offset, got.data).message == SetLimit(3, 17, 320, 60, 7)
+    assert Link().receive(got.offset, got.data, 0.0).message == SetLimit(3, 17, 320, 60, 7)
     assert a.stats.sent == 1 and b.stats.received == 1
 
 
@@ -79,7 +79,7 @@ def test_odd_frames_in_our_range_are_handed_on_for_the_link_to_reject(channel: s
     peer.send(can.Message(arbitration_id=0x040, is_remote_frame=True, dlc=8, is_extended_id=False))
     link = Link()
     for f in recv_all(transport):
-        assert link.receive(f.offset, f.data).message is None  # type: ignore[attr-defined]
+        assert link.receive(f.offset, f.data, 0.0).message is None  # type: ignore[attr-defined]
     assert transport.stats.not_classic == 2
     assert link.malformed["length"] == 2
 

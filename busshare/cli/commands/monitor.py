@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 emit_flags([Flag(t, ev.kind, ev.detail)])
             if frame is not None:
                 frames += 1
-                got = link.receive(frame.offset, frame.data)
+                got = link.receive(frame.offset, frame.data, t)
                 if got.message is None:
                     why: FrameError | E2EStatus
                     if got.error is not None:
@@ -108,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
                     emit_flags(watcher.rejected(t, frame.can_id, why))
                 else:
                     assert got.status is not None
-                    for did in watcher.restarted_streams(got.message):
-                        link.checker.forget(did)
                     if not args.anomalies_only:
                         if args.json:
                             rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
@@ -173,7 +171,7 @@ def _run_modbus(args: argparse.Namespace) -> int:
                     flags([Flag(t, "rtu-bad", rec.reason)])
                     continue
                 frames += 1
-                got = link.receive(rec.can_id, rec.data)
+                got = link.receive(rec.can_id, rec.data, t)
                 if got.message is None:
                     why: FrameError | E2EStatus = got.error or got.status or E2EStatus.WRONG_CRC
                     rejected[got.error.kind if got.error else why.value if isinstance(why, E2EStatus) else "bad"] += 1
