@@ -15,6 +15,11 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\x1b``, ``\\x07``): what we print never drives the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class BusshareError(Exception):
     """Base of every error that is the input's fault, not the program's: ``str(e)`` is one line."""
 

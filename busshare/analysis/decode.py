@@ -26,6 +26,7 @@ a ``repeated`` one is a duplicate, shown with its reason and counted bad.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import struct
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..errors import printable
 from ..frames import FrameError, Heartbeat, Join, Message, Release, SetLimit, decode
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import DEFAULT_MAX_DELTA, E2EStatus
@@ -89,6 +91,24 @@ _PLAIN_LINE = re.compile(
 )
 
 
+#: capture formats only CAN tools write (python-can's readers); .log and .csv are told by their lines
+CAN_ONLY_SUFFIXES = (".asc", ".blf", ".trc", ".mf4", ".db")
+
+
+def looks_like_can_capture(path: str) -> bool:
+    """True for a file a CAN tool wrote: a CAN-only format by its name, or candump lines at its head."""
+    name = path[:-3] if path.endswith(".gz") else path
+    if name.lower().endswith(CAN_ONLY_SUFFIXES):
+        return True
+    try:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+            head = f.read(4096)
+    except (OSError, EOFError):
+        return False
+    lines = [ln for ln in head.splitlines()[:-1] or head.splitlines() if ln.strip() and not ln.startswith(b"#")]
+    return bool(lines) and all(_LOG_LINE.match(ln) or _PLAIN_LINE.match(ln) for ln in lines[:8])
+
+
 def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool) -> Record:
     can_id = int(ident, 16)
     extended = len(ident) > 3
@@ -136,11 +156,6 @@ def parse_line(line: bytes, where: str) -> Record | None:
 def _show(line: bytes) -> str:
     text = printable(line.strip().decode("utf-8", "replace"))
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def printable(text: str) -> str:
-    """``text`` with every unprintable character escaped (``\\x1b``, ``\\x07``): a capture never drives the terminal."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def read_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Collection, Sequence
 
 from .. import __version__
-from ..errors import BusshareError
+from ..errors import BusshareError, printable
 from .commands import SUMMARIES, module_name
 
 COMMANDS = tuple(SUMMARIES)
@@ -84,9 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def one_line(exc: BaseException) -> str:
     """An error as the line a user reads: ``x.toml: No such file or directory``, not ``[Errno 2] ...``."""
     if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+        return printable(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror)
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__
+    return printable(text) or type(exc).__name__  # (a file name from a glob may hold ESC or BEL)
 
 
 if __name__ == "__main__":

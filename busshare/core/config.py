@@ -55,6 +55,7 @@ __all__ = [
 CONTINUOUS_FRACTION = 0.8  # NEC 625.41 / common practice: continuous load <= 80 % of the breaker
 MIN_HEARTBEAT_RATIO = 3.0  # failsafe timeout >= 3 heartbeat periods: two lost heartbeats are not a failsafe
 MAX_TIMER_S = 86400.0  # no protocol timer is longer than a day: a larger one is a typo
+MIN_TIMER_S = 0.001  # nor shorter than a millisecond (about one CAN frame at 125 kbit/s): a tick that short is a busy loop
 MAX_BREAKER_A = 10000.0  # a feeder breaker above 10 kA is a typo
 
 
@@ -156,8 +157,8 @@ def timing_problems(t: Timing, path: str = "timing") -> list[Problem]:
     bad: set[str] = set()
     for f in fields(t):
         v = getattr(t, f.name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 < v <= MAX_TIMER_S:
-            out.append(Problem(f"{path}.{f.name}", f"must be a number of seconds above 0 and at most {MAX_TIMER_S:g}",
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not MIN_TIMER_S <= v <= MAX_TIMER_S:
+            out.append(Problem(f"{path}.{f.name}", f"must be a number of seconds {MIN_TIMER_S:g}-{MAX_TIMER_S:g}",
                                repr(v)))
             bad.add(f.name)
 

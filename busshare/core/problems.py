@@ -87,6 +87,11 @@ def key_path(parent: str, key: str | int) -> str:
     return f"{parent}.{key}" if parent else key
 
 
+def toml_key(key: str) -> str:
+    """A key from a file as TOML spells it: bare when it can be, else quoted with control characters escaped."""
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else written(key)
+
+
 def utf8(data: bytes) -> str:
     """A file's bytes as text; Invalid naming the first byte that is not UTF-8."""
     try:
@@ -284,7 +289,7 @@ class Reader:
     def unknown(self, table: Table, path: str, known: Iterable[str]) -> None:
         allowed = sorted(set(known))
         for key in sorted(set(table) - set(allowed)):
-            self.add(key_path(path, key), f"unknown key (known: {', '.join(allowed)})")
+            self.add(key_path(path, toml_key(key)), f"unknown key (known: {', '.join(allowed)})")
 
     def merge(self, checks: Iterable[Problem]) -> list[Problem]:
         """The problems found while reading, then the rule checks that read only keys that could be read.

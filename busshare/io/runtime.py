@@ -298,5 +298,6 @@ class Runtime:
             rec = self._record(now, "offer", None, "0.0 A (shutdown)")
             rec.update(offer_a=0.0, ev_stopped=False, failsafe=False, last_heartbeat=self.last_heartbeat)
             self.on_record(rec)
-        self._emit(now, "stopped", None, "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v))
+        counts = "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v)
+        self._emit(now, "stopped", None, counts or "no traffic")
         self.transport.shutdown()

@@ -8,7 +8,7 @@ master) shade their lane, or every lane when they concern the whole bus;
 plug-ins, unplugs and the decoder's anomaly flags are marked where they
 happen.  One legend, outside the axes.
 
-matplotlib is an optional extra (``pip install busshare[plot]``), imported
+matplotlib is an optional extra (``pip install matplotlib``, or ``pip install '.[plot]'`` in a checkout), imported
 only here and only when a plot is asked for.
 """
 
@@ -30,7 +30,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise UserError("plotting needs matplotlib: install busshare[plot]") from None
+        raise UserError("plotting needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
@@ -73,7 +73,8 @@ def plot_timeline(timeline: Timeline, path: str, title: str = "busshare", t0: fl
     try:
         fig.savefig(path)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot write {path}: {exc}") from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise UserError(f"cannot write {path}: {why}") from None
     finally:
         plt.close(fig)
 

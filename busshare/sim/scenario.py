@@ -33,6 +33,7 @@ from ..core.problems import (
     within,
 )
 from ..errors import BusshareError
+from ..frames import MAX_EVSE_DA, MAX_MASTER_ID
 from .bus import BusFaults
 from .ev import EvProfile
 
@@ -146,12 +147,18 @@ seconds = within(number, 0.0, unit="s")
 positive_seconds = within(number, 0.0, low_open=True, unit="s")
 probability = within(number, 0.0, 1.0)
 
-#: how each EvProfile field is read (compliant is a boolean, every other field a number)
+MAX_CAR_A = MAX_EVSE_DA / 10  # no pilot offers more: a car's current above it could never be drawn
+MAX_RAMP_A_PER_S = 1000.0  # 0 to 80 A in 80 ms, faster than any car
+MAX_RAMP_STEP_S = 3600.0
+
+#: how each EvProfile field is read (compliant is a boolean, every other field a number); the bounds keep
+#: the car model's arithmetic finite, so a huge value is a problem with its key here, not an OverflowError later
 _EV: dict[str, Callable[[object], object]] = {
-    "max_a": within(number, 0.0, low_open=True, unit="A"), "need_kwh": within(number, 0.0, unit="kWh"),
-    "taper_kwh": within(number, 0.0, unit="kWh"), "taper_floor_a": within(number, 0.0, unit="A"),
+    "max_a": within(number, 0.0, MAX_CAR_A, low_open=True, unit="A"), "need_kwh": within(number, 0.0, unit="kWh"),
+    "taper_kwh": within(number, 0.0, unit="kWh"), "taper_floor_a": within(number, 0.0, MAX_CAR_A, unit="A"),
     "reaction_min_s": seconds, "reaction_max_s": seconds, "start_delay_s": seconds,
-    "ramp_a_per_s": within(number, 0.0, low_open=True, unit="A/s"), "ramp_step_s": positive_seconds,
+    "ramp_a_per_s": within(number, 0.0, MAX_RAMP_A_PER_S, low_open=True, unit="A/s"),
+    "ramp_step_s": within(number, 0.0, MAX_RAMP_STEP_S, low_open=True, unit="s"),
     "compliant": boolean, "sees_pilot_late": boolean,
 }
 _BUS: dict[str, Callable[[object], object]] = {
@@ -227,7 +234,7 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
             at=r.get(f, "at", path, seconds, 0.0), kind=kind, address=address,
             duration_s=r.get(f, "duration_s", path, seconds, None),
             direction=r.get(f, "direction", path, one_of(("in", "out", "both")), "both"),
-            master_id=r.get(f, "master_id", path, within(integer, 0, 255), 2),
+            master_id=r.get(f, "master_id", path, within(integer, 0, MAX_MASTER_ID), 2),
             hold_s=r.get(f, "hold_s", path, seconds, None),
             serial=r.get(f, "serial", path, within(integer, 0, 0xFFFFFFFF), None),
             bus=changes,

@@ -20,6 +20,8 @@ time left until its node's next deadline.  That works the same on ``virtual``
 from __future__ import annotations
 
 import errno
+import gc
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -268,14 +270,42 @@ def open_bus(config: Mapping[str, object] | None = None) -> can.BusABC:
             can.util.load_config(config={k: v for k, v in config.items() if k == "channel"})
         except can.CanInterfaceNotImplementedError:
             config["interface"] = DEFAULT_INTERFACE
+    message: str | None = None
+    held = _HeldLog()
+    can_log = logging.getLogger("can")
+    can_log.addHandler(held)
+    can_log.propagate = False
     try:
-        return can.Bus(**config)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - drivers raise anything; the user gets one line
-        where = f"{config.get('interface', 'configured interface')}"
-        if "channel" in config:
-            where += f" channel {config['channel']}"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot open CAN bus ({where}): {first}{install_hint(str(config.get('interface')), exc)}") from None
+        try:
+            bus = can.Bus(**config)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - drivers raise anything; the user gets one line
+            where = f"{config.get('interface', 'configured interface')}"
+            if "channel" in config:
+                where += f" channel {config['channel']}"
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"cannot open CAN bus ({where}): {first}{install_hint(str(config.get('interface')), exc)}"
+        # the exception is gone, and with it the half-built bus of a constructor that failed half-way: its
+        # __del__ logs "UdpMulticastBus was not properly shut down" about a bus nobody ever had
+        gc.collect()
+    finally:
+        can_log.removeHandler(held)
+        can_log.propagate = True
+    if message is not None:  # python-can's log lines of a failed open (a driver's missing library...) say
+        raise UserError(message)  # what our one line says: they are dropped
+    for record in held.records:  # an open bus keeps its driver's warnings (timestamps relative to boot...)
+        logging.getLogger(record.name).handle(record)
+    return bus
+
+
+class _HeldLog(logging.Handler):
+    """python-can's log records while a bus is being opened, held back until we know whether it opened."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 #: python-can interfaces that need an optional package, and the python-can extra that brings it

@@ -434,7 +434,7 @@ def test_plot_without_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPat
     from busshare.report.timeline import Timeline
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(UserError, match=r"install busshare\[plot\]"):
+    with pytest.raises(UserError, match=r"^plotting needs matplotlib: pip install matplotlib$"):
         plot.plot_timeline(Timeline(640), str(tmp_path / "x.png"))
 
 

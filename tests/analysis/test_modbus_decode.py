@@ -162,6 +162,25 @@ def test_a_modbus_capture_decoded_as_can_suggests_the_flag(tmp_path, capsys, hea
     assert main(["decode", str(can)]) == 0
 
 
+@pytest.mark.parametrize("name", ["can.log", "can.log.gz", "can.asc", "can.blf", "can.trc"])
+def test_a_can_capture_decoded_as_modbus_suggests_dropping_the_flag(tmp_path, capsys, name: str) -> None:
+    """The mirror case: a CAN capture given with --modbus was `1 bad (unreadable 1)` and nothing else."""
+    import gzip
+
+    from busshare.cli import main
+
+    cap = tmp_path / name
+    if name.startswith("can.log"):
+        text = b"(0.001104) vcan0 1C1#5B20011000002003 R\n(0.002208) vcan0 181#A900000000000220 R\n"
+        cap.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    else:
+        cap.write_bytes(b"\x00\x01 not parsed: the name says CAN\n")
+    assert main(["decode", "--modbus", str(cap)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert f"a CAN capture, not Modbus RTU? try: busshare decode {cap}" in err, err
+
+
 def test_the_modbus_monitor_on_a_silent_real_pty_ends_with_the_shared_summary(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Same closing line as the CAN monitor's, with the RTU counts where CAN has its error frames."""

@@ -51,7 +51,7 @@ SITE_CASES = {
     "negative min": ("[site]\nbreaker_a = 80\n[[servant]]\naddress = 1\nmax_a = 32\nmin_a = -6\n",
                      "servant[0].min_a: -6 is below 6 A"),
     "huge timing": ("[site]\nbreaker_a = 80\n[timing]\nfailsafe_timeout = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
-                    "timing.failsafe_timeout: 1e+308 must be a number of seconds above 0 and at most 86400"),
+                    "timing.failsafe_timeout: 1e+308 must be a number of seconds 0.001-86400"),
     "duplicate serial": ("[site]\nbreaker_a = 80\n[[servant]]\naddress = 1\nmax_a = 32\nserial = 7\n"
                          "[[servant]]\naddress = 2\nmax_a = 32\nserial = 7\n",
                          "servant[1].serial: 7 is also the serial of servant[0]"),
@@ -145,6 +145,15 @@ SCENARIO = "duration_s = 10\n{top}\n[installation.site]\nbreaker_a = 80\n[[insta
     ("", "[[car]]\nevse = 1\nmax_a = \"big\"\n", 'car[0].max_a: "big" is not a number'),
     ("seed = \"abc\"", "", 'seed: "abc" is not an integer'),
     ("duration_s = nan", "", "duration_s: nan is not a finite number"),
+    # a huge car value is refused here, not found later as an OverflowError "invariant violation"
+    ("", "[[fault]]\nkind = 'second_master'\nat = 1\nmaster_id = 99\n", "fault[0].master_id: 99 must be 0-15"),
+    ("", "[[car]]\nevse = 1\nmax_a = 1e308\n", "car[0].max_a: 1e+308 must be above 0 and at most 80 A"),
+    ("", "[[car]]\nevse = 1\ntaper_floor_a = 1e308\n", "car[0].taper_floor_a: 1e+308 must be 0-80 A"),
+    ("[car_defaults]\nramp_a_per_s = 1e308", "[[car]]\nevse = 1\n",
+     "car_defaults.ramp_a_per_s: 1e+308 must be above 0 and at most 1000 A/s"),
+    ("", "[[car]]\nevse = 1\nramp_step_s = 1e308\n", "car[0].ramp_step_s: 1e+308 must be above 0 and at most 3600 s"),
+    ("", "[[fault]]\nkind = 'twin'\naddress = 1\nserial = 5\nat = 5\ncar = { max_a = 1e308 }\n",
+     "fault[0].car.max_a: 1e+308 must be above 0 and at most 80 A"),
 ])
 def test_a_bad_scenario_value_is_one_line_naming_file_and_key(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                               top: str, tail: str, expected: str) -> None:
@@ -152,6 +161,8 @@ def test_a_bad_scenario_value_is_one_line_naming_file_and_key(capsys: pytest.Cap
     text = SCENARIO.format(top=top, tail=tail)
     if top.startswith("duration_s"):
         text = text.replace("duration_s = 10\n", "")
+    if top.startswith("[car_defaults]"):  # a table: after the top-level keys
+        text = text.replace(top, "") + top + "\n"
     path.write_text(text)
     code, out, err = run(capsys, "sim", str(path), "--speed", "max", "--quiet")
     assert code == 2 and out == ""
@@ -169,7 +180,7 @@ def test_a_scenario_file_that_is_not_utf8_is_named(capsys: pytest.CaptureFixture
 # numbers on the command line: every option, checked when parsed (the command's usage, exit 2)
 
 SITE = ROOT / "examples" / "site.toml"
-NODE_NUMBERS = [("--status-interval", ["-1", "0", "nan", "x"]), ("--duration", ["-1", "0", "nan", "inf"])]
+NODE_NUMBERS = [("--status-interval", ["-1", "0", "nan", "x", "0.001"]), ("--duration", ["-1", "0", "nan", "inf"])]
 CASES: list[tuple[list[str], str, str]] = []
 for command, base in (("master", ["--config", str(SITE)]), ("servant", ["--address", "1"])):
     for option, values in NODE_NUMBERS:
@@ -183,7 +194,7 @@ CASES += [(["master", "--config", str(SITE), "--modbus", "/dev/null", "--reply-t
 CASES += [(["servant", "--address", v], "--address", v) for v in ("0", "63", "x")]
 CASES += [(["servant", "--address", "1", option, v], option, v) for option, values in [
     ("--max", ["90", "5", "nan", "lots", "16.25"]), ("--min", ["-6", "5"]), ("--failsafe", ["3", "-1"]),
-    ("--meter", ["500", "-1", "nan"]), ("--priority", ["300", "-1"]), ("--serial", ["-5", "zz", "0x100000000"]),
+    ("--meter", ["500", "-1", "nan", "1e308"]), ("--max", ["1e308"]), ("--min", ["1e308"]), ("--failsafe", ["1e308"]), ("--priority", ["300", "-1"]), ("--serial", ["-5", "zz", "0x100000000"]),
     ("--need-kwh", ["-1", "nan"]), ("--seed", ["x"]),
 ] for v in values]
 CASES += [(["monitor", option, v], option, v) for option, values in [
@@ -198,7 +209,7 @@ CASES += [(["busload", option.split("/")[0], v], option, v) for option, values i
 ] for v in values]
 CASES += [(["busload", "0"], "SERVANTS", "0")]
 CASES += [(["sim", option, v], option, v) for option, values in [
-    ("--speed", ["0", "-1", "nan", "fast"]), ("--duration", ["-1", "0", "nan"]), ("--seed", ["x"]),
+    ("--speed", ["0", "-1", "nan", "fast", "1e-300"]), ("--duration", ["-1", "0", "nan"]), ("--seed", ["x"]),
 ] for v in values]
 
 
@@ -241,6 +252,17 @@ def test_a_bad_master_id_is_refused_before_the_bus_is_opened() -> None:
     assert last == "busshare master: error: argument --master-id: 300 must be 0-15"
 
 
+@pytest.mark.parametrize("argv", [["monitor"], ["master", "--config", str(SITE)], ["servant", "--address", "1"]])
+def test_a_bus_that_fails_to_open_leaves_one_line_and_no_python_can_warning(argv: list[str]) -> None:
+    """A unicast address as the multicast group: python-can's constructor fails half-way, and the half-built bus
+    warned "UdpMulticastBus was not properly shut down" under our one line."""
+    r = subprocess.run([sys.executable, "-m", "busshare", *argv, "-c", "127.0.0.1", "--duration", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == f"busshare {argv[0]}: cannot open CAN bus (udp_multicast channel 127.0.0.1): could not create " \
+        "or configure socket\n", r.stderr
+
+
 def test_a_servant_option_that_contradicts_another_names_the_option(capsys: pytest.CaptureFixture[str],
                                                                     tmp_path: Path) -> None:
     code, out, err = run(capsys, "servant", "--address", "1", "--min", "20", "--max", "10", "-i", "virtual")
@@ -269,6 +291,48 @@ def test_output_paths_are_checked_before_the_run(capsys: pytest.CaptureFixture[s
     assert f"argument {option}: " in err and why in err, err
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["--log", "--plot"])
+def test_an_output_path_that_only_looks_writable_is_refused_before_the_run(capsys: pytest.CaptureFixture[str],
+                                                                          option: str) -> None:
+    """As root every directory passes os.access: /proc let a whole run go by, then failed to write."""
+    path = "/proc/busshare-test." + ("log" if option == "--log" else "png")
+    code, out, err = run(capsys, "sim", "--speed", "max", "--quiet", "--duration", "5", option, path)
+    assert code == 2 and out == "", out  # nothing ran
+    assert f"argument {option}: {path} cannot be written: " in err, err
+
+
+def test_an_output_that_fails_after_the_run_loses_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills during a long run: the summary is still shown, then the one line, exit 2."""
+    from busshare.cli.commands import sim
+    from busshare.errors import UserError
+
+    def full(path: str, *args: object, **kwargs: object) -> None:
+        raise UserError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(sim, "write_capture", full)
+    log = tmp_path / "run.log"
+    for extra in ([], ["--json"]):
+        code, out, err = run(capsys, "sim", "--speed", "max", "--quiet", "--duration", "20", "--log", str(log), *extra)
+        assert code == 2
+        assert ("invariant violations: 0" in out) if not extra else ('"record": "summary"' in out.splitlines()[-1])
+        assert err == f"busshare sim: cannot write {log}: No space left on device\n", err
+
+
+@pytest.mark.parametrize("argv", [["sim", "--duration", "5", "--speed", "max", "--quiet"], ["decode", "-"]])
+def test_a_plot_without_matplotlib_names_a_command_that_installs_it(argv: list[str], tmp_path: Path) -> None:
+    """After a plain install (no plot extra); `pip install 'busshare[plot]'` asked for a package index's busshare,
+    not this one."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from busshare.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, *argv, "--plot", str(tmp_path / "x.png")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120, input="")
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.strip().splitlines()[-1] == (f"busshare {argv[0]}: error: argument --plot: needs matplotlib: "
+                                                 "pip install matplotlib"), r.stderr
+
+
 def test_a_plot_is_written_at_exactly_the_path_it_prints(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "timeline.svg"
@@ -291,6 +355,22 @@ def test_decode_escapes_unprintable_bytes_of_bad_lines(capsys: pytest.CaptureFix
     assert code == 0 and err == ""
     assert not any(ch in out for ch in "\x1b\x07\x9b"), repr(out)
     assert "\\x1b[2J\\x07zz" in out and "\\x1b]0;title\\x07" in out
+
+
+def test_a_file_name_with_control_characters_is_escaped_in_every_message(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    """A name from a glob (``busshare decode *.log``) may hold ESC or BEL: the messages escape it as decode does."""
+    evil = "evil\x1b[2J\x07"
+    missing = str(tmp_path / f"{evil}.toml")
+    bad_site = tmp_path / f"{evil}-site.toml"
+    bad_site.write_text("[site]\nbreaker_a = nan\n[[servant]]\naddress = 1\nmax_a = 32\n")
+    for argv in (["check-config", missing], ["check-config", str(bad_site)], ["decode", missing], ["sim", missing],
+                 ["master", "--config", missing, "-i", "virtual"], ["master", "--config", str(bad_site), "-i", "virtual"],
+                 ["servant", "--config", str(bad_site), "--address", "1", "-i", "virtual"]):
+        code, out, err = run(capsys, *argv)
+        assert code in (1, 2), argv
+        assert not any(ch in out + err for ch in "\x1b\x07"), (argv, out + err)
+        assert "evil\\x1b[2J\\x07" in out + err, (argv, out + err)
 
 
 # ---------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def test_several_problems_in_one_servant_are_all_reported(tmp_path: Path) -> Non
      ["servant[1].min_a: 50 is above max_a 32", "servant[1].serial: 5 is also the serial of servant[0]"]),
     ("[site]\nlimit_a = 64\n[[servant]]\naddress = true\nmax_a = 32\n", ["servant[0].address: true is not an integer"]),
     ("[site]\nlimit_a = 64\n[timing]\nfailsafe_timeout = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
-     ["timing.failsafe_timeout: 1e+308 must be a number of seconds above 0 and at most 86400"]),
+     ["timing.failsafe_timeout: 1e+308 must be a number of seconds 0.001-86400"]),
     ("[site]\nlimit_a = 1e308\n[[servant]]\naddress = 1\nmax_a = 32\n",
      ["site.limit_a: 1e+308 is above 1638.3 A, the largest limit a heartbeat carries"]),
 ])
@@ -189,6 +189,39 @@ def test_issue_11_values_are_listed_as_written(tmp_path: Path, text: str, lines:
     assert r.returncode == 1 and r.stderr == "", r.stderr
     assert r.stdout.splitlines() == [f"{path}: {line}" for line in lines] + [
         f"{path}: {len(lines)} problem{'s' if len(lines) > 1 else ''}"]
+
+
+def test_a_key_with_control_characters_is_spelt_as_toml_quotes_it(tmp_path: Path) -> None:
+    """An unknown key is named as written, quoted and escaped: no raw ESC or BEL reaches the terminal."""
+    path = write(tmp_path, GOOD.replace("[site]\n", '[site]\n"\\u001b[2Jx\\u0007" = 1\n"two words" = 2\n'))
+    r = cli(str(path))
+    assert r.returncode == 1 and not any(ch in r.stdout for ch in "\x1b\x07"), repr(r.stdout)
+    assert f'{path}: site."\\u001b[2Jx\\u0007": unknown key' in r.stdout, r.stdout
+    assert f'{path}: site."two words": unknown key' in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("key", ["tick_period", "status_period", "heartbeat_period"])
+def test_a_timer_under_a_millisecond_is_a_problem(tmp_path: Path, key: str) -> None:
+    """1e-300 s passed as "ok" (a busy loop, and a bus load printed with 300 digits)."""
+    path = write(tmp_path, GOOD.replace("[[servant]]", f"[timing]\n{key} = 1e-300\n\n[[servant]]", 1))
+    r = cli(str(path))
+    assert r.returncode == 1, r.stdout
+    assert f"{path}: timing.{key}: 1e-300 must be a number of seconds 0.001-86400" in r.stdout, r.stdout
+
+
+def test_a_bus_load_above_100_percent_is_noted(tmp_path: Path) -> None:
+    """busload warns when the bus cannot carry the traffic; check-config, which prints the load, says so too."""
+    timing = "[timing]\nheartbeat_period = 0.002\nstatus_period = 0.002\ntick_period = 0.001\n\n[[servant]]"
+    path = write(tmp_path, GOOD.replace("[[servant]]", timing, 1))
+    r = cli(str(path))
+    assert r.returncode == 0, r.stdout
+    load = next(line for line in r.stdout.splitlines() if line.startswith("CAN bus load at 125 kbit/s: "))
+    percent = float(load.split(": ")[1].split(" %")[0])
+    assert percent > 100
+    assert (f"note: at 125 kbit/s the worst case needs {percent:.0f} % of the bus: raise heartbeat_period and "
+            "status_period, or use a faster bus") in r.stdout, r.stdout
+    plain = cli("examples/site.toml")
+    assert "of the bus" not in plain.stdout
 
 
 def test_a_file_that_is_not_utf8_is_one_problem_naming_it(tmp_path: Path) -> None:

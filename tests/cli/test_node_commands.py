@@ -134,3 +134,19 @@ def test_a_master_that_hears_nobody_words_its_count_as_a_reservation(capsys: pyt
     assert status, out
     for line in status:
         assert "committed 0.0 A of 32.0 A, plus 48.0 A reserved for 3 unheard units |" in line, line
+
+
+def test_a_servant_on_a_silent_line_says_it_saw_no_traffic(capsys: pytest.CaptureFixture[str]) -> None:
+    """Its closing line was `stopped [1]: ` with nothing after it (every counter 0 is left out)."""
+    import os
+    import pty
+
+    controller, device = pty.openpty()
+    try:
+        code = main(["servant", "--modbus", os.ttyname(device), "--address", "1", "--duration", "0.3"])
+    finally:
+        os.close(controller)
+        os.close(device)
+    assert code == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.endswith("stopped [1]: no traffic"), last

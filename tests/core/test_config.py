@@ -124,7 +124,7 @@ def test_heartbeat_not_well_below_failsafe_timeout() -> None:
          "servant[0].max_a: 16.25 has more than one decimal (0.1 A resolution)"),
         (site("[[servant]]\naddress = 1\nmax_a = 16\npriority = 300\n"), "servant[0].priority: 300 must be 0-255"),
         (site(timing="failsafe_timeout = -1"),
-         "timing.failsafe_timeout: -1 must be a number of seconds above 0 and at most 86400"),
+         "timing.failsafe_timeout: -1 must be a number of seconds 0.001-86400"),
         (site(timing="hearbeat_period = 0.1").replace("\n[[servant]]", "\n[[servant]]", 1),
          "timing.hearbeat_period: unknown key (known: ack_timeout, conflict_hold, failsafe_hold, failsafe_timeout, "
          "heard_timeout, heartbeat_period, reaction_allowance, reclaim_after, rotation_interval, servant_silent_after, "

@@ -130,3 +130,14 @@ def test_plug_ins_unplugs_and_every_injected_fault_are_marked(tmp_path: Path, sa
     for label in ("partitioned", "servant crashed", "no master", "second master", "twin on the address",
                   "lossy / corrupting bus", "car plugged in", "non-compliant car plugged in", "car unplugged"):
         assert label in labels
+
+
+def test_a_plot_that_cannot_be_written_is_one_plain_line(tmp_path: Path) -> None:
+    """Not `[Errno 2] No such file or directory: '...'` after the path a second time."""
+    from busshare.errors import UserError
+
+    result = Simulation(load_scenario("story"), record=True).run(20.0)
+    path = str(tmp_path / "gone" / "x.png")
+    with pytest.raises(UserError) as caught:
+        plot_timeline(result.timeline, path, title="story", t_end=result.summary.sim_seconds)
+    assert str(caught.value) == f"cannot write {path}: No such file or directory"

@@ -180,3 +180,35 @@ def test_udp_multicast_transport_drops_its_echo_by_default() -> None:
         assert CanTransport(bus).suppress_echo
     finally:
         bus.shutdown()
+
+
+@pytest.fixture
+def fake_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import can.interfaces
+
+    sys.modules.pop("tests.support.fake_can_drivers", None)  # imported afresh: its warning comes each time
+    monkeypatch.setitem(can.interfaces.BACKENDS, "fakefail", ("tests.support.fake_can_drivers", "FailingBus"))
+    monkeypatch.setitem(can.interfaces.BACKENDS, "fakeok", ("tests.support.fake_can_drivers", "WorkingBus"))
+    monkeypatch.setattr(can.util, "VALID_INTERFACES", can.util.VALID_INTERFACES | {"fakefail", "fakeok"})
+
+
+def test_a_driver_that_fails_to_open_leaves_only_our_one_line(fake_drivers: None,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """python-can's own log lines (the driver's import warning, the half-built bus's 'not properly shut
+    down') reached stderr before and after the user's one line."""
+    from busshare.errors import UserError
+    from busshare.transport.can import open_bus
+
+    with pytest.raises(UserError, match=r"cannot open CAN bus \(fakefail\): vendor driver could not be loaded"):
+        open_bus({"interface": "fakefail"})
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("can")] == []
+
+
+def test_a_driver_that_opens_keeps_its_warnings(fake_drivers: None, caplog: pytest.LogCaptureFixture) -> None:
+    from busshare.transport.can import open_bus
+
+    bus = open_bus({"interface": "fakeok"})
+    bus.shutdown()
+    assert "vendor library not found: timestamps are relative to boot time" in caplog.messages

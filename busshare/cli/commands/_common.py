@@ -15,8 +15,8 @@ Record = dict[str, Any]
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--status-interval", type=opt.seconds(), default=None, metavar="S",
-                   help="print a one-line status every S seconds")
+    p.add_argument("--status-interval", type=opt.seconds(low=opt.MIN_STATUS_INTERVAL), default=None, metavar="S",
+                   help="print a one-line status every S seconds (at least 0.1)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout: event and status records (docs/JSON.md)")
     add_time_argument(p)
     p.add_argument("--duration", type=opt.duration, default=None, metavar="S", help="exit gracefully after S seconds")

@@ -9,11 +9,13 @@ of ``busshare.core.problems`` (the same words as a config file's), applied to te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ...core import problems
 from ...core.problems import Invalid, number, within
 from ...frames import (
     FIRST_SERVANT,
@@ -28,6 +30,8 @@ from ...frames import (
 T = TypeVar("T")
 
 MAX_SECONDS = 86400.0  # a timer or period above a day is a typo
+MIN_STATUS_INTERVAL = 0.1  # the loop ticks every 50 ms: a shorter period is only a flood of lines
+MIN_SPEED = 0.001  # slower would wait days for each simulated step
 CAN_BITRATES = (5_000, 1_000_000)  # classic CAN (and a CAN FD arbitration phase)
 CAN_DATA_BITRATES = (5_000, 16_000_000)  # CAN FD data phase
 MODBUS_BAUDS = (300, 1_000_000)
@@ -66,9 +70,9 @@ def integer(low: int | None = None, high: int | None = None, unit: str = "") -> 
     return option(within(_integer, low, high, unit=unit), "integer")
 
 
-def seconds(high: float = MAX_SECONDS) -> Callable[[str], float]:
-    """A time: above 0 s and at most ``high``."""
-    return option(within(_number, 0.0, high, low_open=True, unit="s"), "seconds")
+def seconds(high: float = MAX_SECONDS, low: float = 0.0) -> Callable[[str], float]:
+    """A time: above 0 s (or at least ``low``) and at most ``high``."""
+    return option(within(_number, low, high, low_open=not low, unit="s"), "seconds")
 
 
 #: how long to run: above 0 s and finite (no upper bound: a long soak is fine)
@@ -81,10 +85,7 @@ def deciamps(low_da: int, high_da: int, zero: bool = False) -> Callable[[str], i
     rule = f"must be 0 or {span}" if zero else f"must be {span}"
 
     def convert(text: str) -> int:
-        value = _number(text)
-        da = round(value * 10)
-        if abs(da - value * 10) > 1e-6:
-            raise Invalid("has more than one decimal (0.1 A resolution)")
+        da = problems.deciamps(_number(text))  # (exact at any size: 1e308 A is out of range, not an overflow)
         if not (zero and da == 0) and not low_da <= da <= high_da:
             raise Invalid(rule)
         return da
@@ -101,12 +102,12 @@ def _speed(text: object) -> float:
     if text == "max":
         return float("inf")
     try:
-        return within(_number, 0.0, low_open=True)(text)
+        return within(_number, MIN_SPEED)(text)
     except Invalid:
-        raise Invalid("must be a number above 0 (1 = real time) or max") from None
+        raise Invalid(f"must be a number from {MIN_SPEED:g} (1 = real time) or max") from None
 
 
-#: ``max`` (as fast as possible) or simulated seconds per wall second, above 0
+#: ``max`` (as fast as possible) or simulated seconds per wall second, at least MIN_SPEED
 speed = option(_speed, "speed")
 
 
@@ -141,14 +142,24 @@ def output_file(suffixes: Sequence[str], what: str) -> Callable[[str], str]:
 
 
 def writable(text: str) -> str:
-    """A path that can be written: not a directory, in a directory that exists and we may write to."""
+    """A path that can be written: not a directory, in a directory that exists, and opened for writing once.
+
+    Opened, not asked (``os.access`` says yes to root everywhere, /proc included); a file that was not
+    there is removed again, one that was is left as it was (opened to append, nothing written).
+    """
     folder = os.path.dirname(text) or "."
     if os.path.isdir(text):
         raise Invalid("is a directory")
     if not os.path.isdir(folder):
         raise Invalid(f"cannot be written: no directory {folder}")
-    if not os.access(text if os.path.exists(text) else folder, os.W_OK):
-        raise Invalid("cannot be written: permission denied")
+    existed = os.path.lexists(text)
+    try:
+        os.close(os.open(text, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666))
+    except OSError as exc:
+        raise Invalid(f"cannot be written: {(exc.strerror or type(exc).__name__).lower()}") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(text)
     return text
 
 
@@ -156,7 +167,7 @@ def plot_file(text: str) -> str:
     """An image file for ``--plot``; refuses early when matplotlib is not installed."""
     path = output_file(PLOT_SUFFIXES, "plot")(text)
     if importlib.util.find_spec("matplotlib") is None:
-        raise argparse.ArgumentTypeError("needs matplotlib: pip install 'busshare[plot]'")
+        raise argparse.ArgumentTypeError("needs matplotlib: pip install matplotlib")
     return path
 
 

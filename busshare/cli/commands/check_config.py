@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.config import Config, ConfigError, config_from_mapping, mapping_from_bytes, problems
-from ...errors import UserError
+from ...errors import UserError, printable
 from ...report.budget_explain import budget_notes, budget_record
 from ...report.records import RecordKind, serial_hex
 from . import SUMMARIES
@@ -53,6 +53,9 @@ def explain(cfg: Config) -> dict[str, Any]:
                          f"(it never gets more than {cfg.limit_da / 10:.1f} A)")
     notes += budget_notes(cfg)
     load = busload(125000, n, heartbeat_period=cfg.timing.heartbeat_period, status_period=cfg.timing.status_period)
+    if load.worst_percent > 100:  # (as busload warns)
+        notes.append(f"at 125 kbit/s the worst case needs {load.worst_percent:.0f} % of the bus: raise heartbeat_period "
+                     "and status_period, or use a faster bus")
     return {
         "limit_a": cfg.limit_da / 10,
         "breaker_a": cfg.breaker_a,
@@ -108,13 +111,14 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"record": RecordKind.CONFIG.value, "ok": False, "config": path, "problems": found}))
         else:
+            shown = printable(path)
             for p in found:
-                print(f"{path}: {p}")
-            print(f"{path}: {len(found)} problem{'s' if len(found) > 1 else ''}")
+                print(f"{shown}: {p}")
+            print(f"{shown}: {len(found)} problem{'s' if len(found) > 1 else ''}")
         return 1
     e = explain(config_from_mapping(doc, path))
     if args.json:
         print(json.dumps({"record": RecordKind.CONFIG.value, "ok": True, "config": path, "problems": [], **e}))
     else:
-        print(format_explanation(path, e))
+        print(format_explanation(printable(path), e))
     return 0

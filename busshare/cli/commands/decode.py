@@ -111,8 +111,11 @@ def _modbus_stream(path: str) -> IO[bytes]:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "modbus", False):
+        from ...analysis.decode import looks_like_can_capture
         from ...analysis.modbus_capture import modbus_records
 
+        if args.file != "-" and os.path.isfile(args.file) and looks_like_can_capture(args.file):
+            raise UserError(f"{args.file}: a CAN capture, not Modbus RTU? try: busshare decode {args.file}")
         mb_stream = _modbus_stream(args.file)
 
         def _modbus(path: str, stream: IO[bytes] | None) -> Iterator[Record]:

@@ -277,21 +277,23 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:  # (on a terminal the ^C echo is on this line: write over it)
         notice.write(("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
     result = sim.result()
-    if args.log:
-        write_capture(args.log, result.capture)
-    if args.plot:
-        from ...report.plot import plot_timeline
-
-        plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
-                      t_end=result.summary.sim_seconds)
+    # the summary first: a file that cannot be written after a long run (a full disk) loses nothing else
     if args.json:
         record = sim_summary(summary_dict(result.summary), result.summary.sim_seconds, interrupted)
         out.write(json.dumps(record) + "\n")
     else:
         out.write(result.summary.text() + "\n")
-        if args.log:
+    out.flush()
+    if args.log:
+        write_capture(args.log, result.capture)
+        if not args.json:
             out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
-        if args.plot:
+    if args.plot:
+        from ...report.plot import plot_timeline
+
+        plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
+                      t_end=result.summary.sim_seconds)
+        if not args.json:
             out.write(f"plot: {args.plot}\n")
     if result.summary.violations:
         return 1
