@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypedDict, Unpack
 
 from ..core.config import Config, ServantConfig, Timing
 from ..core.driver import settle, settle_servant
-from ..core.events import Event
+from ..core.events import Event, EventKind
 from ..core.heartbeat_order import HeartbeatOrder
 from ..core.node import MasterNode, Node, ServantNode
 from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
@@ -873,7 +873,7 @@ class Simulation:
         cfg = base[0].cfg
         twin_cfg = replace(cfg, serial=serial if serial is not None else (cfg.serial ^ 0x5A5A5A5A) & 0xFFFFFFFF)
         p = self._add_servant(twin_cfg, twin=True, now=t)
-        self._mark(t, address, "twin", f"{p.name} serial {twin_cfg.serial:#x}")
+        self._mark(t, address, EventKind.TWIN, f"{p.name} serial {twin_cfg.serial:#x}")
         self._fault_on(f"twin:{address}", t)
         if car is not None:
             self.plug(p, car, t)
@@ -886,7 +886,7 @@ class Simulation:
         if p.evse.plugged:
             p.evse.unplug(t)
             self._sync(p, t)
-        self._mark(t, p.address, "twin-gone", p.name)
+        self._mark(t, p.address, EventKind.TWIN_GONE, p.name)
         self._fault_off(f"twin:{p.address}", t)
 
 
@@ -977,7 +977,7 @@ class ServantHost:
             p.in_failsafe = fs
             if fs:
                 sim.failsafe_episodes += 1
-            sim._mark(now, p.address, "failsafe" if fs else "failsafe-end", f"{p.name} offers {p.offer / 10:.1f} A")
+            sim._mark(now, p.address, EventKind.FAILSAFE if fs else EventKind.FAILSAFE_END, f"{p.name} offers {p.offer / 10:.1f} A")
         if events:
             sim._marks(p, events, now)
 

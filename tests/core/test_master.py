@@ -546,9 +546,9 @@ def test_second_master_is_reported_and_servants_fail_safe() -> None:
     net.run(1.0)
     mark = len(net.sent)
     before = net.offers()
-    rival = Link()
+    second = Link()
     for _ in range(10):
-        net.inject("rival", Heartbeat(2, 99, 640), rival)
+        net.inject("second-master", Heartbeat(2, 99, 640), second)
         net.run(0.2)
     master_sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert Nack(0, NackCode.SECOND_MASTER, 0) in master_sent

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from busshare.core.events import EventKind
 from busshare.frames import (
     Ack,
     AckHow,
@@ -652,8 +653,8 @@ def test_the_masters_confirm_after_an_unplug_reads_as_a_confirmation_not_a_cut()
     assert of(Release, out) and s.offer_da == 0
     s.receive(SetLimit(1, 2, 0, 0, 7), 0.6)
     events = [(e.kind, e.detail) for e in s.drain_events()]
-    assert ("cut", "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
-    confirm = [d for k, d in events if k == "confirm"]
+    assert (EventKind.CUT, "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
+    confirm = [d for k, d in events if k is EventKind.CONFIRM]
     assert confirm == ["offer stays 0.0 A; acked once the draw has followed the lowering from 32.0 A"], events
 
 

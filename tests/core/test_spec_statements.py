@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from busshare.core.config import Config, parse_config
+from busshare.core.events import EventKind
 from busshare.frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -59,7 +60,7 @@ def test_cut_acked_counts_from_the_first_send_not_the_last_resend() -> None:
             if who == "master" and isinstance(m, SetLimit) and m.address == 1]
     first_t, cut = cuts[0]
     assert cut.limit_da == 320 and sum(m == cut for _, m in cuts) >= 2, "the cut was re-sent before its ack"
-    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind == "cut-acked" and e.address == 1]
+    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind is EventKind.CUT_ACKED and e.address == 1]
     found = re.search(r"after ([0-9.]+) s", acked[0].detail)
     assert found is not None
     assert float(found.group(1)) == pytest.approx(acked[0].t - first_t, abs=0.006)
@@ -314,7 +315,7 @@ def test_servant_two_masters_is_a_b_a_within_conflict_hold_a_restart_is_a_b() ->
     assert of(Ack, s.receive(SetLimit(1, 6, 320, 60, 9), t + 0.05))
 
 
-def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_rival() -> None:
+def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_second_master() -> None:
     s = following()
     s.receive(hb(epoch=9, master_id=2), 0.3)
     t = 0.3
@@ -325,20 +326,20 @@ def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_rival()
     assert not of(Nack, out) and of(Join, out), "A again, after conflict_hold: followed as a restart"
 
 
-def test_master_rival_episode_one_nack_conflict_flag_no_grants_then_reconfirm() -> None:
+def test_master_second_master_episode_one_nack_conflict_flag_no_grants_then_reconfirm() -> None:
     net = Net(site())
     net.run(1.0)
     assert net.master is not None
     mark = len(net.sent)
-    net.inject("rival", Heartbeat(2, 9, 640))
+    net.inject("second-master", Heartbeat(2, 9, 640))
     net.run(0.4)
-    net.inject("rival", Heartbeat(2, 9, 640, seq=2))
+    net.inject("second-master", Heartbeat(2, 9, 640, seq=2))
     net.plug(1, Car())
     net.run(1.0)
     sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert of(Nack, sent) == [Nack(0, NackCode.SECOND_MASTER, 0)]
     assert all(m.conflict for m in of(Heartbeat, sent))
-    # only strict cuts while the rival is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
+    # only strict cuts while the second master is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
     assert all(m.limit_da == 0 and m.failsafe_da == 0 for m in of(SetLimit, sent))
-    # the episode over (the servants, which heard the rival too, follow the master again): the car gets its grant
+    # the episode over (the servants, which heard the second master too, follow the master again): the car gets its grant
     net.run_until(lambda: net.offers()[1] > 0, limit=2 * T.conflict_hold + T.failsafe_hold)
