@@ -28,19 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from busshare.frames import (  # noqa: E402
-    Ack,
-    AckHow,
     CachedDecoder,
     Heartbeat,
-    Join,
     Message,
     MsgType,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
     Status,
     decode,
     encode,
@@ -51,36 +42,9 @@ from busshare.protocol.e2e import E2EChecker, frame_crc  # noqa: E402
 from busshare.protocol.link import Link  # noqa: E402
 from busshare.protocol.pilot import PilotState  # noqa: E402
 from busshare.protocol.spec import SPEC, FrameSpec  # noqa: E402
+from tests.support.frame_strategies import random_message  # noqa: E402
 
 Frame = tuple[int, bytes]
-
-
-def offer(rng: random.Random) -> int:
-    return 0 if rng.random() < 0.1 else rng.randint(60, 800)
-
-
-def random_message(t: MsgType, rng: random.Random) -> Message:
-    a = rng.randint(1, 62)
-    if t is MsgType.STATUS:
-        measured = None if rng.random() < 0.2 else rng.randint(0, 1022)
-        return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(rng), measured, offer(rng),
-                      rng.random() < 0.1, rng.random() < 0.05, False, False)
-    if t is MsgType.HEARTBEAT:
-        return Heartbeat(rng.randint(0, 15), rng.randint(0, 255), rng.randint(0, 16383), 1, rng.randint(0, 0xFF),
-                         rng.randint(0, 1023),
-                         False, rng.random() < 0.1, False)
-    if t is MsgType.SET_LIMIT:
-        return SetLimit(a, rng.randint(0, 255), offer(rng), offer(rng), rng.randint(0, 255))
-    if t is MsgType.ACK:
-        return Ack(a, rng.randint(0, 255), offer(rng), rng.choice([None, rng.randint(0, 800)]), rng.choice(list(AckHow)))
-    if t is MsgType.NACK:
-        return Nack(rng.randint(0, 63), rng.choice(list(NackCode)), rng.randint(0, 63), rng.randint(0, 255),
-                    rng.randint(0, 0xFFFF))
-    if t is MsgType.RELEASE:
-        return Release(a, offer(rng), rng.choice(list(ReleaseReason)))
-    if t is MsgType.REQUEST:
-        return Request(a, offer(rng), rng.randint(60, 800), rng.randint(0, 255))
-    return Join(a, rng.getrandbits(32), rng.randint(60, 800))
 
 
 def unique_frames(t: MsgType | None, n: int, rng: random.Random) -> tuple[list[Message], list[Frame]]:
@@ -169,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     report("E2E: alive counter check", rate(over(frames, lambda o, d: checker.check_counter(o, d[1] & 15)), n, rounds))
 
     def link_run() -> None:
-        over(frames, Link().receive)()
+        link = Link()
+        over(frames, lambda o, d: link.receive(o, d, 0.0))()
 
     report("Link.receive (decode + E2E), cold", rate(link_run, n, rounds))
     report("spec_decode (construct, not compiled)", rate(over(frames[: n // 10], spec_decode), n // 10, rounds))
@@ -200,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  cantools not installed: skipped")
     else:
         db = cantools.database.load_file(str(ROOT / "dbc" / "busshare.dbc"))
+        assert isinstance(db, cantools.database.can.Database)
         report("cantools decode_message with dbc/busshare.dbc", rate(over(frames, db.decode_message), n, rounds))
 
     figures = dict(rows)

@@ -114,9 +114,9 @@ def bench_tcp(kind: str, polls: int) -> None:
         from pymodbus.client import ModbusTcpClient
 
         bare = ModbusTcpClient("127.0.0.1", port=port, timeout=1, retries=0)
-        bare.connect()
+        bare.connect()  # type: ignore[no-untyped-call]  # (pymodbus leaves it untyped)
         alone = timed(lambda: bare.read_input_registers(block.address, count=block.count, device_id=1), polls)
-        bare.close()
+        bare.close()  # type: ignore[no-untyped-call]
         peer = mbpoll_round_trips(["-m", "tcp", "-p", str(port), "-a", "1", "-t", "3:float", "-B", "-r",
                                    str(block.address + 1), "-c", str(block.count // 2), "127.0.0.1"], polls)
     finally:

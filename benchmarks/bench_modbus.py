@@ -49,6 +49,8 @@ from busshare.transport.modbus.master import ModbusMasterTransport
 from busshare.transport.modbus.servant import ModbusServer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.support: the site files the tests write too
+from tests.support.site_files import site_toml  # noqa: E402
 
 
 def start_line(ports: int, baud: int, capture: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -119,10 +121,10 @@ def captured_wire_time(capture: str, baud: int, t_from: float, t_to: float) -> f
             bursts.append((t, bytearray(data)))
         prev_end = max(prev_end, t) + rtu.wire_time(len(data), baud)
     total = 0.0
-    for t, data in bursts:
+    for t, burst in bursts:
         if t_from <= t < t_to:
-            frames = max(1, sum(c.ok for c in rtu.split_by_crc(bytes(data))))
-            total += rtu.wire_time(len(data), baud) + frames * rtu.gap_time(baud)
+            frames = max(1, sum(c.ok for c in rtu.split_by_crc(bytes(burst))))
+            total += rtu.wire_time(len(burst), baud) + frames * rtu.gap_time(baud)
     return total
 
 
@@ -177,14 +179,7 @@ def bench_cycle(servants: int, baud: int, cycles: int) -> dict[str, float]:
 # latency and failsafe with real processes
 
 
-SITE = """
-[site]
-breaker_a = 80
-limit_a = 64
-[[servant]]
-address = 1
-max_a = 64
-"""
+SITE = site_toml((1,), limit_a=64, breaker_a=80, max_a=64)
 
 
 class Proc:

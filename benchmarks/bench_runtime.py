@@ -38,6 +38,9 @@ from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from busshare.transport.can import CanTransport
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support: the site files the tests write too
+from tests.support.site_files import site_toml  # noqa: E402
+
 CHANNEL = "bench-runtime"
 
 
@@ -94,7 +97,7 @@ def round_trip(n: int = 300) -> list[float]:
 def grant_latency(cycles: int) -> list[float]:
     timing = Timing()
     sc = ServantConfig(address=1, max_da=160, serial=1)
-    config = Config(limit_da=320, servants=[sc], timing=timing, breaker_a=40)
+    config = Config(limit_da=320, servants=(sc,), timing=timing, breaker_a=40)
     now = time.monotonic()
     master_t = CanTransport(can.Bus(interface="virtual", channel=CHANNEL))
     servant_t = Stamping(can.Bus(interface="virtual", channel=CHANNEL))
@@ -165,15 +168,7 @@ def footprint(seconds: float, with_master: bool) -> tuple[float, float]:
     return 100.0 * (c1 - c0) / hz / (t1 - t0), rss
 
 
-SITE = """\
-[site]
-limit_a = 32
-breaker_a = 40
-
-[[servant]]
-address = 1
-max_a = 16
-"""
+SITE = site_toml((1,), limit_a=32, breaker_a=40, max_a=16)
 
 
 def main() -> None:

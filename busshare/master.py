@@ -60,7 +60,7 @@ from enum import Enum, StrEnum
 from .core import allocation
 from .core.allocation import Demand
 from .core.config import Config, ServantConfig, Timing
-from .core.events import Event, EventLog
+from .core.events import Event, EventKind, EventLog
 from .frames import (
     HEARD_PAGE_SIZE,
     HEARTBEAT_SEQ_MODULO,
@@ -377,7 +377,7 @@ class Master:
         self._stranger_until: dict[int, float] = {}
         self._deadline = now  # (so the first call runs the timers)
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
-        self._events.add(now, "learning", None,
+        self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
 
     # -- public API ------------------------------------------------------------------
@@ -447,7 +447,7 @@ class Master:
 
     def shutdown(self, now: float) -> list[Message]:
         """Graceful stop: a leaving heartbeat makes every servant fail safe at once (rule 5)."""
-        self._events.add(now, "leaving", None, "master shutting down: servants fail safe now")
+        self._events.add(now, EventKind.LEAVING, None, "master shutting down: servants fail safe now")
         self.left = True
         self._deadline = self._next_hb = INF
         return [self._heartbeat(now, leaving=True)]
@@ -525,7 +525,7 @@ class Master:
         """Any frame from it: back from silence (rule 3) it is counted from its failsafe and confirmed again."""
         slot.last_heard = now
         if slot.presence is Presence.SILENT:
-            self._events.add(now, "servant-back", slot.cfg.address,
+            self._events.add(now, EventKind.SERVANT_BACK, slot.cfg.address,
                              f"heard again after {now - slot.silent_since:.2f} s silent")
             if now >= slot.silent_since + self.timing.silent_count_after:
                 # it was counted at its failsafe and the rest may have been granted to others: it comes back
@@ -539,13 +539,13 @@ class Master:
         fresh = self._second_master_until <= now
         self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "second-master", None, why + ": granting nothing, servants fail safe")
+            self._events.add(now, EventKind.SECOND_MASTER, None, why + ": granting nothing, servants fail safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, MASTER_ADDRESS))
 
     def _stranger(self, address: int, now: float, out: list[Message]) -> None:
         """Rule 6: a servant that is not in the config is not in the budget, so pause it."""
         if self._stranger_until.get(address, -INF) <= now:
-            self._events.add(now, "unconfigured", address, "servant not in the config: told to pause")
+            self._events.add(now, EventKind.UNCONFIGURED, address, "servant not in the config: told to pause")
             out.append(SetLimit(address, self._next_txn(address), 0, 0, self.epoch))
         self._stranger_until[address] = now + self.timing.conflict_hold
 
@@ -560,7 +560,7 @@ class Master:
             worst = min(worst, twin_max)
         slot.twin_extra = max(slot.twin_extra, worst)
         if fresh:
-            self._events.add(now, "twin", slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
+            self._events.add(now, EventKind.TWIN, slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
             out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
             slot.unconfirm()
 
@@ -575,7 +575,7 @@ class Master:
             if now - slot.tag_seen <= self.timing.conflict_hold:
                 self._twin(slot, now, f"serial tags {slot.tag:#x} and {tag:#x} on one address", out, twin_max)
             else:
-                self._events.add(now, "unit-replaced", slot.cfg.address, f"serial tag {slot.tag:#x} -> {tag:#x}")
+                self._events.add(now, EventKind.UNIT_REPLACED, slot.cfg.address, f"serial tag {slot.tag:#x} -> {tag:#x}")
         slot.tag = tag
         slot.tag_seen = now
 
@@ -598,7 +598,7 @@ class Master:
             # a rebooted unit's first frames can be byte-identical to those after its previous boot; chaos
             # seed 2387). It waits for a SET_LIMIT: confirm it again (still counted at its limit meanwhile)
             slot.unconfirm()
-            self._events.add(now, "offer-below-count", slot.cfg.address,
+            self._events.add(now, EventKind.OFFER_BELOW_COUNT, slot.cfg.address,
                              f"reports {_a(st.offered_da)}, below the {_a(slot.limit)} confirmed: confirming again")
         p = slot.pending
         if p is not None and not p.applied and st.offered_da == min(p.msg.limit_da, slot.cfg.max_da):
@@ -609,7 +609,7 @@ class Master:
         slot.offered = st.offered_da
         slot.measured = st.measured_da
         if st.ev_stopped and not slot.ev_stopped:
-            self._events.add(now, "ev-stopped", slot.cfg.address, "servant stopped an overdrawing EV")
+            self._events.add(now, EventKind.EV_STOPPED, slot.cfg.address, "servant stopped an overdrawing EV")
         slot.ev_stopped = st.ev_stopped
         slot.status_failsafe = st.failsafe
         if not st.pilot.vehicle_present:
@@ -634,7 +634,7 @@ class Master:
             # it a 0 A failsafe). How long is not on the wire; it goes first in our rotation order
             slot.wait_since = now
             waits = ", its car waits"
-        self._events.add(now, "learned", slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
+        self._events.add(now, EventKind.LEARNED, slot.cfg.address, f"offers {_a(st.offered_da)}{drawing}{waits}")
 
     def _over_offer(self, slot: _Slot, st: Status, now: float) -> None:
         """Rule 1: it offers more than it may (a late copy of an old grant applied, a cut it never got, a reboot
@@ -644,7 +644,7 @@ class Master:
         applied is not here). Only counted: the STATUS may itself be a late copy, and telling it that much
         would be a grant.
         """
-        self._events.add(now, "offer-above-count", slot.cfg.address,
+        self._events.add(now, EventKind.OFFER_ABOVE_COUNT, slot.cfg.address,
                          f"reports {_a(st.offered_da)} above the {_a(slot.own_count(now))} counted: "
                          "counting it, and cutting it")
         slot.over_offer = st.offered_da
@@ -666,7 +666,7 @@ class Master:
         # (else a set-limit sent since it showed more must still be acked)
         slot.follow = Follow.CONFIRMED if slot.over_offer == 0 else Follow.FOLLOWING
         slot.status_failsafe = False  # applying our set-limit ended its failsafe
-        kind = "cut-acked" if slot.limit < old else "grant-acked" if slot.limit > old else "acked"
+        kind = EventKind.CUT_ACKED if slot.limit < old else EventKind.GRANT_ACKED if slot.limit > old else EventKind.ACKED
         self._events.add(now, kind, slot.cfg.address,
                          f"txn {ack.txn}: {_a(slot.limit)} ({ack.how.name.lower()}) after {now - p.first_sent:.2f} s")
 
@@ -678,11 +678,11 @@ class Master:
             slot.leaving_da = max(slot.leaving_da if now < slot.leaving_until else 0, held)
             slot.leaving_until = now + self.timing.reaction_allowance
             slot.pending = None
-            self._events.add(now, "release", slot.cfg.address,
+            self._events.add(now, EventKind.RELEASE, slot.cfg.address,
                              f"shutdown: {_a(rel.released_da)} back, counted at {_a(held)} for "
                              f"{self.timing.reaction_allowance:g} s while its car follows the pilot")
         else:
-            self._events.add(now, "release", slot.cfg.address,
+            self._events.add(now, EventKind.RELEASE, slot.cfg.address,
                              f"{rel.reason.name.lower()}: {_a(rel.released_da)} back")
         if slot.pending is not None and slot.pending.msg.limit_da <= slot.limit:
             slot.pending = None  # a cut: offering 0 now is certainly within it
@@ -725,15 +725,15 @@ class Master:
                 # it applied a newer txn of this epoch than the one we wait on (we restarted with the same
                 # epoch): go on numbering after it, and send what we want again under the next number
                 self._txns[slot.cfg.address] = nack.detail & 0xFF
-                self._events.add(now, "renumber", nack.reporter,
+                self._events.add(now, EventKind.RENUMBER, nack.reporter,
                                  f"txn {nack.txn} is older than its txn {nack.detail}: sent again as a newer one")
                 slot.pending = None
                 self._send(slot, p.msg.limit_da, p.msg.failsafe_da, now, out)
         elif nack.code is NackCode.EV_OVERDRAW:
-            self._events.add(now, "ev-overdraw", nack.reporter,
+            self._events.add(now, EventKind.EV_OVERDRAW, nack.reporter,
                              f"EV ignored its pilot (drawing {_a(nack.detail)}): stopped by its servant")
         else:
-            self._events.add(now, "nack", nack.reporter, f"{nack.code.name.lower()} txn {nack.txn}")
+            self._events.add(now, EventKind.NACK, nack.reporter, f"{nack.code.name.lower()} txn {nack.txn}")
 
     # -- timers --------------------------------------------------------------------------
 
@@ -754,7 +754,7 @@ class Master:
                         s.limit = s.standalone
                         s.failsafe = s.standalone
                 missing = [s.cfg.address for s in self._slots.values() if not s.known]
-                self._events.add(now, "learned-all", None,
+                self._events.add(now, EventKind.LEARNED_ALL, None,
                                  "learning over" + (f"; never heard {missing}: counted at standalone failsafe"
                                                     if missing else ""))
         for s in self._slots.values():
@@ -762,14 +762,14 @@ class Master:
                 s.presence = Presence.SILENT
                 s.silent_since = now
                 s.unconfirm()
-                self._events.add(now, "servant-silent", s.cfg.address,
+                self._events.add(now, EventKind.SERVANT_SILENT, s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
             if s.twin_extra and now >= s.twin_until and s.pending is None and s.limit == 0:
                 s.twin_extra = 0
-                self._events.add(now, "twin-gone", s.cfg.address, "one unit again")
+                self._events.add(now, EventKind.TWIN_GONE, s.cfg.address, "one unit again")
         if self._second_master_until > -INF and now >= self._second_master_until:
             self._second_master_until = -INF
-            self._events.add(now, "second-master-gone", None, "no other master heard")
+            self._events.add(now, EventKind.SECOND_MASTER_GONE, None, "no other master heard")
             for s in self._slots.values():
                 s.unconfirm()
 
@@ -803,7 +803,7 @@ class Master:
                     if cap < s.limit:
                         s.reclaim_cap = cap
                         changed = True
-                        self._events.add(now, "reclaim", s.cfg.address,
+                        self._events.add(now, EventKind.RECLAIM, s.cfg.address,
                                          f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
                                          f"capped at {_a(cap)}")
                     s.low_since = None
@@ -814,7 +814,7 @@ class Master:
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
         s.reclaim_cap = None
         s.low_since = None
-        self._events.add(now, "reclaim-end", s.cfg.address, why + ": full share again")
+        self._events.add(now, EventKind.RECLAIM_END, s.cfg.address, why + ": full share again")
 
     def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int]]:
         """(limit targets, failsafe targets) for every slot that can be told something."""
@@ -948,7 +948,7 @@ class Master:
         s.failsafe = max(s.failsafe, p.failsafe_da)
         L, F = min(L, s.limit), min(F, s.failsafe)
         why = f"{_a(L)} is enough now" if eased else "cut instead"
-        self._events.add(now, "superseded", s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
+        self._events.add(now, EventKind.SUPERSEDED, s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
         s.pending = None
         return L, F, eased
 
@@ -1005,7 +1005,7 @@ class Master:
             return
         rest = [a for a in self._order if a not in waiting]
         self._order = waiting + rest
-        self._events.add(now, "rotate", None, f"shortage: {waiting} charge next, the others may wait")
+        self._events.add(now, EventKind.ROTATE, None, f"shortage: {waiting} charge next, the others may wait")
 
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
@@ -1014,7 +1014,7 @@ class Master:
         msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
         silence = any(x.presence is _SILENT for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
-        kind = "cut" if limit < s.limit else "grant" if limit > s.limit else "confirm"
+        kind = EventKind.CUT if limit < s.limit else EventKind.GRANT if limit > s.limit else EventKind.CONFIRM
         self._events.add(now, kind, s.cfg.address,
                          f"txn {txn}: {_a(s.limit)} -> {_a(limit)}, failsafe {_a(failsafe)}")
         out.append(msg)

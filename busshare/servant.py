@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .core.config import ServantConfig, Timing
-from .core.events import Event, EventLog
+from .core.events import Event, EventKind, EventLog
 from .core.heartbeat_order import HeartbeatOrder
 from .core.pilot_history import PilotHistory
 from .frames import (
@@ -191,12 +191,12 @@ class Servant:
         if self._measured is not None:
             self._history.note_reading(self._measured, now)
         if pilot is not old:
-            self._events.add(now, "pilot", self.address, f"pilot {old.name} -> {pilot.name}")
+            self._events.add(now, EventKind.PILOT, self.address, f"pilot {old.name} -> {pilot.name}")
             self._maybe_done_at = INF
             if pilot is PilotState.A:
                 if self.ev_stopped:
                     self.ev_stopped = False
-                    self._events.add(now, "ev-stop-cleared", self.address, "EV unplugged: contactor may close again")
+                    self._events.add(now, EventKind.EV_STOP_CLEARED, self.address, "EV unplugged: contactor may close again")
                 self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
@@ -229,7 +229,7 @@ class Servant:
         self._limit = 0
         self._pending = None
         self._update_offer(now)
-        self._events.add(now, "release", self.address, f"shutdown: gave back {_a(released)}")
+        self._events.add(now, EventKind.RELEASE, self.address, f"shutdown: gave back {_a(released)}")
         return [Release(self.address, released, ReleaseReason.SHUTDOWN)]
 
     def link_down(self, now: float) -> list[Message]:
@@ -374,7 +374,7 @@ class Servant:
         if not self._order.fresh(hb.seq, now):
             # a late copy of an old heartbeat (a gateway, a bridge, a multi-mailbox driver): it proves neither that
             # the master is alive nor that it hears us now (rules 3-4)
-            self._events.add(now, "stale-heartbeat", self.address,
+            self._events.add(now, EventKind.STALE_HEARTBEAT, self.address,
                              f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
             return
         self._last_hb = now
@@ -399,12 +399,12 @@ class Servant:
         if old is not None:
             lowered = min(self._armed, self._standalone)
             if lowered != self._armed:
-                self._events.add(now, "disarm", self.address,
+                self._events.add(now, EventKind.DISARM, self.address,
                                  f"new master {key}: failsafe disarmed {_a(self._armed)} -> {_a(lowered)}")
             self._armed = lowered
             if self.in_failsafe:
                 self._limit = min(self._limit, self._armed)
-        self._events.add(now, "master", self.address, f"following master {key[0]} epoch {key[1]}")
+        self._events.add(now, EventKind.MASTER, self.address, f"following master {key[0]} epoch {key[1]}")
         self._join_due = True
         self._next_status = now
 
@@ -413,7 +413,7 @@ class Servant:
         fresh = self._second_master_until <= now
         self._second_master_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "second-master", self.address, why + ": failing safe")
+            self._events.add(now, EventKind.SECOND_MASTER, self.address, why + ": failing safe")
             out.append(Nack(MASTER_ADDRESS, NackCode.SECOND_MASTER, self.address))
             self._armed = min(self._armed, self._standalone)
             self._enter_failsafe(now, "two masters on the bus")
@@ -425,7 +425,7 @@ class Servant:
         fresh = self._twin_until <= now
         self._twin_until = now + self.timing.conflict_hold
         if fresh:
-            self._events.add(now, "twin", self.address, why + ": pausing")
+            self._events.add(now, EventKind.TWIN, self.address, why + ": pausing")
             out.append(Nack(self.address, NackCode.ADDRESS_CONFLICT, self.address))
             self._join_due = True
             self._limit = 0
@@ -438,7 +438,7 @@ class Servant:
         """Rule 1: only the master followed, never an older txn (NACK OLD_TXN), a repeat re-acked; rule 6: none
         while two masters are heard."""
         if self._master is None or msg.epoch != self._master[1]:
-            self._events.add(now, "stale-set-limit", self.address,
+            self._events.add(now, EventKind.STALE_SET_LIMIT, self.address,
                              f"ignored set-limit txn {msg.txn} of epoch {msg.epoch} (following {self._master})")
             return
         if self._second_master_until > now:
@@ -450,7 +450,7 @@ class Servant:
             if ahead >= 128:
                 # a late duplicate or a reordered frame (or a master restarted with the same epoch and
                 # numbering from scratch: the NACK tells it where to go on from)
-                self._events.add(now, "old-set-limit", self.address,
+                self._events.add(now, EventKind.OLD_SET_LIMIT, self.address,
                                  f"ignored txn {msg.txn} ({_a(msg.limit_da)}): older than txn {last.txn} applied")
                 out.append(Nack(self.address, NackCode.OLD_TXN, self.address, msg.txn, last.txn))
                 return
@@ -491,17 +491,17 @@ class Servant:
             # a grant while no heartbeat has shown the master hears us: taken once one does (it hears us again,
             # or it sent this before we went mute and will count us down soon); not acked meanwhile (rule 4)
             if self._held != msg:
-                self._events.add(now, "grant-held", self.address,
+                self._events.add(now, EventKind.GRANT_HELD, self.address,
                                  f"txn {msg.txn} {_a(limit)} waits: the master has not shown it hears us")
             self._held = msg
             return
         self._held = None
         if limit != msg.limit_da:
-            self._events.add(now, "clamped", self.address,
+            self._events.add(now, EventKind.CLAMPED, self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
         if repeat and (limit > self._limit or fs > self._armed):
             limit, fs = min(limit, self._limit), min(fs, self._armed)
-            self._events.add(now, "repeat", self.address,
+            self._events.add(now, EventKind.REPEAT, self.address,
                              f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
                              f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
@@ -513,7 +513,7 @@ class Servant:
         self._pending = None
         if self.in_failsafe and not unheard:  # (a cut while unheard is applied, and the failsafe goes on)
             self._failsafe = Failsafe.OFF
-            self._events.add(now, "failsafe-end", self.address, f"master granted {_a(limit)}")
+            self._events.add(now, EventKind.FAILSAFE_END, self.address, f"master granted {_a(limit)}")
         self._update_offer(now)
         self._ack_or_wait(msg.txn, limit, old_offer, now, out)
 
@@ -528,19 +528,19 @@ class Servant:
             # on the clock of the last lowering from above this limit (the pilot has stayed at or below it since)
             since = max(t for t, before in recent if before > limit)
             if old_offer == limit:  # e.g. the master's confirm of a RELEASE: the pilot does not move
-                self._events.add(now, "confirm", self.address, f"offer stays {_a(limit)}; acked once the draw "
+                self._events.add(now, EventKind.CONFIRM, self.address, f"offer stays {_a(limit)}; acked once the draw "
                                  f"has followed the lowering from {_a(may_draw)}")
             else:
-                self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
+                self._events.add(now, EventKind.CUT, self.address, f"offer {_a(old_offer)} -> {_a(limit)} (the EV may "
                                  f"still draw up to {_a(may_draw)})")
             self._pending = PendingCut(txn, limit, since)
             self._check_pending(now, out)
         elif limit >= old_offer:
             if limit > old_offer:
-                self._events.add(now, "grant", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
+                self._events.add(now, EventKind.GRANT, self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
             self._ack(txn, limit, AckHow.IMMEDIATE, out)
         else:
-            self._events.add(now, "cut", self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
+            self._events.add(now, EventKind.CUT, self.address, f"offer {_a(old_offer)} -> {_a(limit)}")
             self._pending = PendingCut(txn, limit, now)
             self._check_pending(now, out)
 
@@ -580,7 +580,7 @@ class Servant:
             return
         self.ev_stopped = True
         self._over_since = None
-        self._events.add(now, "ev-stopped", self.address,
+        self._events.add(now, EventKind.EV_STOPPED, self.address,
                          f"EV draws {_a(measured)} above offer {_a(self.offer_da)} past the allowance: contactor open")
         out.append(Nack(self.address, NackCode.EV_OVERDRAW, self.address, txn, min(measured, 0xFFFF)))
 
@@ -592,7 +592,7 @@ class Servant:
             self._failsafe = Failsafe.ON
             self._failsafe_since = now
             self._limit = min(self._limit, self._armed)  # only ever lower
-            self._events.add(now, "failsafe", self.address, f"{why}: offer {_a(self._limit)}")
+            self._events.add(now, EventKind.FAILSAFE, self.address, f"{why}: offer {_a(self._limit)}")
             self._next_status = now  # tell the master (and any monitor) at once: it re-confirms us sooner
         else:
             self._limit = min(self._limit, self._armed)
@@ -612,7 +612,7 @@ class Servant:
                 self._phase = Phase.LAPSED
                 lowered = min(self._limit, self._standalone)
                 if lowered != self._limit:
-                    self._events.add(now, "unconfirmed", self.address,
+                    self._events.add(now, EventKind.UNCONFIRMED, self.address,
                                      f"master never confirmed our {_a(self._limit)}: down to {_a(lowered)}")
                     self._limit = lowered
                 self._armed = min(self._armed, self._standalone)
@@ -625,13 +625,13 @@ class Servant:
                 # servants holding an armed failsafe from a master that just died have fallen to standalone.
                 self._phase = Phase.STANDALONE
                 self._limit = self._standalone
-                self._events.add(now, "standalone", self.address,
+                self._events.add(now, EventKind.STANDALONE, self.address,
                                  f"no master heard since boot: standalone failsafe {_a(self._standalone)}")
         if self._failsafe is _ON and now >= self._failsafe_since + t.failsafe_hold:
             self._failsafe = Failsafe.HELD
             self._armed = min(self._armed, self._standalone)
             if self._limit > self._armed:
-                self._events.add(now, "failsafe-hold", self.address,
+                self._events.add(now, EventKind.FAILSAFE_HOLD, self.address,
                                  f"failsafe hold over: {_a(self._limit)} -> {_a(self._armed)}")
                 self._limit = self._armed
         if now >= self._maybe_done_at:
@@ -641,10 +641,10 @@ class Servant:
                 self._release(now, ReleaseReason.EV_DONE, out)
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
-            self._events.add(now, "twin-gone", self.address, "no other unit heard on this address")
+            self._events.add(now, EventKind.TWIN_GONE, self.address, "no other unit heard on this address")
         if self._second_master_until > -INF and now >= self._second_master_until:
             self._second_master_until = -INF
-            self._events.add(now, "second-master-gone", self.address, "one master again")
+            self._events.add(now, EventKind.SECOND_MASTER_GONE, self.address, "one master again")
 
     # -- the common step after every input -------------------------------------------
 
@@ -703,7 +703,7 @@ class Servant:
             pending, self._pending = self._pending, None
             self._ack(pending.txn, pending.limit_da, AckHow.IMMEDIATE, out)
         if released or reason is not ReleaseReason.EV_DONE:
-            self._events.add(now, "release", self.address, f"{reason.name.lower()}: gave back {_a(released)}")
+            self._events.add(now, EventKind.RELEASE, self.address, f"{reason.name.lower()}: gave back {_a(released)}")
             out.append(Release(self.address, released, reason))
 
     def _status(self) -> Status:

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.events import EventKind
 from ..frames import Ack, Heartbeat, Join, Message, Nack, Release, SetLimit, Status
 from ..protocol.e2e import E2EStatus
 from ..protocol.pilot import PilotState
@@ -180,9 +181,9 @@ class CaptureSummary:
             if msg.failsafe and not s.failsafe:
                 s.failsafe_entries += 1
                 self.failsafe_events.append((t, msg.address, msg.offered_da))
-                self.marks.append(Mark(t, msg.address, "failsafe", f"offers {msg.offered_da / 10:.1f} A"))
+                self.marks.append(Mark(t, msg.address, EventKind.FAILSAFE, f"offers {msg.offered_da / 10:.1f} A"))
             elif s.failsafe and not msg.failsafe:  # the plot shades the failsafe until here
-                self.marks.append(Mark(t, msg.address, "failsafe-end", f"offers {msg.offered_da / 10:.1f} A"))
+                self.marks.append(Mark(t, msg.address, EventKind.FAILSAFE_END, f"offers {msg.offered_da / 10:.1f} A"))
             s.failsafe = msg.failsafe
             if s.measured_da is not None and s.meas_t is not None:
                 s.charge_das += s.measured_da * max(0.0, t - s.meas_t)

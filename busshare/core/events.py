@@ -3,12 +3,70 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """What a node's event is about.
+
+    The value is the slug printed in logs and written to JSON records (``"event": "cut-acked"``): a
+    ``StrEnum`` prints and serialises as its value, so logs, records and docs read as they always did.
+    """
+
+    # the master
+    LEARNING = "learning"  # just booted: listening before it grants (§8.3)
+    LEARNED = "learned"  # a servant's first STATUS since boot: its offer is known
+    LEARNED_ALL = "learned-all"  # every configured servant learned (or its wait is over)
+    LEAVING = "leaving"  # shutting down: servants fail safe now
+    SERVANT_BACK = "servant-back"  # a silent servant answers again
+    SERVANT_SILENT = "servant-silent"  # a servant stopped sending STATUS
+    UNCONFIGURED = "unconfigured"  # a servant not in the config: told to pause
+    UNIT_REPLACED = "unit-replaced"  # a new serial tag on a known address
+    OFFER_BELOW_COUNT = "offer-below-count"
+    OFFER_ABOVE_COUNT = "offer-above-count"
+    CUT_ACKED = "cut-acked"
+    GRANT_ACKED = "grant-acked"
+    ACKED = "acked"  # a confirm (the same limit) acked
+    RENUMBER = "renumber"
+    EV_OVERDRAW = "ev-overdraw"
+    NACK = "nack"
+    RECLAIM = "reclaim"
+    RECLAIM_END = "reclaim-end"
+    SUPERSEDED = "superseded"  # an unanswered set-limit replaced by a new one
+    ROTATE = "rotate"  # shortage: who charges next
+    # the master's set-limits, and the servant's offer after one
+    CUT = "cut"
+    GRANT = "grant"
+    CONFIRM = "confirm"
+    # both nodes
+    RELEASE = "release"
+    TWIN = "twin"  # two units on one address
+    TWIN_GONE = "twin-gone"
+    SECOND_MASTER = "second-master"  # another master on the bus
+    SECOND_MASTER_GONE = "second-master-gone"
+    EV_STOPPED = "ev-stopped"  # the servant stopped an overdrawing EV
+    # the servant
+    PILOT = "pilot"  # the EV's pilot state changed
+    EV_STOP_CLEARED = "ev-stop-cleared"
+    STALE_HEARTBEAT = "stale-heartbeat"
+    DISARM = "disarm"
+    MASTER = "master"  # following a (new) master
+    STALE_SET_LIMIT = "stale-set-limit"
+    OLD_SET_LIMIT = "old-set-limit"
+    GRANT_HELD = "grant-held"
+    CLAMPED = "clamped"
+    REPEAT = "repeat"
+    FAILSAFE = "failsafe"
+    FAILSAFE_END = "failsafe-end"
+    FAILSAFE_HOLD = "failsafe-hold"
+    UNCONFIRMED = "unconfirmed"
+    STANDALONE = "standalone"
 
 
 @dataclass(frozen=True)
 class Event:
     t: float  # the ``now`` of the call that produced it
-    kind: str  # short slug, e.g. "failsafe", "cut", "grant", "twin", "second-master"
+    kind: EventKind
     address: int | None  # the servant concerned (None: the node itself / the whole bus)
     detail: str  # one human line
 
@@ -23,7 +81,7 @@ class EventLog:
     def __init__(self) -> None:
         self._events: list[Event] = []
 
-    def add(self, t: float, kind: str, address: int | None, detail: str) -> None:
+    def add(self, t: float, kind: EventKind, address: int | None, detail: str) -> None:
         self._events.append(Event(t, kind, address, detail))
 
     def drain(self) -> list[Event]:

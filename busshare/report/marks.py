@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..core.events import EventKind
 from .timeline import Mark
 
 
@@ -40,20 +41,20 @@ class Instant:
 
 
 SPAN_STYLES: dict[str, Style] = {
-    "failsafe": Style("in failsafe", "tab:gray"),
+    EventKind.FAILSAFE: Style("in failsafe", "tab:gray"),
     "partition": Style("partitioned", "tab:orange", hatch="//"),
     "servant-down": Style("servant crashed", "tab:red", hatch="xx"),
-    "twin": Style("twin on the address", "tab:purple", hatch=".."),
+    EventKind.TWIN: Style("twin on the address", "tab:purple", hatch=".."),
     "bus-faults": Style("lossy / corrupting bus", "gold", hatch="\\\\"),
     "no-master": Style("no master", "dimgray", hatch="//"),
-    "second-master": Style("second master", "tab:brown", hatch="++"),
+    EventKind.SECOND_MASTER: Style("second master", "tab:brown", hatch="++"),
 }
 INSTANT_STYLES: dict[str, Style] = {
     "plug-in": Style("car plugged in", "tab:green", marker="v"),
     "plug-in-noncompliant": Style("non-compliant car plugged in", "tab:red", marker="v"),
     "unplug": Style("car unplugged", "tab:olive", marker="^"),
     "watchdog": Style("watchdog reset the pilot", "tab:red", marker="X"),
-    "ev-stopped": Style("overdrawing EV stopped", "darkred", marker="s"),
+    EventKind.EV_STOPPED: Style("overdrawing EV stopped", "darkred", marker="s"),
     "heartbeat-gap": Style("heartbeat gap", "darkgoldenrod"),
     "master-silent": Style("master silent", "black"),
     "master-leaving": Style("master leaving", "dimgray"),
@@ -64,10 +65,10 @@ INSTANT_STYLES: dict[str, Style] = {
 }
 # start kind -> (span kind, end kind); both marks carry the same address
 _PAIRS = {
-    "failsafe": ("failsafe", "failsafe-end"),
+    EventKind.FAILSAFE: (EventKind.FAILSAFE, EventKind.FAILSAFE_END),
     "partition": ("partition", "heal"),
     "servant-crash": ("servant-down", "servant-boot"),
-    "twin": ("twin", "twin-gone"),
+    EventKind.TWIN: (EventKind.TWIN, EventKind.TWIN_GONE),
 }
 PRIMARY_MASTER = "master"  # the simulator's name for the installation's own master
 
@@ -104,12 +105,12 @@ def classify(marks: Iterable[Mark], t_end: float) -> tuple[list[Span], list[Inst
             if _master_name(m.detail) == PRIMARY_MASTER:
                 open_.setdefault(("no-master", None), m.t)
             else:
-                close(("second-master", None), m.t)
+                close((EventKind.SECOND_MASTER, None), m.t)
         elif m.kind == "master-start":
             if _master_name(m.detail) == PRIMARY_MASTER:
                 close(("no-master", None), m.t)
             else:
-                open_.setdefault(("second-master", None), m.t)
+                open_.setdefault((EventKind.SECOND_MASTER, None), m.t)
         elif m.kind == "plug-in" and "NON-COMPLIANT" in m.detail:  # the simulator's car that ignores cuts
             instants.append(Instant(m.t, m.address, "plug-in-noncompliant"))
         elif m.kind in INSTANT_STYLES:

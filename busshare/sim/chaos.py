@@ -80,7 +80,7 @@ def _mute_in_heavy_loss(rng: random.Random, site: Site, at: float) -> Episode:
     ))
 
 
-def _rival_in_loss(rng: random.Random, site: Site, at: float) -> Episode:
+def _second_master_in_loss(rng: random.Random, site: Site, at: float) -> Episode:
     """A second master joins while the bus is lossy (its frames and the servants' reports get lost)."""
     length = rng.uniform(10, 300)
     return Episode((
@@ -153,7 +153,7 @@ def _grant_then_cut(rng: random.Random, site: Site, at: float) -> Episode:
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
     "mute-in-heavy-loss": 0.40,  # a one-way partition 'out' during a 50-70 % loss episode
-    "rival-in-loss": 0.40,  # a second master on a lossy bus
+    "second-master-in-loss": 0.40,  # a second master on a lossy bus
     "loss-at-master-change": 0.40,  # acks lost around the failsafe entry / the restarted master's confirmations
     "grant-then-cut": 0.35,  # a grant followed within the car's reaction time by a cut
     "echo-at-loss-of-contact": 0.25,  # a second path echoing every frame while the master stops or a servant mutes
@@ -165,7 +165,7 @@ CI_SEEDS = range(1000, 2000)
 
 SHAPES: tuple[Shape, ...] = (
     Shape("mute-in-heavy-loss", ("servants", "bus", "everything"), 1.0, _mute_in_heavy_loss),
-    Shape("rival-in-loss", ("conflicts", "bus", "everything"), 1.0, _rival_in_loss),
+    Shape("second-master-in-loss", ("conflicts", "bus", "everything"), 1.0, _second_master_in_loss),
     Shape("loss-at-master-change", ("master", "bus", "everything"), 1.0, _loss_at_master_change),
     Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
@@ -348,7 +348,7 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
 
     ``mute-in-heavy-loss``: a one-way partition 'out' overlapping a bus losing >= 50 %;
-    ``rival-in-loss``: a second master overlapping a bus losing >= 5 %;
+    ``second-master-in-loss``: a second master overlapping a bus losing >= 5 %;
     ``loss-at-master-change``: a bus losing >= 20 % within 2 s after a master stops (crash: after its
     servants' failsafe entry, failsafe_timeout later) or restarts;
     ``grant-then-cut``: a car leaves while another charges, and a car plugs in within the reaction
@@ -372,7 +372,7 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
         if f.kind == "partition" and f.direction == "out" and _overlaps(*span, heavy):
             found.add("mute-in-heavy-loss")
         elif f.kind == "second_master" and _overlaps(*span, lossy):
-            found.add("rival-in-loss")
+            found.add("second-master-in-loss")
         elif f.kind in ("master_crash", "master_shutdown", "master_restart"):
             t = f.at + (timing.failsafe_timeout if f.kind == "master_crash" else 0.0)
             if _overlaps(t, t + 2.0, loss20):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..core.events import EventKind
 from .bus import BusFaults
 from .ev import EvProfile
 from .loop import SCRIPT
@@ -222,7 +223,7 @@ class Faults(World):
         cfg = base[0].cfg
         twin_cfg = replace(cfg, serial=serial if serial is not None else (cfg.serial ^ 0x5A5A5A5A) & 0xFFFFFFFF)
         p = self._add_servant(twin_cfg, twin=True, now=t)
-        self._mark(t, address, "twin", f"{p.name} serial {twin_cfg.serial:#x}")
+        self._mark(t, address, EventKind.TWIN, f"{p.name} serial {twin_cfg.serial:#x}")
         self._fault_on(f"twin:{address}", t)
         if car is not None:
             self.plug(p, car, t)
@@ -235,5 +236,5 @@ class Faults(World):
         if p.evse.plugged:
             p.evse.unplug(t)
             self._sync(p, t)
-        self._mark(t, p.address, "twin-gone", p.name)
+        self._mark(t, p.address, EventKind.TWIN_GONE, p.name)
         self._fault_off(f"twin:{p.address}", t)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.events import Event
+from ..core.events import Event, EventKind
 from ..frames import Message
 from ..protocol.pilot import PilotState
 from .loop import EV, NODE
@@ -103,7 +103,8 @@ class ServantHost:
             p.in_failsafe = fs
             if fs:
                 sim.failsafe_episodes += 1
-            sim._mark(now, p.address, "failsafe" if fs else "failsafe-end", f"{p.name} offers {p.offer / 10:.1f} A")
+            sim._mark(now, p.address, EventKind.FAILSAFE if fs else EventKind.FAILSAFE_END,
+                      f"{p.name} offers {p.offer / 10:.1f} A")
         if events:
             sim._marks(p, events, now)
 

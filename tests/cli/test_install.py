@@ -19,17 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodeproc import NodeProc, free_udp_port
+from tests.support.site_files import site_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SITE = """\
-[site]
-limit_a = 32
-
-[[servant]]
-address = 1
-max_a = 16
-"""
+SITE = site_toml((1,), limit_a=32, max_a=16)
 
 
 def clean_env(home: Path) -> dict[str, str]:

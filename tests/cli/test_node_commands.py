@@ -14,15 +14,9 @@ from hypothesis import strategies as st
 from busshare.cli import main
 from busshare.cli.commands._common import printer
 from busshare.report.records import TimeBase, TimeMode
+from tests.support.site_files import site_toml
 
-SITE = """\
-[site]
-limit_a = 32
-
-[[servant]]
-address = 1
-max_a = 16
-"""
+SITE = site_toml((1,), limit_a=32, max_a=16)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -126,7 +120,7 @@ def test_a_master_that_hears_nobody_words_its_count_as_a_reservation(capsys: pyt
                                                                      tmp_path: Path) -> None:
     """Unknown units count at their maximum (48 A on a 32 A limit): held in reserve, nothing granted."""
     site = tmp_path / "site.toml"
-    site.write_text(SITE + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\n" for a in (2, 3)))
+    site.write_text(site_toml((1, 2, 3), limit_a=32, max_a=16))
     code, out, err = run(capsys, "master", "--config", str(site), "--duration", "0.35", "--status-interval", "0.1",
                          "-i", "virtual", "-c", "cmd-master-reserve")
     assert code == 0, err

@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import pty
-import select
 import struct
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pyte
 import pytest
 
-from tests.support.ptys import read_until_closed
+from tests.support.ptys import read_into, read_until_closed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,17 +132,8 @@ def _on_a_terminal(args: list[str], columns: int = 100, rows: int = 40) -> tuple
 
 
 def _read_until(fd: int, done: Callable[[bytes], bool], out: bytearray, timeout: float = 120) -> None:
-    while not done(bytes(out)):
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            raise AssertionError(f"no output for {timeout} s; so far:\n{out[-2000:].decode(errors='replace')}")
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # the child closed the terminal
-            return
-        if not chunk:
-            return
-        out += chunk
+    if not read_into(out, fd, done, timeout):
+        raise AssertionError(f"no output for {timeout} s; so far:\n{out[-2000:].decode(errors='replace')}")
 
 
 def test_ctrl_c_on_a_terminal_leaves_one_clean_final_view_and_exits_130() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from busshare.core.config import Config, ServantConfig, Timing
 from busshare.core.driver import FEEDBACK_ROUNDS, settle, settle_servant
-from busshare.core.events import Event
+from busshare.core.events import Event, EventKind
 from busshare.core.node import ServantNode
 from busshare.frames import Message, Release, ReleaseReason
 from busshare.master import Master
@@ -28,7 +28,7 @@ class Recorder:
         self.calls.append(f"send {len(msgs)}")
 
     def record(self, events: list[Event], now: float) -> None:
-        self.calls.append(f"record {[e.kind for e in events]}")
+        self.calls.append(f"record {[e.kind.value for e in events]}")
 
     def schedule(self, deadline: float, now: float) -> None:
         self.calls.append(f"schedule {deadline}")
@@ -65,7 +65,7 @@ class FakeServant:
 
     def observe(self, pilot: PilotState, measured_da: int | None, now: float) -> list[Message]:
         self.observed.append((pilot, measured_da))
-        self._events.append(Event(now, "observed", None, pilot.name))
+        self._events.append(Event(now, EventKind.PILOT, None, pilot.name))
         return [MSG]
 
     def link_down(self, now: float) -> list[Message] | None:
@@ -81,7 +81,7 @@ class FakeServant:
 
 def test_settle_applies_then_sends_then_drains_then_schedules() -> None:
     host, node = Recorder(), FakeServant()
-    node._events.append(Event(0.0, "cut", 1, ""))
+    node._events.append(Event(0.0, EventKind.CUT, 1, ""))
     settle(node, host, [MSG, MSG], 1.0)
     assert host.calls == ["apply", "send 2", "record ['cut']", "schedule 9.0"]
 
@@ -96,7 +96,7 @@ def test_a_changed_reading_is_observed_and_its_answer_applied_then_sent_before_t
     host, node = Recorder([(PilotState.C, 100)]), FakeServant()
     settle_servant(node, host, [MSG], 1.0)
     assert node.observed == [(PilotState.C, 100)]
-    assert host.calls == ["apply", "send 1", "reading", "apply", "send 1", "reading", "record ['observed']",
+    assert host.calls == ["apply", "send 1", "reading", "apply", "send 1", "reading", "record ['pilot']",
                           "schedule 9.0"]
 
 
@@ -106,7 +106,7 @@ def test_readings_are_fed_back_a_bounded_number_of_times() -> None:
     settle_servant(node, host, [], 1.0)
     assert len(node.observed) == FEEDBACK_ROUNDS
     assert host.calls.count("apply") == FEEDBACK_ROUNDS  # the first, then one per round but the last
-    assert host.calls[-2:] == [f"record {['observed'] * FEEDBACK_ROUNDS}", "schedule 9.0"]
+    assert host.calls[-2:] == [f"record {['pilot'] * FEEDBACK_ROUNDS}", "schedule 9.0"]
 
 
 def test_the_real_nodes_are_what_the_drivers_take() -> None:

@@ -54,6 +54,27 @@ def settled(net: Net, seconds: float = 1.0) -> Net:
     return net
 
 
+def plugged_in(cars: dict[int, float], seconds: float, cfg: Config | None = None) -> Net:
+    """A net on ``cfg`` (default: ``site()``) settled for a second, then a car plugged in at each address
+    of ``cars`` (reacting in that many seconds), then run for ``seconds``."""
+    net = settled(Net(site() if cfg is None else cfg))
+    for address, react in cars.items():
+        net.plug(address, Car(react=react))
+    net.run(seconds)
+    return net
+
+
+def meterless_charging(*addresses: int, seconds: float = 12.0) -> Net:
+    """``plugged_in`` on meterless units (they ack a cut only after the reaction allowance), cars reacting in 0.5 s."""
+    return plugged_in(dict.fromkeys(addresses, 0.5), seconds, meterless_site())
+
+
+def silence(net: Net, address: int) -> None:
+    """Servant ``address``'s frames are lost until the master takes it for silent (rule 3)."""
+    net.units[address].mute = True
+    net.run(net.config.timing.servant_silent_after + 0.1)
+
+
 def grants_to(net: Net, address: int, since: int = 0) -> list[tuple[int, SetLimit]]:
     return [(i, m) for i, (_, who, m) in enumerate(net.log) if i >= since and who == "master"
             and isinstance(m, SetLimit) and m.address == address]
@@ -138,10 +159,7 @@ def test_rule1_never_overcommit_under_random_arrivals(events: list[tuple[int, bo
 
 def test_silent_servant_keeps_its_share_reserved_then_counts_at_its_failsafe() -> None:
     timing = site().timing
-    net = settled(Net(site()))
-    net.plug(1, Car(react=0.5))
-    net.plug(2, Car(react=0.5))
-    net.run(5.0)
+    net = plugged_in({1: 0.5, 2: 0.5}, 5.0)
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
     net.units[2].mute = True  # the master no longer hears servant 2 (it still hears the master)
     t0 = net.t
@@ -162,10 +180,7 @@ def test_a_unit_back_from_a_long_partition_is_raised_only_by_a_grant() -> None:
     # old limit is gone: it comes back from its failsafe, and only a grant (after the others' cuts
     # are acked) may raise it (the fault tour caught it with frame latency)
     timing = site().timing
-    net = settled(Net(site()))
-    for a in (1, 2, 3, 4):
-        net.plug(a, Car(react=0.5))
-    net.run(8.0)
+    net = plugged_in(dict.fromkeys((1, 2, 3, 4), 0.5), 8.0)
     assert net.offers() == {1: 160, 2: 160, 3: 160, 4: 160}
     net.units[1].mute = net.units[1].deaf = True
     net.run(timing.servant_silent_after + timing.silent_count_after + 2.0)
@@ -180,10 +195,7 @@ def test_a_unit_back_from_a_long_partition_is_raised_only_by_a_grant() -> None:
 
 
 def test_a_servant_that_comes_back_is_granted_again() -> None:
-    net = settled(Net(site()))
-    net.plug(1, Car(react=0.5))
-    net.plug(2, Car(react=0.5))
-    net.run(5.0)
+    net = plugged_in({1: 0.5, 2: 0.5}, 5.0)
     net.units[2].mute = True
     net.run(12.0)
     net.units[2].mute = False
@@ -196,10 +208,7 @@ def test_a_servant_that_rebooted_unnoticed_is_confirmed_again() -> None:
     # for a repeat by the master's E2E check: after a reboot its first frames can be byte-identical to
     # those after the previous one; chaos seed 2387). It offers 0 A waiting for a SET_LIMIT, while the
     # master counts it at its old limit as confirmed: its STATUS offering less than that is the sign
-    net = settled(Net(site()))
-    net.plug(1, Car(react=0.5))
-    net.plug(2, Car(react=0.5))
-    net.run(5.0)
+    net = plugged_in({1: 0.5, 2: 0.5}, 5.0)
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
     u = net.units[2]
     u.node = Servant(net.config.servants[1], net.config.timing, net.t)
@@ -217,15 +226,9 @@ def test_a_short_silence_does_not_hold_a_meterless_servant_at_its_failsafe_cut()
     # heard again before that cut is acked (a meterless unit acks only after the reaction allowance),
     # the master replaces the deep cut by a shallower one, still counted at the old limit until
     # acked, instead of holding the car at 6 A for the whole allowance (chaos seed 1102)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.plug(2, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 2)
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
-    net.units[2].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 2)
     assert net.units[2].node.offer_da == 60, "it heard the cut to its failsafe"
     net.units[2].mute = False
     net.run(1.0)
@@ -239,16 +242,10 @@ def test_cuts_caused_by_a_short_silence_are_eased_on_the_other_servants_too() ->
     # When it is heard again before those cuts are acked (meterless units ack only after the reaction
     # allowance), the master eases them too, instead of leaving the room unused for 5 s
     # (the hypothesis stateful test found this on a bus with 10 % corruption)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.plug(3, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 3)
     assert net.offers() == {1: 320, 2: 0, 3: 320, 4: 0}
     mark = len(net.log)
-    net.units[2].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 2)
     assert [m.limit_da for _, m in grants_to(net, 1, mark)] == [290], "cut to make room for its standalone 6 A"
     net.units[2].mute = False
     net.run(1.0)
@@ -261,15 +258,10 @@ def test_a_meterless_unit_applying_an_eased_cut_is_not_taken_for_unanswering() -
     # a meterless unit acks it only after the reaction allowance. Its STATUS shows it offering 16 A:
     # it hears the master, and must not be cut back to 6 A as "unanswering" after ack_timeout
     # (chaos seed 2622)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    for a in (1, 2, 3):
-        net.plug(a, Car(react=0.5))
-    net.run(12.0)
+    net = meterless_charging(1, 2, 3)
+    timing = net.config.timing
     assert net.offers() == {1: 214, 2: 213, 3: 213, 4: 0}
-    net.units[1].mute = True
-    net.run(timing.servant_silent_after + 0.1)
+    silence(net, 1)
     net.plug(4, Car(react=0.5))
     net.run(0.2)
     assert net.units[1].node.offer_da == 60
@@ -304,11 +296,8 @@ def test_a_lost_timed_ack_is_asked_for_again_after_half_an_ack_timeout() -> None
     # waiting for the freed current should not wait a whole ack_timeout more: once a cut has been
     # outstanding for the allowance, the master re-sends it every ack_timeout / 2 (chaos seed 1707: a
     # lost set-limit and then a lost ack left a car short for just over the settle bound)
-    cfg = meterless_site()
-    timing = cfg.timing
-    net = settled(Net(cfg))
-    net.plug(1, Car(react=0.5))
-    net.run(1.0)
+    net = meterless_charging(1, seconds=1.0)
+    timing = net.config.timing
     assert net.offers()[1] == 640
     mark = len(net.log)
     net.units[1].lose = (Ack,)
@@ -346,10 +335,7 @@ def test_a_servant_going_down_is_counted_at_its_old_current_until_its_car_has_fo
     # Re-granting that at once would put 96 A on the 64 A circuit; after the allowance it is freed
     # (down to the standalone failsafe a silent unit counts at: it may come back)
     timing = site().timing
-    net = settled(Net(site()))
-    net.plug(1, Car(react=4.5))
-    net.plug(2, Car(react=0.5))
-    net.run(8.0)
+    net = plugged_in({1: 4.5, 2: 0.5}, 8.0)
     assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
     gone = net.t
     net._emit("s1", net.units[1].node.shutdown(net.t))
@@ -367,9 +353,7 @@ def test_the_queries_count_at_the_time_they_are_given() -> None:
     """committed_da(now) and servants(now) read the time they are given, not the time of the last call:
     a car going down is counted at its old current until its reaction allowance has passed."""
     timing = site().timing
-    net = settled(Net(site()))
-    net.plug(1, Car(react=0.5))
-    net.run(8.0)
+    net = plugged_in({1: 0.5}, 8.0)
     m = net.master
     assert m is not None
     gone = net.t
@@ -396,10 +380,7 @@ def test_graceful_shutdown_makes_every_servant_fail_safe_at_once() -> None:
 
 
 def test_restarted_master_learns_before_granting_and_keeps_rule1() -> None:
-    net = settled(Net(site()))
-    net.plug(1, Car(react=3.0))
-    net.plug(2, Car(react=3.0))
-    net.run(6.0)
+    net = plugged_in({1: 3.0, 2: 3.0}, 6.0)
     net.kill_master()
     net.run(0.5)  # restart faster than the failsafe timeout
     restart = net.t
@@ -429,10 +410,7 @@ def test_a_master_restarted_after_the_failsafe_waits_for_the_cars_to_follow_it()
     # overload the circuit (chaos seed 1170), so learning lasts a reaction allowance when a STATUS
     # shows the failsafe
     timing = site().timing
-    net = settled(Net(site()))
-    net.plug(1, Car(react=4.5))
-    net.plug(2, Car(react=4.5))
-    net.run(6.0)
+    net = plugged_in({1: 4.5, 2: 4.5}, 6.0)
     net.kill_master()
     net.run(timing.failsafe_timeout + 0.2)
     assert all(net.units[a].node.in_failsafe for a in (1, 2))
@@ -451,9 +429,7 @@ def test_a_restarted_master_counts_a_unit_at_what_its_car_still_draws() -> None:
     # car still draws 64 A for its reaction time. A new master that learned servant 1 at the 32 A it
     # offers would grant the second car 32 A at once: 96 A on a 64 A circuit. It learns the larger of
     # what a unit offers and what its meter reads
-    net = settled(Net(site()))
-    net.plug(1, Car(react=4.0))
-    net.run(2.0)
+    net = plugged_in({1: 4.0}, 2.0)
     assert net.offers()[1] == 640
     net.plug(2, Car(react=0.5))
     net.run(0.3)
@@ -570,9 +546,9 @@ def test_second_master_is_reported_and_servants_fail_safe() -> None:
     net.run(1.0)
     mark = len(net.sent)
     before = net.offers()
-    rival = Link()
+    second = Link()
     for _ in range(10):
-        net.inject("rival", Heartbeat(2, 99, 640), rival)
+        net.inject("second-master", Heartbeat(2, 99, 640), second)
         net.run(0.2)
     master_sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert Nack(0, NackCode.SECOND_MASTER, 0) in master_sent
@@ -597,10 +573,7 @@ def shortage_site() -> Config:
 
 
 def test_shortage_pauses_the_fewest_and_rotates_so_nobody_starves() -> None:
-    net = settled(Net(shortage_site()), 1.0)
-    for a in range(1, 13):
-        net.plug(a, Car(react=0.5))
-    net.run(10.0)
+    net = plugged_in(dict.fromkeys(range(1, 13), 0.5), 10.0, shortage_site())
     charging = {a for a, v in net.offers().items() if v > 0}
     assert len(charging) == 10, "pause the fewest: 10 x 6 A fit in 64 A"
     waited = set(range(1, 13)) - charging
@@ -614,10 +587,7 @@ def test_a_waiting_units_short_silence_does_not_restart_the_rotation_clock() -> 
     # two lost STATUS frames make a waiting unit *silent* for an instant; the shortage is still there and
     # its car still waits, so the rotation it is due stays due (chaos seed 802235: each blip put the
     # rotation off by a whole interval, and the car waited 1807 s)
-    net = settled(Net(shortage_site()), 1.0)
-    for a in range(1, 12):  # eleven cars, ten fit: one waits
-        net.plug(a, Car(react=0.5))
-    net.run(10.0)
+    net = plugged_in(dict.fromkeys(range(1, 12), 0.5), 10.0, shortage_site())  # eleven cars, ten fit: one waits
     waited = {a for a, v in net.offers().items() if v == 0 and net.units[a].car is not None}
     assert len(waited) == 1
     net.run(30.0)
@@ -633,10 +603,7 @@ def test_a_restarted_master_lets_the_cars_that_were_waiting_charge_first() -> No
     # a new master does not know who waited how long, but it learns who waits: a unit whose car wants
     # current while it offers none. Those go first in its rotation order, so a restart never sends a
     # waiting car behind the ones that were charging
-    net = settled(Net(shortage_site()), 1.0)
-    for a in range(1, 13):
-        net.plug(a, Car(react=0.5))
-    net.run(10.0)
+    net = plugged_in(dict.fromkeys(range(1, 13), 0.5), 10.0, shortage_site())
     waited = {a for a, v in net.offers().items() if v == 0}
     assert len(waited) == 2
     net.kill_master()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.core.config import ServantConfig, Timing
+from busshare.core.events import EventKind
 from busshare.frames import (
     Ack,
     AckHow,
@@ -25,36 +25,7 @@ from busshare.frames import (
 )
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
-
-T = Timing()
-C = PilotState.C
-HEARS_1_TO_7 = 0xFE  # page 0: the master hears every servant on it
-
-
-def make(meter: bool = True, max_da: int = 320, failsafe_da: int = 60) -> Servant:
-    return Servant(ServantConfig(1, max_da=max_da, failsafe_da=failsafe_da, serial=0xABC, has_meter=meter), T, 0.0)
-
-
-_SEQ = itertools.count(1)
-
-
-def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
-    """A fresh heartbeat (each one's seq follows the last: PROTOCOL.md 5.2) that hears servants 1-7."""
-    return Heartbeat(master_id, epoch, 640, 0, HEARS_1_TO_7, next(_SEQ) % 1024, **kw)
-
-
-def of(kind: type, msgs: list[Message]) -> list[Message]:
-    return [m for m in msgs if isinstance(m, kind)]
-
-
-def following(meter: bool = True, limit: int = 320, now: float = 0.1, **kw: int) -> Servant:
-    """A servant that hears master (1, 7), has a charging car and was granted ``limit``."""
-    s = make(meter=meter, **kw)
-    s.receive(hb(), now)
-    s.observe(C, 0 if meter else None, now)
-    out = s.receive(SetLimit(1, 1, limit, 60, 7), now)
-    assert of(Ack, out) == [Ack(1, 1, limit, 0 if meter else None, AckHow.IMMEDIATE)]
-    return s
+from tests.support.servant_steps import HEARS_1_TO_7, C, T, following, hb, make, of
 
 
 def beat(s: Servant, start: float, end: float, step: float = 0.05, **obs: int | None) -> list[Message]:
@@ -474,15 +445,14 @@ def test_a_servant_that_never_heard_a_master_uses_its_standalone_failsafe() -> N
     assert s.next_deadline() > T.learning_timeout
 
 
-def test_a_leaving_heartbeat_means_failsafe_at_once() -> None:
+@pytest.mark.parametrize("news", [
+    pytest.param(lambda s: s.receive(hb(leaving=True), 0.5), id="a-leaving-heartbeat"),
+    pytest.param(lambda s: s.link_down(0.3), id="link-down-counts-as-hearing-no-master"),
+    pytest.param(lambda s: s.receive(hb(conflict=True), 0.3), id="a-master-flagging-a-second-master"),
+])
+def test_failsafe_at_once_on(news: Callable[[Servant], object]) -> None:
     s = following(limit=320)
-    s.receive(hb(leaving=True), 0.5)
-    assert s.in_failsafe and s.offer_da == 60
-
-
-def test_link_down_counts_as_hearing_no_master() -> None:
-    s = following(limit=320)
-    s.link_down(0.3)
+    news(s)
     assert s.in_failsafe and s.offer_da == 60
 
 
@@ -533,12 +503,12 @@ def test_a_servant_the_master_does_not_hear_fails_safe_within_the_unheard_bound(
     s = following(limit=320)  # heard at 0.1 (following), never again
     t = 0.1
     while t < 0.1 + T.heard_timeout - 0.05:
-        deaf_to_us = Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 & ~(1 << 1), next(_SEQ) % 1024)
+        deaf_to_us = hb(heard=HEARS_1_TO_7 & ~(1 << 1))
         s.receive(deaf_to_us, t)
         s.tick(t)
         assert not s.in_failsafe and s.offer_da == 320, t
         t = round(t + 0.05, 3)
-    s.receive(Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 & ~(1 << 1), next(_SEQ) % 1024), 0.1 + T.heard_timeout)
+    s.receive(hb(heard=HEARS_1_TO_7 & ~(1 << 1)), 0.1 + T.heard_timeout)
     assert s.in_failsafe and s.offer_da == 60
     assert s.next_deadline() > 0.1 + T.heard_timeout  # and no spin on the expired timer
 
@@ -547,14 +517,14 @@ def test_a_heartbeat_that_hears_us_or_another_page_keeps_the_servant_up() -> Non
     s = following(limit=320)
     for i in range(1, 200):
         t = 0.1 + i * 0.05
-        other_page = Heartbeat(1, 7, 640, 1, 0xFF, next(_SEQ) % 1024)  # says nothing about address 1
+        other_page = hb(page=1, heard=0xFF)  # says nothing about address 1
         s.receive(hb() if i % 40 == 0 else other_page, t)  # our page every 2 s only
         s.tick(t)
     assert not s.in_failsafe and s.offer_da == 320
     # a new master starts the clock afresh: it needs time to hear us
     t = 20.0
     while t < 20.0 + T.heard_timeout:
-        s.receive(Heartbeat(2, 9, 640, 1, 0xFF, next(_SEQ) % 1024), t)
+        s.receive(hb(epoch=9, master_id=2, page=1, heard=0xFF), t)
         assert not s.in_failsafe, t
         t = round(t + 0.2, 3)
     s.tick(20.0 + T.heard_timeout)
@@ -645,12 +615,6 @@ def test_two_masters_make_the_servant_fail_safe() -> None:
     assert s.offer_da == 60, "no master is obeyed while two are heard"
 
 
-def test_a_master_flagging_a_rival_makes_the_servant_fail_safe() -> None:
-    s = following(limit=320)
-    s.receive(hb(conflict=True), 0.3)
-    assert s.in_failsafe and s.offer_da == 60
-
-
 def test_a_same_numbered_txn_with_other_content_is_a_new_set_limit() -> None:
     """A master restarted with the same epoch numbers its txns from scratch: never re-ack a stale value."""
     s = following(limit=320)
@@ -689,8 +653,8 @@ def test_the_masters_confirm_after_an_unplug_reads_as_a_confirmation_not_a_cut()
     assert of(Release, out) and s.offer_da == 0
     s.receive(SetLimit(1, 2, 0, 0, 7), 0.6)
     events = [(e.kind, e.detail) for e in s.drain_events()]
-    assert ("cut", "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
-    confirm = [d for k, d in events if k == "confirm"]
+    assert (EventKind.CUT, "offer 0.0 A -> 0.0 A (the EV may still draw up to 32.0 A)") not in events, events
+    confirm = [d for k, d in events if k is EventKind.CONFIRM]
     assert confirm == ["offer stays 0.0 A; acked once the draw has followed the lowering from 32.0 A"], events
 
 
@@ -704,7 +668,7 @@ def test_a_late_copy_of_an_old_heartbeat_restarts_neither_clock() -> None:
     t = 0.2
     while t < 10.0:  # the master goes on (seq n+1, n+2, ...) but says it no longer hears us
         t = round(t + 0.2, 3)
-        s.receive(Heartbeat(1, 7, 640, 0, 0, next(_SEQ) % 1024), t)
+        s.receive(hb(heard=0), t)
         s.receive(old, t)  # and a gateway keeps delivering the old copy that said it did
         s.tick(t)
         if s.in_failsafe:
@@ -762,7 +726,7 @@ def test_a_mute_servant_fed_an_ordered_stream_of_late_copies_fails_safe_within_t
     frames: list[tuple[float, Heartbeat]] = []
     for i in range(1, 300):
         t = round(0.2 * i, 9)
-        msg = Heartbeat(1, 7, 640, 0, HEARS_1_TO_7 if t < 30.0 else 0, next(_SEQ) % 1024)
+        msg = hb(heard=HEARS_1_TO_7 if t < 30.0 else 0)
         if t < 30.0 or i % 3 == 0:
             frames.append((t, msg))
         frames.append((round(t + delay, 9), msg))

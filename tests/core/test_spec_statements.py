@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from busshare.core.config import Config, ServantConfig, Timing, parse_config
+from busshare.core.config import Config, parse_config
+from busshare.core.events import EventKind
 from busshare.frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -29,38 +30,13 @@ from busshare.frames import (
 )
 from busshare.master import Master
 from busshare.protocol.pilot import PilotState
-from busshare.servant import Servant
 from tests.support.core_harness import Car, Net
+from tests.support.servant_steps import C, T, following, hb, make, of
 
-T = Timing()
-C = PilotState.C
 SITE = """
 [site]
 breaker_a = 80
 """ + "".join(f"[[servant]]\naddress = {a}\nmax_a = 80\nserial = {0x100 + a}\n" for a in (1, 2))
-_SEQ = itertools.count(1)
-
-
-def hb(epoch: int = 7, master_id: int = 1, **kw: bool) -> Heartbeat:
-    """A fresh heartbeat of master (1, 7) that hears servants 1-7."""
-    return Heartbeat(master_id, epoch, 640, 0, 0xFE, next(_SEQ) % 1024, **kw)
-
-
-def servant(meter: bool = True, max_da: int = 320) -> Servant:
-    return Servant(ServantConfig(1, max_da=max_da, failsafe_da=60, serial=0xABC, has_meter=meter), T, 0.0)
-
-
-def of(kind: type, msgs: list[Message]) -> list[Message]:
-    return [m for m in msgs if isinstance(m, kind)]
-
-
-def following(limit: int = 320, meter: bool = True) -> Servant:
-    """A servant following master (1, 7) at 0.1 s with a charging car, granted ``limit``."""
-    s = servant(meter)
-    s.receive(hb(), 0.1)
-    s.observe(C, 0 if meter else None, 0.1)
-    assert of(Ack, s.receive(SetLimit(1, 1, limit, 60, 7), 0.1))
-    return s
 
 
 def site() -> Config:
@@ -84,7 +60,7 @@ def test_cut_acked_counts_from_the_first_send_not_the_last_resend() -> None:
             if who == "master" and isinstance(m, SetLimit) and m.address == 1]
     first_t, cut = cuts[0]
     assert cut.limit_da == 320 and sum(m == cut for _, m in cuts) >= 2, "the cut was re-sent before its ack"
-    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind == "cut-acked" and e.address == 1]
+    acked = [e for who, e in net.events[events_mark:] if who == "master" and e.kind is EventKind.CUT_ACKED and e.address == 1]
     found = re.search(r"after ([0-9.]+) s", acked[0].detail)
     assert found is not None
     assert float(found.group(1)) == pytest.approx(acked[0].t - first_t, abs=0.006)
@@ -147,7 +123,7 @@ def test_a_repeat_is_the_same_txn_limit_failsafe_and_epoch() -> None:
 
 
 def test_a_set_limit_before_any_heartbeat_or_of_another_epoch_is_ignored_silently() -> None:
-    s = servant()
+    s = make()
     s.observe(C, 0, 0.05)
     out = s.receive(SetLimit(1, 1, 320, 60, 7), 0.1)
     assert not of(Ack, out) and not of(Nack, out) and s.limit_da == 0
@@ -162,7 +138,7 @@ def test_a_set_limit_before_any_heartbeat_or_of_another_epoch_is_ignored_silentl
 
 
 def test_request_only_when_demand_rises_from_none_not_again_to_a_new_master_nor_on_a_drop() -> None:
-    s = servant()
+    s = make()
     s.receive(hb(), 0.1)
     assert of(Request, s.observe(C, 0, 0.15)) == [Request(1, 320, 60, 0)]
     assert not of(Request, s.tick(0.2))
@@ -175,7 +151,7 @@ def test_request_only_when_demand_rises_from_none_not_again_to_a_new_master_nor_
 
 
 def test_release_on_unplug_is_sent_even_when_nothing_was_held() -> None:
-    s = servant()
+    s = make()
     s.receive(hb(), 0.1)
     s.observe(C, 0, 0.15)
     assert s.limit_da == 0
@@ -221,7 +197,7 @@ def test_ev_overdraw_names_the_cut_it_ends_or_txn_0_outside_a_cut() -> None:
 
 def test_a_set_limit_above_the_unit_maximum_is_clamped_and_acked_never_bad_limit() -> None:
     """Rule 7: clamp and ack the value applied; BAD_LIMIT is never sent (the codec rejects an invalid offer)."""
-    s = servant(max_da=160)
+    s = make(max_da=160)
     s.receive(hb(), 0.1)
     s.observe(C, 0, 0.1)
     out = s.receive(SetLimit(1, 1, 320, 320, 7), 0.2)
@@ -339,7 +315,7 @@ def test_servant_two_masters_is_a_b_a_within_conflict_hold_a_restart_is_a_b() ->
     assert of(Ack, s.receive(SetLimit(1, 6, 320, 60, 9), t + 0.05))
 
 
-def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_rival() -> None:
+def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_second_master() -> None:
     s = following()
     s.receive(hb(epoch=9, master_id=2), 0.3)
     t = 0.3
@@ -350,20 +326,20 @@ def test_servant_a_master_not_heard_for_conflict_hold_is_a_restart_not_a_rival()
     assert not of(Nack, out) and of(Join, out), "A again, after conflict_hold: followed as a restart"
 
 
-def test_master_rival_episode_one_nack_conflict_flag_no_grants_then_reconfirm() -> None:
+def test_master_second_master_episode_one_nack_conflict_flag_no_grants_then_reconfirm() -> None:
     net = Net(site())
     net.run(1.0)
     assert net.master is not None
     mark = len(net.sent)
-    net.inject("rival", Heartbeat(2, 9, 640))
+    net.inject("second-master", Heartbeat(2, 9, 640))
     net.run(0.4)
-    net.inject("rival", Heartbeat(2, 9, 640, seq=2))
+    net.inject("second-master", Heartbeat(2, 9, 640, seq=2))
     net.plug(1, Car())
     net.run(1.0)
     sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert of(Nack, sent) == [Nack(0, NackCode.SECOND_MASTER, 0)]
     assert all(m.conflict for m in of(Heartbeat, sent))
-    # only strict cuts while the rival is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
+    # only strict cuts while the second master is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
     assert all(m.limit_da == 0 and m.failsafe_da == 0 for m in of(SetLimit, sent))
-    # the episode over (the servants, which heard the rival too, follow the master again): the car gets its grant
+    # the episode over (the servants, which heard the second master too, follow the master again): the car gets its grant
     net.run_until(lambda: net.offers()[1] > 0, limit=2 * T.conflict_hold + T.failsafe_hold)

@@ -28,6 +28,7 @@ from busshare.report.records import TimeBase, TimeMode
 from busshare.transport.modbus import registers as mm
 from tests.analysis.test_decode_truth import assert_never_over, summarise
 from tests.support.nodeproc import NodeProc, Record
+from tests.support.site_files import site_toml
 
 pytestmark = pytest.mark.slow
 
@@ -37,27 +38,7 @@ TIMING = mm.modbus_timing(BAUD, 4)
 FAILSAFE_BOUND_S = TIMING.failsafe_timeout + 0.5
 WAIT = 40.0  # generous: the machine is shared
 
-SITE = """\
-[site]
-breaker_a = 80
-limit_a = 64
-
-[[servant]]
-address = 1
-max_a = 64
-
-[[servant]]
-address = 2
-max_a = 64
-
-[[servant]]
-address = 3
-max_a = 64
-
-[[servant]]
-address = 4
-max_a = 64
-"""
+SITE = site_toml((1, 2, 3, 4), limit_a=64, breaker_a=80, max_a=64)
 
 
 class Line:
@@ -117,7 +98,7 @@ def line(tmp_path: Path) -> Iterator[Line]:
 @pytest.fixture
 def line2(tmp_path: Path) -> Iterator[Line]:
     """Two servants configured (so the master is done learning as soon as both answer)."""
-    ln = Line(tmp_path, 6, SITE.split("[[servant]]\naddress = 3")[0])
+    ln = Line(tmp_path, 6, site_toml((1, 2), limit_a=64, breaker_a=80, max_a=64))
     yield ln
     ln.close()
 

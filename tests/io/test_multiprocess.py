@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
+from tests.support.site_files import site_toml
 
 pytestmark = pytest.mark.slow
 
@@ -32,23 +33,7 @@ LIMIT_A = 32.0
 FAILSAFE_A = 6.0
 ADDRESSES = (1, 2, 3)
 
-SITE = """\
-[site]
-limit_a = 32
-breaker_a = 40
-
-[[servant]]
-address = 1
-max_a = 16
-
-[[servant]]
-address = 2
-max_a = 16
-
-[[servant]]
-address = 3
-max_a = 16
-"""
+SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)
 
 
 @pytest.fixture

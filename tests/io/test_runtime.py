@@ -22,24 +22,9 @@ from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from busshare.transport.can import CAN_ERR_BUSOFF, CanTransport
+from tests.support.site_files import site_toml
 
-SITE = """\
-[site]
-limit_a = 32
-breaker_a = 40
-
-[[servant]]
-address = 1
-max_a = 16
-
-[[servant]]
-address = 2
-max_a = 16
-
-[[servant]]
-address = 3
-max_a = 16
-"""
+SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)
 CONFIG = parse_config(SITE)
 TIMING = CONFIG.timing
 STEP = TIMING.tick_period

@@ -21,20 +21,10 @@ from busshare.frames import (
     LAST_SERVANT,
     MESSAGE_TYPES,
     MIN_OFFER_DA,
-    Ack,
-    AckHow,
     FrameError,
     Heartbeat,
-    Join,
     Message,
     MsgType,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
     encode,
     heard_page,
     offset_of,
@@ -43,8 +33,7 @@ from busshare.frames import (
 )
 from busshare.protocol.canid import IdScheme
 from busshare.protocol.layout import HEARTBEAT_FLAGS, STATUS_FLAGS
-from busshare.protocol.pilot import PilotState
-from tests.support.frame_strategies import counters, messages
+from tests.support.frame_strategies import SAMPLES, counters, messages
 
 DBC_PATH = Path(__file__).resolve().parents[2] / "dbc" / "busshare.dbc"
 
@@ -190,19 +179,6 @@ def test_generator_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("\n") == 1 and "multiple of 0x200" in err
     assert dbc_cli.main(["--base", "twelve"]) == 2
     assert "not a number" in capsys.readouterr().err
-
-
-# one valid message per type: the ranges below are probed by changing one field of it
-SAMPLES: dict[MsgType, Message] = {
-    MsgType.SET_LIMIT: SetLimit(1, 17, 320, 60, 7),
-    MsgType.HEARTBEAT: Heartbeat(1, 7, 640),
-    MsgType.ACK: Ack(2, 17, 320, 301, AckHow.MEASURED),
-    MsgType.NACK: Nack(4, NackCode.BAD_LIMIT, 4, 23, 900),
-    MsgType.RELEASE: Release(3, 160, ReleaseReason.EV_DONE),
-    MsgType.REQUEST: Request(3, 320, 60, 1),
-    MsgType.STATUS: Status(3, 4660, PilotState.C, 320, 315, 320),
-    MsgType.JOIN: Join(3, 0xDEADBEEF, 320),
-}
 
 
 def _accepts(msg: Message, attr: str, raw: int) -> bool:

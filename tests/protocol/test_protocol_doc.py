@@ -15,19 +15,13 @@ import pytest
 
 from busshare.frames import (
     MESSAGE_TYPES,
-    Ack,
     AckHow,
     FrameError,
     Heartbeat,
-    Join,
     Message,
     MsgType,
-    Nack,
     NackCode,
-    Release,
     ReleaseReason,
-    Request,
-    SetLimit,
     Status,
     decode,
     encode,
@@ -36,6 +30,7 @@ from busshare.protocol.canid import IdScheme
 from busshare.protocol.e2e import frame_crc
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
+from tests.support.frame_strategies import random_message
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 BLOCK = re.compile(r"^```frame\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -217,34 +212,6 @@ def test_c_snippets_agree_with_the_codec(tmp_path: Path) -> None:
     assert len(lines) == len(frames)
     for (off, data), line in zip(frames, lines, strict=True):
         assert line == python_view(off, data), f"{off:#05x} {data.hex(' ')}"
-
-
-def random_message(t: MsgType, rng: random.Random) -> Message:
-    """A valid message of type ``t`` with random fields (extremes included)."""
-    def offer() -> int:
-        return rng.choice([0, 60, 800, rng.randint(60, 800)])
-
-    a = rng.randint(1, 62)
-    if t is MsgType.STATUS:
-        return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(), rng.choice([None, 0, 1022,
-                      rng.randint(0, 1022)]), offer(), *(rng.random() < 0.5 for _ in range(4)))
-    if t is MsgType.HEARTBEAT:
-        page = rng.randint(0, 7)
-        heard = rng.randint(0, 0xFF) & ~((1 if page == 0 else 0) | (1 << 7 if page == 7 else 0))
-        return Heartbeat(rng.randint(0, 15), rng.randint(0, 255), rng.choice([0, 16383, rng.randint(0, 16383)]), page,
-                         heard, rng.randint(0, 1023), *(rng.random() < 0.5 for _ in range(3)))
-    if t is MsgType.SET_LIMIT:
-        return SetLimit(a, rng.randint(0, 255), offer(), offer(), rng.randint(0, 255))
-    if t is MsgType.ACK:
-        return Ack(a, rng.randint(0, 255), offer(), rng.choice([None, rng.randint(0, 0xFFFE)]), rng.choice(list(AckHow)))
-    if t is MsgType.NACK:
-        return Nack(rng.randint(0, 63), rng.choice(list(NackCode)), rng.randint(0, 63), rng.randint(0, 255),
-                    rng.randint(0, 0xFFFF))
-    if t is MsgType.RELEASE:
-        return Release(a, offer(), rng.choice(list(ReleaseReason)))
-    if t is MsgType.REQUEST:
-        return Request(a, offer(), rng.randint(60, 800), rng.randint(0, 255))
-    return Join(a, rng.getrandbits(32), rng.randint(60, 800), rng.randint(0, 15))
 
 
 # --------------------------------------------------------------------------- frames that must be rejected

@@ -14,20 +14,10 @@ from hypothesis import strategies as st
 
 from busshare.frames import (
     MESSAGE_TYPES,
-    Ack,
     AckHow,
     FrameError,
-    Heartbeat,
-    Join,
-    Message,
     MsgType,
-    Nack,
-    NackCode,
-    Release,
     ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
     decode,
     encode,
     offset_of,
@@ -35,20 +25,10 @@ from busshare.frames import (
 from busshare.protocol import layout
 from busshare.protocol.e2e import frame_crc
 from busshare.protocol.pilot import PilotState
+from tests.support.frame_strategies import SAMPLES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
 CHECKS = ("reserved", "enum", "range")  # checks 5, 6, 7 of section 4.3, in order
-
-SAMPLES: dict[MsgType, Message] = {
-    MsgType.SET_LIMIT: SetLimit(1, 17, 320, 60, 7),
-    MsgType.HEARTBEAT: Heartbeat(1, 7, 640, 0, 0x1E, 42),
-    MsgType.ACK: Ack(2, 17, 320, 301, AckHow.MEASURED),
-    MsgType.NACK: Nack(4, NackCode.BAD_LIMIT, 4, 23, 900),
-    MsgType.RELEASE: Release(3, 160, ReleaseReason.EV_DONE),
-    MsgType.REQUEST: Request(3, 320, 60, 1),
-    MsgType.STATUS: Status(3, 4660, PilotState.C, 320, 315, 320),
-    MsgType.JOIN: Join(3, 0xDEADBEEF, 320),
-}
 
 
 def table_after(marker: str) -> list[list[str]]:

@@ -29,22 +29,12 @@ from busshare.report.records import RecordKind
 from busshare.report.schema import NAMES, all_schemas, load
 from tests.analysis.test_modbus_decode import BAUD, line_bytes, timed_text
 from tests.support.nodeproc import Installation, NodeProc, granted
+from tests.support.site_files import site_toml
 
 Record = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
 
-SITE = """\
-[site]
-limit_a = 32
-
-[[servant]]
-address = 1
-max_a = 16
-
-[[servant]]
-address = 2
-max_a = 16
-"""
+SITE = site_toml((1, 2), limit_a=32, max_a=16)
 
 DAMAGED = """\
 (1700000000.000000) vcan0 040#AA0001070080020F

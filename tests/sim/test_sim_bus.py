@@ -11,7 +11,7 @@ from busshare.frames import Heartbeat, SetLimit, Status
 from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from busshare.sim.bus import DELIVER, FRAME_BITS, BusFaults, SimBus, flip_bits
+from busshare.sim.bus import DELIVER, FRAME_BITS, BusFaults, Port, SimBus, flip_bits
 from busshare.sim.clock import EventQueue
 
 
@@ -27,6 +27,12 @@ def deliveries(q: EventQueue) -> list[tuple[float, str, int, bytes]]:
 def make_bus(**faults: float) -> tuple[EventQueue, SimBus]:
     q = EventQueue()
     return q, SimBus(q, random.Random(1), BusFaults(**faults))  # type: ignore[arg-type]
+
+
+def master_and_s1(**faults: float) -> tuple[EventQueue, SimBus, Port, Port]:
+    """A bus with ``faults`` and two ports on it: the master's and servant 1's."""
+    q, bus = make_bus(**faults)
+    return q, bus, bus.attach("master", 0, None), bus.attach("s1", 1, None)
 
 
 HB = Heartbeat(master_id=1, epoch=3, limit_da=640, page=0, heard=0b1110, seq=9)
@@ -71,9 +77,7 @@ def test_acceptance_filter_passes_only_the_listed_addresses() -> None:
 
 
 def test_loss_drops_roughly_the_configured_share() -> None:
-    q, bus = make_bus(loss=0.25)
-    m = bus.attach("master", 0, None)
-    bus.attach("s1", 1, None)
+    q, bus, m, _ = master_and_s1(loss=0.25)
     for _ in range(4000):
         bus.send(m, *m.link.encode(HB), 0.0)
     got = len(deliveries(q))
@@ -82,9 +86,7 @@ def test_loss_drops_roughly_the_configured_share() -> None:
 
 
 def test_duplicates_are_classified_repeated_and_dropped_by_the_real_link() -> None:
-    q, bus = make_bus(duplicate=1.0)
-    m = bus.attach("master", 0, None)
-    s1 = bus.attach("s1", 1, None)
+    q, bus, m, s1 = master_and_s1(duplicate=1.0)
     bus.send(m, *m.link.encode(HB), 0.0)
     got = deliveries(q)
     assert len(got) == 2 and got[0][3] == got[1][3]
@@ -95,9 +97,7 @@ def test_duplicates_are_classified_repeated_and_dropped_by_the_real_link() -> No
 
 
 def test_corrupted_frames_never_pass_the_real_e2e_check() -> None:
-    q, bus = make_bus(corrupt=1.0)
-    m = bus.attach("master", 0, None)
-    s1 = bus.attach("s1", 1, None)
+    q, bus, m, s1 = master_and_s1(corrupt=1.0)
     sender = Link()
     for i in range(2000):
         msg = SetLimit(1, i & 0xFF, 60 + (i % 700), 60, i & 0xFF)
@@ -144,9 +144,7 @@ def test_flip_bits_changes_one_or_two_bits() -> None:
 
 
 def test_mute_port_reaches_nobody_and_is_not_on_the_wire() -> None:
-    q, bus = make_bus()
-    m = bus.attach("master", 0, None)
-    s1 = bus.attach("s1", 1, None)
+    q, bus, m, s1 = master_and_s1()
     s1.mute = True
     bus.send(s1, *s1.link.encode(Status(1, 5, PilotState.C, 320, 300, 320)), 0.0)
     assert deliveries(q) == [] and bus.capture == []
@@ -154,9 +152,7 @@ def test_mute_port_reaches_nobody_and_is_not_on_the_wire() -> None:
 
 
 def test_detached_port_gets_nothing() -> None:
-    q, bus = make_bus()
-    m = bus.attach("master", 0, None)
-    s1 = bus.attach("s1", 1, None)
+    q, bus, m, s1 = master_and_s1()
     bus.detach(s1)
     bus.send(m, *m.link.encode(HB), 0.0)
     assert deliveries(q) == []
@@ -187,9 +183,7 @@ def test_bad_fault_settings_are_refused() -> None:
 def test_late_copies_arrive_byte_identical_within_their_window_and_are_accepted() -> None:
     """A late duplicate is out of sequence, not a repeat: the real E2E check accepts it (PROTOCOL 6.3),
     so the node must defend itself (issue 10, finding 2)."""
-    q, bus = make_bus(late=1.0, late_min_s=1.0, late_max_s=30.0)
-    m = bus.attach("master", 0, None)
-    s1 = bus.attach("s1", 1, None)
+    q, bus, m, s1 = master_and_s1(late=1.0, late_min_s=1.0, late_max_s=30.0)
     frames = [m.link.encode(SetLimit(1, txn, 320, 60, 0)) for txn in (1, 2)]
     for i, (offset, data) in enumerate(frames):
         bus.send(m, offset, data, float(i))
@@ -207,9 +201,7 @@ def test_late_copies_arrive_byte_identical_within_their_window_and_are_accepted(
 
 
 def test_jitter_lets_frames_overtake_each_other() -> None:
-    q, bus = make_bus(jitter_s=0.5)
-    m = bus.attach("master", 0, None)
-    bus.attach("s1", 1, None)
+    q, bus, m, _ = master_and_s1(jitter_s=0.5)
     sent = [m.link.encode(SetLimit(1, txn, 320, 60, 0))[1] for txn in range(1, 41)]
     for i, data in enumerate(sent):
         bus.send(m, 0x001, data, i * 0.01)
@@ -241,9 +233,7 @@ def test_bad_late_settings_are_refused() -> None:
 
 
 def test_a_second_path_echoes_every_frame_in_order_to_everyone_but_the_sender() -> None:
-    q, bus = make_bus(echo_s=5.0)
-    m = bus.attach("master", 0, None)
-    bus.attach("s1", 1, None)
+    q, bus, m, _ = master_and_s1(echo_s=5.0)
     bus.attach("s2", 2, None)
     sent = [m.link.encode(Heartbeat(1, 3, 640, 0, 0, seq))[1] for seq in range(1, 11)]
     for i, data in enumerate(sent):

@@ -23,6 +23,14 @@ def run_until(evse: SimEvse, t: float) -> list[tuple[float, int, PilotState]]:
     return out
 
 
+def offered(profile: EvProfile, offer_da: int) -> SimEvse:
+    """An EVSE whose car (``profile``) plugs in at 0 s and is offered ``offer_da`` at once."""
+    evse = SimEvse()
+    evse.plug(profile, 0.0)
+    evse.apply(offer_da, False, 0.0)
+    return evse
+
+
 def test_implements_the_hardware_interface() -> None:
     assert isinstance(SimEvse(), EvseHardware)
 
@@ -53,9 +61,7 @@ def test_plugged_car_waits_in_b_until_offered_then_ramps_to_the_offer() -> None:
 
 
 def test_car_never_draws_more_than_it_can() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(max_a=16), 0.0)
-    evse.apply(640, False, 0.0)
+    evse = offered(EvProfile(max_a=16), 640)
     run_until(evse, 30.0)
     assert evse.draw_da == 160
 
@@ -77,9 +83,7 @@ def test_compliant_car_follows_a_cut_within_its_reaction_delay(seed: int, a: flo
 
 
 def test_non_compliant_car_ignores_cuts_but_not_an_open_contactor() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(compliant=False), 0.0)
-    evse.apply(320, False, 0.0)
+    evse = offered(EvProfile(compliant=False), 320)
     run_until(evse, 30.0)
     evse.apply(60, False, 30.0)
     run_until(evse, 100.0)
@@ -91,18 +95,14 @@ def test_non_compliant_car_ignores_cuts_but_not_an_open_contactor() -> None:
 
 
 def test_power_reset_stops_the_draw_at_once() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(), 0.0)
-    evse.apply(320, False, 0.0)
+    evse = offered(EvProfile(), 320)
     run_until(evse, 30.0)
     evse.power_reset(31.0)
     assert (evse.draw_da, evse.offer_da) == (0, 0)
 
 
 def test_taper_then_full_returns_to_b_and_energy_is_counted_at_230_v() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(need_kwh=2.0, taper_kwh=0.5, taper_floor_a=6), 0.0)
-    evse.apply(320, False, 0.0)
+    evse = offered(EvProfile(need_kwh=2.0, taper_kwh=0.5, taper_floor_a=6), 320)
     changes = run_until(evse, 4 * 3600.0)
     draws = [d for _, d, _ in changes]
     assert max(draws) == 320
@@ -115,9 +115,7 @@ def test_taper_then_full_returns_to_b_and_energy_is_counted_at_230_v() -> None:
 
 
 def test_energy_integrates_current_times_voltage() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(need_kwh=100.0, start_delay_s=0.0, ramp_a_per_s=1000), 0.0)
-    evse.apply(100, False, 0.0)
+    evse = offered(EvProfile(need_kwh=100.0, start_delay_s=0.0, ramp_a_per_s=1000), 100)
     run_until(evse, 1.0)
     assert evse.draw_da == 100
     e0 = evse.energy_wh
@@ -126,9 +124,7 @@ def test_energy_integrates_current_times_voltage() -> None:
 
 
 def test_unplug_stops_everything() -> None:
-    evse = SimEvse()
-    evse.plug(EvProfile(), 0.0)
-    evse.apply(320, False, 0.0)
+    evse = offered(EvProfile(), 320)
     run_until(evse, 30.0)
     evse.unplug(31.0)
     assert evse.read(31.0) == (PilotState.A, 0)
@@ -165,9 +161,7 @@ def test_a_car_that_sees_the_pilot_late_climbs_only_once_it_has_seen_the_raise()
 
 def test_a_grant_then_a_cut_within_its_reaction_time_still_makes_it_climb() -> None:
     """Issue 10, finding 3: the shape the servant's rule 2 must survive."""
-    evse = SimEvse()
-    evse.plug(LATE, 0.0)
-    evse.apply(100, False, 0.0)
+    evse = offered(LATE, 100)
     run_until(evse, 10.0)
     assert evse.draw_da == 100
     evse.apply(160, False, 10.0)  # a grant...

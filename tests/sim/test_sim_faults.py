@@ -25,6 +25,7 @@ from busshare.sim import (
 )
 from busshare.sim.scenario import FaultPlan, builtin_names
 from tests.support.sim_findings import known_finding
+from tests.support.site_files import scenario_servants
 
 
 def wire(result: SimResult) -> list[tuple[float, Message]]:
@@ -223,18 +224,12 @@ def test_the_timeline_records_every_pilot_change_the_invariants_see() -> None:
         assert sample is not None and (sample.offered_da, sample.drawn_da) == (0, 0)
 # -- late duplicates (issue 10, finding 2) ------------------------------------------------------
 
-def servants(*addresses: int, max_a: int = 32) -> str:
-    """[[installation.servant]] tables for a scenario file."""
-    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
-                   for a in addresses)
-
-
 TWO_ON_32 = """
 name = "late-duplicate"
 duration_s = 120
 [installation.site]
 limit_a = 32
-""" + servants(1, 2) + """[car_defaults]
+""" + scenario_servants(1, 2) + """[car_defaults]
 max_a = 32
 need_kwh = 40
 [[car]]
@@ -373,7 +368,7 @@ name = "grant-then-cut"
 duration_s = 150
 [installation.site]
 limit_a = 32
-""" + servants(1, 2, 3, 4) + """
+""" + scenario_servants(1, 2, 3, 4) + """
 [car_defaults]
 max_a = 32
 need_kwh = 40

@@ -20,17 +20,14 @@ from busshare.protocol.link import Link
 from busshare.sim.runner import Simulation
 from busshare.sim.scenario import parse_scenario
 from busshare.transport.can import CanTransport
+from tests.support.site_files import scenario_servants
 
 SCENARIO = """
 name = "receive-policy"
 duration_s = 30
 [installation.site]
 limit_a = 32
-[[installation.servant]]
-address = 1
-max_a = 32
-serial = 0x1001
-"""
+""" + scenario_servants(1)
 
 REQUEST = Request(9, 320, 60, 0)  # from an address nobody else sends on: only these frames are on its streams
 

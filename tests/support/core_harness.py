@@ -135,7 +135,7 @@ class Net:
                     self._settle(u.name, u.node, u.node.receive(r.message, self.t))
 
     def inject(self, sender: str, msg: Message, link: Link | None = None) -> None:
-        """Put a frame from an extra node (a twin, a rival master) on the bus."""
+        """Put a frame from an extra node (a twin, a second master) on the bus."""
         off, data = (link or Link()).encode(msg)
         self.queue.append((sender, off, data))
         self._deliver()

@@ -1,6 +1,9 @@
-"""Hypothesis strategies for every protocol message (valid values only), shared by the codec tests."""
+"""Messages for the codec tests and benchmarks: Hypothesis strategies for every protocol message (valid values
+only), one fixed sample per type, and random ones drawn from a seeded ``random.Random``."""
 
 from __future__ import annotations
+
+import random
 
 from hypothesis import strategies as st
 
@@ -92,3 +95,44 @@ assert set(BY_TYPE) == set(MsgType)
 
 messages: st.SearchStrategy[Message] = st.one_of(*BY_TYPE.values())
 counters = st.integers(0, 15)
+
+# one valid message per type: the spec and DBC tests probe the checks and ranges by changing one field of it
+SAMPLES: dict[MsgType, Message] = {
+    MsgType.SET_LIMIT: SetLimit(1, 17, 320, 60, 7),
+    MsgType.HEARTBEAT: Heartbeat(1, 7, 640, 0, 0x1E, 42),
+    MsgType.ACK: Ack(2, 17, 320, 301, AckHow.MEASURED),
+    MsgType.NACK: Nack(4, NackCode.BAD_LIMIT, 4, 23, 900),
+    MsgType.RELEASE: Release(3, 160, ReleaseReason.EV_DONE),
+    MsgType.REQUEST: Request(3, 320, 60, 1),
+    MsgType.STATUS: Status(3, 4660, PilotState.C, 320, 315, 320),
+    MsgType.JOIN: Join(3, 0xDEADBEEF, 320),
+}
+assert set(SAMPLES) == set(MsgType)
+
+
+def random_message(t: MsgType, rng: random.Random) -> Message:
+    """A valid message of type ``t`` with random fields (extremes included)."""
+    def offer() -> int:
+        return rng.choice([0, 60, 800, rng.randint(60, 800)])
+
+    a = rng.randint(1, 62)
+    if t is MsgType.STATUS:
+        return Status(a, rng.randint(0, 0x7FFF), rng.choice(list(PilotState)), offer(), rng.choice([None, 0, 1022,
+                      rng.randint(0, 1022)]), offer(), *(rng.random() < 0.5 for _ in range(4)))
+    if t is MsgType.HEARTBEAT:
+        page = rng.randint(0, 7)
+        heard = rng.randint(0, 0xFF) & ~((1 if page == 0 else 0) | (1 << 7 if page == 7 else 0))
+        return Heartbeat(rng.randint(0, 15), rng.randint(0, 255), rng.choice([0, 16383, rng.randint(0, 16383)]), page,
+                         heard, rng.randint(0, 1023), *(rng.random() < 0.5 for _ in range(3)))
+    if t is MsgType.SET_LIMIT:
+        return SetLimit(a, rng.randint(0, 255), offer(), offer(), rng.randint(0, 255))
+    if t is MsgType.ACK:
+        return Ack(a, rng.randint(0, 255), offer(), rng.choice([None, rng.randint(0, 0xFFFE)]), rng.choice(list(AckHow)))
+    if t is MsgType.NACK:
+        return Nack(rng.randint(0, 63), rng.choice(list(NackCode)), rng.randint(0, 63), rng.randint(0, 255),
+                    rng.randint(0, 0xFFFF))
+    if t is MsgType.RELEASE:
+        return Release(a, offer(), rng.choice(list(ReleaseReason)))
+    if t is MsgType.REQUEST:
+        return Request(a, offer(), rng.randint(60, 800), rng.randint(0, 255))
+    return Join(a, rng.getrandbits(32), rng.randint(60, 800), rng.randint(0, 15))

@@ -1,8 +1,10 @@
-"""Site files shared by the budget tests: issue 13's own block, and a whole site around a [budget] table."""
+"""Site files shared by the tests and benchmarks: issue 13's own block, a whole site around a [budget] table,
+and the text of the small sites the process, CLI and benchmark runs write to disk."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 # issue 13's site file, exactly as the issue writes it (tools and installers script against these names)
@@ -44,3 +46,17 @@ def site(budget: dict[str, Any] | None = None, *, meter: dict[str, Any] | None =
     if mqtt is not None:
         doc["budget"]["mqtt"] = mqtt
     return doc
+
+
+def site_toml(addresses: Sequence[int], *, max_a: int, limit_a: int | None = None,
+              breaker_a: int | None = None) -> str:
+    """A site file's text: the circuit, then one ``[[servant]]`` table of ``max_a`` per address."""
+    circuit = "".join(f"{key} = {value}\n" for key, value in (("limit_a", limit_a), ("breaker_a", breaker_a))
+                      if value is not None)
+    return "[site]\n" + circuit + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = {max_a}\n" for a in addresses)
+
+
+def scenario_servants(*addresses: int, max_a: int = 32) -> str:
+    """``[[installation.servant]]`` tables for a scenario file (serial 0x1000 + address)."""
+    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
+                   for a in addresses)

@@ -26,6 +26,7 @@ import pytest
 
 from busshare.core.config import Timing
 from tests.support.nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
+from tests.support.site_files import site_toml
 
 pytestmark = [
     pytest.mark.vcan,
@@ -38,19 +39,7 @@ pytestmark = [
 LIMIT_A = 32.0
 FAILSAFE_A = 6.0
 BOUND_S = 2.0
-SITE = """\
-[site]
-limit_a = 32
-breaker_a = 40
-
-[[servant]]
-address = 1
-max_a = 16
-
-[[servant]]
-address = 2
-max_a = 16
-"""
+SITE = site_toml((1, 2), limit_a=32, breaker_a=40, max_a=16)
 # (frame for cansend, the reason every node must give)
 BAD_FRAMES = [
     ("181#0011", "length"),  # a STATUS from servant 1 only two bytes long

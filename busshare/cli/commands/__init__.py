@@ -5,6 +5,11 @@ The one-line summaries live here, not in the command modules, so that
 importing their modules (and python-can, pymodbus, ... with them).
 """
 
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
 # Command name -> its one-line summary, in the order `busshare --help` lists them.
 SUMMARIES: dict[str, str] = {
     "sim": "simulate an installation (default: the built-in story) with a live view",
@@ -20,3 +25,9 @@ SUMMARIES: dict[str, str] = {
 def module_name(command: str) -> str:
     """`check-config` -> `busshare.cli.commands.check_config`."""
     return f"{__name__}.{command.replace('-', '_')}"
+
+
+def command_parser(subparsers: Any, command: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``command``, its help the command's line above (so ``busshare --help`` says the same)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(command, help=SUMMARIES[command], description=description)
+    return parser

@@ -10,15 +10,14 @@ from typing import Any
 from ...analysis.busload import BusLoad, busload
 from ...errors import UserError
 from ...report.records import RecordKind
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "busload",
-        help=SUMMARIES["busload"],
-        description="Bus utilisation computed from the real encoded frames: exact bit stuffing for the "
+    p = command_parser(
+        subparsers, "busload",
+        "Bus utilisation computed from the real encoded frames: exact bit stuffing for the "
         "steady state, the worst-case stuffing bound for the worst case.",
     )
     p.add_argument("-b", "--bitrate", type=opt.can_bitrate, default=125000,

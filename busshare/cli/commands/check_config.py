@@ -17,14 +17,13 @@ from ...core.config import Config, ConfigError, config_from_mapping, mapping_fro
 from ...errors import UserError, printable
 from ...report.budget_explain import budget_notes, budget_record
 from ...report.records import RecordKind, serial_hex
-from . import SUMMARIES
+from . import command_parser
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "check-config",
-        help=SUMMARIES["check-config"],
-        description="Validate an installation TOML file: every problem on its own line, with its key path "
+    p = command_parser(
+        subparsers, "check-config",
+        "Validate an installation TOML file: every problem on its own line, with its key path "
         "(exit 1), or what the installation is (exit 0).",
     )
     p.add_argument("config", metavar="site.toml")

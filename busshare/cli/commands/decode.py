@@ -27,8 +27,8 @@ from ...errors import UserError
 from ...protocol.canid import IdScheme
 from ...report.records import TimeBase, TimeMode
 from ...report.summaries import decode_summary
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_time_argument
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
@@ -36,10 +36,9 @@ READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "decode",
-        help=SUMMARIES["decode"],
-        description="Decode captured bus traffic with no configuration. Frames that are not the protocol's or "
+    p = command_parser(
+        subparsers, "decode",
+        "Decode captured bus traffic with no configuration. Frames that are not the protocol's or "
         "fail the E2E check are reported with their reason and counted, never fatal.",
     )
     p.add_argument("file", metavar="FILE|-", help="capture file, or - for candump text (-L or plain) on stdin")

@@ -15,16 +15,15 @@ from ...transport.base import Transport
 from ...transport.modbus import registers as mm
 from ...transport.modbus.master import ModbusMasterTransport
 from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_output_arguments, node_times, printer
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "master",
-        help=SUMMARIES["master"],
-        description="Run the master: heartbeats, learns who is on the bus, hands out the circuit's current "
+    p = command_parser(
+        subparsers, "master",
+        "Run the master: heartbeats, learns who is on the bus, hands out the circuit's current "
         "(cut first, grant after the acks).  On SIGINT/SIGTERM it sends a leaving heartbeat so servants fail "
         "safe at once.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )

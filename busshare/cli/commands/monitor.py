@@ -23,20 +23,19 @@ from ...analysis.modbus_capture import Extractor, LiveSplitter, line_watcher
 from ...analysis.watch import SAFETY_KINDS, BusWatcher, Flag, flag_line, summary_line
 from ...frames import FrameError
 from ...protocol.e2e import E2EStatus
-from ...protocol.link import Link
+from ...protocol.link import Link, Received
 from ...report.records import TimeBase, TimeMode
 from ...transport.modbus import rtu
 from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_time_argument
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "monitor",
-        help=SUMMARIES["monitor"],
-        description="Print every protocol frame on the bus as one readable line and flag anomalies "
+    p = command_parser(
+        subparsers, "monitor",
+        "Print every protocol frame on the bus as one readable line and flag anomalies "
         "(E2E failures, heartbeat gaps, two masters, twin servants, unacked cuts, grants over the limit) "
         "as they happen.  Without -i the bus is udp_multicast (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )
@@ -54,30 +53,61 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+class _Printer:
+    """What both monitors do with a frame the link took or refused and with a flag: print it, count it,
+    and under --strict stop the watch at the first safety finding."""
+
+    def __init__(self, args: argparse.Namespace, watcher: BusWatcher, times: TimeBase, stop: threading.Event) -> None:
+        self.args, self.watcher, self.times, self.stop = args, watcher, times, stop
+        self.out = sys.stdout
+        self.describer = Describer()
+        self.frames = 0
+        self.rejected: Counter[str] = Counter()
+        self.found: list[Flag] = []
+
+    def flags(self, flags: list[Flag]) -> None:
+        for f in flags:
+            self.out.write(flag_line(f, self.args.json, self.times) + "\n")
+            if self.args.strict and f.kind in SAFETY_KINDS and not self.found:
+                self.found.append(f)  # --strict: the first safety finding ends the watch
+                self.stop.set()
+
+    def received(self, t: float, offset: int, can_id: int, data: bytes, got: Received) -> None:
+        """One frame through the link: its line (or JSON record) unless --anomalies-only, then its flags."""
+        args, out, times, describer = self.args, self.out, self.times, self.describer
+        self.frames += 1
+        if got.message is None:
+            why: FrameError | E2EStatus = got.error or got.status or E2EStatus.WRONG_CRC
+            self.rejected[why.kind if isinstance(why, FrameError) else why.value] += 1
+            if not args.anomalies_only:
+                if args.json:
+                    out.write(json.dumps(received_record(describer, times(t), offset, can_id, data, got)) + "\n")
+                else:
+                    out.write(bad_frame_line(times(t), can_id, data, why) + "\n")
+            self.flags(self.watcher.rejected(t, can_id, why))
+            return
+        assert got.status is not None
+        if args.anomalies_only:
+            describer.remember(got.message)
+        elif args.json:
+            out.write(json.dumps(received_record(describer, times(t), offset, can_id, data, got)) + "\n")
+        else:
+            out.write(describer.line(times(t), got.message, status=got.status) + "\n")
+        self.flags(self.watcher.frame(t, got.message, got.status))
+
+
 def run(args: argparse.Namespace) -> int:
     if on_modbus(args):
         return _run_modbus(args)
     transport = open_can(args)
     link = Link()
-    describer = Describer()
     watcher = BusWatcher(reaction_allowance=args.reaction_allowance)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     start = time.monotonic()
     times = TimeBase.since_start(TimeMode.choose(args.time, args.json), time.time())  # t counts from start
-    frames = 0
-    rejected: Counter[str] = Counter()
-
-    found: list[Flag] = []
-
-    def emit_flags(flags: list[Flag]) -> None:
-        for f in flags:
-            out.write(flag_line(f, args.json, times) + "\n")
-            if args.strict and f.kind in SAFETY_KINDS and not found:
-                found.append(f)  # --strict: the first safety finding ends the watch
-                stop.set()
-
+    printer = _Printer(args, watcher, times, stop)
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -87,48 +117,21 @@ def run(args: argparse.Namespace) -> int:
             frame = transport.recv(0.1)
             t = time.monotonic() - start
             for ev in transport.drain_events():
-                emit_flags([Flag(t, ev.kind, ev.detail)])
+                printer.flags([Flag(t, ev.kind, ev.detail)])
             if frame is not None:
-                frames += 1
-                got = link.receive(frame.offset, frame.data, t)
-                if got.message is None:
-                    why: FrameError | E2EStatus
-                    if got.error is not None:
-                        why, reason = got.error, got.error.kind
-                    else:
-                        why = got.status or E2EStatus.WRONG_CRC
-                        reason = why.value
-                    rejected[reason] += 1
-                    if not args.anomalies_only:
-                        if args.json:
-                            rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
-                            out.write(json.dumps(rec) + "\n")
-                        else:
-                            out.write(bad_frame_line(times(t), frame.can_id, frame.data, why) + "\n")
-                    emit_flags(watcher.rejected(t, frame.can_id, why))
-                else:
-                    assert got.status is not None
-                    if not args.anomalies_only:
-                        if args.json:
-                            rec = received_record(describer, times(t), frame.offset, frame.can_id, frame.data, got)
-                            out.write(json.dumps(rec) + "\n")
-                        else:
-                            out.write(describer.line(times(t), got.message, status=got.status) + "\n")
-                    else:
-                        describer.remember(got.message)
-                    emit_flags(watcher.frame(t, got.message, got.status))
-            emit_flags(watcher.tick(t))
+                printer.received(t, frame.offset, frame.can_id, frame.data, link.receive(frame.offset, frame.data, t))
+            printer.flags(watcher.tick(t))
             out.flush()
     finally:
         transport.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     errors = transport.stats.error_frames
-    out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json,
+    out.write(summary_line(printer.frames, printer.rejected, watcher.counts, as_json=args.json,
                            link={"error_frames": errors}, link_text=f"error frames: {errors}",
                            start_t=times(0.0), duration_s=time.monotonic() - start) + "\n")
     out.flush()
-    return 1 if found else 0
+    return 1 if printer.found else 0
 
 
 def _run_modbus(args: argparse.Namespace) -> int:
@@ -139,7 +142,7 @@ def _run_modbus(args: argparse.Namespace) -> int:
     """
     port = open_line(args)
     fd = port.fileno()
-    link, describer = Link(), Describer()
+    link = Link()
     watcher = line_watcher(args.baud, args.reaction_allowance)
     splitter, stats = LiveSplitter(args.baud), Counter[str]()
     ex = Extractor(stats)
@@ -148,50 +151,18 @@ def _run_modbus(args: argparse.Namespace) -> int:
     out = sys.stdout
     start = time.monotonic()
     times = TimeBase.since_start(TimeMode.choose(args.time, args.json), time.time())
-    frames = 0
-    rejected: Counter[str] = Counter()
     quiet_after = max(rtu.gap_time(args.baud), 0.002)
-
-    found: list[Flag] = []
-
-    def flags(fl: list[Flag]) -> None:
-        for f in fl:
-            out.write(flag_line(f, args.json, times) + "\n")
-            if args.strict and f.kind in SAFETY_KINDS and not found:
-                found.append(f)  # --strict: the first safety finding ends the watch
-                stop.set()
+    printer = _Printer(args, watcher, times, stop)
 
     def show(chunks: list[rtu.Chunk]) -> None:
-        nonlocal frames
         for c in chunks:
             for rec in ex.chunk(c):
                 t = c.t if c.t is not None else time.monotonic() - start
                 if isinstance(rec, Unreadable):
-                    rejected["rtu"] += 1
-                    flags([Flag(t, "rtu-bad", rec.reason)])
+                    printer.rejected["rtu"] += 1
+                    printer.flags([Flag(t, "rtu-bad", rec.reason)])
                     continue
-                frames += 1
-                got = link.receive(rec.can_id, rec.data, t)
-                if got.message is None:
-                    why: FrameError | E2EStatus = got.error or got.status or E2EStatus.WRONG_CRC
-                    rejected[got.error.kind if got.error else why.value if isinstance(why, E2EStatus) else "bad"] += 1
-                    if not args.anomalies_only:
-                        if args.json:
-                            out.write(json.dumps(received_record(describer, times(t), rec.can_id, rec.can_id,
-                                                                 rec.data, got)) + "\n")
-                        else:
-                            out.write(bad_frame_line(times(t), rec.can_id, rec.data, why) + "\n")
-                    flags(watcher.rejected(t, rec.can_id, why))
-                    continue
-                assert got.status is not None
-                if args.anomalies_only:
-                    describer.remember(got.message)
-                elif args.json:
-                    out.write(json.dumps(received_record(describer, times(t), rec.can_id, rec.can_id, rec.data,
-                                                         got)) + "\n")
-                else:
-                    out.write(describer.line(times(t), got.message, status=got.status) + "\n")
-                flags(watcher.frame(t, got.message, got.status))
+                printer.received(t, rec.can_id, rec.can_id, rec.data, link.receive(rec.can_id, rec.data, t))
 
     try:
         while not stop.is_set():
@@ -210,16 +181,17 @@ def _run_modbus(args: argparse.Namespace) -> int:
                     show(splitter.feed(t - rtu.wire_time(len(data), args.baud), data))
             elif splitter.buf:
                 show(splitter.flush())
-            flags(watcher.tick(t))
+            printer.flags(watcher.tick(t))
             out.flush()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         show(splitter.flush())
         port.close()
-    out.write(summary_line(frames, rejected, watcher.counts, as_json=args.json, link={"modbus": dict(stats)},
+    out.write(summary_line(printer.frames, printer.rejected, watcher.counts, as_json=args.json,
+                           link={"modbus": dict(stats)},
                            link_text=f"RTU frames {stats['rtu-frames']}, other Modbus {stats['modbus-other']}",
                            start_t=times(0.0), duration_s=time.monotonic() - start)
               + "\n")
     out.flush()
-    return 1 if found else 0
+    return 1 if printer.found else 0

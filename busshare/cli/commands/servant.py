@@ -23,16 +23,15 @@ from ...transport.base import Transport
 from ...transport.modbus.registers import modbus_timing
 from ...transport.modbus.servant import ModbusServantTransport, Snapshot
 from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_output_arguments, node_times, printer
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "servant",
-        help=SUMMARIES["servant"],
-        description="Run one servant: it joins the master, requests current for its EV, applies limits "
+    p = command_parser(
+        subparsers, "servant",
+        "Run one servant: it joins the master, requests current for its EV, applies limits "
         "(cut-then-grant with acks) and falls to its failsafe current when the master goes silent.  "
         "Without -i the bus is udp_multicast on this host (python-can's CAN_INTERFACE or ~/can.conf win if set).",
     )

@@ -21,8 +21,8 @@ from ...errors import UserError
 from ...report import progress
 from ...report.records import RecordKind
 from ...report.summaries import sim_summary
-from . import SUMMARIES
 from . import _options as opt
+from . import command_parser
 from ._common import add_time_argument
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
@@ -33,10 +33,9 @@ NO_GZIP = (".blf", ".db", ".mf4")  # binary formats python-can cannot write thro
 
 
 def add_parser(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "sim",
-        help=SUMMARIES["sim"],
-        description="Run a master, its servants and simulated cars on a simulated CAN bus in virtual time, "
+    p = command_parser(
+        subparsers, "sim",
+        "Run a master, its servants and simulated cars on a simulated CAN bus in virtual time, "
         "show each EVSE live, and end with the summary. SCENARIO is a built-in name or a .toml file.",
     )
     p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="built-in name or .toml (default story)")

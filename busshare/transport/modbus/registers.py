@@ -106,6 +106,16 @@ def regs_slot(regs: Sequence[int]) -> tuple[int, bytes] | None:
     return regs[0], data
 
 
+def _slots(regs: Sequence[int], count: int) -> list[tuple[int, bytes]]:
+    """The frames in the first ``count`` slots after a mailbox's control register (empty slots skipped)."""
+    frames = []
+    for i in range(count):
+        s = regs_slot(regs[1 + i * SLOT_REGS:1 + (i + 1) * SLOT_REGS])
+        if s is not None:
+            frames.append(s)
+    return frames
+
+
 def empty_slot() -> list[int]:
     return [EMPTY] * SLOT_REGS
 
@@ -128,12 +138,7 @@ def unpack_inbox(regs: Sequence[int]) -> tuple[int, list[tuple[int, bytes]]]:
     ack, count = regs[0] >> 8, regs[0] & 0xFF
     if count > MAILBOX_SLOTS or len(regs) != 1 + count * SLOT_REGS:
         raise ValueError(f"inbox control says {count} frames but {len(regs) - 1} registers follow")
-    frames = []
-    for i in range(count):
-        s = regs_slot(regs[1 + i * SLOT_REGS:1 + (i + 1) * SLOT_REGS])
-        if s is not None:
-            frames.append(s)
-    return ack, frames
+    return ack, _slots(regs, count)
 
 
 @dataclass(frozen=True)
@@ -158,12 +163,7 @@ def unpack_outbox(regs: Sequence[int]) -> OutboxBatch:
     seq, more, count = regs[0] >> 8, (regs[0] >> 4) & 0xF, regs[0] & 0xF
     if count > MAILBOX_SLOTS:
         raise ValueError(f"outbox control says {count} frames, at most {MAILBOX_SLOTS}")
-    frames = []
-    for i in range(count):
-        s = regs_slot(regs[1 + i * SLOT_REGS:1 + (i + 1) * SLOT_REGS])
-        if s is not None:
-            frames.append(s)
-    return OutboxBatch(seq, more, tuple(frames))
+    return OutboxBatch(seq, more, tuple(_slots(regs, count)))
 
 
 # ---------------------------------------------------------------------------
