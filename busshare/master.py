@@ -681,12 +681,13 @@ class Master:
             self._events.add(now, EventKind.RELEASE, slot.cfg.address,
                              f"shutdown: {_a(rel.released_da)} back, counted at {_a(held)} for "
                              f"{self.timing.reaction_allowance:g} s while its car follows the pilot")
+            slot.limit = 0
         else:
+            # A RELEASE is a claim, and a late copy of an old one (a bridge, a UDP path) claims what is no
+            # longer true: its servant may be offering a new grant. It is counted as before until it acks
+            # the cut to 0 the allocation now sends (rule 1: cut, then grant), like any other cut.
             self._events.add(now, EventKind.RELEASE, slot.cfg.address,
                              f"{rel.reason.name.lower()}: {_a(rel.released_da)} back")
-        if slot.pending is not None and slot.pending.msg.limit_da <= slot.limit:
-            slot.pending = None  # a cut: offering 0 now is certainly within it
-        slot.limit = 0
         slot.requested = 0
         slot.reclaim_cap = None
         slot.low_since = None

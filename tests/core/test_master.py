@@ -106,10 +106,20 @@ def test_seed_story_four_evses_on_an_80_a_breaker() -> None:
     assert cut_i < ack_i < grant_i, "cut, then its ack, then the grant"
     assert net.drawn_total() <= 640
 
-    # 3. the first finishes and releases: the second goes back to 64 A
+    # 3. the first finishes and releases; once it acks the cut to 0 (its car has stopped drawing: at the
+    # latest the reaction allowance), the second goes back to 64 A: a RELEASE alone frees nothing (a late
+    # copy of an old one could be old news)
+    mark = len(net.log)
     net.set_pilot(1, PilotState.B)
-    net.run(1.0)
+    timing = net.config.timing
+    net.run_until(lambda: net.offers()[2] == 640, limit=timing.reaction_allowance + 2 * timing.tick_period)
     assert net.offers() == {1: 0, 2: 640, 3: 0, 4: 0}
+    rel_i = next(i for i, (_, who, m) in enumerate(net.log) if i >= mark and who == "s1" and isinstance(m, Release))
+    cut_i, cut = next((i, m) for i, m in grants_to(net, 1, mark) if m.limit_da == 0)
+    ack_i = next(i for i, (_, who, m) in enumerate(net.log)
+                 if i > cut_i and who == "s1" and isinstance(m, Ack) and m.txn == cut.txn)
+    grant_i = next(i for i, m in grants_to(net, 2, mark) if m.limit_da == 640)
+    assert rel_i < cut_i < ack_i < grant_i, "release, the cut to 0, its ack, then the grant"
 
     # 4. the master falls silent: every servant at its failsafe within the timeout (+ one tick)
     last_hb = max(t for t, who, m in net.log if isinstance(m, Heartbeat))
@@ -152,6 +162,36 @@ def test_rule1_never_overcommit_under_random_arrivals(events: list[tuple[int, bo
     net.run(12.0)
     cars = [a for a, u in net.units.items() if u.car is not None]
     assert sum(net.offers().values()) == (640 if cars else 0)
+
+
+# -- a RELEASE is a claim: freed current is granted only after the cut to 0 is acked --------------------
+
+
+def test_a_late_copy_of_an_old_release_frees_nothing_before_its_servant_acks_the_cut() -> None:
+    """Sweep seeds 1705 and 1774 (a bridge echoing every frame 15 s late): a RELEASE sent before the
+    servant's car came back, arriving after it was granted again, made the master count it at 0 and grant
+    its share to the others at once while its car still drew: 85.3 A drawn on 80 A."""
+    net = settled(Net(site()))
+    net.plug(1, Car(react=2.0))
+    net.run(5.0)
+    net.unplug(1)  # it releases
+    net.run(5.0)
+    old = next(m for _, who, m in net.log if who == "s1" and isinstance(m, Release))
+    net.plug(1, Car(react=2.0))  # the next car
+    net.plug(2, Car(react=2.0))
+    net.run(10.0)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    mark = len(net.log)
+    net.inject("s1", old)  # the late copy (its stream has been silent for seconds: the link takes it)
+    assert any(isinstance(m, Release) for _, who, m in net.log[mark:] if who == "s1"), "the copy was delivered"
+    for _ in range(int(8.0 / net.dt)):
+        net.step()
+        assert net.drawn_total() <= 640, f"drawn {net.drawn_total()} > 640 at t={net.t:.2f}"
+    cut_i, cut = next((i, m) for i, m in grants_to(net, 1, mark) if m.limit_da == 0)
+    ack_i = next(i for i, (_, who, m) in enumerate(net.log)
+                 if i > cut_i and who == "s1" and isinstance(m, Ack) and m.txn == cut.txn)
+    raised = [i for i, m in grants_to(net, 2, mark) if m.limit_da > 320]
+    assert all(i > ack_i for i in raised), "s2 is raised only after s1 acked its cut to 0"
 
 
 # -- rule 3: silent servant -------------------------------------------------------------------------
