@@ -85,7 +85,7 @@ class AckHow(enum.IntEnum):
 
 class NackCode(enum.IntEnum):
     BAD_LIMIT = 1  # a set-limit the servant cannot apply as sent
-    ADDRESS_CONFLICT = 2  # two servants answer on one address
+    TWIN = 2  # two servants answer on one address (a twin, rule 6)
     SECOND_MASTER = 3  # two masters on the bus
     EV_OVERDRAW = 4  # the EV ignored a lowered pilot and was stopped
     HARDWARE_FAULT = 5  # GFCI trip, stuck contactor, pilot fault...
@@ -150,7 +150,7 @@ class Heartbeat:
     seq: int = 0  # 10 bits, +1 per heartbeat, wraps 1023 -> 0
     leaving: bool = False  # graceful shutdown: fail safe now
     learning: bool = False  # just booted, not granting yet
-    conflict: bool = False  # this master has heard another master
+    second_master: bool = False  # this master has heard a second master
 
     def __post_init__(self) -> None:
         _check_uint("master_id", self.master_id, 4)
@@ -289,7 +289,7 @@ class Status:
     failsafe: bool = False  # pilot is at the failsafe current
     fault: bool = False
     ev_stopped: bool = False  # EV overdrew and was stopped
-    conflict: bool = False  # heard another servant on this address
+    twin: bool = False  # heard a twin: another servant on this address
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -304,7 +304,7 @@ class Status:
 
 @dataclass(frozen=True)
 class Join:
-    """Servant -> master at boot and on conflict: claims an address with a unique serial."""
+    """Servant -> master at boot and on a twin: claims an address with a unique serial."""
 
     TYPE: ClassVar[MsgType] = MsgType.JOIN
     address: int
@@ -498,7 +498,7 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         _set(obj, "__dict__", {
             "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
             "measured_da": None if measured == 1023 else measured, "requested_da": requested,
-            "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "conflict": f[3],
+            "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "twin": f[3],
         })
         return obj, head & COUNTER_MASK
     if t == 1:  # HEARTBEAT
@@ -510,7 +510,7 @@ def decode(offset: int, data: bytes) -> tuple[Message, int]:
         obj = _new(Heartbeat)
         _set(obj, "__dict__", {
             "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
-            "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "conflict": f[2],
+            "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "second_master": f[2],
         })
         return obj, head & COUNTER_MASK
     head = data[HEAD_BYTE]
@@ -579,11 +579,11 @@ def encode(msg: Message, counter: int) -> bytes:
         # the 48-bit word as three 16-bit pieces: see the bit table in docs/PROTOCOL.md
         low = msg.pilot | (msg.offered_da << 3) | ((measured & 7) << 13)
         mid = ((measured >> 3) | (requested << 7)) & 0xFFFF
-        flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
+        flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.twin << 3)
         tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
         offset = _ID_STATUS | msg.address
     elif isinstance(msg, Heartbeat):
-        flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
+        flags = msg.leaving | (msg.learning << 1) | (msg.second_master << 2)
         w = msg.limit_da | (msg.seq << 14)
         tail = _T_HB.pack((flags << 4) | counter, msg.master_id | (msg.page << 4), msg.epoch, msg.heard, w & 0xFFFF,
                           w >> 16)

@@ -465,7 +465,7 @@ class Simulation:
 
     def _follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
-        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``conflict``, are
+        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``second_master``, are
         two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
         hold = float(self.timing.conflict_hold)
         key = (hb.master_id, hb.epoch)
@@ -473,7 +473,7 @@ class Simulation:
         p.masters_seen[key] = t
         if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
             p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
-        if hb.conflict:
+        if hb.second_master:
             p.second_master_until = t + hold
         if key == p.followed:
             return

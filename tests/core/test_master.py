@@ -531,7 +531,7 @@ def test_twin_servant_is_reported_cut_to_zero_and_counted_as_two_units() -> None
     mark = len(net.sent)
     net.inject("twin", Status(1, serial_tag(0x999), PilotState.C, 320, 300, 800), Link())
     sent = [m for _, who, m in net.sent[mark:] if who == "master"]
-    assert Nack(1, NackCode.ADDRESS_CONFLICT, 0) in sent
+    assert Nack(1, NackCode.TWIN, 0) in sent
     net.run(3.0)
     assert net.offers()[1] == 0
     v = net.master.view(1, net.t)  # type: ignore[union-attr]
@@ -552,7 +552,7 @@ def test_second_master_is_reported_and_servants_fail_safe() -> None:
         net.run(0.2)
     master_sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert Nack(0, NackCode.SECOND_MASTER, 0) in master_sent
-    assert any(isinstance(m, Heartbeat) and m.conflict for m in master_sent)
+    assert any(isinstance(m, Heartbeat) and m.second_master for m in master_sent)
     assert all(u.node.in_failsafe for u in net.units.values())
     sets = [m for m in master_sent if isinstance(m, SetLimit)]
     assert all(m.limit_da <= before[m.address] for m in sets), "only cuts while two masters are heard"

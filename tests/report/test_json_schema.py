@@ -100,7 +100,7 @@ def test_a_record_that_breaks_the_language_is_refused() -> None:
     good = {"record": "frame", "t": 1.0, "type": "STATUS", "from": "1", "to": "master", "id": "0x181",
             "counter": 3, "e2e": "ok", "address": 1, "serial_tag": "0x0461", "pilot": "C", "offered_a": 16.0,
             "measured_a": None, "requested_a": 16.0, "failsafe": False, "fault": False, "ev_stopped": False,
-            "conflict": False}
+            "twin": False}
     assert not list(v.iter_errors(good))
     for change in ({"pilot": "c"}, {"serial_tag": 1121}, {"id": 385}, {"extra": 1}, {"record": "totals"}):
         assert list(v.iter_errors({**good, **change})), change
