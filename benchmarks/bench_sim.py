@@ -11,17 +11,32 @@ master that has learned its servants, and divided by the number of servants.
 Last, the CPU seconds one chaos-sweep installation-hour costs (the CI sweep
 runs 1000 of them over two cores), over the first seeds of the sweep.
 Nothing is asserted: figures only (the machine is shared and noisy).
+
+    python benchmarks/bench_sim.py --baseline HEAD~1   # also the simulator of another revision
+
+``--baseline REV`` runs the same figures with ``busshare/`` as it is at git revision ``REV`` (exported
+to a temporary directory), each in its own process, the two alternating round by round so both see
+the same machine load, and prints the ratio: how many times faster (speeds) or cheaper (costs) this
+tree is.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --package-root DIR: measure the busshare package found there (a --baseline revision's export)
+_PKG = sys.argv[sys.argv.index("--package-root") + 1] if "--package-root" in sys.argv[:-1] else str(ROOT)
+sys.path.insert(0, _PKG)
 
 from busshare.core.config import Config, ServantConfig, Timing, validate  # noqa: E402
 from busshare.sim.chaos import chaos_scenario  # noqa: E402
@@ -96,29 +111,111 @@ def chaos_cost(seeds: range) -> tuple[float, float]:
     return cpu / hours, servants / len(seeds)
 
 
+SIZES = {4: 600.0, 16: 300.0, 62: 120.0}
+Figures = dict[str, float]
+
+
+def measure(quick: bool, rounds: int) -> Figures:
+    """Every figure once (best of ``rounds``): ``speed:N``, ``steps:N``, ``violations:N``, ``tick:N`` (s per
+    Master.tick), ``chaos`` (CPU s per installation-hour), ``chaos_servants``."""
+    fig: Figures = {}
+    for n, secs in SIZES.items():
+        secs = secs / 4 if quick else secs
+        fig[f"speed:{n}"], steps, violations = sim_speed(n, secs, rounds)
+        fig[f"steps:{n}"], fig[f"violations:{n}"], fig[f"seconds:{n}"] = steps, violations, secs
+    for n in SIZES:
+        fig[f"tick:{n}"] = tick_cost(n, 500 if quick else 2000)
+    seeds = range(1000, 1004 if quick else 1016)
+    fig["chaos"], fig["chaos_servants"] = chaos_cost(seeds)
+    fig["chaos_seeds"] = len(seeds)
+    return fig
+
+
+def print_figures(fig: Figures, base: Figures | None = None, rev: str = "") -> None:
+    def ratio(key: str, faster: bool) -> str:
+        if base is None:
+            return ""
+        r = fig[key] / base[key] if faster else base[key] / fig[key]
+        return f" {base[key] if faster else base[key] * 1e6:>11.{0 if faster else 1}f}{'x' if faster else ' us'} {r:>6.2f}"
+
+    print(f"{'servants':>8} {'simulated s':>12} {'steps':>8} {'sim s / wall s':>15} {'violations':>11}"
+          + (f" {rev[:10]:>12} {'ratio':>6}" if base else ""))
+    for n in SIZES:
+        print(f"{n:>8} {fig[f'seconds:{n}']:>12.0f} {fig[f'steps:{n}']:>8.0f} {fig[f'speed:{n}']:>14.0f}x "
+              f"{fig[f'violations:{n}']:>11.0f}" + ratio(f"speed:{n}", True))
+    print()
+    print(f"{'servants':>8} {'Master.tick':>14} {'per servant':>14}" + (f" {rev[:10]:>14} {'ratio':>6}" if base else ""))
+    for n in SIZES:
+        cost = fig[f"tick:{n}"]
+        print(f"{n:>8} {cost * 1e6:>11.1f} us {cost / n * 1e6:>11.2f} us" + ratio(f"tick:{n}", False))
+    print()
+    per_hour, n_seeds = fig["chaos"], int(fig["chaos_seeds"])
+    print(f"chaos sweep: {per_hour:.2f} CPU s per installation-hour ({n_seeds} seeds, {fig['chaos_servants']:.1f} "
+          f"servants on average): 1000 hours = {per_hour * 1000 / 60:.0f} CPU minutes, "
+          f"{per_hour * 1000 / 120:.1f} min over 2 cores")
+    if base is not None:
+        print(f"  {rev}: {base['chaos']:.2f} CPU s per installation-hour; this tree is {base['chaos'] / per_hour:.2f}x "
+              f"as fast")
+
+
+def export(rev: str, into: Path) -> None:
+    """``busshare/`` as it is at git revision ``rev``, unpacked under ``into``."""
+    blob = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "busshare"],
+                          check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def child(package_root: str, quick: bool) -> Figures:
+    """One round of every figure, in a fresh process importing busshare from ``package_root``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--package-root", package_root, "--rounds", "1"]
+    out = subprocess.run(cmd + (["--quick"] if quick else []), check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": package_root}).stdout
+    figures: Figures = json.loads(out)
+    return figures
+
+
+def best(runs: list[Figures]) -> Figures:
+    """Per figure, the best round: the fastest speed, the cheapest cost (the least disturbed by other load)."""
+    out = dict(runs[0])
+    for fig in runs[1:]:
+        for key, value in fig.items():
+            if key.startswith("speed:"):
+                out[key] = max(out[key], value)
+            elif key.startswith("tick:") or key == "chaos":
+                out[key] = min(out[key], value)
+    return out
+
+
+def compare(rev: str, quick: bool, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
+        export(rev, Path(tmp))
+        ours: list[Figures] = []
+        theirs: list[Figures] = []
+        for i in range(rounds):  # alternating, each first in turn, so both see the same load
+            if i % 2:
+                ours.append(child(str(ROOT), quick))
+            theirs.append(child(tmp, quick))
+            if not i % 2:
+                ours.append(child(str(ROOT), quick))
+    print_figures(best(ours), best(theirs), rev)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--baseline", metavar="REV", help="also measure busshare/ at this git revision, and the ratio")
+    ap.add_argument("--rounds", type=int, help="rounds per figure (default 3, 1 with --quick)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--package-root", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    seconds = {4: 600.0, 16: 300.0, 62: 120.0}
-    rounds = 1 if args.quick else 3
-    if args.quick:
-        seconds = {k: v / 4 for k, v in seconds.items()}
-    print(f"{'servants':>8} {'simulated s':>12} {'steps':>8} {'sim s / wall s':>15} {'violations':>11}")
-    for n, secs in seconds.items():
-        speed, steps, violations = sim_speed(n, secs, rounds)
-        print(f"{n:>8} {secs:>12.0f} {steps:>8} {speed:>14.0f}x {violations:>11}")
-    print()
-    print(f"{'servants':>8} {'Master.tick':>14} {'per servant':>14}")
-    for n in seconds:
-        cost = tick_cost(n, 2000 if not args.quick else 500)
-        print(f"{n:>8} {cost * 1e6:>11.1f} us {cost / n * 1e6:>11.2f} us")
-    print()
-    seeds = range(1000, 1004 if args.quick else 1016)
-    per_hour, mean_n = chaos_cost(seeds)
-    print(f"chaos sweep: {per_hour:.2f} CPU s per installation-hour ({len(seeds)} seeds, {mean_n:.1f} servants "
-          f"on average): 1000 hours = {per_hour * 1000 / 60:.0f} CPU minutes, "
-          f"{per_hour * 1000 / 120:.1f} min over 2 cores")
+    rounds = args.rounds or (1 if args.quick else 3)
+    if args.baseline:
+        compare(args.baseline, args.quick, rounds)
+    elif args.json:
+        print(json.dumps(measure(args.quick, rounds)))
+    else:
+        print_figures(measure(args.quick, rounds))
 
 
 if __name__ == "__main__":

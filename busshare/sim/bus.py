@@ -127,8 +127,9 @@ class SimBus:
         if port.mute or not port.attached:
             return
         f = self.faults
+        frame_time = f.frame_time
         start = now if now > self.free_at else self.free_at
-        done = start + f.frame_time
+        done = start + frame_time
         self.free_at = done
         at = done + f.latency_s
         self.frames += 1
@@ -160,7 +161,7 @@ class SimBus:
                 out.append((p, got, bad))
             if dup and rng.random() < dup:
                 self.duplicated += 1
-                self.queue.push(at + f.frame_time, DELIVER, offset, [(p, got, bad)])
+                self.queue.push(at + frame_time, DELIVER, offset, [(p, got, bad)])
             if late and rng.random() < late:
                 self.deliver_copy(p, offset, got, at + rng.uniform(f.late_min_s, f.late_max_s), bad)
         if out:

@@ -17,12 +17,13 @@ Entry = tuple[float, int, int, Any, Any]  # (time, seq, kind, a, b)
 class EventQueue:
     """A min-heap of (time, seq, kind, a, b); ``kind`` is a small int chosen by the caller."""
 
-    __slots__ = ("heap", "seq", "now")
+    __slots__ = ("heap", "seq", "now", "steps")
 
     def __init__(self, start: float = 0.0) -> None:
         self.heap: list[Entry] = []
         self.seq = 0
         self.now = start
+        self.steps = 0  # events handled (the loop counts them)
 
     def push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
         if t < self.now:

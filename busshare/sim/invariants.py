@@ -18,7 +18,7 @@ a run pass.  The checks (names as reported):
                    failsafe current: the one sent with its last set-limit,
                    else the heartbeat's, else its standalone one.  Only
                    set-limits the spec lets it accept count (the followed
-                   master's epoch, no two-master hold; runner._accepts).
+                   master's epoch, no two-master hold; oracle.FailsafeOracle).
 ``rule4-failsafe-hold`` failsafe_hold (config.Timing) later still, at most
                    min(assigned failsafe, standalone failsafe).
 ``rule8-integrity`` a frame the bus corrupted is never accepted by a Link.
@@ -37,21 +37,25 @@ The service clocks restart at a plug-in, an unplug, a car stopped by its
 servant, and (after the master's recovery time) a fault or a master start.
 Collecting (``stop_on_violation=False``), a lasting waste or wait is reported
 again once per bound.
+
+The checks return what they found (``Violation`` or ``None``, or a list); the simulation decides
+whether a violation stops the run or is collected.  They read the installation through the narrow
+``Installation`` view and ask for a later look through ``schedule``.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..core.config import Timing
 from ..protocol.pilot import PilotState
-
-if TYPE_CHECKING:
-    from .procs import ServantProc
-    from .runner import Simulation
+from .loop import Check
+from .oracle import Schedule
+from .procs import ServantProc
 
 INF = float("inf")
 MODEST_LOSS = 0.01
@@ -118,9 +122,48 @@ def recovery_after(timing: Timing, what: str) -> float:
     return timing.silent_count_after
 
 
+class Installation(Protocol):
+    """What the checks read of the simulated installation."""
+
+    @property
+    def servants(self) -> Sequence[ServantProc]: ...
+
+    @property
+    def quiet(self) -> bool: ...  # the service checks apply (one master, no fault, modest loss)
+
+    @property
+    def quiet_since(self) -> float: ...  # when the service clocks may start
+
+    def contested(self, address: int) -> bool: ...  # two live processes share the address
+
+
+@dataclass(frozen=True)
+class Service:
+    """Which service checks a scenario asks for."""
+
+    waste: bool
+    starvation: bool
+    single_priority: bool  # starvation has a bound only with one priority class
+    max_min_da: int  # the largest minimum current: how many cars fit at once
+
+
+def offers_text(servants: Sequence[ServantProc]) -> str:
+    return ", ".join(f"{p.name}={p.offer / 10:.1f}" for p in servants if p.offer)
+
+
+def draws_text(servants: Sequence[ServantProc]) -> str:
+    return ", ".join(f"{p.name}={p.draw / 10:.1f}{'' if p.evse.compliant else '(nc)'}" for p in servants if p.draw)
+
+
 class Invariants:
-    def __init__(self, sim: Simulation, bounds: Bounds, single_priority: bool, max_min_da: int) -> None:
+    def __init__(self, sim: Installation, bounds: Bounds, service: Service, schedule: Schedule,
+                 first_only: bool = False) -> None:
         self.sim = sim
+        self.schedule = schedule
+        # the run stops at the first violation: ``sync`` returns at once, leaving the totals as they were then
+        self.first_only = first_only
+        self.checks_waste = service.waste
+        self.checks_starvation = service.starvation
         self.b = bounds
         self.limit = bounds.limit_da
         self.total_offered = 0
@@ -133,67 +176,83 @@ class Invariants:
         self.waste_reported = -INF  # collecting violations: the last waste report of this episode
         self.spoiled_at: list[float] = []  # when the bus lost or corrupted a SET_LIMIT or ACK (non-decreasing)
         self.spoiled_control = 0
-        self.single_priority = single_priority
-        self.fit = max(1, bounds.limit_da // max(1, max_min_da))
+        self.single_priority = service.single_priority
+        self.fit = max(1, bounds.limit_da // max(1, service.max_min_da))
 
     # -- called after every change to a servant process's hardware --------------
 
-    def sync(self, p: ServantProc, t: float) -> None:
-        sim = self.sim
+    def sync(self, p: ServantProc, t: float) -> list[Violation]:
+        """The EVSE of ``p`` may have changed: the safety checks on what it offers and draws, then the
+        service bookkeeping.  Returns the violations found (in the order they were found; with
+        ``first_only``, as soon as there is one)."""
         ev = p.evse
         offer = ev.offer_da
         draw = ev.draw_da
+        found: list[Violation] = []
+        if offer != p.offer:
+            self._offer_changed(p, offer, t, found)
+            if found and self.first_only:
+                return found
+        p.draw = draw  # (before the check below: its message lists every unit's draw, this one's included)
         if ev.compliant:
             counted = draw
         else:
             cap = 0 if ev.stopped else offer
             counted = draw if draw < cap else cap
-        if offer != p.offer:
-            self.total_offered += offer - p.offer
-            p.offer = offer
-            if self.total_offered > self.peak_offered:
-                self.peak_offered = self.total_offered
-            if offer > p.cfg.max_da:
-                sim.fail(t, "rule7-local-max", f"{p.name} offers {offer / 10:.1f} A > its maximum {p.cfg.max_da / 10:.1f} A")
-            if self.total_offered > self.limit:
-                sim.fail(t, "rule1-offered", f"total offered {self.total_offered / 10:.1f} A > limit "
-                         f"{self.limit / 10:.1f} A ({sim.offers_text()})")
-            if t >= p.hold_deadline and offer > min(p.fs_da, p.cfg.failsafe_da):
-                sim.fail(t, "rule4-failsafe-hold", f"{p.name} raised to {offer / 10:.1f} A > min(failsafe "
-                         f"{p.fs_da / 10:.1f} A, standalone {p.cfg.failsafe_da / 10:.1f} A) with no valid master "
-                         f"heartbeat since t={p.last_hb:.3f}")
-            if t >= p.fs_deadline and offer > p.fs_da:
-                sim.fail(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe {p.fs_da / 10:.1f} A "
-                         f"({self.why_failsafe(p)})")
-        p.draw = draw  # (before the check below: its message lists every unit's draw, this one's included)
         if counted != p.counted:
             self.total_drawn += counted - p.counted
             p.counted = counted
             if self.total_drawn > self.peak_drawn:
                 self.peak_drawn = self.total_drawn
             if self.total_drawn > self.limit:
-                sim.fail(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit {self.limit / 10:.1f} A "
-                         f"({sim.draws_text()})")
+                found.append(Violation(t, "drawn", f"total drawn {self.total_drawn / 10:.1f} A > limit "
+                                       f"{self.limit / 10:.1f} A ({draws_text(self.sim.servants)})"))
+                if self.first_only:
+                    return found
         if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
             p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
-            sim.schedule_check(p.cutoff_sched, "cutoff", p)
-        # service bookkeeping (waste, starvation)
+            self.schedule(p.cutoff_sched, Check.CUTOFF, p)
+        self._service(p, offer, t)
+        return found
+
+    def _offer_changed(self, p: ServantProc, offer: int, t: float, found: list[Violation]) -> None:
+        """Rules 1, 7 and 4 on a new pilot offer."""
+        self.total_offered += offer - p.offer
+        p.offer = offer
+        if self.total_offered > self.peak_offered:
+            self.peak_offered = self.total_offered
+        if offer > p.cfg.max_da:
+            found.append(Violation(t, "rule7-local-max", f"{p.name} offers {offer / 10:.1f} A > its maximum "
+                                   f"{p.cfg.max_da / 10:.1f} A"))
+        if self.total_offered > self.limit:
+            found.append(Violation(t, "rule1-offered", f"total offered {self.total_offered / 10:.1f} A > limit "
+                                   f"{self.limit / 10:.1f} A ({offers_text(self.sim.servants)})"))
+        if t >= p.hold_deadline and offer > min(p.fs_da, p.cfg.failsafe_da):
+            found.append(Violation(t, "rule4-failsafe-hold", f"{p.name} raised to {offer / 10:.1f} A > min(failsafe "
+                                   f"{p.fs_da / 10:.1f} A, standalone {p.cfg.failsafe_da / 10:.1f} A) with no valid "
+                                   f"master heartbeat since t={p.last_hb:.3f}"))
+        if t >= p.fs_deadline and offer > p.fs_da:
+            found.append(Violation(t, "rule4-failsafe", f"{p.name} raised to {offer / 10:.1f} A > failsafe "
+                                   f"{p.fs_da / 10:.1f} A ({self.why_failsafe(p)})"))
+
+    def _service(self, p: ServantProc, offer: int, t: float) -> None:
+        """Waste and starvation bookkeeping: is the car unmet, is it waiting."""
+        ev = p.evse
         wants = ev.wants_da
         demand = wants if wants < p.cfg.max_da else p.cfg.max_da
-        eligible = p.alive and not p.twin and not ev.stopped and not sim.contested(p.address)
+        eligible = p.alive and not p.twin and not ev.stopped and not self.sim.contested(p.address)
         unmet = eligible and demand > offer
         if unmet != p.unmet:
             self.n_unmet += 1 if unmet else -1
             p.unmet = unmet
-        waiting = eligible and demand > 0 and offer == 0
-        if waiting:
+        if eligible and demand > 0 and offer == 0:
             if p.waiting_since == INF:
                 p.waiting_since = t
                 self._arm_starvation(p, t)
         else:
             p.waiting_since = INF
             p.starve_reported = -INF
-        if sim.quiet:
+        if self.sim.quiet:
             self.update_waste(t)
 
     # -- waste ---------------------------------------------------------------------
@@ -238,7 +297,7 @@ class Invariants:
         return start + self.b.settle_s + extra
 
     def update_waste(self, t: float) -> None:
-        if not self.sim.checks_waste:
+        if not self.checks_waste:
             return
         if self.waste_now() is None:
             self.waste_since = INF
@@ -249,28 +308,30 @@ class Invariants:
         due = self._waste_due()
         if due < self.waste_sched or self.waste_sched <= t:
             self.waste_sched = due
-            self.sim.schedule_check(due, "waste", None)
+            self.schedule(due, Check.WASTE, None)
 
-    def check_waste(self, t: float) -> None:
+    def check_waste(self, t: float) -> Violation | None:
         self.waste_sched = INF
         if not self.sim.quiet:
-            return
+            return None
         why = self.waste_now()
         if why is None:
             self.waste_since = INF
             self.waste_reported = -INF
-            return
+            return None
         if self.waste_since == INF:
             self.waste_since = t
         due = self._waste_due()
+        found = None
         if t + 1e-9 >= due:
             start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
-            self.sim.fail(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
-                          f"(settle bound {due - start:.2f} s)")
+            found = Violation(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
+                              f"(settle bound {due - start:.2f} s)")
             self.waste_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
             due = self._waste_due()
         self.waste_sched = due
-        self.sim.schedule_check(due, "waste", None)
+        self.schedule(due, Check.WASTE, None)
+        return found
 
     # -- starvation -------------------------------------------------------------------
 
@@ -283,25 +344,27 @@ class Invariants:
         return max(p.waiting_since, self.sim.quiet_since, p.starve_reported) + self.starve_bound()
 
     def _arm_starvation(self, p: ServantProc, t: float) -> None:
-        if not self.sim.checks_starvation or not self.single_priority or self.b.rotation_s <= 0:
+        if not self.checks_starvation or not self.single_priority or self.b.rotation_s <= 0:
             return
         due = self._starve_due(p)
         if due < p.starve_sched or p.starve_sched <= t:
             p.starve_sched = due
-            self.sim.schedule_check(due, "starve", p)
+            self.schedule(due, Check.STARVE, p)
 
-    def check_starvation(self, p: ServantProc, t: float) -> None:
+    def check_starvation(self, p: ServantProc, t: float) -> Violation | None:
         p.starve_sched = INF
         if p.waiting_since == INF or not self.sim.quiet:
-            return
+            return None
         due = self._starve_due(p)
+        found = None
         if t + 1e-9 >= due:
-            self.sim.fail(t, "starvation", f"{p.name} has waited {t - p.waiting_since:.1f} s for current "
-                          f"(bound {self.starve_bound():.1f} s)")
+            found = Violation(t, "starvation", f"{p.name} has waited {t - p.waiting_since:.1f} s for current "
+                              f"(bound {self.starve_bound():.1f} s)")
             p.starve_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
             due = self._starve_due(p)
         p.starve_sched = due
-        self.sim.schedule_check(due, "starve", p)
+        self.schedule(due, Check.STARVE, p)
+        return found
 
     def rearm_all(self, t: float) -> None:
         """After the quiet conditions changed: re-evaluate waste and pending waits."""
@@ -313,15 +376,16 @@ class Invariants:
 
     # -- rule 4 and the non-compliant car ----------------------------------------------
 
-    def check_failsafe(self, p: ServantProc, t: float) -> None:
+    def check_failsafe(self, p: ServantProc, t: float) -> Violation | None:
         p.fs_check_sched = INF
         if p.fs_deadline > t + 1e-9:
             if p.fs_deadline < INF:
                 p.fs_check_sched = p.fs_deadline
-                self.sim.schedule_check(p.fs_deadline, "failsafe", p)
-            return
-        if p.evse.offer_da > p.fs_da:
-            self.sim.fail(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
+                self.schedule(p.fs_deadline, Check.FAILSAFE, p)
+            return None
+        if p.evse.offer_da <= p.fs_da:
+            return None
+        return Violation(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
                           f"{p.fs_da / 10:.1f} A at t={t:.3f}; {self.why_failsafe(p)}")
 
     def why_failsafe(self, p: ServantProc) -> str:
@@ -330,35 +394,37 @@ class Invariants:
             return f"no heartbeat saying the master heard it since t={p.heard_deadline - self.b.unheard_bound_s:.3f}"
         return f"last valid master heartbeat at t={p.last_hb:.3f}"
 
-    def check_hold(self, p: ServantProc, t: float) -> None:
+    def check_hold(self, p: ServantProc, t: float) -> Violation | None:
         """After failsafe_hold more, a master-assigned failsafe gives way to min(assigned, standalone)."""
         p.hold_sched = INF
         if p.hold_deadline > t + 1e-9:
             if p.hold_deadline < INF:
                 p.hold_sched = p.hold_deadline
-                self.sim.schedule_check(p.hold_deadline, "hold", p)
-            return
+                self.schedule(p.hold_deadline, Check.HOLD, p)
+            return None
         cap = min(p.fs_da, p.cfg.failsafe_da)
-        if p.evse.offer_da > cap:
-            self.sim.fail(t, "rule4-failsafe-hold", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > min(failsafe "
+        if p.evse.offer_da <= cap:
+            return None
+        return Violation(t, "rule4-failsafe-hold", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > min(failsafe "
                           f"{p.fs_da / 10:.1f} A, standalone {p.cfg.failsafe_da / 10:.1f} A) at t={t:.3f}; last valid "
                           f"master heartbeat at t={p.last_hb:.3f}")
 
-    def check_cutoff(self, p: ServantProc, t: float) -> None:
+    def check_cutoff(self, p: ServantProc, t: float) -> Violation | None:
         p.cutoff_sched = INF
         ev = p.evse
         if ev.compliant or ev.over_since == INF:
-            return
+            return None
         due = ev.over_since + self.b.cutoff_bound_s
         cap = 0 if ev.stopped else ev.offer_da
-        if t + 1e-9 >= due:
-            if ev.draw_da > cap + ev.tolerance_da:
-                self.sim.fail(t, "ev-cutoff", f"non-compliant car on {p.name} still draws {ev.draw_da / 10:.1f} A "
-                              f"over its {cap / 10:.1f} A offer since t={ev.over_since:.3f} (bound "
-                              f"{self.b.cutoff_bound_s:.2f} s)")
-            return
-        p.cutoff_sched = due
-        self.sim.schedule_check(due, "cutoff", p)
+        if t + 1e-9 < due:
+            p.cutoff_sched = due
+            self.schedule(due, Check.CUTOFF, p)
+            return None
+        if ev.draw_da <= cap + ev.tolerance_da:
+            return None
+        return Violation(t, "ev-cutoff", f"non-compliant car on {p.name} still draws {ev.draw_da / 10:.1f} A "
+                         f"over its {cap / 10:.1f} A offer since t={ev.over_since:.3f} (bound "
+                         f"{self.b.cutoff_bound_s:.2f} s)")
 
 
 def pilot_char(p: PilotState) -> str:

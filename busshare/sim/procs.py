@@ -18,7 +18,7 @@ from .bus import Port
 from .ev import SimEvse
 
 if TYPE_CHECKING:
-    from .runner import MasterHost, ServantHost
+    from .hosts import MasterHost, ServantHost
 
 INF = float("inf")
 

@@ -203,9 +203,10 @@ def test_the_timeline_records_every_pilot_change_the_invariants_see() -> None:
     sync = sim.inv.sync
 
     def spy(p, t):  # type: ignore[no-untyped-def]
-        sync(p, t)
+        found = sync(p, t)
         ev = p.evse
         seen[(t, p.name)] = (p.address, ev.offer_da, ev.draw_da if ev.meter else None)
+        return found
 
     sim.inv.sync = spy  # type: ignore[method-assign]
     result = sim.run()

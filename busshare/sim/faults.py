@@ -1,0 +1,240 @@
+"""What happens to the installation from outside: cars come and go, processes crash, the bus misbehaves.
+
+``Faults`` adds to the ``World`` the scripted and interactive changes a scenario (or a test) makes:
+plug-ins and unplugs, master crashes, restarts and second masters, servant crashes and partitions,
+bus fault episodes and twins.  Each marks the timeline and restarts the service clocks (``_disturb``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..core.events import EventKind
+from .bus import BusFaults
+from .ev import EvProfile
+from .loop import SCRIPT
+from .procs import INF, MasterProc, ServantProc
+from .scenario import CarPlan, FaultPlan
+from .world import World
+
+
+class Faults(World):
+    """The world, with the changes a scenario or a test can make to it."""
+
+    # ------------------------------------------------------------------ cars
+
+    def _plan_car(self, car: CarPlan) -> None:
+        self.queue.push(car.at, SCRIPT, self._car_in, car)
+        if car.leave is not None:
+            self.queue.push(car.leave, SCRIPT, self._car_out, car)
+
+    def _procs_at(self, address: int, twin: bool = False) -> list[ServantProc]:
+        return [p for p in self.by_address.get(address, []) if p.twin == twin]
+
+    def _car_in(self, car: CarPlan, t: float) -> None:
+        for p in self._procs_at(car.evse, car.twin)[:1]:
+            self.plug(p, car.profile, t)
+
+    def _car_out(self, car: CarPlan, t: float) -> None:
+        for p in self._procs_at(car.evse, car.twin)[:1]:
+            self.unplug(p, t)
+
+    def plug(self, p: ServantProc, profile: EvProfile, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if p.evse.plugged:
+            self.unplug(p, t)
+        p.evse.plug(profile, t)
+        self._mark(t, p.address, "plug-in", f"{p.name}: car wants {profile.need_kwh:.1f} kWh, max "
+                   f"{profile.max_a:.0f} A{'' if profile.compliant else ', NON-COMPLIANT'}")
+        self._hardware_changed(p, t)
+        self._disturb(t)
+
+    def unplug(self, p: ServantProc, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if not p.evse.plugged:
+            return
+        p.evse.advance(t)
+        self.energy_done[p.name] = self.energy_done.get(p.name, 0.0)
+        p.evse.unplug(t)
+        self._mark(t, p.address, "unplug", f"{p.name}: {p.evse.session_wh / 1000:.2f} kWh delivered")
+        self._hardware_changed(p, t)
+        self._disturb(t)
+
+    def _hardware_changed(self, p: ServantProc, t: float) -> None:
+        if p.alive:
+            self._servant_after(p, [], t, True)
+        else:
+            self._sync(p, t)
+            self._ev_resched(p)
+
+    # ------------------------------------------------------------------ faults
+
+    def _apply_fault(self, f: FaultPlan, t: float) -> None:
+        kind = f.kind
+        if kind == "master_crash":
+            self.master_crash(t)
+        elif kind == "master_restart":
+            self.master_restart(t)
+        elif kind == "master_shutdown":
+            self.master_shutdown(t)
+        elif kind == "second_master":
+            self.second_master(t, f.master_id, f.duration_s)
+        elif kind == "servant_crash":
+            self.servant_crash(self._one(f), t, f.hold_s, f.duration_s)
+        elif kind == "servant_restart":
+            self.servant_restart(self._one(f), t)
+        elif kind == "partition":
+            self.partition(self._one(f), f.direction, t, f.duration_s)
+        elif kind == "bus":
+            self.bus_faults(t, f.duration_s, **f.bus)
+        elif kind == "twin":
+            self.add_twin(f.address or 1, t, f.serial, f.duration_s, f.car)
+        else:  # pragma: no cover - scenario validation rejects unknown kinds
+            raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _one(self, f: FaultPlan) -> ServantProc:
+        procs = self._procs_at(f.address or 1)
+        if not procs:
+            raise ValueError(f"fault {f.kind}: no servant at address {f.address}")
+        return procs[0]
+
+    def _fault_on(self, name: str, t: float) -> None:
+        self.faults[name] = t
+        self._disturb(t, "fault")
+
+    def _fault_off(self, name: str, t: float) -> None:
+        self.faults.pop(name, None)
+        self._disturb(t, "fault")
+
+    def master_crash(self, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if self.masters:
+            self._stop_master(self.masters[0], t, graceful=False)
+        self._disturb(t, "fault")
+
+    def master_shutdown(self, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if self.masters:
+            self._stop_master(self.masters[0], t, graceful=True)
+        self._disturb(t, "fault")
+
+    def master_restart(self, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if not any(m.master_id == self.config.master_id for m in self.masters):
+            self._start_master(self.config.master_id, t)
+        self._disturb(t, "fault")
+
+    def second_master(self, t: float | None = None, master_id: int = 2, duration_s: float | None = None) -> None:
+        t = self.now if t is None else t
+        proc = self._start_master(master_id, t)
+        self._disturb(t, "fault")
+        if duration_s is not None:
+            self.queue.push(t + duration_s, SCRIPT, self._end_second_master, proc)
+
+    def _end_second_master(self, proc: MasterProc, t: float) -> None:
+        if proc.alive:
+            self._stop_master(proc, t, graceful=False)
+        self._disturb(t, "fault")
+
+    def servant_crash(self, p: ServantProc, t: float | None = None, hold_s: float | None = None,
+                      duration_s: float | None = None) -> None:
+        """Crash a servant process; it holds its pilot for ``hold_s`` (default: the scenario's watchdog)."""
+        t = self.now if t is None else t
+        hold = self.scenario.watchdog_s if hold_s is None else hold_s
+        self._mark(t, p.address, "servant-crash", f"{p.name} (pilot held {hold:.2f} s)")
+        self._kill_servant(p, t, hold)
+        self._fault_on(f"crash:{p.name}", t)
+        if duration_s is not None:
+            self.queue.push(t + duration_s, SCRIPT, self._restart_cb, p)
+
+    def _restart_cb(self, p: ServantProc, t: float) -> None:
+        self.servant_restart(p, t)
+
+    def servant_restart(self, p: ServantProc, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if p.alive:
+            self._kill_servant(p, t, 0.0)
+        elif p.watchdog_at < INF:  # rebooting resets the hardware too
+            p.watchdog_at = INF
+            p.evse.power_reset(t)
+        self._mark(t, p.address, "servant-boot", p.name)
+        self._boot_servant(p, t)
+        self._fault_off(f"crash:{p.name}", t)
+
+    def partition(self, p: ServantProc, direction: str, t: float | None = None,
+                  duration_s: float | None = None) -> None:
+        """Cut ``p`` off the bus: 'in' (deaf), 'out' (mute) or 'both'."""
+        t = self.now if t is None else t
+        if p.port is not None:
+            p.port.deaf = direction in ("in", "both")
+            p.port.mute = direction in ("out", "both")
+        self._mark(t, p.address, "partition", f"{p.name} {direction}")
+        self._fault_on(f"partition:{p.name}", t)
+        if duration_s is not None:
+            self.queue.push(t + duration_s, SCRIPT, self._heal_cb, p)
+
+    def _heal_cb(self, p: ServantProc, t: float) -> None:
+        self.heal(p, t)
+
+    def heal(self, p: ServantProc, t: float | None = None) -> None:
+        t = self.now if t is None else t
+        if p.port is not None:
+            p.port.deaf = p.port.mute = False
+        self._mark(t, p.address, "heal", p.name)
+        self._fault_off(f"partition:{p.name}", t)
+
+    def bus_faults(self, t: float | None = None, duration_s: float | None = None, **changes: float) -> None:
+        """Change the bus's fault rates, for ``duration_s`` (None: for good).
+
+        Episodes may overlap: the bus is always the base with every running episode's changes applied in
+        the order they started, so one ending never undoes (or brings back) another.
+        """
+        t = self.now if t is None else t
+        if duration_s is None:
+            self._bus_base.update(changes)
+        else:
+            episode = dict(changes)
+            self._bus_episodes.append(episode)
+            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, episode)
+        self._bus_apply()
+        self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
+        self._disturb(t, "fault")
+
+    def _bus_restore(self, episode: dict[str, float], t: float) -> None:
+        self._bus_episodes = [e for e in self._bus_episodes if e is not episode]
+        self._bus_apply()
+        self._mark(t, None, "bus", "restored" if not self._bus_episodes else "episode over")
+        # late copies still on their way are part of the fault: the recovery runs from the last one
+        self._disturb(max(t, self.bus.late_until), "fault")
+
+    def _bus_apply(self) -> None:
+        merged = dict(self._bus_base)
+        for episode in self._bus_episodes:
+            merged.update(episode)
+        self.bus.faults = BusFaults(**merged)
+
+    def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
+                 duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:
+        """A second servant process configured with the same address (a commissioning mistake)."""
+        t = self.now if t is None else t
+        base = self._procs_at(address)
+        if not base:
+            raise ValueError(f"twin: no servant at address {address}")
+        cfg = base[0].cfg
+        twin_cfg = replace(cfg, serial=serial if serial is not None else (cfg.serial ^ 0x5A5A5A5A) & 0xFFFFFFFF)
+        p = self._add_servant(twin_cfg, twin=True, now=t)
+        self._mark(t, address, EventKind.TWIN, f"{p.name} serial {twin_cfg.serial:#x}")
+        self._fault_on(f"twin:{address}", t)
+        if car is not None:
+            self.plug(p, car, t)
+        if duration_s is not None:
+            self.queue.push(t + duration_s, SCRIPT, self._twin_off, p)
+        return p
+
+    def _twin_off(self, p: ServantProc, t: float) -> None:
+        self._kill_servant(p, t, 0.0)
+        if p.evse.plugged:
+            p.evse.unplug(t)
+            self._sync(p, t)
+        self._mark(t, p.address, EventKind.TWIN_GONE, p.name)
+        self._fault_off(f"twin:{p.address}", t)

@@ -1,0 +1,145 @@
+"""The rule-4 oracle: when each servant process must be in failsafe, worked out from the frames it accepted.
+
+Independent of the servant under test: it follows PROTOCOL.md (rules 4 and 6, and 5.2's fresh
+heartbeats) from what reached the servant's ``Link``, and keeps its verdict on the ``ServantProc``:
+``fs_da`` (the failsafe it must be at or below), ``fs_deadline`` (from then on), ``hold_deadline``
+(from then on, at most min(assigned, standalone)) and ``last_hb``.  The invariants compare the
+EVSE's offer with these; the oracle only asks for a check at each deadline (``schedule``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core.heartbeat_order import HeartbeatOrder
+from ..frames import Heartbeat, SetLimit
+from .loop import Check
+from .procs import ServantProc
+
+INF = float("inf")
+
+Schedule = Callable[[float, Check, "ServantProc | None"], None]
+
+
+@dataclass(frozen=True)
+class OracleBounds:
+    """The rule-4 clocks, from the timing (see ``invariants.Bounds``)."""
+
+    failsafe_s: float  # failsafe_timeout + tick_period after the last valid heartbeat (or grant)
+    unheard_s: float  # heard_timeout + tick_period without a heartbeat saying the master hears it
+    leaving_s: float  # tick_period after a ``leaving`` heartbeat
+    hold_s: float  # failsafe_hold + tick_period after the failsafe deadline
+    conflict_hold_s: float  # rule 6: how long two masters' heartbeats hold off SET_LIMITs
+    heartbeat_period_s: float  # for the fresh-heartbeat order (5.2)
+
+
+class FailsafeOracle:
+    """Rule-4 bookkeeping per servant process; ``schedule(t, check, p)`` queues a check at a deadline."""
+
+    __slots__ = ("b", "schedule")
+
+    def __init__(self, bounds: OracleBounds, schedule: Schedule) -> None:
+        self.b = bounds
+        self.schedule = schedule
+
+    def boot(self, p: ServantProc, now: float) -> None:
+        """A process starts: it has accepted nothing yet, and boot starts its failsafe clock."""
+        p.grant_fs = p.grant_epoch = p.hb_key = None
+        p.followed = None
+        p.masters_seen = {}
+        p.hb_orders = {}
+        p.second_master_until = -INF
+        p.fs_da = p.cfg.failsafe_da
+        p.last_hb = -INF
+        p.hb_deadline = p.heard_deadline = INF
+        self.arm(p, now + self.b.failsafe_s)
+
+    @staticmethod
+    def stop(p: ServantProc) -> None:
+        """A process died: no deadline of its own binds the pilot it leaves behind."""
+        p.fs_deadline = p.hb_deadline = p.heard_deadline = INF
+        p.hold_deadline = INF
+
+    @staticmethod
+    def accepts(p: ServantProc, msg: SetLimit, t: float) -> bool:
+        """Whether the spec lets the servant act on this SET_LIMIT (rules 4 and 6).
+
+        Only one of the master it follows (same epoch), and none while it holds off two masters. Worked
+        out here from the heartbeats it accepted, not read from the servant under test.
+        """
+        return p.followed is not None and msg.epoch == p.followed[1] and t >= p.second_master_until
+
+    def granted(self, p: ServantProc, msg: SetLimit, t: float) -> None:
+        """The servant applied this SET_LIMIT: a grant from a master, which rule 4 lets end the failsafe."""
+        p.grant_fs = msg.failsafe_da
+        p.grant_epoch = msg.epoch
+        p.fs_da = failsafe_of(p)
+        p.last_hb = t
+        self.arm(p, t + self.b.failsafe_s)
+
+    def follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
+        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``second_master``, are
+        two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
+        hold = self.b.conflict_hold_s
+        key = (hb.master_id, hb.epoch)
+        before = p.masters_seen.get(key)
+        p.masters_seen[key] = t
+        if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
+            p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
+        if hb.second_master:
+            p.second_master_until = t + hold
+        if key == p.followed:
+            return
+        ours = p.masters_seen.get(p.followed) if p.followed is not None else None
+        if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
+            p.second_master_until = t + hold  # a master it had left behind, heard again while its own is alive
+            return
+        p.followed = key
+
+    def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+        """The servant's Link accepted a heartbeat: a fresh one restarts its rule-4 clocks."""
+        self.follow(p, hb, t)
+        key = (hb.master_id, hb.epoch)
+        order = p.hb_orders.get(key)
+        if order is None:
+            order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
+        if not hb.leaving and not order.fresh(hb.seq, t):
+            return  # a late copy of an old heartbeat restarts no rule-4 clock (PROTOCOL.md 5.2, fresh heartbeats)
+        if key != p.hb_key or hb.hears(p.address):
+            # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
+            # saying it hears the servant keeps the servant out of failsafe (rule 4)
+            p.hb_key = key
+            p.heard_deadline = t + self.b.unheard_s
+        if hb.leaving:
+            self.arm(p, t + self.b.leaving_s, leaving=True)
+        else:
+            p.last_hb = t
+            self.arm(p, t + self.b.failsafe_s)
+
+    def arm(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
+        """Move the heartbeat deadline (a ``leaving`` one only closer) and queue the checks it implies."""
+        if leaving:
+            if deadline < p.hb_deadline:
+                p.hb_deadline = deadline
+        else:
+            p.hb_deadline = deadline
+        p.fs_deadline = p.hb_deadline if p.hb_deadline < p.heard_deadline else p.heard_deadline
+        if p.fs_deadline < p.fs_check_sched:
+            p.fs_check_sched = p.fs_deadline
+            self.schedule(p.fs_deadline, Check.FAILSAFE, p)
+        p.hold_deadline = p.fs_deadline + self.b.hold_s
+        if p.hold_deadline < p.hold_sched:
+            p.hold_sched = p.hold_deadline
+            self.schedule(p.hold_deadline, Check.HOLD, p)
+
+
+def failsafe_of(p: ServantProc) -> int:
+    """The failsafe current a servant must fall to, from the frames it accepted (rule 4).
+
+    The one sent with its last set-limit (from whichever master); without one, its standalone one.
+    """
+    if p.grant_fs is not None:
+        return p.grant_fs
+    return int(p.cfg.failsafe_da)

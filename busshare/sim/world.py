@@ -1,0 +1,510 @@
+"""The simulated installation: node processes on the bus, their EVSEs, and what the checks are told.
+
+``World`` owns the processes (a master or servant object, its bus port, its EVSE), starts, stops and
+reboots them, and drives them: the frame deliveries, node deadlines and car changes the event loop
+hands it (``loop.Handlers``).  Every accepted frame goes through the receiver's production ``Link``;
+heartbeats and grants feed the failsafe oracle, every EVSE change feeds the invariants, and what
+they find is reported here (``report``): stopping the run, or collected.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Protocol
+
+from ..core.config import Config, ServantConfig, Timing
+from ..core.driver import settle, settle_servant
+from ..core.events import Event
+from ..core.node import MasterNode, Node, ServantNode
+from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
+from ..protocol.pilot import PilotState
+from ..report.timeline import Mark, Sample, Timeline
+from .bus import BusFaults, Port, SimBus
+from .clock import EventQueue
+from .ev import SimEvse
+from .hosts import MasterHost, ServantHost
+from .invariants import (
+    MODEST_LOSS,
+    Bounds,
+    Installation,
+    Invariants,
+    Service,
+    SimulationFailed,
+    Violation,
+    default_settle,
+    recovery_after,
+)
+from .loop import CHECK, EV, NODE, SCRIPT, Check
+from .oracle import FailsafeOracle, OracleBounds
+from .procs import INF, MasterProc, ServantProc
+from .scenario import Scenario
+
+TRACE_LEN = 400
+_CONTROL = (SetLimit, Ack)  # (a tuple: isinstance with a union is slower, and this runs for every frame sent)
+
+
+class MasterFactory(Protocol):
+    """What builds a master (``Master`` itself, or a test's subclass)."""
+
+    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ...) -> MasterNode: ...
+
+
+class ServantFactory(Protocol):
+    """What builds a servant (``Servant`` itself, or a test's subclass)."""
+
+    def __call__(self, config: ServantConfig, timing: Timing, now: float) -> ServantNode: ...
+
+
+def _load_nodes() -> tuple[MasterFactory, ServantFactory]:
+    from ..master import Master
+    from ..servant import Servant
+
+    return Master, Servant
+
+
+def bounds_of(scenario: Scenario) -> Bounds:
+    """The checks' bounds, from the scenario's timing and installation."""
+    config, timing = scenario.config, scenario.config.timing
+    tick = float(timing.tick_period)
+    return Bounds(
+        limit_da=config.limit_da,
+        failsafe_bound_s=float(timing.failsafe_timeout) + tick,
+        unheard_bound_s=timing.unheard_bound,
+        leaving_bound_s=tick,
+        cutoff_bound_s=float(timing.reaction_allowance) + tick,
+        settle_s=scenario.settle_s if scenario.settle_s is not None else default_settle(timing),
+        rotation_s=timing.rotation_interval,
+        waste_slack_da=10 + len(config.servants),
+        retry_s=float(timing.ack_timeout),
+    )
+
+
+def oracle_bounds(bounds: Bounds, timing: Timing) -> OracleBounds:
+    return OracleBounds(
+        failsafe_s=bounds.failsafe_bound_s,
+        unheard_s=bounds.unheard_bound_s,
+        leaving_s=bounds.leaving_bound_s,
+        hold_s=timing.failsafe_hold + float(timing.tick_period),
+        conflict_hold_s=float(timing.conflict_hold),
+        heartbeat_period_s=timing.heartbeat_period,
+    )
+
+
+def service_of(scenario: Scenario) -> Service:
+    servants = scenario.config.servants
+    return Service(
+        waste=scenario.check_waste,
+        starvation=scenario.check_starvation,
+        single_priority=len({s.priority for s in servants}) == 1,
+        max_min_da=max((s.min_da for s in servants), default=60),
+    )
+
+
+class World:
+    """The installation's processes in virtual time, and the bookkeeping the checks and the report need."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        *,
+        record: bool = True,
+        stop_on_violation: bool = True,
+        master_cls: MasterFactory | None = None,
+        servant_cls: ServantFactory | None = None,
+    ) -> None:
+        default_master, default_servant = _load_nodes()
+        self.master_cls = master_cls or default_master
+        self.servant_cls = servant_cls or default_servant
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.config = scenario.config
+        self.timing = scenario.config.timing
+        self.record = record
+        self.stop_on_violation = stop_on_violation
+        base = f"busshare-sim:{self.seed}"
+        self.rng_bus = random.Random(f"{base}:bus")
+        self.rng_ev = random.Random(f"{base}:ev")
+        self.rng_misc = random.Random(f"{base}:misc")
+        self.queue = EventQueue(0.0)
+        self.bus = SimBus(self.queue, self.rng_bus, BusFaults(**vars(scenario.bus)))
+        if not record:
+            self.bus.capture = _NullList()
+        self.filter = scenario.filter
+        self.bounds = bounds_of(scenario)
+        self.oracle = FailsafeOracle(oracle_bounds(self.bounds, self.timing), self.schedule_check)
+        view: Installation = self
+        self.inv = Invariants(view, self.bounds, service_of(scenario), self.schedule_check, stop_on_violation)
+        self._init_state(scenario)
+        for cfg in self.config.servants:
+            self._add_servant(cfg, twin=False, now=0.0)
+        self._start_master(self.config.master_id, 0.0)
+
+    def _init_state(self, scenario: Scenario) -> None:
+        self.timeline = Timeline(self.config.limit_da)
+        self.trace: deque[tuple[float, str, str, int, bytes]] = deque(maxlen=TRACE_LEN)  # frames sent
+        self.notes: deque[tuple[float, str, str]] = deque(maxlen=TRACE_LEN)  # everything else
+        self.violations: list[Violation] = []
+        self.masters: list[MasterProc] = []
+        self.servants: list[ServantProc] = []
+        self.by_address: dict[int, list[ServantProc]] = {}
+        self.epoch = scenario.first_epoch
+        self.failsafe_episodes = 0
+        self.faults: dict[str, float] = {}  # active fault name -> since
+        self.quiet_since = 0.0
+        self.quiet = False
+        self.energy_done: dict[str, float] = {}
+        self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
+        self._dead_ports: list[Port] = []
+        # the bus without the running episodes (BusFaults' fields, int and float: what BusFaults(**) takes)
+        self._bus_base: dict[str, Any] = dict(vars(scenario.bus))
+        self._bus_episodes: list[dict[str, float]] = []
+
+    @property
+    def now(self) -> float:
+        return self.queue.now
+
+    @property
+    def steps(self) -> int:
+        """Events handled so far."""
+        return self.queue.steps
+
+    def _all_ports(self) -> list[Port]:
+        return self._dead_ports + list(self.bus.ports)
+
+    # ------------------------------------------------------------------ failures and the record
+
+    def report(self, v: Violation) -> None:
+        """A check found ``v``: collect it, and stop the run unless only collecting."""
+        self.violations.append(v)
+        self._trace(v.t, "VIOLATION", str(v))
+        if self.stop_on_violation:
+            raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
+
+    def trace_lines(self) -> list[str]:
+        """The last frames and the last notable events, merged in time order."""
+        lines = [(t, f"{t:10.4f} {who} sends {_frame_text(offset, data)}") for t, _, who, offset, data in self.trace]
+        lines += [(t, f"{t:10.4f} {kind} {text}") for t, kind, text in self.notes]
+        lines.sort(key=lambda e: e[0])  # (stable: a frame before a note of the same instant)
+        return [line for _, line in lines]
+
+    def _trace(self, t: float, kind: str, text: str) -> None:
+        self.notes.append((t, kind, text))
+
+    def _mark(self, t: float, address: int | None, kind: str, detail: str = "") -> None:
+        self._trace(t, kind, f"{'' if address is None else f'[{address}] '}{detail}")
+        if self.record:
+            self.timeline.events.append(Mark(t, address, kind, detail))
+
+    def schedule_check(self, t: float, what: Check, p: ServantProc | None) -> None:
+        self.queue.push(t, CHECK, p, what)
+
+    def contested(self, address: int) -> bool:
+        procs = self.by_address.get(address)
+        return procs is not None and len(procs) > 1 and sum(1 for p in procs if p.alive) > 1
+
+    # ------------------------------------------------------------------ processes
+
+    def _start_master(self, master_id: int, now: float) -> MasterProc:
+        epoch = self.epoch % 256
+        self.epoch += 1
+        node = self.master_cls(self.config, now, master_id=master_id, epoch=epoch)
+        name = "master" if not self.masters else f"master{master_id}"
+        proc = MasterProc(name, node, None, master_id, epoch, now)
+        proc.port = self.bus.attach(name, 0, proc, None)
+        proc.host = MasterHost(self, proc)
+        self.masters.append(proc)
+        self._mark(now, None, "master-start", f"{name} id {master_id} epoch {epoch}")
+        self._master_after(proc, [], now)
+        self._disturb(now, "master-start")
+        return proc
+
+    def _stop_master(self, proc: MasterProc, now: float, graceful: bool) -> None:
+        if graceful:
+            out = proc.node.shutdown(now)
+            self._send(proc.port, out, now)
+            self._marks(proc, proc.node.drain_events(), now)
+        proc.alive = False
+        if proc.port is not None:
+            self.bus.detach(proc.port)
+            self._dead_ports.append(proc.port)
+        self.masters = [m for m in self.masters if m is not proc]
+        self._mark(now, None, "master-stop", f"{proc.name} {'shut down' if graceful else 'crashed'}")
+
+    def _add_servant(self, cfg: ServantConfig, twin: bool, now: float) -> ServantProc:
+        evse = SimEvse(meter=bool(cfg.has_meter), rng=random.Random(f"busshare-sim:{self.seed}:ev:{len(self.servants)}"),
+                       now=now)
+        evse.tolerance_da = cfg.tolerance_da
+        name = f"s{cfg.address}" + ("-twin" if twin else "")
+        proc = ServantProc(name, cfg, evse, twin)
+        proc.host = ServantHost(self, proc)
+        self.servants.append(proc)
+        self.by_address.setdefault(cfg.address, []).append(proc)
+        self._boot_servant(proc, now)
+        return proc
+
+    def _boot_servant(self, p: ServantProc, now: float) -> None:
+        p.node = self.servant_cls(p.cfg, self.timing, now)
+        p.alive = True
+        p.booted = now
+        p.watchdog_at = INF
+        accept = frozenset((0, p.address, 63)) if self.filter else None
+        p.port = self.bus.attach(p.name, p.address, p, accept)
+        p.a_offer = -1
+        p.a_stop = False
+        p.r_pilot = None
+        p.r_measured = None
+        self.oracle.boot(p, now)
+        self._servant_after(p, [], now, True)
+
+    def _kill_servant(self, p: ServantProc, now: float, hold_s: float | None) -> None:
+        """The process dies; its pilot holds the last offer until the hardware watchdog resets it."""
+        if not p.alive:
+            return
+        p.alive = False
+        p.node = None
+        if p.port is not None:
+            self.bus.detach(p.port)
+            self._dead_ports.append(p.port)
+        p.port = None
+        p.node_sched = INF
+        self.oracle.stop(p)
+        if hold_s is None or hold_s <= 0:
+            p.evse.power_reset(now)
+        else:
+            p.watchdog_at = now + hold_s
+            self.queue.push(p.watchdog_at, SCRIPT, self._watchdog, p)
+        self._sync(p, now)
+        self._ev_resched(p)
+
+    def _watchdog(self, p: ServantProc, t: float) -> None:
+        if p.alive or p.watchdog_at != t:
+            return
+        p.watchdog_at = INF
+        p.evse.power_reset(t)
+        self._mark(t, p.address, "watchdog", f"{p.name}: hardware watchdog reset the pilot")
+        self._sync(p, t)
+        self._ev_resched(p)
+
+    # ------------------------------------------------------------------ the hot path (loop.Handlers)
+
+    def _send(self, port: Port | None, msgs: list[Message], t: float) -> None:
+        if port is None:
+            return
+        link = port.link
+        bus = self.bus
+        send = bus.send
+        trace = self.trace
+        for msg in msgs:
+            offset, data = link.encode(msg)
+            trace.append((t, "tx", port.name, offset, data))
+            if isinstance(msg, _CONTROL):  # the frames a settle waits for: count those the bus spoils
+                before = bus.lost + bus.corrupted
+                send(port, offset, data, t)
+                spoiled = bus.lost + bus.corrupted - before
+                if spoiled:
+                    self.inv.control_spoiled(t, spoiled)
+            else:
+                send(port, offset, data, t)
+
+    def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
+        """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver."""
+        oracle = self.oracle
+        for port, data, bad in targets:
+            if port.deaf or not port.attached:
+                continue
+            got = port.link.receive(offset, data, t)  # the production receive policy (PROTOCOL.md 6.3)
+            msg = got.message
+            if msg is None:
+                continue
+            if bad:
+                self.report(Violation(t, "rule8-integrity",
+                                      f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]"))
+            proc = port.owner
+            if isinstance(proc, MasterProc):
+                self._master_after(proc, proc.node.receive(msg, t), t)
+                continue
+            node, host = proc.node, proc.host
+            assert node is not None and host is not None  # (a dead process's port is detached)
+            if offset == 0x40:
+                assert isinstance(msg, Heartbeat)
+                oracle.heartbeat(proc, msg, t)
+                out = node.receive(msg, t)
+            elif offset < 0x40 and (offset & 0x3F) == proc.address:
+                assert isinstance(msg, SetLimit)
+                out = node.receive(msg, t)
+                # only a set-limit the servant may accept (oracle.accepts reads what the oracle saw, not the
+                # servant) and applied: not one it rightly ignores (another epoch, a second master hold, a late
+                # copy older than the newest it applied, a repeat it only re-acks)
+                if oracle.accepts(proc, msg, t) and node.last_set_limit is msg:
+                    oracle.granted(proc, msg, t)
+            else:
+                out = node.receive(msg, t)
+            host.changed = False  # (the driver as in _servant_after, inline: this runs for every frame received)
+            settle_servant(node, host, out, t)
+
+    def servant_due(self, p: ServantProc, t: float) -> None:
+        if t != p.node_sched or not p.alive:
+            return
+        p.node_sched = INF
+        node = p.node
+        assert node is not None
+        if node.next_deadline() <= t:
+            out = node.tick(t)
+            if node.next_deadline() <= t:
+                self._stuck(p, node, t)
+            self._servant_after(p, out, t)
+        else:
+            self._node_resched(p, node.next_deadline())
+
+    def _servant_after(self, p: ServantProc, out: list[Message], t: float, changed: bool = False) -> None:
+        """After any call into a servant (or a change of its EVSE, ``changed``): the one node driver."""
+        node, host = p.node, p.host
+        assert node is not None and host is not None
+        host.changed = changed
+        settle_servant(node, host, out, t)
+
+    def _sync(self, p: ServantProc, t: float) -> None:
+        """An EVSE changed: the invariants check it and the timeline records it (the plot draws what they saw)."""
+        found = self.inv.sync(p, t)
+        if found:
+            for v in found:
+                self.report(v)
+        if self.record:
+            self._sample(p, t)
+
+    def _sample(self, p: ServantProc, t: float) -> None:
+        ev = p.evse
+        pilot = ev.pilot()
+        key = (ev.offer_da, ev.draw_da, pilot)
+        if self._sample_keys.get(p.name) != key:
+            self._sample_keys[p.name] = key
+            self.timeline.samples.append(Sample(t, p.address, ev.offer_da, ev.draw_da if ev.meter else None, pilot))
+        p.pilot = pilot
+
+    def ev_due(self, p: ServantProc, t: float) -> None:
+        if t != p.ev_sched:
+            return
+        p.ev_sched = INF
+        if p.alive:
+            p.evse.advance(t)
+            self._servant_after(p, [], t, True)
+        else:
+            p.evse.advance(t)
+            self._sync(p, t)
+            self._ev_resched(p)
+
+    def _ev_resched(self, p: ServantProc) -> None:
+        c = max(p.evse.next_change(), self.queue.now)
+        if c < p.ev_sched:
+            p.ev_sched = c
+            self.queue.push(c, EV, p)
+
+    def _node_resched(self, p: ServantProc | MasterProc, deadline: float) -> None:
+        d = max(deadline, self.queue.now)
+        if d < p.node_sched:
+            p.node_sched = d
+            self.queue.push(d, NODE, p)
+
+    def master_due(self, m: MasterProc, t: float) -> None:
+        if t != m.node_sched or not m.alive:
+            return
+        m.node_sched = INF
+        if m.node.next_deadline() <= t:
+            out = m.node.tick(t)
+            if m.node.next_deadline() <= t:
+                self._stuck(m, m.node, t)
+            self._master_after(m, out, t)
+        else:
+            self._node_resched(m, m.node.next_deadline())
+
+    def _stuck(self, proc: ServantProc | MasterProc, node: Node, t: float) -> None:
+        """A node whose deadline is still due right after tick(now) would make a real runtime spin.
+
+        The run cannot go on (virtual time would never advance), so this stops it even when
+        violations are only being collected.
+        """
+        v = Violation(t, "node-deadline", f"{proc.name}: next_deadline() = {node.next_deadline():.6f} is not "
+                      f"after tick({t:.6f}); a runtime would busy-loop")
+        self.violations.append(v)
+        raise SimulationFailed(v, self.seed, self.scenario.name, self.trace_lines(), self.scenario.origin)
+
+    def _master_after(self, m: MasterProc, out: list[Message], t: float) -> None:
+        """After any call into a master: the one node driver."""
+        assert m.host is not None
+        settle(m.node, m.host, out, t)
+
+    def _marks(self, proc: ServantProc | MasterProc, events: list[Event], t: float) -> None:
+        """A node's events, as timeline marks (a servant's carry its address)."""
+        for ev in events:
+            address = ev.address
+            if address is None and isinstance(proc, ServantProc):
+                address = proc.address
+            self._mark(t, address, ev.kind, f"{proc.name}: {ev.detail}")
+
+    def check_due(self, p: ServantProc | None, what: Check, t: float) -> None:
+        """A check came due: if it is still the one scheduled (not superseded), run it and report."""
+        inv = self.inv
+        found: Violation | None = None
+        if what is Check.QUIET:
+            inv.rearm_all(t)
+        elif what is Check.WASTE:
+            if inv.waste_sched == t:
+                found = inv.check_waste(t)
+        else:
+            assert p is not None
+            if what is Check.FAILSAFE:
+                if p.fs_check_sched == t and p.alive:
+                    found = inv.check_failsafe(p, t)
+            elif what is Check.HOLD:
+                if p.hold_sched == t and p.alive:
+                    found = inv.check_hold(p, t)
+            elif what is Check.CUTOFF:
+                if p.cutoff_sched == t:
+                    found = inv.check_cutoff(p, t)
+            elif p.starve_sched == t:  # Check.STARVE
+                found = inv.check_starvation(p, t)
+        if found is not None:
+            self.report(found)
+
+    # ------------------------------------------------------------------ quiet conditions
+
+    def _disturb(self, t: float, recovery: str | None = None) -> None:
+        """Demand or topology changed at ``t``: the service checks restart their clocks."""
+        at = t + (recovery_after(self.timing, recovery) if recovery else 0.0)
+        if at > self.quiet_since:
+            self.quiet_since = at
+        self._update_quiet(t)
+
+    def _update_quiet(self, t: float) -> None:
+        quiet = (
+            not self.faults
+            and len(self.masters) == 1
+            and self.bus.faults.loss <= MODEST_LOSS
+            and not self.bus.faults.late
+            and not self.bus.faults.jitter_s
+            and not self.bus.faults.echo_s  # a second path replays old frames: safety holds, service waits
+            and all(p.alive for p in self.servants)
+        )
+        if quiet and not self.quiet:
+            self.quiet_since = max(self.quiet_since, t)
+        self.quiet = quiet
+        if quiet:
+            self.queue.push(self.quiet_since + self.bounds.settle_s, CHECK, None, Check.QUIET)
+            self.inv.rearm_all(t)
+
+
+def _frame_text(offset: int, data: bytes) -> str:
+    try:
+        msg, counter = decode(offset, data)
+    except FrameError as exc:
+        return f"undecodable {data.hex()}: {exc}"
+    return f"{msg!r} ctr {counter}"
+
+
+class _NullList(list[tuple[float, int, bytes]]):
+    """A capture that keeps nothing (chaos runs do not need the frames)."""
+
+    def append(self, item: tuple[float, int, bytes]) -> None:
+        pass
