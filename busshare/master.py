@@ -126,7 +126,7 @@ class ServantState(StrEnum):
     SILENT = "silent"  # rule 3
     UNANSWERING = "unanswering"  # heard, but not acking a set-limit (rule 3): treated like silent
     FAILSAFE = "failsafe"  # reports failsafe, not yet re-confirmed (rule 4)
-    CONFLICT = "conflict"  # a twin on its address (rule 6)
+    TWIN = "twin"  # a twin on its address (rule 6)
     IDLE = "idle"
     WAITING = "waiting"  # demand, paused by shortage
     CHARGING = "charging"
@@ -506,7 +506,7 @@ class Master:
 
     def _state(self, s: _Slot, now: float) -> ServantState:
         if s.contested:
-            return ServantState.CONFLICT
+            return ServantState.TWIN
         if s.presence is Presence.UNKNOWN:
             return ServantState.UNKNOWN
         if s.presence is Presence.ABSENT:

@@ -535,7 +535,7 @@ def test_twin_servant_is_reported_cut_to_zero_and_counted_as_two_units() -> None
     net.run(3.0)
     assert net.offers()[1] == 0
     v = net.master.view(1, net.t)  # type: ignore[union-attr]
-    assert v is not None and v.state == "conflict" and v.committed_da == 320, "0 for it + 32 A for the twin"
+    assert v is not None and v.state == "twin" and v.committed_da == 320, "0 for it + 32 A for the twin"
     assert net.offers()[2] == 320, "the twin's share stays reserved, the rest is used"
     assert all(m.limit_da == 0 for _, who, m in net.sent[mark:] if isinstance(m, SetLimit) and m.address == 1)
 
@@ -711,7 +711,7 @@ class Installation(RuleBasedStateMachine):
         # at its standalone failsafe (it may have rebooted behind a broken link): a hedge the master cuts
         # others to make room for, so only then may its count exceed the limit
         if m is not None and not m.learning and not any(
-                v.state in ("silent", "unanswering", "failsafe", "conflict") for v in m.servants(self.net.t)):
+                v.state in ("silent", "unanswering", "failsafe", "twin") for v in m.servants(self.net.t)):
             assert m.committed_da(self.net.t) <= m.limit_da
 
 
