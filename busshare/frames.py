@@ -21,7 +21,7 @@ import enum
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from .errors import BusshareError
 from .protocol import layout
@@ -85,7 +85,7 @@ class AckHow(enum.IntEnum):
 
 class NackCode(enum.IntEnum):
     BAD_LIMIT = 1  # a set-limit the servant cannot apply as sent
-    ADDRESS_CONFLICT = 2  # two servants answer on one address
+    TWIN = 2  # two servants answer on one address (a twin, rule 6)
     SECOND_MASTER = 3  # two masters on the bus
     EV_OVERDRAW = 4  # the EV ignored a lowered pilot and was stopped
     HARDWARE_FAULT = 5  # GFCI trip, stuck contactor, pilot fault...
@@ -150,7 +150,7 @@ class Heartbeat:
     seq: int = 0  # 10 bits, +1 per heartbeat, wraps 1023 -> 0
     leaving: bool = False  # graceful shutdown: fail safe now
     learning: bool = False  # just booted, not granting yet
-    conflict: bool = False  # this master has heard another master
+    second_master: bool = False  # this master has heard a second master
 
     def __post_init__(self) -> None:
         _check_uint("master_id", self.master_id, 4)
@@ -289,7 +289,7 @@ class Status:
     failsafe: bool = False  # pilot is at the failsafe current
     fault: bool = False
     ev_stopped: bool = False  # EV overdrew and was stopped
-    conflict: bool = False  # heard another servant on this address
+    twin: bool = False  # heard a twin: another servant on this address
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -304,7 +304,7 @@ class Status:
 
 @dataclass(frozen=True)
 class Join:
-    """Servant -> master at boot and on conflict: claims an address with a unique serial."""
+    """Servant -> master at boot and on a twin: claims an address with a unique serial."""
 
     TYPE: ClassVar[MsgType] = MsgType.JOIN
     address: int
@@ -449,7 +449,7 @@ def _check_fast_path() -> None:
     for dec, enc in ((_SETLIMIT, _T_SETLIMIT), (_ACK, _T_ACK), (_RELEASE, _T_RELEASE), (_REQUEST, _T_REQUEST),
                      (_JOIN, _T_JOIN), (_HB, _T_HB), (_STATUS, _T_STATUS)):
         assert dec.format == "<x" + enc.format.lstrip("<"), enc.format  # encoding packs what decoding unpacks
-    # STATUS and HEARTBEAT are bit-packed: the shifts spelt in decode() and encode(), as (start, length)
+    # STATUS and HEARTBEAT are bit-packed: the shifts spelt in their decoders and encode(), as (start, length)
     status = {"pilot": (16, 3), "offered_da": (19, 10), "measured_da": (29, 10), "requested_da": (39, 10),
               "serial_tag": (49, 15)}
     heartbeat = {"master_id": (16, 4), "page": (20, 3), "reserved": (23, 1), "epoch": (24, 8), "heard": (32, 8),
@@ -467,106 +467,134 @@ def _slow(offset: int, data: bytes) -> tuple[Message, int]:
     return spec_decode(offset, data)
 
 
+# One decoder per type, picked by type number from ``_DECODERS``: each unpacks a frame whose length,
+# offset and CRC ``decode`` has checked, repeats the dataclass's checks inline and fills the instance
+# without ``__init__``; it returns None for anything it does not take, which ``decode`` then hands to
+# the spec path.  (The type numbers are MsgType's; the literal shifts and masks are bound to the layout
+# by ``_check_fast_path``.)
+_Decoded = tuple[Message, int] | None
+
+
+def _decode_set_limit(address: int, data: bytes) -> _Decoded:
+    head, txn, limit, failsafe, epoch = _SETLIMIT.unpack(data)
+    if (head > COUNTER_MASK or not 0 < address < 63 or (limit and not 60 <= limit <= 800)
+            or (failsafe and not 60 <= failsafe <= 800)):
+        return None
+    obj = _new(SetLimit)
+    _set(obj, "__dict__", {"address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch})
+    return obj, head
+
+
+def _decode_heartbeat(address: int, data: bytes) -> _Decoded:
+    head, idp, epoch, heard, low, high = _HB.unpack(data)
+    page = (idp >> 4) & 7
+    if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
+        return None
+    f = _FLAGS[head >> FLAGS_SHIFT]
+    obj = _new(Heartbeat)
+    _set(obj, "__dict__", {
+        "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
+        "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "second_master": f[2],
+    })
+    return obj, head & COUNTER_MASK
+
+
+def _decode_ack(address: int, data: bytes) -> _Decoded:
+    head, txn, applied, measured, how = _ACK.unpack(data)
+    if head > COUNTER_MASK or not 0 < address < 63 or (applied and not 60 <= applied <= 800) or how > 2:
+        return None
+    obj = _new(Ack)
+    _set(obj, "__dict__", {
+        "address": address, "txn": txn, "applied_da": applied,
+        "measured_da": None if measured == 0xFFFF else measured, "how": _ACK_HOWS[how],
+    })
+    return obj, head
+
+
+def _decode_nack(address: int, data: bytes) -> _Decoded:
+    """The only type that may concern address 0 or 63."""
+    head, txn, code, reporter, detail, reserved = _NACK.unpack(data)
+    if head > COUNTER_MASK or reserved or reporter > 63 or not 0 < code < 9:
+        return None
+    obj = _new(Nack)
+    _set(obj, "__dict__", {
+        "address": address, "code": _NACK_CODES[code], "reporter": reporter, "txn": txn, "detail": detail
+    })
+    return obj, head
+
+
+def _decode_release(address: int, data: bytes) -> _Decoded:
+    head, released, reason, reserved = _RELEASE.unpack(data)
+    if (head > COUNTER_MASK or not 0 < address < 63 or reserved != b"\0\0\0" or reason > 3
+            or (released and not 60 <= released <= 800)):
+        return None
+    obj = _new(Release)
+    _set(obj, "__dict__", {"address": address, "released_da": released, "reason": _REASONS[reason]})
+    return obj, head
+
+
+def _decode_request(address: int, data: bytes) -> _Decoded:
+    head, requested, min_da, priority, reserved = _REQUEST.unpack(data)
+    if (head > COUNTER_MASK or not 0 < address < 63 or reserved or (requested and not 60 <= requested <= 800)
+            or not 60 <= min_da <= 800):
+        return None
+    obj = _new(Request)
+    _set(obj, "__dict__", {"address": address, "requested_da": requested, "min_da": min_da, "priority": priority})
+    return obj, head
+
+
+def _decode_status(address: int, data: bytes) -> _Decoded:
+    """The commonest frame: the 48-bit word as three 16-bit pieces."""
+    head, low, mid, high = _STATUS.unpack(data)
+    pilot = low & 7
+    offered = (low >> 3) & 0x3FF
+    requested = (mid >> 7) | ((high & 1) << 9)
+    if (
+        not 0 < address < 63 or pilot > 5 or (offered and not 60 <= offered <= 800)
+        or (requested and not 60 <= requested <= 800)
+    ):
+        return None
+    measured = (low >> 13) | ((mid & 0x7F) << 3)
+    f = _FLAGS[head >> FLAGS_SHIFT]
+    obj = _new(Status)
+    _set(obj, "__dict__", {
+        "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
+        "measured_da": None if measured == 1023 else measured, "requested_da": requested,
+        "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "twin": f[3],
+    })
+    return obj, head & COUNTER_MASK
+
+
+def _decode_join(address: int, data: bytes) -> _Decoded:
+    """The flag nibble is the protocol version."""
+    head, serial, max_da = _JOIN.unpack(data)
+    if not 0 < address < 63 or not 60 <= max_da <= 800:
+        return None
+    obj = _new(Join)
+    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
+    return obj, head & COUNTER_MASK
+
+
+#: the fast decoder of each type, indexed by type number
+_DECODERS = (_decode_set_limit, _decode_heartbeat, _decode_ack, _decode_nack, _decode_release, _decode_request,
+             _decode_status, _decode_join)
+assert [int(t) for t in MsgType] == list(range(len(_DECODERS)))
+
+
 def decode(offset: int, data: bytes) -> tuple[Message, int]:
     """Decode 8 bytes received at ``offset`` (type << 6 | address).
 
     Returns (message, alive counter).  Raises FrameError, and nothing else,
-    for any input that is not a valid frame.  Valid frames are decoded here
-    with ``struct`` and the dataclass is filled in without ``__init__`` (its
-    checks are repeated inline); anything else goes through ``spec_decode``.
+    for any input that is not a valid frame.  Valid frames are decoded by
+    their type's fast decoder (``struct``, no ``__init__``); anything else
+    goes through ``spec_decode`` (``_slow``).
     """
     if len(data) != FRAME_LENGTH or not 0 <= offset < ID_OFFSETS:
         return _slow(offset, data)
     if data[CRC_BYTE] != crc8(data[PROTECTED_FROM:], _CRC_AFTER_ID[offset]):
         return _slow(offset, data)
-    t = offset >> TYPE_SHIFT  # (the type numbers below are MsgType's)
-    address = offset & ADDRESS_MASK
-    obj: Any
-    if t == 6:  # STATUS, the commonest frame
-        head, low, mid, high = _STATUS.unpack(data)
-        pilot = low & 7
-        offered = (low >> 3) & 0x3FF
-        requested = (mid >> 7) | ((high & 1) << 9)
-        if (
-            not 0 < address < 63 or pilot > 5 or (offered and not 60 <= offered <= 800)
-            or (requested and not 60 <= requested <= 800)
-        ):
-            return _slow(offset, data)
-        measured = (low >> 13) | ((mid & 0x7F) << 3)
-        f = _FLAGS[head >> FLAGS_SHIFT]
-        obj = _new(Status)
-        _set(obj, "__dict__", {
-            "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
-            "measured_da": None if measured == 1023 else measured, "requested_da": requested,
-            "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "conflict": f[3],
-        })
-        return obj, head & COUNTER_MASK
-    if t == 1:  # HEARTBEAT
-        head, idp, epoch, heard, low, high = _HB.unpack(data)
-        page = (idp >> 4) & 7
-        if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
-            return _slow(offset, data)
-        f = _FLAGS[head >> FLAGS_SHIFT]
-        obj = _new(Heartbeat)
-        _set(obj, "__dict__", {
-            "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
-            "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "conflict": f[2],
-        })
-        return obj, head & COUNTER_MASK
-    head = data[HEAD_BYTE]
-    if head > COUNTER_MASK and t != 7:  # flag bits are reserved in the other types
-        return _slow(offset, data)
-    if t == 3:  # NACK: the only type that may concern address 0 or 63
-        _, txn, code, reporter, detail, reserved = _NACK.unpack(data)
-        if reserved or reporter > 63 or not 0 < code < 9:
-            return _slow(offset, data)
-        obj = _new(Nack)
-        _set(obj, "__dict__", {
-            "address": address, "code": _NACK_CODES[code], "reporter": reporter, "txn": txn, "detail": detail
-        })
-        return obj, head
-    if not 0 < address < 63:
-        return _slow(offset, data)
-    if t == 0:
-        _, txn, limit, failsafe, epoch = _SETLIMIT.unpack(data)
-        if (limit and not 60 <= limit <= 800) or (failsafe and not 60 <= failsafe <= 800):
-            return _slow(offset, data)
-        obj = _new(SetLimit)
-        _set(obj, "__dict__", {
-            "address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch
-        })
-        return obj, head
-    if t == 2:
-        _, txn, applied, measured, how = _ACK.unpack(data)
-        if (applied and not 60 <= applied <= 800) or how > 2:
-            return _slow(offset, data)
-        obj = _new(Ack)
-        _set(obj, "__dict__", {
-            "address": address, "txn": txn, "applied_da": applied,
-            "measured_da": None if measured == 0xFFFF else measured, "how": _ACK_HOWS[how],
-        })
-        return obj, head
-    if t == 5:
-        _, requested, min_da, priority, reserved = _REQUEST.unpack(data)
-        if reserved or (requested and not 60 <= requested <= 800) or not 60 <= min_da <= 800:
-            return _slow(offset, data)
-        obj = _new(Request)
-        _set(obj, "__dict__", {"address": address, "requested_da": requested, "min_da": min_da, "priority": priority})
-        return obj, head
-    if t == 4:
-        _, released, reason, reserved = _RELEASE.unpack(data)
-        if reserved != b"\0\0\0" or reason > 3 or (released and not 60 <= released <= 800):
-            return _slow(offset, data)
-        obj = _new(Release)
-        _set(obj, "__dict__", {"address": address, "released_da": released, "reason": _REASONS[reason]})
-        return obj, head
-    # t == 7: JOIN, the flag nibble is the protocol version
-    _, serial, max_da = _JOIN.unpack(data)
-    if not 60 <= max_da <= 800:
-        return _slow(offset, data)
-    obj = _new(Join)
-    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
-    return obj, head & COUNTER_MASK
+    hit = _DECODERS[offset >> TYPE_SHIFT](offset & ADDRESS_MASK, data)
+    return _slow(offset, data) if hit is None else hit
 
 
 def encode(msg: Message, counter: int) -> bytes:
@@ -579,11 +607,11 @@ def encode(msg: Message, counter: int) -> bytes:
         # the 48-bit word as three 16-bit pieces: see the bit table in docs/PROTOCOL.md
         low = msg.pilot | (msg.offered_da << 3) | ((measured & 7) << 13)
         mid = ((measured >> 3) | (requested << 7)) & 0xFFFF
-        flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.conflict << 3)
+        flags = msg.failsafe | (msg.fault << 1) | (msg.ev_stopped << 2) | (msg.twin << 3)
         tail = _T_STATUS.pack((flags << 4) | counter, low, mid, (requested >> 9) | (msg.serial_tag << 1))
         offset = _ID_STATUS | msg.address
     elif isinstance(msg, Heartbeat):
-        flags = msg.leaving | (msg.learning << 1) | (msg.conflict << 2)
+        flags = msg.leaving | (msg.learning << 1) | (msg.second_master << 2)
         w = msg.limit_da | (msg.seq << 14)
         tail = _T_HB.pack((flags << 4) | counter, msg.master_id | (msg.page << 4), msg.epoch, msg.heard, w & 0xFFFF,
                           w >> 16)

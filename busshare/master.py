@@ -126,7 +126,7 @@ class ServantState(StrEnum):
     SILENT = "silent"  # rule 3
     UNANSWERING = "unanswering"  # heard, but not acking a set-limit (rule 3): treated like silent
     FAILSAFE = "failsafe"  # reports failsafe, not yet re-confirmed (rule 4)
-    CONFLICT = "conflict"  # a twin on its address (rule 6)
+    TWIN = "twin"  # a twin on its address (rule 6)
     IDLE = "idle"
     WAITING = "waiting"  # demand, paused by shortage
     CHARGING = "charging"
@@ -502,11 +502,11 @@ class Master:
                 heard |= 1 << (a % HEARD_PAGE_SIZE)
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
-                         learning=self.learning, conflict=self._second_master_until > now)
+                         learning=self.learning, second_master=self._second_master_until > now)
 
     def _state(self, s: _Slot, now: float) -> ServantState:
         if s.contested:
-            return ServantState.CONFLICT
+            return ServantState.TWIN
         if s.presence is Presence.UNKNOWN:
             return ServantState.UNKNOWN
         if s.presence is Presence.ABSENT:
@@ -561,7 +561,7 @@ class Master:
         slot.twin_extra = max(slot.twin_extra, worst)
         if fresh:
             self._events.add(now, EventKind.TWIN, slot.cfg.address, why + ": no grants, cut to 0, counted as two units")
-            out.append(Nack(slot.cfg.address, NackCode.ADDRESS_CONFLICT, MASTER_ADDRESS))
+            out.append(Nack(slot.cfg.address, NackCode.TWIN, MASTER_ADDRESS))
             slot.unconfirm()
 
     def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
@@ -583,7 +583,7 @@ class Master:
 
     def _on_status(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> None:
         self._check_tag(slot, st.serial_tag, now, out)
-        if st.conflict:
+        if st.twin:
             self._twin(slot, now, "servant reports a twin", out)
         if not slot.known:
             self._learn(slot, st, now)
@@ -591,7 +591,7 @@ class Master:
             self._over_offer(slot, st, now)
         if st.failsafe and slot.confirmed:
             slot.unconfirm()  # it fell to failsafe (rule 4): confirm its limit again
-        elif (slot.confirmed and slot.pending is None and not st.conflict
+        elif (slot.confirmed and slot.pending is None and not st.twin
               and st.offered_da < clamp_da(slot.limit, slot.cfg.max_da)):
             # it offers less than we confirmed, with nothing of ours outstanding: it lost what we told it, e.g.
             # it rebooted too fast to go silent and its JOIN did not get through (lost, or taken for a repeat:
@@ -718,7 +718,7 @@ class Master:
             self._heard(slot, now)
         if nack.code is NackCode.SECOND_MASTER:
             self._on_second_master(now, f"servant {nack.reporter} hears two masters", out)
-        elif nack.code is NackCode.ADDRESS_CONFLICT and slot is not None:
+        elif nack.code is NackCode.TWIN and slot is not None:
             self._twin(slot, now, "servant reports a twin", out)
         elif nack.code is NackCode.OLD_TXN and slot is not None:
             p = slot.pending

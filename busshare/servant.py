@@ -171,7 +171,7 @@ class Servant:
             if msg.address == self.address:
                 self._on_set_limit(msg, now, out)
         elif isinstance(msg, Nack):
-            if msg.address == self.address and msg.code is NackCode.ADDRESS_CONFLICT:
+            if msg.address == self.address and msg.code is NackCode.TWIN:
                 if msg.reporter == MASTER_ADDRESS:
                     self._twin(now, "the master reports two units on this address", out)
                 elif msg.reporter == self.address:
@@ -358,7 +358,7 @@ class Servant:
         if len(self._masters_seen) > 1:  # (the one just heard is never stale)
             for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
                 del self._masters_seen[k]
-        if hb.conflict:
+        if hb.second_master:
             self._on_second_master(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
             if previous is not None and self._master in self._masters_seen:
@@ -426,7 +426,7 @@ class Servant:
         self._twin_until = now + self.timing.conflict_hold
         if fresh:
             self._events.add(now, EventKind.TWIN, self.address, why + ": pausing")
-            out.append(Nack(self.address, NackCode.ADDRESS_CONFLICT, self.address))
+            out.append(Nack(self.address, NackCode.TWIN, self.address))
             self._join_due = True
             self._limit = 0
             self._armed = 0
@@ -718,6 +718,6 @@ class Servant:
             failsafe=self.in_failsafe,
             fault=self._pilot in (PilotState.E, PilotState.F),
             ev_stopped=self.ev_stopped,
-            conflict=self._twin_until > -INF,
+            twin=self._twin_until > -INF,
         )
 

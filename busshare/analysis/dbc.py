@@ -119,7 +119,7 @@ META: dict[MsgType, dict[str, Meta]] = {
     MsgType.HEARTBEAT: {
         "leaving": Meta("Leaving", "graceful shutdown: servants fail safe now"),
         "learning": Meta("Learning", "master just booted and is not granting yet"),
-        "conflict": Meta("Conflict", "master has heard another master"),
+        "second_master": Meta("SecondMaster", "master has heard a second master"),
         "master_id": Meta("MasterId", "configured identity of the master, 0-15"),
         "page": Meta("Page", "the servants HeardSnn covers: 8 * Page .. 8 * Page + 7"),
         "epoch": Meta("Epoch", "changes on every master boot"),
@@ -153,7 +153,7 @@ META: dict[MsgType, dict[str, Meta]] = {
         "failsafe": Meta("Failsafe", "pilot is at the failsafe current"),
         "fault": Meta("Fault", "EVSE fault"),
         "ev_stopped": Meta("EvStopped", "EV overdrew and was stopped"),
-        "conflict": Meta("Conflict", "heard another servant on this address"),
+        "twin": Meta("Twin", "heard a twin: another servant on this address"),
         "pilot": Meta("Pilot", "pilot state A-F", maximum=max(PilotState), choices=PILOT_CHOICES),
         "offered_da": _current("Offered", OFFER, "what the pilot offers the car now"),
         "measured_da": _current("Measured", (0, STATUS_MEASURED_MAX_DA),

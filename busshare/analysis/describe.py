@@ -172,7 +172,7 @@ class Describer:
         if isinstance(msg, Heartbeat):
             return (
                 f"HEARTBEAT id {msg.master_id} epoch {msg.epoch} seq {msg.seq} limit {amps(msg.limit_da)} A "
-                f"hears {heard_text(msg)}" + _flags(msg, ("leaving", "learning", "conflict"))
+                f"hears {heard_text(msg)}" + _flags(msg, ("leaving", "learning", "second_master"))
             )
         if isinstance(msg, Ack):
             measured = "" if msg.measured_da is None else f" measured {amps(msg.measured_da)} A"
@@ -189,7 +189,7 @@ class Describer:
             return (
                 f"STATUS {msg.pilot.name} offered {amps(msg.offered_da)} A {measured} "
                 f"requested {amps(msg.requested_da)} A serial {serial_tag_hex(msg.serial_tag)}"
-                + _flags(msg, ("failsafe", "fault", "ev_stopped", "conflict"))
+                + _flags(msg, ("failsafe", "fault", "ev_stopped", "twin"))
             )
         assert isinstance(msg, Join)
         return f"JOIN serial {serial_hex(msg.serial)} max {amps(msg.max_da)} A v{msg.version}"

@@ -172,7 +172,7 @@ class BusWatcher:
             self._cuts.pop(msg.address, None)
             self._check_sum(out, t)
         elif isinstance(msg, Status):
-            self._servant_serial(out, t, msg.address, msg.serial_tag, msg.conflict)
+            self._servant_serial(out, t, msg.address, msg.serial_tag, msg.twin)
             self._failsafe_due(out, t, msg)
         elif isinstance(msg, Join):
             self._servant_serial(out, t, msg.address, msg.serial & 0x7FFF, False)
@@ -203,8 +203,8 @@ class BusWatcher:
         if others and mine is not None and any(self._masters[o] > mine for o in others):
             text = ", ".join(f"id {i} epoch {e}" for i, e in sorted([me, *others]))
             self._flag(out, t, "two-masters", f"two masters heartbeating: {text}", key=tuple(sorted([me, *others])))
-        elif hb.conflict and self._prev_master != me:
-            self._flag(out, t, "two-masters", f"master id {hb.master_id} reports a conflict")
+        elif hb.second_master and self._prev_master != me:
+            self._flag(out, t, "two-masters", f"master id {hb.master_id} reports a second master")
         elif self._prev_master is not None and self._prev_master != me and mine is None:
             # a new master (or a rebooted one): old grants are void, it relearns
             self.granted.clear()
@@ -243,14 +243,14 @@ class BusWatcher:
         """Two units answered on ``address`` lately: its frames are not one servant's."""
         return t - self._twins.get(address, -1e9) <= self.repeat_after
 
-    def _servant_serial(self, out: list[Flag], t: float, address: int, tag: int, conflict: bool) -> None:
+    def _servant_serial(self, out: list[Flag], t: float, address: int, tag: int, twin: bool) -> None:
         prev = self._serials.get(address)
         if prev is not None and prev[0] != tag and t - prev[1] <= 5.0:
             self._twins[address] = t
             pair = tuple(sorted((prev[0], tag)))
             self._flag(out, t, "twin-servants", f"two servants on address {address}: serial {pair[0]:#06x} and "
                        f"{pair[1]:#06x}", key=(address, pair))
-        elif conflict and (prev is None or prev[0] == tag) and self.counts["twin-servants"] == 0:
+        elif twin and (prev is None or prev[0] == tag) and self.counts["twin-servants"] == 0:
             self._flag(out, t, "twin-servants", f"servant {address} reports another unit on its address")
         self._serials[address] = (tag, t)
 

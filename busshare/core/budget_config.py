@@ -90,6 +90,25 @@ def read_budget(r: Reader, t: Table, path: str = "budget") -> BudgetConfig:
     )
 
 
+class _Problems:
+    """The problems found so far, and the keys already out of range (a rule on them would only add noise)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.out: list[Problem] = []
+        self.bad: set[str] = set()
+
+    def add(self, key: str, value: str, message: str, *others: str) -> None:
+        """A problem of ``key`` that also involves ``others``, unless one of them is already out of range."""
+        if key not in self.bad and not self.bad & set(others):
+            self.out.append(Problem(key_path(self.path, key), message, value,
+                                    frozenset(o if "." in o else key_path(self.path, o) for o in others)))
+
+    def out_of_range(self, key: str, value: str, message: str) -> None:
+        self.add(key, value, message)
+        self.bad.add(key)
+
+
 def budget_problems(b: BudgetConfig, *, limit_da: int, failsafes: Sequence[tuple[str, int]], timing: Timing,
                     path: str = "budget", limit_key: str = "site.limit_a") -> list[Problem]:
     """Every problem of a budget in its installation, key paths ``<path>.<key>``.
@@ -98,70 +117,72 @@ def budget_problems(b: BudgetConfig, *, limit_da: int, failsafes: Sequence[tuple
     servants' standalone failsafe currents with their key paths (``servant[0].failsafe_a``):
     the fallback must fit between them.
     """
-    out: list[Problem] = []
-    bad: set[str] = set()
+    p = _Problems(path)
+    _range_problems(b, p)
+    _service_problems(b, p, limit_da, failsafes, limit_key)
+    _tuning_problems(b, p, timing)
+    # the sources
+    if b.meter is not None:
+        p.out += meter_problems(b.meter, key_path(path, "meter"))
+    if b.mqtt is not None:
+        p.out += mqtt_problems(b.mqtt, key_path(path, "mqtt"))
+    return p.out
 
-    def add(key: str, value: str, message: str, *others: str) -> None:
-        if key not in bad and not bad & set(others):
-            out.append(Problem(key_path(path, key), message, value,
-                               frozenset(o if "." in o else key_path(path, o) for o in others)))
 
-    def out_of_range(key: str, value: str, message: str) -> None:
-        add(key, value, message)
-        bad.add(key)
-
+def _range_problems(b: BudgetConfig, p: _Problems) -> None:
+    """Each value on its own: currents, the resolution and the times in their ranges."""
     currents = {"main_limit_a": b.main_limit_da, "margin_a": b.margin_da, "fallback_a": b.fallback_da,
                 "raise_step_a": b.raise_step_da, "deadband_a": b.deadband_da}
     for key, da in currents.items():
         lowest = 1 if key == "main_limit_a" else 0
         if da is not None and not lowest <= da <= MAX_CIRCUIT_DA:
-            out_of_range(key, amps_text(da), f"must be a current {'above' if lowest else 'of at least'} 0 and at "
-                                             f"most {amps_text(MAX_CIRCUIT_DA)} A")
+            p.out_of_range(key, amps_text(da), f"must be a current {'above' if lowest else 'of at least'} 0 and at "
+                                               f"most {amps_text(MAX_CIRCUIT_DA)} A")
     if not 1 <= b.resolution_da <= 100:
-        out_of_range("resolution_a", amps_text(b.resolution_da), "must be 0.1-10 A")
+        p.out_of_range("resolution_a", amps_text(b.resolution_da), "must be 0.1-10 A")
     for key, value, high in (("setpoint_ttl_s", b.setpoint_ttl_s, MAX_TTL_S), ("raise_hold_s", b.raise_hold_s, MAX_HOLD_S),
                              ("raise_hold_max_s", b.raise_hold_max_s, MAX_HOLD_S), ("align_s", b.align_s, MAX_ALIGN_S)):
         if not 0 < value <= high:
-            out_of_range(key, seconds_text(value), f"must be a number of seconds above 0 and at most {high:g}")
+            p.out_of_range(key, seconds_text(value), f"must be a number of seconds above 0 and at most {high:g}")
 
-    # the main service
+
+def _service_problems(b: BudgetConfig, p: _Problems, limit_da: int, failsafes: Sequence[tuple[str, int]],
+                      limit_key: str) -> None:
+    """The main service, and the fallback between the standalone failsafes and the static limit."""
     main, margin, fallback = b.main_limit_da, b.margin_da, b.fallback_da
     if main is None and b.meter is not None:
-        out.append(Problem(key_path(path, "main_limit_a"), "is missing: a mains meter ([budget.meter]) needs the main "
-                           "service's continuous limit (per phase)"))
+        p.out.append(Problem(key_path(p.path, "main_limit_a"), "is missing: a mains meter ([budget.meter]) needs the "
+                             "main service's continuous limit (per phase)"))
     if main is not None and margin >= main:
-        add("margin_a", amps_text(margin), f"is not below main_limit_a {amps_text(main)} A: nothing would be left",
-            "main_limit_a")
+        p.add("margin_a", amps_text(margin), f"is not below main_limit_a {amps_text(main)} A: nothing would be left",
+              "main_limit_a")
     elif main is not None and fallback > main - margin:
-        add("fallback_a", amps_text(fallback), f"does not fit under main_limit_a - margin_a ({amps_text(main - margin)} "
-            "A): even an idle house would overload the main service", "main_limit_a", "margin_a")
-    # the fallback between the standalone failsafes and the static limit
+        p.add("fallback_a", amps_text(fallback), f"does not fit under main_limit_a - margin_a "
+              f"({amps_text(main - margin)} A): even an idle house would overload the main service",
+              "main_limit_a", "margin_a")
     if fallback > limit_da:
-        add("fallback_a", amps_text(fallback), f"is above the site's limit {amps_text(limit_da)} A: the fallback is "
-            "part of what the EVSE circuit may take", limit_key)
+        p.add("fallback_a", amps_text(fallback), f"is above the site's limit {amps_text(limit_da)} A: the fallback is "
+              "part of what the EVSE circuit may take", limit_key)
     total = sum(da for _, da in failsafes)
     if total > fallback:
-        add("fallback_a", amps_text(fallback), f"is below the servants' standalone failsafe currents, which sum to "
-            f"{amps_text(total)} A: servants without a master could take more than the fallback; lower some "
-            "failsafe_a (0 = pause) or raise fallback_a", *(p for p, _ in failsafes))
-    # the tuning
+        p.add("fallback_a", amps_text(fallback), f"is below the servants' standalone failsafe currents, which sum to "
+              f"{amps_text(total)} A: servants without a master could take more than the fallback; lower some "
+              "failsafe_a (0 = pause) or raise fallback_a", *(fp for fp, _ in failsafes))
+
+
+def _tuning_problems(b: BudgetConfig, p: _Problems, timing: Timing) -> None:
+    """How the limit may move: the raise hold against the compliance window, steps against the resolution."""
     window = compliance_window_s(timing)
     if b.raise_hold_s < window:
-        add("raise_hold_s", seconds_text(b.raise_hold_s), f"s is shorter than the compliance window "
-            f"{seconds_text(window)} s (reaction_allowance + ack_timeout + tick_period): a raise could come before the "
-            "last cut has taken effect", "timing.reaction_allowance", "timing.ack_timeout", "timing.tick_period")
+        p.add("raise_hold_s", seconds_text(b.raise_hold_s), f"s is shorter than the compliance window "
+              f"{seconds_text(window)} s (reaction_allowance + ack_timeout + tick_period): a raise could come before "
+              "the last cut has taken effect", "timing.reaction_allowance", "timing.ack_timeout", "timing.tick_period")
     if b.raise_hold_max_s < b.raise_hold_s:
-        add("raise_hold_max_s", seconds_text(b.raise_hold_max_s),
-            f"s is below raise_hold_s {seconds_text(b.raise_hold_s)} s", "raise_hold_s")
+        p.add("raise_hold_max_s", seconds_text(b.raise_hold_max_s),
+              f"s is below raise_hold_s {seconds_text(b.raise_hold_s)} s", "raise_hold_s")
     if b.raise_step_da < b.resolution_da:
-        add("raise_step_a", amps_text(b.raise_step_da), f"is below resolution_a {amps_text(b.resolution_da)} A: a "
-            "raise could not move the limit", "resolution_a")
+        p.add("raise_step_a", amps_text(b.raise_step_da), f"is below resolution_a {amps_text(b.resolution_da)} A: a "
+              "raise could not move the limit", "resolution_a")
     if b.deadband_da < b.resolution_da:
-        add("deadband_a", amps_text(b.deadband_da), f"is below resolution_a {amps_text(b.resolution_da)} A: meter "
-            "noise would make the limit chatter", "resolution_a")
-    # the sources
-    if b.meter is not None:
-        out += meter_problems(b.meter, key_path(path, "meter"))
-    if b.mqtt is not None:
-        out += mqtt_problems(b.mqtt, key_path(path, "mqtt"))
-    return out
+        p.add("deadband_a", amps_text(b.deadband_da), f"is below resolution_a {amps_text(b.resolution_da)} A: meter "
+              "noise would make the limit chatter", "resolution_a")

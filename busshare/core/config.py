@@ -228,6 +228,23 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
     ``servant_paths`` are the key paths of ``cfg.servants`` (default ``servant[i]``).
     """
     paths = list(servant_paths) if servant_paths is not None else [f"servant[{i}]" for i in range(len(cfg.servants))]
+    out = _site_problems(cfg)
+    out += timing_problems(cfg.timing)
+    out += _servants_problems(cfg.servants, paths)
+    total = sum(s.failsafe_da for s in cfg.servants)
+    if cfg.servants and total > cfg.limit_da:
+        out.append(Problem("servant", f"the standalone failsafe currents (failsafe_a) sum to {_a(total)} A, above "
+                           f"the limit {_a(cfg.limit_da)} A: lower some failsafe_a (0 = pause)",
+                           involves=frozenset({"site.limit_a", *(f"{p}.failsafe_a" for p in paths)})))
+    if cfg.budget is not None:
+        out += budget_problems(cfg.budget, limit_da=cfg.limit_da, timing=cfg.timing,
+                               failsafes=[(f"{p}.failsafe_a", s.failsafe_da) for s, p in zip(cfg.servants, paths,
+                                                                                             strict=True)])
+    return out
+
+
+def _site_problems(cfg: Config) -> list[Problem]:
+    """``[site]``: the limit (against the breaker), the master id, the site id and the reclaim settings."""
     out: list[Problem] = []
     limit_ok = MIN_OFFER_DA <= cfg.limit_da <= MAX_CIRCUIT_DA
     if cfg.limit_da < MIN_OFFER_DA:
@@ -253,12 +270,17 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
         out.append(Problem("site.reclaim_margin_a", "must be 0-20 A", _a(cfg.reclaim_margin_da)))
     if not 10 <= cfg.reclaim_threshold_da <= 300:
         out.append(Problem("site.reclaim_threshold_a", "must be 1-30 A", _a(cfg.reclaim_threshold_da)))
-    out += timing_problems(cfg.timing)
-    if not cfg.servants:
+    return out
+
+
+def _servants_problems(servants: Sequence[ServantConfig], paths: Sequence[str]) -> list[Problem]:
+    """Each servant on its own, then addresses and pinned serials that two servants share."""
+    out: list[Problem] = []
+    if not servants:
         out.append(Problem("servant", "no servants: add at least one [[servant]] table"))
     first: dict[int, str] = {}
     serials: dict[int, str] = {}
-    for s, path in zip(cfg.servants, paths, strict=True):
+    for s, path in zip(servants, paths, strict=True):
         out += servant_problems(s, path)
         if s.address in first:
             out.append(Problem(f"{path}.address", f"is also the address of {first[s.address]}", str(s.address),
@@ -271,15 +293,6 @@ def config_problems(cfg: Config, servant_paths: Sequence[str] | None = None) -> 
                                    frozenset({f"{serials[s.serial]}.serial"})))
             else:
                 serials[s.serial] = path
-    total = sum(s.failsafe_da for s in cfg.servants)
-    if cfg.servants and total > cfg.limit_da:
-        out.append(Problem("servant", f"the standalone failsafe currents (failsafe_a) sum to {_a(total)} A, above "
-                           f"the limit {_a(cfg.limit_da)} A: lower some failsafe_a (0 = pause)",
-                           involves=frozenset({"site.limit_a", *(f"{p}.failsafe_a" for p in paths)})))
-    if cfg.budget is not None:
-        out += budget_problems(cfg.budget, limit_da=cfg.limit_da, timing=cfg.timing,
-                               failsafes=[(f"{p}.failsafe_a", s.failsafe_da) for s, p in zip(cfg.servants, paths,
-                                                                                             strict=True)])
     return out
 
 

@@ -57,8 +57,8 @@ COUNTER = Field("counter", HEAD_BYTE * 8, FLAGS_SHIFT)
 FLAGS = Field("flags", HEAD_BYTE * 8 + FLAGS_SHIFT, 4)
 
 #: the flag bits of the head byte, per type number (section 4.1); a JOIN's nibble is its version
-HEARTBEAT_FLAGS = ("leaving", "learning", "conflict")  # nibble bit 3 reserved
-STATUS_FLAGS = ("failsafe", "fault", "ev_stopped", "conflict")
+HEARTBEAT_FLAGS = ("leaving", "learning", "second_master")  # nibble bit 3 reserved
+STATUS_FLAGS = ("failsafe", "fault", "ev_stopped", "twin")
 
 
 def _f(name: str, byte: int, bit: int, length: int) -> Field:

@@ -80,7 +80,7 @@ class FailsafeOracle:
 
     def follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
-        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``conflict``, are
+        two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``second_master``, are
         two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
         hold = self.b.conflict_hold_s
         key = (hb.master_id, hb.epoch)
@@ -88,7 +88,7 @@ class FailsafeOracle:
         p.masters_seen[key] = t
         if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
             p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
-        if hb.conflict:
+        if hb.second_master:
             p.second_master_until = t + hold
         if key == p.followed:
             return

@@ -101,7 +101,7 @@ def test_every_type_reads_naturally() -> None:
     assert Describer().record(0.0, HB)["heard"] == [1, 2, 3, 4, 7]
     assert d.text(Heartbeat(1, 7, 640, leaving=True)).endswith("[leaving]")
     assert d.text(Ack(3, 17, 320, 311, AckHow.MEASURED)) == "3→master ACK tx 17 at 32.0 A measured 31.1 A (measured)"
-    assert d.text(Nack(3, NackCode.ADDRESS_CONFLICT, 0, 0, 0)) == "master→3 NACK address-conflict about 3 tx 0 detail 0"
+    assert d.text(Nack(3, NackCode.TWIN, 0, 0, 0)) == "master→3 NACK twin about 3 tx 0 detail 0"
     assert d.text(Release(4, 160, ReleaseReason.UNPLUGGED)) == "4→master RELEASE 16.0 A unplugged"
     assert d.text(Request(4, 320, 60, 2)) == "4→master REQUEST 32.0 A min 6.0 A prio 2"
     assert d.text(Status(5, 0x1234, PilotState.C, 160, None, 320, failsafe=True)) == (

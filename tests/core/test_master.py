@@ -571,11 +571,11 @@ def test_twin_servant_is_reported_cut_to_zero_and_counted_as_two_units() -> None
     mark = len(net.sent)
     net.inject("twin", Status(1, serial_tag(0x999), PilotState.C, 320, 300, 800), Link())
     sent = [m for _, who, m in net.sent[mark:] if who == "master"]
-    assert Nack(1, NackCode.ADDRESS_CONFLICT, 0) in sent
+    assert Nack(1, NackCode.TWIN, 0) in sent
     net.run(3.0)
     assert net.offers()[1] == 0
     v = net.master.view(1, net.t)  # type: ignore[union-attr]
-    assert v is not None and v.state == "conflict" and v.committed_da == 320, "0 for it + 32 A for the twin"
+    assert v is not None and v.state == "twin" and v.committed_da == 320, "0 for it + 32 A for the twin"
     assert net.offers()[2] == 320, "the twin's share stays reserved, the rest is used"
     assert all(m.limit_da == 0 for _, who, m in net.sent[mark:] if isinstance(m, SetLimit) and m.address == 1)
 
@@ -592,7 +592,7 @@ def test_second_master_is_reported_and_servants_fail_safe() -> None:
         net.run(0.2)
     master_sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert Nack(0, NackCode.SECOND_MASTER, 0) in master_sent
-    assert any(isinstance(m, Heartbeat) and m.conflict for m in master_sent)
+    assert any(isinstance(m, Heartbeat) and m.second_master for m in master_sent)
     assert all(u.node.in_failsafe for u in net.units.values())
     sets = [m for m in master_sent if isinstance(m, SetLimit)]
     assert all(m.limit_da <= before[m.address] for m in sets), "only cuts while two masters are heard"
@@ -751,7 +751,7 @@ class Installation(RuleBasedStateMachine):
         # at its standalone failsafe (it may have rebooted behind a broken link): a hedge the master cuts
         # others to make room for, so only then may its count exceed the limit
         if m is not None and not m.learning and not any(
-                v.state in ("silent", "unanswering", "failsafe", "conflict") for v in m.servants(self.net.t)):
+                v.state in ("silent", "unanswering", "failsafe", "twin") for v in m.servants(self.net.t)):
             assert m.committed_da(self.net.t) <= m.limit_da
 
 

@@ -448,7 +448,7 @@ def test_a_servant_that_never_heard_a_master_uses_its_standalone_failsafe() -> N
 @pytest.mark.parametrize("news", [
     pytest.param(lambda s: s.receive(hb(leaving=True), 0.5), id="a-leaving-heartbeat"),
     pytest.param(lambda s: s.link_down(0.3), id="link-down-counts-as-hearing-no-master"),
-    pytest.param(lambda s: s.receive(hb(conflict=True), 0.3), id="a-master-flagging-a-second-master"),
+    pytest.param(lambda s: s.receive(hb(second_master=True), 0.3), id="a-master-flagging-a-second-master"),
 ])
 def test_failsafe_at_once_on(news: Callable[[Servant], object]) -> None:
     s = following(limit=320)
@@ -597,9 +597,9 @@ def test_a_confirmed_grant_from_the_new_master_stays() -> None:
 def test_hearing_its_own_address_means_a_twin_pause_and_report(frame: Message) -> None:
     s = following(limit=320)
     out = s.receive(frame, 0.5)
-    assert Nack(1, NackCode.ADDRESS_CONFLICT, 1) in out
+    assert Nack(1, NackCode.TWIN, 1) in out
     assert s.offer_da == 0
-    assert of(Status, s.tick(0.6))[0].conflict
+    assert of(Status, s.tick(0.6))[0].twin
     s.receive(SetLimit(1, 9, 320, 60, 7), 0.7)
     assert s.offer_da == 0, "no grant reaches a contested address"
 

@@ -338,7 +338,7 @@ def test_master_second_master_episode_one_nack_conflict_flag_no_grants_then_reco
     net.run(1.0)
     sent = [m for _, who, m in net.sent[mark:] if who == "master"]
     assert of(Nack, sent) == [Nack(0, NackCode.SECOND_MASTER, 0)]
-    assert all(m.conflict for m in of(Heartbeat, sent))
+    assert all(m.second_master for m in of(Heartbeat, sent))
     # only strict cuts while the second master is heard (here the idle units' failsafes, 6 A -> 0): no grant to the car
     assert all(m.limit_da == 0 and m.failsafe_da == 0 for m in of(SetLimit, sent))
     # the episode over (the servants, which heard the second master too, follow the master again): the car gets its grant

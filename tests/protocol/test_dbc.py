@@ -66,7 +66,7 @@ def test_units_scaling_and_value_tables() -> None:
     ack = db.get_message_by_name("Ack_05")
     assert ack.get_signal_by_name("Measured").choices[0xFFFF] == "unknown"
     assert str(ack.get_signal_by_name("How").choices[1]) == "timed"
-    assert str(db.get_message_by_name("Nack_00").get_signal_by_name("Code").choices[2]) == "address_conflict"
+    assert str(db.get_message_by_name("Nack_00").get_signal_by_name("Code").choices[2]) == "twin"
     assert str(db.get_message_by_name("Release_62").get_signal_by_name("Reason").choices[3]) == "shutdown"
     # the periods of record (PROTOCOL.md 7), not numbers of the DBC's own
     assert status.cycle_time == Timing().status_period * 1000 == 500
@@ -82,7 +82,7 @@ FIELDS: dict[MsgType, list[tuple[str, str, str]]] = {
         ("master_id", "MasterId", "int"), ("epoch", "Epoch", "int"), ("page", "Page", "int"), ("heard", "", "heard"),
         ("seq", "Seq", "int"),
         ("limit_da", "Limit", "da"), ("leaving", "Leaving", "bool"), ("learning", "Learning", "bool"),
-        ("conflict", "Conflict", "bool"),
+        ("second_master", "SecondMaster", "bool"),
     ],
     MsgType.SET_LIMIT: [
         ("txn", "Txn", "int"), ("limit_da", "Limit", "da"), ("failsafe_da", "Failsafe", "da"), ("epoch", "Epoch", "int"),
@@ -99,7 +99,7 @@ FIELDS: dict[MsgType, list[tuple[str, str, str]]] = {
     MsgType.STATUS: [
         ("serial_tag", "SerialTag", "int"), ("pilot", "Pilot", "pilot"), ("offered_da", "Offered", "da"),
         ("measured_da", "Measured", "da?"), ("requested_da", "Requested", "da"), ("failsafe", "Failsafe", "bool"),
-        ("fault", "Fault", "bool"), ("ev_stopped", "EvStopped", "bool"), ("conflict", "Conflict", "bool"),
+        ("fault", "Fault", "bool"), ("ev_stopped", "EvStopped", "bool"), ("twin", "Twin", "bool"),
     ],
     MsgType.JOIN: [("serial", "Serial", "int"), ("max_da", "MaxCurrent", "da"), ("version", "Version", "int")],
 }

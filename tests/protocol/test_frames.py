@@ -57,10 +57,10 @@ def sealed(offset: int, tail: bytes) -> bytes:
 KNOWN_ANSWERS: list[tuple[Message, int, int, str]] = [
     # id 1 | page 0 << 4; heard servants 1-4 = 0x1e; limit 640 | seq 42 << 14 = 0x0A8280
     (Heartbeat(master_id=1, epoch=7, limit_da=640, page=0, heard=0x1E, seq=42), 0, 0x040, "da 00 01 07 1e 80 82 0a"),
-    # flags leaving (bit 4) + conflict (bit 6); id 15 | page 7 << 4 = 0x7f; heard servants 56-62 = 0x7f;
+    # flags leaving (bit 4) + second_master (bit 6); id 15 | page 7 << 4 = 0x7f; heard servants 56-62 = 0x7f;
     # 16383 | 1023 << 14 = 0xFFFFFF
     (
-        Heartbeat(15, 0xFE, 16383, 7, 0x7F, 1023, leaving=True, learning=False, conflict=True),
+        Heartbeat(15, 0xFE, 16383, 7, 0x7F, 1023, leaving=True, learning=False, second_master=True),
         15,
         0x040,
         "0b 5f 7f fe 7f ff ff ff",
@@ -69,7 +69,7 @@ KNOWN_ANSWERS: list[tuple[Message, int, int, str]] = [
     (Ack(address=2, txn=17, applied_da=320, measured_da=301, how=AckHow.MEASURED), 3, 0x082, "08 03 11 40 01 2d 01 00"),
     (Ack(address=4, txn=200, applied_da=0, measured_da=None, how=AckHow.TIMED), 9, 0x084, "22 09 c8 00 00 ff ff 01"),
     (
-        Nack(address=5, code=NackCode.ADDRESS_CONFLICT, reporter=0, txn=0, detail=0x1234),
+        Nack(address=5, code=NackCode.TWIN, reporter=0, txn=0, detail=0x1234),
         1,
         0x0C5,
         "93 01 00 02 00 34 12 00",

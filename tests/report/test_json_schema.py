@@ -24,7 +24,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from busshare.analysis.describe import Describer, frame_record
 from busshare.cli import main
+from busshare.frames import Nack, NackCode, offset_of
+from busshare.protocol.e2e import E2EStatus
 from busshare.report.records import RecordKind
 from busshare.report.schema import NAMES, all_schemas, load
 from tests.analysis.test_modbus_decode import BAUD, line_bytes, timed_text
@@ -100,7 +103,7 @@ def test_a_record_that_breaks_the_language_is_refused() -> None:
     good = {"record": "frame", "t": 1.0, "type": "STATUS", "from": "1", "to": "master", "id": "0x181",
             "counter": 3, "e2e": "ok", "address": 1, "serial_tag": "0x0461", "pilot": "C", "offered_a": 16.0,
             "measured_a": None, "requested_a": 16.0, "failsafe": False, "fault": False, "ev_stopped": False,
-            "conflict": False}
+            "twin": False}
     assert not list(v.iter_errors(good))
     for change in ({"pilot": "c"}, {"serial_tag": 1121}, {"id": 385}, {"extra": 1}, {"record": "totals"}):
         assert list(v.iter_errors({**good, **change})), change
@@ -248,3 +251,12 @@ def test_every_record_kind_comes_from_a_real_command() -> None:
     shown = {"frame", "bad-frame", "unreadable", "anomaly", "event", "status", "state", "summary", "busload",
              "config"}
     assert shown == {k.value for k in RecordKind}
+
+
+@pytest.mark.parametrize("code", list(NackCode), ids=lambda c: c.name)
+def test_every_nack_code_makes_a_valid_frame_record(code: NackCode) -> None:
+    """The schema's NACK ``code`` enum names every code a NACK can carry (OLD_TXN was missing)."""
+    msg = Nack(address=5, code=code, reporter=5, txn=9, detail=7)
+    rec = frame_record(Describer(), 1.0, msg, 3, offset_of(msg), E2EStatus.OK)
+    errors = [e.message for e in validator().iter_errors(rec)]
+    assert not errors, (rec, errors)

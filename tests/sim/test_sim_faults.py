@@ -58,11 +58,11 @@ def test_fault_tour_every_fault_was_seen(faults: SimResult) -> None:
     assert any(isinstance(m, Heartbeat) and m.leaving for _, m in frames)
     # the second master was heard by someone
     assert any(isinstance(m, Heartbeat) and m.master_id == 7 for _, m in frames)
-    assert any((isinstance(m, Heartbeat) and m.conflict) or (isinstance(m, Nack) and m.code is NackCode.SECOND_MASTER)
+    assert any((isinstance(m, Heartbeat) and m.second_master) or (isinstance(m, Nack) and m.code is NackCode.SECOND_MASTER)
                for _, m in frames)
     # the twins on address 5 were detected
-    assert any((isinstance(m, Status) and m.address == 5 and m.conflict)
-               or (isinstance(m, Nack) and m.code is NackCode.ADDRESS_CONFLICT) for _, m in frames)
+    assert any((isinstance(m, Status) and m.address == 5 and m.twin)
+               or (isinstance(m, Nack) and m.code is NackCode.TWIN) for _, m in frames)
 
 
 def test_the_non_compliant_car_was_stopped_by_its_servant(faults: SimResult) -> None:

@@ -37,7 +37,7 @@ class HeardBlind(LosesEveryCut):
     def receive(self, msg: Message, now: float) -> list[Message]:
         if isinstance(msg, Heartbeat) and self.address == 2:
             msg = Heartbeat(msg.master_id, msg.epoch, msg.limit_da, self.address >> 3, 0xFF & ~1, msg.seq,
-                            msg.leaving, msg.learning, msg.conflict)
+                            msg.leaving, msg.learning, msg.second_master)
         return super().receive(msg, now)
 
 

@@ -77,7 +77,7 @@ statuses = st.builds(
     failsafe=st.booleans(),
     fault=st.booleans(),
     ev_stopped=st.booleans(),
-    conflict=st.booleans(),
+    twin=st.booleans(),
 )
 joins = st.builds(Join, address=servant, serial=st.integers(0, 0xFFFFFFFF), max_da=min_current, version=st.integers(0, 15))
 
