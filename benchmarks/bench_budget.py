@@ -21,11 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from busshare.core.budget import BudgetPolicy, EvDraw, MainsReading, steady_change_bound  # noqa: E402
+from busshare.core.budget import BudgetPolicy  # noqa: E402
+from busshare.core.budget import EvDraw  # noqa: E402
+from busshare.core.budget import MainsReading  # noqa: E402
+from busshare.core.budget import steady_change_bound  # noqa: E402
 from busshare.core.budget_config import BudgetConfig  # noqa: E402
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents  # noqa: E402
-from busshare.sim.house import HouseLoad, appliance_house, flat_house  # noqa: E402
+from busshare.sim.house import HouseLoad  # noqa: E402
+from busshare.sim.house import appliance_house  # noqa: E402
+from busshare.sim.house import flat_house  # noqa: E402
 
 CFG = BudgetConfig(fallback_da=240, main_limit_da=800, margin_da=20)
 STATIC = 630

@@ -21,27 +21,28 @@ import random
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from busshare.frames import (  # noqa: E402
-    CachedDecoder,
-    Heartbeat,
-    Message,
-    MsgType,
-    Status,
-    decode,
-    encode,
-    offset_of,
-    spec_decode,
-)
-from busshare.protocol.e2e import E2EChecker, frame_crc  # noqa: E402
+from busshare.frames import CachedDecoder  # noqa: E402
+from busshare.frames import Heartbeat  # noqa: E402
+from busshare.frames import Message  # noqa: E402
+from busshare.frames import MsgType  # noqa: E402
+from busshare.frames import Status  # noqa: E402
+from busshare.frames import decode  # noqa: E402
+from busshare.frames import encode  # noqa: E402
+from busshare.frames import offset_of  # noqa: E402
+from busshare.frames import spec_decode  # noqa: E402
+from busshare.protocol.e2e import E2EChecker  # noqa: E402
+from busshare.protocol.e2e import frame_crc  # noqa: E402
 from busshare.protocol.link import Link  # noqa: E402
 from busshare.protocol.pilot import PilotState  # noqa: E402
-from busshare.protocol.spec import SPEC, FrameSpec  # noqa: E402
+from busshare.protocol.spec import SPEC  # noqa: E402
+from busshare.protocol.spec import FrameSpec  # noqa: E402
 from tests.support.frame_strategies import random_message  # noqa: E402
 
 Frame = tuple[int, bytes]

@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from busshare.core.meter_maps import BUILT_IN_MAPS, MeterKind, MeterReading
+from busshare.core.meter_maps import BUILT_IN_MAPS
+from busshare.core.meter_maps import MeterKind
+from busshare.core.meter_maps import MeterReading
 from busshare.core.source_settings import meter_settings_from_mapping
 from busshare.io.meter import MeterClient
 

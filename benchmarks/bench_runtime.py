@@ -28,9 +28,12 @@ from pathlib import Path
 
 import can
 
-from busshare.core.config import Config, ServantConfig, Timing
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
 from busshare.devtools.bench import BenchHardware
-from busshare.frames import Request, SetLimit
+from busshare.frames import Request
+from busshare.frames import SetLimit
 from busshare.io.runtime import Runtime
 from busshare.master import Master
 from busshare.protocol.link import Link

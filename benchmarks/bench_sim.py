@@ -38,11 +38,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _PKG = sys.argv[sys.argv.index("--package-root") + 1] if "--package-root" in sys.argv[:-1] else str(ROOT)
 sys.path.insert(0, _PKG)
 
-from busshare.core.config import Config, ServantConfig, Timing, validate  # noqa: E402
+from busshare.core.config import Config  # noqa: E402
+from busshare.core.config import ServantConfig  # noqa: E402
+from busshare.core.config import Timing  # noqa: E402
+from busshare.core.config import validate  # noqa: E402
 from busshare.sim.chaos import chaos_scenario  # noqa: E402
 from busshare.sim.ev import EvProfile  # noqa: E402
 from busshare.sim.runner import Simulation  # noqa: E402
-from busshare.sim.scenario import CarPlan, Scenario  # noqa: E402
+from busshare.sim.scenario import CarPlan  # noqa: E402
+from busshare.sim.scenario import Scenario  # noqa: E402
 
 
 def installation(n: int) -> Config:

@@ -83,29 +83,35 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers (not imported at run time)
-    from .core.config import Config, ServantConfig, Timing, config_from_mapping, load_config, parse_config
+    from .core.config import Config
+    from .core.config import ServantConfig
+    from .core.config import Timing
+    from .core.config import config_from_mapping
+    from .core.config import load_config
+    from .core.config import parse_config
     from .core.hardware import EvseHardware
-    from .errors import BusshareError, ConfigError, UserError
-    from .frames import (
-        Ack,
-        AckHow,
-        FrameError,
-        Heartbeat,
-        Join,
-        Message,
-        MsgType,
-        Nack,
-        NackCode,
-        Release,
-        ReleaseReason,
-        Request,
-        SetLimit,
-        Status,
-        decode,
-        encode,
-    )
+    from .errors import BusshareError
+    from .errors import ConfigError
+    from .errors import UserError
+    from .frames import Ack
+    from .frames import AckHow
+    from .frames import FrameError
+    from .frames import Heartbeat
+    from .frames import Join
+    from .frames import Message
+    from .frames import MsgType
+    from .frames import Nack
+    from .frames import NackCode
+    from .frames import Release
+    from .frames import ReleaseReason
+    from .frames import Request
+    from .frames import SetLimit
+    from .frames import Status
+    from .frames import decode
+    from .frames import encode
     from .io.runtime import Runtime
     from .master import Master
-    from .protocol.link import Link, Received
+    from .protocol.link import Link
+    from .protocol.link import Received
     from .protocol.pilot import PilotState
     from .servant import Servant

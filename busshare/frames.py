@@ -25,21 +25,20 @@ from typing import ClassVar
 
 from .errors import BusshareError
 from .protocol import layout
-from .protocol.e2e import crc8, frame_crc
-from .protocol.layout import (
-    ADDRESS_MASK,
-    BODY_FROM,
-    COUNTER_MASK,
-    CRC_BYTE,
-    FLAGS_SHIFT,
-    HEAD_BYTE,
-    ID_OFFSETS,
-    PROTECTED_FROM,
-    TYPE_SHIFT,
-    Field,
-    id_offset,
-    split_id_offset,
-)
+from .protocol.e2e import crc8
+from .protocol.e2e import frame_crc
+from .protocol.layout import ADDRESS_MASK
+from .protocol.layout import BODY_FROM
+from .protocol.layout import COUNTER_MASK
+from .protocol.layout import CRC_BYTE
+from .protocol.layout import FLAGS_SHIFT
+from .protocol.layout import HEAD_BYTE
+from .protocol.layout import ID_OFFSETS
+from .protocol.layout import PROTECTED_FROM
+from .protocol.layout import TYPE_SHIFT
+from .protocol.layout import Field
+from .protocol.layout import id_offset
+from .protocol.layout import split_id_offset
 from .protocol.pilot import PilotState
 
 # ---------------------------------------------------------------------------

@@ -55,34 +55,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
+from enum import StrEnum
 
 from .core import allocation
 from .core.allocation import Demand
-from .core.config import Config, ServantConfig, Timing
-from .core.events import Event, EventKind, EventLog
-from .frames import (
-    HEARD_PAGE_SIZE,
-    HEARTBEAT_SEQ_MODULO,
-    MASTER_ADDRESS,
-    MAX_EVSE_DA,
-    MAX_MASTER_ID,
-    MIN_OFFER_DA,
-    Ack,
-    Heartbeat,
-    Join,
-    Message,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-    heard_page,
-    serial_tag,
-)
-from .protocol.pilot import PilotState, clamp_da
+from .core.config import Config
+from .core.config import ServantConfig
+from .core.config import Timing
+from .core.events import Event
+from .core.events import EventKind
+from .core.events import EventLog
+from .frames import HEARD_PAGE_SIZE
+from .frames import HEARTBEAT_SEQ_MODULO
+from .frames import MASTER_ADDRESS
+from .frames import MAX_EVSE_DA
+from .frames import MAX_MASTER_ID
+from .frames import MIN_OFFER_DA
+from .frames import Ack
+from .frames import Heartbeat
+from .frames import Join
+from .frames import Message
+from .frames import Nack
+from .frames import NackCode
+from .frames import Release
+from .frames import ReleaseReason
+from .frames import Request
+from .frames import SetLimit
+from .frames import Status
+from .frames import heard_page
+from .frames import serial_tag
+from .protocol.pilot import PilotState
+from .protocol.pilot import clamp_da
 
 INF = float("inf")
 

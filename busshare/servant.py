@@ -48,28 +48,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .core.config import ServantConfig, Timing
-from .core.events import Event, EventKind, EventLog
+from .core.config import ServantConfig
+from .core.config import Timing
+from .core.events import Event
+from .core.events import EventKind
+from .core.events import EventLog
 from .core.heartbeat_order import HeartbeatOrder
 from .core.pilot_history import PilotHistory
-from .frames import (
-    MASTER_ADDRESS,
-    STATUS_MEASURED_MAX_DA,
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Message,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-    serial_tag,
-)
-from .protocol.pilot import PilotState, clamp_da
+from .frames import MASTER_ADDRESS
+from .frames import STATUS_MEASURED_MAX_DA
+from .frames import Ack
+from .frames import AckHow
+from .frames import Heartbeat
+from .frames import Join
+from .frames import Message
+from .frames import Nack
+from .frames import NackCode
+from .frames import Release
+from .frames import ReleaseReason
+from .frames import Request
+from .frames import SetLimit
+from .frames import Status
+from .frames import serial_tag
+from .protocol.pilot import PilotState
+from .protocol.pilot import clamp_da
 
 INF = float("inf")
 

@@ -6,10 +6,13 @@
 import argparse
 import time
 
-from busshare.cli.transports import add_can_arguments, open_can
-from busshare.core.config import ServantConfig, Timing
+from busshare.cli.transports import add_can_arguments
+from busshare.cli.transports import open_can
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
 from busshare.io.runtime import Runtime
-from busshare.protocol.pilot import PilotState, duty_for_current
+from busshare.protocol.pilot import PilotState
+from busshare.protocol.pilot import duty_for_current
 from busshare.servant import Servant
 
 

@@ -1,6 +1,7 @@
 """Shared test settings: hypothesis never asserts timings (machines here are shared and noisy)."""
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings
 
 settings.register_profile(
     "busshare",

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.runner import Simulation
-from busshare.sim.scenario import Scenario, builtin_names, load_scenario
+from busshare.sim.scenario import Scenario
+from busshare.sim.scenario import builtin_names
+from busshare.sim.scenario import load_scenario
 
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "traces.json"
 CHAOS_SEEDS = range(1000, 1012)

@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from busshare.analysis.decode import Frame
 from busshare.frames import MsgType  # noqa: E402
-from tests.io.test_modbus_processes import WAIT, Line, is_event, offer  # noqa: E402
+from tests.io.test_modbus_processes import WAIT  # noqa: E402
+from tests.io.test_modbus_processes import Line  # noqa: E402
+from tests.io.test_modbus_processes import is_event  # noqa: E402
+from tests.io.test_modbus_processes import offer  # noqa: E402
 
 STATUS_OF_1 = (int(MsgType.STATUS) << 6) | 1
 

@@ -60,8 +60,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -359,7 +361,10 @@ def chaos_shapes_table() -> list[str]:
     """How many of the CI seeds hold each shape, with either generator, against the test's floor."""
     from collections import Counter
 
-    from busshare.sim.chaos import CI_SEEDS, STATED_SHARE, chaos_scenario, shapes_in
+    from busshare.sim.chaos import CI_SEEDS
+    from busshare.sim.chaos import STATED_SHARE
+    from busshare.sim.chaos import chaos_scenario
+    from busshare.sim.chaos import shapes_in
 
     counts = {g: Counter[str]() for g in (1, 2)}
     for g, counter in counts.items():

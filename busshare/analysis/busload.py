@@ -16,10 +16,18 @@ bits and 3 bits of interframe space (never stuffed).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 
 from ..core.config import Timing
-from ..frames import Ack, AckHow, Heartbeat, Message, Request, SetLimit, Status, encode
+from ..frames import Ack
+from ..frames import AckHow
+from ..frames import Heartbeat
+from ..frames import Message
+from ..frames import Request
+from ..frames import SetLimit
+from ..frames import Status
+from ..frames import encode
 from ..protocol.canid import IdScheme
 from ..protocol.pilot import PilotState
 

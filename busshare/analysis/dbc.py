@@ -21,30 +21,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..core.config import Timing
-from ..frames import (
-    ACK_MEASURED_MAX_DA,
-    ACK_MEASURED_UNKNOWN,
-    BROADCAST_ADDRESS,
-    FIRST_SERVANT,
-    LAST_SERVANT,
-    MASTER_ADDRESS,
-    MAX_CIRCUIT_DA,
-    MAX_EVSE_DA,
-    MIN_OFFER_DA,
-    PROTOCOL_VERSION,
-    STATUS_MEASURED_MAX_DA,
-    STATUS_MEASURED_UNKNOWN,
-    AckHow,
-    MsgType,
-    NackCode,
-    ReleaseReason,
-    heard_page,
-    spec_fields,
-    spec_head,
-)
+from ..frames import ACK_MEASURED_MAX_DA
+from ..frames import ACK_MEASURED_UNKNOWN
+from ..frames import BROADCAST_ADDRESS
+from ..frames import FIRST_SERVANT
+from ..frames import LAST_SERVANT
+from ..frames import MASTER_ADDRESS
+from ..frames import MAX_CIRCUIT_DA
+from ..frames import MAX_EVSE_DA
+from ..frames import MIN_OFFER_DA
+from ..frames import PROTOCOL_VERSION
+from ..frames import STATUS_MEASURED_MAX_DA
+from ..frames import STATUS_MEASURED_UNKNOWN
+from ..frames import AckHow
+from ..frames import MsgType
+from ..frames import NackCode
+from ..frames import ReleaseReason
+from ..frames import heard_page
+from ..frames import spec_fields
+from ..frames import spec_head
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import data_id
-from ..protocol.layout import HEARTBEAT_FLAGS, STATUS_FLAGS, Field
+from ..protocol.layout import HEARTBEAT_FLAGS
+from ..protocol.layout import STATUS_FLAGS
+from ..protocol.layout import Field
 from ..protocol.pilot import PilotState
 
 EXTENDED_FLAG = 0x80000000  # how DBC marks a 29-bit frame id

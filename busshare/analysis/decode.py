@@ -31,17 +31,34 @@ import json
 import re
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
+from typing import Any
 
 from ..errors import printable
-from ..frames import FrameError, Heartbeat, Join, Message, Release, SetLimit, decode
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Join
+from ..frames import Message
+from ..frames import Release
+from ..frames import SetLimit
+from ..frames import decode
 from ..protocol.canid import IdScheme
-from ..protocol.e2e import DEFAULT_MAX_DELTA, E2EStatus
-from ..protocol.link import STREAM_MEMORY_S, Link, Restart
-from ..report.records import RecordKind, TimeBase, TimeMode
-from .describe import Describer, bad_frame_line, bad_frame_record, frame_record
+from ..protocol.e2e import DEFAULT_MAX_DELTA
+from ..protocol.e2e import E2EStatus
+from ..protocol.link import STREAM_MEMORY_S
+from ..protocol.link import Link
+from ..protocol.link import Restart
+from ..report.records import RecordKind
+from ..report.records import TimeBase
+from ..report.records import TimeMode
+from .describe import Describer
+from .describe import bad_frame_line
+from .describe import bad_frame_record
+from .describe import frame_record
 
 #: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
 #: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``

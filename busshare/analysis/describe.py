@@ -16,26 +16,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..frames import (
-    BROADCAST_ADDRESS,
-    HEARD_PAGE_SIZE,
-    MASTER_ADDRESS,
-    Ack,
-    FrameError,
-    Heartbeat,
-    Join,
-    Message,
-    Nack,
-    Release,
-    Request,
-    SetLimit,
-    Status,
-    decode,
-)
+from ..frames import BROADCAST_ADDRESS
+from ..frames import HEARD_PAGE_SIZE
+from ..frames import MASTER_ADDRESS
+from ..frames import Ack
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Join
+from ..frames import Message
+from ..frames import Nack
+from ..frames import Release
+from ..frames import Request
+from ..frames import SetLimit
+from ..frames import Status
+from ..frames import decode
 from ..protocol.e2e import E2EStatus
 from ..protocol.link import Received
 from ..protocol.pilot import PilotState
-from ..report.records import RecordKind, serial_hex, serial_tag_hex
+from ..report.records import RecordKind
+from ..report.records import serial_hex
+from ..report.records import serial_tag_hex
 
 
 def amps(da: int | None) -> str:

@@ -25,14 +25,17 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
 from ..frames import MsgType
 from ..transport.modbus import registers as mm
 from ..transport.modbus import rtu
-from .decode import Frame, Record, Unreadable
+from .decode import Frame
+from .decode import Record
+from .decode import Unreadable
 from .watch import BusWatcher
 
 DEFAULT_BAUD = 19200

@@ -11,16 +11,31 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from ..core.events import EventKind
-from ..frames import Ack, Heartbeat, Join, Message, Nack, Release, SetLimit, Status
+from ..frames import Ack
+from ..frames import Heartbeat
+from ..frames import Join
+from ..frames import Message
+from ..frames import Nack
+from ..frames import Release
+from ..frames import SetLimit
+from ..frames import Status
 from ..protocol.e2e import E2EStatus
 from ..protocol.pilot import PilotState
-from ..report.timeline import Mark, Sample, Timeline
-from .decode import E2E_KINDS, FOREIGN_KINDS, MALFORMED_KINDS, CaptureDecoder, Decoded
-from .watch import BusWatcher, Flag
+from ..report.timeline import Mark
+from ..report.timeline import Sample
+from ..report.timeline import Timeline
+from .decode import E2E_KINDS
+from .decode import FOREIGN_KINDS
+from .decode import MALFORMED_KINDS
+from .decode import CaptureDecoder
+from .decode import Decoded
+from .watch import BusWatcher
+from .watch import Flag
 
 
 @dataclass

@@ -15,12 +15,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
-from ..frames import Ack, FrameError, Heartbeat, Join, Message, MsgType, Release, Request, SetLimit, Status
+from ..frames import Ack
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Join
+from ..frames import Message
+from ..frames import MsgType
+from ..frames import Release
+from ..frames import Request
+from ..frames import SetLimit
+from ..frames import Status
 from ..protocol.e2e import E2EStatus
-from ..report.records import RecordKind, TimeBase
+from ..report.records import RecordKind
+from ..report.records import TimeBase
 from ..report.summaries import monitor_summary
 
 

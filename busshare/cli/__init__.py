@@ -17,11 +17,14 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
+from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import BusshareError, printable
-from .commands import SUMMARIES, module_name
+from ..errors import BusshareError
+from ..errors import printable
+from .commands import SUMMARIES
+from .commands import module_name
 
 COMMANDS = tuple(SUMMARIES)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..sim.chaos import GENERATOR, MIXES, chaos_scenario
+from ..sim.chaos import GENERATOR
+from ..sim.chaos import MIXES
+from ..sim.chaos import chaos_scenario
 from ..sim.invariants import SimulationFailed
 from ..sim.runner import Simulation
 

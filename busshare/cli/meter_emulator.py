@@ -19,10 +19,20 @@ import sys
 import threading
 import time
 
-from ..core.meter_maps import BUILT_IN_MAPS, MeterKind
-from ..core.source_settings import DEFAULT_BAUD, MODBUS_TCP_PORT, Parity, SerialLine, TcpEndpoint, parse_endpoint
-from ..devtools.load_profile import CsvProfile, HouseProfile, LoadProfile
-from ..devtools.meter_server import HELP, MeterEmulator, dumps
+from ..core.meter_maps import BUILT_IN_MAPS
+from ..core.meter_maps import MeterKind
+from ..core.source_settings import DEFAULT_BAUD
+from ..core.source_settings import MODBUS_TCP_PORT
+from ..core.source_settings import Parity
+from ..core.source_settings import SerialLine
+from ..core.source_settings import TcpEndpoint
+from ..core.source_settings import parse_endpoint
+from ..devtools.load_profile import CsvProfile
+from ..devtools.load_profile import HouseProfile
+from ..devtools.load_profile import LoadProfile
+from ..devtools.meter_server import HELP
+from ..devtools.meter_server import MeterEmulator
+from ..devtools.meter_server import dumps
 
 
 class _LastWarning(logging.Handler):

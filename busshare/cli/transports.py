@@ -18,7 +18,8 @@ import serial
 
 from ..errors import UserError
 from ..protocol.canid import IdScheme
-from ..transport.can import CanTransport, open_bus
+from ..transport.can import CanTransport
+from ..transport.can import open_bus
 from ..transport.modbus.registers import DEFAULT_REPLY_TIMEOUT
 from ..transport.modbus.servant import open_serial
 from .commands import _options as opt

@@ -24,10 +24,12 @@ Policy:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..frames import MAX_EVSE_DA, MIN_OFFER_DA
+from ..frames import MAX_EVSE_DA
+from ..frames import MIN_OFFER_DA
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..frames import MAX_CIRCUIT_DA
-from .problems import Problem, Reader, Table, amps_text, deciamps, key_path, number, seconds_text
+from .problems import Problem
+from .problems import Reader
+from .problems import Table
+from .problems import amps_text
+from .problems import deciamps
+from .problems import key_path
+from .problems import number
+from .problems import seconds_text
 from .setpoint import MAX_TTL_S
-from .source_settings import MeterSettings, MqttSettings, meter_problems, mqtt_problems, read_meter, read_mqtt
+from .source_settings import MeterSettings
+from .source_settings import MqttSettings
+from .source_settings import meter_problems
+from .source_settings import mqtt_problems
+from .source_settings import read_meter
+from .source_settings import read_mqtt
 
 if TYPE_CHECKING:  # busshare.core.config imports this module: its Timing is only an annotation here
     from .config import Timing

@@ -22,29 +22,39 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..frames import FIRST_SERVANT, HEARD_PAGES, LAST_SERVANT, MAX_CIRCUIT_DA, MAX_EVSE_DA, MAX_MASTER_ID, MIN_OFFER_DA
-from .budget_config import BudgetConfig, budget_problems, read_budget
-from .problems import (
-    Invalid,
-    Problem,
-    Reader,
-    Table,
-    amps,
-    boolean,
-    deciamps,
-    integer,
-    number,
-    raise_first,
-    utf8,
-    written,
-)
+from ..frames import FIRST_SERVANT
+from ..frames import HEARD_PAGES
+from ..frames import LAST_SERVANT
+from ..frames import MAX_CIRCUIT_DA
+from ..frames import MAX_EVSE_DA
+from ..frames import MAX_MASTER_ID
+from ..frames import MIN_OFFER_DA
+from .budget_config import BudgetConfig
+from .budget_config import budget_problems
+from .budget_config import read_budget
+from .problems import Invalid
+from .problems import Problem
+from .problems import Reader
+from .problems import Table
+from .problems import amps
 from .problems import amps_text as _a
+from .problems import boolean
+from .problems import deciamps
+from .problems import integer
+from .problems import number
+from .problems import raise_first
 from .problems import seconds_text as _s
-from .setpoint import DEFAULT_SITE_ID, site_id, site_id_problem
+from .problems import utf8
+from .problems import written
+from .setpoint import DEFAULT_SITE_ID
+from .setpoint import site_id
+from .setpoint import site_id_problem
 
 __all__ = [
     "BudgetConfig", "Config", "ConfigError", "Problem", "ServantConfig", "Timing", "config_from_mapping",

@@ -23,7 +23,8 @@ from typing import Protocol
 from ..frames import Message
 from ..protocol.pilot import PilotState
 from .events import Event
-from .node import Node, ServantNode
+from .node import Node
+from .node import ServantNode
 
 #: readings fed back after one call, at most: a car and a servant that kept answering each other must not
 #: hang the caller (the offer of the last round waits for the next call)

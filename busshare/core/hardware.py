@@ -7,7 +7,8 @@ pilot-state detector, and optionally a current meter.  The runtime calls
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+from typing import runtime_checkable
 
 from ..protocol.pilot import PilotState
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
+from enum import StrEnum
 
 from ..frames import MAX_CIRCUIT_DA
 

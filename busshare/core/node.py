@@ -8,9 +8,11 @@ faulty subclass or a product's own node fits wherever the real one does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+from typing import runtime_checkable
 
-from ..frames import Message, SetLimit
+from ..frames import Message
+from ..frames import SetLimit
 from ..protocol.pilot import PilotState
 from .config import Config
 from .events import Event

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..frames import MAX_CIRCUIT_DA
-from .problems import Invalid, string
+from .problems import Invalid
+from .problems import string
 
 TOPIC_ROOT = "busshare"
 DEFAULT_SITE_ID = "site"  # [site] id when the file gives none

@@ -16,22 +16,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .meter_maps import BUILT_IN_MAPS, SDM630, Endian, Function, MeterKind, MeterMap, Register, RegisterType
-from .problems import (
-    Invalid,
-    Problem,
-    Reader,
-    Table,
-    boolean,
-    integer,
-    key_path,
-    member,
-    number,
-    read_table,
-    seconds_text,
-    text,
-    written,
-)
+from .meter_maps import BUILT_IN_MAPS
+from .meter_maps import SDM630
+from .meter_maps import Endian
+from .meter_maps import Function
+from .meter_maps import MeterKind
+from .meter_maps import MeterMap
+from .meter_maps import Register
+from .meter_maps import RegisterType
+from .problems import Invalid
+from .problems import Problem
+from .problems import Reader
+from .problems import Table
+from .problems import boolean
+from .problems import integer
+from .problems import key_path
+from .problems import member
+from .problems import number
+from .problems import read_table
+from .problems import seconds_text
+from .problems import text
+from .problems import written
 
 MODBUS_TCP_PORT = 502
 MQTT_PORT = 1883

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..protocol.pilot import PilotState, duty_for_current
+from ..protocol.pilot import PilotState
+from ..protocol.pilot import duty_for_current
 
 
 class BenchHardware:

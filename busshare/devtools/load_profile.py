@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..core.house_load import DRYER, FRIDGE, HEAT_PUMP, KETTLE, OVEN, ApplianceRating, LoadRow, parse_load_csv
+from ..core.house_load import DRYER
+from ..core.house_load import FRIDGE
+from ..core.house_load import HEAT_PUMP
+from ..core.house_load import KETTLE
+from ..core.house_load import OVEN
+from ..core.house_load import ApplianceRating
+from ..core.house_load import LoadRow
+from ..core.house_load import parse_load_csv
 
 DAY_S = 86400.0
 NOISE_STEP_S = 0.5  # the noise changes every half second, like a meter's measurement window

@@ -28,11 +28,16 @@ from enum import StrEnum
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.server import ModbusSerialServer
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType
+from pymodbus.simulator import SimData
+from pymodbus.simulator import SimDevice
 
-from ..core.meter_maps import Function, MeterMap
-from ..core.source_settings import SerialLine, TcpEndpoint
+from ..core.meter_maps import Function
+from ..core.meter_maps import MeterMap
+from ..core.source_settings import SerialLine
+from ..core.source_settings import TcpEndpoint
 from .load_profile import LoadProfile
 
 SERVED = 0x50  # input registers 0x0000-0x004F: every parameter up to 30080 (Eastron reads at most 80 at once)

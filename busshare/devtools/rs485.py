@@ -27,7 +27,8 @@ import select
 import threading
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import TextIO
 
 from ..transport.modbus.rtu import char_time

@@ -21,13 +21,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from pymodbus.client import ModbusSerialClient, ModbusTcpClient
-from pymodbus.exceptions import ModbusException, ModbusIOException
+from pymodbus.client import ModbusSerialClient
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusIOException
 
-from ..core.meter_maps import FailureKind, Function, MeterDecoder, MeterEvent, MeterFailure, MeterReading, words_of
-from ..core.source_settings import MeterSettings, SerialLine
+from ..core.meter_maps import FailureKind
+from ..core.meter_maps import Function
+from ..core.meter_maps import MeterDecoder
+from ..core.meter_maps import MeterEvent
+from ..core.meter_maps import MeterFailure
+from ..core.meter_maps import MeterReading
+from ..core.meter_maps import words_of
+from ..core.source_settings import MeterSettings
+from ..core.source_settings import SerialLine
 from .sink import EventSink
 
 # pymodbus logs every timeout and refused connection itself; here each one is a typed event instead.

@@ -25,7 +25,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..core.setpoint import LimitSource, Setpoint, SetpointRejected, Topics, limit_payload, parse_setpoint
+from ..core.setpoint import LimitSource
+from ..core.setpoint import Setpoint
+from ..core.setpoint import SetpointRejected
+from ..core.setpoint import Topics
+from ..core.setpoint import limit_payload
+from ..core.setpoint import parse_setpoint
 from ..core.source_settings import MqttSettings
 from .sink import EventSink
 

@@ -18,15 +18,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from types import FrameType
 from typing import Any
 
 from ..core.driver import settle
 from ..core.events import Event
 from ..core.hardware import EvseHardware
-from ..core.node import MasterNode, ServantNode
-from ..frames import MASTER_ADDRESS, Heartbeat, Message
+from ..core.node import MasterNode
+from ..core.node import ServantNode
+from ..frames import MASTER_ADDRESS
+from ..frames import Heartbeat
+from ..frames import Message
 from ..protocol.e2e import E2EStatus
 from ..protocol.link import Link
 from ..report.records import RecordKind

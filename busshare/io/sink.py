@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
 E = TypeVar("E")
 

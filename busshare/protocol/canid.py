@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..frames import FrameError, Message, MsgType, offset_of
-from .layout import ID_OFFSETS, id_offset
+from ..frames import FrameError
+from ..frames import Message
+from ..frames import MsgType
+from ..frames import offset_of
+from .layout import ID_OFFSETS
+from .layout import id_offset
 
 ID_SPAN = ID_OFFSETS
 STD_MAX = 0x7FF

@@ -9,11 +9,14 @@ carries the wrong address fails its check even though its bytes are intact.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 import crcmod
 
-from .layout import ID_OFFSETS, TYPE_SHIFT, id_offset
+from .layout import ID_OFFSETS
+from .layout import TYPE_SHIFT
+from .layout import id_offset
 
 #: CRC-8 SAE J1850: poly 0x1D, init 0xFF, xor-out 0xFF, check("123456789") = 0x4B.
 #: crcmod's ``initCrc`` is pre-xored with ``xorOut``, hence 0x00 here, not 0xFF.

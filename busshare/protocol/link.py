@@ -18,11 +18,23 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import NamedTuple
 
-from ..frames import FIRST_SERVANT, LAST_SERVANT, FrameError, Heartbeat, Message, MsgType, decode, encode, offset_of
-from .e2e import STREAMS, AliveCounters, E2EChecker, E2EStatus
+from ..frames import FIRST_SERVANT
+from ..frames import LAST_SERVANT
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Message
+from ..frames import MsgType
+from ..frames import decode
+from ..frames import encode
+from ..frames import offset_of
+from .e2e import STREAMS
+from .e2e import AliveCounters
+from .e2e import E2EChecker
+from .e2e import E2EStatus
 
 #: s: a stream silent longer than this is forgotten before its next frame is checked (PROTOCOL.md 6.3).
 #: A duplicate arrives within milliseconds; after a silence this long the sender may have rebooted.

@@ -14,32 +14,37 @@ from typing import Any
 
 import construct as c
 
-from ..frames import (
-    _NOT_SERVANT_BITS,
-    ACK_MEASURED_UNKNOWN,
-    BROADCAST_ADDRESS,
-    FRAME_LENGTH,
-    STATUS_MEASURED_UNKNOWN,
-    Ack,
-    AckHow,
-    FrameError,
-    Heartbeat,
-    Join,
-    Message,
-    MsgType,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-    _check_uint,
-    offset_of,
-    split_offset,
-)
+from ..frames import _NOT_SERVANT_BITS
+from ..frames import ACK_MEASURED_UNKNOWN
+from ..frames import BROADCAST_ADDRESS
+from ..frames import FRAME_LENGTH
+from ..frames import STATUS_MEASURED_UNKNOWN
+from ..frames import Ack
+from ..frames import AckHow
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Join
+from ..frames import Message
+from ..frames import MsgType
+from ..frames import Nack
+from ..frames import NackCode
+from ..frames import Release
+from ..frames import ReleaseReason
+from ..frames import Request
+from ..frames import SetLimit
+from ..frames import Status
+from ..frames import _check_uint
+from ..frames import offset_of
+from ..frames import split_offset
 from .e2e import frame_crc
-from .layout import BODY_FROM, BODY_LENGTH, CRC_BYTE, HEAD_BYTE, HEARTBEAT_FLAGS, PROTECTED_FROM, STATUS_FLAGS, Field
+from .layout import BODY_FROM
+from .layout import BODY_LENGTH
+from .layout import CRC_BYTE
+from .layout import HEAD_BYTE
+from .layout import HEARTBEAT_FLAGS
+from .layout import PROTECTED_FROM
+from .layout import STATUS_FLAGS
+from .layout import Field
 from .pilot import PilotState
 
 Head = c.BitStruct("flags" / c.Nibble, "counter" / c.Nibble)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.budget_config import BudgetConfig, compliance_window_s
+from ..core.budget_config import BudgetConfig
+from ..core.budget_config import compliance_window_s
 from ..core.config import Config
 from ..core.meter_maps import MeterKind
 from ..core.problems import seconds_text
-from ..core.setpoint import DEFAULT_SITE_ID, Topics
-from ..core.source_settings import MeterSettings, MqttSettings, SerialLine
+from ..core.setpoint import DEFAULT_SITE_ID
+from ..core.setpoint import Topics
+from ..core.source_settings import MeterSettings
+from ..core.source_settings import MqttSettings
+from ..core.source_settings import SerialLine
 
 _KINDS = {MeterKind.SDM630: "an Eastron SDM630 (three-phase)", MeterKind.SDM120: "an Eastron SDM120 (single-phase)"}
 

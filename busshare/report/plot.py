@@ -17,8 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UserError
-from .marks import INSTANT_STYLES, SPAN_STYLES, Instant, classify
-from .timeline import Sample, Timeline
+from .marks import INSTANT_STYLES
+from .marks import SPAN_STYLES
+from .marks import Instant
+from .marks import classify
+from .timeline import Sample
+from .timeline import Timeline
 
 LANE_HEIGHT_IN = (0.5, 0.9)  # per lane, shrinking as lanes are added
 TOTAL_HEIGHT_IN = 1.9

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .records import RecordKind, TimeBase, serial_hex
+from .records import RecordKind
+from .records import TimeBase
+from .records import serial_hex
 
 Record = dict[str, Any]
 #: what the E2E check rejects (a wrong-sequence frame is acted on, PROTOCOL.md 6.3: never a rejection)

@@ -9,7 +9,8 @@ the next sample for the same address).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from ..protocol.pilot import PilotState
 

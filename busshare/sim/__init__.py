@@ -3,9 +3,17 @@
 See docs/SIM.md.  ``run_scenario(load_scenario("story"), seed=1)`` runs the seed's story.
 """
 
-from .invariants import SimulationFailed, Violation
-from .runner import SimResult, Simulation, Summary, run_scenario
-from .scenario import Scenario, ScenarioError, builtin_names, load_scenario, parse_scenario
+from .invariants import SimulationFailed
+from .invariants import Violation
+from .runner import SimResult
+from .runner import Simulation
+from .runner import Summary
+from .runner import run_scenario
+from .scenario import Scenario
+from .scenario import ScenarioError
+from .scenario import builtin_names
+from .scenario import load_scenario
+from .scenario import parse_scenario
 
 __all__ = [
     "Scenario", "ScenarioError", "SimResult", "Simulation", "SimulationFailed", "Summary", "Violation",

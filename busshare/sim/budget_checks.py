@@ -23,12 +23,15 @@ exchange being timed), as the existing invariants do.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.allocation import Demand, allocate
-from ..frames import MAX_EVSE_DA, MIN_OFFER_DA
+from ..core.allocation import Demand
+from ..core.allocation import allocate
+from ..frames import MAX_EVSE_DA
+from ..frames import MIN_OFFER_DA
 from .invariants import Violation
 
 INF = float("inf")

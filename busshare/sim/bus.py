@@ -34,12 +34,15 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..frames import CachedDecoder, decode
-from ..protocol.link import Decoder, Link
+from ..frames import CachedDecoder
+from ..frames import decode
+from ..protocol.link import Decoder
+from ..protocol.link import Link
 from .clock import EventQueue
 
 if TYPE_CHECKING:
-    from .procs import MasterProc, ServantProc
+    from .procs import MasterProc
+    from .procs import ServantProc
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138

@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 
-from ..core.config import Config, ServantConfig, Timing, validate
+from ..core.config import Config
+from ..core.config import ServantConfig
+from ..core.config import Timing
+from ..core.config import validate
 from ..frames import MAX_CIRCUIT_DA
 from .bus import BusFaults
 from .ev import EvProfile
-from .scenario import CarPlan, FaultPlan, Scenario
+from .scenario import CarPlan
+from .scenario import FaultPlan
+from .scenario import Scenario
 
 MIXES = ("calm", "master", "servants", "bus", "conflicts", "everything")
 GENERATOR = 2  # the default; 1 replays the seeds found before the fault shapes were added

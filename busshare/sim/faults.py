@@ -13,8 +13,11 @@ from ..core.events import EventKind
 from .bus import BusFaults
 from .ev import EvProfile
 from .loop import SCRIPT
-from .procs import INF, MasterProc, ServantProc
-from .scenario import CarPlan, FaultPlan
+from .procs import INF
+from .procs import MasterProc
+from .procs import ServantProc
+from .scenario import CarPlan
+from .scenario import FaultPlan
 from .world import World
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.events import Event, EventKind
+from ..core.events import Event
+from ..core.events import EventKind
 from ..frames import Message
 from ..protocol.pilot import PilotState
-from .loop import EV, NODE
-from .procs import MasterProc, ServantProc
+from .loop import EV
+from .loop import NODE
+from .procs import MasterProc
+from .procs import ServantProc
 
 if TYPE_CHECKING:
     from .world import World

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from ..core.house_load import DRYER, FRIDGE, HEAT_PUMP, KETTLE, OVEN, ApplianceRating, parse_load_csv
+from ..core.house_load import DRYER
+from ..core.house_load import FRIDGE
+from ..core.house_load import HEAT_PUMP
+from ..core.house_load import KETTLE
+from ..core.house_load import OVEN
+from ..core.house_load import ApplianceRating
+from ..core.house_load import parse_load_csv
 
 _MASK64 = (1 << 64) - 1
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .bus import DELIVER, Port
+from .bus import DELIVER
+from .bus import Port
 from .clock import EventQueue
 
 if TYPE_CHECKING:
-    from .procs import MasterProc, ServantProc
+    from .procs import MasterProc
+    from .procs import ServantProc
 
 NODE, EV, SCRIPT, CHECK = 1, 2, 3, 4  # (DELIVER = 0 is the bus's)
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.heartbeat_order import HeartbeatOrder
-from ..frames import Heartbeat, SetLimit
+from ..frames import Heartbeat
+from ..frames import SetLimit
 from .loop import Check
 from .procs import ServantProc
 

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 from ..core.config import ServantConfig
 from ..core.heartbeat_order import HeartbeatOrder
-from ..core.node import MasterNode, ServantNode
+from ..core.node import MasterNode
+from ..core.node import ServantNode
 from ..protocol.pilot import PilotState
 from .bus import Port
 from .ev import SimEvse
 
 if TYPE_CHECKING:
-    from .hosts import MasterHost, ServantHost
+    from .hosts import MasterHost
+    from .hosts import ServantHost
 
 INF = float("inf")
 

@@ -19,16 +19,21 @@ sums a run up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TypedDict
+from typing import Unpack
 
 from ..report.timeline import Timeline
 from .ev import VOLTAGE_V
 from .faults import Faults
-from .invariants import SimulationFailed, Violation
-from .loop import SCRIPT, run_events
+from .invariants import SimulationFailed
+from .invariants import Violation
+from .loop import SCRIPT
+from .loop import run_events
 from .scenario import Scenario
-from .world import MasterFactory, ServantFactory
+from .world import MasterFactory
+from .world import ServantFactory
 
 __all__ = ["MasterFactory", "ServantFactory", "SimOptions", "SimResult", "Simulation", "Summary", "run_scenario"]
 

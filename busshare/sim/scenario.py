@@ -13,27 +13,30 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from ..core.config import Config, read_config
-from ..core.problems import (
-    Invalid,
-    Problem,
-    Reader,
-    Table,
-    boolean,
-    integer,
-    key_path,
-    number,
-    one_of,
-    string,
-    utf8,
-    within,
-)
+from ..core.config import Config
+from ..core.config import read_config
+from ..core.problems import Invalid
+from ..core.problems import Problem
+from ..core.problems import Reader
+from ..core.problems import Table
+from ..core.problems import boolean
+from ..core.problems import integer
+from ..core.problems import key_path
+from ..core.problems import number
+from ..core.problems import one_of
+from ..core.problems import string
+from ..core.problems import utf8
+from ..core.problems import within
 from ..errors import BusshareError
-from ..frames import MAX_EVSE_DA, MAX_MASTER_ID
+from ..frames import MAX_EVSE_DA
+from ..frames import MAX_MASTER_ID
 from .bus import BusFaults
 from .ev import EvProfile
 

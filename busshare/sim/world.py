@@ -11,33 +11,54 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
-from ..core.config import Config, ServantConfig, Timing
-from ..core.driver import settle, settle_servant
+from ..core.config import Config
+from ..core.config import ServantConfig
+from ..core.config import Timing
+from ..core.driver import settle
+from ..core.driver import settle_servant
 from ..core.events import Event
-from ..core.node import MasterNode, Node, ServantNode
-from ..frames import Ack, FrameError, Heartbeat, Message, SetLimit, decode
+from ..core.node import MasterNode
+from ..core.node import Node
+from ..core.node import ServantNode
+from ..frames import Ack
+from ..frames import FrameError
+from ..frames import Heartbeat
+from ..frames import Message
+from ..frames import SetLimit
+from ..frames import decode
 from ..protocol.pilot import PilotState
-from ..report.timeline import Mark, Sample, Timeline
-from .bus import BusFaults, Port, SimBus
+from ..report.timeline import Mark
+from ..report.timeline import Sample
+from ..report.timeline import Timeline
+from .bus import BusFaults
+from .bus import Port
+from .bus import SimBus
 from .clock import EventQueue
 from .ev import SimEvse
-from .hosts import MasterHost, ServantHost
-from .invariants import (
-    MODEST_LOSS,
-    Bounds,
-    Installation,
-    Invariants,
-    Service,
-    SimulationFailed,
-    Violation,
-    default_settle,
-    recovery_after,
-)
-from .loop import CHECK, EV, NODE, SCRIPT, Check
-from .oracle import FailsafeOracle, OracleBounds
-from .procs import INF, MasterProc, ServantProc
+from .hosts import MasterHost
+from .hosts import ServantHost
+from .invariants import MODEST_LOSS
+from .invariants import Bounds
+from .invariants import Installation
+from .invariants import Invariants
+from .invariants import Service
+from .invariants import SimulationFailed
+from .invariants import Violation
+from .invariants import default_settle
+from .invariants import recovery_after
+from .loop import CHECK
+from .loop import EV
+from .loop import NODE
+from .loop import SCRIPT
+from .loop import Check
+from .oracle import FailsafeOracle
+from .oracle import OracleBounds
+from .procs import INF
+from .procs import MasterProc
+from .procs import ServantProc
 from .scenario import Scenario
 
 TRACE_LEN = 400

@@ -23,16 +23,20 @@ import errno
 import gc
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 import can
 
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 from ..protocol.canid import IdScheme
-from .base import BusEvent, BusEventKind, RxFrame
+from .base import BusEvent
+from .base import BusEventKind
+from .base import RxFrame
 
 #: Used when neither ``-i`` nor python-can's own config (CAN_INTERFACE, ~/can.conf) names an interface:
 #: UDP multicast on the loopback works across processes on one machine, unlike ``virtual``.

@@ -4,7 +4,8 @@ A 30 A house (L1 30, L2 18, L3 22 A) read every second, a 9.5 A kettle on L1 fro
 meter not answering from 330 s to 340 s, a 16 A setpoint for 20 s at 380 s that is not renewed.
 """
 
-from busshare.core.budget import BudgetPolicy, MainsReading
+from busshare.core.budget import BudgetPolicy
+from busshare.core.budget import MainsReading
 from busshare.core.budget_config import BudgetConfig
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents

@@ -1,7 +1,8 @@
 import threading
 
 from busshare.core.source_settings import meter_settings_from_mapping
-from busshare.io.meter import MeterClient, MeterEvent
+from busshare.io.meter import MeterClient
+from busshare.io.meter import MeterEvent
 
 seen: list[MeterEvent] = []
 enough = threading.Event()

@@ -10,17 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.analysis.busload import (
-    busload,
-    count_stuff_bits,
-    crc15,
-    frame_bits,
-    stuffable_bits,
-    worst_case_frame_bits,
-)
+from busshare.analysis.busload import busload
+from busshare.analysis.busload import count_stuff_bits
+from busshare.analysis.busload import crc15
+from busshare.analysis.busload import frame_bits
+from busshare.analysis.busload import stuffable_bits
+from busshare.analysis.busload import worst_case_frame_bits
 from busshare.frames import encode
 from busshare.protocol.canid import IdScheme
-from tests.support.frame_strategies import counters, messages
+from tests.support.frame_strategies import counters
+from tests.support.frame_strategies import messages
 
 
 def stuff(bits: list[int]) -> list[int]:

@@ -11,27 +11,37 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.analysis.decode import CaptureDecoder, JsonLines, json_fast, parse_line, read_chunks, text_records
+from busshare.analysis.decode import CaptureDecoder
+from busshare.analysis.decode import JsonLines
+from busshare.analysis.decode import json_fast
+from busshare.analysis.decode import parse_line
+from busshare.analysis.decode import read_chunks
+from busshare.analysis.decode import text_records
 from busshare.analysis.summary import CaptureSummary
 from busshare.cli import main
-from busshare.frames import (
-    Ack,
-    AckHow,
-    Heartbeat,
-    Message,
-    SetLimit,
-    Status,
-    decode,
-    offset_of,
-)
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
+from busshare.frames import offset_of
 from busshare.protocol.canid import IdScheme
-from busshare.protocol.e2e import E2EStatus, frame_crc, status_table
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.e2e import status_table
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from tests.support.captures import stream_rule_traffic, traffic, write_candump_l, write_with_python_can
+from tests.support.captures import stream_rule_traffic
+from tests.support.captures import traffic
+from tests.support.captures import write_candump_l
+from tests.support.captures import write_with_python_can
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 400
@@ -526,7 +536,8 @@ def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys
     import json as _json
 
     from busshare.cli import main
-    from busshare.frames import PilotState, Status
+    from busshare.frames import PilotState
+    from busshare.frames import Status
     from busshare.protocol.link import Link
 
     a, twin = Link(), Link()

@@ -14,14 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from busshare.analysis.decode import CaptureDecoder, Frame, Record
+from busshare.analysis.decode import CaptureDecoder
+from busshare.analysis.decode import Frame
+from busshare.analysis.decode import Record
 from busshare.analysis.modbus_capture import modbus_records
-from busshare.analysis.summary import CaptureSummary, format_summary
+from busshare.analysis.summary import CaptureSummary
+from busshare.analysis.summary import format_summary
 from busshare.analysis.watch import BusWatcher
-from busshare.frames import Ack, AckHow, Heartbeat, SetLimit, Status, decode
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
 from busshare.protocol.pilot import PilotState
 from busshare.report.timeline import Timeline
-from busshare.sim import Simulation, load_scenario
+from busshare.sim import Simulation
+from busshare.sim import load_scenario
 
 DATA = Path(__file__).parent.parent / "data"
 #: A real capture of the emulated RS-485 line at 19200 baud (tools/record_modbus_race.py): master, four

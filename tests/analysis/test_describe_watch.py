@@ -7,22 +7,25 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.analysis.describe import Describer, bad_frame_line, route
-from busshare.analysis.watch import BusWatcher, Flag, flag_line, summary_line
-from busshare.frames import (
-    Ack,
-    AckHow,
-    FrameError,
-    Heartbeat,
-    Join,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-)
+from busshare.analysis.describe import Describer
+from busshare.analysis.describe import bad_frame_line
+from busshare.analysis.describe import route
+from busshare.analysis.watch import BusWatcher
+from busshare.analysis.watch import Flag
+from busshare.analysis.watch import flag_line
+from busshare.analysis.watch import summary_line
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import FrameError
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState

@@ -12,9 +12,15 @@ from collections import Counter
 
 import pytest
 
-from busshare.analysis.decode import CaptureDecoder, Frame, Unreadable
-from busshare.analysis.modbus_capture import detect, modbus_records
-from busshare.frames import Heartbeat, SetLimit, Status, decode
+from busshare.analysis.decode import CaptureDecoder
+from busshare.analysis.decode import Frame
+from busshare.analysis.decode import Unreadable
+from busshare.analysis.modbus_capture import detect
+from busshare.analysis.modbus_capture import modbus_records
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.transport.modbus import registers as mm

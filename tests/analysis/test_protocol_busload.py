@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from busshare.analysis.busload import busload, worst_case_frame_bits
+from busshare.analysis.busload import busload
+from busshare.analysis.busload import worst_case_frame_bits
 from busshare.core.config import Timing
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()

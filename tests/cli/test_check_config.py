@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.core.config import ConfigError, config_from_mapping, problems
+from busshare.core.config import ConfigError
+from busshare.core.config import config_from_mapping
+from busshare.core.config import problems
 
 ROOT = Path(__file__).resolve().parents[2]
 

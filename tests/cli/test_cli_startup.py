@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from busshare.cli import COMMANDS, build_parser, chosen_command
+from busshare.cli import COMMANDS
+from busshare.cli import build_parser
+from busshare.cli import chosen_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "examples" / "site.toml"

@@ -20,7 +20,12 @@ import can
 import pytest
 
 from busshare.cli import main
-from busshare.frames import Ack, AckHow, Heartbeat, Message, SetLimit, Status
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 

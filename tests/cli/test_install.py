@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodeproc import NodeProc, free_udp_port
+from tests.support.nodeproc import NodeProc
+from tests.support.nodeproc import free_udp_port
 from tests.support.site_files import site_toml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from busshare.cli import main
 from busshare.cli.commands._common import printer
-from busshare.report.records import TimeBase, TimeMode
+from busshare.report.records import TimeBase
+from busshare.report.records import TimeMode
 from tests.support.site_files import site_toml
 
 SITE = site_toml((1,), limit_a=32, max_a=16)

@@ -9,7 +9,9 @@ import pytest
 import busshare
 from busshare import cli
 from busshare.cli.commands import check_config
-from busshare.errors import BusshareError, ConfigError, UserError
+from busshare.errors import BusshareError
+from busshare.errors import ConfigError
+from busshare.errors import UserError
 from busshare.frames import FrameError
 from busshare.sim.scenario import ScenarioError
 from busshare.transport.modbus.rtu import RtuError

@@ -16,7 +16,8 @@ from pathlib import Path
 import pyte
 import pytest
 
-from tests.support.ptys import read_into, read_until_closed
+from tests.support.ptys import read_into
+from tests.support.ptys import read_until_closed
 
 ROOT = Path(__file__).resolve().parents[2]
 

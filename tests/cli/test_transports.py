@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from busshare.cli import build_parser
-from busshare.cli.transports import bus_config, can_ids
+from busshare.cli.transports import bus_config
+from busshare.cli.transports import can_ids
 
 GROUP = "Modbus RTU (instead of CAN)"
 ROLE_OPTIONS = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.core.allocation import Demand, allocate, shortage
+from busshare.core.allocation import Demand
+from busshare.core.allocation import allocate
+from busshare.core.allocation import shortage
 
 
 def test_one_car_alone_gets_everything_its_evse_allows() -> None:

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from busshare.core.budget import (
-    BudgetEventKind,
-    BudgetPolicy,
-    EvDraw,
-    MainsReading,
-    steady_change_bound,
-)
-from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.budget import BudgetEventKind
+from busshare.core.budget import BudgetPolicy
+from busshare.core.budget import EvDraw
+from busshare.core.budget import MainsReading
+from busshare.core.budget import steady_change_bound
+from busshare.core.budget_config import BudgetConfig
+from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.core.setpoint import LimitSource

@@ -13,11 +13,23 @@ from typing import Any
 
 import pytest
 
-from busshare.core.budget_config import BUDGET_KEYS, BudgetConfig
-from busshare.core.config import Config, ConfigError, ServantConfig, Timing, config_from_mapping, problems, validate
-from busshare.core.meter_maps import SDM630, MeterKind
-from busshare.core.source_settings import MeterSettings, MqttSettings, TcpEndpoint
-from tests.support.site_files import BUDGET, ISSUE_SITE, site
+from busshare.core.budget_config import BUDGET_KEYS
+from busshare.core.budget_config import BudgetConfig
+from busshare.core.config import Config
+from busshare.core.config import ConfigError
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.core.config import config_from_mapping
+from busshare.core.config import problems
+from busshare.core.config import validate
+from busshare.core.meter_maps import SDM630
+from busshare.core.meter_maps import MeterKind
+from busshare.core.source_settings import MeterSettings
+from busshare.core.source_settings import MqttSettings
+from busshare.core.source_settings import TcpEndpoint
+from tests.support.site_files import BUDGET
+from tests.support.site_files import ISSUE_SITE
+from tests.support.site_files import site
 
 
 def lines(doc: dict[str, Any]) -> list[str]:

@@ -21,11 +21,16 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.core.budget import BudgetPolicy, EvDraw, MainsReading, steady_change_bound
-from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.budget import BudgetPolicy
+from busshare.core.budget import EvDraw
+from busshare.core.budget import MainsReading
+from busshare.core.budget import steady_change_bound
+from busshare.core.budget_config import BudgetConfig
+from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 

@@ -9,17 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.core.config import (
-    Config,
-    ConfigError,
-    ServantConfig,
-    Timing,
-    config_from_mapping,
-    load_config,
-    parse_config,
-    problems,
-    validate,
-)
+from busshare.core.config import Config
+from busshare.core.config import ConfigError
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.core.config import config_from_mapping
+from busshare.core.config import load_config
+from busshare.core.config import parse_config
+from busshare.core.config import problems
+from busshare.core.config import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from busshare.core.config import Config, ServantConfig, Timing
-from busshare.core.driver import FEEDBACK_ROUNDS, settle, settle_servant
-from busshare.core.events import Event, EventKind
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.core.driver import FEEDBACK_ROUNDS
+from busshare.core.driver import settle
+from busshare.core.driver import settle_servant
+from busshare.core.events import Event
+from busshare.core.events import EventKind
 from busshare.core.node import ServantNode
-from busshare.frames import Message, Release, ReleaseReason
+from busshare.frames import Message
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
 from busshare.master import Master
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from busshare.core.events import Event, EventKind, EventLog
+from busshare.core.events import Event
+from busshare.core.events import EventKind
+from busshare.core.events import EventLog
 
 
 def test_a_kind_prints_and_serialises_as_its_slug() -> None:

@@ -9,29 +9,33 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import pairwise
 
-from hypothesis import example, given, settings
+from hypothesis import example
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.core.config import Config, ServantConfig, Timing, parse_config
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.core.config import parse_config
 from busshare.core.heartbeat_order import FORGET_AFTER_S
-from busshare.frames import (
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    SetLimit,
-    Status,
-    serial_tag,
-)
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import serial_tag
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
-from tests.support.core_harness import Car, Net
+from tests.support.core_harness import Car
+from tests.support.core_harness import Net
 
 SITE = """
 [site]
@@ -695,7 +699,10 @@ def test_corrupted_frames_are_dropped_and_counted_never_acted_on() -> None:
 
 # -- a stateful property: rule 1 and the failsafe budget under arrivals, faults and restarts ----------------
 
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine  # noqa: E402
+from hypothesis.stateful import initialize  # noqa: E402
+from hypothesis.stateful import invariant  # noqa: E402
+from hypothesis.stateful import rule  # noqa: E402
 
 
 class Installation(RuleBasedStateMachine):

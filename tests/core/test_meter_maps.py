@@ -10,24 +10,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 
-from busshare.core.meter_maps import (
-    MAX_READ_REGISTERS,
-    MAX_READING_DA,
-    SDM120,
-    SDM630,
-    Endian,
-    FailureKind,
-    Function,
-    MeterDecoder,
-    MeterFailure,
-    MeterMap,
-    MeterReading,
-    ReadBlock,
-    Register,
-    RegisterType,
-    plan_reads,
-    words_of,
-)
+from busshare.core.meter_maps import MAX_READ_REGISTERS
+from busshare.core.meter_maps import MAX_READING_DA
+from busshare.core.meter_maps import SDM120
+from busshare.core.meter_maps import SDM630
+from busshare.core.meter_maps import Endian
+from busshare.core.meter_maps import FailureKind
+from busshare.core.meter_maps import Function
+from busshare.core.meter_maps import MeterDecoder
+from busshare.core.meter_maps import MeterFailure
+from busshare.core.meter_maps import MeterMap
+from busshare.core.meter_maps import MeterReading
+from busshare.core.meter_maps import ReadBlock
+from busshare.core.meter_maps import Register
+from busshare.core.meter_maps import RegisterType
+from busshare.core.meter_maps import plan_reads
+from busshare.core.meter_maps import words_of
 
 F4 = int(Function.INPUT)
 

@@ -11,7 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from busshare import master, servant
+from busshare import master
+from busshare import servant
 
 NODE_CLASSES = {master: ("Master", "_Slot", "_Ledger", "_Pending"), servant: ("Servant",)}
 

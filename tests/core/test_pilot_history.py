@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from busshare.core.pilot_history import INF, PilotHistory
+from busshare.core.pilot_history import INF
+from busshare.core.pilot_history import PilotHistory
 
 
 def test_a_raise_counts_until_the_car_shows_it_has_seen_it() -> None:

@@ -9,23 +9,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from busshare.core.events import EventKind
-from busshare.frames import (
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Message,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-)
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
-from tests.support.servant_steps import HEARS_1_TO_7, C, T, following, hb, make, of
+from tests.support.servant_steps import HEARS_1_TO_7
+from tests.support.servant_steps import C
+from tests.support.servant_steps import T
+from tests.support.servant_steps import following
+from tests.support.servant_steps import hb
+from tests.support.servant_steps import make
+from tests.support.servant_steps import of
 
 
 def beat(s: Servant, start: float, end: float, step: float = 0.05, **obs: int | None) -> list[Message]:

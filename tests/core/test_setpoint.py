@@ -9,16 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.core.setpoint import (
-    MAX_TTL_S,
-    LimitSource,
-    Setpoint,
-    SetpointRejected,
-    Topics,
-    limit_payload,
-    parse_setpoint,
-    site_id_problem,
-)
+from busshare.core.setpoint import MAX_TTL_S
+from busshare.core.setpoint import LimitSource
+from busshare.core.setpoint import Setpoint
+from busshare.core.setpoint import SetpointRejected
+from busshare.core.setpoint import Topics
+from busshare.core.setpoint import limit_payload
+from busshare.core.setpoint import parse_setpoint
+from busshare.core.setpoint import site_id_problem
 
 
 def parse(payload: bytes | str) -> Setpoint | SetpointRejected:

@@ -12,19 +12,26 @@ from typing import Any
 
 import pytest
 
-from busshare.core.config import ConfigError, problems
-from busshare.core.meter_maps import SDM120, SDM630, Endian, Function, MeterKind, MeterMap, Register, RegisterType
-from busshare.core.source_settings import (
-    MeterSettings,
-    MqttSettings,
-    Parity,
-    SerialLine,
-    TcpEndpoint,
-    meter_settings_from_mapping,
-    mqtt_settings_from_mapping,
-    parse_endpoint,
-)
-from tests.support.site_files import ISSUE_BLOCK, site
+from busshare.core.config import ConfigError
+from busshare.core.config import problems
+from busshare.core.meter_maps import SDM120
+from busshare.core.meter_maps import SDM630
+from busshare.core.meter_maps import Endian
+from busshare.core.meter_maps import Function
+from busshare.core.meter_maps import MeterKind
+from busshare.core.meter_maps import MeterMap
+from busshare.core.meter_maps import Register
+from busshare.core.meter_maps import RegisterType
+from busshare.core.source_settings import MeterSettings
+from busshare.core.source_settings import MqttSettings
+from busshare.core.source_settings import Parity
+from busshare.core.source_settings import SerialLine
+from busshare.core.source_settings import TcpEndpoint
+from busshare.core.source_settings import meter_settings_from_mapping
+from busshare.core.source_settings import mqtt_settings_from_mapping
+from busshare.core.source_settings import parse_endpoint
+from tests.support.site_files import ISSUE_BLOCK
+from tests.support.site_files import site
 
 
 def meter(toml: str) -> MeterSettings:

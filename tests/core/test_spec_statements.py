@@ -11,27 +11,32 @@ from pathlib import Path
 
 import pytest
 
-from busshare.core.config import Config, parse_config
+from busshare.core.config import Config
+from busshare.core.config import parse_config
 from busshare.core.events import EventKind
-from busshare.frames import (
-    PROTOCOL_VERSION,
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Message,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-)
+from busshare.frames import PROTOCOL_VERSION
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.master import Master
 from busshare.protocol.pilot import PilotState
-from tests.support.core_harness import Car, Net
-from tests.support.servant_steps import C, T, following, hb, make, of
+from tests.support.core_harness import Car
+from tests.support.core_harness import Net
+from tests.support.servant_steps import C
+from tests.support.servant_steps import T
+from tests.support.servant_steps import following
+from tests.support.servant_steps import hb
+from tests.support.servant_steps import make
+from tests.support.servant_steps import of
 
 SITE = """
 [site]

@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from busshare import master, servant
+from busshare import master
+from busshare import servant
 from busshare.core import pilot_history
 from busshare.protocol import link
 

@@ -9,9 +9,19 @@ import pytest
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 
-from busshare.core.meter_maps import SDM120, SDM630, FailureKind, MeterDecoder, MeterFailure, MeterReading, words_of
-from busshare.devtools.load_profile import DAY_S, CsvProfile, HouseProfile
-from busshare.devtools.meter_server import SERVED, MeterEmulator, Mode
+from busshare.core.meter_maps import SDM120
+from busshare.core.meter_maps import SDM630
+from busshare.core.meter_maps import FailureKind
+from busshare.core.meter_maps import MeterDecoder
+from busshare.core.meter_maps import MeterFailure
+from busshare.core.meter_maps import MeterReading
+from busshare.core.meter_maps import words_of
+from busshare.devtools.load_profile import DAY_S
+from busshare.devtools.load_profile import CsvProfile
+from busshare.devtools.load_profile import HouseProfile
+from busshare.devtools.meter_server import SERVED
+from busshare.devtools.meter_server import MeterEmulator
+from busshare.devtools.meter_server import Mode
 
 
 class Clock:

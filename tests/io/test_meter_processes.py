@@ -10,16 +10,22 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from busshare.core.meter_maps import FailureKind, MeterEvent, MeterFailure, MeterReading
+from busshare.core.meter_maps import FailureKind
+from busshare.core.meter_maps import MeterEvent
+from busshare.core.meter_maps import MeterFailure
+from busshare.core.meter_maps import MeterReading
 from busshare.core.source_settings import meter_settings_from_mapping
 from busshare.devtools.rs485 import Rs485Bus
 from busshare.io.meter import MeterClient
-from tests.support.meterproc import EmulatorProc, tool, wait_for
+from tests.support.meterproc import EmulatorProc
+from tests.support.meterproc import tool
+from tests.support.meterproc import wait_for
 
 pytestmark = pytest.mark.slow
 

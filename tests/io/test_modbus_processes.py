@@ -14,20 +14,27 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from busshare.analysis.decode import Frame, Unreadable
+from busshare.analysis.decode import Frame
+from busshare.analysis.decode import Unreadable
 from busshare.analysis.modbus_capture import modbus_records
 from busshare.cli.commands._common import printer
 from busshare.devtools.rs485 import Rs485Bus
-from busshare.frames import Ack, SetLimit, decode
-from busshare.report.records import TimeBase, TimeMode
+from busshare.frames import Ack
+from busshare.frames import SetLimit
+from busshare.frames import decode
+from busshare.report.records import TimeBase
+from busshare.report.records import TimeMode
 from busshare.transport.modbus import registers as mm
-from tests.analysis.test_decode_truth import assert_never_over, summarise
-from tests.support.nodeproc import NodeProc, Record
+from tests.analysis.test_decode_truth import assert_never_over
+from tests.analysis.test_decode_truth import summarise
+from tests.support.nodeproc import NodeProc
+from tests.support.nodeproc import Record
 from tests.support.site_files import site_toml
 
 pytestmark = pytest.mark.slow

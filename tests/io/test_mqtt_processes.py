@@ -11,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from busshare.core.setpoint import LimitSource, Setpoint, SetpointRejected
+from busshare.core.setpoint import LimitSource
+from busshare.core.setpoint import Setpoint
+from busshare.core.setpoint import SetpointRejected
 from busshare.core.source_settings import mqtt_settings_from_mapping
-from busshare.io.mqtt import BrokerConnected, BrokerLost, MqttBudgetLink, MqttEvent
-from tests.support.meterproc import Mosquitto, tool, wait_for
+from busshare.io.mqtt import BrokerConnected
+from busshare.io.mqtt import BrokerLost
+from busshare.io.mqtt import MqttBudgetLink
+from busshare.io.mqtt import MqttEvent
+from tests.support.meterproc import Mosquitto
+from tests.support.meterproc import tool
+from tests.support.meterproc import wait_for
 
 pytestmark = [
     pytest.mark.slow,

@@ -23,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
+from tests.support.nodeproc import Installation
+from tests.support.nodeproc import assert_failsafe_in_bound
+from tests.support.nodeproc import assert_sum_within_limit
+from tests.support.nodeproc import failsafe
+from tests.support.nodeproc import granted
 from tests.support.site_files import site_toml
 
 pytestmark = pytest.mark.slow

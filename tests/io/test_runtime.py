@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 
 import can
 import pytest
@@ -16,12 +17,14 @@ import pytest
 from busshare.core.config import parse_config
 from busshare.devtools.bench import BenchHardware
 from busshare.frames import Heartbeat
-from busshare.io.runtime import Record, Runtime
+from busshare.io.runtime import Record
+from busshare.io.runtime import Runtime
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
-from busshare.transport.can import CAN_ERR_BUSOFF, CanTransport
+from busshare.transport.can import CAN_ERR_BUSOFF
+from busshare.transport.can import CanTransport
 from tests.support.site_files import site_toml
 
 SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)

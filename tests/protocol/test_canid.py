@@ -7,11 +7,21 @@ from collections.abc import Iterator
 
 import can
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import BROADCAST_ADDRESS, LAST_SERVANT, MASTER_ADDRESS, FrameError, Message, MsgType, offset_of
-from busshare.protocol.canid import EXT_MAX, ID_SPAN, STD_MAX, IdScheme
+from busshare.frames import BROADCAST_ADDRESS
+from busshare.frames import LAST_SERVANT
+from busshare.frames import MASTER_ADDRESS
+from busshare.frames import FrameError
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import offset_of
+from busshare.protocol.canid import EXT_MAX
+from busshare.protocol.canid import ID_SPAN
+from busshare.protocol.canid import STD_MAX
+from busshare.protocol.canid import IdScheme
 from tests.support.frame_strategies import messages
 
 ARBITRATION_ORDER = [

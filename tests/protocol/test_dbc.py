@@ -11,29 +11,31 @@ from typing import Any
 
 import cantools
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from busshare.analysis import dbc as dbcgen
 from busshare.cli import dbc as dbc_cli
 from busshare.core.config import Timing
-from busshare.frames import (
-    FIRST_SERVANT,
-    LAST_SERVANT,
-    MESSAGE_TYPES,
-    MIN_OFFER_DA,
-    FrameError,
-    Heartbeat,
-    Message,
-    MsgType,
-    encode,
-    heard_page,
-    offset_of,
-    spec_fields,
-    spec_head,
-)
+from busshare.frames import FIRST_SERVANT
+from busshare.frames import LAST_SERVANT
+from busshare.frames import MESSAGE_TYPES
+from busshare.frames import MIN_OFFER_DA
+from busshare.frames import FrameError
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import encode
+from busshare.frames import heard_page
+from busshare.frames import offset_of
+from busshare.frames import spec_fields
+from busshare.frames import spec_head
 from busshare.protocol.canid import IdScheme
-from busshare.protocol.layout import HEARTBEAT_FLAGS, STATUS_FLAGS
-from tests.support.frame_strategies import SAMPLES, counters, messages
+from busshare.protocol.layout import HEARTBEAT_FLAGS
+from busshare.protocol.layout import STATUS_FLAGS
+from tests.support.frame_strategies import SAMPLES
+from tests.support.frame_strategies import counters
+from tests.support.frame_strategies import messages
 
 DBC_PATH = Path(__file__).resolve().parents[2] / "dbc" / "busshare.dbc"
 

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import Heartbeat, MsgType, SetLimit, decode, encode, offset_of
-from busshare.protocol.e2e import (
-    COUNTER_MODULO,
-    DEFAULT_MAX_DELTA,
-    UNSEEN,
-    AliveCounters,
-    E2EChecker,
-    E2EStatus,
-    classify,
-    crc8,
-    data_id,
-    frame_crc,
-    status_table,
-)
+from busshare.frames import Heartbeat
+from busshare.frames import MsgType
+from busshare.frames import SetLimit
+from busshare.frames import decode
+from busshare.frames import encode
+from busshare.frames import offset_of
+from busshare.protocol.e2e import COUNTER_MODULO
+from busshare.protocol.e2e import DEFAULT_MAX_DELTA
+from busshare.protocol.e2e import UNSEEN
+from busshare.protocol.e2e import AliveCounters
+from busshare.protocol.e2e import E2EChecker
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.e2e import classify
+from busshare.protocol.e2e import crc8
+from busshare.protocol.e2e import data_id
+from busshare.protocol.e2e import frame_crc
+from busshare.protocol.e2e import status_table
 
 
 def reference_crc8(data: bytes, crc: int = 0xFF) -> int:
@@ -282,7 +286,8 @@ def test_same_counter_with_other_bytes_is_a_second_sender_not_a_duplicate():
 
 
 def test_link_lets_a_twins_frame_through_but_drops_a_true_duplicate():
-    from busshare.frames import PilotState, Status
+    from busshare.frames import PilotState
+    from busshare.frames import Status
     from busshare.protocol.link import Link
 
     a, twin, rx = Link(), Link(), Link()

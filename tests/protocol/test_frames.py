@@ -5,37 +5,40 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import (
-    Ack,
-    AckHow,
-    CachedDecoder,
-    FrameError,
-    Heartbeat,
-    Join,
-    Message,
-    MsgType,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-    decode,
-    encode,
-    offset_of,
-    serial_tag,
-    spec_decode,
-    spec_encode,
-    split_offset,
-)
-from busshare.protocol.canid import EXT_MAX, IdScheme
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import CachedDecoder
+from busshare.frames import FrameError
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
+from busshare.frames import encode
+from busshare.frames import offset_of
+from busshare.frames import serial_tag
+from busshare.frames import spec_decode
+from busshare.frames import spec_encode
+from busshare.frames import split_offset
+from busshare.protocol.canid import EXT_MAX
+from busshare.protocol.canid import IdScheme
 from busshare.protocol.e2e import frame_crc
 from busshare.protocol.pilot import PilotState
-from tests.support.frame_strategies import BY_TYPE, counters, messages
+from tests.support.frame_strategies import BY_TYPE
+from tests.support.frame_strategies import counters
+from tests.support.frame_strategies import messages
 
 
 def reference_crc8(data: bytes) -> int:

@@ -5,22 +5,22 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
-from busshare.frames import (
-    MESSAGE_TYPES,
-    Join,
-    Message,
-    MsgType,
-    encode,
-    offset_of,
-    spec_fields,
-    spec_head,
-    split_offset,
-)
+from busshare.frames import MESSAGE_TYPES
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import encode
+from busshare.frames import offset_of
+from busshare.frames import spec_fields
+from busshare.frames import spec_head
+from busshare.frames import split_offset
 from busshare.protocol import layout
 from busshare.protocol.pilot import PilotState
-from tests.support.frame_strategies import counters, messages
+from tests.support.frame_strategies import counters
+from tests.support.frame_strategies import messages
 from tests.support.fresh import packages_loaded
 
 #: message attributes carried in the flag nibble, not in the body

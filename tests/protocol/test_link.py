@@ -5,13 +5,24 @@ from __future__ import annotations
 import uuid
 
 import can
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import Heartbeat, Join, Message, Request, SetLimit, Status, decode, encode, offset_of
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
+from busshare.frames import encode
+from busshare.frames import offset_of
 from busshare.protocol.canid import IdScheme
 from busshare.protocol.e2e import E2EStatus
-from busshare.protocol.link import STREAM_MEMORY_S, Link, Restart
+from busshare.protocol.link import STREAM_MEMORY_S
+from busshare.protocol.link import Link
+from busshare.protocol.link import Restart
 from busshare.protocol.pilot import PilotState
 from tests.support.frame_strategies import messages
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.protocol.pilot import (
-    MAX_CURRENT_A,
-    MIN_CURRENT_A,
-    PilotError,
-    PilotState,
-    clamp_current,
-    clamp_da,
-    current_for_duty,
-    duty_for_current,
-)
+from busshare.protocol.pilot import MAX_CURRENT_A
+from busshare.protocol.pilot import MIN_CURRENT_A
+from busshare.protocol.pilot import PilotError
+from busshare.protocol.pilot import PilotState
+from busshare.protocol.pilot import clamp_current
+from busshare.protocol.pilot import clamp_da
+from busshare.protocol.pilot import current_for_duty
+from busshare.protocol.pilot import duty_for_current
 
 
 @pytest.mark.parametrize(

@@ -13,19 +13,17 @@ from typing import Any
 
 import pytest
 
-from busshare.frames import (
-    MESSAGE_TYPES,
-    AckHow,
-    FrameError,
-    Heartbeat,
-    Message,
-    MsgType,
-    NackCode,
-    ReleaseReason,
-    Status,
-    decode,
-    encode,
-)
+from busshare.frames import MESSAGE_TYPES
+from busshare.frames import AckHow
+from busshare.frames import FrameError
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import NackCode
+from busshare.frames import ReleaseReason
+from busshare.frames import Status
+from busshare.frames import decode
+from busshare.frames import encode
 from busshare.protocol.canid import IdScheme
 from busshare.protocol.e2e import frame_crc
 from busshare.protocol.link import Link

@@ -9,19 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import (
-    MESSAGE_TYPES,
-    AckHow,
-    FrameError,
-    MsgType,
-    ReleaseReason,
-    decode,
-    encode,
-    offset_of,
-)
+from busshare.frames import MESSAGE_TYPES
+from busshare.frames import AckHow
+from busshare.frames import FrameError
+from busshare.frames import MsgType
+from busshare.frames import ReleaseReason
+from busshare.frames import decode
+from busshare.frames import encode
+from busshare.frames import offset_of
 from busshare.protocol import layout
 from busshare.protocol.e2e import frame_crc
 from busshare.protocol.pilot import PilotState

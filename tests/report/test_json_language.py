@@ -145,7 +145,8 @@ def test_the_node_printer_maps_last_heartbeat_like_t() -> None:
     import io
 
     from busshare.cli.commands._common import printer
-    from busshare.report.records import TimeBase, TimeMode
+    from busshare.report.records import TimeBase
+    from busshare.report.records import TimeMode
 
     out = io.StringIO()
     printer(True, TimeBase.monotonic(TimeMode.RELATIVE, 100.0), out=out)(

@@ -22,16 +22,26 @@ from typing import Any
 import can
 import pytest
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from referencing import Registry
+from referencing import Resource
 
-from busshare.analysis.describe import Describer, frame_record
+from busshare.analysis.describe import Describer
+from busshare.analysis.describe import frame_record
 from busshare.cli import main
-from busshare.frames import Nack, NackCode, offset_of
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import offset_of
 from busshare.protocol.e2e import E2EStatus
 from busshare.report.records import RecordKind
-from busshare.report.schema import NAMES, all_schemas, load
-from tests.analysis.test_modbus_decode import BAUD, line_bytes, timed_text
-from tests.support.nodeproc import Installation, NodeProc, granted
+from busshare.report.schema import NAMES
+from busshare.report.schema import all_schemas
+from busshare.report.schema import load
+from tests.analysis.test_modbus_decode import BAUD
+from tests.analysis.test_modbus_decode import line_bytes
+from tests.analysis.test_modbus_decode import timed_text
+from tests.support.nodeproc import Installation
+from tests.support.nodeproc import NodeProc
+from tests.support.nodeproc import granted
 from tests.support.site_files import site_toml
 
 Record = dict[str, Any]

@@ -10,34 +10,33 @@ import dataclasses
 import random
 
 from busshare.core.allocation import Demand
-from busshare.core.budget import BudgetPolicy, MainsReading, steady_change_bound
-from busshare.core.budget_config import BudgetConfig, compliance_window_s
+from busshare.core.budget import BudgetPolicy
+from busshare.core.budget import MainsReading
+from busshare.core.budget import steady_change_bound
+from busshare.core.budget_config import BudgetConfig
+from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
-from busshare.sim.budget_checks import (
-    BudgetSample,
-    MeterDelivery,
-    SetpointDelivery,
-    SiteSample,
-    SupplySample,
-    check_chatter,
-    check_compliance,
-    check_fallback,
-    check_site,
-    check_waste,
-    stale_intervals,
-)
-from busshare.sim.house import (
-    BudgetWorld,
-    DrEnd,
-    HouseLoad,
-    MeterFault,
-    MeterFaultKind,
-    PollKind,
-    appliance_house,
-    demand_response,
-    flat_house,
-)
+from busshare.sim.budget_checks import BudgetSample
+from busshare.sim.budget_checks import MeterDelivery
+from busshare.sim.budget_checks import SetpointDelivery
+from busshare.sim.budget_checks import SiteSample
+from busshare.sim.budget_checks import SupplySample
+from busshare.sim.budget_checks import check_chatter
+from busshare.sim.budget_checks import check_compliance
+from busshare.sim.budget_checks import check_fallback
+from busshare.sim.budget_checks import check_site
+from busshare.sim.budget_checks import check_waste
+from busshare.sim.budget_checks import stale_intervals
+from busshare.sim.house import BudgetWorld
+from busshare.sim.house import DrEnd
+from busshare.sim.house import HouseLoad
+from busshare.sim.house import MeterFault
+from busshare.sim.house import MeterFaultKind
+from busshare.sim.house import PollKind
+from busshare.sim.house import appliance_house
+from busshare.sim.house import demand_response
+from busshare.sim.house import flat_house
 
 WINDOW = compliance_window_s(Timing())  # 6.05 s
 

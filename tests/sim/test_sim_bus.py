@@ -7,11 +7,18 @@ import random
 
 import pytest
 
-from busshare.frames import Heartbeat, SetLimit, Status
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from busshare.sim.bus import DELIVER, FRAME_BITS, BusFaults, Port, SimBus, flip_bits
+from busshare.sim.bus import DELIVER
+from busshare.sim.bus import FRAME_BITS
+from busshare.sim.bus import BusFaults
+from busshare.sim.bus import Port
+from busshare.sim.bus import SimBus
+from busshare.sim.bus import flip_bits
 from busshare.sim.clock import EventQueue
 
 

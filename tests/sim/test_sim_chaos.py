@@ -29,7 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from busshare.sim.chaos import STATED_SHARE, chaos_scenario, shapes_in
+from busshare.sim.chaos import STATED_SHARE
+from busshare.sim.chaos import chaos_scenario
+from busshare.sim.chaos import shapes_in
 from busshare.sim.invariants import SimulationFailed
 from busshare.sim.runner import Simulation
 from tests.support.sim_findings import known_finding

@@ -9,14 +9,23 @@ live master restarted with the same epoch (what main did before) is caught by th
 
 from __future__ import annotations
 
-from busshare.core.config import Config, ServantConfig, Timing
-from busshare.core.heartbeat_order import FORGET_AFTER_S, HALF, HeartbeatOrder
-from busshare.frames import HEARTBEAT_SEQ_MODULO, Message
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.core.heartbeat_order import FORGET_AFTER_S
+from busshare.core.heartbeat_order import HALF
+from busshare.core.heartbeat_order import HeartbeatOrder
+from busshare.frames import HEARTBEAT_SEQ_MODULO
+from busshare.frames import Message
 from busshare.servant import Servant
-from busshare.sim import Simulation, SimulationFailed
-from busshare.sim.chaos import chaos_scenario, shapes_in
+from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
+from busshare.sim.chaos import chaos_scenario
+from busshare.sim.chaos import shapes_in
 from busshare.sim.ev import EvProfile
-from busshare.sim.scenario import CarPlan, FaultPlan, Scenario
+from busshare.sim.scenario import CarPlan
+from busshare.sim.scenario import FaultPlan
+from busshare.sim.scenario import Scenario
 
 T = Timing()
 CRASH_AT = 60.0

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from busshare.core.hardware import EvseHardware
 from busshare.protocol.pilot import PilotState
-from busshare.sim.ev import INF, VOLTAGE_V, EvProfile, SimEvse
+from busshare.sim.ev import INF
+from busshare.sim.ev import VOLTAGE_V
+from busshare.sim.ev import EvProfile
+from busshare.sim.ev import SimEvse
 
 
 def run_until(evse: SimEvse, t: float) -> list[tuple[float, int, PilotState]]:

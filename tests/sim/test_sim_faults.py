@@ -12,18 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from busshare.frames import Heartbeat, Message, Nack, NackCode, SetLimit, Status, decode
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
 from busshare.servant import Servant
-from busshare.sim import (
-    ScenarioError,
-    SimResult,
-    Simulation,
-    SimulationFailed,
-    load_scenario,
-    parse_scenario,
-    run_scenario,
-)
-from busshare.sim.scenario import FaultPlan, builtin_names
+from busshare.sim import ScenarioError
+from busshare.sim import SimResult
+from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
+from busshare.sim import load_scenario
+from busshare.sim import parse_scenario
+from busshare.sim import run_scenario
+from busshare.sim.scenario import FaultPlan
+from busshare.sim.scenario import builtin_names
 from tests.support.sim_findings import known_finding
 from tests.support.site_files import scenario_servants
 

@@ -7,21 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from busshare.sim.house import (
-    DrEnd,
-    HouseLoad,
-    MeterFault,
-    MeterFaultKind,
-    PollKind,
-    SetpointEvent,
-    SimMeter,
-    appliance_house,
-    demand_response,
-    flat_house,
-    house_from_csv,
-    random_world,
-    stepped_house,
-)
+from busshare.sim.house import DrEnd
+from busshare.sim.house import HouseLoad
+from busshare.sim.house import MeterFault
+from busshare.sim.house import MeterFaultKind
+from busshare.sim.house import PollKind
+from busshare.sim.house import SetpointEvent
+from busshare.sim.house import SimMeter
+from busshare.sim.house import appliance_house
+from busshare.sim.house import demand_response
+from busshare.sim.house import flat_house
+from busshare.sim.house import house_from_csv
+from busshare.sim.house import random_world
+from busshare.sim.house import stepped_house
 
 
 def test_the_same_seed_gives_the_same_house_and_noise() -> None:

@@ -11,11 +11,16 @@ from typing import Any
 
 import pytest
 
-from busshare.frames import Ack, AckHow, Message, SetLimit
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Message
+from busshare.frames import SetLimit
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.servant import Servant
-from busshare.sim import Simulation, SimulationFailed, load_scenario
+from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
+from busshare.sim import load_scenario
 from busshare.sim.bus import DELIVER
 from busshare.sim.scenario import Scenario
 

@@ -12,7 +12,8 @@ import uuid
 
 import can
 
-from busshare.frames import Join, Request
+from busshare.frames import Join
+from busshare.frames import Request
 from busshare.io.runtime import Runtime
 from busshare.master import Master
 from busshare.protocol.e2e import E2EStatus

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from busshare.core.config import Config, ServantConfig, Timing
-from busshare.frames import Heartbeat, Message, SetLimit
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import SetLimit
 from busshare.servant import Servant
-from busshare.sim import Simulation, SimulationFailed
+from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
 from busshare.sim.ev import EvProfile
-from busshare.sim.scenario import CarPlan, FaultPlan, Scenario
+from busshare.sim.scenario import CarPlan
+from busshare.sim.scenario import FaultPlan
+from busshare.sim.scenario import Scenario
 
 MUTE_AT = 60.0
 T = Timing()

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from busshare.core.config import ServantConfig
-from busshare.frames import Heartbeat, SetLimit
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
 from busshare.sim.ev import SimEvse
-from busshare.sim.invariants import Bounds, Invariants, Service, Violation
+from busshare.sim.invariants import Bounds
+from busshare.sim.invariants import Invariants
+from busshare.sim.invariants import Service
+from busshare.sim.invariants import Violation
 from busshare.sim.loop import Check
-from busshare.sim.oracle import FailsafeOracle, OracleBounds
+from busshare.sim.oracle import FailsafeOracle
+from busshare.sim.oracle import OracleBounds
 from busshare.sim.procs import ServantProc
 
 BOUNDS = OracleBounds(failsafe_s=1.55, unheard_s=3.05, leaving_s=0.05, hold_s=10.05, conflict_hold_s=3.0,

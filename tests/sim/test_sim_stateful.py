@@ -11,11 +11,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import invariant
+from hypothesis.stateful import precondition
+from hypothesis.stateful import rule
+from hypothesis.stateful import run_state_machine_as_test
 
-from busshare.sim import Simulation, SimulationFailed, parse_scenario
+from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
+from busshare.sim import parse_scenario
 from busshare.sim.ev import EvProfile
 from tests.support.sim_findings import known_finding
 

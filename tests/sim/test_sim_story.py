@@ -14,8 +14,17 @@ from __future__ import annotations
 
 import pytest
 
-from busshare.frames import Ack, AckHow, Heartbeat, Message, Release, ReleaseReason, SetLimit, Status, decode
-from busshare.sim import load_scenario, run_scenario
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
+from busshare.sim import load_scenario
+from busshare.sim import run_scenario
 from busshare.sim.runner import SimResult
 
 CAR2_PLUGS = 40.0

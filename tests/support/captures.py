@@ -13,18 +13,16 @@ from collections.abc import Iterator
 
 import can
 
-from busshare.frames import (
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Message,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-)
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 

@@ -15,7 +15,8 @@ are queued for delivery, events are drained into ``events`` (read them there:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from busshare.core.config import Config
 from busshare.core.driver import settle
@@ -25,7 +26,8 @@ from busshare.frames import Message
 from busshare.master import Master
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from busshare.servant import Phase, Servant
+from busshare.servant import Phase
+from busshare.servant import Servant
 
 
 @dataclass

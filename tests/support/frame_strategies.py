@@ -7,25 +7,23 @@ import random
 
 from hypothesis import strategies as st
 
-from busshare.frames import (
-    ACK_MEASURED_MAX_DA,
-    HEARD_PAGES,
-    MAX_CIRCUIT_DA,
-    STATUS_MEASURED_MAX_DA,
-    Ack,
-    AckHow,
-    Heartbeat,
-    Join,
-    Message,
-    MsgType,
-    Nack,
-    NackCode,
-    Release,
-    ReleaseReason,
-    Request,
-    SetLimit,
-    Status,
-)
+from busshare.frames import ACK_MEASURED_MAX_DA
+from busshare.frames import HEARD_PAGES
+from busshare.frames import MAX_CIRCUIT_DA
+from busshare.frames import STATUS_MEASURED_MAX_DA
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.frames import Nack
+from busshare.frames import NackCode
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.pilot import PilotState
 
 u8 = st.integers(0, 255)

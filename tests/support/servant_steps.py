@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import itertools
 
-from busshare.core.config import ServantConfig, Timing
-from busshare.frames import Ack, AckHow, Heartbeat, Message, SetLimit
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import SetLimit
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 

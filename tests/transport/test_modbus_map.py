@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busshare.frames import Heartbeat, SetLimit
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
 from busshare.protocol.link import Link
 from busshare.transport.modbus import registers as mm
 from busshare.transport.modbus import rtu

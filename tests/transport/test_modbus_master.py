@@ -10,12 +10,17 @@ from collections.abc import Iterator
 import pytest
 
 from busshare.devtools.rs485 import Rs485Bus
-from busshare.frames import Heartbeat, SetLimit, Status, decode
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import decode
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.transport.modbus import rtu
-from busshare.transport.modbus.master import SILENT_EVERY, ModbusMasterTransport
-from busshare.transport.modbus.servant import ModbusServantTransport, open_serial
+from busshare.transport.modbus.master import SILENT_EVERY
+from busshare.transport.modbus.master import ModbusMasterTransport
+from busshare.transport.modbus.servant import ModbusServantTransport
+from busshare.transport.modbus.servant import open_serial
 
 BAUD = 115200
 

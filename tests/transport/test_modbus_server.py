@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from busshare.frames import Heartbeat, SetLimit, Status
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.transport.modbus import registers as mm

@@ -8,10 +8,15 @@ import can
 import pytest
 
 from busshare.errors import UserError
-from busshare.frames import Heartbeat, SetLimit
+from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
 from busshare.protocol.canid import IdScheme
 from busshare.protocol.link import Link
-from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanTransport, open_bus
+from busshare.transport.can import CAN_ERR_BUSOFF
+from busshare.transport.can import CAN_ERR_CRTL
+from busshare.transport.can import CAN_ERR_RESTARTED
+from busshare.transport.can import CanTransport
+from busshare.transport.can import open_bus
 
 _channels = itertools.count()
 

@@ -25,7 +25,11 @@ from pathlib import Path
 import pytest
 
 from busshare.core.config import Timing
-from tests.support.nodeproc import Installation, assert_failsafe_in_bound, assert_sum_within_limit, failsafe, granted
+from tests.support.nodeproc import Installation
+from tests.support.nodeproc import assert_failsafe_in_bound
+from tests.support.nodeproc import assert_sum_within_limit
+from tests.support.nodeproc import failsafe
+from tests.support.nodeproc import granted
 from tests.support.site_files import site_toml
 
 pytestmark = [
@@ -195,7 +199,8 @@ def test_bus_off_counts_as_no_master_and_error_passive_does_not(tmp_path: Path) 
     """What the CAN transport does with a controller in trouble (PROTOCOL.md 8.2, rule 4; CLI-RUNTIME.md):
     bus-off fires ``link_down()`` and the servant fails safe at once; error-passive (its frames are not
     acknowledged) is only reported, because such a controller still transmits: the heard bit decides."""
-    from busshare.transport.can import CAN_ERR_BUSOFF, CAN_ERR_CRTL
+    from busshare.transport.can import CAN_ERR_BUSOFF
+    from busshare.transport.can import CAN_ERR_CRTL
 
     inst = Installation(tmp_path, SITE, (1,), bus=["-i", "socketcan", "-c", "vcan0"], failsafe_a=FAILSAFE_A)
     try:

@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
+from typing import TextIO
 
-from ...report.records import RecordKind, TimeBase, TimeMode
+from ...report.records import RecordKind
+from ...report.records import TimeBase
+from ...report.records import TimeMode
 from . import _options as opt
 
 Record = dict[str, Any]

@@ -12,20 +12,21 @@ import argparse
 import contextlib
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import TypeVar
 
 from ...core import problems
-from ...core.problems import Invalid, number, within
-from ...frames import (
-    FIRST_SERVANT,
-    LAST_SERVANT,
-    MAX_CIRCUIT_DA,
-    MAX_EVSE_DA,
-    MAX_MASTER_ID,
-    MIN_OFFER_DA,
-    STATUS_MEASURED_MAX_DA,
-)
+from ...core.problems import Invalid
+from ...core.problems import number
+from ...core.problems import within
+from ...frames import FIRST_SERVANT
+from ...frames import LAST_SERVANT
+from ...frames import MAX_CIRCUIT_DA
+from ...frames import MAX_EVSE_DA
+from ...frames import MAX_MASTER_ID
+from ...frames import MIN_OFFER_DA
+from ...frames import STATUS_MEASURED_MAX_DA
 
 T = TypeVar("T")
 

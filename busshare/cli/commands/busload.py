@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ...analysis.busload import BusLoad, busload
+from ...analysis.busload import BusLoad
+from ...analysis.busload import busload
 from ...errors import UserError
 from ...report.records import RecordKind
 from . import _options as opt

@@ -13,10 +13,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...core.config import Config, ConfigError, config_from_mapping, mapping_from_bytes, problems
-from ...errors import UserError, printable
-from ...report.budget_explain import budget_notes, budget_record
-from ...report.records import RecordKind, serial_hex
+from ...core.config import Config
+from ...core.config import ConfigError
+from ...core.config import config_from_mapping
+from ...core.config import mapping_from_bytes
+from ...core.config import problems
+from ...errors import UserError
+from ...errors import printable
+from ...report.budget_explain import budget_notes
+from ...report.budget_explain import budget_record
+from ...report.records import RecordKind
+from ...report.records import serial_hex
 from . import command_parser
 
 

@@ -8,24 +8,25 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import IO
+from typing import Any
 
-from ...analysis.decode import (
-    CaptureDecoder,
-    JsonLines,
-    Record,
-    TextLines,
-    first_frame_base,
-    json_fast,
-    logreader_records,
-    read_chunks,
-    text_records,
-    totals_line,
-)
+from ...analysis.decode import CaptureDecoder
+from ...analysis.decode import JsonLines
+from ...analysis.decode import Record
+from ...analysis.decode import TextLines
+from ...analysis.decode import first_frame_base
+from ...analysis.decode import json_fast
+from ...analysis.decode import logreader_records
+from ...analysis.decode import read_chunks
+from ...analysis.decode import text_records
+from ...analysis.decode import totals_line
 from ...errors import UserError
 from ...protocol.canid import IdScheme
-from ...report.records import TimeBase, TimeMode
+from ...report.records import TimeBase
+from ...report.records import TimeMode
 from ...report.summaries import decode_summary
 from . import _options as opt
 from . import command_parser

@@ -8,16 +8,24 @@ import secrets
 import time
 from typing import Any
 
-from ...core.config import Config, load_config
-from ...io.runtime import Runtime, event_record
+from ...core.config import Config
+from ...core.config import load_config
+from ...io.runtime import Runtime
+from ...io.runtime import event_record
 from ...master import Master
 from ...transport.base import Transport
 from ...transport.modbus import registers as mm
 from ...transport.modbus.master import ModbusMasterTransport
-from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
+from ..transports import Role
+from ..transports import add_bus_arguments
+from ..transports import on_modbus
+from ..transports import open_can
+from ..transports import open_line
 from . import _options as opt
 from . import command_parser
-from ._common import add_output_arguments, node_times, printer
+from ._common import add_output_arguments
+from ._common import node_times
+from ._common import printer
 
 
 def add_parser(subparsers: Any) -> None:

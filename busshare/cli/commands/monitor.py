@@ -18,15 +18,29 @@ from collections import Counter
 from typing import Any
 
 from ...analysis.decode import Unreadable
-from ...analysis.describe import Describer, bad_frame_line, received_record
-from ...analysis.modbus_capture import Extractor, LiveSplitter, line_watcher
-from ...analysis.watch import SAFETY_KINDS, BusWatcher, Flag, flag_line, summary_line
+from ...analysis.describe import Describer
+from ...analysis.describe import bad_frame_line
+from ...analysis.describe import received_record
+from ...analysis.modbus_capture import Extractor
+from ...analysis.modbus_capture import LiveSplitter
+from ...analysis.modbus_capture import line_watcher
+from ...analysis.watch import SAFETY_KINDS
+from ...analysis.watch import BusWatcher
+from ...analysis.watch import Flag
+from ...analysis.watch import flag_line
+from ...analysis.watch import summary_line
 from ...frames import FrameError
 from ...protocol.e2e import E2EStatus
-from ...protocol.link import Link, Received
-from ...report.records import TimeBase, TimeMode
+from ...protocol.link import Link
+from ...protocol.link import Received
+from ...report.records import TimeBase
+from ...report.records import TimeMode
 from ...transport.modbus import rtu
-from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
+from ..transports import Role
+from ..transports import add_bus_arguments
+from ..transports import on_modbus
+from ..transports import open_can
+from ..transports import open_line
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument

@@ -11,21 +11,34 @@ import zlib
 from dataclasses import replace
 from typing import Any
 
-from ...core.config import Config, ServantConfig, Timing, load_config, servant_problems
+from ...core.config import Config
+from ...core.config import ServantConfig
+from ...core.config import Timing
+from ...core.config import load_config
+from ...core.config import servant_problems
 from ...core.hardware import EvseHardware
-from ...devtools.bench import BenchHardware, FileControlledHardware
+from ...devtools.bench import BenchHardware
+from ...devtools.bench import FileControlledHardware
 from ...errors import UserError
-from ...io.runtime import Runtime, event_record
+from ...io.runtime import Runtime
+from ...io.runtime import event_record
 from ...protocol.pilot import PilotState
 from ...report.records import serial_hex
 from ...servant import Servant
 from ...transport.base import Transport
 from ...transport.modbus.registers import modbus_timing
-from ...transport.modbus.servant import ModbusServantTransport, Snapshot
-from ..transports import Role, add_bus_arguments, on_modbus, open_can, open_line
+from ...transport.modbus.servant import ModbusServantTransport
+from ...transport.modbus.servant import Snapshot
+from ..transports import Role
+from ..transports import add_bus_arguments
+from ..transports import on_modbus
+from ..transports import open_can
+from ..transports import open_line
 from . import _options as opt
 from . import command_parser
-from ._common import add_output_arguments, node_times, printer
+from ._common import add_output_arguments
+from ._common import node_times
+from ._common import printer
 
 
 def add_parser(subparsers: Any) -> None:
@@ -103,7 +116,8 @@ def servant_config(args: argparse.Namespace, site: Config | None, has_meter: boo
 
 def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHardware:
     if args.ev == "sim":
-        from ...sim.ev import EvProfile, SimEvse
+        from ...sim.ev import EvProfile
+        from ...sim.ev import SimEvse
 
         evse = SimEvse(meter=True, rng=random.Random(args.seed), now=now)
         evse.plug(EvProfile(max_a=max_da / 10, need_kwh=args.need_kwh), now)

@@ -14,7 +14,8 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any
+from typing import TextIO
 
 from ...core.problems import Invalid
 from ...errors import UserError

@@ -27,14 +27,22 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 
 import serial
 
-from ...frames import BROADCAST_ADDRESS, FRAME_LENGTH, MASTER_ADDRESS, MsgType
-from ..base import BusEvent, BusEventKind, RxFrame
+from ...frames import BROADCAST_ADDRESS
+from ...frames import FRAME_LENGTH
+from ...frames import MASTER_ADDRESS
+from ...frames import MsgType
+from ..base import BusEvent
+from ..base import BusEventKind
+from ..base import RxFrame
 from . import registers as mm
 from . import rtu
 

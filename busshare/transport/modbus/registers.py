@@ -17,11 +17,14 @@ E2E check and capture decoding are the same as on CAN.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...core.config import Timing, validate_timing
-from ...frames import FRAME_LENGTH, HEARD_PAGES
+from ...core.config import Timing
+from ...core.config import validate_timing
+from ...frames import FRAME_LENGTH
+from ...frames import HEARD_PAGES
 
 MAP_VERSION = 1
 SLOT_REGS = 1 + FRAME_LENGTH // 2
@@ -237,14 +240,16 @@ DEFAULT_REPLY_TIMEOUT = 0.1  # s a servant has to start its reply (pty, USB adap
 
 def poll_wire_time(baud: int, inbox_frames: int = 0) -> float:
     """Line time of one poll transaction: request, 3.5-char gap, reply, 3.5-char gap."""
-    from .rtu import gap_time, wire_time
+    from .rtu import gap_time
+    from .rtu import wire_time
 
     n = POLL_REQUEST_BYTES + inbox_frames * INBOX_FRAME_BYTES + POLL_REPLY_BYTES
     return wire_time(n, baud) + 2 * gap_time(baud)
 
 
 def broadcast_wire_time(baud: int) -> float:
-    from .rtu import gap_time, wire_time
+    from .rtu import gap_time
+    from .rtu import wire_time
 
     return wire_time(BROADCAST_BYTES, baud) + gap_time(baud)
 

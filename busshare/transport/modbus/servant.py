@@ -28,9 +28,12 @@ from dataclasses import dataclass
 import serial
 
 from ...errors import UserError
-from ...frames import FRAME_LENGTH, MsgType
+from ...frames import FRAME_LENGTH
+from ...frames import MsgType
 from ...protocol.pilot import PilotState
-from ..base import BusEvent, BusEventKind, RxFrame
+from ..base import BusEvent
+from ..base import BusEventKind
+from ..base import RxFrame
 from . import registers as mm
 from . import rtu
 
