@@ -37,7 +37,7 @@ class BusEventKind(StrEnum):
     SUSPECT_DUPLICATE = "suspect-duplicate"
     # a Modbus servant
     LINE_GARBAGE = "line-garbage"
-    ADDRESS_CONFLICT = "address-conflict"
+    TWIN = "twin"  # another unit answered with this servant's address
     LINK_LOST = "link-lost"
     LINK_BACK = "link-back"
     CONFIG_UNLOCKED = "config-unlocked"

@@ -55,7 +55,7 @@ def test_inconsistent_mailbox_writes_are_refused() -> None:
 def test_plain_registers_round_trip_with_their_units() -> None:
     view = mm.PlainView(
         address=3, serial=0xDEADBEEF, pilot=2, offered_da=320, measured_da=None, requested_da=320, granted_da=320,
-        failsafe=False, errors=mm.ErrorFlag.CONFLICT | mm.ErrorFlag.MASTER_SILENT, master_silent_ds=12,
+        failsafe=False, errors=mm.ErrorFlag.TWIN | mm.ErrorFlag.MASTER_SILENT, master_silent_ds=12,
         frames_ok=70000, bad_frames=1, e2e_drops=0, answered=5, broadcasts=9, uptime_s=100000, max_da=320,
         min_da=60, priority=0, failsafe_da=60,
     )
@@ -67,7 +67,7 @@ def test_plain_registers_round_trip_with_their_units() -> None:
     assert regs[mm.Plain.FRAMES_OK] == 70000 & 0xFFFF  # counters wrap
     back = mm.PlainView.from_registers(regs)
     assert (back.address, back.serial, back.offered_da, back.measured_da, back.errors) == (
-        3, 0xDEADBEEF, 320, None, mm.ErrorFlag.CONFLICT | mm.ErrorFlag.MASTER_SILENT)
+        3, 0xDEADBEEF, 320, None, mm.ErrorFlag.TWIN | mm.ErrorFlag.MASTER_SILENT)
 
 
 def test_heartbeat_broadcast_is_one_slot() -> None:

@@ -11,6 +11,7 @@ from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
+from busshare.transport.base import BusEventKind
 from busshare.transport.modbus import registers as mm
 from busshare.transport.modbus import rtu
 from busshare.transport.modbus.servant import ModbusServer
@@ -148,20 +149,22 @@ def test_garbage_then_a_request_is_answered_after_the_silence() -> None:
     assert len(s.feed(rtu.read_request(ME, 0, 2), now=1.1)) == 1
 
 
-def test_another_unit_answering_on_our_address_is_a_conflict() -> None:
+def test_another_unit_answering_on_our_address_is_a_twin() -> None:
     s = server()
     assert len(s.feed(poll(ME), now=1.0)) == 1  # we answer...
     twin = rtu.read_response(ME, rtu.READ_WRITE_MULTIPLE, mm.pack_outbox(mm.OutboxBatch(9, 0, ())))
     assert s.feed(twin, now=1.01) == []  # ...and hear a second answer we did not send
-    assert s.snapshot.conflict and s.stats.conflicts == 1
-    assert mm.ErrorFlag.CONFLICT in s.plain(1.02).errors
+    assert s.snapshot.twin and s.stats.twins == 1
+    assert mm.ErrorFlag.TWIN in s.plain(1.02).errors
+    assert BusEventKind.TWIN in {e.kind for e in s.events}
+    assert s.plain(1.02).registers()[mm.Plain.ERRORS] & 4, "the renamed flag is still bit 2 on the wire"
 
 
 def test_other_servants_replies_on_the_line_are_followed_not_answered() -> None:
     s = server()
     other = rtu.read_response(ME + 1, rtu.READ_WRITE_MULTIPLE, mm.pack_outbox(mm.OutboxBatch(1, 0, ())))
     assert s.feed(poll(ME + 1) + other + poll(ME), now=1.0) != []
-    assert (s.stats.for_others, s.stats.answered, s.stats.conflicts, s.stats.bad_frames) == (1, 1, 0, 0)
+    assert (s.stats.for_others, s.stats.answered, s.stats.twins, s.stats.bad_frames) == (1, 1, 0, 0)
 
 
 @given(st.binary(max_size=400))

@@ -85,7 +85,7 @@ class Cfg(enum.IntEnum):
 class ErrorFlag(enum.IntFlag):
     FAULT = 1  # hardware fault (pilot E/F, GFCI...)
     EV_STOPPED = 2  # the EV ignored a lowered pilot and was stopped
-    CONFLICT = 4  # another unit answers on this address
+    TWIN = 4  # a twin: another unit answers on this address
     MASTER_SILENT = 8  # no master heard within the failsafe timeout
     CONFIG_UNLOCKED = 16  # configuration writes are enabled
 

@@ -48,7 +48,7 @@ class ServerStats:
     exceptions: int = 0
     broadcasts: int = 0
     for_others: int = 0
-    conflicts: int = 0
+    twins: int = 0  # replies heard from another unit with our address
     sent: int = 0  # protocol frames handed to the master
     received: int = 0  # protocol frames the master wrote
 
@@ -68,7 +68,7 @@ class Snapshot:
     failsafe: bool = True
     fault: bool = False
     ev_stopped: bool = False
-    conflict: bool = False
+    twin: bool = False  # a twin was heard (ERRORS bit 2)
     serial: int = 0
     max_da: int = 0
     min_da: int = 0
@@ -168,9 +168,9 @@ class ModbusServer:
         self.stats.frames_ok += 1
         if self._is_reply(frame):
             if frame[0] == self.address:  # we never hear ourselves: another unit has our address
-                self.stats.conflicts += 1
-                self.snapshot.conflict = True
-                self.events.append(BusEvent(BusEventKind.ADDRESS_CONFLICT, f"another unit answered as device {self.address}"))
+                self.stats.twins += 1
+                self.snapshot.twin = True
+                self.events.append(BusEvent(BusEventKind.TWIN, f"another unit answered as device {self.address}"))
                 self._twin_frames(frame)
             self._last_request = None
             return None
@@ -275,8 +275,8 @@ class ModbusServer:
             errors |= mm.ErrorFlag.FAULT
         if s.ev_stopped:
             errors |= mm.ErrorFlag.EV_STOPPED
-        if s.conflict:
-            errors |= mm.ErrorFlag.CONFLICT
+        if s.twin:
+            errors |= mm.ErrorFlag.TWIN
         if self.last_master is None or silent > self.failsafe_timeout:
             errors |= mm.ErrorFlag.MASTER_SILENT
         if now < self.unlocked_until:
