@@ -38,6 +38,7 @@ from ..frames import CachedDecoder
 from ..frames import decode
 from ..protocol.link import Decoder
 from ..protocol.link import Link
+from .clock import DELIVER
 from .clock import EventQueue
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138
-DELIVER = 0  # EventQueue kind used for frame deliveries
 
 
 @dataclass

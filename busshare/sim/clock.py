@@ -7,11 +7,39 @@ comparing payloads, so a run is a pure function of its inputs and seed.
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+from typing import Final
+from typing import Literal
+from typing import TypeVar
+from typing import overload
+
+if TYPE_CHECKING:
+    from .bus import Port
+    from .loop import Check
+    from .procs import MasterProc
+    from .procs import ServantProc
 
 INF = float("inf")
 
-Entry = tuple[float, int, int, Any, Any]  # (time, seq, kind, a, b)
+# Event kinds (small ints: the loop compares them on every event).  Typed as literals, so an entry's kind
+# tells mypy what its payloads are.
+DELIVER: Final = 0  # a frame reaching ports: (offset, [(port, data, corrupted)])
+NODE: Final = 1  # a master or servant is due: (proc, None)
+EV: Final = 2  # a servant's car is due: (proc, None)
+SCRIPT: Final = 3  # a scripted step: (callback(t), None)
+CHECK: Final = 4  # an invariant comes due: (servant or None, what)
+
+Targets = list[tuple["Port", bytes, bool]]
+_T = TypeVar("_T")
+
+# (time, seq, kind, a, b): one tuple type per kind, told apart by ``entry[2]``
+Entry = (tuple[float, int, Literal[0], int, Targets]
+         | tuple[float, int, Literal[1], "MasterProc | ServantProc", None]
+         | tuple[float, int, Literal[2], "ServantProc", None]
+         | tuple[float, int, Literal[3], Callable[[float], None], None]
+         | tuple[float, int, Literal[4], "ServantProc | None", "Check"])
 
 
 class EventQueue:
@@ -25,11 +53,29 @@ class EventQueue:
         self.now = start
         self.steps = 0  # events handled (the loop counts them)
 
-    def push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
+    @overload
+    def push(self, t: float, kind: Literal[0], a: int, b: Targets) -> None: ...
+    @overload
+    def push(self, t: float, kind: Literal[1], a: MasterProc | ServantProc, b: None = None) -> None: ...
+    @overload
+    def push(self, t: float, kind: Literal[2], a: ServantProc, b: None = None) -> None: ...
+    @overload
+    def push(self, t: float, kind: Literal[4], a: ServantProc | None, b: Check) -> None: ...
+
+    def push(self, t: float, kind: Literal[0, 1, 2, 4], a: int | MasterProc | ServantProc | None,
+             b: Targets | Check | None = None) -> None:
+        """Queue an event; the overloads pair each kind with its payloads (SCRIPT events: ``push_script``)."""
         if t < self.now:
             t = self.now  # never schedule into the past: time only moves forward
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind, a, b))
+        heapq.heappush(self.heap, (t, self.seq, kind, a, b))  # type: ignore[misc]  # the overloads pair kind and payloads
+
+    def push_script(self, t: float, callback: Callable[[_T, float], None], arg: _T) -> None:
+        """Queue ``callback(arg, t)`` for ``t``."""
+        if t < self.now:
+            t = self.now
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, SCRIPT, partial(callback, arg), None))
 
     def pop(self) -> Entry:
         entry = heapq.heappop(self.heap)

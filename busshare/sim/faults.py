@@ -12,7 +12,6 @@ from dataclasses import replace
 from ..core.events import EventKind
 from .bus import BusFaults
 from .ev import EvProfile
-from .loop import SCRIPT
 from .procs import INF
 from .procs import MasterProc
 from .procs import ServantProc
@@ -27,9 +26,9 @@ class Faults(World):
     # ------------------------------------------------------------------ cars
 
     def _plan_car(self, car: CarPlan) -> None:
-        self.queue.push(car.at, SCRIPT, self._car_in, car)
+        self.queue.push_script(car.at, self._car_in, car)
         if car.leave is not None:
-            self.queue.push(car.leave, SCRIPT, self._car_out, car)
+            self.queue.push_script(car.leave, self._car_out, car)
 
     def _procs_at(self, address: int, twin: bool = False) -> list[ServantProc]:
         return [p for p in self.by_address.get(address, []) if p.twin == twin]
@@ -132,7 +131,7 @@ class Faults(World):
         proc = self._start_master(master_id, t)
         self._disturb(t, "fault")
         if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._end_second_master, proc)
+            self.queue.push_script(t + duration_s, self._end_second_master, proc)
 
     def _end_second_master(self, proc: MasterProc, t: float) -> None:
         if proc.alive:
@@ -148,7 +147,7 @@ class Faults(World):
         self._kill_servant(p, t, hold)
         self._fault_on(f"crash:{p.name}", t)
         if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._restart_cb, p)
+            self.queue.push_script(t + duration_s, self._restart_cb, p)
 
     def _restart_cb(self, p: ServantProc, t: float) -> None:
         self.servant_restart(p, t)
@@ -174,7 +173,7 @@ class Faults(World):
         self._mark(t, p.address, "partition", f"{p.name} {direction}")
         self._fault_on(f"partition:{p.name}", t)
         if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._heal_cb, p)
+            self.queue.push_script(t + duration_s, self._heal_cb, p)
 
     def _heal_cb(self, p: ServantProc, t: float) -> None:
         self.heal(p, t)
@@ -198,7 +197,7 @@ class Faults(World):
         else:
             episode = dict(changes)
             self._bus_episodes.append(episode)
-            self.queue.push(t + duration_s, SCRIPT, self._bus_restore, episode)
+            self.queue.push_script(t + duration_s, self._bus_restore, episode)
         self._bus_apply()
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self._disturb(t, "fault")
@@ -214,7 +213,8 @@ class Faults(World):
         merged = dict(self._bus_base)
         for episode in self._bus_episodes:
             merged.update(episode)
-        self.bus.faults = BusFaults(**merged)
+        bitrate = int(merged.pop("bitrate"))  # BusFaults' one int field (the rest are floats)
+        self.bus.faults = BusFaults(bitrate=bitrate, **merged)
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:
@@ -231,7 +231,7 @@ class Faults(World):
         if car is not None:
             self.plug(p, car, t)
         if duration_s is not None:
-            self.queue.push(t + duration_s, SCRIPT, self._twin_off, p)
+            self.queue.push_script(t + duration_s, self._twin_off, p)
         return p
 
     def _twin_off(self, p: ServantProc, t: float) -> None:

@@ -13,15 +13,17 @@ from enum import Enum
 from typing import TYPE_CHECKING
 from typing import Protocol
 
-from .bus import DELIVER
 from .bus import Port
+from .clock import CHECK
+from .clock import DELIVER
+from .clock import EV
+from .clock import NODE
+from .clock import SCRIPT
 from .clock import EventQueue
 
 if TYPE_CHECKING:
     from .procs import MasterProc
     from .procs import ServantProc
-
-NODE, EV, SCRIPT, CHECK = 1, 2, 3, 4  # (DELIVER = 0 is the bus's)
 
 __all__ = ["CHECK", "DELIVER", "EV", "NODE", "SCRIPT", "Check", "Handlers", "run_events"]
 
@@ -55,29 +57,31 @@ def run_events(queue: EventQueue, t_end: float, handlers: Handlers,
                on_step: Callable[[], None] | None = None) -> None:
     """Handle every event due by ``t_end`` in time order, counting them in ``queue.steps``.
 
-    ``on_step`` runs after each one.  SCRIPT events carry their own callback ``a(b, t)``.
+    ``on_step`` runs after each one.  SCRIPT events carry their own callback ``a(t)``.
     """
     heap = queue.heap
     pop = heapq.heappop
     deliver, ev_due, check_due = handlers.deliver, handlers.ev_due, handlers.check_due
     master_due, servant_due = handlers.master_due, handlers.servant_due
     while heap and heap[0][0] <= t_end:
-        t, _, kind, a, b = pop(heap)
+        e = pop(heap)  # (time, seq, kind, a, b): indexed, not unpacked, so the kind tells mypy what a and b are
+        t = e[0]
         if t > queue.now:
             queue.now = t
-        if kind == DELIVER:
-            deliver(t, a, b)
-        elif kind == NODE:
+        if e[2] == DELIVER:
+            deliver(t, e[3], e[4])
+        elif e[2] == NODE:
+            a = e[3]
             if a.is_master:
                 master_due(a, t)
             else:
                 servant_due(a, t)
-        elif kind == EV:
-            ev_due(a, t)
-        elif kind == SCRIPT:
-            a(b, t)
+        elif e[2] == EV:
+            ev_due(e[3], t)
+        elif e[2] == SCRIPT:
+            e[3](t)
         else:
-            check_due(a, b, t)
+            check_due(e[3], e[4], t)
         queue.steps += 1
         if on_step is not None:
             on_step()

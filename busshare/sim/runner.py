@@ -29,7 +29,6 @@ from .ev import VOLTAGE_V
 from .faults import Faults
 from .invariants import SimulationFailed
 from .invariants import Violation
-from .loop import SCRIPT
 from .loop import run_events
 from .scenario import Scenario
 from .world import MasterFactory
@@ -107,7 +106,7 @@ class Simulation(Faults):
         for car in scenario.cars:
             self._plan_car(car)
         for fault in scenario.faults:
-            self.queue.push(fault.at, SCRIPT, self._apply_fault, fault)
+            self.queue.push_script(fault.at, self._apply_fault, fault)
         self._update_quiet(0.0)
 
     def run(self, until: float | None = None) -> SimResult:

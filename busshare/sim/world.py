@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any
 from typing import Protocol
 
 from ..core.config import Config
@@ -52,7 +51,6 @@ from .invariants import recovery_after
 from .loop import CHECK
 from .loop import EV
 from .loop import NODE
-from .loop import SCRIPT
 from .loop import Check
 from .oracle import FailsafeOracle
 from .oracle import OracleBounds
@@ -178,8 +176,8 @@ class World:
         self.energy_done: dict[str, float] = {}
         self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
         self._dead_ports: list[Port] = []
-        # the bus without the running episodes (BusFaults' fields, int and float: what BusFaults(**) takes)
-        self._bus_base: dict[str, Any] = dict(vars(scenario.bus))
+        # the bus without the running episodes: BusFaults' fields (bitrate, an int, is given back as one)
+        self._bus_base: dict[str, float] = dict(vars(scenario.bus))
         self._bus_episodes: list[dict[str, float]] = []
 
     @property
@@ -295,7 +293,7 @@ class World:
             p.evse.power_reset(now)
         else:
             p.watchdog_at = now + hold_s
-            self.queue.push(p.watchdog_at, SCRIPT, self._watchdog, p)
+            self.queue.push_script(p.watchdog_at, self._watchdog, p)
         self._sync(p, now)
         self._ev_resched(p)
 
