@@ -782,7 +782,9 @@ class Master:
 
     def _allocatable(self, s: _Slot, now: float) -> bool:
         """Heard, answering and uncontested: it takes part in the allocation."""
-        return s.presence is _HEARD and not s.contested and not s.deaf(now, self.timing)
+        # (runs for every slot in every allocation pass: deaf() needs a pending set-limit, test that first)
+        return (s.presence is _HEARD and s.twin_extra <= 0
+                and (s.pending is None or not s.deaf(now, self.timing)))
 
     def _reclaim(self, now: float, unmet: bool) -> bool:
         """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed."""
@@ -1038,11 +1040,12 @@ class Master:
                 d = min(d, self._settle_until)
         d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
         # (runs after every received frame: plain comparisons rather than min() calls)
-        silent_after, count_after = t.servant_silent_after, t.silent_count_after
+        silent_after, count_after, reclaim_after = t.servant_silent_after, t.silent_count_after, t.reclaim_after
         for s in self._slots.values():
-            x = s.resend_at(t)
-            if x < d:
-                d = x
+            if s.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
+                x = s.resend_at(t)
+                if x < d:
+                    d = x
             presence = s.presence
             if presence is _HEARD:
                 x = s.last_heard + silent_after
@@ -1057,7 +1060,7 @@ class Master:
             if now < s.leaving_until < d:
                 d = s.leaving_until
             if s.low_since is not None:
-                x = s.low_since + t.reclaim_after
+                x = s.low_since + reclaim_after
                 if now < x < d:
                     d = x
         return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin

@@ -41,22 +41,37 @@ class Demand:
     rank: int = 0  # rotation order inside a priority class: lower is admitted first
 
 
+def water_level(items: Sequence[tuple[int, int, int]], budget: int) -> int:
+    """The largest level whose use fits ``budget``, for 0 <= lo <= hi <= MAX_EVSE_DA and budget < sum(hi).
+
+    The use grows by one per level step for every item with lo <= level < hi: walk the points where that
+    count changes (each lo and hi) instead of bisecting 0..MAX_EVSE_DA, which costs a sum per step.
+    """
+    points = sorted([(lo, 1) for _, lo, _ in items] + [(hi, -1) for _, _, hi in items])
+    at = points[0][0]  # the lowest lo: every item uses its lo here
+    used = sum(lo for _, lo, _ in items)
+    if used > budget:
+        return 0  # (no level fits: as the bisection, which never goes below 0)
+    slope = 0
+    for point, delta in points:
+        if point > at:
+            grown = used + slope * (point - at)
+            if grown > budget:
+                break
+            used, at = grown, point
+        slope += delta
+    return at + (budget - used) // slope
+
+
 def _waterfill(items: Sequence[tuple[int, int, int]], budget: int) -> dict[int, int]:
     """items: (address, lo, hi) in tie-break order, budget >= sum(lo).  Equal level, clamped to [lo, hi]."""
 
     def used(level: int) -> int:
         return sum(min(hi, max(lo, level)) for _, lo, hi in items)
 
-    lo_l, hi_l = 0, MAX_EVSE_DA
-    if used(hi_l) <= budget:
+    if used(MAX_EVSE_DA) <= budget:
         return {a: hi for a, _, hi in items}
-    while lo_l < hi_l:  # largest level with used(level) <= budget
-        mid = (lo_l + hi_l + 1) // 2
-        if used(mid) <= budget:
-            lo_l = mid
-        else:
-            hi_l = mid - 1
-    level = lo_l
+    level = water_level(items, budget)
     out = {a: min(hi, max(lo, level)) for a, lo, hi in items}
     spare = budget - used(level)
     for a, lo, hi in items:  # the remainder (< one step per servant) goes by rank

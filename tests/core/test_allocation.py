@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from busshare.core.allocation import Demand
 from busshare.core.allocation import allocate
 from busshare.core.allocation import shortage
+from busshare.core.allocation import water_level
+from busshare.frames import MAX_EVSE_DA
 
 
 def test_one_car_alone_gets_everything_its_evse_allows() -> None:
@@ -90,3 +92,17 @@ def test_a_paused_car_could_not_have_fitted(limit: int, ds: list[Demand]) -> Non
     for d in ds:
         if d.want_da >= 60 and got[d.address] == 0:
             assert used_min + max(60, min(d.min_da, d.want_da)) > limit
+
+
+@given(st.lists(st.tuples(st.integers(60, 800), st.integers(60, 800)), min_size=1, max_size=8), st.integers(0, 800))
+def test_the_water_level_is_the_highest_that_fits(bounds: list[tuple[int, int]], extra: int) -> None:
+    """The level walk gives what a search of every level gives: the highest whose use fits the budget."""
+    items = [(a, min(x, y), max(x, y)) for a, (x, y) in enumerate(bounds)]
+    budget = sum(lo for _, lo, _ in items) + extra
+    if sum(hi for _, _, hi in items) <= budget:
+        return  # (everyone gets its maximum: no level to find)
+
+    def used(level: int) -> int:
+        return sum(min(hi, max(lo, level)) for _, lo, hi in items)
+
+    assert water_level(items, budget) == max(v for v in range(MAX_EVSE_DA + 1) if used(v) <= budget)
