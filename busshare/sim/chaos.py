@@ -324,12 +324,20 @@ def _failsafes_within(servants: list[ServantConfig], limit: int) -> list[Servant
 # -- what a scenario holds, from its plan (no simulation) ------------------------------------------------------
 
 
-def _windows(sc: Scenario, min_loss: float) -> list[tuple[float, float]]:
-    """When the bus loses at least ``min_loss`` of the frames, by the plan."""
-    if sc.bus.loss >= min_loss:
+def _span(sc: Scenario, f: FaultPlan) -> tuple[float, float]:
+    """When a planned fault runs (without ``duration_s``: to the end)."""
+    return f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s)
+
+
+def _windows(sc: Scenario, setting: str, holds: Callable[[float], bool]) -> list[tuple[float, float]]:
+    """When, by the plan, the bus's fault ``setting`` (a BusFaults field) has a value that ``holds``."""
+    if holds(getattr(sc.bus, setting)):
         return [(0.0, sc.duration_s)]
-    return [(f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s))
-            for f in sc.faults if f.kind == "bus" and f.bus.get("loss", 0.0) >= min_loss]
+    return [_span(sc, f) for f in sc.faults if f.kind == "bus" and holds(f.bus.get(setting, 0.0))]
+
+
+def _at_least(minimum: float) -> Callable[[float], bool]:
+    return lambda value: value >= minimum
 
 
 def _overlaps(t0: float, t1: float, windows: list[tuple[float, float]]) -> bool:
@@ -365,13 +373,10 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     """
     timing = sc.config.timing
     found = set()
-    heavy, lossy, loss20 = _windows(sc, 0.5), _windows(sc, 0.05), _windows(sc, 0.2)
-    echoes = [(f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s))
-              for f in sc.faults if f.kind == "bus" and f.bus.get("echo_s", 0.0) > 0]
-    if sc.bus.echo_s > 0:
-        echoes.append((0.0, sc.duration_s))
+    heavy, lossy, loss20 = (_windows(sc, "loss", _at_least(m)) for m in (0.5, 0.05, 0.2))
+    echoes = _windows(sc, "echo_s", lambda v: v > 0)
     for f in sc.faults:
-        span = (f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s))
+        span = _span(sc, f)
         if f.kind in ("master_crash", "master_shutdown") and _overlaps(f.at, f.at + 1e-3, echoes) or (
                 f.kind == "partition" and f.direction == "out" and _overlaps(*span, echoes)):
             found.add("echo-at-loss-of-contact")
