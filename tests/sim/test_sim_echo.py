@@ -17,6 +17,9 @@ from busshare.core.heartbeat_order import HALF
 from busshare.core.heartbeat_order import HeartbeatOrder
 from busshare.frames import HEARTBEAT_SEQ_MODULO
 from busshare.frames import Message
+from busshare.frames import Release
+from busshare.master import Master
+from busshare.master import _Slot
 from busshare.servant import Servant
 from busshare.sim import Simulation
 from busshare.sim import SimulationFailed
@@ -101,3 +104,26 @@ def test_the_sweep_draws_the_shape_and_catches_the_broken_servant_with_it() -> N
         assert err.violation.check == "rule4-failsafe", err
     else:
         raise AssertionError("the sweep's echo shape must catch a servant that takes a run of old heartbeats")
+
+
+class FreesOnRelease(Master):
+    """Deliberately broken: counts a servant at 0 on its RELEASE alone (main before the fix), so a late copy
+    of an old one frees a share its servant is offering again."""
+
+    def _on_release(self, slot: _Slot, rel: Release, now: float) -> None:
+        super()._on_release(slot, rel, now)
+        slot.limit = 0
+        slot.pending = None
+
+
+def test_the_sweep_catches_a_master_that_frees_a_share_on_a_release_alone() -> None:
+    seed = 1774  # a CI seed where a bridge echoes a RELEASE 15 s late, after its servant's next car came
+    sc = chaos_scenario(seed)
+    assert "echo-at-loss-of-contact" in shapes_in(sc)
+    assert Simulation(sc, seed, record=False).run().ok
+    try:
+        Simulation(sc, seed, record=False, master_cls=FreesOnRelease).run()
+    except SimulationFailed as err:
+        assert err.violation.check in ("drawn", "rule1-offered"), err
+    else:
+        raise AssertionError("the echo shape must catch a master that frees a share on a RELEASE alone")
