@@ -25,6 +25,7 @@ from typing import TypedDict
 from typing import Unpack
 
 from ..report.timeline import Timeline
+from .budget_run import BudgetFigures
 from .ev import VOLTAGE_V
 from .faults import Faults
 from .invariants import SimulationFailed
@@ -55,6 +56,7 @@ class Summary:
     duplicated: int
     rejected: int  # frames dropped by the receivers' Links (E2E, malformed, duplicates)
     steps: int
+    budget: BudgetFigures | None = None  # a run with a [budget]: its moves and the site's load
 
     def text(self) -> str:
         lines = [
@@ -67,6 +69,13 @@ class Summary:
             f"{self.rejected} rejected by receivers",
             f"invariant violations: {len(self.violations)}",
         ]
+        b = self.budget
+        if b is not None:
+            lines.insert(-1, f"budget: {b.changes} changes, lowest {b.lowest_da / 10:.1f} A, {b.fallbacks} fallbacks, "
+                             f"longest over budget {b.longest_over_budget_s:.2f} s (bound {b.bound_s:.2f} s)")
+            if b.main_limit_da is not None:
+                lines.insert(-1, f"site: main {b.main_limit_da / 10:.1f} A, peak {b.peak_site_da / 10:.1f} A, "
+                                 f"over the main {b.over_main_s:.2f} s")
         lines += [f"  {v}" for v in self.violations]
         return "\n".join(lines)
 
@@ -117,6 +126,9 @@ class Simulation(Faults):
         on_step = self.on_step
         try:
             run_events(self.queue, t_end, self, None if on_step is None else lambda: on_step(self))
+            if self.budget_run is not None:
+                for v in self.budget_run.check(self.now):
+                    self.report(v)
         except SimulationFailed:
             raise
         except Exception as exc:  # a node (or the simulator) crashed: report it like a violation
@@ -149,6 +161,7 @@ class Simulation(Faults):
             energy_kwh=energy, failsafe_episodes=self.failsafe_episodes, violations=list(self.violations),
             frames=self.bus.frames, lost=self.bus.lost, corrupted=self.bus.corrupted,
             duplicated=self.bus.duplicated, rejected=rejected, steps=self.steps,
+            budget=None if self.budget_run is None else self.budget_run.figures(t),
         )
         capture = list(self.bus.capture) if self.record else []
         return SimResult(summary, self.timeline, capture)

@@ -37,8 +37,11 @@ from ..core.problems import within
 from ..errors import BusshareError
 from ..frames import MAX_EVSE_DA
 from ..frames import MAX_MASTER_ID
+from .budget_scenario import WORLD_KEYS
+from .budget_scenario import read_world
 from .bus import BusFaults
 from .ev import EvProfile
+from .house import BudgetWorld
 
 DEFAULT_SCENARIO = "story"
 FAULT_KINDS = (
@@ -92,6 +95,7 @@ class Scenario:
     check_starvation: bool = True
     first_epoch: int = 0
     origin: str = ""  # how to rebuild it, e.g. "busshare sim --scenario story"; shown with a violation
+    budget_world: BudgetWorld | None = None  # the house, meter faults and setpoints (with [installation.budget])
 
 
 def builtin_names() -> list[str]:
@@ -126,12 +130,14 @@ def parse_scenario(text: str, default_name: str = "scenario", where: str = "scen
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: not valid TOML: {str(exc).splitlines()[0]}") from None
-    return scenario_from_mapping(data, default_name, where)
+    base = Path(where).parent if Path(where).is_file() else None  # a [house] csv path is relative to the file
+    return scenario_from_mapping(data, default_name, where, base)
 
 
-def scenario_from_mapping(data: Table, default_name: str = "scenario", where: str = "scenario") -> Scenario:
+def scenario_from_mapping(data: Table, default_name: str = "scenario", where: str = "scenario",
+                          base_dir: Path | None = None) -> Scenario:
     """The scenario a mapping (a parsed TOML file) describes; ScenarioError naming ``where`` and the key."""
-    sc, found = _read(data, default_name)
+    sc, found = _read(data, default_name, base_dir)
     if found or sc is None:
         first = found[0] if found else Problem("installation", "is missing")
         raise ScenarioError(f"{where}: {first}")
@@ -142,7 +148,7 @@ def scenario_from_mapping(data: Table, default_name: str = "scenario", where: st
 # reading, key by key
 
 _TOP = ("name", "description", "duration_s", "seed", "settle_s", "watchdog_s", "filter", "check_waste",
-        "check_starvation", "first_epoch", "installation", "bus", "car_defaults", "car", "fault")
+        "check_starvation", "first_epoch", "installation", "bus", "car_defaults", "car", "fault", *WORLD_KEYS)
 _FAULT = ("at", "kind", "address", "duration_s", "direction", "master_id", "hold_s", "serial", "car")
 _CAR = ("evse", "at", "leave", "twin")
 
@@ -196,7 +202,7 @@ def _bus(r: Reader, t: Table, path: str) -> dict[str, float]:
     return _values(r, t, path, _BUS)  # type: ignore[return-value]  # (the converters give numbers)
 
 
-def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem]]:
+def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple[Scenario | None, list[Problem]]:
     r = Reader()
     r.unknown(data, "", _TOP)
     installation = data.get("installation")
@@ -248,11 +254,13 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
                 BusFaults(**{**vars(BusFaults(**bus)), **changes})  # type: ignore[arg-type]
             except ValueError as exc:
                 r.add(path, str(exc))
+    seed = r.get(data, "seed", "", integer, 1)
+    world = read_world(r, data, config, duration, seed, base_dir)
     sc = Scenario(
         name=r.get(data, "name", "", string, default_name),
         description=r.get(data, "description", "", string, ""),
         config=config, duration_s=duration,
-        seed=r.get(data, "seed", "", integer, 1),
+        seed=seed,
         bus=BusFaults(**bus),  # type: ignore[arg-type]
         cars=tuple(cars), faults=tuple(faults),
         settle_s=r.get(data, "settle_s", "", seconds, None),
@@ -261,6 +269,7 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
         check_waste=r.get(data, "check_waste", "", boolean, True),
         check_starvation=r.get(data, "check_starvation", "", boolean, True),
         first_epoch=r.get(data, "first_epoch", "", within(integer, 0, 255), 0),
+        budget_world=world,
     )
     return sc, r.problems
 

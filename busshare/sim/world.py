@@ -13,6 +13,7 @@ import random
 from collections import deque
 from typing import Protocol
 
+from ..core.budget import BudgetPolicy
 from ..core.config import Config
 from ..core.config import ServantConfig
 from ..core.config import Timing
@@ -32,6 +33,7 @@ from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
 from ..report.timeline import Timeline
+from .budget_run import BudgetRun
 from .bus import BusFaults
 from .bus import Port
 from .bus import SimBus
@@ -39,6 +41,8 @@ from .clock import EventQueue
 from .ev import SimEvse
 from .hosts import MasterHost
 from .hosts import ServantHost
+from .house import BudgetWorld
+from .house import flat_house
 from .invariants import MODEST_LOSS
 from .invariants import Bounds
 from .invariants import Installation
@@ -66,7 +70,8 @@ _CONTROL = (SetLimit, Ack)  # (a tuple: isinstance with a union is slower, and t
 class MasterFactory(Protocol):
     """What builds a master (``Master`` itself, or a test's subclass)."""
 
-    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ...) -> MasterNode: ...
+    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ...,
+                 budget: BudgetPolicy | None = ...) -> MasterNode: ...
 
 
 class ServantFactory(Protocol):
@@ -156,6 +161,10 @@ class World:
         view: Installation = self
         self.inv = Invariants(view, self.bounds, service_of(scenario), self.schedule_check, stop_on_violation)
         self._init_state(scenario)
+        budget = self.config.budget
+        self.budget_run: BudgetRun | None = None  # the budget world: meter, setpoints, the five checks
+        if budget is not None:
+            self.budget_run = BudgetRun(self, scenario.budget_world or BudgetWorld(flat_house(0)), budget)
         for cfg in self.config.servants:
             self._add_servant(cfg, twin=False, now=0.0)
         self._start_master(self.config.master_id, 0.0)
@@ -173,6 +182,7 @@ class World:
         self.faults: dict[str, float] = {}  # active fault name -> since
         self.quiet_since = 0.0
         self.quiet = False
+        self.quiet_except_budget = False  # quiet but for a budget below the static limit (the budget checks)
         self.energy_done: dict[str, float] = {}
         self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
         self._dead_ports: list[Port] = []
@@ -228,7 +238,11 @@ class World:
     def _start_master(self, master_id: int, now: float) -> MasterProc:
         epoch = self.epoch % 256
         self.epoch += 1
-        node = self.master_cls(self.config, now, master_id=master_id, epoch=epoch)
+        br = self.budget_run
+        if br is None:
+            node = self.master_cls(self.config, now, master_id=master_id, epoch=epoch)
+        else:
+            node = self.master_cls(self.config, now, master_id=master_id, epoch=epoch, budget=br.policy(now))
         name = "master" if not self.masters else f"master{master_id}"
         proc = MasterProc(name, node, None, master_id, epoch, now)
         proc.port = self.bus.attach(name, 0, proc, None)
@@ -250,6 +264,8 @@ class World:
             self._dead_ports.append(proc.port)
         self.masters = [m for m in self.masters if m is not proc]
         self._mark(now, None, "master-stop", f"{proc.name} {'shut down' if graceful else 'crashed'}")
+        if self.budget_run is not None:
+            self.budget_run.master_stopped(now)
 
     def _add_servant(self, cfg: ServantConfig, twin: bool, now: float) -> ServantProc:
         evse = SimEvse(meter=bool(cfg.has_meter), rng=random.Random(f"busshare-sim:{self.seed}:ev:{len(self.servants)}"),
@@ -392,6 +408,8 @@ class World:
                 self.report(v)
         if self.record:
             self._sample(p, t)
+        if self.budget_run is not None:
+            self.budget_run.after_sync(p, t)
 
     def _sample(self, p: ServantProc, t: float) -> None:
         ev = p.evse
@@ -453,6 +471,8 @@ class World:
         """After any call into a master: the one node driver."""
         assert m.host is not None
         settle(m.node, m.host, out, t)
+        if self.budget_run is not None:
+            self.budget_run.after_master(t)
 
     def _marks(self, proc: ServantProc | MasterProc, events: list[Event], t: float) -> None:
         """A node's events, as timeline marks (a servant's carry its address)."""
@@ -497,15 +517,16 @@ class World:
         self._update_quiet(t)
 
     def _update_quiet(self, t: float) -> None:
-        quiet = (
-            not self.faults
-            and len(self.masters) == 1
+        base = (
+            len(self.masters) == 1
             and self.bus.faults.loss <= MODEST_LOSS
             and not self.bus.faults.late
             and not self.bus.faults.jitter_s
             and not self.bus.faults.echo_s  # a second path replays old frames: safety holds, service waits
             and all(p.alive for p in self.servants)
         )
+        quiet = base and not self.faults
+        self.quiet_except_budget = base and all(k == "budget" for k in self.faults)
         if quiet and not self.quiet:
             self.quiet_since = max(self.quiet_since, t)
         self.quiet = quiet

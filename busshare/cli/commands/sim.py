@@ -220,11 +220,20 @@ def summary_dict(summary: Any) -> dict[str, Any]:
     """The simulator's summary with currents in A (``x_da`` becomes ``x_a``, in place)."""
     d: dict[str, Any] = {}
     for key, value in dataclasses.asdict(summary).items():
+        if key == "budget":
+            continue
         if key.endswith("_da"):
             d[key[:-3] + "_a"] = value / 10
         else:
             d[key] = value
     d["violations"] = [str(v) for v in summary.violations]
+    b = getattr(summary, "budget", None)
+    if b is not None:  # a run with a moving budget (docs/JSON.md): how it moved, and the main service
+        d["budget"] = {"changes": b.changes, "lowest_a": b.lowest_da / 10, "fallbacks": b.fallbacks,
+                       "longest_over_budget_s": b.longest_over_budget_s, "bound_s": b.bound_s}
+        if b.main_limit_da is not None:
+            d["site"] = {"main_limit_a": b.main_limit_da / 10, "peak_site_a": b.peak_site_da / 10,
+                         "over_main_s": b.over_main_s}
     return d
 
 

@@ -1,0 +1,373 @@
+"""The budget world in a run: meter polls, faults and setpoints into the master, samples out, the five checks.
+
+``BudgetRun`` is attached to a ``World`` whose installation has a ``[budget]`` (docs/BUDGET.md 7):
+
+* every ``poll_s`` the meter is polled with the true mains current (the house at ``t`` plus what every
+  EVSE draws, one phase); ``latency_s`` later the master is handed the reading
+  (``mains_reading(MainsReading(t, ...))``) or the failure (``mains_failed``), or nothing (a stale
+  meter); setpoints and withdrawals go to ``setpoint`` / ``clear_setpoint`` when they are due.  What
+  the master returns goes on the bus like any node output.
+* after each master call and each EVSE change it records, on change only, what the checks of
+  ``budget_checks`` judge: the budget and the rule-1 count, the site's load, supply and demand.
+* ``check(end)`` runs the five checks over the record; the world reports what they find through its
+  normal violation path (the seed and the trace), once per violation.
+
+While the effective limit is below the static one, the budget counts as a fault for the static
+limit's service checks (waste, starvation judge a fixed limit): ``budget-waste`` judges that time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Protocol
+from typing import runtime_checkable
+
+from ..core.allocation import Demand
+from ..core.budget import Budget
+from ..core.budget import BudgetPolicy
+from ..core.budget import MainsReading
+from ..core.budget import steady_change_bound
+from ..core.budget_config import BudgetConfig
+from ..core.budget_config import compliance_window_s
+from ..core.currents import PhaseCurrents
+from ..frames import Message
+from .budget_checks import BudgetSample
+from .budget_checks import MeterDelivery
+from .budget_checks import SetpointDelivery
+from .budget_checks import SiteSample
+from .budget_checks import SupplySample
+from .budget_checks import check_chatter
+from .budget_checks import check_compliance
+from .budget_checks import check_fallback
+from .budget_checks import check_site
+from .budget_checks import check_waste
+from .budget_checks import stale_intervals
+from .house import BudgetWorld
+from .house import PollKind
+from .house import SetpointEvent
+from .house import SimMeter
+from .invariants import Violation
+from .procs import MasterProc
+from .procs import ServantProc
+
+if TYPE_CHECKING:
+    from .world import World
+
+INF = float("inf")
+EXEMPT_STATES = frozenset(("silent", "unanswering", "failsafe", "twin", "unknown", "absent"))
+BUDGET_FAULT = "budget"  # the world's fault name while the limit is below the static one
+
+
+class _Row(Protocol):
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def committed_da(self) -> int: ...
+
+
+@runtime_checkable
+class BudgetMaster(Protocol):
+    """A master that takes a live limit (docs/BUDGET.md 6.4)."""
+
+    def mains_reading(self, reading: MainsReading, now: float) -> list[Message]: ...
+
+    def mains_failed(self, now: float, why: str) -> list[Message]: ...
+
+    def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
+
+    def clear_setpoint(self, now: float) -> list[Message]: ...
+
+    @property
+    def budget(self) -> Budget: ...
+
+    def committed_da(self, now: float) -> int: ...
+
+    def servants(self, now: float) -> list[_Row]: ...  # (ServantView: read for the exempt count)
+
+
+@dataclass
+class BudgetFigures:
+    """The budget part of a run's summary (``busshare sim --json``: ``budget`` and ``site``)."""
+
+    changes: int
+    lowest_da: int
+    fallbacks: int
+    longest_over_budget_s: float
+    bound_s: float
+    main_limit_da: int | None
+    peak_site_da: int
+    over_main_s: float
+
+
+class BudgetRun:
+    """One run's budget world: see the module docstring."""
+
+    def __init__(self, world: World, bw: BudgetWorld, cfg: BudgetConfig) -> None:
+        self.w = world
+        self.bw = bw
+        self.cfg = cfg
+        self.static_da = world.config.limit_da
+        self.timing = world.config.timing
+        self.metered = cfg.meter is not None
+        self.meter: SimMeter | None = bw.meter() if self.metered else None
+        self.window_s = compliance_window_s(self.timing)
+        self.site_window_s = bw.poll_s + bw.latency_s + self.window_s
+        self.samples: list[BudgetSample] = []
+        self.site: list[SiteSample] = []
+        self.supply: list[SupplySample] = []
+        self.meter_deliveries: list[MeterDelivery] = []
+        self.setpoint_deliveries: list[SetpointDelivery] = []
+        self.limit_changes: list[float] = []
+        self.offer_changes: dict[str, list[float]] = {}  # per servant: when its pilot offer changed
+        self.disturbed: list[float] = []  # cars arriving, leaving, changing demand; faults; setpoints
+        self.fault_ends: list[float] = []  # a master start or a meter fault's end: the site check's window
+        self._demands: dict[str, Demand] = {}
+        self._demand_key: dict[str, tuple[int, bool]] = {}
+        self._offers: dict[str, int] = {}
+        self._site_ev = 0
+        self._last_limit: int | None = None
+        self._reported: set[tuple[float, str, str]] = set()
+        self.policies: list[BudgetPolicy] = []
+        q = world.queue
+        if self.metered:
+            q.push_script(0.0, self._poll, None)
+            for f in bw.faults:
+                self.disturbed += [f.start, f.start + f.duration_s]
+                self.fault_ends.append(f.start + f.duration_s)
+        for sp in bw.setpoints:
+            q.push_script(sp.at, self._setpoint, sp)
+            self.disturbed.append(sp.at)
+        for t in bw.house.times[1:]:
+            q.push_script(t, self._house_step, None)
+
+    # -- the master's policy -------------------------------------------------------------------------
+
+    def policy(self, now: float) -> BudgetPolicy:
+        """A new master's budget policy: it starts degraded, at the fallback, until its first reading."""
+        meter = self.cfg.meter
+        p = BudgetPolicy(self.cfg, self.static_da, self.timing, now,
+                         meter_timeout_s=None if meter is None else meter.timeout_s)
+        self.policies.append(p)
+        self.fault_ends.append(now)
+        return p
+
+    def _masters(self) -> list[tuple[MasterProc, BudgetMaster]]:
+        return [(m, m.node) for m in self.w.masters if m.alive and isinstance(m.node, BudgetMaster)]
+
+    # -- inputs: the meter and the energy manager --------------------------------------------------------
+
+    def _poll(self, _: None, t: float) -> None:
+        assert self.meter is not None
+        ev = sum(p.evse.draw_da for p in self.w.servants)
+        house = self.bw.house.at(t)
+        self._site(t, house, ev)
+        got = self.meter.poll(t, house + ev)
+        at = t + self.bw.latency_s
+        if got.kind is PollKind.READING:
+            self.w.queue.push_script(at, self._reading, (t, got.mains_da))
+        elif got.kind is PollKind.FAILED:
+            self.w.queue.push_script(at, self._failed, got.why)
+        self.w.queue.push_script(t + self.bw.poll_s, self._poll, None)
+
+    def _reading(self, what: tuple[float, int], now: float) -> None:
+        measured, mains = what
+        masters = self._masters()
+        for m, node in masters:
+            out = node.mains_reading(MainsReading(measured, PhaseCurrents.single(mains)), now)
+            self.w._master_after(m, out, now)
+        if masters:
+            self.meter_deliveries.append(MeterDelivery(measured, now))
+
+    def _failed(self, why: str, now: float) -> None:
+        for m, node in self._masters():
+            self.w._master_after(m, node.mains_failed(now, why), now)
+
+    def _setpoint(self, sp: SetpointEvent, now: float) -> None:
+        masters = self._masters()
+        for m, node in masters:
+            out = (node.clear_setpoint(now) if sp.limit_da is None else node.setpoint(sp.limit_da, sp.ttl_s, now))
+            self.w._master_after(m, out, now)
+        if masters:
+            ttl = None if sp.limit_da is None else (sp.ttl_s if sp.ttl_s is not None else self.cfg.setpoint_ttl_s)
+            self.setpoint_deliveries.append(SetpointDelivery(now, ttl))
+        self.w._mark(now, None, "setpoint", "withdrawn" if sp.limit_da is None else
+                     f"{sp.limit_da / 10:.1f} A" + ("" if sp.ttl_s is None else f" for {sp.ttl_s:g} s"))
+
+    def _house_step(self, _: None, t: float) -> None:
+        self._site(t, self.bw.house.at(t), self._site_ev)
+        if self.w.record:
+            self.w._mark(t, None, "house", f"{self.bw.house.base(t) / 10:.1f} A {self.bw.house.label(t)}".rstrip())
+
+    # -- the record -------------------------------------------------------------------------------------
+
+    def _site(self, t: float, house: int, ev: int) -> None:
+        self._site_ev = ev
+        quiet = self.w.quiet_except_budget and (self.meter is None or self.meter.fault_at(t) is None)
+        s = SiteSample(t, house, ev, quiet)
+        if self._site_differs(s):
+            self.site.append(s)
+
+    def _site_differs(self, s: SiteSample) -> bool:
+        if not self.site:
+            return True
+        last = self.site[-1]
+        return (last.house_da, last.ev_da, last.quiet) != (s.house_da, s.ev_da, s.quiet)
+
+    def after_master(self, t: float) -> None:
+        """After any call into a master: the budget and the count, the supply."""
+        masters = self._masters()
+        if not masters:
+            self._unjudged(t)
+            return
+        _, node = masters[0]
+        b = node.budget
+        counted = node.committed_da(t)
+        exempt = 0
+        if counted > b.limit_da:
+            exempt = sum(v.committed_da for v in node.servants(t) if str(v.state) in EXEMPT_STATES)
+        quiet = self.w.quiet_except_budget and len(masters) == 1
+        s = BudgetSample(t, b.limit_da, counted, exempt, b.degraded, quiet)
+        last = self.samples[-1] if self.samples else None
+        if last is None or (last.limit_da, last.counted_da, last.exempt_da, last.degraded, last.quiet) != (
+                s.limit_da, s.counted_da, s.exempt_da, s.degraded, s.quiet):
+            self.samples.append(s)
+        if b.limit_da != self._last_limit:
+            self._limit_changed(b.limit_da, t)
+
+    def master_stopped(self, t: float) -> None:
+        if not self._masters():
+            self._unjudged(t)
+
+    def _unjudged(self, t: float) -> None:
+        """No master: the budget is nobody's (the failsafe rules hold the servants)."""
+        if self.samples and self.samples[-1].quiet:
+            last = self.samples[-1]
+            self.samples.append(BudgetSample(t, last.limit_da, last.counted_da, 0, last.degraded, False))
+
+    def _limit_changed(self, limit: int, t: float) -> None:
+        if self._last_limit is not None:
+            self.limit_changes.append(t)
+        self._last_limit = limit
+        w = self.w
+        below = limit < self.static_da
+        if below != (BUDGET_FAULT in w.faults):
+            if below:
+                w.faults[BUDGET_FAULT] = t
+            else:
+                del w.faults[BUDGET_FAULT]
+            w._disturb(t)
+        self._supply(t)
+
+    def after_sync(self, p: ServantProc, t: float) -> None:
+        """An EVSE changed: its demand, its offer, the site's EV load."""
+        ev = p.evse
+        name = p.name
+        key = (min(ev.wants_da, p.cfg.max_da) if p.alive and not p.twin and not ev.stopped else 0, p.alive)
+        changed = False
+        if self._demand_key.get(name) != key:
+            self._demand_key[name] = key
+            self.disturbed.append(t)
+            if key[0] > 0:
+                self._demands[name] = Demand(p.address, key[0], p.cfg.min_da, p.cfg.priority)
+            else:
+                self._demands.pop(name, None)
+            changed = True
+        if self._offers.get(name, 0) != ev.offer_da:
+            self._offers[name] = ev.offer_da
+            self.offer_changes.setdefault(name, []).append(t)
+            changed = True
+        if changed:
+            self._supply(t)
+        draw = sum(q.evse.draw_da for q in self.w.servants)
+        if draw != self._site_ev:
+            self._site(t, self.bw.house.at(t), draw)
+
+    def _supply(self, t: float) -> None:
+        if self._last_limit is None:
+            return
+        s = SupplySample(t, self._last_limit, sum(self._offers.values()), tuple(self._demands.values()),
+                         self.w.quiet_except_budget and len(self._masters()) == 1)
+        last = self.supply[-1] if self.supply else None
+        if last is None or (last.limit_da, last.offered_da, last.demands, last.quiet) != (
+                s.limit_da, s.offered_da, s.demands, s.quiet):
+            self.supply.append(s)
+
+    # -- the checks --------------------------------------------------------------------------------------
+
+    def steady_stretches(self, end: float) -> list[tuple[float, float]]:
+        """The house's steady stretches, cut where anything else moved, at least ``raise_hold_max_s`` long."""
+        if self.bw.house.noise_da + self.cfg.resolution_da > self.cfg.deadband_da:
+            return []  # outside the proven condition (docs/BUDGET.md 4.3.1)
+        cuts = sorted(set(self.disturbed) | set(self.fault_ends))
+        out: list[tuple[float, float]] = []
+        for a, b in self.bw.house.steady(self.cfg.raise_hold_max_s, end):
+            start = a
+            for c in cuts:
+                if a < c < b:
+                    out.append((start, c))
+                    start = c
+            out.append((start, b))
+        return [(a, b) for a, b in out if b - a >= self.cfg.raise_hold_max_s]
+
+    def check(self, end: float) -> list[Violation]:
+        """The five checks over the record up to ``end``; each violation is returned once per run."""
+        cfg = self.cfg
+        found = check_compliance(self.samples, self.window_s, end)
+        if self.metered and cfg.main_limit_da is not None:
+            steps = [*self.bw.house.steps_up(), *self.fault_ends]
+            found += check_site(self.site, cfg.main_limit_da, self.site_window_s, steps, end)
+        stale = stale_intervals(0.0, self.meter_deliveries if self.metered else None, self.setpoint_deliveries,
+                                self.bw.timeout_s, end)
+        found += check_fallback(self.samples, stale, cfg.fallback_da, float(self.timing.tick_period), end)
+        if self.metered:
+            found += check_chatter(self.limit_changes, self.steady_stretches(end),
+                                   steady_change_bound(cfg, self.static_da))
+        found += check_waste(self.supply, self.w.bounds.settle_s, end)
+        new = []
+        for v in sorted(found, key=lambda v: v.t):
+            key = (v.t, v.check, v.detail)
+            if key not in self._reported:
+                self._reported.add(key)
+                new.append(v)
+        return new
+
+    def figures(self, end: float) -> BudgetFigures:
+        stats = [p.stats for p in self.policies]
+        lowest = min((s.lowest_da for s in stats if s.lowest_da is not None), default=self.static_da)
+        return BudgetFigures(
+            changes=sum(s.changes for s in stats), lowest_da=lowest, fallbacks=sum(s.fallbacks for s in stats),
+            longest_over_budget_s=round(longest_over(self.samples, end), 3), bound_s=round(self.window_s, 3),
+            main_limit_da=self.cfg.main_limit_da,
+            peak_site_da=max((s.house_da + s.ev_da for s in self.site), default=0),
+            over_main_s=round(over_main(self.site, self.cfg.main_limit_da, end), 3),
+        )
+
+
+def longest_over(samples: list[BudgetSample], end: float) -> float:
+    """The longest time the count stayed above the limit after a lowering (judged samples only)."""
+    longest = 0.0
+    since: float | None = None
+    for s in samples:
+        over = s.counted_da > max(s.limit_da, s.exempt_da) and s.quiet
+        if over and since is None:
+            since = s.t
+        elif not over and since is not None:
+            longest = max(longest, s.t - since)
+            since = None
+    if since is not None:
+        longest = max(longest, end - since)
+    return longest
+
+
+def over_main(site: list[SiteSample], main_da: int | None, end: float) -> float:
+    """How long house + EVs were above the main service limit in all."""
+    if main_da is None:
+        return 0.0
+    total = 0.0
+    for i, s in enumerate(site):
+        stop = site[i + 1].t if i + 1 < len(site) else end
+        if s.house_da + s.ev_da > main_da:
+            total += max(0.0, stop - s.t)
+    return total
