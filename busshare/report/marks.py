@@ -48,6 +48,7 @@ SPAN_STYLES: dict[str, Style] = {
     "bus-faults": Style("lossy / corrupting bus", "gold", hatch="\\\\"),
     "no-master": Style("no master", "dimgray", hatch="//"),
     EventKind.SECOND_MASTER: Style("second master", "tab:brown", hatch="++"),
+    "meter-fault": Style("mains meter fault", "tab:cyan", hatch="--"),
 }
 INSTANT_STYLES: dict[str, Style] = {
     "plug-in": Style("car plugged in", "tab:green", marker="v"),
@@ -62,11 +63,15 @@ INSTANT_STYLES: dict[str, Style] = {
     "twin-servants": Style("two servants on an address", "tab:purple"),
     "unacked-cut": Style("cut never acked", "tab:pink"),
     "over-limit": Style("over the limit", "magenta"),
+    "house": Style("house load steps", "sienna"),
+    "setpoint": Style("setpoint (demand response)", "darkviolet"),
+    "budget-fallback": Style("budget falls back", "crimson"),
 }
 # start kind -> (span kind, end kind); both marks carry the same address
 _PAIRS = {
     EventKind.FAILSAFE: (EventKind.FAILSAFE, EventKind.FAILSAFE_END),
     "partition": ("partition", "heal"),
+    "meter-fault": ("meter-fault", "meter-fault-end"),
     "servant-crash": ("servant-down", "servant-boot"),
     EventKind.TWIN: (EventKind.TWIN, EventKind.TWIN_GONE),
 }

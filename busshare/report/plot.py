@@ -6,7 +6,9 @@ shows as who is on and who waits.  Faults and states that last (failsafe, a
 partition, a crashed servant, a twin, a lossy bus, no master, a second
 master) shade their lane, or every lane when they concern the whole bus;
 plug-ins, unplugs and the decoder's anomaly flags are marked where they
-happen.  One legend, outside the axes.
+happen.  One legend, outside the axes.  A run with a moving budget draws the
+effective limit in the total, and, with a mains meter, a site panel: the
+house's load, the EVs stacked on it, and the main service's limit.
 
 matplotlib is an optional extra (``pip install matplotlib``, or ``pip install '.[plot]'`` in a checkout), imported
 only here and only when a plot is asked for.
@@ -98,37 +100,46 @@ def timeline_figure(timeline: Timeline, title: str = "busshare", t0: float = 0.0
     addresses = timeline.addresses()
     n = len(addresses)
     lane_h = min(LANE_HEIGHT_IN[1], max(LANE_HEIGHT_IN[0], 6.0 / n))
-    height = 0.9 + n * lane_h + TOTAL_HEIGHT_IN
+    site = bool(timeline.house)
+    height = 0.9 + n * lane_h + TOTAL_HEIGHT_IN * (2 if site else 1)
     fig = plt.figure(figsize=(WIDTH_IN, height))
-    grid = fig.add_gridspec(n + 1, 1, height_ratios=[lane_h] * n + [TOTAL_HEIGHT_IN], hspace=0.12)
-    total_ax = fig.add_subplot(grid[n])
-    lanes = {a: fig.add_subplot(grid[i], sharex=total_ax) for i, a in enumerate(addresses)}
+    rows = [lane_h] * n + [TOTAL_HEIGHT_IN] * (2 if site else 1)
+    grid = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.12)
+    bottom_ax = fig.add_subplot(grid[len(rows) - 1])
+    total_ax = fig.add_subplot(grid[n], sharex=bottom_ax) if site else bottom_ax
+    lanes = {a: fig.add_subplot(grid[i], sharex=bottom_ax) for i, a in enumerate(addresses)}
+    whole = [*lanes.values(), total_ax] + ([bottom_ax] if site else [])
     top = max([s.offered_da for s in samples] + [s.drawn_da or 0 for s in samples] + [10]) / 10
 
     colors = lane_colors(n)
     for (address, ax), color in zip(lanes.items(), colors, strict=True):
         _lane(ax, address, timeline.series(address), color, t0, end, top)
     _total(total_ax, samples, timeline.limit_da / 10, t0, end)
+    if timeline.budget:
+        xs, ys = _steps([(t - t0, v / 10) for t, v in timeline.budget], end)
+        total_ax.step(xs, ys, where="post", color="crimson", lw=1.3, gid="budget")
+    if site:
+        _site(bottom_ax, timeline, colors, t0, end)
 
     spans, instants = classify(timeline.events, end + t0)
     kinds_shown: dict[str, Any] = {}
     for span in spans:
-        axes = [lanes[span.address]] if span.address in lanes else [*lanes.values(), total_ax]
+        axes = [lanes[span.address]] if span.address in lanes else whole
         style = SPAN_STYLES[span.kind]
         for ax in axes:
             patch = ax.axvspan(span.start - t0, span.end - t0, color=style.color, alpha=0.22, lw=0,
                                hatch=style.hatch or None, gid=mark_gid(span.kind, span.address, span.start, span.end))
         kinds_shown.setdefault(span.kind, patch)
     for inst in instants:
-        kinds_shown.setdefault(inst.kind, _instant(inst, lanes, total_ax, t0))
+        kinds_shown.setdefault(inst.kind, _instant(inst, lanes, whole, t0))
 
     first = next(iter(lanes.values()))
     first.set_title(title)
-    total_ax.set_xlim(0, end)
-    total_ax.set_xlabel("time (s)")
-    for ax in lanes.values():
+    bottom_ax.set_xlim(0, end)
+    bottom_ax.set_xlabel("time (s)")
+    for ax in [*lanes.values(), *([total_ax] if site else [])]:
         ax.tick_params(labelbottom=False)
-    _legend(fig, kinds_shown, timeline.limit_da / 10)
+    _legend(fig, kinds_shown, timeline.limit_da / 10, timeline)
     # room on the right for the legend, whatever the figure's height
     fig.subplots_adjust(left=0.08, right=1 - LEGEND_WIDTH_IN / WIDTH_IN, top=1 - 0.45 / height,
                         bottom=0.55 / height)
@@ -168,7 +179,43 @@ def _total(ax: Any, samples: list[Sample], limit_a: float, t0: float, end: float
     ax.grid(True, alpha=0.3)
 
 
-def _instant(inst: Instant, lanes: dict[int, Any], total_ax: Any, t0: float) -> Any:
+def _site(ax: Any, timeline: Timeline, colors: list[Any], t0: float, end: float) -> None:
+    """The main service: the house's load, each EV's draw (its offer when unmetered) stacked on it, the limit."""
+    import numpy as np
+
+    times = sorted({t for t, _ in timeline.house} | {s.t for s in timeline.samples} | {t0})
+    xs = [t - t0 for t in times] + [end]
+    house_at = _holder(timeline.house)
+    base = np.array([house_at(t) / 10 for t in times] + [house_at(times[-1]) / 10])
+    ax.fill_between(xs, 0, base, step="post", color="0.6", alpha=0.6, lw=0, gid="house")
+    for address, color in zip(timeline.addresses(), colors, strict=True):
+        ev_at = _holder([(s.t, s.drawn_da if s.drawn_da is not None else s.offered_da)
+                         for s in timeline.series(address)])
+        top = base + np.array([ev_at(t) / 10 for t in times] + [ev_at(times[-1]) / 10])
+        ax.fill_between(xs, base, top, step="post", color=color, alpha=0.45, lw=0, gid=f"site-ev:{address}")
+        base = top
+    main = timeline.main_limit_da
+    if main is not None:
+        ax.axhline(main / 10, color="crimson", lw=1.2, linestyle="-.", gid="main-limit")
+    ax.set_ylabel("site (A)")
+    ax.set_ylim(0, max(float(base.max()), (main or 0) / 10) * 1.15 or 1.0)
+    ax.grid(True, alpha=0.3)
+
+
+def _holder(points: list[tuple[float, int]]) -> Any:
+    """The value in force at ``t`` of a step function given on change (0 before its first point)."""
+    import bisect
+
+    ts = [t for t, _ in points]
+
+    def at(t: float) -> int:
+        i = bisect.bisect_right(ts, t) - 1
+        return points[i][1] if i >= 0 else 0
+
+    return at
+
+
+def _instant(inst: Instant, lanes: dict[int, Any], whole: list[Any], t0: float) -> Any:
     style = INSTANT_STYLES[inst.kind]
     gid = mark_gid(inst.kind, inst.address, inst.t)
     x = inst.t - t0
@@ -176,14 +223,14 @@ def _instant(inst: Instant, lanes: dict[int, Any], total_ax: Any, t0: float) -> 
         ax = lanes[inst.address]
         return ax.plot([x], [0.86], marker=style.marker, color=style.color, markersize=6, linestyle="none",
                        transform=ax.get_xaxis_transform(), clip_on=False, gid=gid)[0]
-    axes = [lanes[inst.address]] if inst.address in lanes else [*lanes.values(), total_ax]
+    axes = [lanes[inst.address]] if inst.address in lanes else whole
     line = None
     for ax in axes:
         line = ax.axvline(x, color=style.color, lw=1.1, linestyle=(0, (4, 2)), alpha=0.8, gid=gid)
     return line
 
 
-def _legend(fig: Any, kinds: dict[str, Any], limit_a: float) -> None:
+def _legend(fig: Any, kinds: dict[str, Any], limit_a: float, timeline: Timeline) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -192,6 +239,14 @@ def _legend(fig: Any, kinds: dict[str, Any], limit_a: float) -> None:
         Line2D([], [], color="black", lw=0.9, linestyle="--", label="drawn"),
         Line2D([], [], color="black", lw=1.2, linestyle=":", label=f"limit {limit_a:.1f} A"),
     ]
+    if timeline.budget:
+        handles.append(Line2D([], [], color="crimson", lw=1.3, label="effective budget"))
+    if timeline.house:
+        handles.append(Patch(facecolor="0.6", alpha=0.6, label="house load (site panel)"))
+        handles.append(Patch(facecolor="tab:blue", alpha=0.45, label="EVs stacked on it"))
+        if timeline.main_limit_da is not None:
+            handles.append(Line2D([], [], color="crimson", lw=1.2, linestyle="-.",
+                                  label=f"main limit {timeline.main_limit_da / 10:.1f} A"))
     for kind, _ in sorted(kinds.items(), key=lambda kv: list(SPAN_STYLES).index(kv[0])
                           if kv[0] in SPAN_STYLES else len(SPAN_STYLES) + list(INSTANT_STYLES).index(kv[0])):
         if kind in SPAN_STYLES:

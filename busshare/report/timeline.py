@@ -41,6 +41,10 @@ class Timeline:
     limit_da: int
     samples: list[Sample] = field(default_factory=list)
     events: list[Mark] = field(default_factory=list)
+    # a moving budget (the simulator's budget world): on change only, each holding until the next
+    budget: list[tuple[float, int]] = field(default_factory=list)  # the effective limit
+    house: list[tuple[float, int]] = field(default_factory=list)  # the house's load on the main service
+    main_limit_da: int | None = None  # the main service's limit
 
     def addresses(self) -> list[int]:
         return sorted({s.address for s in self.samples})

@@ -136,11 +136,15 @@ class BudgetRun:
             for f in bw.faults:
                 self.disturbed += [f.start, f.start + f.duration_s]
                 self.fault_ends.append(f.start + f.duration_s)
+                q.push_script(f.start, self._meter_mark, ("meter-fault", f"{f.kind.value} for {f.duration_s:g} s"))
+                q.push_script(f.start + f.duration_s, self._meter_mark, ("meter-fault-end", f.kind.value))
         for sp in bw.setpoints:
             q.push_script(sp.at, self._setpoint, sp)
             self.disturbed.append(sp.at)
         for t in bw.house.times[1:]:
             q.push_script(t, self._house_step, None)
+        if world.record:
+            world.timeline.main_limit_da = cfg.main_limit_da if self.metered else None
 
     # -- the master's policy -------------------------------------------------------------------------
 
@@ -195,6 +199,9 @@ class BudgetRun:
         self.w._mark(now, None, "setpoint", "withdrawn" if sp.limit_da is None else
                      f"{sp.limit_da / 10:.1f} A" + ("" if sp.ttl_s is None else f" for {sp.ttl_s:g} s"))
 
+    def _meter_mark(self, what: tuple[str, str], t: float) -> None:
+        self.w._mark(t, None, what[0], what[1])
+
     def _house_step(self, _: None, t: float) -> None:
         self._site(t, self.bw.house.at(t), self._site_ev)
         if self.w.record:
@@ -207,6 +214,8 @@ class BudgetRun:
         quiet = self.w.quiet_except_budget and (self.meter is None or self.meter.fault_at(t) is None)
         s = SiteSample(t, house, ev, quiet)
         if self._site_differs(s):
+            if self.w.record and self.metered and (not self.site or self.site[-1].house_da != house):
+                self.w.timeline.house.append((t, house))
             self.site.append(s)
 
     def _site_differs(self, s: SiteSample) -> bool:
@@ -250,6 +259,8 @@ class BudgetRun:
         if self._last_limit is not None:
             self.limit_changes.append(t)
         self._last_limit = limit
+        if self.w.record:
+            self.w.timeline.budget.append((t, limit))
         w = self.w
         below = limit < self.static_da
         if below != (BUDGET_FAULT in w.faults):

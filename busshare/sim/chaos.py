@@ -10,7 +10,11 @@ violation prints).  Two streams per seed:
   ``--generator 1`` only while it is untouched;
 * the *shapes* stream draws all that generator 2 added: 16- and 32-servant
   installations, tight budgets, and the compound fault episodes of
-  ``SHAPES``.
+  ``SHAPES``;
+* the *budget* stream draws a moving budget for ``BUDGET_SHARE`` of the seeds
+  (generator 2): a main service above the circuit, a fallback between the
+  failsafe sum and the circuit limit, a mains meter, a house behind it, meter
+  faults and demand-response events (``house.random_world``).
 
 A fault shape is one row of ``SHAPES``: its name, the mixes that draw it, how
 many episodes per simulated hour, and a builder that places one episode.  A
@@ -26,13 +30,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
 
+from ..core.budget_config import BudgetConfig
 from ..core.config import Config
 from ..core.config import ServantConfig
 from ..core.config import Timing
 from ..core.config import validate
+from ..core.meter_maps import SDM120
+from ..core.meter_maps import MeterKind
+from ..core.source_settings import MeterSettings
+from ..core.source_settings import TcpEndpoint
 from ..frames import MAX_CIRCUIT_DA
 from .bus import BusFaults
 from .ev import EvProfile
+from .house import BudgetWorld
+from .house import random_world
 from .scenario import CarPlan
 from .scenario import FaultPlan
 from .scenario import Scenario
@@ -43,6 +54,7 @@ LARGE = ((16, 0.02), (32, 0.015))  # generator 2: servants, share of the seeds
 LARGE_HOURS = 0.5  # a large installation's hour costs 4-9 times a small one's: it runs half an hour
 TIGHT_SHARE = 0.15  # generator 2: share of the seeds whose limit is within -20 %..+15 % of the sum of minimums
 TIGHT = (0.8, 1.2)  # what shapes_in counts as a tight budget: limit / sum of minimums in this range
+BUDGET_SHARE = 0.25  # generator 2: share of the seeds with a moving budget (a mains meter, setpoints)
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,7 @@ STATED_SHARE: dict[str, float] = {
     "16-servants": 0.015,
     "32-servants": 0.008,
     "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
+    "moving-budget": 0.20,  # a mains meter behind a house, meter faults, setpoints (docs/BUDGET.md 7)
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -297,6 +310,9 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
                 if ep.cars:
                     site = replace(site, cars=site.cars + ep.cars)
         cars = list(site.cars)
+    world = None
+    if generator >= 2:
+        config, world = _moving_budget(random.Random(f"busshare-chaos-budget:{seed}"), config, duration)
     origin = "python -m busshare.cli.chaos" + (f" --generator {generator}" if generator != GENERATOR else "")
     origin += "".join(f" --{flag} {value:g}" if isinstance(value, float) else f" --{flag} {value}"
                       for flag, value in (("servants", asked[0]), ("mix", asked[1]), ("hours", asked[2]))
@@ -305,8 +321,30 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
         name=f"chaos-{seed}", config=config, duration_s=duration, seed=seed,
         description=f"chaos seed {seed}: {n} servants, mix {mix}", bus=base,
         cars=tuple(cars), faults=tuple(sorted(faults, key=lambda f: f.at)),
-        first_epoch=first_epoch, origin=origin,
+        first_epoch=first_epoch, origin=origin, budget_world=world,
     )
+
+
+def _moving_budget(rng: random.Random, config: Config, duration: float) -> tuple[Config, BudgetWorld | None]:
+    """For ``BUDGET_SHARE`` of the seeds: a main service above the circuit and a house behind a mains meter,
+    a fallback between the failsafe sum and the circuit limit, meter faults and demand response."""
+    if rng.random() >= BUDGET_SHARE:
+        return config, None
+    limit = config.limit_da
+    failsafes = sum(s.failsafe_da for s in config.servants)
+    margin = 20
+    main = min(MAX_CIRCUIT_DA, limit + rng.choice((100, 200, 300, 400)))
+    fallback = rng.randint(min(limit, max(failsafes, 60)), limit)
+    fallback = max(failsafes, min(fallback, main - margin - 30))  # room for a house of at least 3 A
+    timeout = rng.choice((5.0, 11.0))
+    frozen = rng.choice((10.0, 60.0))
+    meter = MeterSettings(MeterKind.SDM120, TcpEndpoint("127.0.0.1", 5020), SDM120, timeout_s=timeout,
+                          frozen_s=frozen)
+    budget = BudgetConfig(fallback_da=fallback, main_limit_da=main, margin_da=margin, meter=meter)
+    config = replace(config, budget=budget)
+    validate(config)
+    world = random_world(rng, duration, main_da=main, fallback_da=fallback, margin_da=margin)
+    return config, replace(world, timeout_s=timeout, frozen_s=frozen, latency_s=rng.choice((0.05, 0.2, 0.5)))
 
 
 def _failsafes_within(servants: list[ServantConfig], limit: int) -> list[ServantConfig]:
@@ -369,7 +407,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     allowance (5 s) after;
     ``echo-at-loss-of-contact``: a second path echoing every frame late while the master stops or a
     servant turns mute ('out');
-    ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``.
+    ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``;
+    ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
     """
     timing = sc.config.timing
     found = set()
@@ -396,6 +435,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     mins = sum(s.min_da for s in sc.config.servants)
     if TIGHT[0] <= sc.config.limit_da / mins <= TIGHT[1]:
         found.add("tight-budget")
+    if sc.budget_world is not None:
+        found.add("moving-budget")
     return frozenset(found)
 
 
