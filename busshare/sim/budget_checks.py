@@ -127,15 +127,22 @@ class _Episodes:
 
 
 def check_compliance(samples: Sequence[BudgetSample], window_s: float, end: float | None = None) -> list[Violation]:
-    """Counted <= max(limit, exempt) except within ``window_s`` after the latest lowering."""
+    """Counted <= max(limit, exempt) except within ``window_s`` after the latest lowering.
+
+    Two more moments start the window, as a lowering does: a change of the exempt count (a unit the
+    master cannot reach is held at what it had, rule 3, and the others must be cut to make room; or it
+    is back, and must be cut to fit) and the end of an unjudged stretch (a fault outside the bound
+    ended: cuts lost in it are sent again).
+    """
     found = _Episodes("budget-compliance")
     lowered = -INF
-    prev: int | None = None
+    prev: BudgetSample | None = None
     for i, start, stop in _pieces(samples, end):
         s = samples[i]
-        if prev is not None and s.limit_da < prev:
+        if prev is not None and (s.limit_da < prev.limit_da or s.exempt_da != prev.exempt_da
+                                 or (s.quiet and not prev.quiet)):
             lowered = s.t
-        prev = s.limit_da
+        prev = s
         over = s.quiet and s.counted_da > max(s.limit_da, s.exempt_da)
         at = found.starts(_first_bad(start, stop, lowered + window_s) if over else None)
         if at is not None:
@@ -242,9 +249,15 @@ def _wanted(demands: Sequence[Demand]) -> int:
 def check_waste(samples: Sequence[SupplySample], settle_s: float, end: float | None = None,
                 share: float = WASTE_SHARE) -> list[Violation]:
     """In steady state (``settle_s`` after the limit or the demands last changed), with demand above supply,
-    offered >= min(share x limit, what the allocation can give at all)."""
+    offered >= min(share x limit, what the allocation can give at all).
+
+    A shortfall is judged ``settle_s`` after it began, too: the allocation moves current between cars on its
+    own (rotation, reclaim) by a cut then a grant, and that dip must heal within the settle time like any
+    other change (the static waste check's rule).
+    """
     found = _Episodes("budget-waste")
     changed = -INF
+    short_since = INF  # when the current shortfall began
     key: tuple[int, tuple[Demand, ...]] | None = None
     for i, start, stop in _pieces(samples, end):
         s = samples[i]
@@ -255,8 +268,13 @@ def check_waste(samples: Sequence[SupplySample], settle_s: float, end: float | N
         need = 0
         if s.quiet and _wanted(s.demands) > s.limit_da:
             need = min(math.ceil(share * s.limit_da), sum(allocate(s.limit_da, s.demands).values()))
-        at = found.starts(_first_bad(start, stop, changed + settle_s) if s.offered_da < need else None)
+        short = s.offered_da < need
+        if not short:
+            short_since = INF
+        elif short_since == INF:
+            short_since = s.t
+        at = found.starts(_first_bad(start, stop, max(changed, short_since) + settle_s) if short else None)
         if at is not None:
             found.add(at, f"offered {s.offered_da / 10:.1f} A of a {s.limit_da / 10:.1f} A limit while cars want "
-                          f"more (need {need / 10:.1f} A) for {at - changed:.2f} s")
+                          f"more (need {need / 10:.1f} A) for {at - max(changed, short_since):.2f} s")
     return found.out

@@ -18,6 +18,7 @@ limit's service checks (waste, starvation judge a fixed limit): ``budget-waste``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Protocol
@@ -29,7 +30,6 @@ from ..core.budget import BudgetPolicy
 from ..core.budget import MainsReading
 from ..core.budget import steady_change_bound
 from ..core.budget_config import BudgetConfig
-from ..core.budget_config import compliance_window_s
 from ..core.currents import PhaseCurrents
 from ..frames import Message
 from .budget_checks import BudgetSample
@@ -73,7 +73,7 @@ class BudgetMaster(Protocol):
 
     def mains_reading(self, reading: MainsReading, now: float) -> list[Message]: ...
 
-    def mains_failed(self, now: float, why: str) -> list[Message]: ...
+    def mains_failed(self, now: float, detail: str) -> list[Message]: ...
 
     def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
 
@@ -84,7 +84,7 @@ class BudgetMaster(Protocol):
 
     def committed_da(self, now: float) -> int: ...
 
-    def servants(self, now: float) -> list[_Row]: ...  # (ServantView: read for the exempt count)
+    def servants(self, now: float) -> Sequence[_Row]: ...  # (ServantView: read for the exempt count)
 
 
 @dataclass
@@ -112,7 +112,7 @@ class BudgetRun:
         self.timing = world.config.timing
         self.metered = cfg.meter is not None
         self.meter: SimMeter | None = bw.meter() if self.metered else None
-        self.window_s = compliance_window_s(self.timing)
+        self.window_s = self.timing.budget_compliance_bound
         self.site_window_s = bw.poll_s + bw.latency_s + self.window_s
         self.samples: list[BudgetSample] = []
         self.site: list[SiteSample] = []
@@ -130,6 +130,7 @@ class BudgetRun:
         self._last_limit: int | None = None
         self._reported: set[tuple[float, str, str]] = set()
         self.policies: list[BudgetPolicy] = []
+        self._budget_nodes: dict[int, tuple[object, BudgetMaster | None]] = {}
         q = world.queue
         if self.metered:
             q.push_script(0.0, self._poll, None)
@@ -155,10 +156,22 @@ class BudgetRun:
                          meter_timeout_s=None if meter is None else meter.timeout_s)
         self.policies.append(p)
         self.fault_ends.append(now)
+        if self.setpoint_deliveries and self.setpoint_deliveries[-1].ttl_s is not None:
+            # a new master knows no setpoint (it has the next renewal): for it, the last one was never sent
+            self.setpoint_deliveries.append(SetpointDelivery(now, None))
         return p
 
     def _masters(self) -> list[tuple[MasterProc, BudgetMaster]]:
-        return [(m, m.node) for m in self.w.masters if m.alive and isinstance(m.node, BudgetMaster)]
+        out = []
+        for m in self.w.masters:
+            node = m.node
+            if m.alive and node is not None:
+                known = self._budget_nodes.get(id(node))
+                if known is None or known[0] is not node:  # (a runtime protocol check is slow: once per node)
+                    known = self._budget_nodes[id(node)] = (node, node if isinstance(node, BudgetMaster) else None)
+                if known[1] is not None:
+                    out.append((m, known[1]))
+        return out
 
     # -- inputs: the meter and the energy manager --------------------------------------------------------
 
@@ -196,8 +209,6 @@ class BudgetRun:
         if masters:
             ttl = None if sp.limit_da is None else (sp.ttl_s if sp.ttl_s is not None else self.cfg.setpoint_ttl_s)
             self.setpoint_deliveries.append(SetpointDelivery(now, ttl))
-        self.w._mark(now, None, "setpoint", "withdrawn" if sp.limit_da is None else
-                     f"{sp.limit_da / 10:.1f} A" + ("" if sp.ttl_s is None else f" for {sp.ttl_s:g} s"))
 
     def _meter_mark(self, what: tuple[str, str], t: float) -> None:
         self.w._mark(t, None, what[0], what[1])
@@ -244,6 +255,21 @@ class BudgetRun:
             self.samples.append(s)
         if b.limit_da != self._last_limit:
             self._limit_changed(b.limit_da, t)
+
+    def quiet_changed(self, t: float) -> None:
+        """A fault began or ended: the samples in force are judged, or not, from now on."""
+        self.after_master(t)
+        self._supply(t)
+        if self.site:
+            self._site(t, self.site[-1].house_da, self._site_ev)
+
+    def recovers_at(self, at: float) -> None:
+        """The master may take until ``at`` to recover (a fault, a master start): supply is not judged before."""
+        self.w.queue.push_script(at, self._resample, None)
+
+    def _resample(self, _: None, t: float) -> None:
+        if t >= self.w.quiet_since:
+            self._supply(t)
 
     def master_stopped(self, t: float) -> None:
         if not self._masters():
@@ -298,8 +324,9 @@ class BudgetRun:
     def _supply(self, t: float) -> None:
         if self._last_limit is None:
             return
+        w = self.w
         s = SupplySample(t, self._last_limit, sum(self._offers.values()), tuple(self._demands.values()),
-                         self.w.quiet_except_budget and len(self._masters()) == 1)
+                         w.quiet_except_budget and t >= w.quiet_since and len(self._masters()) == 1)
         last = self.supply[-1] if self.supply else None
         if last is None or (last.limit_da, last.offered_da, last.demands, last.quiet) != (
                 s.limit_da, s.offered_da, s.demands, s.quiet):

@@ -514,6 +514,8 @@ class World:
         at = t + (recovery_after(self.timing, recovery) if recovery else 0.0)
         if at > self.quiet_since:
             self.quiet_since = at
+            if at > t and self.budget_run is not None:  # its supply is judged again once the master recovered
+                self.budget_run.recovers_at(at)
         self._update_quiet(t)
 
     def _update_quiet(self, t: float) -> None:
@@ -526,7 +528,11 @@ class World:
             and all(p.alive for p in self.servants)
         )
         quiet = base and not self.faults
-        self.quiet_except_budget = base and all(k == "budget" for k in self.faults)
+        quiet_b = base and all(k == "budget" for k in self.faults)
+        if quiet_b != self.quiet_except_budget:
+            self.quiet_except_budget = quiet_b
+            if self.budget_run is not None:  # (None while the world is being built)
+                self.budget_run.quiet_changed(t)
         if quiet and not self.quiet:
             self.quiet_since = max(self.quiet_since, t)
         self.quiet = quiet
