@@ -70,7 +70,7 @@ _CONTROL = (SetLimit, Ack)  # (a tuple: isinstance with a union is slower, and t
 class MasterFactory(Protocol):
     """What builds a master (``Master`` itself, or a test's subclass)."""
 
-    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ...,
+    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ..., *,
                  budget: BudgetPolicy | None = ...) -> MasterNode: ...
 
 

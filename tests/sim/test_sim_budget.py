@@ -11,6 +11,7 @@ from busshare.core.budget import Budget
 from busshare.core.budget import BudgetPolicy
 from busshare.core.budget import EvDraw
 from busshare.core.config import Config
+from busshare.frames import Message
 from busshare.master import Master
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.house import flat_house
@@ -35,12 +36,12 @@ def checks_failed(sc: Scenario, master: type[Master]) -> set[str]:
 class NeverCuts(Master):
     """Broken: takes a lower limit (it stops granting) but runs no allocation for it, so nothing is cut."""
 
-    def _budget_input(self, b: Budget, now: float) -> list[object]:  # type: ignore[override]
-        out: list[object] = []
+    def _budget_input(self, b: Budget, now: float) -> list[Message]:
+        out: list[Message] = []
         lowered = b.limit_da < self.limit_da
         changed = self._take_budget(b)
         if not self.left:
-            self._step(now, out, changed=changed and not lowered)  # type: ignore[arg-type]
+            self._step(now, out, changed=changed and not lowered)
         return out
 
 
