@@ -147,6 +147,11 @@ class BudgetRun:
         if world.record:
             world.timeline.main_limit_da = cfg.main_limit_da if self.metered else None
 
+    @property
+    def limit_da(self) -> int | None:
+        """The effective limit in force (None before the first master took its budget)."""
+        return self._last_limit
+
     # -- the master's policy -------------------------------------------------------------------------
 
     def policy(self, now: float) -> BudgetPolicy:

@@ -184,3 +184,41 @@ def test_a_scenario_file(tmp_path: Path) -> None:
     path.write_text(text.replace("duration_s = 220.0", "duration_s = 30.0"))
     s = json.loads(cli("sim", str(path), "--speed", "max", "--json").stdout.splitlines()[-1])
     assert s["duration_s"] == pytest.approx(30.0) and s["violations"] == []
+
+
+@pytest.fixture(scope="module")
+def mains(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], Path]:  # type: ignore[type-arg]
+    """``busshare sim mains``, run once: JSON lines and a plot."""
+    png = tmp_path_factory.mktemp("mains") / "mains.svg"
+    r = cli("sim", "mains", "--speed", "max", "--json", "--plot", str(png))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()], png
+
+
+def test_sim_mains_summary_adds_the_budget_and_the_site(mains) -> None:  # type: ignore[no-untyped-def]
+    s = mains[0][-1]
+    assert s["record"] == "summary" and s["scenario"] == "mains" and s["violations"] == []
+    b, site = s["budget"], s["site"]
+    assert set(b) == {"changes", "lowest_a", "fallbacks", "longest_over_budget_s", "bound_s"}
+    assert set(site) == {"main_limit_a", "peak_site_a", "over_main_s"}
+    assert b["changes"] >= 10 and b["lowest_a"] == 12.0 and b["fallbacks"] >= 1  # the drop, the meter outage
+    assert 0 < b["longest_over_budget_s"] <= b["bound_s"] == 6.05
+    assert site["main_limit_a"] == 63.0 and site["peak_site_a"] > 63.0 and 0 < site["over_main_s"] < 10
+    # the state records show the effective limit: the fallback first, the demand-response drop later
+    limits = {st["t"]: st["limit_a"] for st in mains[0][:-1]}
+    assert limits[0.0] == 24.0 and limits[500.0] == 12.0 and max(limits.values()) == 48.0
+
+
+def test_sim_mains_plot_shows_the_site_and_the_budget(mains) -> None:  # type: ignore[no-untyped-def]
+    svg = mains[1].read_text()
+    # the effective budget in the total; the site panel: house, each EV stacked on it, the main limit
+    for gid in ("budget", "house", "site-ev:1", "site-ev:4", "main-limit"):
+        assert f'id="{gid}"' in svg, gid
+    # the events marked: the house steps, the demand response, the meter outage (a span), the fallback
+    for mark in ("mark:house:bus:150.000", "mark:setpoint:bus:420.", "mark:meter-fault:bus:720.000-760.000",
+                 "mark:budget-fallback:bus:72"):
+        assert f'id="{mark}' in svg, mark
+
+
+def test_a_scenario_without_a_budget_has_no_budget_keys(story) -> None:  # type: ignore[no-untyped-def]
+    assert "budget" not in story[0]["summary"] and "site" not in story[0]["summary"]

@@ -137,6 +137,8 @@ def test_sim(capsys: pytest.CaptureFixture[str]) -> None:
     recs = records(cli(capsys, "sim", "faults", "--speed", "max", "--json", "--duration", "120",
                        "--time", "relative"), "sim faults --json --time relative")
     assert recs[-1]["command"] == "sim"
+    recs = records(cli(capsys, "sim", "mains", "--speed", "max", "--json", "--duration", "200"), "sim mains --json")
+    assert {"budget", "site"} <= set(recs[-1])  # a moving budget's summary objects, validated too
 
 
 def test_decode(capsys: pytest.CaptureFixture[str], capture: Path, tmp_path: Path) -> None:

@@ -82,9 +82,11 @@ def evse_states(sim: Any) -> list[dict[str, Any]]:
 
 def state_record(sim: Any) -> dict[str, Any]:
     evses = evse_states(sim)
+    budget = getattr(sim, "budget_run", None)
+    limit = sim.config.limit_da if budget is None or budget.limit_da is None else budget.limit_da
     return {
         "t": round(sim.now, 3),
-        "limit_a": sim.config.limit_da / 10,
+        "limit_a": limit / 10,  # the effective limit, with a moving budget
         "total_offered_a": round(sum(e["offered_a"] for e in evses), 1),
         "total_drawn_a": round(sum(e["drawn_a"] for e in evses), 1),
         "master": "up" if any(m.alive for m in sim.masters) else "down",
