@@ -47,7 +47,12 @@ rule 6  conflicts: ``_twin``, ``_check_tag``, ``_stranger``,
 rule 7  local limits: ``_on_ack`` counts min(applied, sent); a servant not
         heard yet counts at its max.
 rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
-8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum).
+rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``clear_setpoint`` and ``tick``
+        feed the budget policy; ``_take_budget`` makes its limit ``limit_da`` (the ledger's and the
+        heartbeat's) and the allocation runs in the same step, so ``_cuts`` go out at once and what is
+        counted fits within ``Timing.budget_compliance_bound``; ``_ev_draws`` is the EV estimate.
+8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum, against ``_floor``: the
+        limit, or a budget's fallback).
 8.6     allocation: ``core/allocation.py``, called from ``_targets``.
 """
 
