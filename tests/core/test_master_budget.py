@@ -284,3 +284,85 @@ def test_a_twins_worst_case_is_cut_from_the_other_failsafes_to_fit_the_floor() -
     assert master.view(1, net.t).state == "twin"  # type: ignore[union-attr]
     assert master.reserved_failsafe_da(net.t) <= FALLBACK
     assert armed_total(net) <= FALLBACK
+
+
+# -- stale sources, setpoints, a restart ------------------------------------------------------------
+
+
+def test_a_stale_meter_drops_the_limit_to_the_fallback_and_nothing_rises_until_it_is_back() -> None:
+    net = charging(cars=3, react=2.0)
+    master = net.master
+    assert master is not None
+    t0 = net.t  # the last good reading was a tick ago: failed reads from now on
+    metered(net, 4.0, lambda t: None)
+    assert master.limit_da == STATIC  # a failed read is not a reading: nothing moves before the timeout
+    metered(net, 1.5, lambda t: None)
+    assert master.limit_da == FALLBACK and master.budget.degraded and master.budget.source is LimitSource.FALLBACK
+    kinds = [e.kind for e in events(net) if e.t >= t0]
+    assert kinds.count(EventKind.METER_FAILED) == 1 and EventKind.BUDGET_FALLBACK in kinds
+    assert any(isinstance(m, SetLimit) and m.limit_da < 210 for t, who, m in net.log if who == "master" and t > t0)
+    metered(net, 30.0, lambda t: None)  # still failing: held at the fallback however long
+    assert master.limit_da == FALLBACK
+    assert master.committed_da(net.t) <= FALLBACK and net.offered_total() <= FALLBACK
+    metered(net, 2.0, 100)  # back: recovers, but only after the raise hold
+    assert master.limit_da == FALLBACK and not master.budget.degraded
+    metered(net, master.budget_policy.hold_s + 1.0, 100)  # type: ignore[union-attr]
+    assert master.limit_da > FALLBACK
+
+
+def test_a_setpoint_holds_for_its_ttl_then_falls_back_without_rising() -> None:
+    net = charging(cars=3)
+    master = net.master
+    assert master is not None
+    out = master.setpoint(300, 20.0, net.t)  # 30 A for 20 s
+    net.from_master(out)
+    assert master.limit_da == 300 and master.budget.source is LimitSource.SETPOINT
+    assert cuts(out)  # cut at once, in the same call
+    metered(net, 19.0, 100)
+    assert master.limit_da == 300 and not master.budget.degraded
+    metered(net, 1.5, 100)
+    assert master.budget.degraded and master.budget.source is LimitSource.FALLBACK
+    assert master.limit_da == FALLBACK  # min(30 A, the 24 A fallback): an expired setpoint never raises
+    kinds = [e.kind for e in events(net)]
+    assert EventKind.SETPOINT_EXPIRED in kinds and kinds.index(EventKind.SETPOINT) < kinds.index(EventKind.SETPOINT_EXPIRED)
+    metered(net, 30.0, 100)
+    assert master.limit_da == FALLBACK
+
+
+def test_a_withdrawn_setpoint_frees_the_limit_after_the_hold() -> None:
+    net = charging(cars=3)
+    master = net.master
+    assert master is not None
+    net.from_master(master.setpoint(300, None, net.t))  # the default time-to-live (60 s)
+    metered(net, 5.0, 100)
+    out = master.clear_setpoint(net.t)
+    net.from_master(out)
+    assert cuts(out) == [] and master.limit_da == 300  # a withdrawal raises nothing at once
+    assert EventKind.SETPOINT_CLEARED in [e.kind for e in events(net)]
+    assert master.budget.source is LimitSource.STATIC and not master.budget.degraded
+    # the cuts to 30 A were acked a moment ago: readings count towards a raise once the meterless cars have
+    # had their reaction allowance (BUDGET.md 4.2.2), then the room must hold
+    hold = master.budget_policy.hold_s  # type: ignore[union-attr]
+    metered(net, hold + 2.0, 100)
+    assert master.limit_da == 300  # a hold's worth of readings, but taken while the cars may still follow
+    metered(net, T.reaction_allowance, 100)
+    assert master.limit_da == STATIC  # one whole step here (raise_step_a is the static limit)
+    assert master.committed_da(net.t) <= STATIC
+
+
+def test_a_restarted_master_starts_at_the_fallback_until_a_good_reading() -> None:
+    net = charging(cars=3)
+    net.kill_master()
+    net.run(1.0)
+    master = net.start_master(9, budget=policy(net.t))
+    assert master.limit_da == FALLBACK and master.budget.degraded
+    net.run(2.0)  # learning, then sharing the fallback: no reading yet
+    hb = [m for t, who, m in net.log if who == "master" and isinstance(m, Heartbeat) and m.epoch == 9]
+    assert hb and {m.limit_da for m in hb} == {FALLBACK}
+    net.run(20.0)
+    assert not master.learning and master.limit_da == FALLBACK
+    assert master.committed_da(net.t) <= FALLBACK and net.offered_total() <= FALLBACK
+    metered(net, 2.0, 100)  # the first good reading: recovers in steps, after the hold
+    assert master.limit_da == FALLBACK
+    metered(net, master.budget_policy.hold_s + 1.0, 100)  # type: ignore[union-attr]
+    assert master.limit_da == STATIC
