@@ -602,7 +602,8 @@ class Master:
         """Sum counted against the limit at ``now`` (rule 1).
 
         Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
-        as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
+        as two units) and within the compliance window after the limit was lowered (rule 9).  While learning,
+        servants not heard yet count at their maximum (rule 7 worst case).
         """
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
 
