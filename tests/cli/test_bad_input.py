@@ -406,7 +406,7 @@ def test_a_busy_serial_port_is_refused_by_every_modbus_command(capsys: pytest.Ca
     ("rs485", ["--drop", "nan"], "--drop"),
     ("rs485", ["--duration", "-1"], "--duration"),
     ("rs485", ["--duration", "inf"], "--duration"),
-    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "0"], "--speed"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "-1"], "--speed"),
     ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "nan"], "--speed"),
     ("meter_emulator", ["--serial", "/dev/null", "--baud", "-1"], "--baud"),
     ("meter_emulator", ["--tcp", "127.0.0.1:0", "--at", "nan:freeze"], "--at"),
