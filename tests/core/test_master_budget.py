@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from busshare.core.budget import BudgetPolicy
 from busshare.core.budget import MainsReading
@@ -27,7 +30,11 @@ from busshare.frames import Ack
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import serial_tag
 from busshare.master import Master
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from tests.support.core_harness import Car
 from tests.support.core_harness import Net
 from tests.support.site_files import ISSUE_SITE
@@ -57,13 +64,20 @@ def reading(net: Net, house_da: int, lag: float = 0.0) -> list[Message]:
     return out
 
 
-def metered(net: Net, seconds: float, house: int | Callable[[float], int], each: Callable[[], None] | None = None) -> None:
-    """Run ``seconds`` with a mains reading every second (``house``: a load or a function of the time)."""
+def metered(net: Net, seconds: float, house: int | Callable[[float], int | None],
+            each: Callable[[], None] | None = None) -> None:
+    """Run ``seconds`` with a mains poll every second; ``house`` is a load, or a function of the time giving
+    one or None (the poll failed); ``each`` runs after every step."""
+    assert net.master is not None
     end = net.t + seconds
     while net.t < end - 1e-9:
         net.step()
         if abs(net.t - round(net.t)) < 1e-6:
-            reading(net, house if isinstance(house, int) else house(net.t))
+            load = house if isinstance(house, int) else house(net.t)
+            if load is None:
+                net.from_master(net.master.mains_failed(net.t, "timeout: no response"))
+            else:
+                reading(net, load)
         if each is not None:
             each()
 
@@ -208,3 +222,147 @@ def test_what_is_counted_fits_a_lowered_limit_within_the_bound(loss: str, meter:
     if loss == "none" and not meter:
         assert first_fit - t0 >= T.reaction_allowance - 1e-6  # a meterless unit acks after the allowance: the bound is needed
     assert sum(net.offers().values()) <= 380
+
+
+# -- the failsafe currents fit the floor (docs/BUDGET.md 6.2) -------------------------------------
+
+_MOVE = st.tuples(st.floats(0.5, 12.0), st.sampled_from(["house", "setpoint", "clear", "outage"]),
+                  st.integers(0, 630))
+
+
+def armed_total(net: Net) -> int:
+    return sum(u.node.armed_failsafe_da for u in net.units.values() if u.up)
+
+
+@settings(max_examples=12, deadline=None)
+@given(moves=st.lists(_MOVE, min_size=1, max_size=6), meter=st.booleans())
+def test_the_armed_failsafes_fit_the_fallback_at_every_step_and_after_the_master_dies(
+        moves: list[tuple[float, str, int]], meter: bool) -> None:
+    """Whatever the budget does, the failsafe currents armed (and counted) sum to at most the fallback, so a
+    master that dies at once, even right after a lowering, leaves the servants within it (PROTOCOL.md 8.3)."""
+    net = charging(cars=4, meter=meter, react=2.0)
+    master = net.master
+    assert master is not None
+    house, outage_until = 100, -1.0
+
+    def judge() -> None:
+        assert armed_total(net) <= FALLBACK
+        assert master.reserved_failsafe_da(net.t) <= FALLBACK
+
+    for gap, kind, value in moves:
+        if kind == "house":
+            house = value
+        elif kind == "setpoint":
+            net.from_master(master.setpoint(value, gap + 1.0, net.t))
+        elif kind == "clear":
+            net.from_master(master.clear_setpoint(net.t))
+        else:
+            outage_until = net.t + gap
+        metered(net, gap, lambda t, h=house, until=outage_until: h if t >= until else None, judge)
+    net.kill_master()  # at once, maybe right after a lowering whose cuts are not acked yet
+    net.run(T.failsafe_timeout + 2 * T.tick_period)
+    assert all(u.node.offer_da <= u.node.armed_failsafe_da for u in net.units.values())
+    assert net.offered_total() <= FALLBACK
+
+
+def test_a_twins_worst_case_is_cut_from_the_other_failsafes_to_fit_the_floor() -> None:
+    """A twin counts at its worst case, failsafe too: with a budget the others' failsafes give way to it
+    within the compliance bound, so what a dead master leaves stays within the fallback (a fixed site sums
+    them against its limit, as before)."""
+    net = charging(cars=3, meter=True)
+    master = net.master
+    assert master is not None
+    assert master.reserved_failsafe_da(net.t) == 3 * 60
+    twin = Link()
+
+    def twin_reports() -> None:  # the twin goes on answering on address 1
+        if abs(net.t * 2 - round(net.t * 2)) < 1e-6:
+            net.inject("twin", Status(1, serial_tag(0x999), PilotState.C, 0, 0, 800), twin)
+
+    twin_reports()
+    metered(net, T.budget_compliance_bound + T.tick_period, 100, twin_reports)
+    assert master.view(1, net.t).state == "twin"  # type: ignore[union-attr]
+    assert master.reserved_failsafe_da(net.t) <= FALLBACK
+    assert armed_total(net) <= FALLBACK
+
+
+# -- stale sources, setpoints, a restart ------------------------------------------------------------
+
+
+def test_a_stale_meter_drops_the_limit_to_the_fallback_and_nothing_rises_until_it_is_back() -> None:
+    net = charging(cars=3, react=2.0)
+    master = net.master
+    assert master is not None
+    t0 = net.t  # the last good reading was a tick ago: failed reads from now on
+    metered(net, 4.0, lambda t: None)
+    assert master.limit_da == STATIC  # a failed read is not a reading: nothing moves before the timeout
+    metered(net, 1.5, lambda t: None)
+    assert master.limit_da == FALLBACK and master.budget.degraded and master.budget.source is LimitSource.FALLBACK
+    kinds = [e.kind for e in events(net) if e.t >= t0]
+    assert kinds.count(EventKind.METER_FAILED) == 1 and EventKind.BUDGET_FALLBACK in kinds
+    assert any(isinstance(m, SetLimit) and m.limit_da < 210 for t, who, m in net.log if who == "master" and t > t0)
+    metered(net, 30.0, lambda t: None)  # still failing: held at the fallback however long
+    assert master.limit_da == FALLBACK
+    assert master.committed_da(net.t) <= FALLBACK and net.offered_total() <= FALLBACK
+    metered(net, 2.0, 100)  # back: recovers, but only after the raise hold
+    assert master.limit_da == FALLBACK and not master.budget.degraded
+    metered(net, master.budget_policy.hold_s + 1.0, 100)  # type: ignore[union-attr]
+    assert master.limit_da > FALLBACK
+
+
+def test_a_setpoint_holds_for_its_ttl_then_falls_back_without_rising() -> None:
+    net = charging(cars=3)
+    master = net.master
+    assert master is not None
+    out = master.setpoint(300, 20.0, net.t)  # 30 A for 20 s
+    net.from_master(out)
+    assert master.limit_da == 300 and master.budget.source is LimitSource.SETPOINT
+    assert cuts(out)  # cut at once, in the same call
+    metered(net, 19.0, 100)
+    assert master.limit_da == 300 and not master.budget.degraded
+    metered(net, 1.5, 100)
+    assert master.budget.degraded and master.budget.source is LimitSource.FALLBACK
+    assert master.limit_da == FALLBACK  # min(30 A, the 24 A fallback): an expired setpoint never raises
+    kinds = [e.kind for e in events(net)]
+    assert EventKind.SETPOINT_EXPIRED in kinds and kinds.index(EventKind.SETPOINT) < kinds.index(EventKind.SETPOINT_EXPIRED)
+    metered(net, 30.0, 100)
+    assert master.limit_da == FALLBACK
+
+
+def test_a_withdrawn_setpoint_frees_the_limit_after_the_hold() -> None:
+    net = charging(cars=3)
+    master = net.master
+    assert master is not None
+    net.from_master(master.setpoint(300, None, net.t))  # the default time-to-live (60 s)
+    metered(net, 5.0, 100)
+    out = master.clear_setpoint(net.t)
+    net.from_master(out)
+    assert cuts(out) == [] and master.limit_da == 300  # a withdrawal raises nothing at once
+    assert EventKind.SETPOINT_CLEARED in [e.kind for e in events(net)]
+    assert master.budget.source is LimitSource.STATIC and not master.budget.degraded
+    # the cuts to 30 A were acked a moment ago: readings count towards a raise once the meterless cars have
+    # had their reaction allowance (BUDGET.md 4.2.2), then the room must hold
+    hold = master.budget_policy.hold_s  # type: ignore[union-attr]
+    metered(net, hold + 2.0, 100)
+    assert master.limit_da == 300  # a hold's worth of readings, but taken while the cars may still follow
+    metered(net, T.reaction_allowance, 100)
+    assert master.limit_da == STATIC  # one whole step here (raise_step_a is the static limit)
+    assert master.committed_da(net.t) <= STATIC
+
+
+def test_a_restarted_master_starts_at_the_fallback_until_a_good_reading() -> None:
+    net = charging(cars=3)
+    net.kill_master()
+    net.run(1.0)
+    master = net.start_master(9, budget=policy(net.t))
+    assert master.limit_da == FALLBACK and master.budget.degraded
+    net.run(2.0)  # learning, then sharing the fallback: no reading yet
+    hb = [m for t, who, m in net.log if who == "master" and isinstance(m, Heartbeat) and m.epoch == 9]
+    assert hb and {m.limit_da for m in hb} == {FALLBACK}
+    net.run(20.0)
+    assert not master.learning and master.limit_da == FALLBACK
+    assert master.committed_da(net.t) <= FALLBACK and net.offered_total() <= FALLBACK
+    metered(net, 2.0, 100)  # the first good reading: recovers in steps, after the hold
+    assert master.limit_da == FALLBACK
+    metered(net, master.budget_policy.hold_s + 1.0, 100)  # type: ignore[union-attr]
+    assert master.limit_da == STATIC
