@@ -372,7 +372,8 @@ def chaos_shapes_table() -> list[str]:
             counter.update(shapes_in(chaos_scenario(seed, generator=g)))
     out = ["| shape | generator 1 | generator 2 | the test's floor |", "|---|---|---|---|"]
     for name, share in STATED_SHARE.items():
-        label = f"`{name}`" + (" (limit 0.8-1.2 x sum of minimums)" if name == "tight-budget" else "")
+        label = f"`{name}`" + {"tight-budget": " (limit 0.8-1.2 x sum of minimums)",
+                               "moving-budget": " (a mains meter, meter faults, setpoints)"}.get(name, "")
         out.append(f"| {label} | {counts[1][name]} | {counts[2][name]} | {round(share * len(CI_SEEDS))} |")
     return out
 

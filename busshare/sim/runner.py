@@ -71,7 +71,8 @@ class Summary:
         ]
         b = self.budget
         if b is not None:
-            lines.insert(-1, f"budget: {b.changes} changes, lowest {b.lowest_da / 10:.1f} A, {b.fallbacks} fallbacks, "
+            lines.insert(-1, f"budget: {b.changes} changes, lowest {b.lowest_da / 10:.1f} A, "
+                             f"{b.fallbacks} fallback{'' if b.fallbacks == 1 else 's'}, "
                              f"longest over budget {b.longest_over_budget_s:.2f} s (bound {b.bound_s:.2f} s)")
             if b.main_limit_da is not None:
                 lines.insert(-1, f"site: main {b.main_limit_da / 10:.1f} A, peak {b.peak_site_da / 10:.1f} A, "
