@@ -291,3 +291,31 @@ def test_an_appliance_house_keeps_its_fallback_promise_over_hours() -> None:
 
 def test_a_house_load_drawn_from_data_matches_the_world_type() -> None:
     assert isinstance(FAULTY.house, HouseLoad)
+
+
+def test_waste_allows_a_dip_the_allocation_heals_within_the_settle_time() -> None:
+    # rotation or reclaim moves current by a cut then a grant, long after the last change of limit or demand
+    demands = (Demand(1, 320), Demand(2, 320))
+    dip = [SupplySample(0.0, 400, 400, demands), SupplySample(100.0, 400, 340, demands),
+           SupplySample(102.0, 400, 400, demands)]
+    assert check_waste(dip, settle_s=7.0, end=200.0) == []
+    lasting = [SupplySample(0.0, 400, 400, demands), SupplySample(100.0, 400, 340, demands),
+               SupplySample(110.0, 400, 400, demands)]
+    (v,) = check_waste(lasting, settle_s=7.0, end=200.0)
+    assert v.check == "budget-waste" and v.t == 107.0
+
+
+def test_compliance_window_restarts_when_a_unit_is_held_or_comes_back_and_after_a_fault() -> None:
+    # a unit turns silent: rule 3 holds its 6 A, the others must be cut to make room (the window applies)
+    held = [BudgetSample(0.0, 143, 143), BudgetSample(50.0, 143, 203, exempt_da=60), BudgetSample(53.0, 143, 143)]
+    assert check_compliance(held, WINDOW, end=100.0) == []
+    # it comes back at its failsafe and must be cut to fit, again within the window
+    back = [BudgetSample(0.0, 143, 203, exempt_da=203), BudgetSample(50.0, 143, 203, exempt_da=0),
+            BudgetSample(53.0, 143, 143)]
+    assert check_compliance(back, WINDOW, end=100.0) == []
+    # the end of an unjudged stretch (a fault outside the bound): the lost cuts are sent again
+    fault = [BudgetSample(0.0, 143, 200, quiet=False), BudgetSample(50.0, 143, 200), BudgetSample(53.0, 143, 143)]
+    assert check_compliance(fault, WINDOW, end=100.0) == []
+    # but not for ever
+    (v,) = check_compliance([*held[:2], BudgetSample(60.0, 143, 143)], WINDOW, end=100.0)
+    assert v.t == 50.0 + WINDOW
