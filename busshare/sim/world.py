@@ -365,7 +365,11 @@ class World:
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
                 oracle.heartbeat(proc, msg, t)
+                before = node.last_set_limit
                 out = node.receive(msg, t)
+                held = node.last_set_limit  # a grant held while the master did not hear it, taken now (rule 4)
+                if held is not before and held is not None and oracle.accepts(proc, held, t):
+                    oracle.granted(proc, held, t)
             elif offset < 0x40 and (offset & 0x3F) == proc.address:
                 assert isinstance(msg, SetLimit)
                 out = node.receive(msg, t)

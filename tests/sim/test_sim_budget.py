@@ -138,3 +138,12 @@ def test_chaos_seeds_with_a_moving_budget_keep_every_promise(seed: int) -> None:
     assert sc.budget_world is not None and sc.config.budget is not None
     result = Simulation(sc, seed, record=False).run()
     assert result.ok and result.summary.budget is not None
+
+
+def test_a_grant_held_until_the_master_hears_the_servant_counts_for_rule4_when_it_is_taken() -> None:
+    """Found by a budget seed: a servant holds a grant (failsafe 6 A) while the master does not hear it and
+    takes it with the next heartbeat that shows it heard; its cut (failsafe 0 A) is then lost.  Failing safe
+    at the 6 A it armed is right (PROTOCOL.md rule 4); the oracle must count the grant taken late, not only
+    set-limits applied on arrival."""
+    sc = chaos_scenario(1253)
+    assert Simulation(sc, 1253, record=False).run(1710.0).ok
