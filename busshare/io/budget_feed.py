@@ -4,7 +4,7 @@ The meter client polls in a thread of its own and the MQTT link works in paho's 
 both only *queue* what they get.  ``BudgetFeed.service(now)`` runs on the runtime's loop thread,
 with the runtime's monotonic ``now``: it hands each queued ``MeterReading`` to
 ``master.mains_reading``, each ``MeterFailure`` to ``master.mains_failed``, each ``Setpoint`` to
-``master.setpoint`` (a withdrawal to ``master.clear_setpoint``), returns the frames those calls
+``master.setpoint``, returns the frames those calls
 produced (the cuts of a lowering, sent in the same step), and publishes the retained
 ``busshare/<site>/limit`` whenever the master's (limit, source) changed.  So the sans-IO master
 is only ever called from one thread, and a meter read waiting for its timeout or a broker that
@@ -47,8 +47,6 @@ class BudgetMaster(Protocol):
     def mains_failed(self, now: float, detail: str) -> list[Message]: ...
 
     def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
-
-    def clear_setpoint(self, now: float) -> list[Message]: ...
 
     @property
     def budget(self) -> Budget: ...

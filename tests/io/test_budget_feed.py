@@ -91,10 +91,6 @@ class RecordingMaster:
         self.calls.append(("setpoint", (limit_da, ttl_s), now))
         return []
 
-    def clear_setpoint(self, now: float) -> list[Message]:
-        self.calls.append(("clear_setpoint", None, now))
-        return []
-
 
 def feed() -> tuple[BudgetFeed, RecordingMaster, FakeMeter, FakeLink]:
     master, meter, link = RecordingMaster(), FakeMeter(), FakeLink()
