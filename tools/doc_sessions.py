@@ -469,10 +469,11 @@ def mqtt_link(scratch: Scratch) -> dict[str, list[str]]:
 
 def mains_installation(scratch: Scratch) -> dict[str, list[str]]:
     """examples/site-mains.toml as a whole installation on one machine: a Mosquitto broker on 1883 (not
-    shown), the emulated SDM630 on 5020 holding its house at 17:30 (``--speed 0``), servants 1-3 with
-    simulated cars (started first: they fail safe), then the master; once it has granted, an energy
-    manager's setpoint with mosquitto_pub, and mosquitto_sub reads the retained limit; the meter is
-    stopped (``quit``): the master falls back, and the retained limit says so; Ctrl-C."""
+    shown) and the emulated SDM630 on 5020 holding its house at 17:30 (``--speed 0``); servants 1-3 with
+    simulated cars started first (no master: they fail safe), then the master (its first reading, the
+    broker connecting and the servants learned come in any order: the docs skip those lines); once it
+    has granted, an energy manager's setpoint with mosquitto_pub, and mosquitto_sub reads the retained
+    limit; the meter is stopped (``quit``): the master falls back, and the retained limit says so; Ctrl-C."""
     for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub"):
         need(tool)
     need_port(1883)
@@ -495,7 +496,6 @@ def mains_installation(scratch: Scratch) -> dict[str, list[str]]:
                           ).finish()
         lowered = master.wait_for(r"budget-lowered")
         master.wait_for(r"cut-acked", after=lowered)
-        master.wait_for(r"cut-acked \[\d\]", after=lowered)
         clients += s.start("mosquitto_sub -h 127.0.0.1 -t busshare/garage/limit -C 1 -v").finish()
         emulator.enter("quit")
         emulator.wait_for(r'"event": "stopped"')

@@ -145,11 +145,13 @@ class Runtime:
                 pilot, measured = self.hardware.read(now)
                 self._step(servant.observe(pilot, measured, now), now)
             self._step(self.node.tick(now), now)
+        news = []
         if self.feed is not None:  # the sources' threads only queued: the master is fed here, on the loop thread
             self._step(self.feed.service(now), now)
-            for fe in self.feed.drain_events():
-                self._emit(fe.t, fe.kind.value, None, fe.detail)
+            news = self.feed.drain_events()
         self._events(now)
+        for fe in news:  # the link's own news, as the loop took them: after what the master made of the inputs
+            self._emit(now, fe.kind.value, None, fe.detail)
         if self.status_interval:
             if self._next_status is None:
                 self._next_status = now + self.status_interval
