@@ -47,7 +47,12 @@ rule 6  conflicts: ``_twin``, ``_check_tag``, ``_stranger``,
 rule 7  local limits: ``_on_ack`` counts min(applied, sent); a servant not
         heard yet counts at its max.
 rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
-8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum).
+rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``clear_setpoint`` and ``tick``
+        feed the budget policy; ``_take_budget`` makes its limit ``limit_da`` (the ledger's and the
+        heartbeat's) and the allocation runs in the same step, so ``_cuts`` go out at once and what is
+        counted fits within ``Timing.budget_compliance_bound``; ``_ev_draws`` is the EV estimate.
+8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum, against ``_floor``: the
+        limit, or a budget's fallback).
 8.6     allocation: ``core/allocation.py``, called from ``_targets``.
 """
 
@@ -395,6 +400,9 @@ class Master:
         # the effective limit (rule 9): the policy's, which a restarted master has at the fallback until its
         # first good mains reading; what is counted is held within it and the heartbeat carries it
         self.limit_da = config.limit_da if budget is None else budget.budget.limit_da
+        # the armed failsafe currents are summed against the floor (8.3, BUDGET.md 6.2): the fallback, what the
+        # circuit may always take, so a master that dies right after a lowering leaves the site within it
+        self._floor = config.limit_da if budget is None else budget.cfg.fallback_da
         self.started = now
         self._events = EventLog()
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
@@ -597,6 +605,13 @@ class Master:
         as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
         """
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
+
+    def reserved_failsafe_da(self, now: float) -> int:
+        """Sum of the armed failsafe currents as counted at ``now`` (8.3): what servants fall to if this master dies.
+
+        Held within the floor: the limit, or with a budget its fallback (docs/BUDGET.md 6.2).
+        """
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor).reserved_failsafe()
 
     def servants(self, now: float) -> list[ServantView]:
         """How the master accounts for each servant at ``now`` (read-only)."""
@@ -981,8 +996,8 @@ class Master:
         budget = max(0, self.limit_da - reserved)
         got = allocation.allocate(budget, demands)
         lt.update(got)
-        # failsafe currents: cars first, then the rest; never more than the limit in total
-        fs_budget = max(0, self.limit_da - reserved_fs)
+        # failsafe currents: cars first, then the rest; never more than the floor in total (8.3)
+        fs_budget = max(0, self._floor - reserved_fs)
         # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
         lo = {d.address: min(self._slots[d.address].standalone, got[d.address]) for d in demands}
         order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
@@ -1016,7 +1031,7 @@ class Master:
         True when a reclaim decision changed a demand: the caller runs a second pass at once.
         """
         lt, ft, reclaimed = self._plan(now)
-        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing)
+        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
         raises = self._cuts(now, lt, ft, ledger, second_master, out)
         if not second_master:

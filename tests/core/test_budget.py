@@ -17,7 +17,6 @@ from busshare.core.budget import EvDraw
 from busshare.core.budget import MainsReading
 from busshare.core.budget import steady_change_bound
 from busshare.core.budget_config import BudgetConfig
-from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.core.events import EventKind
@@ -349,4 +348,4 @@ def test_bad_api_inputs_are_refused() -> None:
 
 
 def test_the_compliance_window_is_reaction_plus_one_resend_plus_a_tick() -> None:
-    assert compliance_window_s(Timing()) == pytest.approx(5.0 + 1.0 + 0.05)
+    assert Timing().budget_compliance_bound == pytest.approx(5.0 + 1.0 + 0.05)

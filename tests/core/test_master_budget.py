@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from busshare.core.budget import BudgetPolicy
 from busshare.core.budget import MainsReading
@@ -27,7 +30,11 @@ from busshare.frames import Ack
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import serial_tag
 from busshare.master import Master
+from busshare.protocol.link import Link
+from busshare.protocol.pilot import PilotState
 from tests.support.core_harness import Car
 from tests.support.core_harness import Net
 from tests.support.site_files import ISSUE_SITE
@@ -57,13 +64,20 @@ def reading(net: Net, house_da: int, lag: float = 0.0) -> list[Message]:
     return out
 
 
-def metered(net: Net, seconds: float, house: int | Callable[[float], int], each: Callable[[], None] | None = None) -> None:
-    """Run ``seconds`` with a mains reading every second (``house``: a load or a function of the time)."""
+def metered(net: Net, seconds: float, house: int | Callable[[float], int | None],
+            each: Callable[[], None] | None = None) -> None:
+    """Run ``seconds`` with a mains poll every second; ``house`` is a load, or a function of the time giving
+    one or None (the poll failed); ``each`` runs after every step."""
+    assert net.master is not None
     end = net.t + seconds
     while net.t < end - 1e-9:
         net.step()
         if abs(net.t - round(net.t)) < 1e-6:
-            reading(net, house if isinstance(house, int) else house(net.t))
+            load = house if isinstance(house, int) else house(net.t)
+            if load is None:
+                net.from_master(net.master.mains_failed(net.t, "timeout: no response"))
+            else:
+                reading(net, load)
         if each is not None:
             each()
 
@@ -208,3 +222,65 @@ def test_what_is_counted_fits_a_lowered_limit_within_the_bound(loss: str, meter:
     if loss == "none" and not meter:
         assert first_fit - t0 >= T.reaction_allowance - 1e-6  # a meterless unit acks after the allowance: the bound is needed
     assert sum(net.offers().values()) <= 380
+
+
+# -- the failsafe currents fit the floor (docs/BUDGET.md 6.2) -------------------------------------
+
+_MOVE = st.tuples(st.floats(0.5, 12.0), st.sampled_from(["house", "setpoint", "clear", "outage"]),
+                  st.integers(0, 630))
+
+
+def armed_total(net: Net) -> int:
+    return sum(u.node.armed_failsafe_da for u in net.units.values() if u.up)
+
+
+@settings(max_examples=12, deadline=None)
+@given(moves=st.lists(_MOVE, min_size=1, max_size=6), meter=st.booleans())
+def test_the_armed_failsafes_fit_the_fallback_at_every_step_and_after_the_master_dies(
+        moves: list[tuple[float, str, int]], meter: bool) -> None:
+    """Whatever the budget does, the failsafe currents armed (and counted) sum to at most the fallback, so a
+    master that dies at once, even right after a lowering, leaves the servants within it (PROTOCOL.md 8.3)."""
+    net = charging(cars=4, meter=meter, react=2.0)
+    master = net.master
+    assert master is not None
+    house, outage_until = 100, -1.0
+
+    def judge() -> None:
+        assert armed_total(net) <= FALLBACK
+        assert master.reserved_failsafe_da(net.t) <= FALLBACK
+
+    for gap, kind, value in moves:
+        if kind == "house":
+            house = value
+        elif kind == "setpoint":
+            net.from_master(master.setpoint(value, gap + 1.0, net.t))
+        elif kind == "clear":
+            net.from_master(master.clear_setpoint(net.t))
+        else:
+            outage_until = net.t + gap
+        metered(net, gap, lambda t, h=house, until=outage_until: h if t >= until else None, judge)
+    net.kill_master()  # at once, maybe right after a lowering whose cuts are not acked yet
+    net.run(T.failsafe_timeout + 2 * T.tick_period)
+    assert all(u.node.offer_da <= u.node.armed_failsafe_da for u in net.units.values())
+    assert net.offered_total() <= FALLBACK
+
+
+def test_a_twins_worst_case_is_cut_from_the_other_failsafes_to_fit_the_floor() -> None:
+    """A twin counts at its worst case, failsafe too: with a budget the others' failsafes give way to it
+    within the compliance bound, so what a dead master leaves stays within the fallback (a fixed site sums
+    them against its limit, as before)."""
+    net = charging(cars=3, meter=True)
+    master = net.master
+    assert master is not None
+    assert master.reserved_failsafe_da(net.t) == 3 * 60
+    twin = Link()
+
+    def twin_reports() -> None:  # the twin goes on answering on address 1
+        if abs(net.t * 2 - round(net.t * 2)) < 1e-6:
+            net.inject("twin", Status(1, serial_tag(0x999), PilotState.C, 0, 0, 800), twin)
+
+    twin_reports()
+    metered(net, T.budget_compliance_bound + T.tick_period, 100, twin_reports)
+    assert master.view(1, net.t).state == "twin"  # type: ignore[union-attr]
+    assert master.reserved_failsafe_da(net.t) <= FALLBACK
+    assert armed_total(net) <= FALLBACK
