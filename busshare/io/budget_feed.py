@@ -73,6 +73,9 @@ class LimitLink(Protocol):
 
     def publish_limit(self, limit_da: int, source: LimitSource) -> bool: ...
 
+    @property
+    def connected(self) -> bool: ...
+
 
 class FeedEventKind(StrEnum):
     """What the feed itself reports (the budget's own events come from the master)."""
@@ -195,6 +198,6 @@ class BudgetFeed:
             rec["headroom_a"] = b.headroom_da / 10
         if b.house_da is not None:
             rec["house_a"] = b.house_da / 10
-        if isinstance(self.link, MqttBudgetLink):
+        if self.link is not None:
             rec["broker"] = "connected" if self.link.connected else "away"
         return rec

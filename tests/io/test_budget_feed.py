@@ -84,6 +84,10 @@ class FakeLink:
         self.published.append((limit_da, source))
         return True
 
+    @property
+    def connected(self) -> bool:
+        return self.running
+
 
 class RecordingMaster:
     """Records each budget input with its ``now``; a mains reading answers with a cut."""
@@ -232,6 +236,7 @@ def test_a_reading_that_shows_an_overload_is_cut_in_the_same_step_and_the_limit_
         assert site.link.published[-1] == (320, LimitSource.STATIC)
         status = [r for r in site.records if r.get("record") == "status"][-1]
         assert status["limit_a"] == 32.0 and status["budget"]["source"] == "static"
+        assert status["budget"]["broker"] == "away"  # the fake link was never started (pump, not run)
 
         # the house jumps to 55 A on L1: 63 - 2 - 55 = 6 A left, cut in the step that takes the reading
         mark = len(site.records)
