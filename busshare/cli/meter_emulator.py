@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         start_s = _hours(args.start)
     except ValueError:
         return _fail(f"--start {args.start!r} is not a time of day (HH:MM)")
+    if not 0 < args.speed < float("inf"):
+        return _fail(f"--speed must be a positive number of profile seconds per second, not {args.speed}")
+    if args.baud <= 0:
+        return _fail(f"--baud must be positive, not {args.baud}")
     schedule: list[tuple[float, str]] = []
     for item in args.at:
         delay, sep, command = item.partition(":")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = float(delay)
         except ValueError:
             seconds = -1.0
-        if not sep or seconds < 0 or not command.strip():
+        if not sep or not 0 <= seconds < float("inf") or not command.strip():
             return _fail(f"--at {item!r}: want SECONDS:COMMAND, e.g. 30:freeze")
         schedule.append((seconds, command))
     profile: LoadProfile

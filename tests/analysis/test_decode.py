@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -578,3 +579,30 @@ def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys
     assert main(["decode", str(cap)]) == 0  # the general path
     text = capsys.readouterr().out.splitlines()
     assert "wrong-sequence" in text[1] and "repeated" in text[2]
+
+
+def _documented_summary_keys() -> set[str]:
+    """The names docs/JSON.md's `decode` bullet gives a summary record."""
+    text = (ROOT / "docs" / "JSON.md").read_text()
+    bullet = text[text.index("* `decode`:"):]
+    bullet = bullet[:bullet.index("\n\n")]
+    return {name for name in re.findall(r"`([a-z_0-9]+)`", bullet)}
+
+
+def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: Path) -> None:
+    """A script reads docs/JSON.md: every key a `decode --summary --json` record has is named there, and
+    every name there is a key of the record or of its servants, masters or over-limit episodes."""
+    bus = Bus()
+    bus.heartbeats(0.0, 3.0)
+    bus.status(1.0, 1, 100)
+    bus.send(1.5, SetLimit(3, 9, 400, 60, 7), sender=101)
+    bus.send(1.6, SetLimit(4, 10, 400, 60, 7), sender=101)
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(bus.done()))
+    r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert r["servants"] and r["masters"] and r["over_limit"]
+    nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0])
+    prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
+    named = _documented_summary_keys()
+    assert named - set(r) - nested - prose == set()
+    assert set(r) - named - {"record", "command", "start_t", "duration_s"} == set()

@@ -398,3 +398,25 @@ def test_a_busy_serial_port_is_refused_by_every_modbus_command(capsys: pytest.Ca
     finally:
         held.close()
     open_serial(pty_port, 19200).close()  # free again once the first one closed it
+
+
+@pytest.mark.parametrize(("tool", "argv", "option"), [
+    ("rs485", ["--baud", "0"], "--baud"),
+    ("rs485", ["--corrupt", "2"], "--corrupt"),
+    ("rs485", ["--drop", "nan"], "--drop"),
+    ("rs485", ["--duration", "-1"], "--duration"),
+    ("rs485", ["--duration", "inf"], "--duration"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "0"], "--speed"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "nan"], "--speed"),
+    ("meter_emulator", ["--serial", "/dev/null", "--baud", "-1"], "--baud"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--at", "nan:freeze"], "--at"),
+])
+def test_the_bench_tools_refuse_a_bad_number_in_one_line_naming_it(capsys: pytest.CaptureFixture[str], tool: str,
+                                                                    argv: list[str], option: str) -> None:
+    """The RS-485 line and the meter emulator check their numbers before they open anything."""
+    import importlib
+
+    module = importlib.import_module(f"busshare.cli.{tool}")
+    assert module.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err and "Traceback" not in err, err
