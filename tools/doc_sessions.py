@@ -469,7 +469,7 @@ def mqtt_link(scratch: Scratch) -> dict[str, list[str]]:
 
 def mains_installation(scratch: Scratch) -> dict[str, list[str]]:
     """examples/site-mains.toml as a whole installation on one machine: a Mosquitto broker on 1883 (not
-    shown) and the emulated SDM630 on 5020 holding its house at 17:30 (``--speed 0``); servants 1-3 with
+    shown) and the emulated SDM630 on 5020 holding its house at 17:30's load (``set``); servants 1-3 with
     simulated cars started first (no master: they fail safe), then the master (its first reading, the
     broker connecting and the servants learned come in any order: the docs skip those lines); once it
     has granted, an energy manager's setpoint with mosquitto_pub, and mosquitto_sub reads the retained
@@ -483,9 +483,10 @@ def mains_installation(scratch: Scratch) -> dict[str, list[str]]:
         (s.cwd / "mosquitto.conf").write_text("listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n")
         broker = s.start("mosquitto -c mosquitto.conf -v")
         broker.wait_for(r"Opening ipv4 listen socket on port 1883")
-        emulator = s.start("python -m busshare.cli.meter_emulator --kind sdm630 --tcp 127.0.0.1:5020 --speed 0",
-                           stdin=True)
+        emulator = s.start("python -m busshare.cli.meter_emulator --kind sdm630 --tcp 127.0.0.1:5020", stdin=True)
         emulator.wait_for(r'"event": "listening"')
+        at = emulator.enter("set 13.6 14.3 5.8")  # the house held at its 17:30 load: the same figures every run
+        emulator.wait_for(r'"event": "set"', after=at)
         servants = [s.start(f"busshare servant {site} --address {a} --serial {0x6cdd4070 + a:#x} --ev sim --seed {a}")
                     for a in (1, 2, 3)]
         for p in servants:
