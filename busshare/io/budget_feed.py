@@ -31,6 +31,7 @@ from ..core.meter_maps import MeterReading
 from ..core.setpoint import LimitSource
 from ..core.setpoint import Setpoint
 from ..core.setpoint import SetpointRejected
+from ..core.setpoint import SetpointWithdrawn
 from ..frames import Message
 from .meter import MeterClient
 from .mqtt import BrokerConnected
@@ -47,6 +48,8 @@ class BudgetMaster(Protocol):
     def mains_failed(self, now: float, detail: str) -> list[Message]: ...
 
     def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
+
+    def clear_setpoint(self, now: float) -> list[Message]: ...
 
     @property
     def budget(self) -> Budget: ...
@@ -165,6 +168,8 @@ class BudgetFeed:
             for e in self.link.drain():
                 if isinstance(e, Setpoint):
                     out += master.setpoint(e.limit_da, e.ttl_s, now)
+                elif isinstance(e, SetpointWithdrawn):
+                    out += master.clear_setpoint(now)
                 elif isinstance(e, SetpointRejected):
                     self._event(e.t, FeedEventKind.SETPOINT_REJECTED, f"{e.payload!r}: {e.reason}")
                 elif isinstance(e, BrokerConnected):

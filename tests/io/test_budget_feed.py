@@ -24,6 +24,7 @@ from busshare.core.meter_maps import MeterReading
 from busshare.core.setpoint import LimitSource
 from busshare.core.setpoint import Setpoint
 from busshare.core.setpoint import SetpointRejected
+from busshare.core.setpoint import SetpointWithdrawn
 from busshare.devtools.bench import BenchHardware
 from busshare.frames import Message
 from busshare.frames import SetLimit
@@ -108,6 +109,10 @@ class RecordingMaster:
         self.calls.append(("setpoint", (limit_da, ttl_s), now))
         return []
 
+    def clear_setpoint(self, now: float) -> list[Message]:
+        self.calls.append(("clear_setpoint", None, now))
+        return []
+
 
 def feed() -> tuple[BudgetFeed, RecordingMaster, FakeMeter, FakeLink]:
     master, meter, link = RecordingMaster(), FakeMeter(), FakeLink()
@@ -124,14 +129,15 @@ def test_queued_inputs_reach_the_master_at_the_loops_now_and_their_frames_are_re
     f, master, meter, link = feed()
     meter.queued += [MeterReading(9.8, (100, 50, 20), (1.0, 1.0, 1.0)),
                      MeterFailure(9.9, FailureKind.TIMEOUT, "no reply")]
-    link.queued += [Setpoint(9.7, 260, 5.0)]
+    link.queued += [Setpoint(9.7, 260, 5.0), SetpointWithdrawn(9.75)]
     assert f.service(10.0) == [CUT]  # the cut of the reading, to be sent in this step
     assert master.calls == [
         ("mains_reading", MainsReading(9.8, PhaseCurrents((100, 50, 20))), 10.0),
         ("mains_failed", "timeout: no reply", 10.0),
         ("setpoint", (260, 5.0), 10.0),
+        ("clear_setpoint", None, 10.0),
     ]
-    assert f.service(10.05) == [] and len(master.calls) == 3  # each input once
+    assert f.service(10.05) == [] and len(master.calls) == 4  # each input once
 
 
 def test_the_links_own_news_are_events_not_inputs() -> None:

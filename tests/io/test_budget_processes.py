@@ -7,7 +7,8 @@ The heartbeats' limit is watched on the bus by a `busshare monitor --json` proce
 1. the master starts at the fallback (no mains reading yet), then rises to the static limit;
 2. a setpoint below it lowers the heartbeat's limit; the retained topic says "setpoint";
 3. the setpoint is left to expire: the limit falls back;
-4. a fresh setpoint (above the static limit) lets it recover;
+4. a fresh setpoint (above the static limit) lets it recover; a lower one withdrawn with
+   ``{"limit_a": null}`` gives the static limit back;
 5. the meter emulator is killed: the limit falls back;
 6. SIGINT: the master exits 0 without a traceback.
 
@@ -160,6 +161,16 @@ def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: P
         # 4. a fresh setpoint above the static limit: every source fresh again, the limit recovers
         bus, log = marks(monitor, master)
         broker.pub(SET, '{"limit_a": 40, "ttl_s": 600}')
+        monitor.wait_for(heartbeat(STATIC_A), timeout=WAIT, after=bus)
+        retained_becomes(broker, {"limit_a": STATIC_A, "source": "static"})
+
+        # 4b. a long setpoint below it, then withdrawn on purpose: the limit returns to the static one
+        bus, log = marks(monitor, master)
+        broker.pub(SET, '{"limit_a": 26, "ttl_s": 600}')
+        monitor.wait_for(heartbeat(26.0), timeout=WAIT, after=bus)
+        bus, log = marks(monitor, master)
+        broker.pub(SET, '{"limit_a": null}')
+        master.wait_for(event("setpoint-cleared"), timeout=WAIT, after=log)
         monitor.wait_for(heartbeat(STATIC_A), timeout=WAIT, after=bus)
         retained_becomes(broker, {"limit_a": STATIC_A, "source": "static"})
 
