@@ -252,7 +252,8 @@ class BudgetRun:
         exempt = 0
         if counted > b.limit_da:
             exempt = sum(v.committed_da for v in node.servants(t) if str(v.state) in EXEMPT_STATES)
-        quiet = self.w.quiet_except_budget and len(masters) == 1
+        w = self.w
+        quiet = w.quiet_except_budget and t >= w.quiet_since and len(masters) == 1  # (recovered from a fault)
         s = BudgetSample(t, b.limit_da, counted, exempt, b.degraded, quiet)
         last = self.samples[-1] if self.samples else None
         if last is None or (last.limit_da, last.counted_da, last.exempt_da, last.degraded, last.quiet) != (
@@ -269,11 +270,13 @@ class BudgetRun:
             self._site(t, self.site[-1].house_da, self._site_ev)
 
     def recovers_at(self, at: float) -> None:
-        """The master may take until ``at`` to recover (a fault, a master start): supply is not judged before."""
+        """The master may take until ``at`` to recover (a fault and its late copies, a master start): its count
+        and supply are not judged before."""
         self.w.queue.push_script(at, self._resample, None)
 
     def _resample(self, _: None, t: float) -> None:
         if t >= self.w.quiet_since:
+            self.after_master(t)
             self._supply(t)
 
     def master_stopped(self, t: float) -> None:
