@@ -130,6 +130,8 @@ class BudgetRun:
         self._last_limit: int | None = None
         self._reported: set[tuple[float, str, str]] = set()
         self.policies: list[BudgetPolicy] = []
+        self.quiet_spans: list[tuple[float, float]] = []  # when no fault was in effect (a steady stretch's room)
+        self._quiet_from: float | None = None
         self._budget_nodes: dict[int, tuple[object, BudgetMaster | None]] = {}
         q = world.queue
         if self.metered:
@@ -264,6 +266,11 @@ class BudgetRun:
 
     def quiet_changed(self, t: float) -> None:
         """A fault began or ended: the samples in force are judged, or not, from now on."""
+        if self.w.quiet_except_budget:
+            self._quiet_from = t
+        elif self._quiet_from is not None:
+            self.quiet_spans.append((self._quiet_from, t))
+            self._quiet_from = None
         self.after_master(t)
         self._supply(t)
         if self.site:
@@ -347,14 +354,19 @@ class BudgetRun:
         if self.bw.house.noise_da + self.cfg.resolution_da > self.cfg.deadband_da:
             return []  # outside the proven condition (docs/BUDGET.md 4.3.1)
         cuts = sorted(set(self.disturbed) | set(self.fault_ends))
+        quiet = [*self.quiet_spans, *([] if self._quiet_from is None else [(self._quiet_from, end)])]
         out: list[tuple[float, float]] = []
-        for a, b in self.bw.house.steady(self.cfg.raise_hold_max_s, end):
-            start = a
-            for c in cuts:
-                if a < c < b:
-                    out.append((start, c))
-                    start = c
-            out.append((start, b))
+        for h0, h1 in self.bw.house.steady(self.cfg.raise_hold_max_s, end):
+            for q0, q1 in quiet:  # only while no fault is in effect
+                a, b = max(h0, q0), min(h1, q1)
+                if b <= a:
+                    continue
+                start = a
+                for c in cuts:
+                    if a < c < b:
+                        out.append((start, c))
+                        start = c
+                out.append((start, b))
         return [(a, b) for a, b in out if b - a >= self.cfg.raise_hold_max_s]
 
     def check(self, end: float) -> list[Violation]:
@@ -368,8 +380,11 @@ class BudgetRun:
                                 self.bw.timeout_s, end)
         found += check_fallback(self.samples, stale, cfg.fallback_da, float(self.timing.tick_period), end)
         if self.metered:
-            found += check_chatter(self.limit_changes, self.steady_stretches(end),
-                                   steady_change_bound(cfg, self.static_da))
+            stretches = self.steady_stretches(end)
+            bound = steady_change_bound(cfg, self.static_da)
+            found += check_chatter(self.limit_changes, stretches, bound)
+            for name, times in self.offer_changes.items():  # a change of the limit: at most one set-limit each
+                found += check_chatter(times, stretches, bound, f"{name}'s offer (its set-limits)")
         found += check_waste(self.supply, self.w.bounds.settle_s, end)
         new = []
         for v in sorted(found, key=lambda v: v.t):

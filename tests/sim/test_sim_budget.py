@@ -129,7 +129,10 @@ def test_chatter_catches_a_master_without_a_deadband() -> None:
     steady = dataclasses.replace(sc.budget_world, house=flat_house(150, noise_da=4, seed=3), setpoints=(), faults=())
     sc = dataclasses.replace(sc, budget_world=steady)
     assert Simulation(sc, record=False).run().ok
-    assert "budget-chatter" in checks_failed(sc, with_policy(NoDeadband, hold_s=2.0))
+    sim = Simulation(sc, record=False, stop_on_violation=False, master_cls=with_policy(NoDeadband, hold_s=2.0))
+    found = [v.detail for v in sim.run().violations if v.check == "budget-chatter"]
+    assert any(d.startswith("the effective limit changed") for d in found)
+    assert {d.split("'")[0] for d in found if "offer (its set-limits)" in d} == {"s1", "s2", "s3", "s4"}
 
 
 @pytest.mark.parametrize("seed", [1000, 1020, 1069, 1450])  # found: silent units, second master, echoes
