@@ -821,7 +821,9 @@ class Master:
             s.paused_since = -INF
             return
         if s.pause is _NO_PAUSE:
-            if s.limit > 0:  # (in B at 0 it waits: it cannot charge, so it is not pausing)
+            # its servant reports it offers current with the car in B: the car's own doing (in B at 0 A, B1,
+            # it cannot charge: it waits, not pauses; a car that follows a cut to 0 is reported at 0 too)
+            if s.offered is not None and s.offered > 0:
                 s.pause = Pause.PAUSED
                 s.paused_since = now
         elif s.pause is _PAUSED and now >= s.paused_since + self.timing.reclaim_after:
