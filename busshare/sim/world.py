@@ -96,6 +96,7 @@ def bounds_of(scenario: Scenario) -> Bounds:
         rotation_s=timing.rotation_interval,
         waste_slack_da=10 + len(config.servants),
         retry_s=float(timing.ack_timeout),
+        grace_s=float(timing.reclaim_after),
     )
 
 
@@ -471,6 +472,8 @@ class World:
         elif what is Check.WASTE:
             if inv.waste_sched == t:
                 found = inv.check_waste(t)
+        elif what is Check.PAUSE:
+            found = inv.check_pause(t)
         else:
             assert p is not None
             if what is Check.FAILSAFE:
