@@ -290,7 +290,8 @@ class _Slot:
         p = self.pending
         return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
                 self.twin_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
-                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause)
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
+                self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
 
     @property
     def known(self) -> bool:

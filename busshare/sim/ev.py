@@ -22,7 +22,7 @@ The car model:
   step toward a raise comes when it sees it (the delay is its whole reaction);
 * over the last ``taper_kwh`` its wanted current falls linearly (1 A steps) to
   ``taper_floor_a``; when the energy it wanted is in, it stops drawing and
-  goes back to state B (the servant then releases);
+  goes back to state B (to the servant, a pause that never ends: parked);
 * an open contactor (``ev_stopped``) or a power reset of the EVSE stops the draw
   at once: that is a relay, not a request;
 * a car on its own schedule: with ``start_after_s`` it waits in B that long

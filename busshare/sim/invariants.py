@@ -244,6 +244,9 @@ class Invariants:
     def _service(self, p: ServantProc, offer: int, t: float) -> None:
         """Waste and starvation bookkeeping: is the car unmet, is it waiting."""
         ev = p.evse
+        again = self.pause.note(p, offer, t)
+        if again is not None and self.checks_waste:
+            self.schedule(again, Check.PAUSE, None)  # its grace ends then: look again
         wants = ev.wants_da
         demand = wants if wants < p.cfg.max_da else p.cfg.max_da
         eligible = p.alive and not p.twin and not ev.stopped and not self.sim.contested(p.address)
@@ -251,16 +254,14 @@ class Invariants:
         if unmet != p.unmet:
             self.n_unmet += 1 if unmet else -1
             p.unmet = unmet
-        if eligible and demand > 0 and offer == 0:
+        # (a paused car, parked, is served from leftovers only: ``pause-offer`` is its promise, not rotation)
+        if eligible and demand > 0 and offer == 0 and p.paused_at == INF:
             if p.waiting_since == INF:
                 p.waiting_since = t
                 self._arm_starvation(p, t)
         else:
             p.waiting_since = INF
             p.starve_reported = -INF
-        again = self.pause.note(p, offer, t)
-        if again is not None and self.checks_waste:
-            self.schedule(again, Check.PAUSE, None)  # its grace ends then: look again
         if self.sim.quiet:
             self.update_waste(t)
             self.update_pause(t)

@@ -63,6 +63,12 @@ class PauseChecks:
         self.tracked += int(after) - int(before)
         return again
 
+    def restart(self, back_at: float, servants: Sequence[ServantProc]) -> None:
+        """A master started: it learns every paused car anew, so their grace runs from ``back_at``."""
+        for p in servants:
+            if p.paused_at < back_at < INF and p.paused_at < INF:
+                p.paused_at = back_at
+
     def now(self, servants: Sequence[ServantProc], spare_da: int, t: float) -> tuple[str, str] | None:
         """(check name, why) for a promise broken right now, or None."""
         if not self.tracked:

@@ -156,7 +156,7 @@ def test_a_car_waiting_in_b_for_its_own_timer_is_parked_then_starts_when_it_is_t
     t = net.config.timing
     net.run(t.reclaim_after + t.reaction_allowance)
     assert net.offers() == {1: 60, 2: 320, 3: 0}, "it does not hold a full share for hours"
-    net.run(3600.0)
+    net.run(600.0)
     assert net.offers() == {1: 60, 2: 320, 3: 0} and state(net, 1) is ServantState.PARKED
     net.set_pilot(1, C)  # 01:00: a PWM is there, it starts
     net.run(t.reaction_allowance + 2.0)
@@ -204,3 +204,33 @@ def test_a_version_1_servant_that_releases_a_finished_car_is_handled_as_before()
     m.receive(Status(1, tags[1], B, 0, 0, 0), later)
     view = m.view(1, later)
     assert view is not None and view.state is ServantState.IDLE
+
+
+def test_a_status_that_only_shows_the_offer_reaching_a_car_in_b_starts_its_grace() -> None:
+    """A car plugged in on its timer stays in B: the STATUS after the grant changes only the offer, and that
+    alone must start the pause (its grace, then parked), though the pilot did not change."""
+    cfg = site()
+    m = Master(cfg, 0.0, epoch=7)
+    tags = {a: serial_tag(0x100 + a) for a in (1, 2, 3)}
+    pilots = {1: B, 2: PilotState.A, 3: PilotState.A}
+    offers = {1: 0, 2: 0, 3: 0}
+
+    def statuses(now: float) -> list[SetLimit]:
+        out: list[SetLimit] = []
+        for a in (1, 2, 3):
+            got = m.receive(Status(a, tags[a], pilots[a], offers[a], 0, 320 if a == 1 else 0), now)
+            out += [x for x in got if isinstance(x, SetLimit)]
+        for x in out:  # applied and acked at once (no car draws)
+            offers[x.address] = x.limit_da
+            m.receive(Ack(x.address, x.txn, x.limit_da, 0, AckHow.IMMEDIATE), now)
+        return out
+
+    sent: list[SetLimit] = []
+    t = 0.0
+    while t < 2.0 + cfg.timing.reclaim_after + 1.0:
+        sent += statuses(t)
+        m.tick(t)
+        t = round(t + 0.5, 9)
+    assert [x.limit_da for x in sent if x.address == 1 and x.limit_da > 0] == [320, 60]
+    view = m.view(1, t)
+    assert view is not None and view.state is ServantState.PARKED and offers[1] == 60
