@@ -97,7 +97,7 @@ def _check_budget_on_the_line(config: Config, args: argparse.Namespace) -> None:
     if found:
         p = found[0]
         text = p.message if p.value is None else f"{p.value} {p.message}"
-        raise ConfigError(f"{text}, with this Modbus line's timing ({args.baud} baud, {len(config.servants)} servant{"" if len(config.servants) == 1 else "s"}, "
+        raise ConfigError(f"{text}, with this Modbus line's timing ({args.baud} baud, {len(config.servants)} servant{'' if len(config.servants) == 1 else 's'}, "
                           f"--reply-timeout {args.reply_timeout:g} s)", p.key, args.config)
 
 
