@@ -159,10 +159,14 @@ def pauses(value: object) -> tuple[tuple[float, float], ...]:
     if not isinstance(value, list):
         raise Invalid("is not a list of [offset_s, duration_s] pairs")
     out: list[tuple[float, float]] = []
-    for pair in value:
+    for i, pair in enumerate(value):
         if not isinstance(pair, list) or len(pair) != 2:
             raise Invalid("is not a list of [offset_s, duration_s] pairs")
-        offset, duration = seconds(pair[0]), positive_seconds(pair[1])
+        try:
+            offset, duration = seconds(pair[0]), positive_seconds(pair[1])
+        except Invalid as exc:
+            raise Invalid(f"pause {i + 1}: needs an offset_s of at least 0 s and a duration_s above 0 s "
+                          f"({exc})") from None
         if out and offset < out[-1][0]:
             raise Invalid("must list the pauses in order of their offset")
         out.append((offset, duration))
