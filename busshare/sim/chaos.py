@@ -2,7 +2,7 @@
 
 Everything is drawn from seeded ``random.Random`` streams, so a failing seed
 reproduces with ``busshare.sim.chaos.chaos_scenario(seed)`` (and the trace the
-violation prints).  Two streams per seed:
+violation prints).  Its random streams per seed:
 
 * the *base* stream draws what generator 1 drew (installation, cars, the
   mix's single faults).  Never add a draw to it: the seeds generator 1 found
@@ -14,7 +14,10 @@ violation prints).  Two streams per seed:
 * the *budget* stream draws a moving budget for ``BUDGET_SHARE`` of the seeds
   (generator 2): a main service above the circuit, a fallback between the
   failsafe sum and the circuit limit, a mains meter, a house behind it, meter
-  faults and demand-response events (``house.random_world``).
+  faults and demand-response events (``house.random_world``);
+* the *pauses* stream (generator 2) draws cars on their own schedule: ones
+  that pause themselves (``EvProfile.pauses``) and ones on a start timer
+  (``start_after_s``), so that adding them moved no other draw.
 
 A fault shape is one row of ``SHAPES``: its name, the mixes that draw it, how
 many episodes per simulated hour, and a builder that places one episode.  A
@@ -55,6 +58,8 @@ LARGE_HOURS = 0.5  # a large installation's hour costs 4-9 times a small one's: 
 TIGHT_SHARE = 0.15  # generator 2: share of the seeds whose limit is within -20 %..+15 % of the sum of minimums
 TIGHT = (0.8, 1.2)  # what shapes_in counts as a tight budget: limit / sum of minimums in this range
 BUDGET_SHARE = 0.25  # generator 2: share of the seeds with a moving budget (a mains meter, setpoints)
+PAUSING_SHARE = 0.2  # generator 2: share of the cars that pause themselves (1-3 pauses of 10 s to 30 min)
+TIMER_SHARE = 0.1  # generator 2: share of the cars that wait in B on their own start timer (30 s to 40 min)
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,8 @@ STATED_SHARE: dict[str, float] = {
     "32-servants": 0.008,
     "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
     "moving-budget": 0.20,  # a mains meter behind a house, meter faults, setpoints (docs/BUDGET.md 7)
+    "pausing-car": 0.5,  # a car that pauses itself (C -> B while offered) and may resume
+    "timer-car": 0.3,  # a car that waits in B on its own start timer
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -200,6 +207,7 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
     extra = random.Random(f"busshare-chaos-shapes:{seed}")  # every draw generator 2 added
     # late copies, reordering and cars that see raises late (issue 10): a stream of their own, generator 2 only
     late = random.Random(f"busshare-chaos-late:{seed}")
+    own = random.Random(f"busshare-chaos-pauses:{seed}")  # cars on their own schedule: generator 2 only
     asked = (n_servants, mix, hours)
     drawn_n = rng.choice((2, 3, 4, 4, 4, 6, 8))
     drawn_mix = rng.choice(MIXES)
@@ -259,6 +267,8 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
                 # raises seen late too: a grant then a cut within the reaction time can still make it climb
                 sees_pilot_late=generator >= 2 and late.random() < 0.3,
             )
+            if generator >= 2:
+                profile = _own_schedule(own, profile)
             leave = t + stay
             cars.append(CarPlan(s.address, round(t, 3), round(leave, 3) if leave < duration else None, profile))
             t = leave + rng.uniform(60, 3600)
@@ -345,6 +355,14 @@ def _moving_budget(rng: random.Random, config: Config, duration: float) -> tuple
     validate(config)
     world = random_world(rng, duration, main_da=main, fallback_da=fallback, margin_da=margin)
     return config, replace(world, timeout_s=timeout, frozen_s=frozen, latency_s=rng.choice((0.05, 0.2, 0.5)))
+def _own_schedule(rng: random.Random, profile: EvProfile) -> EvProfile:
+    """Maybe a car that pauses itself (its timer, balancing, preconditioning) or waits on a start timer."""
+    if rng.random() < PAUSING_SHARE:
+        offsets = sorted(round(rng.uniform(30, 3600), 3) for _ in range(rng.randint(1, 3)))
+        profile = replace(profile, pauses=tuple((o, round(rng.uniform(10, 1800), 3)) for o in offsets))
+    if rng.random() < TIMER_SHARE:
+        profile = replace(profile, start_after_s=round(rng.uniform(30, 2400), 3))
+    return profile
 
 
 def _failsafes_within(servants: list[ServantConfig], limit: int) -> list[ServantConfig]:
@@ -409,6 +427,7 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     servant turns mute ('out');
     ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``;
     ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
+    ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
     """
     timing = sc.config.timing
     found = set()
@@ -437,6 +456,10 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
         found.add("tight-budget")
     if sc.budget_world is not None:
         found.add("moving-budget")
+    if any(c.profile.pauses for c in sc.cars):
+        found.add("pausing-car")
+    if any(c.profile.start_after_s > 0 for c in sc.cars):
+        found.add("timer-car")
     return frozenset(found)
 
 

@@ -319,3 +319,13 @@ def test_compliance_window_restarts_when_a_unit_is_held_or_comes_back_and_after_
     # but not for ever
     (v,) = check_compliance([*held[:2], BudgetSample(60.0, 143, 143)], WINDOW, end=100.0)
     assert v.t == 50.0 + WINDOW
+
+
+def test_waste_counts_a_parked_car_as_served_at_its_minimum_from_leftovers_only() -> None:
+    """A parked car (PROTOCOL.md 8.6) is served only from what the charging cars leave: offering the charging
+    car all it can use (32 A) and the parked one nothing wastes nothing on a 35 A limit: 3 A do not fit its 6 A."""
+    cars = (Demand(1, 320), Demand(2, 60, 60, parked=True))
+    assert check_waste([SupplySample(0.0, 350, 320, cars)], 8.0, end=100.0) == []
+    unparked = (Demand(1, 320), Demand(2, 60, 60))  # taken as a charging car, its 6 A would be owed
+    (v,) = check_waste([SupplySample(0.0, 350, 320, unparked)], 8.0, end=100.0)
+    assert v.check == "budget-waste"

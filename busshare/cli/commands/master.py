@@ -10,8 +10,10 @@ from typing import Any
 
 from ...core.budget import BudgetPolicy
 from ...core.config import Config
+from ...core.config import config_problems
 from ...core.config import load_config
 from ...core.setpoint import Topics
+from ...errors import ConfigError
 from ...io.budget_feed import BudgetFeed
 from ...io.runtime import Runtime
 from ...io.runtime import event_record
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         # the line decides the timing (docs/MODBUS.md)
         addresses = [s.address for s in config.servants]
         config = dataclasses.replace(config, timing=mm.modbus_timing(args.baud, len(addresses), args.reply_timeout))
+        _check_budget_on_the_line(config, args)
         transport = ModbusMasterTransport(open_line(args), args.baud, addresses, reply_timeout=args.reply_timeout)
     else:
         transport = open_can(args)
@@ -86,6 +89,16 @@ def budget_words(config: Config) -> str:
         topics = Topics(config.site_id)
         parts.append(f"MQTT {b.mqtt.broker}: setpoints on {topics.limit_set}, the limit on {topics.limit}")
     return "; ".join(parts)
+
+
+def _check_budget_on_the_line(config: Config, args: argparse.Namespace) -> None:
+    """The line's timing lengthens the compliance window: the file's budget must still fit it (rule 9)."""
+    found = [p for p in config_problems(config) if p.key.startswith("budget.")]
+    if found:
+        p = found[0]
+        text = p.message if p.value is None else f"{p.value} {p.message}"
+        raise ConfigError(f"{text}, with this Modbus line's timing ({args.baud} baud, {len(config.servants)} servant{'' if len(config.servants) == 1 else 's'}, "
+                          f"--reply-timeout {args.reply_timeout:g} s)", p.key, args.config)
 
 
 def _where(args: argparse.Namespace, config: Config) -> str:
