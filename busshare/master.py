@@ -344,17 +344,20 @@ class _Slot:
         return (p is not None and self.follow is not _CONFIRMED and self.presence in _KNOWN
                 and not p.applied and now >= p.first_sent + t.ack_timeout)
 
-    def own_count(self, now: float) -> int:
-        """What its own pilot may offer by our count: acked or pending limit, or its current while going down."""
+    def own_count(self, now: float, once_acked: bool = False) -> int:
+        """What its own pilot may offer by our count: acked or pending limit, or its current while going down.
+
+        ``once_acked``: as it will count when its outstanding set-limit is acked (rule 9's question: do the
+        cuts already sent meet the limit?)."""
         base = self.limit
         if self.pending is not None:
-            base = max(base, self.pending.msg.limit_da)
+            base = self.pending.msg.limit_da if once_acked else max(base, self.pending.msg.limit_da)
         if now < self.leaving_until:
             base = max(base, self.leaving_da)
         return base if base >= self.over_offer else self.over_offer
 
-    def counted(self, now: float, t: Timing) -> int:
-        base = self.own_count(now)
+    def counted(self, now: float, t: Timing, once_acked: bool = False) -> int:
+        base = self.own_count(now, once_acked)
         if self.presence is _SILENT:
             if now >= self.silent_since + t.silent_count_after:
                 base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
@@ -1155,6 +1158,12 @@ class Master:
                 eased = s.eased_cut = True
             elif L >= p.limit_da:
                 return None
+            elif p.limit_da < s.limit and self._complying(now):
+                # rule 9: the count is above a lowered limit and the cuts outstanding already meet it, each
+                # acked within the window of the lowering that sent it; a deeper cut for a demand (a car
+                # plugged in) would restart this one's reaction allowance and keep the count above the limit
+                # past that window. It waits for the ACK
+                return None
         elif p.limit_da <= L and p.failsafe_da <= F:
             return None
         s.limit = max(s.limit, p.limit_da)
@@ -1164,6 +1173,13 @@ class Master:
         self._events.add(now, EventKind.SUPERSEDED, s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
         s.pending = None
         return L, F, eased
+
+    def _complying(self, now: float) -> bool:
+        """Rule 9's window: what is counted is above the limit, and fits it once the outstanding set-limits
+        are acked (never with a fixed limit: rule 1 keeps the count within it)."""
+        slots, t = self._slots.values(), self.timing
+        return (sum(s.counted(now, t) for s in slots) > self.limit_da
+                >= sum(s.counted(now, t, once_acked=True) for s in slots))
 
     def _grants(self, now: float, raises: list[tuple[_Slot, int, int]], ledger: _Ledger,
                 out: list[Message]) -> None:

@@ -152,9 +152,17 @@ def test_a_grant_held_until_the_master_hears_the_servant_counts_for_rule4_when_i
     assert Simulation(sc, 1253, record=False).run(1710.0).ok
 
 
-@pytest.mark.xfail(strict=True, reason="open finding (chaos seed 1632): a demand change re-cuts a meterless unit "
-                   "whose budget cut is unacked; its ack timer restarts, so the count stays above the lowered "
-                   "limit past rule 9's window, though the pilot followed the first cut at once")
-def test_a_cut_superseded_for_a_demand_change_still_complies_within_the_window() -> None:
+class SupersedesInTheWindow(Master):
+    """Deliberately broken (rule 9): re-cuts for a demand while its sent cuts already meet a lowered limit."""
+
+    def _complying(self, now: float) -> bool:
+        return False
+
+
+def test_a_cut_is_not_superseded_for_a_demand_while_the_sent_cuts_meet_a_lowered_limit() -> None:
+    """Found by chaos seed 1632: the budget fell to the fallback, a meterless unit's cut went out, and a car
+    plugged in 4 s later; a deeper cut for the newcomer restarted that unit's reaction allowance, so the count
+    stayed above the lowered limit past rule 9's window. The deeper cut now waits for the first ACK."""
     sc = chaos_scenario(1632)
     assert Simulation(sc, 1632, record=False).run(330.0).ok
+    assert "budget-compliance" in checks_failed(dataclasses.replace(sc, duration_s=330.0), SupersedesInTheWindow)
