@@ -331,6 +331,31 @@ class _Slot:
             f = max(f, self.standalone)
         return f
 
+    def due(self, now: float, t: Timing) -> float:
+        """Its next timer (INF: none): a re-send, going silent, counted at its failsafe, twin gone, leaving car
+        gone, reclaim. Unchanged until one of its fields changes or ``now`` reaches it (``Master._slot_dues``)."""
+        d = INF
+        if self.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
+            d = self.resend_at(t)
+        presence = self.presence
+        if presence is _HEARD:
+            x = self.last_heard + t.servant_silent_after
+            if x < d:
+                d = x
+        elif presence is _SILENT:
+            x = self.silent_since + t.silent_count_after
+            if now < x < d:
+                d = x
+        if self.twin_extra and now < self.twin_until < d:
+            d = self.twin_until
+        if now < self.leaving_until < d:
+            d = self.leaving_until
+        if self.low_since is not None:
+            x = self.low_since + t.reclaim_after
+            if now < x < d:
+                d = x
+        return d
+
     @property
     def contested(self) -> bool:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
@@ -380,6 +405,8 @@ class Master:
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
         self._deadline = now  # (so the first call runs the timers)
+        # each slot's ``due`` as last worked out: a STATUS that needs no allocation changes only its own slot
+        self._dues = {a: INF for a in self._slots}
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
@@ -390,7 +417,9 @@ class Master:
         out: list[Message] = []
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
-        self._step(now, out, changed=self._dispatch(msg, now, out))
+        changed = self._dispatch(msg, now, out)
+        # (unchanged: a STATUS, which touched its own slot only)
+        self._step(now, out, changed, None if changed else self._slots.get(msg.address))
         return out
 
     def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
@@ -867,8 +896,11 @@ class Master:
         ft.update(lo)
         return lt, ft
 
-    def _step(self, now: float, out: list[Message], changed: bool) -> None:
-        """Run the timers and the allocation when a message changed something, or a timer is due."""
+    def _step(self, now: float, out: list[Message], changed: bool, touched: _Slot | None = None) -> None:
+        """Run the timers and the allocation when a message changed something, or a timer is due.
+
+        ``touched``: when nothing changed, the one slot the call may have written (None: any of them).
+        """
         # allocation only depends on what servants said and on timers: skip it when neither changed
         if changed or self._again or now >= self._deadline:
             self._again = False
@@ -876,7 +908,8 @@ class Master:
             if not self.learning and self._allocate(now, out):
                 # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
                 self._again = self._allocate(now, out)
-        self._deadline = self._compute_deadline(now)
+            touched = None
+        self._deadline = self._compute_deadline(now, touched)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
@@ -1031,36 +1064,31 @@ class Master:
         self._txns[address] = txn
         return txn
 
-    def _compute_deadline(self, now: float) -> float:
+    def _compute_deadline(self, now: float, touched: _Slot | None = None) -> float:
+        """The next timer: the master's own, and the earliest slot's (``touched``: see ``_slot_dues``)."""
         t = self.timing
-        d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
+        d = self._slot_dues(now, touched)
         if self.learning:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
         d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
-        # (runs after every received frame: plain comparisons rather than min() calls)
-        silent_after, count_after, reclaim_after = t.servant_silent_after, t.silent_count_after, t.reclaim_after
-        for s in self._slots.values():
-            if s.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
-                x = s.resend_at(t)
-                if x < d:
-                    d = x
-            presence = s.presence
-            if presence is _HEARD:
-                x = s.last_heard + silent_after
-                if x < d:
-                    d = x
-            elif presence is _SILENT:
-                x = s.silent_since + count_after
-                if now < x < d:
-                    d = x
-            if s.twin_extra and now < s.twin_until < d:
-                d = s.twin_until
-            if now < s.leaving_until < d:
-                d = s.leaving_until
-            if s.low_since is not None:
-                x = s.low_since + reclaim_after
-                if now < x < d:
-                    d = x
         return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin
+
+    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+        """The earliest ``_Slot.due``, kept up to date rather than worked out for every slot after every frame.
+
+        With ``touched`` only that slot may have changed since the last call, so only its due is worked out
+        again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
+        with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are.
+        """
+        t = self.timing
+        dues = self._dues
+        if touched is not None:
+            dues[touched.cfg.address] = touched.due(now, t)
+            d = min(dues.values())
+            if d > now:
+                return d
+        for a, s in self._slots.items():
+            dues[a] = s.due(now, t)
+        return min(dues.values(), default=INF)

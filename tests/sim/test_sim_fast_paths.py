@@ -11,6 +11,9 @@ import pytest
 
 from busshare.frames import Heartbeat
 from busshare.frames import Message
+from busshare.master import INF
+from busshare.master import Master
+from busshare.master import _Slot
 from busshare.servant import Servant
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.runner import MasterFactory
@@ -32,6 +35,23 @@ class FullStepServant(Servant):
         return False
 
 
+class FullScanMaster(Master):
+    """A master that works out every slot's timer after every call, as before the kept deadline."""
+
+    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+        return super()._slot_dues(now, None)
+
+
+class CheckedMaster(Master):
+    """A master whose kept earliest slot timer is checked against a scan of every slot, after every call."""
+
+    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+        kept = super()._slot_dues(now, touched)
+        scan = min((s.due(now, self.timing) for s in self._slots.values()), default=INF)
+        assert kept == scan, f"kept deadline {kept} but the slots say {scan} at {now}"
+        return kept
+
+
 def run(seed: int, master_cls: MasterFactory | None = None, servant_cls: ServantFactory | None = None) -> SimResult:
     return Simulation(chaos_scenario(seed, hours=HOURS), seed, record=True, stop_on_violation=False,
                       master_cls=master_cls, servant_cls=servant_cls).run()
@@ -42,6 +62,11 @@ def same(a: SimResult, b: SimResult) -> None:
     assert a.timeline.events == b.timeline.events
     assert a.timeline.samples == b.timeline.samples
     assert a.summary.text() == b.summary.text()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_masters_kept_deadline_is_the_earliest_slot_timer_after_every_call(seed: int) -> None:
+    same(run(seed, master_cls=CheckedMaster), run(seed, master_cls=FullScanMaster))  # (a failed check raises)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
