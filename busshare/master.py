@@ -54,6 +54,7 @@ rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from enum import StrEnum
@@ -489,7 +490,7 @@ class Master:
         """Latest time ``tick`` must next be called."""
         return self._next_hb if self._next_hb < self._deadline else self._deadline
 
-    def drain_events(self) -> list[Event]:
+    def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
 
     def committed_da(self, now: float) -> int:

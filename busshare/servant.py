@@ -45,6 +45,7 @@ rule 8  integrity: ``protocol/link.py``; the servant sees accepted messages only
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -314,7 +315,7 @@ class Servant:
                 d = x
         return d
 
-    def drain_events(self) -> list[Event]:
+    def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
 
     @property

@@ -4,6 +4,7 @@ EVSE, its frames the bus, its events the timeline, and its next deadline the eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..core.events import Event
@@ -34,7 +35,7 @@ class MasterHost:
     def send(self, msgs: list[Message], now: float) -> None:
         self.sim._send(self.m.port, msgs, now)
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         if events:
             self.sim._marks(self.m, events, now)
 
@@ -89,7 +90,7 @@ class ServantHost:
         p.r_measured = measured
         return pilot, measured
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         """What the EVSE did is checked and drawn first, then failsafe changes and the node's events are marked."""
         sim, p = self.sim, self.p
         if self.changed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..core.config import Config
@@ -454,7 +455,7 @@ class World:
         assert m.host is not None
         settle(m.node, m.host, out, t)
 
-    def _marks(self, proc: ServantProc | MasterProc, events: list[Event], t: float) -> None:
+    def _marks(self, proc: ServantProc | MasterProc, events: Sequence[Event], t: float) -> None:
         """A node's events, as timeline marks (a servant's carry its address)."""
         for ev in events:
             address = ev.address
