@@ -385,7 +385,9 @@ class Master:
         self.started = now
         self._events = EventLog()
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
-        self._order = [s.address for s in config.servants]  # rotation order (index = rank)
+        self._order: list[int] = []  # rotation order (index = rank), set with _reorder
+        self._rank: dict[int, int] = {}  # address -> its index in _order, for every allocation pass
+        self._reorder([s.address for s in config.servants])
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
         self._page_turn = 0
@@ -782,7 +784,7 @@ class Master:
             if (all(s.known for s in self._slots.values()) and settled) or now >= self._learn_deadline:
                 self.learning = False
                 # the cars that waited under the master before us go first (a restart is no reason to wait again)
-                self._order.sort(key=lambda a: self._slots[a].wait_since is None)
+                self._reorder(sorted(self._order, key=lambda a: self._slots[a].wait_since is None))
                 for s in self._slots.values():
                     if not s.known:
                         s.presence = Presence.ABSENT
@@ -858,7 +860,7 @@ class Master:
         reserved = 0
         reserved_fs = 0
         demands: list[Demand] = []
-        rank = {a: i for i, a in enumerate(self._order)}
+        rank = self._rank
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
@@ -1045,8 +1047,13 @@ class Master:
         if not waiting:
             return
         rest = [a for a in self._order if a not in waiting]
-        self._order = waiting + rest
+        self._reorder(waiting + rest)
         self._events.add(now, EventKind.ROTATE, None, f"shortage: {waiting} charge next, the others may wait")
+
+    def _reorder(self, order: list[int]) -> None:
+        """A new rotation order, and the ranks every allocation pass reads from it (kept, not rebuilt each pass)."""
+        self._order = order
+        self._rank = {a: i for i, a in enumerate(order)}
 
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
