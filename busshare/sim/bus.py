@@ -33,12 +33,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import TypedDict
 
 from ..frames import CachedDecoder
 from ..frames import decode
 from ..protocol.link import Decoder
 from ..protocol.link import Link
-from .clock import DELIVER
 from .clock import EventQueue
 
 if TYPE_CHECKING:
@@ -47,6 +47,22 @@ if TYPE_CHECKING:
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138
+
+
+class BusSettings(TypedDict, total=False):
+    """Some of ``BusFaults``'s fields, typed as there (``bitrate`` an int): a scenario's [bus] table, or the
+    changes a bus fault makes (``Faults.bus_faults``)."""
+
+    bitrate: int
+    latency_s: float
+    loss: float
+    duplicate: float
+    corrupt: float
+    late: float
+    late_min_s: float
+    late_max_s: float
+    jitter_s: float
+    echo_s: float
 
 
 @dataclass
@@ -75,6 +91,13 @@ class BusFaults:
     @property
     def frame_time(self) -> float:
         return FRAME_BITS / self.bitrate
+
+
+def bus_settings(f: BusFaults) -> BusSettings:
+    """Every field of ``f``, as settings (a fault's changes are applied over these)."""
+    return BusSettings(bitrate=f.bitrate, latency_s=f.latency_s, loss=f.loss, duplicate=f.duplicate,
+                       corrupt=f.corrupt, late=f.late, late_min_s=f.late_min_s, late_max_s=f.late_max_s,
+                       jitter_s=f.jitter_s, echo_s=f.echo_s)
 
 
 class Port:
@@ -159,16 +182,16 @@ class SimBus:
                 bad = True
                 self.corrupted += 1
             if jitter:
-                self.queue.push(at + rng.uniform(0.0, jitter), DELIVER, offset, [(p, got, bad)])
+                self.queue.push_deliver(at + rng.uniform(0.0, jitter), offset, [(p, got, bad)])
             else:
                 out.append((p, got, bad))
             if dup and rng.random() < dup:
                 self.duplicated += 1
-                self.queue.push(at + frame_time, DELIVER, offset, [(p, got, bad)])
+                self.queue.push_deliver(at + frame_time, offset, [(p, got, bad)])
             if late and rng.random() < late:
                 self.deliver_copy(p, offset, got, at + rng.uniform(f.late_min_s, f.late_max_s), bad)
         if out:
-            self.queue.push(at, DELIVER, offset, out)
+            self.queue.push_deliver(at, offset, out)
         if f.echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
             echo = [(p, data, False) for p in self.ports
                     if p is not port and (p.accept is None or address in p.accept)]
@@ -177,7 +200,7 @@ class SimBus:
                 self.late += len(echo)
                 if at + f.echo_s > self.late_until:
                     self.late_until = at + f.echo_s
-                self.queue.push(at + f.echo_s, DELIVER, offset, echo)
+                self.queue.push_deliver(at + f.echo_s, offset, echo)
 
     def deliver_copy(self, port: Port, offset: int, data: bytes, at: float, corrupted: bool = False) -> None:
         """Deliver one extra copy of a frame to ``port`` at ``at`` (a late duplicate; scripted replays too)."""
@@ -185,7 +208,7 @@ class SimBus:
         self.late += 1
         if at > self.late_until:
             self.late_until = at
-        self.queue.push(at, DELIVER, offset, [(port, data, corrupted)])
+        self.queue.push_deliver(at, offset, [(port, data, corrupted)])
 
 
 def flip_bits(data: bytes, rng: random.Random) -> bytes:

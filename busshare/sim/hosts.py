@@ -11,8 +11,6 @@ from ..core.events import Event
 from ..core.events import EventKind
 from ..frames import Message
 from ..protocol.pilot import PilotState
-from .loop import EV
-from .loop import NODE
 from .procs import MasterProc
 from .procs import ServantProc
 
@@ -44,7 +42,7 @@ class MasterHost:
         d = deadline if deadline > now else now
         if d < m.node_sched:
             m.node_sched = d
-            self.sim.queue.push(d, NODE, m)
+            self.sim.queue.push_node(d, m)
 
 
 class ServantHost:
@@ -117,11 +115,11 @@ class ServantHost:
         d = deadline if deadline > now else now
         if d < p.node_sched:
             p.node_sched = d
-            queue.push(d, NODE, p)
+            queue.push_node(d, p)
         if self.changed:  # (an untouched car keeps the change it has scheduled already)
             c = p.evse.next_change()
             if c < now:
                 c = now
             if c < p.ev_sched:
                 p.ev_sched = c
-                queue.push(c, EV, p)
+                queue.push_ev(c, p)

@@ -19,6 +19,7 @@ from dataclasses import fields
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from ..core.config import Config
 from ..core.config import read_config
@@ -38,6 +39,7 @@ from ..errors import BusshareError
 from ..frames import MAX_EVSE_DA
 from ..frames import MAX_MASTER_ID
 from .bus import BusFaults
+from .bus import BusSettings
 from .ev import EvProfile
 
 DEFAULT_SCENARIO = "story"
@@ -71,7 +73,7 @@ class FaultPlan:
     master_id: int = 2
     hold_s: float | None = None
     serial: int | None = None
-    bus: dict[str, float] = field(default_factory=dict)
+    bus: BusSettings = field(default_factory=BusSettings)
     car: EvProfile | None = None
 
 
@@ -192,8 +194,9 @@ def _profile(r: Reader, t: Table, path: str, defaults: dict[str, object]) -> EvP
         return EvProfile()
 
 
-def _bus(r: Reader, t: Table, path: str) -> dict[str, float]:
-    return _values(r, t, path, _BUS)  # type: ignore[return-value]  # (the converters give numbers)
+def _bus(r: Reader, t: Table, path: str) -> BusSettings:
+    # (each key read by its own converter in _BUS: bitrate an int, the rest numbers)
+    return cast(BusSettings, _values(r, t, path, _BUS))
 
 
 def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem]]:
@@ -245,7 +248,9 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
         ))
         if kind == "bus":
             try:
-                BusFaults(**{**vars(BusFaults(**bus)), **changes})  # type: ignore[arg-type]
+                BusFaults(**bus)
+                merged: BusSettings = {**bus, **changes}
+                BusFaults(**merged)
             except ValueError as exc:
                 r.add(path, str(exc))
     sc = Scenario(
@@ -253,7 +258,7 @@ def _read(data: Table, default_name: str) -> tuple[Scenario | None, list[Problem
         description=r.get(data, "description", "", string, ""),
         config=config, duration_s=duration,
         seed=r.get(data, "seed", "", integer, 1),
-        bus=BusFaults(**bus),  # type: ignore[arg-type]
+        bus=BusFaults(**bus),
         cars=tuple(cars), faults=tuple(faults),
         settle_s=r.get(data, "settle_s", "", seconds, None),
         watchdog_s=r.get(data, "watchdog_s", "", seconds, 1.0),
