@@ -387,6 +387,7 @@ class Master:
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
         self._order: list[int] = []  # rotation order (index = rank), set with _reorder
         self._rank: dict[int, int] = {}  # address -> its index in _order, for every allocation pass
+        self._last_allocation: tuple[int, list[Demand], dict[int, int]] | None = None  # (budget, demands, targets)
         self._reorder([s.address for s in config.servants])
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
@@ -881,7 +882,7 @@ class Master:
                 reserved += s.counted(now, self.timing)
                 reserved_fs += s.reserved_failsafe(now, self.timing)
         budget = max(0, self.limit_da - reserved)
-        got = allocation.allocate(budget, demands)
+        got = self._allocation(budget, demands)
         lt.update(got)
         # failsafe currents: cars first, then the rest; never more than the limit in total
         fs_budget = max(0, self.limit_da - reserved_fs)
@@ -1049,6 +1050,16 @@ class Master:
         rest = [a for a in self._order if a not in waiting]
         self._reorder(waiting + rest)
         self._events.add(now, EventKind.ROTATE, None, f"shortage: {waiting} charge next, the others may wait")
+
+    def _allocation(self, budget: int, demands: list[Demand]) -> dict[int, int]:
+        """``allocation.allocate``, remembered for the last inputs: most passes (an ACK, a STATUS showing a
+        set-limit applied) come with the same budget and demands as the one before, and it is a pure function."""
+        last = self._last_allocation
+        if last is not None and last[0] == budget and last[1] == demands:
+            return dict(last[2])
+        got = allocation.allocate(budget, demands)
+        self._last_allocation = (budget, demands, dict(got))
+        return got
 
     def _reorder(self, order: list[int]) -> None:
         """A new rotation order, and the ranks every allocation pass reads from it (kept, not rebuilt each pass)."""
