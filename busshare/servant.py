@@ -160,6 +160,7 @@ class Servant:
         self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
         self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
+        self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
         self._next_status = now
         self._join_due = True
         self._deadline = self._compute_deadline(now)
@@ -719,17 +720,19 @@ class Servant:
             out.append(Release(self.address, released, reason))
 
     def _status(self) -> Status:
+        """What it reports now; the last STATUS again (messages are immutable) while nothing in it changed, as
+        between most status periods, since building one (and checking its fields) costs several times more."""
         m = self._measured
-        return Status(
-            self.address,
-            serial_tag(self.config.serial),
-            self._pilot,
-            self.offer_da,
-            None if m is None else min(m, STATUS_MEASURED_MAX_DA),
-            self.requested_da,
-            failsafe=self.in_failsafe,
-            fault=self._pilot in (PilotState.E, PilotState.F),
-            ev_stopped=self.ev_stopped,
-            twin=self._twin_until > -INF,
-        )
+        if m is not None and m > STATUS_MEASURED_MAX_DA:
+            m = STATUS_MEASURED_MAX_DA
+        pilot = self._pilot
+        fields = (pilot, self.offer_da, m, self.requested_da, self._failsafe is not _OFF, self.ev_stopped,
+                  self._twin_until > -INF)
+        last = self._last_status
+        if last is not None and last[0] == fields:
+            return last[1]
+        st = Status(self.address, serial_tag(self.config.serial), pilot, fields[1], m, fields[3], failsafe=fields[4],
+                    fault=pilot in (PilotState.E, PilotState.F), ev_stopped=fields[5], twin=fields[6])
+        self._last_status = (fields, st)
+        return st
 

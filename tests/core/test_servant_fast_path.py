@@ -1,7 +1,8 @@
-"""A routine heartbeat skips the servant's step (issue 12, Performance): the servant comes out the same.
+"""The servant's fast paths (issue 12, Performance) leave it where it would be without them.
 
-Two servants get the same random inputs: one takes the fast path, the other (a subclass) runs its whole step
-after every heartbeat. After every call their outputs, events, offers, phases and deadlines must agree. A
+A routine heartbeat skips the step, and a STATUS that would say what the last one said is the last one
+again. Two servants get the same random inputs: one takes the fast paths, the other (a subclass) runs its
+whole step after every heartbeat and builds every STATUS afresh. After every call their outputs, events, offers, phases and deadlines must agree. A
 status period longer than the heartbeat timers makes those timers the deadline, so a fast path that moved
 them wrongly would show.
 """
@@ -19,6 +20,7 @@ from busshare.core.config import ServantConfig
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import SetLimit
+from busshare.frames import Status
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from tests.support.servant_steps import T
@@ -27,11 +29,15 @@ SLOW_STATUS = replace(T, status_period=8.0)
 
 
 class FullStepServant(Servant):
-    """Runs the whole step after every heartbeat, as before the fast path."""
+    """Runs the whole step after every heartbeat, and builds every STATUS afresh, as before the fast paths."""
 
     def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
         super()._on_heartbeat(hb, now, out)
         return False
+
+    def _status(self) -> Status:
+        self._last_status = None
+        return super()._status()
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def call(s: Servant, action: Action, now: float, seq: int, txn: int) -> list[Mes
 
 @settings(max_examples=300, deadline=None)
 @given(st.booleans(), st.lists(actions, min_size=1, max_size=60))
-def test_a_servant_taking_the_routine_heartbeat_fast_path_ends_where_the_full_step_does(
+def test_a_servant_taking_the_fast_paths_ends_where_the_full_step_does(
         meter: bool, steps: list[tuple[float, Action]]) -> None:
     cfg = ServantConfig(1, max_da=320, failsafe_da=60, serial=0xABC, has_meter=meter)
     fast, full = Servant(cfg, SLOW_STATUS, 0.0), FullStepServant(cfg, SLOW_STATUS, 0.0)
