@@ -391,6 +391,9 @@ class Master:
         self._reorder([s.address for s in config.servants])
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
+        # per page, its servants and their heard bits: a heartbeat looks at its own page's servants only
+        self._page_slots = {page: [(1 << (a % HEARD_PAGE_SIZE), s) for a, s in self._slots.items()
+                                   if heard_page(a) == page] for page in self._pages}
         self._page_turn = 0
         self._seq = 0  # +1 per heartbeat: a servant tells a late copy of an old one by it (PROTOCOL.md 5.2)
         # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
@@ -532,11 +535,11 @@ class Master:
         self._page_turn += 1
         heard = 0
         window = self.timing.servant_silent_after
-        for a, s in self._slots.items():
+        for bit, s in self._page_slots[page]:
             # heard within the silent bound: once it is silent the bit is clear, so a servant that hears us but
             # cannot be heard (a mute transmitter) fails safe heard_timeout later (rule 3, rule 4)
-            if heard_page(a) == page and s.presence in _KNOWN and now < s.last_heard + window:
-                heard |= 1 << (a % HEARD_PAGE_SIZE)
+            if s.presence in _KNOWN and now < s.last_heard + window:
+                heard |= bit
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
                          learning=self.learning, second_master=self._second_master_until > now)
