@@ -47,7 +47,12 @@ rule 6  conflicts: ``_twin``, ``_check_tag``, ``_stranger``,
 rule 7  local limits: ``_on_ack`` counts min(applied, sent); a servant not
         heard yet counts at its max.
 rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
-8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum).
+rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``clear_setpoint`` and ``tick``
+        feed the budget policy; ``_take_budget`` makes its limit ``limit_da`` (the ledger's and the
+        heartbeat's) and the allocation runs in the same step, so ``_cuts`` go out at once and what is
+        counted fits within ``Timing.budget_compliance_bound``; ``_ev_draws`` is the EV estimate.
+8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum, against ``_floor``: the
+        limit, or a budget's fallback).
 8.6     allocation: ``core/allocation.py``, called from ``_targets``.
 """
 
@@ -61,12 +66,17 @@ from enum import StrEnum
 
 from .core import allocation
 from .core.allocation import Demand
+from .core.budget import Budget
+from .core.budget import BudgetPolicy
+from .core.budget import EvDraw
+from .core.budget import MainsReading
 from .core.config import Config
 from .core.config import ServantConfig
 from .core.config import Timing
 from .core.events import Event
 from .core.events import EventKind
 from .core.events import EventLog
+from .core.setpoint import LimitSource
 from .frames import HEARD_PAGE_SIZE
 from .frames import HEARTBEAT_SEQ_MODULO
 from .frames import MASTER_ADDRESS
@@ -179,20 +189,23 @@ class _Ledger:
     It opens with what every servant counts now; each set-limit sent in the pass is booked as it goes.
     """
 
-    def __init__(self, limit_da: int, now: float, timing: Timing, counted_da: int, failsafe_da: int) -> None:
-        self.limit_da = limit_da
+    def __init__(self, limit_da: int, now: float, timing: Timing, counted_da: int, failsafe_da: int,
+                 floor_da: int | None = None) -> None:
+        self.limit_da = limit_da  # the effective limit (a budget's, rule 9), for what is counted
+        self.floor_da = limit_da if floor_da is None else floor_da  # for the armed failsafes (8.3, BUDGET.md 6.2)
         self.now = now
         self.timing = timing
         self._counted = counted_da
         self._failsafe = failsafe_da
 
     @classmethod
-    def open(cls, slots: Iterable[_Slot], limit_da: int, now: float, timing: Timing) -> _Ledger:
+    def open(cls, slots: Iterable[_Slot], limit_da: int, now: float, timing: Timing,
+             floor_da: int | None = None) -> _Ledger:
         counted = failsafe = 0
         for s in slots:
             counted += s.counted(now, timing)
             failsafe += s.reserved_failsafe(now, timing) + s.twin_extra
-        return cls(limit_da, now, timing, counted, failsafe)
+        return cls(limit_da, now, timing, counted, failsafe, floor_da)
 
     def counted(self) -> int:
         """Rule 1: the sum counted against the limit (acked or pending, whichever is higher, per servant)."""
@@ -203,7 +216,8 @@ class _Ledger:
         return self._failsafe
 
     def can_grant(self, s: _Slot, limit_da: int, failsafe_da: int) -> bool:
-        """Rule 1: a set-limit that raises anything is sent only if both sums stay within the limit.
+        """Rule 1: a set-limit that raises anything is sent only if what is counted stays within the limit and the
+        armed failsafes within the floor (the limit, or a budget's fallback: 8.3).
 
         ``s`` counts from then on at the most it may offer: the higher of its acked and new limit, or what a
         STATUS showed it offering, plus its twin's share; its failsafe likewise.
@@ -211,7 +225,7 @@ class _Ledger:
         s_counted = s.counted(self.now, self.timing)
         counted = self.counted() - s_counted + max(s.limit, limit_da, s.over_offer) + s.twin_extra
         failsafe = self.reserved_failsafe() - s.counted_fs() + max(s.failsafe, failsafe_da)
-        return counted <= self.limit_da and failsafe <= self.limit_da
+        return counted <= self.limit_da and failsafe <= self.floor_da
 
     def book(self, s: _Slot, counted_before: int, failsafe_before: int | None = None) -> None:
         """A set-limit was just sent to ``s``: move the sums by what it changed (a cut's failsafe stays booked)."""
@@ -259,6 +273,13 @@ class _Slot:
         # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
         self.leaving_da = 0
         self.leaving_until = -INF
+        # the EV estimate a budget's mains reading is taken against (docs/BUDGET.md 4.2, 6.4), never allocation:
+        # the latest measured draw and when it was measured (a STATUS or an ACK), and for a meterless unit the
+        # estimate (counted while its car charges, else 0) and since when it has held
+        self.draw_da: int | None = None
+        self.measured_at = -INF
+        self.estimate_da = 0
+        self.estimate_since = -INF
 
     # -- accounting ------------------------------------------------------------------
 
@@ -362,6 +383,24 @@ class _Slot:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
         return self.twin_extra > 0
 
+    def note_estimate(self, now: float, t: Timing) -> None:
+        """Stamp a change of the meterless estimate: a car may still follow it for a reaction allowance."""
+        est = self.counted(now, t) - self.twin_extra if self.pilot.charging else 0
+        if est != self.estimate_da:
+            self.estimate_da = est
+            self.estimate_since = now
+
+    def ev_draw(self, now: float, reachable: bool) -> EvDraw:
+        """What its car draws as far as the master knows, for a mains reading at ``now`` (BUDGET.md 4.2).
+
+        Measured if it has a meter; else the estimate, stamped ``now`` when the unit cannot be reached (what it
+        does is not known: the reading may lower the budget, not raise it).
+        """
+        a = self.cfg.address
+        if self.draw_da is not None:
+            return EvDraw(a, self.draw_da, True, self.measured_at)
+        return EvDraw(a, self.estimate_da, False, self.estimate_since if reachable else now)
+
     def want(self) -> int:
         if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
             return 0
@@ -374,14 +413,22 @@ class _Slot:
 class Master:
     """The master node.  See the module docstring and docs/PROTOCOL.md section 8."""
 
-    def __init__(self, config: Config, now: float, master_id: int | None = None, epoch: int = 0) -> None:
+    def __init__(self, config: Config, now: float, master_id: int | None = None, epoch: int = 0, *,
+                 budget: BudgetPolicy | None = None) -> None:
         self.config = config
         self.timing = config.timing
         self.master_id = config.master_id if master_id is None else master_id
         if not 0 <= self.master_id <= MAX_MASTER_ID or not 0 <= epoch <= 255:
             raise ValueError(f"master id {self.master_id} must be 0-{MAX_MASTER_ID} and epoch {epoch} 0-255")
         self.epoch = epoch
-        self.limit_da = config.limit_da
+        self._budget = budget
+        self._check_budget(config, budget)
+        # the effective limit (rule 9): the policy's, which a restarted master has at the fallback until its
+        # first good mains reading; what is counted is held within it and the heartbeat carries it
+        self.limit_da = config.limit_da if budget is None else budget.budget.limit_da
+        # the armed failsafe currents are summed against the floor (8.3, BUDGET.md 6.2): the fallback, what the
+        # circuit may always take, so a master that dies right after a lowering leaves the site within it
+        self._floor = config.limit_da if budget is None else budget.cfg.fallback_da
         self.started = now
         self._events = EventLog()
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
@@ -417,6 +464,19 @@ class Master:
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
+        self._budget_events()
+
+    @staticmethod
+    def _check_budget(config: Config, budget: BudgetPolicy | None) -> None:
+        """A policy must share this site's static limit, and the standalone failsafes must fit its fallback."""
+        if budget is None:
+            return
+        if budget.static_da != config.limit_da:
+            raise ValueError(f"the budget's static limit {_a(budget.static_da)} is not the site's {_a(config.limit_da)}")
+        total = sum(clamp_da(s.failsafe_da, s.max_da) for s in config.servants)
+        if total > budget.cfg.fallback_da:
+            raise ValueError(f"the standalone failsafe currents sum to {_a(total)}, above the budget's fallback "
+                             f"{_a(budget.cfg.fallback_da)}")
 
     # -- public API ------------------------------------------------------------------
 
@@ -465,10 +525,82 @@ class Master:
             self._on_join(slot, msg, now, out)
         return True
 
+    # -- the live budget (rule 9, docs/BUDGET.md 6.4) ------------------------------------------
+
+    def mains_reading(self, reading: MainsReading, now: float) -> list[Message]:
+        """A good mains meter reading: the policy takes it against the EV draws as known now (BUDGET.md 4.2).
+
+        Returns the frames to send now: the cuts of a lowering go out in this call (rule 9).
+        """
+        policy = self._policy("a mains reading")
+        return self._budget_input(policy.meter(reading, self._ev_draws(now), now), now)
+
+    def mains_failed(self, now: float, detail: str) -> list[Message]:
+        """A failed mains read (error, timeout, frozen or impossible values): never raises anything."""
+        return self._budget_input(self._policy("a failed mains read").meter_failed(now, detail), now)
+
+    def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]:
+        """An external setpoint: at most ``limit_da`` for ``ttl_s`` (None: ``[budget] setpoint_ttl_s``)."""
+        return self._budget_input(self._policy("a setpoint").setpoint(limit_da, ttl_s, now), now)
+
+    def clear_setpoint(self, now: float) -> list[Message]:
+        """The energy manager withdraws its setpoint (not a failure: nothing falls back)."""
+        return self._budget_input(self._policy("a setpoint").clear_setpoint(now), now)
+
+    @property
+    def budget(self) -> Budget:
+        """The budget in force: ``limit_da`` is the effective limit (the static one without a policy)."""
+        if self._budget is None:
+            lim = self.config.limit_da
+            return Budget(lim, LimitSource.STATIC, False, lim, None, None, 0)
+        return self._budget.budget
+
+    @property
+    def budget_policy(self) -> BudgetPolicy | None:
+        """The policy behind ``budget`` (its ``stats``, its tuning), None for a fixed limit."""
+        return self._budget
+
+    def _policy(self, what: str) -> BudgetPolicy:
+        if self._budget is None:
+            raise ValueError(f"{what} given to a master without a budget (Master(..., budget=BudgetPolicy...))")
+        return self._budget
+
+    def _budget_input(self, b: Budget, now: float) -> list[Message]:
+        out: list[Message] = []
+        changed = self._take_budget(b)
+        if not self.left:
+            self._step(now, out, changed=changed)
+        return out
+
+    def _take_budget(self, b: Budget) -> bool:
+        """The policy's limit becomes the effective limit; True when it changed (the allocation must run now)."""
+        self._budget_events()
+        if b.limit_da == self.limit_da:
+            return False
+        self.limit_da = b.limit_da
+        return True
+
+    def _budget_events(self) -> None:
+        if self._budget is not None:
+            for e in self._budget.drain_events():
+                self._events.add(e.t, e.kind, None, e.detail)
+
+    def _ev_draws(self, now: float) -> list[EvDraw]:
+        """Every servant's EV draw as the master knows it now (BUDGET.md 4.2, 6.4)."""
+        self._note_estimates(now)
+        return [s.ev_draw(now, self._allocatable(s, now)) for s in self._slots.values()]
+
+    def _note_estimates(self, now: float) -> None:
+        for s in self._slots.values():
+            s.note_estimate(now, self.timing)
+
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
         if self.left:
             return out
+        # the policy's own deadlines first (a source gone stale, a raise hold over): the heartbeat then carries
+        # the limit this step shares, and a lowering's cuts go out in this step
+        changed = self._budget is not None and self._take_budget(self._budget.tick(now))
         if now >= self._next_hb:
             out.append(self._heartbeat(now))
             self._next_hb += self.timing.heartbeat_period
@@ -480,7 +612,7 @@ class Master:
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out, changed=False)
+        self._step(now, out, changed=changed)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
@@ -493,8 +625,11 @@ class Master:
         return [self._heartbeat(now, leaving=True)]
 
     def next_deadline(self) -> float:
-        """Latest time ``tick`` must next be called."""
-        return self._next_hb if self._next_hb < self._deadline else self._deadline
+        """Latest time ``tick`` must next be called (the budget policy's deadlines included)."""
+        d = self._next_hb if self._next_hb < self._deadline else self._deadline
+        if self._budget is not None and not self.left:
+            d = min(d, self._budget.next_deadline())
+        return d
 
     def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
@@ -503,9 +638,17 @@ class Master:
         """Sum counted against the limit at ``now`` (rule 1).
 
         Never above ``limit_da`` once learning is over, except while an address is contested (a twin counts
-        as two units).  While learning, servants not heard yet count at their maximum (rule 7 worst case).
+        as two units) and within the compliance window after the limit was lowered (rule 9).  While learning,
+        servants not heard yet count at their maximum (rule 7 worst case).
         """
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
+
+    def reserved_failsafe_da(self, now: float) -> int:
+        """Sum of the armed failsafe currents as counted at ``now`` (8.3): what servants fall to if this master dies.
+
+        Held within the floor: the limit, or with a budget its fallback (docs/BUDGET.md 6.2).
+        """
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor).reserved_failsafe()
 
     def servants(self, now: float) -> list[ServantView]:
         """How the master accounts for each servant at ``now`` (read-only)."""
@@ -648,6 +791,7 @@ class Master:
         slot.requested = st.requested_da
         slot.offered = st.offered_da
         slot.measured = st.measured_da
+        slot.draw_da, slot.measured_at = st.measured_da, now
         if st.ev_stopped and not slot.ev_stopped:
             self._events.add(now, EventKind.EV_STOPPED, slot.cfg.address, "servant stopped an overdrawing EV")
         slot.ev_stopped = st.ev_stopped
@@ -698,6 +842,8 @@ class Master:
             return  # a duplicate of an ack already taken
         slot.pending = None
         slot.eased_cut = False
+        if ack.measured_da is not None:
+            slot.draw_da, slot.measured_at = ack.measured_da, now
         if p.first_sent >= slot.over_offer_at:
             slot.over_offer = 0  # it applied a set-limit sent since it showed more: it offers at most that now
         old = slot.limit
@@ -887,8 +1033,8 @@ class Master:
         budget = max(0, self.limit_da - reserved)
         got = self._allocation(budget, demands)
         lt.update(got)
-        # failsafe currents: cars first, then the rest; never more than the limit in total
-        fs_budget = max(0, self.limit_da - reserved_fs)
+        # failsafe currents: cars first, then the rest; never more than the floor in total (8.3)
+        fs_budget = max(0, self._floor - reserved_fs)
         # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
         lo = {d.address: min(self._slots[d.address].standalone, got[d.address]) for d in demands}
         order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
@@ -916,6 +1062,8 @@ class Master:
                 # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
                 self._again = self._allocate(now, out)
             touched = None
+        if self._budget is not None and self._budget.meter_timeout_s is not None:
+            self._note_estimates(now)  # (a change of what a meterless car may draw is stamped when it happens)
         self._deadline = self._compute_deadline(now, touched)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
@@ -924,7 +1072,7 @@ class Master:
         True when a reclaim decision changed a demand: the caller runs a second pass at once.
         """
         lt, ft, reclaimed = self._plan(now)
-        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing)
+        ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
         raises = self._cuts(now, lt, ft, ledger, second_master, out)
         if not second_master:

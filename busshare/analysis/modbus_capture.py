@@ -243,4 +243,4 @@ def line_watcher(baud: int | None, reaction_allowance: float = 5.0) -> BusWatche
     line, shortest = modbus_timing(baud or DEFAULT_BAUD), modbus_timing(baud or DEFAULT_BAUD, 1)
     return BusWatcher(heartbeat_period=line.heartbeat_period, failsafe_timeout=line.failsafe_timeout,
                       servant_silent_after=shortest.servant_silent_after, reaction_allowance=reaction_allowance,
-                      replaced_types=frozenset({MsgType.STATUS, MsgType.REQUEST}))
+                      replaced_types=frozenset({MsgType.STATUS, MsgType.REQUEST}), timing=line)

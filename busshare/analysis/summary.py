@@ -239,20 +239,34 @@ class CaptureSummary:
         return None, "unknown: no master heartbeat and no grants in the capture"
 
     def over_limit(self) -> list[dict[str, float]]:
-        """Every stretch of time in which the grants in force exceeded the limit in force."""
+        """Every stretch of time in which the grants in force exceeded the limit in force.
+
+        After the heartbeat limit drops (rule 9) they may stay above it for the compliance window, no higher
+        than they were at the drop: a stretch starts at the window's end if they are still above it then.
+        """
         base, _ = self.limit()
         if base is None:
             return []
+        bound = self.watcher.compliance_bound
+        # the points at which the sum is judged: its changes, and the end of each window after a drop
+        points = [(t, 1, v) for t, v in self.in_force]
+        points += [(t + bound, 2, 0) for (_, before), (t, v) in zip(self.heartbeat_limits, self.heartbeat_limits[1:],
+                                                                     strict=False) if v < before]
+        points.sort()
         changes = self.heartbeat_limits
         episodes: list[dict[str, float]] = []
         current: dict[str, float] | None = None
         i = 0
-        limit = base
-        for t, total in self.in_force:
+        limit, total, allow, until = base, 0, 0, float("-inf")
+        for t, kind, value in points:
             while i < len(changes) and changes[i][0] <= t:
+                if changes[i][1] < limit:  # a drop: what was in force then may stay for the window
+                    allow, until = total, changes[i][0] + bound
                 limit = changes[i][1]
                 i += 1
-            if total > limit:
+            if kind == 1:
+                total = value
+            if total > (max(limit, allow) if t < until else limit):
                 if current is None:
                     current = {"start": t, "end": t, "peak_a": total / 10, "limit_a": limit / 10}
                     episodes.append(current)

@@ -8,6 +8,9 @@ It knows only what is on the wire, so a cut counts at its old value until
 its ack is seen, and a servant silent for ``silent_count_s`` counts at its
 armed failsafe from then on (PROTOCOL.md rule 3): what the master must
 assume too, so a correct installation is never flagged over its limit.
+When the heartbeat limit drops (a moving budget, rule 9), the grants in force
+may stay above it for the compliance window, no higher than they were at the
+drop; above the new limit after it, they are flagged.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Any
 
+from ..core.config import Timing
 from ..frames import Ack
 from ..frames import FrameError
 from ..frames import Heartbeat
@@ -115,6 +120,16 @@ class BusWatcher:
     _fs_of_txn: dict[tuple[int, int], int] = field(default_factory=dict)  # (address, txn) -> failsafe it armed
     _fs_armed: dict[int, int] = field(default_factory=dict)  # address -> failsafe of its last acked set-limit
     _fs_pending: dict[int, int] = field(default_factory=dict)  # address -> highest failsafe sent since
+    #: the line's timing (its ack_timeout and tick for the compliance window; ``reaction_allowance`` above wins)
+    timing: Timing = field(default_factory=Timing)
+    _drop_at: float = float("-inf")  # rule 9: when the heartbeat limit last dropped
+    _drop_allow: int = 0  # the grants in force then: the most they may be within the compliance window
+    _window_end: float = float("inf")  # the end of that window, until it has been checked
+
+    @property
+    def compliance_bound(self) -> float:
+        """Rule 9: after the limit drops, what is in force fits it again within this (Timing's bound)."""
+        return replace(self.timing, reaction_allowance=self.reaction_allowance).budget_compliance_bound
 
     @property
     def pending_cuts(self) -> dict[int, _Cut]:
@@ -151,6 +166,7 @@ class BusWatcher:
     def frame(self, t: float, msg: Message, status: E2EStatus = E2EStatus.OK) -> list[Flag]:
         out: list[Flag] = []
         self._silence(out, t)
+        self._compliance(out, t)
         if isinstance(msg, Status | Join | Ack | Release | Request):
             self._hear(msg.address, t)
         if isinstance(msg, Heartbeat):
@@ -231,6 +247,10 @@ class BusWatcher:
         self._masters[me] = t
         self._prev_master = me
         if hb.limit_da != self.limit_da:
+            if self.limit_da is not None and hb.limit_da < self.limit_da:
+                # rule 9: the cuts of a lowering are sent with it and take effect within the compliance window
+                self._drop_at, self._window_end = t, t + self.compliance_bound
+                self._drop_allow = self.in_force_da()
             self.limit_da = hb.limit_da
             self._check_sum(out, t)
 
@@ -297,15 +317,25 @@ class BusWatcher:
         total = sum(self.granted.values())
         return total + sum(c.old_da - self.granted.get(a, 0) for a, c in self._cuts.items())
 
-    def _check_sum(self, out: list[Flag], t: float) -> None:
+    def _check_sum(self, out: list[Flag], t: float, why: str = "") -> None:
         if self.limit_da is None:
             return
         total = self.in_force_da()
-        over = total > self.limit_da
+        window = t < self._drop_at + self.compliance_bound
+        over = total > (max(self.limit_da, self._drop_allow) if window else self.limit_da)
         if over and not self._over:
-            self._flag(out, t, "over-limit",
-                       f"grants in force {total / 10:.1f} A exceed the limit {self.limit_da / 10:.1f} A")
+            text = f"grants in force {total / 10:.1f} A exceed the limit {self.limit_da / 10:.1f} A"
+            if window:
+                text += f" and rose above the {self._drop_allow / 10:.1f} A in force when it dropped"
+            self._flag(out, t, "over-limit", text + why)
         self._over = over
+
+    def _compliance(self, out: list[Flag], t: float) -> None:
+        """Rule 9: once the window after a drop is over, the lowered limit holds."""
+        if t >= self._window_end:
+            self._window_end = float("inf")
+            self._check_sum(out, t, f" {t - self._drop_at:.2f} s after it dropped (rule 9 allows "
+                                    f"{self.compliance_bound:.2f} s)")
 
     # -- time -----------------------------------------------------------------
 
@@ -313,6 +343,7 @@ class BusWatcher:
         """Flags that only the passing of time raises: a silent master, a cut never acked."""
         out: list[Flag] = []
         self._silence(out, t)
+        self._compliance(out, t)
         if self._last_hb is not None and not self._silent_flagged and t - self._last_hb > self.failsafe_timeout:
             self._silent_flagged = True
             self._flag(out, t, "master-silent",

@@ -75,7 +75,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="the built-in house's day, and the garbage")
     p.add_argument("--solar", action="store_true", help="the built-in house has solar panels")
     p.add_argument("--start", default="17:30", metavar="HH:MM", help="time of day the house starts at (17:30)")
-    p.add_argument("--speed", type=float, default=1.0, help="profile seconds per real second (60: a day in 24 min)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="profile seconds per real second (60: a day in 24 min; 0 holds the house still)")
     p.add_argument("--at", action="append", default=[], metavar="SECONDS:COMMAND",
                    help="run COMMAND this many seconds after start (repeatable), e.g. --at 30:freeze")
     return p.parse_args(argv)
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         start_s = _hours(args.start)
     except ValueError:
         return _fail(f"--start {args.start!r} is not a time of day (HH:MM)")
+    if not 0 <= args.speed < float("inf"):  # 0 holds the profile still
+        return _fail(f"--speed must be 0 or more profile seconds per second, not {args.speed}")
+    if args.baud <= 0:
+        return _fail(f"--baud must be positive, not {args.baud}")
     schedule: list[tuple[float, str]] = []
     for item in args.at:
         delay, sep, command = item.partition(":")
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = float(delay)
         except ValueError:
             seconds = -1.0
-        if not sep or seconds < 0 or not command.strip():
+        if not sep or not 0 <= seconds < float("inf") or not command.strip():
             return _fail(f"--at {item!r}: want SECONDS:COMMAND, e.g. 30:freeze")
         schedule.append((seconds, command))
     profile: LoadProfile

@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.ports <= 250:
         print(f"rs485: --ports must be 2-250, not {args.ports}", file=sys.stderr)
         return 2
-    if args.baud <= 0 or not 0 <= args.corrupt <= 1 or not 0 <= args.drop <= 1:
-        print("rs485: --baud must be positive and --corrupt/--drop probabilities in 0..1", file=sys.stderr)
+    problem = (f"--baud must be positive, not {args.baud}" if args.baud <= 0
+               else f"--corrupt must be a probability in 0..1, not {args.corrupt}" if not 0 <= args.corrupt <= 1
+               else f"--drop must be a probability in 0..1, not {args.drop}" if not 0 <= args.drop <= 1
+               else f"--duration must be a positive number of seconds, not {args.duration}"
+               if args.duration is not None and not 0 < args.duration < float("inf") else None)
+    if problem is not None:
+        print(f"rs485: {problem}", file=sys.stderr)
         return 2
     capture: TextIO | None = None
     if args.capture == "-":

@@ -42,8 +42,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .budget_config import BudgetConfig
+from .config import Config
 from .config import Timing
 from .currents import PhaseCurrents
+from .events import EventKind
 from .setpoint import LimitSource
 
 INF = float("inf")
@@ -56,26 +58,12 @@ class SourceState(StrEnum):
     STALE = "stale"  # past its timeout / time-to-live: degraded
 
 
-class BudgetEventKind(StrEnum):
-    """What the budget reports; the values are the slugs the master's event log uses."""
-
-    LOWERED = "budget-lowered"
-    RAISED = "budget-raised"
-    FALLBACK = "budget-fallback"  # degraded: a source is stale or failed
-    RECOVERED = "budget-recovered"  # every source fresh again; the limit recovers in steps
-    BACKOFF = "budget-backoff"  # a raise was undone soon: the hold doubles
-    METER_FAILED = "meter-failed"  # the first failed read of a run
-    METER_BACK = "meter-back"  # a good reading after failures or staleness
-    SETPOINT = "setpoint"
-    SETPOINT_EXPIRED = "setpoint-expired"
-    SETPOINT_CLEARED = "setpoint-cleared"
-    IGNORED = "budget-input-ignored"  # an input older than one already taken
-
-
 @dataclass(frozen=True)
 class BudgetEvent:
+    """What the policy reports; the master moves it into its event log (``kind`` is a budget ``EventKind``)."""
+
     t: float
-    kind: BudgetEventKind
+    kind: EventKind
     detail: str
 
     def __str__(self) -> str:
@@ -183,10 +171,22 @@ class BudgetPolicy:
         self._last_low: int | None = None  # where the meter last lowered the limit to
         if self._meter is SourceState.WAITING:  # nothing known yet: start at the floor, not as a fault
             self._degraded = True
-            self._event(now, BudgetEventKind.FALLBACK, f"waiting for the first mains reading: at most the "
+            self._event(now, EventKind.BUDGET_FALLBACK, f"waiting for the first mains reading: at most the "
                         f"fallback {config.fallback_da / 10:.1f} A")
         self._limit = self._trigger()
         self.stats.lowest_da = self._limit
+
+    @classmethod
+    def from_config(cls, config: Config, now: float) -> BudgetPolicy | None:
+        """The policy of a site file's ``[budget]`` (None without one: a fixed limit, as before).
+
+        The one place that maps a ``Config`` onto the policy, for the runtime, the simulator and embedders:
+        the static limit is the site's, the meter timeout its ``[budget.meter] timeout_s``.
+        """
+        b = config.budget
+        if b is None:
+            return None
+        return cls(b, config.limit_da, config.timing, now, meter_timeout_s=None if b.meter is None else b.meter.timeout_s)
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class BudgetPolicy:
         self._meter_t = t
         self._meter = SourceState.FRESH if now < t + self._timeout() else SourceState.STALE
         if self._meter is SourceState.FRESH and (was is not SourceState.FRESH or self._fail_run):
-            self._event(now, BudgetEventKind.METER_BACK, f"good mains reading {reading.currents}"
+            self._event(now, EventKind.METER_BACK, f"good mains reading {reading.currents}"
                         + (f" after {self._fail_run} failed" if self._fail_run else ""))
             self._fail_run = 0
         return self._update(now, self._aligned(t, ev))
@@ -224,7 +224,7 @@ class BudgetPolicy:
         now = self._advance(now)
         self.stats.meter_failures += 1
         if self._fail_run == 0:
-            self._event(now, BudgetEventKind.METER_FAILED, why)
+            self._event(now, EventKind.METER_FAILED, why)
         self._fail_run += 1
         self._hold_start = None
         return self._update(now, None)
@@ -238,7 +238,7 @@ class BudgetPolicy:
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"setpoint time-to-live {ttl!r} must be a positive number of seconds")
         self._sp, self._sp_da, self._sp_until = SourceState.FRESH, limit_da, now + ttl
-        self._event(now, BudgetEventKind.SETPOINT, f"{limit_da / 10:.1f} A for {ttl:g} s")
+        self._event(now, EventKind.SETPOINT, f"{limit_da / 10:.1f} A for {ttl:g} s")
         return self._update(now, None)
 
     def clear_setpoint(self, now: float) -> Budget:
@@ -247,7 +247,7 @@ class BudgetPolicy:
         if self._sp is not SourceState.ABSENT:
             self._sp = SourceState.ABSENT
             self._sp_until = INF
-            self._event(now, BudgetEventKind.SETPOINT_CLEARED, "setpoint withdrawn")
+            self._event(now, EventKind.SETPOINT_CLEARED, "setpoint withdrawn")
         return self._update(now, None)
 
     def tick(self, now: float) -> Budget:
@@ -290,12 +290,12 @@ class BudgetPolicy:
     def _timeout(self) -> float:
         return INF if self.meter_timeout_s is None else self.meter_timeout_s
 
-    def _event(self, t: float, kind: BudgetEventKind, detail: str) -> None:
+    def _event(self, t: float, kind: EventKind, detail: str) -> None:
         self._events.append(BudgetEvent(t, kind, detail))
 
     def _ignore(self, now: float, why: str) -> None:
         self.stats.ignored += 1
-        self._event(now, BudgetEventKind.IGNORED, why)
+        self._event(now, EventKind.BUDGET_INPUT_IGNORED, why)
 
     def _aligned(self, t: float, ev: Sequence[EvDraw]) -> bool:
         """Can this reading justify a raise?  The EV estimate must describe the moment it was taken.
@@ -319,7 +319,7 @@ class BudgetPolicy:
             self._meter = SourceState.STALE
         if self._sp is SourceState.FRESH and now >= self._sp_until:
             self._sp = SourceState.STALE
-            self._event(now, BudgetEventKind.SETPOINT_EXPIRED, f"setpoint {self._sp_da / 10:.1f} A not renewed")
+            self._event(now, EventKind.SETPOINT_EXPIRED, f"setpoint {self._sp_da / 10:.1f} A not renewed")
 
     def _stale_sources(self) -> list[str]:
         out = []
@@ -367,11 +367,11 @@ class BudgetPolicy:
             self._degraded = True
             self._hold_start = None
             self.stats.fallbacks += 1
-            self._event(now, BudgetEventKind.FALLBACK, "; ".join(stale) + f": at most the fallback "
+            self._event(now, EventKind.BUDGET_FALLBACK, "; ".join(stale) + f": at most the fallback "
                         f"{self.cfg.fallback_da / 10:.1f} A, nothing rises")
         elif not stale and self._degraded:
             self._degraded = False
-            self._event(now, BudgetEventKind.RECOVERED, f"every source fresh: {self._limit / 10:.1f} A recovers "
+            self._event(now, EventKind.BUDGET_RECOVERED, f"every source fresh: {self._limit / 10:.1f} A recovers "
                         f"in steps of {self.cfg.raise_step_da / 10:.1f} A")
         trigger = self._trigger()
         if trigger < self._limit:
@@ -386,7 +386,7 @@ class BudgetPolicy:
                 self._raise_stood()
             elif self._bounce(to) and self._hold_s < self.cfg.raise_hold_max_s:
                 self._hold_s = min(self.cfg.raise_hold_max_s, self._hold_s * 2)
-                self._event(now, BudgetEventKind.BACKOFF, f"the meter gave back a raise {now - self._last_raise:.1f} s "
+                self._event(now, EventKind.BUDGET_BACKOFF, f"the meter gave back a raise {now - self._last_raise:.1f} s "
                             f"after it: raise hold now {self._hold_s:g} s")
         self._last_raise = None
         self._last_low = to if self._meter_lowers(to) else None
@@ -394,7 +394,7 @@ class BudgetPolicy:
         self._set(now, to)
         self.stats.lowerings += 1
         self._hold_start = None
-        self._event(now, BudgetEventKind.LOWERED, f"{old / 10:.1f} A -> {to / 10:.1f} A ({self._why()})")
+        self._event(now, EventKind.BUDGET_LOWERED, f"{old / 10:.1f} A -> {to / 10:.1f} A ({self._why()})")
 
     def _raise_hold(self, now: float, aligned: bool | None) -> None:
         ceiling = self._ceiling()
@@ -417,7 +417,7 @@ class BudgetPolicy:
         self._set(now, to)
         self.stats.raises += 1
         self._last_raise = now
-        self._event(now, BudgetEventKind.RAISED, f"{old / 10:.1f} A -> {to / 10:.1f} A after {self._hold_s:g} s "
+        self._event(now, EventKind.BUDGET_RAISED, f"{old / 10:.1f} A -> {to / 10:.1f} A after {self._hold_s:g} s "
                     f"hold ({self._why()})")
         self._hold_start, self._held = (now, ceiling) if ceiling > to else (None, 0)
 

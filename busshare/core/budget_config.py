@@ -44,16 +44,6 @@ BUDGET_KEYS = ("main_limit_a", "margin_a", "fallback_a", "setpoint_ttl_s", "rais
                "raise_step_a", "deadband_a", "resolution_a", "align_s", "meter", "mqtt")
 
 
-def compliance_window_s(t: Timing) -> float:
-    """Longest time the counted sum may stay above a lowered limit (PROTOCOL.md 8.2, the budget rule).
-
-    The cut is sent in the step that lowered the limit; a car has the reaction allowance to
-    follow it, one lost frame costs one re-send (``ack_timeout``), plus a tick of latency.
-    Meant to become the derived property ``Timing.budget_compliance_bound`` (docs/BUDGET.md).
-    """
-    return t.reaction_allowance + t.ack_timeout + t.tick_period
-
-
 @dataclass(frozen=True)
 class BudgetConfig:
     """``[budget]``: the main service, the fallback floor, how the limit may move, and its sources."""
@@ -184,7 +174,7 @@ def _service_problems(b: BudgetConfig, p: _Problems, limit_da: int, failsafes: S
 
 def _tuning_problems(b: BudgetConfig, p: _Problems, timing: Timing) -> None:
     """How the limit may move: the raise hold against the compliance window, steps against the resolution."""
-    window = compliance_window_s(timing)
+    window = timing.budget_compliance_bound
     if b.raise_hold_s < window:
         p.add("raise_hold_s", seconds_text(b.raise_hold_s), f"s is shorter than the compliance window "
               f"{seconds_text(window)} s (reaction_allowance + ack_timeout + tick_period): a raise could come before "

@@ -121,6 +121,16 @@ class Timing:
         """
         return self.failsafe_timeout + self.failsafe_hold + self.reaction_allowance + self.silent_margin
 
+    @property
+    def budget_compliance_bound(self) -> float:
+        """Longest time the counted sum may stay above a lowered limit (PROTOCOL.md 8.2, rule 9).
+
+        The cuts go out in the step that lowered the limit; a car has the reaction allowance to follow
+        (a meterless unit acks then), one lost SET_LIMIT or ACK costs one re-send (``ack_timeout``), and a
+        tick covers the latency.
+        """
+        return self.reaction_allowance + self.ack_timeout + self.tick_period
+
 
 @dataclass(frozen=True)
 class ServantConfig:

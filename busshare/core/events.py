@@ -35,6 +35,18 @@ class EventKind(StrEnum):
     RECLAIM_END = "reclaim-end"
     SUPERSEDED = "superseded"  # an unanswered set-limit replaced by a new one
     ROTATE = "rotate"  # shortage: who charges next
+    # the master's live budget (core/budget.py, docs/BUDGET.md): the policy's events, through the master's log
+    BUDGET_LOWERED = "budget-lowered"
+    BUDGET_RAISED = "budget-raised"
+    BUDGET_FALLBACK = "budget-fallback"  # degraded: a source is stale or failed
+    BUDGET_RECOVERED = "budget-recovered"  # every source fresh again; the limit recovers in steps
+    BUDGET_BACKOFF = "budget-backoff"  # a raise was undone soon: the hold doubles
+    METER_FAILED = "meter-failed"  # the first failed mains read of a run
+    METER_BACK = "meter-back"  # a good mains reading after failures or staleness
+    SETPOINT = "setpoint"
+    SETPOINT_EXPIRED = "setpoint-expired"
+    SETPOINT_CLEARED = "setpoint-cleared"
+    BUDGET_INPUT_IGNORED = "budget-input-ignored"  # an input older than one already taken
     # the master's set-limits, and the servant's offer after one
     CUT = "cut"
     GRANT = "grant"

@@ -3,7 +3,8 @@
 Topics live under ``busshare/<site id>/``.  This issue builds the limit topics only; the rest of
 the tree is reserved so the full MQTT and Home Assistant integration fits (docs/BUDGET.md)::
 
-    busshare/<site>/limit/set        in   a setpoint: 40 or {"limit_a": 40.0, "ttl_s": 60}
+    busshare/<site>/limit/set        in   a setpoint: 40 or {"limit_a": 40.0, "ttl_s": 60};
+                                          {"limit_a": null} withdraws it
     busshare/<site>/limit            out  retained {"limit_a": 40.0, "source": "setpoint"}
     busshare/<site>/status           out  (later) retained online/offline, the broker's last will
     busshare/<site>/servant/<n>/...  out  (later) each EVSE's state
@@ -101,6 +102,16 @@ class Setpoint:
 
 
 @dataclass(frozen=True)
+class SetpointWithdrawn:
+    """``{"limit_a": null}``: the energy manager is done; the limit returns to the other sources.
+
+    Without it, a setpoint that is not renewed runs out into the fallback and stays there, which is
+    right for a manager that died and wrong for one that stopped on purpose."""
+
+    t: float
+
+
+@dataclass(frozen=True)
 class SetpointRejected:
     t: float
     reason: str
@@ -127,8 +138,10 @@ def _limit_da(value: object) -> int | str:
     return math.floor(round(value * 10, 6))
 
 
-def parse_setpoint(payload: bytes, t: float, default_ttl_s: float) -> Setpoint | SetpointRejected:
-    """A ``limit/set`` payload: a number of amps, or ``{"limit_a": 40.0, "ttl_s": 60}``."""
+def parse_setpoint(payload: bytes, t: float,
+                   default_ttl_s: float) -> Setpoint | SetpointWithdrawn | SetpointRejected:
+    """A ``limit/set`` payload: a number of amps, ``{"limit_a": 40.0, "ttl_s": 60}``, or
+    ``{"limit_a": null}`` to withdraw the setpoint."""
 
     def reject(reason: str) -> SetpointRejected:
         return SetpointRejected(t, reason, _excerpt(payload))
@@ -151,6 +164,8 @@ def parse_setpoint(payload: bytes, t: float, default_ttl_s: float) -> Setpoint |
         if "limit_a" not in doc:
             return reject("missing limit_a")
         value: object = doc["limit_a"]
+        if value is None:
+            return reject("ttl_s with a withdrawal (limit_a null)") if "ttl_s" in doc else SetpointWithdrawn(t)
         ttl = doc.get("ttl_s", default_ttl_s)
     elif isinstance(doc, int | float) and not isinstance(doc, bool):
         value = doc

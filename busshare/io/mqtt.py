@@ -28,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from ..core.setpoint import LimitSource
 from ..core.setpoint import Setpoint
 from ..core.setpoint import SetpointRejected
+from ..core.setpoint import SetpointWithdrawn
 from ..core.setpoint import Topics
 from ..core.setpoint import limit_payload
 from ..core.setpoint import parse_setpoint
@@ -53,7 +54,7 @@ class BrokerLost:
     reason: str
 
 
-MqttEvent = Setpoint | SetpointRejected | BrokerConnected | BrokerLost
+MqttEvent = Setpoint | SetpointWithdrawn | SetpointRejected | BrokerConnected | BrokerLost
 Sink = Callable[[MqttEvent], None]
 
 
@@ -194,7 +195,7 @@ class MqttBudgetLink:
         if message.topic != self.topics.limit_set:
             return  # not subscribed: a broker bug, nothing to act on
         event = parse_setpoint(bytes(message.payload), self.clock(), self.default_ttl_s)
-        if isinstance(event, Setpoint):
+        if isinstance(event, Setpoint | SetpointWithdrawn):
             self.stats.accepted += 1
         else:
             self.stats.rejected += 1

@@ -36,6 +36,7 @@ from ..protocol.e2e import E2EStatus
 from ..protocol.link import Link
 from ..report.records import RecordKind
 from ..transport.base import Transport
+from .budget_feed import BudgetFeed
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
@@ -76,8 +77,10 @@ class Runtime:
         on_record: Callable[[Record], None] | None = None,
         status_interval: float | None = None,
         tick_period: float = 0.05,
+        feed: BudgetFeed | None = None,
     ) -> None:
         self.node = node
+        self.feed = feed  # a master's live budget sources: serviced here, started by run(), stopped by shutdown()
         self.transport = transport
         self.hardware = hardware
         self.link = link or Link()
@@ -143,7 +146,13 @@ class Runtime:
                 pilot, measured = self.hardware.read(now)
                 self._step(servant.observe(pilot, measured, now), now)
             self._step(self.node.tick(now), now)
+        news = []
+        if self.feed is not None:  # the sources' threads only queued: the master is fed here, on the loop thread
+            self._step(self.feed.service(now), now)
+            news = self.feed.drain_events()
         self._events(now)
+        for fe in news:  # the link's own news, as the loop took them: after what the master made of the inputs
+            self._emit(now, fe.kind.value, None, fe.detail)
         if self.status_interval:
             if self._next_status is None:
                 self._next_status = now + self.status_interval
@@ -243,6 +252,10 @@ class Runtime:
         if master is not None:
             rec["committed_a"] = master.committed_da(now) / 10
             rec["limit_a"] = master.config.limit_da / 10
+            if self.feed is not None:
+                budget = self.feed.status()
+                rec["limit_a"] = budget["limit_a"]
+                rec["budget"] = budget
             rec["servants"] = {str(v.address): {"state": v.state, "committed_a": v.committed_da / 10}
                                for v in master.servants(now)}
         rec["last_heartbeat"] = self.last_heartbeat
@@ -270,6 +283,8 @@ class Runtime:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
+            if self.feed is not None:
+                self.feed.start()
             start = self.clock()
             self.started = start
             self.service(start)
@@ -295,8 +310,10 @@ class Runtime:
         self._stop.set()
 
     def shutdown(self, now: float) -> None:
-        """Graceful exit: a master announces it is leaving; a servant's pilot goes off."""
-        self._send(self.node.shutdown(now), now)
+        """Graceful exit: a master announces it is leaving; a servant's pilot goes off; the budget's sources stop."""
+        self._send(self.node.shutdown(now), now)  # first: the servants must not wait for a meter read to end
+        if self.feed is not None:
+            self.feed.stop()
         self._events(now)
         if self.hardware is not None and self._servant is not None:
             self.hardware.apply(0, False, now)

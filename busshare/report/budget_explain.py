@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.budget_config import BudgetConfig
-from ..core.budget_config import compliance_window_s
 from ..core.config import Config
 from ..core.meter_maps import MeterKind
 from ..core.problems import seconds_text
@@ -99,7 +98,7 @@ def _meaning(cfg: Config, b: BudgetConfig, topics: Topics) -> list[str]:
                      f"{topics.limit_set} (valid {_s(b.setpoint_ttl_s)} unless they say ttl_s), the effective limit "
                      f"out, retained, on {topics.limit}")
     lines.append(f"a lower budget is applied at once (what is counted fits it again within "
-                 f"{_s(compliance_window_s(cfg.timing))}); a higher one only after {_s(b.raise_hold_s)} of room (up to "
+                 f"{_s(cfg.timing.budget_compliance_bound)}); a higher one only after {_s(b.raise_hold_s)} of room (up to "
                  f"{_s(b.raise_hold_max_s)} when the load cycles), in steps of at most {_a(b.raise_step_da)}, "
                  f"{_a(b.deadband_da)} under the measured room")
     return lines
@@ -122,7 +121,7 @@ def budget_record(cfg: Config) -> dict[str, Any] | None:
         "deadband_a": b.deadband_da / 10,
         "resolution_a": b.resolution_da / 10,
         "align_s": b.align_s,
-        "compliance_window_s": round(compliance_window_s(cfg.timing), 3),
+        "compliance_window_s": round(cfg.timing.budget_compliance_bound, 3),
         "meter": None if b.meter is None else _meter_record(b.meter),
         "mqtt": None if b.mqtt is None else _mqtt_record(b.mqtt, topics),
         "meaning": _meaning(cfg, b, topics),

@@ -5,7 +5,7 @@ constant until the next sample, in time order); these functions judge it.  They
 never call back into a simulation, so each can be tested on a hand-made trace.
 
 ``budget-compliance``  what the master counts (rule 1) fits the effective limit, except
-                       within ``compliance_window_s`` after each lowering;
+                       within ``Timing.budget_compliance_bound`` after each lowering;
 ``budget-site``        house + EVs stay within the main service limit, except within the
                        reaction window after a house-load step, wherever the house alone fits;
 ``budget-fallback``    a stale or failed source puts the limit at or below the fallback

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -414,6 +415,32 @@ def test_summary_finds_gaps_failsafe_twins_second_master_unacked_cuts_and_over_l
     assert len(r["cuts_never_acked"]) == 1 and "servant 3" in r["cuts_never_acked"][0]
 
 
+@pytest.mark.parametrize("cut_both", [True, False], ids=["cut", "one-not-cut"])
+def test_after_a_heartbeat_limit_drop_the_summary_allows_the_compliance_window(cut_both: bool) -> None:
+    """Rule 9: 64 A in force, the limit drops to 38 A at t = 1 with the cuts, acked at 5.5 s: no finding.
+    With servant 2 never cut, what is in force is still above 38 A when the window ends (7.05 s): a finding
+    from then on (and the watcher's over-limit flag)."""
+    bus = Bus()
+    bus.heartbeats(0.0, 1.0)
+    bus.send(0.1, SetLimit(1, 1, 320, 60, 7), sender=101)
+    bus.send(0.1, SetLimit(2, 1, 320, 60, 7), sender=101)
+    bus.heartbeats(1.0, 12.0, limit_da=380)
+    bus.send(1.0, SetLimit(1, 2, 190, 60, 7), sender=101)
+    bus.send(5.5, Ack(1, 2, 190, None, AckHow.TIMED))
+    for i in range(24):  # both report every half second
+        bus.status(0.5 * i + 0.25, 1, 320 if i < 11 else 190)
+        bus.status(0.5 * i + 0.3, 2, 320 if i < 11 or not cut_both else 190)
+    if cut_both:
+        bus.send(1.0, SetLimit(2, 2, 190, 60, 7), sender=101)
+        bus.send(5.6, Ack(2, 2, 190, None, AckHow.TIMED))
+    r = summarise(bus.done())
+    episodes = [(e["start_s"], e["end_s"], e["peak_a"], e["limit_a"]) for e in r["over_limit"]]
+    if cut_both:
+        assert episodes == []
+    else:
+        assert episodes == [(pytest.approx(7.05, abs=0.06), None, 51.0, 38.0)]
+
+
 def test_without_a_heartbeat_the_summary_says_how_the_limit_was_inferred() -> None:
     bus = Bus()
     bus.send(1.0, SetLimit(1, 1, 320, 60, 7), sender=101)
@@ -552,3 +579,30 @@ def test_twin_servants_on_one_address_are_not_hidden_as_repeats(tmp_path, capsys
     assert main(["decode", str(cap)]) == 0  # the general path
     text = capsys.readouterr().out.splitlines()
     assert "wrong-sequence" in text[1] and "repeated" in text[2]
+
+
+def _documented_summary_keys() -> set[str]:
+    """The names docs/JSON.md's `decode` bullet gives a summary record."""
+    text = (ROOT / "docs" / "JSON.md").read_text()
+    bullet = text[text.index("* `decode`:"):]
+    bullet = bullet[:bullet.index("\n\n")]
+    return {name for name in re.findall(r"`([a-z_0-9]+)`", bullet)}
+
+
+def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: Path) -> None:
+    """A script reads docs/JSON.md: every key a `decode --summary --json` record has is named there, and
+    every name there is a key of the record or of its servants, masters or over-limit episodes."""
+    bus = Bus()
+    bus.heartbeats(0.0, 3.0)
+    bus.status(1.0, 1, 100)
+    bus.send(1.5, SetLimit(3, 9, 400, 60, 7), sender=101)
+    bus.send(1.6, SetLimit(4, 10, 400, 60, 7), sender=101)
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(bus.done()))
+    r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert r["servants"] and r["masters"] and r["over_limit"]
+    nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0])
+    prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
+    named = _documented_summary_keys()
+    assert named - set(r) - nested - prose == set()
+    assert set(r) - named - {"record", "command", "start_t", "duration_s"} == set()

@@ -207,6 +207,47 @@ def test_grants_over_the_limit_are_flagged_counting_unacked_cuts_at_their_old_va
     assert feed(w2, 0.4, SetLimit(2, 1, 400, 60, 7)) == []  # cut-then-grant: 60 A
 
 
+def _dropped(w: BusWatcher) -> Heartbeat:
+    """Two servants granted 32 A each under 64 A, then the heartbeat limit drops to 38 A at t = 1 (rule 9)."""
+    feed(w, 0.0, HB)
+    feed(w, 0.1, SetLimit(1, 1, 320, 60, 7))
+    feed(w, 0.1, SetLimit(2, 1, 320, 60, 7))
+    heartbeats(w, 0.2, 1.0)
+    low = Heartbeat(1, 7, 380, 0, HB.heard)
+    assert feed(w, 1.0, low) == []  # 64 A in force above the new 38 A: inside the compliance window
+    feed(w, 1.0, SetLimit(1, 2, 190, 60, 7))  # the cuts, sent with the lowering
+    feed(w, 1.0, SetLimit(2, 2, 190, 60, 7))
+    return low
+
+
+def test_a_limit_drop_whose_cuts_are_acked_within_the_compliance_window_is_not_flagged() -> None:
+    w = BusWatcher()
+    low = _dropped(w)
+    assert w.compliance_bound == 6.05
+    kinds = heartbeats(w, 1.2, 6.0, low)
+    kinds += feed(w, 6.0, Ack(1, 2, 190, None, AckHow.TIMED)) + feed(w, 6.1, Ack(2, 2, 190, None, AckHow.TIMED))
+    kinds += heartbeats(w, 6.2, 12.0, low) + [f.kind for f in w.tick(12.0)]
+    assert kinds == [] and w.in_force_da() == 380
+
+
+def test_grants_still_above_a_dropped_limit_after_the_compliance_window_are_flagged() -> None:
+    w = BusWatcher()
+    low = _dropped(w)
+    kinds = heartbeats(w, 1.2, 7.0, low)  # 7.0 < 1.0 + 6.05: not yet
+    assert kinds == []
+    flags = [f for t in (7.2, 7.4) for f in w.frame(t, low)]
+    assert [f.kind for f in flags] == ["over-limit"]
+    assert "6.20 s after it dropped (rule 9 allows 6.05 s)" in flags[0].text
+    # one ack late: still over (cut 2 not acked), no new flag for the same episode
+    assert feed(w, 8.0, Ack(1, 2, 190, None, AckHow.TIMED)) == []
+
+
+def test_a_grant_within_the_compliance_window_may_not_add_to_what_was_in_force() -> None:
+    w = BusWatcher()
+    _dropped(w)
+    assert feed(w, 2.0, SetLimit(3, 1, 100, 60, 7)) == ["over-limit"]  # 74 A: more than the 64 A at the drop
+
+
 def test_e2e_trouble_is_flagged_but_a_reboot_is_not() -> None:
     w = BusWatcher()
     assert [f.kind for f in w.rejected(0.0, 0x181, E2EStatus.REPEATED)] == ["e2e"]

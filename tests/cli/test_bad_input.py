@@ -21,6 +21,7 @@ from busshare.cli import main
 from busshare.cli.commands import SUMMARIES
 from busshare.errors import UserError
 from busshare.transport.modbus.servant import open_serial
+from tests.support.site_files import site_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -398,3 +399,37 @@ def test_a_busy_serial_port_is_refused_by_every_modbus_command(capsys: pytest.Ca
     finally:
         held.close()
     open_serial(pty_port, 19200).close()  # free again once the first one closed it
+
+
+@pytest.mark.parametrize(("tool", "argv", "option"), [
+    ("rs485", ["--baud", "0"], "--baud"),
+    ("rs485", ["--corrupt", "2"], "--corrupt"),
+    ("rs485", ["--drop", "nan"], "--drop"),
+    ("rs485", ["--duration", "-1"], "--duration"),
+    ("rs485", ["--duration", "inf"], "--duration"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "-1"], "--speed"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--speed", "nan"], "--speed"),
+    ("meter_emulator", ["--serial", "/dev/null", "--baud", "-1"], "--baud"),
+    ("meter_emulator", ["--tcp", "127.0.0.1:0", "--at", "nan:freeze"], "--at"),
+])
+def test_the_bench_tools_refuse_a_bad_number_in_one_line_naming_it(capsys: pytest.CaptureFixture[str], tool: str,
+                                                                    argv: list[str], option: str) -> None:
+    """The RS-485 line and the meter emulator check their numbers before they open anything."""
+    import importlib
+
+    module = importlib.import_module(f"busshare.cli.{tool}")
+    assert module.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err and "Traceback" not in err, err
+
+
+def test_a_budget_too_quick_for_a_slow_modbus_line_is_one_line_naming_the_key(capsys: pytest.CaptureFixture[str],
+                                                                              tmp_path: Path) -> None:
+    """The line's timing lengthens the compliance window (rule 9); a raise hold that fits CAN may not fit it."""
+    site = tmp_path / "site.toml"
+    site.write_text(site_toml([1, 2], max_a=32, limit_a=40) + "\n[budget]\nmain_limit_a = 63.0\nfallback_a = 18.0\n"
+                    "raise_hold_s = 7.0\n")
+    assert run(capsys, "check-config", str(site))[0] == 0  # on CAN (the file's timing) it fits
+    code, out, err = run(capsys, "master", "--config", str(site), "--modbus", "/nonexistent/tty", "--reply-timeout", "3")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(site) in err and "budget.raise_hold_s" in err and "Modbus line" in err, err

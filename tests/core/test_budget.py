@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 
-from busshare.core.budget import BudgetEventKind
 from busshare.core.budget import BudgetPolicy
 from busshare.core.budget import EvDraw
 from busshare.core.budget import MainsReading
 from busshare.core.budget import steady_change_bound
 from busshare.core.budget_config import BudgetConfig
-from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
+from busshare.core.events import EventKind
 from busshare.core.setpoint import LimitSource
 
 INF = float("inf")
@@ -46,7 +45,7 @@ def feed(p: BudgetPolicy, t0: float, t1: float, house: int, ev: tuple[EvDraw, ..
         t += period
 
 
-def kinds(p: BudgetPolicy) -> list[BudgetEventKind]:
+def kinds(p: BudgetPolicy) -> list[EventKind]:
     return [e.kind for e in p.drain_events()]
 
 
@@ -74,7 +73,7 @@ def test_a_meter_not_read_yet_starts_at_the_fallback() -> None:
     p = policy()
     b = p.budget
     assert (b.limit_da, b.source, b.degraded) == (240, LimitSource.FALLBACK, True)
-    assert kinds(p) == [BudgetEventKind.FALLBACK]
+    assert kinds(p) == [EventKind.BUDGET_FALLBACK]
     assert p.stats.changes == 0 and p.stats.fallbacks == 0  # starting up is not a fault
 
 
@@ -124,7 +123,7 @@ def test_a_house_step_lowers_at_once_by_the_full_overshoot() -> None:
     b = p.meter(mains(400.0, 300 + 95 + 470), [EvDraw(1, 470, True, 400.0)], 400.1)  # a 9.5 A kettle
     # headroom 80 - 2 - 39.5 = 38.5 A: at once, on the 0.5 A grid, at or below it
     assert b.limit_da == 385 and b.headroom_da == 385
-    assert kinds(p) == [BudgetEventKind.LOWERED]
+    assert kinds(p) == [EventKind.BUDGET_LOWERED]
 
 
 def test_lowering_rounds_down_to_the_resolution_grid_never_up() -> None:
@@ -211,12 +210,12 @@ def test_a_lowering_soon_after_a_raise_doubles_the_hold_and_a_standing_raise_hal
     p = settled(300)  # at 47 A since t=60.1
     assert p.hold_s == 15.0
     p.meter(mains(400.0, 350), [], 400.1)  # +5 A: 43 A headroom -> 43 A, not a bounce
-    assert p.hold_s == 15.0 and kinds(p) == [BudgetEventKind.LOWERED]
+    assert p.hold_s == 15.0 and kinds(p) == [EventKind.BUDGET_LOWERED]
     feed(p, 401.0, 430.0, 300)  # raised back at 415.1
     assert p.budget.limit_da == 470
     p.meter(mains(430.0, 350), [], 430.1)  # lowered 15 s after that raise: a bounce
     assert p.hold_s == 30.0
-    assert kinds(p) == [BudgetEventKind.RAISED, BudgetEventKind.BACKOFF, BudgetEventKind.LOWERED]
+    assert kinds(p) == [EventKind.BUDGET_RAISED, EventKind.BUDGET_BACKOFF, EventKind.BUDGET_LOWERED]
     feed(p, 431.0, 461.0, 300)
     assert p.budget.limit_da == 430  # a 15 s hold is no longer enough
     feed(p, 461.0, 462.0, 300)
@@ -236,7 +235,7 @@ def test_a_new_load_or_a_setpoint_after_a_raise_is_not_a_bounce() -> None:
     assert p.hold_s == 15.0 and p.budget.limit_da == 385
     feed(p, 421.0, 460.0, 300)  # raised at 436.1 and 451.1
     p.setpoint(300, 60.0, 460.0)  # an energy manager's order
-    assert p.hold_s == 15.0 and BudgetEventKind.BACKOFF not in kinds(p)
+    assert p.hold_s == 15.0 and EventKind.BUDGET_BACKOFF not in kinds(p)
 
 
 def test_the_hold_stops_doubling_at_its_maximum() -> None:
@@ -261,7 +260,7 @@ def test_a_silent_meter_drops_to_the_fallback_exactly_at_its_timeout() -> None:
     assert not p.tick(404.99).degraded
     b = p.tick(405.0)
     assert (b.limit_da, b.source, b.degraded) == (240, LimitSource.FALLBACK, True)
-    assert kinds(p) == [BudgetEventKind.FALLBACK, BudgetEventKind.LOWERED]
+    assert kinds(p) == [EventKind.BUDGET_FALLBACK, EventKind.BUDGET_LOWERED]
     assert p.stats.fallbacks == 1
 
 
@@ -270,7 +269,7 @@ def test_failed_reads_do_not_change_the_limit_until_the_timeout() -> None:
     p.meter(mains(400.0, 300), [], 400.1)
     for t in (401.0, 402.0, 403.0, 404.0):
         assert p.meter_failed(t, "timeout").limit_da == 470
-    assert kinds(p) == [BudgetEventKind.METER_FAILED]  # once per run of failures
+    assert kinds(p) == [EventKind.METER_FAILED]  # once per run of failures
     assert p.stats.meter_failures == 4
     assert p.meter_failed(405.0, "timeout").limit_da == 240
 
@@ -287,8 +286,8 @@ def test_after_an_outage_the_limit_recovers_in_steps() -> None:
     p.tick(500.0)
     assert p.budget.limit_da == 240
     p.meter(mains(500.0, 300), [], 500.1)
-    assert kinds(p) == [BudgetEventKind.FALLBACK, BudgetEventKind.LOWERED, BudgetEventKind.METER_BACK,
-                        BudgetEventKind.RECOVERED]
+    assert kinds(p) == [EventKind.BUDGET_FALLBACK, EventKind.BUDGET_LOWERED, EventKind.METER_BACK,
+                        EventKind.BUDGET_RECOVERED]
     assert p.budget.limit_da == 240 and not p.budget.degraded
     feed(p, 501.0, 600.0, 300)
     assert p.budget.limit_da == 470 and p.stats.raises == 8
@@ -305,7 +304,7 @@ def test_an_older_reading_is_ignored_and_reported() -> None:
     p = settled(300)
     p.meter(mains(398.0, 900), [], 400.5)
     assert p.budget.limit_da == 470
-    assert kinds(p) == [BudgetEventKind.IGNORED]
+    assert kinds(p) == [EventKind.BUDGET_INPUT_IGNORED]
 
 
 def test_an_expired_setpoint_falls_back_and_a_new_one_recovers() -> None:
@@ -314,7 +313,7 @@ def test_an_expired_setpoint_falls_back_and_a_new_one_recovers() -> None:
     assert p.next_deadline() == 60.0
     b = p.tick(60.0)
     assert (b.limit_da, b.degraded, b.source) == (240, True, LimitSource.FALLBACK)
-    assert BudgetEventKind.SETPOINT_EXPIRED in kinds(p)
+    assert EventKind.SETPOINT_EXPIRED in kinds(p)
     b = p.setpoint(400, 60.0, 70.0)
     assert not b.degraded and b.limit_da == 240  # back up in steps
     assert p.tick(85.0).limit_da == 300
@@ -349,4 +348,4 @@ def test_bad_api_inputs_are_refused() -> None:
 
 
 def test_the_compliance_window_is_reaction_plus_one_resend_plus_a_tick() -> None:
-    assert compliance_window_s(Timing()) == pytest.approx(5.0 + 1.0 + 0.05)
+    assert Timing().budget_compliance_bound == pytest.approx(5.0 + 1.0 + 0.05)

@@ -30,7 +30,6 @@ from busshare.core.budget import EvDraw
 from busshare.core.budget import MainsReading
 from busshare.core.budget import steady_change_bound
 from busshare.core.budget_config import BudgetConfig
-from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 
@@ -47,7 +46,7 @@ def configs(draw: st.DrawFn) -> BudgetConfig:
     return BudgetConfig(
         fallback_da=draw(st.integers(0, STATIC)), main_limit_da=MAIN, margin_da=MARGIN,
         setpoint_ttl_s=draw(st.sampled_from([5.0, 30.0, 60.0])),
-        raise_hold_s=draw(st.sampled_from([compliance_window_s(TIMING), 10.0, 15.0, 40.0])),
+        raise_hold_s=draw(st.sampled_from([TIMING.budget_compliance_bound, 10.0, 15.0, 40.0])),
         raise_hold_max_s=draw(st.sampled_from([60.0, 300.0])),
         raise_step_da=draw(st.integers(resolution, 200)),
         deadband_da=draw(st.integers(resolution, 40)),

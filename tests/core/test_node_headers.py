@@ -28,11 +28,15 @@ def _resolves(module: ModuleType, name: str) -> bool:
                for cls in NODE_CLASSES[module])
 
 
+# rule 9 (a moving limit) is the master's alone: a servant never sees the budget
+RULES = {master: range(1, 10), servant: range(1, 9)}
+
+
 @pytest.mark.parametrize("module", [master, servant], ids=["master", "servant"])
 def test_the_header_lists_every_rule_and_its_state_machines(module: ModuleType) -> None:
     doc = module.__doc__ or ""
     assert "State machines" in doc
-    for rule in range(1, 9):
+    for rule in RULES[module]:
         assert re.search(rf"^rule {rule} ", doc, re.M), f"rule {rule} is not on the map"
 
 

@@ -13,13 +13,14 @@ from busshare.core.setpoint import MAX_TTL_S
 from busshare.core.setpoint import LimitSource
 from busshare.core.setpoint import Setpoint
 from busshare.core.setpoint import SetpointRejected
+from busshare.core.setpoint import SetpointWithdrawn
 from busshare.core.setpoint import Topics
 from busshare.core.setpoint import limit_payload
 from busshare.core.setpoint import parse_setpoint
 from busshare.core.setpoint import site_id_problem
 
 
-def parse(payload: bytes | str) -> Setpoint | SetpointRejected:
+def parse(payload: bytes | str) -> Setpoint | SetpointWithdrawn | SetpointRejected:
     return parse_setpoint(payload.encode() if isinstance(payload, str) else payload, 100.0, 60.0)
 
 
@@ -75,7 +76,8 @@ def test_a_setpoint_expires_after_its_ttl() -> None:
     ("{}", "missing limit_a"),
     ('{"limit": 40}', "unknown key 'limit' (known: limit_a, ttl_s)"),
     ('{"limit_a": "40"}', "limit_a '40' is not a number of amps"),
-    ('{"limit_a": null}', "limit_a None is not a number of amps"),
+    ('{"limit_a": null, "ttl_s": 60}', "ttl_s with a withdrawal (limit_a null)"),
+    ("null", "not a number or a JSON object"),
     ('{"limit_a": 40, "ttl_s": 0}', "ttl_s 0 must be above 0 and at most 86400 s"),
     ('{"limit_a": 40, "ttl_s": 86401}', "ttl_s 86401 must be above 0 and at most 86400 s"),
     ('{"limit_a": 40, "ttl_s": "60"}', "ttl_s '60' is not a number of seconds"),
@@ -83,6 +85,12 @@ def test_a_setpoint_expires_after_its_ttl() -> None:
 ])
 def test_rejected_setpoints_say_why(payload: str, reason: str) -> None:
     assert parse(payload) == SetpointRejected(100.0, reason, payload.replace("\n", "?"))
+
+
+def test_limit_a_null_withdraws_the_setpoint() -> None:
+    """An energy manager that stops on purpose says so; the limit returns to the meter or the static one."""
+    assert parse('{"limit_a": null}') == SetpointWithdrawn(100.0)
+    assert parse(' { "limit_a" : null } ') == SetpointWithdrawn(100.0)
 
 
 def test_a_non_utf8_or_oversized_payload_is_rejected_with_a_printable_excerpt() -> None:
@@ -100,7 +108,8 @@ def test_any_bytes_are_a_setpoint_or_a_rejection_never_an_exception(payload: byt
     if isinstance(got, Setpoint):
         assert 0 <= got.limit_da <= 16383 and 0 < got.ttl_s <= MAX_TTL_S
     else:
-        assert isinstance(got, SetpointRejected) and got.reason and "\n" not in got.reason
+        assert isinstance(got, SetpointWithdrawn | SetpointRejected)
+        assert isinstance(got, SetpointWithdrawn) or (got.reason and "\n" not in got.reason)
 
 
 @given(st.one_of(st.floats(allow_nan=True), st.integers(-10**30, 10**30)),

@@ -14,7 +14,6 @@ from busshare.core.budget import BudgetPolicy
 from busshare.core.budget import MainsReading
 from busshare.core.budget import steady_change_bound
 from busshare.core.budget_config import BudgetConfig
-from busshare.core.budget_config import compliance_window_s
 from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.sim.budget_checks import BudgetSample
@@ -38,7 +37,7 @@ from busshare.sim.house import appliance_house
 from busshare.sim.house import demand_response
 from busshare.sim.house import flat_house
 
-WINDOW = compliance_window_s(Timing())  # 6.05 s
+WINDOW = Timing().budget_compliance_bound  # 6.05 s
 
 
 # -- 1. counted fits the limit except in the compliance window ---------------------------------------

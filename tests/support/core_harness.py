@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
+from busshare.core.budget import BudgetPolicy
 from busshare.core.config import Config
 from busshare.core.driver import settle
 from busshare.core.events import Event
@@ -76,11 +77,11 @@ class _Host:
 
 
 class Net:
-    def __init__(self, config: Config, *, epoch: int = 7, now: float = 0.0) -> None:
+    def __init__(self, config: Config, *, epoch: int = 7, now: float = 0.0, budget: BudgetPolicy | None = None) -> None:
         self.config = config
         self.t = now
         self.dt = config.timing.tick_period
-        self.master: Master | None = Master(config, now, epoch=epoch)
+        self.master: Master | None = Master(config, now, epoch=epoch, budget=budget)
         self.master_link = Link()
         self.master_mute = False
         self.units: dict[int, Unit] = {}
@@ -136,6 +137,12 @@ class Net:
                         self.log.append((self.t, sender, r.message))
                         got_any = True
                     self._settle(u.name, u.node, u.node.receive(r.message, self.t))
+
+    def from_master(self, out: list[Message]) -> None:
+        """Send what a call into the master outside ``step`` returned (a budget input's cuts)."""
+        assert self.master is not None
+        self._settle("master", self.master, out)
+        self._deliver()
 
     def inject(self, sender: str, msg: Message, link: Link | None = None) -> None:
         """Put a frame from an extra node (a twin, a second master) on the bus."""
@@ -241,7 +248,7 @@ class Net:
     def kill_master(self) -> None:
         self.master = None
 
-    def start_master(self, epoch: int) -> Master:
-        self.master = Master(self.config, self.t, epoch=epoch)
+    def start_master(self, epoch: int, budget: BudgetPolicy | None = None) -> Master:
+        self.master = Master(self.config, self.t, epoch=epoch, budget=budget)
         self.master_link = Link()
         return self.master

@@ -47,6 +47,8 @@ def _committed(rec: Record) -> str:
     its failsafe, rule 3), so the sum may exceed the limit while nothing is granted: a reservation.
     """
     of = f" of {rec['limit_a']:.1f} A" if "limit_a" in rec else ""
+    if isinstance(rec.get("budget"), dict):  # a moving budget: where the limit comes from now
+        of += f" ({rec['budget']['source']})"
     held = [v["committed_a"] for v in (rec.get("servants") or {}).values() if v["state"] in UNHEARD]
     if not any(held):
         return f"committed {rec['committed_a']:.1f} A{of}"

@@ -8,8 +8,13 @@ import secrets
 import time
 from typing import Any
 
+from ...core.budget import BudgetPolicy
 from ...core.config import Config
+from ...core.config import config_problems
 from ...core.config import load_config
+from ...core.setpoint import Topics
+from ...errors import ConfigError
+from ...io.budget_feed import BudgetFeed
 from ...io.runtime import Runtime
 from ...io.runtime import event_record
 from ...master import Master
@@ -53,19 +58,47 @@ def run(args: argparse.Namespace) -> int:
         # the line decides the timing (docs/MODBUS.md)
         addresses = [s.address for s in config.servants]
         config = dataclasses.replace(config, timing=mm.modbus_timing(args.baud, len(addresses), args.reply_timeout))
+        _check_budget_on_the_line(config, args)
         transport = ModbusMasterTransport(open_line(args), args.baud, addresses, reply_timeout=args.reply_timeout)
     else:
         transport = open_can(args)
     clock = time.monotonic
     now = clock()
-    node = Master(config, now, master_id=args.master_id, epoch=epoch)
+    node = Master(config, now, master_id=args.master_id, epoch=epoch, budget=BudgetPolicy.from_config(config, now))
+    feed = None if config.budget is None else BudgetFeed.from_config(node, config, clock)
     emit = printer(args.json, node_times(args, now))
     emit(event_record(now, "started", 0, f"master id {args.master_id or config.master_id} epoch {epoch} "
                                          f"limit {config.limit_da / 10:.1f} A, {_where(args, config)}"))
+    if config.budget is not None:
+        emit(event_record(now, "budget", 0, budget_words(config)))
     runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,
-                      tick_period=config.timing.tick_period)
+                      tick_period=config.timing.tick_period, feed=feed)
     runtime.run(duration=args.duration)
     return 0
+
+
+def budget_words(config: Config) -> str:
+    """The "budget" line after "started": where the limit comes from, and where it is published."""
+    b = config.budget
+    assert b is not None
+    parts = [f"static {config.limit_da / 10:.1f} A, fallback {b.fallback_da / 10:.1f} A"]
+    if b.meter is not None:
+        parts.append(f"mains meter {b.meter.kind.value} at {b.meter.link} every {b.meter.poll_s:g} s "
+                     f"(main {(b.main_limit_da or 0) / 10:.1f} A less {b.margin_da / 10:.1f} A)")
+    if b.mqtt is not None:
+        topics = Topics(config.site_id)
+        parts.append(f"MQTT {b.mqtt.broker}: setpoints on {topics.limit_set}, the limit on {topics.limit}")
+    return "; ".join(parts)
+
+
+def _check_budget_on_the_line(config: Config, args: argparse.Namespace) -> None:
+    """The line's timing lengthens the compliance window: the file's budget must still fit it (rule 9)."""
+    found = [p for p in config_problems(config) if p.key.startswith("budget.")]
+    if found:
+        p = found[0]
+        text = p.message if p.value is None else f"{p.value} {p.message}"
+        raise ConfigError(f"{text}, with this Modbus line's timing ({args.baud} baud, {len(config.servants)} servant{'' if len(config.servants) == 1 else 's'}, "
+                          f"--reply-timeout {args.reply_timeout:g} s)", p.key, args.config)
 
 
 def _where(args: argparse.Namespace, config: Config) -> str:
