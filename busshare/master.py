@@ -485,8 +485,8 @@ class Master:
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
         changed = self._dispatch(msg, now, out)
-        # (unchanged: a STATUS, which touched its own slot only)
-        self._step(now, out, changed, None if changed else self._slots.get(msg.address))
+        slot = None if changed else self._slots.get(msg.address)  # (unchanged: a STATUS, which wrote its slot only)
+        self._step(now, out, changed, None if slot is None else (slot,))
         return out
 
     def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
@@ -612,7 +612,7 @@ class Master:
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out, changed=changed)
+        self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
@@ -1049,10 +1049,10 @@ class Master:
         ft.update(lo)
         return lt, ft
 
-    def _step(self, now: float, out: list[Message], changed: bool, touched: _Slot | None = None) -> None:
+    def _step(self, now: float, out: list[Message], changed: bool, touched: tuple[_Slot, ...] | None = None) -> None:
         """Run the timers and the allocation when a message changed something, or a timer is due.
 
-        ``touched``: when nothing changed, the one slot the call may have written (None: any of them).
+        ``touched``: when nothing changed, the slots the call may have written (None: any of them).
         """
         # allocation only depends on what servants said and on timers: skip it when neither changed
         if changed or self._again or now >= self._deadline:
@@ -1234,7 +1234,7 @@ class Master:
         self._txns[address] = txn
         return txn
 
-    def _compute_deadline(self, now: float, touched: _Slot | None = None) -> float:
+    def _compute_deadline(self, now: float, touched: tuple[_Slot, ...] | None = None) -> float:
         """The next timer: the master's own, and the earliest slot's (``touched``: see ``_slot_dues``)."""
         t = self.timing
         d = self._slot_dues(now, touched)
@@ -1245,18 +1245,19 @@ class Master:
         d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
         return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin
 
-    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         """The earliest ``_Slot.due``, kept up to date rather than worked out for every slot after every frame.
 
-        With ``touched`` only that slot may have changed since the last call, so only its due is worked out
-        again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
+        With ``touched`` only those slots may have changed since the last call, so only their dues are worked
+        out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
         with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are.
         """
         t = self.timing
         dues = self._dues
         if touched is not None:
-            dues[touched.cfg.address] = touched.due(now, t)
-            d = min(dues.values())
+            for s in touched:
+                dues[s.cfg.address] = s.due(now, t)
+            d = min(dues.values(), default=INF)
             if d > now:
                 return d
         for a, s in self._slots.items():

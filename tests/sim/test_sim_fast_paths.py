@@ -38,14 +38,14 @@ class FullStepServant(Servant):
 class FullScanMaster(Master):
     """A master that works out every slot's timer after every call, as before the kept deadline."""
 
-    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         return super()._slot_dues(now, None)
 
 
 class CheckedMaster(Master):
     """A master whose kept earliest slot timer is checked against a scan of every slot, after every call."""
 
-    def _slot_dues(self, now: float, touched: _Slot | None) -> float:
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         kept = super()._slot_dues(now, touched)
         scan = min((s.due(now, self.timing) for s in self._slots.values()), default=INF)
         assert kept == scan, f"kept deadline {kept} but the slots say {scan} at {now}"
