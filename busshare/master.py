@@ -22,6 +22,8 @@ Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 * twin: ``twin_extra`` > 0 from a sign of the twin until conflict_hold after
   the last one, once its address is cut to 0 and acked.
 * at most one outstanding set-limit (``_Pending``), re-sent every ack_timeout.
+* ``Pause``: NONE --its car in B while offered--> PAUSED --reclaim_after--> PARKED;
+  PAUSED or PARKED --the car charges (C/D), wants nothing or leaves--> NONE.
 
 ``ServantView.state`` (a ``ServantState``) is read from these, plus what the
 timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
@@ -53,7 +55,8 @@ rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``cle
         counted fits within ``Timing.budget_compliance_bound``; ``_ev_draws`` is the EV estimate.
 8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum, against ``_floor``: the
         limit, or a budget's fallback).
-8.6     allocation: ``core/allocation.py``, called from ``_targets``.
+8.6     allocation: ``core/allocation.py``, called from ``_targets``; a paused car: ``_pause``,
+        ``_Slot.demand`` (parked: its minimum, from leftovers only), ``_targets`` (parked: failsafe 0).
 """
 
 from __future__ import annotations
@@ -129,8 +132,21 @@ class Follow(Enum):
     CONFIRMED = "confirmed"  # acked a set-limit of this master and still following it
 
 
+class Pause(Enum):
+    """A plugged-in car that stopped charging while offered current (8.5): its own timer, balancing, full.
+
+    A J1772 car resumes only on a PWM offer, so it is never taken as finished: it keeps its allocation for a
+    grace of ``reclaim_after`` (short pauses cause no churn), then is parked at its minimum (8.6).
+    """
+
+    NONE = "none"  # charging, waiting for current, or no car
+    PAUSED = "paused"  # in B while offered, for less than reclaim_after: keeps its allocation
+    PARKED = "parked"  # paused longer: its minimum, after every other car, from leftovers only; failsafe 0
+
+
 # the hot paths (every frame) compare with these: in Python 3.11 each read of Presence.SILENT costs ~45 ns
 _HEARD, _SILENT, _CONFIRMED = Presence.HEARD, Presence.SILENT, Follow.CONFIRMED
+_NO_PAUSE, _PAUSED, _PARKED = Pause.NONE, Pause.PAUSED, Pause.PARKED
 
 
 class ServantState(StrEnum):
@@ -145,6 +161,8 @@ class ServantState(StrEnum):
     IDLE = "idle"
     WAITING = "waiting"  # demand, paused by shortage
     CHARGING = "charging"
+    PAUSED = "paused"  # its car in B while offered: keeps its allocation for reclaim_after (8.5)
+    PARKED = "parked"  # paused longer: its minimum from leftovers (or 0 while none), failsafe 0 (8.6)
 
 
 @dataclass(frozen=True)
@@ -273,6 +291,8 @@ class _Slot:
         # a RELEASE(SHUTDOWN): the pilot is off but the car may draw its old current for a reaction allowance
         self.leaving_da = 0
         self.leaving_until = -INF
+        self.pause = Pause.NONE
+        self.paused_since = -INF  # when its car was last seen in B while offered (Pause.PAUSED)
         # the EV estimate a budget's mains reading is taken against (docs/BUDGET.md 4.2, 6.4), never allocation:
         # the latest measured draw and when it was measured (a STATUS or an ACK), and for a meterless unit the
         # estimate (counted while its car charges, else 0) and since when it has held
@@ -292,7 +312,8 @@ class _Slot:
         p = self.pending
         return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
                 self.twin_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
-                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since)
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
+                self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
 
     @property
     def known(self) -> bool:
@@ -355,7 +376,7 @@ class _Slot:
 
     def due(self, now: float, t: Timing) -> float:
         """Its next timer (INF: none): a re-send, going silent, counted at its failsafe, twin gone, leaving car
-        gone, reclaim. Unchanged until one of its fields changes or ``now`` reaches it (``Master._slot_dues``)."""
+        gone, reclaim, a paused car parked. Unchanged until one of its fields changes or ``now`` reaches it (``Master._slot_dues``)."""
         d = INF
         if self.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
             d = self.resend_at(t)
@@ -374,6 +395,10 @@ class _Slot:
             d = self.leaving_until
         if self.low_since is not None:
             x = self.low_since + t.reclaim_after
+            if now < x < d:
+                d = x
+        if self.pause is _PAUSED:
+            x = self.paused_since + t.reclaim_after
             if now < x < d:
                 d = x
         return d
@@ -407,6 +432,13 @@ class _Slot:
         w = min(self.requested, self.cfg.max_da)
         if self.reclaim_cap is not None:
             w = min(w, self.reclaim_cap)
+        return w
+
+    def demand(self) -> int:
+        """What allocation gives it at most: its request, or parked only its minimum (a PWM to resume on)."""
+        w = self.want()
+        if self.pause is _PARKED:
+            return min(w, max(self.req_min, MIN_OFFER_DA))
         return w
 
 
@@ -655,7 +687,7 @@ class Master:
         return [
             ServantView(
                 s.cfg.address, self._state(s, now), s.counted(now, self.timing), s.limit,
-                None if s.pending is None else s.pending.msg.limit_da, s.want(), s.counted_fs(),
+                None if s.pending is None else s.pending.msg.limit_da, s.demand(), s.counted_fs(),
                 s.offered, s.measured, s.reclaim_cap,
             )
             for s in self._slots.values()
@@ -702,6 +734,10 @@ class Master:
             return ServantState.FAILSAFE
         if s.want() == 0:
             return ServantState.IDLE
+        if s.pause is _PARKED:
+            return ServantState.PARKED
+        if s.pause is _PAUSED:
+            return ServantState.PAUSED
         return ServantState.CHARGING if max(s.limit, 0) > 0 else ServantState.WAITING
 
     def _heard(self, slot: _Slot, now: float) -> None:
@@ -951,6 +987,8 @@ class Master:
                 s.unconfirm()
                 self._events.add(now, EventKind.SERVANT_SILENT, s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
+            if s.presence is _HEARD:
+                self._pause(s, now)
             if s.twin_extra and now >= s.twin_until and s.pending is None and s.limit == 0:
                 s.twin_extra = 0
                 self._events.add(now, EventKind.TWIN_GONE, s.cfg.address, "one unit again")
@@ -959,6 +997,27 @@ class Master:
             self._events.add(now, EventKind.SECOND_MASTER_GONE, None, "no other master heard")
             for s in self._slots.values():
                 s.unconfirm()
+
+    def _pause(self, s: _Slot, now: float) -> None:
+        """8.5: a car in B while offered is paused, parked after reclaim_after; charging again, it resumes."""
+        if s.want() == 0 or s.pilot is not PilotState.B:  # (charging, gone, stopped or wanting nothing)
+            if s.pause is _PARKED and s.pilot.charging:
+                self._events.add(now, EventKind.RESUMED, s.cfg.address,
+                                 f"charges again on its {_a(s.limit)}: demand {_a(s.want())} again")
+            s.pause = Pause.NONE
+            s.paused_since = -INF
+            return
+        if s.pause is _NO_PAUSE:
+            # its servant reports it offers current with the car in B: the car's own doing (in B at 0 A, B1,
+            # it cannot charge: it waits, not pauses; a car that follows a cut to 0 is reported at 0 too)
+            if s.offered is not None and s.offered > 0:
+                s.pause = Pause.PAUSED
+                s.paused_since = now
+        elif s.pause is _PAUSED and now >= s.paused_since + self.timing.reclaim_after:
+            s.pause = Pause.PARKED
+            self._events.add(now, EventKind.PARKED, s.cfg.address,
+                             f"in B while offered for {now - s.paused_since:.0f} s: parked at "
+                             f"{_a(s.demand())} from leftovers, failsafe 0")
 
     # -- allocation and cut-then-grant ------------------------------------------------------
 
@@ -1015,7 +1074,7 @@ class Master:
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
             if self._allocatable(s, now):
-                demands.append(Demand(a, s.want(), s.req_min, s.cfg.priority, rank[a]))
+                demands.append(Demand(a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED))
             elif s.known and not s.contested:  # silent (rule 3) or not answering
                 f = s.counted_fs()
                 lt[a] = min(s.limit, f)  # cut it to its failsafe
@@ -1036,7 +1095,9 @@ class Master:
         # failsafe currents: cars first, then the rest; never more than the floor in total (8.3)
         fs_budget = max(0, self._floor - reserved_fs)
         # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
-        lo = {d.address: min(self._slots[d.address].standalone, got[d.address]) for d in demands}
+        # (a parked car's is 0: the cars that charge come first on the floor, and a parked one cannot resume
+        # while no master is heard, which hurts nobody)
+        lo = {d.address: 0 if d.parked else min(self._slots[d.address].standalone, got[d.address]) for d in demands}
         order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
         total = sum(lo.values())
         for d in order:  # over budget (contested / silent units counted high): lowest first to 0
@@ -1082,7 +1143,8 @@ class Master:
     def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
         """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
         lt, ft = self._targets(now)
-        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items() if self._allocatable(s, now))
+        unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items()
+                    if s.pause is _NO_PAUSE and self._allocatable(s, now))  # (a car in B needs nothing now)
         reclaimed = self._reclaim(now, unmet)
         self._waits(now, lt)
         if now >= self._rotation_at:
@@ -1176,7 +1238,10 @@ class Master:
         """
         oldest = INF
         for a, s in self._slots.items():
-            wants = s.known and not s.contested and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA
+            # (a paused or parked car does not wait: in B it needs nothing now, and a parked one is served
+            # from leftovers only, so moving it to the front would change nothing)
+            wants = (s.known and not s.contested and s.pause is _NO_PAUSE
+                     and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA)
             if not wants:
                 s.wait_since = None
             elif self._allocatable(s, now):

@@ -156,9 +156,6 @@ class Servant:
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
         self._over_since: float | None = None
-        self._done = False
-        self._left_zero = -INF  # when the offer last rose from 0 (a pause) to something
-        self._maybe_done_at = INF  # C -> B while offered, but maybe still following a pause: decide then
         self._requested_sent: int | None = None
         self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
         self._next_status = now
@@ -200,21 +197,18 @@ class Servant:
             self._history.note_reading(self._measured, now)
         if pilot is not old:
             self._events.add(now, EventKind.PILOT, self.address, f"pilot {old.name} -> {pilot.name}")
-            self._maybe_done_at = INF
             if pilot is PilotState.A:
                 if self.ev_stopped:
                     self.ev_stopped = False
                     self._events.add(now, EventKind.EV_STOP_CLEARED, self.address, "EV unplugged: contactor may close again")
-                self._done = False
                 self._release(now, ReleaseReason.UNPLUGGED, out)
             elif pilot is PilotState.B and old.charging and self.offer_da > 0 and not self.ev_stopped:
-                # it stopped while current was offered: charge complete (a paused pilot also gives B: not done,
-                # and the car may still be following a pause less than a reaction allowance ago: decide then)
-                if now < self._left_zero + self.timing.reaction_allowance:
-                    self._maybe_done_at = self._left_zero + self.timing.reaction_allowance
-                else:
-                    self._done = True
-                    self._release(now, ReleaseReason.EV_DONE, out)
+                # it stopped while current was offered: a pause (its own timer, balancing, preconditioning), or
+                # full, which looks the same on the pilot (a full car is a paused car that never resumes). Not
+                # the end: no RELEASE, the pilot keeps its offer so it can resume, the demand stays; the master
+                # parks it at its minimum after a grace (PROTOCOL.md 8.4, 8.5)
+                self._events.add(now, EventKind.EV_PAUSED, self.address,
+                                 f"car paused at an offer of {_a(self.offer_da)}: offer and demand kept")
             elif pilot in (PilotState.E, PilotState.F):
                 self._release(now, ReleaseReason.FAULT, out)
             self._next_status = now  # tell the master at once
@@ -281,8 +275,6 @@ class Servant:
             x = self._second_master_until
             if x < d:
                 d = x
-        if self._maybe_done_at < d:
-            d = self._maybe_done_at
         return d if d > now else now + t.tick_period
 
     def _failsafe_deadline(self, d: float) -> float:
@@ -353,7 +345,7 @@ class Servant:
 
     @property
     def requested_da(self) -> int:
-        if not self._present or self.ev_stopped or self._done:
+        if not self._present or self.ev_stopped:
             return 0
         return self.config.max_da
 
@@ -611,7 +603,7 @@ class Servant:
             self._limit = min(self._limit, self._armed)
 
     def _timers(self, now: float, out: list[Message]) -> None:
-        """The timed transitions of Phase and Failsafe (rule 4, 8.3), a finished charge, twin and second master."""
+        """The timed transitions of Phase and Failsafe (rule 4, 8.3), twin and second master."""
         t = self.timing
         if self._phase in _FOLLOWS:
             if self._failsafe is _OFF and now >= self._last_hb + t.failsafe_timeout:
@@ -647,11 +639,6 @@ class Servant:
                 self._events.add(now, EventKind.FAILSAFE_HOLD, self.address,
                                  f"failsafe hold over: {_a(self._limit)} -> {_a(self._armed)}")
                 self._limit = self._armed
-        if now >= self._maybe_done_at:
-            self._maybe_done_at = INF
-            if self._pilot is PilotState.B and self.offer_da > 0 and not self.ev_stopped and not self._done:
-                self._done = True  # it has seen the offer end the pause, and still does not charge
-                self._release(now, ReleaseReason.EV_DONE, out)
         if self._twin_until > -INF and now >= self._twin_until:
             self._twin_until = -INF
             self._events.add(now, EventKind.TWIN_GONE, self.address, "no other unit heard on this address")
@@ -672,8 +659,6 @@ class Servant:
         old = self.offer_da
         if offer == old:
             return  # (every step comes here: the common case costs nothing more)
-        if old == 0:
-            self._left_zero = now
         self._history.note_offer(old, offer, now)
         if offer < old:
             m = self._measured
@@ -715,9 +700,9 @@ class Servant:
         if self._pending is not None:  # offering 0 now: the cut has certainly taken effect
             pending, self._pending = self._pending, None
             self._ack(pending.txn, pending.limit_da, AckHow.IMMEDIATE, out)
-        if released or reason is not ReleaseReason.EV_DONE:
-            self._events.add(now, EventKind.RELEASE, self.address, f"{reason.name.lower()}: gave back {_a(released)}")
-            out.append(Release(self.address, released, reason))
+        # (unplugged or faulted: even when it held nothing; EV_DONE is a version 1 servant's, never sent here)
+        self._events.add(now, EventKind.RELEASE, self.address, f"{reason.name.lower()}: gave back {_a(released)}")
+        out.append(Release(self.address, released, reason))
 
     def _status(self) -> Status:
         """What it reports now; the last STATUS again (messages are immutable) while nothing in it changed, as

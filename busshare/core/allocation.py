@@ -20,6 +20,9 @@ Policy:
   everything its EVSE allows.
 * Nothing is wasted: the sum of targets is min(limit, sum of wants) whenever
   every active servant is admitted.
+* **Parked** demands (a car paused past its grace, PROTOCOL.md 8.6) come after
+  all of that, whatever their priority: each gets its minimum from what the
+  others left, by priority then rank, or 0 when that does not fit.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Demand(NamedTuple):
     min_da: int = MIN_OFFER_DA  # below this it is not worth charging
     priority: int = 0  # higher is served first
     rank: int = 0  # rotation order inside a priority class: lower is admitted first
+    parked: bool = False  # a paused car: its minimum, from leftovers only, after every other demand
 
 
 def water_level(items: Sequence[tuple[int, int, int]], budget: int) -> int:
@@ -89,13 +93,14 @@ def allocate(limit_da: int, demands: Iterable[Demand]) -> dict[int, int]:
     """Target limit (0.1 A) for every demand's address; 0 = pause.  Sum <= limit_da."""
     targets: dict[int, int] = {}
     active: list[tuple[Demand, int, int]] = []  # (demand, lo, hi)
+    parked: list[tuple[Demand, int, int]] = []
     for d in demands:
         hi = min(d.want_da, MAX_EVSE_DA)
         if hi < MIN_OFFER_DA:
             targets[d.address] = 0
             continue
         lo = max(MIN_OFFER_DA, min(d.min_da, hi))
-        active.append((d, lo, hi))
+        (parked if d.parked else active).append((d, lo, hi))
     active.sort(key=lambda x: (-x[0].priority, x[0].rank, x[0].address))
     admitted: list[tuple[Demand, int, int]] = []
     room = max(0, limit_da)
@@ -115,11 +120,19 @@ def allocate(limit_da: int, demands: Iterable[Demand]) -> dict[int, int]:
         got = _waterfill([(d.address, lo, hi) for d, lo, hi in members], base + room)
         room -= sum(got.values()) - base
         targets.update(got)
+    # parked cars: only what no other demand can use, each at its minimum (a PWM it can resume on)
+    parked.sort(key=lambda x: (-x[0].priority, x[0].rank, x[0].address))
+    for d, lo, _ in parked:
+        if lo <= room:
+            targets[d.address] = lo
+            room -= lo
+        else:
+            targets[d.address] = 0
     return targets
 
 
 def shortage(limit_da: int, demands: Iterable[Demand]) -> bool:
-    """True when some active demand is paused because the minimums do not all fit."""
+    """True when some active demand is paused because the minimums do not all fit (a parked one waits anyway)."""
     ds = list(demands)
     got = allocate(limit_da, ds)
-    return any(min(d.want_da, MAX_EVSE_DA) >= MIN_OFFER_DA and got[d.address] == 0 for d in ds)
+    return any(min(d.want_da, MAX_EVSE_DA) >= MIN_OFFER_DA and got[d.address] == 0 and not d.parked for d in ds)

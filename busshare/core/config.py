@@ -89,7 +89,8 @@ class Timing:
     silent_margin: float = 1.5  # extra time before a silent servant or an unknown one is counted at its failsafe
     servant_silent_after: float = 1.5  # master: no frame from a servant this long -> it is silent
     conflict_hold: float = 3.0  # a twin / second master is considered present this long after last heard
-    reclaim_after: float = 60.0  # a car drawing clearly less than offered this long gives the surplus back
+    reclaim_after: float = 60.0  # a car drawing clearly less than offered this long gives the surplus back;
+    # a car paused this long (in B while offered) is parked at its minimum (PROTOCOL.md 8.5)
 
     @property
     def unheard_bound(self) -> float:

@@ -33,6 +33,9 @@ class EventKind(StrEnum):
     NACK = "nack"
     RECLAIM = "reclaim"
     RECLAIM_END = "reclaim-end"
+    PAUSED = "paused"  # its car went to B while offered: it keeps its allocation for a grace (8.5)
+    PARKED = "parked"  # paused past the grace: its minimum, from leftovers only, failsafe 0 (8.6)
+    RESUMED = "resumed"  # a paused or parked car charges again: its demand is its request again
     SUPERSEDED = "superseded"  # an unanswered set-limit replaced by a new one
     ROTATE = "rotate"  # shortage: who charges next
     # the master's live budget (core/budget.py, docs/BUDGET.md): the policy's events, through the master's log
@@ -60,6 +63,7 @@ class EventKind(StrEnum):
     EV_STOPPED = "ev-stopped"  # the servant stopped an overdrawing EV
     # the servant
     PILOT = "pilot"  # the EV's pilot state changed
+    EV_PAUSED = "ev-paused"  # C -> B while offered: a pause (or full); offer and demand kept (8.4)
     EV_STOP_CLEARED = "ev-stop-cleared"
     STALE_HEARTBEAT = "stale-heartbeat"
     DISARM = "disarm"

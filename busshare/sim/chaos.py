@@ -10,7 +10,10 @@ violation prints).  Two streams per seed:
   ``--generator 1`` only while it is untouched;
 * the *shapes* stream draws all that generator 2 added: 16- and 32-servant
   installations, tight budgets, and the compound fault episodes of
-  ``SHAPES``.
+  ``SHAPES``;
+* the *pauses* stream (generator 2) draws cars on their own schedule: ones
+  that pause themselves (``EvProfile.pauses``) and ones on a start timer
+  (``start_after_s``), so that adding them moved no other draw.
 
 A fault shape is one row of ``SHAPES``: its name, the mixes that draw it, how
 many episodes per simulated hour, and a builder that places one episode.  A
@@ -45,6 +48,8 @@ LARGE = ((16, 0.02), (32, 0.015))  # generator 2: servants, share of the seeds
 LARGE_HOURS = 0.5  # a large installation's hour costs 4-9 times a small one's: it runs half an hour
 TIGHT_SHARE = 0.15  # generator 2: share of the seeds whose limit is within -20 %..+15 % of the sum of minimums
 TIGHT = (0.8, 1.2)  # what shapes_in counts as a tight budget: limit / sum of minimums in this range
+PAUSING_SHARE = 0.2  # generator 2: share of the cars that pause themselves (1-3 pauses of 10 s to 30 min)
+TIMER_SHARE = 0.1  # generator 2: share of the cars that wait in B on their own start timer (30 s to 40 min)
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,8 @@ STATED_SHARE: dict[str, float] = {
     "16-servants": 0.015,
     "32-servants": 0.008,
     "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
+    "pausing-car": 0.5,  # a car that pauses itself (C -> B while offered) and may resume
+    "timer-car": 0.3,  # a car that waits in B on its own start timer
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -189,6 +196,7 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
     extra = random.Random(f"busshare-chaos-shapes:{seed}")  # every draw generator 2 added
     # late copies, reordering and cars that see raises late (issue 10): a stream of their own, generator 2 only
     late = random.Random(f"busshare-chaos-late:{seed}")
+    own = random.Random(f"busshare-chaos-pauses:{seed}")  # cars on their own schedule: generator 2 only
     asked = (n_servants, mix, hours)
     drawn_n = rng.choice((2, 3, 4, 4, 4, 6, 8))
     drawn_mix = rng.choice(MIXES)
@@ -248,6 +256,8 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
                 # raises seen late too: a grant then a cut within the reaction time can still make it climb
                 sees_pilot_late=generator >= 2 and late.random() < 0.3,
             )
+            if generator >= 2:
+                profile = _own_schedule(own, profile)
             leave = t + stay
             cars.append(CarPlan(s.address, round(t, 3), round(leave, 3) if leave < duration else None, profile))
             t = leave + rng.uniform(60, 3600)
@@ -312,6 +322,16 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
     )
 
 
+def _own_schedule(rng: random.Random, profile: EvProfile) -> EvProfile:
+    """Maybe a car that pauses itself (its timer, balancing, preconditioning) or waits on a start timer."""
+    if rng.random() < PAUSING_SHARE:
+        offsets = sorted(round(rng.uniform(30, 3600), 3) for _ in range(rng.randint(1, 3)))
+        profile = replace(profile, pauses=tuple((o, round(rng.uniform(10, 1800), 3)) for o in offsets))
+    if rng.random() < TIMER_SHARE:
+        profile = replace(profile, start_after_s=round(rng.uniform(30, 2400), 3))
+    return profile
+
+
 def _failsafes_within(servants: list[ServantConfig], limit: int) -> list[ServantConfig]:
     """Standalone failsafes summing to at most ``limit`` (config validation): the last ones go to 0."""
     out = list(servants)
@@ -373,7 +393,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     allowance (5 s) after;
     ``echo-at-loss-of-contact``: a second path echoing every frame late while the master stops or a
     servant turns mute ('out');
-    ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``.
+    ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``;
+    ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
     """
     timing = sc.config.timing
     found = set()
@@ -400,6 +421,10 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     mins = sum(s.min_da for s in sc.config.servants)
     if TIGHT[0] <= sc.config.limit_da / mins <= TIGHT[1]:
         found.add("tight-budget")
+    if any(c.profile.pauses for c in sc.cars):
+        found.add("pausing-car")
+    if any(c.profile.start_after_s > 0 for c in sc.cars):
+        found.add("timer-car")
     return frozenset(found)
 
 

@@ -22,9 +22,15 @@ The car model:
   step toward a raise comes when it sees it (the delay is its whole reaction);
 * over the last ``taper_kwh`` its wanted current falls linearly (1 A steps) to
   ``taper_floor_a``; when the energy it wanted is in, it stops drawing and
-  goes back to state B (the servant then releases);
+  goes back to state B (to the servant, a pause that never ends: parked);
 * an open contactor (``ev_stopped``) or a power reset of the EVSE stops the draw
-  at once: that is a relay, not a request.
+  at once: that is a relay, not a request;
+* a car on its own schedule: with ``start_after_s`` it waits in B that long
+  after it is plugged in; with ``pauses`` ((offset, duration) pairs, offsets
+  from when it first started charging) it goes to B and stops drawing at each
+  offset, for that long (its own timer, balancing, preconditioning). A car in
+  B of its own accord wants nothing (``wants_da`` 0); when its time comes it
+  goes (back) to C only if a PWM current is offered (J1772: none at 0 A, B1).
 
 Energy is counted at ``VOLTAGE_V`` (230 V, single phase).
 """
@@ -56,6 +62,8 @@ class EvProfile:
     ramp_step_s: float = 0.5
     compliant: bool = True
     sees_pilot_late: bool = False  # raises too are acted on only after the reaction delay
+    pauses: tuple[tuple[float, float], ...] = ()  # (offset after charging started, duration), in order
+    start_after_s: float = 0.0  # plugged in, it waits in B this long (its own timer) before it may start
 
     def __post_init__(self) -> None:
         if not 0 <= self.reaction_min_s <= self.reaction_max_s:
@@ -64,6 +72,11 @@ class EvProfile:
             raise ValueError("EV max_a, ramp_a_per_s must be > 0; need_kwh, taper_kwh >= 0")
         if self.ramp_step_s <= 0 or self.start_delay_s < 0:
             raise ValueError("EV ramp_step_s must be > 0 and start_delay_s >= 0")
+        if self.start_after_s < 0:
+            raise ValueError("EV start_after_s must be >= 0")
+        offsets = [o for o, _ in self.pauses]
+        if any(o < 0 or d <= 0 for o, d in self.pauses) or offsets != sorted(offsets):
+            raise ValueError("EV pauses are (offset >= 0, duration > 0) pairs in order of offset")
 
 
 class SimEvse:
@@ -73,6 +86,7 @@ class SimEvse:
         "meter", "rng", "profile", "plugged", "full", "offer_da", "stopped", "draw_da", "t",
         "energy_wh", "session_wh", "drop_at", "ramp_at", "taper_at", "_max_da", "_floor_da",
         "over_since", "tolerance_da", "seen_da", "seen_at", "_seen_q",
+        "hold_until", "pause_at", "started_at", "_pause_i",
     )
 
     def __init__(self, meter: bool = True, rng: random.Random | None = None, now: float = 0.0) -> None:
@@ -98,6 +112,11 @@ class SimEvse:
         self.seen_da = 0
         self.seen_at = INF
         self._seen_q: list[tuple[float, int]] = []
+        # the car's own schedule: in B of its own accord until hold_until; its next pause starts at pause_at
+        self.hold_until = -INF
+        self.pause_at = INF
+        self.started_at = INF  # when it first started charging (the pauses' offsets count from here)
+        self._pause_i = 0
 
     # -- EvseHardware -------------------------------------------------------
 
@@ -127,6 +146,9 @@ class SimEvse:
         self.session_wh = 0.0
         self._max_da = round(profile.max_a * 10)
         self._floor_da = min(self._max_da, round(profile.taper_floor_a * 10))
+        self.hold_until = now + profile.start_after_s if profile.start_after_s > 0 else -INF
+        self.pause_at = self.started_at = INF
+        self._pause_i = 0
         self._forget_seen()
         if profile.sees_pilot_late and self.offer_da:
             self._see_later(self.offer_da, now)
@@ -138,6 +160,7 @@ class SimEvse:
         self.profile = None
         self._set_draw(0, now)
         self.drop_at = self.ramp_at = self.taper_at = INF
+        self.hold_until, self.pause_at, self.started_at = -INF, INF, INF
         self._forget_seen()
 
     def power_reset(self, now: float) -> None:
@@ -152,6 +175,8 @@ class SimEvse:
     def pilot(self) -> PilotState:
         if not self.plugged:
             return PilotState.A
+        if self.t < self.hold_until:
+            return PilotState.B  # paused, or not started yet, of its own accord
         if self.draw_da > 0 or (self._acted_offer() > 0 and not self.stopped and not self.full):
             return PilotState.C
         return PilotState.B
@@ -159,7 +184,7 @@ class SimEvse:
     @property
     def wants_da(self) -> int:
         """What the car would draw if offered enough (0: unplugged or full)."""
-        if not self.plugged or self.full or self.profile is None:
+        if not self.plugged or self.full or self.profile is None or self.t < self.hold_until:
             return 0
         return self._wanted()
 
@@ -168,16 +193,23 @@ class SimEvse:
         return self.profile is None or self.profile.compliant
 
     def next_change(self) -> float:
-        return min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at)
+        return min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at, self.pause_at, self._hold_end())
+
+    def _hold_end(self) -> float:
+        return self.hold_until if self.hold_until > self.t else INF
 
     def advance(self, now: float) -> None:
         """Run the car's own changes (reaction, ramp, taper, full) up to ``now``."""
         while True:
-            nxt = min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at)
+            nxt = min(self.drop_at, self.ramp_at, self.taper_at, self.seen_at, self.pause_at, self._hold_end())
             if nxt > now + _EPS:
                 break
             self._accrue(nxt)
-            if nxt == self.seen_at:
+            if nxt == self.pause_at:
+                self._pause(nxt)
+            elif nxt == self._hold_end():
+                self.t = nxt  # (its own B is over: it may start on the pilot offered now)
+            elif nxt == self.seen_at:
                 self._see(nxt)
             elif nxt == self.drop_at:
                 self.drop_at = INF
@@ -214,6 +246,17 @@ class SimEvse:
         level = self._floor_da + (self._max_da - self._floor_da) * frac
         return max(self._floor_da, int(level // 10) * 10)
 
+    def _pause(self, t: float) -> None:
+        """Its own pause begins: B, nothing drawn, for the pause's duration; the next one is planned."""
+        p = self.profile
+        assert p is not None
+        _, duration = p.pauses[self._pause_i]
+        self._pause_i += 1
+        self.hold_until = max(self.hold_until, t + duration)
+        self.pause_at = INF
+        self._set_draw(0, t)
+        self.drop_at = self.ramp_at = INF
+
     def _late(self) -> bool:
         return self.profile is not None and self.profile.sees_pilot_late
 
@@ -247,7 +290,7 @@ class SimEvse:
 
     def _target(self) -> int:
         offer = self._acted_offer()
-        if not self.plugged or self.full or self.stopped or offer == 0:
+        if not self.plugged or self.full or self.stopped or offer == 0 or self.t < self.hold_until:
             return 0
         return min(offer, self._wanted())
 
@@ -280,6 +323,10 @@ class SimEvse:
             if self.draw_da and (not self.plugged or self.full):
                 self._set_draw(0, now)
             return
+        if self.started_at == INF and self._target() > 0:  # it starts charging: its pauses count from now
+            self.started_at = now
+        if self.pause_at == INF and self.started_at < INF and self._pause_i < len(p.pauses) and now >= self.hold_until:
+            self.pause_at = max(now, self.started_at + p.pauses[self._pause_i][0])
         limit = 0 if self.stopped else self.offer_da
         if self.draw_da > limit and not p.sees_pilot_late:  # (a late-seeing car drops when it sees the pilot)
             if p.compliant and self.drop_at == INF:

@@ -32,6 +32,9 @@ a run pass.  The checks (names as reported):
                    no car waits (offer 0 while it wants current) longer than
                    rotation_interval * ceil(N / K) + settle_s, N = cars
                    wanting, K = cars that fit at their minimum.
+``pause-offer``, ``pause-leftovers``, ``resume-share``: cars that pause
+                   themselves, under the same quiet conditions (with the
+                   waste check): see ``pause_checks.py``.
 
 The service clocks restart at a plug-in, an unplug, a car stopped by its
 servant, and (after the master's recovery time) a fault or a master start.
@@ -55,6 +58,7 @@ from ..core.config import Timing
 from ..protocol.pilot import PilotState
 from .loop import Check
 from .oracle import Schedule
+from .pause_checks import PauseChecks
 from .procs import ServantProc
 
 INF = float("inf")
@@ -102,6 +106,7 @@ class Bounds:
     rotation_s: float
     waste_slack_da: int
     retry_s: float  # ack_timeout: a lost SET_LIMIT or ACK is replaced this much later
+    grace_s: float = 60.0  # reclaim_after: a paused car keeps its allocation this long, then is parked
 
 
 def default_settle(timing: Timing) -> float:
@@ -178,6 +183,7 @@ class Invariants:
         self.spoiled_control = 0
         self.single_priority = service.single_priority
         self.fit = max(1, bounds.limit_da // max(1, service.max_min_da))
+        self.pause = PauseChecks(bounds.grace_s, bounds.settle_s, bounds.retry_s, bounds.waste_slack_da)
 
     # -- called after every change to a servant process's hardware --------------
 
@@ -238,6 +244,9 @@ class Invariants:
     def _service(self, p: ServantProc, offer: int, t: float) -> None:
         """Waste and starvation bookkeeping: is the car unmet, is it waiting."""
         ev = p.evse
+        again = self.pause.note(p, offer, t)
+        if again is not None and self.checks_waste:
+            self.schedule(again, Check.PAUSE, None)  # its grace ends then: look again
         wants = ev.wants_da
         demand = wants if wants < p.cfg.max_da else p.cfg.max_da
         eligible = p.alive and not p.twin and not ev.stopped and not self.sim.contested(p.address)
@@ -245,7 +254,8 @@ class Invariants:
         if unmet != p.unmet:
             self.n_unmet += 1 if unmet else -1
             p.unmet = unmet
-        if eligible and demand > 0 and offer == 0:
+        # (a paused car, parked, is served from leftovers only: ``pause-offer`` is its promise, not rotation)
+        if eligible and demand > 0 and offer == 0 and p.paused_at == INF:
             if p.waiting_since == INF:
                 p.waiting_since = t
                 self._arm_starvation(p, t)
@@ -254,6 +264,7 @@ class Invariants:
             p.starve_reported = -INF
         if self.sim.quiet:
             self.update_waste(t)
+            self.update_pause(t)
 
     # -- waste ---------------------------------------------------------------------
 
@@ -333,6 +344,41 @@ class Invariants:
         self.schedule(due, Check.WASTE, None)
         return found
 
+    # -- cars that pause themselves ------------------------------------------------------
+
+    def update_pause(self, t: float) -> None:
+        if self.checks_waste:
+            self.pause.update(self.sim.servants, self.limit - self.total_offered, t, self.sim.quiet_since,
+                              self.spoiled_at, lambda due: self.schedule(due, Check.PAUSE, None))
+
+    def check_pause(self, t: float) -> Violation | None:
+        """A grace ended or an episode's bound came due: report a promise broken for longer than its bound."""
+        pc = self.pause
+        if t == pc.sched:
+            pc.sched = INF
+        if not self.checks_waste or not self.sim.quiet:
+            return None
+        broken = pc.now(self.sim.servants, self.limit - self.total_offered, t)
+        if broken is None:
+            pc.since = INF
+            pc.reported = -INF
+            return None
+        if pc.since == INF:
+            pc.since = t
+        due = pc.due(self.sim.quiet_since, self.spoiled_at)
+        found = None
+        if t + 1e-9 >= due:
+            name, why = broken
+            start = max(pc.since, self.sim.quiet_since, pc.reported)
+            found = Violation(t, name, f"{why} for {t - max(pc.since, self.sim.quiet_since):.2f} s "
+                              f"(settle bound {due - start:.2f} s)")
+            pc.reported = t
+            due = pc.due(self.sim.quiet_since, self.spoiled_at)
+        if due < pc.sched or pc.sched <= t:
+            pc.sched = due
+            self.schedule(due, Check.PAUSE, None)
+        return found
+
     # -- starvation -------------------------------------------------------------------
 
     def starve_bound(self) -> float:
@@ -370,6 +416,7 @@ class Invariants:
         """After the quiet conditions changed: re-evaluate waste and pending waits."""
         if self.sim.quiet:
             self.update_waste(t)
+            self.update_pause(t)
             for p in self.sim.servants:
                 if p.waiting_since < INF:
                     self._arm_starvation(p, t)

@@ -37,6 +37,7 @@ class Check(Enum):
     WASTE = "waste"  # capacity unused while a car wants more
     STARVE = "starve"  # a car waiting for current
     QUIET = "quiet"  # the quiet conditions settled: re-arm the service checks
+    PAUSE = "pause"  # a paused or resumed car's promises (sim/pause_checks.py)
 
 
 class Handlers(Protocol):

@@ -49,6 +49,7 @@ class ServantProc:
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped", "host",
+        "paused_at", "paused_offer", "resumed_at",
     )
     is_master: Literal[False] = False
 
@@ -99,4 +100,9 @@ class ServantProc:
         self.starve_reported = -INF  # collecting violations: the last starvation report of this wait
         self.cutoff_sched = INF
         self.ev_stopped = False  # its EVSE's contactor was open at the last sync (a stop is a demand change)
+        # a car that paused itself (sim/pause_checks.py): since when it is in B while offered, the offer at the
+        # last sync, since when it charges again after a pause
+        self.paused_at = INF
+        self.paused_offer = 0
+        self.resumed_at = INF
         self.booted = 0.0

@@ -156,7 +156,27 @@ MAX_CAR_A = MAX_EVSE_DA / 10  # no pilot offers more: a car's current above it c
 MAX_RAMP_A_PER_S = 1000.0  # 0 to 80 A in 80 ms, faster than any car
 MAX_RAMP_STEP_S = 3600.0
 
-#: how each EvProfile field is read (compliant is a boolean, every other field a number); the bounds keep
+def pauses(value: object) -> tuple[tuple[float, float], ...]:
+    """A car's own pauses: ``[[offset_s, duration_s], ...]``, offsets from when it started charging, in order."""
+    if not isinstance(value, list):
+        raise Invalid("is not a list of [offset_s, duration_s] pairs")
+    out: list[tuple[float, float]] = []
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise Invalid("is not a list of [offset_s, duration_s] pairs")
+        try:
+            offset, duration = seconds(pair[0]), positive_seconds(pair[1])
+        except Invalid as exc:
+            raise Invalid(f"pause {i + 1}: needs an offset_s of at least 0 s and a duration_s above 0 s "
+                          f"({exc})") from None
+        if out and offset < out[-1][0]:
+            raise Invalid("must list the pauses in order of their offset")
+        out.append((offset, duration))
+    return tuple(out)
+
+
+#: how each EvProfile field is read (compliant and sees_pilot_late are booleans, pauses a
+#: list of [offset_s, duration_s] pairs, every other field a number); the bounds keep
 #: the car model's arithmetic finite, so a huge value is a problem with its key here, not an OverflowError later
 _EV: dict[str, Callable[[object], object]] = {
     "max_a": within(number, 0.0, MAX_CAR_A, low_open=True, unit="A"), "need_kwh": within(number, 0.0, unit="kWh"),
@@ -164,7 +184,7 @@ _EV: dict[str, Callable[[object], object]] = {
     "reaction_min_s": seconds, "reaction_max_s": seconds, "start_delay_s": seconds,
     "ramp_a_per_s": within(number, 0.0, MAX_RAMP_A_PER_S, low_open=True, unit="A/s"),
     "ramp_step_s": within(number, 0.0, MAX_RAMP_STEP_S, low_open=True, unit="s"),
-    "compliant": boolean, "sees_pilot_late": boolean,
+    "compliant": boolean, "sees_pilot_late": boolean, "pauses": pauses, "start_after_s": seconds,
 }
 _BUS: dict[str, Callable[[object], object]] = {
     "bitrate": within(integer, 0, 10_000_000, low_open=True, unit="bit/s"), "latency_s": seconds,

@@ -96,6 +96,7 @@ def bounds_of(scenario: Scenario) -> Bounds:
         rotation_s=timing.rotation_interval,
         waste_slack_da=10 + len(config.servants),
         retry_s=float(timing.ack_timeout),
+        grace_s=float(timing.reclaim_after),
     )
 
 
@@ -237,6 +238,8 @@ class World:
         self._mark(now, None, "master-start", f"{name} id {master_id} epoch {epoch}")
         self._master_after(proc, [], now)
         self._disturb(now, "master-start")
+        # a new master learns a paused car anew: its grace runs from when that master is back (8.5)
+        self.inv.pause.restart(now + recovery_after(self.timing, "master-start"), self.servants)
         return proc
 
     def _stop_master(self, proc: MasterProc, now: float, graceful: bool) -> None:
@@ -471,6 +474,8 @@ class World:
         elif what is Check.WASTE:
             if inv.waste_sched == t:
                 found = inv.check_waste(t)
+        elif what is Check.PAUSE:
+            found = inv.check_pause(t)
         else:
             assert p is not None
             if what is Check.FAILSAFE:
@@ -508,6 +513,9 @@ class World:
         )
         if quiet and not self.quiet:
             self.quiet_since = max(self.quiet_since, t)
+            # meanwhile the master may have restarted a paused car's grace (a late copy of an old STATUS
+            # showing it charging, a silence): it runs from now at the latest
+            self.inv.pause.restart(self.quiet_since, self.servants)
         self.quiet = quiet
         if quiet:
             self.queue.push_check(self.quiet_since + self.bounds.settle_s, None, Check.QUIET)

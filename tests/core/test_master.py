@@ -31,6 +31,7 @@ from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import serial_tag
 from busshare.master import Master
+from busshare.master import ServantState
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
@@ -110,23 +111,29 @@ def test_seed_story_four_evses_on_an_80_a_breaker() -> None:
     assert cut_i < ack_i < grant_i, "cut, then its ack, then the grant"
     assert net.drawn_total() <= 640
 
-    # 3. the first finishes and releases; once it acks the cut to 0 (its car has stopped drawing: at the
-    # latest the reaction allowance), the second goes back to 64 A: a RELEASE alone frees nothing (a late
-    # copy of an old one could be old news)
+    # 3. the first pauses (or is full: the pilot looks the same): no RELEASE, it keeps its 32 A through the
+    # grace (reclaim_after); then it is parked at its minimum from leftovers, and the second, which can use
+    # all 64 A, leaves none: the first is cut to 0, and once it acks (its car has stopped drawing: at the
+    # latest the reaction allowance) the second goes to 64 A (cut, then grant)
     mark = len(net.log)
     net.set_pilot(1, PilotState.B)
     timing = net.config.timing
-    net.run_until(lambda: net.offers()[2] == 640, limit=timing.reaction_allowance + 2 * timing.tick_period)
+    net.run(timing.reclaim_after - 2 * timing.tick_period)
+    assert net.offers() == {1: 320, 2: 320, 3: 0, 4: 0}
+    assert net.master is not None and net.master.view(1, net.t).state is ServantState.PAUSED  # type: ignore[union-attr]
+    net.run_until(lambda: net.offers()[2] == 640, limit=timing.reaction_allowance + 4 * timing.tick_period)
     assert net.offers() == {1: 0, 2: 640, 3: 0, 4: 0}
-    rel_i = next(i for i, (_, who, m) in enumerate(net.log) if i >= mark and who == "s1" and isinstance(m, Release))
+    assert not [m for _, who, m in net.log[mark:] if who == "s1" and isinstance(m, Release)]
+    assert net.master.view(1, net.t).state is ServantState.PARKED  # type: ignore[union-attr]
     cut_i, cut = next((i, m) for i, m in grants_to(net, 1, mark) if m.limit_da == 0)
     ack_i = next(i for i, (_, who, m) in enumerate(net.log)
                  if i > cut_i and who == "s1" and isinstance(m, Ack) and m.txn == cut.txn)
     grant_i = next(i for i, m in grants_to(net, 2, mark) if m.limit_da == 640)
-    assert rel_i < cut_i < ack_i < grant_i, "release, the cut to 0, its ack, then the grant"
+    assert cut_i < ack_i < grant_i, "the cut to 0 of the parked one, its ack, then the grant"
 
-    # 4. the master falls silent: every servant at its failsafe within the timeout (+ one tick)
-    last_hb = max(t for t, who, m in net.log if isinstance(m, Heartbeat))
+    # 4. the master falls silent: every servant at its failsafe within the timeout (+ one tick) of the last
+    # heartbeat or set-limit (rule 4 counts from either; the parked one's cut came after the last heartbeat)
+    last_hb = max(t for t, who, m in net.log if isinstance(m, (Heartbeat, SetLimit)) and who == "master")
     net.kill_master()
     t = last_hb + net.config.timing.failsafe_timeout + net.config.timing.tick_period
     net.run(t - net.t + 1e-6)

@@ -65,33 +65,35 @@ def test_status_every_status_period() -> None:
     assert times == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
 
 
-def test_release_when_the_car_is_done_and_when_unplugged() -> None:
+def test_a_car_going_to_b_while_offered_pauses_it_keeps_offer_and_demand_and_releases_only_when_unplugged() -> None:
+    """C -> B while offered is a pause, not the end (PROTOCOL.md 8.4): a J1772 car resumes only on a PWM
+    offer, so the pilot keeps it and the demand stays; the master decides when to park it. Unplugged: RELEASE."""
     s = following(limit=320)
     beat(s, 0.1, 6.0)  # (offered for more than a reaction allowance: B now is the car's own doing)
     out = s.observe(PilotState.B, 0, 6.0)
-    assert of(Release, out) == [Release(1, 320, ReleaseReason.EV_DONE)]
-    assert s.offer_da == 0 and s.requested_da == 0
+    assert of(Release, out) == []
+    assert s.offer_da == 320 and s.requested_da == 320
+    assert of(Status, out)[0].pilot is PilotState.B and of(Status, out)[0].requested_da == 320
+    assert [e.kind for e in s.drain_events()].count(EventKind.EV_PAUSED) == 1
     out = s.observe(PilotState.A, 0, 7.0)
-    assert of(Release, out) == [Release(1, 0, ReleaseReason.UNPLUGGED)]
+    assert of(Release, out) == [Release(1, 320, ReleaseReason.UNPLUGGED)]
+    assert s.offer_da == 0 and s.requested_da == 0
 
 
-def test_a_car_stopping_soon_after_a_pause_may_still_be_following_the_pause() -> None:
-    """Paused (0 A) and offered current again less than a reaction allowance ago, a car going to B may be
-    following the pause it saw late; taken as finished, its current would be given away while it comes
-    back to charge (chaos seeds 1024 and 1076 with cars that see the pilot late). Finished only if it
-    stays in B a reaction allowance after the pause ended."""
+def test_a_paused_car_is_never_taken_as_finished_and_resumes_on_the_offer_it_kept() -> None:
+    """However long it stays in B (a car on a 01:00 timer), no RELEASE and no timer ends the pause: it resumes
+    on the PWM it kept. Also right after a pause (0 A) of ours, which the car may still be following."""
     s = following(limit=320)
     beat(s, 0.1, 6.0)
-    s.receive(SetLimit(1, 2, 0, 0, 7), 6.0)  # paused...
+    s.receive(SetLimit(1, 2, 0, 0, 7), 6.0)  # paused by the master...
     s.receive(SetLimit(1, 3, 320, 60, 7), 7.0)  # ...and offered 32 A again a second later
-    assert of(Release, s.observe(PilotState.B, 0, 7.5)) == [], "it may be following the pause"
-    assert of(Release, beat(s, 7.5, 8.5)) == []
-    assert of(Release, s.observe(C, 100, 8.5)) == [] and s.requested_da == 320
-    assert of(Release, beat(s, 8.5, 9.5, measured=100)) == []
-    assert of(Release, s.observe(PilotState.B, 0, 9.5)) == []
-    assert of(Release, beat(s, 9.5, 7.0 + T.reaction_allowance - 0.05)) == []
-    out = beat(s, 7.0 + T.reaction_allowance - 0.05, 7.0 + T.reaction_allowance + 0.05)
-    assert of(Release, out) == [Release(1, 320, ReleaseReason.EV_DONE)], "still B: it is done"
+    out = s.observe(PilotState.B, 0, 7.5)
+    out += beat(s, 7.5, 7.0 + T.reaction_allowance + 60.0)
+    assert of(Release, out) == [] and s.offer_da == 320 and s.requested_da == 320
+    assert all(st.requested_da == 320 for st in of(Status, out))
+    out = s.observe(C, 100, 70.0)
+    assert of(Release, out) == [] and s.offer_da == 320
+    assert of(Status, out)[0].pilot is C
 
 
 def test_graceful_shutdown_turns_the_pilot_off_and_releases_without_acking_a_pending_cut() -> None:

@@ -291,3 +291,13 @@ def test_an_appliance_house_keeps_its_fallback_promise_over_hours() -> None:
 
 def test_a_house_load_drawn_from_data_matches_the_world_type() -> None:
     assert isinstance(FAULTY.house, HouseLoad)
+
+
+def test_waste_counts_a_parked_car_as_served_at_its_minimum_from_leftovers_only() -> None:
+    """A parked car (PROTOCOL.md 8.6) is served only from what the charging cars leave: offering the charging
+    car all it can use (32 A) and the parked one nothing wastes nothing on a 35 A limit: 3 A do not fit its 6 A."""
+    cars = (Demand(1, 320), Demand(2, 60, 60, parked=True))
+    assert check_waste([SupplySample(0.0, 350, 320, cars)], 8.0, end=100.0) == []
+    unparked = (Demand(1, 320), Demand(2, 60, 60))  # taken as a charging car, its 6 A would be owed
+    (v,) = check_waste([SupplySample(0.0, 350, 320, unparked)], 8.0, end=100.0)
+    assert v.check == "budget-waste"

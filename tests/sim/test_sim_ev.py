@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -184,3 +185,55 @@ def test_pilot_changes_are_seen_in_order_and_never_later_than_the_reaction_delay
         assert evse.seen_at <= t + 5.0 + 1e-9
     run_until(evse, t + 5.0)
     assert evse.seen_da == 100 and evse.draw_da <= 100
+
+
+# -- cars on their own schedule: pauses and start timers (docs/BUDGET.md 6.6) ------------------------------
+
+
+def test_a_car_pauses_itself_at_its_offsets_and_resumes_only_on_a_pwm_offer() -> None:
+    car = EvProfile(need_kwh=50.0, taper_kwh=0.0, start_delay_s=1.0, pauses=((10.0, 30.0), (60.0, 5.0)))
+    evse = offered(car, 160)
+    run_until(evse, 5.0)
+    assert evse.pilot() is PilotState.C and evse.draw_da == 160 and evse.started_at == 0.0
+    run_until(evse, 10.0 + 1e-6)  # 10 s after charging started: its own pause
+    assert evse.pilot() is PilotState.B and evse.draw_da == 0 and evse.wants_da == 0
+    run_until(evse, 39.9)
+    assert evse.pilot() is PilotState.B and evse.draw_da == 0
+    evse.apply(0, False, 39.95)  # no PWM when its pause ends (B1): it cannot resume
+    run_until(evse, 50.0)
+    assert evse.pilot() is PilotState.B and evse.draw_da == 0 and evse.wants_da == 800
+    evse.apply(60, False, 50.0)  # a parked offer: it resumes on it
+    assert evse.pilot() is PilotState.C
+    run_until(evse, 55.0)
+    assert evse.draw_da == 60
+    run_until(evse, 60.0 + 1e-6)  # the second pause, 60 s after charging started
+    assert evse.pilot() is PilotState.B and evse.draw_da == 0
+    run_until(evse, 66.0)
+    assert evse.pilot() is PilotState.C and evse.draw_da == 60
+
+
+def test_a_car_on_a_start_timer_waits_in_b_then_starts_when_the_time_comes_and_a_pwm_is_offered() -> None:
+    car = EvProfile(need_kwh=50.0, start_after_s=100.0, start_delay_s=1.0)
+    evse = offered(car, 320)
+    run_until(evse, 99.0)
+    assert evse.pilot() is PilotState.B and evse.draw_da == 0 and evse.wants_da == 0
+    assert evse.next_change() == 100.0  # its pilot changes then: the simulator must look
+    run_until(evse, 100.0)
+    assert evse.pilot() is PilotState.C and evse.wants_da == 800
+    run_until(evse, 110.0)
+    assert evse.draw_da == 320
+    late = offered(car, 0)
+    run_until(late, 200.0)
+    assert late.pilot() is PilotState.B and late.draw_da == 0  # no PWM: B1, it cannot start
+    late.apply(60, False, 200.0)
+    run_until(late, 210.0)
+    assert late.pilot() is PilotState.C and late.draw_da == 60
+
+
+def test_pauses_must_be_in_order_with_a_duration() -> None:
+    with pytest.raises(ValueError):
+        EvProfile(pauses=((10.0, 5.0), (5.0, 5.0)))
+    with pytest.raises(ValueError):
+        EvProfile(pauses=((10.0, 0.0),))
+    with pytest.raises(ValueError):
+        EvProfile(start_after_s=-1.0)

@@ -136,6 +136,12 @@ def test_a_minimal_scenario_parses() -> None:
     assert sc.config.limit_da == 640 and sc.duration_s == 10
 
 
+def test_a_car_on_its_own_schedule_parses() -> None:
+    sc = parse_scenario(STORY_TOML + "[[car]]\nevse = 1\npauses = [[30, 300], [600, 10.5]]\nstart_after_s = 400")
+    assert sc.cars[0].profile.pauses == ((30.0, 300.0), (600.0, 10.5))
+    assert sc.cars[0].profile.start_after_s == 400.0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -158,6 +164,11 @@ def test_a_minimal_scenario_parses() -> None:
         ("[[fault]]\nkind = 'second_master'\nmaster_id = 'x'", r"fault\[0\]\.master_id: \"x\" is not an integer"),
         ("[car_defaults]\nneed_kwh = nan", r"car_defaults\.need_kwh: nan is not a finite number"),
         ("[[car]]\nevse = 1\nat = 5\nleave = 2", r"car\[0\]\.leave: 2 must be after at"),
+        # cars on their own schedule (issue 13)
+        ("[[car]]\nevse = 1\npauses = [[10, 5], [5, 5]]", r"car\[0\]\.pauses: .* in order of their offset"),
+        ("[[car]]\nevse = 1\npauses = [[10, 0]]", r"car\[0\]\.pauses: .*pause 1: needs .* duration_s above 0 s"),
+        ("[[car]]\nevse = 1\npauses = [10, 5]", r"car\[0\]\.pauses: .* list of \[offset_s, duration_s\] pairs"),
+        ("[[car]]\nevse = 1\nstart_after_s = -1", r"car\[0\]\.start_after_s: -1 must be at least 0 s"),
     ],
 )
 def test_bad_scenarios_are_one_line_errors(extra: str, message: str) -> None:

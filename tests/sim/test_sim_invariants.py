@@ -166,7 +166,8 @@ def _no_spin(sim: Simulation) -> None:
 def test_collect_mode_reports_waste_and_starvation_and_terminates() -> None:
     # a master that never grants wastes the capacity and starves every car; collecting, the run must
     # still end, reporting each episode again once per bound while it lasts (not once per step)
-    sc = story(duration_s=1000.0, faults=())  # (the master stays up: the service checks apply)
+    sc = story(duration_s=1200.0, faults=())  # (the master stays up: the service checks apply; car 1 leaves at
+    # 170 s, which restarts the service clocks: car 2 has waited a bound by 1077 s)
     sim = Simulation(sc, seed=3, master_cls=MiserMaster, stop_on_violation=False, on_step=_no_spin)
     result = sim.run()
     checks = [v.check for v in result.violations]

@@ -3,7 +3,8 @@
 Four EVSEs on an 80 A breaker (64 A continuous):
 1. one car alone gets 64 A;
 2. a second car plugs in: the first is cut to 32 A and acks, and only then does the second get 32 A;
-3. the first finishes and releases: the second goes back to 64 A;
+3. the first is full (B while offered, like a pause): it keeps its share for the grace, then is
+   parked from leftovers (none), and the second goes back to 64 A; the first leaves (RELEASE);
 4. the master falls silent: every servant is at its failsafe current within the timeout.
 
 Everything is read back from what a sniffer on the bus recorded (the capture) and
@@ -23,11 +24,13 @@ from busshare.frames import ReleaseReason
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import decode
+from busshare.protocol.pilot import PilotState
 from busshare.sim import load_scenario
 from busshare.sim import run_scenario
 from busshare.sim.runner import SimResult
 
 CAR2_PLUGS = 40.0
+CAR1_LEAVES = 170.0
 MASTER_DIES = 200.0
 
 
@@ -86,14 +89,23 @@ def test_second_car_first_is_cut_and_acks_and_only_then_the_second_gets_32_a(
         assert s is not None and s.offered_da == 320
 
 
-def test_first_finishes_and_releases_then_the_second_goes_back_to_64_a(
+def test_first_finishes_is_parked_after_the_grace_then_the_second_goes_back_to_64_a(
     story: SimResult, wire: list[tuple[float, Message]]
 ) -> None:
-    t_rel, rel = first(wire, CAR2_PLUGS, lambda m: isinstance(m, Release) and m.address == 1)
-    assert isinstance(rel, Release) and rel.reason is ReleaseReason.EV_DONE
-    assert t_rel < MASTER_DIES
-    t_up, up = first(wire, t_rel, lambda m: isinstance(m, SetLimit) and m.address == 2 and m.limit_da == 640)
-    assert t_up < MASTER_DIES
+    """Full looks like a pause on the pilot (B while offered): no RELEASE; the car keeps its share for the
+    grace (reclaim_after), then is parked at its minimum from leftovers, of which the second car, able to use
+    all 64 A, leaves none: cut to 0, acked, and only then the second goes back to 64 A."""
+    assert not [m for t, m in wire if isinstance(m, Release) and m.address == 1 and t < CAR1_LEAVES]
+    t_full, _ = first(wire, CAR2_PLUGS, lambda m: isinstance(m, Status) and m.address == 1 and m.pilot is PilotState.B)
+    grace = load_scenario("story").config.timing.reclaim_after
+    t_cut, cut = first(wire, t_full, lambda m: isinstance(m, SetLimit) and m.address == 1 and m.limit_da < 320)
+    assert isinstance(cut, SetLimit) and cut.limit_da == 0 and cut.failsafe_da == 0
+    assert t_full + grace <= t_cut < t_full + grace + 1.0
+    t_ack, _ = first(wire, t_cut, lambda m: isinstance(m, Ack) and m.address == 1 and m.txn == cut.txn)
+    t_up, _ = first(wire, t_cut, lambda m: isinstance(m, SetLimit) and m.address == 2 and m.limit_da == 640)
+    assert t_cut < t_ack < t_up < CAR1_LEAVES
+    _, rel = first(wire, CAR1_LEAVES, lambda m: isinstance(m, Release) and m.address == 1)
+    assert isinstance(rel, Release) and rel.reason is ReleaseReason.UNPLUGGED and rel.released_da == 0
     s2 = story.timeline.at(2, MASTER_DIES - 0.01)
     assert s2 is not None and s2.offered_da == 640
     s1 = story.timeline.at(1, MASTER_DIES - 0.01)
