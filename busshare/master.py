@@ -62,6 +62,7 @@ rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``cle
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from enum import StrEnum
@@ -376,6 +377,35 @@ class _Slot:
             f = max(f, self.standalone)
         return f
 
+    def due(self, now: float, t: Timing) -> float:
+        """Its next timer (INF: none): a re-send, going silent, counted at its failsafe, twin gone, leaving car
+        gone, reclaim, a paused car parked. Unchanged until one of its fields changes or ``now`` reaches it (``Master._slot_dues``)."""
+        d = INF
+        if self.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
+            d = self.resend_at(t)
+        presence = self.presence
+        if presence is _HEARD:
+            x = self.last_heard + t.servant_silent_after
+            if x < d:
+                d = x
+        elif presence is _SILENT:
+            x = self.silent_since + t.silent_count_after
+            if now < x < d:
+                d = x
+        if self.twin_extra and now < self.twin_until < d:
+            d = self.twin_until
+        if now < self.leaving_until < d:
+            d = self.leaving_until
+        if self.low_since is not None:
+            x = self.low_since + t.reclaim_after
+            if now < x < d:
+                d = x
+        if self.pause is _PAUSED:
+            x = self.paused_since + t.reclaim_after
+            if now < x < d:
+                d = x
+        return d
+
     @property
     def contested(self) -> bool:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
@@ -437,9 +467,15 @@ class Master:
         self.started = now
         self._events = EventLog()
         self._slots = {s.address: _Slot(s, i) for i, s in enumerate(config.servants)}
-        self._order = [s.address for s in config.servants]  # rotation order (index = rank)
+        self._order: list[int] = []  # rotation order (index = rank), set with _reorder
+        self._rank: dict[int, int] = {}  # address -> its index in _order, for every allocation pass
+        self._last_allocation: tuple[int, list[Demand], dict[int, int]] | None = None  # (budget, demands, targets)
+        self._reorder([s.address for s in config.servants])
         # the heartbeat pages that carry configured servants, sent in turn (PROTOCOL.md 5.2)
         self._pages = sorted({heard_page(a) for a in self._slots})
+        # per page, its servants and their heard bits: a heartbeat looks at its own page's servants only
+        self._page_slots = {page: [(1 << (a % HEARD_PAGE_SIZE), s) for a, s in self._slots.items()
+                                   if heard_page(a) == page] for page in self._pages}
         self._page_turn = 0
         self._seq = 0  # +1 per heartbeat: a servant tells a late copy of an old one by it (PROTOCOL.md 5.2)
         # txn numbers per servant address: a servant orders them modulo 256 (PROTOCOL 5.1), so set-limits to
@@ -458,6 +494,8 @@ class Master:
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
         self._deadline = now  # (so the first call runs the timers)
+        # each slot's ``due`` as last worked out: a STATUS that needs no allocation changes only its own slot
+        self._dues = {a: INF for a in self._slots}
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
@@ -481,7 +519,9 @@ class Master:
         out: list[Message] = []
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
-        self._step(now, out, changed=self._dispatch(msg, now, out))
+        changed = self._dispatch(msg, now, out)
+        slot = None if changed else self._slots.get(msg.address)  # (unchanged: a STATUS, which wrote its slot only)
+        self._step(now, out, changed, None if slot is None else (slot,))
         return out
 
     def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
@@ -607,7 +647,7 @@ class Master:
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out, changed=changed)
+        self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
         return out
@@ -626,7 +666,7 @@ class Master:
             d = min(d, self._budget.next_deadline())
         return d
 
-    def drain_events(self) -> list[Event]:
+    def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
 
     def committed_da(self, now: float) -> int:
@@ -673,11 +713,11 @@ class Master:
         self._page_turn += 1
         heard = 0
         window = self.timing.servant_silent_after
-        for a, s in self._slots.items():
+        for bit, s in self._page_slots[page]:
             # heard within the silent bound: once it is silent the bit is clear, so a servant that hears us but
             # cannot be heard (a mute transmitter) fails safe heard_timeout later (rule 3, rule 4)
-            if heard_page(a) == page and s.presence in _KNOWN and now < s.last_heard + window:
-                heard |= 1 << (a % HEARD_PAGE_SIZE)
+            if s.presence in _KNOWN and now < s.last_heard + window:
+                heard |= bit
         self._seq = (self._seq + 1) % HEARTBEAT_SEQ_MODULO
         return Heartbeat(self.master_id, self.epoch, self.limit_da, page, heard, self._seq, leaving=leaving,
                          learning=self.learning, second_master=self._second_master_until > now)
@@ -933,7 +973,7 @@ class Master:
             if (all(s.known for s in self._slots.values()) and settled) or now >= self._learn_deadline:
                 self.learning = False
                 # the cars that waited under the master before us go first (a restart is no reason to wait again)
-                self._order.sort(key=lambda a: self._slots[a].wait_since is None)
+                self._reorder(sorted(self._order, key=lambda a: self._slots[a].wait_since is None))
                 for s in self._slots.values():
                     if not s.known:
                         s.presence = Presence.ABSENT
@@ -1032,7 +1072,7 @@ class Master:
         reserved = 0
         reserved_fs = 0
         demands: list[Demand] = []
-        rank = {a: i for i, a in enumerate(self._order)}
+        rank = self._rank
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
@@ -1053,7 +1093,7 @@ class Master:
                 reserved += s.counted(now, self.timing)
                 reserved_fs += s.reserved_failsafe(now, self.timing)
         budget = max(0, self.limit_da - reserved)
-        got = allocation.allocate(budget, demands)
+        got = self._allocation(budget, demands)
         lt.update(got)
         # failsafe currents: cars first, then the rest; never more than the floor in total (8.3)
         fs_budget = max(0, self._floor - reserved_fs)
@@ -1073,8 +1113,11 @@ class Master:
         ft.update(lo)
         return lt, ft
 
-    def _step(self, now: float, out: list[Message], changed: bool) -> None:
-        """Run the timers and the allocation when a message changed something, or a timer is due."""
+    def _step(self, now: float, out: list[Message], changed: bool, touched: tuple[_Slot, ...] | None = None) -> None:
+        """Run the timers and the allocation when a message changed something, or a timer is due.
+
+        ``touched``: when nothing changed, the slots the call may have written (None: any of them).
+        """
         # allocation only depends on what servants said and on timers: skip it when neither changed
         if changed or self._again or now >= self._deadline:
             self._again = False
@@ -1082,9 +1125,10 @@ class Master:
             if not self.learning and self._allocate(now, out):
                 # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
                 self._again = self._allocate(now, out)
+            touched = None
         if self._budget is not None and self._budget.meter_timeout_s is not None:
             self._note_estimates(now)  # (a change of what a meterless car may draw is stamped when it happens)
-        self._deadline = self._compute_deadline(now)
+        self._deadline = self._compute_deadline(now, touched)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
@@ -1236,8 +1280,23 @@ class Master:
         if not waiting:
             return
         rest = [a for a in self._order if a not in waiting]
-        self._order = waiting + rest
+        self._reorder(waiting + rest)
         self._events.add(now, EventKind.ROTATE, None, f"shortage: {waiting} charge next, the others may wait")
+
+    def _allocation(self, budget: int, demands: list[Demand]) -> dict[int, int]:
+        """``allocation.allocate``, remembered for the last inputs: most passes (an ACK, a STATUS showing a
+        set-limit applied) come with the same budget and demands as the one before, and it is a pure function."""
+        last = self._last_allocation
+        if last is not None and last[0] == budget and last[1] == demands:
+            return dict(last[2])
+        got = allocation.allocate(budget, demands)
+        self._last_allocation = (budget, demands, dict(got))
+        return got
+
+    def _reorder(self, order: list[int]) -> None:
+        """A new rotation order, and the ranks every allocation pass reads from it (kept, not rebuilt each pass)."""
+        self._order = order
+        self._rank = {a: i for i, a in enumerate(order)}
 
     def _send(self, s: _Slot, limit: int, failsafe: int, now: float, out: list[Message]) -> None:
         limit = limit if limit >= MIN_OFFER_DA else 0  # (rounding down is always safe)
@@ -1256,40 +1315,32 @@ class Master:
         self._txns[address] = txn
         return txn
 
-    def _compute_deadline(self, now: float) -> float:
+    def _compute_deadline(self, now: float, touched: tuple[_Slot, ...] | None = None) -> float:
+        """The next timer: the master's own, and the earliest slot's (``touched``: see ``_slot_dues``)."""
         t = self.timing
-        d = INF  # timers only: the heartbeat has its own (next_deadline takes the earlier)
+        d = self._slot_dues(now, touched)
         if self.learning:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
         d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
-        # (runs after every received frame: plain comparisons rather than min() calls)
-        silent_after, count_after, reclaim_after = t.servant_silent_after, t.silent_count_after, t.reclaim_after
-        for s in self._slots.values():
-            if s.pending is not None:  # (resend_at is INF without one: most slots, skip the call)
-                x = s.resend_at(t)
-                if x < d:
-                    d = x
-            presence = s.presence
-            if presence is _HEARD:
-                x = s.last_heard + silent_after
-                if x < d:
-                    d = x
-            elif presence is _SILENT:
-                x = s.silent_since + count_after
-                if now < x < d:
-                    d = x
-            if s.twin_extra and now < s.twin_until < d:
-                d = s.twin_until
-            if now < s.leaving_until < d:
-                d = s.leaving_until
-            if s.low_since is not None:
-                x = s.low_since + reclaim_after
-                if now < x < d:
-                    d = x
-            if s.pause is _PAUSED:
-                x = s.paused_since + reclaim_after
-                if now < x < d:
-                    d = x
         return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin
+
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
+        """The earliest ``_Slot.due``, kept up to date rather than worked out for every slot after every frame.
+
+        With ``touched`` only those slots may have changed since the last call, so only their dues are worked
+        out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
+        with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are.
+        """
+        t = self.timing
+        dues = self._dues
+        if touched is not None:
+            for s in touched:
+                dues[s.cfg.address] = s.due(now, t)
+            d = min(dues.values(), default=INF)
+            if d > now:
+                return d
+        for a, s in self._slots.items():
+            dues[a] = s.due(now, t)
+        return min(dues.values(), default=INF)

@@ -45,6 +45,7 @@ rule 8  integrity: ``protocol/link.py``; the servant sees accepted messages only
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -156,6 +157,7 @@ class Servant:
         self._measured: int | None = None
         self._over_since: float | None = None
         self._requested_sent: int | None = None
+        self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
         self._next_status = now
         self._join_due = True
         self._deadline = self._compute_deadline(now)
@@ -165,7 +167,11 @@ class Servant:
     def receive(self, msg: Message, now: float) -> list[Message]:
         out: list[Message] = []
         if isinstance(msg, Heartbeat):
-            self._on_heartbeat(msg, now, out)
+            if self._on_heartbeat(msg, now, out) and self._pending is None and now < self._deadline:
+                # a routine heartbeat (most frames a servant gets) only moved the rule-4 clocks later: no timer
+                # is due before the deadline, and the step reads nothing else it changed; only the deadline moves
+                self._deadline = self._compute_deadline(now)
+                return out
         elif isinstance(msg, SetLimit):
             if msg.address == self.address:
                 self._on_set_limit(msg, now, out)
@@ -302,7 +308,7 @@ class Servant:
                 d = x
         return d
 
-    def drain_events(self) -> list[Event]:
+    def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
 
     @property
@@ -345,38 +351,43 @@ class Servant:
 
     # -- heartbeats and masters ---------------------------------------------------
 
-    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> None:
+    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
+        """Rules 4-6 for one heartbeat; True when it was routine: a fresh one of the master followed, with no
+        flag, no new master and no held grant to take, so it changed nothing but the rule-4 clocks."""
         key = (hb.master_id, hb.epoch)
         previous = self._masters_seen.get(key)
         self._masters_seen[key] = now
         if len(self._masters_seen) > 1:  # (the one just heard is never stale)
             for k in [k for k, seen in self._masters_seen.items() if now - seen > self.timing.conflict_hold]:
                 del self._masters_seen[k]
+        routine = not hb.second_master and key == self._master
         if hb.second_master:
             self._on_second_master(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
             if previous is not None and self._master in self._masters_seen:
                 # a master we had left behind is heard again while ours is alive: two masters
                 self._on_second_master(now, f"heartbeats from two masters: {key} and {self._master}", out)
-                return
+                return False
             self._follow(key, now, out)
         if hb.leaving:
             self._last_hb = -INF
             if not self.in_failsafe:
                 self._enter_failsafe(now, f"master {hb.master_id} is leaving")
-            return
+            return False
         if not self._order.fresh(hb.seq, now):
             # a late copy of an old heartbeat (a gateway, a bridge, a multi-mailbox driver): it proves neither that
             # the master is alive nor that it hears us now (rules 3-4)
             self._events.add(now, EventKind.STALE_HEARTBEAT, self.address,
                              f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
-            return
+            return False
         self._last_hb = now
         if hb.hears(self.address):
             self._heard_at = now
             if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
                 held, self._held = self._held, None
                 self._on_set_limit(held, now, out)
+                return False
+        return routine
 
     def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
         """Rule 5: start following a new master (first one, or another id/epoch: a restart); 8.3: disarm."""
@@ -694,17 +705,19 @@ class Servant:
         out.append(Release(self.address, released, reason))
 
     def _status(self) -> Status:
+        """What it reports now; the last STATUS again (messages are immutable) while nothing in it changed, as
+        between most status periods, since building one (and checking its fields) costs several times more."""
         m = self._measured
-        return Status(
-            self.address,
-            serial_tag(self.config.serial),
-            self._pilot,
-            self.offer_da,
-            None if m is None else min(m, STATUS_MEASURED_MAX_DA),
-            self.requested_da,
-            failsafe=self.in_failsafe,
-            fault=self._pilot in (PilotState.E, PilotState.F),
-            ev_stopped=self.ev_stopped,
-            twin=self._twin_until > -INF,
-        )
+        if m is not None and m > STATUS_MEASURED_MAX_DA:
+            m = STATUS_MEASURED_MAX_DA
+        pilot = self._pilot
+        fields = (pilot, self.offer_da, m, self.requested_da, self._failsafe is not _OFF, self.ev_stopped,
+                  self._twin_until > -INF)
+        last = self._last_status
+        if last is not None and last[0] == fields:
+            return last[1]
+        st = Status(self.address, serial_tag(self.config.serial), pilot, fields[1], m, fields[3], failsafe=fields[4],
+                    fault=pilot in (PilotState.E, PilotState.F), ev_stopped=fields[5], twin=fields[6])
+        self._last_status = (fields, st)
+        return st
 

@@ -29,14 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..frames import MAX_EVSE_DA
 from ..frames import MIN_OFFER_DA
 
 
-@dataclass(frozen=True)
-class Demand:
+class Demand(NamedTuple):
+    """What one servant can use now.  (A named tuple: the master builds one per servant per allocation pass,
+    and a frozen dataclass costs several times as much to build.)"""
+
     address: int
     want_da: int  # the most it can use now (EVSE max, EV request, reclaim cap); < 6 A = nothing
     min_da: int = MIN_OFFER_DA  # below this it is not worth charging

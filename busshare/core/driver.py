@@ -18,6 +18,7 @@ an event queue.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..frames import Message
@@ -40,7 +41,7 @@ class Host(Protocol):
 
     def send(self, msgs: list[Message], now: float) -> None: ...
 
-    def record(self, events: list[Event], now: float) -> None: ...
+    def record(self, events: Sequence[Event], now: float) -> None: ...
 
     def schedule(self, deadline: float, now: float) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -100,6 +101,10 @@ class EventLog:
     def add(self, t: float, kind: EventKind, address: int | None, detail: str) -> None:
         self._events.append(Event(t, kind, address, detail))
 
-    def drain(self) -> list[Event]:
-        out, self._events = self._events, []
+    def drain(self) -> Sequence[Event]:
+        """The events since the last drain, oldest first (nothing allocated when there are none: most calls)."""
+        out = self._events
+        if not out:
+            return ()
+        self._events = []
         return out

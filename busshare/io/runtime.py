@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from types import FrameType
@@ -189,7 +190,7 @@ class Runtime:
     def send(self, msgs: list[Message], now: float) -> None:
         self._send(msgs, now)
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         self._recorded += events
 
     def schedule(self, deadline: float, now: float) -> None:
@@ -220,7 +221,7 @@ class Runtime:
             self.on_record(rec)
 
     def _events(self, now: float) -> None:
-        events, self._recorded = self._recorded + self.node.drain_events(), []
+        events, self._recorded = [*self._recorded, *self.node.drain_events()], []
         for ev in events:
             rec = self._record(ev.t, ev.kind, ev.address, ev.detail)
             rec["last_heartbeat"] = self.last_heartbeat

@@ -45,13 +45,16 @@ class PilotState(enum.IntEnum):
     def meaning(self) -> str:
         return _STATE_INFO[self][1]
 
+    # (both read for every servant on every allocation pass and servant step: compared as the ints they are,
+    # B = 1 to D = 3, rather than by membership in a tuple of members looked up on the class each time)
+
     @property
     def vehicle_present(self) -> bool:
-        return self in (PilotState.B, PilotState.C, PilotState.D)
+        return 1 <= self <= 3  # B, C or D
 
     @property
     def charging(self) -> bool:
-        return self in (PilotState.C, PilotState.D)
+        return 2 <= self <= 3  # C or D
 
 
 _STATE_INFO = {

@@ -33,12 +33,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import TypedDict
 
 from ..frames import CachedDecoder
 from ..frames import decode
 from ..protocol.link import Decoder
 from ..protocol.link import Link
-from .clock import DELIVER
 from .clock import EventQueue
 
 if TYPE_CHECKING:
@@ -47,6 +47,22 @@ if TYPE_CHECKING:
 
 #: an 8-byte classic CAN frame with an 11-bit id: 111 bits + worst-case stuffing (24) + interframe (3)
 FRAME_BITS = 138
+
+
+class BusSettings(TypedDict, total=False):
+    """Some of ``BusFaults``'s fields, typed as there (``bitrate`` an int): a scenario's [bus] table, or the
+    changes a bus fault makes (``Faults.bus_faults``)."""
+
+    bitrate: int
+    latency_s: float
+    loss: float
+    duplicate: float
+    corrupt: float
+    late: float
+    late_min_s: float
+    late_max_s: float
+    jitter_s: float
+    echo_s: float
 
 
 @dataclass
@@ -77,6 +93,13 @@ class BusFaults:
         return FRAME_BITS / self.bitrate
 
 
+def bus_settings(f: BusFaults) -> BusSettings:
+    """Every field of ``f``, as settings (a fault's changes are applied over these)."""
+    return BusSettings(bitrate=f.bitrate, latency_s=f.latency_s, loss=f.loss, duplicate=f.duplicate,
+                       corrupt=f.corrupt, late=f.late, late_min_s=f.late_min_s, late_max_s=f.late_max_s,
+                       jitter_s=f.jitter_s, echo_s=f.echo_s)
+
+
 class Port:
     """Where one node (one process) attaches to the bus."""
 
@@ -97,7 +120,7 @@ class Port:
 
 class SimBus:
     __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
-                 "late", "late_until", "decoder")
+                 "late", "late_until", "decoder", "_hearers")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
@@ -114,41 +137,66 @@ class SimBus:
         self.late_until = 0.0  # when the last late copy scheduled so far arrives
         # every receiver decodes the same few hundred distinct frames over and over: one shared memo
         self.decoder = CachedDecoder()
+        # (sender, address) -> the other attached ports whose filter takes the address, in attach order: a frame
+        # to one servant is not offered to every port's filter in turn (ports come and go only with the nodes)
+        self._hearers: dict[tuple[Port, int], list[Port]] = {}
 
     def attach(self, name: str, address: int, owner: MasterProc | ServantProc,
                accept: frozenset[int] | None = None) -> Port:
         port = Port(name, address, owner, accept, self.decoder)
         self.ports.append(port)
+        self._hearers.clear()
         return port
 
     def detach(self, port: Port) -> None:
         port.attached = False
         self.ports = [p for p in self.ports if p is not port]
+        self._hearers.clear()
+
+    def hearers(self, port: Port, address: int) -> list[Port]:
+        """The ports a frame from ``port`` about ``address`` reaches: every other one whose filter takes it."""
+        key = (port, address)
+        found = self._hearers.get(key)
+        if found is None:
+            found = self._hearers[key] = [p for p in self.ports
+                                          if p is not port and (p.accept is None or address in p.accept)]
+        return found
 
     def send(self, port: Port, offset: int, data: bytes, now: float) -> None:
         """Queue one frame from ``port``; deliveries are scheduled as DELIVER events."""
         if port.mute or not port.attached:
             return
         f = self.faults
-        frame_time = f.frame_time
         start = now if now > self.free_at else self.free_at
-        done = start + frame_time
+        done = start + f.frame_time
         self.free_at = done
         at = done + f.latency_s
         self.frames += 1
         port.sent += 1
         self.capture.append((done, offset, data))
-        address = offset & 0x3F
+        hearers = self.hearers(port, offset & 0x3F)
+        if not (f.loss or f.duplicate or f.corrupt or f.late or f.jitter_s):
+            if hearers:
+                self.queue.push_deliver(at, offset, [(p, data, False) for p in hearers])
+        else:
+            self._faulty(hearers, offset, data, at)
+        if f.echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
+            echo = [(p, data, False) for p in hearers]
+            if echo:
+                self.duplicated += len(echo)
+                self.late += len(echo)
+                if at + f.echo_s > self.late_until:
+                    self.late_until = at + f.echo_s
+                self.queue.push_deliver(at + f.echo_s, offset, echo)
+
+    def _faulty(self, hearers: list[Port], offset: int, data: bytes, at: float) -> None:
+        """Deliveries to ``hearers`` with the fault draws, per receiver in order."""
+        f = self.faults
+        frame_time = f.frame_time
         loss, dup, corrupt, late, jitter = f.loss, f.duplicate, f.corrupt, f.late, f.jitter_s
-        faulty = loss or dup or corrupt or late or jitter
         rng = self.rng
         out: list[tuple[Port, bytes, bool]] = []
-        for p in self.ports:
-            if p is port or (p.accept is not None and address not in p.accept):
-                continue
-            if not faulty:
-                out.append((p, data, False))
-                continue
+        for p in hearers:
             if loss and rng.random() < loss:
                 self.lost += 1
                 continue
@@ -159,25 +207,16 @@ class SimBus:
                 bad = True
                 self.corrupted += 1
             if jitter:
-                self.queue.push(at + rng.uniform(0.0, jitter), DELIVER, offset, [(p, got, bad)])
+                self.queue.push_deliver(at + rng.uniform(0.0, jitter), offset, [(p, got, bad)])
             else:
                 out.append((p, got, bad))
             if dup and rng.random() < dup:
                 self.duplicated += 1
-                self.queue.push(at + frame_time, DELIVER, offset, [(p, got, bad)])
+                self.queue.push_deliver(at + frame_time, offset, [(p, got, bad)])
             if late and rng.random() < late:
                 self.deliver_copy(p, offset, got, at + rng.uniform(f.late_min_s, f.late_max_s), bad)
         if out:
-            self.queue.push(at, DELIVER, offset, out)
-        if f.echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
-            echo = [(p, data, False) for p in self.ports
-                    if p is not port and (p.accept is None or address in p.accept)]
-            if echo:
-                self.duplicated += len(echo)
-                self.late += len(echo)
-                if at + f.echo_s > self.late_until:
-                    self.late_until = at + f.echo_s
-                self.queue.push(at + f.echo_s, DELIVER, offset, echo)
+            self.queue.push_deliver(at, offset, out)
 
     def deliver_copy(self, port: Port, offset: int, data: bytes, at: float, corrupted: bool = False) -> None:
         """Deliver one extra copy of a frame to ``port`` at ``at`` (a late duplicate; scripted replays too)."""
@@ -185,7 +224,7 @@ class SimBus:
         self.late += 1
         if at > self.late_until:
             self.late_until = at
-        self.queue.push(at, DELIVER, offset, [(port, data, corrupted)])
+        self.queue.push_deliver(at, offset, [(port, data, corrupted)])
 
 
 def flip_bits(data: bytes, rng: random.Random) -> bytes:

@@ -32,6 +32,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import Literal
 
 from ..core.budget_config import BudgetConfig
 from ..core.config import Config
@@ -44,6 +45,7 @@ from ..core.source_settings import MeterSettings
 from ..core.source_settings import TcpEndpoint
 from ..frames import MAX_CIRCUIT_DA
 from .bus import BusFaults
+from .bus import BusSettings
 from .ev import EvProfile
 from .house import BudgetWorld
 from .house import random_world
@@ -294,10 +296,11 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
             faults.append(FaultPlan(at=at, kind=kind, address=address, duration_s=rng.uniform(0.5, 120),
                                     direction=rng.choice(("in", "out", "both"))))
         elif kind == "bus":
-            bus = {"loss": rng.choice((0.01, 0.05, 0.2, 0.5)), "duplicate": rng.choice((0.0, 0.01, 0.05)),
-                   "corrupt": rng.choice((0.0, 0.01, 0.05))}
+            bus: BusSettings = {"loss": rng.choice((0.01, 0.05, 0.2, 0.5)),
+                                "duplicate": rng.choice((0.0, 0.01, 0.05)), "corrupt": rng.choice((0.0, 0.01, 0.05))}
             if generator >= 2:  # late copies 1-30 s old (gateways, UDP, multi-mailbox drivers) and reordering
-                bus.update(late=late.choice((0.0, 0.01, 0.05)), jitter_s=late.choice((0.0, 0.0, 0.05)))
+                bus["late"] = late.choice((0.0, 0.01, 0.05))
+                bus["jitter_s"] = late.choice((0.0, 0.0, 0.05))
             faults.append(FaultPlan(at=at, kind=kind, duration_s=rng.uniform(5, 600), bus=bus))
         elif kind == "second_master":
             faults.append(FaultPlan(at=at, kind=kind, master_id=rng.randint(2, 9), duration_s=rng.uniform(1, 120)))
@@ -385,7 +388,8 @@ def _span(sc: Scenario, f: FaultPlan) -> tuple[float, float]:
     return f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s)
 
 
-def _windows(sc: Scenario, setting: str, holds: Callable[[float], bool]) -> list[tuple[float, float]]:
+def _windows(sc: Scenario, setting: Literal["loss", "echo_s"],
+             holds: Callable[[float], bool]) -> list[tuple[float, float]]:
     """When, by the plan, the bus's fault ``setting`` (a BusFaults field) has a value that ``holds``."""
     if holds(getattr(sc.bus, setting)):
         return [(0.0, sc.duration_s)]

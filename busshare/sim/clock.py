@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from typing import Final
 from typing import Literal
 from typing import TypeVar
-from typing import overload
 
 if TYPE_CHECKING:
     from .bus import Port
@@ -53,22 +52,32 @@ class EventQueue:
         self.now = start
         self.steps = 0  # events handled (the loop counts them)
 
-    @overload
-    def push(self, t: float, kind: Literal[0], a: int, b: Targets) -> None: ...
-    @overload
-    def push(self, t: float, kind: Literal[1], a: MasterProc | ServantProc, b: None = None) -> None: ...
-    @overload
-    def push(self, t: float, kind: Literal[2], a: ServantProc, b: None = None) -> None: ...
-    @overload
-    def push(self, t: float, kind: Literal[4], a: ServantProc | None, b: Check) -> None: ...
+    # one push per kind, each building its own entry type (a pusher cannot pair a kind with the wrong payloads)
 
-    def push(self, t: float, kind: Literal[0, 1, 2, 4], a: int | MasterProc | ServantProc | None,
-             b: Targets | Check | None = None) -> None:
-        """Queue an event; the overloads pair each kind with its payloads (SCRIPT events: ``push_script``)."""
-        if t < self.now:
-            t = self.now  # never schedule into the past: time only moves forward
+    def push_deliver(self, t: float, offset: int, targets: Targets) -> None:
+        """A frame (its id ``offset``) reaching ``targets`` at ``t``."""
+        t = self._at(t)
+        heapq.heappush(self.heap, (t, self.seq, DELIVER, offset, targets))
+
+    def push_node(self, t: float, proc: MasterProc | ServantProc) -> None:
+        """A node due at ``t``."""
+        t = self._at(t)
+        heapq.heappush(self.heap, (t, self.seq, NODE, proc, None))
+
+    def push_ev(self, t: float, proc: ServantProc) -> None:
+        """A servant's car due at ``t``."""
+        t = self._at(t)
+        heapq.heappush(self.heap, (t, self.seq, EV, proc, None))
+
+    def push_check(self, t: float, proc: ServantProc | None, what: Check) -> None:
+        """An invariant check due at ``t`` (for ``proc``, or the whole installation)."""
+        t = self._at(t)
+        heapq.heappush(self.heap, (t, self.seq, CHECK, proc, what))
+
+    def _at(self, t: float) -> float:
+        """The next sequence number taken, and ``t`` never in the past: time only moves forward."""
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind, a, b))  # type: ignore[misc]  # the overloads pair kind and payloads
+        return t if t > self.now else self.now
 
     def push_script(self, t: float, callback: Callable[[_T, float], None], arg: _T) -> None:
         """Queue ``callback(arg, t)`` for ``t``."""

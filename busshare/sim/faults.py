@@ -8,9 +8,11 @@ bus fault episodes and twins.  Each marks the timeline and restarts the service 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Unpack
 
 from ..core.events import EventKind
 from .bus import BusFaults
+from .bus import BusSettings
 from .ev import EvProfile
 from .procs import INF
 from .procs import MasterProc
@@ -185,7 +187,8 @@ class Faults(World):
         self._mark(t, p.address, "heal", p.name)
         self._fault_off(f"partition:{p.name}", t)
 
-    def bus_faults(self, t: float | None = None, duration_s: float | None = None, **changes: float) -> None:
+    def bus_faults(self, t: float | None = None, duration_s: float | None = None,
+                   **changes: Unpack[BusSettings]) -> None:
         """Change the bus's fault rates, for ``duration_s`` (None: for good).
 
         Episodes may overlap: the bus is always the base with every running episode's changes applied in
@@ -195,14 +198,14 @@ class Faults(World):
         if duration_s is None:
             self._bus_base.update(changes)
         else:
-            episode = dict(changes)
+            episode = BusSettings(**changes)
             self._bus_episodes.append(episode)
             self.queue.push_script(t + duration_s, self._bus_restore, episode)
         self._bus_apply()
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self._disturb(t, "fault")
 
-    def _bus_restore(self, episode: dict[str, float], t: float) -> None:
+    def _bus_restore(self, episode: BusSettings, t: float) -> None:
         self._bus_episodes = [e for e in self._bus_episodes if e is not episode]
         self._bus_apply()
         self._mark(t, None, "bus", "restored" if not self._bus_episodes else "episode over")
@@ -210,11 +213,10 @@ class Faults(World):
         self._disturb(max(t, self.bus.late_until), "fault")
 
     def _bus_apply(self) -> None:
-        merged = dict(self._bus_base)
+        merged = BusSettings(**self._bus_base)
         for episode in self._bus_episodes:
             merged.update(episode)
-        bitrate = int(merged.pop("bitrate"))  # BusFaults' one int field (the rest are floats)
-        self.bus.faults = BusFaults(bitrate=bitrate, **merged)
+        self.bus.faults = BusFaults(**merged)
 
     def add_twin(self, address: int, t: float | None = None, serial: int | None = None,
                  duration_s: float | None = None, car: EvProfile | None = None) -> ServantProc:

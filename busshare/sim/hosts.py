@@ -4,14 +4,13 @@ EVSE, its frames the bus, its events the timeline, and its next deadline the eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..core.events import Event
 from ..core.events import EventKind
 from ..frames import Message
 from ..protocol.pilot import PilotState
-from .loop import EV
-from .loop import NODE
 from .procs import MasterProc
 from .procs import ServantProc
 
@@ -34,7 +33,7 @@ class MasterHost:
     def send(self, msgs: list[Message], now: float) -> None:
         self.sim._send(self.m.port, msgs, now)
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         if events:
             self.sim._marks(self.m, events, now)
 
@@ -43,7 +42,7 @@ class MasterHost:
         d = deadline if deadline > now else now
         if d < m.node_sched:
             m.node_sched = d
-            self.sim.queue.push(d, NODE, m)
+            self.sim.queue.push_node(d, m)
 
 
 class ServantHost:
@@ -89,7 +88,7 @@ class ServantHost:
         p.r_measured = measured
         return pilot, measured
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         """What the EVSE did is checked and drawn first, then failsafe changes and the node's events are marked."""
         sim, p = self.sim, self.p
         if self.changed:
@@ -116,11 +115,11 @@ class ServantHost:
         d = deadline if deadline > now else now
         if d < p.node_sched:
             p.node_sched = d
-            queue.push(d, NODE, p)
+            queue.push_node(d, p)
         if self.changed:  # (an untouched car keeps the change it has scheduled already)
             c = p.evse.next_change()
             if c < now:
                 c = now
             if c < p.ev_sched:
                 p.ev_sched = c
-                queue.push(c, EV, p)
+                queue.push_ev(c, p)

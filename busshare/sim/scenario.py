@@ -19,6 +19,7 @@ from dataclasses import fields
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from ..core.config import Config
 from ..core.config import read_config
@@ -40,6 +41,7 @@ from ..frames import MAX_MASTER_ID
 from .budget_scenario import WORLD_KEYS
 from .budget_scenario import read_world
 from .bus import BusFaults
+from .bus import BusSettings
 from .ev import EvProfile
 from .house import BudgetWorld
 
@@ -74,7 +76,7 @@ class FaultPlan:
     master_id: int = 2
     hold_s: float | None = None
     serial: int | None = None
-    bus: dict[str, float] = field(default_factory=dict)
+    bus: BusSettings = field(default_factory=BusSettings)
     car: EvProfile | None = None
 
 
@@ -218,8 +220,9 @@ def _profile(r: Reader, t: Table, path: str, defaults: dict[str, object]) -> EvP
         return EvProfile()
 
 
-def _bus(r: Reader, t: Table, path: str) -> dict[str, float]:
-    return _values(r, t, path, _BUS)  # type: ignore[return-value]  # (the converters give numbers)
+def _bus(r: Reader, t: Table, path: str) -> BusSettings:
+    # (each key read by its own converter in _BUS: bitrate an int, the rest numbers)
+    return cast(BusSettings, _values(r, t, path, _BUS))
 
 
 def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple[Scenario | None, list[Problem]]:
@@ -271,7 +274,9 @@ def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple
         ))
         if kind == "bus":
             try:
-                BusFaults(**{**vars(BusFaults(**bus)), **changes})  # type: ignore[arg-type]
+                BusFaults(**bus)
+                merged: BusSettings = {**bus, **changes}
+                BusFaults(**merged)
             except ValueError as exc:
                 r.add(path, str(exc))
     seed = r.get(data, "seed", "", integer, 1)
@@ -281,7 +286,7 @@ def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple
         description=r.get(data, "description", "", string, ""),
         config=config, duration_s=duration,
         seed=seed,
-        bus=BusFaults(**bus),  # type: ignore[arg-type]
+        bus=BusFaults(**bus),
         cars=tuple(cars), faults=tuple(faults),
         settle_s=r.get(data, "settle_s", "", seconds, None),
         watchdog_s=r.get(data, "watchdog_s", "", seconds, 1.0),

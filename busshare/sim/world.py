@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..core.budget import BudgetPolicy
@@ -35,8 +36,10 @@ from ..report.timeline import Sample
 from ..report.timeline import Timeline
 from .budget_run import BudgetRun
 from .bus import BusFaults
+from .bus import BusSettings
 from .bus import Port
 from .bus import SimBus
+from .bus import bus_settings
 from .clock import EventQueue
 from .ev import SimEvse
 from .hosts import MasterHost
@@ -52,9 +55,6 @@ from .invariants import SimulationFailed
 from .invariants import Violation
 from .invariants import default_settle
 from .invariants import recovery_after
-from .loop import CHECK
-from .loop import EV
-from .loop import NODE
 from .loop import Check
 from .oracle import FailsafeOracle
 from .oracle import OracleBounds
@@ -187,9 +187,9 @@ class World:
         self.energy_done: dict[str, float] = {}
         self._sample_keys: dict[str, tuple[int, int, PilotState]] = {}
         self._dead_ports: list[Port] = []
-        # the bus without the running episodes: BusFaults' fields (bitrate, an int, is given back as one)
-        self._bus_base: dict[str, float] = dict(vars(scenario.bus))
-        self._bus_episodes: list[dict[str, float]] = []
+        # the bus without the running episodes: every BusFaults field
+        self._bus_base: BusSettings = bus_settings(scenario.bus)
+        self._bus_episodes: list[BusSettings] = []
 
     @property
     def now(self) -> float:
@@ -228,7 +228,7 @@ class World:
             self.timeline.events.append(Mark(t, address, kind, detail))
 
     def schedule_check(self, t: float, what: Check, p: ServantProc | None) -> None:
-        self.queue.push(t, CHECK, p, what)
+        self.queue.push_check(t, p, what)
 
     def contested(self, address: int) -> bool:
         procs = self.by_address.get(address)
@@ -443,13 +443,13 @@ class World:
         c = max(p.evse.next_change(), self.queue.now)
         if c < p.ev_sched:
             p.ev_sched = c
-            self.queue.push(c, EV, p)
+            self.queue.push_ev(c, p)
 
     def _node_resched(self, p: ServantProc | MasterProc, deadline: float) -> None:
         d = max(deadline, self.queue.now)
         if d < p.node_sched:
             p.node_sched = d
-            self.queue.push(d, NODE, p)
+            self.queue.push_node(d, p)
 
     def master_due(self, m: MasterProc, t: float) -> None:
         if t != m.node_sched or not m.alive:
@@ -481,7 +481,7 @@ class World:
         if self.budget_run is not None:
             self.budget_run.after_master(t)
 
-    def _marks(self, proc: ServantProc | MasterProc, events: list[Event], t: float) -> None:
+    def _marks(self, proc: ServantProc | MasterProc, events: Sequence[Event], t: float) -> None:
         """A node's events, as timeline marks (a servant's carry its address)."""
         for ev in events:
             address = ev.address
@@ -549,7 +549,7 @@ class World:
             self.inv.pause.restart(self.quiet_since, self.servants)
         self.quiet = quiet
         if quiet:
-            self.queue.push(self.quiet_since + self.bounds.settle_s, CHECK, None, Check.QUIET)
+            self.queue.push_check(self.quiet_since + self.bounds.settle_s, None, Check.QUIET)
             self.inv.rearm_all(t)
 
 

@@ -58,6 +58,7 @@ demand_lists = st.lists(
         min_da=st.integers(60, 160),
         priority=st.integers(0, 2),
         rank=st.integers(0, 62),
+        parked=st.just(False),  # (a named tuple: builds would draw every field; parked cars: tests/core/test_pause.py)
     ),
     max_size=20,
     unique_by=lambda d: d.address,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from busshare.core.config import Config
 from busshare.core.config import ServantConfig
 from busshare.core.config import Timing
@@ -34,7 +36,7 @@ class Recorder:
     def send(self, msgs: list[Message], now: float) -> None:
         self.calls.append(f"send {len(msgs)}")
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         self.calls.append(f"record {[e.kind.value for e in events]}")
 
     def schedule(self, deadline: float, now: float) -> None:
@@ -81,7 +83,7 @@ class FakeServant:
     def next_deadline(self) -> float:
         return 9.0
 
-    def drain_events(self) -> list[Event]:
+    def drain_events(self) -> Sequence[Event]:
         out, self._events = self._events, []
         return out
 

@@ -26,4 +26,4 @@ def test_the_log_keeps_the_kind_it_was_given() -> None:
     log = EventLog()
     log.add(1.0, EventKind.TWIN, 2, "two units")
     (ev,) = log.drain()
-    assert ev.kind is EventKind.TWIN and log.drain() == []
+    assert ev.kind is EventKind.TWIN and log.drain() == ()

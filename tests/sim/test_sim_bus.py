@@ -13,12 +13,12 @@ from busshare.frames import Status
 from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
-from busshare.sim.bus import DELIVER
 from busshare.sim.bus import FRAME_BITS
 from busshare.sim.bus import BusFaults
 from busshare.sim.bus import Port
 from busshare.sim.bus import SimBus
 from busshare.sim.bus import flip_bits
+from busshare.sim.clock import DELIVER
 from busshare.sim.clock import EventQueue
 
 

@@ -521,3 +521,28 @@ def test_seed_2387_a_servant_rebooted_unnoticed_is_confirmed_again() -> None:
     sim.run_until(1760.0)
     assert sim.violations == []
     assert sim.by_address[2][0].evse.offer_da > 0
+
+
+def test_a_bus_fault_reads_its_bitrate_as_an_int_and_the_bus_takes_it_back_after_the_episode() -> None:
+    """FaultPlan.bus is a BusSettings (issue 12): bitrate an int, the rates floats, episodes over the base."""
+    sc = parse_scenario("""
+name = "slow-bus"
+duration_s = 5
+[installation.site]
+limit_a = 32
+[bus]
+bitrate = 500000
+[[fault]]
+at = 1.0
+kind = "bus"
+duration_s = 2.0
+bitrate = 250000
+loss = 0.1
+""" + scenario_servants(1))
+    (fault,) = sc.faults
+    assert fault.bus == {"bitrate": 250000, "loss": 0.1} and type(fault.bus["bitrate"]) is int
+    sim = Simulation(sc, 1, record=False)
+    sim.run_until(2.0)
+    assert (sim.bus.faults.bitrate, sim.bus.faults.loss) == (250000, 0.1) and type(sim.bus.faults.bitrate) is int
+    sim.run_until(4.0)
+    assert (sim.bus.faults.bitrate, sim.bus.faults.loss) == (500000, 0.0)

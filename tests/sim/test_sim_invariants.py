@@ -21,7 +21,6 @@ from busshare.servant import Servant
 from busshare.sim import Simulation
 from busshare.sim import SimulationFailed
 from busshare.sim import load_scenario
-from busshare.sim.bus import DELIVER
 from busshare.sim.scenario import Scenario
 
 
@@ -186,7 +185,7 @@ def _only_to(sim: Simulation, address: int, msg: SetLimit) -> None:
     target = sim.by_address[address][0].port
     assert target is not None
     offset, data = Link().encode(msg)
-    sim.queue.push(sim.now + 0.001, DELIVER, offset, [(target, data, False)])
+    sim.queue.push_deliver(sim.now + 0.001, offset, [(target, data, False)])
 
 
 def test_rule4_takes_the_failsafe_only_from_set_limits_the_servant_accepted() -> None:

@@ -8,8 +8,6 @@ priority, and one that keeps a resumed car at its parked minimum.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from busshare.core import allocation
@@ -159,7 +157,7 @@ def test_a_master_that_gives_parked_cars_priority_is_caught_by_pause_leftovers(m
     real = allocation.allocate
 
     def parked_first(limit_da: int, demands: object) -> dict[int, int]:
-        ds = [replace(d, parked=False, priority=255) if d.parked else d for d in demands]  # type: ignore[attr-defined]
+        ds = [d._replace(parked=False, priority=255) if d.parked else d for d in demands]  # type: ignore[attr-defined]
         return real(limit_da, ds)
 
     monkeypatch.setattr(allocation, "allocate", parked_first)

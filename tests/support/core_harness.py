@@ -15,6 +15,7 @@ are queued for delivery, events are drained into ``events`` (read them there:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -68,7 +69,7 @@ class _Host:
     def send(self, msgs: list[Message], now: float) -> None:
         self.net._emit(self.name, msgs)
 
-    def record(self, events: list[Event], now: float) -> None:
+    def record(self, events: Sequence[Event], now: float) -> None:
         self.net.events += [(self.name, e) for e in events]
 
     def schedule(self, deadline: float, now: float) -> None:

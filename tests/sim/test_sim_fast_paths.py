@@ -1,0 +1,74 @@
+"""The nodes' fast paths (issue 12, Performance) change nothing: the same runs, frame for frame.
+
+Each fast path skips work it can prove changes nothing; here a subclass that never takes it runs the
+same chaos installations, and the frames on the wire (with their times), the events and the summary
+must come out identical.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.master import INF
+from busshare.master import Master
+from busshare.master import _Slot
+from busshare.servant import Servant
+from busshare.sim.chaos import chaos_scenario
+from busshare.sim.runner import MasterFactory
+from busshare.sim.runner import ServantFactory
+from busshare.sim.runner import SimResult
+from busshare.sim.runner import Simulation
+
+# quarter-hour runs of sweep installations: between them bus loss and echo, partitions, twins, second
+# masters, master crashes, restarts and shutdowns, a servant crash, and 16 servants
+SEEDS = (1000, 1011, 1014, 1027)
+HOURS = 0.25
+
+
+class FullStepServant(Servant):
+    """A servant that runs its whole step after every heartbeat, as before the routine-heartbeat fast path."""
+
+    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
+        super()._on_heartbeat(hb, now, out)
+        return False
+
+
+class FullScanMaster(Master):
+    """A master that works out every slot's timer after every call, as before the kept deadline."""
+
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
+        return super()._slot_dues(now, None)
+
+
+class CheckedMaster(Master):
+    """A master whose kept earliest slot timer is checked against a scan of every slot, after every call."""
+
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
+        kept = super()._slot_dues(now, touched)
+        scan = min((s.due(now, self.timing) for s in self._slots.values()), default=INF)
+        assert kept == scan, f"kept deadline {kept} but the slots say {scan} at {now}"
+        return kept
+
+
+def run(seed: int, master_cls: MasterFactory | None = None, servant_cls: ServantFactory | None = None) -> SimResult:
+    return Simulation(chaos_scenario(seed, hours=HOURS), seed, record=True, stop_on_violation=False,
+                      master_cls=master_cls, servant_cls=servant_cls).run()
+
+
+def same(a: SimResult, b: SimResult) -> None:
+    assert a.capture == b.capture
+    assert a.timeline.events == b.timeline.events
+    assert a.timeline.samples == b.timeline.samples
+    assert a.summary.text() == b.summary.text()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_masters_kept_deadline_is_the_earliest_slot_timer_after_every_call(seed: int) -> None:
+    same(run(seed, master_cls=CheckedMaster), run(seed, master_cls=FullScanMaster))  # (a failed check raises)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_routine_heartbeat_skipping_the_servants_step_changes_nothing(seed: int) -> None:
+    same(run(seed), run(seed, servant_cls=FullStepServant))
