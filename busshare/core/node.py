@@ -14,6 +14,8 @@ from typing import runtime_checkable
 from ..frames import Message
 from ..frames import SetLimit
 from ..protocol.pilot import PilotState
+from .budget import Budget
+from .budget import MainsReading
 from .config import Config
 from .events import Event
 
@@ -93,3 +95,20 @@ class MasterNode(Node, Protocol):
         ...
 
     def servants(self, now: float) -> Sequence[ServantRow]: ...
+
+
+class BudgetInputs(Protocol):
+    """A master that takes a live limit (docs/BUDGET.md 6.4): each input returns the frames to send now.
+
+    The runtime's feed (``io.budget_feed``) and the simulator's budget world (``sim.budget_run``) drive it."""
+
+    def mains_reading(self, reading: MainsReading, now: float) -> list[Message]: ...
+
+    def mains_failed(self, now: float, detail: str) -> list[Message]: ...
+
+    def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
+
+    def clear_setpoint(self, now: float) -> list[Message]: ...
+
+    @property
+    def budget(self) -> Budget: ...

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from ..core.budget import Budget
 from ..core.budget import MainsReading
 from ..core.config import Config
 from ..core.currents import PhaseCurrents
 from ..core.meter_maps import MeterEvent
 from ..core.meter_maps import MeterReading
+from ..core.node import BudgetInputs
 from ..core.setpoint import LimitSource
 from ..core.setpoint import Setpoint
 from ..core.setpoint import SetpointRejected
@@ -38,21 +38,6 @@ from .mqtt import BrokerConnected
 from .mqtt import BrokerLost
 from .mqtt import MqttBudgetLink
 from .mqtt import MqttEvent
-
-
-class BudgetMaster(Protocol):
-    """What the feed needs of a master: its budget inputs (``busshare.master.Master`` with a policy)."""
-
-    def mains_reading(self, reading: MainsReading, now: float) -> list[Message]: ...
-
-    def mains_failed(self, now: float, detail: str) -> list[Message]: ...
-
-    def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
-
-    def clear_setpoint(self, now: float) -> list[Message]: ...
-
-    @property
-    def budget(self) -> Budget: ...
 
 
 class MeterSource(Protocol):
@@ -109,7 +94,7 @@ def mains_reading_of(reading: MeterReading) -> MainsReading:
 class BudgetFeed:
     """The meter poller and the MQTT link of one master, serviced on the runtime's loop thread."""
 
-    def __init__(self, master: BudgetMaster, *, meter: MeterSource | None = None,
+    def __init__(self, master: BudgetInputs, *, meter: MeterSource | None = None,
                  link: LimitLink | None = None) -> None:
         self.master = master
         self.meter = meter
@@ -119,7 +104,7 @@ class BudgetFeed:
         self._running = False
 
     @classmethod
-    def from_config(cls, master: BudgetMaster, config: Config,
+    def from_config(cls, master: BudgetInputs, config: Config,
                     clock: Callable[[], float] = time.monotonic) -> BudgetFeed:
         """The sources of the site file's ``[budget]`` (``clock``: the runtime's, so a reading's time is ``now``'s)."""
         budget = config.budget

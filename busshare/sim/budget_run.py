@@ -25,13 +25,12 @@ from typing import Protocol
 from typing import runtime_checkable
 
 from ..core.allocation import Demand
-from ..core.budget import Budget
 from ..core.budget import BudgetPolicy
 from ..core.budget import MainsReading
 from ..core.budget import steady_change_bound
 from ..core.budget_config import BudgetConfig
 from ..core.currents import PhaseCurrents
-from ..frames import Message
+from ..core.node import BudgetInputs
 from .budget_checks import BudgetSample
 from .budget_checks import MeterDelivery
 from .budget_checks import SetpointDelivery
@@ -68,19 +67,8 @@ class _Row(Protocol):
 
 
 @runtime_checkable
-class BudgetMaster(Protocol):
-    """A master that takes a live limit (docs/BUDGET.md 6.4)."""
-
-    def mains_reading(self, reading: MainsReading, now: float) -> list[Message]: ...
-
-    def mains_failed(self, now: float, detail: str) -> list[Message]: ...
-
-    def setpoint(self, limit_da: int, ttl_s: float | None, now: float) -> list[Message]: ...
-
-    def clear_setpoint(self, now: float) -> list[Message]: ...
-
-    @property
-    def budget(self) -> Budget: ...
+class BudgetMaster(BudgetInputs, Protocol):
+    """A master that takes a live limit, as the checks read it: its count and its servants."""
 
     def committed_da(self, now: float) -> int: ...
 
