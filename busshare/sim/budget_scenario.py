@@ -2,8 +2,9 @@
 
 Read with the scenario's ``Reader`` (every problem names its key), into a ``house.BudgetWorld``.  The
 meter's ``poll_s``, ``timeout_s`` and ``frozen_s`` come from ``[installation.budget.meter]``, so one
-key is never set in two places (docs/BUDGET.md 7).  A scenario whose installation has a meter needs a
-``[house]``; a house, meter faults or setpoints need an ``[installation.budget]`` to act on.
+key is never set in two places (docs/BUDGET.md 7).  A scenario whose installation has a meter and no
+``[house]`` gets the built-in appliance house; a house, meter faults or setpoints need an
+``[installation.budget]`` to act on.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def read_world(r: Reader, data: Table, config: Config, duration_s: float, seed: 
     meter = budget.meter
     house_t = r.optional_table(data, "house", "")
     if meter is not None and house_t is None:
-        r.add("house", "is missing: an installation with a mains meter ([installation.budget.meter]) needs a house")
+        house_t = {"kind": "appliances"}  # a site file simulated as it is: the built-in house behind its meter
     if meter is None and "house" in data:
         r.add("house", "needs a mains meter ([installation.budget.meter]) to be seen")
     if meter is None and "meter" in data:

@@ -91,7 +91,6 @@ def test_a_csv_house_is_read_relative_to_the_scenario_file(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("extra", "meter", "message"), [
-    ("", METER, "house: is missing"),
     ('[house]\nkind = "flat"\nbase_a = 5\n', "", "house: needs a mains meter"),
     ('[house]\nkind = "oven"\n', METER, "house.kind"),
     ('[house]\nkind = "steps"\nsteps = [[5, 1.0]]\n', METER, "house.steps"),
@@ -108,6 +107,13 @@ def test_a_mistake_is_one_line_naming_its_key(extra: str, meter: str, message: s
         parse_scenario(scenario(extra, meter), where="s.toml")
     text = str(err.value)
     assert "\n" not in text and text.startswith("s.toml: ") and message in text, text
+
+
+def test_a_meter_without_a_house_gets_the_built_in_appliance_house() -> None:
+    """A site file simulated as it is (`busshare sim` on a scenario wrapping it) runs with a house to read."""
+    world = parse_scenario(scenario("", METER), where="s.toml").budget_world
+    written = parse_scenario(scenario('[house]\nkind = "appliances"\n', METER), where="s.toml").budget_world
+    assert world is not None and world == written
 
 
 def test_world_keys_need_a_budget() -> None:
