@@ -108,7 +108,7 @@ def test_a_bad_site_file_is_one_line_naming_file_and_key_in_every_command(
 @pytest.mark.parametrize("example", ["site.toml", "site-mains.toml"])
 def test_a_site_file_with_or_without_a_budget_is_taken_by_every_command(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, example: str) -> None:
-    """A [budget] is configuration every reader accepts (the master does not act on it yet: issue 13's integration)."""
+    """A [budget] is configuration every reader accepts (the master acts on it; the others share the static limit)."""
     path = ROOT / "examples" / example
     for reader, argv in site_readers(path, tmp_path).items():
         if reader in ("master", "servant"):
