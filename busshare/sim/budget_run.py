@@ -112,7 +112,7 @@ class BudgetRun:
         self.disturbed: list[float] = []  # cars arriving, leaving, changing demand; faults; setpoints
         self.fault_ends: list[float] = []  # a master start or a meter fault's end: the site check's window
         self._demands: dict[str, Demand] = {}
-        self._demand_key: dict[str, tuple[int, bool]] = {}
+        self._demand_key: dict[str, tuple[int, bool, bool]] = {}
         self._offers: dict[str, int] = {}
         self._site_ev = 0
         self._last_limit: int | None = None
@@ -304,13 +304,15 @@ class BudgetRun:
         """An EVSE changed: its demand, its offer, the site's EV load."""
         ev = p.evse
         name = p.name
-        key = (min(ev.wants_da, p.cfg.max_da) if p.alive and not p.twin and not ev.stopped else 0, p.alive)
+        # a paused car (in B while offered, PROTOCOL.md 8.5) is owed only its minimum from leftovers (BUDGET.md 6.6)
+        parked = p.paused_at < INF
+        key = (min(ev.wants_da, p.cfg.max_da) if p.alive and not p.twin and not ev.stopped else 0, p.alive, parked)
         changed = False
         if self._demand_key.get(name) != key:
             self._demand_key[name] = key
             self.disturbed.append(t)
             if key[0] > 0:
-                self._demands[name] = Demand(p.address, key[0], p.cfg.min_da, p.cfg.priority)
+                self._demands[name] = Demand(p.address, key[0], p.cfg.min_da, p.cfg.priority, parked=parked)
             else:
                 self._demands.pop(name, None)
             changed = True

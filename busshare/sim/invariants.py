@@ -244,7 +244,7 @@ class Invariants:
     def _service(self, p: ServantProc, offer: int, t: float) -> None:
         """Waste and starvation bookkeeping: is the car unmet, is it waiting."""
         ev = p.evse
-        again = self.pause.note(p, offer, t)
+        again = self.pause.note(p, offer, t, self.sim.quiet_since)
         if again is not None and self.checks_waste:
             self.schedule(again, Check.PAUSE, None)  # its grace ends then: look again
         wants = ev.wants_da

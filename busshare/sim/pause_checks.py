@@ -41,17 +41,21 @@ class PauseChecks:
         self.sched = INF
         self.tracked = 0  # servants paused or resumed now (none: nothing to look at)
 
-    def note(self, p: ServantProc, offer: int, t: float) -> float | None:
-        """``p``'s EVSE was synced at ``t``: update its pause state; a time to look again (a grace's end)."""
+    def note(self, p: ServantProc, offer: int, t: float, recovered_at: float = -INF) -> float | None:
+        """``p``'s EVSE was synced at ``t``: update its pause state; a time to look again (a grace's end).
+
+        ``recovered_at``: when the master is back to normal after a fault or a start (the world's
+        ``quiet_since``); a car that pauses before then has its grace from then, since a late copy of an old
+        STATUS still on its way may show it charging and restart the master's grace (chaos seed 1700)."""
         ev = p.evse
         before = p.paused_at < INF or p.resumed_at < INF
         again: float | None = None
         was = p.paused_offer  # the offer at the last sync (its servant may have dropped it as the car paused)
         if ev.plugged and not ev.stopped and not p.twin and ev.pilot() is PilotState.B:
             if (offer > 0 or was > 0) and (p.paused_at == INF or (was == 0 and offer > 0)):
-                p.paused_at = t  # (offered again after 0 A in B: the master's grace may run anew)
+                p.paused_at = max(t, recovered_at)  # (offered again after 0 A in B: the grace may run anew)
                 p.resumed_at = INF
-                again = t + self.grace_s
+                again = p.paused_at + self.grace_s
         else:
             if p.paused_at < INF and ev.plugged and ev.pilot().charging:
                 p.resumed_at = t

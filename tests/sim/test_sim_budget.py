@@ -166,3 +166,12 @@ def test_a_cut_is_not_superseded_for_a_demand_while_the_sent_cuts_meet_a_lowered
     sc = chaos_scenario(1632)
     assert Simulation(sc, 1632, record=False).run(330.0).ok
     assert "budget-compliance" in checks_failed(dataclasses.replace(sc, duration_s=330.0), SupersedesInTheWindow)
+
+
+@pytest.mark.parametrize("seed", [1338, 1726])
+def test_budget_waste_owes_a_paused_car_only_its_parked_minimum(seed: int) -> None:
+    """Found by the sweep: budget-waste counted a paused car's whole request as wanted, so a parked car at its
+    minimum from leftovers looked like current the master left unused (BUDGET.md 6.6)."""
+    sc = chaos_scenario(seed)
+    assert sc.budget_world is not None
+    assert Simulation(sc, seed, record=False).run().ok

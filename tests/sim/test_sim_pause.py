@@ -178,3 +178,11 @@ def test_sweep_seeds_with_pausing_and_timer_cars_keep_every_promise(seed: int) -
     assert {"pausing-car", "timer-car"} <= shapes_in(sc)
     result = Simulation(sc, seed, record=False).run()
     assert result.ok, result.summary.text()
+
+
+def test_a_car_that_pauses_while_a_faults_late_copies_still_arrive_has_its_grace_from_the_recovery() -> None:
+    """Found by the sweep (seed 1700): a car paused 0.6 s after an echo episode ended; a copy of an old STATUS
+    showing it charging arrived 13 s later and rightly restarted the master's grace. The checker's grace runs
+    from the master's recovery too (a pause before it is judged from then), not from the pause."""
+    sc = chaos_scenario(1700)
+    assert Simulation(sc, 1700, record=False).run(420.0).ok
