@@ -31,6 +31,7 @@ from ..core.budget import steady_change_bound
 from ..core.budget_config import BudgetConfig
 from ..core.currents import PhaseCurrents
 from ..core.node import BudgetInputs
+from ..core.node import ServantRow
 from .budget_checks import BudgetSample
 from .budget_checks import MeterDelivery
 from .budget_checks import SetpointDelivery
@@ -58,21 +59,13 @@ EXEMPT_STATES = frozenset(("silent", "unanswering", "failsafe", "twin", "unknown
 BUDGET_FAULT = "budget"  # the world's fault name while the limit is below the static one
 
 
-class _Row(Protocol):
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def committed_da(self) -> int: ...
-
-
 @runtime_checkable
 class BudgetMaster(BudgetInputs, Protocol):
     """A master that takes a live limit, as the checks read it: its count and its servants."""
 
     def committed_da(self, now: float) -> int: ...
 
-    def servants(self, now: float) -> Sequence[_Row]: ...  # (ServantView: read for the exempt count)
+    def servants(self, now: float) -> Sequence[ServantRow]: ...  # (ServantView: read for the exempt count)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from tests.report.test_json_schema import validator
 from tests.support.meterproc import EmulatorProc
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import free_tcp_port
-from tests.support.meterproc import tool
+from tests.support.meterproc import needs_mosquitto
 from tests.support.meterproc import wait_for
 from tests.support.nodeproc import Installation
 from tests.support.nodeproc import NodeProc
@@ -39,9 +39,7 @@ from tests.support.nodeproc import granted
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
-                       reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
-                              ".ci/run installs them)"),
+    needs_mosquitto(),
 ]
 
 SITE_ID = "garage"

@@ -20,14 +20,12 @@ from busshare.io.mqtt import BrokerLost
 from busshare.io.mqtt import MqttBudgetLink
 from busshare.io.mqtt import MqttEvent
 from tests.support.meterproc import Mosquitto
-from tests.support.meterproc import tool
+from tests.support.meterproc import needs_mosquitto
 from tests.support.meterproc import wait_for
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
-                       reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
-                              ".ci/run installs them)"),
+    needs_mosquitto(),
 ]
 
 SITE = "garage"

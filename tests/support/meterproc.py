@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 40.0
 T = TypeVar("T")
@@ -193,3 +195,10 @@ class Subscriber:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+def needs_mosquitto() -> pytest.MarkDecorator:
+    """Skip, saying why, where the Debian Mosquitto broker and its clients are not installed."""
+    return pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
+                              reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
+                                     ".ci/run installs them)")
