@@ -285,7 +285,8 @@ class CaptureSummary:
         limit, _ = self.limit()
         if limit is None:
             limit = max((v for _, v in self.in_force), default=0)
-        return Timeline(limit, list(self.samples), list(self.marks))
+        moving = list(self.heartbeat_limits) if len(self.heartbeat_limits) > 1 else []
+        return Timeline(limit, list(self.samples), list(self.marks), budget=moving)
 
     def result(self, dec: CaptureDecoder, source: str = "") -> dict[str, Any]:
         end = dec.last_t if dec.last_t is not None else 0.0
@@ -340,6 +341,8 @@ class CaptureSummary:
             "heartbeat_period_s": None if period is None else round(period, 4),
             "limit_a": None if limit is None else limit / 10,
             "limit_source": how,
+            # the effective limit over time (rule 9: a moving budget); one entry for a fixed limit
+            "limit_changes": [{"t_s": rel(t), "limit_a": v / 10} for t, v in self.heartbeat_limits],
             "servants": servants,
             "heartbeat_gaps": [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("heartbeat-gap", [])]
             + [{"t_s": rel(f.t), "text": f.text} for f in flags_by_kind.get("master-silent", [])],
@@ -418,6 +421,9 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append("master: no heartbeat in the capture")
     limit = "unknown" if r["limit_a"] is None else f"{r['limit_a']:.1f} A"
     out.append(f"limit: {limit} ({r['limit_source']})")
+    if len(r["limit_changes"]) > 1:
+        out.append("limit over time: " + ", ".join(f"{c['limit_a']:.1f} A from {c['t_s']:.3f} s"
+                                                   for c in r["limit_changes"]))
     out.append(f"servants seen: {len(r['servants'])}")
     for s in r["servants"]:
         serial = ",".join(s["serials"]) or "?"

@@ -76,6 +76,7 @@ def decode_summary(totals: Mapping[str, Any], source: str, first_t: float | None
     ]
     r["heartbeat_gaps"] = [{"t": at(g["t_s"]), "detail": g["text"]} for g in r.get("heartbeat_gaps", [])]
     r["master_leaving_t"] = [at(x) for x in r.pop("master_leaving_s", [])]
+    r["limit_changes"] = [{"t": at(c["t_s"]), "limit_a": c["limit_a"]} for c in r.get("limit_changes", [])]
     r["failsafe_entries"] = [{**_without(e, "t_s"), "t": at(e["t_s"])} for e in r.get("failsafe_entries", [])]
     r["over_limit"] = [{**_without(e, "start_s", "end_s"), "start_t": at(e["start_s"]), "end_t": at(e["end_s"])}
                        for e in r.get("over_limit", [])]

@@ -591,7 +591,7 @@ def _documented_summary_keys() -> set[str]:
 
 def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: Path) -> None:
     """A script reads docs/JSON.md: every key a `decode --summary --json` record has is named there, and
-    every name there is a key of the record or of its servants, masters or over-limit episodes."""
+    every name there is a key of the record or of its servants, masters, over-limit episodes or limit changes."""
     bus = Bus()
     bus.heartbeats(0.0, 3.0)
     bus.status(1.0, 1, 100)
@@ -600,9 +600,36 @@ def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: P
     path = tmp_path / "c.log"
     write_candump_l(str(path), iter(bus.done()))
     r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
-    assert r["servants"] and r["masters"] and r["over_limit"]
-    nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0])
+    assert r["servants"] and r["masters"] and r["over_limit"] and r["limit_changes"]
+    nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0]) | set(r["limit_changes"][0])
     prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
     named = _documented_summary_keys()
     assert named - set(r) - nested - prose == set()
     assert set(r) - named - {"record", "command", "start_t", "duration_s"} == set()
+
+
+def test_a_moving_limit_shows_over_time_in_the_summary_its_text_and_the_plot(tmp_path: Path) -> None:
+    """A master with a live budget (rule 9) carries its effective limit in every heartbeat: a capture alone
+    shows the budget over time, in the JSON record, the text and the plot."""
+    bus = Bus()
+    bus.heartbeats(0.0, 5.0, limit_da=640)
+    bus.heartbeats(5.0, 10.0, limit_da=400)
+    bus.heartbeats(10.0, 15.0, limit_da=520)
+    for t in (1.0, 6.0, 11.0):
+        bus.status(t, 1, 300)
+    path = tmp_path / "c.log"
+    write_candump_l(str(path), iter(bus.done()))
+    j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert [(round(c["t"] - j["start_t"], 3), c["limit_a"]) for c in j["limit_changes"]] == [
+        (0.0, 64.0), (5.0, 40.0), (10.0, 52.0)]
+    text = cli("decode", "--summary", str(path)).stdout
+    assert "limit over time: 64.0 A from 0.000 s, 40.0 A from 5.000 s, 52.0 A from 10.000 s" in text
+    svg = tmp_path / "c.svg"
+    assert cli("decode", "--summary", "--plot", str(svg), str(path)).returncode == 0
+    assert 'id="budget"' in svg.read_text()
+    fixed = Bus()
+    fixed.heartbeats(0.0, 2.0)
+    write_candump_l(str(path), iter(fixed.done()))
+    j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert [c["limit_a"] for c in j["limit_changes"]] == [64.0]
+    assert "limit over time" not in cli("decode", "--summary", str(path)).stdout
