@@ -1164,7 +1164,7 @@ class Master:
         for a, s in self._slots.items():
             if a not in lt:
                 continue
-            step = self._supersede(s, lt[a], ft.get(a, 0), now)
+            step = self._supersede(s, lt[a], ft.get(a, 0), now, ledger)
             if step is None:
                 continue  # wait for its ack (re-sent every ack_timeout)
             L, F, eased = step
@@ -1182,7 +1182,7 @@ class Master:
                 raises.append((s, L, F))
         return raises
 
-    def _supersede(self, s: _Slot, L: int, F: int, now: float) -> tuple[int, int, bool] | None:
+    def _supersede(self, s: _Slot, L: int, F: int, now: float, ledger: _Ledger) -> tuple[int, int, bool] | None:
         """What to tell ``s`` with its set-limit outstanding: (limit, failsafe, eased), or None to wait for its ack.
 
         Rule 1: a set-limit that must be replaced (a deeper cut, silent or not answering, or an eased cut)
@@ -1202,7 +1202,7 @@ class Master:
                 eased = s.eased_cut = True
             elif L >= p.limit_da:
                 return None
-            elif p.limit_da < s.limit and self._complying(now):
+            elif p.limit_da < s.limit and self._complying(ledger):
                 # rule 9: the count is above a lowered limit and the cuts outstanding already meet it, each
                 # acked within the window of the lowering that sent it; a deeper cut for a demand (a car
                 # plugged in) would restart this one's reaction allowance and keep the count above the limit
@@ -1218,12 +1218,13 @@ class Master:
         s.pending = None
         return L, F, eased
 
-    def _complying(self, now: float) -> bool:
-        """Rule 9's window: what is counted is above the limit, and fits it once the outstanding set-limits
-        are acked (never with a fixed limit: rule 1 keeps the count within it)."""
-        slots, t = self._slots.values(), self.timing
-        return (sum(s.counted(now, t) for s in slots) > self.limit_da
-                >= sum(s.counted(now, t, once_acked=True) for s in slots))
+    def _complying(self, ledger: _Ledger) -> bool:
+        """Rule 9's window: what is counted (the pass's ledger) is above the limit, and fits it once the
+        outstanding set-limits are acked (never with a fixed limit: rule 1 keeps the count within it)."""
+        if ledger.counted() <= ledger.limit_da:
+            return False
+        now, t = ledger.now, self.timing
+        return sum(s.counted(now, t, once_acked=True) for s in self._slots.values()) <= ledger.limit_da
 
     def _grants(self, now: float, raises: list[tuple[_Slot, int, int]], ledger: _Ledger,
                 out: list[Message]) -> None:

@@ -13,6 +13,7 @@ from busshare.core.budget import EvDraw
 from busshare.core.config import Config
 from busshare.frames import Message
 from busshare.master import Master
+from busshare.master import _Ledger
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.house import flat_house
 from busshare.sim.runner import Simulation
@@ -155,7 +156,7 @@ def test_a_grant_held_until_the_master_hears_the_servant_counts_for_rule4_when_i
 class SupersedesInTheWindow(Master):
     """Deliberately broken (rule 9): re-cuts for a demand while its sent cuts already meet a lowered limit."""
 
-    def _complying(self, now: float) -> bool:
+    def _complying(self, ledger: _Ledger) -> bool:
         return False
 
 
