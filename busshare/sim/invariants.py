@@ -49,7 +49,6 @@ whether a violation stops the run or is collected.  They read the installation t
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,6 +59,7 @@ from .loop import Check
 from .oracle import Schedule
 from .pause_checks import PauseChecks
 from .procs import ServantProc
+from .settle import settle_due
 
 INF = float("inf")
 MODEST_LOSS = 0.01
@@ -294,18 +294,9 @@ class Invariants:
         self.spoiled_control += n
 
     def _waste_due(self) -> float:
-        """When the waste going on now breaks the bound (again, a bound after the last report).
-
-        The settle bound covers one lost frame (one retry, ack_timeout later). Each further SET_LIMIT or
-        ACK the bus spoiled since a settle bound before the waste began (the frames that can still be on
-        the path that ends it) is replaced one ack_timeout later, and the bound grows by that much.
-        """
+        """When the waste going on now breaks the settle bound (again, a bound after the last report)."""
         start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
-        extra = 0.0
-        if self.spoiled_at and self.spoiled_at[-1] >= start - self.b.settle_s:
-            k = len(self.spoiled_at) - bisect_left(self.spoiled_at, start - self.b.settle_s)
-            extra = self.b.retry_s * max(0, k - 1)
-        return start + self.b.settle_s + extra
+        return settle_due(start, self.spoiled_at, self.b.settle_s, self.b.retry_s)
 
     def update_waste(self, t: float) -> None:
         if not self.checks_waste:

@@ -17,13 +17,13 @@ checks (names as reported), under the same quiet conditions as ``waste``, each w
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 from collections.abc import Sequence
 
 from ..frames import MIN_OFFER_DA
 from ..protocol.pilot import PilotState
 from .procs import ServantProc
+from .settle import settle_due
 
 INF = float("inf")
 
@@ -103,12 +103,7 @@ class PauseChecks:
 
     def due(self, quiet_since: float, spoiled_at: list[float]) -> float:
         """When the episode going on now breaks its bound (as ``waste``: settle, plus a retry per spoiled frame)."""
-        start = max(self.since, quiet_since, self.reported)
-        extra = 0.0
-        if spoiled_at and spoiled_at[-1] >= start - self.settle_s:
-            k = len(spoiled_at) - bisect_left(spoiled_at, start - self.settle_s)
-            extra = self.retry_s * max(0, k - 1)
-        return start + self.settle_s + extra
+        return settle_due(max(self.since, quiet_since, self.reported), spoiled_at, self.settle_s, self.retry_s)
 
     def update(self, servants: Sequence[ServantProc], spare_da: int, t: float, quiet_since: float,
                spoiled_at: list[float], schedule: Callable[[float], None]) -> None:
