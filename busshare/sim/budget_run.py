@@ -139,9 +139,8 @@ class BudgetRun:
 
     def policy(self, now: float) -> BudgetPolicy:
         """A new master's budget policy: it starts degraded, at the fallback, until its first reading."""
-        meter = self.cfg.meter
-        p = BudgetPolicy(self.cfg, self.static_da, self.timing, now,
-                         meter_timeout_s=None if meter is None else meter.timeout_s)
+        p = BudgetPolicy.from_config(self.w.config, now)
+        assert p is not None  # (a BudgetRun is made for an installation with a [budget] only)
         self.policies.append(p)
         self.fault_ends.append(now)
         if self.setpoint_deliveries and self.setpoint_deliveries[-1].ttl_s is not None:
