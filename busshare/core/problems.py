@@ -48,9 +48,13 @@ class Problem:
     value: str | None = None  # the value as written (TOML spelling); None: the message stands alone
     involves: frozenset[str] = frozenset()  # other keys the rule read
 
+    @property
+    def text(self) -> str:
+        """The value as written, then the message: what follows the key in a one-line error."""
+        return self.message if self.value is None else f"{self.value} {self.message}"
+
     def __str__(self) -> str:
-        text = self.message if self.value is None else f"{self.value} {self.message}"
-        return f"{self.key}: {text}" if self.key else text
+        return f"{self.key}: {self.text}" if self.key else self.text
 
 
 class Invalid(Exception):
@@ -314,7 +318,7 @@ def raise_first(found: Sequence[Problem], path: str | None = None) -> None:
     """ConfigError (one line naming ``path``, the key and the problem) for the first of ``found``, if any."""
     if found:
         p = found[0]
-        raise ConfigError(p.message if p.value is None else f"{p.value} {p.message}", p.key, path)
+        raise ConfigError(p.text, p.key, path)
 
 
 def read_table(read: Callable[[Reader, Table, str], T], check: Callable[[T, str], list[Problem]], table: Table,

@@ -95,9 +95,8 @@ def _check_budget_on_the_line(config: Config, args: argparse.Namespace) -> None:
     """The line's timing lengthens the compliance window: the file's budget must still fit it (rule 9)."""
     found = [p for p in config_problems(config) if p.key.startswith("budget.")]
     if found:
-        p = found[0]
-        text = p.message if p.value is None else f"{p.value} {p.message}"
-        raise ConfigError(f"{text}, with this Modbus line's timing ({args.baud} baud, {len(config.servants)} servant{'' if len(config.servants) == 1 else 's'}, "
+        p, n = found[0], len(config.servants)
+        raise ConfigError(f"{p.text}, with this Modbus line's timing ({args.baud} baud, {n} servant{'' if n == 1 else 's'}, "
                           f"--reply-timeout {args.reply_timeout:g} s)", p.key, args.config)
 
 
