@@ -175,6 +175,9 @@ class BudgetPolicy:
                         f"fallback {config.fallback_da / 10:.1f} A")
         self._limit = self._trigger()
         self.stats.lowest_da = self._limit
+        # ``budget`` as last built, and what it was built from (everything ``_fresh_budget`` reads)
+        self._budget_key: tuple[object, ...] = ()
+        self._budget = self._fresh_budget()
 
     @classmethod
     def from_config(cls, config: Config, now: float) -> BudgetPolicy | None:
@@ -257,6 +260,16 @@ class BudgetPolicy:
 
     @property
     def budget(self) -> Budget:
+        """The budget in force, kept while what it is made of stays the same (the master reads it after every
+        call, and nothing in it depends on the time but through the inputs and ``tick``)."""
+        key = (self._limit, self._degraded, self._meter, self._trigger_m, self._sp, self._sp_da, self._headroom,
+               self._house, self._unmetered, self.static_da, self.cfg)
+        if key != self._budget_key:
+            self._budget_key = key
+            self._budget = self._fresh_budget()
+        return self._budget
+
+    def _fresh_budget(self) -> Budget:
         return Budget(self._limit, self._source(), self._degraded, self._ceiling(), self._headroom, self._house,
                       self._unmetered)
 
