@@ -676,14 +676,22 @@ class Master:
         as two units) and within the compliance window after the limit was lowered (rule 9).  While learning,
         servants not heard yet count at their maximum (rule 7 worst case).
         """
-        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
+        t = self.timing
+        total = 0
+        for s in self._slots.values():  # (as ``_Ledger.open(...).counted()``: the simulator asks after every call)
+            total += s.counted(now, t)
+        return total
 
     def reserved_failsafe_da(self, now: float) -> int:
         """Sum of the armed failsafe currents as counted at ``now`` (8.3): what servants fall to if this master dies.
 
         Held within the floor: the limit, or with a budget its fallback (docs/BUDGET.md 6.2).
         """
-        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor).reserved_failsafe()
+        t = self.timing
+        total = 0
+        for s in self._slots.values():  # (as ``_Ledger.open(...).reserved_failsafe()``)
+            total += s.reserved_failsafe(now, t) + s.twin_extra
+        return total
 
     def servants(self, now: float) -> list[ServantView]:
         """How the master accounts for each servant at ``now`` (read-only)."""

@@ -1,0 +1,159 @@
+"""The master's fast paths (issue 12, Performance) leave it where it would be without them.
+
+Two masters get the same random messages and ticks: one takes the fast paths, the other (a subclass) takes
+the full ones: its sums from a whole ``_Ledger``, every allocation computed afresh, every slot's timer worked
+out again after every call.  After every call their outputs, events, counts, views and deadlines must agree.
+The acks and the STATUS frames answer what the master sent (or not, or late), so cuts, grants, silence,
+pauses and reclaims all happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from busshare.core.allocation import Demand
+from busshare.core.config import Config
+from busshare.core.config import ServantConfig
+from busshare.core.config import Timing
+from busshare.frames import Ack
+from busshare.frames import AckHow
+from busshare.frames import Join
+from busshare.frames import Message
+from busshare.frames import Release
+from busshare.frames import ReleaseReason
+from busshare.frames import Request
+from busshare.frames import SetLimit
+from busshare.frames import Status
+from busshare.frames import serial_tag
+from busshare.master import Master
+from busshare.master import _Ledger
+from busshare.master import _Slot
+from busshare.protocol.pilot import PilotState
+
+SERVANTS = tuple(ServantConfig(a, max_da=320, failsafe_da=60 if a < 3 else 0, serial=0x100 + a,
+                               has_meter=a % 2 == 1) for a in range(1, 5))
+CONFIG = Config(limit_da=400, servants=SERVANTS, timing=Timing())
+
+
+class FullMaster(Master):
+    """Takes every full path: the sums from a whole ledger, allocations computed afresh, every due worked out."""
+
+    def committed_da(self, now: float) -> int:
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
+
+    def reserved_failsafe_da(self, now: float) -> int:
+        return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor).reserved_failsafe()
+
+    def _allocation(self, budget: int, demands: list[Demand]) -> dict[int, int]:
+        self._last_allocation = None
+        return super()._allocation(budget, demands)
+
+    def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
+        return super()._slot_dues(now, None)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A STATUS: the unit offers what it was last told (``follows``) or keeps its old offer."""
+
+    address: int
+    pilot: PilotState
+    requested: int
+    measured: int | None
+    follows: bool
+    failsafe: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An ACK of the set-limit outstanding to ``address`` (if any), applying all of it or less."""
+
+    address: int
+    short_da: int
+
+
+@dataclass(frozen=True)
+class Other:
+    msg: Message
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+Action = Report | Answer | Other | Tick
+addresses = st.integers(1, 4)
+pilots = st.sampled_from([PilotState.A, PilotState.B, PilotState.C, PilotState.C])
+actions = st.tuples(
+    st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0, 2.5, 6.0]),
+    st.one_of(
+        st.builds(Report, addresses, pilots, st.sampled_from([0, 100, 160, 320]),
+                  st.sampled_from([None, 0, 40, 100, 160, 300]), st.booleans(), st.booleans()),
+        st.builds(Answer, addresses, st.sampled_from([0, 0, 0, 30])),
+        st.builds(Other, st.one_of(
+            st.builds(Request, addresses, st.sampled_from([0, 100, 320]), st.just(60), st.integers(0, 1)),
+            st.builds(Release, addresses, st.just(0), st.sampled_from(list(ReleaseReason))),
+            addresses.map(lambda a: Join(a, 0x100 + a, 320)),
+        )),
+        st.just(Tick()),
+    ),
+)
+
+
+class Units:
+    """What each unit was last told (the offers it would make), from the fast master's set-limits."""
+
+    def __init__(self) -> None:
+        self.told: dict[int, SetLimit] = {}
+        self.offer: dict[int, int] = {a.address: 0 for a in SERVANTS}
+
+    def heard(self, out: list[Message]) -> None:
+        for m in out:
+            if isinstance(m, SetLimit):
+                self.told[m.address] = m
+
+    def message(self, act: Report | Answer | Other) -> Message | None:
+        if isinstance(act, Other):
+            return act.msg
+        a = act.address
+        told = self.told.get(a)
+        if isinstance(act, Answer):
+            if told is None:
+                return None
+            applied = told.limit_da - act.short_da
+            self.offer[a] = applied if applied >= 60 else 0
+            return Ack(a, told.txn, self.offer[a], None, AckHow.IMMEDIATE)
+        if act.follows and told is not None:
+            self.offer[a] = told.limit_da
+        return Status(a, serial_tag(0x100 + a), act.pilot, self.offer[a], act.measured, act.requested,
+                      failsafe=act.failsafe)
+
+
+def call(m: Master, act: Action, msg: Message | None, now: float) -> list[Message]:
+    if isinstance(act, Tick) or msg is None:
+        return m.tick(now)
+    return m.receive(msg, now)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(actions, min_size=1, max_size=120))
+def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list[tuple[float, Action]]) -> None:
+    fast, full = Master(CONFIG, 0.0, epoch=7), FullMaster(CONFIG, 0.0, epoch=7)
+    units = Units()
+    now = 0.0
+    for delay, act in steps:
+        now = round(now + delay, 3)
+        msg = None if isinstance(act, Tick) else units.message(act)
+        out = call(fast, act, msg, now)
+        assert out == call(full, act, msg, now)
+        units.heard(out)
+        assert fast.drain_events() == full.drain_events()
+        assert fast.next_deadline() == full.next_deadline()
+        assert fast.committed_da(now) == full.committed_da(now)
+        assert fast.reserved_failsafe_da(now) == full.reserved_failsafe_da(now)
+        assert fast.servants(now) == full.servants(now)
