@@ -28,7 +28,9 @@ Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 ``ServantView.state`` (a ``ServantState``) is read from these, plus what the
 timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
 charging).  Allocation runs when a message needs it (``_dispatch`` decides:
-all but a STATUS that changed nothing allocation reads) or a timer is due.
+all but a STATUS that changed nothing allocation reads, or, after a pass that
+settled everything, nothing as a pass reads it: ``_status_allocates``) or a
+timer is due.
 
 Where each rule of PROTOCOL.md 8.2 is enforced
 ----------------------------------------------
@@ -315,6 +317,20 @@ class _Slot:
                 self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
                 self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
 
+    def inputs_as_read(self, now: float, t: Timing, cfg: Config) -> tuple[object, ...]:
+        """``inputs`` as an allocation pass at ``now`` reads them: a set-limit shown applied only once ``deaf``
+        could tell (an ack_timeout after it was sent), the measured draw only as ``_reclaim`` judges it against
+        the limit (its value is read when a reclaim is due: a timer). See ``Master._status_allocates``."""
+        p = self.pending
+        unanswered = p is not None and not p.applied and now >= p.first_sent + t.ack_timeout
+        m = self.measured
+        draw = None if m is None else (m >= self.limit - cfg.reclaim_margin_da // 2,
+                                       m < self.limit - cfg.reclaim_threshold_da)
+        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
+                self.twin_extra, p is None, unanswered, self.pilot, self.requested, draw,
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
+                self.offered is not None and self.offered > 0)
+
     @property
     def known(self) -> bool:
         """It has reported since this master started (silent or not)."""
@@ -497,6 +513,11 @@ class Master:
         # each slot's ``due`` as last worked out: a STATUS that needs no allocation changes only its own slot
         self._dues = {a: INF for a in self._slots}
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
+        # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
+        # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
+        self._stirred = False  # the pass under way sent, dropped or reclaimed something
+        self._settled = False
+        self._settled_until = -INF
         self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
         self._budget_events()
@@ -545,10 +566,7 @@ class Master:
             self._stranger(msg.address, now, out)
             return not isinstance(msg, Status)
         if isinstance(msg, Status):
-            before = slot.inputs()  # (taken before _heard: a servant back from silence is a change)
-            self._heard(slot, now)
-            self._on_status(slot, msg, now, out)
-            return slot.inputs() != before  # allocation reads only the slot: skip it when nothing changed there
+            return self._status_allocates(slot, msg, now, out)
         self._heard(slot, now)
         if isinstance(msg, Ack):
             self._on_ack(slot, msg, now)
@@ -559,6 +577,20 @@ class Master:
         elif isinstance(msg, Join):
             self._on_join(slot, msg, now, out)
         return True
+
+    def _status_allocates(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> bool:
+        """Take a STATUS; True when it needs an allocation: it changed the slot's ``inputs``, and either the
+        last pass stirred something (sent, dropped or reclaimed: one more may act on that) or it changed
+        them as a pass at ``now`` reads them. Allocation reads only the slot, and a pass on what a settled
+        one read does nothing, until a set-limit could go deaf (``_settled_until``)."""
+        t, cfg = self.timing, self.config
+        raw, read = slot.inputs(), slot.inputs_as_read(now, t, cfg)  # (before _heard: back from silence counts)
+        self._heard(slot, now)
+        self._on_status(slot, st, now, out)
+        if slot.inputs() == raw:
+            return False
+        settled = self._settled and now < self._settled_until
+        return not settled or slot.inputs_as_read(now, t, cfg) != read
 
     # -- the live budget (rule 9, docs/BUDGET.md 6.4) ------------------------------------------
 
@@ -1133,22 +1165,36 @@ class Master:
             if not self.learning and self._allocate(now, out):
                 # a reclaim decision changed a demand: act on it now (one made in that pass, at the next call)
                 self._again = self._allocate(now, out)
+            self._settled = not (self.learning or self._again or self._stirred)
+            self._settled_until = self._deaf_horizon(now)
             touched = None
         if self._budget is not None and self._budget.meter_timeout_s is not None:
             self._note_estimates(now)  # (a change of what a meterless car may draw is stamped when it happens)
-        self._deadline = self._compute_deadline(now, touched)
+        d = self._compute_deadline(now, touched)
+        if d <= now:  # a due timer whose condition does not hold: not a spin, but a pass may act on it
+            d = now + self.timing.tick_period
+            self._settled = False
+        self._deadline = d
+
+    def _deaf_horizon(self, now: float) -> float:
+        """The first time after ``now`` an outstanding set-limit, not shown applied, could make its servant deaf."""
+        wait = self.timing.ack_timeout
+        return min((p.first_sent + wait for s in self._slots.values() if (p := s.pending) is not None
+                    and not p.applied and p.first_sent + wait > now), default=INF)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
 
         True when a reclaim decision changed a demand: the caller runs a second pass at once.
         """
+        self._stirred = False
         lt, ft, reclaimed = self._plan(now)
         ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
         raises = self._cuts(now, lt, ft, ledger, second_master, out)
         if not second_master:
             self._grants(now, raises, ledger, out)
+        self._stirred = self._stirred or reclaimed
         return reclaimed
 
     def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
@@ -1224,6 +1270,7 @@ class Master:
         why = f"{_a(L)} is enough now" if eased else "cut instead"
         self._events.add(now, EventKind.SUPERSEDED, s.cfg.address, f"txn {p.txn} ({_a(p.limit_da)}) unanswered: {why}")
         s.pending = None
+        self._stirred = True
         return L, F, eased
 
     def _complying(self, ledger: _Ledger) -> bool:
@@ -1312,6 +1359,7 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         txn = self._next_txn(s.cfg.address)
         msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
+        self._stirred = True
         silence = any(x.presence is _SILENT for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = EventKind.CUT if limit < s.limit else EventKind.GRANT if limit > s.limit else EventKind.CONFIRM
@@ -1326,14 +1374,12 @@ class Master:
 
     def _compute_deadline(self, now: float, touched: tuple[_Slot, ...] | None = None) -> float:
         """The next timer: the master's own, and the earliest slot's (``touched``: see ``_slot_dues``)."""
-        t = self.timing
         d = self._slot_dues(now, touched)
         if self.learning:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
-        d = min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
-        return d if d > now else now + t.tick_period  # a due timer whose condition does not hold: not a spin
+        return min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
 
     def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         """The earliest ``_Slot.due``, kept up to date rather than worked out for every slot after every frame.
