@@ -553,14 +553,12 @@ class Master:
         gets an allocation by default.
         """
         if isinstance(msg, Heartbeat):
-            self._on_second_master(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
-            return True
+            return self._second_master_allocates(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
         if isinstance(msg, Nack):
             self._on_nack(msg, now, out)
             return True
         if isinstance(msg, SetLimit):
-            self._on_second_master(now, f"set-limit to servant {msg.address} from another master", out)
-            return True
+            return self._second_master_allocates(now, f"set-limit to servant {msg.address} from another master", out)
         slot = self._slots.get(msg.address)
         if slot is None:
             self._stranger(msg.address, now, out)
@@ -589,8 +587,18 @@ class Master:
         self._on_status(slot, st, now, out)
         if slot.inputs() == raw:
             return False
-        settled = self._settled and now < self._settled_until
-        return not settled or slot.inputs_as_read(now, t, cfg) != read
+        return not self._settled_at(now) or slot.inputs_as_read(now, t, cfg) != read
+
+    def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
+        """Rule 6: a sign of a second master; True when it needs an allocation. A pass reads only whether one is
+        heard, so one that only holds it longer (already heard) changes nothing for a pass after a settled one."""
+        fresh = self._second_master_until <= now
+        self._on_second_master(now, why, out)
+        return fresh or not self._settled_at(now)
+
+    def _settled_at(self, now: float) -> bool:
+        """The last pass settled everything, and no set-limit could have gone deaf since (``_status_allocates``)."""
+        return self._settled and now < self._settled_until
 
     # -- the live budget (rule 9, docs/BUDGET.md 6.4) ------------------------------------------
 
