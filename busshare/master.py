@@ -581,13 +581,18 @@ class Master:
         last pass stirred something (sent, dropped or reclaimed: one more may act on that) or it changed
         them as a pass at ``now`` reads them. Allocation reads only the slot, and a pass on what a settled
         one read does nothing, until a set-limit could go deaf (``_settled_until``)."""
-        t, cfg = self.timing, self.config
-        raw, read = slot.inputs(), slot.inputs_as_read(now, t, cfg)  # (before _heard: back from silence counts)
+        # (one fingerprint or the other, taken before _heard: back from silence is a change. An unchanged raw one
+        # is an unchanged one as read, so after a settled pass the one as read decides alone)
+        if self._settled_at(now):
+            t, cfg = self.timing, self.config
+            read = slot.inputs_as_read(now, t, cfg)
+            self._heard(slot, now)
+            self._on_status(slot, st, now, out)
+            return slot.inputs_as_read(now, t, cfg) != read
+        raw = slot.inputs()
         self._heard(slot, now)
         self._on_status(slot, st, now, out)
-        if slot.inputs() == raw:
-            return False
-        return not self._settled_at(now) or slot.inputs_as_read(now, t, cfg) != read
+        return slot.inputs() != raw
 
     def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
         """Rule 6: a sign of a second master; True when it needs an allocation. A pass reads only whether one is

@@ -178,6 +178,9 @@ class BudgetPolicy:
         # ``budget`` as last built, and what it was built from (everything ``_fresh_budget`` reads)
         self._budget_key: tuple[object, ...] = ()
         self._budget = self._fresh_budget()
+        self._deadline = INF
+        self._still = False
+        self._note_deadline()
 
     @classmethod
     def from_config(cls, config: Config, now: float) -> BudgetPolicy | None:
@@ -254,7 +257,10 @@ class BudgetPolicy:
         return self._update(now, None)
 
     def tick(self, now: float) -> Budget:
-        return self._update(self._advance(now), None)
+        now = self._advance(now)
+        if self._still and now < self._deadline:
+            return self.budget  # nothing due, and no raise hold to start: ``_update`` would change nothing
+        return self._update(now, None)
 
     # -- outputs -----------------------------------------------------------------------
 
@@ -274,7 +280,13 @@ class BudgetPolicy:
                       self._unmetered)
 
     def next_deadline(self) -> float:
-        """Latest time ``tick`` must next be called: a source going stale, or a raise hold ending."""
+        """Latest time ``tick`` must next be called: a source going stale, or a raise hold ending.
+
+        (Worked out at the end of every input and tick, the only calls that change what it reads: the master
+        asks after every call into it.)"""
+        return self._deadline
+
+    def _fresh_deadline(self) -> float:
         d = INF
         if self._meter is SourceState.FRESH:
             d = self._meter_t + self._timeout()
@@ -391,7 +403,15 @@ class BudgetPolicy:
             self._lower(now, trigger)
         elif not self._degraded:
             self._raise_hold(now, aligned)
+        self._note_deadline()
         return self.budget
+
+    def _note_deadline(self) -> None:
+        """After every change: the next deadline, and whether a tick before it would change nothing (no source
+        can go stale, no hold end, and no hold would start: one starts at the first call that finds the limit
+        below its ceiling with none running)."""
+        self._deadline = self._fresh_deadline()
+        self._still = self._degraded or self._hold_start is not None or self._ceiling() <= self._limit
 
     def _lower(self, now: float, to: int) -> None:
         if self._last_raise is not None:
