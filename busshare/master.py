@@ -427,6 +427,21 @@ class _Slot:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
         return self.twin_extra > 0
 
+    def count_changes_at(self, now: float, t: Timing) -> float:
+        """The first time after ``now`` its ``counted`` may change with time alone (INF: only with a frame or a
+        pass): a leaving car's allowance over, silent long enough to count at its failsafe, a set-limit deaf."""
+        d = self.leaving_until if now < self.leaving_until else INF
+        if self.presence is _SILENT:
+            x = self.silent_since + t.silent_count_after
+            if now < x < d:
+                d = x
+        p = self.pending
+        if p is not None and not p.applied:
+            x = p.first_sent + t.ack_timeout
+            if now < x < d:
+                d = x
+        return d
+
     def note_estimate(self, now: float, t: Timing) -> None:
         """Stamp a change of the meterless estimate: a car may still follow it for a reaction allowance."""
         est = self.counted(now, t) - self.twin_extra if self.pilot.charging else 0
@@ -518,6 +533,7 @@ class Master:
         self._stirred = False  # the pass under way sent, dropped or reclaimed something
         self._settled = False
         self._settled_until = -INF
+        self._estimates_until = -INF  # no count may change with time alone before this (``_note_estimates``)
         self._events.add(now, EventKind.LEARNING, None,
                          f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
         self._budget_events()
@@ -670,9 +686,21 @@ class Master:
         self._note_estimates(now)
         return [s.ev_draw(now, self._allocatable(s, now)) for s in self._slots.values()]
 
-    def _note_estimates(self, now: float) -> None:
+    def _note_estimates(self, now: float, touched: tuple[_Slot, ...] | None = None) -> None:
+        """Stamp every changed estimate. With ``touched`` (see ``_step``) only those slots changed since the last
+        time all were stamped; the others' counts hold until one may change with time (``_estimates_until``)."""
+        t = self.timing
+        if touched is not None and now < self._estimates_until:
+            for s in touched:
+                s.note_estimate(now, t)
+            return
+        until = INF
         for s in self._slots.values():
-            s.note_estimate(now, self.timing)
+            s.note_estimate(now, t)
+            x = s.count_changes_at(now, t)
+            if x < until:
+                until = x
+        self._estimates_until = until
 
     def tick(self, now: float) -> list[Message]:
         out: list[Message] = []
@@ -1182,7 +1210,7 @@ class Master:
             self._settled_until = self._deaf_horizon(now)
             touched = None
         if self._budget is not None and self._budget.meter_timeout_s is not None:
-            self._note_estimates(now)  # (a change of what a meterless car may draw is stamped when it happens)
+            self._note_estimates(now, touched)  # (a change of what a meterless car may draw is stamped when it happens)
         d = self._compute_deadline(now, touched)
         if d <= now:  # a due timer whose condition does not hold: not a spin, but a pass may act on it
             d = now + self.timing.tick_period

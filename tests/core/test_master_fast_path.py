@@ -1,10 +1,11 @@
 """The master's fast paths (issue 12, Performance) leave it where it would be without them.
 
-Two masters get the same random messages and ticks: one takes the fast paths, the other (a subclass) takes
-the full ones: an allocation after every STATUS that changed a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger``, every allocation computed afresh, every slot's timer worked
-out again after every call.  After every call their outputs, events, counts, views and deadlines must agree.
-The acks and the STATUS frames answer what the master sent (or not, or late), so cuts, grants, silence,
-pauses and reclaims all happen.
+Two masters get the same random messages, mains readings and ticks: one takes the fast paths, the other (a
+subclass) the full ones: every estimate stamped at every step, an allocation after every STATUS that changed
+a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger``, every allocation
+computed afresh, every slot's timer worked out again after every call.  After every call their outputs,
+events, budgets, estimates, counts, views and deadlines must agree.  The acks and the STATUS frames answer
+what the master sent (or not, or late), so cuts, grants, silence, pauses and reclaims all happen.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from busshare.core.allocation import Demand
+from busshare.core.budget import BudgetPolicy
+from busshare.core.budget import MainsReading
+from busshare.core.budget_config import BudgetConfig
 from busshare.core.config import Config
 from busshare.core.config import ServantConfig
 from busshare.core.config import Timing
+from busshare.core.currents import PhaseCurrents
 from busshare.frames import Ack
 from busshare.frames import AckHow
 from busshare.frames import Heartbeat
@@ -39,6 +44,13 @@ from busshare.protocol.pilot import PilotState
 SERVANTS = tuple(ServantConfig(a, max_da=320, failsafe_da=60 if a < 3 else 0, serial=0x100 + a,
                                has_meter=a % 2 == 1) for a in range(1, 5))
 CONFIG = Config(limit_da=400, servants=SERVANTS, timing=Timing())
+BUDGET = BudgetConfig(fallback_da=200, main_limit_da=800, margin_da=20, raise_hold_s=6.0, raise_step_da=100)
+
+
+def master(kind: type[Master], budgeted: bool) -> Master:
+    """A master of CONFIG, with a metered budget policy of its own when ``budgeted``."""
+    policy = BudgetPolicy(BUDGET, CONFIG.limit_da, CONFIG.timing, 0.0, meter_timeout_s=5.0) if budgeted else None
+    return kind(CONFIG, 0.0, epoch=7, budget=policy)
 
 
 class FullMaster(Master):
@@ -53,6 +65,9 @@ class FullMaster(Master):
     def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
         self._on_second_master(now, why, out)
         return True  # every sign of a second master allocates
+
+    def _note_estimates(self, now: float, touched: tuple[_Slot, ...] | None = None) -> None:
+        super()._note_estimates(now, None)  # every slot's estimate, every step
 
     def committed_da(self, now: float) -> int:
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
@@ -98,7 +113,15 @@ class Tick:
     pass
 
 
-Action = Report | Answer | Other | Tick
+@dataclass(frozen=True)
+class Mains:
+    """A mains reading (a tick without a budget): the house plus what the units offer, measured ``lag`` ago."""
+
+    house_da: int
+    lag: float
+
+
+Action = Report | Answer | Other | Tick | Mains
 addresses = st.integers(1, 4)
 pilots = st.sampled_from([PilotState.A, PilotState.B, PilotState.C, PilotState.C])
 actions = st.tuples(
@@ -115,6 +138,7 @@ actions = st.tuples(
             addresses.map(lambda a: SetLimit(a, 200, 60, 60, 9)),  # its set-limit
         )),
         st.just(Tick()),
+        st.builds(Mains, st.sampled_from([0, 200, 450, 700]), st.sampled_from([0.0, 0.5, 6.0])),
     ),
 )
 
@@ -148,8 +172,10 @@ class Units:
                       failsafe=act.failsafe)
 
 
-def call(m: Master, act: Action, msg: Message | None, now: float) -> list[Message]:
-    if isinstance(act, Tick) or msg is None:
+def call(m: Master, act: Action, msg: Message | None, now: float, drawn_da: int = 0) -> list[Message]:
+    if isinstance(act, Mains) and m.budget_policy is not None:
+        return m.mains_reading(MainsReading(now - act.lag, PhaseCurrents.single(act.house_da + drawn_da)), now)
+    if msg is None:
         return m.tick(now)
     return m.receive(msg, now)
 
@@ -169,21 +195,26 @@ HELD = [(0.0, SECOND_MASTER), (0.0, Report(1, PilotState.A, 0, None, False, Fals
 
 
 @settings(max_examples=300, deadline=None)
-@example(STIRRED)
-@example(HELD)
-@given(st.lists(actions, min_size=10, max_size=150))
-def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list[tuple[float, Action]]) -> None:
-    fast, full = Master(CONFIG, 0.0, epoch=7), FullMaster(CONFIG, 0.0, epoch=7)
+@example(STIRRED, False)
+@example(HELD, False)
+@given(st.lists(actions, min_size=10, max_size=150), st.booleans())
+def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list[tuple[float, Action]],
+                                                                      budgeted: bool) -> None:
+    fast, full = master(Master, budgeted), master(FullMaster, budgeted)
     units = Units()
     now = 0.0
     learned = [(0.1, Report(a, PilotState.C if a % 2 else PilotState.A, 320 if a % 2 else 0, None, False, False))
                for a in range(1, 5)]
     for delay, act in learned + steps:
         now = round(now + delay, 3)
-        msg = None if isinstance(act, Tick) else units.message(act)
-        out = call(fast, act, msg, now)
-        assert out == call(full, act, msg, now)
+        msg = None if isinstance(act, (Tick, Mains)) else units.message(act)
+        drawn = sum(units.offer.values())
+        out = call(fast, act, msg, now, drawn)
+        assert out == call(full, act, msg, now, drawn)
         units.heard(out)
+        assert fast.budget == full.budget
+        assert [(s.estimate_da, s.estimate_since) for s in fast._slots.values()] == [
+            (s.estimate_da, s.estimate_since) for s in full._slots.values()]
         assert fast.drain_events() == full.drain_events()
         assert fast.next_deadline() == full.next_deadline()
         assert fast.committed_da(now) == full.committed_da(now)
@@ -201,7 +232,7 @@ def test_the_random_frames_reach_grants_cuts_and_acks() -> None:
     now, sent = 0.0, []
     for delay, act in script:
         now += delay
-        out = call(m, act, None if isinstance(act, Tick) else units.message(act), now)
+        out = call(m, act, None if isinstance(act, (Tick, Mains)) else units.message(act), now)
         units.heard(out)
         sent += out
     assert any(isinstance(x, SetLimit) and x.limit_da > 0 for x in sent)
