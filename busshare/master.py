@@ -344,10 +344,13 @@ class _Slot:
         """It must be confirmed with a SET_LIMIT again (8.5)."""
         self.follow = Follow.FOLLOWING
 
+    # (the accounting below runs for every slot in every allocation pass: comparisons, not min()/max() calls)
+
     def counted_fs(self) -> int:
         f = self.failsafe
-        if self.pending is not None:
-            f = max(f, self.pending.msg.failsafe_da)
+        p = self.pending
+        if p is not None and p.msg.failsafe_da > f:
+            f = p.msg.failsafe_da
         return f
 
     def resend_at(self, t: Timing) -> float:
@@ -367,30 +370,35 @@ class _Slot:
         ``once_acked``: as it will count when its outstanding set-limit is acked (rule 9's question: do the
         cuts already sent meet the limit?)."""
         base = self.limit
-        if self.pending is not None:
-            base = self.pending.msg.limit_da if once_acked else max(base, self.pending.msg.limit_da)
-        if now < self.leaving_until:
-            base = max(base, self.leaving_da)
+        p = self.pending
+        if p is not None and (once_acked or p.msg.limit_da > base):
+            base = p.msg.limit_da
+        if now < self.leaving_until and self.leaving_da > base:
+            base = self.leaving_da
         return base if base >= self.over_offer else self.over_offer
 
     def counted(self, now: float, t: Timing, once_acked: bool = False) -> int:
         base = self.own_count(now, once_acked)
         if self.presence is _SILENT:
             if now >= self.silent_since + t.silent_count_after:
-                base = min(base, self.counted_fs())  # it has failed safe and its EV has followed
+                f = self.counted_fs()  # it has failed safe and its EV has followed
+                if f < base:
+                    base = f
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
-            base = max(base, self.standalone)
+            if self.standalone > base:
+                base = self.standalone
         elif self.deaf(now, t) or (self.status_failsafe and self.follow is not _CONFIRMED):
             # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
             # a master since it booted, which raises itself to its standalone failsafe
-            base = max(base, self.standalone)
+            if self.standalone > base:
+                base = self.standalone
         return base + self.twin_extra
 
     def reserved_failsafe(self, now: float, t: Timing) -> int:
         """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
-        if self.presence is _SILENT or self.deaf(now, t):
-            f = max(f, self.standalone)
+        if (self.presence is _SILENT or self.deaf(now, t)) and self.standalone > f:
+            f = self.standalone
         return f
 
     def due(self, now: float, t: Timing) -> float:
@@ -1150,6 +1158,7 @@ class Master:
 
     def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int]]:
         """(limit targets, failsafe targets) for every slot that can be told something."""
+        t = self.timing
         reserved = 0
         reserved_fs = 0
         demands: list[Demand] = []
@@ -1159,40 +1168,41 @@ class Master:
         for a, s in self._slots.items():
             if self._allocatable(s, now):
                 demands.append(Demand(a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED))
-            elif s.known and not s.contested:  # silent (rule 3) or not answering
-                f = s.counted_fs()
-                lt[a] = min(s.limit, f)  # cut it to its failsafe
-                ft[a] = f
-                reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_failsafe(now, self.timing)
-            elif s.contested:
+                continue
+            reserved += s.counted(now, t)
+            if s.contested:
                 lt[a] = 0
                 ft[a] = 0
-                reserved += s.counted(now, self.timing)
                 reserved_fs += s.counted_fs() + s.twin_extra
-            else:
-                reserved += s.counted(now, self.timing)
-                reserved_fs += s.reserved_failsafe(now, self.timing)
-        budget = max(0, self.limit_da - reserved)
-        got = self._allocation(budget, demands)
+                continue
+            reserved_fs += s.reserved_failsafe(now, t)
+            if s.known:  # silent (rule 3) or not answering: cut it to its failsafe
+                f = s.counted_fs()
+                lt[a] = s.limit if s.limit < f else f
+                ft[a] = f
+        got = self._allocation(max(0, self.limit_da - reserved), demands)
         lt.update(got)
-        # failsafe currents: cars first, then the rest; never more than the floor in total (8.3)
-        fs_budget = max(0, self._floor - reserved_fs)
-        # (every failsafe target below is 0 or >= 6 A: a pilot cannot offer less than 6 A)
-        # (a parked car's is 0: the cars that charge come first on the floor, and a parked one cannot resume
-        # while no master is heard, which hurts nobody)
-        lo = {d.address: 0 if d.parked else min(self._slots[d.address].standalone, got[d.address]) for d in demands}
-        order = sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank), reverse=False)
-        total = sum(lo.values())
-        for d in order:  # over budget (contested / silent units counted high): lowest first to 0
-            if total <= fs_budget:
-                break
-            total -= lo[d.address]
-            lo[d.address] = 0
-        # A failsafe current is the unit's low, safe current (IEC 61851-1 minimum, or 0 to pause),
-        # never a share topped up to its grant: a master that falls silent must drop every car to it.
-        ft.update(lo)
+        ft.update(self._failsafe_targets(demands, got, max(0, self._floor - reserved_fs)))
         return lt, ft
+
+    def _failsafe_targets(self, demands: list[Demand], got: dict[int, int], fs_budget: int) -> dict[int, int]:
+        """The failsafe currents of the demands: cars first, then the rest; never more than the floor in total (8.3).
+
+        Every one is 0 or >= 6 A (a pilot cannot offer less than 6 A); a parked car's is 0: the cars that charge
+        come first on the floor, and a parked one cannot resume while no master is heard, which hurts nobody.
+        A failsafe current is the unit's low, safe current (IEC 61851-1 minimum, or 0 to pause), never a share
+        topped up to its grant: a master that falls silent must drop every car to it.
+        """
+        slots = self._slots
+        lo = {d.address: 0 if d.parked else min(slots[d.address].standalone, got[d.address]) for d in demands}
+        total = sum(lo.values())
+        if total > fs_budget:  # over budget (contested / silent units counted high): lowest first to 0
+            for d in sorted(demands, key=lambda d: (got[d.address] > 0, d.priority, -d.rank)):
+                if total <= fs_budget:
+                    break
+                total -= lo[d.address]
+                lo[d.address] = 0
+        return lo
 
     def _step(self, now: float, out: list[Message], changed: bool, touched: tuple[_Slot, ...] | None = None) -> None:
         """Run the timers and the allocation when a message changed something, or a timer is due.
@@ -1353,8 +1363,7 @@ class Master:
         for a, s in self._slots.items():
             # (a paused or parked car does not wait: in B it needs nothing now, and a parked one is served
             # from leftovers only, so moving it to the front would change nothing)
-            wants = (s.known and not s.contested and s.pause is _NO_PAUSE
-                     and min(s.want(), MAX_EVSE_DA) >= MIN_OFFER_DA)
+            wants = s.known and not s.contested and s.pause is _NO_PAUSE and s.want() >= MIN_OFFER_DA
             if not wants:
                 s.wait_since = None
             elif self._allocatable(s, now):

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -73,6 +74,9 @@ MAX_BREAKER_A = 10000.0  # a feeder breaker above 10 kA is a typo
 class Timing:
     """Protocol timing, in seconds.  The defaults are fixed project-wide (see docs/PROTOCOL.md section 8).
 
+    The bounds derived from them are worked out once per instance (the master reads ``silent_count_after``
+    for every silent servant in every allocation pass).
+
     With the defaults a servant fails safe at most failsafe_timeout + tick_period = 1.55 s after the
     last heartbeat it heard (< 2 s on CAN).
     """
@@ -92,7 +96,7 @@ class Timing:
     reclaim_after: float = 60.0  # a car drawing clearly less than offered this long gives the surplus back;
     # a car paused this long (in B while offered) is parked at its minimum (PROTOCOL.md 8.5)
 
-    @property
+    @cached_property
     def unheard_bound(self) -> float:
         """Longest a servant the master cannot hear keeps its offer after the master last said it hears it.
 
@@ -101,7 +105,7 @@ class Timing:
         """
         return self.heard_timeout + self.tick_period
 
-    @property
+    @cached_property
     def silent_count_after(self) -> float:
         """Time after a servant went silent at which the master counts it at its failsafe current (rule 3).
 
@@ -111,7 +115,7 @@ class Timing:
         """
         return max(self.failsafe_timeout, self.heard_timeout) + self.reaction_allowance + self.silent_margin
 
-    @property
+    @cached_property
     def learning_timeout(self) -> float:
         """Longest learning period of a new master (rule 5): after it, silent servants count at standalone failsafe.
 
@@ -122,7 +126,7 @@ class Timing:
         """
         return self.failsafe_timeout + self.failsafe_hold + self.reaction_allowance + self.silent_margin
 
-    @property
+    @cached_property
     def budget_compliance_bound(self) -> float:
         """Longest time the counted sum may stay above a lowered limit (PROTOCOL.md 8.2, rule 9).
 
