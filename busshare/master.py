@@ -260,6 +260,7 @@ class _Slot:
     def __init__(self, cfg: ServantConfig, rank: int) -> None:
         self.cfg = cfg
         self.standalone = clamp_da(cfg.failsafe_da, cfg.max_da)
+        self.cfg_tag = serial_tag(cfg.serial) if cfg.serial else None  # the tag its STATUS frames must carry (rule 6)
         self.rank = rank
         self.limit = cfg.max_da  # unknown until learned: worst case (rule 7)
         self.failsafe = self.standalone
@@ -535,6 +536,7 @@ class Master:
         self._deadline = now  # (so the first call runs the timers)
         # each slot's ``due`` as last worked out: a STATUS that needs no allocation changes only its own slot
         self._dues = {a: INF for a in self._slots}
+        self._dues_min = INF
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
         # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
@@ -877,10 +879,9 @@ class Master:
 
     def _check_tag(self, slot: _Slot, tag: int, now: float, out: list[Message], twin_max: int | None = None) -> None:
         """Rule 6: a serial tag other than the configured one, or two alternating within conflict_hold: a twin."""
-        cfg_serial = slot.cfg.serial
-        if cfg_serial and tag != serial_tag(cfg_serial):
-            self._twin(slot, now, f"unit with serial tag {tag:#x}, config says {serial_tag(cfg_serial):#x}",
-                           out, twin_max)
+        cfg_tag = slot.cfg_tag
+        if cfg_tag is not None and tag != cfg_tag:
+            self._twin(slot, now, f"unit with serial tag {tag:#x}, config says {cfg_tag:#x}", out, twin_max)
             return
         if slot.tag is not None and tag != slot.tag:
             if now - slot.tag_seen <= self.timing.conflict_hold:
@@ -1436,16 +1437,28 @@ class Master:
 
         With ``touched`` only those slots may have changed since the last call, so only their dues are worked
         out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
-        with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are.
+        with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are. The least
+        is kept too (``_dues_min``): it is looked for again only when a touched slot that held it moved later.
         """
         t = self.timing
         dues = self._dues
         if touched is not None:
+            low = self._dues_min
+            lost = False  # the slot holding the least moved later: the least may be another's now
             for s in touched:
-                dues[s.cfg.address] = s.due(now, t)
-            d = min(dues.values(), default=INF)
-            if d > now:
-                return d
+                a = s.cfg.address
+                x = s.due(now, t)
+                if x > low and dues[a] == low:
+                    lost = True
+                dues[a] = x
+                if x < low:
+                    low = x
+            if lost:
+                low = min(dues.values(), default=INF)
+            if low > now:
+                self._dues_min = low
+                return low
         for a, s in self._slots.items():
             dues[a] = s.due(now, t)
-        return min(dues.values(), default=INF)
+        self._dues_min = min(dues.values(), default=INF)
+        return self._dues_min
