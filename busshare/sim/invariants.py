@@ -414,13 +414,19 @@ class Invariants:
 
     # -- rule 4 and the non-compliant car ----------------------------------------------
 
+    def _still_ahead(self, p: ServantProc, deadline: float, t: float, check: Check) -> bool:
+        """Whether ``deadline`` has not come at ``t``; ``check`` is then armed again for it (unless it is never)."""
+        if deadline <= t + 1e-9:
+            return False
+        if deadline < INF:
+            self.schedule(deadline, check, p)
+        return True
+
     def check_failsafe(self, p: ServantProc, t: float) -> Violation | None:
-        p.fs_check_sched = INF
-        if p.fs_deadline > t + 1e-9:
-            if p.fs_deadline < INF:
-                p.fs_check_sched = p.fs_deadline
-                self.schedule(p.fs_deadline, Check.FAILSAFE, p)
+        if self._still_ahead(p, p.fs_deadline, t, Check.FAILSAFE):
+            p.fs_check_sched = p.fs_deadline
             return None
+        p.fs_check_sched = INF
         if p.evse.offer_da <= p.fs_da:
             return None
         return Violation(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
@@ -434,12 +440,10 @@ class Invariants:
 
     def check_hold(self, p: ServantProc, t: float) -> Violation | None:
         """After failsafe_hold more, a master-assigned failsafe gives way to min(assigned, standalone)."""
-        p.hold_sched = INF
-        if p.hold_deadline > t + 1e-9:
-            if p.hold_deadline < INF:
-                p.hold_sched = p.hold_deadline
-                self.schedule(p.hold_deadline, Check.HOLD, p)
+        if self._still_ahead(p, p.hold_deadline, t, Check.HOLD):
+            p.hold_sched = p.hold_deadline
             return None
+        p.hold_sched = INF
         cap = min(p.fs_da, p.cfg.failsafe_da)
         if p.evse.offer_da <= cap:
             return None
@@ -454,9 +458,8 @@ class Invariants:
             return None
         due = ev.over_since + self.b.cutoff_bound_s
         cap = 0 if ev.stopped else ev.offer_da
-        if t + 1e-9 < due:
+        if self._still_ahead(p, due, t, Check.CUTOFF):
             p.cutoff_sched = due
-            self.schedule(due, Check.CUTOFF, p)
             return None
         if ev.draw_da <= cap + ev.tolerance_da:
             return None
