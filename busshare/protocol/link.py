@@ -64,6 +64,8 @@ def join_streams(address: int) -> tuple[int, ...]:
 
 
 Decoder = Callable[[int, bytes], tuple[Message, int]]
+_ACCEPTED = frozenset(s for s in E2EStatus if s.accepted)
+_new_tuple = tuple.__new__
 
 
 class Received(NamedTuple):
@@ -118,7 +120,9 @@ class Link:
             self.malformed[exc.kind] += 1
             return Received(None, None, exc)
         status = self.check(offset, msg, counter, data, now)
-        return Received(msg if status.accepted else None, status, None, counter)
+        # (as ``Received(...)`` and ``status.accepted``, without their Python-level calls: every frame every
+        # receiver gets comes here)
+        return _new_tuple(Received, (msg if status in _ACCEPTED else None, status, None, counter))
 
     def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
         """PROTOCOL.md 6.3 for a frame that passed the checks of 4.3: forget what the stream rules say, then
@@ -132,7 +136,9 @@ class Link:
             self.forget(join_streams(offset & 0x3F), Restart.JOIN)
         elif offset == HEARTBEAT_STREAM:
             assert isinstance(msg, Heartbeat)
-            self.heartbeat_from((msg.master_id, msg.epoch))
+            master = self.master
+            if master is None or msg.master_id != master[0] or msg.epoch != master[1]:
+                self.heartbeat_from((msg.master_id, msg.epoch))
         return self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
 
     def heartbeat_from(self, master: tuple[int, int]) -> None:

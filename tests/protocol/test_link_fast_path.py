@@ -1,0 +1,64 @@
+"""The link's fast paths (issue 12, Performance) receive what the full path does.
+
+A heartbeat from the master the link already follows skips ``heartbeat_from``, and the ``Received`` of every
+frame is built without its Python-level constructor.  Two links get the same random frames (heartbeats from a
+few masters and epochs, late and repeated copies, servant frames, a corrupted byte now and then): one takes
+the fast paths, the other (a subclass) calls ``heartbeat_from`` for every heartbeat and builds ``Received``
+with its constructor.  After every frame what they return and what they counted must agree.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from busshare.frames import Heartbeat
+from busshare.frames import Message
+from busshare.frames import MsgType
+from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.link import Link
+from busshare.protocol.link import Received
+from tests.support.frame_strategies import random_message
+
+
+class FullLink(Link):
+    """Every heartbeat through ``heartbeat_from``, every ``Received`` through its constructor."""
+
+    def receive(self, offset: int, data: bytes, now: float) -> Received:
+        got = super().receive(offset, data, now)
+        return Received(*got)
+
+    def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
+        if isinstance(msg, Heartbeat):
+            self.heartbeat_from((msg.master_id, msg.epoch))
+        return super().check(offset, msg, counter, data, now)
+
+
+@settings(max_examples=100)
+@given(st.randoms(use_true_random=False), st.integers(20, 200))
+def test_a_link_taking_the_fast_paths_receives_what_the_full_path_does(rng: random.Random, n: int) -> None:
+    senders = [Link() for _ in range(3)]
+    fast, full = Link(), FullLink()
+    now = 0.0
+    sent: list[tuple[int, bytes]] = []
+    for _ in range(n):
+        now += rng.choice([0.0, 0.05, 0.2, 1.5])
+        if sent and rng.random() < 0.2:
+            offset, data = rng.choice(sent)  # a late or repeated copy
+        else:
+            kind = rng.choice([MsgType.HEARTBEAT, MsgType.HEARTBEAT, MsgType.STATUS, MsgType.JOIN, MsgType.SET_LIMIT])
+            msg = random_message(kind, rng)
+            if isinstance(msg, Heartbeat):
+                msg = Heartbeat(rng.choice([1, 2]), rng.choice([7, 8]), msg.limit_da, msg.page, msg.heard, msg.seq)
+            offset, data = rng.choice(senders).encode(msg)
+            if rng.random() < 0.05:
+                data = data[:3] + bytes((data[3] ^ 0x10,)) + data[4:]
+            sent.append((offset, data))
+        got, want = fast.receive(offset, data, now), full.receive(offset, data, now)
+        assert type(got) is Received
+        assert got._replace(error=str(got.error)) == want._replace(error=str(want.error))  # (errors: by identity)
+        assert (fast.master, fast.restarts, fast.checker.counts, fast.malformed) == (
+            full.master, full.restarts, full.checker.counts, full.malformed)
