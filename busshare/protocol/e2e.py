@@ -105,9 +105,12 @@ class AliveCounters:
     _next: dict[int, int] = field(default_factory=dict)
 
     def next(self, msg_type: int, address: int = 0) -> int:
-        key = (msg_type << TYPE_SHIFT) | address  # (id_offset, inline: once per frame sent)
-        value = self._next.get(key, 0)
-        self._next[key] = (value + 1) % COUNTER_MODULO
+        return self.next_at((msg_type << TYPE_SHIFT) | address)  # (id_offset, inline: once per frame sent)
+
+    def next_at(self, offset: int) -> int:
+        """``next`` of the stream at id offset ``offset`` (a link has it already: once per frame sent)."""
+        value = self._next.get(offset, 0)
+        self._next[offset] = (value + 1) % COUNTER_MODULO
         return value
 
 

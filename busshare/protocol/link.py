@@ -107,7 +107,7 @@ class Link:
 
     def encode(self, msg: Message) -> tuple[int, bytes]:
         offset = offset_of(msg)
-        return offset, encode(msg, self.counters.next(int(msg.TYPE), msg.address))
+        return offset, encode(msg, self.counters.next_at(offset))
 
     def receive(self, offset: int, data: bytes, now: float) -> Received:
         """Decode, apply the stream rules and the alive-counter check; ``message`` is None if dropped."""

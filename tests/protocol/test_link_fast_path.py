@@ -1,10 +1,12 @@
 """The link's fast paths (issue 12, Performance) receive what the full path does.
 
-A heartbeat from the master the link already follows skips ``heartbeat_from``, and the ``Received`` of every
-frame is built without its Python-level constructor.  Two links get the same random frames (heartbeats from a
+A heartbeat from the master the link already follows skips ``heartbeat_from``, the ``Received`` of every
+frame is built without its Python-level constructor, and a frame sent takes its alive counter by the id offset
+the link has worked out already.  Two links get the same random frames (heartbeats from a
 few masters and epochs, late and repeated copies, servant frames, a corrupted byte now and then): one takes
 the fast paths, the other (a subclass) calls ``heartbeat_from`` for every heartbeat and builds ``Received``
-with its constructor.  After every frame what they return and what they counted must agree.
+with its constructor, and their senders count by type and address.  After every frame what they send, return
+and count must agree.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from hypothesis import strategies as st
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import MsgType
+from busshare.frames import encode
+from busshare.frames import offset_of
 from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import Link
 from busshare.protocol.link import Received
@@ -25,7 +29,11 @@ from tests.support.frame_strategies import random_message
 
 
 class FullLink(Link):
-    """Every heartbeat through ``heartbeat_from``, every ``Received`` through its constructor."""
+    """Every heartbeat through ``heartbeat_from``, every ``Received`` through its constructor, every counter
+    by message type and address."""
+
+    def encode(self, msg: Message) -> tuple[int, bytes]:
+        return offset_of(msg), encode(msg, self.counters.next(int(msg.TYPE), msg.address))
 
     def receive(self, offset: int, data: bytes, now: float) -> Received:
         got = super().receive(offset, data, now)
@@ -41,6 +49,7 @@ class FullLink(Link):
 @given(st.randoms(use_true_random=False), st.integers(20, 200))
 def test_a_link_taking_the_fast_paths_receives_what_the_full_path_does(rng: random.Random, n: int) -> None:
     senders = [Link() for _ in range(3)]
+    full_senders = [FullLink() for _ in range(3)]
     fast, full = Link(), FullLink()
     now = 0.0
     sent: list[tuple[int, bytes]] = []
@@ -53,7 +62,9 @@ def test_a_link_taking_the_fast_paths_receives_what_the_full_path_does(rng: rand
             msg = random_message(kind, rng)
             if isinstance(msg, Heartbeat):
                 msg = Heartbeat(rng.choice([1, 2]), rng.choice([7, 8]), msg.limit_da, msg.page, msg.heard, msg.seq)
-            offset, data = rng.choice(senders).encode(msg)
+            i = rng.randrange(3)
+            offset, data = senders[i].encode(msg)
+            assert (offset, data) == full_senders[i].encode(msg)
             if rng.random() < 0.05:
                 data = data[:3] + bytes((data[3] ^ 0x10,)) + data[4:]
             sent.append((offset, data))
