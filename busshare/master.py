@@ -149,6 +149,7 @@ class Pause(Enum):
 # the hot paths (every frame) compare with these: in Python 3.11 each read of Presence.SILENT costs ~45 ns
 _HEARD, _SILENT, _CONFIRMED = Presence.HEARD, Presence.SILENT, Follow.CONFIRMED
 _NO_PAUSE, _PAUSED, _PARKED = Pause.NONE, Pause.PAUSED, Pause.PARKED
+_B = PilotState.B
 
 
 class ServantState(StrEnum):
@@ -1089,8 +1090,8 @@ class Master:
                 s.unconfirm()
                 self._events.add(now, EventKind.SERVANT_SILENT, s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
-            if s.presence is _HEARD:
-                self._pause(s, now)
+            if s.presence is _HEARD and (s.pilot is _B or s.pause is not _NO_PAUSE):
+                self._pause(s, now)  # (else nothing to do: not paused, so paused_since is -INF already)
             if s.twin_extra and now >= s.twin_until and s.pending is None and s.limit == 0:
                 s.twin_extra = 0
                 self._events.add(now, EventKind.TWIN_GONE, s.cfg.address, "one unit again")
@@ -1102,7 +1103,7 @@ class Master:
 
     def _pause(self, s: _Slot, now: float) -> None:
         """8.5: a car in B while offered is paused, parked after reclaim_after; charging again, it resumes."""
-        if s.want() == 0 or s.pilot is not PilotState.B:  # (charging, gone, stopped or wanting nothing)
+        if s.want() == 0 or s.pilot is not _B:  # (charging, gone, stopped or wanting nothing)
             if s.pause is _PARKED and s.pilot.charging:
                 self._events.add(now, EventKind.RESUMED, s.cfg.address,
                                  f"charges again on its {_a(s.limit)}: demand {_a(s.want())} again")
@@ -1279,10 +1280,13 @@ class Master:
         for a, s in self._slots.items():
             if a not in lt:
                 continue
-            step = self._supersede(s, lt[a], ft.get(a, 0), now, ledger)
-            if step is None:
-                continue  # wait for its ack (re-sent every ack_timeout)
-            L, F, eased = step
+            if s.pending is None:
+                L, F, eased = lt[a], ft.get(a, 0), False  # (as ``_supersede`` says without a set-limit outstanding)
+            else:
+                step = self._supersede(s, lt[a], ft.get(a, 0), now, ledger)
+                if step is None:
+                    continue  # wait for its ack (re-sent every ack_timeout)
+                L, F, eased = step
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe and not eased:
