@@ -534,8 +534,16 @@ class Master:
         self._rotation_at = INF
         self._rotated_at = -INF
         self._stranger_until: dict[int, float] = {}
+        self._init_step(now)
+        self._events.add(now, EventKind.LEARNING, None,
+                         f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
+        self._budget_events()
+
+    def _init_step(self, now: float) -> None:
+        """What ``_step`` keeps from one call to the next, so that most calls do little."""
         self._deadline = now  # (so the first call runs the timers)
-        # each slot's ``due`` as last worked out: a STATUS that needs no allocation changes only its own slot
+        # each slot's ``due`` as last worked out, and the least: a STATUS that needs no allocation changes only
+        # its own slot
         self._dues = {a: INF for a in self._slots}
         self._dues_min = INF
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
@@ -545,9 +553,6 @@ class Master:
         self._settled = False
         self._settled_until = -INF
         self._estimates_until = -INF  # no count may change with time alone before this (``_note_estimates``)
-        self._events.add(now, EventKind.LEARNING, None,
-                         f"master {self.master_id} epoch {epoch}: learning what {len(self._slots)} servants offer")
-        self._budget_events()
 
     @staticmethod
     def _check_budget(config: Config, budget: BudgetPolicy | None) -> None:
