@@ -120,7 +120,7 @@ class Port:
 
 class SimBus:
     __slots__ = ("queue", "rng", "_faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
-                 "late", "late_until", "decoder", "_hearers", "_frame_time", "_latency_s", "_clean", "_echo_s")
+                 "late", "late_until", "decoder", "_hearers", "keeps_capture", "_frame_time", "_latency_s", "_clean", "_echo_s")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
@@ -128,6 +128,7 @@ class SimBus:
         self.faults = faults or BusFaults()  # (sets the figures ``send`` reads, below)
         self.ports: list[Port] = []
         self.capture: list[tuple[float, int, bytes]] = []
+        self.keeps_capture = True  # False: ``capture`` stays empty (a run that records nothing)
         self.free_at = 0.0
         self.frames = 0
         self.lost = 0
@@ -185,7 +186,8 @@ class SimBus:
         at = done + self._latency_s
         self.frames += 1
         port.sent += 1
-        self.capture.append((done, offset, data))
+        if self.keeps_capture:
+            self.capture.append((done, offset, data))
         hearers = self._hearers.get((port, offset & 0x3F))
         if hearers is None:
             hearers = self.hearers(port, offset & 0x3F)
