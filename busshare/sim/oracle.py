@@ -103,7 +103,11 @@ class FailsafeOracle:
     def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """The servant's Link accepted a heartbeat: a fresh one restarts its rule-4 clocks."""
         key = (hb.master_id, hb.epoch)
-        self.follow(p, hb, key, t)
+        seen = p.masters_seen
+        if key == p.followed and not hb.second_master and (key in seen or len(seen) < 4):
+            seen[key] = t  # (``follow`` for the master it follows, heard again with no sign of another: inline)
+        else:
+            self.follow(p, hb, key, t)
         order = p.hb_orders.get(key)
         if order is None:
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
