@@ -125,6 +125,11 @@ def _check_uint(name: str, value: int, bits: int) -> None:
         raise FrameError("range", f"{name} {value} out of range (0-{(1 << bits) - 1})")
 
 
+def _check_enum(name: str, value: object, kind: type[enum.Enum]) -> None:
+    if not isinstance(value, kind):
+        raise FrameError("enum", f"{name} {value!r} unknown")
+
+
 def _check_servant(address: int) -> None:
     if not FIRST_SERVANT <= address <= LAST_SERVANT:
         raise FrameError("address", f"address {address} is not a servant address ({FIRST_SERVANT}-{LAST_SERVANT})")
@@ -216,8 +221,7 @@ class Ack:
         _check_offer("applied", self.applied_da)
         if self.measured_da is not None and not 0 <= self.measured_da <= ACK_MEASURED_MAX_DA:
             raise FrameError("range", f"measured {self.measured_da} out of range")
-        if not isinstance(self.how, AckHow):
-            raise FrameError("enum", f"ack how {self.how!r} unknown")
+        _check_enum("ack how", self.how, AckHow)
 
 
 @dataclass(frozen=True)
@@ -236,8 +240,7 @@ class Nack:
         _check_uint("reporter", self.reporter, 6)
         _check_uint("txn", self.txn, 8)
         _check_uint("detail", self.detail, 16)
-        if not isinstance(self.code, NackCode):
-            raise FrameError("enum", f"nack code {self.code!r} unknown")
+        _check_enum("nack code", self.code, NackCode)
 
 
 @dataclass(frozen=True)
@@ -252,8 +255,7 @@ class Release:
     def __post_init__(self) -> None:
         _check_servant(self.address)
         _check_offer("released", self.released_da)
-        if not isinstance(self.reason, ReleaseReason):
-            raise FrameError("enum", f"release reason {self.reason!r} unknown")
+        _check_enum("release reason", self.reason, ReleaseReason)
 
 
 @dataclass(frozen=True)
@@ -293,8 +295,7 @@ class Status:
     def __post_init__(self) -> None:
         _check_servant(self.address)
         _check_uint("serial_tag", self.serial_tag, 15)
-        if not isinstance(self.pilot, PilotState):
-            raise FrameError("enum", f"pilot state {self.pilot!r} unknown")
+        _check_enum("pilot state", self.pilot, PilotState)
         _check_offer("offered", self.offered_da)
         if self.measured_da is not None and not 0 <= self.measured_da <= STATUS_MEASURED_MAX_DA:
             raise FrameError("range", f"measured {self.measured_da} out of range (0-1022)")

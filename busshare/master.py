@@ -604,8 +604,15 @@ class Master:
         out: list[Message] = []
         changed = self._take_budget(b)
         if not self.left:
+            if changed:
+                out.append(self._announce(now))
             self._step(now, out, changed=changed)
         return out
+
+    def _announce(self, now: float) -> Heartbeat:
+        """Rule 9: a changed limit goes out in a heartbeat at once, ahead of the set-limits that use it, so
+        that a monitor never sees new room granted before the limit allowing it; the schedule is not moved."""
+        return self._heartbeat(now)
 
     def _take_budget(self, b: Budget) -> bool:
         """The policy's limit becomes the effective limit; True when it changed (the allocation must run now)."""
@@ -641,6 +648,8 @@ class Master:
             self._next_hb += self.timing.heartbeat_period
             if self._next_hb <= now:  # called late: do not burst to catch up
                 self._next_hb = now + self.timing.heartbeat_period
+        elif changed:
+            out.append(self._announce(now))
         resend: list[tuple[_Slot, _Pending]] = []
         for slot in self._slots.values():
             p = slot.pending

@@ -84,6 +84,7 @@ class CaptureSummary:
     marks: list[Mark] = field(default_factory=list)
     timestamps: bool = False
     _last_hb: float | None = None
+    _after_announce: bool = False
     _last_tick: float = float("-inf")
 
     def frame(self, d: Decoded) -> None:
@@ -116,7 +117,7 @@ class CaptureSummary:
                     msg.serial_tag if isinstance(msg, Status) else msg.serial & 0x7FFF)
             return
         if isinstance(msg, Heartbeat):
-            self._heartbeat_period(t)
+            self._heartbeat_period(t, msg.limit_da)
         self._flags(w.frame(t, msg, d.status))
         self._message(t, msg)
 
@@ -134,10 +135,15 @@ class CaptureSummary:
                 self._offer(t, s, min(s.offered_da, counted), measured, s.pilot or PilotState.A)
         self.watcher.silenced.clear()
 
-    def _heartbeat_period(self, t: float) -> None:
+    def _heartbeat_period(self, t: float, limit_da: int) -> None:
         """No config: gaps are judged against this master's own period (the smallest interval
-        until five are known, then their median), not the default."""
-        if self._last_hb is None:
+        until five are known, then their median), not the default.
+
+        A heartbeat announcing a changed limit goes out off the schedule (rule 9): the intervals on either
+        side of it are not samples of the period."""
+        announced = bool(self.heartbeat_limits) and self.heartbeat_limits[-1][1] != limit_da
+        skip, self._after_announce = announced or self._after_announce, announced
+        if self._last_hb is None or skip:
             return
         self.hb_intervals.append(t - self._last_hb)
         n = len(self.hb_intervals)
@@ -248,8 +254,10 @@ class CaptureSummary:
         if base is None:
             return []
         bound = self.watcher.compliance_bound
-        # the points at which the sum is judged: its changes, and the end of each window after a drop
+        # the points at which the sum is judged: its changes, the limit's changes (a raise can end a stretch),
+        # and the end of each window after a drop
         points = [(t, 1, v) for t, v in self.in_force]
+        points += [(t, 2, 0) for t, _ in self.heartbeat_limits[1:]]
         points += [(t + bound, 2, 0) for (_, before), (t, v) in zip(self.heartbeat_limits, self.heartbeat_limits[1:],
                                                                      strict=False) if v < before]
         points.sort()

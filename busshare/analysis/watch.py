@@ -92,7 +92,6 @@ class BusWatcher:
     heartbeat_period: float = 0.2
     failsafe_timeout: float = 1.5
     reaction_allowance: float = 5.0
-    ack_slack: float = 1.0  # s past the reaction allowance before a cut is called unacked
     counts: Counter[str] = field(default_factory=Counter)
     limit_da: int | None = None
     granted: dict[int, int] = field(default_factory=dict)  # address -> limit in force (0.1 A)
@@ -349,7 +348,7 @@ class BusWatcher:
             self._flag(out, t, "master-silent",
                        f"no heartbeat for {t - self._last_hb:.3f} s: servants should be in failsafe")
         for address, cut in list(self._cuts.items()):
-            if t - cut.t > self.reaction_allowance + self.ack_slack:
+            if t - cut.t > self.compliance_bound:  # its ACK is due within the allowance, one re-send and a tick
                 del self._cuts[address]
                 self.granted[address] = min(cut.new_da, cut.old_da)  # stop counting it twice; it is flagged
                 self._flag(out, t, "unacked-cut",

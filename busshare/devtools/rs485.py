@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TextIO
 
+from ..core.counters import Counts
 from ..transport.modbus.rtu import char_time
 
 
@@ -44,16 +45,13 @@ class _Burst:
 
 
 @dataclass
-class LineStats:
+class LineStats(Counts):
     bursts: int = 0
     bytes: int = 0
     collisions: int = 0
     corrupted: int = 0
     dropped: int = 0
     overflows: int = 0  # bytes a port with no reader could not take
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 class Rs485Bus:

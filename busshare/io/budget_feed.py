@@ -122,20 +122,20 @@ class BudgetFeed:
         if self._running:
             return
         self._running = True
-        if self.meter is not None:
-            self.meter.start()
-        if self.link is not None:
-            self.link.start()
+        for source in self._sources():
+            source.start()
 
     def stop(self) -> None:
         """Stop the poll thread and disconnect (idempotent)."""
         if not self._running:
             return
         self._running = False
-        if self.meter is not None:
-            self.meter.stop()
-        if self.link is not None:
-            self.link.stop()
+        for source in self._sources():
+            source.stop()
+
+    def _sources(self) -> tuple[MeterSource | LimitLink, ...]:
+        """The meter and the link this site has (either may be absent), in the order they start."""
+        return tuple(source for source in (self.meter, self.link) if source is not None)
 
     # -- the loop thread ------------------------------------------------------------
 

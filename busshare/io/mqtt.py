@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ..core.counters import Counts
 from ..core.setpoint import LimitSource
 from ..core.setpoint import Setpoint
 from ..core.setpoint import SetpointRejected
@@ -59,7 +60,7 @@ Sink = Callable[[MqttEvent], None]
 
 
 @dataclass
-class MqttStats:
+class MqttStats(Counts):
     received: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -67,9 +68,6 @@ class MqttStats:
     losses: int = 0
     published: int = 0
     not_published: int = 0  # the broker was away: the latest limit goes out on the next connect
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
 
 
 class MqttBudgetLink:

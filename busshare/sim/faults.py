@@ -7,6 +7,7 @@ bus fault episodes and twins.  Each marks the timeline and restarts the service 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Unpack
 
@@ -110,6 +111,13 @@ class Faults(World):
         self.faults.pop(name, None)
         self._disturb(t, "fault")
 
+    def _fault_for(self, name: str, p: ServantProc, t: float, duration_s: float | None,
+                   end: Callable[[ServantProc, float], None]) -> None:
+        """Fault ``name`` on ``p`` is on from ``t``; ``end(p, t)`` takes it off ``duration_s`` later (None: never)."""
+        self._fault_on(name, t)
+        if duration_s is not None:
+            self.queue.push_script(t + duration_s, end, p)
+
     def master_crash(self, t: float | None = None) -> None:
         t = self.now if t is None else t
         if self.masters:
@@ -147,12 +155,7 @@ class Faults(World):
         hold = self.scenario.watchdog_s if hold_s is None else hold_s
         self._mark(t, p.address, "servant-crash", f"{p.name} (pilot held {hold:.2f} s)")
         self._kill_servant(p, t, hold)
-        self._fault_on(f"crash:{p.name}", t)
-        if duration_s is not None:
-            self.queue.push_script(t + duration_s, self._restart_cb, p)
-
-    def _restart_cb(self, p: ServantProc, t: float) -> None:
-        self.servant_restart(p, t)
+        self._fault_for(f"crash:{p.name}", p, t, duration_s, self.servant_restart)
 
     def servant_restart(self, p: ServantProc, t: float | None = None) -> None:
         t = self.now if t is None else t
@@ -173,12 +176,7 @@ class Faults(World):
             p.port.deaf = direction in ("in", "both")
             p.port.mute = direction in ("out", "both")
         self._mark(t, p.address, "partition", f"{p.name} {direction}")
-        self._fault_on(f"partition:{p.name}", t)
-        if duration_s is not None:
-            self.queue.push_script(t + duration_s, self._heal_cb, p)
-
-    def _heal_cb(self, p: ServantProc, t: float) -> None:
-        self.heal(p, t)
+        self._fault_for(f"partition:{p.name}", p, t, duration_s, self.heal)
 
     def heal(self, p: ServantProc, t: float | None = None) -> None:
         t = self.now if t is None else t

@@ -59,7 +59,7 @@ from .loop import Check
 from .oracle import Schedule
 from .pause_checks import PauseChecks
 from .procs import ServantProc
-from .settle import settle_due
+from .settle import Episode
 
 INF = float("inf")
 MODEST_LOSS = 0.01
@@ -176,9 +176,7 @@ class Invariants:
         self.peak_offered = 0
         self.peak_drawn = 0
         self.n_unmet = 0
-        self.waste_since = INF
-        self.waste_sched = INF
-        self.waste_reported = -INF  # collecting violations: the last waste report of this episode
+        self.waste = Episode(bounds.settle_s, bounds.retry_s)
         self.spoiled_at: list[float] = []  # when the bus lost or corrupted a SET_LIMIT or ACK (non-decreasing)
         self.spoiled_control = 0
         self.single_priority = service.single_priority
@@ -293,54 +291,32 @@ class Invariants:
         self.spoiled_at.extend([t] * n)
         self.spoiled_control += n
 
-    def _waste_due(self) -> float:
-        """When the waste going on now breaks the settle bound (again, a bound after the last report)."""
-        start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
-        return settle_due(start, self.spoiled_at, self.b.settle_s, self.b.retry_s)
+    @property
+    def waste_sched(self) -> float:
+        """When the waste episode's bound is looked at next (the world runs a WASTE check only then)."""
+        return self.waste.sched
+
+    def _schedule_waste(self, due: float) -> None:
+        self.schedule(due, Check.WASTE, None)
 
     def update_waste(self, t: float) -> None:
         if not self.checks_waste:
             return
-        if self.waste_now() is None:
-            self.waste_since = INF
-            self.waste_reported = -INF
-            return
-        if self.waste_since == INF:
-            self.waste_since = t
-        due = self._waste_due()
-        if due < self.waste_sched or self.waste_sched <= t:
-            self.waste_sched = due
-            self.schedule(due, Check.WASTE, None)
+        self.waste.follow(self.waste_now() is not None, t, self.sim.quiet_since, self.spoiled_at, self._schedule_waste)
 
     def check_waste(self, t: float) -> Violation | None:
-        self.waste_sched = INF
+        self.waste.sched = INF
         if not self.sim.quiet:
             return None
-        why = self.waste_now()
-        if why is None:
-            self.waste_since = INF
-            self.waste_reported = -INF
-            return None
-        if self.waste_since == INF:
-            self.waste_since = t
-        due = self._waste_due()
-        found = None
-        if t + 1e-9 >= due:
-            start = max(self.waste_since, self.sim.quiet_since, self.waste_reported)
-            found = Violation(t, "waste", f"{why} for {t - max(self.waste_since, self.sim.quiet_since):.2f} s "
-                              f"(settle bound {due - start:.2f} s)")
-            self.waste_reported = t  # (collecting: once more a bound later if it lasts, not at this instant again)
-            due = self._waste_due()
-        self.waste_sched = due
-        self.schedule(due, Check.WASTE, None)
-        return found
+        why = self.waste.judge(self.waste_now(), t, self.sim.quiet_since, self.spoiled_at, self._schedule_waste)
+        return None if why is None else Violation(t, "waste", why)
 
     # -- cars that pause themselves ------------------------------------------------------
 
     def update_pause(self, t: float) -> None:
         if self.checks_waste:
             self.pause.update(self.sim.servants, self.limit - self.total_offered, t, self.sim.quiet_since,
-                              self.spoiled_at, lambda due: self.schedule(due, Check.PAUSE, None))
+                              self.spoiled_at, self._schedule_pause)
 
     def check_pause(self, t: float) -> Violation | None:
         """A grace ended or an episode's bound came due: report a promise broken for longer than its bound."""
@@ -350,25 +326,12 @@ class Invariants:
         if not self.checks_waste or not self.sim.quiet:
             return None
         broken = pc.now(self.sim.servants, self.limit - self.total_offered, t)
-        if broken is None:
-            pc.since = INF
-            pc.reported = -INF
-            return None
-        if pc.since == INF:
-            pc.since = t
-        due = pc.due(self.sim.quiet_since, self.spoiled_at)
-        found = None
-        if t + 1e-9 >= due:
-            name, why = broken
-            start = max(pc.since, self.sim.quiet_since, pc.reported)
-            found = Violation(t, name, f"{why} for {t - max(pc.since, self.sim.quiet_since):.2f} s "
-                              f"(settle bound {due - start:.2f} s)")
-            pc.reported = t
-            due = pc.due(self.sim.quiet_since, self.spoiled_at)
-        if due < pc.sched or pc.sched <= t:
-            pc.sched = due
-            self.schedule(due, Check.PAUSE, None)
-        return found
+        why = pc.judge(None if broken is None else broken[1], t, self.sim.quiet_since, self.spoiled_at,
+                       self._schedule_pause)
+        return None if why is None or broken is None else Violation(t, broken[0], why)
+
+    def _schedule_pause(self, due: float) -> None:
+        self.schedule(due, Check.PAUSE, None)
 
     # -- starvation -------------------------------------------------------------------
 
@@ -414,13 +377,19 @@ class Invariants:
 
     # -- rule 4 and the non-compliant car ----------------------------------------------
 
+    def _still_ahead(self, p: ServantProc, deadline: float, t: float, check: Check) -> bool:
+        """Whether ``deadline`` has not come at ``t``; ``check`` is then armed again for it (unless it is never)."""
+        if deadline <= t + 1e-9:
+            return False
+        if deadline < INF:
+            self.schedule(deadline, check, p)
+        return True
+
     def check_failsafe(self, p: ServantProc, t: float) -> Violation | None:
-        p.fs_check_sched = INF
-        if p.fs_deadline > t + 1e-9:
-            if p.fs_deadline < INF:
-                p.fs_check_sched = p.fs_deadline
-                self.schedule(p.fs_deadline, Check.FAILSAFE, p)
+        if self._still_ahead(p, p.fs_deadline, t, Check.FAILSAFE):
+            p.fs_check_sched = p.fs_deadline
             return None
+        p.fs_check_sched = INF
         if p.evse.offer_da <= p.fs_da:
             return None
         return Violation(t, "rule4-failsafe", f"{p.name} still offers {p.evse.offer_da / 10:.1f} A > failsafe "
@@ -434,12 +403,10 @@ class Invariants:
 
     def check_hold(self, p: ServantProc, t: float) -> Violation | None:
         """After failsafe_hold more, a master-assigned failsafe gives way to min(assigned, standalone)."""
-        p.hold_sched = INF
-        if p.hold_deadline > t + 1e-9:
-            if p.hold_deadline < INF:
-                p.hold_sched = p.hold_deadline
-                self.schedule(p.hold_deadline, Check.HOLD, p)
+        if self._still_ahead(p, p.hold_deadline, t, Check.HOLD):
+            p.hold_sched = p.hold_deadline
             return None
+        p.hold_sched = INF
         cap = min(p.fs_da, p.cfg.failsafe_da)
         if p.evse.offer_da <= cap:
             return None
@@ -454,9 +421,8 @@ class Invariants:
             return None
         due = ev.over_since + self.b.cutoff_bound_s
         cap = 0 if ev.stopped else ev.offer_da
-        if t + 1e-9 < due:
+        if self._still_ahead(p, due, t, Check.CUTOFF):
             p.cutoff_sched = due
-            self.schedule(due, Check.CUTOFF, p)
             return None
         if ev.draw_da <= cap + ev.tolerance_da:
             return None

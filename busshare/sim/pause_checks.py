@@ -23,22 +23,18 @@ from collections.abc import Sequence
 from ..frames import MIN_OFFER_DA
 from ..protocol.pilot import PilotState
 from .procs import ServantProc
-from .settle import settle_due
+from .settle import Episode
 
 INF = float("inf")
 
 
-class PauseChecks:
+class PauseChecks(Episode):
     """Per servant the pause bookkeeping (``note``), and the one episode of a broken promise (``now``/``due``)."""
 
     def __init__(self, grace_s: float, settle_s: float, retry_s: float, slack_da: int) -> None:
+        super().__init__(settle_s, retry_s)
         self.grace_s = grace_s  # the master's reclaim_after: how long a paused car keeps its allocation
-        self.settle_s = settle_s
-        self.retry_s = retry_s
         self.slack_da = slack_da
-        self.since = INF  # when the broken promise going on now began
-        self.reported = -INF
-        self.sched = INF
         self.tracked = 0  # servants paused or resumed now (none: nothing to look at)
 
     def note(self, p: ServantProc, offer: int, t: float, recovered_at: float = -INF) -> float | None:
@@ -101,20 +97,7 @@ class PauseChecks:
                                                 f"{q.name} {q.offer / 10:.1f} A")
         return None
 
-    def due(self, quiet_since: float, spoiled_at: list[float]) -> float:
-        """When the episode going on now breaks its bound (as ``waste``: settle, plus a retry per spoiled frame)."""
-        return settle_due(max(self.since, quiet_since, self.reported), spoiled_at, self.settle_s, self.retry_s)
-
     def update(self, servants: Sequence[ServantProc], spare_da: int, t: float, quiet_since: float,
                spoiled_at: list[float], schedule: Callable[[float], None]) -> None:
         """After a change: start or end the episode, and make sure its bound is looked at."""
-        if self.now(servants, spare_da, t) is None:
-            self.since = INF
-            self.reported = -INF
-            return
-        if self.since == INF:
-            self.since = t
-        due = self.due(quiet_since, spoiled_at)
-        if due < self.sched or self.sched <= t:
-            self.sched = due
-            schedule(due)
+        self.follow(self.now(servants, spare_da, t) is not None, t, quiet_since, spoiled_at, schedule)

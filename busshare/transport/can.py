@@ -31,6 +31,7 @@ from dataclasses import field
 
 import can
 
+from ..core.counters import Counts
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 from ..protocol.canid import IdScheme
@@ -58,7 +59,7 @@ _STATE_POLL_PERIOD = 0.25  # s between reads of ``bus.state`` (a driver call on 
 
 
 @dataclass
-class TransportStats:
+class TransportStats(Counts):
     sent: int = 0
     received: int = 0
     foreign: int = 0  # frames outside the protocol's ids that got past the filter
@@ -70,9 +71,6 @@ class TransportStats:
     send_errors: int = 0
     recv_errors: int = 0
     send_error_kinds: Counter[str] = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, int)}
 
 
 class CanTransport:

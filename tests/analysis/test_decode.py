@@ -441,6 +441,32 @@ def test_after_a_heartbeat_limit_drop_the_summary_allows_the_compliance_window(c
         assert episodes == [(pytest.approx(7.05, abs=0.06), None, 51.0, 38.0)]
 
 
+def test_an_over_limit_stretch_ends_when_a_heartbeat_raises_the_limit_above_what_is_in_force() -> None:
+    """Grants above the announced 38 A from t = 1 (a master not announcing its raise first: a finding);
+    the heartbeat at 2.0 carries 64 A, which covers them: the stretch ends there, not at the next grant."""
+    bus = Bus()
+    bus.heartbeats(0.0, 2.0, limit_da=380)
+    bus.send(1.0, SetLimit(1, 1, 320, 60, 7), sender=101)
+    bus.send(1.0, SetLimit(2, 1, 320, 60, 7), sender=101)
+    bus.heartbeats(2.0, 10.0)
+    bus.send(9.0, SetLimit(3, 1, 0, 0, 7), sender=101)
+    r = summarise(bus.done())
+    episodes = [(e["start_s"], e["end_s"], e["peak_a"], e["limit_a"]) for e in r["over_limit"]]
+    assert episodes == [(1.0, pytest.approx(2.0, abs=0.01), 64.0, 38.0)]
+
+
+def test_a_limit_announced_off_the_schedule_is_not_taken_for_the_heartbeat_period() -> None:
+    """Rule 9: the heartbeat at 0.45 s announcing a raise comes between two scheduled ones; its short
+    intervals (0.05 s, 0.15 s) among the first few must not make the summary judge 0.2 s as a gap."""
+    bus = Bus()
+    bus.heartbeats(0.0, 0.5, limit_da=380)
+    bus.send(0.45, Heartbeat(1, 7, 640), sender=101)
+    bus.heartbeats(0.6, 5.0)
+    r = summarise(bus.done())
+    assert r["heartbeat_gaps"] == [] and r["heartbeat_period_s"] == pytest.approx(0.2)
+    assert [c["limit_a"] for c in r["limit_changes"]] == [38.0, 64.0]
+
+
 def test_without_a_heartbeat_the_summary_says_how_the_limit_was_inferred() -> None:
     bus = Bus()
     bus.send(1.0, SetLimit(1, 1, 320, 60, 7), sender=101)

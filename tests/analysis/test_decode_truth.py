@@ -82,6 +82,21 @@ def test_a_simulated_installation_never_appears_over_its_limit(scenario: str, du
     assert_never_over(summary, timeline, sim.config.limit_da)
 
 
+def test_a_moving_budgets_capture_is_within_the_limit_announced_at_every_instant() -> None:
+    """Rule 9: a changed limit is announced in a heartbeat ahead of the set-limits that use it, so the
+    capture of the ``mains`` scenario (a meter, setpoints, raises and lowerings) decoded without
+    configuration shows no grant above the limit in force, and the extra heartbeats do not skew the
+    period the summary measures."""
+    sim = Simulation(load_scenario("mains"), record=True)
+    result = sim.run()
+    assert result.ok
+    summary, _, cs = summarise(Frame(t, off, False, data) for t, off, data in result.capture)
+    assert len(summary["limit_changes"]) > 5  # type: ignore[arg-type]
+    assert summary["over_limit"] == []
+    assert not [f for f in cs.flags if f.kind in ("over-limit", "heartbeat-gap")]
+    assert cs.heartbeat_period() == pytest.approx(sim.timing.heartbeat_period, abs=0.005)
+
+
 def test_a_real_modbus_capture_where_the_cut_units_status_comes_late() -> None:
     recs = list(modbus_records(MODBUS_RACE.open("rb"), 19200))
     # the capture does hold the race: going by STATUS frames alone, 96 A would be offered on 64 A

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -190,7 +191,20 @@ def test_a_cut_never_acked_is_flagged_after_the_reaction_allowance() -> None:
     feed(w, 1.0, SetLimit(1, 2, 160, 60, 7))
     assert w.in_force_da() == 320  # the cut counts at its old value until acked
     assert [f.kind for f in w.tick(6.9)] == ["master-silent"]  # (no heartbeats in this test)
+    # a lost SET_LIMIT or ACK costs one re-send: the ACK may come up to the compliance bound (6.05 s) later
+    assert w.tick(7.04) == []
     assert [f.kind for f in w.tick(7.1)] == ["unacked-cut"]
+
+
+def test_a_cut_acked_after_one_re_send_within_the_compliance_bound_is_no_finding() -> None:
+    w = BusWatcher(reaction_allowance=5.0)
+    feed(w, 0.0, HB)
+    feed(w, 0.0, SetLimit(1, 1, 320, 60, 7))
+    feed(w, 1.0, SetLimit(1, 2, 160, 60, 7))
+    assert w.compliance_bound == pytest.approx(6.05)
+    assert [f.kind for f in w.tick(7.03)] == ["master-silent"]
+    assert feed(w, 7.04, Ack(1, 2, 160, None, AckHow.TIMED)) == []
+    assert w.tick(8.0) == [] and w.in_force_da() == 160
 
 
 def test_grants_over_the_limit_are_flagged_counting_unacked_cuts_at_their_old_value() -> None:

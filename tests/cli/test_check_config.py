@@ -15,23 +15,11 @@ from hypothesis import strategies as st
 from busshare.core.config import ConfigError
 from busshare.core.config import config_from_mapping
 from busshare.core.config import problems
+from tests.support.site_files import site_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GOOD = """
-[site]
-breaker_a = 80
-
-[[servant]]
-address = 1
-max_a = 32
-
-[[servant]]
-address = 2
-max_a = 32
-failsafe_a = 10
-meter = false
-"""
+GOOD = site_toml((1, 2), breaker_a=80, max_a=32) + "failsafe_a = 10\nmeter = false\n"  # servant 2's own keys
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -122,6 +122,41 @@ def test_an_overload_reading_sends_the_cuts_in_the_same_call() -> None:
     assert hb and hb[-1].limit_da == 380  # the heartbeat carries the effective limit
 
 
+def announced_first(out: list[Message], limit_da: int) -> None:
+    """Rule 9: a changed limit goes out in a heartbeat ahead of every set-limit of that call."""
+    assert out and isinstance(out[0], Heartbeat) and out[0].limit_da == limit_da, out
+    assert not [m for m in out[1:] if isinstance(m, Heartbeat)]
+
+
+def test_a_changed_limit_is_announced_in_a_heartbeat_before_the_set_limits_that_follow_it() -> None:
+    net = charging()
+    master = net.master
+    assert master is not None
+    lowered = reading(net, 400)  # a reading's lowering: the heartbeat, then the cuts
+    announced_first(lowered, 380)
+    assert cuts(lowered)
+    net.run(T.reaction_allowance + 2.0)
+    out = master.setpoint(200, 600.0, net.t)  # a setpoint's lowering
+    net.from_master(out)
+    announced_first(out, 200)
+    net.run(T.reaction_allowance + 2.0)
+    out = master.clear_setpoint(net.t)  # nothing changed at once: no extra heartbeat
+    net.from_master(out)
+    assert not [m for m in out if isinstance(m, Heartbeat)]
+    # a raise at the end of the hold, found by tick between two scheduled heartbeats: announced, then granted
+    raised: list[list[Message]] = []
+    while master.limit_da == 200:
+        before = master.limit_da
+        net.step()
+        msgs = [m for t, who, m in net.log if who == "master" and t == net.t]
+        if master.limit_da != before:
+            raised.append(msgs)
+        if abs(net.t - round(net.t)) < 1e-6:
+            reading(net, 100)
+    assert raised and isinstance(raised[0][0], Heartbeat) and raised[0][0].limit_da == master.limit_da
+    assert any(isinstance(m, SetLimit) for m in raised[0])
+
+
 def test_a_master_without_a_budget_shares_the_static_limit_and_refuses_budget_inputs() -> None:
     master = Master(site(), 0.0)
     assert master.budget.limit_da == STATIC and master.budget.source is LimitSource.STATIC

@@ -78,12 +78,18 @@ def test_a_parked_demand_takes_its_minimum_only_from_what_every_other_demand_lef
 # -- the master: grace, parked, resumed ---------------------------------------------------------------
 
 
-def test_a_paused_car_keeps_its_share_for_the_grace_then_is_parked_at_its_minimum_with_failsafe_0() -> None:
+def two_charging(run_s: float) -> Net:
+    """The default site with cars (reacting in 2 s) plugged in at 1 s on servants 1 and 2, ``run_s`` later."""
     net = Net(site())
     net.run(1.0)
     net.plug(1, Car(react=2.0))
     net.plug(2, Car(react=2.0))
-    net.run(10.0)
+    net.run(run_s)
+    return net
+
+
+def test_a_paused_car_keeps_its_share_for_the_grace_then_is_parked_at_its_minimum_with_failsafe_0() -> None:
+    net = two_charging(10.0)
     assert net.offers() == {1: 200, 2: 200, 3: 0}
     net.set_pilot(1, B)  # its own timer, balancing, or full: the pilot looks the same
     t = net.config.timing
@@ -106,11 +112,7 @@ def test_a_paused_car_keeps_its_share_for_the_grace_then_is_parked_at_its_minimu
 
 
 def test_a_resumed_car_gets_its_share_back_through_cut_then_grant() -> None:
-    net = Net(site())
-    net.run(1.0)
-    net.plug(1, Car(react=2.0))
-    net.plug(2, Car(react=2.0))
-    net.run(5.0)
+    net = two_charging(5.0)
     net.set_pilot(1, B)
     t = net.config.timing
     net.run(t.reclaim_after + t.reaction_allowance + 1.0)

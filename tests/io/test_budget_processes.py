@@ -26,6 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.report.test_json_schema import validator
+from tests.support.meterproc import LIMIT_TOPIC
+from tests.support.meterproc import SET_TOPIC
+from tests.support.meterproc import SITE_ID
 from tests.support.meterproc import EmulatorProc
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import free_tcp_port
@@ -42,9 +45,6 @@ pytestmark = [
     needs_mosquitto(),
 ]
 
-SITE_ID = "garage"
-SET = f"busshare/{SITE_ID}/limit/set"
-LIMIT = f"busshare/{SITE_ID}/limit"
 STATIC_A = 32.0  # 80 % of the 40 A breaker
 FALLBACK_A = 18.0  # three standalone failsafes of 6 A fit under it
 ADDRESSES = (1, 2, 3)
@@ -82,13 +82,6 @@ keepalive_s = 5
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def meter() -> Iterator[EmulatorProc]:
     emu = EmulatorProc(["--kind", "sdm630", "--tcp", "127.0.0.1:0"])
     emu.command("set 5 5 5")
@@ -105,8 +98,8 @@ def event(kind: str) -> Callable[[Record], bool]:
 
 
 def retained(b: Mosquitto) -> dict[str, object]:
-    topic, _, payload = b.sub_one(LIMIT).partition(" ")
-    assert topic == LIMIT
+    topic, _, payload = b.sub_one(LIMIT_TOPIC).partition(" ")
+    assert topic == LIMIT_TOPIC
     doc: dict[str, object] = json.loads(payload)
     return doc
 
@@ -145,7 +138,7 @@ def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: P
 
         # 2. a setpoint below the static limit: the heartbeat carries it
         bus, log = marks(monitor, master)
-        broker.pub(SET, '{"limit_a": 26, "ttl_s": 5}')
+        broker.pub(SET_TOPIC, '{"limit_a": 26, "ttl_s": 5}')
         monitor.wait_for(heartbeat(26.0), timeout=WAIT, after=bus)
         master.wait_for(event("setpoint"), timeout=WAIT, after=log)
         retained_becomes(broker, {"limit_a": 26.0, "source": "setpoint"})
@@ -158,16 +151,16 @@ def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: P
 
         # 4. a fresh setpoint above the static limit: every source fresh again, the limit recovers
         bus, log = marks(monitor, master)
-        broker.pub(SET, '{"limit_a": 40, "ttl_s": 600}')
+        broker.pub(SET_TOPIC, '{"limit_a": 40, "ttl_s": 600}')
         monitor.wait_for(heartbeat(STATIC_A), timeout=WAIT, after=bus)
         retained_becomes(broker, {"limit_a": STATIC_A, "source": "static"})
 
         # 4b. a long setpoint below it, then withdrawn on purpose: the limit returns to the static one
         bus, log = marks(monitor, master)
-        broker.pub(SET, '{"limit_a": 26, "ttl_s": 600}')
+        broker.pub(SET_TOPIC, '{"limit_a": 26, "ttl_s": 600}')
         monitor.wait_for(heartbeat(26.0), timeout=WAIT, after=bus)
         bus, log = marks(monitor, master)
-        broker.pub(SET, '{"limit_a": null}')
+        broker.pub(SET_TOPIC, '{"limit_a": null}')
         master.wait_for(event("setpoint-cleared"), timeout=WAIT, after=log)
         monitor.wait_for(heartbeat(STATIC_A), timeout=WAIT, after=bus)
         retained_becomes(broker, {"limit_a": STATIC_A, "source": "static"})

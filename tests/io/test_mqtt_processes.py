@@ -6,7 +6,6 @@ Waits are for real events with generous timeouts; nothing asserts how long anyth
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,9 @@ from busshare.io.mqtt import BrokerConnected
 from busshare.io.mqtt import BrokerLost
 from busshare.io.mqtt import MqttBudgetLink
 from busshare.io.mqtt import MqttEvent
+from tests.support.meterproc import LIMIT_TOPIC
+from tests.support.meterproc import SET_TOPIC
+from tests.support.meterproc import SITE_ID
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import needs_mosquitto
 from tests.support.meterproc import wait_for
@@ -28,21 +30,10 @@ pytestmark = [
     needs_mosquitto(),
 ]
 
-SITE = "garage"
-SET = f"busshare/{SITE}/limit/set"
-LIMIT = f"busshare/{SITE}/limit"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path)
-    yield b
-    b.stop()
-
 
 def link_to(broker: Mosquitto) -> MqttBudgetLink:
     settings = mqtt_settings_from_mapping({"broker": f"127.0.0.1:{broker.port}", "keepalive_s": 5})
-    return MqttBudgetLink(settings, SITE, default_ttl_s=60.0)
+    return MqttBudgetLink(settings, SITE_ID, default_ttl_s=60.0)
 
 
 def connected(e: MqttEvent) -> bool:
@@ -52,17 +43,17 @@ def connected(e: MqttEvent) -> bool:
 def test_setpoints_from_mosquitto_pub_and_bad_payloads_counted(broker: Mosquitto) -> None:
     with link_to(broker) as link:
         wait_for(link.drain, connected, "a connection")
-        broker.pub(SET, "40")
+        broker.pub(SET_TOPIC, "40")
         assert wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a setpoint").limit_da == 400
-        broker.pub(SET, '{"limit_a": 16.5, "ttl_s": 30}')
+        broker.pub(SET_TOPIC, '{"limit_a": 16.5, "ttl_s": 30}')
         sp = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a JSON setpoint")
         assert isinstance(sp, Setpoint) and (sp.limit_da, sp.ttl_s) == (165, 30.0)
         for bad in ["forty", "-3", '{"limit_a": 40, "ttl": 5}', ""]:
-            broker.pub(SET, bad)
+            broker.pub(SET_TOPIC, bad)
             rejected = wait_for(link.drain, lambda e: isinstance(e, SetpointRejected), f"{bad!r} rejected")
             assert isinstance(rejected, SetpointRejected) and rejected.payload == bad
-        broker.pub(f"busshare/{SITE}/limit/other", "10")  # not subscribed: never seen
-        broker.pub(SET, "12")
+        broker.pub(f"busshare/{SITE_ID}/limit/other", "10")  # not subscribed: never seen
+        broker.pub(SET_TOPIC, "12")
         last = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a good setpoint after the bad ones")
         assert isinstance(last, Setpoint) and last.limit_da == 120
         assert (link.stats.received, link.stats.accepted, link.stats.rejected) == (7, 3, 4)
@@ -71,7 +62,7 @@ def test_setpoints_from_mosquitto_pub_and_bad_payloads_counted(broker: Mosquitto
 def test_the_limit_is_published_retained_for_any_later_subscriber(broker: Mosquitto) -> None:
     with link_to(broker) as link:
         wait_for(link.drain, connected, "a connection")
-        watcher = broker.subscribe(LIMIT)
+        watcher = broker.subscribe(LIMIT_TOPIC)
         try:
             assert link.publish_limit(640, LimitSource.STATIC)
             assert link.publish_limit(183, LimitSource.METER)
@@ -79,8 +70,8 @@ def test_the_limit_is_published_retained_for_any_later_subscriber(broker: Mosqui
             wait_for(watcher.new, lambda line: "meter" in line, "the second limit at a subscriber")
         finally:
             watcher.close()
-        topic, _, payload = broker.sub_one(LIMIT).partition(" ")
-        assert topic == LIMIT and json.loads(payload) == {"limit_a": 18.3, "source": "meter"}
+        topic, _, payload = broker.sub_one(LIMIT_TOPIC).partition(" ")
+        assert topic == LIMIT_TOPIC and json.loads(payload) == {"limit_a": 18.3, "source": "meter"}
 
 
 def test_a_lost_broker_blocks_nothing_and_the_latest_limit_is_republished(broker: Mosquitto) -> None:
@@ -93,8 +84,8 @@ def test_a_lost_broker_blocks_nothing_and_the_latest_limit_is_republished(broker
         assert link.publish_limit(240, LimitSource.FALLBACK) is False  # returns at once, raises nothing
         broker.start()  # same port; no persistence: the broker has forgotten every retained message
         wait_for(link.drain, connected, "a reconnection")
-        assert json.loads(broker.sub_one(LIMIT).partition(" ")[2]) == {"limit_a": 24.0, "source": "fallback"}
-        broker.pub(SET, "10")  # subscribed again after the reconnect
+        assert json.loads(broker.sub_one(LIMIT_TOPIC).partition(" ")[2]) == {"limit_a": 24.0, "source": "fallback"}
+        broker.pub(SET_TOPIC, "10")  # subscribed again after the reconnect
         wait_for(link.drain, lambda e: isinstance(e, Setpoint), "a setpoint after the reconnect")
         assert link.stats.losses == 1 and link.stats.connects == 2
 
@@ -110,13 +101,13 @@ def test_the_link_starts_before_its_broker_and_reports_it_once(tmp_path: Path) -
             broker.start()
             wait_for(link.drain, connected, "a connection once the broker is up")
             assert link.stats.losses == 1  # one report for the whole outage, not one per retry
-            assert json.loads(broker.sub_one(LIMIT).partition(" ")[2])["limit_a"] == 10.0
+            assert json.loads(broker.sub_one(LIMIT_TOPIC).partition(" ")[2])["limit_a"] == 10.0
     finally:
         broker.stop()
 
 
 def test_a_retained_setpoint_is_taken_on_connect(broker: Mosquitto) -> None:
-    broker.pub(SET, '{"limit_a": 20, "ttl_s": 120}', retain=True)
+    broker.pub(SET_TOPIC, '{"limit_a": 20, "ttl_s": 120}', retain=True)
     with link_to(broker) as link:
         sp = wait_for(link.drain, lambda e: isinstance(e, Setpoint), "the retained setpoint")
         assert isinstance(sp, Setpoint) and (sp.limit_da, sp.ttl_s) == (200, 120.0)

@@ -11,6 +11,7 @@ from busshare.sim.house import MeterFaultKind
 from busshare.sim.scenario import ScenarioError
 from busshare.sim.scenario import load_scenario
 from busshare.sim.scenario import parse_scenario
+from tests.support.site_files import scenario_servants
 
 BASE = """
 duration_s = 600.0
@@ -20,15 +21,7 @@ limit_a = 32
 main_limit_a = 63.0
 fallback_a = 12.0
 {meter}
-[[installation.servant]]
-address = 1
-max_a = 32
-failsafe_a = 6
-[[installation.servant]]
-address = 2
-max_a = 32
-failsafe_a = 6
-"""
+""" + scenario_servants(1, 2, failsafe_a=6)
 METER = """[installation.budget.meter]
 kind = "sdm120"
 tcp = "127.0.0.1:5020"

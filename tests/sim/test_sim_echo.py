@@ -22,13 +22,13 @@ from busshare.master import Master
 from busshare.master import _Slot
 from busshare.servant import Servant
 from busshare.sim import Simulation
-from busshare.sim import SimulationFailed
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.chaos import shapes_in
 from busshare.sim.ev import EvProfile
 from busshare.sim.scenario import CarPlan
 from busshare.sim.scenario import FaultPlan
 from busshare.sim.scenario import Scenario
+from tests.support.sim_caught import caught
 
 T = Timing()
 CRASH_AT = 60.0
@@ -84,26 +84,25 @@ def test_a_dead_masters_servants_fail_safe_on_time_though_a_bridge_echoes_its_he
 
 
 def test_a_servant_that_takes_a_run_of_old_heartbeats_is_caught_by_rule_4() -> None:
-    try:
-        Simulation(dead_master_behind_a_bridge(5.0), seed=1, servant_cls=TakesARunOfOldHeartbeats).run()
-    except SimulationFailed as err:
-        assert err.violation.check == "rule4-failsafe", err
-        assert CRASH_AT < err.violation.t <= CRASH_AT + T.failsafe_timeout + 5.0 + T.heartbeat_period
-    else:
-        raise AssertionError("a servant held up by echoed heartbeats must break rule 4")
+    v = caught(dead_master_behind_a_bridge(5.0), 1, servant_cls=TakesARunOfOldHeartbeats,
+               missed="a servant held up by echoed heartbeats must break rule 4")
+    assert v.check == "rule4-failsafe", v
+    assert CRASH_AT < v.t <= CRASH_AT + T.failsafe_timeout + 5.0 + T.heartbeat_period
+
+
+def echo_sweep(seed: int) -> Scenario:
+    """The sweep's scenario for ``seed``, which must draw the echo shape and pass with the real nodes."""
+    sc = chaos_scenario(seed)
+    assert "echo-at-loss-of-contact" in shapes_in(sc)
+    assert Simulation(sc, seed, record=False).run().ok
+    return sc
 
 
 def test_the_sweep_draws_the_shape_and_catches_the_broken_servant_with_it() -> None:
     seed = 1021  # a CI seed holding echo-at-loss-of-contact (chosen for its early episode: ~10 min in)
-    sc = chaos_scenario(seed)
-    assert "echo-at-loss-of-contact" in shapes_in(sc)
-    assert Simulation(sc, seed, record=False).run().ok
-    try:
-        Simulation(sc, seed, record=False, servant_cls=TakesARunOfOldHeartbeats).run()
-    except SimulationFailed as err:
-        assert err.violation.check == "rule4-failsafe", err
-    else:
-        raise AssertionError("the sweep's echo shape must catch a servant that takes a run of old heartbeats")
+    v = caught(echo_sweep(seed), seed, servant_cls=TakesARunOfOldHeartbeats,
+               missed="the sweep's echo shape must catch a servant that takes a run of old heartbeats")
+    assert v.check == "rule4-failsafe", v
 
 
 class FreesOnRelease(Master):
@@ -118,12 +117,6 @@ class FreesOnRelease(Master):
 
 def test_the_sweep_catches_a_master_that_frees_a_share_on_a_release_alone() -> None:
     seed = 1774  # a CI seed where a bridge echoes a RELEASE 15 s late, after its servant's next car came
-    sc = chaos_scenario(seed)
-    assert "echo-at-loss-of-contact" in shapes_in(sc)
-    assert Simulation(sc, seed, record=False).run().ok
-    try:
-        Simulation(sc, seed, record=False, master_cls=FreesOnRelease).run()
-    except SimulationFailed as err:
-        assert err.violation.check in ("drawn", "rule1-offered"), err
-    else:
-        raise AssertionError("the echo shape must catch a master that frees a share on a RELEASE alone")
+    v = caught(echo_sweep(seed), seed, master_cls=FreesOnRelease,
+               missed="the echo shape must catch a master that frees a share on a RELEASE alone")
+    assert v.check in ("drawn", "rule1-offered"), v

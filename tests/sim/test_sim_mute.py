@@ -19,11 +19,11 @@ from busshare.frames import Message
 from busshare.frames import SetLimit
 from busshare.servant import Servant
 from busshare.sim import Simulation
-from busshare.sim import SimulationFailed
 from busshare.sim.ev import EvProfile
 from busshare.sim.scenario import CarPlan
 from busshare.sim.scenario import FaultPlan
 from busshare.sim.scenario import Scenario
+from tests.support.sim_caught import caught
 
 MUTE_AT = 60.0
 T = Timing()
@@ -96,15 +96,11 @@ def test_the_master_counts_a_mute_servant_down_only_after_its_car_can_have_follo
 
 
 def test_a_servant_blind_to_the_heard_bits_is_caught_by_rule_4() -> None:
-    try:
-        Simulation(tight_site(), seed=1, servant_cls=HeardBlind).run()
-    except SimulationFailed as err:
-        assert err.violation.check == "rule4-failsafe", err
-        assert "s2" in err.violation.detail and "heard" in err.violation.detail
-        # caught at the unheard bound, before the master counts it down and the breaker is at risk
-        assert MUTE_AT < err.violation.t <= MUTE_AT + T.servant_silent_after + T.unheard_bound + 0.1
-    else:
-        raise AssertionError("a servant that ignores the heard bits must break rule 4")
+    v = caught(tight_site(), 1, servant_cls=HeardBlind, missed="a servant that ignores the heard bits must break rule 4")
+    assert v.check == "rule4-failsafe", v
+    assert "s2" in v.detail and "heard" in v.detail
+    # caught at the unheard bound, before the master counts it down and the breaker is at risk
+    assert MUTE_AT < v.t <= MUTE_AT + T.servant_silent_after + T.unheard_bound + 0.1
 
 
 class TakesEveryHeartbeat(LosesEveryCut):
@@ -129,10 +125,7 @@ def test_late_copies_of_old_heartbeats_do_not_keep_a_mute_servant_up() -> None:
 
 
 def test_a_servant_that_takes_late_heartbeats_for_fresh_ones_is_caught_by_rule_4() -> None:
-    try:
-        Simulation(with_late_copies(tight_site()), seed=1, servant_cls=TakesEveryHeartbeat).run()
-    except SimulationFailed as err:
-        assert err.violation.check in ("rule4-failsafe", "rule1-offered", "drawn"), err
-        assert "s2" in str(err.violation) or err.violation.check != "rule4-failsafe"
-    else:
-        raise AssertionError("a servant that takes late heartbeat copies for fresh ones must break a rule")
+    v = caught(with_late_copies(tight_site()), 1, servant_cls=TakesEveryHeartbeat,
+               missed="a servant that takes late heartbeat copies for fresh ones must break a rule")
+    assert v.check in ("rule4-failsafe", "rule1-offered", "drawn"), v
+    assert "s2" in str(v) or v.check != "rule4-failsafe"

@@ -23,12 +23,12 @@ from busshare.master import _Slot
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
 from busshare.sim import Simulation
-from busshare.sim import SimulationFailed
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.chaos import shapes_in
 from busshare.sim.ev import EvProfile
 from busshare.sim.scenario import CarPlan
 from busshare.sim.scenario import Scenario
+from tests.support.sim_caught import caught
 
 T = Timing()
 
@@ -130,27 +130,19 @@ class KeepsResumedCarsParked(Master):
             s.pause = Pause.PARKED
 
 
-def fails(scenario: Scenario, **classes: type) -> str:
-    try:
-        Simulation(scenario, seed=1, record=False, **classes).run()  # type: ignore[arg-type]
-    except SimulationFailed as err:
-        return err.violation.check
-    raise AssertionError("the broken node was not caught")
-
-
 # (38 A: parked, the paused car's 6 A are exactly what the other leaves, so ``waste`` has nothing to see)
 
 
 def test_a_servant_that_releases_on_a_pause_is_caught_by_pause_offer() -> None:
-    assert fails(two_cars_one_pauses(limit_a=38), servant_cls=ReleasesOnPause) == "pause-offer"
+    assert caught(two_cars_one_pauses(limit_a=38), 1, servant_cls=ReleasesOnPause).check == "pause-offer"
 
 
 def test_a_master_that_never_parks_is_caught_by_pause_leftovers() -> None:
-    assert fails(two_cars_one_pauses(limit_a=38), master_cls=NeverParks) == "pause-leftovers"
+    assert caught(two_cars_one_pauses(limit_a=38), 1, master_cls=NeverParks).check == "pause-leftovers"
 
 
 def test_a_master_that_keeps_a_resumed_car_at_its_minimum_is_caught_by_resume_share() -> None:
-    assert fails(two_cars_one_pauses(limit_a=38), master_cls=KeepsResumedCarsParked) == "resume-share"
+    assert caught(two_cars_one_pauses(limit_a=38), 1, master_cls=KeepsResumedCarsParked).check == "resume-share"
 
 
 def test_a_master_that_gives_parked_cars_priority_is_caught_by_pause_leftovers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,7 +156,7 @@ def test_a_master_that_gives_parked_cars_priority_is_caught_by_pause_leftovers(m
     assert isinstance(Demand(1, 60), Demand)
     # 40 A: the parked car's 6 A first leaves the charging car 34 A of the 32 A it can use: nothing to see;
     # at 36 A it leaves 30 A, short of the 32 A the charging car wants
-    assert fails(two_cars_one_pauses(limit_a=36)) == "pause-leftovers"
+    assert caught(two_cars_one_pauses(limit_a=36), 1).check == "pause-leftovers"
 
 
 # -- the sweep draws them ----------------------------------------------------------------------------------

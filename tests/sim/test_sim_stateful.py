@@ -25,30 +25,15 @@ from busshare.sim import SimulationFailed
 from busshare.sim import parse_scenario
 from busshare.sim.ev import EvProfile
 from tests.support.sim_findings import known_finding
+from tests.support.site_files import scenario_servants
 
 BASE = parse_scenario("""
 name = "stateful"
 duration_s = 1e9
 [installation.site]
 breaker_a = 50
-[[installation.servant]]
-address = 1
-max_a = 32
-serial = 0x501
-[[installation.servant]]
-address = 2
-max_a = 32
-serial = 0x502
-[[installation.servant]]
-address = 3
-max_a = 16
-serial = 0x503
-[[installation.servant]]
-address = 4
-max_a = 32
-serial = 0x504
-meter = false
-""")
+""" + scenario_servants(1, 2, serial_base=0x500) + scenario_servants(3, max_a=16, serial_base=0x500)
+    + scenario_servants(4, serial_base=0x500, meter=False))
 
 ADDRESSES = st.integers(1, 4)
 

@@ -202,3 +202,9 @@ def needs_mosquitto() -> pytest.MarkDecorator:
     return pytest.mark.skipif(any(tool(t) is None for t in ("mosquitto", "mosquitto_pub", "mosquitto_sub")),
                               reason="Mosquitto is not installed (Debian packages mosquitto mosquitto-clients; "
                                      ".ci/run installs them)")
+
+
+# the site the broker tests run as, and its two topics spelt out as an installer writes them (docs/BUDGET.md)
+SITE_ID = "garage"
+SET_TOPIC = f"busshare/{SITE_ID}/limit/set"
+LIMIT_TOPIC = f"busshare/{SITE_ID}/limit"

@@ -56,7 +56,9 @@ def site_toml(addresses: Sequence[int], *, max_a: int, limit_a: int | None = Non
     return "[site]\n" + circuit + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = {max_a}\n" for a in addresses)
 
 
-def scenario_servants(*addresses: int, max_a: int = 32) -> str:
-    """``[[installation.servant]]`` tables for a scenario file (serial 0x1000 + address)."""
-    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {0x1000 + a:#x}\n"
+def scenario_servants(*addresses: int, max_a: int = 32, serial_base: int = 0x1000, **keys: float | bool) -> str:
+    """``[[installation.servant]]`` tables for a scenario file (serial ``serial_base`` + address), each with ``keys``."""
+    extra = "".join(f"{key} = {str(value).lower() if isinstance(value, bool) else value}\n"
+                    for key, value in keys.items())
+    return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {serial_base + a:#x}\n{extra}"
                    for a in addresses)

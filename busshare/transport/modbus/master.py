@@ -36,6 +36,7 @@ from dataclasses import field
 
 import serial
 
+from ...core.counters import Counts
 from ...frames import BROADCAST_ADDRESS
 from ...frames import FRAME_LENGTH
 from ...frames import MASTER_ADDRESS
@@ -52,7 +53,7 @@ SUSPECT_DUPLICATE_AFTER = 3  # garbled replies in a row
 
 
 @dataclass
-class MasterStats:
+class MasterStats(Counts):
     polls: int = 0
     replies: int = 0
     timeouts: int = 0
@@ -64,9 +65,6 @@ class MasterStats:
     frames_out: int = 0
     duplicates: int = 0  # outbox batches seen twice (our ack was lost)
     cycles: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
 
 
 @dataclass

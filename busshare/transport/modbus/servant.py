@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import serial
 
+from ...core.counters import Counts
 from ...errors import UserError
 from ...frames import FRAME_LENGTH
 from ...frames import MsgType
@@ -41,7 +42,7 @@ OUTBOX_LIMIT = 32  # frames; the oldest status goes first when full
 
 
 @dataclass
-class ServerStats:
+class ServerStats(Counts):
     frames_ok: int = 0  # valid RTU frames heard (any device)
     bad_frames: int = 0  # junk runs
     answered: int = 0
@@ -51,9 +52,6 @@ class ServerStats:
     twins: int = 0  # replies heard from another unit with our address
     sent: int = 0  # protocol frames handed to the master
     received: int = 0  # protocol frames the master wrote
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
 
 
 @dataclass
@@ -350,14 +348,6 @@ def open_serial(port: str, baud: int) -> serial.Serial:
         raise UserError(f"cannot open {port}: {why}") from None
 
 
-@dataclass
-class _Stats:
-    server: ServerStats
-
-    def as_dict(self) -> dict[str, int]:
-        return self.server.as_dict()
-
-
 class ModbusServantTransport:
     """A servant on a serial port, a ``base.Transport`` like ``CanTransport``, for ``Runtime``.
 
@@ -375,7 +365,7 @@ class ModbusServantTransport:
         self.clock = clock
         self.gap = rtu.gap_time(baud)
         self.server = ModbusServer(address, clock(), failsafe_timeout)
-        self.stats = _Stats(self.server.stats)
+        self.stats = self.server.stats
         self.refresh: Callable[[Snapshot, float], None] | None = None  # fills the plain registers
         self._last_rx = 0.0
         self._lost = False
