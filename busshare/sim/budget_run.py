@@ -113,7 +113,9 @@ class BudgetRun:
         self.policies: list[BudgetPolicy] = []
         self.quiet_spans: list[tuple[float, float]] = []  # when no fault was in effect (a steady stretch's room)
         self._quiet_from: float | None = None
-        self._budget_nodes: dict[int, tuple[object, BudgetMaster | None]] = {}
+        self._masters_of: list[MasterProc] | None = None  # the world's master list _masters_now was read from
+        self._masters_len = 0
+        self._masters_now: list[tuple[MasterProc, BudgetMaster]] = []
         q = world.queue
         if self.metered:
             q.push_script(0.0, self._poll, None)
@@ -149,16 +151,17 @@ class BudgetRun:
         return p
 
     def _masters(self) -> list[tuple[MasterProc, BudgetMaster]]:
-        out = []
-        for m in self.w.masters:
-            node = m.node
-            if m.alive and node is not None:
-                known = self._budget_nodes.get(id(node))
-                if known is None or known[0] is not node:  # (a runtime protocol check is slow: once per node)
-                    known = self._budget_nodes[id(node)] = (node, node if isinstance(node, BudgetMaster) else None)
-                if known[1] is not None:
-                    out.append((m, known[1]))
-        return out
+        """The running masters that take a live limit, in start order.
+
+        Asked after every master step, so kept until the world's master list changes: a master joins it
+        by an append and leaves it (stopped, ``alive`` false) by a new list (``World._stop_master``), and a
+        process never changes its node.
+        """
+        ms = self.w.masters
+        if ms is not self._masters_of or len(ms) != self._masters_len:
+            self._masters_of, self._masters_len = ms, len(ms)
+            self._masters_now = [(m, node) for m in ms if m.alive and (node := _budget_master(m.node)) is not None]
+        return self._masters_now
 
     # -- inputs: the meter and the energy manager --------------------------------------------------------
 
@@ -228,21 +231,22 @@ class BudgetRun:
         if not masters:
             self._unjudged(t)
             return
-        _, node = masters[0]
+        node = masters[0][1]
         b = node.budget
+        limit = b.limit_da
         counted = node.committed_da(t)
         exempt = 0
-        if counted > b.limit_da:
+        if counted > limit:
             exempt = sum(v.committed_da for v in node.servants(t) if str(v.state) in EXEMPT_STATES)
         w = self.w
         quiet = w.quiet_except_budget and t >= w.quiet_since and len(masters) == 1  # (recovered from a fault)
-        s = BudgetSample(t, b.limit_da, counted, exempt, b.degraded, quiet)
         last = self.samples[-1] if self.samples else None
-        if last is None or (last.limit_da, last.counted_da, last.exempt_da, last.degraded, last.quiet) != (
-                s.limit_da, s.counted_da, s.exempt_da, s.degraded, s.quiet):
-            self.samples.append(s)
-        if b.limit_da != self._last_limit:
-            self._limit_changed(b.limit_da, t)
+        # (compared field by field before a sample is built: this runs after every master step)
+        if last is None or last.limit_da != limit or last.counted_da != counted or last.exempt_da != exempt or (
+                last.degraded != b.degraded or last.quiet != quiet):
+            self.samples.append(BudgetSample(t, limit, counted, exempt, b.degraded, quiet))
+        if limit != self._last_limit:
+            self._limit_changed(limit, t)
 
     def quiet_changed(self, t: float) -> None:
         """A fault began or ended: the samples in force are judged, or not, from now on."""
@@ -386,6 +390,10 @@ class BudgetRun:
             peak_site_da=max((s.house_da + s.ev_da for s in self.site), default=0),
             over_main_s=round(over_main(self.site, self.cfg.main_limit_da, end), 3),
         )
+
+
+def _budget_master(node: object) -> BudgetMaster | None:
+    return node if isinstance(node, BudgetMaster) else None
 
 
 def longest_over(samples: list[BudgetSample], end: float) -> float:

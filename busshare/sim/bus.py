@@ -119,15 +119,16 @@ class Port:
 
 
 class SimBus:
-    __slots__ = ("queue", "rng", "faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
-                 "late", "late_until", "decoder", "_hearers")
+    __slots__ = ("queue", "rng", "_faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
+                 "late", "late_until", "decoder", "_hearers", "keeps_capture", "_frame_time", "_latency_s", "_clean", "_echo_s")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
         self.rng = rng
-        self.faults = faults or BusFaults()
+        self.faults = faults or BusFaults()  # (sets the figures ``send`` reads, below)
         self.ports: list[Port] = []
         self.capture: list[tuple[float, int, bytes]] = []
+        self.keeps_capture = True  # False: ``capture`` stays empty (a run that records nothing)
         self.free_at = 0.0
         self.frames = 0
         self.lost = 0
@@ -140,6 +141,19 @@ class SimBus:
         # (sender, address) -> the other attached ports whose filter takes the address, in attach order: a frame
         # to one servant is not offered to every port's filter in turn (ports come and go only with the nodes)
         self._hearers: dict[tuple[Port, int], list[Port]] = {}
+
+    @property
+    def faults(self) -> BusFaults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, f: BusFaults) -> None:
+        """The bus's settings, and what ``send`` reads of them for every frame (a fault replaces them whole)."""
+        self._faults = f
+        self._frame_time = f.frame_time
+        self._latency_s = f.latency_s
+        self._clean = not (f.loss or f.duplicate or f.corrupt or f.late or f.jitter_s)  # no per-receiver draws
+        self._echo_s = f.echo_s
 
     def attach(self, name: str, address: int, owner: MasterProc | ServantProc,
                accept: frozenset[int] | None = None) -> Port:
@@ -166,33 +180,36 @@ class SimBus:
         """Queue one frame from ``port``; deliveries are scheduled as DELIVER events."""
         if port.mute or not port.attached:
             return
-        f = self.faults
         start = now if now > self.free_at else self.free_at
-        done = start + f.frame_time
+        done = start + self._frame_time
         self.free_at = done
-        at = done + f.latency_s
+        at = done + self._latency_s
         self.frames += 1
         port.sent += 1
-        self.capture.append((done, offset, data))
-        hearers = self.hearers(port, offset & 0x3F)
-        if not (f.loss or f.duplicate or f.corrupt or f.late or f.jitter_s):
+        if self.keeps_capture:
+            self.capture.append((done, offset, data))
+        hearers = self._hearers.get((port, offset & 0x3F))
+        if hearers is None:
+            hearers = self.hearers(port, offset & 0x3F)
+        if self._clean:
             if hearers:
                 self.queue.push_deliver(at, offset, [(p, data, False) for p in hearers])
         else:
             self._faulty(hearers, offset, data, at)
-        if f.echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
+        echo_s = self._echo_s
+        if echo_s:  # the second path: everyone but the sender, untouched, echo_s later and in order
             echo = [(p, data, False) for p in hearers]
             if echo:
                 self.duplicated += len(echo)
                 self.late += len(echo)
-                if at + f.echo_s > self.late_until:
-                    self.late_until = at + f.echo_s
-                self.queue.push_deliver(at + f.echo_s, offset, echo)
+                if at + echo_s > self.late_until:
+                    self.late_until = at + echo_s
+                self.queue.push_deliver(at + echo_s, offset, echo)
 
     def _faulty(self, hearers: list[Port], offset: int, data: bytes, at: float) -> None:
         """Deliveries to ``hearers`` with the fault draws, per receiver in order."""
-        f = self.faults
-        frame_time = f.frame_time
+        f = self._faults
+        frame_time = self._frame_time
         loss, dup, corrupt, late, jitter = f.loss, f.duplicate, f.corrupt, f.late, f.jitter_s
         rng = self.rng
         out: list[tuple[Port, bytes, bool]] = []

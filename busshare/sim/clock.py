@@ -52,32 +52,28 @@ class EventQueue:
         self.now = start
         self.steps = 0  # events handled (the loop counts them)
 
-    # one push per kind, each building its own entry type (a pusher cannot pair a kind with the wrong payloads)
+    # one push per kind, each building its own entry type (a pusher cannot pair a kind with the wrong payloads);
+    # each takes the next sequence number and never queues in the past: time only moves forward
 
     def push_deliver(self, t: float, offset: int, targets: Targets) -> None:
         """A frame (its id ``offset``) reaching ``targets`` at ``t``."""
-        t = self._at(t)
-        heapq.heappush(self.heap, (t, self.seq, DELIVER, offset, targets))
+        self.seq += 1  # (inline: one push per event handled)
+        heapq.heappush(self.heap, (t if t > self.now else self.now, self.seq, DELIVER, offset, targets))
 
     def push_node(self, t: float, proc: MasterProc | ServantProc) -> None:
         """A node due at ``t``."""
-        t = self._at(t)
-        heapq.heappush(self.heap, (t, self.seq, NODE, proc, None))
+        self.seq += 1  # (inline: one push per event handled)
+        heapq.heappush(self.heap, (t if t > self.now else self.now, self.seq, NODE, proc, None))
 
     def push_ev(self, t: float, proc: ServantProc) -> None:
         """A servant's car due at ``t``."""
-        t = self._at(t)
-        heapq.heappush(self.heap, (t, self.seq, EV, proc, None))
+        self.seq += 1  # (inline: one push per event handled)
+        heapq.heappush(self.heap, (t if t > self.now else self.now, self.seq, EV, proc, None))
 
     def push_check(self, t: float, proc: ServantProc | None, what: Check) -> None:
         """An invariant check due at ``t`` (for ``proc``, or the whole installation)."""
-        t = self._at(t)
-        heapq.heappush(self.heap, (t, self.seq, CHECK, proc, what))
-
-    def _at(self, t: float) -> float:
-        """The next sequence number taken, and ``t`` never in the past: time only moves forward."""
-        self.seq += 1
-        return t if t > self.now else self.now
+        self.seq += 1  # (inline: one push per event handled)
+        heapq.heappush(self.heap, (t if t > self.now else self.now, self.seq, CHECK, proc, what))
 
     def push_script(self, t: float, callback: Callable[[_T, float], None], arg: _T) -> None:
         """Queue ``callback(arg, t)`` for ``t``."""

@@ -79,21 +79,22 @@ class FailsafeOracle:
         p.last_hb = t
         self.arm(p, t + self.b.failsafe_s)
 
-    def follow(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
-        """Which master the servant follows, by rule 6: a new (id, epoch) is a restart, followed at once;
+    def follow(self, p: ServantProc, hb: Heartbeat, key: tuple[int, int], t: float) -> None:
+        """Which master the servant follows, by rule 6: a new (id, epoch) ``key`` is a restart, followed at once;
         two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``second_master``, are
         two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
         hold = self.b.conflict_hold_s
-        key = (hb.master_id, hb.epoch)
-        before = p.masters_seen.get(key)
-        p.masters_seen[key] = t
-        if len(p.masters_seen) > 4:  # (restarts add keys: forget those long gone)
-            p.masters_seen = {k: v for k, v in p.masters_seen.items() if t - v <= hold or k == p.followed}
+        followed = p.followed
+        seen = p.masters_seen
+        before = None if key == followed else seen.get(key)  # (only a master it does not follow needs it)
+        seen[key] = t
+        if len(seen) > 4:  # (restarts add keys: forget those long gone)
+            p.masters_seen = {k: v for k, v in seen.items() if t - v <= hold or k == followed}
         if hb.second_master:
             p.second_master_until = t + hold
-        if key == p.followed:
+        if key == followed:
             return
-        ours = p.masters_seen.get(p.followed) if p.followed is not None else None
+        ours = p.masters_seen.get(followed) if followed is not None else None
         if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
             p.second_master_until = t + hold  # a master it had left behind, heard again while its own is alive
             return
@@ -101,8 +102,12 @@ class FailsafeOracle:
 
     def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """The servant's Link accepted a heartbeat: a fresh one restarts its rule-4 clocks."""
-        self.follow(p, hb, t)
         key = (hb.master_id, hb.epoch)
+        seen = p.masters_seen
+        if key == p.followed and not hb.second_master and (key in seen or len(seen) < 4):
+            seen[key] = t  # (``follow`` for the master it follows, heard again with no sign of another: inline)
+        else:
+            self.follow(p, hb, key, t)
         order = p.hb_orders.get(key)
         if order is None:
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)

@@ -267,3 +267,23 @@ def test_a_mute_port_puts_nothing_on_the_second_path_either() -> None:
 def test_a_negative_echo_is_refused() -> None:
     with pytest.raises(ValueError, match="echo_s"):
         BusFaults(echo_s=-1.0)
+
+
+def test_new_bus_settings_take_effect_on_the_next_frame() -> None:
+    """``send`` reads the frame time and the fault switches kept from the settings: a fault's new settings
+    (``Faults`` replaces them whole) must reach the very next frame, and the old ones come back after."""
+    q, bus, master, _ = master_and_s1()
+    offset, data = master.link.encode(HB)
+    bus.send(master, offset, data, 0.0)
+    assert [t for t, *_ in deliveries(q)] == [pytest.approx(FRAME_BITS / 125_000)]
+    clean = bus.faults
+    bus.faults = BusFaults(bitrate=250_000, latency_s=0.5, loss=1.0)
+    bus.send(master, offset, data, 1.0)
+    assert deliveries(q) == [] and bus.lost == 1
+    bus.faults = BusFaults(bitrate=250_000, latency_s=0.5, echo_s=2.0)
+    bus.send(master, offset, data, 2.0)
+    on_time = 2.0 + FRAME_BITS / 250_000 + 0.5
+    assert [t for t, *_ in deliveries(q)] == [pytest.approx(on_time), pytest.approx(on_time + 2.0)]
+    bus.faults = clean
+    bus.send(master, offset, data, 10.0)
+    assert [t for t, *_ in deliveries(q)] == [pytest.approx(10.0 + FRAME_BITS / 125_000)]

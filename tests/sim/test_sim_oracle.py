@@ -114,3 +114,23 @@ def test_stopping_at_the_first_violation_leaves_the_totals_as_they_were_when_it_
     p.evse.draw_da = 200
     assert [v.check for v in inv.sync(p, 5.0)] == ["rule1-offered"]
     assert inv.peak_offered == 200 and inv.peak_drawn == 0 and p.draw == 0
+
+
+def test_rule6_verdicts_hold_for_the_followed_masters_heartbeats_after_restarts_and_second_master_flags() -> None:
+    """The followed master's own heartbeats take a short path through ``follow``: a fifth key still prunes
+    the keys long gone, and a ``second_master`` flag on the followed master still holds SET_LIMITs off."""
+    o, _ = oracle()
+    p = proc()
+    o.boot(p, 0.0)
+    for epoch in range(5):  # five restarts, 10 s apart: each followed at once
+        o.heartbeat(p, Heartbeat(master_id=1, epoch=epoch, limit_da=160, seq=1), 10.0 * epoch)
+        assert p.followed == (1, epoch)
+    assert list(p.masters_seen) == [(1, 3), (1, 4)]  # (the fifth key pruned those long gone but the followed)
+    o.heartbeat(p, Heartbeat(master_id=1, epoch=4, limit_da=160, seq=2), 40.2)
+    grant = SetLimit(address=1, txn=1, limit_da=160, failsafe_da=60, epoch=4)
+    assert o.accepts(p, grant, 40.3)
+    o.heartbeat(p, Heartbeat(master_id=1, epoch=4, limit_da=160, seq=3, second_master=True), 40.4)
+    assert p.followed == (1, 4) and not o.accepts(p, grant, 43.3) and o.accepts(p, grant, 43.4)
+    o.heartbeat(p, Heartbeat(master_id=2, epoch=9, limit_da=160, seq=1), 41.0)  # a new (id, epoch): followed
+    o.heartbeat(p, Heartbeat(master_id=1, epoch=4, limit_da=160, seq=4), 41.1)  # the old one, still alive
+    assert p.followed == (2, 9) and p.second_master_until == 41.1 + 3.0
