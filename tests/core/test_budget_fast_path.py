@@ -20,17 +20,17 @@ from busshare.core.budget import EvDraw
 from busshare.core.budget import MainsReading
 from busshare.core.budget_config import BudgetConfig
 from busshare.core.currents import PhaseCurrents
-from tests.core.test_budget_props import STATIC
-from tests.core.test_budget_props import TIMEOUT
-from tests.core.test_budget_props import TIMING
-from tests.core.test_budget_props import Action
-from tests.core.test_budget_props import Clear
-from tests.core.test_budget_props import Fail
-from tests.core.test_budget_props import Read
-from tests.core.test_budget_props import SetPoint
-from tests.core.test_budget_props import Tick
-from tests.core.test_budget_props import configs
-from tests.core.test_budget_props import steps
+from tests.support.budget_inputs import STATIC
+from tests.support.budget_inputs import TIMEOUT
+from tests.support.budget_inputs import TIMING
+from tests.support.budget_inputs import Action
+from tests.support.budget_inputs import Clear
+from tests.support.budget_inputs import Fail
+from tests.support.budget_inputs import Read
+from tests.support.budget_inputs import SetPoint
+from tests.support.budget_inputs import Tick
+from tests.support.budget_inputs import configs
+from tests.support.budget_inputs import steps
 
 
 class FreshBudgetPolicy(BudgetPolicy):
