@@ -682,14 +682,14 @@ class Master:
         changed = self._take_budget(b)
         if not self.left:
             if changed:
-                out.append(self._announce(now))
+                self._announce(now, out)
             self._step(now, out, changed=changed)
         return out
 
-    def _announce(self, now: float) -> Heartbeat:
+    def _announce(self, now: float, out: list[Message]) -> None:
         """Rule 9: a changed limit goes out in a heartbeat at once, ahead of the set-limits that use it, so
         that a monitor never sees new room granted before the limit allowing it; the schedule is not moved."""
-        return self._heartbeat(now)
+        out.append(self._heartbeat(now))
 
     def _take_budget(self, b: Budget) -> bool:
         """The policy's limit becomes the effective limit; True when it changed (the allocation must run now)."""
@@ -738,7 +738,7 @@ class Master:
             if self._next_hb <= now:  # called late: do not burst to catch up
                 self._next_hb = now + self.timing.heartbeat_period
         elif changed:
-            out.append(self._announce(now))
+            self._announce(now, out)
         resend: list[tuple[_Slot, _Pending]] = []
         for slot in self._slots.values():
             p = slot.pending

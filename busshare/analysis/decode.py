@@ -307,6 +307,11 @@ class CaptureDecoder:
         self.unreadable: list[Unreadable] = []
         self.first_t: float | None = None
         self.last_t: float | None = None
+        #: a timestamp earlier than the one before (a merged or reordered capture): how often, by how much at
+        #: most, and the first such record (1-based); the records are still taken in file order
+        self.backwards = 0
+        self.backwards_largest_s = 0.0
+        self.backwards_first: int | None = None
         self._memo: dict[tuple[int, bool, str, bytes], Good | Bad] = {}
         #: the receive policy every node runs: stream memory, stream rules, E2E classification
         self.link = Link(max_delta=max_delta)
@@ -319,6 +324,12 @@ class CaptureDecoder:
                 self._memo.clear()
             hit = self._memo[key] = classify(self.scheme, frame.can_id, frame.extended, frame.kind, frame.data)
         return hit
+
+    def _went_back(self, by_s: float) -> None:
+        self.backwards += 1
+        self.backwards_largest_s = max(self.backwards_largest_s, by_s)
+        if self.backwards_first is None:
+            self.backwards_first = self.records
 
     @property
     def now(self) -> float:
@@ -336,6 +347,8 @@ class CaptureDecoder:
         if rec.t is not None:
             if self.first_t is None:
                 self.first_t = rec.t
+            elif self.last_t is not None and rec.t < self.last_t:
+                self._went_back(self.last_t - rec.t)
             self.last_t = rec.t
         c = self.classify(rec)
         if isinstance(c, Bad):

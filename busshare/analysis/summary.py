@@ -342,6 +342,8 @@ class CaptureSummary:
             "records": dec.records,
             "first_t": dec.first_t, "duration_s": round(end - t0, 3) if dec.first_t is not None else None,
             "timestamps": self.timestamps,
+            "timestamps_backwards": {"count": dec.backwards, "largest_s": round(dec.backwards_largest_s, 3),
+                                     "first_record": dec.backwards_first},
             "masters": [
                 {"master_id": k[0], "epoch": k[1], "heartbeats": int(v[2]), "first_s": rel(v[0]), "last_s": rel(v[1])}
                 for k, v in self.masters.items()
@@ -420,6 +422,12 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append(f"capture {r['source']}: {r['records']} records, no timestamps (time-based checks skipped)")
     else:
         out.append(f"capture {r['source']}: {r['records']} records over {r['duration_s']:.1f} s")
+    back = r["timestamps_backwards"]
+    if back["count"]:
+        times = "once" if back["count"] == 1 else f"{back['count']} times"
+        out.append(f"timestamps go back {times} (by up to {back['largest_s']:.3f} s, first at record "
+                   f"{back['first_record']}): a merged or reordered capture? Records are judged in file order, "
+                   "so the time-based findings below may be wrong; sort it by time first")
     if r["masters"]:
         ms = "; ".join(f"id {m['master_id']} epoch {m['epoch']} ({m['heartbeats']} heartbeats, "
                        f"{m['first_s']:.1f}-{m['last_s']:.1f} s)" for m in r["masters"])

@@ -1,4 +1,4 @@
-"""The five promises of a moving budget, as pure functions: observations in, violations out.
+"""The six promises of a moving budget, as pure functions: observations in, violations out.
 
 The simulator records what happened (samples taken after each step, piecewise
 constant until the next sample, in time order); these functions judge it.  They
@@ -13,7 +13,10 @@ never call back into a simulation, so each can be tested on a hand-made trace.
 ``budget-chatter``     in a steady stretch the limit (or a servant's set-limit) changes at
                        most a bounded number of times (``core.budget.steady_change_bound``);
 ``budget-waste``       in steady state with demand above supply the EVs are offered at least
-                       95 % of the effective limit (or all the allocation rules can give).
+                       95 % of the effective limit (or all the allocation rules can give);
+``budget-announced``   a master sends a set-limit only after its own heartbeat carrying the limit
+                       it shares then (rule 9: a changed limit is announced before it is used, so
+                       a monitor never sees room granted above the limit in force).
 
 Samples marked ``quiet=False`` are not judged: the runner marks them so when a fault
 outside a check's bound is in effect (a crashed node, a partition, lost frames in an
@@ -85,6 +88,18 @@ class SetpointDelivery:
 
     at: float
     ttl_s: float | None
+
+
+@dataclass(frozen=True)
+class SetLimitSent:
+    """A set-limit a master sent: the limit it shared then, and the last one its own heartbeats carried
+    (None: none sent yet)."""
+
+    t: float
+    master: str
+    address: int
+    limit_da: int  # the master's effective limit when it sent the set-limit
+    announced_da: int | None
 
 
 class _Timed(Protocol):
@@ -240,6 +255,14 @@ def check_chatter(changes: Sequence[float], stretches: Sequence[tuple[float, flo
                                  f"{what} changed {len(inside)} times in a steady stretch of {b - a:.0f} s "
                                  f"(t={a:.1f}-{b:.1f}); at most {max_changes}"))
     return out
+
+
+def check_announced(sent: Sequence[SetLimitSent]) -> list[Violation]:
+    """Every set-limit went out after a heartbeat of its master carrying the limit that master shared."""
+    return [Violation(s.t, "budget-announced", f"{s.master} sent a set-limit to servant {s.address} sharing "
+                      f"{s.limit_da / 10:.1f} A while its last heartbeat carried "
+                      f"{'nothing' if s.announced_da is None else f'{s.announced_da / 10:.1f} A'}")
+            for s in sent if s.announced_da != s.limit_da]
 
 
 def _wanted(demands: Sequence[Demand]) -> int:

@@ -1,4 +1,4 @@
-"""The budget world in a run: meter polls, faults and setpoints into the master, samples out, the five checks.
+"""The budget world in a run: meter polls, faults and setpoints into the master, samples out, the six checks.
 
 ``BudgetRun`` is attached to a ``World`` whose installation has a ``[budget]`` (docs/BUDGET.md 7):
 
@@ -9,7 +9,7 @@
   the master returns goes on the bus like any node output.
 * after each master call and each EVSE change it records, on change only, what the checks of
   ``budget_checks`` judge: the budget and the rule-1 count, the site's load, supply and demand.
-* ``check(end)`` runs the five checks over the record; the world reports what they find through its
+* ``check(end)`` runs the six checks over the record; the world reports what they find through its
   normal violation path (the seed and the trace), once per violation.
 
 While the effective limit is below the static one, the budget counts as a fault for the static
@@ -32,11 +32,16 @@ from ..core.budget_config import BudgetConfig
 from ..core.currents import PhaseCurrents
 from ..core.node import BudgetInputs
 from ..core.node import ServantRow
+from ..frames import Heartbeat
+from ..frames import Message
+from ..frames import SetLimit
 from .budget_checks import BudgetSample
 from .budget_checks import MeterDelivery
+from .budget_checks import SetLimitSent
 from .budget_checks import SetpointDelivery
 from .budget_checks import SiteSample
 from .budget_checks import SupplySample
+from .budget_checks import check_announced
 from .budget_checks import check_chatter
 from .budget_checks import check_compliance
 from .budget_checks import check_fallback
@@ -116,6 +121,9 @@ class BudgetRun:
         self._masters_of: list[MasterProc] | None = None  # the world's master list _masters_now was read from
         self._masters_len = 0
         self._masters_now: list[tuple[MasterProc, BudgetMaster]] = []
+        self.set_limits: list[SetLimitSent] = []  # every set-limit a master sent, with what it had announced
+        self._announced: dict[int, int] = {}  # id(master process) -> the limit its last heartbeat carried
+        self._budget_nodes: dict[int, BudgetMaster] = {}  # id(master process) -> its node, as the checks read it
         q = world.queue
         if self.metered:
             q.push_script(0.0, self._poll, None)
@@ -224,6 +232,21 @@ class BudgetRun:
             return True
         last = self.site[-1]
         return (last.house_da, last.ev_da, last.quiet) != (s.house_da, s.ev_da, s.quiet)
+
+    def master_sent(self, m: MasterProc, out: Sequence[Message], t: float) -> None:
+        """What a master sends, in order: the limit each heartbeat announces, each set-limit against it."""
+        key = id(m)
+        node = self._budget_nodes.get(key)
+        if node is None:
+            if (node := _budget_master(m.node)) is None:
+                return
+            self._budget_nodes[key] = node
+        for msg in out:
+            if isinstance(msg, Heartbeat):
+                self._announced[key] = msg.limit_da
+            elif isinstance(msg, SetLimit):
+                self.set_limits.append(SetLimitSent(t, m.name, msg.address, node.budget.limit_da,
+                                                    self._announced.get(key)))
 
     def after_master(self, t: float) -> None:
         """After any call into a master: the budget and the count, the supply."""
@@ -356,7 +379,7 @@ class BudgetRun:
         return [(a, b) for a, b in out if b - a >= self.cfg.raise_hold_max_s]
 
     def check(self, end: float) -> list[Violation]:
-        """The five checks over the record up to ``end``; each violation is returned once per run."""
+        """The six checks over the record up to ``end``; each violation is returned once per run."""
         cfg = self.cfg
         found = check_compliance(self.samples, self.window_s, end)
         if self.metered and cfg.main_limit_da is not None:
@@ -372,6 +395,7 @@ class BudgetRun:
             for name, times in self.offer_changes.items():  # a change of the limit: at most one set-limit each
                 found += check_chatter(times, stretches, bound, f"{name}'s offer (its set-limits)")
         found += check_waste(self.supply, self.w.bounds.settle_s, end)
+        found += check_announced(self.set_limits)
         new = []
         for v in sorted(found, key=lambda v: v.t):
             key = (v.t, v.check, v.detail)

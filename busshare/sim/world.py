@@ -163,7 +163,7 @@ class World:
         self.inv = Invariants(view, self.bounds, service_of(scenario), self.schedule_check, stop_on_violation)
         self._init_state(scenario)
         budget = self.config.budget
-        self.budget_run: BudgetRun | None = None  # the budget world: meter, setpoints, the five checks
+        self.budget_run: BudgetRun | None = None  # the budget world: meter, setpoints, the six checks
         if budget is not None:
             self.budget_run = BudgetRun(self, scenario.budget_world or BudgetWorld(flat_house(0)), budget)
         for cfg in self.config.servants:
@@ -477,6 +477,8 @@ class World:
     def _master_after(self, m: MasterProc, out: list[Message], t: float) -> None:
         """After any call into a master: the one node driver."""
         assert m.host is not None
+        if self.budget_run is not None and out:
+            self.budget_run.master_sent(m, out, t)
         settle(m.node, m.host, out, t)
         if self.budget_run is not None:
             self.budget_run.after_master(t)

@@ -24,6 +24,7 @@ from busshare.analysis.decode import parse_line
 from busshare.analysis.decode import read_chunks
 from busshare.analysis.decode import text_records
 from busshare.analysis.summary import CaptureSummary
+from busshare.analysis.summary import format_summary
 from busshare.cli import main
 from busshare.frames import Ack
 from busshare.frames import AckHow
@@ -39,6 +40,7 @@ from busshare.protocol.e2e import frame_crc
 from busshare.protocol.e2e import status_table
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
+from tests.report.test_json_schema import validator
 from tests.support.captures import stream_rule_traffic
 from tests.support.captures import traffic
 from tests.support.captures import write_candump_l
@@ -617,7 +619,8 @@ def _documented_summary_keys() -> set[str]:
 
 def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: Path) -> None:
     """A script reads docs/JSON.md: every key a `decode --summary --json` record has is named there, and
-    every name there is a key of the record or of its servants, masters, over-limit episodes or limit changes."""
+    every name there is a key of the record or of its servants, masters, over-limit episodes, limit changes or
+    backward timestamps."""
     bus = Bus()
     bus.heartbeats(0.0, 3.0)
     bus.status(1.0, 1, 100)
@@ -628,6 +631,7 @@ def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: P
     r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
     assert r["servants"] and r["masters"] and r["over_limit"] and r["limit_changes"]
     nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0]) | set(r["limit_changes"][0])
+    nested |= set(r["timestamps_backwards"])
     prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
     named = _documented_summary_keys()
     assert named - set(r) - nested - prose == set()
@@ -659,3 +663,25 @@ def test_a_moving_limit_shows_over_time_in_the_summary_its_text_and_the_plot(tmp
     j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
     assert [c["limit_a"] for c in j["limit_changes"]] == [64.0]
     assert "limit over time" not in cli("decode", "--summary", str(path)).stdout
+
+
+def test_a_capture_whose_timestamps_go_back_is_said_to_be_out_of_order(tmp_path: Path) -> None:
+    """A merged or reordered capture is judged in file order: its time-based findings (here a heartbeat gap
+    and servants 'not in failsafe') are artefacts, and the summary says so before them."""
+    ordered = list(traffic(3000, servants=4, session=20.0))
+    moved = ordered[:1000] + ordered[2000:2100] + ordered[1000:2000] + ordered[2100:]
+    r = summarise(ordered)
+    assert r["timestamps_backwards"] == {"count": 0, "largest_s": 0.0, "first_record": None}
+    assert "go back" not in format_summary(r)
+    r = summarise(moved)
+    back = r["timestamps_backwards"]
+    assert back["count"] == 1 and back["first_record"] == 1101
+    assert back["largest_s"] == pytest.approx(moved[1099][0] - moved[1100][0], abs=1e-3)
+    text = format_summary(r).splitlines()
+    assert text[1].startswith("timestamps go back once (by up to ") and "first at record 1101" in text[1]
+    assert r["heartbeat_gaps"]  # the artefact the line warns about
+    path = tmp_path / "merged.log"
+    write_candump_l(str(path), iter(moved))
+    j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert j["timestamps_backwards"] == back
+    assert not list(validator().iter_errors(j))

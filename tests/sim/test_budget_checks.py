@@ -18,9 +18,11 @@ from busshare.core.config import Timing
 from busshare.core.currents import PhaseCurrents
 from busshare.sim.budget_checks import BudgetSample
 from busshare.sim.budget_checks import MeterDelivery
+from busshare.sim.budget_checks import SetLimitSent
 from busshare.sim.budget_checks import SetpointDelivery
 from busshare.sim.budget_checks import SiteSample
 from busshare.sim.budget_checks import SupplySample
+from busshare.sim.budget_checks import check_announced
 from busshare.sim.budget_checks import check_chatter
 from busshare.sim.budget_checks import check_compliance
 from busshare.sim.budget_checks import check_fallback
@@ -329,3 +331,16 @@ def test_waste_counts_a_parked_car_as_served_at_its_minimum_from_leftovers_only(
     unparked = (Demand(1, 320), Demand(2, 60, 60))  # taken as a charging car, its 6 A would be owed
     (v,) = check_waste([SupplySample(0.0, 350, 320, unparked)], 8.0, end=100.0)
     assert v.check == "budget-waste"
+
+
+def test_announced_flags_a_set_limit_sent_before_the_heartbeat_carries_the_limit() -> None:
+    sent = [
+        SetLimitSent(1.0, "master", 1, 480, 480),  # announced: fine
+        SetLimitSent(2.0, "master", 2, 630, 480),  # raised to 63 A, the heartbeats still said 48 A
+        SetLimitSent(2.1, "master2", 1, 300, None),  # a new master granting before its first heartbeat
+    ]
+    found = check_announced(sent)
+    assert [(v.t, v.check) for v in found] == [(2.0, "budget-announced"), (2.1, "budget-announced")]
+    assert "sharing 63.0 A while its last heartbeat carried 48.0 A" in found[0].detail
+    assert "carried nothing" in found[1].detail
+    assert check_announced(sent[:1]) == []

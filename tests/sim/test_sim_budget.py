@@ -1,4 +1,4 @@
-"""The simulator proves the moving budget: the mains scenario keeps all five promises, and each promise's
+"""The simulator proves the moving budget: the mains scenario keeps all six promises, and each promise's
 check catches a deliberately broken master (docs/BUDGET.md 7)."""
 
 from __future__ import annotations
@@ -176,3 +176,16 @@ def test_budget_waste_owes_a_paused_car_only_its_parked_minimum(seed: int) -> No
     sc = chaos_scenario(seed)
     assert sc.budget_world is not None
     assert Simulation(sc, seed, record=False).run().ok
+
+
+class UsesTheLimitBeforeAnnouncingIt(Master):
+    """Broken: grants a changed limit's room at once, and shows the limit only in its next scheduled heartbeat."""
+
+    def _announce(self, now: float, out: list[Message]) -> None:
+        pass
+
+
+def test_announced_catches_a_master_that_grants_before_its_heartbeat_carries_the_limit() -> None:
+    sim = Simulation(mains(200.0), record=False, stop_on_violation=False, master_cls=UsesTheLimitBeforeAnnouncingIt)
+    found = [v for v in sim.run().violations if v.check == "budget-announced"]
+    assert found and "while its last heartbeat carried" in found[0].detail

@@ -81,13 +81,12 @@ def traffic(n_frames: int, servants: int = 4, seed: int = 1, t0: float = 1_700_0
                 gone = charging.pop(0)
                 send(nodes[gone], Release(gone, limits[gone], ReleaseReason.EV_DONE), t + 0.01)
                 limits[gone] = 0
+        # in time order, as a bus capture is: what a tick schedules later (an ack 0.5 s on) waits for its time
         out.sort()
-        for item in out:
-            if emitted >= n_frames:
-                break
-            yield item
+        horizon = t0 + t + 0.1
+        while out and out[0][0] < horizon and emitted < n_frames:
+            yield out.pop(0)
             emitted += 1
-        out.clear()
         tick += 1
 
 
