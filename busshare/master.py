@@ -168,6 +168,12 @@ class ServantState(StrEnum):
     PARKED = "parked"  # paused longer: its minimum from leftovers (or 0 while none), failsafe 0 (8.6)
 
 
+# the states of servants this master cannot steer now (``Master.unreachable_da``): rule 3 and 6 hold them, not
+# its set-limits; ``Master._state`` tells them before it reads any demand, ``_Slot.unreachable`` says which
+UNREACHABLE_STATES = frozenset((ServantState.TWIN, ServantState.UNKNOWN, ServantState.ABSENT, ServantState.SILENT,
+                                ServantState.UNANSWERING, ServantState.FAILSAFE))
+
+
 @dataclass(frozen=True)
 class ServantView:
     """A read-only snapshot of one servant, as the master accounts for it (for UIs and tests)."""
@@ -432,6 +438,13 @@ class _Slot:
                 d = x
         return d
 
+    def unreachable(self, now: float, t: Timing) -> bool:
+        """Its state at ``now`` is one of ``UNREACHABLE_STATES``: contested, not reporting or not answering, or
+        in failsafe and not confirmed (as ``Master._state`` tells them; a time changes it only where
+        ``count_changes_at`` says: the set-limit going deaf)."""
+        return (self.twin_extra > 0 or self.presence is not _HEARD or self.deaf(now, t)
+                or (self.status_failsafe and self.follow is not _CONFIRMED))
+
     @property
     def contested(self) -> bool:
         """A twin is counted on this address (rule 6); the timers end it, so it does not depend on the time."""
@@ -553,6 +566,15 @@ class Master:
         self._settled = False
         self._settled_until = -INF
         self._estimates_until = -INF  # no count may change with time alone before this (``_note_estimates``)
+        # every slot's count and whether it is unreachable, as last worked out (``_counts``): each holds from
+        # ``_counts_at`` until ``_counts_until`` unless a call wrote its slot, which ``_step`` notes in
+        # ``_counts_stale`` (None: any slot may have changed)
+        self._counts: dict[int, tuple[int, bool]] = {}
+        self._counts_at = INF
+        self._counts_until = -INF
+        self._counts_stale: set[_Slot] | None = None
+        self._counted_total = 0
+        self._unreachable_total = 0
 
     @staticmethod
     def _check_budget(config: Config, budget: BudgetPolicy | None) -> None:
@@ -755,6 +777,7 @@ class Master:
         self._events.add(now, EventKind.LEAVING, None, "master shutting down: servants fail safe now")
         self.left = True
         self._deadline = self._next_hb = INF
+        self._counts_stale = None  # (it writes no slot, but a master that left is asked seldom: count afresh)
         return [self._heartbeat(now, leaving=True)]
 
     def next_deadline(self) -> float:
@@ -774,11 +797,51 @@ class Master:
         as two units) and within the compliance window after the limit was lowered (rule 9).  While learning,
         servants not heard yet count at their maximum (rule 7 worst case).
         """
+        self._count(now)  # (as ``_Ledger.open(...).counted()``, kept: the simulator asks after every call)
+        return self._counted_total
+
+    def unreachable_da(self, now: float) -> int:
+        """The part of ``committed_da`` counted for servants in ``UNREACHABLE_STATES`` at ``now``: what a lowered
+        limit cannot take back by a set-limit (rule 3 and 6 hold them)."""
+        self._count(now)
+        return self._unreachable_total
+
+    def _count(self, now: float) -> None:
+        """Bring ``_counts`` and its sums to ``now``: only the slots written since (``_counts_stale``), unless
+        ``now`` is outside the span every kept count holds for (a count changes with time only where
+        ``_Slot.count_changes_at`` says, and then every slot is worked out again)."""
+        stale = self._counts_stale
+        if stale is not None and self._counts_at <= now < self._counts_until:
+            if not stale:
+                return
+            slots: Iterable[_Slot] = stale
+            total, unreachable, until = self._counted_total, self._unreachable_total, self._counts_until
+        else:
+            slots = self._slots.values()
+            total = unreachable = 0
+            until = INF
+            self._counts.clear()
         t = self.timing
-        total = 0
-        for s in self._slots.values():  # (as ``_Ledger.open(...).counted()``: the simulator asks after every call)
-            total += s.counted(now, t)
-        return total
+        counts = self._counts
+        for s in slots:
+            a = s.cfg.address
+            old = counts.get(a)
+            if old is not None:
+                total -= old[0]
+                if old[1]:
+                    unreachable -= old[0]
+            c = s.counted(now, t)
+            u = s.unreachable(now, t)
+            counts[a] = (c, u)
+            total += c
+            if u:
+                unreachable += c
+            x = s.count_changes_at(now, t)
+            if x < until:
+                until = x
+        self._counted_total, self._unreachable_total = total, unreachable
+        self._counts_at, self._counts_until = now, until
+        self._counts_stale = set()
 
     def reserved_failsafe_da(self, now: float) -> int:
         """Sum of the armed failsafe currents as counted at ``now`` (8.3): what servants fall to if this master dies.
@@ -1237,6 +1300,11 @@ class Master:
             touched = None
         if self._budget is not None and self._budget.meter_timeout_s is not None:
             self._note_estimates(now, touched)  # (a change of what a meterless car may draw is stamped when it happens)
+        stale = self._counts_stale
+        if touched is None:
+            self._counts_stale = None
+        elif stale is not None:
+            stale.update(touched)
         d = self._compute_deadline(now, touched)
         if d <= now:  # a due timer whose condition does not hold: not a spin, but a pass may act on it
             d = now + self.timing.tick_period

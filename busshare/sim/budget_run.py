@@ -31,7 +31,6 @@ from ..core.budget import steady_change_bound
 from ..core.budget_config import BudgetConfig
 from ..core.currents import PhaseCurrents
 from ..core.node import BudgetInputs
-from ..core.node import ServantRow
 from ..frames import Heartbeat
 from ..frames import Message
 from ..frames import SetLimit
@@ -60,17 +59,17 @@ if TYPE_CHECKING:
     from .world import World
 
 INF = float("inf")
-EXEMPT_STATES = frozenset(("silent", "unanswering", "failsafe", "twin", "unknown", "absent"))
 BUDGET_FAULT = "budget"  # the world's fault name while the limit is below the static one
 
 
 @runtime_checkable
 class BudgetMaster(BudgetInputs, Protocol):
-    """A master that takes a live limit, as the checks read it: its count and its servants."""
+    """A master that takes a live limit, as the checks read it: its count, and the part of it for servants it
+    cannot reach (silent, unanswering, failsafe, contested, not heard: ``master.UNREACHABLE_STATES``)."""
 
     def committed_da(self, now: float) -> int: ...
 
-    def servants(self, now: float) -> Sequence[ServantRow]: ...  # (ServantView: read for the exempt count)
+    def unreachable_da(self, now: float) -> int: ...
 
 
 @dataclass
@@ -258,9 +257,7 @@ class BudgetRun:
         b = node.budget
         limit = b.limit_da
         counted = node.committed_da(t)
-        exempt = 0
-        if counted > limit:
-            exempt = sum(v.committed_da for v in node.servants(t) if str(v.state) in EXEMPT_STATES)
+        exempt = node.unreachable_da(t) if counted > limit else 0
         w = self.w
         quiet = w.quiet_except_budget and t >= w.quiet_since and len(masters) == 1  # (recovered from a fault)
         last = self.samples[-1] if self.samples else None

@@ -2,9 +2,10 @@
 
 Two masters get the same random messages, mains readings and ticks: one takes the fast paths, the other (a
 subclass) the full ones: every estimate stamped at every step, an allocation after every STATUS that changed
-a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger``, every allocation
-computed afresh, every slot's timer worked out again after every call.  After every call their outputs,
-events, budgets, estimates, counts, views and deadlines must agree.  The acks and the STATUS frames answer
+a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
+part too, never kept), every allocation computed afresh, every slot's timer worked out again after every call.
+After every call their outputs, events, budgets, estimates, counts, views and deadlines must agree, and the
+counts also when only time moved.  The acks and the STATUS frames answer
 what the master sent (or not, or late), so cuts, grants, silence, pauses and reclaims all happen.
 """
 
@@ -36,6 +37,7 @@ from busshare.frames import Request
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import serial_tag
+from busshare.master import UNREACHABLE_STATES
 from busshare.master import Master
 from busshare.master import _Ledger
 from busshare.master import _Slot
@@ -71,6 +73,9 @@ class FullMaster(Master):
 
     def committed_da(self, now: float) -> int:
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing).counted()
+
+    def unreachable_da(self, now: float) -> int:
+        return sum(v.committed_da for v in self.servants(now) if v.state in UNREACHABLE_STATES)
 
     def reserved_failsafe_da(self, now: float) -> int:
         return _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor).reserved_failsafe()
@@ -206,6 +211,10 @@ def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list
     learned = [(0.1, Report(a, PilotState.C if a % 2 else PilotState.A, 320 if a % 2 else 0, None, False, False))
                for a in range(1, 5)]
     for delay, act in learned + steps:
+        # the kept counts, asked when time alone moved (as the simulator does between calls), halfway and now
+        for later in (round(now + delay / 2, 3), round(now + delay, 3)):
+            assert fast.committed_da(later) == full.committed_da(later)
+            assert fast.unreachable_da(later) == full.unreachable_da(later)
         now = round(now + delay, 3)
         msg = None if isinstance(act, (Tick, Mains)) else units.message(act)
         drawn = sum(units.offer.values())
@@ -218,6 +227,7 @@ def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list
         assert fast.drain_events() == full.drain_events()
         assert fast.next_deadline() == full.next_deadline()
         assert fast.committed_da(now) == full.committed_da(now)
+        assert fast.unreachable_da(now) == full.unreachable_da(now)
         assert fast.reserved_failsafe_da(now) == full.reserved_failsafe_da(now)
         assert fast.servants(now) == full.servants(now)
 
