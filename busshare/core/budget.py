@@ -177,7 +177,8 @@ class BudgetPolicy:
         self.stats.lowest_da = self._limit
         # ``budget`` as last built, and what it was built from (everything ``_fresh_budget`` reads)
         self._budget_key: tuple[object, ...] = ()
-        self._budget = self._fresh_budget()
+        self._budget: Budget
+        self._keep_budget()
         self._deadline = INF
         self._still = False
         self._note_deadline()
@@ -266,14 +267,17 @@ class BudgetPolicy:
 
     @property
     def budget(self) -> Budget:
-        """The budget in force, kept while what it is made of stays the same (the master reads it after every
-        call, and nothing in it depends on the time but through the inputs and ``tick``)."""
+        """The budget in force, as ``_keep_budget`` left it (the master reads it after every call)."""
+        return self._budget
+
+    def _keep_budget(self) -> None:
+        """Build ``budget`` again if what it is made of changed: at the end of every input and slow tick
+        (``_update``), the only calls that change it (nothing in it depends on the time but through them)."""
         key = (self._limit, self._degraded, self._meter, self._trigger_m, self._sp, self._sp_da, self._headroom,
                self._house, self._unmetered, self.static_da, self.cfg)
         if key != self._budget_key:
             self._budget_key = key
             self._budget = self._fresh_budget()
-        return self._budget
 
     def _fresh_budget(self) -> Budget:
         return Budget(self._limit, self._source(), self._degraded, self._ceiling(), self._headroom, self._house,
@@ -404,7 +408,8 @@ class BudgetPolicy:
         elif not self._degraded:
             self._raise_hold(now, aligned)
         self._note_deadline()
-        return self.budget
+        self._keep_budget()
+        return self._budget
 
     def _note_deadline(self) -> None:
         """After every change: the next deadline, and whether a tick before it would change nothing (no source
