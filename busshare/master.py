@@ -761,16 +761,22 @@ class Master:
                 self._next_hb = now + self.timing.heartbeat_period
         elif changed:
             self._announce(now, out)
+        resend = self._resends(now) if now >= self._dues_min else []
+        self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
+        # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
+        out.extend(p.msg for slot, p in resend if slot.pending is p)
+        return out
+
+    def _resends(self, now: float) -> list[tuple[_Slot, _Pending]]:
+        """The set-limits due to be sent again at ``now``, stamped sent. ``tick`` asks only from the earliest
+        slot timer on (``_dues_min``, kept by ``_slot_dues``): each slot's ``due`` is at most its ``resend_at``."""
         resend: list[tuple[_Slot, _Pending]] = []
         for slot in self._slots.values():
             p = slot.pending
             if p is not None and now >= slot.resend_at(self.timing):
                 p.sent_at = now
                 resend.append((slot, p))
-        self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
-        # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
-        out.extend(p.msg for slot, p in resend if slot.pending is p)
-        return out
+        return resend
 
     def shutdown(self, now: float) -> list[Message]:
         """Graceful stop: a leaving heartbeat makes every servant fail safe at once (rule 5)."""

@@ -3,10 +3,10 @@
 Two masters get the same random messages, mains readings and ticks: one takes the fast paths, the other (a
 subclass) the full ones: every estimate stamped at every step, an allocation after every STATUS that changed
 a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
-part too, never kept), every allocation computed afresh, every slot's timer worked out again after every call.
-After every call their outputs, events, budgets, estimates, counts, views and deadlines must agree, and the
-counts also when only time moved.  The acks and the STATUS frames answer
-what the master sent (or not, or late), so cuts, grants, silence, pauses and reclaims all happen.
+part too, never kept), every allocation computed afresh, every slot's timer worked out again after every call,
+every tick looking for set-limits to re-send.  After every call their outputs, events, budgets, estimates,
+counts, views and deadlines must agree, and the counts also when only time moved.  The acks and the STATUS
+frames answer what the master sent (or not, or late), so cuts, grants, silence, pauses and reclaims all happen.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from busshare.frames import Request
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import serial_tag
+from busshare.master import INF
 from busshare.master import UNREACHABLE_STATES
 from busshare.master import Master
 from busshare.master import _Ledger
@@ -86,6 +87,10 @@ class FullMaster(Master):
 
     def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         return super()._slot_dues(now, None)
+
+    def tick(self, now: float) -> list[Message]:
+        self._dues_min = -INF  # every tick looks for set-limits to re-send, however far the earliest slot timer
+        return super().tick(now)
 
 
 @dataclass(frozen=True)
