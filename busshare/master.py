@@ -790,7 +790,9 @@ class Master:
         """Latest time ``tick`` must next be called (the budget policy's deadlines included)."""
         d = self._next_hb if self._next_hb < self._deadline else self._deadline
         if self._budget is not None and not self.left:
-            d = min(d, self._budget.next_deadline())
+            b = self._budget.next_deadline()  # (asked several times per call by the runtimes: no min())
+            if b < d:
+                d = b
         return d
 
     def drain_events(self) -> Sequence[Event]:
@@ -1522,7 +1524,10 @@ class Master:
             d = min(d, self._learn_deadline)
             if self._failsafe_seen and now < self._settle_until:
                 d = min(d, self._settle_until)
-        return min(d, self._rotation_at, self._second_master_until if self._second_master_until > now else INF)
+        if self._rotation_at < d:  # (after every call: comparisons, not min())
+            d = self._rotation_at
+        second = self._second_master_until
+        return second if now < second < d else d
 
     def _slot_dues(self, now: float, touched: tuple[_Slot, ...] | None) -> float:
         """The earliest ``_Slot.due``, kept up to date rather than worked out for every slot after every frame.
