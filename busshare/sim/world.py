@@ -30,6 +30,7 @@ from ..frames import Heartbeat
 from ..frames import Message
 from ..frames import SetLimit
 from ..frames import decode
+from ..protocol.e2e import ACCEPTED
 from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
@@ -132,6 +133,9 @@ class World:
     #: a reception that returns nothing and leaves the offer alone (most: a routine heartbeat) skips the parts of
     #: ``settle_servant`` that cannot do anything then (False in tests: every reception takes the whole driver)
     quiet_shortcut = True
+    #: a frame is decoded once per delivery (its receivers share the bus's decoder memo, and most get the same
+    #: bytes); each receiver's link still checks it (False in tests: every receiver's link decodes it)
+    shared_decode = True
 
     def __init__(
         self,
@@ -353,13 +357,30 @@ class World:
     def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
         """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver."""
         oracle, queue, shortcut = self.oracle, self.queue, self.quiet_shortcut
+        decoder = self.bus.decoder if self.shared_decode else None
+        last: bytes | None = None  # the bytes decoded last in this delivery, and what they decoded to
+        decoded: tuple[Message, int] | None = None
         for port, data, bad in targets:
             if port.deaf or not port.attached:
                 continue
-            got = port.link.receive(offset, data, t)  # the production receive policy (PROTOCOL.md 6.3)
-            msg = got.message
-            if msg is None:
-                continue
+            link = port.link
+            if data is not last and decoder is not None:
+                last = data
+                try:
+                    decoded = decoder(offset, data)
+                except FrameError:
+                    decoded = None  # (the link's receive counts it, below)
+            if decoded is not None and link.decoder is decoder:
+                # the same bytes, decoded by the same memo the link would ask: only the link's stream rules and
+                # alive-counter check are its own (PROTOCOL.md 6.3), as in its receive
+                msg, counter = decoded
+                if link.check(offset, msg, counter, data, t) not in ACCEPTED:
+                    continue
+            else:
+                got = link.receive(offset, data, t).message  # the production receive policy (PROTOCOL.md 6.3)
+                if got is None:
+                    continue
+                msg = got
             if bad:
                 self.report(Violation(t, "rule8-integrity",
                                       f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]"))

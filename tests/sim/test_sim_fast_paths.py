@@ -79,6 +79,12 @@ class FullDriverSimulation(Simulation):
     quiet_shortcut = False
 
 
+class OwnDecodeSimulation(Simulation):
+    """A simulation in which every receiver's link decodes every frame it gets itself."""
+
+    shared_decode = False
+
+
 def run(seed: int, master_cls: MasterFactory | None = None, servant_cls: ServantFactory | None = None,
         sim_cls: type[Simulation] = Simulation) -> SimResult:
     return sim_cls(chaos_scenario(seed, hours=HOURS), seed, record=True, stop_on_violation=False,
@@ -110,3 +116,9 @@ def test_a_quiet_reception_skipping_the_rest_of_the_servant_driver_changes_nothi
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_a_quiet_reception_still_records_events_and_failsafes_and_an_earlier_deadline(seed: int) -> None:
     same(run(seed, servant_cls=QuietOddServant), run(seed, servant_cls=QuietOddServant, sim_cls=FullDriverSimulation))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_decoding_a_frame_once_for_all_its_receivers_changes_nothing(seed: int) -> None:
+    # (1000 and 1027 corrupt frames for some receivers, 1011 and 1014 late copies and echoes)
+    same(run(seed), run(seed, sim_cls=OwnDecodeSimulation))
