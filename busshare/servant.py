@@ -160,6 +160,7 @@ class Servant:
         self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
         self._next_status = now
         self._join_due = True
+        self._fallback = INF  # the last deadline ``_compute_deadline`` made up (no timer after now): see ``receive``
         self._deadline = self._compute_deadline(now)
 
     # -- public API ------------------------------------------------------------
@@ -167,9 +168,16 @@ class Servant:
     def receive(self, msg: Message, now: float) -> list[Message]:
         out: list[Message] = []
         if isinstance(msg, Heartbeat):
+            last_hb, heard_at = self._last_hb, self._heard_at
             if self._on_heartbeat(msg, now, out) and self._pending is None and now < self._deadline:
                 # a routine heartbeat (most frames a servant gets) only moved the rule-4 clocks later: no timer
-                # is due before the deadline, and the step reads nothing else it changed; only the deadline moves
+                # is due before the deadline, and the step reads nothing else it changed; only the deadline moves.
+                # It stays when it was a timer (not made up) earlier than both clocks were: the other timers are
+                # as they were, so the earliest of them still is the deadline
+                d = self._deadline
+                t = self.timing
+                if d < last_hb + t.failsafe_timeout and d < heard_at + t.heard_timeout and d != self._fallback:
+                    return out
                 self._deadline = self._compute_deadline(now)
                 return out
         elif isinstance(msg, SetLimit):
@@ -275,7 +283,10 @@ class Servant:
             x = self._second_master_until
             if x < d:
                 d = x
-        return d if d > now else now + t.tick_period
+        if d > now:
+            return d
+        self._fallback = d = now + t.tick_period
+        return d
 
     def _failsafe_deadline(self, d: float) -> float:
         """The earlier of ``d`` and the next timer of the phase and failsafe state machines (rule 4, 8.3)."""
