@@ -392,7 +392,8 @@ class Servant:
                              f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
             return False
         self._last_hb = now
-        if hb.hears(self.address):
+        address = self.address
+        if address >> 3 == hb.page and hb.heard >> (address & 7) & 1:  # (hb.hears, inline: every heartbeat)
             self._heard_at = now
             if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
                 held, self._held = self._held, None
