@@ -146,9 +146,10 @@ class Servant:
         self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
         # the pilot's lowerings and raises and the meter's readings of the last reaction allowance (rule 2)
         self._history = PilotHistory(timing.reaction_allowance, config.tolerance_da)
-        # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
-        # repeat must match it entirely to be re-acked
-        self._last_set: SetLimit | None = None
+        # the set-limit applied last (from the master and epoch followed; None before one): what rule 4 counts
+        # from; older txns are never applied, a repeat must match it entirely to be re-acked. (A plain attribute,
+        # not a property: the simulator reads it twice for every heartbeat every servant gets.) Read only.
+        self.last_set_limit: SetLimit | None = None
         self._last_ack: Ack | None = None
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
@@ -350,11 +351,6 @@ class Servant:
         return self._armed
 
     @property
-    def last_set_limit(self) -> SetLimit | None:
-        """The set-limit applied last, from the master followed (None before one): what rule 4 counts from."""
-        return self._last_set
-
-    @property
     def requested_da(self) -> int:
         if not self._present or self.ev_stopped:
             return 0
@@ -410,7 +406,7 @@ class Servant:
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
         self._held = None
-        self._last_set = None
+        self.last_set_limit = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
         if old is not None:
@@ -460,7 +456,7 @@ class Servant:
             return
         if self._second_master_until > now:
             return  # two masters: obey neither
-        last = self._last_set
+        last = self.last_set_limit
         if last is not None:
             # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
             ahead = (msg.txn - last.txn) & 0xFF
@@ -522,7 +518,7 @@ class Servant:
                              f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
                              f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
-        self._last_set = msg
+        self.last_set_limit = msg
         self._last_ack = None
         self._limit = limit
         self._armed = fs
