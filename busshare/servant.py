@@ -146,9 +146,10 @@ class Servant:
         self._pending: PendingCut | None = None  # the cut waiting to take effect (rule 2)
         # the pilot's lowerings and raises and the meter's readings of the last reaction allowance (rule 2)
         self._history = PilotHistory(timing.reaction_allowance, config.tolerance_da)
-        # the set-limit applied last (from the master and epoch followed): older txns are never applied, a
-        # repeat must match it entirely to be re-acked
-        self._last_set: SetLimit | None = None
+        # the set-limit applied last (from the master and epoch followed; None before one): what rule 4 counts
+        # from; older txns are never applied, a repeat must match it entirely to be re-acked. (A plain attribute,
+        # not a property: the simulator reads it twice for every heartbeat every servant gets.) Read only.
+        self.last_set_limit: SetLimit | None = None
         self._last_ack: Ack | None = None
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
@@ -160,6 +161,7 @@ class Servant:
         self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
         self._next_status = now
         self._join_due = True
+        self._fallback = INF  # the last deadline ``_compute_deadline`` made up (no timer after now): see ``receive``
         self._deadline = self._compute_deadline(now)
 
     # -- public API ------------------------------------------------------------
@@ -167,9 +169,16 @@ class Servant:
     def receive(self, msg: Message, now: float) -> list[Message]:
         out: list[Message] = []
         if isinstance(msg, Heartbeat):
+            last_hb, heard_at = self._last_hb, self._heard_at
             if self._on_heartbeat(msg, now, out) and self._pending is None and now < self._deadline:
                 # a routine heartbeat (most frames a servant gets) only moved the rule-4 clocks later: no timer
-                # is due before the deadline, and the step reads nothing else it changed; only the deadline moves
+                # is due before the deadline, and the step reads nothing else it changed; only the deadline moves.
+                # It stays when it was a timer (not made up) earlier than both clocks were: the other timers are
+                # as they were, so the earliest of them still is the deadline
+                d = self._deadline
+                t = self.timing
+                if d < last_hb + t.failsafe_timeout and d < heard_at + t.heard_timeout and d != self._fallback:
+                    return out
                 self._deadline = self._compute_deadline(now)
                 return out
         elif isinstance(msg, SetLimit):
@@ -275,7 +284,10 @@ class Servant:
             x = self._second_master_until
             if x < d:
                 d = x
-        return d if d > now else now + t.tick_period
+        if d > now:
+            return d
+        self._fallback = d = now + t.tick_period
+        return d
 
     def _failsafe_deadline(self, d: float) -> float:
         """The earlier of ``d`` and the next timer of the phase and failsafe state machines (rule 4, 8.3)."""
@@ -339,11 +351,6 @@ class Servant:
         return self._armed
 
     @property
-    def last_set_limit(self) -> SetLimit | None:
-        """The set-limit applied last, from the master followed (None before one): what rule 4 counts from."""
-        return self._last_set
-
-    @property
     def requested_da(self) -> int:
         if not self._present or self.ev_stopped:
             return 0
@@ -381,7 +388,8 @@ class Servant:
                              f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
             return False
         self._last_hb = now
-        if hb.hears(self.address):
+        address = self.address
+        if address >> 3 == hb.page and hb.heard >> (address & 7) & 1:  # (hb.hears, inline: every heartbeat)
             self._heard_at = now
             if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
                 held, self._held = self._held, None
@@ -398,7 +406,7 @@ class Servant:
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
         self._held = None
-        self._last_set = None
+        self.last_set_limit = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
         if old is not None:
@@ -448,7 +456,7 @@ class Servant:
             return
         if self._second_master_until > now:
             return  # two masters: obey neither
-        last = self._last_set
+        last = self.last_set_limit
         if last is not None:
             # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
             ahead = (msg.txn - last.txn) & 0xFF
@@ -510,7 +518,7 @@ class Servant:
                              f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
                              f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
-        self._last_set = msg
+        self.last_set_limit = msg
         self._last_ack = None
         self._limit = limit
         self._armed = fs

@@ -66,6 +66,8 @@ class E2EStatus(enum.Enum):
 
 
 _ACCEPTED = frozenset({E2EStatus.OK, E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE})
+#: the statuses a node may act on (``E2EStatus.accepted``), as a set for hot loops
+ACCEPTED: frozenset[E2EStatus] = _ACCEPTED
 
 
 def classify(last: int | None, counter: int, max_delta: int = DEFAULT_MAX_DELTA,

@@ -113,16 +113,28 @@ class FailsafeOracle:
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
         if not hb.leaving and not order.fresh(hb.seq, t):
             return  # a late copy of an old heartbeat restarts no rule-4 clock (PROTOCOL.md 5.2, fresh heartbeats)
-        if key != p.hb_key or hb.hears(p.address):
+        address = p.address
+        if key != p.hb_key or (address >> 3 == hb.page and hb.heard >> (address & 7) & 1):  # (hb.hears, inline)
             # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
             # saying it hears the servant keeps the servant out of failsafe (rule 4)
             p.hb_key = key
             p.heard_deadline = t + self.b.unheard_s
         if hb.leaving:
             self.arm(p, t + self.b.leaving_s, leaving=True)
-        else:
-            p.last_hb = t
-            self.arm(p, t + self.b.failsafe_s)
+            return
+        p.last_hb = t
+        # (``arm`` for a heartbeat that is not leaving, inline: once per heartbeat per servant)
+        b = self.b
+        d = p.hb_deadline = t + b.failsafe_s
+        heard = p.heard_deadline
+        fs = p.fs_deadline = d if d < heard else heard
+        if fs < p.fs_check_sched:
+            p.fs_check_sched = fs
+            self.schedule(fs, Check.FAILSAFE, p)
+        hold = p.hold_deadline = fs + b.hold_s
+        if hold < p.hold_sched:
+            p.hold_sched = hold
+            self.schedule(hold, Check.HOLD, p)
 
     def arm(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
         """Move the heartbeat deadline (a ``leaving`` one only closer) and queue the checks it implies."""

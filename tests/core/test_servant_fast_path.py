@@ -22,6 +22,7 @@ from busshare.frames import Message
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.protocol.pilot import PilotState
+from busshare.servant import INF
 from busshare.servant import Servant
 from tests.support.servant_steps import T
 
@@ -111,3 +112,45 @@ def test_a_servant_taking_the_fast_paths_ends_where_the_full_step_does(
         assert fast.drain_events() == full.drain_events()
         assert (fast.next_deadline(), fast.offer_da, fast.ev_stopped, fast.phase, fast.failsafe) == (
             full.next_deadline(), full.offer_da, full.ev_stopped, full.phase, full.failsafe)
+
+
+def beat(s: Servant, seq: int, now: float, hears: bool) -> list[Message]:
+    return s.receive(Heartbeat(1, 7, 640, 0, 0xFE if hears else 0, seq), now)
+
+
+def test_a_routine_heartbeat_that_hears_it_again_moves_a_deadline_the_heard_clock_set() -> None:
+    """The deadline kept after a routine heartbeat is only kept when neither rule-4 clock set it."""
+    cfg = ServantConfig(1, max_da=320, failsafe_da=60, serial=0xABC)
+    fast, full = Servant(cfg, SLOW_STATUS, 0.0), FullStepServant(cfg, SLOW_STATUS, 0.0)
+    # followed at 0.1, then heartbeats that do not say it is heard: the heard clock (0.1 + 3.5) is the deadline
+    for seq in range(1, 16):
+        now = round(0.1 + 0.2 * (seq - 1), 3)
+        assert beat(fast, seq, now, hears=seq == 1) == beat(full, seq, now, hears=seq == 1)
+    assert fast.next_deadline() == full.next_deadline() == 0.1 + SLOW_STATUS.heard_timeout
+    assert beat(fast, 16, 3.2, hears=True) == beat(full, 16, 3.2, hears=True)  # heard again: a later deadline
+    assert fast.next_deadline() == full.next_deadline() == 3.2 + SLOW_STATUS.failsafe_timeout
+
+
+class StuckTimer(Servant):
+    """A servant with a timer stuck at ``stuck_at`` (already past), so its deadline is made up: now + tick_period."""
+
+    stuck_at = INF
+
+    def _failsafe_deadline(self, d: float) -> float:
+        return min(super()._failsafe_deadline(d), self.stuck_at)
+
+
+class FullStepStuckTimer(StuckTimer, FullStepServant):
+    pass
+
+
+def test_a_routine_heartbeat_moves_a_made_up_deadline() -> None:
+    """A deadline made up after a step (no timer after now) is worked out again by a routine heartbeat."""
+    cfg = ServantConfig(1, max_da=320, failsafe_da=60, serial=0xABC)
+    fast, full = StuckTimer(cfg, SLOW_STATUS, 0.0), FullStepStuckTimer(cfg, SLOW_STATUS, 0.0)
+    assert beat(fast, 1, 0.1, hears=True) == beat(full, 1, 0.1, hears=True)
+    fast.stuck_at = full.stuck_at = 0.15
+    assert fast.tick(0.2) == full.tick(0.2)
+    assert fast.next_deadline() == full.next_deadline() == 0.2 + SLOW_STATUS.tick_period
+    assert beat(fast, 2, 0.22, hears=True) == beat(full, 2, 0.22, hears=True)
+    assert fast.next_deadline() == full.next_deadline() == 0.22 + SLOW_STATUS.tick_period

@@ -1,10 +1,12 @@
 """The link's fast paths (issue 12, Performance) receive what the full path does.
 
-A heartbeat from the master the link already follows skips ``heartbeat_from``, the ``Received`` of every
-frame is built without its Python-level constructor, and a frame sent takes its alive counter by the id offset
+A heartbeat from the master the link already follows skips ``heartbeat_from``, the alive counter is checked
+without the checker's ``check_counter`` call, the ``Received`` of every frame is built without its
+Python-level constructor, and a frame sent takes its alive counter by the id offset
 the link has worked out already.  Two links get the same random frames (heartbeats from a
 few masters and epochs, late and repeated copies, servant frames, a corrupted byte now and then): one takes
-the fast paths, the other (a subclass) calls ``heartbeat_from`` for every heartbeat and builds ``Received``
+the fast paths, the other (a subclass) calls ``heartbeat_from`` for every heartbeat, ``check_counter`` for
+every frame and builds ``Received``
 with its constructor, and their senders count by type and address.  After every frame what they send, return
 and count must agree.
 """
@@ -23,14 +25,18 @@ from busshare.frames import MsgType
 from busshare.frames import encode
 from busshare.frames import offset_of
 from busshare.protocol.e2e import E2EStatus
+from busshare.protocol.link import JOIN_STREAMS
+from busshare.protocol.link import STREAM_MEMORY_S
 from busshare.protocol.link import Link
 from busshare.protocol.link import Received
+from busshare.protocol.link import Restart
+from busshare.protocol.link import join_streams
 from tests.support.frame_strategies import random_message
 
 
 class FullLink(Link):
-    """Every heartbeat through ``heartbeat_from``, every ``Received`` through its constructor, every counter
-    by message type and address."""
+    """Every heartbeat through ``heartbeat_from``, every counter check through the checker's ``check_counter``,
+    every ``Received`` through its constructor, every counter by message type and address."""
 
     def encode(self, msg: Message) -> tuple[int, bytes]:
         return offset_of(msg), encode(msg, self.counters.next(int(msg.TYPE), msg.address))
@@ -40,9 +46,16 @@ class FullLink(Link):
         return Received(*got)
 
     def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
-        if isinstance(msg, Heartbeat):
+        """The stream rules as PROTOCOL.md 6.3 words them, then the checker's ``check_counter``."""
+        if now - self.heard[offset] > STREAM_MEMORY_S:
+            self.checker.forget(offset)
+            self.restarts[Restart.SILENCE] += 1
+        self.heard[offset] = now
+        if offset >= JOIN_STREAMS:
+            self.forget(join_streams(offset & 0x3F), Restart.JOIN)
+        elif isinstance(msg, Heartbeat):
             self.heartbeat_from((msg.master_id, msg.epoch))
-        return super().check(offset, msg, counter, data, now)
+        return self.checker.check_counter(offset, counter, bytes(data))
 
 
 @settings(max_examples=100)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import pytest
 
+from busshare.core.events import EventKind
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.master import INF
 from busshare.master import Master
 from busshare.master import _Slot
+from busshare.servant import Failsafe
 from busshare.servant import Servant
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.runner import MasterFactory
@@ -52,9 +54,51 @@ class CheckedMaster(Master):
         return kept
 
 
-def run(seed: int, master_cls: MasterFactory | None = None, servant_cls: ServantFactory | None = None) -> SimResult:
-    return Simulation(chaos_scenario(seed, hours=HOURS), seed, record=True, stop_on_violation=False,
-                      master_cls=master_cls, servant_cls=servant_cls).run()
+class QuietOddServant(Servant):
+    """Now and then, on a heartbeat that returns nothing and leaves the offer alone, or on a tick, has something
+    for the driver anyway: an event, a failsafe entered (the offer follows at its next step), a deadline moved
+    earlier."""
+
+    ticks = 0
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        out = super().receive(msg, now)
+        if isinstance(msg, Heartbeat) and not out:
+            self._odd(msg.seq % 7, now)
+        return out
+
+    def tick(self, now: float) -> list[Message]:
+        out = super().tick(now)
+        self.ticks += 1
+        self._odd(self.ticks % 5, now)
+        return out
+
+    def _odd(self, odd: int, now: float) -> None:
+        if odd == 1:
+            self._events.add(now, EventKind.PILOT, self.address, "an event on a quiet call")
+        elif odd == 2 and self._failsafe is Failsafe.OFF:  # (entered without its event: the host marks it)
+            self._failsafe = Failsafe.ON
+            self._failsafe_since = now
+        elif odd == 3:
+            self._deadline = now + 0.001
+
+
+class FullDriverSimulation(Simulation):
+    """A simulation that drives every servant through the whole ``settle_servant`` after every frame it receives."""
+
+    quiet_shortcut = False
+
+
+class OwnDecodeSimulation(Simulation):
+    """A simulation in which every receiver's link decodes every frame it gets itself."""
+
+    shared_decode = False
+
+
+def run(seed: int, master_cls: MasterFactory | None = None, servant_cls: ServantFactory | None = None,
+        sim_cls: type[Simulation] = Simulation) -> SimResult:
+    return sim_cls(chaos_scenario(seed, hours=HOURS), seed, record=True, stop_on_violation=False,
+                   master_cls=master_cls, servant_cls=servant_cls).run()
 
 
 def same(a: SimResult, b: SimResult) -> None:
@@ -72,3 +116,19 @@ def test_the_masters_kept_deadline_is_the_earliest_slot_timer_after_every_call(s
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_routine_heartbeat_skipping_the_servants_step_changes_nothing(seed: int) -> None:
     same(run(seed), run(seed, servant_cls=FullStepServant))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_quiet_call_skipping_the_rest_of_the_servant_driver_changes_nothing(seed: int) -> None:
+    same(run(seed), run(seed, sim_cls=FullDriverSimulation))
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_a_quiet_call_still_records_events_and_failsafes_and_an_earlier_deadline(seed: int) -> None:
+    same(run(seed, servant_cls=QuietOddServant), run(seed, servant_cls=QuietOddServant, sim_cls=FullDriverSimulation))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_decoding_a_frame_once_for_all_its_receivers_changes_nothing(seed: int) -> None:
+    # (1000 and 1027 corrupt frames for some receivers, 1011 and 1014 late copies and echoes)
+    same(run(seed), run(seed, sim_cls=OwnDecodeSimulation))

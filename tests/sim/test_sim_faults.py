@@ -288,7 +288,7 @@ class ReplayApplyingServant(Servant):
     """The servant before the fix: applies any set-limit of its master that is not a repeat of the last."""
 
     def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
-        last = self._last_set
+        last = self.last_set_limit
         if self._master is not None and msg.epoch == self._master[1] and last is not None and msg.txn != last.txn:
             self._apply(msg, now, out)
         else:
