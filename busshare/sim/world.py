@@ -356,7 +356,7 @@ class World:
 
     def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
         """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver."""
-        oracle, queue, shortcut = self.oracle, self.queue, self.quiet_shortcut
+        oracle, shortcut = self.oracle, self.quiet_shortcut
         decoder = self.bus.decoder if self.shared_decode else None
         last: bytes | None = None  # the bytes decoded last in this delivery, and what they decoded to
         decoded: tuple[Message, int] | None = None
@@ -411,18 +411,8 @@ class World:
             host.changed = False  # (the driver as in _servant_after: this runs for every frame received)
             if out or not shortcut or node.offer_da != proc.a_offer or node.ev_stopped != proc.a_stop:
                 settle_servant(node, host, out, t)
-                continue
-            # a quiet reception (most: a routine heartbeat): nothing to apply or send, so no reading can have
-            # changed; settle_servant reduced to what it still does then, inline
-            events = node.drain_events()
-            if events or node.in_failsafe != proc.in_failsafe:
-                host.record(events, t)
-            d = node.next_deadline()
-            if d < t:
-                d = t
-            if d < proc.node_sched:
-                proc.node_sched = d
-                queue.push_node(d, proc)
+            else:  # a quiet reception (most: a routine heartbeat): nothing to apply or send
+                self._settle_quiet(proc, node, host, t)
 
     def servant_due(self, p: ServantProc, t: float) -> None:
         if t != p.node_sched or not p.alive:
@@ -446,10 +436,14 @@ class World:
         if changed or not self.quiet_shortcut or node.offer_da != p.a_offer or node.ev_stopped != p.a_stop:
             settle_servant(node, host, out, t)
             return
-        # the EVSE untouched and the offer unchanged (most ticks: a STATUS is due): nothing to apply, no reading
-        # can have changed; settle_servant reduced to what it still does then (as in ``deliver``)
+        # the EVSE untouched and the offer unchanged (most ticks: a STATUS is due): nothing to apply
         if out:
             self._send(p.port, out, t)
+        self._settle_quiet(p, node, host, t)
+
+    def _settle_quiet(self, p: ServantProc, node: ServantNode, host: ServantHost, t: float) -> None:
+        """``settle_servant`` reduced to what it still does when the offer is unchanged and nothing was applied
+        (no reading can have changed): the events and a failsafe change recorded, the deadline queued if earlier."""
         events = node.drain_events()
         if events or node.in_failsafe != p.in_failsafe:
             host.record(events, t)
