@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.meterproc import EmulatorProc
 from tests.support.meterproc import Mosquitto
 
 
@@ -16,3 +17,12 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b = Mosquitto(tmp_path)
     yield b
     b.stop()
+
+
+@pytest.fixture
+def meter() -> Iterator[EmulatorProc]:
+    """The meter emulator on Modbus TCP (a free port) holding a constant 5 A house load per phase."""
+    emu = EmulatorProc(["--kind", "sdm630", "--tcp", "127.0.0.1:0"])
+    emu.command("set 5 5 5")
+    yield emu
+    emu.close()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,44 +30,15 @@ from tests.report.test_json_schema import validator
 from tests.support.meterproc import EmulatorProc
 from tests.support.nodeproc import NodeProc
 from tests.support.nodeproc import Record
+from tests.support.site_files import METERED_FALLBACK_A
+from tests.support.site_files import METERED_STATIC_A
+from tests.support.site_files import metered_site
 
 pytestmark = pytest.mark.slow
 
-STATIC_A = 32.0  # 80 % of the 40 A breaker
-FALLBACK_A = 18.0  # three standalone failsafes of 6 A fit under it
+STATIC_A = METERED_STATIC_A
+FALLBACK_A = METERED_FALLBACK_A
 WAIT = 90.0  # s: a learning pause and a meter timeout, on a loaded machine
-
-
-def site(meter_port: int) -> str:
-    """Three 16 A servants on a 32 A circuit, the mains meter on Modbus TCP; a short meter timeout and one
-    short raise hold so the story is brief."""
-    return f"""
-[site]
-id = "garage"
-breaker_a = 40
-
-[budget]
-main_limit_a = 63.0
-margin_a = 2.0
-fallback_a = {FALLBACK_A}
-raise_hold_s = 6.5
-raise_step_a = 20.0
-
-[budget.meter]
-kind = "sdm630"
-tcp = "127.0.0.1:{meter_port}"
-poll_s = 0.5
-timeout_s = 3.0
-frozen_s = 0
-""" + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\nfailsafe_a = 6\n" for a in (1, 2, 3))
-
-
-@pytest.fixture
-def meter() -> Iterator[EmulatorProc]:
-    emu = EmulatorProc(["--kind", "sdm630", "--tcp", "127.0.0.1:0"])
-    emu.command("set 5 5 5")  # a constant house load (the frozen-register check is off)
-    yield emu
-    emu.close()
 
 
 def budget_master(line: Line) -> NodeProc:
@@ -94,7 +64,7 @@ def latest_offer(records: list[Record]) -> float:
 
 def test_a_dead_meter_lowers_a_modbus_masters_limit_and_its_servants_follow(tmp_path: Path,
                                                                              meter: EmulatorProc) -> None:
-    line = Line(tmp_path, 5, site(meter.port))
+    line = Line(tmp_path, 5, metered_site(meter.port))
     try:
         master = budget_master(line)
         servants = [line.servant(a, "C" if a < 3 else "A") for a in (1, 2, 3)]

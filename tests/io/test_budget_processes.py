@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ import pytest
 from tests.report.test_json_schema import validator
 from tests.support.meterproc import LIMIT_TOPIC
 from tests.support.meterproc import SET_TOPIC
-from tests.support.meterproc import SITE_ID
 from tests.support.meterproc import EmulatorProc
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import free_tcp_port
@@ -39,54 +37,19 @@ from tests.support.nodeproc import NodeProc
 from tests.support.nodeproc import Record
 from tests.support.nodeproc import assert_sum_within_limit
 from tests.support.nodeproc import granted
+from tests.support.site_files import METERED_FALLBACK_A
+from tests.support.site_files import METERED_STATIC_A
+from tests.support.site_files import metered_site
 
 pytestmark = [
     pytest.mark.slow,
     needs_mosquitto(),
 ]
 
-STATIC_A = 32.0  # 80 % of the 40 A breaker
-FALLBACK_A = 18.0  # three standalone failsafes of 6 A fit under it
+STATIC_A = METERED_STATIC_A
+FALLBACK_A = METERED_FALLBACK_A
 ADDRESSES = (1, 2, 3)
 WAIT = 90.0  # s: a learning pause, a raise hold and a meter timeout, on a loaded machine
-
-
-def site(meter_port: int, broker_port: int) -> str:
-    """Three 16 A servants on a 32 A circuit; a fast meter timeout and one short raise hold so the story is brief.
-
-    The emulator holds a constant house load (``set``): the frozen-register check is off.
-    """
-    return f"""
-[site]
-id = "{SITE_ID}"
-breaker_a = 40
-
-[budget]
-main_limit_a = 63.0
-margin_a = 2.0
-fallback_a = {FALLBACK_A}
-raise_hold_s = 6.5
-raise_step_a = 20.0
-
-[budget.meter]
-kind = "sdm630"
-tcp = "127.0.0.1:{meter_port}"
-poll_s = 0.5
-timeout_s = 3.0
-frozen_s = 0
-
-[budget.mqtt]
-broker = "127.0.0.1:{broker_port}"
-keepalive_s = 5
-""" + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\nfailsafe_a = 6\n" for a in ADDRESSES)
-
-
-@pytest.fixture
-def meter() -> Iterator[EmulatorProc]:
-    emu = EmulatorProc(["--kind", "sdm630", "--tcp", "127.0.0.1:0"])
-    emu.command("set 5 5 5")
-    yield emu
-    emu.close()
 
 
 def heartbeat(limit_a: float) -> Callable[[Record], bool]:
@@ -120,7 +83,7 @@ def no_traceback(p: NodeProc) -> None:
 
 def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: Path, broker: Mosquitto,
                                                                    meter: EmulatorProc) -> None:
-    inst = Installation(tmp_path, site(meter.port, broker.port), ADDRESSES)
+    inst = Installation(tmp_path, metered_site(meter.port, broker.port), ADDRESSES)
     try:
         monitor = NodeProc(["monitor", "--json", *inst.bus], "monitor")
         inst.procs.append(monitor)
@@ -193,7 +156,7 @@ def test_a_meter_and_broker_down_at_start_are_reported_and_fallen_back_on(tmp_pa
     broker = Mosquitto(tmp_path)
     broker.stop()  # its port is known, nobody listens yet
     meter_port = free_tcp_port()
-    inst = Installation(tmp_path, site(meter_port, broker.port), ADDRESSES)
+    inst = Installation(tmp_path, metered_site(meter_port, broker.port), ADDRESSES)
     emulator: EmulatorProc | None = None
     try:
         master = inst.start_master()
@@ -225,7 +188,7 @@ def test_a_meter_and_broker_down_at_start_are_reported_and_fallen_back_on(tmp_pa
 
 def test_the_master_exits_cleanly_while_its_broker_dies_under_it(tmp_path: Path, broker: Mosquitto,
                                                                 meter: EmulatorProc) -> None:
-    inst = Installation(tmp_path, site(meter.port, broker.port), ADDRESSES)
+    inst = Installation(tmp_path, metered_site(meter.port, broker.port), ADDRESSES)
     try:
         master = inst.start_master()
         master.wait_for(event("broker-connected"), timeout=WAIT)

@@ -62,3 +62,38 @@ def scenario_servants(*addresses: int, max_a: int = 32, serial_base: int = 0x100
                     for key, value in keys.items())
     return "".join(f"[[installation.servant]]\naddress = {a}\nmax_a = {max_a}\nserial = {serial_base + a:#x}\n{extra}"
                    for a in addresses)
+
+
+METERED_STATIC_A = 32.0  # 80 % of the 40 A breaker
+METERED_FALLBACK_A = 18.0  # three standalone failsafes of 6 A fit under it
+
+
+def metered_site(meter_port: int, broker_port: int | None = None) -> str:
+    """The real-process budget stories' site (CAN and Modbus): three 16 A servants on a 32 A circuit, the
+    emulated meter on Modbus TCP with a fast timeout, one short raise hold so a story is brief, and an MQTT
+    broker when given.  The emulator holds a constant house load (``set``): the frozen-register check is off.
+    """
+    mqtt = "" if broker_port is None else f"""
+[budget.mqtt]
+broker = "127.0.0.1:{broker_port}"
+keepalive_s = 5
+"""
+    return f"""
+[site]
+id = "garage"
+breaker_a = 40
+
+[budget]
+main_limit_a = 63.0
+margin_a = 2.0
+fallback_a = {METERED_FALLBACK_A}
+raise_hold_s = 6.5
+raise_step_a = 20.0
+
+[budget.meter]
+kind = "sdm630"
+tcp = "127.0.0.1:{meter_port}"
+poll_s = 0.5
+timeout_s = 3.0
+frozen_s = 0
+""" + mqtt + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\nfailsafe_a = 6\n" for a in (1, 2, 3))
