@@ -43,6 +43,7 @@ from busshare.master import Master
 from busshare.master import _Ledger
 from busshare.master import _Slot
 from busshare.protocol.pilot import PilotState
+from tests.support.budget_inputs import Tick  # (a tick: the same action as the policy tests draw)
 
 SERVANTS = tuple(ServantConfig(a, max_da=320, failsafe_da=60 if a < 3 else 0, serial=0x100 + a,
                                has_meter=a % 2 == 1) for a in range(1, 5))
@@ -116,11 +117,6 @@ class Answer:
 @dataclass(frozen=True)
 class Other:
     msg: Message
-
-
-@dataclass(frozen=True)
-class Tick:
-    pass
 
 
 @dataclass(frozen=True)
