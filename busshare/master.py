@@ -1207,36 +1207,48 @@ class Master:
                 and (s.pending is None or not s.deaf(now, self.timing)))
 
     def _reclaim(self, now: float, unmet: bool) -> bool:
-        """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed."""
-        cfg = self.config
+        """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed.
+
+        A reclaim timer started or stopped makes the pass unsettled (``_stirred``): the next pass may act on it
+        (a due timer whose cap would not be below the limit stops, and the next pass starts it again)."""
         changed = False
         for s in self._slots.values():
-            m = s.measured
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
-            if not self._allocatable(s, now) or m is None or not s.pilot.charging:
-                s.low_since = None
-                continue
-            if s.reclaim_cap is not None:
-                if m >= s.limit - cfg.reclaim_margin_da // 2:
-                    self._give_back(s, now, f"draws {_a(m)}, near its {_a(s.limit)}")
-                    changed = True
-                continue
-            if s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da:
-                if s.low_since is None:
-                    s.low_since = now
-                elif unmet and now >= s.low_since + self.timing.reclaim_after:
-                    cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
-                    if cap < s.limit:
-                        s.reclaim_cap = cap
-                        changed = True
-                        self._events.add(now, EventKind.RECLAIM, s.cfg.address,
-                                         f"draws {_a(m)} of {_a(s.limit)} for {now - s.low_since:.0f} s: "
-                                         f"capped at {_a(cap)}")
-                    s.low_since = None
-            else:
-                s.low_since = None
+            since = s.low_since
+            changed = self._reclaim_slot(s, now, unmet) or changed
+            if s.low_since != since:
+                self._stirred = True
         return changed
+
+    def _reclaim_slot(self, s: _Slot, now: float, unmet: bool) -> bool:
+        """One slot's reclaim step (``_reclaim``); True if its demand changed."""
+        cfg = self.config
+        m = s.measured
+        if not self._allocatable(s, now) or m is None or not s.pilot.charging:
+            s.low_since = None
+            return False
+        if s.reclaim_cap is not None:
+            if m >= s.limit - cfg.reclaim_margin_da // 2:
+                self._give_back(s, now, f"draws {_a(m)}, near its {_a(s.limit)}")
+                return True
+            return False
+        if not (s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da):
+            s.low_since = None
+            return False
+        if s.low_since is None:
+            s.low_since = now
+            return False
+        if not (unmet and now >= s.low_since + self.timing.reclaim_after):
+            return False
+        cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
+        held, s.low_since = now - s.low_since, None
+        if cap >= s.limit:
+            return False
+        s.reclaim_cap = cap
+        self._events.add(now, EventKind.RECLAIM, s.cfg.address,
+                         f"draws {_a(m)} of {_a(s.limit)} for {held:.0f} s: capped at {_a(cap)}")
+        return True
 
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
         s.reclaim_cap = None

@@ -248,3 +248,35 @@ def test_the_random_frames_reach_grants_cuts_and_acks() -> None:
         sent += out
     assert any(isinstance(x, SetLimit) and x.limit_da > 0 for x in sent)
     assert m.committed_da(now) <= CONFIG.limit_da
+
+
+def test_a_reclaim_timer_restarted_by_a_pass_is_not_skipped_as_settled() -> None:
+    """Review finding: a pass that stops a due reclaim (its cap would not be below the limit) changes what the
+    next pass does (it starts the timer again), so that pass is not settled.  Two metered cars on 20 A; car 1
+    draws about 6 A, then about 1 A: the full paths cap it and grant car 2 the rest, and so must the fast ones."""
+    servants = tuple(ServantConfig(a, max_da=320, failsafe_da=0, serial=0x100 + a, has_meter=True) for a in (1, 2))
+    config = Config(limit_da=200, servants=servants, timing=Timing(), reclaim_margin_da=50)
+    fast, full = Master(config, 0.0, epoch=7), FullMaster(config, 0.0, epoch=7)
+    units = Units()
+    now = 0.0
+    granted_to_2 = 0
+    while now < 300.0:
+        now = round(now + 0.25, 3)
+        acts: list[Action] = [Tick()]
+        if now % 0.5 == 0:
+            jitter = 2 if now % 1 else 0  # the draw moves by 0.2 A: a change, but none a pass reads differently
+            acts += [Report(1, PilotState.C, 320, min(units.offer[1], (60 if now < 90 else 10) - jitter), True, False),
+                     Report(2, PilotState.C, 320, units.offer[2], True, False)]
+        for act in acts:
+            msg = None if isinstance(act, Tick) else units.message(act)
+            out = call(fast, act, msg, now)
+            assert out == call(full, act, msg, now), now
+            units.heard(out)
+            for m in out:
+                if isinstance(m, SetLimit):
+                    answer = units.message(Answer(m.address, 0))
+                    assert answer is not None
+                    assert call(fast, Answer(m.address, 0), answer, now) == call(full, Answer(m.address, 0), answer, now)
+                    if m.address == 2:
+                        granted_to_2 = max(granted_to_2, m.limit_da)
+    assert granted_to_2 > 100  # the reclaim happened: car 2 got more than half
