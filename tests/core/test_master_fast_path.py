@@ -48,13 +48,15 @@ from tests.support.budget_inputs import Tick  # (a tick: the same action as the 
 SERVANTS = tuple(ServantConfig(a, max_da=320, failsafe_da=60 if a < 3 else 0, serial=0x100 + a,
                                has_meter=a % 2 == 1) for a in range(1, 5))
 CONFIG = Config(limit_da=400, servants=SERVANTS, timing=Timing())
+# a reclaim margin above the threshold: a due reclaim whose cap would not be below the limit stops its timer
+WIDE_MARGIN = Config(limit_da=400, servants=SERVANTS, timing=Timing(), reclaim_margin_da=50)
 BUDGET = BudgetConfig(fallback_da=200, main_limit_da=800, margin_da=20, raise_hold_s=6.0, raise_step_da=100)
 
 
-def master(kind: type[Master], budgeted: bool) -> Master:
-    """A master of CONFIG, with a metered budget policy of its own when ``budgeted``."""
-    policy = BudgetPolicy(BUDGET, CONFIG.limit_da, CONFIG.timing, 0.0, meter_timeout_s=5.0) if budgeted else None
-    return kind(CONFIG, 0.0, epoch=7, budget=policy)
+def master(kind: type[Master], budgeted: bool, config: Config = CONFIG) -> Master:
+    """A master of ``config``, with a metered budget policy of its own when ``budgeted``."""
+    policy = BudgetPolicy(BUDGET, config.limit_da, config.timing, 0.0, meter_timeout_s=5.0) if budgeted else None
+    return kind(config, 0.0, epoch=7, budget=policy)
 
 
 class FullMaster(Master):
@@ -201,12 +203,12 @@ HELD = [(0.0, SECOND_MASTER), (0.0, Report(1, PilotState.A, 0, None, False, Fals
 
 
 @settings(max_examples=300, deadline=None)
-@example(STIRRED, False)
-@example(HELD, False)
-@given(st.lists(actions, min_size=10, max_size=150), st.booleans())
+@example(STIRRED, False, CONFIG)
+@example(HELD, False, CONFIG)
+@given(st.lists(actions, min_size=10, max_size=150), st.booleans(), st.sampled_from([CONFIG, WIDE_MARGIN]))
 def test_a_master_taking_the_fast_paths_ends_where_the_full_paths_do(steps: list[tuple[float, Action]],
-                                                                      budgeted: bool) -> None:
-    fast, full = master(Master, budgeted), master(FullMaster, budgeted)
+                                                                      budgeted: bool, config: Config) -> None:
+    fast, full = master(Master, budgeted, config), master(FullMaster, budgeted, config)
     units = Units()
     now = 0.0
     learned = [(0.1, Report(a, PilotState.C if a % 2 else PilotState.A, 320 if a % 2 else 0, None, False, False))
