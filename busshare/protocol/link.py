@@ -31,6 +31,7 @@ from ..frames import MsgType
 from ..frames import decode
 from ..frames import encode
 from ..frames import offset_of
+from .e2e import ACCEPTED
 from .e2e import STREAMS
 from .e2e import AliveCounters
 from .e2e import E2EChecker
@@ -64,8 +65,6 @@ def join_streams(address: int) -> tuple[int, ...]:
 
 
 Decoder = Callable[[int, bytes], tuple[Message, int]]
-_ACCEPTED = frozenset(s for s in E2EStatus if s.accepted)
-_REPEATED, _WRONG_SEQUENCE = E2EStatus.REPEATED, E2EStatus.WRONG_SEQUENCE
 _new_tuple = tuple.__new__
 
 
@@ -123,7 +122,7 @@ class Link:
         status = self.check(offset, msg, counter, data, now)
         # (as ``Received(...)`` and ``status.accepted``, without their Python-level calls: every frame every
         # receiver gets comes here)
-        return _new_tuple(Received, (msg if status in _ACCEPTED else None, status, None, counter))
+        return _new_tuple(Received, (msg if status in ACCEPTED else None, status, None, counter))
 
     def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
         """PROTOCOL.md 6.3 for a frame that passed the checks of 4.3: forget what the stream rules say, then
@@ -140,21 +139,7 @@ class Link:
             master = self.master
             if master is None or msg.master_id != master[0] or msg.epoch != master[1]:
                 self.heartbeat_from((msg.master_id, msg.epoch))
-        # (the checker's check_counter, inline: every frame every receiver gets comes here)
-        checker = self.checker
-        last16 = checker.last16
-        status = checker.table[last16[offset] + counter]
-        last16[offset] = counter << 4
-        if type(data) is not bytes:
-            data = bytes(data)
-        last_data = checker.last_data
-        if status is _REPEATED:
-            prev = last_data[offset]
-            if prev is not None and data != prev:
-                status = _WRONG_SEQUENCE  # the same counter with other bytes: a second sender, kept visible
-        last_data[offset] = data
-        checker.counts[status] += 1
-        return status
+        return self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
 
     def heartbeat_from(self, master: tuple[int, int]) -> None:
         """The new-master rule: a heartbeat from another (master id, epoch) than the last one (not the first
