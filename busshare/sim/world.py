@@ -30,7 +30,6 @@ from ..frames import Heartbeat
 from ..frames import Message
 from ..frames import SetLimit
 from ..frames import decode
-from ..protocol.e2e import ACCEPTED
 from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
@@ -370,17 +369,15 @@ class World:
                     decoded = decoder(offset, data)
                 except FrameError:
                     decoded = None  # (the link's receive counts it, below)
+            # the production receive policy (PROTOCOL.md 6.3); the same bytes decoded by the same memo the link
+            # would ask go straight to the rest of its receive
             if decoded is not None and link.decoder is decoder:
-                # the same bytes, decoded by the same memo the link would ask: only the link's stream rules and
-                # alive-counter check are its own (PROTOCOL.md 6.3), as in its receive
-                msg, counter = decoded
-                if link.check(offset, msg, counter, data, t) not in ACCEPTED:
-                    continue
+                got = link.receive_decoded(offset, decoded[0], decoded[1], data, t).message
             else:
-                got = link.receive(offset, data, t).message  # the production receive policy (PROTOCOL.md 6.3)
-                if got is None:
-                    continue
-                msg = got
+                got = link.receive(offset, data, t).message
+            if got is None:
+                continue
+            msg = got
             if bad:
                 self.report(Violation(t, "rule8-integrity",
                                       f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]"))
