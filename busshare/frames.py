@@ -169,7 +169,8 @@ class Heartbeat:
 
     def hears(self, address: int) -> bool:
         """Whether this heartbeat says the master hears ``address`` (False when another page is carried)."""
-        return address >> 3 == self.page and bool(self.heard >> (address & 7) & 1)
+        page, mask = HEARD_BITS[address]
+        return page == self.page and bool(self.heard & mask)
 
 
 HEARD_PAGES = 8  # 62 servants in pages of 8 addresses
@@ -183,6 +184,15 @@ MAX_MASTER_ID = 15  # 4 bits in the heartbeat
 def heard_page(address: int) -> int:
     """The heartbeat page that carries ``address``'s heard bit."""
     return address >> 3
+
+
+def heard_bit(address: int) -> tuple[int, int]:
+    """Where a heartbeat carries ``address``'s heard bit: (its page, the bit's mask in ``heard``)."""
+    return heard_page(address), 1 << (address % HEARD_PAGE_SIZE)
+
+
+#: ``heard_bit`` of every address, for the loops that read every heartbeat (the servant, the simulator's oracle)
+HEARD_BITS: tuple[tuple[int, int], ...] = tuple(heard_bit(a) for a in range(64))
 
 
 @dataclass(frozen=True)

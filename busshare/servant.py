@@ -56,6 +56,7 @@ from .core.events import EventKind
 from .core.events import EventLog
 from .core.heartbeat_order import HeartbeatOrder
 from .core.pilot_history import PilotHistory
+from .frames import HEARD_BITS
 from .frames import MASTER_ADDRESS
 from .frames import STATUS_MEASURED_MAX_DA
 from .frames import Ack
@@ -388,8 +389,8 @@ class Servant:
                              f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
             return False
         self._last_hb = now
-        address = self.address
-        if address >> 3 == hb.page and hb.heard >> (address & 7) & 1:  # (hb.hears, inline: every heartbeat)
+        page, mask = HEARD_BITS[self.address]
+        if page == hb.page and hb.heard & mask:  # (hb.hears without its call: every heartbeat)
             self._heard_at = now
             if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
                 held, self._held = self._held, None

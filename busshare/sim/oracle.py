@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.heartbeat_order import HeartbeatOrder
+from ..frames import HEARD_BITS
 from ..frames import Heartbeat
 from ..frames import SetLimit
 from .loop import Check
@@ -113,8 +114,8 @@ class FailsafeOracle:
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
         if not hb.leaving and not order.fresh(hb.seq, t):
             return  # a late copy of an old heartbeat restarts no rule-4 clock (PROTOCOL.md 5.2, fresh heartbeats)
-        address = p.address
-        if key != p.hb_key or (address >> 3 == hb.page and hb.heard >> (address & 7) & 1):  # (hb.hears, inline)
+        page, mask = HEARD_BITS[p.address]
+        if key != p.hb_key or (page == hb.page and hb.heard & mask):  # (hb.hears without its call)
             # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
             # saying it hears the servant keeps the servant out of failsafe (rule 4)
             p.hb_key = key

@@ -10,6 +10,9 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from busshare.frames import FIRST_SERVANT
+from busshare.frames import HEARD_BITS
+from busshare.frames import LAST_SERVANT
 from busshare.frames import Ack
 from busshare.frames import AckHow
 from busshare.frames import CachedDecoder
@@ -27,6 +30,8 @@ from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import decode
 from busshare.frames import encode
+from busshare.frames import heard_bit
+from busshare.frames import heard_page
 from busshare.frames import offset_of
 from busshare.frames import serial_tag
 from busshare.frames import spec_decode
@@ -389,3 +394,13 @@ def test_cached_decoder_errors_do_not_grow() -> None:
             depth, tb = depth + 1, tb.tb_next
         depths.append(depth)
     assert max(depths) == min(depths)
+
+
+def test_a_heartbeat_with_one_heard_bit_set_hears_that_servant_and_no_other() -> None:
+    """``heard_bit`` (``HEARD_BITS``) is the one place of the heard-bit layout: hears, the servant and the
+    simulator's oracle read it there."""
+    for a in range(FIRST_SERVANT, LAST_SERVANT + 1):
+        page, mask = heard_bit(a)
+        assert HEARD_BITS[a] == (page, mask) and page == heard_page(a)
+        hb = Heartbeat(1, 0, 100, page, mask, 0)
+        assert [b for b in range(64) if hb.hears(b)] == [a]
