@@ -1,13 +1,12 @@
 """The link's fast paths (issue 12, Performance) receive what the full path does.
 
-A heartbeat from the master the link already follows skips ``heartbeat_from``, the alive counter is checked
-without the checker's ``check_counter`` call, the ``Received`` of every frame is built without its
-Python-level constructor, and a frame sent takes its alive counter by the id offset
+A heartbeat from the master the link already follows skips ``heartbeat_from``, the ``Received`` of every
+frame is built without its Python-level constructor, and a frame sent takes its alive counter by the id offset
 the link has worked out already.  Two links get the same random frames (heartbeats from a
 few masters and epochs, late and repeated copies, servant frames, a corrupted byte now and then): one takes
-the fast paths, the other (a subclass) calls ``heartbeat_from`` for every heartbeat, ``check_counter`` for
-every frame and builds ``Received``
-with its constructor, and their senders count by type and address.  After every frame what they send, return
+the fast paths, the other (a subclass) receives without ``Link.receive`` (it decodes and checks as the
+protocol words it, calls ``heartbeat_from`` for every heartbeat and builds ``Received`` with its constructor),
+and their senders count by type and address.  After every frame what they send, return
 and count must agree.
 """
 
@@ -19,12 +18,13 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from busshare.frames import FrameError
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import MsgType
+from busshare.frames import decode
 from busshare.frames import encode
 from busshare.frames import offset_of
-from busshare.protocol.e2e import E2EStatus
 from busshare.protocol.link import JOIN_STREAMS
 from busshare.protocol.link import STREAM_MEMORY_S
 from busshare.protocol.link import Link
@@ -35,18 +35,23 @@ from tests.support.frame_strategies import random_message
 
 
 class FullLink(Link):
-    """Every heartbeat through ``heartbeat_from``, every counter check through the checker's ``check_counter``,
-    every ``Received`` through its constructor, every counter by message type and address."""
+    """The receive policy worked out independently of ``Link.receive``: ``frames.decode``, the stream rules as
+    PROTOCOL.md 6.3 words them, every heartbeat through ``heartbeat_from``, every counter through the checker's
+    ``check_counter``, every ``Received`` through its constructor; every counter sent by message type and
+    address."""
 
     def encode(self, msg: Message) -> tuple[int, bytes]:
         return offset_of(msg), encode(msg, self.counters.next(int(msg.TYPE), msg.address))
 
     def receive(self, offset: int, data: bytes, now: float) -> Received:
-        got = super().receive(offset, data, now)
-        return Received(*got)
-
-    def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
-        """The stream rules as PROTOCOL.md 6.3 words them, then the checker's ``check_counter``."""
+        try:
+            msg, counter = decode(offset, data)
+        except FrameError as exc:
+            self.last_error = exc
+            if exc.kind == "crc":
+                return Received(None, self.checker.wrong_crc(), exc, None)
+            self.malformed[exc.kind] += 1
+            return Received(None, None, exc, None)
         if now - self.heard[offset] > STREAM_MEMORY_S:
             self.checker.forget(offset)
             self.restarts[Restart.SILENCE] += 1
@@ -55,7 +60,8 @@ class FullLink(Link):
             self.forget(join_streams(offset & 0x3F), Restart.JOIN)
         elif isinstance(msg, Heartbeat):
             self.heartbeat_from((msg.master_id, msg.epoch))
-        return self.checker.check_counter(offset, counter, bytes(data))
+        status = self.checker.check_counter(offset, counter, bytes(data))
+        return Received(msg if status.accepted else None, status, None, counter)
 
 
 @settings(max_examples=100)
