@@ -53,12 +53,14 @@ class ServantHost:
     so its readings may have changed; set by the caller before each ``settle_servant``.
     """
 
-    __slots__ = ("sim", "p", "changed")
+    __slots__ = ("sim", "p", "changed", "offer_da", "ev_stopped")
 
     def __init__(self, sim: World, p: ServantProc) -> None:
         self.sim = sim
         self.p = p
         self.changed = False
+        self.offer_da = -1  # what the process last applied to the EVSE (-1: nothing since it booted)
+        self.ev_stopped = False
 
     def apply(self, now: float) -> None:
         p = self.p
@@ -66,9 +68,9 @@ class ServantHost:
         assert node is not None  # (only a running process is driven)
         offer = node.offer_da
         stopped = node.ev_stopped
-        if offer != p.a_offer or stopped != p.a_stop:
-            p.a_offer = offer
-            p.a_stop = stopped
+        if offer != self.offer_da or stopped != self.ev_stopped:
+            self.offer_da = offer
+            self.ev_stopped = stopped
             p.evse.apply(offer, stopped, now)
             self.changed = True
 

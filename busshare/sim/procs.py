@@ -45,7 +45,7 @@ class MasterProc:
 class ServantProc:
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
-        "a_offer", "a_stop", "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
+        "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped", "host",
@@ -64,8 +64,6 @@ class ServantProc:
         self.alive = False
         self.node_sched = INF
         self.ev_sched = INF
-        self.a_offer = -1  # what the process last applied to the EVSE
-        self.a_stop = False
         self.r_pilot: PilotState | None = None  # the last reading handed to observe()
         self.r_measured: int | None = None
         # physical state as last synchronised by the invariant checker

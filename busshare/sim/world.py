@@ -129,12 +129,8 @@ def service_of(scenario: Scenario) -> Service:
 class World:
     """The installation's processes in virtual time, and the bookkeeping the checks and the report need."""
 
-    #: a call into a servant that leaves its EVSE and its offer alone (most: a routine heartbeat, a STATUS due)
-    #: skips the parts of ``settle_servant`` that cannot do anything then (False in tests: the whole driver)
-    quiet_shortcut = True
-    #: a frame is decoded once per delivery (its receivers share the bus's decoder memo, and most get the same
-    #: bytes); each receiver's link still checks it (False in tests: every receiver's link decodes it)
-    shared_decode = True
+    quiet_shortcut = True  # settle_servant's quiet shortcut (False: the tests' reference, the whole driver)
+    shared_decode = True  # a frame decoded once per delivery (False: the tests' reference, each link decodes)
 
     def __init__(
         self,
@@ -296,8 +292,9 @@ class World:
         p.watchdog_at = INF
         accept = frozenset((0, p.address, 63)) if self.filter else None
         p.port = self.bus.attach(p.name, p.address, p, accept)
-        p.a_offer = -1
-        p.a_stop = False
+        assert p.host is not None
+        p.host.offer_da = -1
+        p.host.ev_stopped = False
         p.r_pilot = None
         p.r_measured = None
         self.oracle.boot(p, now)
@@ -405,11 +402,8 @@ class World:
                     oracle.granted(proc, msg, t)
             else:
                 out = node.receive(msg, t)
-            host.changed = False  # (the driver as in _servant_after: this runs for every frame received)
-            if out or not shortcut or node.offer_da != proc.a_offer or node.ev_stopped != proc.a_stop:
-                settle_servant(node, host, out, t)
-            else:  # a quiet reception (most: a routine heartbeat): nothing to apply or send
-                self._settle_quiet(proc, node, host, t)
+            host.changed = False  # (a frame received touches no EVSE)
+            settle_servant(node, host, out, t, shortcut)
 
     def servant_due(self, p: ServantProc, t: float) -> None:
         if t != p.node_sched or not p.alive:
@@ -430,26 +424,7 @@ class World:
         node, host = p.node, p.host
         assert node is not None and host is not None
         host.changed = changed
-        if changed or not self.quiet_shortcut or node.offer_da != p.a_offer or node.ev_stopped != p.a_stop:
-            settle_servant(node, host, out, t)
-            return
-        # the EVSE untouched and the offer unchanged (most ticks: a STATUS is due): nothing to apply
-        if out:
-            self._send(p.port, out, t)
-        self._settle_quiet(p, node, host, t)
-
-    def _settle_quiet(self, p: ServantProc, node: ServantNode, host: ServantHost, t: float) -> None:
-        """``settle_servant`` reduced to what it still does when the offer is unchanged and nothing was applied
-        (no reading can have changed): the events and a failsafe change recorded, the deadline queued if earlier."""
-        events = node.drain_events()
-        if events or node.in_failsafe != p.in_failsafe:
-            host.record(events, t)
-        d = node.next_deadline()
-        if d < t:
-            d = t
-        if d < p.node_sched:
-            p.node_sched = d
-            self.queue.push_node(d, p)
+        settle_servant(node, host, out, t, self.quiet_shortcut)
 
     def _sync(self, p: ServantProc, t: float) -> None:
         """An EVSE changed: the invariants check it and the timeline records it (the plot draws what they saw)."""

@@ -27,6 +27,9 @@ class Recorder:
     """A host that writes down what the driver asks of it, in order."""
 
     def __init__(self, readings: list[tuple[PilotState, int | None]] | None = None) -> None:
+        self.offer_da = -1  # (nothing applied yet: no call is quiet)
+        self.ev_stopped = False
+        self.changed = False
         self.calls: list[str] = []
         self.readings = list(readings or [])
 
@@ -116,6 +119,24 @@ def test_readings_are_fed_back_a_bounded_number_of_times() -> None:
     assert len(node.observed) == FEEDBACK_ROUNDS
     assert host.calls.count("apply") == FEEDBACK_ROUNDS  # the first, then one per round but the last
     assert host.calls[-2:] == [f"record {['pilot'] * FEEDBACK_ROUNDS}", "schedule 9.0"]
+
+
+def test_a_quiet_call_only_sends_drains_and_schedules() -> None:
+    """The hardware untouched and holding the offer already: applying and reading could do nothing."""
+    host, node = Recorder([(PilotState.C, 100)]), FakeServant()
+    host.offer_da = node.offer_da
+    node._events.append(Event(0.0, EventKind.CUT, 1, ""))
+    settle_servant(node, host, [MSG], 1.0)
+    assert host.calls == ["send 1", "record ['cut']", "schedule 9.0"]
+    assert node.observed == []
+
+
+def test_a_call_is_not_quiet_when_the_hardware_was_touched_or_the_offer_moved_or_the_shortcut_is_off() -> None:
+    for touched, offer, shortcut in ((True, 0, True), (False, 5, True), (False, 0, False)):
+        host, node = Recorder([(PilotState.C, 100)]), FakeServant()
+        host.offer_da, host.changed = offer, touched
+        settle_servant(node, host, [], 1.0, shortcut)
+        assert host.calls[:2] == ["apply", "reading"] and node.observed == [(PilotState.C, 100)]
 
 
 def test_the_real_nodes_are_what_the_drivers_take() -> None:
