@@ -68,6 +68,7 @@ class E2EStatus(enum.Enum):
 _ACCEPTED = frozenset({E2EStatus.OK, E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE})
 #: the statuses a node may act on (``E2EStatus.accepted``), as a set for hot loops
 ACCEPTED: frozenset[E2EStatus] = _ACCEPTED
+_REPEATED, _WRONG_SEQUENCE = E2EStatus.REPEATED, E2EStatus.WRONG_SEQUENCE
 
 
 def classify(last: int | None, counter: int, max_delta: int = DEFAULT_MAX_DELTA,
@@ -149,13 +150,14 @@ class E2EChecker:
         stream (twin servants on one address), which must stay visible, so it
         is classified WRONG_SEQUENCE rather than dropped as a duplicate.
         """
-        status = self.table[self.last16[did] + counter]
-        self.last16[did] = counter << 4
+        last16 = self.last16  # (locals and module-level statuses: every frame every receiver gets comes here)
+        status = self.table[last16[did] + counter]
+        last16[did] = counter << 4
         last_data = self.last_data
-        if status is E2EStatus.REPEATED:
+        if status is _REPEATED:
             prev = last_data[did]
             if data is not None and prev is not None and data != prev:
-                status = E2EStatus.WRONG_SEQUENCE
+                status = _WRONG_SEQUENCE
         last_data[did] = data
         self.counts[status] += 1
         return status

@@ -113,15 +113,15 @@ class ServantHost:
             sim._marks(p, events, now)
 
     def schedule(self, deadline: float, now: float) -> None:
-        p, queue = self.p, self.sim.queue
+        p = self.p
         d = deadline if deadline > now else now
         if d < p.node_sched:
             p.node_sched = d
-            queue.push_node(d, p)
+            self.sim.queue.push_node(d, p)
         if self.changed:  # (an untouched car keeps the change it has scheduled already)
             c = p.evse.next_change()
             if c < now:
                 c = now
             if c < p.ev_sched:
                 p.ev_sched = c
-                queue.push_ev(c, p)
+                self.sim.queue.push_ev(c, p)

@@ -366,15 +366,13 @@ class World:
                     decoded = decoder(offset, data)
                 except FrameError:
                     decoded = None  # (the link's receive counts it, below)
-            # the production receive policy (PROTOCOL.md 6.3); the same bytes decoded by the same memo the link
-            # would ask go straight to the rest of its receive
+            # the production receive policy (PROTOCOL.md 6.3), after the decode when the link's memo did it already
             if decoded is not None and link.decoder is decoder:
-                got = link.receive_decoded(offset, decoded[0], decoded[1], data, t).message
+                msg = link.receive_decoded(offset, decoded[0], decoded[1], data, t).message
             else:
-                got = link.receive(offset, data, t).message
-            if got is None:
+                msg = link.receive(offset, data, t).message
+            if msg is None:
                 continue
-            msg = got
             if bad:
                 self.report(Violation(t, "rule8-integrity",
                                       f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]"))
