@@ -29,8 +29,12 @@ Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
 charging).  Allocation runs when a message needs it (``_dispatch`` decides:
 all but a STATUS that changed nothing allocation reads, or, after a pass that
-settled everything, nothing as a pass reads it: ``_status_allocates``) or a
-timer is due.
+settled everything (``_settled_at``: it sent, dropped and reclaimed nothing and
+moved no reclaim timer, ``_stirred``), nothing as a pass reads it
+(``_status_allocates``), and a sign of a second master already heard after
+such a pass (``_second_master_allocates``)) or a timer is due.  Counts are
+kept between calls and recounted for the slots a call touched, or all of them
+once time reaches a point where one can change (``_count``).
 
 Where each rule of PROTOCOL.md 8.2 is enforced
 ----------------------------------------------
@@ -54,7 +58,8 @@ rule 8  integrity: ``protocol/link.py``; the master sees accepted messages only.
 rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``clear_setpoint`` and ``tick``
         feed the budget policy; ``_take_budget`` makes its limit ``limit_da`` (the ledger's and the
         heartbeat's) and the allocation runs in the same step, so ``_cuts`` go out at once and what is
-        counted fits within ``Timing.budget_compliance_bound``; ``_ev_draws`` is the EV estimate.
+        counted fits within ``Timing.budget_compliance_bound``; ``_announce`` sends a changed limit in
+        a heartbeat ahead of that step's set-limits; ``_ev_draws`` is the EV estimate.
 8.3     failsafe currents: ``_targets`` (assignment), ``_Ledger`` (the sum, against ``_floor``: the
         limit, or a budget's fallback).
 8.6     allocation: ``core/allocation.py``, called from ``_targets``; a paused car: ``_pause``,
@@ -595,16 +600,16 @@ class Master:
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started
         changed = self._dispatch(msg, now, out)
-        slot = None if changed else self._slots.get(msg.address)  # (unchanged: a STATUS, which wrote its slot only)
+        slot = None if changed else self._slots.get(msg.address)  # (no allocation: it wrote its own slot at most)
         self._step(now, out, changed, None if slot is None else (slot,))
         return out
 
     def _dispatch(self, msg: Message, now: float, out: list[Message]) -> bool:
-        """Hand ``msg`` to its handler; False only when it was a STATUS that changed nothing allocation reads.
+        """Hand ``msg`` to its handler; True when it needs an allocation.
 
-        This is the one place that decides whether a message needs an allocation: every message does,
-        except a STATUS whose slot fingerprint (``_Slot.inputs``) came out unchanged. A new handler thus
-        gets an allocation by default.
+        This is the one place that decides: every message does, except a STATUS that changed nothing
+        allocation reads (``_status_allocates``) and a sign of a second master already heard after a settled
+        pass (``_second_master_allocates``). A new handler thus gets an allocation by default.
         """
         if isinstance(msg, Heartbeat):
             return self._second_master_allocates(now, f"heartbeat from master {msg.master_id} epoch {msg.epoch}", out)
@@ -738,6 +743,9 @@ class Master:
         if touched is not None and now < self._estimates_until:
             for s in touched:
                 s.note_estimate(now, t)
+                x = s.count_changes_at(now, t)  # (a touched slot may now change with time sooner)
+                if x < self._estimates_until:
+                    self._estimates_until = x
             return
         until = INF
         for s in self._slots.values():

@@ -121,8 +121,9 @@ class BudgetRun:
         self._masters_len = 0
         self._masters_now: list[tuple[MasterProc, BudgetMaster]] = []
         self.set_limits: list[SetLimitSent] = []  # every set-limit a master sent, with what it had announced
-        self._announced: dict[int, int] = {}  # id(master process) -> the limit its last heartbeat carried
-        self._budget_nodes: dict[int, BudgetMaster] = {}  # id(master process) -> its node, as the checks read it
+        # per master process (hashed by identity, and kept: a restart is a new process that has announced nothing)
+        self._announced: dict[MasterProc, int] = {}  # the limit its last heartbeat carried
+        self._budget_nodes: dict[MasterProc, BudgetMaster] = {}  # its node, as the checks read it
         q = world.queue
         if self.metered:
             q.push_script(0.0, self._poll, None)
@@ -234,18 +235,17 @@ class BudgetRun:
 
     def master_sent(self, m: MasterProc, out: Sequence[Message], t: float) -> None:
         """What a master sends, in order: the limit each heartbeat announces, each set-limit against it."""
-        key = id(m)
-        node = self._budget_nodes.get(key)
+        node = self._budget_nodes.get(m)
         if node is None:
             if (node := _budget_master(m.node)) is None:
                 return
-            self._budget_nodes[key] = node
+            self._budget_nodes[m] = node
         for msg in out:
             if isinstance(msg, Heartbeat):
-                self._announced[key] = msg.limit_da
+                self._announced[m] = msg.limit_da
             elif isinstance(msg, SetLimit):
                 self.set_limits.append(SetLimitSent(t, m.name, msg.address, node.budget.limit_da,
-                                                    self._announced.get(key)))
+                                                    self._announced.get(m)))
 
     def after_master(self, t: float) -> None:
         """After any call into a master: the budget and the count, the supply."""

@@ -65,7 +65,7 @@ class BusSettings(TypedDict, total=False):
     echo_s: float
 
 
-@dataclass
+@dataclass(frozen=True)  # (SimBus keeps figures worked out from it: replaced whole, never changed in place)
 class BusFaults:
     bitrate: int = 125_000
     latency_s: float = 0.0  # extra fixed delay after transmission (controller, driver)
