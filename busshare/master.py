@@ -29,8 +29,8 @@ Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
 charging).  Allocation runs when a message needs it (``_dispatch`` decides:
 all but a STATUS that changed nothing allocation reads, or, after a pass that
-settled everything (``_settled_at``: it sent, dropped and reclaimed nothing and
-moved no reclaim timer, ``_stirred``), nothing as a pass reads it
+settled everything (``_settled_at``: it sent, dropped and reclaimed nothing, and
+``_reclaim`` moved no reclaim timer), nothing as a pass reads it
 (``_status_allocates``), and a sign of a second master already heard after
 such a pass (``_second_master_allocates``)) or a timer is due.  Counts are
 kept between calls and recounted for the slots a call touched, or all of them
