@@ -175,10 +175,7 @@ class BudgetPolicy:
                         f"fallback {config.fallback_da / 10:.1f} A")
         self._limit = self._trigger()
         self.stats.lowest_da = self._limit
-        # ``budget`` as last built, and what it was built from (everything ``_fresh_budget`` reads)
-        self._budget_key: tuple[object, ...] = ()
-        self._budget: Budget
-        self._keep_budget()
+        self._budget = self._fresh_budget()  # ``budget``: built again at the end of every ``_update``
         self._deadline = INF
         self._still = False
         self._note_deadline()
@@ -267,17 +264,9 @@ class BudgetPolicy:
 
     @property
     def budget(self) -> Budget:
-        """The budget in force, as ``_keep_budget`` left it (the master reads it after every call)."""
+        """The budget in force, as the last input or slow tick left it (``_update``: nothing in it depends on the
+        time but through those; the master reads it after every call)."""
         return self._budget
-
-    def _keep_budget(self) -> None:
-        """Build ``budget`` again if what it is made of changed: at the end of every input and slow tick
-        (``_update``), the only calls that change it (nothing in it depends on the time but through them)."""
-        key = (self._limit, self._degraded, self._meter, self._trigger_m, self._sp, self._sp_da, self._headroom,
-               self._house, self._unmetered, self.static_da, self.cfg)
-        if key != self._budget_key:
-            self._budget_key = key
-            self._budget = self._fresh_budget()
 
     def _fresh_budget(self) -> Budget:
         return Budget(self._limit, self._source(), self._degraded, self._ceiling(), self._headroom, self._house,
@@ -408,7 +397,7 @@ class BudgetPolicy:
         elif not self._degraded:
             self._raise_hold(now, aligned)
         self._note_deadline()
-        self._keep_budget()
+        self._budget = self._fresh_budget()
         return self._budget
 
     def _note_deadline(self) -> None:
