@@ -214,6 +214,11 @@ class _Pending:
             return half
         return self.sent_at + t.ack_timeout
 
+    def deaf_from(self, t: Timing) -> float:
+        """From when its servant may not hear us if it still has not answered: an ack_timeout after the first
+        send (INF once a STATUS shows it applied). ``_Slot.deaf`` and every horizon that waits for it read this."""
+        return INF if self.applied else self.first_sent + t.ack_timeout
+
 
 class _Ledger:
     """Rule 1 (and 8.3) for one allocation pass: the sums counted against the limit, and the grant check.
@@ -325,24 +330,23 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
-                self.twin_extra, None if p is None else p.applied, self.pilot, self.requested, self.measured,
-                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
-                self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
+        return self._inputs_alike() + (None if p is None else p.applied, self.measured)
 
     def inputs_as_read(self, now: float, t: Timing, cfg: Config) -> tuple[object, ...]:
         """``inputs`` as an allocation pass at ``now`` reads them: a set-limit shown applied only once ``deaf``
         could tell (an ack_timeout after it was sent), the measured draw only as ``_reclaim`` judges it against
         the limit (its value is read when a reclaim is due: a timer). See ``Master._status_allocates``."""
         p = self.pending
-        unanswered = p is not None and not p.applied and now >= p.first_sent + t.ack_timeout
         m = self.measured
         draw = None if m is None else (m >= self.limit - cfg.reclaim_margin_da // 2,
                                        m < self.limit - cfg.reclaim_threshold_da)
-        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe,
-                self.twin_extra, p is None, unanswered, self.pilot, self.requested, draw,
-                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
-                self.offered is not None and self.offered > 0)
+        return self._inputs_alike() + (p is None, p is not None and now >= p.deaf_from(t), draw)
+
+    def _inputs_alike(self) -> tuple[object, ...]:
+        """What ``inputs`` and ``inputs_as_read`` take as they are."""
+        return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe, self.twin_extra, self.pilot,
+                self.requested, self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
+                self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
 
     @property
     def known(self) -> bool:
@@ -375,7 +379,7 @@ class _Slot:
         """Unconfirmed and not answering a set-limit: it may not hear us (e.g. rebooted behind a bad link)."""
         p = self.pending
         return (p is not None and self.follow is not _CONFIRMED and self.presence in _KNOWN
-                and not p.applied and now >= p.first_sent + t.ack_timeout)
+                and now >= p.deaf_from(t))
 
     def own_count(self, now: float, once_acked: bool = False) -> int:
         """What its own pilot may offer by our count: acked or pending limit, or its current while going down.
@@ -464,8 +468,8 @@ class _Slot:
             if now < x < d:
                 d = x
         p = self.pending
-        if p is not None and not p.applied:
-            x = p.first_sent + t.ack_timeout
+        if p is not None:
+            x = p.deaf_from(t)
             if now < x < d:
                 d = x
         return d
@@ -1341,9 +1345,9 @@ class Master:
 
     def _deaf_horizon(self, now: float) -> float:
         """The first time after ``now`` an outstanding set-limit, not shown applied, could make its servant deaf."""
-        wait = self.timing.ack_timeout
-        return min((p.first_sent + wait for s in self._slots.values() if (p := s.pending) is not None
-                    and not p.applied and p.first_sent + wait > now), default=INF)
+        t = self.timing
+        return min((x for s in self._slots.values() if (p := s.pending) is not None and (x := p.deaf_from(t)) > now),
+                   default=INF)
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         """One allocation pass (8.5): the targets, then supersede/ease and cuts, then the raises that fit.
