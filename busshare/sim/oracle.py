@@ -104,11 +104,7 @@ class FailsafeOracle:
     def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         """The servant's Link accepted a heartbeat: a fresh one restarts its rule-4 clocks."""
         key = (hb.master_id, hb.epoch)
-        seen = p.masters_seen
-        if key == p.followed and not hb.second_master and (key in seen or len(seen) < 4):
-            seen[key] = t  # (``follow`` for the master it follows, heard again with no sign of another: inline)
-        else:
-            self.follow(p, hb, key, t)
+        self.follow(p, hb, key, t)
         order = p.hb_orders.get(key)
         if order is None:
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
@@ -124,34 +120,23 @@ class FailsafeOracle:
             self.arm(p, t + self.b.leaving_s, leaving=True)
             return
         p.last_hb = t
-        # (``arm`` for a heartbeat that is not leaving, inline: once per heartbeat per servant)
-        b = self.b
-        d = p.hb_deadline = t + b.failsafe_s
+        self.arm(p, t + self.b.failsafe_s)
+
+    def arm(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
+        """Move the heartbeat deadline (a ``leaving`` one only closer) and queue the checks it implies."""
+        # (locals, not attribute reads: it runs once per heartbeat per servant)
+        d = p.hb_deadline
+        if not leaving or deadline < d:
+            d = p.hb_deadline = deadline
         heard = p.heard_deadline
         fs = p.fs_deadline = d if d < heard else heard
         if fs < p.fs_check_sched:
             p.fs_check_sched = fs
             self.schedule(fs, Check.FAILSAFE, p)
-        hold = p.hold_deadline = fs + b.hold_s
+        hold = p.hold_deadline = fs + self.b.hold_s
         if hold < p.hold_sched:
             p.hold_sched = hold
             self.schedule(hold, Check.HOLD, p)
-
-    def arm(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
-        """Move the heartbeat deadline (a ``leaving`` one only closer) and queue the checks it implies."""
-        if leaving:
-            if deadline < p.hb_deadline:
-                p.hb_deadline = deadline
-        else:
-            p.hb_deadline = deadline
-        p.fs_deadline = p.hb_deadline if p.hb_deadline < p.heard_deadline else p.heard_deadline
-        if p.fs_deadline < p.fs_check_sched:
-            p.fs_check_sched = p.fs_deadline
-            self.schedule(p.fs_deadline, Check.FAILSAFE, p)
-        p.hold_deadline = p.fs_deadline + self.b.hold_s
-        if p.hold_deadline < p.hold_sched:
-            p.hold_sched = p.hold_deadline
-            self.schedule(p.hold_deadline, Check.HOLD, p)
 
 
 def failsafe_of(p: ServantProc) -> int:

@@ -1,9 +1,8 @@
 """The oracle's fast path (issue 12, Performance) keeps the books the plain one does.
 
-A heartbeat that is not leaving arms the rule-4 clocks inline, and reads the heard bit without
-``Heartbeat.hears``.  Two oracles get the same random heartbeats and set-limits (a few masters and epochs,
-pages and heard bits, leaving ones, late copies): one as it is, the other (a subclass) with the plain
-``heartbeat``, through ``hears`` and ``arm``.  After every frame their servants' books and the checks they
+A heartbeat's heard bit is read without ``Heartbeat.hears``.  Two oracles get the same random heartbeats and
+set-limits (a few masters and epochs, pages and heard bits, leaving ones, late copies): one as it is, the other
+(a subclass) with the plain ``heartbeat``, through ``hears``.  After every frame their servants' books and the checks they
 asked for must agree.
 """
 
@@ -37,7 +36,7 @@ def proc(address: int) -> ServantProc:
 
 
 class PlainOracle(FailsafeOracle):
-    """``heartbeat`` as written before the fast path: the heard bit by ``hears``, the clocks by ``arm``."""
+    """``heartbeat`` as written before the fast path: the heard bit by ``hears``."""
 
     def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
         key = (hb.master_id, hb.epoch)
