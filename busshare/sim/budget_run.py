@@ -123,7 +123,6 @@ class BudgetRun:
         self.set_limits: list[SetLimitSent] = []  # every set-limit a master sent, with what it had announced
         # per master process (hashed by identity, and kept: a restart is a new process that has announced nothing)
         self._announced: dict[MasterProc, int] = {}  # the limit its last heartbeat carried
-        self._budget_nodes: dict[MasterProc, BudgetMaster] = {}  # its node, as the checks read it
         q = world.queue
         if self.metered:
             q.push_script(0.0, self._poll, None)
@@ -235,11 +234,9 @@ class BudgetRun:
 
     def master_sent(self, m: MasterProc, out: Sequence[Message], t: float) -> None:
         """What a master sends, in order: the limit each heartbeat announces, each set-limit against it."""
-        node = self._budget_nodes.get(m)
+        node = next((n for mm, n in self._masters() if mm is m), None)
         if node is None:
-            if (node := _budget_master(m.node)) is None:
-                return
-            self._budget_nodes[m] = node
+            return
         for msg in out:
             if isinstance(msg, Heartbeat):
                 self._announced[m] = msg.limit_da
