@@ -62,12 +62,11 @@ class E2EStatus(enum.Enum):
     @property
     def accepted(self) -> bool:
         """Whether a node may act on the frame (see PROTOCOL.md, rule 8)."""
-        return self in _ACCEPTED
+        return self in ACCEPTED
 
 
-_ACCEPTED = frozenset({E2EStatus.OK, E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE})
 #: the statuses a node may act on (``E2EStatus.accepted``), as a set for hot loops
-ACCEPTED: frozenset[E2EStatus] = _ACCEPTED
+ACCEPTED: frozenset[E2EStatus] = frozenset({E2EStatus.OK, E2EStatus.OK_SOME_LOST, E2EStatus.WRONG_SEQUENCE})
 _REPEATED, _WRONG_SEQUENCE = E2EStatus.REPEATED, E2EStatus.WRONG_SEQUENCE
 
 
