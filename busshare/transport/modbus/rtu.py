@@ -262,7 +262,11 @@ def _find_frame(buf: bytes | bytearray, start: int) -> int | None:
 
 
 def split_by_crc(data: bytes, t: float | None = None) -> list[Chunk]:
-    """Frames in an untimed stream, found by the length rules and the CRC; junk is reported in runs."""
+    """Frames in an untimed stream, found by the length rules and the CRC; junk is reported in runs.
+
+    Without timing the shortest CRC-valid reading wins, so a frame whose first
+    bytes also pass the CRC as a shorter frame (about 1 in 65536) is split there.
+    """
     out: list[Chunk] = []
     i = 0
     junk_from: int | None = None
