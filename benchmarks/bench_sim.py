@@ -1,6 +1,6 @@
 """Simulator speed: simulated seconds per wall second, and the master's tick cost per servant.
 
-    python benchmarks/bench_sim.py            # about a minute
+    python benchmarks/bench_sim.py            # about two minutes
     python benchmarks/bench_sim.py --quick
 
 For 4, 16 and 62 (the protocol's maximum) servants, half of them with a car
@@ -12,12 +12,15 @@ Last, the CPU seconds one chaos-sweep installation-hour costs (the CI sweep
 runs 1000 of them over two cores), over the first seeds of the sweep.
 Nothing is asserted: figures only (the machine is shared and noisy).
 
-    python benchmarks/bench_sim.py --baseline HEAD~1   # also the simulator of another revision
+    python benchmarks/bench_sim.py --baseline a2aa3ed  # against another revision
+    python benchmarks/bench_sim.py --no-baseline       # this tree only (half the time)
 
-``--baseline REV`` runs the same figures with ``busshare/`` as it is at git revision ``REV`` (exported
-to a temporary directory), each in its own process, the two alternating round by round so both see
-the same machine load, and prints the ratio: how many times faster (speeds) or cheaper (costs) this
-tree is.
+Every figure is also measured, in the same run, for the previous version of the simulator, and printed
+with the ratio: how many times faster (speeds) or cheaper (costs) this tree is. The previous version is
+the last commit's ``busshare/`` when the tree has changes there, else the one before the last commit
+that changed it (``--baseline REV``: git revision ``REV``). Each is exported to a temporary directory
+and measured in its own process, the two alternating round by round so both see the same machine load.
+Outside a git checkout the figures are printed alone, with a line saying why.
 """
 
 from __future__ import annotations
@@ -191,6 +194,28 @@ def best(runs: list[Figures]) -> Figures:
     return out
 
 
+def git(*args: str) -> str | None:
+    """``git -C ROOT args`` output, stripped; None when it fails (no git, not a checkout, no such revision)."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def previous_version() -> tuple[str | None, str]:
+    """(revision, why): the simulator this tree is compared with by default, or None and the reason."""
+    if git("rev-parse", "--is-inside-work-tree") != "true":
+        return None, "not a git checkout"
+    if git("diff", "--quiet", "HEAD", "--", "busshare") is None:  # (exit 1: busshare/ has changes)
+        return git("rev-parse", "--short", "HEAD"), "the last commit (busshare/ has changes)"
+    last = git("rev-list", "-1", "HEAD", "--", "busshare")
+    before = git("rev-parse", "--short", f"{last}~1") if last else None
+    if before is None:
+        return None, "no commit before the one that made busshare/"
+    return before, f"the commit before {last[:7] if last else ''}, the last that changed busshare/"
+
+
 def compare(rev: str, quick: bool, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         export(rev, Path(tmp))
@@ -208,18 +233,27 @@ def compare(rev: str, quick: bool, rounds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--baseline", metavar="REV", help="also measure busshare/ at this git revision, and the ratio")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="measure against busshare/ at this git revision (default: the previous version)")
+    ap.add_argument("--no-baseline", action="store_true", help="measure this tree only")
     ap.add_argument("--rounds", type=int, help="rounds per figure (default 3, 1 with --quick)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--package-root", help=argparse.SUPPRESS)
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
-    if args.baseline:
-        compare(args.baseline, args.quick, rounds)
-    elif args.json:
+    if args.json:
         print(json.dumps(measure(args.quick, rounds)))
-    else:
+        return
+    rev, why = (args.baseline, "given") if args.baseline else (None, "--no-baseline") if args.no_baseline \
+        else previous_version()
+    if rev is None:
         print_figures(measure(args.quick, rounds))
+        if not args.no_baseline:
+            print(f"(no ratio: no previous version to measure, {why})")
+        return
+    if not args.baseline:
+        print(f"against {rev}: {why}")
+    compare(rev, args.quick, rounds)
 
 
 if __name__ == "__main__":
