@@ -138,7 +138,10 @@ class Servant:
         self._last_hb = -INF
         # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
         self._heard_at = -INF
-        self._order = HeartbeatOrder(timing.heartbeat_period)
+        self._order = HeartbeatOrder(timing.heartbeat_period)  # the followed master's, one of ``_orders``
+        # per (master_id, epoch): its fresh heartbeats (5.2), kept when the servant follows another, so that a late
+        # copy of a master it left is known as one and never followed again (rule 5); dropped once forgotten
+        self._orders: dict[tuple[int, int], HeartbeatOrder] = {}
         self._phase = Phase.BOOT
         self._follow_since = -INF  # when it began to follow the master (Phase.FOLLOWING's hold runs from here)
         self._failsafe_since = -INF  # when it entered the failsafe (Failsafe.ON's hold runs from here)
@@ -372,9 +375,20 @@ class Servant:
         if hb.second_master:
             self._on_second_master(now, f"master {hb.master_id} reports a second master", out)
         if key != self._master:
+            order = self._orders.get(key)
             if previous is not None and self._master in self._masters_seen:
                 # a master we had left behind is heard again while ours is alive: two masters
+                if order is None:
+                    order = self._orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
+                order.fresh(hb.seq, now)  # (a copy of one of these later is known as one)
                 self._on_second_master(now, f"heartbeats from two masters: {key} and {self._master}", out)
+                return False
+            if order is not None and not order.newer(hb.seq, now):
+                # a late copy (a gateway, a bridge) of a master it followed before: following it would forget the
+                # newest txn applied, and a late copy of that master's old grant would then be taken as new (rule 1)
+                self._events.add(now, EventKind.STALE_HEARTBEAT, self.address,
+                                 f"heartbeat seq {hb.seq} of master {key[0]} epoch {key[1]} is not newer than seq "
+                                 f"{order.newest}: a late copy, not followed")
                 return False
             self._follow(key, now, out)
         if hb.leaving:
@@ -405,7 +419,14 @@ class Servant:
         self._phase = Phase.FOLLOWING
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
-        self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
+        # its fresh heartbeats so far, if it was followed before (5.2): a late copy of an old heartbeat is not news
+        orders = self._orders
+        for k in [k for k, o in orders.items() if o.forgotten(now)]:
+            del orders[k]
+        order = orders.get(key)
+        if order is None:
+            order = orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
+        self._order = order
         self._held = None
         self.last_set_limit = None
         self._last_ack = None

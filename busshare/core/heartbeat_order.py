@@ -44,3 +44,12 @@ class HeartbeatOrder:
             self.at = now
             return True
         return False
+
+    def newer(self, seq: int, now: float) -> bool:
+        """Whether ``fresh`` would take ``seq`` now, without taking it."""
+        newest = self.newest
+        return newest is None or now >= self.at + self.forget_after or 0 < _ahead(seq, newest) < HALF
+
+    def forgotten(self, now: float) -> bool:
+        """Nothing taken, or the newest forgotten: any ``seq`` is fresh (the order can be dropped)."""
+        return self.newest is None or now >= self.at + self.forget_after

@@ -20,6 +20,10 @@ CAN).  Faults are drawn per receiver from the bus's own seeded generator:
                  ordered stream of late copies, one period apart, that outlives
                  its sender (a dead master's heartbeats, a mute unit's frames
                  do not get onto it);
+* replay         a store-and-forward gateway keeps the frames on the wire for a
+                 while and delivers them all again later, in order, back to back
+                 (``Faults.replay``): old heartbeats and set-limits of a master
+                 that has since restarted arrive in one burst;
 * partitions     a port can be deaf (hears nothing), mute (its frames reach no
                  one) or both, as with a broken or unplugged bus drop.
 
@@ -120,7 +124,8 @@ class Port:
 
 class SimBus:
     __slots__ = ("queue", "rng", "_faults", "ports", "capture", "free_at", "frames", "lost", "corrupted", "duplicated",
-                 "late", "late_until", "decoder", "_hearers", "keeps_capture", "_frame_time", "_latency_s", "_clean", "_echo_s")
+                 "late", "late_until", "decoder", "_hearers", "keeps_capture", "_frame_time", "_latency_s", "_clean", "_echo_s",
+                 "kept")
 
     def __init__(self, queue: EventQueue, rng: random.Random, faults: BusFaults | None = None) -> None:
         self.queue = queue
@@ -141,6 +146,8 @@ class SimBus:
         # (sender, address) -> the other attached ports whose filter takes the address, in attach order: a frame
         # to one servant is not offered to every port's filter in turn (ports come and go only with the nodes)
         self._hearers: dict[tuple[Port, int], list[Port]] = {}
+        # while a replay gateway keeps frames (``Faults.replay``): its buffers, each gets every frame on the wire
+        self.kept: list[list[tuple[Port, int, bytes]]] = []
 
     @property
     def faults(self) -> BusFaults:
@@ -188,6 +195,9 @@ class SimBus:
         port.sent += 1
         if self.keeps_capture:
             self.capture.append((done, offset, data))
+        if self.kept:
+            for buffer in self.kept:
+                buffer.append((port, offset, data))
         hearers = self._hearers.get((port, offset & 0x3F))
         if hearers is None:
             hearers = self.hearers(port, offset & 0x3F)

@@ -148,6 +148,37 @@ def _echo_at_loss_of_contact(rng: random.Random, site: Site, at: float) -> Episo
                               duration_s=round(rng.uniform(2, 60), 3), direction="out")))
 
 
+def _replay_after_restart(rng: random.Random, site: Site, at: float) -> Episode:
+    """A store-and-forward gateway (on one servant's drop, or on the whole bus) keeps 2-8 s of frames around a
+    car leaving (the master grants the others more), the master stops and a new one starts, a car plugs in
+    (the others are cut), and the gateway replays what it kept in one burst: the old epoch's heartbeats must
+    not be taken for a restart, nor its grants for new ones (PROTOCOL.md 5.2, rules 1 and 5)."""
+    end = site.duration
+    leaving = [c.leave for c in site.cars if c.leave is not None and at <= c.leave < end - 150
+               and any(o.evse != c.evse and o.at < c.leave < (o.leave or end) for o in site.cars)]
+    t0 = min(leaving) if leaving else at  # (none: the burst holds whatever the master sent then)
+    keep_from = t0 - rng.uniform(0.2, 1.0)
+    window = rng.uniform(2.0, 8.0)
+    stop = keep_from + window + rng.uniform(0.5, 10.0)
+    back = stop + rng.uniform(0.5, 10.0)
+    t_in = back + rng.uniform(3.0, 15.0)
+    flush = t_in + rng.uniform(3.0, 20.0)  # (flush - stop < 55 s: the copies are younger than FORGET_AFTER_S)
+    faults = (
+        FaultPlan(at=round(keep_from, 3), kind="replay", address=rng.randint(1, site.n) if rng.random() < 0.7 else None,
+                  duration_s=round(window, 3), hold_s=round(flush - keep_from - window, 3)),
+        FaultPlan(at=round(stop, 3), kind=rng.choice(("master_crash", "master_shutdown"))),
+        FaultPlan(at=round(back, 3), kind="master_restart"),
+    )
+    stay = rng.uniform(120, 1800)
+    free = [a for a in range(1, site.n + 1) if not _busy(site.cars, a, t_in, t_in + stay, end)]
+    if not free:
+        return Episode(faults)
+    profile = EvProfile(max_a=rng.choice((16.0, 32.0)), need_kwh=rng.uniform(1.0, 20.0))
+    leave = t_in + stay
+    return Episode(faults, cars=(CarPlan(rng.choice(free), round(t_in, 3), round(leave, 3) if leave < end else None,
+                                         profile),))
+
+
 def _busy(cars: tuple[CarPlan, ...], evse: int, t0: float, t1: float, end: float) -> bool:
     return any(c.evse == evse and c.at < t1 and (c.leave if c.leave is not None else end) > t0 for c in cars)
 
@@ -182,6 +213,7 @@ STATED_SHARE: dict[str, float] = {
     "loss-at-master-change": 0.40,  # acks lost around the failsafe entry / the restarted master's confirmations
     "grant-then-cut": 0.35,  # a grant followed within the car's reaction time by a cut
     "echo-at-loss-of-contact": 0.25,  # a second path echoing every frame while the master stops or a servant mutes
+    "replay-after-restart": 0.40,  # a gateway replaying the old epoch's frames after a master restart
     "16-servants": 0.015,
     "32-servants": 0.008,
     "tight-budget": 0.25,  # limit within -20 %..+20 % of the sum of minimums
@@ -197,6 +229,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("loss-at-master-change", ("master", "bus", "everything"), 1.0, _loss_at_master_change),
     Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
+    Shape("replay-after-restart", ("master", "bus", "everything"), 1.0, _replay_after_restart),
 )
 
 
@@ -429,6 +462,7 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     allowance (5 s) after;
     ``echo-at-loss-of-contact``: a second path echoing every frame late while the master stops or a
     servant turns mute ('out');
+    ``replay-after-restart``: a gateway's burst of frames kept before a master restart, replayed after it;
     ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``;
     ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
     ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
@@ -450,6 +484,12 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
             t = f.at + (timing.failsafe_timeout if f.kind == "master_crash" else 0.0)
             if _overlaps(t, t + 2.0, loss20):
                 found.add("loss-at-master-change")
+    restarts = [f.at for f in sc.faults if f.kind == "master_restart"]
+    for f in sc.faults:
+        if f.kind == "replay" and f.duration_s is not None:
+            kept_until = f.at + f.duration_s
+            if any(kept_until <= r < kept_until + (f.hold_s or 0.0) for r in restarts):
+                found.add("replay-after-restart")
     if _grant_then_cut_in(sc, timing.reaction_allowance):
         found.add("grant-then-cut")
     n = len(sc.config.servants)

@@ -14,6 +14,7 @@ from typing import Unpack
 from ..core.events import EventKind
 from .bus import BusFaults
 from .bus import BusSettings
+from .bus import Port
 from .ev import EvProfile
 from .procs import INF
 from .procs import MasterProc
@@ -94,6 +95,8 @@ class Faults(World):
             self.bus_faults(t, f.duration_s, **f.bus)
         elif kind == "twin":
             self.add_twin(f.address or 1, t, f.serial, f.duration_s, f.car)
+        elif kind == "replay":
+            self.replay(t, f.duration_s or 0.0, f.hold_s or 0.0, f.address)
         else:  # pragma: no cover - scenario validation rejects unknown kinds
             raise ValueError(f"unknown fault kind {kind!r}")
 
@@ -202,6 +205,30 @@ class Faults(World):
         self._bus_apply()
         self._mark(t, None, "bus", ", ".join(f"{k}={v}" for k, v in changes.items()))
         self._disturb(t, "fault")
+
+    def replay(self, t: float, window_s: float, hold_s: float, address: int | None = None) -> None:
+        """A store-and-forward gateway: it keeps the frames on the wire from ``t`` for ``window_s``, and
+        ``hold_s`` after that delivers every one again, in order and back to back, to each port that hears
+        it then (only the servant at ``address`` with one): old frames of a master that may have restarted
+        since, in one burst (PROTOCOL.md 5.2: a late copy must never raise anything)."""
+        buffer: list[tuple[Port, int, bytes]] = []
+        self.bus.kept.append(buffer)
+        self._mark(t, address, "replay", f"a gateway keeps {window_s:g} s of frames, replayed {hold_s:g} s later")
+        self.queue.push_script(t + window_s, self._replay_kept, (buffer, hold_s, address))
+
+    def _replay_kept(self, job: tuple[list[tuple[Port, int, bytes]], float, int | None], t: float) -> None:
+        buffer, hold_s, address = job
+        bus = self.bus
+        bus.kept = [b for b in bus.kept if b is not buffer]
+        at = t + hold_s
+        to = {q.port for q in self._procs_at(address) if q.port is not None} if address is not None else None
+        for port, offset, data in buffer:
+            for hearer in bus.hearers(port, offset & 0x3F):
+                if to is None or hearer in to:
+                    bus.deliver_copy(hearer, offset, data, at)
+            at += bus.faults.frame_time
+        self._mark(t, address, "replay", f"{len(buffer)} frames kept, replayed at {t + hold_s:.3f} s")
+        self._disturb(max(at, t), "fault")
 
     def _bus_restore(self, episode: BusSettings, t: float) -> None:
         self._bus_episodes = [e for e in self._bus_episodes if e is not episode]

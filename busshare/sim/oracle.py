@@ -83,7 +83,8 @@ class FailsafeOracle:
     def follow(self, p: ServantProc, hb: Heartbeat, key: tuple[int, int], t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) ``key`` is a restart, followed at once;
         two (id, epoch) pairs interleaved within conflict_hold, or a heartbeat flagged ``second_master``, are
-        two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign."""
+        two masters: it follows neither's SET_LIMITs until conflict_hold after the last sign. A heartbeat of a
+        master heard before that is not fresh (5.2) is a late copy: never followed."""
         hold = self.b.conflict_hold_s
         followed = p.followed
         seen = p.masters_seen
@@ -99,6 +100,9 @@ class FailsafeOracle:
         if before is not None and t - before <= hold and ours is not None and t - ours <= hold:
             p.second_master_until = t + hold  # a master it had left behind, heard again while its own is alive
             return
+        order = p.hb_orders.get(key)
+        if order is not None and not order.newer(hb.seq, t):
+            return  # a late copy of a master it heard before is not a restart (5.2)
         p.followed = key
 
     def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:

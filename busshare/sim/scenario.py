@@ -48,7 +48,7 @@ from .house import BudgetWorld
 DEFAULT_SCENARIO = "story"
 FAULT_KINDS = (
     "master_crash", "master_restart", "master_shutdown", "second_master", "servant_crash",
-    "servant_restart", "partition", "bus", "twin",
+    "servant_restart", "partition", "bus", "twin", "replay",
 )
 NEEDS_ADDRESS = ("servant_crash", "servant_restart", "partition", "twin")
 
@@ -272,6 +272,8 @@ def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple
             bus=changes,
             car=_profile(r, r.table(f, "car", path), key_path(path, "car"), defaults) if car_t is not None else None,
         ))
+        if kind == "replay" and faults[-1].duration_s is None:
+            r.add(key_path(path, "duration_s"), "is required for a replay: how long the gateway keeps frames")
         if kind == "bus":
             try:
                 BusFaults(**bus)

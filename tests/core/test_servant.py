@@ -766,6 +766,66 @@ def test_a_master_restarted_with_the_same_epoch_is_followed_once_the_newest_seq_
     assert not s.in_failsafe and s.offer_da == 160, "its heartbeats count again: followed"
 
 
+def _restarted(s: Servant, t: float) -> float:
+    """Master (1, 7) stops at ``t``; (1, 8) takes over 0.5 s later and confirms 160 A; returns the time after."""
+    t += 0.5
+    s.receive(hb(epoch=8), t)
+    s.receive(SetLimit(1, 1, 160, 60, 8), t + 0.05)
+    for i in range(1, 30):  # 6 s: (1, 7) is long forgotten as a rival (conflict_hold)
+        s.receive(hb(epoch=8), t + 0.05 + i * 0.2)
+    return t + 0.05 + 29 * 0.2
+
+
+def test_a_late_copy_of_a_heartbeat_of_the_master_it_left_is_not_followed() -> None:
+    """PROTOCOL.md 5.2, rule 5: following it again would forget the newest txn applied, and a late copy of that
+    master's old grant, right behind it, would be taken as new (rule 1). A gateway replaying a buffer does
+    exactly that."""
+    s = following(limit=320)
+    old = hb()
+    s.receive(old, 0.2)
+    s.receive(hb(), 0.4)
+    t = _restarted(s, 0.4)
+    out = s.receive(old, t + 0.01)  # a copy of the old master's heartbeat, seconds late
+    assert not of(Join, out) and s.offer_da == 160
+    assert any(e.kind is EventKind.STALE_HEARTBEAT and "not followed" in e.detail for e in s.drain_events())
+    out = s.receive(SetLimit(1, 1, 320, 60, 7), t + 0.02)  # and of its 320 A grant, txn 1 of epoch 7
+    assert not of(Ack, out) and s.offer_da == 160, "a late copy must never raise anything (rule 1)"
+
+
+def test_a_run_of_late_copies_of_the_master_it_left_is_a_second_master_sign() -> None:
+    s = following(limit=320)
+    copies = [hb(), hb()]
+    for i, c in enumerate(copies):
+        s.receive(c, 0.2 + i * 0.2)
+    t = _restarted(s, 0.4)
+    s.receive(copies[0], t + 0.01)
+    s.receive(copies[1], t + 0.02)  # (1, 7) and (1, 8) both heard within conflict_hold: A, B, A
+    out = s.receive(SetLimit(1, 2, 320, 60, 8), t + 0.03)
+    assert not of(Ack, out), "two masters: it obeys neither"
+    assert s.in_failsafe and s.offer_da == 60, "and fails safe (rule 6)"
+
+
+def test_a_master_it_left_that_is_still_alive_is_followed_again_at_once() -> None:
+    """Its heartbeats are newer than any it took from it (a rival it had left for went quiet)."""
+    s = following(limit=320)
+    t = _restarted(s, 0.2)
+    out = s.receive(hb(epoch=7), t + 0.01)
+    assert of(Join, out), "a live master: followed (disarmed, JOIN)"
+
+
+def test_a_late_copy_of_a_master_it_left_is_followed_once_that_master_is_forgotten() -> None:
+    """After FORGET_AFTER_S without a fresh heartbeat of it, as for a master restarted with the same epoch
+    (PROTOCOL.md 8.7): that bounds the memory a servant keeps."""
+    from busshare.core.heartbeat_order import FORGET_AFTER_S
+
+    s = following(limit=320)
+    old = hb()
+    s.receive(old, 0.2)
+    _restarted(s, 0.2)
+    assert not of(Join, s.receive(old, 0.2 + FORGET_AFTER_S - 0.01))
+    assert of(Join, s.receive(old, 0.2 + FORGET_AFTER_S + 0.01))
+
+
 @given(st.integers(0, 1023), st.integers(1, 511))
 def test_a_heartbeat_behind_the_newest_is_never_fresh(newest: int, behind: int) -> None:
     from busshare.core.heartbeat_order import HeartbeatOrder
