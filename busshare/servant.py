@@ -157,6 +157,7 @@ class Servant:
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
+        self._first_look = True  # no reading of the hardware yet since this process started (see ``observe``)
         self._over_since: float | None = None
         self._requested_sent: int | None = None
         self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
@@ -205,6 +206,15 @@ class Servant:
         self._measured = measured_da if self.config.has_meter else None
         if self._measured is not None:
             self._history.note_reading(self._measured, now)
+        if self._first_look:
+            self._first_look = False
+            m = self._measured
+            if m > self.config.tolerance_da if m is not None else pilot.charging:
+                # a car already charging when this process starts: a restart the EVSE did not see (its pilot kept
+                # the old offer until we took it over). What it was offered is unknown, up to our max, and it may
+                # draw that for a reaction allowance yet: a lowering from our max, now (rule 2), so a SET_LIMIT
+                # in that allowance is a cut, acked once the car has followed, never at once as a raise from 0
+                self._history.note_offer(self.config.max_da, self.offer_da, now)
         if pilot is not old:
             self._events.add(now, EventKind.PILOT, self.address, f"pilot {old.name} -> {pilot.name}")
             if pilot is PilotState.A:

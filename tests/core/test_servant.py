@@ -788,3 +788,29 @@ def test_no_arrangement_of_late_copies_is_ever_fresh(newest: int, copies: list[t
     steady = [(i, round(0.2 * (31 - i), 9)) for i in range(30, 0, -1)]  # newest-30 ... newest-1, in order
     for behind, at in sorted(copies + steady, key=lambda x: x[1]):
         assert not order.fresh((newest - behind) % 1024, at)
+
+
+# -- a process restarted under a charging car (tests/sim/test_hunt_shapes.py) ---------------------------------
+
+
+@pytest.mark.parametrize("meter", [True, False])
+def test_a_process_that_finds_its_car_charging_takes_a_set_limit_in_the_next_allowance_as_a_cut(meter: bool) -> None:
+    # the old process offered 32 A and was cut to 16 A; the EVSE kept the pilot across the restart, so the new
+    # process (offering 0 A) finds the car charging. The master's re-sent 16 A cut raises its pilot from 0, but
+    # the car may still draw 32 A: an IMMEDIATE ack would let the master give 16 A away at once
+    s = make(meter=meter)
+    s.observe(C, 320 if meter else None, 0.0)
+    s.receive(hb(), 0.1)
+    out = s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)
+    assert s.offer_da == 160 and of(Ack, out) == [], "the car may still draw 32 A"
+    if meter:
+        assert of(Ack, s.observe(C, 150, 3.0)) == [Ack(1, 3, 160, 150, AckHow.MEASURED)]
+    else:
+        assert of(Ack, s.tick(T.reaction_allowance)) == [Ack(1, 3, 160, None, AckHow.TIMED)]
+
+
+def test_a_process_that_finds_no_car_charging_acks_a_grant_at_once() -> None:
+    s = make()
+    s.observe(PilotState.B, 0, 0.0)
+    s.receive(hb(), 0.1)
+    assert of(Ack, s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)) == [Ack(1, 3, 160, 0, AckHow.IMMEDIATE)]

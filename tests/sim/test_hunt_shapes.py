@@ -77,3 +77,46 @@ def test_late_copies_of_the_previous_epochs_heartbeat_and_grant_after_a_restart(
     _copy(sim, s1, beat, at)
     _copy(sim, s1, grant, at + 0.001)
     assert sim.run().ok
+
+
+# -- a servant process restarted while its cut is pending, the EVSE keeping the pilot ---------------------
+
+def respawn_at_cut(at: float, meter: bool) -> str:
+    """s1's car charges alone at 32 A; s2's car plugs in at 30 s; s1's process is restarted at ``at``."""
+    return """
+name = "respawn-at-cut"
+duration_s = 60
+[installation.site]
+limit_a = 32
+""" + scenario_servants(1, 2, meter=meter) + f"""[car_defaults]
+max_a = 32
+need_kwh = 40
+[[car]]
+evse = 1
+at = 1
+reaction_min_s = 4.9
+reaction_max_s = 4.9
+[[car]]
+evse = 2
+at = 30
+[[fault]]
+at = {at}
+kind = "servant_respawn"
+address = 1
+"""
+
+
+@pytest.mark.parametrize("meter", [True, False])
+@pytest.mark.parametrize("at", [30.02, 30.6, 31.5])
+def test_a_servant_process_restarted_while_its_cut_is_pending_acks_the_cut_only_once_the_car_followed(
+        meter: bool, at: float) -> None:
+    """s1's car (32 A, 4.9 s to follow a lowered pilot) is cut to 16 A at 30 s for s2's new car; s1's process
+    restarts while the cut is pending, and the EVSE keeps the pilot until the new process takes it over. The
+    master re-sends the cut; the new process knows nothing of the lowering and, offering 0 A, took it for a
+    raise, acked at once (IMMEDIATE, measured 32 A): s2 was granted 16 A while s1's car still drew 32 A (42 A
+    drawn on 32 A). A process that finds its car charging on its first look at the hardware takes that as a
+    lowering from its max (rule 2), so the re-sent cut is acked once the car has followed."""
+    result = Simulation(parse_scenario(respawn_at_cut(at, meter))).run()
+    assert result.ok
+    boots = [m for m in result.timeline.events if m.kind == "servant-boot"]
+    assert [m.t for m in boots] == [at]
