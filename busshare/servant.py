@@ -118,6 +118,9 @@ class PendingCut:
     since: float  # the reaction allowance runs from here (the last lowering from above the limit)
 
 
+_LEFT_KEPT = 4  # epochs of masters left behind whose newest set-limit is kept (restarts, second masters)
+
+
 class Servant:
     """One EVSE.  The caller applies ``offer_da`` and ``ev_stopped``; ``in_failsafe`` and ``phase`` are for UIs."""
 
@@ -152,6 +155,9 @@ class Servant:
         # not a property: the simulator reads it twice for every heartbeat every servant gets.) Read only.
         self.last_set_limit: SetLimit | None = None
         self._last_ack: Ack | None = None
+        # per epoch of a master we followed and left (the last few), the newest set-limit applied under it: a
+        # late copy of that master's heartbeat makes us follow it again, and its txn order must still hold then
+        self._left: dict[int, SetLimit] = {}
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
         self._pilot = PilotState.A
@@ -417,6 +423,12 @@ class Servant:
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         self._order = HeartbeatOrder(self.timing.heartbeat_period)  # a late copy of an old heartbeat is not news
         self._held = None
+        if self.last_set_limit is not None:
+            left = self._left
+            left.pop(self.last_set_limit.epoch, None)
+            left[self.last_set_limit.epoch] = self.last_set_limit
+            if len(left) > _LEFT_KEPT:
+                del left[next(iter(left))]
         self.last_set_limit = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
@@ -468,6 +480,11 @@ class Servant:
         if self._second_master_until > now:
             return  # two masters: obey neither
         last = self.last_set_limit
+        if last is None:
+            # none applied since we (re)followed this master: the newest we applied when we followed it before.
+            # A late copy of an old heartbeat of a master restarted since (another epoch) makes us follow the dead
+            # one again; a late copy of its old grant must not be applied then (5.1, 8.7)
+            last = self._left.get(msg.epoch)
         if last is not None:
             # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
             ahead = (msg.txn - last.txn) & 0xFF

@@ -814,3 +814,28 @@ def test_a_process_that_finds_no_car_charging_acks_a_grant_at_once() -> None:
     s.observe(PilotState.B, 0, 0.0)
     s.receive(hb(), 0.1)
     assert of(Ack, s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)) == [Ack(1, 3, 160, 0, AckHow.IMMEDIATE)]
+
+
+# -- a late copy of a heartbeat of the master's previous epoch (tests/sim/test_hunt_shapes.py) -------------------
+
+
+def test_a_master_followed_again_after_a_restart_keeps_its_txn_order() -> None:
+    # granted 32 A (txn 2), cut to 16 A (txn 3) by master (1, 7); it restarts as (1, 8) and confirms 16 A. A
+    # late copy of an old (1, 7) heartbeat, conflict_hold later, is a master not heard for that long: followed.
+    # A late copy of the old 32 A grant arriving next must not be applied (16 A more on a full circuit)
+    s = following(limit=0)
+    s.receive(SetLimit(1, 2, 320, 60, 7), 0.2)
+    s.observe(C, 320, 0.3)
+    s.receive(SetLimit(1, 3, 160, 60, 7), 1.0)
+    s.observe(C, 160, 2.0)
+    s.receive(hb(epoch=8), 2.1)
+    s.receive(SetLimit(1, 1, 160, 60, 8), 2.2)
+    now = 2.2 + T.conflict_hold + 0.1
+    s.receive(hb(epoch=8), now - 0.01)
+    s.receive(hb(epoch=7), now)
+    out = s.receive(SetLimit(1, 2, 320, 60, 7), now + 0.001)
+    assert s.offer_da == 160
+    assert of(Nack, out) == [Nack(1, NackCode.OLD_TXN, 1, 2, 3)]
+    # its newest (txn 3) again is a repeat: applied never above what it offers now
+    s.receive(SetLimit(1, 3, 160, 60, 7), now + 0.002)
+    assert s.offer_da == 160

@@ -1,8 +1,8 @@
 """Fault shapes the chaos sweep does not draw (or draws too rarely), run against the real nodes.
 
 Each test scripts one compound shape on a small installation and runs it with every invariant checked at
-every step (``stop_on_violation``: a violation fails the test with its trace). A shape that breaks the
-nodes is kept as a strict xfail naming the mechanism; the ones that hold document what is covered.
+every step (``stop_on_violation``: a violation fails the test with its trace). The first two broke the nodes
+before their fixes (docs/SIM.md, findings 35 and 36); the others held and document what is covered.
 """
 
 from __future__ import annotations
@@ -50,16 +50,12 @@ def _copy(sim: Simulation, to: ServantProc, frame: tuple[float, int, bytes, obje
     sim.bus.deliver_copy(to.port, frame[1], frame[2], at)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole: a late copy of a heartbeat of the previous epoch, more than conflict_hold after a master "
-    "restart, is taken as a new master (Servant._follow), which forgets the newest txn applied "
-    "(last_set_limit = None); a late copy of an old grant of that epoch arriving before the next real "
-    "heartbeat is then applied: s1 offers 32 A beside s2's 16 A on 32 A (rule1-offered) until that "
-    "heartbeat starts a second-master episode"))
 def test_late_copies_of_the_previous_epochs_heartbeat_and_grant_after_a_restart() -> None:
     """A gateway replays two frames about 20 s old in order, just after a real heartbeat: a heartbeat of the
     master's previous epoch, then the 32 A grant that master sent to s1 when s2's car left (PROTOCOL.md 5.1:
-    late copies must never raise anything)."""
+    late copies must never raise anything). The heartbeat comes more than conflict_hold after the restart, so
+    s1 follows the dead epoch again; it used to forget the newest txn it had applied under it and took the
+    old grant: 32 A beside s2's 16 A on 32 A (rule1-offered) until the next real heartbeat."""
     sim = Simulation(parse_scenario(TWO_ON_32))
     sim.run_until(45.0)
     s1 = sim.by_address[1][0]
@@ -76,7 +72,12 @@ def test_late_copies_of_the_previous_epochs_heartbeat_and_grant_after_a_restart(
     at = last[0] + sim.config.timing.heartbeat_period + 0.002  # just after the next real heartbeat
     _copy(sim, s1, beat, at)
     _copy(sim, s1, grant, at + 0.001)
-    assert sim.run().ok
+    result = sim.run()
+    assert result.ok
+    after = [(m.kind, m.detail) for m in result.timeline.events if m.t >= at and m.address == 1]
+    assert ("master", f"s1: following master 1 epoch {beat[3].epoch}") in after, after[:5]
+    # the grant was the newest set-limit s1 applied under that epoch: a repeat, applied never above its offer
+    assert any(k == "repeat" and "never above" in d for k, d in after), after
 
 
 # -- a servant process restarted while its cut is pending, the EVSE keeping the pilot ---------------------
