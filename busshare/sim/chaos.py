@@ -190,6 +190,20 @@ def _respawn_at_cut(rng: random.Random, site: Site, at: float) -> Episode:
     return Episode()
 
 
+def _late_copies_at_restart(rng: random.Random, site: Site, at: float) -> Episode:
+    """Late copies (1-30 s, 2-10 % of the frames) while the master crashes or shuts down and restarts with a new
+    epoch 0.5-10 s later: copies of the old epoch's heartbeats, more than conflict_hold after the restart, are
+    followed as a master not heard for that long, and its old set-limits must still be refused (PROTOCOL.md 5.1)."""
+    length = rng.uniform(30, 120)
+    stop = at + rng.uniform(5, length / 2)
+    return Episode((
+        FaultPlan(at=round(at, 3), kind="bus", duration_s=round(length, 3),
+                  bus={"late": rng.choice((0.02, 0.05, 0.1)), "late_min_s": 1.0, "late_max_s": 30.0}),
+        FaultPlan(at=round(stop, 3), kind=rng.choice(("master_crash", "master_shutdown"))),
+        FaultPlan(at=round(stop + rng.uniform(0.5, 10.0), 3), kind="master_restart"),
+    ))
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -204,7 +218,8 @@ STATED_SHARE: dict[str, float] = {
     "moving-budget": 0.20,  # a mains meter behind a house, meter faults, setpoints (docs/BUDGET.md 7)
     "pausing-car": 0.5,  # a car that pauses itself (C -> B while offered) and may resume
     "timer-car": 0.3,  # a car that waits in B on its own start timer
-    "respawn-at-cut": 0.15,  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
+    "respawn-at-cut": 0.15,
+    "late-copies-at-restart": 0.2,  # the master restarts while old frames arrive late  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -215,6 +230,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
     Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
+    Shape("late-copies-at-restart", ("master", "bus", "everything"), 0.5, _late_copies_at_restart),
 )
 
 
@@ -406,7 +422,7 @@ def _span(sc: Scenario, f: FaultPlan) -> tuple[float, float]:
     return f.at, f.at + (f.duration_s if f.duration_s is not None else sc.duration_s)
 
 
-def _windows(sc: Scenario, setting: Literal["loss", "echo_s"],
+def _windows(sc: Scenario, setting: Literal["loss", "echo_s", "late"],
              holds: Callable[[float], bool]) -> list[tuple[float, float]]:
     """When, by the plan, the bus's fault ``setting`` (a BusFaults field) has a value that ``holds``."""
     if holds(getattr(sc.bus, setting)):
@@ -462,14 +478,18 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
     ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
     ``respawn-at-cut``: a unit with a car restarts its process (pilot held, ``servant_respawn``) within the
-    reaction allowance after a car plugged in elsewhere.
+    reaction allowance after a car plugged in elsewhere; ``late-copies-at-restart``: the master restarts
+    inside a bus episode delivering late copies (>= 1 %) that began at least a second before.
     """
     timing = sc.config.timing
     found = set()
     heavy, lossy, loss20 = (_windows(sc, "loss", _at_least(m)) for m in (0.5, 0.05, 0.2))
     echoes = _windows(sc, "echo_s", lambda v: v > 0)
+    lates = _windows(sc, "late", _at_least(0.01))
     for f in sc.faults:
         span = _span(sc, f)
+        if f.kind == "master_restart" and any(a + 1.0 < f.at < b for a, b in lates):
+            found.add("late-copies-at-restart")
         if f.kind in ("master_crash", "master_shutdown") and _overlaps(f.at, f.at + 1e-3, echoes) or (
                 f.kind == "partition" and f.direction == "out" and _overlaps(*span, echoes)):
             found.add("echo-at-loss-of-contact")
