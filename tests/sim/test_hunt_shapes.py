@@ -14,6 +14,7 @@ from busshare.frames import SetLimit
 from busshare.frames import decode
 from busshare.sim import Simulation
 from busshare.sim import parse_scenario
+from busshare.sim.ev import EvProfile
 from busshare.sim.procs import ServantProc
 from tests.support.site_files import scenario_servants
 
@@ -121,3 +122,98 @@ def test_a_servant_process_restarted_while_its_cut_is_pending_acks_the_cut_only_
     assert result.ok
     boots = [m for m in result.timeline.events if m.kind == "servant-boot"]
     assert [m.t for m in boots] == [at]
+
+
+# -- shapes that held (kept as regular tests: what they cover) ------------------------------------------------
+
+
+def four_on_48(faults: str = "", extra: str = "", cars: str = "") -> str:
+    """48 A for four EVSEs with cars wanting 32 A each, a moving budget (setpoints, 24 A fallback), no meter."""
+    return """
+name = "hunt-budget"
+duration_s = 150
+[installation.site]
+limit_a = 48
+[installation.budget]
+fallback_a = 24
+setpoint_ttl_s = 600
+""" + scenario_servants(1, 2, 3, 4, failsafe_a=6) + """[car_defaults]
+max_a = 32
+need_kwh = 40
+""" + (cars or "".join(f"[[car]]\nevse = {a}\nat = {a}\n" for a in (1, 2, 3, 4))) + faults + extra
+
+
+SETPOINT_0_AT_60 = "[[setpoint]]\nat = 60.0\nlimit_a = 0\nttl_s = 600\n"
+
+
+def test_a_budget_drop_to_0_in_the_same_step_a_servant_turns_mute() -> None:
+    """Rule 9 and rules 3-4 at once: the setpoint takes the limit from 48 A to 0 A in the very step s2 loses its
+    transmit path. Its cut reaches it (it hears) but its ACK never arrives, so the master counts it at its old
+    limit until it has counted it down to its failsafe (0 A on a 0 A budget: its armed failsafe is 0)."""
+    partition = '[[fault]]\nat = 60.0\nkind = "partition"\naddress = 2\ndirection = "out"\nduration_s = 30\n'
+    sim = Simulation(parse_scenario(four_on_48(partition, SETPOINT_0_AT_60)))
+    sim.run_until(80.0)  # every invariant and the six budget checks held so far, the mute unit's too
+    assert [p.offer for p in sim.servants] == [0, 0, 0, 0]
+    assert sim.by_address[2][0].node is not None and sim.by_address[2][0].node.in_failsafe, "unheard: failsafe"
+    assert sim.run().ok
+
+
+def test_a_budget_drop_to_0_in_the_same_step_the_master_restarts() -> None:
+    """A setpoint of 0 A lands on a master that started a millisecond before (learning, counting every unit at
+    what its STATUS shows), the old one having crashed with 48 A shared a millisecond before that: what it
+    counts must fit 0 A within the compliance window (rule 9 over rule 5). (A restarted master knows no
+    earlier setpoint: the energy manager's next renewal brings it, docs/BUDGET.md.)"""
+    restart = '[[fault]]\nat = 59.998\nkind = "master_crash"\n[[fault]]\nat = 59.999\nkind = "master_restart"\n'
+    sim = Simulation(parse_scenario(four_on_48(restart, SETPOINT_0_AT_60)))
+    result = sim.run()
+    assert result.ok
+    assert [m.t for m in result.timeline.events if m.kind == "master-start"] == [0.0, 59.999]
+    assert [p.offer for p in sim.servants] == [0, 0, 0, 0]
+
+
+def test_a_twin_with_a_car_appearing_on_a_unit_as_it_is_granted_freed_current() -> None:
+    """Rule 6 inside a cut-then-grant: s2's car leaves at 40 s and its 10.7 A go to s1 and s3; a second unit
+    configured as s1 (with a car) appears in that very step. It applies s1's set-limits too until it is seen:
+    the address must count twice, and neither unit may offer more than the master counted for it."""
+    text = TWO_ON_32.replace('name = "hunt"', 'name = "hunt-twin"').replace("duration_s = 160", "duration_s = 90")
+    text = text.replace(scenario_servants(1, 2), scenario_servants(1, 2, 3))
+    text = text.replace("[[car]]\nevse = 2\nat = 60\n", "[[car]]\nevse = 3\nat = 25\n")
+    text += '[[fault]]\nat = 40.0\nkind = "twin"\naddress = 1\nduration_s = 10\ncar = { max_a = 32.0 }\n'
+    result = Simulation(parse_scenario(text)).run()
+    assert result.ok
+    kinds = [(m.t, m.kind) for m in result.timeline.events if 39.0 <= m.t <= 52.0]
+    assert (40.0, "unplug") in kinds and (40.0, "twin") in kinds and any(k == "twin-gone" for _, k in kinds)
+
+
+def test_a_paused_car_resuming_just_as_the_master_parks_it() -> None:
+    """8.5: s1's car pauses (B while offered 16 A) for 60.002 s and resumes a millisecond after the master
+    decided to park it, between the master's cut to 0 A and its arrival; s2's fast car (0.1 s start, 100 A/s)
+    is to get the freed current, and s1's car takes 4.9 s to follow a lowered pilot."""
+    text = TWO_ON_32.replace("duration_s = 160", "duration_s = 120").replace("leave = 40\n", "")
+    text = text.replace("[[car]]\nevse = 2\nat = 60\n", "")
+    text = text.replace("[[car]]\nevse = 1\nat = 1\n", "[[car]]\nevse = 1\nat = 1\npauses = [[20, 60.002]]\n"
+                        "reaction_min_s = 4.9\nreaction_max_s = 4.9\nstart_delay_s = 0.1\n")
+    text = text.replace("[[car]]\nevse = 2\nat = 20\n", "[[car]]\nevse = 2\nat = 2\nstart_delay_s = 0.1\n"
+                        "ramp_a_per_s = 100\n")
+    result = Simulation(parse_scenario(text)).run()
+    assert result.ok
+    marks = [(m.kind, m.address) for m in result.timeline.events if 80.0 < m.t < 82.0]
+    assert ("parked", 1) in marks and ("resumed", 1) in marks, marks
+
+
+def test_a_twin_that_cannot_transmit_stays_paused() -> None:
+    """Rule 6 with a mute twin: a second unit configured as s2 (with a car) whose frames reach no one once it has
+    booted, so neither the master nor s2 sees it after its JOIN. It hears s2's frames, which a node never gets of its own: it knows it
+    has a twin and offers 0 A, though it takes every set-limit to s2, also after s1's car leaves and s2 is
+    granted the whole 32 A."""
+    text = TWO_ON_32.replace("duration_s = 160", "duration_s = 90").replace("at = 1\n", "at = 1\nleave = 45\n", 1)
+    sim = Simulation(parse_scenario(text))
+    sim.run_until(30.0)
+    twin = sim.add_twin(2, car=EvProfile(max_a=32.0))
+    sim.partition(twin, "out")
+    result = sim.run()
+    assert result.ok
+    assert twin.offer == 0 and sim.by_address[2][0].offer == 320
+    # the master heard only the JOIN it sent as it booted, before its transmitter went: a conflict over by 35 s
+    seen = [m.t for m in result.timeline.events if m.kind == "twin" and m.address == 2 and "master" in m.detail]
+    assert seen and max(seen) < 35.0
