@@ -118,6 +118,9 @@ class PendingCut:
     since: float  # the reaction allowance runs from here (the last lowering from above the limit)
 
 
+_LEFT_KEPT = 4  # epochs of masters left behind whose newest set-limit is kept (restarts, second masters)
+
+
 class Servant:
     """One EVSE.  The caller applies ``offer_da`` and ``ev_stopped``; ``in_failsafe`` and ``phase`` are for UIs."""
 
@@ -155,11 +158,15 @@ class Servant:
         # not a property: the simulator reads it twice for every heartbeat every servant gets.) Read only.
         self.last_set_limit: SetLimit | None = None
         self._last_ack: Ack | None = None
+        # per epoch of a master we followed and left (the last few), the newest set-limit applied under it: a
+        # late copy of that master's heartbeat makes us follow it again, and its txn order must still hold then
+        self._left: dict[int, SetLimit] = {}
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
         # hardware
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
+        self._first_look = True  # no reading of the hardware yet since this process started (see ``observe``)
         self._over_since: float | None = None
         self._requested_sent: int | None = None
         self._last_status: tuple[tuple[object, ...], Status] | None = None  # (its fields, the STATUS): _status
@@ -208,6 +215,15 @@ class Servant:
         self._measured = measured_da if self.config.has_meter else None
         if self._measured is not None:
             self._history.note_reading(self._measured, now)
+        if self._first_look:
+            self._first_look = False
+            m = self._measured
+            if m > self.config.tolerance_da if m is not None else pilot.charging:
+                # a car already charging when this process starts: a restart the EVSE did not see (its pilot kept
+                # the old offer until we took it over). What it was offered is unknown, up to our max, and it may
+                # draw that for a reaction allowance yet: a lowering from our max, now (rule 2), so a SET_LIMIT
+                # in that allowance is a cut, acked once the car has followed, never at once as a raise from 0
+                self._history.note_offer(self.config.max_da, self.offer_da, now)
         if pilot is not old:
             self._events.add(now, EventKind.PILOT, self.address, f"pilot {old.name} -> {pilot.name}")
             if pilot is PilotState.A:
@@ -428,6 +444,12 @@ class Servant:
             order = orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
         self._order = order
         self._held = None
+        if self.last_set_limit is not None:
+            left = self._left
+            left.pop(self.last_set_limit.epoch, None)
+            left[self.last_set_limit.epoch] = self.last_set_limit
+            if len(left) > _LEFT_KEPT:
+                del left[next(iter(left))]
         self.last_set_limit = None
         self._last_ack = None
         self._pending = None  # the old master's cut cannot be acked to the new one
@@ -479,6 +501,11 @@ class Servant:
         if self._second_master_until > now:
             return  # two masters: obey neither
         last = self.last_set_limit
+        if last is None:
+            # none applied since we (re)followed this master: the newest we applied when we followed it before.
+            # A late copy of an old heartbeat of a master restarted since (another epoch) makes us follow the dead
+            # one again; a late copy of its old grant must not be applied then (5.1, 8.7)
+            last = self._left.get(msg.epoch)
         if last is not None:
             # txn order, modulo 256 (RFC 1982): 1-127 ahead of the newest applied is newer, 128-255 is older
             ahead = (msg.txn - last.txn) & 0xFF

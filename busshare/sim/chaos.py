@@ -205,6 +205,22 @@ def _grant_then_cut(rng: random.Random, site: Site, at: float) -> Episode:
     return Episode(cars=(CarPlan(evse, round(t_in, 3), round(leave, 3) if leave < end else None, profile),))
 
 
+def _respawn_at_cut(rng: random.Random, site: Site, at: float) -> Episode:
+    """A car plugs in while another charges, and the charging unit's process restarts 0-1 s later, while the
+    cut that makes room is pending: the EVSE keeps the pilot until the new process takes it over, and the new
+    process must not ack the re-sent cut before the car has followed (rule 2)."""
+    end = site.duration
+    for d in sorted(site.cars, key=lambda c: c.at):
+        if not at <= d.at < end - 60:
+            continue
+        charging = [o for o in site.cars if o.evse != d.evse and o.at < d.at - 30 and (o.leave or end) > d.at + 10]
+        if charging:  # a car slow to follow a lowered pilot, if there is one: it draws the old current longest
+            o = rng.choice([c for c in charging if c.profile.reaction_max_s >= 3.0] or charging)
+            return Episode((FaultPlan(at=round(d.at + rng.uniform(0.0, 1.0), 3), kind="servant_respawn",
+                                      address=o.evse),))
+    return Episode()
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -220,6 +236,7 @@ STATED_SHARE: dict[str, float] = {
     "moving-budget": 0.20,  # a mains meter behind a house, meter faults, setpoints (docs/BUDGET.md 7)
     "pausing-car": 0.5,  # a car that pauses itself (C -> B while offered) and may resume
     "timer-car": 0.3,  # a car that waits in B on its own start timer
+    "respawn-at-cut": 0.15,  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -229,6 +246,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("loss-at-master-change", ("master", "bus", "everything"), 1.0, _loss_at_master_change),
     Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
+    Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
     Shape("replay-after-restart", ("master", "bus", "everything"), 1.0, _replay_after_restart),
 )
 
@@ -451,6 +469,17 @@ def _grant_then_cut_in(sc: Scenario, within: float) -> bool:
     return False
 
 
+def _respawn_at_cut_in(sc: Scenario, within: float) -> bool:
+    end = sc.duration_s
+    for f in sc.faults:
+        if f.kind != "servant_respawn":
+            continue
+        if any(c.evse == f.address and c.at < f.at < (c.leave or end) for c in sc.cars) and any(
+                d.evse != f.address and f.at - within <= d.at <= f.at for d in sc.cars):
+            return True
+    return False
+
+
 def shapes_in(sc: Scenario) -> frozenset[str]:
     """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
 
@@ -466,6 +495,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``16-servants``, ``32-servants``; ``tight-budget``: limit / sum of minimums in ``TIGHT``;
     ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
     ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
+    ``respawn-at-cut``: a unit with a car restarts its process (pilot held, ``servant_respawn``) within the
+    reaction allowance after a car plugged in elsewhere.
     """
     timing = sc.config.timing
     found = set()
@@ -490,6 +521,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
             kept_until = f.at + f.duration_s
             if any(kept_until <= r < kept_until + (f.hold_s or 0.0) for r in restarts):
                 found.add("replay-after-restart")
+    if _respawn_at_cut_in(sc, timing.reaction_allowance):
+        found.add("respawn-at-cut")
     if _grant_then_cut_in(sc, timing.reaction_allowance):
         found.add("grant-then-cut")
     n = len(sc.config.servants)

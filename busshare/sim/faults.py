@@ -89,6 +89,8 @@ class Faults(World):
             self.servant_crash(self._one(f), t, f.hold_s, f.duration_s)
         elif kind == "servant_restart":
             self.servant_restart(self._one(f), t)
+        elif kind == "servant_respawn":
+            self.servant_respawn(self._one(f), t)
         elif kind == "partition":
             self.partition(self._one(f), f.direction, t, f.duration_s)
         elif kind == "bus":
@@ -170,6 +172,19 @@ class Faults(World):
         self._mark(t, p.address, "servant-boot", p.name)
         self._boot_servant(p, t)
         self._fault_off(f"crash:{p.name}", t)
+
+    def servant_respawn(self, p: ServantProc, t: float | None = None) -> None:
+        """The servant process dies and a new one starts at once, before the hardware watchdog notices: the
+        EVSE keeps the old pilot until the new process takes it over, so its car is still drawing (a supervisor
+        restarting a crashed process, an update).  ``servant_restart`` power-resets the EVSE instead."""
+        t = self.now if t is None else t
+        if not p.alive:
+            return
+        self._mark(t, p.address, "servant-crash", f"{p.name} (a new process at once, pilot held)")
+        self._kill_servant(p, t, 1.0)  # held (the watchdog never fires: the new process takes the pilot over)
+        self._mark(t, p.address, "servant-boot", p.name)
+        self._boot_servant(p, t)
+        self._disturb(t, "fault")
 
     def partition(self, p: ServantProc, direction: str, t: float | None = None,
                   duration_s: float | None = None) -> None:

@@ -48,9 +48,9 @@ from .house import BudgetWorld
 DEFAULT_SCENARIO = "story"
 FAULT_KINDS = (
     "master_crash", "master_restart", "master_shutdown", "second_master", "servant_crash",
-    "servant_restart", "partition", "bus", "twin", "replay",
+    "servant_restart", "servant_respawn", "partition", "bus", "twin", "replay",
 )
-NEEDS_ADDRESS = ("servant_crash", "servant_restart", "partition", "twin")
+NEEDS_ADDRESS = ("servant_crash", "servant_restart", "servant_respawn", "partition", "twin")
 
 
 class ScenarioError(BusshareError):

@@ -848,3 +848,54 @@ def test_no_arrangement_of_late_copies_is_ever_fresh(newest: int, copies: list[t
     steady = [(i, round(0.2 * (31 - i), 9)) for i in range(30, 0, -1)]  # newest-30 ... newest-1, in order
     for behind, at in sorted(copies + steady, key=lambda x: x[1]):
         assert not order.fresh((newest - behind) % 1024, at)
+
+
+# -- a process restarted under a charging car (tests/sim/test_hunt_shapes.py) ---------------------------------
+
+
+@pytest.mark.parametrize("meter", [True, False])
+def test_a_process_that_finds_its_car_charging_takes_a_set_limit_in_the_next_allowance_as_a_cut(meter: bool) -> None:
+    # the old process offered 32 A and was cut to 16 A; the EVSE kept the pilot across the restart, so the new
+    # process (offering 0 A) finds the car charging. The master's re-sent 16 A cut raises its pilot from 0, but
+    # the car may still draw 32 A: an IMMEDIATE ack would let the master give 16 A away at once
+    s = make(meter=meter)
+    s.observe(C, 320 if meter else None, 0.0)
+    s.receive(hb(), 0.1)
+    out = s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)
+    assert s.offer_da == 160 and of(Ack, out) == [], "the car may still draw 32 A"
+    if meter:
+        assert of(Ack, s.observe(C, 150, 3.0)) == [Ack(1, 3, 160, 150, AckHow.MEASURED)]
+    else:
+        assert of(Ack, s.tick(T.reaction_allowance)) == [Ack(1, 3, 160, None, AckHow.TIMED)]
+
+
+def test_a_process_that_finds_no_car_charging_acks_a_grant_at_once() -> None:
+    s = make()
+    s.observe(PilotState.B, 0, 0.0)
+    s.receive(hb(), 0.1)
+    assert of(Ack, s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)) == [Ack(1, 3, 160, 0, AckHow.IMMEDIATE)]
+
+
+# -- a late copy of a heartbeat of the master's previous epoch (tests/sim/test_hunt_shapes.py) -------------------
+
+
+def test_a_master_followed_again_after_a_restart_keeps_its_txn_order() -> None:
+    # granted 32 A (txn 2), cut to 16 A (txn 3) by master (1, 7); it restarts as (1, 8) and confirms 16 A. A
+    # late copy of an old (1, 7) heartbeat, conflict_hold later, is a master not heard for that long: followed.
+    # A late copy of the old 32 A grant arriving next must not be applied (16 A more on a full circuit)
+    s = following(limit=0)
+    s.receive(SetLimit(1, 2, 320, 60, 7), 0.2)
+    s.observe(C, 320, 0.3)
+    s.receive(SetLimit(1, 3, 160, 60, 7), 1.0)
+    s.observe(C, 160, 2.0)
+    s.receive(hb(epoch=8), 2.1)
+    s.receive(SetLimit(1, 1, 160, 60, 8), 2.2)
+    now = 2.2 + T.conflict_hold + 0.1
+    s.receive(hb(epoch=8), now - 0.01)
+    s.receive(hb(epoch=7), now)
+    out = s.receive(SetLimit(1, 2, 320, 60, 7), now + 0.001)
+    assert s.offer_da == 160
+    assert of(Nack, out) == [Nack(1, NackCode.OLD_TXN, 1, 2, 3)]
+    # its newest (txn 3) again is a repeat: applied never above what it offers now
+    s.receive(SetLimit(1, 3, 160, 60, 7), now + 0.002)
+    assert s.offer_da == 160

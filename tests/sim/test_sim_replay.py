@@ -60,13 +60,25 @@ at = 46.5
 
 
 class FollowsTheMasterItLeft(Servant):
-    """Deliberately broken: takes a late copy of a heartbeat of a master it left for a master restart, as
-    servants did before this shape was drawn."""
+    """Deliberately broken, as servants were before this shape was drawn: takes a late copy of a heartbeat of a
+    master it left for a master restart (it forgets the heartbeats of every master but the one it follows), and
+    then orders that master's set-limits afresh (it forgets the txns it applied under the epochs it left)."""
 
     def receive(self, msg: Message, now: float) -> list[Message]:
-        if isinstance(msg, Heartbeat):  # it forgets the heartbeats of every master but the one it follows
+        if isinstance(msg, Heartbeat):
             self._orders = {k: o for k, o in self._orders.items() if k == self._master}
+            self._left.clear()
         return super().receive(msg, now)
+
+
+class FollowsTheMasterItLeftButKeepsItsTxns(FollowsTheMasterItLeft):
+    """Broken in the first layer only: the second (5.1) still refuses the old grant's copy."""
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        left = dict(self._left)
+        out = super().receive(msg, now)
+        self._left.update({k: v for k, v in left.items() if k not in self._left})
+        return out
 
 
 def test_a_burst_of_the_old_epochs_frames_raises_nothing() -> None:
@@ -81,6 +93,14 @@ def test_a_burst_of_the_old_epochs_frames_raises_nothing() -> None:
 def test_a_servant_that_follows_the_master_it_left_again_is_caught() -> None:
     v = caught(parse_scenario(GATEWAY), 1, servant_cls=FollowsTheMasterItLeft)
     assert v.check == "rule1-offered", v
+
+
+def test_the_txns_kept_for_the_epochs_left_hold_when_a_copy_is_followed_after_all() -> None:
+    sim = Simulation(parse_scenario(GATEWAY), record=True, servant_cls=FollowsTheMasterItLeftButKeepsItsTxns)
+    assert sim.run().ok
+    # the old grant's copy is the newest set-limit applied under the epoch left: a repeat, never above the offer
+    assert any(m.kind == "repeat" and m.address == 1 and "never above" in m.detail for m in sim.timeline.events), \
+        "the txn order of the epoch left held the old grant's copy (PROTOCOL.md 5.1)"
 
 
 def test_a_replay_needs_its_window() -> None:

@@ -39,6 +39,7 @@ def following(meter: bool = True, limit: int = 320, now: float = 0.1, **kw: int)
     """A servant that hears master (1, 7), has a charging car and was granted ``limit``."""
     s = make(meter=meter, **kw)
     s.receive(hb(), now)
+    s.observe(PilotState.B, 0 if meter else None, now)  # booted before the car charges: no PWM, no car in C
     s.observe(C, 0 if meter else None, now)
     out = s.receive(SetLimit(1, 1, limit, 60, 7), now)
     assert of(Ack, out) == [Ack(1, 1, limit, 0 if meter else None, AckHow.IMMEDIATE)]
