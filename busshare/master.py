@@ -1176,6 +1176,10 @@ class Master:
                 s.presence = Presence.SILENT
                 s.silent_since = now
                 s.unconfirm()
+                # what its car does while we cannot hear it is not known: a pause is learned anew when it is back
+                # (8.5), or the time it sat in failsafe at 0 A would count as the car's own pause and park it
+                s.pause = Pause.NONE
+                s.paused_since = -INF
                 self._events.add(now, EventKind.SERVANT_SILENT, s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
             if s.presence is _HEARD and (s.pilot is _B or s.pause is not _NO_PAUSE):

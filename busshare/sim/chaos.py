@@ -246,8 +246,8 @@ SHAPES: tuple[Shape, ...] = (
     Shape("loss-at-master-change", ("master", "bus", "everything"), 1.0, _loss_at_master_change),
     Shape("grant-then-cut", MIXES, 2.0, _grant_then_cut),
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
-    Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
     Shape("replay-after-restart", ("master", "bus", "everything"), 1.0, _replay_after_restart),
+    Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
 )
 
 

@@ -183,6 +183,7 @@ class Faults(World):
         self._mark(t, p.address, "servant-crash", f"{p.name} (a new process at once, pilot held)")
         self._kill_servant(p, t, 1.0)  # held (the watchdog never fires: the new process takes the pilot over)
         self._mark(t, p.address, "servant-boot", p.name)
+        p.cutoff_from = t
         self._boot_servant(p, t)
         self._disturb(t, "fault")
 

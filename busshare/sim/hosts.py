@@ -36,6 +36,10 @@ class MasterHost:
     def record(self, events: Sequence[Event], now: float) -> None:
         if events:
             self.sim._marks(self.m, events, now)
+            if any(e.kind is EventKind.SERVANT_SILENT for e in events):
+                # its STATUS frames lost on the bus (or the unit gone): a fault, whose cost (the unit reserved,
+                # the cuts and grants when it is back) the service checks do not judge; their clocks restart
+                self.sim._disturb(now)
 
     def schedule(self, deadline: float, now: float) -> None:
         m = self.m

@@ -10,7 +10,9 @@ a run pass.  The checks (names as reported):
 ``drawn``          sum of currents actually drawn <= limit, counting a
                    non-compliant car only up to what its pilot offers.
 ``ev-cutoff``      a non-compliant car drawing more than offer + tolerance is
-                   cut off (draws 0) within reaction_allowance + tick_period.
+                   cut off (draws 0) within reaction_allowance + tick_period
+                   (after a process restart the EVSE did not see, from that
+                   restart: the new process cannot know how long it drew).
 ``rule4-failsafe`` a servant that accepted no valid master heartbeat (nor a
                    set-limit addressed to it: a grant ends the failsafe) for
                    failsafe_timeout + tick_period (or tick_period after a
@@ -37,7 +39,8 @@ a run pass.  The checks (names as reported):
                    waste check): see ``pause_checks.py``.
 
 The service clocks restart at a plug-in, an unplug, a car stopped by its
-servant, and (after the master's recovery time) a fault or a master start.
+servant, the master counting a unit silent (its STATUS frames lost), and (after
+the master's recovery time) a fault or a master start.
 Collecting (``stop_on_violation=False``), a lasting waste or wait is reported
 again once per bound.
 
@@ -214,7 +217,7 @@ class Invariants:
                 if self.first_only:
                     return found
         if not ev.compliant and ev.over_since < INF and p.cutoff_sched == INF:
-            p.cutoff_sched = ev.over_since + self.b.cutoff_bound_s
+            p.cutoff_sched = max(ev.over_since, p.cutoff_from) + self.b.cutoff_bound_s
             self.schedule(p.cutoff_sched, Check.CUTOFF, p)
         self._service(p, offer, t)
         return found
@@ -419,7 +422,8 @@ class Invariants:
         ev = p.evse
         if ev.compliant or ev.over_since == INF:
             return None
-        due = ev.over_since + self.b.cutoff_bound_s
+        since = max(ev.over_since, p.cutoff_from)
+        due = since + self.b.cutoff_bound_s
         cap = 0 if ev.stopped else ev.offer_da
         if self._still_ahead(p, due, t, Check.CUTOFF):
             p.cutoff_sched = due
@@ -427,7 +431,7 @@ class Invariants:
         if ev.draw_da <= cap + ev.tolerance_da:
             return None
         return Violation(t, "ev-cutoff", f"non-compliant car on {p.name} still draws {ev.draw_da / 10:.1f} A "
-                         f"over its {cap / 10:.1f} A offer since t={ev.over_since:.3f} (bound "
+                         f"over its {cap / 10:.1f} A offer since t={since:.3f} (bound "
                          f"{self.b.cutoff_bound_s:.2f} s)")
 
 

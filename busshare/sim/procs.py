@@ -48,7 +48,7 @@ class ServantProc:
         "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
-        "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "booted", "ev_stopped", "host",
+        "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "cutoff_from", "booted", "ev_stopped", "host",
         "paused_at", "paused_offer", "resumed_at",
     )
     is_master: Literal[False] = False
@@ -97,6 +97,9 @@ class ServantProc:
         self.starve_sched = INF
         self.starve_reported = -INF  # collecting violations: the last starvation report of this wait
         self.cutoff_sched = INF
+        # a process restart the EVSE did not see (servant_respawn): its car's cut-off bound runs from here at the
+        # earliest, as the new process cannot know how long the car has drawn too much
+        self.cutoff_from = -INF
         self.ev_stopped = False  # its EVSE's contactor was open at the last sync (a stop is a demand change)
         # a car that paused itself (sim/pause_checks.py): since when it is in B while offered, the offer at the
         # last sync, since when it charges again after a pause

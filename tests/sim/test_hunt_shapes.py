@@ -13,6 +13,7 @@ from busshare.frames import Heartbeat
 from busshare.frames import SetLimit
 from busshare.frames import decode
 from busshare.sim import Simulation
+from busshare.sim import SimulationFailed
 from busshare.sim import parse_scenario
 from busshare.sim.ev import EvProfile
 from busshare.sim.procs import ServantProc
@@ -124,6 +125,22 @@ def test_a_servant_process_restarted_while_its_cut_is_pending_acks_the_cut_only_
     assert result.ok
     boots = [m for m in result.timeline.events if m.kind == "servant-boot"]
     assert [m.t for m in boots] == [at]
+
+
+def test_a_non_compliant_car_on_a_respawned_unit_is_cut_off_within_the_bound_from_the_respawn() -> None:
+    """Chaos seeds 1330, 1496, 1528, 1703 of the shape's first draws: the car ignores the cut from 30 s, and the
+    process restarts 0.6 s later. The new process cannot know how long the car has drawn too much: it counts
+    from its first look, so the ev-cutoff bound runs from the respawn (docs/SIM.md), and holds from there."""
+    text = respawn_at_cut(30.6, True).replace("reaction_max_s = 4.9\n", "reaction_max_s = 4.9\ncompliant = false\n", 1)
+    assert Simulation(parse_scenario(text)).run().ok
+
+    class CountsFromTheOverdraw(Simulation):  # the bound as it was: from the overdraw, before the respawn
+        def servant_respawn(self, p: ServantProc, t: float | None = None) -> None:
+            super().servant_respawn(p, t)
+            p.cutoff_from = -float("inf")
+
+    with pytest.raises(SimulationFailed, match="ev-cutoff"):
+        CountsFromTheOverdraw(parse_scenario(text)).run()
 
 
 # -- shapes that held (kept as regular tests: what they cover) ------------------------------------------------
