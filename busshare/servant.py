@@ -118,6 +118,7 @@ class PendingCut:
     since: float  # the reaction allowance runs from here (the last lowering from above the limit)
 
 
+ORDERS_KEPT = 8  # masters whose newest fresh heartbeat a servant keeps (5.2), the one it follows included
 _LEFT_KEPT = 4  # epochs of masters left behind whose newest set-limit is kept (restarts, second masters)
 
 
@@ -394,9 +395,7 @@ class Servant:
             order = self._orders.get(key)
             if previous is not None and self._master in self._masters_seen:
                 # a master we had left behind is heard again while ours is alive: two masters
-                if order is None:
-                    order = self._orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
-                order.fresh(hb.seq, now)  # (a copy of one of these later is known as one)
+                self._order_for(key, now).fresh(hb.seq, now)  # (a copy of one of these later is known as one)
                 self._on_second_master(now, f"heartbeats from two masters: {key} and {self._master}", out)
                 return False
             if order is not None and not order.newer(hb.seq, now):
@@ -436,13 +435,7 @@ class Servant:
         self._follow_since = now
         self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
         # its fresh heartbeats so far, if it was followed before (5.2): a late copy of an old heartbeat is not news
-        orders = self._orders
-        for k in [k for k, o in orders.items() if o.forgotten(now)]:
-            del orders[k]
-        order = orders.get(key)
-        if order is None:
-            order = orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
-        self._order = order
+        self._order = self._order_for(key, now)
         self._held = None
         if self.last_set_limit is not None:
             left = self._left
@@ -464,6 +457,19 @@ class Servant:
         self._events.add(now, EventKind.MASTER, self.address, f"following master {key[0]} epoch {key[1]}")
         self._join_due = True
         self._next_status = now
+
+    def _order_for(self, key: tuple[int, int], now: float) -> HeartbeatOrder:
+        """The fresh-heartbeat order of master ``key``, made when new: forgotten ones are dropped then, and at
+        most ``ORDERS_KEPT`` are kept (the one of the master followed always), the least recently fresh going."""
+        orders = self._orders
+        order = orders.get(key)
+        if order is None:
+            for k in [k for k, o in orders.items() if o.forgotten(now) and k != self._master]:
+                del orders[k]
+            if len(orders) >= ORDERS_KEPT:
+                del orders[min((k for k in orders if k != self._master), key=lambda k: orders[k].at)]
+            order = orders[key] = HeartbeatOrder(self.timing.heartbeat_period)
+        return order
 
     def _on_second_master(self, now: float, why: str, out: list[Message]) -> None:
         """Rule 6, second master: report it, disarm to min(armed, standalone), fail safe, obey neither."""
