@@ -25,6 +25,7 @@ from ...report.summaries import sim_summary
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
+from ._stdout import silence
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
@@ -121,6 +122,11 @@ def plain_line(rec: dict[str, Any]) -> str:
             f" / limit {rec['limit_a']:.1f} A  master {rec['master']}  [{parts}]")
 
 
+class StdoutClosed(BaseException):
+    """stdout's reader went away mid-run (``| head``).  A BaseException, as KeyboardInterrupt is: the simulator
+    reports an Exception from its step hook as a node crash (an invariant violation), and this is nobody's."""
+
+
 class LiveView:
     """Paces the simulation and shows it: redrawn in place on a terminal, periodic lines otherwise,
     and a progress line on stderr when that is a terminal with nothing else drawn on it."""
@@ -137,6 +143,13 @@ class LiveView:
         self.width = shutil.get_terminal_size((100, 20)).columns
 
     def __call__(self, sim: Any) -> None:
+        try:
+            self.show(sim)
+        except BrokenPipeError:
+            silence(self.out)
+            raise StdoutClosed from None
+
+    def show(self, sim: Any) -> None:
         now = sim.now
         if self.bar is not None and sim.steps % PROGRESS_EVERY_STEPS == 1:
             self.bar.update(now)
@@ -239,6 +252,15 @@ def summary_dict(summary: Any) -> dict[str, Any]:
     return d
 
 
+def say(stream: TextIO, text: str) -> None:
+    """Write what the user may no longer read (``| head``): a closed stdout loses the text, never the files after it."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        silence(stream)
+
+
 def output_mode(args: argparse.Namespace, out: TextIO) -> str:
     """What stdout shows while the simulation runs: tty (redrawn), plain (lines), json (records) or none."""
     if args.quiet:
@@ -273,39 +295,44 @@ def run(args: argparse.Namespace) -> int:
     notice = err if args.json else out  # stdout stays JSON lines with --json
     failure = None
     interrupted = False
+    closed_at: float | None = None
     try:
         sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
         failure = str(exc).splitlines()[0]
     except KeyboardInterrupt:
         interrupted = True
+    except StdoutClosed:  # like the end of the run: nobody reads the rest, the files asked for are still written
+        closed_at = sim.now
     if bar is not None:
         bar.close(sim.now)
-    if mode == "tty":
+    if closed_at is not None and (args.log or args.plot):
+        files = " and ".join(f for f in (args.log, args.plot) if f)
+        err.write(f"busshare sim: stdout closed at {closed_at:.1f} s: the run stopped there; {files}: what ran\n")
+    if mode == "tty" and closed_at is None:
         view.draw(sim)  # over the live view: the cursor is still on the line below it (where ^C echoed)
     if failure is not None:
-        notice.write(failure + "\n")
+        say(notice, failure + "\n")
     if interrupted:  # (on a terminal the ^C echo is on this line: write over it)
-        notice.write(("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
+        say(notice, ("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
     result = sim.result()
     # the summary first: a file that cannot be written after a long run (a full disk) loses nothing else
     if args.json:
         record = sim_summary(summary_dict(result.summary), result.summary.sim_seconds, interrupted)
-        out.write(json.dumps(record) + "\n")
+        say(out, json.dumps(record) + "\n")
     else:
-        out.write(result.summary.text() + "\n")
-    out.flush()
+        say(out, result.summary.text() + "\n")
     if args.log:
         write_capture(args.log, result.capture)
         if not args.json:
-            out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
+            say(out, f"capture: {len(result.capture)} frames written to {args.log}\n")
     if args.plot:
         from ...report.plot import plot_timeline
 
         plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
                       t_end=result.summary.sim_seconds)
         if not args.json:
-            out.write(f"plot: {args.plot}\n")
+            say(out, f"plot: {args.plot}\n")
     if result.summary.violations:
         return 1
     return 130 if interrupted else 0  # like any command stopped by SIGINT: the run is not complete
