@@ -53,3 +53,26 @@ def test_a_node_into_a_closed_pipe_still_shuts_down_cleanly(command: list[str], 
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert "not properly shut down" not in r.stderr, r.stderr  # the bus was closed: the shutdown ran to its end
+
+
+@pytest.mark.parametrize("command", [
+    ["master", "--config", str(ROOT / "examples" / "site.toml")],
+    ["servant", "--address", "1", "--ev", "bench"],
+])
+def test_a_node_whose_reader_goes_away_mid_run_stops_with_its_whole_shutdown(command: list[str]) -> None:
+    channel = f"closed-stdout-{os.getpid()}"
+    p = subprocess.Popen([sys.executable, "-m", "busshare", *command, "-i", "virtual", "-c", channel,
+                          "--duration", "600", "--status-interval", "0.1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert p.stdout is not None and p.stderr is not None
+        assert "started" in p.stdout.readline()  # under way
+        p.stdout.close()  # `| head -1`: the next status line fails
+        err = p.stderr.read()
+        assert p.wait(timeout=120) == 0, err  # long before --duration
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "Traceback" not in err and "not properly shut down" not in err, err
+
