@@ -76,3 +76,11 @@ def test_a_node_whose_reader_goes_away_mid_run_stops_with_its_whole_shutdown(com
             p.wait()
     assert "Traceback" not in err and "not properly shut down" not in err, err
 
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_check_config_into_a_closed_pipe_keeps_its_verdict(json_mode: bool) -> None:
+    """`busshare check-config site.toml | grep -q servant`: a script with pipefail must not read a bad file as good."""
+    r = run_into_closed_pipe("check-config", str(ROOT / "docs" / "examples" / "bad-site.toml"),
+                             *(["--json"] if json_mode else []))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
