@@ -600,72 +600,74 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     ext = buf.extend
     get = memo.get
     scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
-    for first, chunk in chunks:
-        scan[:] = [0, 0]
-        layout = fixed_layout(chunk)
-        rows: Iterable[tuple[bytes, bytes]] | None = None
-        n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
-            0 if chunk.endswith(b"\n") else 1)
-        if layout is not None:
-            rows = layout.iter_unpack(chunk)
-            first_ts = layout.unpack_from(chunk)[0]
-        else:
-            matches = _FAST_LINE.findall(chunk)
-            if len(matches) == n_lines and matches:
-                rows, first_ts = matches, matches[0][0]
-        if rows is not None:
-            dec.records += n_lines
-            ts = first_ts
-            for ts, key in rows:
-                e = get(key)
-                if e is None:
-                    if len(memo) > 1 << 18:
-                        memo.clear()
-                    e = memo[key] = entry(key)
-                offset, counter, counter16, frag, data, master = e
-                if offset >= 0:
-                    # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
-                    t = float(ts)
-                    if t - heard[offset] > STREAM_MEMORY_S:
-                        link.forget((offset,), Restart.SILENCE)
-                    heard[offset] = t
-                    if master is not None and master != link.master:
-                        link.heartbeat_from(master)
-                    k = last[offset] + counter
-                    last[offset] = counter16
-                    prev = last_data[offset]
-                    if repeated[k] and prev is not None and prev != data:  # same counter, other bytes: a twin
-                        ext((ts, frag, second_sender))
-                        dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+    try:
+        for first, chunk in chunks:
+            scan[:] = [0, 0]
+            layout = fixed_layout(chunk)
+            rows: Iterable[tuple[bytes, bytes]] | None = None
+            n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
+                0 if chunk.endswith(b"\n") else 1)
+            if layout is not None:
+                rows = layout.iter_unpack(chunk)
+                first_ts = layout.unpack_from(chunk)[0]
+            else:
+                matches = _FAST_LINE.findall(chunk)
+                if len(matches) == n_lines and matches:
+                    rows, first_ts = matches, matches[0][0]
+            if rows is not None:
+                dec.records += n_lines
+                ts = first_ts
+                for ts, key in rows:
+                    e = get(key)
+                    if e is None:
+                        if len(memo) > 1 << 18:
+                            memo.clear()
+                        e = memo[key] = entry(key)
+                    offset, counter, counter16, frag, data, master = e
+                    if offset >= 0:
+                        # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
+                        t = float(ts)
+                        if t - heard[offset] > STREAM_MEMORY_S:
+                            link.forget((offset,), Restart.SILENCE)
+                        heard[offset] = t
+                        if master is not None and master != link.master:
+                            link.heartbeat_from(master)
+                        k = last[offset] + counter
+                        last[offset] = counter16
+                        prev = last_data[offset]
+                        if repeated[k] and prev is not None and prev != data:  # same counter, other bytes: a twin
+                            ext((ts, frag, second_sender))
+                            dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+                        else:
+                            ext((ts, frag, table[k]))
+                            hits[k] += 1
+                        last_data[offset] = data
                     else:
-                        ext((ts, frag, table[k]))
-                        hits[k] += 1
-                    last_data[offset] = data
-                else:
-                    ext((general(chunk, first, ts, key, offset != -2),))
-            if dec.first_t is None:
-                dec.first_t = float(first_ts)
-            dec.last_t = float(ts)
-        else:
-            for i, line in enumerate(chunk.split(_NL)):
-                r = parse_line(line, f"line {first + i}")
-                if r is None:
-                    continue
-                d = dec.feed(r)
-                if d is None:
-                    assert isinstance(r, Unreadable)
-                    ext((slow_piece(None, r),))
-                else:
-                    ext((slow_piece(d, None),))
-        data = b"".join(buf)
-        out.write(data[: -len(_HEAD)])
-        if flush:
-            out.flush()
-        buf.clear()
-        buf.append(_HEAD)
-    for k, n in enumerate(hits):
-        if n:
-            dec.counts[statuses[k].value] += n
+                        ext((general(chunk, first, ts, key, offset != -2),))
+                if dec.first_t is None:
+                    dec.first_t = float(first_ts)
+                dec.last_t = float(ts)
+            else:
+                for i, line in enumerate(chunk.split(_NL)):
+                    r = parse_line(line, f"line {first + i}")
+                    if r is None:
+                        continue
+                    d = dec.feed(r)
+                    if d is None:
+                        assert isinstance(r, Unreadable)
+                        ext((slow_piece(None, r),))
+                    else:
+                        ext((slow_piece(d, None),))
+            data = b"".join(buf)
+            out.write(data[: -len(_HEAD)])
+            if flush:
+                out.flush()
+            buf.clear()
+            buf.append(_HEAD)
+    finally:  # also when interrupted (Ctrl-C on a live pipe): the counts so far are the summary's
+        for k, n in enumerate(hits):
+            if n:
+                dec.counts[statuses[k].value] += n
 
 
 #: a fast-path memo entry: (offset, counter, 16 * counter, JSON fragment, data, a heartbeat's (id, epoch))
