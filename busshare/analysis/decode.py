@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import struct
 from collections import Counter
@@ -226,9 +227,12 @@ def logreader_records(path: str) -> Iterator[Record]:
         why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
         raise OSError(f"cannot read {path}: not a readable capture ({why})") from None
     n = 0
+    dropped = _Dropped()
     try:
-        with reader:
+        with reader, dropped:
             for msg in reader:
+                for reason in dropped.take():
+                    yield Unreadable(f"after record {n}", reason)
                 n += 1
                 if msg.is_error_frame:
                     kind = "error-frame"
@@ -239,8 +243,49 @@ def logreader_records(path: str) -> Iterator[Record]:
                 else:
                     kind = "data"
                 yield Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+            for reason in dropped.take():
+                yield Unreadable(f"after record {n}", reason)
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
         yield Unreadable(f"after record {n}", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+
+
+class _Dropped(logging.Handler):
+    """The lines python-can's TRC reader skips (cannot parse, or of a type it does not read) as reasons.
+
+    It says so only in a log message (a stray line on stderr, the record not counted); while a capture is
+    read, those messages come here instead and each becomes an ``Unreadable`` record, counted like any other.
+    """
+
+    LOGGER = "can.io.trc"
+    SKIPS = ("TRCReader: Failed to parse message", "TRCReader: Unsupported type")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.reasons: list[str] = []
+        self.saved: tuple[int, bool] = (logging.NOTSET, True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith(self.SKIPS) and record.args != ("",):  # (an empty file's missing first line is no record)
+            self.reasons.append(printable(text.removeprefix("TRCReader: "))[:200])
+
+    def take(self) -> list[str]:
+        taken, self.reasons = self.reasons, []
+        return taken
+
+    def __enter__(self) -> _Dropped:
+        log = logging.getLogger(self.LOGGER)
+        self.saved = (log.level, log.propagate)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        log = logging.getLogger(self.LOGGER)
+        log.removeHandler(self)
+        log.setLevel(self.saved[0])
+        log.propagate = self.saved[1]
 
 
 # ---------------------------------------------------------------------------

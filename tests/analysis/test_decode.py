@@ -236,6 +236,25 @@ def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path
     assert "Traceback" not in r.stderr
 
 
+
+def test_trc_lines_python_can_skips_are_counted_unreadable_not_logged(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    """python-can's TRC reader drops a line it cannot parse (a cut one) or of a type it does not read (an
+    error or status line) with only a log message on stderr; decode counts and lists each, like a bad line."""
+    path = tmp_path / "c.trc"
+    write_with_python_can(str(path), iter(frames[:20]))
+    lines = path.read_text().splitlines(keepends=True)
+    body = [i for i, line in enumerate(lines) if " DT " in line]
+    kept = lines[: body[5]] + ["    99      5.000 ST  1     0000 Rx -  0\r\n"]  # a type python-can does not read
+    kept += lines[body[5]: body[10]] + [lines[body[10]][:20]]  # 10 frames around it, then one cut short
+    path.write_text("".join(kept))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["reason"].split(" '")[0] for u in unreadable] == ["Unsupported type", "Failed to parse message"]
+    summary = records[-1]
+    assert (summary["records"], summary["good"], summary["unreadable"]) == (12, 10, 2), summary
+
 junk_line = st.one_of(
     st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ")),
     st.builds(lambda i, d: b"(1.5) vcan0 %s#%s" % (i, d),
