@@ -177,6 +177,15 @@ def test_a_scenario_file_that_is_not_utf8_is_named(capsys: pytest.CaptureFixture
     assert code == 2 and err.startswith(f"busshare sim: {path}: the file is not UTF-8 text (byte 0xe9")
 
 
+def test_an_installation_file_given_as_a_scenario_says_where_it_belongs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`busshare sim examples/site.toml`: not "servant: unknown key (known: bus, car, ...)", but what a scenario is."""
+    code, out, err = run(capsys, "sim", str(ROOT / "examples" / "site.toml"), "--speed", "max", "--quiet")
+    assert code == 2 and out == ""
+    assert err.startswith(f"busshare sim: {ROOT / 'examples' / 'site.toml'}: installation: is missing, and this is an "
+                          "installation file"), err
+    assert "[installation.site]" in err and err.count("\n") == 1, err
+
+
 # ---------------------------------------------------------------------------
 # numbers on the command line: every option, checked when parsed (the command's usage, exit 2)
 
