@@ -283,6 +283,26 @@ def test_a_servant_option_that_contradicts_another_names_the_option(capsys: pyte
     assert code == 2 and err == f"busshare servant: {path}: servant[0].min_a 16 is above max_a 10 (given --max)\n"
 
 
+@pytest.mark.parametrize("command", [["master", "--config", str(SITE)], ["servant", "--address", "1"], ["monitor"]])
+@pytest.mark.parametrize(("can_option", "named"), [
+    (["-i", "socketcan"], "-i/--interface"), (["-c", "can0"], "-c/--channel"), (["-b", "250000"], "-b/--bitrate"),
+    (["--bus-kwargs", "port=5000"], "--bus-kwargs"), (["--id-base", "0x200"], "--id-base"), (["--extended"], "--extended"),
+])
+def test_a_can_option_beside_modbus_is_refused_not_ignored(capsys: pytest.CaptureFixture[str], command: list[str],
+                                                            can_option: list[str], named: str) -> None:
+    """`--modbus PORT -i socketcan` ran on the line and ignored -i: one line naming it, before any port is opened."""
+    code, out, err = run(capsys, *command, "--modbus", "/dev/ttyNONE9", *can_option, "--duration", "1")
+    assert code == 2 and out == ""
+    assert err == (f"busshare {command[0]}: {named} is a CAN option, but --modbus /dev/ttyNONE9 runs on a Modbus RTU "
+                   "line: give one or the other\n"), err
+
+
+def test_the_modbus_pilot_file_on_can_is_refused_not_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "servant", "--address", "1", "--pilot-file", "ev1", "-i", "virtual", "--duration", "1")
+    assert code == 2 and out == ""
+    assert err.startswith("busshare servant: --pilot-file is an option of the Modbus servant (--modbus PORT)"), err
+
+
 # ---------------------------------------------------------------------------
 # output paths: checked before the run, and written exactly as named
 

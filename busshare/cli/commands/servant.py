@@ -141,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
     site = None if args.config is None else load_config(args.config)
     # on Modbus the line decides the timing (docs/MODBUS.md)
     timing = modbus_timing(args.baud) if modbus else Timing() if site is None else site.timing
-    pilot_file: str | None = args.pilot_file if modbus else None  # (a Modbus option: CAN has never read it)
+    if args.pilot_file and not modbus:  # (a Modbus bench option: on CAN the bench pilot is --pilot)
+        raise UserError("--pilot-file is an option of the Modbus servant (--modbus PORT); on CAN, --ev bench "
+                        "takes the pilot state from --pilot")
+    pilot_file: str | None = args.pilot_file if modbus else None
     config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None)
     serial, max_da = config.serial, config.max_da
     clock = time.monotonic
