@@ -37,7 +37,10 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import TextIO
+from typing import cast
 
 from ..errors import printable
 from ..frames import FrameError
@@ -60,6 +63,9 @@ from .describe import Describer
 from .describe import bad_frame_line
 from .describe import bad_frame_record
 from .describe import frame_record
+
+if TYPE_CHECKING:
+    import can
 
 #: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
 #: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``
@@ -216,8 +222,11 @@ def text_records(stream: IO[bytes]) -> Iterator[Record]:
 
 
 def logreader_records(path: str) -> Iterator[Record]:
-    """Records of any format python-can's LogReader reads (.asc, .blf, .trc, .csv, .log, .gz...)."""
-    import can  # lazily: importing python-can costs more than decoding a small capture
+    """Records of any format python-can's LogReader reads (.asc, .blf, .trc, .csv, .log, .gz...).
+
+    A record it cannot read is reported and counted; in a text format the reading goes on after its line.
+    """
+    import can.io.generic  # lazily: importing python-can costs more than decoding a small capture
 
     try:
         reader = can.LogReader(path)
@@ -228,25 +237,126 @@ def logreader_records(path: str) -> Iterator[Record]:
         raise OSError(f"cannot read {path}: not a readable capture ({why})") from None
     n = 0
     dropped = _Dropped()
+    lines = None
+    if isinstance(reader, can.io.generic.TextIOMessageReader):  # .asc .csv .trc: read on past a bad line
+        text_reader = type(reader)
+        lines = _Lines(reader.file)
+        reader.file = cast(TextIO, lines)
     try:
-        with reader, dropped:
-            for msg in reader:
-                for reason in dropped.take():
-                    yield Unreadable(f"after record {n}", reason)
-                n += 1
-                if msg.is_error_frame:
-                    kind = "error-frame"
-                elif msg.is_remote_frame:
-                    kind = "remote"
-                elif msg.is_fd:
-                    kind = "fd"
-                else:
-                    kind = "data"
-                yield Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+        with dropped:
+            while True:
+                try:
+                    for msg in reader:
+                        for reason in dropped.take():
+                            yield Unreadable(_where(lines, n), reason)
+                        if lines is not None:
+                            lines.first_record()
+                        n += 1
+                        yield _frame(msg)
+                    break
+                except _FileError:
+                    raise
+                except Exception as exc:
+                    if lines is None or not lines.resumable():
+                        raise
+                    # one line python-can cannot read: report it, and a fresh reader takes over after it
+                    yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}; {lines.shown()}")
+                    reader = text_reader(cast(TextIO, lines.resume()))
             for reason in dropped.take():
-                yield Unreadable(f"after record {n}", reason)
+                yield Unreadable(_where(lines, n), reason)
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
-        yield Unreadable(f"after record {n}", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        if isinstance(exc, _FileError):
+            exc = exc.error
+        yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+    finally:
+        reader.stop()
+
+
+def _frame(msg: can.Message) -> Frame:
+    if msg.is_error_frame:
+        kind = "error-frame"
+    elif msg.is_remote_frame:
+        kind = "remote"
+    elif msg.is_fd:
+        kind = "fd"
+    else:
+        kind = "data"
+    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+
+
+def _where(lines: _Lines | None, n: int) -> str:
+    """Where a record python-can could not read is: its line in a text format, else how far the reading got."""
+    return f"line {lines.number}" if lines is not None and lines.number else f"after record {n}"
+
+
+class _FileError(Exception):
+    """The file itself cannot be read on (not UTF-8, a truncated .gz): no line to skip, the reading ends."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Lines:
+    """A text capture's lines, as python-can's text readers (.asc, .csv, .trc) iterate them.
+
+    Such a reader stops for good at the first line it cannot parse (a bad hex byte, a short CSV row),
+    and everything after it was lost.  Here the line it failed on is known (the last one handed out), and
+    a fresh reader of the same kind takes over after it: it is given the header again (the lines before the
+    first record: the base, the date, the column layout), then the rest of the file.
+    """
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+        self.number = 0  # of the last line read from the file
+        self.last = ""
+        self.head: list[str] | None = []  # the lines read before the first record; None once it came
+        self.header: list[str] = []  # (then) the lines before the first record
+        self.replay: list[str] = []  # the header again, for a fresh reader (last line first)
+        self.resumed_at = -1  # the line a fresh reader last took over after
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.replay:
+            return self.replay.pop()
+        try:
+            line = next(self.file)
+        except StopIteration:
+            raise
+        except Exception as exc:  # (UnicodeDecodeError, a truncated .gz)
+            raise _FileError(exc) from None
+        self.number += 1
+        self.last = line
+        if self.head is not None:
+            self.head.append(line)
+        return line
+
+    def first_record(self) -> None:
+        """The reader produced a record: what came before its line is the header."""
+        if self.head is not None:
+            self.header, self.head = self.head[:-1], None
+
+    def resumable(self) -> bool:
+        """Whether a fresh reader can take over: not when it failed on the header given again (no progress)."""
+        return not self.replay and self.number != self.resumed_at
+
+    def resume(self) -> _Lines:
+        """The lines for a fresh reader: the header again, then the file after the line that failed."""
+        if self.head is not None:  # before the first record: the lines so far but the failed one are the header
+            self.header = self.head = self.head[:-1]
+            self.head = list(self.header)
+        self.replay = self.header[::-1]
+        self.resumed_at = self.number
+        return self
+
+    def shown(self) -> str:
+        text = printable(self.last.strip())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class _Dropped(logging.Handler):

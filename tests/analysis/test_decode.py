@@ -255,6 +255,29 @@ def test_trc_lines_python_can_skips_are_counted_unreadable_not_logged(tmp_path: 
     summary = records[-1]
     assert (summary["records"], summary["good"], summary["unreadable"]) == (12, 10, 2), summary
 
+
+@pytest.mark.parametrize(("suffix", "bad"), [
+    (".asc", " 5.000000 1  181             Rx   d 8 ZZ 00 00 00 00 00 00 00\n"),  # a byte that is not hex
+    (".csv", "5.0,0x181\n"),  # a short row
+    (".csv", "5.0,0x181,0,0,0,8,not-base64!\n"),
+])
+def test_a_bad_line_in_a_python_can_text_capture_loses_nothing_after_it(tmp_path: Path, frames, suffix: str,  # type: ignore[no-untyped-def]
+                                                                      bad: str) -> None:
+    """python-can's text readers stop for good at a line they cannot parse: every frame after it was lost."""
+    path = tmp_path / f"c{suffix}"
+    write_with_python_can(str(path), iter(frames[:40]))
+    lines = path.read_text().splitlines(keepends=True)
+    at = len(lines) // 2
+    path.write_text("".join(lines[:at] + [bad] + lines[at:]))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["where"] for u in unreadable] == [f"line {at + 1}"], unreadable
+    assert bad.strip()[:20] in unreadable[0]["reason"]
+    summary = records[-1]
+    assert (summary["good"], summary["unreadable"]) == (40, 1), summary  # every frame, before and after it
+
 junk_line = st.one_of(
     st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ")),
     st.builds(lambda i, d: b"(1.5) vcan0 %s#%s" % (i, d),
