@@ -84,3 +84,30 @@ def test_check_config_into_a_closed_pipe_keeps_its_verdict(json_mode: bool) -> N
                              *(["--json"] if json_mode else []))
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
+
+
+FULL = Path("/dev/full")
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full (a device that is always full)")
+@pytest.mark.parametrize("command", [
+    ["master", "--config", str(ROOT / "examples" / "site.toml")],
+    ["servant", "--address", "1", "--ev", "bench"],
+])
+def test_a_node_whose_stdout_is_full_says_so_and_still_shuts_down(command: list[str]) -> None:
+    channel = f"full-stdout-{os.getpid()}"
+    with FULL.open("w") as full:
+        r = subprocess.run([sys.executable, "-m", "busshare", *command, "-i", "virtual", "-c", channel,
+                            "--duration", "30"], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr == f"busshare {command[0]}: No space left on device\n", r.stderr
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full (a device that is always full)")
+def test_sim_whose_stdout_is_full_says_so_and_still_writes_its_capture(tmp_path: Path) -> None:
+    log = tmp_path / "story.log"
+    with FULL.open("w") as full:
+        r = subprocess.run([sys.executable, "-m", "busshare", "sim", "--speed", "max", "--duration", "30",
+                            "--log", str(log)], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stderr.endswith("busshare sim: No space left on device\n"), r.stderr
+    assert "invariant" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert log.read_text().startswith("(")  # what ran is kept

@@ -85,7 +85,8 @@ def printer(as_json: bool, times: TimeBase, out: TextIO | None = None,
             skip: frozenset[str] = frozenset()) -> Callable[[Record], None]:
     """A record sink: JSON lines or human lines, flushed (pipes into tests and tools).  Default: sys.stdout.
 
-    A closed stdout raises BrokenPipeError once, to stop the command; the records of its shutdown are then dropped.
+    A stdout that fails (closed, full) raises its OSError once, to stop the command; the records of its shutdown
+    are then dropped.
     Records come in the node's own clock; ``times`` maps ``t``, ``last_heartbeat`` and ``last_heard`` to the printed base.
     """
 
@@ -98,7 +99,7 @@ def printer(as_json: bool, times: TimeBase, out: TextIO | None = None,
         stream = out if out is not None else sys.stdout
         try:
             write(stream, rec)
-        except BrokenPipeError:  # the reader went away (| head): stop, but what follows is the node's shutdown
+        except OSError:  # the reader went away (| head) or a full disk: stop, but what follows is the shutdown
             closed = True
             silence(stream)
             raise

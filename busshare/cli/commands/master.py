@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                                              f"limit {config.limit_da / 10:.1f} A, {_where(args, config)}"))
         if config.budget is not None:
             emit(event_record(now, "budget", 0, budget_words(config)))
-    except BrokenPipeError:  # nobody reads (| head): stop before starting, the bus or port closed
+    except OSError:  # stdout fails (| head, a full disk): stop before starting, the bus or port closed
         transport.shutdown()
         raise
     runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,

@@ -129,7 +129,7 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
     def log(line: str) -> None:
         try:
             print(line, file=log_out, flush=True)
-        except BrokenPipeError:  # nobody reads (| head): stop, and the pilot still goes off on the way out
+        except OSError:  # stdout fails (| head, a full disk): stop, and the pilot still goes off on the way out
             silence(log_out)
             raise
 
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
                           f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A {where}"))
-    except BrokenPipeError:  # nobody reads (| head): stop before starting, the bus or port closed
+    except OSError:  # stdout fails (| head, a full disk): stop before starting, the bus or port closed
         transport.shutdown()
         raise
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,

@@ -123,8 +123,13 @@ def plain_line(rec: dict[str, Any]) -> str:
 
 
 class StdoutClosed(BaseException):
-    """stdout's reader went away mid-run (``| head``).  A BaseException, as KeyboardInterrupt is: the simulator
-    reports an Exception from its step hook as a node crash (an invariant violation), and this is nobody's."""
+    """stdout cannot be written any more mid-run: its reader went away (``| head``), or it failed (a full disk).
+    A BaseException, as KeyboardInterrupt is: the simulator reports an Exception from its step hook as a node
+    crash (an invariant violation), and this is nobody's."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class LiveView:
@@ -145,9 +150,9 @@ class LiveView:
     def __call__(self, sim: Any) -> None:
         try:
             self.show(sim)
-        except BrokenPipeError:
+        except OSError as exc:
             silence(self.out)
-            raise StdoutClosed from None
+            raise StdoutClosed(exc) from None
 
     def show(self, sim: Any) -> None:
         now = sim.now
@@ -252,13 +257,15 @@ def summary_dict(summary: Any) -> dict[str, Any]:
     return d
 
 
-def say(stream: TextIO, text: str) -> None:
-    """Write what the user may no longer read (``| head``): a closed stdout loses the text, never the files after it."""
+def say(stream: TextIO, text: str, failed: list[OSError]) -> None:
+    """Write what the user may no longer read (``| head``, a full disk): a stdout that fails loses the text (its
+    error is kept in ``failed``), never the files written after it."""
     try:
         stream.write(text)
         stream.flush()
-    except BrokenPipeError:
+    except OSError as exc:
         silence(stream)
+        failed.append(exc)
 
 
 def output_mode(args: argparse.Namespace, out: TextIO) -> str:
@@ -296,43 +303,48 @@ def run(args: argparse.Namespace) -> int:
     failure = None
     interrupted = False
     closed_at: float | None = None
+    failed: list[OSError] = []  # what writing stdout raised (the first): a closed pipe is no error, a full disk is
     try:
         sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
         failure = str(exc).splitlines()[0]
     except KeyboardInterrupt:
         interrupted = True
-    except StdoutClosed:  # like the end of the run: nobody reads the rest, the files asked for are still written
+    except StdoutClosed as exc:  # like the end of the run: nobody reads the rest, the files asked for are still written
         closed_at = sim.now
+        failed.append(exc.error)
     if bar is not None:
         bar.close(sim.now)
     if closed_at is not None and (args.log or args.plot):
         files = " and ".join(f for f in (args.log, args.plot) if f)
-        err.write(f"busshare sim: stdout closed at {closed_at:.1f} s: the run stopped there; {files}: what ran\n")
+        how = "closed" if isinstance(failed[0], BrokenPipeError) else "failed"
+        err.write(f"busshare sim: stdout {how} at {closed_at:.1f} s: the run stopped there; {files}: what ran\n")
     if mode == "tty" and closed_at is None:
         view.draw(sim)  # over the live view: the cursor is still on the line below it (where ^C echoed)
     if failure is not None:
-        say(notice, failure + "\n")
+        say(notice, failure + "\n", failed)
     if interrupted:  # (on a terminal the ^C echo is on this line: write over it)
-        say(notice, ("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
+        say(notice, ("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n", failed)
     result = sim.result()
     # the summary first: a file that cannot be written after a long run (a full disk) loses nothing else
     if args.json:
         record = sim_summary(summary_dict(result.summary), result.summary.sim_seconds, interrupted)
-        say(out, json.dumps(record) + "\n")
+        say(out, json.dumps(record) + "\n", failed)
     else:
-        say(out, result.summary.text() + "\n")
+        say(out, result.summary.text() + "\n", failed)
     if args.log:
         write_capture(args.log, result.capture)
         if not args.json:
-            say(out, f"capture: {len(result.capture)} frames written to {args.log}\n")
+            say(out, f"capture: {len(result.capture)} frames written to {args.log}\n", failed)
     if args.plot:
         from ...report.plot import plot_timeline
 
         plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
                       t_end=result.summary.sim_seconds)
         if not args.json:
-            say(out, f"plot: {args.plot}\n")
+            say(out, f"plot: {args.plot}\n", failed)
+    if failed and not isinstance(failed[0], BrokenPipeError):
+        raise failed[0]  # (a full disk: one line, exit 2, once the files are written)
     if result.summary.violations:
         return 1
     return 130 if interrupted else 0  # like any command stopped by SIGINT: the run is not complete
