@@ -432,6 +432,8 @@ def test_a_busy_serial_port_is_refused_by_every_modbus_command(capsys: pytest.Ca
 
 @pytest.mark.parametrize(("tool", "argv", "option"), [
     ("rs485", ["--baud", "0"], "--baud"),
+    ("rs485", ["--baud", "7", "--duration", "0.1"], "--baud"),  # (no node runs on it: they take 300-1000000 baud)
+    ("meter_emulator", ["--serial", "/dev/null", "--baud", "7"], "--baud"),
     ("rs485", ["--corrupt", "2"], "--corrupt"),
     ("rs485", ["--drop", "nan"], "--drop"),
     ("rs485", ["--duration", "-1"], "--duration"),
