@@ -32,6 +32,7 @@ from ...report.summaries import decode_summary
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
+from ._signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from ...analysis.summary import CaptureSummary
@@ -159,7 +160,8 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
 
             summary.watcher = line_watcher(args.baud)
     try:
-        _listing(args, stream, _records, dec, summary, times, live, fast=mode is TimeMode.ABSOLUTE)
+        with sigterm_as_interrupt():
+            _listing(args, stream, _records, dec, summary, times, live, fast=mode is TimeMode.ABSOLUTE)
         interrupted = False
     except KeyboardInterrupt:  # Ctrl-C, e.g. at the end of a live candump pipe: the closing lines of what was read
         interrupted = True

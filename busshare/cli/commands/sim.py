@@ -25,6 +25,7 @@ from ...report.summaries import sim_summary
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
+from ._signals import sigterm_as_interrupt
 from ._stdout import silence
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
@@ -305,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
     closed_at: float | None = None
     failed: list[OSError] = []  # what writing stdout raised (the first): a closed pipe is no error, a full disk is
     try:
-        sim.run_until(scenario.duration_s)
+        with sigterm_as_interrupt():
+            sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
         failure = str(exc).splitlines()[0]
     except KeyboardInterrupt:
