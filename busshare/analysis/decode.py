@@ -230,8 +230,8 @@ def logreader_records(path: str) -> Iterator[Record]:
 
     try:
         reader = can.LogReader(path)
-    except OSError:
-        raise
+    except OSError as exc:  # (a directory, no permission): worded as every other capture that cannot be read
+        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # a header python-can cannot parse (empty or not that format)
         why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
         raise OSError(f"cannot read {path}: not a readable capture ({why})") from None

@@ -223,6 +223,13 @@ def test_a_file_that_cannot_be_read_is_one_line_and_nonzero(tmp_path: Path) -> N
     assert r.returncode != 0 and "unknown capture format" in r.stderr
 
 
+@pytest.mark.parametrize("name", ["capture.asc", "capture.log", "capture.blf"])
+def test_a_capture_that_is_a_directory_is_one_line_worded_as_any_unreadable_capture(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()
+    r = cli("decode", str(tmp_path / name))
+    assert r.returncode == 2 and r.stderr == f"busshare decode: cannot read {tmp_path / name}: Is a directory\n", r.stderr
+
+
 def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "c.blf"
     write_with_python_can(str(path), iter(frames))
