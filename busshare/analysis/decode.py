@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import struct
 from collections import Counter
@@ -36,7 +37,10 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import TextIO
+from typing import cast
 
 from ..errors import printable
 from ..frames import FrameError
@@ -59,6 +63,9 @@ from .describe import Describer
 from .describe import bad_frame_line
 from .describe import bad_frame_record
 from .describe import frame_record
+
+if TYPE_CHECKING:
+    import can
 
 #: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
 #: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``
@@ -215,32 +222,180 @@ def text_records(stream: IO[bytes]) -> Iterator[Record]:
 
 
 def logreader_records(path: str) -> Iterator[Record]:
-    """Records of any format python-can's LogReader reads (.asc, .blf, .trc, .csv, .log, .gz...)."""
-    import can  # lazily: importing python-can costs more than decoding a small capture
+    """Records of any format python-can's LogReader reads (.asc, .blf, .trc, .csv, .log, .gz...).
+
+    A record it cannot read is reported and counted; in a text format the reading goes on after its line.
+    """
+    import can.io.generic  # lazily: importing python-can costs more than decoding a small capture
 
     try:
         reader = can.LogReader(path)
-    except OSError:
-        raise
+    except OSError as exc:  # (a directory, no permission): worded as every other capture that cannot be read
+        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # a header python-can cannot parse (empty or not that format)
         why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
         raise OSError(f"cannot read {path}: not a readable capture ({why})") from None
     n = 0
+    dropped = _Dropped()
+    lines = None
+    if isinstance(reader, can.io.generic.TextIOMessageReader):  # .asc .csv .trc: read on past a bad line
+        text_reader = type(reader)
+        lines = _Lines(reader.file)
+        reader.file = cast(TextIO, lines)
     try:
-        with reader:
-            for msg in reader:
-                n += 1
-                if msg.is_error_frame:
-                    kind = "error-frame"
-                elif msg.is_remote_frame:
-                    kind = "remote"
-                elif msg.is_fd:
-                    kind = "fd"
-                else:
-                    kind = "data"
-                yield Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+        with dropped:
+            while True:
+                try:
+                    for msg in reader:
+                        for reason in dropped.take():
+                            yield Unreadable(_where(lines, n), reason)
+                        if lines is not None:
+                            lines.first_record()
+                        n += 1
+                        yield _frame(msg)
+                    break
+                except _FileError:
+                    raise
+                except Exception as exc:
+                    if lines is None or not lines.resumable():
+                        raise
+                    # one line python-can cannot read: report it, and a fresh reader takes over after it
+                    yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}; {lines.shown()}")
+                    reader = text_reader(cast(TextIO, lines.resume()))
+            for reason in dropped.take():
+                yield Unreadable(_where(lines, n), reason)
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
-        yield Unreadable(f"after record {n}", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        if isinstance(exc, _FileError):
+            exc = exc.error
+        yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+    finally:
+        reader.stop()
+
+
+def _frame(msg: can.Message) -> Frame:
+    if msg.is_error_frame:
+        kind = "error-frame"
+    elif msg.is_remote_frame:
+        kind = "remote"
+    elif msg.is_fd:
+        kind = "fd"
+    else:
+        kind = "data"
+    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+
+
+def _where(lines: _Lines | None, n: int) -> str:
+    """Where a record python-can could not read is: its line in a text format, else how far the reading got."""
+    return f"line {lines.number}" if lines is not None and lines.number else f"after record {n}"
+
+
+class _FileError(Exception):
+    """The file itself cannot be read on (not UTF-8, a truncated .gz): no line to skip, the reading ends."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Lines:
+    """A text capture's lines, as python-can's text readers (.asc, .csv, .trc) iterate them.
+
+    Such a reader stops for good at the first line it cannot parse (a bad hex byte, a short CSV row),
+    and everything after it was lost.  Here the line it failed on is known (the last one handed out), and
+    a fresh reader of the same kind takes over after it: it is given the header again (the lines before the
+    first record: the base, the date, the column layout), then the rest of the file.
+    """
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+        self.number = 0  # of the last line read from the file
+        self.last = ""
+        self.head: list[str] | None = []  # the lines read before the first record; None once it came
+        self.header: list[str] = []  # (then) the lines before the first record
+        self.replay: list[str] = []  # the header again, for a fresh reader (last line first)
+        self.resumed_at = -1  # the line a fresh reader last took over after
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.replay:
+            return self.replay.pop()
+        try:
+            line = next(self.file)
+        except StopIteration:
+            raise
+        except Exception as exc:  # (UnicodeDecodeError, a truncated .gz)
+            raise _FileError(exc) from None
+        self.number += 1
+        self.last = line
+        if self.head is not None:
+            self.head.append(line)
+        return line
+
+    def first_record(self) -> None:
+        """The reader produced a record: what came before its line is the header."""
+        if self.head is not None:
+            self.header, self.head = self.head[:-1], None
+
+    def resumable(self) -> bool:
+        """Whether a fresh reader can take over: not when it failed on the header given again (no progress)."""
+        return not self.replay and self.number != self.resumed_at
+
+    def resume(self) -> _Lines:
+        """The lines for a fresh reader: the header again, then the file after the line that failed."""
+        if self.head is not None:  # before the first record: the lines so far but the failed one are the header
+            self.header = self.head = self.head[:-1]
+            self.head = list(self.header)
+        self.replay = self.header[::-1]
+        self.resumed_at = self.number
+        return self
+
+    def shown(self) -> str:
+        text = printable(self.last.strip())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Dropped(logging.Handler):
+    """The lines python-can's TRC reader skips (cannot parse, or of a type it does not read) as reasons.
+
+    It says so only in a log message (a stray line on stderr, the record not counted); while a capture is
+    read, those messages come here instead and each becomes an ``Unreadable`` record, counted like any other.
+    """
+
+    LOGGER = "can.io.trc"
+    SKIPS = ("TRCReader: Failed to parse message", "TRCReader: Unsupported type")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.reasons: list[str] = []
+        self.saved: tuple[int, bool] = (logging.NOTSET, True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith(self.SKIPS) and record.args != ("",):  # (an empty file's missing first line is no record)
+            self.reasons.append(printable(text.removeprefix("TRCReader: "))[:200])
+
+    def take(self) -> list[str]:
+        taken, self.reasons = self.reasons, []
+        return taken
+
+    def __enter__(self) -> _Dropped:
+        log = logging.getLogger(self.LOGGER)
+        self.saved = (log.level, log.propagate)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        log = logging.getLogger(self.LOGGER)
+        log.removeHandler(self)
+        log.setLevel(self.saved[0])
+        log.propagate = self.saved[1]
 
 
 # ---------------------------------------------------------------------------
@@ -600,72 +755,74 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     ext = buf.extend
     get = memo.get
     scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
-    for first, chunk in chunks:
-        scan[:] = [0, 0]
-        layout = fixed_layout(chunk)
-        rows: Iterable[tuple[bytes, bytes]] | None = None
-        n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
-            0 if chunk.endswith(b"\n") else 1)
-        if layout is not None:
-            rows = layout.iter_unpack(chunk)
-            first_ts = layout.unpack_from(chunk)[0]
-        else:
-            matches = _FAST_LINE.findall(chunk)
-            if len(matches) == n_lines and matches:
-                rows, first_ts = matches, matches[0][0]
-        if rows is not None:
-            dec.records += n_lines
-            ts = first_ts
-            for ts, key in rows:
-                e = get(key)
-                if e is None:
-                    if len(memo) > 1 << 18:
-                        memo.clear()
-                    e = memo[key] = entry(key)
-                offset, counter, counter16, frag, data, master = e
-                if offset >= 0:
-                    # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
-                    t = float(ts)
-                    if t - heard[offset] > STREAM_MEMORY_S:
-                        link.forget((offset,), Restart.SILENCE)
-                    heard[offset] = t
-                    if master is not None and master != link.master:
-                        link.heartbeat_from(master)
-                    k = last[offset] + counter
-                    last[offset] = counter16
-                    prev = last_data[offset]
-                    if repeated[k] and prev is not None and prev != data:  # same counter, other bytes: a twin
-                        ext((ts, frag, second_sender))
-                        dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+    try:
+        for first, chunk in chunks:
+            scan[:] = [0, 0]
+            layout = fixed_layout(chunk)
+            rows: Iterable[tuple[bytes, bytes]] | None = None
+            n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
+                0 if chunk.endswith(b"\n") else 1)
+            if layout is not None:
+                rows = layout.iter_unpack(chunk)
+                first_ts = layout.unpack_from(chunk)[0]
+            else:
+                matches = _FAST_LINE.findall(chunk)
+                if len(matches) == n_lines and matches:
+                    rows, first_ts = matches, matches[0][0]
+            if rows is not None:
+                dec.records += n_lines
+                ts = first_ts
+                for ts, key in rows:
+                    e = get(key)
+                    if e is None:
+                        if len(memo) > 1 << 18:
+                            memo.clear()
+                        e = memo[key] = entry(key)
+                    offset, counter, counter16, frag, data, master = e
+                    if offset >= 0:
+                        # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
+                        t = float(ts)
+                        if t - heard[offset] > STREAM_MEMORY_S:
+                            link.forget((offset,), Restart.SILENCE)
+                        heard[offset] = t
+                        if master is not None and master != link.master:
+                            link.heartbeat_from(master)
+                        k = last[offset] + counter
+                        last[offset] = counter16
+                        prev = last_data[offset]
+                        if repeated[k] and prev is not None and prev != data:  # same counter, other bytes: a twin
+                            ext((ts, frag, second_sender))
+                            dec.counts[E2EStatus.WRONG_SEQUENCE.value] += 1
+                        else:
+                            ext((ts, frag, table[k]))
+                            hits[k] += 1
+                        last_data[offset] = data
                     else:
-                        ext((ts, frag, table[k]))
-                        hits[k] += 1
-                    last_data[offset] = data
-                else:
-                    ext((general(chunk, first, ts, key, offset != -2),))
-            if dec.first_t is None:
-                dec.first_t = float(first_ts)
-            dec.last_t = float(ts)
-        else:
-            for i, line in enumerate(chunk.split(_NL)):
-                r = parse_line(line, f"line {first + i}")
-                if r is None:
-                    continue
-                d = dec.feed(r)
-                if d is None:
-                    assert isinstance(r, Unreadable)
-                    ext((slow_piece(None, r),))
-                else:
-                    ext((slow_piece(d, None),))
-        data = b"".join(buf)
-        out.write(data[: -len(_HEAD)])
-        if flush:
-            out.flush()
-        buf.clear()
-        buf.append(_HEAD)
-    for k, n in enumerate(hits):
-        if n:
-            dec.counts[statuses[k].value] += n
+                        ext((general(chunk, first, ts, key, offset != -2),))
+                if dec.first_t is None:
+                    dec.first_t = float(first_ts)
+                dec.last_t = float(ts)
+            else:
+                for i, line in enumerate(chunk.split(_NL)):
+                    r = parse_line(line, f"line {first + i}")
+                    if r is None:
+                        continue
+                    d = dec.feed(r)
+                    if d is None:
+                        assert isinstance(r, Unreadable)
+                        ext((slow_piece(None, r),))
+                    else:
+                        ext((slow_piece(d, None),))
+            data = b"".join(buf)
+            out.write(data[: -len(_HEAD)])
+            if flush:
+                out.flush()
+            buf.clear()
+            buf.append(_HEAD)
+    finally:  # also when interrupted (Ctrl-C on a live pipe): the counts so far are the summary's
+        for k, n in enumerate(hits):
+            if n:
+                dec.counts[statuses[k].value] += n
 
 
 #: a fast-path memo entry: (offset, counter, 16 * counter, JSON fragment, data, a heartbeat's (id, epoch))

@@ -22,6 +22,7 @@ import time
 from ..core.meter_maps import BUILT_IN_MAPS
 from ..core.meter_maps import MeterKind
 from ..core.source_settings import DEFAULT_BAUD
+from ..core.source_settings import METER_BAUDS
 from ..core.source_settings import MODBUS_TCP_PORT
 from ..core.source_settings import Parity
 from ..core.source_settings import SerialLine
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--start {args.start!r} is not a time of day (HH:MM)")
     if not 0 <= args.speed < float("inf"):  # 0 holds the profile still
         return _fail(f"--speed must be 0 or more profile seconds per second, not {args.speed}")
-    if args.baud <= 0:
-        return _fail(f"--baud must be positive, not {args.baud}")
+    if not METER_BAUDS[0] <= args.baud <= METER_BAUDS[1]:  # (as budget.meter.baud of a site file)
+        return _fail(f"--baud must be {METER_BAUDS[0]}-{METER_BAUDS[1]} baud, not {args.baud}")
     schedule: list[tuple[float, str]] = []
     for item in args.at:
         delay, sep, command = item.partition(":")

@@ -9,6 +9,7 @@ import threading
 from typing import TextIO
 
 from ..devtools.rs485 import Rs485Bus
+from .commands._options import MODBUS_BAUDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.ports <= 250:
         print(f"rs485: --ports must be 2-250, not {args.ports}", file=sys.stderr)
         return 2
-    problem = (f"--baud must be positive, not {args.baud}" if args.baud <= 0
+    low, high = MODBUS_BAUDS
+    problem = (f"--baud must be {low}-{high} baud (what the nodes take), not {args.baud}"
+               if not low <= args.baud <= high
                else f"--corrupt must be a probability in 0..1, not {args.corrupt}" if not 0 <= args.corrupt <= 1
                else f"--drop must be a probability in 0..1, not {args.drop}" if not 0 <= args.drop <= 1
                else f"--duration must be a positive number of seconds, not {args.duration}"

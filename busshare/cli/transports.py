@@ -102,6 +102,17 @@ def open_can(args: argparse.Namespace) -> CanTransport:
     return CanTransport(open_bus(bus_config(args)), ids)
 
 
+#: python-can's options as typed, by their ``args`` name (given only: python-can leaves the others out of ``args``)
+_CAN_OPTIONS = {"interface": "-i/--interface", "channel": "-c/--channel", "bitrate": "-b/--bitrate", "fd": "--fd",
+                "data_bitrate": "--data-bitrate", "timing": "--timing", "bus_kwargs": "--bus-kwargs"}
+
+
 def open_line(args: argparse.Namespace) -> serial.Serial:
-    """The Modbus line's serial port, locked for this process."""
+    """The Modbus line's serial port, locked for this process; a CAN option beside ``--modbus`` is refused first."""
+    given = [name for key, name in _CAN_OPTIONS.items() if key in args]
+    given += ["--id-base"] if getattr(args, "id_base", 0) else []
+    given += ["--extended"] if getattr(args, "extended", False) else []
+    if given:
+        raise UserError(f"{given[0]} is a CAN option, but --modbus {args.modbus} runs on a Modbus RTU line: "
+                        "give one or the other")
     return open_serial(args.modbus, args.baud)

@@ -167,6 +167,7 @@ _PARITY = member(Parity, {"none": Parity.NONE, "even": Parity.EVEN, "odd": Parit
 # [budget.meter]
 
 
+METER_BAUDS = (300, 921600)  # a meter's serial line: the rates Modbus RTU meters offer
 METER_KEYS = ("kind", "tcp", "serial", "baud", "parity", "stopbits", "device_id", "poll_s", "timeout_s",
               "request_timeout_s", "frozen_s", "phase")
 SERIAL_KEYS = ("baud", "parity", "stopbits")
@@ -281,8 +282,8 @@ def meter_problems(m: MeterSettings, path: str = "budget.meter") -> list[Problem
         add("frozen_s", seconds_text(m.frozen_s), f"must be 0 (off) or a number of seconds up to {MAX_SOURCE_S:g}")
         bad.add("frozen_s")
     if isinstance(m.link, SerialLine):
-        if not 300 <= m.link.baud <= 921600:
-            add("baud", str(m.link.baud), "must be 300-921600")
+        if not METER_BAUDS[0] <= m.link.baud <= METER_BAUDS[1]:
+            add("baud", str(m.link.baud), f"must be {METER_BAUDS[0]}-{METER_BAUDS[1]}")
         if m.link.stopbits not in (1, 2):
             add("stopbits", str(m.link.stopbits), "must be 1 or 2")
         if not 1 <= m.device_id <= 247:

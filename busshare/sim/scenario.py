@@ -227,6 +227,10 @@ def _bus(r: Reader, t: Table, path: str) -> BusSettings:
 
 def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple[Scenario | None, list[Problem]]:
     r = Reader()
+    if "installation" not in data and ("site" in data or "servant" in data):  # `busshare sim site.toml`
+        r.add("installation", "is missing, and this is an installation file ([site], [[servant]]): a scenario "
+                              "holds one as [installation.site] and [[installation.servant]] (docs/SIM.md)")
+        return None, r.problems
     r.unknown(data, "", _TOP)
     installation = data.get("installation")
     if not isinstance(installation, dict):

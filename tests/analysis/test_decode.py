@@ -223,6 +223,13 @@ def test_a_file_that_cannot_be_read_is_one_line_and_nonzero(tmp_path: Path) -> N
     assert r.returncode != 0 and "unknown capture format" in r.stderr
 
 
+@pytest.mark.parametrize("name", ["capture.asc", "capture.log", "capture.blf"])
+def test_a_capture_that_is_a_directory_is_one_line_worded_as_any_unreadable_capture(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()
+    r = cli("decode", str(tmp_path / name))
+    assert r.returncode == 2 and r.stderr == f"busshare decode: cannot read {tmp_path / name}: Is a directory\n", r.stderr
+
+
 def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "c.blf"
     write_with_python_can(str(path), iter(frames))
@@ -235,6 +242,48 @@ def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path
     assert records[-1]["records"] >= 1  # a truncated BLF is read as far as it goes
     assert "Traceback" not in r.stderr
 
+
+
+def test_trc_lines_python_can_skips_are_counted_unreadable_not_logged(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    """python-can's TRC reader drops a line it cannot parse (a cut one) or of a type it does not read (an
+    error or status line) with only a log message on stderr; decode counts and lists each, like a bad line."""
+    path = tmp_path / "c.trc"
+    write_with_python_can(str(path), iter(frames[:20]))
+    lines = path.read_text().splitlines(keepends=True)
+    body = [i for i, line in enumerate(lines) if " DT " in line]
+    kept = lines[: body[5]] + ["    99      5.000 ST  1     0000 Rx -  0\r\n"]  # a type python-can does not read
+    kept += lines[body[5]: body[10]] + [lines[body[10]][:20]]  # 10 frames around it, then one cut short
+    path.write_text("".join(kept))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["reason"].split(" '")[0] for u in unreadable] == ["Unsupported type", "Failed to parse message"]
+    summary = records[-1]
+    assert (summary["records"], summary["good"], summary["unreadable"]) == (12, 10, 2), summary
+
+
+@pytest.mark.parametrize(("suffix", "bad"), [
+    (".asc", " 5.000000 1  181             Rx   d 8 ZZ 00 00 00 00 00 00 00\n"),  # a byte that is not hex
+    (".csv", "5.0,0x181\n"),  # a short row
+    (".csv", "5.0,0x181,0,0,0,8,not-base64!\n"),
+])
+def test_a_bad_line_in_a_python_can_text_capture_loses_nothing_after_it(tmp_path: Path, frames, suffix: str,  # type: ignore[no-untyped-def]
+                                                                      bad: str) -> None:
+    """python-can's text readers stop for good at a line they cannot parse: every frame after it was lost."""
+    path = tmp_path / f"c{suffix}"
+    write_with_python_can(str(path), iter(frames[:40]))
+    lines = path.read_text().splitlines(keepends=True)
+    at = len(lines) // 2
+    path.write_text("".join(lines[:at] + [bad] + lines[at:]))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["where"] for u in unreadable] == [f"line {at + 1}"], unreadable
+    assert bad.strip()[:20] in unreadable[0]["reason"]
+    summary = records[-1]
+    assert (summary["good"], summary["unreadable"]) == (40, 1), summary  # every frame, before and after it
 
 junk_line = st.one_of(
     st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ")),

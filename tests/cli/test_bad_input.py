@@ -177,6 +177,15 @@ def test_a_scenario_file_that_is_not_utf8_is_named(capsys: pytest.CaptureFixture
     assert code == 2 and err.startswith(f"busshare sim: {path}: the file is not UTF-8 text (byte 0xe9")
 
 
+def test_an_installation_file_given_as_a_scenario_says_where_it_belongs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`busshare sim examples/site.toml`: not "servant: unknown key (known: bus, car, ...)", but what a scenario is."""
+    code, out, err = run(capsys, "sim", str(ROOT / "examples" / "site.toml"), "--speed", "max", "--quiet")
+    assert code == 2 and out == ""
+    assert err.startswith(f"busshare sim: {ROOT / 'examples' / 'site.toml'}: installation: is missing, and this is an "
+                          "installation file"), err
+    assert "[installation.site]" in err and err.count("\n") == 1, err
+
+
 # ---------------------------------------------------------------------------
 # numbers on the command line: every option, checked when parsed (the command's usage, exit 2)
 
@@ -272,6 +281,26 @@ def test_a_servant_option_that_contradicts_another_names_the_option(capsys: pyte
     path.write_text("[site]\nbreaker_a = 80\n[[servant]]\naddress = 1\nmax_a = 32\nmin_a = 16\n")
     code, out, err = run(capsys, "servant", "--config", str(path), "--address", "1", "--max", "10", "-i", "virtual")
     assert code == 2 and err == f"busshare servant: {path}: servant[0].min_a 16 is above max_a 10 (given --max)\n"
+
+
+@pytest.mark.parametrize("command", [["master", "--config", str(SITE)], ["servant", "--address", "1"], ["monitor"]])
+@pytest.mark.parametrize(("can_option", "named"), [
+    (["-i", "socketcan"], "-i/--interface"), (["-c", "can0"], "-c/--channel"), (["-b", "250000"], "-b/--bitrate"),
+    (["--bus-kwargs", "port=5000"], "--bus-kwargs"), (["--id-base", "0x200"], "--id-base"), (["--extended"], "--extended"),
+])
+def test_a_can_option_beside_modbus_is_refused_not_ignored(capsys: pytest.CaptureFixture[str], command: list[str],
+                                                            can_option: list[str], named: str) -> None:
+    """`--modbus PORT -i socketcan` ran on the line and ignored -i: one line naming it, before any port is opened."""
+    code, out, err = run(capsys, *command, "--modbus", "/dev/ttyNONE9", *can_option, "--duration", "1")
+    assert code == 2 and out == ""
+    assert err == (f"busshare {command[0]}: {named} is a CAN option, but --modbus /dev/ttyNONE9 runs on a Modbus RTU "
+                   "line: give one or the other\n"), err
+
+
+def test_the_modbus_pilot_file_on_can_is_refused_not_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "servant", "--address", "1", "--pilot-file", "ev1", "-i", "virtual", "--duration", "1")
+    assert code == 2 and out == ""
+    assert err.startswith("busshare servant: --pilot-file is an option of the Modbus servant (--modbus PORT)"), err
 
 
 # ---------------------------------------------------------------------------
@@ -403,6 +432,8 @@ def test_a_busy_serial_port_is_refused_by_every_modbus_command(capsys: pytest.Ca
 
 @pytest.mark.parametrize(("tool", "argv", "option"), [
     ("rs485", ["--baud", "0"], "--baud"),
+    ("rs485", ["--baud", "7", "--duration", "0.1"], "--baud"),  # (no node runs on it: they take 300-1000000 baud)
+    ("meter_emulator", ["--serial", "/dev/null", "--baud", "7"], "--baud"),
     ("rs485", ["--corrupt", "2"], "--corrupt"),
     ("rs485", ["--drop", "nan"], "--drop"),
     ("rs485", ["--duration", "-1"], "--duration"),

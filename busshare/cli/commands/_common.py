@@ -13,6 +13,7 @@ from ...report.records import RecordKind
 from ...report.records import TimeBase
 from ...report.records import TimeMode
 from . import _options as opt
+from ._stdout import silence
 
 Record = dict[str, Any]
 
@@ -84,11 +85,26 @@ def printer(as_json: bool, times: TimeBase, out: TextIO | None = None,
             skip: frozenset[str] = frozenset()) -> Callable[[Record], None]:
     """A record sink: JSON lines or human lines, flushed (pipes into tests and tools).  Default: sys.stdout.
 
+    A stdout that fails (closed, full) raises its OSError once, to stop the command; the records of its shutdown
+    are then dropped.
     Records come in the node's own clock; ``times`` maps ``t``, ``last_heartbeat`` and ``last_heard`` to the printed base.
     """
 
+    closed = False
+
     def emit(rec: Record) -> None:
+        nonlocal closed
+        if closed:
+            return
         stream = out if out is not None else sys.stdout
+        try:
+            write(stream, rec)
+        except OSError:  # the reader went away (| head) or a full disk: stop, but what follows is the shutdown
+            closed = True
+            silence(stream)
+            raise
+
+    def write(stream: TextIO, rec: Record) -> None:
         if as_json:
             shown = dict(rec, t=times(rec["t"]))
             for key in ("last_heartbeat", "last_heard"):

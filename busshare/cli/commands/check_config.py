@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ...report.budget_explain import budget_record
 from ...report.records import RecordKind
 from ...report.records import serial_hex
 from . import command_parser
+from ._stdout import silence
 
 
 def add_parser(subparsers: Any) -> None:
@@ -114,13 +116,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         found = [str(p) for p in problems(doc)]
     if found:
-        if args.json:
-            print(json.dumps({"record": RecordKind.CONFIG.value, "ok": False, "config": path, "problems": found}))
-        else:
-            shown = printable(path)
-            for p in found:
-                print(f"{shown}: {p}")
-            print(f"{shown}: {len(found)} problem{'s' if len(found) > 1 else ''}")
+        try:
+            if args.json:
+                print(json.dumps({"record": RecordKind.CONFIG.value, "ok": False, "config": path, "problems": found}))
+            else:
+                shown = printable(path)
+                for p in found:
+                    print(f"{shown}: {p}")
+                print(f"{shown}: {len(found)} problem{'s' if len(found) > 1 else ''}", flush=True)
+        except BrokenPipeError:  # `check-config site.toml | grep -q KEY`: the verdict still stands
+            silence(sys.stdout)
         return 1
     e = explain(config_from_mapping(doc, path))
     if args.json:

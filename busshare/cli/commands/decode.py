@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import IO
+from typing import TYPE_CHECKING
 from typing import Any
 
 from ...analysis.decode import CaptureDecoder
@@ -31,6 +32,10 @@ from ...report.summaries import decode_summary
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
+from ._signals import sigterm_as_interrupt
+
+if TYPE_CHECKING:
+    from ...analysis.summary import CaptureSummary
 
 TEXT_SUFFIXES = (".log", ".txt", ".candump")
 READER_SUFFIXES = (".asc", ".blf", ".trc", ".csv", ".mf4", ".db")
@@ -154,29 +159,12 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
             from ...analysis.modbus_capture import line_watcher
 
             summary.watcher = line_watcher(args.baud)
-    listing = not args.summary
-    if listing and summary is None and args.json and stream is not None and mode is TimeMode.ABSOLUTE:
-        binary = out.buffer if hasattr(out, "buffer") else None
-        if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
-            sink = io.BytesIO()
-            json_fast(read_chunks(stream), dec, sink)
-            out.write(sink.getvalue().decode())
-        else:
-            out.flush()
-            json_fast(read_chunks(stream), dec, binary, flush=live)
-    else:
-        lines = (JsonLines(out.write, times) if args.json else TextLines(out.write, times)) if listing else None
-        for rec in _records(args.file, stream):
-            d = dec.feed(rec)
-            if d is not None and summary is not None:
-                summary.frame(d)
-            if lines is not None:
-                if d is None:
-                    lines.unreadable(dec.unreadable[-1])
-                else:
-                    lines.frame(d)
-                if live:
-                    out.flush()
+    try:
+        with sigterm_as_interrupt():
+            _listing(args, stream, _records, dec, summary, times, live, fast=mode is TimeMode.ABSOLUTE)
+        interrupted = False
+    except KeyboardInterrupt:  # Ctrl-C, e.g. at the end of a live candump pipe: the closing lines of what was read
+        interrupted = True
     result = None if summary is None else summary.result(dec, source=args.file)
     if args.plot:
         from ...report.plot import plot_timeline
@@ -198,7 +186,42 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()
+    if interrupted:
+        print(f"busshare decode: interrupted after {dec.records} records: the summary covers those", file=sys.stderr)
+        return 130
     return _strict_status(args, dec, result)
+
+
+def _listing(args: argparse.Namespace, stream: IO[bytes] | None,
+             _records: Callable[[str, IO[bytes] | None], Iterator[Record]], dec: CaptureDecoder,
+             summary: CaptureSummary | None, times: TimeBase, live: bool, fast: bool) -> None:
+    """Every record through the decoder (and the summary), listed unless ``--summary``."""
+    out = sys.stdout
+    listing = not args.summary
+    if listing and summary is None and args.json and stream is not None and fast:
+        binary = out.buffer if hasattr(out, "buffer") else None
+        if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
+            sink = io.BytesIO()
+            try:
+                json_fast(read_chunks(stream), dec, sink)
+            finally:
+                out.write(sink.getvalue().decode())
+        else:
+            out.flush()
+            json_fast(read_chunks(stream), dec, binary, flush=live)
+        return
+    lines = (JsonLines(out.write, times) if args.json else TextLines(out.write, times)) if listing else None
+    for rec in _records(args.file, stream):
+        d = dec.feed(rec)
+        if d is not None and summary is not None:
+            summary.frame(d)
+        if lines is not None:
+            if d is None:
+                lines.unreadable(dec.unreadable[-1])
+            else:
+                lines.frame(d)
+            if live:
+                out.flush()
 
 
 def _strict_status(args: argparse.Namespace, dec: CaptureDecoder, result: dict[str, Any] | None) -> int:

@@ -67,10 +67,14 @@ def run(args: argparse.Namespace) -> int:
     node = Master(config, now, master_id=args.master_id, epoch=epoch, budget=BudgetPolicy.from_config(config, now))
     feed = None if config.budget is None else BudgetFeed.from_config(node, config, clock)
     emit = printer(args.json, node_times(args, now))
-    emit(event_record(now, "started", 0, f"master id {args.master_id or config.master_id} epoch {epoch} "
-                                         f"limit {config.limit_da / 10:.1f} A, {_where(args, config)}"))
-    if config.budget is not None:
-        emit(event_record(now, "budget", 0, budget_words(config)))
+    try:
+        emit(event_record(now, "started", 0, f"master id {args.master_id or config.master_id} epoch {epoch} "
+                                             f"limit {config.limit_da / 10:.1f} A, {_where(args, config)}"))
+        if config.budget is not None:
+            emit(event_record(now, "budget", 0, budget_words(config)))
+    except OSError:  # stdout fails (| head, a full disk): stop before starting, the bus or port closed
+        transport.shutdown()
+        raise
     runtime = Runtime(node, transport, clock=clock, on_record=emit, status_interval=args.status_interval,
                       tick_period=config.timing.tick_period, feed=feed)
     runtime.run(duration=args.duration)

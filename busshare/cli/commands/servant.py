@@ -39,6 +39,7 @@ from . import command_parser
 from ._common import add_output_arguments
 from ._common import node_times
 from ._common import printer
+from ._stdout import silence
 
 
 def add_parser(subparsers: Any) -> None:
@@ -126,7 +127,11 @@ def build_hardware(args: argparse.Namespace, max_da: int, now: float) -> EvseHar
     log_out = sys.stderr if args.json else sys.stdout
 
     def log(line: str) -> None:
-        print(line, file=log_out, flush=True)
+        try:
+            print(line, file=log_out, flush=True)
+        except OSError:  # stdout fails (| head, a full disk): stop, and the pilot still goes off on the way out
+            silence(log_out)
+            raise
 
     return BenchHardware(PilotState[args.pilot], measured, log=log, origin=now)
 
@@ -136,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
     site = None if args.config is None else load_config(args.config)
     # on Modbus the line decides the timing (docs/MODBUS.md)
     timing = modbus_timing(args.baud) if modbus else Timing() if site is None else site.timing
-    pilot_file: str | None = args.pilot_file if modbus else None  # (a Modbus option: CAN has never read it)
+    if args.pilot_file and not modbus:  # (a Modbus bench option: on CAN the bench pilot is --pilot)
+        raise UserError("--pilot-file is an option of the Modbus servant (--modbus PORT); on CAN, --ev bench "
+                        "takes the pilot state from --pilot")
+    pilot_file: str | None = args.pilot_file if modbus else None
     config = servant_config(args, site, has_meter=args.ev == "sim" or args.meter is not None or pilot_file is not None)
     serial, max_da = config.serial, config.max_da
     clock = time.monotonic
@@ -157,8 +165,12 @@ def run(args: argparse.Namespace) -> int:
         skip = frozenset({"offer"}) if args.ev == "bench" else frozenset()
         where = f"ev {args.ev}"
     emit = printer(args.json, node_times(args, now), skip=skip)
-    emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
-                      f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A {where}"))
+    try:
+        emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
+                          f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A {where}"))
+    except OSError:  # stdout fails (| head, a full disk): stop before starting, the bus or port closed
+        transport.shutdown()
+        raise
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
                       status_interval=args.status_interval, tick_period=timing.tick_period)
     if modbus:

@@ -25,6 +25,8 @@ from ...report.summaries import sim_summary
 from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
+from ._signals import sigterm_as_interrupt
+from ._stdout import silence
 
 DEFAULT_SPEED = 50.0  # the 220 s story takes about 4 s
 FRAME_S = 0.1  # live view refresh, wall-clock seconds
@@ -121,6 +123,16 @@ def plain_line(rec: dict[str, Any]) -> str:
             f" / limit {rec['limit_a']:.1f} A  master {rec['master']}  [{parts}]")
 
 
+class StdoutClosed(BaseException):
+    """stdout cannot be written any more mid-run: its reader went away (``| head``), or it failed (a full disk).
+    A BaseException, as KeyboardInterrupt is: the simulator reports an Exception from its step hook as a node
+    crash (an invariant violation), and this is nobody's."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class LiveView:
     """Paces the simulation and shows it: redrawn in place on a terminal, periodic lines otherwise,
     and a progress line on stderr when that is a terminal with nothing else drawn on it."""
@@ -137,6 +149,13 @@ class LiveView:
         self.width = shutil.get_terminal_size((100, 20)).columns
 
     def __call__(self, sim: Any) -> None:
+        try:
+            self.show(sim)
+        except OSError as exc:
+            silence(self.out)
+            raise StdoutClosed(exc) from None
+
+    def show(self, sim: Any) -> None:
         now = sim.now
         if self.bar is not None and sim.steps % PROGRESS_EVERY_STEPS == 1:
             self.bar.update(now)
@@ -239,6 +258,17 @@ def summary_dict(summary: Any) -> dict[str, Any]:
     return d
 
 
+def say(stream: TextIO, text: str, failed: list[OSError]) -> None:
+    """Write what the user may no longer read (``| head``, a full disk): a stdout that fails loses the text (its
+    error is kept in ``failed``), never the files written after it."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as exc:
+        silence(stream)
+        failed.append(exc)
+
+
 def output_mode(args: argparse.Namespace, out: TextIO) -> str:
     """What stdout shows while the simulation runs: tty (redrawn), plain (lines), json (records) or none."""
     if args.quiet:
@@ -273,39 +303,50 @@ def run(args: argparse.Namespace) -> int:
     notice = err if args.json else out  # stdout stays JSON lines with --json
     failure = None
     interrupted = False
+    closed_at: float | None = None
+    failed: list[OSError] = []  # what writing stdout raised (the first): a closed pipe is no error, a full disk is
     try:
-        sim.run_until(scenario.duration_s)
+        with sigterm_as_interrupt():
+            sim.run_until(scenario.duration_s)
     except SimulationFailed as exc:  # a violation the simulator could not continue past
         failure = str(exc).splitlines()[0]
     except KeyboardInterrupt:
         interrupted = True
+    except StdoutClosed as exc:  # like the end of the run: nobody reads the rest, the files asked for are still written
+        closed_at = sim.now
+        failed.append(exc.error)
     if bar is not None:
         bar.close(sim.now)
-    if mode == "tty":
+    if closed_at is not None and (args.log or args.plot):
+        files = " and ".join(f for f in (args.log, args.plot) if f)
+        how = "closed" if isinstance(failed[0], BrokenPipeError) else "failed"
+        err.write(f"busshare sim: stdout {how} at {closed_at:.1f} s: the run stopped there; {files}: what ran\n")
+    if mode == "tty" and closed_at is None:
         view.draw(sim)  # over the live view: the cursor is still on the line below it (where ^C echoed)
     if failure is not None:
-        notice.write(failure + "\n")
+        say(notice, failure + "\n", failed)
     if interrupted:  # (on a terminal the ^C echo is on this line: write over it)
-        notice.write(("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n")
+        say(notice, ("\r\x1b[K" if mode == "tty" else "\n") + f"interrupted at {sim.now:.1f} s: summary so far\n", failed)
     result = sim.result()
     # the summary first: a file that cannot be written after a long run (a full disk) loses nothing else
     if args.json:
         record = sim_summary(summary_dict(result.summary), result.summary.sim_seconds, interrupted)
-        out.write(json.dumps(record) + "\n")
+        say(out, json.dumps(record) + "\n", failed)
     else:
-        out.write(result.summary.text() + "\n")
-    out.flush()
+        say(out, result.summary.text() + "\n", failed)
     if args.log:
         write_capture(args.log, result.capture)
         if not args.json:
-            out.write(f"capture: {len(result.capture)} frames written to {args.log}\n")
+            say(out, f"capture: {len(result.capture)} frames written to {args.log}\n", failed)
     if args.plot:
         from ...report.plot import plot_timeline
 
         plot_timeline(result.timeline, args.plot, title=f"busshare sim {scenario.name} (seed {sim.seed})",
                       t_end=result.summary.sim_seconds)
         if not args.json:
-            out.write(f"plot: {args.plot}\n")
+            say(out, f"plot: {args.plot}\n", failed)
+    if failed and not isinstance(failed[0], BrokenPipeError):
+        raise failed[0]  # (a full disk: one line, exit 2, once the files are written)
     if result.summary.violations:
         return 1
     return 130 if interrupted else 0  # like any command stopped by SIGINT: the run is not complete
