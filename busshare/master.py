@@ -942,6 +942,10 @@ class Master:
                 # it was counted at its failsafe and the rest may have been granted to others: it comes back
                 # from there (a raise is a grant again; easing its cut back up would over-commit)
                 slot.limit = min(slot.limit, slot.counted_fs())
+            if slot.pause is _PAUSED:
+                # what its car did while we could not hear it is not known (in failsafe at 0 A, say, behind a
+                # partition): that time is not its pause (8.5), or a car that wants current would be parked
+                slot.paused_since += now - slot.silent_since
             slot.presence = Presence.HEARD
             slot.unconfirm()
 
@@ -1176,10 +1180,6 @@ class Master:
                 s.presence = Presence.SILENT
                 s.silent_since = now
                 s.unconfirm()
-                # what its car does while we cannot hear it is not known: a pause is learned anew when it is back
-                # (8.5), or the time it sat in failsafe at 0 A would count as the car's own pause and park it
-                s.pause = Pause.NONE
-                s.paused_since = -INF
                 self._events.add(now, EventKind.SERVANT_SILENT, s.cfg.address,
                                  f"nothing heard for {now - s.last_heard:.2f} s: reserved, cut to its failsafe")
             if s.presence is _HEARD and (s.pilot is _B or s.pause is not _NO_PAUSE):

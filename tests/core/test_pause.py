@@ -111,10 +111,11 @@ def test_a_paused_car_keeps_its_share_for_the_grace_then_is_parked_at_its_minimu
     assert not [m for _, who, m in net.log if who == "s1" and isinstance(m, Release)]
 
 
-def test_a_pause_is_learned_anew_after_the_unit_was_silent() -> None:
+def test_a_pause_grace_does_not_run_while_the_unit_is_silent() -> None:
     """Chaos seed 1589: a car seen in B while offered, then its unit not heard (a partition) for most of the
-    grace, and back in failsafe at 0 A: the silence is not the car's pause. Its clock runs from when the unit
-    is heard again (PROTOCOL.md 8.5), or the master parks a car that wants current and it starves."""
+    grace, and back in failsafe at 0 A: the silence is not the car's pause. Its grace stops while the unit is
+    silent and goes on when it is heard again (PROTOCOL.md 8.5), or the master parks a car that wants current
+    and it starves."""
     net = two_charging(10.0)
     net.set_pilot(1, B)
     t = net.config.timing
@@ -123,10 +124,10 @@ def test_a_pause_is_learned_anew_after_the_unit_was_silent() -> None:
     net.units[1].mute = True
     net.run(t.reclaim_after - 10.0)  # silent, counted at its failsafe
     net.units[1].mute = False
-    net.run(t.reclaim_after - 20.0)  # the original grace is long over: heard for less than a grace since
+    net.run(t.reclaim_after - 20.0)  # the grace from the pause's start is over, not the time it was heard in B
     assert master_events(net, EventKind.PARKED) == [], "parked for a pause it was not heard to make"
     net.run(25.0)
-    assert master_events(net, EventKind.PARKED) == [1], "a grace from its return, then parked as before"
+    assert master_events(net, EventKind.PARKED) == [1], "the rest of its grace, then parked as before"
 
 
 def test_a_resumed_car_gets_its_share_back_through_cut_then_grant() -> None:

@@ -863,10 +863,22 @@ def test_a_process_that_finds_its_car_charging_takes_a_set_limit_in_the_next_all
     s.receive(hb(), 0.1)
     out = s.receive(SetLimit(1, 3, 160, 60, 7), 0.2)
     assert s.offer_da == 160 and of(Ack, out) == [], "the car may still draw 32 A"
-    if meter:
-        assert of(Ack, s.observe(C, 150, 3.0)) == [Ack(1, 3, 160, 150, AckHow.MEASURED)]
+    if meter:  # (not before an allowance from its first look: see the next test)
+        assert of(Ack, s.observe(C, 150, 3.0)) == []
+        assert of(Ack, s.observe(C, 150, T.reaction_allowance + 0.1)) == [Ack(1, 3, 160, 150, AckHow.MEASURED)]
     else:
         assert of(Ack, s.tick(T.reaction_allowance)) == [Ack(1, 3, 160, None, AckHow.TIMED)]
+
+
+def test_a_process_that_finds_its_car_charging_takes_no_low_reading_as_proof_for_an_allowance() -> None:
+    # chaos seed 1263: the car, which sees raises late, may still climb toward a raise the old process sent (10.7
+    # A, then cut to 8 A): a reading at the cut just after the restart proves nothing until an allowance passed
+    s = make(meter=True)
+    s.observe(C, 107, 0.0)
+    s.receive(hb(), 0.1)
+    s.observe(C, 80, 0.15)
+    assert of(Ack, s.receive(SetLimit(1, 3, 80, 60, 7), 0.2)) == [], "it may still climb toward what it saw late"
+    assert of(Ack, s.observe(C, 80, T.reaction_allowance + 0.1)) == [Ack(1, 3, 80, 80, AckHow.MEASURED)]
 
 
 def test_a_process_that_finds_no_car_charging_acks_a_grant_at_once() -> None:
