@@ -28,6 +28,7 @@ from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
+from tests.support.signalled import signalled
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -52,14 +53,7 @@ def interrupted(*args: str, after: Callable[[subprocess.Popen[str]], None]) -> i
     """Start `busshare ARGS`, let ``after`` wait for it to get going, then Ctrl-C it (SIGINT)."""
     p = subprocess.Popen([sys.executable, "-m", "busshare", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        after(p)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    _, _, err = signalled(p, signal.SIGINT, after)
     assert "Traceback" not in err, err
     return p.returncode
 

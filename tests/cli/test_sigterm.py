@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.signalled import signalled
+
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT = "(1700000000.000000) vcan0 040#AA0001070080020F\n"  # one good master heartbeat, candump -L
 
@@ -22,19 +24,15 @@ def start(*args: str) -> subprocess.Popen[str]:
 
 def terminate_after_first_line(p: subprocess.Popen[str], stdin: str = "") -> tuple[str, str, str]:
     """Send ``stdin``, wait for the first line out, SIGTERM; (first line, the rest of stdout, stderr)."""
-    assert p.stdin is not None and p.stdout is not None
-    try:
+
+    def first_line(p: subprocess.Popen[str]) -> str:
+        assert p.stdin is not None and p.stdout is not None
         if stdin:
             p.stdin.write(stdin)
             p.stdin.flush()
-        first = p.stdout.readline()
-        p.send_signal(signal.SIGTERM)
-        rest, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return first, rest, err
+        return p.stdout.readline()
+
+    return signalled(p, signal.SIGTERM, first_line)
 
 
 def test_sigterm_ends_sim_with_its_summary_and_its_capture(tmp_path: Path) -> None:

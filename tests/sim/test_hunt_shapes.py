@@ -18,29 +18,11 @@ from busshare.sim import parse_scenario
 from busshare.sim.ev import EvProfile
 from busshare.sim.procs import ServantProc
 from tests.support.site_files import scenario_servants
+from tests.support.site_files import two_on_32
 
 # 32 A shared by two EVSEs: s1's car alone gets 32 A, s2's car plugs in and leaves again (s1 back to 32 A),
 # and comes back, so s1 holds 16 A of a 32 A circuit at the end.
-TWO_ON_32 = """
-name = "hunt"
-duration_s = 160
-[installation.site]
-limit_a = 32
-""" + scenario_servants(1, 2) + """[car_defaults]
-max_a = 32
-need_kwh = 40
-reaction_max_s = 3.0
-[[car]]
-evse = 1
-at = 1
-[[car]]
-evse = 2
-at = 20
-leave = 40
-[[car]]
-evse = 2
-at = 60
-"""
+TWO_ON_32 = two_on_32("hunt", 160, ((1, 1, None), (2, 20, 40), (2, 60, None)), "reaction_max_s = 3.0\n")
 
 
 def _frames(sim: Simulation, t0: float, t1: float) -> list[tuple[float, int, bytes, object]]:

@@ -31,6 +31,7 @@ from busshare.sim.scenario import FaultPlan
 from busshare.sim.scenario import builtin_names
 from tests.support.sim_findings import known_finding
 from tests.support.site_files import scenario_servants
+from tests.support.site_files import two_on_32
 
 
 def wire(result: SimResult) -> list[tuple[float, Message]]:
@@ -240,21 +241,7 @@ def test_the_timeline_records_every_pilot_change_the_invariants_see() -> None:
         assert sample is not None and (sample.offered_da, sample.drawn_da) == (0, 0)
 # -- late duplicates (issue 10, finding 2) ------------------------------------------------------
 
-TWO_ON_32 = """
-name = "late-duplicate"
-duration_s = 120
-[installation.site]
-limit_a = 32
-""" + scenario_servants(1, 2) + """[car_defaults]
-max_a = 32
-need_kwh = 40
-[[car]]
-evse = 1
-at = 1
-[[car]]
-evse = 2
-at = 30
-"""
+TWO_ON_32 = two_on_32("late-duplicate", 120, ((1, 1, None), (2, 30, None)))
 
 
 def set_limits(sim: Simulation, address: int) -> list[tuple[float, int, bytes, SetLimit]]:

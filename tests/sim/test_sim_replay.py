@@ -20,30 +20,12 @@ from busshare.sim.chaos import chaos_scenario
 from busshare.sim.chaos import shapes_in
 from busshare.sim.scenario import ScenarioError
 from tests.support.sim_caught import caught
-from tests.support.site_files import scenario_servants
+from tests.support.site_files import two_on_32
 
 # 32 A shared by two EVSEs: s1's car alone gets 32 A; s2's car plugs in (s1 cut to 16 A) and leaves at 40 s
 # (s1 granted 32 A again); the master crashes at 46 s and a new one starts at 46.5 s; s2's car comes back at
 # 50 s, so s1 holds 16 A when a gateway on s1's drop replays what it kept of 38-42 s, at 65 s.
-GATEWAY = """
-name = "replay"
-duration_s = 120
-[installation.site]
-limit_a = 32
-""" + scenario_servants(1, 2) + """[car_defaults]
-max_a = 32
-need_kwh = 40
-reaction_max_s = 3.0
-[[car]]
-evse = 1
-at = 1
-[[car]]
-evse = 2
-at = 20
-leave = 40
-[[car]]
-evse = 2
-at = 50
+GATEWAY = two_on_32("replay", 120, ((1, 1, None), (2, 20, 40), (2, 50, None)), "reaction_max_s = 3.0\n") + """\
 [[fault]]
 kind = "replay"
 address = 1

@@ -97,3 +97,13 @@ poll_s = 0.5
 timeout_s = 3.0
 frozen_s = 0
 """ + mqtt + "".join(f"\n[[servant]]\naddress = {a}\nmax_a = 16\nfailsafe_a = 6\n" for a in (1, 2, 3))
+
+
+def two_on_32(name: str, duration_s: float, cars: tuple[tuple[int, float, float | None], ...],
+              car_defaults: str = "") -> str:
+    """A scenario's text: two 32 A EVSEs on a 32 A circuit, cars of 32 A wanting 40 kWh given as (evse, at, leave),
+    ``car_defaults`` lines added to their defaults (faults are appended by the caller)."""
+    return (f'name = "{name}"\nduration_s = {duration_s:g}\n[installation.site]\nlimit_a = 32\n'
+            + scenario_servants(1, 2) + "[car_defaults]\nmax_a = 32\nneed_kwh = 40\n" + car_defaults
+            + "".join(f"[[car]]\nevse = {evse}\nat = {at:g}\n" + ("" if leave is None else f"leave = {leave:g}\n")
+                      for evse, at, leave in cars))
