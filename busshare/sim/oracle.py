@@ -115,9 +115,12 @@ class FailsafeOracle:
         if not hb.leaving and not order.fresh(hb.seq, t):
             return  # a late copy of an old heartbeat restarts no rule-4 clock (PROTOCOL.md 5.2, fresh heartbeats)
         page, mask = HEARD_BITS[p.address]
-        if key != p.hb_key or (page == hb.page and hb.heard & mask):  # (hb.hears without its call)
-            # a master it did not follow yet gets heard_timeout to hear it; after that only a heartbeat
-            # saying it hears the servant keeps the servant out of failsafe (rule 4)
+        if key == p.followed and (key != p.hb_key or (page == hb.page and hb.heard & mask)):  # (hb.hears inline)
+            # only the master it follows counts (8.2, rule 4: "no fresh heartbeat of the master it follows has
+            # shown its heard bit ... counted from the later of that heartbeat and the moment it began to follow
+            # that master"): one it begins to follow gets heard_timeout from then, not from a heartbeat of it
+            # heard while two masters kept it from following either (chaos seed 1590); after that only a
+            # heartbeat of it saying it hears the servant keeps the servant out of failsafe
             p.hb_key = key
             p.heard_deadline = t + self.b.unheard_s
         if hb.leaving:

@@ -75,6 +75,32 @@ def test_a_fresh_heartbeat_moves_the_deadline_and_a_late_copy_does_not() -> None
     assert p.fs_deadline == 1.0 + 1.55 and p.last_hb == 1.0
 
 
+def test_the_heard_clock_of_a_master_runs_from_when_the_servant_begins_to_follow_it() -> None:
+    """PROTOCOL.md 8.2, rule 4: from the later of the last heartbeat showing its bit and the moment it began to
+    follow that master. Heard while a rival kept it from following either (two masters, rule 6), a master is
+    followed only once the rival is gone: its heard clock starts then (chaos seed 1590), not at its first
+    heartbeat, which said nothing about this servant."""
+    o, _ = oracle()
+    p = proc(address=1)
+    o.boot(p, 0.0)
+    deaf, hears = 0, 0b10  # heartbeats that do not show servant 1's heard bit, and one that does
+
+    def beat(master_id: int, epoch: int, seq: int, t: float, heard: int = deaf) -> None:
+        o.heartbeat(p, Heartbeat(master_id=master_id, epoch=epoch, limit_da=160, heard=heard, seq=seq), t)
+
+    beat(1, 9, 1, 1.0)
+    beat(7, 1, 1, 1.1)  # a new (id, epoch): a restart, followed at once
+    assert p.followed == (7, 1)
+    beat(1, 9, 2, 1.2)  # A, B, A: two masters, it follows neither's set-limits
+    assert p.followed == (7, 1) and p.second_master_until > 1.2
+    for i, t in enumerate((1.4, 2.6, 3.8)):  # (7, 1) is gone; (1, 9) goes on, once saying it hears servant 1
+        beat(1, 9, 3 + i, t, hears if t == 1.4 else deaf)
+    assert p.followed == (7, 1), "(7, 1) was heard within conflict_hold"
+    beat(1, 9, 6, 4.4)
+    assert p.followed == (1, 9)
+    assert p.heard_deadline == 4.4 + BOUNDS.unheard_s, "from when it began to follow (1, 9) again, not from 1.4"
+
+
 def test_a_set_limit_counts_only_from_the_followed_epoch_and_a_grant_sets_the_failsafe() -> None:
     o, _ = oracle()
     p = proc()

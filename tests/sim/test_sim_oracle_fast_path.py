@@ -46,7 +46,7 @@ class PlainOracle(FailsafeOracle):
             order = p.hb_orders[key] = HeartbeatOrder(self.b.heartbeat_period_s)
         if not hb.leaving and not order.fresh(hb.seq, t):
             return
-        if key != p.hb_key or hb.hears(p.address):
+        if key == p.followed and (key != p.hb_key or hb.hears(p.address)):
             p.hb_key = key
             p.heard_deadline = t + self.b.unheard_s
         if hb.leaving:
