@@ -224,9 +224,9 @@ class Servant:
                 # the old offer until we took it over). What it was offered is unknown, up to our max, and it may
                 # draw that for a reaction allowance yet: a lowering from our max, now (rule 2), so a SET_LIMIT
                 # in that allowance is a cut, acked once the car has followed, never at once as a raise from 0;
-                # and it may still be climbing toward a raise it saw late (chaos seed 1263): its meter at or
-                # below the cut proves nothing for that allowance either
-                self._history.note_start(self.config.max_da, m or 0, self.offer_da, now)
+                # and a car charging may still be climbing toward a raise it saw late (chaos seed 1263): its
+                # meter at or below the cut proves nothing for that allowance either
+                self._history.note_start(self.config.max_da, self.offer_da, now, (m or 0) if pilot.charging else None)
         if pilot is not old:
             self._events.add(now, EventKind.PILOT, self.address, f"pilot {old.name} -> {pilot.name}")
             if pilot is PilotState.A:

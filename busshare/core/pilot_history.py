@@ -78,13 +78,14 @@ class PilotHistory:
             self._rose_at = now  # up, and by more than the tolerance over the allowance (small steps add up)
         readings.append((now, m))
 
-    def note_start(self, max_da: int, drawing: int, offer: int, now: float) -> None:
-        """A process that starts while its car draws ``drawing``: what the pilot offered, and when, is unknown.
-        For a reaction allowance the car may still draw up to ``max_da`` (a lowering from it to ``offer``) and
-        may still be climbing toward it (a raise it may not have seen: a meter at or below a cut proves nothing
-        until the allowance has passed, or the car has come down from above)."""
+    def note_start(self, max_da: int, offer: int, now: float, charging_at: int | None) -> None:
+        """A process that starts while its car draws: what the pilot offered, and when, is unknown. For a
+        reaction allowance the car may still draw up to ``max_da`` (a lowering from it to ``offer``); and a car
+        charging (pilot C or D, drawing ``charging_at``; None: not charging) may still be climbing toward it (a
+        raise it may not have seen: a meter at or below a cut proves nothing until the allowance has passed)."""
         self.note_offer(max_da, offer, now)
-        self._raises.append((now, max_da, drawing))
+        if charging_at is not None:
+            self._raises.append((now, max_da, charging_at))
 
     def note_offer(self, old: int, offer: int, now: float) -> None:
         """The pilot goes from ``old`` to ``offer`` now."""
