@@ -38,7 +38,7 @@ from tests.support.sim_findings import known_finding
 
 DEFAULT_HOURS = 1000.0  # per CI run (the floor): minutes over both cores, see docs/SIM.md, Speed
 FIRST_SEED = 1000
-# A hang guard, not a timing assertion: 1000 hours take 10-12 minutes on two idle cores and 40-50
+# A hang guard, not a timing assertion: 1000 hours take 11-14 minutes on two idle cores and 40-50
 # minutes on a loaded shared machine (600 installations in 1500 s, 40 in 120 s were seen); 4 h is
 # about 5x that.
 HANG_GUARD_S = 4 * 3600
