@@ -86,6 +86,10 @@ def test_a_dead_meter_lowers_a_modbus_masters_limit_and_its_servants_follow(tmp_
         for s, m in zip((s1, s2), marks, strict=True):
             s.wait_for(lambda r: r.get("event") == "offer" and float(r["offer_a"]) < STATIC_A / 2, WAIT, after=m)
         assert latest_offer(s1.snapshot()) + latest_offer(s2.snapshot()) <= FALLBACK_A
+        # the cuts' ACKs (sent once the cars followed) close the stretch the capture judges in step 4: a master
+        # stopped before them leaves it open (a loaded machine's CI run once did)
+        for a in (1, 2):
+            master.wait_for(lambda r, a=a: r.get("event") == "cut-acked" and r.get("address") == a, WAIT, after=log)
 
         # 5. Ctrl-C: a clean exit, every record in the one JSON language (docs/JSON.md)
         master.proc.send_signal(signal.SIGINT)
