@@ -80,6 +80,9 @@ def decode_summary(totals: Mapping[str, Any], source: str, first_t: float | None
     r["failsafe_entries"] = [{**_without(e, "t_s"), "t": at(e["t_s"])} for e in r.get("failsafe_entries", [])]
     r["over_limit"] = [{**_without(e, "start_s", "end_s"), "start_t": at(e["start_s"]), "end_t": at(e["end_s"])}
                        for e in r.get("over_limit", [])]
+    young = r.get("over_limit_at_end")
+    if young is not None:
+        r["over_limit_at_end"] = {"start_t": at(young["start_s"]), **_without(young, "start_s")}
     rec.update(r)
     return rec
 

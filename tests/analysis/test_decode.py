@@ -681,6 +681,15 @@ def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: P
     assert r["servants"] and r["masters"] and r["over_limit"] and r["limit_changes"]
     nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0]) | set(r["limit_changes"][0])
     nested |= set(r["timestamps_backwards"])
+    lowered = Bus()  # and a capture that stops inside a compliance window: its over_limit_at_end
+    lowered.heartbeats(0.0, 1.0)
+    lowered.send(0.1, SetLimit(1, 1, 320, 60, 7), sender=101)
+    lowered.send(0.15, Ack(1, 1, 320, None, AckHow.IMMEDIATE))
+    lowered.heartbeats(1.0, 2.0, limit_da=200)
+    write_candump_l(str(path), iter(lowered.done()))
+    lowered_r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert lowered_r["over_limit_at_end"] is not None and not list(validator().iter_errors(lowered_r))
+    nested |= set(lowered_r["over_limit_at_end"])
     prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
     named = _documented_summary_keys()
     assert named - set(r) - nested - prose == set()
@@ -734,3 +743,32 @@ def test_a_capture_whose_timestamps_go_back_is_said_to_be_out_of_order(tmp_path:
     j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
     assert j["timestamps_backwards"] == back
     assert not list(validator().iter_errors(j))
+
+
+@pytest.mark.parametrize("end", [3.0, 9.0], ids=["inside-the-window", "past-the-window"])
+def test_a_stretch_open_at_the_end_is_a_finding_only_once_it_outlives_the_compliance_bound(end: float) -> None:
+    """Rule 9: the limit drops to 38 A at t = 1 with both cuts; the capture stops before they are acked.
+    Stopped at 3 s (inside the 6.05 s window) it cannot tell: open at the end, younger than the bound, no
+    finding, and the cuts await their acks.  Stopped at 9 s the window is over: a finding from 7.05 s."""
+    bus = Bus()
+    bus.heartbeats(0.0, 1.0)
+    for a in (1, 2):
+        bus.send(0.1, SetLimit(a, 1, 320, 60, 7), sender=101)
+        bus.send(0.15, Ack(a, 1, 320, None, AckHow.IMMEDIATE))
+        bus.send(1.0, SetLimit(a, 2, 190, 60, 7), sender=101)
+    bus.heartbeats(1.0, end, limit_da=380)
+    r = summarise(bus.done())
+    episodes = [(e["start_s"], e["end_s"], e["peak_a"], e["limit_a"]) for e in r["over_limit"]]
+    text = format_summary(r)
+    if end < 7.0:
+        assert episodes == [] and r["cuts_never_acked"] == []
+        assert r["over_limit_at_end"] == {"start_s": 1.0, "peak_a": 64.0, "limit_a": 38.0, "bound_s": 6.05}
+        assert len(r["cuts_awaiting_ack"]) == 2
+        assert "open at the end of the capture, younger than the bound" in text
+        assert "over the limit: none" in text
+    else:
+        # (until the watcher gives the cuts up as never acked, and stops counting them at their old value)
+        assert episodes == [(pytest.approx(7.05, abs=0.06), pytest.approx(7.2, abs=0.06), 64.0, 38.0)]
+        assert r["over_limit_at_end"] is None and r["cuts_awaiting_ack"] == []
+        assert len(r["cuts_never_acked"]) == 2
+        assert "younger than the bound" not in text
