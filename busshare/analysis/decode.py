@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 from typing import TextIO
 from typing import cast
 
@@ -238,10 +239,14 @@ def logreader_records(path: str) -> Iterator[Record]:
     n = 0
     dropped = _Dropped()
     lines = None
+    reads = None
     if isinstance(reader, can.io.generic.TextIOMessageReader):  # .asc .csv .trc: read on past a bad line
         text_reader = type(reader)
-        lines = _Lines(reader.file)
+        lines = _Lines(reader.file, _asc_meta if isinstance(reader, can.ASCReader) else None)
         reader.file = cast(TextIO, lines)
+    elif isinstance(reader, can.BLFReader):  # a truncated .blf just ends: its short reads tell
+        reads = _Reads(cast(BinaryIO, reader.file))
+        reader.file = cast(BinaryIO, reads)
     try:
         with dropped:
             while True:
@@ -250,7 +255,8 @@ def logreader_records(path: str) -> Iterator[Record]:
                         for reason in dropped.take():
                             yield Unreadable(_where(lines, n), reason)
                         if lines is not None:
-                            lines.first_record()
+                            yield from lines.take()
+                            lines.record_read()
                         n += 1
                         yield _frame(msg)
                     break
@@ -264,6 +270,10 @@ def logreader_records(path: str) -> Iterator[Record]:
                     reader = text_reader(cast(TextIO, lines.resume()))
             for reason in dropped.take():
                 yield Unreadable(_where(lines, n), reason)
+            if lines is not None:
+                yield from lines.take()
+            if reads is not None and (reads.short or bool(getattr(reader, "_tail", b""))):  # (bytes it could not use)
+                yield Unreadable(_where(lines, n), "the file ends inside a record (truncated?): the rest is lost")
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
         if isinstance(exc, _FileError):
             exc = exc.error
@@ -297,6 +307,39 @@ class _FileError(Exception):
         self.error = error
 
 
+#: lines of an .asc that are no frame and no damage: blank, comments, the header, the trigger block's ends,
+#: the start marker, and events (a timestamp, then a word that is no channel number, or a channel and "Word:")
+_ASC_META = re.compile(
+    r"\s*(?:$|//|date\s|base\s|(?:no\s+)?internal\s+events\s+logged|begin\s+triggerblock|end\s+triggerblock"
+    r"|\d+(?:\.\d+)?\s+(?:start\s+of\s+measurement|(?!\d+\s|canfd\s)[A-Za-z]\S*|\d+\s+[A-Za-z]\S*:))",
+    re.IGNORECASE,
+)
+
+
+def _asc_meta(line: str) -> bool:
+    return _ASC_META.match(line) is not None
+
+
+class _Reads:
+    """A binary capture file (.blf) that remembers whether a read came back short: the file was cut.
+
+    python-can's BLF reader takes a short object or container as the end of the file and says nothing.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.short = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        if 0 < len(data) < size:  # (an empty read where an object would start is the file's end)
+            self.short = True
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Lines:
     """A text capture's lines, as python-can's text readers (.asc, .csv, .trc) iterate them.
 
@@ -304,10 +347,17 @@ class _Lines:
     and everything after it was lost.  Here the line it failed on is known (the last one handed out), and
     a fresh reader of the same kind takes over after it: it is given the header again (the lines before the
     first record: the base, the date, the column layout), then the rest of the file.
+
+    The ASC reader also passes over, without a word, every line it does not know (a cut one, garbage): with
+    ``meta`` (the lines that are no frame and no damage) each other line that gave no record is kept, for
+    ``take`` to report.
     """
 
-    def __init__(self, file: IO[str]) -> None:
+    def __init__(self, file: IO[str], meta: Callable[[str], bool] | None = None) -> None:
         self.file = file
+        self.meta = meta
+        self.pending = False  # the last line read gave no record (yet)
+        self.skipped: list[Unreadable] = []
         self.number = 0  # of the last line read from the file
         self.last = ""
         self.head: list[str] | None = []  # the lines read before the first record; None once it came
@@ -321,6 +371,7 @@ class _Lines:
     def __next__(self) -> str:
         if self.replay:
             return self.replay.pop()
+        self._settle()
         try:
             line = next(self.file)
         except StopIteration:
@@ -329,12 +380,25 @@ class _Lines:
             raise _FileError(exc) from None
         self.number += 1
         self.last = line
+        self.pending = self.meta is not None
         if self.head is not None:
             self.head.append(line)
         return line
 
-    def first_record(self) -> None:
-        """The reader produced a record: what came before its line is the header."""
+    def _settle(self) -> None:
+        """The reader is past the last line: kept for ``take`` if it gave no record and is no meta line."""
+        if self.pending and self.meta is not None and not self.meta(self.last):
+            self.skipped.append(Unreadable(f"line {self.number}", f"not a frame python-can reads: {self.shown()}"))
+        self.pending = False
+
+    def take(self) -> list[Unreadable]:
+        """The lines the reader passed over (to report before its next record, or at the end)."""
+        taken, self.skipped = self.skipped, []
+        return taken
+
+    def record_read(self) -> None:
+        """The reader produced a record: its line gave one; what came before it is the header."""
+        self.pending = False
         if self.head is not None:
             self.header, self.head = self.head[:-1], None
 
@@ -349,6 +413,7 @@ class _Lines:
             self.head = list(self.header)
         self.replay = self.header[::-1]
         self.resumed_at = self.number
+        self.pending = False  # (the line that failed is reported as such)
         return self
 
     def shown(self) -> str:

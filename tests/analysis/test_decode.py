@@ -241,6 +241,36 @@ def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path
     records = json_lines(r.stdout)
     assert records[-1]["records"] >= 1  # a truncated BLF is read as far as it goes
     assert "Traceback" not in r.stderr
+    # python-can's reader just stops at the cut: it is one unreadable record, and --strict fails on it
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert len(unreadable) == 1 and "truncated" in unreadable[0]["reason"], unreadable
+    assert records[-1]["unreadable"] == 1 and records[-1]["good"] == records[-1]["records"] - 1
+    assert cli("decode", "--strict", str(cut)).returncode == 1
+    assert cli("decode", "--strict", str(path)).returncode == 0  # (the whole file is clean)
+
+
+def test_asc_lines_python_can_passes_over_are_counted_unreadable(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    """python-can's ASC reader skips every line it does not know without a word: a cut one or garbage is lost
+    unseen.  decode counts and lists each (and --strict fails); comments, status and statistic events are no
+    damage and are not counted."""
+    path = tmp_path / "c.asc"
+    write_with_python_can(str(path), iter(frames[:40]))
+    lines = path.read_text().splitlines(keepends=True)
+    meta = ["// a comment\n", " 1.000000 CAN 1 Status:chip status error active\n", " 1.000000 1 Statistic: D 0 R 0\n"]
+    bad = ["garbage here\n", " 0.8\n"]
+    at = len(lines) // 2
+    path.write_text("".join(lines[:at] + meta + bad + lines[at:]))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["where"] for u in unreadable] == [f"line {at + 4}", f"line {at + 5}"], unreadable
+    assert "garbage here" in unreadable[0]["reason"]
+    assert (records[-1]["good"], records[-1]["unreadable"]) == (40, 2), records[-1]
+    summary = cli("decode", "--summary", "--strict", str(path))
+    assert summary.returncode == 1 and "unreadable 2" in summary.stdout and "bad records 2" in summary.stderr
+    path.write_text("".join(lines[:at] + meta + lines[at:]))
+    assert cli("decode", "--strict", str(path)).returncode == 0
 
 
 
