@@ -54,6 +54,10 @@ from ..frames import decode
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import DEFAULT_MAX_DELTA
 from ..protocol.e2e import E2EStatus
+from ..protocol.kinds import E2E_KINDS
+from ..protocol.kinds import FOREIGN_KINDS
+from ..protocol.kinds import MALFORMED_KINDS
+from ..protocol.kinds import CanKind
 from ..protocol.link import STREAM_MEMORY_S
 from ..protocol.link import Link
 from ..protocol.link import Restart
@@ -68,11 +72,6 @@ from .describe import frame_record
 if TYPE_CHECKING:
     import can
 
-#: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
-#: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``
-E2E_KINDS = ("crc", "repeated")
-MALFORMED_KINDS = ("length", "type", "address", "reserved", "range", "enum")
-FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
 
 CAN_ERR_FLAG = 0x20000000
 _NL = b"\n"
@@ -87,7 +86,7 @@ class Frame:
     can_id: int
     extended: bool
     data: bytes
-    kind: str = "data"  # data | remote | error-frame | fd
+    kind: CanKind = CanKind.DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +137,14 @@ def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
-        return Frame(t, can_id & 0x1FFFFFFF, True, b"", "error-frame")
+        return Frame(t, can_id & 0x1FFFFFFF, True, b"", CanKind.ERROR_FRAME)
     if remote:
-        return Frame(t, can_id, extended, b"", "remote")
+        return Frame(t, can_id, extended, b"", CanKind.REMOTE)
     if fd:
         data_text = data_text[1:]  # the FD flags nibble
     if len(data_text) % 2 or not _HEX.match(data_text):
         raise ValueError(f"bad hex data {data_text[:40]!r}")
-    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), "fd" if fd else "data")
+    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), CanKind.FD if fd else CanKind.DATA)
 
 
 def parse_line(line: bytes, where: str) -> Record | None:
@@ -167,10 +166,10 @@ def parse_line(line: bytes, where: str) -> Record | None:
                 return _id_record(t_or_none, m.group(3), b"", False, True)
             hex_text = body.replace(b" ", b"")
             if body.strip().upper().startswith(b"ERRORFRAME"):
-                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", "error-frame")
+                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", CanKind.ERROR_FRAME)
             rec = _id_record(t_or_none, m.group(3), hex_text, False, False)
             dlc = int(m.group(4))
-            if isinstance(rec, Frame) and rec.kind == "data" and dlc != len(rec.data):
+            if isinstance(rec, Frame) and rec.kind is CanKind.DATA and dlc != len(rec.data):
                 raise ValueError(f"[{dlc}] does not match {len(rec.data)} data bytes")
             return rec
     except ValueError as exc:
@@ -283,14 +282,7 @@ def logreader_records(path: str) -> Iterator[Record]:
 
 
 def _frame(msg: can.Message) -> Frame:
-    if msg.is_error_frame:
-        kind = "error-frame"
-    elif msg.is_remote_frame:
-        kind = "remote"
-    elif msg.is_fd:
-        kind = "fd"
-    else:
-        kind = "data"
+    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd)
     return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
 
 
@@ -480,11 +472,10 @@ class Bad:
     reason: str
 
 
-def classify(scheme: IdScheme, can_id: int, extended: bool, kind: str, data: bytes) -> Good | Bad:
+def classify(scheme: IdScheme, can_id: int, extended: bool, kind: CanKind, data: bytes) -> Good | Bad:
     """What one frame is, independent of the frames around it."""
-    if kind != "data":
-        what = {"remote": "remote frame", "error-frame": "CAN error frame", "fd": "CAN FD frame"}[kind]
-        return Bad(kind, f"{what}, not a protocol frame")
+    if kind is not CanKind.DATA:
+        return Bad(kind.value, kind.reason)
     offset = scheme.offset(can_id, extended)
     if offset is None:
         width = "29-bit" if extended else "11-bit"
@@ -784,7 +775,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         if extended and can_id & CAN_ERR_FLAG:
             return -1, 0, 0, b"", b"", None  # an error frame: the general path words it
         data = bytes.fromhex(hex_data.decode())
-        c = classify(scheme, can_id, extended, "data", data)
+        c = classify(scheme, can_id, extended, CanKind.DATA, data)
         if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release | Join):
             return -1, 0, 0, b"", b"", None  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
         master = (c.message.master_id, c.message.epoch) if isinstance(c.message, Heartbeat) else None
@@ -894,14 +885,14 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
 Entry = tuple[int, int, int, bytes, bytes, tuple[int, int] | None]
 
 
-def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
+def _frame_fields(key: bytes) -> tuple[int, bool, bytes, CanKind]:
     """(id, extended, data, kind) of a key already checked against ``_KEY``."""
     ident, _, hex_data = key.partition(b"#")
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
-        return can_id & 0x1FFFFFFF, True, b"", "error-frame"
-    return can_id, extended, bytes.fromhex(hex_data.decode()), "data"
+        return can_id & 0x1FFFFFFF, True, b"", CanKind.ERROR_FRAME
+    return can_id, extended, bytes.fromhex(hex_data.decode()), CanKind.DATA
 
 
 def _suffix(status: E2EStatus) -> bytes:

@@ -25,13 +25,13 @@ from ..frames import Release
 from ..frames import SetLimit
 from ..frames import Status
 from ..protocol.e2e import E2EStatus
+from ..protocol.kinds import E2E_KINDS
+from ..protocol.kinds import FOREIGN_KINDS
+from ..protocol.kinds import MALFORMED_KINDS
 from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
 from ..report.timeline import Timeline
-from .decode import E2E_KINDS
-from .decode import FOREIGN_KINDS
-from .decode import MALFORMED_KINDS
 from .decode import CaptureDecoder
 from .decode import Decoded
 from .watch import BusWatcher
