@@ -595,7 +595,8 @@ class CaptureDecoder:
         }
 
 
-def totals_line(totals: dict[str, Any]) -> str:
+def totals_line(totals: dict[str, Any], backwards: int = 0) -> str:
+    """The closing line of a listing; ``backwards``: how often the capture's time went back (reordered)."""
     parts = [f"{totals['records']} records: {totals['good']} good, {totals['bad']} bad"]
     detail = []
     for group in ("e2e_errors", "malformed", "not_protocol"):
@@ -608,6 +609,9 @@ def totals_line(totals: dict[str, Any]) -> str:
         detail.append(f"wrong-sequence {totals['wrong_sequence']} (accepted)")
     if detail:
         parts.append(f" ({', '.join(detail)})")
+    if backwards:
+        times = "once" if backwards == 1 else f"{backwards} times"
+        parts.append(f"; reordered: the time goes back {times}")
     return "".join(parts)
 
 
@@ -646,6 +650,13 @@ class TextLines:
     def unreadable(self, u: Unreadable) -> None:
         self.write(f"UNREADABLE {u.where}: {printable(u.reason)}\n")
 
+    def reordered(self, record: int, by_s: float) -> None:
+        """Said once, before the first record whose time is earlier than the one before it: the times
+        printed stay relative to the first frame's (as ``--summary`` counts them), so some are negative."""
+        base = "relative to the first frame's" if self.times.mode is TimeMode.RELATIVE else "as the capture has them"
+        self.write(f"REORDERED record {record}: the time goes back {by_s:.3f} s (a merged or reordered capture?); "
+                   f"times stay {base}, records in file order\n")
+
 
 class JsonLines:
     """Per-frame ``frame``, ``bad-frame`` and ``unreadable`` records (docs/JSON.md); absolute time unless told."""
@@ -660,6 +671,9 @@ class JsonLines:
 
     def unreadable(self, u: Unreadable) -> None:
         self.write(json_unreadable(u) + "\n")
+
+    def reordered(self, record: int, by_s: float) -> None:
+        """(JSON lines carry each time as it is; ``--summary --json`` counts ``timestamps_backwards``.)"""
 
 
 def json_unreadable(u: Unreadable) -> str:

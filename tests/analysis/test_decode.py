@@ -802,3 +802,28 @@ def test_a_stretch_open_at_the_end_is_a_finding_only_once_it_outlives_the_compli
         assert r["over_limit_at_end"] is None and r["cuts_awaiting_ack"] == []
         assert len(r["cuts_never_acked"]) == 2
         assert "younger than the bound" not in text
+
+
+def test_a_reordered_capture_is_listed_relative_to_its_first_frame_and_says_so(tmp_path: Path) -> None:
+    """Times going back (10 s, 11 s, 9.5 s, 12 s): the listing keeps them relative to the first frame, as
+    --summary counts them (so 9.5 s is -0.500: before it), and says once, where it happens, that the capture
+    is reordered; the closing line says so too."""
+    link = Link()
+    path = tmp_path / "reordered.log"
+    lines = []
+    for t in (10.0, 11.0, 9.5, 12.0):
+        off, data = link.encode(Heartbeat(1, 7, 640))
+        lines.append(f"({1700000000 + t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n")
+    path.write_text("".join(lines))
+    r = cli("decode", str(path))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert [line.split()[0] for line in out if "HEARTBEAT" in line] == ["0.000", "1.000", "-0.500", "2.000"]
+    notes = [i for i, line in enumerate(out) if line.startswith("REORDERED")]
+    assert len(notes) == 1 and out[notes[0] + 1].startswith("-0.500"), out
+    assert "record 3" in out[notes[0]] and "relative to the first frame" in out[notes[0]]
+    assert out[-1].endswith("reordered: the time goes back once"), out[-1]
+    summary = cli("decode", "--summary", "--json", str(path))  # the same base: the first frame's time
+    r_json = json.loads(summary.stdout)
+    assert r_json["timestamps_backwards"] == {"count": 1, "largest_s": 1.5, "first_record": 3}
+    assert cli("decode", "--summary", str(path)).stdout.splitlines()[1].startswith("timestamps go back once")

@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
         assert result is not None
         out.write(format_summary(result) + "\n")
     else:
-        out.write(totals_line(dec.totals()) + "\n")
+        out.write(totals_line(dec.totals(), dec.backwards) + "\n")
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()
@@ -244,10 +244,13 @@ def _listing(args: argparse.Namespace, out: _Out, stream: IO[bytes] | None,
         return
     lines = (JsonLines(out.write, times) if args.json else TextLines(out.write, times)) if listing else None
     for rec in _records(args.file, stream):
+        back = dec.backwards
         d = dec.feed(rec)
         if d is not None and summary is not None:
             summary.frame(d)
         if lines is not None:
+            if dec.backwards and not back:  # the first time the capture's time goes back
+                lines.reordered(dec.records, dec.backwards_largest_s)
             if d is None:
                 lines.unreadable(dec.unreadable[-1])
             else:
