@@ -49,7 +49,7 @@ class ServantProc:
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "cutoff_from", "booted", "ev_stopped", "host",
-        "paused_at", "paused_offer", "resumed_at",
+        "paused_at", "paused_offer", "resumed_at", "deaf", "mute",
     )
     is_master: Literal[False] = False
 
@@ -60,6 +60,10 @@ class ServantProc:
         self.node: ServantNode | None = None  # the Servant object while the process runs
         self.host: ServantHost | None = None  # how the simulator drives it (core.driver.ServantHost)
         self.port: Port | None = None
+        # a partition (faults.partition) is the wiring's, a transceiver's or a cable's, not the process's: each
+        # port the unit's processes attach takes it, so it outlives a reboot (and one made while it is down holds)
+        self.deaf = False
+        self.mute = False
         self.evse = evse
         self.alive = False
         self.node_sched = INF
