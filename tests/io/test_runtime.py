@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import deque
 from collections.abc import Iterable
 from collections.abc import Iterator
 
@@ -17,14 +18,19 @@ import pytest
 from busshare.core.config import parse_config
 from busshare.devtools.bench import BenchHardware
 from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
 from busshare.io.runtime import Record
 from busshare.io.runtime import Runtime
 from busshare.master import Master
+from busshare.protocol.kinds import CanKind
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
+from busshare.transport.base import BusEvent
+from busshare.transport.base import RxFrame
 from busshare.transport.can import CAN_ERR_BUSOFF
 from busshare.transport.can import CanTransport
+from busshare.transport.can import TransportStats
 from tests.support.site_files import site_toml
 
 SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)
@@ -161,6 +167,90 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
         assert [why.split(":")[0] for why in reasons] == ["crc", "length", "address"]
         assert not rt.node.in_failsafe  # type: ignore[attr-defined]
     peer.shutdown()
+
+
+def _as(kind: str, offset: int, data: bytes) -> can.Message:
+    """The protocol's bytes on one of its ids, in a frame of ``kind``: the classic data frame, or one that is none."""
+    if kind == "remote":  # python-can drops a remote frame's data (its copy on the virtual bus is empty)
+        return can.Message(arbitration_id=offset, data=data, dlc=8, is_remote_frame=True, is_extended_id=False)
+    if kind == "extended":
+        return can.Message(arbitration_id=offset, data=data, is_extended_id=True)
+    return can.Message(arbitration_id=offset, data=data, is_fd=kind == "fd", is_extended_id=False)
+
+
+def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: list[Site]) -> None:
+    """An FD frame (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then a valid SET_LIMIT, and a
+    remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
+    afterwards are acted on (not taken for repeats: the copies never reached the alive-counter check)."""
+    site = Site(with_master=False)
+    sites.append(site)
+    servant = site.servants[1]
+    node = servant.node
+    assert isinstance(node, Servant)
+    site.run(0.5, [servant])
+    peer, link = site.bus(), Link()
+    hb = link.encode(Heartbeat(1, 7, 320, heard=0b10))  # master 1 epoch 7 hears servant 1
+    grant = link.encode(SetLimit(1, txn=1, limit_da=100, failsafe_da=60, epoch=7))
+    for offset, data in (hb, grant):
+        for kind in ("fd", "remote", "extended"):
+            peer.send(_as(kind, offset, data))
+        site.run(0.5, [servant])
+        assert servant.last_heartbeat is None and node.offer_da == 0 and node.last_set_limit is None
+    assert servant.stats.accepted == 0
+    assert servant.stats.rejected == 4 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2}
+    assert servant.transport.stats.as_dict()["foreign"] == 2
+    rejected = [r["detail"] for r in site.records["1"] if r.get("event") == "frame-rejected"]
+    assert rejected == [line for off, data in (hb, grant) for line in (
+        f"id {off:#05x} [{data.hex(' ')}] fd: CAN FD frame, not a protocol frame",
+        f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
+    status = servant.status(site.t)
+    assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
+        peer.send(_as("data", offset, data))
+        site.run(0.5, [servant])
+    assert servant.last_heartbeat is not None and node.offer_da == 100
+    assert servant.stats.accepted == 2 and servant.stats.rejected == 4
+    peer.shutdown()
+
+
+class _Handed:
+    """A transport that hands the runtime the frames it is given, whatever their kind (a ``base.Transport``)."""
+
+    link_down_words = "bus-off"
+
+    def __init__(self, frames: Iterable[RxFrame]) -> None:
+        self.frames = deque(frames)
+        self.bus_off = False
+        self.stats = TransportStats()
+
+    def send(self, offset: int, data: bytes) -> bool:
+        return True
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        return self.frames.popleft() if self.frames else None
+
+    def drain_events(self) -> list[BusEvent]:
+        return []
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD])
+def test_the_runtime_itself_never_acts_on_a_frame_that_is_no_data_frame(kind: CanKind) -> None:
+    """Whatever a transport hands on (python-can empties a remote frame's data; another driver might not): a
+    valid HEARTBEAT and SET_LIMIT in a remote or FD frame are counted by kind, never acted on."""
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, kind) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, _Handed(frames), hardware=BenchHardware(PilotState.C, 0, log=lambda line: None))
+    rt.pump(0.1)
+    assert rt.last_heartbeat is None and node.last_set_limit is None and node.offer_da == 0
+    assert rt.stats.accepted == 0 and rt.stats.rejected_kinds == {kind.value: 2}
+    assert rt.link.master is None and not any(rt.link.stats().values())  # the link never saw them
 
 
 def test_pilot_changes_reach_the_hardware(sites: list[Site]) -> None:
