@@ -31,6 +31,7 @@ from busshare.transport.base import RxFrame
 from busshare.transport.can import CAN_ERR_BUSOFF
 from busshare.transport.can import CanTransport
 from busshare.transport.can import TransportStats
+from tests.report.test_json_schema import validator
 from tests.support.site_files import site_toml
 
 SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)
@@ -205,6 +206,8 @@ def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: li
         f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
     status = servant.status(site.t)
     assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    for rec in [status, *site.records["1"]]:
+        assert not list(validator().iter_errors(rec)), rec
     for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
         peer.send(_as("data", offset, data))
         site.run(0.5, [servant])
