@@ -39,6 +39,8 @@ from ..report.records import RecordKind
 from ..transport.base import RxFrame
 from ..transport.base import Transport
 from .budget_feed import BudgetFeed
+from .servant_state import StateFile
+from .servant_state import StateFileError
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
@@ -83,9 +85,12 @@ class Runtime:
         status_interval: float | None = None,
         tick_period: float = 0.05,
         feed: BudgetFeed | None = None,
+        state: StateFile | None = None,
     ) -> None:
         self.node = node
         self.feed = feed  # a master's live budget sources: serviced here, started by run(), stopped by shutdown()
+        self.state = state  # a servant's memory across restarts (PROTOCOL.md 8.4), kept after every call
+        self._state_failed = False  # (reported once per run of failures)
         self.transport = transport
         self.hardware = hardware
         self.link = link or Link()
@@ -219,7 +224,11 @@ class Runtime:
 
     def _apply(self, now: float) -> None:
         servant = self._servant
-        if self.hardware is None or servant is None:
+        if servant is None:
+            return
+        if self.state is not None:  # first: nothing is sent (an ACK) for a txn the file does not hold yet
+            self._keep_memory(servant, now)
+        if self.hardware is None:
             return
         offer = servant.offer_da
         stopped = servant.ev_stopped
@@ -232,6 +241,18 @@ class Runtime:
             rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat,
                        last_heard=servant.heard_at)
             self.on_record(rec)
+
+    def _keep_memory(self, servant: ServantNode, now: float) -> None:
+        assert self.state is not None
+        try:
+            self.state.keep(servant.memory(now))
+        except StateFileError as exc:
+            if not self._state_failed:
+                self._state_failed = True
+                self._emit(now, "state-unwritable", None, f"{exc}; a restart of this process would forget its txn "
+                           "and heartbeat orders (PROTOCOL.md 8.4)")
+        else:
+            self._state_failed = False
 
     def _events(self, now: float) -> None:
         events, self._recorded = [*self._recorded, *self.node.drain_events()], []

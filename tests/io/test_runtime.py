@@ -11,16 +11,19 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from collections.abc import Iterator
+from pathlib import Path
 
 import can
 import pytest
 
 from busshare.core.config import parse_config
+from busshare.core.servant_memory import ServantMemory
 from busshare.devtools.bench import BenchHardware
 from busshare.frames import Heartbeat
 from busshare.frames import SetLimit
 from busshare.io.runtime import Record
 from busshare.io.runtime import Runtime
+from busshare.io.servant_state import StateFile
 from busshare.master import Master
 from busshare.protocol.kinds import CanKind
 from busshare.protocol.link import Link
@@ -337,3 +340,51 @@ def test_a_restarted_servant_is_heard_at_once_not_taken_for_repeats(sites: list[
     rejected = [r for r in site.records["master"] if r.get("event") == "frame-rejected"]
     assert rejected == [], rejected
     assert site.servants[2].node.offer_da > 0 and not site.servants[2].node.in_failsafe  # type: ignore[attr-defined]
+
+
+class _Recording(_Handed):
+    """A transport that notes, at each send, what the state file holds then."""
+
+    def __init__(self, frames: Iterable[RxFrame], state: StateFile) -> None:
+        super().__init__(frames)
+        self.state = state
+        self.file_at_send: list[ServantMemory | None] = []
+
+    def send(self, offset: int, data: bytes) -> bool:
+        self.file_at_send.append(StateFile(self.state.path, self.state.address).load())
+        return True
+
+
+def test_a_servants_memory_is_on_disk_before_its_ack_is_sent(tmp_path: Path) -> None:
+    """PROTOCOL.md 8.4: the file holds the txn applied before the ACK for it goes out."""
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, CanKind.DATA) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    state = StateFile(tmp_path / "servant-1.json", 1)
+    transport = _Recording(frames, state)
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None), state=state)
+    rt.pump(0.1)
+    assert node.last_set_limit == SetLimit(1, 1, 100, 60, 7)
+    kept = transport.file_at_send[-1]  # at the last send (the ACK)
+    assert kept is not None and kept.set_limits[-1] == node.last_set_limit
+
+
+def test_a_state_file_that_cannot_be_written_is_reported_once_and_sharing_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    records: list[Record] = []
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, CanKind.DATA) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)),
+        link.encode(Heartbeat(1, 7, 320, heard=0b10, seq=2)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, _Handed(frames), hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
+                 on_record=records.append, state=StateFile(blocker / "servant-1.json", 1))
+    rt.pump(0.1)
+    problems = [r for r in records if r.get("event") == "state-unwritable"]
+    assert len(problems) == 1 and "cannot write" in str(problems[0]["detail"]) and node.offer_da == 100
