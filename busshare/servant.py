@@ -27,7 +27,8 @@ Where each rule of PROTOCOL.md 8.2 is enforced
 ----------------------------------------------
 rule 1  never over-commit: ``_on_set_limit`` (txn order: older never
         applied, NACK OLD_TXN), ``_on_repeat`` and ``_apply`` (a repeat never
-        above the offer now).
+        above the offer now); ``memory`` / ``_restore`` keep the orders across a
+        restart of the process (8.4, core/servant_memory.py).
 rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
         (MEASURED / TIMED / IMMEDIATE), ``PilotHistory.climb_ends`` (a car on
         its way up, core/pilot_history.py), ``_stop_ev`` (EV_OVERDRAW),
