@@ -1035,12 +1035,15 @@ class Master:
         """Its first STATUS since this master started (rule 5): count it at what it offers now."""
         slot.presence = Presence.HEARD
         # what it offers now (rule 5), or what its car still draws if more: a cut (or failsafe) another
-        # master sent just before us that its car is still following
+        # master sent just before us that its car is still following. Its limit stays what the pilot offers, the
+        # draw counted above it as an over-offer: a SET_LIMIT above the offer is then a raise, sent after the cuts
+        # are acked (confirming it at the draw raised its pilot beside a cut still pending: seed 1702, drawn)
         slot.limit = st.offered_da
         drawing = ""
         if st.measured_da is not None and st.measured_da > st.offered_da:
-            slot.limit = min(st.measured_da, slot.cfg.max_da)
-            drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.limit)}"
+            slot.over_offer = min(st.measured_da, slot.cfg.max_da)
+            slot.over_offer_at = now
+            drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.over_offer)}"
         slot.failsafe = slot.standalone
         waits = ""
         if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA

@@ -771,3 +771,26 @@ class Installation(RuleBasedStateMachine):
 
 TestInstallation = Installation.TestCase
 TestInstallation.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+def test_a_unit_learned_drawing_more_than_it_offers_is_not_raised_beside_a_pending_cut() -> None:
+    """Chaos seed 1702 (`drawn` 26.5 A on 25.6 A): a new master learned s3 offering 7.6 A while its car (one
+    that does not follow its pilot) drew 8.5 A, counted it at 8.5 A, and at the end of learning 'confirmed' it
+    at 8.5 A, raising its pilot while the cut of s2 that made room was still pending. The draw is counted
+    above the offer; a SET_LIMIT above the offer is a raise, and waits for the cuts (rule 1, cut-then-grant)."""
+    cfg = parse_config("[site]\nlimit_a = 25.6\n" + "".join(
+        f"[[servant]]\naddress = {a}\nmax_a = 48\nfailsafe_a = 6\nserial = {0x100 + a}\n" for a in (1, 2, 3)))
+    m = Master(cfg, 0.0, epoch=70)
+    sent: list[SetLimit] = []
+    t = 0.01
+    for address, offered, measured in ((1, 80, 80), (2, 100, 100), (3, 76, 85)):
+        st = Status(address, serial_tag(0x100 + address), PilotState.C, offered, measured, 480)
+        sent += [x for x in m.receive(st, t) if isinstance(x, SetLimit)]
+        t += 0.002
+    while t < 1.0 and m.learning:
+        sent += [x for x in m.tick(t) if isinstance(x, SetLimit)]
+        t += 0.05
+    assert not m.learning
+    cut = next(x for x in sent if x.address == 2)
+    assert cut.limit_da < 100, "s2 is cut to make room"
+    assert all(x.limit_da <= 76 for x in sent if x.address == 3), f"s3 raised beside the pending cut: {sent}"
