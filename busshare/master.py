@@ -68,6 +68,7 @@ rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``cle
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -568,6 +569,7 @@ class Master:
         # its own slot
         self._dues = {a: INF for a in self._slots}
         self._dues_min = INF
+        self._dues_heap: list[tuple[float, int]] = []  # (due, address), with stale entries: see ``_least_due``
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
         # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
@@ -1563,27 +1565,41 @@ class Master:
         With ``touched`` only those slots may have changed since the last call, so only their dues are worked
         out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
         with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are. The least
-        is kept too (``_dues_min``): it is looked for again only when a touched slot that held it moved later.
+        is kept too (``_dues_min``), read off a heap of the dues (``_least_due``).
         """
         t = self.timing
         dues = self._dues
         if touched is not None:
-            low = self._dues_min
-            lost = False  # the slot holding the least moved later: the least may be another's now
+            heap = self._dues_heap
             for s in touched:
                 a = s.cfg.address
                 x = s.due(now, t)
-                if x > low and dues[a] == low:
-                    lost = True
-                dues[a] = x
-                if x < low:
-                    low = x
-            if lost:
-                low = min(dues.values(), default=INF)
+                if x != dues[a]:
+                    dues[a] = x
+                    heapq.heappush(heap, (x, a))
+            low = self._least_due()
             if low > now:
                 self._dues_min = low
                 return low
         for a, s in self._slots.items():
             dues[a] = s.due(now, t)
-        self._dues_min = min(dues.values(), default=INF)
+        self._dues_heap = [(x, a) for a, x in dues.items()]
+        heapq.heapify(self._dues_heap)
+        self._dues_min = self._least_due()
         return self._dues_min
+
+    def _least_due(self) -> float:
+        """The least of the kept dues (INF: no slot), from ``_dues_heap``.
+
+        (A heap, not a scan of every slot: the slot whose silence timer is the earliest is the one heard longest
+        ago, so with STATUS frames in turn nearly every STATUS moved the least, and a scan of 62 slots ran for each.)
+        An entry whose slot's due has moved since it was pushed is dropped when it comes to the top; the heap
+        is made afresh when such entries are most of it.
+        """
+        heap, dues = self._dues_heap, self._dues
+        while heap and dues[heap[0][1]] != heap[0][0]:
+            heapq.heappop(heap)
+        if len(heap) > 4 * len(dues) + 8:
+            heap[:] = [(x, a) for a, x in dues.items()]
+            heapq.heapify(heap)
+        return heap[0][0] if heap else INF
