@@ -569,7 +569,8 @@ class Master:
         # its own slot
         self._dues = {a: INF for a in self._slots}
         self._dues_min = INF
-        self._dues_heap: list[tuple[float, int]] = []  # (due, address), with stale entries: see ``_least_due``
+        # (due, address) of every kept due, and stale entries (None: made when needed): see ``_least_due``
+        self._dues_heap: list[tuple[float, int]] | None = None
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
         # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
@@ -1565,31 +1566,40 @@ class Master:
         With ``touched`` only those slots may have changed since the last call, so only their dues are worked
         out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
         with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are. The least
-        is kept too (``_dues_min``), read off a heap of the dues (``_least_due``).
+        is kept too (``_dues_min``): it is looked for again (``_least_due``) only when a touched slot that
+        held it moved later.
         """
         t = self.timing
         dues = self._dues
         if touched is not None:
             heap = self._dues_heap
+            low = self._dues_min
+            lost = False  # the slot holding the least moved later: the least may be another's now
             for s in touched:
                 a = s.cfg.address
                 x = s.due(now, t)
-                if x != dues[a]:
-                    dues[a] = x
+                if x == dues[a]:
+                    continue
+                if x > low and dues[a] == low:
+                    lost = True
+                dues[a] = x
+                if heap is not None:
                     heapq.heappush(heap, (x, a))
-            low = self._least_due()
+                if x < low:
+                    low = x
+            if lost:
+                low = self._least_due()
             if low > now:
                 self._dues_min = low
                 return low
         for a, s in self._slots.items():
             dues[a] = s.due(now, t)
-        self._dues_heap = [(x, a) for a, x in dues.items()]
-        heapq.heapify(self._dues_heap)
-        self._dues_min = self._least_due()
+        self._dues_heap = None  # (made again from the dues when next needed: most full scans are not followed by one)
+        self._dues_min = min(dues.values(), default=INF)
         return self._dues_min
 
     def _least_due(self) -> float:
-        """The least of the kept dues (INF: no slot), from ``_dues_heap``.
+        """The least of the kept dues (INF: no slot), from ``_dues_heap``, made from them when there is none.
 
         (A heap, not a scan of every slot: the slot whose silence timer is the earliest is the one heard longest
         ago, so with STATUS frames in turn nearly every STATUS moved the least, and a scan of 62 slots ran for each.)
@@ -1597,9 +1607,9 @@ class Master:
         is made afresh when such entries are most of it.
         """
         heap, dues = self._dues_heap, self._dues
+        if heap is None or len(heap) > 4 * len(dues) + 8:
+            heap = self._dues_heap = [(x, a) for a, x in dues.items()]
+            heapq.heapify(heap)
         while heap and dues[heap[0][1]] != heap[0][0]:
             heapq.heappop(heap)
-        if len(heap) > 4 * len(dues) + 8:
-            heap[:] = [(x, a) for a, x in dues.items()]
-            heapq.heapify(heap)
         return heap[0][0] if heap else INF
