@@ -111,6 +111,7 @@ from .protocol.pilot import PilotState
 from .protocol.pilot import clamp_da
 
 INF = float("inf")
+_new_tuple = tuple.__new__
 
 
 def _a(da: int) -> str:
@@ -1285,7 +1286,8 @@ class Master:
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
             if self._allocatable(s, now):
-                demands.append(Demand(a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED))
+                # (as ``Demand(...)``, without its Python-level constructor: one per servant per pass)
+                demands.append(_new_tuple(Demand, (a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED)))
                 continue
             reserved += s.counted(now, t)
             if s.contested:
