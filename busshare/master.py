@@ -1226,7 +1226,7 @@ class Master:
         return (s.presence is _HEARD and s.twin_extra <= 0
                 and (s.pending is None or not s.deaf(now, self.timing)))
 
-    def _reclaim(self, now: float, unmet: bool) -> bool:
+    def _reclaim(self, now: float, unmet: bool, able: dict[int, bool]) -> bool:
         """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed.
 
         A reclaim timer started or stopped makes the pass unsettled (``_stirred``): the next pass may act on it
@@ -1236,16 +1236,17 @@ class Master:
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
             since = s.low_since
-            changed = self._reclaim_slot(s, now, unmet) or changed
+            changed = self._reclaim_slot(s, now, unmet, able[s.cfg.address]) or changed
             if s.low_since != since:
                 self._stirred = True
         return changed
 
-    def _reclaim_slot(self, s: _Slot, now: float, unmet: bool) -> bool:
-        """One slot's reclaim step (``_reclaim``); True if its demand changed."""
+    def _reclaim_slot(self, s: _Slot, now: float, unmet: bool, allocatable: bool) -> bool:
+        """One slot's reclaim step (``_reclaim``; ``allocatable``: it takes part in the pass); True if its demand
+        changed."""
         cfg = self.config
         m = s.measured
-        if not self._allocatable(s, now) or m is None or not s.pilot.charging:
+        if not allocatable or m is None or not s.pilot.charging:
             s.low_since = None
             return False
         if s.reclaim_cap is not None:
@@ -1275,8 +1276,9 @@ class Master:
         s.low_since = None
         self._events.add(now, EventKind.RECLAIM_END, s.cfg.address, why + ": full share again")
 
-    def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int]]:
-        """(limit targets, failsafe targets) for every slot that can be told something."""
+    def _targets(self, now: float, able: dict[int, bool]) -> tuple[dict[int, int], dict[int, int]]:
+        """(limit targets, failsafe targets) for every slot that can be told something (``able``: the slots that
+        take part in the allocation, ``_allocatable``)."""
         t = self.timing
         reserved = 0
         reserved_fs = 0
@@ -1285,7 +1287,7 @@ class Master:
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
-            if self._allocatable(s, now):
+            if able[a]:
                 # (as ``Demand(...)``, without its Python-level constructor: one per servant per pass)
                 demands.append(_new_tuple(Demand, (a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED)))
                 continue
@@ -1375,16 +1377,18 @@ class Master:
 
     def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
         """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
-        lt, ft = self._targets(now)
+        # which slots take part, asked once per pass: none of these steps changes what ``_allocatable`` reads
+        able = {a: self._allocatable(s, now) for a, s in self._slots.items()}
+        lt, ft = self._targets(now, able)
         unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items()
-                    if s.pause is _NO_PAUSE and self._allocatable(s, now))  # (a car in B needs nothing now)
-        reclaimed = self._reclaim(now, unmet)
-        self._waits(now, lt)
+                    if s.pause is _NO_PAUSE and able[a])  # (a car in B needs nothing now)
+        reclaimed = self._reclaim(now, unmet, able)
+        self._waits(now, lt, able)
         if now >= self._rotation_at:
             self._rotate(now)
             self._rotated_at = now
-            lt, ft = self._targets(now)
-            self._waits(now, lt)
+            lt, ft = self._targets(now, able)
+            self._waits(now, lt, able)
         return lt, ft, reclaimed
 
     def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
@@ -1479,7 +1483,7 @@ class Master:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
         return f >= s.failsafe + 20
 
-    def _waits(self, now: float, lt: dict[int, int]) -> None:
+    def _waits(self, now: float, lt: dict[int, int], able: dict[int, bool]) -> None:
         """Who waits for current under shortage, since when, and so when the next rotation is due.
 
         A car waits while it wants at least the smallest offer and its target is 0. Its wait goes on
@@ -1494,7 +1498,7 @@ class Master:
             wants = s.known and not s.contested and s.pause is _NO_PAUSE and s.want() >= MIN_OFFER_DA
             if not wants:
                 s.wait_since = None
-            elif self._allocatable(s, now):
+            elif able[a]:
                 if lt.get(a, 0) > 0:
                     s.wait_since = None
                 elif s.wait_since is None:
