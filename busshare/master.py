@@ -406,7 +406,8 @@ class _Slot:
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
             if self.standalone > base:
                 base = self.standalone
-        elif self.deaf(now, t) or (self.status_failsafe and self.follow is not _CONFIRMED):
+        elif ((self.pending is not None and self.deaf(now, t))  # (deaf() needs one: most slots have none)
+              or (self.status_failsafe and self.follow is not _CONFIRMED)):
             # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
             # a master since it booted, which raises itself to its standalone failsafe
             if self.standalone > base:
@@ -416,7 +417,7 @@ class _Slot:
     def reserved_failsafe(self, now: float, t: Timing) -> int:
         """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
-        if (self.presence is _SILENT or self.deaf(now, t)) and self.standalone > f:
+        if (self.presence is _SILENT or (self.pending is not None and self.deaf(now, t))) and self.standalone > f:
             f = self.standalone
         return f
 
