@@ -496,7 +496,7 @@ class _Slot:
         return EvDraw(a, self.estimate_da, False, self.estimate_since if reachable else now)
 
     def want(self) -> int:
-        if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
+        if self.requested <= 0 or self.ev_stopped or not self.pilot.vehicle_present:  # (the property call last)
             return 0
         # (comparisons, not min() calls: every allocation pass asks every slot, up to three times)
         w = self.requested
