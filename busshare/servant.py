@@ -738,7 +738,8 @@ class Servant:
     def _step(self, now: float, out: list[Message]) -> None:
         self._timers(now, out)
         self._update_offer(now)
-        self._check_pending(now, out)
+        if self._pending is not None:  # (most steps have no cut pending: no call then)
+            self._check_pending(now, out)
         m = self._measured
         if m is not None and not self.ev_stopped and m > self.offer_da + self.config.tolerance_da:
             if self._over_since is None:
