@@ -400,7 +400,8 @@ def split_offset(offset: int) -> tuple[MsgType, int]:
 
 
 def offset_of(msg: Message) -> int:
-    return (int(msg.TYPE) << TYPE_SHIFT) | msg.address  # (layout.id_offset, inline: once per frame sent)
+    # (layout.id_offset, inline: once per frame sent; an IntEnum shifts to a plain int, no int() call needed)
+    return (msg.TYPE << TYPE_SHIFT) | msg.address
 
 
 # ---------------------------------------------------------------------------
