@@ -781,6 +781,9 @@ class Master:
         elif changed:
             self._announce(now, out)
         resend = self._resends(now) if now >= self._dues_min else []
+        if not resend:  # (most ticks: no generators built for nothing)
+            self._step(now, out, changed, ())
+            return out
         self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
