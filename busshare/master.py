@@ -1352,7 +1352,7 @@ class Master:
         stale = self._counts_stale
         if touched is None:
             self._counts_stale = None
-        elif stale is not None:
+        elif stale is not None and touched:  # (most calls touched no slot)
             stale.update(touched)
         d = self._compute_deadline(now, touched)
         if d <= now:  # a due timer whose condition does not hold: not a spin, but a pass may act on it
