@@ -27,7 +27,8 @@ Where each rule of PROTOCOL.md 8.2 is enforced
 ----------------------------------------------
 rule 1  never over-commit: ``_on_set_limit`` (txn order: older never
         applied, NACK OLD_TXN), ``_on_repeat`` and ``_apply`` (a repeat never
-        above the offer now).
+        above the offer now); ``memory`` / ``_restore`` keep the orders across a
+        restart of the process (8.4, core/servant_memory.py).
 rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
         (MEASURED / TIMED / IMMEDIATE), ``PilotHistory.climb_ends`` (a car on
         its way up, core/pilot_history.py), ``_stop_ev`` (EV_OVERDRAW),
@@ -56,6 +57,8 @@ from .core.events import EventKind
 from .core.events import EventLog
 from .core.heartbeat_order import HeartbeatOrder
 from .core.pilot_history import PilotHistory
+from .core.servant_memory import HeartbeatMemory
+from .core.servant_memory import ServantMemory
 from .frames import HEARD_BITS
 from .frames import MASTER_ADDRESS
 from .frames import STATUS_MEASURED_MAX_DA
@@ -125,7 +128,9 @@ _LEFT_KEPT = 4  # epochs of masters left behind whose newest set-limit is kept (
 class Servant:
     """One EVSE.  The caller applies ``offer_da`` and ``ev_stopped``; ``in_failsafe`` and ``phase`` are for UIs."""
 
-    def __init__(self, config: ServantConfig, timing: Timing, now: float) -> None:
+    def __init__(self, config: ServantConfig, timing: Timing, now: float, memory: ServantMemory | None = None) -> None:
+        """``memory``: what the unit's previous process kept (``memory(now)``), so that late copies of frames it
+        took stay known as such (PROTOCOL.md 8.4, memory across restarts)."""
         self.config = config
         self.timing = timing
         self.address = config.address
@@ -163,6 +168,9 @@ class Servant:
         # late copy of that master's heartbeat makes us follow it again, and its txn order must still hold then
         self._left: dict[int, SetLimit] = {}
         self._held: SetLimit | None = None  # a grant that came while the master did not hear us (rule 4)
+        self._resumed: SetLimit | None = None  # see ``_restore``
+        if memory is not None:
+            self._restore(memory, now)
         # hardware
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
@@ -346,6 +354,31 @@ class Servant:
     def drain_events(self) -> Sequence[Event]:
         return self._events.drain()
 
+    def memory(self, now: float) -> ServantMemory:
+        """What a restart of this process must not forget (the txn and heartbeat orders), for the next one."""
+        left = dict(self._left)
+        last = self.last_set_limit
+        if last is not None:  # the epoch followed: its newest, last
+            left.pop(last.epoch, None)
+            left[last.epoch] = last
+        beats = tuple(HeartbeatMemory(key[0], key[1], order.newest, order.at) for key, order in self._orders.items()
+                      if order.newest is not None and not order.forgotten(now))
+        return ServantMemory(tuple(left.values()), beats)
+
+    def _restore(self, memory: ServantMemory, now: float) -> None:
+        """Take back a previous process's orders: its set-limits as those of masters left, its heartbeat orders as
+        taken when they were (or at ``now``, when the clock restarted with the controller and cannot say)."""
+        for sl in memory.set_limits:
+            self._left.pop(sl.epoch, None)
+            self._left[sl.epoch] = sl
+        # the newest the previous process applied, from the master it followed last: the master counts it (or
+        # more), so taken again it is applied as new; a repeat of a left master's newest never raises (5.1)
+        self._resumed = memory.set_limits[-1] if memory.set_limits else None
+        for beat in memory.heartbeats[-ORDERS_KEPT:]:
+            order = HeartbeatOrder.taken(self.timing.heartbeat_period, beat.seq, min(beat.at, now))
+            if not order.forgotten(now):
+                self._orders[(beat.master_id, beat.epoch)] = order
+
     @property
     def limit_da(self) -> int:
         """What the servant currently allows (before twin/EV-stop overrides)."""
@@ -526,7 +559,7 @@ class Servant:
                                  f"ignored txn {msg.txn} ({_a(msg.limit_da)}): older than txn {last.txn} applied")
                 out.append(Nack(self.address, NackCode.OLD_TXN, self.address, msg.txn, last.txn))
                 return
-            if ahead == 0 and msg == last:
+            if ahead == 0 and msg == last and last is not self._resumed:
                 self._on_repeat(msg, now, out)
                 return
         self._apply(msg, now, out)

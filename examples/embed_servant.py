@@ -11,6 +11,8 @@ from busshare.cli.transports import open_can
 from busshare.core.config import ServantConfig
 from busshare.core.config import Timing
 from busshare.io.runtime import Runtime
+from busshare.io.servant_state import StateFile
+from busshare.io.servant_state import default_path
 from busshare.protocol.pilot import PilotState
 from busshare.protocol.pilot import duty_for_current
 from busshare.servant import Servant
@@ -34,6 +36,7 @@ class MyEvse:
 parser = argparse.ArgumentParser()
 add_can_arguments(parser)
 args = parser.parse_args()
-node = Servant(ServantConfig(address=1, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic())
-Runtime(node, open_can(args), hardware=MyEvse(),
+state = StateFile(default_path(1), 1)  # its memory across restarts (PROTOCOL.md 8.4): RAM that survives a reset
+node = Servant(ServantConfig(address=1, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic(), state.load())
+Runtime(node, open_can(args), hardware=MyEvse(), state=state,
         on_record=lambda rec: print(rec["event"], rec["detail"], flush=True)).run()  # until SIGINT/SIGTERM

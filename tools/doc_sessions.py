@@ -176,9 +176,10 @@ class Session:
 
     def __init__(self, scratch: Scratch, name: str, env: dict[str, str] | None = None) -> None:
         self.scratch = scratch
-        self.env = env or {}
         self.procs: list[Proc] = []
         self.cwd = scratch.path / f"session-{name}"
+        # each session's servants keep their memory across restarts (busshare servant --state) in it alone
+        self.env = {**(env or {}), "XDG_STATE_HOME": str(self.cwd / ".state")}
         if self.cwd.exists():  # a session run again (tests/cli/test_docs.py retries a drifted one once)
             shutil.rmtree(self.cwd)
         self.cwd.mkdir()

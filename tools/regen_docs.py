@@ -271,7 +271,8 @@ class Scratch:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CAN_", "BUSSHARE_", "PYTEST"))}
         path_dirs = [str(bindir), str(Path(sys.executable).parent), env.get("PATH", "")]  # the venv's tools too
         env.update(PATH=os.pathsep.join(path_dirs), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-                   TERM="dumb", COLUMNS="100", LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8")
+                   TERM="dumb", COLUMNS="100", LC_ALL="C.UTF-8", PYTHONIOENCODING="utf-8",
+                   XDG_STATE_HOME=str(path / ".state"))  # (servants' memory across restarts: not the user's)
         scratch = cls(path, env)
         scratch.bash(["busshare sim --speed max --quiet --log story.log > /dev/null"])
         return scratch

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 from typing import TextIO
 from typing import cast
 
@@ -53,6 +54,10 @@ from ..frames import decode
 from ..protocol.canid import IdScheme
 from ..protocol.e2e import DEFAULT_MAX_DELTA
 from ..protocol.e2e import E2EStatus
+from ..protocol.kinds import E2E_KINDS
+from ..protocol.kinds import FOREIGN_KINDS
+from ..protocol.kinds import MALFORMED_KINDS
+from ..protocol.kinds import CanKind
 from ..protocol.link import STREAM_MEMORY_S
 from ..protocol.link import Link
 from ..protocol.link import Restart
@@ -67,11 +72,6 @@ from .describe import frame_record
 if TYPE_CHECKING:
     import can
 
-#: bad-frame kinds that are E2E failures, not acted on (the rest are malformed or not the protocol's);
-#: ``wrong-sequence`` is acted on (PROTOCOL.md 6.3): good, and counted apart like ``ok-some-lost``
-E2E_KINDS = ("crc", "repeated")
-MALFORMED_KINDS = ("length", "type", "address", "reserved", "range", "enum")
-FOREIGN_KINDS = ("foreign", "remote", "error-frame", "fd")
 
 CAN_ERR_FLAG = 0x20000000
 _NL = b"\n"
@@ -86,7 +86,7 @@ class Frame:
     can_id: int
     extended: bool
     data: bytes
-    kind: str = "data"  # data | remote | error-frame | fd
+    kind: CanKind = CanKind.DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +137,14 @@ def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
-        return Frame(t, can_id & 0x1FFFFFFF, True, b"", "error-frame")
+        return Frame(t, can_id & 0x1FFFFFFF, True, b"", CanKind.ERROR_FRAME)
     if remote:
-        return Frame(t, can_id, extended, b"", "remote")
+        return Frame(t, can_id, extended, b"", CanKind.REMOTE)
     if fd:
         data_text = data_text[1:]  # the FD flags nibble
     if len(data_text) % 2 or not _HEX.match(data_text):
         raise ValueError(f"bad hex data {data_text[:40]!r}")
-    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), "fd" if fd else "data")
+    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), CanKind.FD if fd else CanKind.DATA)
 
 
 def parse_line(line: bytes, where: str) -> Record | None:
@@ -166,10 +166,10 @@ def parse_line(line: bytes, where: str) -> Record | None:
                 return _id_record(t_or_none, m.group(3), b"", False, True)
             hex_text = body.replace(b" ", b"")
             if body.strip().upper().startswith(b"ERRORFRAME"):
-                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", "error-frame")
+                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", CanKind.ERROR_FRAME)
             rec = _id_record(t_or_none, m.group(3), hex_text, False, False)
             dlc = int(m.group(4))
-            if isinstance(rec, Frame) and rec.kind == "data" and dlc != len(rec.data):
+            if isinstance(rec, Frame) and rec.kind is CanKind.DATA and dlc != len(rec.data):
                 raise ValueError(f"[{dlc}] does not match {len(rec.data)} data bytes")
             return rec
     except ValueError as exc:
@@ -238,10 +238,14 @@ def logreader_records(path: str) -> Iterator[Record]:
     n = 0
     dropped = _Dropped()
     lines = None
+    reads = None
     if isinstance(reader, can.io.generic.TextIOMessageReader):  # .asc .csv .trc: read on past a bad line
         text_reader = type(reader)
-        lines = _Lines(reader.file)
+        lines = _Lines(reader.file, _asc_meta if isinstance(reader, can.ASCReader) else None)
         reader.file = cast(TextIO, lines)
+    elif isinstance(reader, can.BLFReader):  # a truncated .blf just ends: its short reads tell
+        reads = _Reads(cast(BinaryIO, reader.file))
+        reader.file = cast(BinaryIO, reads)
     try:
         with dropped:
             while True:
@@ -250,7 +254,8 @@ def logreader_records(path: str) -> Iterator[Record]:
                         for reason in dropped.take():
                             yield Unreadable(_where(lines, n), reason)
                         if lines is not None:
-                            lines.first_record()
+                            yield from lines.take()
+                            lines.record_read()
                         n += 1
                         yield _frame(msg)
                     break
@@ -264,6 +269,10 @@ def logreader_records(path: str) -> Iterator[Record]:
                     reader = text_reader(cast(TextIO, lines.resume()))
             for reason in dropped.take():
                 yield Unreadable(_where(lines, n), reason)
+            if lines is not None:
+                yield from lines.take()
+            if reads is not None and (reads.short or bool(getattr(reader, "_tail", b""))):  # (bytes it could not use)
+                yield Unreadable(_where(lines, n), "the file ends inside a record (truncated?): the rest is lost")
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
         if isinstance(exc, _FileError):
             exc = exc.error
@@ -273,14 +282,7 @@ def logreader_records(path: str) -> Iterator[Record]:
 
 
 def _frame(msg: can.Message) -> Frame:
-    if msg.is_error_frame:
-        kind = "error-frame"
-    elif msg.is_remote_frame:
-        kind = "remote"
-    elif msg.is_fd:
-        kind = "fd"
-    else:
-        kind = "data"
+    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd)
     return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
 
 
@@ -297,6 +299,39 @@ class _FileError(Exception):
         self.error = error
 
 
+#: lines of an .asc that are no frame and no damage: blank, comments, the header, the trigger block's ends,
+#: the start marker, and events (a timestamp, then a word that is no channel number, or a channel and "Word:")
+_ASC_META = re.compile(
+    r"\s*(?:$|//|date\s|base\s|(?:no\s+)?internal\s+events\s+logged|begin\s+triggerblock|end\s+triggerblock"
+    r"|\d+(?:\.\d+)?\s+(?:start\s+of\s+measurement|(?!\d+\s|canfd\s)[A-Za-z]\S*|\d+\s+[A-Za-z]\S*:))",
+    re.IGNORECASE,
+)
+
+
+def _asc_meta(line: str) -> bool:
+    return _ASC_META.match(line) is not None
+
+
+class _Reads:
+    """A binary capture file (.blf) that remembers whether a read came back short: the file was cut.
+
+    python-can's BLF reader takes a short object or container as the end of the file and says nothing.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.short = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        if 0 < len(data) < size:  # (an empty read where an object would start is the file's end)
+            self.short = True
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Lines:
     """A text capture's lines, as python-can's text readers (.asc, .csv, .trc) iterate them.
 
@@ -304,10 +339,17 @@ class _Lines:
     and everything after it was lost.  Here the line it failed on is known (the last one handed out), and
     a fresh reader of the same kind takes over after it: it is given the header again (the lines before the
     first record: the base, the date, the column layout), then the rest of the file.
+
+    The ASC reader also passes over, without a word, every line it does not know (a cut one, garbage): with
+    ``meta`` (the lines that are no frame and no damage) each other line that gave no record is kept, for
+    ``take`` to report.
     """
 
-    def __init__(self, file: IO[str]) -> None:
+    def __init__(self, file: IO[str], meta: Callable[[str], bool] | None = None) -> None:
         self.file = file
+        self.meta = meta
+        self.pending = False  # the last line read gave no record (yet)
+        self.skipped: list[Unreadable] = []
         self.number = 0  # of the last line read from the file
         self.last = ""
         self.head: list[str] | None = []  # the lines read before the first record; None once it came
@@ -321,6 +363,7 @@ class _Lines:
     def __next__(self) -> str:
         if self.replay:
             return self.replay.pop()
+        self._settle()
         try:
             line = next(self.file)
         except StopIteration:
@@ -329,12 +372,25 @@ class _Lines:
             raise _FileError(exc) from None
         self.number += 1
         self.last = line
+        self.pending = self.meta is not None
         if self.head is not None:
             self.head.append(line)
         return line
 
-    def first_record(self) -> None:
-        """The reader produced a record: what came before its line is the header."""
+    def _settle(self) -> None:
+        """The reader is past the last line: kept for ``take`` if it gave no record and is no meta line."""
+        if self.pending and self.meta is not None and not self.meta(self.last):
+            self.skipped.append(Unreadable(f"line {self.number}", f"not a frame python-can reads: {self.shown()}"))
+        self.pending = False
+
+    def take(self) -> list[Unreadable]:
+        """The lines the reader passed over (to report before its next record, or at the end)."""
+        taken, self.skipped = self.skipped, []
+        return taken
+
+    def record_read(self) -> None:
+        """The reader produced a record: its line gave one; what came before it is the header."""
+        self.pending = False
         if self.head is not None:
             self.header, self.head = self.head[:-1], None
 
@@ -349,6 +405,7 @@ class _Lines:
             self.head = list(self.header)
         self.replay = self.header[::-1]
         self.resumed_at = self.number
+        self.pending = False  # (the line that failed is reported as such)
         return self
 
     def shown(self) -> str:
@@ -415,11 +472,10 @@ class Bad:
     reason: str
 
 
-def classify(scheme: IdScheme, can_id: int, extended: bool, kind: str, data: bytes) -> Good | Bad:
+def classify(scheme: IdScheme, can_id: int, extended: bool, kind: CanKind, data: bytes) -> Good | Bad:
     """What one frame is, independent of the frames around it."""
-    if kind != "data":
-        what = {"remote": "remote frame", "error-frame": "CAN error frame", "fd": "CAN FD frame"}[kind]
-        return Bad(kind, f"{what}, not a protocol frame")
+    if kind is not CanKind.DATA:
+        return Bad(kind.value, kind.reason)
     offset = scheme.offset(can_id, extended)
     if offset is None:
         width = "29-bit" if extended else "11-bit"
@@ -539,7 +595,8 @@ class CaptureDecoder:
         }
 
 
-def totals_line(totals: dict[str, Any]) -> str:
+def totals_line(totals: dict[str, Any], backwards: int = 0) -> str:
+    """The closing line of a listing; ``backwards``: how often the capture's time went back (reordered)."""
     parts = [f"{totals['records']} records: {totals['good']} good, {totals['bad']} bad"]
     detail = []
     for group in ("e2e_errors", "malformed", "not_protocol"):
@@ -552,6 +609,9 @@ def totals_line(totals: dict[str, Any]) -> str:
         detail.append(f"wrong-sequence {totals['wrong_sequence']} (accepted)")
     if detail:
         parts.append(f" ({', '.join(detail)})")
+    if backwards:
+        times = "once" if backwards == 1 else f"{backwards} times"
+        parts.append(f"; reordered: the time goes back {times}")
     return "".join(parts)
 
 
@@ -590,6 +650,13 @@ class TextLines:
     def unreadable(self, u: Unreadable) -> None:
         self.write(f"UNREADABLE {u.where}: {printable(u.reason)}\n")
 
+    def reordered(self, record: int, by_s: float) -> None:
+        """Said once, before the first record whose time is earlier than the one before it: the times
+        printed stay relative to the first frame's (as ``--summary`` counts them), so some are negative."""
+        base = "relative to the first frame's" if self.times.mode is TimeMode.RELATIVE else "as the capture has them"
+        self.write(f"REORDERED record {record}: the time goes back {by_s:.3f} s (a merged or reordered capture?); "
+                   f"times stay {base}, records in file order\n")
+
 
 class JsonLines:
     """Per-frame ``frame``, ``bad-frame`` and ``unreadable`` records (docs/JSON.md); absolute time unless told."""
@@ -604,6 +671,9 @@ class JsonLines:
 
     def unreadable(self, u: Unreadable) -> None:
         self.write(json_unreadable(u) + "\n")
+
+    def reordered(self, record: int, by_s: float) -> None:
+        """(JSON lines carry each time as it is; ``--summary --json`` counts ``timestamps_backwards``.)"""
 
 
 def json_unreadable(u: Unreadable) -> str:
@@ -719,7 +789,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         if extended and can_id & CAN_ERR_FLAG:
             return -1, 0, 0, b"", b"", None  # an error frame: the general path words it
         data = bytes.fromhex(hex_data.decode())
-        c = classify(scheme, can_id, extended, "data", data)
+        c = classify(scheme, can_id, extended, CanKind.DATA, data)
         if isinstance(c, Bad) or isinstance(c.message, SetLimit | Release | Join):
             return -1, 0, 0, b"", b"", None  # stateful text (CUT/GRANT), a reboot (JOIN) or bad: general path
         master = (c.message.master_id, c.message.epoch) if isinstance(c.message, Heartbeat) else None
@@ -829,14 +899,14 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
 Entry = tuple[int, int, int, bytes, bytes, tuple[int, int] | None]
 
 
-def _frame_fields(key: bytes) -> tuple[int, bool, bytes, str]:
+def _frame_fields(key: bytes) -> tuple[int, bool, bytes, CanKind]:
     """(id, extended, data, kind) of a key already checked against ``_KEY``."""
     ident, _, hex_data = key.partition(b"#")
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
-        return can_id & 0x1FFFFFFF, True, b"", "error-frame"
-    return can_id, extended, bytes.fromhex(hex_data.decode()), "data"
+        return can_id & 0x1FFFFFFF, True, b"", CanKind.ERROR_FRAME
+    return can_id, extended, bytes.fromhex(hex_data.decode()), CanKind.DATA
 
 
 def _suffix(status: E2EStatus) -> bytes:

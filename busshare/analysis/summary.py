@@ -25,13 +25,13 @@ from ..frames import Release
 from ..frames import SetLimit
 from ..frames import Status
 from ..protocol.e2e import E2EStatus
+from ..protocol.kinds import E2E_KINDS
+from ..protocol.kinds import FOREIGN_KINDS
+from ..protocol.kinds import MALFORMED_KINDS
 from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
 from ..report.timeline import Timeline
-from .decode import E2E_KINDS
-from .decode import FOREIGN_KINDS
-from .decode import MALFORMED_KINDS
 from .decode import CaptureDecoder
 from .decode import Decoded
 from .watch import BusWatcher
@@ -244,15 +244,18 @@ class CaptureSummary:
                           "(the largest sum of grants in force) if the master is correct; pass --limit A to check")
         return None, "unknown: no master heartbeat and no grants in the capture"
 
-    def over_limit(self) -> list[dict[str, float]]:
-        """Every stretch of time in which the grants in force exceeded the limit in force.
+    def over_limit(self, end: float = float("inf")) -> tuple[list[dict[str, float]], dict[str, float] | None]:
+        """Every stretch of time up to ``end`` (the capture's) in which the grants in force exceeded the limit
+        in force; and the one still open at ``end`` inside a compliance window, if any.
 
         After the heartbeat limit drops (rule 9) they may stay above it for the compliance window, no higher
-        than they were at the drop: a stretch starts at the window's end if they are still above it then.
+        than they were at the drop: a stretch starts at the window's end if they are still above it then.  A
+        capture that stops inside the window (before the cuts could be acked) cannot tell: that stretch is
+        younger than the bound, no violation, and returned apart.
         """
         base, _ = self.limit()
         if base is None:
-            return []
+            return [], None
         bound = self.watcher.compliance_bound
         # the points at which the sum is judged: its changes, the limit's changes (a raise can end a stretch),
         # and the end of each window after a drop
@@ -260,7 +263,7 @@ class CaptureSummary:
         points += [(t, 2, 0) for t, _ in self.heartbeat_limits[1:]]
         points += [(t + bound, 2, 0) for (_, before), (t, v) in zip(self.heartbeat_limits, self.heartbeat_limits[1:],
                                                                      strict=False) if v < before]
-        points.sort()
+        points = sorted(p for p in points if p[0] <= end)  # what comes after the capture is not known
         changes = self.heartbeat_limits
         episodes: list[dict[str, float]] = []
         current: dict[str, float] | None = None
@@ -284,7 +287,10 @@ class CaptureSummary:
                 current = None
         if current is not None:
             current["end"] = float("nan")  # still over at the end of the capture
-        return episodes
+        young = None
+        if current is None and end < until and total > limit:  # over the lowered limit, its window not over
+            young = {"start": until - bound, "peak_a": total / 10, "limit_a": limit / 10, "bound_s": round(bound, 3)}
+        return episodes, young
 
     def heartbeat_period(self) -> float | None:
         return statistics.median(self.hb_intervals) if self.hb_intervals else None
@@ -300,11 +306,14 @@ class CaptureSummary:
         end = dec.last_t if dec.last_t is not None else 0.0
         self._flags(self.watcher.tick(end))
         # cuts still waiting for their ack when the capture stops (BusWatcher keeps them until they time out)
+        # (younger than the compliance bound, or tick(end) would have flagged them: no finding, the capture
+        # stopped before their acks were due)
         pending = [
             f"cut of servant {a} to {c.new_da / 10:.1f} A (tx {c.txn}) sent {end - c.t:.1f} s before the capture "
-            "ended: no ack seen"
+            f"ended: no ack seen yet (due within {self.watcher.compliance_bound:.2f} s)"
             for a, c in sorted(self.watcher.pending_cuts.items())
         ]
+        episodes, young = self.over_limit(end)
         limit, how = self.limit()
         flags_by_kind: dict[str, list[Flag]] = {}
         for f in self.flags:
@@ -336,7 +345,7 @@ class CaptureSummary:
             })
         period = self.heartbeat_period()
         e2e = {k: dec.counts[k] for k in E2E_KINDS if dec.counts[k]}
-        unacked = [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("unacked-cut", [])] + pending
+        unacked = [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("unacked-cut", [])]
         return {
             "source": source,
             "records": dec.records,
@@ -366,6 +375,7 @@ class CaptureSummary:
             "not_protocol": {k: dec.counts[k] for k in FOREIGN_KINDS if dec.counts[k]},
             "unreadable": dec.counts["unreadable"],
             "cuts_never_acked": unacked,
+            "cuts_awaiting_ack": pending,  # not findings
             "duplicate_addresses": [f"{rel(f.t):.3f} s  {f.text}" for f in flags_by_kind.get("twin-servants", [])]
             + [f"servant {s['address']}: {len(s['serials'])} units answer (serial tags {', '.join(s['serials'])})"
                for s in servants if len(s["serials"]) > 1],
@@ -376,8 +386,12 @@ class CaptureSummary:
             "over_limit": [
                 {"start_s": rel(e["start"]), "end_s": None if e["end"] != e["end"] else rel(e["end"]),
                  "peak_a": e["peak_a"], "limit_a": e["limit_a"]}
-                for e in self.over_limit()
+                for e in episodes
             ],
+            # grants above a lowered limit when the capture ended inside its compliance window: not a finding
+            "over_limit_at_end": None if young is None else {
+                "start_s": rel(young["start"]), "peak_a": young["peak_a"], "limit_a": young["limit_a"],
+                "bound_s": young["bound_s"]},
             "peak_in_force_a": max((v for _, v in self.in_force), default=0) / 10,
             "peak_offered_a": self.peak_offered_da / 10,
             "peak_drawn_a": self.peak_drawn_da / 10,
@@ -467,6 +481,8 @@ def format_summary(r: dict[str, Any]) -> str:
         other["unreadable"] = r["unreadable"]
     out.append("other bad records: " + (", ".join(f"{k} {n}" for k, n in other.items()) or "none"))
     out.append(_list("cuts never acked", r["cuts_never_acked"]))
+    if r["cuts_awaiting_ack"]:
+        out.append(_list("cuts awaiting their ack at the end of the capture (no finding)", r["cuts_awaiting_ack"]))
     out.append(_list("duplicate addresses", r["duplicate_addresses"]))
     out.append(_list("second master", r["second_master"]))
     if r["nacks"]:
@@ -477,6 +493,11 @@ def format_summary(r: dict[str, Any]) -> str:
         out.append("over the limit: cannot tell (limit unknown)")
     else:
         out.append(_list("over the limit", over))
+    young = r["over_limit_at_end"]
+    if young is not None:
+        out.append(f"open at the end of the capture, younger than the bound (no finding): grants "
+                   f"{young['peak_a']:.1f} A > limit {young['limit_a']:.1f} A lowered at {young['start_s']:.3f} s, "
+                   f"allowed {young['bound_s']:.2f} s to follow (rule 9)")
     out.append(f"peaks: grants in force {r['peak_in_force_a']:.1f} A, offered {r['peak_offered_a']:.1f} A, "
                f"drawn {r['peak_drawn_a']:.1f} A")
     return "\n".join(out)

@@ -32,6 +32,14 @@ class HeartbeatOrder:
         self.newest: int | None = None
         self.at = 0.0
 
+    @classmethod
+    def taken(cls, period: float, seq: int, now: float) -> HeartbeatOrder:
+        """An order whose newest ``seq`` was taken at ``now`` (one a previous process of the servant kept)."""
+        order = cls(period)
+        order.newest = seq
+        order.at = now
+        return order
+
     def fresh(self, seq: int, now: float) -> bool:
         """Take ``seq`` if it is ``newer`` than every one taken (or it is the first, or the newest is forgotten)."""
         # (``newer``'s predicate, repeated rather than called: this runs twice per heartbeat per servant in the

@@ -18,6 +18,7 @@ from .budget import Budget
 from .budget import MainsReading
 from .config import Config
 from .events import Event
+from .servant_memory import ServantMemory
 
 
 class Node(Protocol):
@@ -65,6 +66,10 @@ class ServantNode(Node, Protocol):
     def last_set_limit(self) -> SetLimit | None: ...
 
     def observe(self, pilot: PilotState, measured_da: int | None, now: float) -> list[Message]: ...
+
+    def memory(self, now: float) -> ServantMemory:
+        """What a restart of its process must not forget (core.servant_memory), for the next process."""
+        ...
 
     def link_down(self, now: float) -> list[Message]:
         """Its bus is down (bus-off, replies unconfirmed): fail safe now (what it returns is sent as ever)."""

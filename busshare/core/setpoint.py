@@ -1,12 +1,12 @@
 """External setpoints and the published limit over MQTT: the topic tree and the payloads (pure).
 
-Topics live under ``busshare/<site id>/``.  This issue builds the limit topics only; the rest of
+Topics live under ``busshare/<site id>/``.  The limit topics and the status are built; the rest of
 the tree is reserved so the full MQTT and Home Assistant integration fits (docs/BUDGET.md)::
 
     busshare/<site>/limit/set        in   a setpoint: 40 or {"limit_a": 40.0, "ttl_s": 60};
                                           {"limit_a": null} withdraws it
     busshare/<site>/limit            out  retained {"limit_a": 40.0, "source": "setpoint"}
-    busshare/<site>/status           out  (later) retained online/offline, the broker's last will
+    busshare/<site>/status           out  retained online/offline (offline: the broker's last will)
     busshare/<site>/servant/<n>/...  out  (later) each EVSE's state
     homeassistant/...                out  (later) discovery
 
@@ -30,6 +30,8 @@ DEFAULT_SITE_ID = "site"  # [site] id when the file gives none
 MAX_SITE_ID_BYTES = 64  # one MQTT topic level, short enough to type
 MAX_PAYLOAD = 256  # bytes: a setpoint is a number or a small JSON object
 MAX_TTL_S = 86400.0  # a setpoint lives at most a day; an energy manager renews it
+ONLINE = b"online"  # busshare/<site>/status while the link is up
+OFFLINE = b"offline"  # ... after it stopped, or the broker's last will when it died
 
 
 class LimitSource(StrEnum):
@@ -86,6 +88,12 @@ class Topics:
     @property
     def limit_set(self) -> str:
         return f"{self.base}/limit/set"
+
+    @property
+    def status(self) -> str:
+        """Whether the retained limit is live: ``online`` while the master's link is up, ``offline`` after it
+        stops or (the broker's last will) dies; Home Assistant's availability payloads."""
+        return f"{self.base}/status"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 ``Setpoint`` or a ``SetpointRejected`` (``core.setpoint.parse_setpoint``: a bad payload is counted
 and reported, never acted on).  ``publish_limit`` sends ``{"limit_a": ..., "source": ...}`` retained
 to ``busshare/<site>/limit``, and the latest one again after every reconnect, so the broker
-always holds the current limit.
+always holds the current limit.  ``busshare/<site>/status`` (retained) says whether that limit is live:
+``online`` from each connect, ``offline`` when the link stops, and the broker's last will publishes
+``offline`` when the process dies (its connection drops with no DISCONNECT, or is silent 1.5 keepalives), so nobody reads a dead master's limit as current.
 
 paho's network thread does all the socket work (``connect_async`` + ``loop_start``): nothing here
 blocks the node's loop or raises into it.  A lost broker is a ``BrokerLost`` event; paho keeps
@@ -26,6 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ..core.counters import Counts
+from ..core.setpoint import OFFLINE
+from ..core.setpoint import ONLINE
 from ..core.setpoint import LimitSource
 from ..core.setpoint import Setpoint
 from ..core.setpoint import SetpointRejected
@@ -39,6 +43,7 @@ from .sink import EventSink
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 QOS = 1
+OFFLINE_WAIT_S = 2.0  # how long ``stop`` waits for its ``offline`` to reach the broker
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class MqttBudgetLink:
         if settings.tls:
             self._client.tls_set(ca_certs=settings.ca_file)
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # a process that dies without stopping the link: the broker says the limit is no longer live
+        self._client.will_set(self.topics.status, OFFLINE, qos=QOS, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
@@ -109,7 +116,16 @@ class MqttBudgetLink:
         return self
 
     def stop(self) -> None:
+        """Say ``offline`` (a clean disconnect sends no last will), then disconnect; waits at most
+        ``OFFLINE_WAIT_S`` for the broker."""
         if self._started:
+            if self._client.is_connected():
+                info = self._client.publish(self.topics.status, OFFLINE, qos=QOS, retain=True)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    try:
+                        info.wait_for_publish(OFFLINE_WAIT_S)
+                    except (RuntimeError, ValueError):
+                        pass  # the broker went away meanwhile: its last will says offline
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
@@ -169,6 +185,7 @@ class MqttBudgetLink:
         self._down_reported = False
         self.stats.connects += 1
         client.subscribe(self.topics.limit_set, qos=QOS)
+        client.publish(self.topics.status, ONLINE, qos=QOS, retain=True)
         with self._lock:
             if self._latest is not None:
                 self._publish(self._latest)

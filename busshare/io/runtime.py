@@ -33,10 +33,14 @@ from ..frames import MASTER_ADDRESS
 from ..frames import Heartbeat
 from ..frames import Message
 from ..protocol.e2e import E2EStatus
+from ..protocol.kinds import CanKind
 from ..protocol.link import Link
 from ..report.records import RecordKind
+from ..transport.base import RxFrame
 from ..transport.base import Transport
 from .budget_feed import BudgetFeed
+from .servant_state import StateFile
+from .servant_state import StateFileError
 
 Record = dict[str, Any]
 MIN_WAIT = 0.001  # s
@@ -44,6 +48,9 @@ MIN_WAIT = 0.001  # s
 
 @dataclass
 class RuntimeStats:
+    """What the node's loop counted; ``rejected_kinds`` names every frame not acted on by its kind, in the words
+    of ``protocol.kinds`` (``remote``, ``fd``: not a protocol frame; ``length``, ``crc``...: failed a check)."""
+
     frames_in: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -78,9 +85,12 @@ class Runtime:
         status_interval: float | None = None,
         tick_period: float = 0.05,
         feed: BudgetFeed | None = None,
+        state: StateFile | None = None,
     ) -> None:
         self.node = node
         self.feed = feed  # a master's live budget sources: serviced here, started by run(), stopped by shutdown()
+        self.state = state  # a servant's memory across restarts (PROTOCOL.md 8.4), kept after every call
+        self._state_failed = False  # (reported once per run of failures)
         self.transport = transport
         self.hardware = hardware
         self.link = link or Link()
@@ -125,7 +135,7 @@ class Runtime:
             frame = self.transport.recv(0.0)
             if frame is None:
                 break
-            self._frame(frame.offset, frame.data, frame.can_id, now)
+            self._frame(frame, now)
         self.service(now)
 
     def service(self, now: float) -> None:
@@ -160,23 +170,31 @@ class Runtime:
                 self._next_status = now + self.status_interval
                 self.on_record(self.status(now))
 
-    def _frame(self, offset: int, data: bytes, can_id: int, now: float) -> None:
+    def _frame(self, frame: RxFrame, now: float) -> None:
         self.stats.frames_in += 1
+        offset, data, can_id = frame.offset, frame.data, frame.can_id
+        if frame.kind is not CanKind.DATA:
+            # a remote or FD frame is no protocol frame (PROTOCOL.md 4.3), whatever its bytes: it never reaches the
+            # link, so it neither acts on the node nor moves the stream's alive-counter state
+            self._reject(offset, data, can_id, frame.kind.value, frame.kind.reason, now)
+            return
         got = self.link.receive(offset, data, now)  # the stream rules of PROTOCOL.md 6.3 live in the link
         if got.message is None:
-            self.stats.rejected += 1
             why = got.error.kind if got.error is not None else (got.status or E2EStatus.WRONG_CRC).value
-            self.stats.rejected_kinds[why] = self.stats.rejected_kinds.get(why, 0) + 1
-            detail = f"id {can_id:#05x} [{data.hex(' ')}] {why}"
-            if got.error is not None:
-                detail += f": {got.error}"
-            self._emit(now, "frame-rejected", offset & 0x3F, detail)
+            self._reject(offset, data, can_id, why, None if got.error is None else str(got.error), now)
             return
         self.stats.accepted += 1
         msg = got.message
         if isinstance(msg, Heartbeat):
             self.last_heartbeat = now
         self._step(self.node.receive(msg, now), now)
+
+    def _reject(self, offset: int, data: bytes, can_id: int, why: str, words: str | None, now: float) -> None:
+        """A frame not acted on: counted by kind and reported as a ``frame-rejected`` event."""
+        self.stats.rejected += 1
+        self.stats.rejected_kinds[why] = self.stats.rejected_kinds.get(why, 0) + 1
+        detail = f"id {can_id:#05x} [{data.hex(' ')}] {why}" + (f": {words}" if words is not None else "")
+        self._emit(now, "frame-rejected", offset & 0x3F, detail)
 
     def _step(self, msgs: list[Message], now: float) -> None:
         """After a state-machine call: the pilot first, then the frames (an ack follows the real change)."""
@@ -206,7 +224,11 @@ class Runtime:
 
     def _apply(self, now: float) -> None:
         servant = self._servant
-        if self.hardware is None or servant is None:
+        if servant is None:
+            return
+        if self.state is not None:  # first: nothing is sent (an ACK) for a txn the file does not hold yet
+            self._keep_memory(servant, now)
+        if self.hardware is None:
             return
         offer = servant.offer_da
         stopped = servant.ev_stopped
@@ -219,6 +241,18 @@ class Runtime:
             rec.update(offer_a=offer / 10, ev_stopped=stopped, failsafe=failsafe, last_heartbeat=self.last_heartbeat,
                        last_heard=servant.heard_at)
             self.on_record(rec)
+
+    def _keep_memory(self, servant: ServantNode, now: float) -> None:
+        assert self.state is not None
+        try:
+            self.state.keep(servant.memory(now))
+        except StateFileError as exc:
+            if not self._state_failed:
+                self._state_failed = True
+                self._emit(now, "state-unwritable", None, f"{exc}; a restart of this process would forget its txn "
+                           "and heartbeat orders (PROTOCOL.md 8.4)")
+        else:
+            self._state_failed = False
 
     def _events(self, now: float) -> None:
         events, self._recorded = [*self._recorded, *self.node.drain_events()], []
@@ -299,7 +333,7 @@ class Runtime:
                 frame = self.transport.recv(min(max(wake - now, MIN_WAIT), self.tick_period))
                 now = self.clock()
                 if frame is not None:
-                    self._frame(frame.offset, frame.data, frame.can_id, now)
+                    self._frame(frame, now)
                 self.service(now)
         finally:
             self.shutdown(self.clock())

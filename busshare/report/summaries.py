@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..protocol.kinds import E2E_KINDS
+from ..protocol.kinds import FOREIGN_KINDS
 from .records import RecordKind
 from .records import TimeBase
 from .records import serial_hex
 
 Record = dict[str, Any]
-#: what the E2E check rejects (a wrong-sequence frame is acted on, PROTOCOL.md 6.3: never a rejection)
-E2E_KINDS = ("crc", "repeated")
 
 
 def _head(command: str, start_t: float | None, duration_s: float | None) -> Record:
@@ -35,12 +35,14 @@ def sim_summary(fields: Mapping[str, Any], duration_s: float, interrupted: bool)
 
 def monitor_summary(start_t: float, duration_s: float, frames: int, rejected: Mapping[str, int],
                     anomalies: Mapping[str, int], link: Mapping[str, Any]) -> Record:
-    """``rejected``: frames not acted on by reason (E2E kinds and malformed kinds); ``link``: the transport's
-    own counts (``error_frames`` on CAN, ``modbus`` on RS-485)."""
+    """``rejected``: frames not acted on by reason, in decode's words (E2E kinds, malformed kinds and the
+    kinds that are not the protocol's); ``link``: the transport's own counts (``error_frames`` on CAN,
+    ``modbus`` on RS-485)."""
     rec = _head("monitor", start_t, duration_s)
     rec.update(frames=frames, rejected=sum(rejected.values()),
                e2e_errors={k: n for k, n in sorted(rejected.items()) if k in E2E_KINDS},
-               malformed={k: n for k, n in sorted(rejected.items()) if k not in E2E_KINDS},
+               malformed={k: n for k, n in sorted(rejected.items()) if k not in (*E2E_KINDS, *FOREIGN_KINDS)},
+               not_protocol={k: n for k, n in sorted(rejected.items()) if k in FOREIGN_KINDS},
                anomalies=dict(sorted(anomalies.items())), **link)
     return rec
 
@@ -80,6 +82,9 @@ def decode_summary(totals: Mapping[str, Any], source: str, first_t: float | None
     r["failsafe_entries"] = [{**_without(e, "t_s"), "t": at(e["t_s"])} for e in r.get("failsafe_entries", [])]
     r["over_limit"] = [{**_without(e, "start_s", "end_s"), "start_t": at(e["start_s"]), "end_t": at(e["end_s"])}
                        for e in r.get("over_limit", [])]
+    young = r.get("over_limit_at_end")
+    if young is not None:
+        r["over_limit_at_end"] = {"start_t": at(young["start_s"]), **_without(young, "start_s")}
     rec.update(r)
     return rec
 

@@ -221,6 +221,51 @@ def _respawn_at_cut(rng: random.Random, site: Site, at: float) -> Episode:
     return Episode()
 
 
+def _replay_at_respawn(rng: random.Random, site: Site, at: float) -> Episode:
+    """Unit ``u`` is granted current (its car plugs in, or another car leaves), a gateway on ``u``'s drop keeps
+    2-8 s of frames from then, a car plugs in elsewhere (``u`` is cut), and ``u``'s process restarts (a new
+    process at once with the pilot held, or a reboot); the gateway's burst reaches the new process 0.05-1.5 s
+    after it started, before the master's next SET_LIMIT: the old grant, superseded by the cut its predecessor
+    applied, must not be applied again (rule 1; the memory across restarts, PROTOCOL.md 8.4)."""
+    end = site.duration
+    grants = [(c.at, c.evse) for c in site.cars if 60 <= c.at < end - 200 and (c.leave or end) > c.at + 60]
+    grants += [(c.leave, o.evse) for c in site.cars if c.leave is not None and 60 <= c.leave < end - 200
+               for o in site.cars if o.evse != c.evse and o.at < c.leave - 10 and (o.leave or end) > c.leave + 60]
+    if not grants:
+        return Episode()
+    granted, u = rng.choice(sorted(grants))
+    keep_from = granted - rng.uniform(0.2, 1.0)
+    window = rng.uniform(2.0, 8.0)
+    t_in = keep_from + window + rng.uniform(1.0, 10.0)
+    stay = rng.uniform(120, 900)
+    free = [a for a in range(1, site.n + 1) if a != u and not _busy(site.cars, a, t_in, t_in + stay, end)]
+    if not free:  # every other unit busy: a grant whose unit has a free neighbour then, if any
+        fits = [(g, v) for g, v in sorted(grants) if any(
+            a != v and not _busy(site.cars, a, g + 10.0, g + 10.0 + stay, end) for a in range(1, site.n + 1))]
+        if not fits:
+            return Episode()
+        granted, u = rng.choice(fits)
+        keep_from = granted - rng.uniform(0.2, 1.0)
+        t_in = keep_from + window + rng.uniform(1.0, 10.0)
+        free = [a for a in range(1, site.n + 1) if a != u and not _busy(site.cars, a, t_in, t_in + stay, end)]
+        if not free:
+            return Episode()
+    restart = t_in + rng.uniform(2.0, 10.0)  # the cut applied (lowered at once), acked or not
+    if rng.random() < 0.5:
+        boot = restart
+        down = FaultPlan(at=round(restart, 3), kind="servant_respawn", address=u)
+    else:
+        boot = restart + rng.uniform(0.5, 5.0)
+        down = FaultPlan(at=round(restart, 3), kind="servant_crash", address=u, duration_s=round(boot - restart, 3),
+                         hold_s=rng.choice((0.0, 0.5)))
+    flush = boot + rng.uniform(0.05, 1.5)
+    profile = EvProfile(max_a=rng.choice((16.0, 32.0)), need_kwh=rng.uniform(1.0, 20.0))
+    leave = t_in + stay
+    return Episode((FaultPlan(at=round(keep_from, 3), kind="replay", address=u, duration_s=round(window, 3),
+                              hold_s=round(flush - keep_from - window, 3)), down),
+                   cars=(CarPlan(rng.choice(free), round(t_in, 3), round(leave, 3) if leave < end else None, profile),))
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -237,6 +282,7 @@ STATED_SHARE: dict[str, float] = {
     "pausing-car": 0.5,  # a car that pauses itself (C -> B while offered) and may resume
     "timer-car": 0.3,  # a car that waits in B on its own start timer
     "respawn-at-cut": 0.15,  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
+    "replay-at-respawn": 0.2,  # a gateway's old frames reach a unit's new process just after it started
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -248,6 +294,8 @@ SHAPES: tuple[Shape, ...] = (
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
     Shape("replay-after-restart", ("master", "bus", "everything"), 1.0, _replay_after_restart),
     Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
+    # (the last row: its draws come after every other of the shapes stream, so adding it moved none of them)
+    Shape("replay-at-respawn", ("servants", "bus", "everything"), 1.0, _replay_at_respawn),
 )
 
 
@@ -480,6 +528,18 @@ def _respawn_at_cut_in(sc: Scenario, within: float) -> bool:
     return False
 
 
+def _replay_at_respawn_in(sc: Scenario, within: float = 2.0) -> bool:
+    """A gateway's burst reaches a unit within ``within`` s after a new process of it started."""
+    boots = [(f.address, f.at + (f.duration_s or 0.0) if f.kind == "servant_crash" else f.at) for f in sc.faults
+             if f.kind in ("servant_respawn", "servant_crash") and f.address is not None]
+    for f in sc.faults:
+        if f.kind == "replay" and f.address is not None and f.duration_s is not None:
+            burst = f.at + f.duration_s + (f.hold_s or 0.0)
+            if any(a == f.address and b < burst <= b + within for a, b in boots):
+                return True
+    return False
+
+
 def shapes_in(sc: Scenario) -> frozenset[str]:
     """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
 
@@ -496,7 +556,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``moving-budget``: a mains meter behind a house, with its faults and setpoints.
     ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
     ``respawn-at-cut``: a unit with a car restarts its process (pilot held, ``servant_respawn``) within the
-    reaction allowance after a car plugged in elsewhere.
+    reaction allowance after a car plugged in elsewhere;
+    ``replay-at-respawn``: a gateway's burst reaches a unit within 2 s after a new process of it started.
     """
     timing = sc.config.timing
     found = set()
@@ -521,6 +582,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
             kept_until = f.at + f.duration_s
             if any(kept_until <= r < kept_until + (f.hold_s or 0.0) for r in restarts):
                 found.add("replay-after-restart")
+    if _replay_at_respawn_in(sc):
+        found.add("replay-at-respawn")
     if _respawn_at_cut_in(sc, timing.reaction_allowance):
         found.add("respawn-at-cut")
     if _grant_then_cut_in(sc, timing.reaction_allowance):

@@ -15,6 +15,7 @@ from ..core.config import ServantConfig
 from ..core.heartbeat_order import HeartbeatOrder
 from ..core.node import MasterNode
 from ..core.node import ServantNode
+from ..core.servant_memory import ServantMemory
 from ..protocol.pilot import PilotState
 from .bus import Port
 from .ev import SimEvse
@@ -49,7 +50,7 @@ class ServantProc:
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "cutoff_from", "booted", "ev_stopped", "host",
-        "paused_at", "paused_offer", "resumed_at",
+        "paused_at", "paused_offer", "resumed_at", "deaf", "mute", "memory",
     )
     is_master: Literal[False] = False
 
@@ -60,6 +61,11 @@ class ServantProc:
         self.node: ServantNode | None = None  # the Servant object while the process runs
         self.host: ServantHost | None = None  # how the simulator drives it (core.driver.ServantHost)
         self.port: Port | None = None
+        # a partition (faults.partition) is the wiring's, a transceiver's or a cable's, not the process's: each
+        # port the unit's processes attach takes it, so it outlives a reboot (and one made while it is down holds)
+        self.deaf = False
+        self.mute = False
+        self.memory: ServantMemory | None = None  # what its last process kept for the next (core.servant_memory)
         self.evse = evse
         self.alive = False
         self.node_sched = INF

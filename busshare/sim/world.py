@@ -24,6 +24,7 @@ from ..core.events import Event
 from ..core.node import MasterNode
 from ..core.node import Node
 from ..core.node import ServantNode
+from ..core.servant_memory import ServantMemory
 from ..frames import Ack
 from ..frames import FrameError
 from ..frames import Heartbeat
@@ -78,7 +79,8 @@ class MasterFactory(Protocol):
 class ServantFactory(Protocol):
     """What builds a servant (``Servant`` itself, or a test's subclass)."""
 
-    def __call__(self, config: ServantConfig, timing: Timing, now: float) -> ServantNode: ...
+    def __call__(self, config: ServantConfig, timing: Timing, now: float,
+                 memory: ServantMemory | None = ...) -> ServantNode: ...
 
 
 def _load_nodes() -> tuple[MasterFactory, ServantFactory]:
@@ -287,12 +289,13 @@ class World:
         return proc
 
     def _boot_servant(self, p: ServantProc, now: float) -> None:
-        p.node = self.servant_cls(p.cfg, self.timing, now)
+        p.node = self.servant_cls(p.cfg, self.timing, now, p.memory)  # (its previous process's orders, if any)
         p.alive = True
         p.booted = now
         p.watchdog_at = INF
         accept = frozenset((0, p.address, 63)) if self.filter else None
         p.port = self.bus.attach(p.name, p.address, p, accept)
+        p.port.deaf, p.port.mute = p.deaf, p.mute  # (the wiring's partition, if any)
         assert p.host is not None
         p.host.offer_da = -1
         p.host.ev_stopped = False
@@ -306,6 +309,8 @@ class World:
         if not p.alive:
             return
         p.alive = False
+        assert p.node is not None
+        p.memory = p.node.memory(now)  # kept as it was at the end (a store written on every change)
         p.node = None
         if p.port is not None:
             self.bus.detach(p.port)
@@ -358,7 +363,13 @@ class World:
         last: bytes | None = None  # the bytes decoded last in this delivery, and what they decoded to
         decoded: tuple[Message, int] | None = None
         for port, data, bad in targets:
-            if port.deaf or not port.attached:
+            if not port.attached:
+                # sent to a process that has since restarted: the copy is on the unit's wiring, the new one hears it
+                reborn = port.owner.port
+                if reborn is None or reborn is port:
+                    continue
+                port = reborn
+            if port.deaf:
                 continue
             link = port.link
             if data is not last and decoder is not None:

@@ -35,6 +35,7 @@ from ..core.counters import Counts
 from ..errors import UserError
 from ..frames import FRAME_LENGTH
 from ..protocol.canid import IdScheme
+from ..protocol.kinds import CanKind
 from .base import BusEvent
 from .base import BusEventKind
 from .base import RxFrame
@@ -197,7 +198,8 @@ class CanTransport:
             self.stats.not_classic += 1
         if self.bus_off:
             self._set_bus_off(False, "a frame was received")
-        return RxFrame(offset, data, msg.timestamp, msg.arbitration_id)
+        kind = CanKind.of(error=False, remote=msg.is_remote_frame, fd=msg.is_fd)
+        return RxFrame(offset, data, msg.timestamp, msg.arbitration_id, kind)
 
     def _error_frame(self, msg: can.Message) -> None:
         self.stats.error_frames += 1

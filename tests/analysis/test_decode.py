@@ -241,6 +241,36 @@ def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path
     records = json_lines(r.stdout)
     assert records[-1]["records"] >= 1  # a truncated BLF is read as far as it goes
     assert "Traceback" not in r.stderr
+    # python-can's reader just stops at the cut: it is one unreadable record, and --strict fails on it
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert len(unreadable) == 1 and "truncated" in unreadable[0]["reason"], unreadable
+    assert records[-1]["unreadable"] == 1 and records[-1]["good"] == records[-1]["records"] - 1
+    assert cli("decode", "--strict", str(cut)).returncode == 1
+    assert cli("decode", "--strict", str(path)).returncode == 0  # (the whole file is clean)
+
+
+def test_asc_lines_python_can_passes_over_are_counted_unreadable(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    """python-can's ASC reader skips every line it does not know without a word: a cut one or garbage is lost
+    unseen.  decode counts and lists each (and --strict fails); comments, status and statistic events are no
+    damage and are not counted."""
+    path = tmp_path / "c.asc"
+    write_with_python_can(str(path), iter(frames[:40]))
+    lines = path.read_text().splitlines(keepends=True)
+    meta = ["// a comment\n", " 1.000000 CAN 1 Status:chip status error active\n", " 1.000000 1 Statistic: D 0 R 0\n"]
+    bad = ["garbage here\n", " 0.8\n"]
+    at = len(lines) // 2
+    path.write_text("".join(lines[:at] + meta + bad + lines[at:]))
+    r = cli("decode", "--json", str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert [u["where"] for u in unreadable] == [f"line {at + 4}", f"line {at + 5}"], unreadable
+    assert "garbage here" in unreadable[0]["reason"]
+    assert (records[-1]["good"], records[-1]["unreadable"]) == (40, 2), records[-1]
+    summary = cli("decode", "--summary", "--strict", str(path))
+    assert summary.returncode == 1 and "unreadable 2" in summary.stdout and "bad records 2" in summary.stderr
+    path.write_text("".join(lines[:at] + meta + lines[at:]))
+    assert cli("decode", "--strict", str(path)).returncode == 0
 
 
 
@@ -681,6 +711,15 @@ def test_json_doc_names_every_key_of_the_decode_summary_and_no_other(tmp_path: P
     assert r["servants"] and r["masters"] and r["over_limit"] and r["limit_changes"]
     nested = set(r["servants"][0]) | set(r["masters"][0]) | set(r["over_limit"][0]) | set(r["limit_changes"][0])
     nested |= set(r["timestamps_backwards"])
+    lowered = Bus()  # and a capture that stops inside a compliance window: its over_limit_at_end
+    lowered.heartbeats(0.0, 1.0)
+    lowered.send(0.1, SetLimit(1, 1, 320, 60, 7), sender=101)
+    lowered.send(0.15, Ack(1, 1, 320, None, AckHow.IMMEDIATE))
+    lowered.heartbeats(1.0, 2.0, limit_da=200)
+    write_candump_l(str(path), iter(lowered.done()))
+    lowered_r = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert lowered_r["over_limit_at_end"] is not None and not list(validator().iter_errors(lowered_r))
+    nested |= set(lowered_r["over_limit_at_end"])
     prose = {"decode", "null", "crc", "repeated"}  # the command's name, a JSON value, the e2e_errors kinds
     named = _documented_summary_keys()
     assert named - set(r) - nested - prose == set()
@@ -734,3 +773,57 @@ def test_a_capture_whose_timestamps_go_back_is_said_to_be_out_of_order(tmp_path:
     j = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
     assert j["timestamps_backwards"] == back
     assert not list(validator().iter_errors(j))
+
+
+@pytest.mark.parametrize("end", [3.0, 9.0], ids=["inside-the-window", "past-the-window"])
+def test_a_stretch_open_at_the_end_is_a_finding_only_once_it_outlives_the_compliance_bound(end: float) -> None:
+    """Rule 9: the limit drops to 38 A at t = 1 with both cuts; the capture stops before they are acked.
+    Stopped at 3 s (inside the 6.05 s window) it cannot tell: open at the end, younger than the bound, no
+    finding, and the cuts await their acks.  Stopped at 9 s the window is over: a finding from 7.05 s."""
+    bus = Bus()
+    bus.heartbeats(0.0, 1.0)
+    for a in (1, 2):
+        bus.send(0.1, SetLimit(a, 1, 320, 60, 7), sender=101)
+        bus.send(0.15, Ack(a, 1, 320, None, AckHow.IMMEDIATE))
+        bus.send(1.0, SetLimit(a, 2, 190, 60, 7), sender=101)
+    bus.heartbeats(1.0, end, limit_da=380)
+    r = summarise(bus.done())
+    episodes = [(e["start_s"], e["end_s"], e["peak_a"], e["limit_a"]) for e in r["over_limit"]]
+    text = format_summary(r)
+    if end < 7.0:
+        assert episodes == [] and r["cuts_never_acked"] == []
+        assert r["over_limit_at_end"] == {"start_s": 1.0, "peak_a": 64.0, "limit_a": 38.0, "bound_s": 6.05}
+        assert len(r["cuts_awaiting_ack"]) == 2
+        assert "open at the end of the capture, younger than the bound" in text
+        assert "over the limit: none" in text
+    else:
+        # (until the watcher gives the cuts up as never acked, and stops counting them at their old value)
+        assert episodes == [(pytest.approx(7.05, abs=0.06), pytest.approx(7.2, abs=0.06), 64.0, 38.0)]
+        assert r["over_limit_at_end"] is None and r["cuts_awaiting_ack"] == []
+        assert len(r["cuts_never_acked"]) == 2
+        assert "younger than the bound" not in text
+
+
+def test_a_reordered_capture_is_listed_relative_to_its_first_frame_and_says_so(tmp_path: Path) -> None:
+    """Times going back (10 s, 11 s, 9.5 s, 12 s): the listing keeps them relative to the first frame, as
+    --summary counts them (so 9.5 s is -0.500: before it), and says once, where it happens, that the capture
+    is reordered; the closing line says so too."""
+    link = Link()
+    path = tmp_path / "reordered.log"
+    lines = []
+    for t in (10.0, 11.0, 9.5, 12.0):
+        off, data = link.encode(Heartbeat(1, 7, 640))
+        lines.append(f"({1700000000 + t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n")
+    path.write_text("".join(lines))
+    r = cli("decode", str(path))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert [line.split()[0] for line in out if "HEARTBEAT" in line] == ["0.000", "1.000", "-0.500", "2.000"]
+    notes = [i for i, line in enumerate(out) if line.startswith("REORDERED")]
+    assert len(notes) == 1 and out[notes[0] + 1].startswith("-0.500"), out
+    assert "record 3" in out[notes[0]] and "relative to the first frame" in out[notes[0]]
+    assert out[-1].endswith("reordered: the time goes back once"), out[-1]
+    summary = cli("decode", "--summary", "--json", str(path))  # the same base: the first frame's time
+    r_json = json.loads(summary.stdout)
+    assert r_json["timestamps_backwards"] == {"count": 1, "largest_s": 1.5, "first_record": 3}
+    assert cli("decode", "--summary", str(path)).stdout.splitlines()[1].startswith("timestamps go back once")

@@ -311,4 +311,4 @@ def test_monitor_flags_and_summary_read_the_same_on_can_and_modbus() -> None:
     assert json.loads(summary_line(0, {}, {}, as_json=True, link={"modbus": {"rtu-frames": 44}}, link_text="",
                                    start_t=100.0, duration_s=2.5)) == {
         "record": "summary", "command": "monitor", "start_t": 100.0, "duration_s": 2.5, "frames": 0, "rejected": 0,
-        "e2e_errors": {}, "malformed": {}, "anomalies": {}, "modbus": {"rtu-frames": 44}}
+        "e2e_errors": {}, "malformed": {}, "not_protocol": {}, "anomalies": {}, "modbus": {"rtu-frames": 44}}

@@ -111,3 +111,46 @@ def test_sim_whose_stdout_is_full_says_so_and_still_writes_its_capture(tmp_path:
     assert r.returncode == 2 and r.stderr.endswith("busshare sim: No space left on device\n"), r.stderr
     assert "invariant" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert log.read_text().startswith("(")  # what ran is kept
+
+
+def _capture_with_a_late_second_master(tmp_path: Path, seconds: float) -> str:
+    """``seconds`` of one master's heartbeats (candump -L), and in the last one a second master: a finding that
+    only the end of the capture shows."""
+    from busshare.frames import Heartbeat
+    from busshare.protocol.link import Link
+
+    first, second = Link(), Link()
+    lines = []
+    for i in range(int(seconds / 0.2)):
+        offset, data = first.encode(Heartbeat(1, 7, 640))
+        lines.append(f"({1700000000 + i * 0.2:.6f}) vcan0 {offset:03X}#{data.hex().upper()}\n")
+    offset, data = second.encode(Heartbeat(2, 3, 640))
+    lines.append(f"({1700000000 + seconds:.6f}) vcan0 {offset:03X}#{data.hex().upper()}\n")
+    path = tmp_path / "late-finding.log"
+    path.write_text("".join(lines))
+    return str(path)
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_decode_strict_into_a_closed_pipe_still_judges_the_whole_capture(tmp_path: Path, json_mode: bool) -> None:
+    """`busshare decode --strict capture.log | head -1`: the reader is gone before the first line, and the
+    finding is in the capture's last record; the status is still the whole capture's."""
+    path = _capture_with_a_late_second_master(tmp_path, 10.0)
+    r = run_into_closed_pipe("decode", "--strict", path, *(["--json"] if json_mode else []))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == "busshare decode: --strict: second master 1\n", r.stderr
+
+
+def test_decode_strict_piped_into_head_keeps_its_verdict(tmp_path: Path) -> None:
+    """A real `| head -1` under pipefail: far more listing than a pipe holds, so the decoder writes on after
+    head exits; the status is still that of the whole capture (and a clean capture's is 0)."""
+    late = _capture_with_a_late_second_master(tmp_path, 400.0)  # 2000 lines: over 100 kB of listing
+    for path, status in ((late, 1), (None, 0)):
+        if path is None:  # the same capture without its last line: no finding
+            clean = tmp_path / "clean.log"
+            clean.write_text("".join(Path(late).read_text().splitlines(keepends=True)[:-1]))
+            path = str(clean)
+        script = f'set -o pipefail; "{sys.executable}" -m busshare decode --strict "{path}" | head -1'
+        r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == status, r.stderr
+        assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr

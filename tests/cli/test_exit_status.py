@@ -185,6 +185,27 @@ def test_decode_strict_exits_1_on_each_safety_finding(kind: str, tmp_path: Path)
         assert "bad records" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize(("end", "status"), [(3.0, 0), (9.0, 1)], ids=["inside-the-window", "past-the-window"])
+def test_decode_strict_judges_a_stretch_open_at_the_end_by_the_compliance_bound(end: float, status: int,
+                                                                                 tmp_path: Path) -> None:
+    """The limit drops to 38 A at 1 s with both cuts, and the capture stops before their acks: at 3 s it is
+    younger than the 6.05 s bound (rule 9) and no finding; at 9 s it outlived it: over the limit."""
+    frames: list[tuple[float, Message, int]] = []
+    for i in range(int(end / 0.2)):
+        frames.append((i * 0.2, Heartbeat(1, 7, 640 if i * 0.2 < 1.0 else 380), 101))
+    for a in (1, 2):
+        frames += [(0.1, SetLimit(a, 1, 320, 60, 7), 101), (0.15, Ack(a, 1, 320, None, AckHow.IMMEDIATE), a),
+                   (1.0, SetLimit(a, 2, 190, 60, 7), 101)]
+    path = capture(tmp_path, _candump(sorted(frames, key=lambda f: f[0])))
+    r = subprocess.run([sys.executable, "-m", "busshare", "decode", "--strict", "--summary", path],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == status, r.stdout + r.stderr
+    if status == 0:
+        assert r.stderr == "" and "open at the end of the capture, younger than the bound" in r.stdout, r.stdout
+    else:
+        assert "over the limit 1" in r.stderr and "cuts never acked 2" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("kind", FINDINGS)
 def test_monitor_strict_stops_at_the_first_safety_finding(kind: str) -> None:
     """The same captures replayed in real time on a virtual bus: the monitor exits 1 once it sees it."""

@@ -85,7 +85,7 @@ def test_monitor_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None
     last = json.loads(out.splitlines()[-1])
     assert 0.2 <= last.pop("duration_s") and isinstance(last.pop("start_t"), float)
     assert last == {"record": "summary", "command": "monitor", "frames": 0, "rejected": 0, "e2e_errors": {},
-                    "malformed": {}, "anomalies": {}, "error_frames": 0}
+                    "malformed": {}, "not_protocol": {}, "anomalies": {}, "error_frames": 0}
 
 
 def human_line(t: float, start: float) -> str:

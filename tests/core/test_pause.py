@@ -146,7 +146,8 @@ def test_a_resumed_car_gets_its_share_back_through_cut_then_grant() -> None:
     assert cut.limit_da == 200 and cut_i < acked(net, 2, cut, cut_i) < grant_i, "cut, its ack, then the grant"
 
 
-def test_a_parked_car_comes_after_every_charging_car_whatever_its_priority_and_never_rotates() -> None:
+def parked_at_0() -> Net:
+    """Unit 1's car (priority 9) paused and parked; then two cars charging take all 40 A: it is parked at 0."""
     net = Net(site(priorities=(9, 0, 0)))
     net.run(1.0)
     net.plug(1, Car())
@@ -160,6 +161,12 @@ def test_a_parked_car_comes_after_every_charging_car_whatever_its_priority_and_n
     net.run(t.reaction_allowance + 2.0)
     assert net.offers() == {1: 0, 2: 200, 3: 200}, "the charging cars can use all 40 A"
     assert state(net, 1) is ServantState.PARKED
+    return net
+
+
+def test_a_parked_car_comes_after_every_charging_car_whatever_its_priority_and_never_rotates() -> None:
+    net = parked_at_0()
+    t = net.config.timing
     net.run(t.rotation_interval + 1.0)
     assert net.offers() == {1: 0, 2: 200, 3: 200} and master_events(net, EventKind.ROTATE) == []
     net.unplug(3)  # 40 - 32 = 8 A left over: its parked offer comes back
@@ -255,3 +262,20 @@ def test_a_status_that_only_shows_the_offer_reaching_a_car_in_b_starts_its_grace
     assert [x.limit_da for x in sent if x.address == 1 and x.limit_da > 0] == [320, 60]
     view = m.view(1, t)
     assert view is not None and view.state is ServantState.PARKED and offers[1] == 60
+
+
+def test_a_new_master_learns_a_car_parked_at_0_as_waiting_and_parks_it_again_after_its_grace() -> None:
+    """PROTOCOL.md 8.6, rotation across a master restart: nothing on the wire tells a car parked at 0 A (in B,
+    offered 0) from one waiting for current. A new master learns it as waiting, offers it a share, and parks it
+    again once it stays in B for ``reclaim_after``: its pause costs that once per restart, no more."""
+    net = parked_at_0()
+    t = net.config.timing
+    net.kill_master()
+    net.run(t.failsafe_timeout + 1.0)
+    net.start_master(epoch=8)
+    net.run(t.learning_timeout + t.reaction_allowance + 2.0)
+    assert net.offers()[1] > 0, "learned as a waiting car: it is offered a share again"
+    assert state(net, 1) is ServantState.PAUSED, "in B while offered: its grace runs"
+    net.run(t.reclaim_after + t.reaction_allowance + 2.0)
+    assert net.offers() == {1: 0, 2: 200, 3: 200} and state(net, 1) is ServantState.PARKED
+    assert master_events(net, EventKind.PARKED) == [1, 1]

@@ -10,7 +10,8 @@ The heartbeats' limit is watched on the bus by a `busshare monitor --json` proce
 4. a fresh setpoint (above the static limit) lets it recover; a lower one withdrawn with
    ``{"limit_a": null}`` gives the static limit back;
 5. the meter emulator is killed: the limit falls back;
-6. SIGINT: the master exits 0 without a traceback.
+6. SIGINT: the master exits 0 without a traceback, and ``busshare/<site>/status`` says ``offline``:
+   the retained limit is no longer enforced.
 
 Waits poll with generous deadlines; nothing asserts how long anything took.
 """
@@ -27,6 +28,7 @@ import pytest
 from tests.report.test_json_schema import validator
 from tests.support.meterproc import LIMIT_TOPIC
 from tests.support.meterproc import SET_TOPIC
+from tests.support.meterproc import STATUS_TOPIC
 from tests.support.meterproc import EmulatorProc
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import free_tcp_port
@@ -138,9 +140,11 @@ def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: P
         assert_sum_within_limit(inst, STATIC_A)
 
         # 6. Ctrl-C: a clean exit
+        assert broker.sub_one(STATUS_TOPIC) == f"{STATUS_TOPIC} online"
         master.proc.send_signal(signal.SIGINT)
         assert master.proc.wait(30) == 0
         master.wait_for(event("stopped"), timeout=WAIT)
+        assert broker.sub_one(STATUS_TOPIC) == f"{STATUS_TOPIC} offline"  # the retained limit is not live any more
         no_traceback(master)
         v = validator()  # the budget's status and events are in the one JSON language (docs/JSON.md)
         for rec in master.snapshot():

@@ -6,6 +6,11 @@ Waits are for real events with generous timeouts; nothing asserts how long anyth
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,8 @@ from busshare.io.mqtt import MqttEvent
 from tests.support.meterproc import LIMIT_TOPIC
 from tests.support.meterproc import SET_TOPIC
 from tests.support.meterproc import SITE_ID
+from tests.support.meterproc import STATUS_TOPIC
+from tests.support.meterproc import WAIT
 from tests.support.meterproc import Mosquitto
 from tests.support.meterproc import needs_mosquitto
 from tests.support.meterproc import wait_for
@@ -72,6 +79,45 @@ def test_the_limit_is_published_retained_for_any_later_subscriber(broker: Mosqui
             watcher.close()
         topic, _, payload = broker.sub_one(LIMIT_TOPIC).partition(" ")
         assert topic == LIMIT_TOPIC and json.loads(payload) == {"limit_a": 18.3, "source": "meter"}
+
+
+def test_the_status_says_whether_the_retained_limit_is_live(broker: Mosquitto) -> None:
+    """A retained limit outlives its master: ``status`` (retained) tells a reader whether it is still enforced."""
+    with link_to(broker) as link:
+        wait_for(link.drain, connected, "a connection")
+        link.publish_limit(640, LimitSource.STATIC)
+        assert broker.sub_one(STATUS_TOPIC) == f"{STATUS_TOPIC} online"
+    # stopped: a clean disconnect sends no last will, so the link says it itself
+    assert broker.sub_one(STATUS_TOPIC) == f"{STATUS_TOPIC} offline"
+    assert json.loads(broker.sub_one(LIMIT_TOPIC).partition(" ")[2])["limit_a"] == 64.0  # kept, marked not live
+
+
+def test_a_process_that_dies_leaves_offline_by_the_brokers_last_will(broker: Mosquitto) -> None:
+    script = textwrap.dedent(f"""
+        import time
+        from busshare.core.source_settings import mqtt_settings_from_mapping
+        from busshare.io.mqtt import BrokerConnected, MqttBudgetLink
+        settings = mqtt_settings_from_mapping({{"broker": "127.0.0.1:{broker.port}", "keepalive_s": 5}})
+        link = MqttBudgetLink(settings, {SITE_ID!r}, default_ttl_s=60.0).start()
+        while not any(isinstance(e, BrokerConnected) for e in link.drain()):
+            time.sleep(0.05)
+        print("up", flush=True)
+        time.sleep(3600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    watcher = broker.subscribe(STATUS_TOPIC)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        wait_for(watcher.new, lambda line: line.endswith(" online"), "online from the running process")
+        os.kill(proc.pid, signal.SIGKILL)  # no stop(), no DISCONNECT: only the broker can tell
+        proc.wait(WAIT)
+        # the broker publishes the will when the connection drops without a DISCONNECT (or stays silent 1.5 keepalives)
+        wait_for(watcher.new, lambda line: line.endswith(" offline"), "the last will's offline")
+    finally:
+        watcher.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
 
 
 def test_a_lost_broker_blocks_nothing_and_the_latest_limit_is_republished(broker: Mosquitto) -> None:

@@ -8,23 +8,33 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import deque
 from collections.abc import Iterable
 from collections.abc import Iterator
+from pathlib import Path
 
 import can
 import pytest
 
 from busshare.core.config import parse_config
+from busshare.core.servant_memory import ServantMemory
 from busshare.devtools.bench import BenchHardware
 from busshare.frames import Heartbeat
+from busshare.frames import SetLimit
 from busshare.io.runtime import Record
 from busshare.io.runtime import Runtime
+from busshare.io.servant_state import StateFile
 from busshare.master import Master
+from busshare.protocol.kinds import CanKind
 from busshare.protocol.link import Link
 from busshare.protocol.pilot import PilotState
 from busshare.servant import Servant
+from busshare.transport.base import BusEvent
+from busshare.transport.base import RxFrame
 from busshare.transport.can import CAN_ERR_BUSOFF
 from busshare.transport.can import CanTransport
+from busshare.transport.can import TransportStats
+from tests.report.test_json_schema import validator
 from tests.support.site_files import site_toml
 
 SITE = site_toml((1, 2, 3), limit_a=32, breaker_a=40, max_a=16)
@@ -163,6 +173,92 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     peer.shutdown()
 
 
+def _as(kind: str, offset: int, data: bytes) -> can.Message:
+    """The protocol's bytes on one of its ids, in a frame of ``kind``: the classic data frame, or one that is none."""
+    if kind == "remote":  # python-can drops a remote frame's data (its copy on the virtual bus is empty)
+        return can.Message(arbitration_id=offset, data=data, dlc=8, is_remote_frame=True, is_extended_id=False)
+    if kind == "extended":
+        return can.Message(arbitration_id=offset, data=data, is_extended_id=True)
+    return can.Message(arbitration_id=offset, data=data, is_fd=kind == "fd", is_extended_id=False)
+
+
+def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: list[Site]) -> None:
+    """An FD frame (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then a valid SET_LIMIT, and a
+    remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
+    afterwards are acted on (not taken for repeats: the copies never reached the alive-counter check)."""
+    site = Site(with_master=False)
+    sites.append(site)
+    servant = site.servants[1]
+    node = servant.node
+    assert isinstance(node, Servant)
+    site.run(0.5, [servant])
+    peer, link = site.bus(), Link()
+    hb = link.encode(Heartbeat(1, 7, 320, heard=0b10))  # master 1 epoch 7 hears servant 1
+    grant = link.encode(SetLimit(1, txn=1, limit_da=100, failsafe_da=60, epoch=7))
+    for offset, data in (hb, grant):
+        for kind in ("fd", "remote", "extended"):
+            peer.send(_as(kind, offset, data))
+        site.run(0.5, [servant])
+        assert servant.last_heartbeat is None and node.offer_da == 0 and node.last_set_limit is None
+    assert servant.stats.accepted == 0
+    assert servant.stats.rejected == 4 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2}
+    assert servant.transport.stats.as_dict()["foreign"] == 2
+    rejected = [r["detail"] for r in site.records["1"] if r.get("event") == "frame-rejected"]
+    assert rejected == [line for off, data in (hb, grant) for line in (
+        f"id {off:#05x} [{data.hex(' ')}] fd: CAN FD frame, not a protocol frame",
+        f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
+    status = servant.status(site.t)
+    assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    for rec in [status, *site.records["1"]]:
+        assert not list(validator().iter_errors(rec)), rec
+    for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
+        peer.send(_as("data", offset, data))
+        site.run(0.5, [servant])
+    assert servant.last_heartbeat is not None and node.offer_da == 100
+    assert servant.stats.accepted == 2 and servant.stats.rejected == 4
+    peer.shutdown()
+
+
+class _Handed:
+    """A transport that hands the runtime the frames it is given, whatever their kind (a ``base.Transport``)."""
+
+    link_down_words = "bus-off"
+
+    def __init__(self, frames: Iterable[RxFrame]) -> None:
+        self.frames = deque(frames)
+        self.bus_off = False
+        self.stats = TransportStats()
+
+    def send(self, offset: int, data: bytes) -> bool:
+        return True
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        return self.frames.popleft() if self.frames else None
+
+    def drain_events(self) -> list[BusEvent]:
+        return []
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD])
+def test_the_runtime_itself_never_acts_on_a_frame_that_is_no_data_frame(kind: CanKind) -> None:
+    """Whatever a transport hands on (python-can empties a remote frame's data; another driver might not): a
+    valid HEARTBEAT and SET_LIMIT in a remote or FD frame are counted by kind, never acted on."""
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, kind) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, _Handed(frames), hardware=BenchHardware(PilotState.C, 0, log=lambda line: None))
+    rt.pump(0.1)
+    assert rt.last_heartbeat is None and node.last_set_limit is None and node.offer_da == 0
+    assert rt.stats.accepted == 0 and rt.stats.rejected_kinds == {kind.value: 2}
+    assert rt.link.master is None and not any(rt.link.stats().values())  # the link never saw them
+
+
 def test_pilot_changes_reach_the_hardware(sites: list[Site]) -> None:
     site = Site(with_master=False)
     sites.append(site)
@@ -244,3 +340,51 @@ def test_a_restarted_servant_is_heard_at_once_not_taken_for_repeats(sites: list[
     rejected = [r for r in site.records["master"] if r.get("event") == "frame-rejected"]
     assert rejected == [], rejected
     assert site.servants[2].node.offer_da > 0 and not site.servants[2].node.in_failsafe  # type: ignore[attr-defined]
+
+
+class _Recording(_Handed):
+    """A transport that notes, at each send, what the state file holds then."""
+
+    def __init__(self, frames: Iterable[RxFrame], state: StateFile) -> None:
+        super().__init__(frames)
+        self.state = state
+        self.file_at_send: list[ServantMemory | None] = []
+
+    def send(self, offset: int, data: bytes) -> bool:
+        self.file_at_send.append(StateFile(self.state.path, self.state.address).load())
+        return True
+
+
+def test_a_servants_memory_is_on_disk_before_its_ack_is_sent(tmp_path: Path) -> None:
+    """PROTOCOL.md 8.4: the file holds the txn applied before the ACK for it goes out."""
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, CanKind.DATA) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    state = StateFile(tmp_path / "servant-1.json", 1)
+    transport = _Recording(frames, state)
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None), state=state)
+    rt.pump(0.1)
+    assert node.last_set_limit == SetLimit(1, 1, 100, 60, 7)
+    kept = transport.file_at_send[-1]  # at the last send (the ACK)
+    assert kept is not None and kept.set_limits[-1] == node.last_set_limit
+
+
+def test_a_state_file_that_cannot_be_written_is_reported_once_and_sharing_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    records: list[Record] = []
+    link = Link()
+    frames = [RxFrame(off, data, 0.0, off, CanKind.DATA) for off, data in (
+        link.encode(Heartbeat(1, 7, 320, heard=0b10)), link.encode(SetLimit(1, 1, 100, 60, 7)),
+        link.encode(Heartbeat(1, 7, 320, heard=0b10, seq=2)))]
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    node = Servant(sc, TIMING, 0.0)
+    rt = Runtime(node, _Handed(frames), hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
+                 on_record=records.append, state=StateFile(blocker / "servant-1.json", 1))
+    rt.pump(0.1)
+    problems = [r for r in records if r.get("event") == "state-unwritable"]
+    assert len(problems) == 1 and "cannot write" in str(problems[0]["detail"]) and node.offer_da == 100

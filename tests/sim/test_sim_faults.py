@@ -19,6 +19,7 @@ from busshare.frames import NackCode
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import decode
+from busshare.master import ServantState
 from busshare.servant import Servant
 from busshare.sim import ScenarioError
 from busshare.sim import SimResult
@@ -533,3 +534,31 @@ loss = 0.1
     assert (sim.bus.faults.bitrate, sim.bus.faults.loss) == (250000, 0.1) and type(sim.bus.faults.bitrate) is int
     sim.run_until(4.0)
     assert (sim.bus.faults.bitrate, sim.bus.faults.loss) == (500000, 0.0)
+
+
+@pytest.mark.parametrize("restart", ["reboot", "respawn", "partitioned-while-down"])
+def test_a_partition_is_the_wirings_and_outlives_the_units_process(restart: str) -> None:
+    """A mute transceiver or a cut cable stays so when the unit's software restarts: the simulator once gave a
+    rebooted process a fresh, healed port, so a partition ended by itself at every reboot (and one made while
+    the unit was down never took)."""
+    sim = Simulation(parse_scenario(ONE_ON_32))
+    s1 = sim.by_address[1][0]
+    sim.run_until(5.0)
+    if restart == "partitioned-while-down":
+        sim.servant_crash(s1)
+        sim.partition(s1, "both")
+        sim.run_until(6.0)
+        sim.servant_restart(s1)
+    else:
+        sim.partition(s1, "both")
+        sim.run_until(6.0)
+        (sim.servant_restart if restart == "reboot" else sim.servant_respawn)(s1)
+    assert s1.port is not None and s1.port.deaf and s1.port.mute
+    sim.run_until(10.0)
+    v = sim.masters[0].node.view(1, sim.now)
+    assert v is not None and v.state is ServantState.SILENT, "the master never hears the restarted unit"
+    assert s1.node is not None and s1.node.heard_at is None, "nor does the unit hear the master"
+    sim.heal(s1)
+    sim.run_until(14.0)
+    healed = sim.masters[0].node.view(1, sim.now)
+    assert healed is not None and healed.state is not ServantState.SILENT and s1.node.heard_at is not None

@@ -208,3 +208,4 @@ def needs_mosquitto() -> pytest.MarkDecorator:
 SITE_ID = "garage"
 SET_TOPIC = f"busshare/{SITE_ID}/limit/set"
 LIMIT_TOPIC = f"busshare/{SITE_ID}/limit"
+STATUS_TOPIC = f"busshare/{SITE_ID}/status"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import TextIO
 
 from ...analysis.decode import CaptureDecoder
 from ...analysis.decode import JsonLines
@@ -33,6 +34,7 @@ from . import _options as opt
 from . import command_parser
 from ._common import add_time_argument
 from ._signals import sigterm_as_interrupt
+from ._stdout import silence
 
 if TYPE_CHECKING:
     from ...analysis.summary import CaptureSummary
@@ -105,6 +107,37 @@ def _check_readable(path: str) -> IO[bytes] | None:
     return None
 
 
+class _Out:
+    """stdout, for a capture whose reader may go away (`| head -1`).
+
+    With ``--strict`` or ``--plot`` the capture is still read and judged to its end (the status, the picture),
+    and what would have been printed goes nowhere; otherwise the ``BrokenPipeError`` stops the command (0).
+    """
+
+    def __init__(self, stream: TextIO, read_on: bool) -> None:
+        self.stream, self.read_on, self.closed = stream, read_on, False
+
+    def write(self, text: str) -> None:
+        if not self.closed:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        if not self.read_on:
+            raise BrokenPipeError
+        self.closed = True
+        silence(self.stream)  # (what is still buffered then goes to /dev/null too)
+
+
 def _modbus_stream(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
@@ -146,7 +179,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     except ValueError as exc:
         raise UserError(str(exc)) from None
     dec = CaptureDecoder(scheme)
-    out = sys.stdout
+    out = _Out(sys.stdout, read_on=bool(args.strict or args.plot))
     live = args.file == "-" and not sys.stdin.isatty() and not os.path.isfile("/dev/stdin")
     mode = TimeMode.choose(args.time, args.json)
     times = TimeBase(mode) if mode is TimeMode.ABSOLUTE else first_frame_base()
@@ -161,7 +194,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
             summary.watcher = line_watcher(args.baud)
     try:
         with sigterm_as_interrupt():
-            _listing(args, stream, _records, dec, summary, times, live, fast=mode is TimeMode.ABSOLUTE)
+            _listing(args, out, stream, _records, dec, summary, times, live, fast=mode is TimeMode.ABSOLUTE)
         interrupted = False
     except KeyboardInterrupt:  # Ctrl-C, e.g. at the end of a live candump pipe: the closing lines of what was read
         interrupted = True
@@ -182,7 +215,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
         assert result is not None
         out.write(format_summary(result) + "\n")
     else:
-        out.write(totals_line(dec.totals()) + "\n")
+        out.write(totals_line(dec.totals(), dec.backwards) + "\n")
     if stream is not None and stream is not sys.stdin.buffer:
         stream.close()
     out.flush()
@@ -192,14 +225,13 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
     return _strict_status(args, dec, result)
 
 
-def _listing(args: argparse.Namespace, stream: IO[bytes] | None,
+def _listing(args: argparse.Namespace, out: _Out, stream: IO[bytes] | None,
              _records: Callable[[str, IO[bytes] | None], Iterator[Record]], dec: CaptureDecoder,
              summary: CaptureSummary | None, times: TimeBase, live: bool, fast: bool) -> None:
     """Every record through the decoder (and the summary), listed unless ``--summary``."""
-    out = sys.stdout
     listing = not args.summary
-    if listing and summary is None and args.json and stream is not None and fast:
-        binary = out.buffer if hasattr(out, "buffer") else None
+    if listing and summary is None and args.json and stream is not None and fast:  # (nothing judged: no --strict)
+        binary = out.stream.buffer if hasattr(out.stream, "buffer") else None
         if binary is None:  # redirected to a text-only stream (tests): same bytes through a buffer
             sink = io.BytesIO()
             try:
@@ -212,10 +244,13 @@ def _listing(args: argparse.Namespace, stream: IO[bytes] | None,
         return
     lines = (JsonLines(out.write, times) if args.json else TextLines(out.write, times)) if listing else None
     for rec in _records(args.file, stream):
+        back = dec.backwards
         d = dec.feed(rec)
         if d is not None and summary is not None:
             summary.frame(d)
         if lines is not None:
+            if dec.backwards and not back:  # the first time the capture's time goes back
+                lines.reordered(dec.records, dec.backwards_largest_s)
             if d is None:
                 lines.unreadable(dec.unreadable[-1])
             else:

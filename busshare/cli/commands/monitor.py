@@ -20,6 +20,7 @@ from typing import Any
 from ...analysis.decode import Unreadable
 from ...analysis.describe import Describer
 from ...analysis.describe import bad_frame_line
+from ...analysis.describe import bad_frame_record
 from ...analysis.describe import received_record
 from ...analysis.modbus_capture import Extractor
 from ...analysis.modbus_capture import LiveSplitter
@@ -31,6 +32,7 @@ from ...analysis.watch import flag_line
 from ...analysis.watch import summary_line
 from ...frames import FrameError
 from ...protocol.e2e import E2EStatus
+from ...protocol.kinds import CanKind
 from ...protocol.link import Link
 from ...protocol.link import Received
 from ...report.records import TimeBase
@@ -86,6 +88,18 @@ class _Printer:
                 self.found.append(f)  # --strict: the first safety finding ends the watch
                 self.stop.set()
 
+    def not_protocol(self, t: float, can_id: int, data: bytes, kind: CanKind) -> None:
+        """A remote or FD frame with one of the protocol's ids: no protocol frame, counted and shown as
+        ``decode`` does (no anomaly: the protocol never acts on one)."""
+        self.frames += 1
+        self.rejected[kind.value] += 1
+        if self.args.anomalies_only:
+            return
+        if self.args.json:
+            self.out.write(json.dumps(bad_frame_record(self.times(t), can_id, data, kind.value, kind.reason)) + "\n")
+        else:
+            self.out.write(bad_frame_line(self.times(t), can_id, data, FrameError(kind.value, kind.reason)) + "\n")
+
     def received(self, t: float, offset: int, can_id: int, data: bytes, got: Received) -> None:
         """One frame through the link: its line (or JSON record) unless --anomalies-only, then its flags."""
         args, out, times, describer = self.args, self.out, self.times, self.describer
@@ -132,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
             t = time.monotonic() - start
             for ev in transport.drain_events():
                 printer.flags([Flag(t, ev.kind, ev.detail)])
-            if frame is not None:
+            if frame is not None and frame.kind is not CanKind.DATA:
+                printer.not_protocol(t, frame.can_id, frame.data, frame.kind)
+            elif frame is not None:
                 printer.received(t, frame.offset, frame.can_id, frame.data, link.receive(frame.offset, frame.data, t))
             printer.flags(watcher.tick(t))
             out.flush()

@@ -9,6 +9,7 @@ import sys
 import time
 import zlib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ...core.config import Config
@@ -22,6 +23,9 @@ from ...devtools.bench import FileControlledHardware
 from ...errors import UserError
 from ...io.runtime import Runtime
 from ...io.runtime import event_record
+from ...io.servant_state import StateFile
+from ...io.servant_state import StateFileError
+from ...io.servant_state import default_path
 from ...protocol.pilot import PilotState
 from ...report.records import serial_hex
 from ...servant import Servant
@@ -71,6 +75,13 @@ def add_parser(subparsers: Any) -> None:
                    help="bench: a fixed meter reading, 0-102.2 A (default: no meter)")
     p.add_argument("--need-kwh", type=opt.kwh, default=50.0, help="sim: energy the car wants (default 50 kWh)")
     p.add_argument("--seed", type=opt.integer(), default=None, help="sim: random seed of the car's reactions")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--state", default=None, metavar="FILE",
+                       help="where the unit keeps its txn and heartbeat orders across restarts of this process, so "
+                       "that a late copy of a frame the last process took is never taken as new (PROTOCOL.md 8.4; "
+                       "default $XDG_STATE_HOME/busshare/servant-N.json, i.e. ~/.local/state/...)")
+    state.add_argument("--no-state", action="store_true",
+                       help="keep nothing across restarts (a restarted process knows no txn order: PROTOCOL.md 8.7)")
     add_output_arguments(p)
     add_bus_arguments(p, Role.SERVANT)
     p.set_defaults(func=run)
@@ -157,7 +168,15 @@ def run(args: argparse.Namespace) -> int:
         transport = open_can(args)
         now = clock()
     hardware = Watched(FileControlledHardware(pilot_file) if pilot_file else build_hardware(args, max_da, now))
-    node = Servant(config, timing, now)
+    state = None if args.no_state else StateFile(Path(args.state) if args.state else default_path(args.address),
+                                                   args.address, clock)
+    memory, unreadable = None, None
+    if state is not None:
+        try:
+            memory = state.load()
+        except StateFileError as exc:  # start as a new unit: said once, the file rewritten at the first change
+            unreadable = str(exc)
+    node = Servant(config, timing, now, memory)
     if modbus:
         skip = frozenset({"pilot"}) if args.ev == "bench" and not pilot_file else frozenset()
         where = (f"on Modbus {args.modbus} at {args.baud} baud (failsafe timeout {timing.failsafe_timeout:.2f} s)")
@@ -168,11 +187,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         emit(event_record(now, "started", args.address, f"servant {args.address} serial {serial_hex(serial)} "
                           f"max {max_da / 10:.1f} A failsafe {config.failsafe_da / 10:.1f} A {where}"))
+        if state is not None and memory is not None:  # (a first start, nothing kept yet, says nothing)
+            emit(event_record(now, "state", args.address, f"{state.path}: the last process's txn order "
+                              f"({len(memory.set_limits)} epochs) and heartbeat order ({len(memory.heartbeats)} "
+                              "masters) taken back"))
+        elif unreadable is not None:
+            emit(event_record(now, "state", args.address, f"{unreadable}: starting as a new unit (PROTOCOL.md 8.7)"))
     except OSError:  # stdout fails (| head, a full disk): stop before starting, the bus or port closed
         transport.shutdown()
         raise
     runtime = Runtime(node, transport, hardware=hardware, clock=clock, on_record=emit,
-                      status_interval=args.status_interval, tick_period=timing.tick_period)
+                      status_interval=args.status_interval, tick_period=timing.tick_period, state=state)
     if modbus:
         _show_in_registers(line, config, node, hardware, runtime)
     runtime.run(duration=args.duration)
