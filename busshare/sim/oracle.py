@@ -46,11 +46,12 @@ class FailsafeOracle:
         self.schedule = schedule
 
     def boot(self, p: ServantProc, now: float) -> None:
-        """A process starts: it has accepted nothing yet, and boot starts its failsafe clock."""
+        """A process starts: it has accepted nothing yet, and boot starts its failsafe clock. The fresh-heartbeat
+        orders stay: a servant keeps them across a restart of its process (PROTOCOL.md 8.4), so a late copy of a
+        heartbeat its predecessor took restarts no rule-4 clock of the new one either."""
         p.grant_fs = p.grant_epoch = p.hb_key = None
         p.followed = None
         p.masters_seen = {}
-        p.hb_orders = {}
         p.second_master_until = -INF
         p.fs_da = p.cfg.failsafe_da
         p.last_hb = -INF
