@@ -157,6 +157,10 @@ class Heartbeat:
     second_master: bool = False  # this master has heard a second master
 
     def __post_init__(self) -> None:
+        if (0 <= self.master_id < 16 and 0 <= self.epoch < 256 and 0 <= self.limit_da <= MAX_CIRCUIT_DA
+                and 0 <= self.page < 8 and 0 <= self.heard < 256 and 0 <= self.seq < HEARTBEAT_SEQ_MODULO
+                and not self.heard & _NOT_SERVANT_BITS[self.page]):
+            return  # (the checks below in one expression: a master builds five a second, and each is valid)
         _check_uint("master_id", self.master_id, 4)
         _check_uint("epoch", self.epoch, 8)
         if not 0 <= self.limit_da <= MAX_CIRCUIT_DA:
@@ -396,7 +400,8 @@ def split_offset(offset: int) -> tuple[MsgType, int]:
 
 
 def offset_of(msg: Message) -> int:
-    return (int(msg.TYPE) << TYPE_SHIFT) | msg.address  # (layout.id_offset, inline: once per frame sent)
+    # (layout.id_offset, inline: once per frame sent; an IntEnum shifts to a plain int, no int() call needed)
+    return (msg.TYPE << TYPE_SHIFT) | msg.address
 
 
 # ---------------------------------------------------------------------------

@@ -68,6 +68,7 @@ rule 9  a moving limit: ``mains_reading``, ``mains_failed``, ``setpoint``, ``cle
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ from .protocol.pilot import PilotState
 from .protocol.pilot import clamp_da
 
 INF = float("inf")
+_new_tuple = tuple.__new__
 
 
 def _a(da: int) -> str:
@@ -404,7 +406,8 @@ class _Slot:
             # it may have rebooted where it hears no master: then it offers its standalone failsafe
             if self.standalone > base:
                 base = self.standalone
-        elif self.deaf(now, t) or (self.status_failsafe and self.follow is not _CONFIRMED):
+        elif ((self.pending is not None and self.deaf(now, t))  # (deaf() needs one: most slots have none)
+              or (self.status_failsafe and self.follow is not _CONFIRMED)):
             # not answering, or in failsafe and not confirmed by us: it may be a servant that never heard
             # a master since it booted, which raises itself to its standalone failsafe
             if self.standalone > base:
@@ -414,7 +417,7 @@ class _Slot:
     def reserved_failsafe(self, now: float, t: Timing) -> int:
         """8.3: its armed failsafe as counted; a silent or unanswering one may have rebooted to its standalone."""
         f = self.counted_fs()
-        if (self.presence is _SILENT or self.deaf(now, t)) and self.standalone > f:
+        if (self.presence is _SILENT or (self.pending is not None and self.deaf(now, t))) and self.standalone > f:
             f = self.standalone
         return f
 
@@ -493,12 +496,14 @@ class _Slot:
         return EvDraw(a, self.estimate_da, False, self.estimate_since if reachable else now)
 
     def want(self) -> int:
-        if not self.pilot.vehicle_present or self.ev_stopped or self.requested <= 0:
+        if self.requested <= 0 or self.ev_stopped or not self.pilot.vehicle_present:  # (the property call last)
             return 0
-        w = min(self.requested, self.cfg.max_da)
-        if self.reclaim_cap is not None:
-            w = min(w, self.reclaim_cap)
-        return w
+        # (comparisons, not min() calls: every allocation pass asks every slot, up to three times)
+        w = self.requested
+        if w > self.cfg.max_da:
+            w = self.cfg.max_da
+        cap = self.reclaim_cap
+        return cap if cap is not None and cap < w else w
 
     def demand(self) -> int:
         """What allocation gives it at most: its request, or parked only its minimum (a PWM to resume on)."""
@@ -568,6 +573,8 @@ class Master:
         # its own slot
         self._dues = {a: INF for a in self._slots}
         self._dues_min = INF
+        # (due, address) of every kept due, and stale entries (None: made when needed): see ``_least_due``
+        self._dues_heap: list[tuple[float, int]] | None = None
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
         # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
         # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
@@ -774,6 +781,9 @@ class Master:
         elif changed:
             self._announce(now, out)
         resend = self._resends(now) if now >= self._dues_min else []
+        if not resend:  # (most ticks: no generators built for nothing)
+            self._step(now, out, changed, ())
+            return out
         self._step(now, out, changed, tuple(slot for slot, _ in resend))  # (only a re-send wrote a slot)
         # after the step: an unanswered set-limit it replaced (e.g. a grant become a cut) is not sent as well
         out.extend(p.msg for slot, p in resend if slot.pending is p)
@@ -1225,7 +1235,7 @@ class Master:
         return (s.presence is _HEARD and s.twin_extra <= 0
                 and (s.pending is None or not s.deaf(now, self.timing)))
 
-    def _reclaim(self, now: float, unmet: bool) -> bool:
+    def _reclaim(self, now: float, unmet: bool, able: dict[int, bool]) -> bool:
         """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed.
 
         A reclaim timer started or stopped makes the pass unsettled (``_stirred``): the next pass may act on it
@@ -1235,16 +1245,17 @@ class Master:
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
             since = s.low_since
-            changed = self._reclaim_slot(s, now, unmet) or changed
+            changed = self._reclaim_slot(s, now, unmet, able[s.cfg.address]) or changed
             if s.low_since != since:
                 self._stirred = True
         return changed
 
-    def _reclaim_slot(self, s: _Slot, now: float, unmet: bool) -> bool:
-        """One slot's reclaim step (``_reclaim``); True if its demand changed."""
+    def _reclaim_slot(self, s: _Slot, now: float, unmet: bool, allocatable: bool) -> bool:
+        """One slot's reclaim step (``_reclaim``; ``allocatable``: it takes part in the pass); True if its demand
+        changed."""
         cfg = self.config
         m = s.measured
-        if not self._allocatable(s, now) or m is None or not s.pilot.charging:
+        if not allocatable or m is None or not s.pilot.charging:
             s.low_since = None
             return False
         if s.reclaim_cap is not None:
@@ -1274,8 +1285,9 @@ class Master:
         s.low_since = None
         self._events.add(now, EventKind.RECLAIM_END, s.cfg.address, why + ": full share again")
 
-    def _targets(self, now: float) -> tuple[dict[int, int], dict[int, int]]:
-        """(limit targets, failsafe targets) for every slot that can be told something."""
+    def _targets(self, now: float, able: dict[int, bool]) -> tuple[dict[int, int], dict[int, int]]:
+        """(limit targets, failsafe targets) for every slot that can be told something (``able``: the slots that
+        take part in the allocation, ``_allocatable``)."""
         t = self.timing
         reserved = 0
         reserved_fs = 0
@@ -1284,8 +1296,9 @@ class Master:
         lt: dict[int, int] = {}
         ft: dict[int, int] = {}
         for a, s in self._slots.items():
-            if self._allocatable(s, now):
-                demands.append(Demand(a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED))
+            if able[a]:
+                # (as ``Demand(...)``, without its Python-level constructor: one per servant per pass)
+                demands.append(_new_tuple(Demand, (a, s.demand(), s.req_min, s.cfg.priority, rank[a], s.pause is _PARKED)))
                 continue
             reserved += s.counted(now, t)
             if s.contested:
@@ -1342,7 +1355,7 @@ class Master:
         stale = self._counts_stale
         if touched is None:
             self._counts_stale = None
-        elif stale is not None:
+        elif stale is not None and touched:  # (most calls touched no slot)
             stale.update(touched)
         d = self._compute_deadline(now, touched)
         if d <= now:  # a due timer whose condition does not hold: not a spin, but a pass may act on it
@@ -1373,16 +1386,18 @@ class Master:
 
     def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
         """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
-        lt, ft = self._targets(now)
+        # which slots take part, asked once per pass: none of these steps changes what ``_allocatable`` reads
+        able = {a: self._allocatable(s, now) for a, s in self._slots.items()}
+        lt, ft = self._targets(now, able)
         unmet = any(s.want() > lt.get(a, 0) for a, s in self._slots.items()
-                    if s.pause is _NO_PAUSE and self._allocatable(s, now))  # (a car in B needs nothing now)
-        reclaimed = self._reclaim(now, unmet)
-        self._waits(now, lt)
+                    if s.pause is _NO_PAUSE and able[a])  # (a car in B needs nothing now)
+        reclaimed = self._reclaim(now, unmet, able)
+        self._waits(now, lt, able)
         if now >= self._rotation_at:
             self._rotate(now)
             self._rotated_at = now
-            lt, ft = self._targets(now)
-            self._waits(now, lt)
+            lt, ft = self._targets(now, able)
+            self._waits(now, lt, able)
         return lt, ft, reclaimed
 
     def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
@@ -1477,7 +1492,7 @@ class Master:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""
         return f >= s.failsafe + 20
 
-    def _waits(self, now: float, lt: dict[int, int]) -> None:
+    def _waits(self, now: float, lt: dict[int, int], able: dict[int, bool]) -> None:
         """Who waits for current under shortage, since when, and so when the next rotation is due.
 
         A car waits while it wants at least the smallest offer and its target is 0. Its wait goes on
@@ -1492,7 +1507,7 @@ class Master:
             wants = s.known and not s.contested and s.pause is _NO_PAUSE and s.want() >= MIN_OFFER_DA
             if not wants:
                 s.wait_since = None
-            elif self._allocatable(s, now):
+            elif able[a]:
                 if lt.get(a, 0) > 0:
                     s.wait_since = None
                 elif s.wait_since is None:
@@ -1566,27 +1581,50 @@ class Master:
         With ``touched`` only those slots may have changed since the last call, so only their dues are worked
         out again; every other kept one still holds as long as it is after ``now`` (a slot's due only changes
         with its fields or once ``now`` reaches it). If one is not, or ``touched`` is None, all are. The least
-        is kept too (``_dues_min``): it is looked for again only when a touched slot that held it moved later.
+        is kept too (``_dues_min``): it is looked for again (``_least_due``) only when a touched slot that
+        held it moved later.
         """
         t = self.timing
         dues = self._dues
         if touched is not None:
+            heap = self._dues_heap
             low = self._dues_min
             lost = False  # the slot holding the least moved later: the least may be another's now
             for s in touched:
                 a = s.cfg.address
                 x = s.due(now, t)
+                if x == dues[a]:
+                    continue
                 if x > low and dues[a] == low:
                     lost = True
                 dues[a] = x
+                if heap is not None:
+                    heapq.heappush(heap, (x, a))
                 if x < low:
                     low = x
             if lost:
-                low = min(dues.values(), default=INF)
+                low = self._least_due()
             if low > now:
                 self._dues_min = low
                 return low
         for a, s in self._slots.items():
             dues[a] = s.due(now, t)
+        self._dues_heap = None  # (made again from the dues when next needed: most full scans are not followed by one)
         self._dues_min = min(dues.values(), default=INF)
         return self._dues_min
+
+    def _least_due(self) -> float:
+        """The least of the kept dues (INF: no slot), from ``_dues_heap``, made from them when there is none.
+
+        (A heap, not a scan of every slot: the slot whose silence timer is the earliest is the one heard longest
+        ago, so with STATUS frames in turn nearly every STATUS moved the least, and a scan of 62 slots ran for each.)
+        An entry whose slot's due has moved since it was pushed is dropped when it comes to the top; the heap
+        is made afresh when such entries are most of it.
+        """
+        heap, dues = self._dues_heap, self._dues
+        if heap is None or len(heap) > 4 * len(dues) + 8:
+            heap = self._dues_heap = [(x, a) for a, x in dues.items()]
+            heapq.heapify(heap)
+        while heap and dues[heap[0][1]] != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else INF

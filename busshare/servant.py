@@ -147,7 +147,7 @@ class Servant:
         self._last_hb = -INF
         # the last heartbeat of the master we follow that said it hears us (or when we began to follow it)
         self._heard_at = -INF
-        self._order = HeartbeatOrder(timing.heartbeat_period)  # the followed master's, one of ``_orders``
+        self._order: HeartbeatOrder | None = None  # the followed master's, one of ``_orders`` (None: none followed)
         # per (master_id, epoch): its fresh heartbeats (5.2), kept when the servant follows another, so that a late
         # copy of a master it left is known as one and never followed again (rule 5); dropped once forgotten
         self._orders: dict[tuple[int, int], HeartbeatOrder] = {}
@@ -446,11 +446,13 @@ class Servant:
             if not self.in_failsafe:
                 self._enter_failsafe(now, f"master {hb.master_id} is leaving")
             return False
-        if not self._order.fresh(hb.seq, now):
+        order = self._order
+        assert order is not None  # (the master of ``key`` is followed by now: ``_follow`` set it)
+        if not order.fresh(hb.seq, now):
             # a late copy of an old heartbeat (a gateway, a bridge, a multi-mailbox driver): it proves neither that
             # the master is alive nor that it hears us now (rules 3-4)
             self._events.add(now, EventKind.STALE_HEARTBEAT, self.address,
-                             f"heartbeat seq {hb.seq} is not newer than seq {self._order.newest}: ignored")
+                             f"heartbeat seq {hb.seq} is not newer than seq {order.newest}: ignored")
             return False
         self._last_hb = now
         page, mask = HEARD_BITS[self.address]
@@ -769,7 +771,8 @@ class Servant:
     def _step(self, now: float, out: list[Message]) -> None:
         self._timers(now, out)
         self._update_offer(now)
-        self._check_pending(now, out)
+        if self._pending is not None:  # (most steps have no cut pending: no call then)
+            self._check_pending(now, out)
         m = self._measured
         if m is not None and not self.ev_stopped and m > self.offer_da + self.config.tolerance_da:
             if self._over_since is None:

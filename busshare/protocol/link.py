@@ -122,9 +122,20 @@ class Link:
         return self.receive_decoded(offset, msg, counter, data, now)
 
     def receive_decoded(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> Received:
-        """``receive`` of a frame decoded already (the simulator decodes a broadcast once for all its receivers):
-        PROTOCOL.md 6.3 for a frame that passed the checks of 4.3, forget what the stream rules say, then
-        classify its counter; ``message`` is None if dropped."""
+        """``receive`` of a frame decoded already: ``check``, then ``message`` is None if dropped."""
+        status = self.check(offset, msg, counter, data, now)
+        # (as ``Received(...)`` and ``status.accepted``, without their Python-level calls: every frame a runtime
+        # receives comes here)
+        return _new_tuple(Received, (msg if status in ACCEPTED else None, status, None, counter))
+
+    def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
+        """PROTOCOL.md 6.3 for a frame decoded already that passed the checks of 4.3: forget what the stream
+        rules say, then classify its counter; the frame is dropped unless the status is in ``e2e.ACCEPTED``.
+
+        (The status alone, no ``Received``: for callers that decode themselves, as the capture decoder, which
+        keeps dropped frames, and the simulator, which decodes a broadcast once for all its receivers and
+        wants only whether each one takes it.)
+        """
         heard = self.heard
         if now - heard[offset] > STREAM_MEMORY_S:
             self.checker.forget(offset)
@@ -137,17 +148,7 @@ class Link:
             master = self.master
             if master is None or msg.master_id != master[0] or msg.epoch != master[1]:
                 self.heartbeat_from((msg.master_id, msg.epoch))
-        status = self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
-        # (as ``Received(...)`` and ``status.accepted``, without their Python-level calls: every frame every
-        # receiver gets comes here)
-        return _new_tuple(Received, (msg if status in ACCEPTED else None, status, None, counter))
-
-    def check(self, offset: int, msg: Message, counter: int, data: bytes, now: float) -> E2EStatus:
-        """``receive_decoded``'s status (for callers that decode themselves and keep dropped frames, as the
-        capture decoder does)."""
-        status = self.receive_decoded(offset, msg, counter, data, now).status
-        assert status is not None  # (a decoded frame is always classified)
-        return status
+        return self.checker.check_counter(offset, counter, data if type(data) is bytes else bytes(data))
 
     def heartbeat_from(self, master: tuple[int, int]) -> None:
         """The new-master rule: a heartbeat from another (master id, epoch) than the last one (not the first

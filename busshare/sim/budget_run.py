@@ -232,9 +232,19 @@ class BudgetRun:
         last = self.site[-1]
         return (last.house_da, last.ev_da, last.quiet) != (s.house_da, s.ev_da, s.quiet)
 
+    def _node_of(self, m: MasterProc) -> BudgetMaster | None:
+        """The node of master process ``m``, if it runs and takes a live limit.
+
+        (A loop, not next() over a generator: asked after every master step that sends, a heartbeat included.)
+        """
+        for mm, node in self._masters():
+            if mm is m:
+                return node
+        return None
+
     def master_sent(self, m: MasterProc, out: Sequence[Message], t: float) -> None:
         """What a master sends, in order: the limit each heartbeat announces, each set-limit against it."""
-        node = next((n for mm, n in self._masters() if mm is m), None)
+        node = self._node_of(m)
         if node is None:
             return
         for msg in out:

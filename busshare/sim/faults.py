@@ -246,7 +246,7 @@ class Faults(World):
                     bus.deliver_copy(hearer, offset, data, at)
             at += bus.faults.frame_time
         self._mark(t, address, "replay", f"{len(buffer)} frames kept, replayed at {t + hold_s:.3f} s")
-        self._disturb(max(at, t), "fault")
+        self._disturb(at, "fault")  # (when the burst is over: at >= t, hold_s is never negative)
 
     def _bus_restore(self, episode: BusSettings, t: float) -> None:
         self._bus_episodes = [e for e in self._bus_episodes if e is not episode]

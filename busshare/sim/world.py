@@ -31,6 +31,7 @@ from ..frames import Heartbeat
 from ..frames import Message
 from ..frames import SetLimit
 from ..frames import decode
+from ..protocol.e2e import ACCEPTED
 from ..protocol.pilot import PilotState
 from ..report.timeline import Mark
 from ..report.timeline import Sample
@@ -379,7 +380,7 @@ class World:
                     decoded = None  # (the link's receive counts it, below)
             # the production receive policy (PROTOCOL.md 6.3), after the decode when the link's memo did it already
             if decoded is not None and link.decoder is decoder:
-                msg = link.receive_decoded(offset, decoded[0], decoded[1], data, t).message
+                msg = decoded[0] if link.check(offset, decoded[0], decoded[1], data, t) in ACCEPTED else None
             else:
                 msg = link.receive(offset, data, t).message
             if msg is None:

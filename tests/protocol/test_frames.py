@@ -305,6 +305,30 @@ def test_messages_validate_on_construction(make: object, kind: str, words: str) 
     assert words in str(info.value)
 
 
+def _heartbeat_fields_fit(master_id: int, epoch: int, limit_da: int, page: int, heard: int, seq: int) -> bool:
+    """The heartbeat's field widths (PROTOCOL.md 5.2), each on its own; no heard bit for address 0 or 63."""
+    reserved = (page == 0 and heard & 1) or (page == 7 and heard & 0x80)
+    return (0 <= master_id < 1 << 4 and 0 <= epoch < 1 << 8 and 0 <= limit_da < 1 << 14 and 0 <= page < 1 << 3
+            and 0 <= heard < 1 << 8 and 0 <= seq < 1 << 10 and not reserved)
+
+
+@settings(max_examples=400)
+@given(st.integers(-1, 16), st.integers(-1, 256), st.sampled_from([-1, 0, 640, 16383, 16384]), st.integers(-1, 8),
+       st.sampled_from([-1, 0, 1, 0x7E, 0x80, 0xFF, 0x100]), st.sampled_from([-1, 0, 1023, 1024]))
+def test_a_heartbeat_is_refused_exactly_when_a_field_does_not_fit(master_id: int, epoch: int, limit_da: int,
+                                                                  page: int, heard: int, seq: int) -> None:
+    """Its validation takes the common case, every field in range, in one expression before the checks that say
+    which field is wrong: the two must agree."""
+    fits = _heartbeat_fields_fit(master_id, epoch, limit_da, page, heard, seq)
+    try:
+        Heartbeat(master_id, epoch, limit_da, page, heard, seq)
+    except FrameError as exc:
+        assert not fits, exc
+        assert exc.kind in ("range", "reserved")
+    else:
+        assert fits
+
+
 def test_unknown_sentinels() -> None:
     """Measured current 'unknown' travels as all ones and decodes to None."""
     ack = Ack(3, 1, 160, None, AckHow.TIMED)

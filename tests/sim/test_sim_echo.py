@@ -59,7 +59,7 @@ class RunOfThree(HeartbeatOrder):
 
 class TakesARunOfOldHeartbeats(Servant):
     def receive(self, msg: Message, now: float) -> list[Message]:
-        if not isinstance(self._order, RunOfThree):
+        if self._order is not None and not isinstance(self._order, RunOfThree):
             order = RunOfThree(self._order.period, self._order.forget_after)
             order.newest, order.at = self._order.newest, self._order.at
             self._order = order

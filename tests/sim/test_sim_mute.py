@@ -107,7 +107,7 @@ class TakesEveryHeartbeat(LosesEveryCut):
     """Deliberately broken: takes a late copy of an old heartbeat as fresh (ignores its seq)."""
 
     def receive(self, msg: Message, now: float) -> list[Message]:
-        if isinstance(msg, Heartbeat) and self.address == 2:
+        if isinstance(msg, Heartbeat) and self.address == 2 and self._order is not None:
             self._order.newest = None  # forget the newest seq: whatever comes next is "fresh"
         return super().receive(msg, now)
 
