@@ -72,6 +72,10 @@ class SupplySample:
     offered_da: int  # the sum of what the pilots offer
     demands: tuple[Demand, ...]  # what each car could use now
     quiet: bool = True
+    # when the world last restarted its service clocks (a plug-in, an unplug, a fault: ``World._disturb``): a car
+    # that wants nothing yet (on its own timer) looks to the master like one that waits, and it cuts the others
+    # for it, so a plug-in starts the settle time again here too, as in the static waste check
+    since: float = -INF
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,8 @@ def check_waste(samples: Sequence[SupplySample], settle_s: float, end: float | N
         k = (s.limit_da, s.demands)
         if k != key or not s.quiet:
             changed = s.t
+        if s.since > changed:
+            changed = s.since
         key = k
         need = 0
         if s.quiet and _wanted(s.demands) > s.limit_da:

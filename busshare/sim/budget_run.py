@@ -354,11 +354,15 @@ class BudgetRun:
             return
         w = self.w
         s = SupplySample(t, self._last_limit, sum(self._offers.values()), tuple(self._demands.values()),
-                         w.quiet_except_budget and t >= w.quiet_since and len(self._masters()) == 1)
+                         w.quiet_except_budget and t >= w.quiet_since and len(self._masters()) == 1, w.quiet_since)
         last = self.supply[-1] if self.supply else None
-        if last is None or (last.limit_da, last.offered_da, last.demands, last.quiet) != (
-                s.limit_da, s.offered_da, s.demands, s.quiet):
+        if last is None or (last.limit_da, last.offered_da, last.demands, last.quiet, last.since) != (
+                s.limit_da, s.offered_da, s.demands, s.quiet, s.since):
             self.supply.append(s)
+
+    def disturbed_at(self, t: float) -> None:
+        """The world restarted its service clocks (a plug-in, an unplug, a fault): a sample says so."""
+        self._supply(t)
 
     # -- the checks --------------------------------------------------------------------------------------
 

@@ -554,8 +554,10 @@ class World:
         at = t + (recovery_after(self.timing, recovery) if recovery else 0.0)
         if at > self.quiet_since:
             self.quiet_since = at
-            if at > t and self.budget_run is not None:  # its supply is judged again once the master recovered
-                self.budget_run.recovers_at(at)
+            if self.budget_run is not None:
+                self.budget_run.disturbed_at(t)  # (its waste check's settle time starts again, as the static one's)
+                if at > t:  # its supply is judged again once the master recovered
+                    self.budget_run.recovers_at(at)
         self._update_quiet(t)
 
     def _update_quiet(self, t: float) -> None:

@@ -143,6 +143,18 @@ def test_waste_is_judged_in_steady_state_with_demand_above_supply() -> None:
     assert check_waste([SupplySample(0.0, 400, 370, (Demand(1, 200),))], 8.0, end=100.0) == []  # no shortage
 
 
+def test_a_plug_in_the_world_saw_starts_the_settle_time_again_even_for_a_car_that_wants_nothing_yet() -> None:
+    """Chaos seed 1856: a car on its own start timer plugs in (it wants nothing, so the demands do not change),
+    but to the master it is a waiting car: it cuts the others for it, and the dip is the cut-then-grant of a
+    new demand. The world restarts its service clocks there (``since``), as the static waste check does."""
+    dip = [SupplySample(0.0, 400, 370, CARS), SupplySample(5.0, 400, 360, CARS, since=5.0)]
+    assert check_waste(dip, 8.0, end=13.0) == []
+    (v,) = check_waste(dip, 8.0, end=100.0)
+    assert v.t == 13.0  # 8 s after the plug-in, not after the first shortfall
+    (v,) = check_waste([SupplySample(0.0, 400, 370, CARS), SupplySample(5.0, 400, 360, CARS)], 8.0, end=100.0)
+    assert v.t == 8.0  # without it
+
+
 def test_waste_asks_no_more_than_the_allocation_can_give() -> None:
     # 10 A for two cars that take at most 7 A each, 6 A at least: only one can charge, at 7 A
     small = (Demand(1, 70), Demand(2, 70))
