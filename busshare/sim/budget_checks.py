@@ -291,7 +291,7 @@ def check_waste(samples: Sequence[SupplySample], settle_s: float, end: float | N
         k = (s.limit_da, s.demands)
         if k != key or not s.quiet:
             changed = s.t
-        if s.since > changed:
+        elif s.since > changed:  # (a quiet sample's since is not after it)
             changed = s.since
         key = k
         need = 0

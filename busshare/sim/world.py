@@ -555,7 +555,9 @@ class World:
         if at > self.quiet_since:
             self.quiet_since = at
             if self.budget_run is not None:
-                self.budget_run.disturbed_at(t)  # (its waste check's settle time starts again, as the static one's)
+                # its waste check's settle time starts again, as the static one's (sampled now: ``t`` may be ahead,
+                # a fault's end scheduled with it, and the samples must stay in time order)
+                self.budget_run.disturbed_at(self.queue.now)
                 if at > t:  # its supply is judged again once the master recovered
                     self.budget_run.recovers_at(at)
         self._update_quiet(t)

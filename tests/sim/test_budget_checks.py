@@ -29,6 +29,7 @@ from busshare.sim.budget_checks import check_fallback
 from busshare.sim.budget_checks import check_site
 from busshare.sim.budget_checks import check_waste
 from busshare.sim.budget_checks import stale_intervals
+from busshare.sim.chaos import chaos_scenario
 from busshare.sim.house import BudgetWorld
 from busshare.sim.house import DrEnd
 from busshare.sim.house import HouseLoad
@@ -38,6 +39,7 @@ from busshare.sim.house import PollKind
 from busshare.sim.house import appliance_house
 from busshare.sim.house import demand_response
 from busshare.sim.house import flat_house
+from busshare.sim.runner import Simulation
 
 WINDOW = Timing().budget_compliance_bound  # 6.05 s
 
@@ -356,3 +358,15 @@ def test_announced_flags_a_set_limit_sent_before_the_heartbeat_carries_the_limit
     assert "sharing 63.0 A while its last heartbeat carried 48.0 A" in found[0].detail
     assert "carried nothing" in found[1].detail
     assert check_announced(sent[:1]) == []
+
+
+def test_the_supply_record_stays_in_time_order_when_a_fault_schedules_its_end() -> None:
+    """A gateway's replay restarts the service clocks at its burst's end, scheduled ahead: the budget run samples
+    its supply when that is decided, never at the future time (chaos seed 1408: a sample 15 s ahead made the
+    waste check judge a healed dip as lasting)."""
+    sim = Simulation(chaos_scenario(1408), 1408, record=False, stop_on_violation=False)
+    sim.run_until(200.0)
+    assert sim.budget_run is not None
+    times = [s.t for s in sim.budget_run.supply]
+    assert times == sorted(times)
+    assert not [v for v in sim.violations if v.check == "budget-waste"]
