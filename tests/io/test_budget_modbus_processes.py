@@ -30,6 +30,7 @@ from tests.report.test_json_schema import validator
 from tests.support.meterproc import EmulatorProc
 from tests.support.nodeproc import NodeProc
 from tests.support.nodeproc import Record
+from tests.support.nodeproc import event
 from tests.support.site_files import METERED_FALLBACK_A
 from tests.support.site_files import METERED_STATIC_A
 from tests.support.site_files import metered_site
@@ -52,10 +53,6 @@ def budget_master(line: Line) -> NodeProc:
 
 def status_limit(limit_a: float) -> Callable[[Record], bool]:
     return lambda r: r.get("record") == "status" and r.get("limit_a") == limit_a
-
-
-def event(kind: str) -> Callable[[Record], bool]:
-    return lambda r: r.get("event") == kind
 
 
 def latest_offer(records: list[Record]) -> float:

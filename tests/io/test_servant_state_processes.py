@@ -19,14 +19,11 @@ import pytest
 from busshare.frames import Heartbeat
 from busshare.protocol.link import Link
 from tests.support.nodeproc import Installation
+from tests.support.nodeproc import event
 from tests.support.nodeproc import granted
 from tests.support.site_files import site_toml
 
 pytestmark = pytest.mark.slow
-
-
-def event(kind: str):  # type: ignore[no-untyped-def]
-    return lambda rec: rec.get("event") == kind
 
 
 def send(inst: Installation, hb: Heartbeat) -> None:

@@ -125,6 +125,11 @@ def failsafe(rec: Record) -> bool:
     return rec.get("event") == "offer" and bool(rec.get("failsafe"))
 
 
+def event(kind: str) -> Callable[[Record], bool]:
+    """An event record of this kind (``wait_for(event("stopped"))``)."""
+    return lambda r: r.get("event") == kind
+
+
 def assert_sum_within_limit(inst: Installation, limit_a: float) -> None:
     """Replay every servant's offers in time order (one clock for all): the sum never exceeds the limit."""
     offers: dict[int, float] = {}
