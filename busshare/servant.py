@@ -368,9 +368,7 @@ class Servant:
     def _restore(self, memory: ServantMemory, now: float) -> None:
         """Take back a previous process's orders: its set-limits as those of masters left, its heartbeat orders as
         taken when they were (or at ``now``, when the clock restarted with the controller and cannot say)."""
-        for sl in memory.set_limits:
-            self._left.pop(sl.epoch, None)
-            self._left[sl.epoch] = sl
+        self._left = {sl.epoch: sl for sl in memory.set_limits}  # (one per epoch; the epoch followed last comes last)
         # the newest the previous process applied, from the master it followed last: the master counts it (or
         # more), so taken again it is applied as new; a repeat of a left master's newest never raises (5.1)
         self._resumed = memory.set_limits[-1] if memory.set_limits else None

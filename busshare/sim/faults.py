@@ -191,18 +191,13 @@ class Faults(World):
                   duration_s: float | None = None) -> None:
         """Cut ``p`` off the bus: 'in' (deaf), 'out' (mute) or 'both'."""
         t = self.now if t is None else t
-        p.deaf = direction in ("in", "both")
-        p.mute = direction in ("out", "both")
-        if p.port is not None:
-            p.port.deaf, p.port.mute = p.deaf, p.mute
+        p.wire(deaf=direction in ("in", "both"), mute=direction in ("out", "both"))
         self._mark(t, p.address, "partition", f"{p.name} {direction}")
         self._fault_for(f"partition:{p.name}", p, t, duration_s, self.heal)
 
     def heal(self, p: ServantProc, t: float | None = None) -> None:
         t = self.now if t is None else t
-        p.deaf = p.mute = False
-        if p.port is not None:
-            p.port.deaf = p.port.mute = False
+        p.wire(deaf=False, mute=False)
         self._mark(t, p.address, "heal", p.name)
         self._fault_off(f"partition:{p.name}", t)
 

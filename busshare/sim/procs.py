@@ -113,3 +113,10 @@ class ServantProc:
         self.paused_offer = 0
         self.resumed_at = INF
         self.booted = 0.0
+
+    def wire(self, deaf: bool, mute: bool) -> None:
+        """The unit's partition (deaf: hears nothing; mute: is not heard), on the port of the process running now
+        and on each one a later process attaches (``World._boot_servant`` calls this with the flags kept)."""
+        self.deaf, self.mute = deaf, mute
+        if self.port is not None:
+            self.port.deaf, self.port.mute = deaf, mute

@@ -295,7 +295,7 @@ class World:
         p.watchdog_at = INF
         accept = frozenset((0, p.address, 63)) if self.filter else None
         p.port = self.bus.attach(p.name, p.address, p, accept)
-        p.port.deaf, p.port.mute = p.deaf, p.mute  # (the wiring's partition, if any)
+        p.wire(p.deaf, p.mute)  # (the wiring's partition, if any, on the new port)
         assert p.host is not None
         p.host.offer_da = -1
         p.host.ev_stopped = False
