@@ -38,6 +38,7 @@ from tests.support.nodeproc import Installation
 from tests.support.nodeproc import NodeProc
 from tests.support.nodeproc import Record
 from tests.support.nodeproc import assert_sum_within_limit
+from tests.support.nodeproc import event
 from tests.support.nodeproc import granted
 from tests.support.site_files import METERED_FALLBACK_A
 from tests.support.site_files import METERED_STATIC_A
@@ -56,10 +57,6 @@ WAIT = 90.0  # s: a learning pause, a raise hold and a meter timeout, on a loade
 
 def heartbeat(limit_a: float) -> Callable[[Record], bool]:
     return lambda r: r.get("type") == "HEARTBEAT" and r.get("limit_a") == limit_a
-
-
-def event(kind: str) -> Callable[[Record], bool]:
-    return lambda r: r.get("event") == kind
 
 
 def retained(b: Mosquitto) -> dict[str, object]:
@@ -144,7 +141,10 @@ def test_setpoints_expiry_and_a_dead_meter_move_the_heartbeats_limit(tmp_path: P
         master.proc.send_signal(signal.SIGINT)
         assert master.proc.wait(30) == 0
         master.wait_for(event("stopped"), timeout=WAIT)
-        assert broker.sub_one(STATUS_TOPIC) == f"{STATUS_TOPIC} offline"  # the retained limit is not live any more
+        # the retained limit is not live any more (the master says so before it disconnects; were it to die
+        # instead, the broker's last will would, a moment after the connection drops: waited for, not raced)
+        wait_for(lambda: [broker.sub_one(STATUS_TOPIC)], lambda line: line == f"{STATUS_TOPIC} offline",
+                 "the status offline after the master's exit")
         no_traceback(master)
         v = validator()  # the budget's status and events are in the one JSON language (docs/JSON.md)
         for rec in master.snapshot():
