@@ -31,8 +31,10 @@ charging).  Allocation runs when a message needs it (``_dispatch`` decides:
 all but a STATUS that changed nothing allocation reads, or, after a pass that
 settled everything (``_settled_at``: it sent, dropped and reclaimed nothing, and
 ``_reclaim`` moved no reclaim timer), nothing as a pass reads it
-(``_status_allocates``), and a sign of a second master already heard after
-such a pass (``_second_master_allocates``)) or a timer is due.  Counts are
+(``_status_allocates``), an ACK after such a pass that leaves its slot as the
+pass planned it and frees no raise it held back (``_ack_allocates``), and a
+sign of a second master already heard after such a pass
+(``_second_master_allocates``)) or a timer is due.  Counts are
 kept between calls and recounted for the slots a call touched, or all of them
 once time reaches a point where one can change (``_count``).
 
@@ -220,6 +222,24 @@ class _Pending:
         """From when its servant may not hear us if it still has not answered: an ack_timeout after the first
         send (INF once a STATUS shows it applied). ``_Slot.deaf`` and every horizon that waits for it read this."""
         return INF if self.applied else self.first_sent + t.ack_timeout
+
+
+@dataclass(slots=True)
+class _Planned:
+    """What the last allocation pass planned, kept for ``Master._ack_allocates``: which slots took part
+    (``able``), the limit and failsafe targets, and what it held back for the count, the one thing an ACK
+    can change for the other slots (it lowers its slot's count, never raises it): the raises that did not fit
+    (``held``, against the pass's sums ``counted`` and ``failsafe``, moved by each ACK taken without a pass
+    since, as that pass would have opened them), and whether a deeper cut waited for rule 9's window
+    (``complied``)."""
+
+    able: dict[int, bool]
+    lt: dict[int, int]
+    ft: dict[int, int]
+    held: list[tuple[_Slot, int, int]]
+    counted: int
+    failsafe: int
+    complied: bool
 
 
 class _Ledger:
@@ -579,6 +599,8 @@ class Master:
         # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
         # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
         self._stirred = False  # the pass under way sent, dropped or reclaimed something
+        self._complied = False  # the pass under way held a deeper cut back for rule 9's window (``_supersede``)
+        self._planned: _Planned | None = None  # what the last pass planned (``_ack_allocates``)
         self._settled = False
         self._settled_until = -INF
         self._estimates_until = -INF  # no count may change with time alone before this (``_note_estimates``)
@@ -635,10 +657,10 @@ class Master:
             return not isinstance(msg, Status)
         if isinstance(msg, Status):
             return self._status_allocates(slot, msg, now, out)
-        self._heard(slot, now)
         if isinstance(msg, Ack):
-            self._on_ack(slot, msg, now)
-        elif isinstance(msg, Release):
+            return self._ack_allocates(slot, msg, now)
+        self._heard(slot, now)
+        if isinstance(msg, Release):
             self._on_release(slot, msg, now)
         elif isinstance(msg, Request):
             self._on_request(slot, msg, now)
@@ -663,6 +685,52 @@ class Master:
         self._heard(slot, now)
         self._on_status(slot, st, now, out)
         return slot.inputs() != raw
+
+    def _ack_allocates(self, slot: _Slot, ack: Ack, now: float) -> bool:
+        """Take an ACK; True when it needs an allocation: unless the last pass settled everything (as for a
+        STATUS), the slot took part in it and is now confirmed at its targets (``_as_planned``), and no raise
+        that pass held back fits with the slot's lower count (``_held_still``). Then a pass reads what the
+        settled one read but that count, which only a held-back raise or cut reads: it would do nothing (most
+        acks while set-limits go out in turn, the 62 confirms after learning say)."""
+        if not (self._settled_at(now) and slot.presence is _HEARD):
+            self._heard(slot, now)
+            self._on_ack(slot, ack, now)
+            return True
+        t = self.timing
+        counted, failsafe = slot.counted(now, t), slot.reserved_failsafe(now, t)
+        self._heard(slot, now)
+        self._on_ack(slot, ack, now)
+        counted, failsafe = slot.counted(now, t) - counted, slot.reserved_failsafe(now, t) - failsafe
+        plan = self._planned
+        if plan is None or not self._as_planned(slot, now) or not self._held_still(counted, failsafe, now):
+            return True
+        plan.counted += counted
+        plan.failsafe += failsafe
+        self._settled_until = self._deaf_horizon(now)  # (as that pass would: the acked set-limit goes deaf never)
+        return False
+
+    def _as_planned(self, slot: _Slot, now: float) -> bool:
+        """The last pass planned ``slot`` as it is: it took part (and does), ``_cuts`` would tell it nothing,
+        and ``_reclaim`` (which skipped it with its set-limit outstanding) would leave its timer alone."""
+        plan = self._planned
+        a = slot.cfg.address
+        if plan is None or plan.complied or not plan.able.get(a, False) or not self._allocatable(slot, now):
+            return False
+        L = plan.lt.get(a)
+        if L is not None and not self._tells_nothing(slot, L, plan.ft.get(a, 0)):
+            return False
+        return slot.low_since is None and (slot.measured is None or not slot.pilot.charging)
+
+    def _held_still(self, counted_by: int, failsafe_by: int, now: float) -> bool:
+        """No raise the last pass held back fits once the sums have moved by ``counted_by`` and ``failsafe_by``
+        (an acked slot's count: ``_Ledger.can_grant`` on the pass's sums so moved; a settled pass sent nothing,
+        so it held them all, each against the sums it opened with)."""
+        plan = self._planned
+        if plan is None or not plan.held:
+            return True
+        ledger = _Ledger(self.limit_da, now, self.timing, plan.counted + counted_by, plan.failsafe + failsafe_by,
+                         self._floor)
+        return not any(ledger.can_grant(s, L, F) for s, L, F in plan.held)
 
     def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
         """Rule 6: a sign of a second master; True when it needs an allocation. A pass reads only whether one is
@@ -1374,18 +1442,20 @@ class Master:
 
         True when a reclaim decision changed a demand: the caller runs a second pass at once.
         """
-        self._stirred = False
-        lt, ft, reclaimed = self._plan(now)
+        self._stirred = self._complied = False
+        able, lt, ft, reclaimed = self._plan(now)
         ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
         raises = self._cuts(now, lt, ft, ledger, second_master, out)
+        self._planned = _Planned(able, lt, ft, raises, ledger.counted(), ledger.reserved_failsafe(), self._complied)
         if not second_master:
             self._grants(now, raises, ledger, out)
         self._stirred = self._stirred or reclaimed
         return reclaimed
 
-    def _plan(self, now: float) -> tuple[dict[int, int], dict[int, int], bool]:
-        """(limit targets, failsafe targets, a reclaim changed a demand), after the reclaim and rotation steps."""
+    def _plan(self, now: float) -> tuple[dict[int, bool], dict[int, int], dict[int, int], bool]:
+        """(the slots taking part, limit targets, failsafe targets, a reclaim changed a demand), after the reclaim
+        and rotation steps."""
         # which slots take part, asked once per pass: none of these steps changes what ``_allocatable`` reads
         able = {a: self._allocatable(s, now) for a, s in self._slots.items()}
         lt, ft = self._targets(now, able)
@@ -1398,7 +1468,7 @@ class Master:
             self._rotated_at = now
             lt, ft = self._targets(now, able)
             self._waits(now, lt, able)
-        return lt, ft, reclaimed
+        return able, lt, ft, reclaimed
 
     def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
               out: list[Message]) -> list[tuple[_Slot, int, int]]:
@@ -1414,6 +1484,7 @@ class Master:
                 if step is None:
                     continue  # wait for its ack (re-sent every ack_timeout)
                 L, F, eased = step
+            # (as ``_tells_nothing``, inline: this runs for every slot in every pass)
             if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
                 F = s.failsafe  # no set-limit just to nudge a failsafe up a little
             if s.confirmed and L == s.limit and F == s.failsafe and not eased:
@@ -1453,6 +1524,7 @@ class Master:
                 # acked within the window of the lowering that sent it; a deeper cut for a demand (a car
                 # plugged in) would restart this one's reaction allowance and keep the count above the limit
                 # past that window. It waits for the ACK
+                self._complied = True
                 return None
         elif p.limit_da <= L and p.failsafe_da <= F:
             return None
@@ -1487,6 +1559,13 @@ class Master:
                     continue
             self._send(s, L, F, now, out)  # a grant: counted from now
             ledger.book(s, before, fs_before)
+
+    def _tells_nothing(self, s: _Slot, L: int, F: int) -> bool:
+        """``_cuts`` sends ``s`` nothing for targets ``L`` and ``F`` without a set-limit outstanding: it is confirmed
+        at them already (a failsafe raise too small to be worth one aside). ``_cuts`` decides it inline."""
+        if F > s.failsafe and L == s.limit and not self._worth_fs_raise(s, F):
+            F = s.failsafe
+        return s.confirmed and L == s.limit and F == s.failsafe
 
     def _worth_fs_raise(self, s: _Slot, f: int) -> bool:
         """Raise only the failsafe of a confirmed servant when it is a real step (no chatter)."""

@@ -2,7 +2,7 @@
 
 Two masters get the same random messages, mains readings and ticks: one takes the fast paths, the other (a
 subclass) the full ones: every estimate stamped at every step, an allocation after every STATUS that changed
-a slot's inputs and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
+a slot's inputs, every ACK and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
 part too, never kept), every allocation computed afresh, every slot's timer worked out again after every call,
 every tick looking for set-limits to re-send.  After every call their outputs, events, budgets, estimates,
 counts, views and deadlines must agree, and the counts also when only time moved.  The acks and the STATUS
@@ -71,6 +71,11 @@ class FullMaster(Master):
     def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
         self._on_second_master(now, why, out)
         return True  # every sign of a second master allocates
+
+    def _ack_allocates(self, slot: _Slot, ack: Ack, now: float) -> bool:
+        self._heard(slot, now)
+        self._on_ack(slot, ack, now)
+        return True  # every ACK allocates
 
     def _note_estimates(self, now: float, touched: tuple[_Slot, ...] | None = None) -> None:
         super()._note_estimates(now, None)  # every slot's estimate, every step
@@ -282,3 +287,39 @@ def test_a_reclaim_timer_restarted_by_a_pass_is_not_skipped_as_settled() -> None
                     if m.address == 2:
                         granted_to_2 = max(granted_to_2, m.limit_da)
     assert granted_to_2 > 100  # the reclaim happened: car 2 got more than half
+
+
+class CountingMaster(Master):
+    passes = 0
+
+    def _allocate(self, now: float, out: list[Message]) -> bool:
+        self.passes += 1
+        return super()._allocate(now, out)
+
+
+def test_acks_of_the_grants_after_learning_take_no_allocation_pass_but_the_first() -> None:
+    """The first ACK after the pass that sent the grants allocates (that pass stirred); that pass settles, and
+    every later ACK leaves its unit confirmed as planned with nothing held back: no pass (the full paths run one
+    each). A unit that applies less than it was told is not as planned: a pass tells it again."""
+    config = Config(limit_da=2000, servants=SERVANTS, timing=Timing())
+    fast, full = CountingMaster(config, 0.0, epoch=7), FullMaster(config, 0.0, epoch=7)
+    units = Units()
+    now = 0.0
+    for a in range(1, 5):
+        now += 0.01
+        msg = units.message(Report(a, PilotState.C, 320, None, False, False))
+        assert msg is not None
+        out = fast.receive(msg, now)
+        assert out == full.receive(msg, now)
+        units.heard(out)
+    assert [units.told[a].limit_da for a in range(1, 5)] == [320] * 4
+    before = fast.passes
+    for a, short in ((1, 0), (2, 0), (3, 0), (4, 30)):
+        now += 0.01
+        ack = units.message(Answer(a, short))
+        assert ack is not None
+        out = fast.receive(ack, now)
+        assert out == full.receive(ack, now)
+    assert fast.passes - before == 2  # the first ack and the short one
+    assert fast.drain_events() == full.drain_events()
+    assert fast.servants(now) == full.servants(now)

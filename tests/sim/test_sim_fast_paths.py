@@ -7,9 +7,14 @@ must come out identical.
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from busshare.core.events import EventKind
+from busshare.frames import Ack
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.master import INF
@@ -22,6 +27,7 @@ from busshare.sim.runner import MasterFactory
 from busshare.sim.runner import ServantFactory
 from busshare.sim.runner import SimResult
 from busshare.sim.runner import Simulation
+from busshare.sim.scenario import Scenario
 
 # quarter-hour runs of sweep installations: between them bus loss and echo, partitions, twins, second
 # masters, master crashes, restarts and shutdowns, a servant crash, and 16 servants
@@ -52,6 +58,69 @@ class CheckedMaster(Master):
         scan = min((s.due(now, self.timing) for s in self._slots.values()), default=INF)
         assert kept == scan, f"kept deadline {kept} but the slots say {scan} at {now}"
         return kept
+
+
+class AckAllocatingMaster(Master):
+    """A master that allocates after every ACK, as before the settled-ack fast path."""
+
+    def _ack_allocates(self, slot: _Slot, ack: Ack, now: float) -> bool:
+        self._heard(slot, now)
+        self._on_ack(slot, ack, now)
+        return True
+
+
+def _fingerprint(m: Master) -> tuple[object, ...]:
+    """What a master knows and has planned, as far as any later call can tell (the kept sums and caches aside)."""
+    plan = m._planned
+    planned = None if plan is None else (plan.able, plan.lt, plan.ft, [(s.cfg.address, L, F) for s, L, F in plan.held],
+                                         plan.counted, plan.failsafe, plan.complied)
+    return ([vars(s) for s in m._slots.values()], m._order, m._rotation_at, m._rotated_at, m._settled,
+            m._settled_until, m._again, m._deadline, m._dues_min, m.learning, m._second_master_until, planned,
+            m.drain_events())
+
+
+class CheckedAckMaster(Master):
+    """A master that, at every ACK, also runs a copy of itself that allocates after it, and checks that both
+    send the same and end in the same state (its plan included) whether the pass ran or not."""
+
+    skipped = 0
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if not isinstance(msg, Ack) or self.left:
+            return super().receive(msg, now)
+        full = copy.deepcopy(self)
+        full.__class__ = CountingAckAllocatingMaster
+        passes, full_passes = self.passes, full.passes
+        out = super().receive(msg, now)
+        assert out == full.receive(msg, now), f"ack from {msg.address} at {now}"
+        assert _fingerprint(self) == _fingerprint(full), f"ack from {msg.address} at {now}"
+        CheckedAckMaster.skipped += self.passes == passes and full.passes > full_passes
+        return out
+
+    passes = 0
+
+    def _allocate(self, now: float, out: list[Message]) -> bool:
+        self.passes += 1
+        return super()._allocate(now, out)
+
+
+class CountingAckAllocatingMaster(AckAllocatingMaster):
+    passes = 0
+
+    def _allocate(self, now: float, out: list[Message]) -> bool:
+        self.passes += 1
+        return super()._allocate(now, out)
+
+
+def bench_scenario(servants: int, seconds: float) -> Scenario:
+    """``benchmarks/bench_sim.py``'s installation: ``servants`` units, half of them with a car that charges."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sim.py"
+    spec = importlib.util.spec_from_file_location("bench_sim", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sc: Scenario = bench.scenario(servants, seconds)
+    return sc
 
 
 class QuietOddServant(Servant):
@@ -132,3 +201,21 @@ def test_a_quiet_call_still_records_events_and_failsafes_and_an_earlier_deadline
 def test_decoding_a_frame_once_for_all_its_receivers_changes_nothing(seed: int) -> None:
     # (1000 and 1027 corrupt frames for some receivers, 1011 and 1014 late copies and echoes)
     same(run(seed), run(seed, sim_cls=OwnDecodeSimulation))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_an_ack_taken_without_an_allocation_pass_changes_nothing(seed: int) -> None:
+    same(run(seed), run(seed, master_cls=AckAllocatingMaster))
+
+
+@pytest.mark.parametrize("seed", (*SEEDS[:2], None))
+def test_an_ack_taken_without_a_pass_leaves_the_master_where_the_pass_would(seed: int | None) -> None:
+    """Checked at every ACK, over chaos installations and the benchmark's 62 servants (None); the fast path
+    must be taken, or this checks nothing."""
+    CheckedAckMaster.skipped = 0
+    if seed is None:
+        Simulation(bench_scenario(62, 60.0), 1, record=False, stop_on_violation=False,
+                   master_cls=CheckedAckMaster).run()
+    else:
+        run(seed, master_cls=CheckedAckMaster)
+    assert CheckedAckMaster.skipped > 0
