@@ -227,19 +227,21 @@ class _Pending:
 @dataclass(slots=True)
 class _Planned:
     """What the last allocation pass planned, kept for ``Master._ack_allocates``: which slots took part
-    (``able``), the limit and failsafe targets, and what it held back for the count, the one thing an ACK
-    can change for the other slots (it lowers its slot's count, never raises it): the raises that did not fit
-    (``held``, against the pass's sums ``counted`` and ``failsafe``, moved by each ACK taken without a pass
-    since, as that pass would have opened them), and whether a deeper cut waited for rule 9's window
-    (``complied``)."""
+    (``able``), the limit and failsafe targets, whether a car wants more than its target (``unmet``, as the
+    reclaim step read it; None when the pass rotated after that: the next pass reads it anew), and what it
+    held back for the count, the one thing an ACK can change for the other slots (it lowers its slot's count,
+    never raises it): the raises that did not fit (``held``, against the pass's sums ``counted`` and
+    ``failsafe``, moved by each ACK taken without a pass since, as that pass would have opened them), and
+    whether a deeper cut waited for rule 9's window (``complied``)."""
 
     able: dict[int, bool]
     lt: dict[int, int]
     ft: dict[int, int]
-    held: list[tuple[_Slot, int, int]]
-    counted: int
-    failsafe: int
-    complied: bool
+    unmet: bool | None
+    held: list[tuple[_Slot, int, int]] | None = None
+    counted: int = 0
+    failsafe: int = 0
+    complied: bool = False
 
 
 class _Ledger:
@@ -714,12 +716,13 @@ class Master:
         and ``_reclaim`` (which skipped it with its set-limit outstanding) would leave its timer alone."""
         plan = self._planned
         a = slot.cfg.address
-        if plan is None or plan.complied or not plan.able.get(a, False) or not self._allocatable(slot, now):
+        if (plan is None or plan.complied or plan.unmet is None or not plan.able.get(a, False)
+                or not self._allocatable(slot, now)):
             return False
         L = plan.lt.get(a)
         if L is not None and not self._tells_nothing(slot, L, plan.ft.get(a, 0)):
             return False
-        return slot.low_since is None and (slot.measured is None or not slot.pilot.charging)
+        return self._reclaim_idle(slot, now, plan.unmet)
 
     def _held_still(self, counted_by: int, failsafe_by: int, now: float) -> bool:
         """No raise the last pass held back fits once the sums have moved by ``counted_by`` and ``failsafe_by``
@@ -1348,6 +1351,19 @@ class Master:
                          f"draws {_a(m)} of {_a(s.limit)} for {held:.0f} s: capped at {_a(cap)}")
         return True
 
+    def _reclaim_idle(self, s: _Slot, now: float, unmet: bool) -> bool:
+        """``_reclaim_slot`` would change nothing for ``s`` (taking part, nothing outstanding) at ``now``: no
+        timer to start or stop, no cap to set or give back. It decides the same, branch for branch."""
+        m = s.measured
+        if m is None or not s.pilot.charging:
+            return s.low_since is None
+        cfg = self.config
+        if s.reclaim_cap is not None:
+            return m < s.limit - cfg.reclaim_margin_da // 2
+        if not (s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da):
+            return s.low_since is None
+        return s.low_since is not None and not (unmet and now >= s.low_since + self.timing.reclaim_after)
+
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
         s.reclaim_cap = None
         s.low_since = None
@@ -1443,19 +1459,21 @@ class Master:
         True when a reclaim decision changed a demand: the caller runs a second pass at once.
         """
         self._stirred = self._complied = False
-        able, lt, ft, reclaimed = self._plan(now)
+        plan, reclaimed = self._plan(now)
         ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
-        raises = self._cuts(now, lt, ft, ledger, second_master, out)
-        self._planned = _Planned(able, lt, ft, raises, ledger.counted(), ledger.reserved_failsafe(), self._complied)
+        raises = self._cuts(now, plan.lt, plan.ft, ledger, second_master, out)
+        plan.held, plan.counted, plan.failsafe = raises, ledger.counted(), ledger.reserved_failsafe()
+        plan.complied = self._complied
+        self._planned = plan
         if not second_master:
             self._grants(now, raises, ledger, out)
         self._stirred = self._stirred or reclaimed
         return reclaimed
 
-    def _plan(self, now: float) -> tuple[dict[int, bool], dict[int, int], dict[int, int], bool]:
-        """(the slots taking part, limit targets, failsafe targets, a reclaim changed a demand), after the reclaim
-        and rotation steps."""
+    def _plan(self, now: float) -> tuple[_Planned, bool]:
+        """(the plan: who takes part, the targets, unmet; a reclaim changed a demand), after the reclaim and
+        rotation steps."""
         # which slots take part, asked once per pass: none of these steps changes what ``_allocatable`` reads
         able = {a: self._allocatable(s, now) for a, s in self._slots.items()}
         lt, ft = self._targets(now, able)
@@ -1468,7 +1486,8 @@ class Master:
             self._rotated_at = now
             lt, ft = self._targets(now, able)
             self._waits(now, lt, able)
-        return able, lt, ft, reclaimed
+            return _Planned(able, lt, ft, None), reclaimed
+        return _Planned(able, lt, ft, unmet), reclaimed
 
     def _cuts(self, now: float, lt: dict[int, int], ft: dict[int, int], ledger: _Ledger, second_master: bool,
               out: list[Message]) -> list[tuple[_Slot, int, int]]:

@@ -72,7 +72,8 @@ class AckAllocatingMaster(Master):
 def _fingerprint(m: Master) -> tuple[object, ...]:
     """What a master knows and has planned, as far as any later call can tell (the kept sums and caches aside)."""
     plan = m._planned
-    planned = None if plan is None else (plan.able, plan.lt, plan.ft, [(s.cfg.address, L, F) for s, L, F in plan.held],
+    planned = None if plan is None else (plan.able, plan.lt, plan.ft, plan.unmet,
+                                         [(s.cfg.address, L, F) for s, L, F in plan.held or ()],
                                          plan.counted, plan.failsafe, plan.complied)
     return ([vars(s) for s in m._slots.values()], m._order, m._rotation_at, m._rotated_at, m._settled,
             m._settled_until, m._again, m._deadline, m._dues_min, m.learning, m._second_master_until, planned,
