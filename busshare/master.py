@@ -29,8 +29,8 @@ Per servant (``_Slot``), stored and moved by the handlers and ``_timers``:
 timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
 charging).  Allocation runs when a message needs it (``_dispatch`` decides:
 all but a STATUS that changed nothing allocation reads, or, after a pass that
-settled everything (``_settled_at``: it sent, dropped and reclaimed nothing, and
-``_reclaim`` moved no reclaim timer), nothing as a pass reads it
+settled everything (``_settled_at``: it dropped and reclaimed nothing and
+stopped no due reclaim timer, so one more pass would do nothing), nothing as a pass reads it
 (``_status_allocates``), an ACK after such a pass that leaves its slot as the
 pass planned it and frees no raise it held back (``_ack_allocates``), and a
 sign of a second master already heard after such a pass
@@ -598,9 +598,11 @@ class Master:
         # (due, address) of every kept due, and stale entries (None: made when needed): see ``_least_due``
         self._dues_heap: list[tuple[float, int]] | None = None
         self._again = False  # a reclaim decision of the last step's second pass still wants an allocation
-        # the last allocation pass sent, dropped and reclaimed nothing, so one more on the inputs it read would do
-        # nothing either, at least until the first set-limit outstanding could go deaf (``_status_allocates``)
-        self._stirred = False  # the pass under way sent, dropped or reclaimed something
+        # the last allocation pass dropped and reclaimed nothing, so one more on the inputs it read would do
+        # nothing, at least until the first set-limit outstanding could go deaf (``_status_allocates``): what it
+        # sent it waits for, a raise it held back still does not fit (its sums only grew), a reclaim timer it
+        # started is not due (one it stopped as the cap would not be below the limit is started again: stirred)
+        self._stirred = False  # the pass under way dropped or reclaimed something, or stopped a due reclaim timer
         self._complied = False  # the pass under way held a deeper cut back for rule 9's window (``_supersede``)
         self._planned: _Planned | None = None  # what the last pass planned (``_ack_allocates``)
         self._settled = False
@@ -672,7 +674,7 @@ class Master:
 
     def _status_allocates(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> bool:
         """Take a STATUS; True when it needs an allocation: it changed the slot's ``inputs``, and either the
-        last pass stirred something (sent, dropped or reclaimed: one more may act on that) or it changed
+        last pass stirred something (dropped or reclaimed: one more may act on that) or it changed
         them as a pass at ``now`` reads them. Allocation reads only the slot, and a pass on what a settled
         one read does nothing, until a set-limit could go deaf (``_settled_until``)."""
         # (one fingerprint or the other, taken before _heard: back from silence is a change. An unchanged raw one
@@ -1309,16 +1311,14 @@ class Master:
     def _reclaim(self, now: float, unmet: bool, able: dict[int, bool]) -> bool:
         """Cap a car that draws clearly less than offered, or give its share back; True if a demand changed.
 
-        A reclaim timer started or stopped makes the pass unsettled (``_stirred``): the next pass may act on it
-        (a due timer whose cap would not be below the limit stops, and the next pass starts it again)."""
+        A due timer stopped because its cap would not be below the limit makes the pass unsettled (``_stirred``):
+        the next pass starts it again. A timer started (not yet due) or stopped as the draw is no longer low, the
+        next pass leaves as it is."""
         changed = False
         for s in self._slots.values():
             if s.pending is not None:
                 continue  # judge the draw against an acked limit only
-            since = s.low_since
             changed = self._reclaim_slot(s, now, unmet, able[s.cfg.address]) or changed
-            if s.low_since != since:
-                self._stirred = True
         return changed
 
     def _reclaim_slot(self, s: _Slot, now: float, unmet: bool, allocatable: bool) -> bool:
@@ -1339,12 +1339,15 @@ class Master:
             return False
         if s.low_since is None:
             s.low_since = now
+            if self.timing.reclaim_after <= 0:
+                self._stirred = True  # (due at once: the next pass acts on it)
             return False
         if not (unmet and now >= s.low_since + self.timing.reclaim_after):
             return False
         cap = max(m + cfg.reclaim_margin_da, s.req_min, MIN_OFFER_DA)
         held, s.low_since = now - s.low_since, None
         if cap >= s.limit:
+            self._stirred = True  # (the next pass starts the timer again)
             return False
         s.reclaim_cap = cap
         self._events.add(now, EventKind.RECLAIM, s.cfg.address,
@@ -1463,11 +1466,9 @@ class Master:
         ledger = _Ledger.open(self._slots.values(), self.limit_da, now, self.timing, self._floor)
         second_master = self._second_master_until > now  # rule 6: servants fail safe; only lower, never grant
         raises = self._cuts(now, plan.lt, plan.ft, ledger, second_master, out)
-        plan.held, plan.counted, plan.failsafe = raises, ledger.counted(), ledger.reserved_failsafe()
-        plan.complied = self._complied
+        plan.held = [] if second_master else self._grants(now, raises, ledger, out)
+        plan.counted, plan.failsafe, plan.complied = ledger.counted(), ledger.reserved_failsafe(), self._complied
         self._planned = plan
-        if not second_master:
-            self._grants(now, raises, ledger, out)
         self._stirred = self._stirred or reclaimed
         return reclaimed
 
@@ -1565,19 +1566,23 @@ class Master:
         return sum(s.counted(now, t, once_acked=True) for s in self._slots.values()) <= ledger.limit_da
 
     def _grants(self, now: float, raises: list[tuple[_Slot, int, int]], ledger: _Ledger,
-                out: list[Message]) -> None:
+                out: list[Message]) -> list[tuple[_Slot, int, int]]:
         """Send the raises that fit under the limit (rule 1), by priority then rotation order; of the rest only
-        the lowering part, or a confirm."""
+        the lowering part, or a confirm. Returns the raises held back with nothing sent (``_Planned.held``)."""
         raises.sort(key=lambda x: (-x[0].cfg.priority, x[0].rank))
-        for s, L, F in raises:
+        held: list[tuple[_Slot, int, int]] = []
+        for raised in raises:
+            s, L, F = raised
             before = s.counted(now, self.timing)
             fs_before = s.counted_fs()
             if not ledger.can_grant(s, L, F):
                 L, F = min(L, s.limit), min(F, s.failsafe)  # only the lowering part, or a confirm
                 if s.confirmed and L == s.limit and F == s.failsafe:
+                    held.append(raised)
                     continue
             self._send(s, L, F, now, out)  # a grant: counted from now
             ledger.book(s, before, fs_before)
+        return held
 
     def _tells_nothing(self, s: _Slot, L: int, F: int) -> bool:
         """``_cuts`` sends ``s`` nothing for targets ``L`` and ``F`` without a set-limit outstanding: it is confirmed
@@ -1648,7 +1653,6 @@ class Master:
         failsafe = failsafe if failsafe >= MIN_OFFER_DA else 0
         txn = self._next_txn(s.cfg.address)
         msg = SetLimit(s.cfg.address, txn, limit, failsafe, self.epoch)
-        self._stirred = True
         silence = any(x.presence is _SILENT for x in self._slots.values())
         s.pending = _Pending(msg, now, now, silence)
         kind = EventKind.CUT if limit < s.limit else EventKind.GRANT if limit > s.limit else EventKind.CONFIRM

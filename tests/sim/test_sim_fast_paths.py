@@ -17,6 +17,7 @@ from busshare.core.events import EventKind
 from busshare.frames import Ack
 from busshare.frames import Heartbeat
 from busshare.frames import Message
+from busshare.frames import Status
 from busshare.master import INF
 from busshare.master import Master
 from busshare.master import _Slot
@@ -60,53 +61,65 @@ class CheckedMaster(Master):
         return kept
 
 
-class AckAllocatingMaster(Master):
-    """A master that allocates after every ACK, as before the settled-ack fast path."""
+class AllocatingMaster(Master):
+    """A master that allocates after every ACK, every STATUS that changed a slot's inputs and every sign of a
+    second master, settled or not: as before the settled-pass fast paths."""
+
+    passes = 0
 
     def _ack_allocates(self, slot: _Slot, ack: Ack, now: float) -> bool:
         self._heard(slot, now)
         self._on_ack(slot, ack, now)
         return True
 
+    def _status_allocates(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> bool:
+        before = slot.inputs()
+        self._heard(slot, now)
+        self._on_status(slot, st, now, out)
+        return slot.inputs() != before
 
-def _fingerprint(m: Master) -> tuple[object, ...]:
-    """What a master knows and has planned, as far as any later call can tell (the kept sums and caches aside)."""
-    plan = m._planned
-    planned = None if plan is None else (plan.able, plan.lt, plan.ft, plan.unmet,
-                                         [(s.cfg.address, L, F) for s, L, F in plan.held or ()],
-                                         plan.counted, plan.failsafe, plan.complied)
-    return ([vars(s) for s in m._slots.values()], m._order, m._rotation_at, m._rotated_at, m._settled,
-            m._settled_until, m._again, m._deadline, m._dues_min, m.learning, m._second_master_until, planned,
-            m.drain_events())
-
-
-class CheckedAckMaster(Master):
-    """A master that, at every ACK, also runs a copy of itself that allocates after it, and checks that both
-    send the same and end in the same state (its plan included) whether the pass ran or not."""
-
-    skipped = 0
-
-    def receive(self, msg: Message, now: float) -> list[Message]:
-        if not isinstance(msg, Ack) or self.left:
-            return super().receive(msg, now)
-        full = copy.deepcopy(self)
-        full.__class__ = CountingAckAllocatingMaster
-        passes, full_passes = self.passes, full.passes
-        out = super().receive(msg, now)
-        assert out == full.receive(msg, now), f"ack from {msg.address} at {now}"
-        assert _fingerprint(self) == _fingerprint(full), f"ack from {msg.address} at {now}"
-        CheckedAckMaster.skipped += self.passes == passes and full.passes > full_passes
-        return out
-
-    passes = 0
+    def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
+        self._on_second_master(now, why, out)
+        return True
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         self.passes += 1
         return super()._allocate(now, out)
 
 
-class CountingAckAllocatingMaster(AckAllocatingMaster):
+def _fingerprint(m: Master) -> tuple[object, ...]:
+    """What a master knows and has planned, as far as any later call can tell (the kept sums and caches aside,
+    and ``_settled_until``: a STATUS taken without a pass leaves it as the settled pass set it, earlier at most
+    than a pass would, which only ends the settled state sooner)."""
+    plan = m._planned
+    planned = None if plan is None else (plan.able, plan.lt, plan.ft, plan.unmet,
+                                         [(s.cfg.address, L, F) for s, L, F in plan.held or ()],
+                                         plan.counted, plan.failsafe, plan.complied)
+    return ([vars(s) for s in m._slots.values()], m._order, m._rotation_at, m._rotated_at, m._settled, m._again, m._deadline, m._dues_min, m.learning, m._second_master_until, planned,
+            m.drain_events())
+
+
+class CheckedSettledMaster(Master):
+    """A master that, at every message after a settled pass, also runs a copy of itself that allocates as
+    ``AllocatingMaster`` does, and checks that both send the same and end in the same state (the plan
+    included), whether the pass ran or not. ``skipped`` counts the passes the fast paths left out."""
+
+    skipped = 0
     passes = 0
+
+    def receive(self, msg: Message, now: float) -> list[Message]:
+        if not self._settled_at(now) or self.left:
+            return super().receive(msg, now)  # (the fast paths take no shortcut then)
+        full = copy.deepcopy(self)
+        full.__class__ = AllocatingMaster
+        passes, full_passes = self.passes, full.passes
+        out = super().receive(msg, now)
+        where = f"{type(msg).__name__} from {msg.address} at {now}"
+        assert out == full.receive(msg, now), where
+        assert _fingerprint(self) == _fingerprint(full), where
+        assert self._settled_until <= full._settled_until, where
+        CheckedSettledMaster.skipped += self.passes == passes and full.passes > full_passes
+        return out
 
     def _allocate(self, now: float, out: list[Message]) -> bool:
         self.passes += 1
@@ -205,18 +218,18 @@ def test_decoding_a_frame_once_for_all_its_receivers_changes_nothing(seed: int) 
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_an_ack_taken_without_an_allocation_pass_changes_nothing(seed: int) -> None:
-    same(run(seed), run(seed, master_cls=AckAllocatingMaster))
+def test_messages_taken_without_an_allocation_pass_after_a_settled_one_change_nothing(seed: int) -> None:
+    same(run(seed), run(seed, master_cls=AllocatingMaster))
 
 
 @pytest.mark.parametrize("seed", (*SEEDS[:2], None))
-def test_an_ack_taken_without_a_pass_leaves_the_master_where_the_pass_would(seed: int | None) -> None:
-    """Checked at every ACK, over chaos installations and the benchmark's 62 servants (None); the fast path
-    must be taken, or this checks nothing."""
-    CheckedAckMaster.skipped = 0
+def test_a_message_taken_without_a_pass_leaves_the_master_where_the_pass_would(seed: int | None) -> None:
+    """Checked at every message after a settled pass, over chaos installations and the benchmark's 62 servants
+    (None); the fast paths must be taken, or this checks nothing."""
+    CheckedSettledMaster.skipped = 0
     if seed is None:
         Simulation(bench_scenario(62, 60.0), 1, record=False, stop_on_violation=False,
-                   master_cls=CheckedAckMaster).run()
+                   master_cls=CheckedSettledMaster).run()
     else:
-        run(seed, master_cls=CheckedAckMaster)
-    assert CheckedAckMaster.skipped > 0
+        run(seed, master_cls=CheckedSettledMaster)
+    assert CheckedSettledMaster.skipped > 0
