@@ -354,7 +354,7 @@ class _Slot:
         failsafe flag of a unit we had just counted as confirmed, say) must not be skipped.
         """
         p = self.pending
-        return self._inputs_alike() + (None if p is None else p.applied, self.measured)
+        return self._inputs_alike() + (self.requested, None if p is None else p.applied, self.measured)
 
     def inputs_as_read(self, now: float, t: Timing, cfg: Config) -> tuple[object, ...]:
         """``inputs`` as an allocation pass at ``now`` reads them: a set-limit shown applied only once ``deaf``
@@ -364,12 +364,13 @@ class _Slot:
         m = self.measured
         draw = None if m is None else (m >= self.limit - cfg.reclaim_margin_da // 2,
                                        m < self.limit - cfg.reclaim_threshold_da)
-        return self._inputs_alike() + (p is None, p is not None and now >= p.deaf_from(t), draw)
+        return self._inputs_alike() + (self.requested, p is None, p is not None and now >= p.deaf_from(t), draw)
 
     def _inputs_alike(self) -> tuple[object, ...]:
-        """What ``inputs`` and ``inputs_as_read`` take as they are."""
+        """What ``inputs`` and ``inputs_as_read`` take as they are, but the request (``Master._request_allocates``
+        reads it through ``want``)."""
         return (self.presence, self.follow, self.limit, self.over_offer, self.failsafe, self.twin_extra, self.pilot,
-                self.requested, self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
+                self.ev_stopped, self.status_failsafe, self.reclaim_cap, self.low_since, self.pause,
                 self.offered is not None and self.offered > 0)  # (with the car in B: paused, 8.5)
 
     @property
@@ -663,11 +664,11 @@ class Master:
             return self._status_allocates(slot, msg, now, out)
         if isinstance(msg, Ack):
             return self._ack_allocates(slot, msg, now)
+        if isinstance(msg, Request):
+            return self._request_allocates(slot, msg, now)
         self._heard(slot, now)
         if isinstance(msg, Release):
             self._on_release(slot, msg, now)
-        elif isinstance(msg, Request):
-            self._on_request(slot, msg, now)
         elif isinstance(msg, Join):
             self._on_join(slot, msg, now, out)
         return True
@@ -684,7 +685,8 @@ class Master:
             read = slot.inputs_as_read(now, t, cfg)
             self._heard(slot, now)
             self._on_status(slot, st, now, out)
-            return slot.inputs_as_read(now, t, cfg) != read
+            after = slot.inputs_as_read(now, t, cfg)
+            return after != read and (after[:-1] != read[:-1] or not self._draw_moves_timer_only(slot, now))
         raw = slot.inputs()
         self._heard(slot, now)
         self._on_status(slot, st, now, out)
@@ -724,7 +726,8 @@ class Master:
         L = plan.lt.get(a)
         if L is not None and not self._tells_nothing(slot, L, plan.ft.get(a, 0)):
             return False
-        return self._reclaim_idle(slot, now, plan.unmet)
+        timer_only, since = self._reclaim_timer(slot, now, plan.unmet, True)
+        return timer_only and since == slot.low_since
 
     def _held_still(self, counted_by: int, failsafe_by: int, now: float) -> bool:
         """No raise the last pass held back fits once the sums have moved by ``counted_by`` and ``failsafe_by``
@@ -736,6 +739,33 @@ class Master:
         ledger = _Ledger(self.limit_da, now, self.timing, plan.counted + counted_by, plan.failsafe + failsafe_by,
                          self._floor)
         return not any(ledger.can_grant(s, L, F) for s, L, F in plan.held)
+
+    def _draw_moves_timer_only(self, slot: _Slot, now: float) -> bool:
+        """After a settled pass, a STATUS changed only the draw as a pass reads it (``inputs_as_read``): the pass
+        would read it in ``_reclaim_slot`` alone. When that would at most start or stop the slot's reclaim timer
+        (``_reclaim_timer``, which leaves a pass settled), do just that here: True, no pass needed."""
+        plan = self._planned
+        if slot.pending is not None:
+            return True  # (``_reclaim`` judges no draw against a set-limit outstanding)
+        if plan is None or plan.unmet is None:
+            return False
+        timer_only, since = self._reclaim_timer(slot, now, plan.unmet, plan.able.get(slot.cfg.address, False))
+        if timer_only:
+            slot.low_since = since
+        return timer_only
+
+    def _request_allocates(self, slot: _Slot, req: Request, now: float) -> bool:
+        """Take a REQUEST; True when it needs an allocation: unless the last pass settled everything, only when it
+        changed what a pass reads of it: the request only through ``want`` (a car not seen plugged in wants
+        nothing), its minimum, and a reclaim cap it gave back (``_inputs_alike``)."""
+        if not self._settled_at(now):
+            self._heard(slot, now)
+            self._on_request(slot, req, now)
+            return True
+        read = slot._inputs_alike() + (slot.want(), slot.req_min)
+        self._heard(slot, now)
+        self._on_request(slot, req, now)
+        return slot._inputs_alike() + (slot.want(), slot.req_min) != read
 
     def _second_master_allocates(self, now: float, why: str, out: list[Message]) -> bool:
         """Rule 6: a sign of a second master; True when it needs an allocation. A pass reads only whether one is
@@ -1354,18 +1384,22 @@ class Master:
                          f"draws {_a(m)} of {_a(s.limit)} for {held:.0f} s: capped at {_a(cap)}")
         return True
 
-    def _reclaim_idle(self, s: _Slot, now: float, unmet: bool) -> bool:
-        """``_reclaim_slot`` would change nothing for ``s`` (taking part, nothing outstanding) at ``now``: no
-        timer to start or stop, no cap to set or give back. It decides the same, branch for branch."""
+    def _reclaim_timer(self, s: _Slot, now: float, unmet: bool, allocatable: bool) -> tuple[bool, float | None]:
+        """What ``_reclaim_slot`` would do to ``s`` (nothing outstanding) at ``now``, branch for branch: (True, its
+        timer's start after it: kept, started or None) when it would at most start a timer not due yet or stop one
+        as the draw is no longer low, so leave the pass settled; (False, ...) when it would decide something: give
+        the share back, cap, or stop a due timer."""
         m = s.measured
-        if m is None or not s.pilot.charging:
-            return s.low_since is None
+        if not allocatable or m is None or not s.pilot.charging:
+            return True, None
         cfg = self.config
         if s.reclaim_cap is not None:
-            return m < s.limit - cfg.reclaim_margin_da // 2
+            return m < s.limit - cfg.reclaim_margin_da // 2, s.low_since
         if not (s.limit > 0 and m < s.limit - cfg.reclaim_threshold_da):
-            return s.low_since is None
-        return s.low_since is not None and not (unmet and now >= s.low_since + self.timing.reclaim_after)
+            return True, None
+        if s.low_since is None:
+            return self.timing.reclaim_after > 0, now
+        return not (unmet and now >= s.low_since + self.timing.reclaim_after), s.low_since
 
     def _give_back(self, s: _Slot, now: float, why: str) -> None:
         s.reclaim_cap = None

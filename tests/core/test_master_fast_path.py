@@ -2,7 +2,7 @@
 
 Two masters get the same random messages, mains readings and ticks: one takes the fast paths, the other (a
 subclass) the full ones: every estimate stamped at every step, an allocation after every STATUS that changed
-a slot's inputs, every ACK and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
+a slot's inputs, every ACK and REQUEST and every sign of a second master, its sums from a whole ``_Ledger`` (counts and unreachable
 part too, never kept), every allocation computed afresh, every slot's timer worked out again after every call,
 every tick looking for set-limits to re-send.  After every call their outputs, events, budgets, estimates,
 counts, views and deadlines must agree, and the counts also when only time moved.  The acks and the STATUS
@@ -76,6 +76,11 @@ class FullMaster(Master):
         self._heard(slot, now)
         self._on_ack(slot, ack, now)
         return True  # every ACK allocates
+
+    def _request_allocates(self, slot: _Slot, req: Request, now: float) -> bool:
+        self._heard(slot, now)
+        self._on_request(slot, req, now)
+        return True  # every REQUEST allocates
 
     def _note_estimates(self, now: float, touched: tuple[_Slot, ...] | None = None) -> None:
         super()._note_estimates(now, None)  # every slot's estimate, every step
@@ -321,5 +326,74 @@ def test_acks_of_the_grants_after_learning_take_no_allocation_pass() -> None:
         out = fast.receive(ack, now)
         assert out == full.receive(ack, now)
     assert fast.passes - before == 1  # the short ack
+    assert fast.drain_events() == full.drain_events()
+    assert fast.servants(now) == full.servants(now)
+
+
+def granted_pair(config: Config, pilot: PilotState) -> tuple[CountingMaster, FullMaster, Units, float]:
+    """A counting fast master and a full one that learned 4 units (cars in ``pilot`` wanting 32 A, or none in
+    A) and had every set-limit they sent acked, at the time returned."""
+    fast, full = CountingMaster(config, 0.0, epoch=7), FullMaster(config, 0.0, epoch=7)
+    units = Units()
+    now = 0.0
+    for a in range(1, 5):
+        now += 0.01
+        msg = units.message(Report(a, pilot, 0 if pilot is PilotState.A else 320, None, False, False))
+        assert msg is not None
+        out = fast.receive(msg, now)
+        assert out == full.receive(msg, now)
+        units.heard(out)
+    for a in range(1, 5):
+        now += 0.01
+        ack = units.message(Answer(a, 0))
+        assert ack is not None
+        assert fast.receive(ack, now) == full.receive(ack, now)
+    return fast, full, units, now
+
+
+def test_a_request_for_a_car_not_seen_plugged_in_takes_no_allocation_pass() -> None:
+    """A REQUEST after a settled pass changes what a pass reads only through ``want``: a unit whose car is not
+    seen plugged in (pilot A) wants nothing whatever it asks, so no pass (the full paths run one); its STATUS
+    with the car in B then allocates and grants it."""
+    fast, full, units, now = granted_pair(Config(limit_da=2000, servants=SERVANTS, timing=Timing()), PilotState.A)
+    before = fast.passes
+    now += 0.5
+    req = Request(2, 320, 60, 0)
+    assert fast.receive(req, now) == full.receive(req, now) == []
+    assert fast.passes == before
+    now += 0.5
+    msg = units.message(Report(2, PilotState.B, 320, None, False, False))
+    assert msg is not None
+    out = fast.receive(msg, now)
+    assert out == full.receive(msg, now)
+    assert [(m.address, m.limit_da) for m in out if isinstance(m, SetLimit)] == [(2, 320)]
+    assert fast.passes == before + 1
+    assert fast.drain_events() == full.drain_events()
+
+
+def test_a_draw_crossing_the_reclaim_threshold_moves_the_timer_without_an_allocation_pass() -> None:
+    """After a settled pass, a STATUS whose draw falls clearly under the limit only starts the reclaim timer,
+    and one whose draw is back near it only stops it: no pass, the timer as the full paths' pass leaves it."""
+    fast, full, units, now = granted_pair(Config(limit_da=2000, servants=SERVANTS, timing=Timing()), PilotState.C)
+    for a in (1, 2, 3, 4, 1, 2, 3, 4):  # every unit reports what it offers now, and acks what that brings
+        now += 0.1
+        msg = units.message(Report(a, PilotState.C, 320, None, True, False))
+        assert msg is not None
+        out = fast.receive(msg, now)
+        assert out == full.receive(msg, now)
+        units.heard(out)
+        for m in out:
+            ack = units.message(Answer(m.address, 0))
+            assert ack is not None
+            assert fast.receive(ack, now) == full.receive(ack, now)
+    before = fast.passes
+    for measured, low in ((100, True), (310, False)):
+        now += 0.5
+        msg = units.message(Report(1, PilotState.C, 320, measured, True, False))
+        assert msg is not None
+        assert fast.receive(msg, now) == full.receive(msg, now) == []
+        assert (fast._slots[1].low_since == now) is low
+        assert fast._slots[1].low_since == full._slots[1].low_since
+    assert fast.passes == before
     assert fast.drain_events() == full.drain_events()
     assert fast.servants(now) == full.servants(now)

@@ -17,6 +17,7 @@ from busshare.core.events import EventKind
 from busshare.frames import Ack
 from busshare.frames import Heartbeat
 from busshare.frames import Message
+from busshare.frames import Request
 from busshare.frames import Status
 from busshare.master import INF
 from busshare.master import Master
@@ -62,14 +63,19 @@ class CheckedMaster(Master):
 
 
 class AllocatingMaster(Master):
-    """A master that allocates after every ACK, every STATUS that changed a slot's inputs and every sign of a
-    second master, settled or not: as before the settled-pass fast paths."""
+    """A master that allocates after every ACK and REQUEST, every STATUS that changed a slot's inputs and every
+    sign of a second master, settled or not: as before the settled-pass fast paths."""
 
     passes = 0
 
     def _ack_allocates(self, slot: _Slot, ack: Ack, now: float) -> bool:
         self._heard(slot, now)
         self._on_ack(slot, ack, now)
+        return True
+
+    def _request_allocates(self, slot: _Slot, req: Request, now: float) -> bool:
+        self._heard(slot, now)
+        self._on_request(slot, req, now)
         return True
 
     def _status_allocates(self, slot: _Slot, st: Status, now: float, out: list[Message]) -> bool:
