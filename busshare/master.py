@@ -130,6 +130,10 @@ class Presence(Enum):
 
 
 _KNOWN = (Presence.HEARD, Presence.SILENT)  # (a tuple: found by identity, no Enum hash)
+# positions in ``_Slot.inputs_as_read`` of what, with the car neither in B nor paused, only the reclaim step reads
+# (``Master._reclaim_reads_only``): the pilot (but whether a car is there), whether it offers, the draw
+_AS_READ_PILOT, _AS_READ_OFFERED, _AS_READ_DRAW = 6, 12, 16
+_RECLAIM_READS = (_AS_READ_PILOT, _AS_READ_OFFERED, _AS_READ_DRAW)
 
 
 class Follow(Enum):
@@ -686,7 +690,8 @@ class Master:
             self._heard(slot, now)
             self._on_status(slot, st, now, out)
             after = slot.inputs_as_read(now, t, cfg)
-            return after != read and (after[:-1] != read[:-1] or not self._draw_moves_timer_only(slot, now))
+            return after != read and not (self._reclaim_reads_only(slot, read, after)
+                                          and self._reclaim_moves_timer_only(slot, now))
         raw = slot.inputs()
         self._heard(slot, now)
         self._on_status(slot, st, now, out)
@@ -740,9 +745,22 @@ class Master:
                          self._floor)
         return not any(ledger.can_grant(s, L, F) for s, L, F in plan.held)
 
-    def _draw_moves_timer_only(self, slot: _Slot, now: float) -> bool:
-        """After a settled pass, a STATUS changed only the draw as a pass reads it (``inputs_as_read``): the pass
-        would read it in ``_reclaim_slot`` alone. When that would at most start or stop the slot's reclaim timer
+    @staticmethod
+    def _reclaim_reads_only(slot: _Slot, read: tuple[object, ...], after: tuple[object, ...]) -> bool:
+        """Of what a pass reads of ``slot`` (``inputs_as_read``, from ``read`` to ``after``) only what
+        ``_reclaim_slot`` alone reads changed: the draw, and with its car still present (the same ``want``) but
+        neither in B nor paused (no ``_pause``) the pilot (charging or not) and the offer (read only in B)."""
+        if slot.pilot is _B or slot.pause is not _NO_PAUSE:
+            return False
+        for i, (x, y) in enumerate(zip(read, after, strict=True)):
+            if x != y and i not in _RECLAIM_READS:
+                return False
+        pilot = read[_AS_READ_PILOT]
+        return isinstance(pilot, PilotState) and pilot.vehicle_present == slot.pilot.vehicle_present
+
+    def _reclaim_moves_timer_only(self, slot: _Slot, now: float) -> bool:
+        """After a settled pass, a STATUS changed only what the pass would read in ``_reclaim_slot`` alone
+        (``_reclaim_reads_only``). When that would at most start or stop the slot's reclaim timer
         (``_reclaim_timer``, which leaves a pass settled), do just that here: True, no pass needed."""
         plan = self._planned
         if slot.pending is not None:

@@ -37,6 +37,10 @@ from busshare.frames import Request
 from busshare.frames import SetLimit
 from busshare.frames import Status
 from busshare.frames import serial_tag
+from busshare.master import _AS_READ_DRAW
+from busshare.master import _AS_READ_OFFERED
+from busshare.master import _AS_READ_PILOT
+from busshare.master import _RECLAIM_READS
 from busshare.master import INF
 from busshare.master import UNREACHABLE_STATES
 from busshare.master import Master
@@ -395,5 +399,36 @@ def test_a_draw_crossing_the_reclaim_threshold_moves_the_timer_without_an_alloca
         assert (fast._slots[1].low_since == now) is low
         assert fast._slots[1].low_since == full._slots[1].low_since
     assert fast.passes == before
+    assert fast.drain_events() == full.drain_events()
+    assert fast.servants(now) == full.servants(now)
+
+
+def test_the_positions_the_reclaim_step_alone_reads_are_the_pilot_the_offer_and_the_draw() -> None:
+    """(``Master._reclaim_reads_only`` names them by position in ``_Slot.inputs_as_read``.)"""
+    m = Master(WIDE_MARGIN, 0.0, epoch=7)
+    s = m._slots[1]
+    s.pilot, s.offered, s.measured, s.limit = PilotState.C, 0, 100, 320
+    before = s.inputs_as_read(1.0, m.timing, m.config)
+    s.pilot, s.offered, s.measured = PilotState.D, 160, 310
+    after = s.inputs_as_read(1.0, m.timing, m.config)
+    changed = [i for i, (x, y) in enumerate(zip(before, after, strict=True)) if x != y]
+    assert changed == sorted(_RECLAIM_READS)
+    assert after[_AS_READ_PILOT] is PilotState.D
+    assert after[_AS_READ_OFFERED] is True
+    assert after[_AS_READ_DRAW] == (True, False)
+
+
+def test_a_car_that_starts_charging_on_its_grant_only_starts_the_reclaim_timer_without_a_pass() -> None:
+    """After a settled pass, the STATUS of a granted car going from B to C, offering and drawing little yet,
+    changes only what the reclaim step reads (no car paused, the same want): it starts the timer itself, with
+    no pass, as the full paths' pass does."""
+    fast, full, units, now = granted_pair(Config(limit_da=2000, servants=SERVANTS, timing=Timing()), PilotState.B)
+    before = fast.passes
+    now += 0.5
+    msg = units.message(Report(1, PilotState.C, 320, 40, True, False))
+    assert msg is not None
+    assert fast.receive(msg, now) == full.receive(msg, now) == []
+    assert fast.passes == before
+    assert fast._slots[1].low_since == full._slots[1].low_since == now
     assert fast.drain_events() == full.drain_events()
     assert fast.servants(now) == full.servants(now)
