@@ -30,11 +30,12 @@ timers say at ``now`` (unanswering, failsafe) and the demand (idle, waiting,
 charging).  Allocation runs when a message needs it (``_dispatch`` decides:
 all but a STATUS that changed nothing allocation reads, or, after a pass that
 settled everything (``_settled_at``: it dropped and reclaimed nothing and
-stopped no due reclaim timer, so one more pass would do nothing), nothing as a pass reads it
-(``_status_allocates``), an ACK after such a pass that leaves its slot as the
-pass planned it and frees no raise it held back (``_ack_allocates``), and a
-sign of a second master already heard after such a pass
-(``_second_master_allocates``)) or a timer is due.  Counts are
+stopped no due reclaim timer, so one more pass would do nothing), nothing as a
+pass reads it but what only moves its reclaim timer, which it moves itself
+(``_status_allocates``); after such a pass, an ACK that leaves its slot as the
+pass planned it and frees no raise it held back (``_ack_allocates``), a REQUEST
+that changes no ``want`` (``_request_allocates``), and a sign of a second
+master already heard (``_second_master_allocates``)) or a timer is due.  Counts are
 kept between calls and recounted for the slots a call touched, or all of them
 once time reaches a point where one can change (``_count``).
 
