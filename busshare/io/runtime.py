@@ -24,6 +24,7 @@ from dataclasses import field
 from types import FrameType
 from typing import Any
 
+from ..core.driver import overslept
 from ..core.driver import settle
 from ..core.events import Event
 from ..core.hardware import EvseHardware
@@ -141,13 +142,8 @@ class Runtime:
         self.service(now)
 
     def _overslept(self, now: float) -> bool:
-        """A servant's loop waking more than a tick period past its node's deadline did not run meanwhile.
-
-        A stall (swap, a blocked write, SIGSTOP): the frames waiting now arrived while it stood, and a heartbeat
-        among them is no news that the master lived past that deadline.  So the deadline is served before them
-        (the failsafe, rule 4), as it would have been had the process run (PROTOCOL.md 8.2, a stalled process).
-        """
-        return self._servant is not None and now > self._deadline + self.tick_period
+        """A servant's loop that stood still past its node's deadline (core.driver.overslept): it ticks first."""
+        return self._servant is not None and overslept(self._deadline, now, self.tick_period)
 
     def service(self, now: float) -> None:
         """Tick if due, read and drive the hardware, report bus trouble and status."""
