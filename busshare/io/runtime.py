@@ -354,6 +354,18 @@ class Runtime:
             rec = self._record(now, "offer", None, "0.0 A (shutdown)")
             rec.update(offer_a=0.0, ev_stopped=False, failsafe=False, last_heartbeat=self.last_heartbeat)
             self.on_record(rec)
-        counts = "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v)
-        self._emit(now, "stopped", None, counts or "no traffic")
+        self.on_record(self.stopped(now))
         self.transport.shutdown()
+
+    def stopped(self, now: float) -> Record:
+        """The run's last record: the transport's counters, then the frames the node did not act on, by kind
+        (the words of its ``frame-rejected`` events), so a reader of the last line sees both."""
+        parts = [f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v]
+        kinds = self.stats.rejected_kinds
+        if kinds:
+            parts.append(f"rejected {self.stats.rejected} (" + ", ".join(f"{k} {n}" for k, n in kinds.items()) + ")")
+        rec = self._record(now, "stopped", None, "; ".join(parts) or "no traffic")
+        rec["rejected"] = self.stats.rejected
+        if kinds:
+            rec["rejected_kinds"] = dict(kinds)
+        return rec

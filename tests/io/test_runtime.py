@@ -173,6 +173,35 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     peer.shutdown()
 
 
+def test_the_stopped_record_names_the_frames_not_acted_on_by_kind(sites: list[Site]) -> None:
+    """The last line of a run: the transport's counters, then the frames the node rejected, in the words of
+    the ``frame-rejected`` events; the JSON record carries them as the status record does."""
+    site = Site()
+    sites.append(site)
+    site.run(1.0)
+    peer = site.bus()
+    good_offset, good = Link().encode(Heartbeat(1, 5, 320))
+    peer.send(can.Message(arbitration_id=good_offset, data=bytes([good[0] ^ 0xFF]) + good[1:], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    site.run(0.5)
+    servant = site.servants[1]
+    servant.shutdown(site.t)
+    stopped = site.records["1"][-1]
+    assert stopped["event"] == "stopped"
+    assert stopped["detail"].endswith("; rejected 3 (crc 1, length 2)"), stopped["detail"]
+    assert stopped["detail"].startswith("sent ")  # the transport's counters first, as before
+    assert stopped["rejected"] == 3 and stopped["rejected_kinds"] == {"crc": 1, "length": 2}
+    assert not list(validator().iter_errors(stopped)), stopped
+    peer.shutdown()
+    records: list[Record] = []
+    Runtime(Master(CONFIG, 0.0, epoch=5), _Handed([]), on_record=records.append).shutdown(0.0)
+    quiet = records[-1]  # nothing rejected: the count, no kinds
+    assert quiet["event"] == "stopped" and "rejected" not in quiet["detail"]
+    assert quiet["rejected"] == 0 and "rejected_kinds" not in quiet
+    assert not list(validator().iter_errors(quiet)), quiet
+
+
 def _as(kind: str, offset: int, data: bytes) -> can.Message:
     """The protocol's bytes on one of its ids, in a frame of ``kind``: the classic data frame, or one that is none."""
     if kind == "remote":  # python-can drops a remote frame's data (its copy on the virtual bus is empty)
