@@ -518,6 +518,9 @@ class CaptureDecoder:
         self.unreadable: list[Unreadable] = []
         self.first_t: float | None = None
         self.last_t: float | None = None
+        #: the earliest and latest timestamps: a reordered capture's span (its first and last record need not be)
+        self.earliest_t: float | None = None
+        self.latest_t: float | None = None
         #: a timestamp earlier than the one before (a merged or reordered capture): how often, by how much at
         #: most, and the first such record (1-based); the records are still taken in file order
         self.backwards = 0
@@ -543,6 +546,13 @@ class CaptureDecoder:
             self.backwards_first = self.records
 
     @property
+    def span_s(self) -> float | None:
+        """How long the capture lasts: its earliest to its latest timestamp (None without timestamps)."""
+        if self.earliest_t is None or self.latest_t is None:
+            return None
+        return self.latest_t - self.earliest_t
+
+    @property
     def now(self) -> float:
         """The capture's clock for the stream rules: the last timestamp seen (0 in an untimed capture,
         where no silence can be measured)."""
@@ -561,6 +571,10 @@ class CaptureDecoder:
             elif self.last_t is not None and rec.t < self.last_t:
                 self._went_back(self.last_t - rec.t)
             self.last_t = rec.t
+            if self.earliest_t is None or rec.t < self.earliest_t:
+                self.earliest_t = rec.t
+            if self.latest_t is None or rec.t > self.latest_t:
+                self.latest_t = rec.t
         c = self.classify(rec)
         if isinstance(c, Bad):
             self.counts[c.kind] += 1
@@ -872,6 +886,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if dec.first_t is None:
                     dec.first_t = float(first_ts)
                 dec.last_t = float(ts)
+                # the span from each chunk's first and last line only: this path does not look for times going
+                # back (JsonLines.reordered), and a line in mid-chunk earlier than both is not seen
+                lo, hi = sorted((float(first_ts), dec.last_t))
+                dec.earliest_t = lo if dec.earliest_t is None else min(dec.earliest_t, lo)
+                dec.latest_t = hi if dec.latest_t is None else max(dec.latest_t, hi)
             else:
                 for i, line in enumerate(chunk.split(_NL)):
                     r = parse_line(line, f"line {first + i}")

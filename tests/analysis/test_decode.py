@@ -827,3 +827,22 @@ def test_a_reordered_capture_is_listed_relative_to_its_first_frame_and_says_so(t
     r_json = json.loads(summary.stdout)
     assert r_json["timestamps_backwards"] == {"count": 1, "largest_s": 1.5, "first_record": 3}
     assert cli("decode", "--summary", str(path)).stdout.splitlines()[1].startswith("timestamps go back once")
+
+
+def test_a_reordered_capture_lasts_from_its_earliest_to_its_latest_time(tmp_path: Path) -> None:
+    """Heartbeats at 10 s, 12 s, 9 s (the last record is the earliest): the capture spans 3 s, 9-12, where
+    last minus first said -1 s.  The summary's text and its JSON agree."""
+    link = Link()
+    path = tmp_path / "reordered.log"
+    lines = []
+    for t in (10.0, 12.0, 9.0):
+        off, data = link.encode(Heartbeat(1, 7, 640))
+        lines.append(f"({1700000000 + t:.6f}) vcan0 {off:03X}#{data.hex().upper()}\n")
+    path.write_text("".join(lines))
+    text = cli("decode", "--summary", str(path)).stdout.splitlines()
+    assert text[0] == f"capture {path}: 3 records over 3.0 s", text[0]
+    closing = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
+    assert closing["duration_s"] == pytest.approx(3.0)
+    ordered = tmp_path / "ordered.log"
+    ordered.write_text("".join(sorted(lines)))
+    assert cli("decode", "--summary", str(ordered)).stdout.splitlines()[0].endswith("3 records over 3.0 s")
