@@ -276,6 +276,8 @@ def logreader_records(path: str) -> Iterator[Record]:
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
         if isinstance(exc, _FileError):
             exc = exc.error
+        for reason in dropped.take():  # (what python-can skipped before it failed: often why it failed)
+            yield Unreadable(_where(lines, n), reason)
         yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     finally:
         reader.stop()
@@ -417,42 +419,56 @@ class _Lines:
 
 
 class _Dropped(logging.Handler):
-    """The lines python-can's TRC reader skips (cannot parse, or of a type it does not read) as reasons.
+    """What python-can's readers skip and only log (a stray line on stderr, the record not counted), as reasons.
 
-    It says so only in a log message (a stray line on stderr, the record not counted); while a capture is
-    read, those messages come here instead and each becomes an ``Unreadable`` record, counted like any other.
+    The TRC reader skips lines it cannot parse or of a type it does not read; the BLF reader skips a whole
+    LOG_CONTAINER whose compression method it does not know (every frame in it) and an object whose header
+    version it does not know.  While a capture is read, those messages come here instead and each becomes an
+    ``Unreadable`` record, counted like any other.
     """
 
-    LOGGER = "can.io.trc"
-    SKIPS = ("TRCReader: Failed to parse message", "TRCReader: Unsupported type")
+    #: logger -> (message prefix, the prefix's replacement in the reason)
+    SKIPS: dict[str, tuple[tuple[str, str], ...]] = {
+        "can.io.trc": (("TRCReader: Failed to parse message", "Failed to parse message"),
+                       ("TRCReader: Unsupported type", "Unsupported type")),
+        "can.io.blf": (("Unknown compression method", "a container of unknown compression method"),
+                       ("Unknown object header version", "an object of unknown header version")),
+    }
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.reasons: list[str] = []
-        self.saved: tuple[int, bool] = (logging.NOTSET, True)
+        self.saved: dict[str, tuple[int, bool]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if text.startswith(self.SKIPS) and record.args != ("",):  # (an empty file's missing first line is no record)
-            self.reasons.append(printable(text.removeprefix("TRCReader: "))[:200])
+        for prefix, words in self.SKIPS.get(record.name, ()):
+            if text.startswith(prefix) and record.args != ("",):  # (an empty file's missing first line is no record)
+                reason = words + text.removeprefix(prefix)
+                if record.name == "can.io.blf":
+                    reason = reason.replace(" (", " ", 1).rstrip(")") + ": python-can skips it and what it holds"
+                self.reasons.append(printable(reason)[:200])
+                return
 
     def take(self) -> list[str]:
         taken, self.reasons = self.reasons, []
         return taken
 
     def __enter__(self) -> _Dropped:
-        log = logging.getLogger(self.LOGGER)
-        self.saved = (log.level, log.propagate)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        log.addHandler(self)
+        for name in self.SKIPS:
+            log = logging.getLogger(name)
+            self.saved[name] = (log.level, log.propagate)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+            log.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        log = logging.getLogger(self.LOGGER)
-        log.removeHandler(self)
-        log.setLevel(self.saved[0])
-        log.propagate = self.saved[1]
+        for name, (level, propagate) in self.saved.items():
+            log = logging.getLogger(name)
+            log.removeHandler(self)
+            log.setLevel(level)
+            log.propagate = propagate
 
 
 # ---------------------------------------------------------------------------

@@ -7,10 +7,12 @@ import json
 import os
 import random
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import can
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -247,6 +249,37 @@ def test_a_truncated_blf_keeps_what_was_read_and_reports_the_rest(tmp_path: Path
     assert records[-1]["unreadable"] == 1 and records[-1]["good"] == records[-1]["records"] - 1
     assert cli("decode", "--strict", str(cut)).returncode == 1
     assert cli("decode", "--strict", str(path)).returncode == 0  # (the whole file is clean)
+
+
+def test_a_blf_container_of_an_unknown_compression_is_counted_unreadable_not_logged(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
+    """python-can skips a LOG_CONTAINER whose compression method it does not know with a warning on stderr, and
+    its frames are gone: an unreadable record that says so, counted (``--strict`` fails), nothing on stderr.
+    (The next container starts inside an object the skipped one began, so python-can stops there: reported
+    after it, as any damage.)"""
+    path = tmp_path / "c.blf"
+    with can.BLFWriter(str(path), max_container_size=1024) as writer:  # several containers: the others are read
+        for t, off, data in frames:
+            writer.on_message_received(can.Message(timestamp=t, arbitration_id=off, is_extended_id=False, data=data))
+    blob = bytearray(path.read_bytes())
+    first = blob.index(b"LOBJ")  # the first object after the file header: a LOG_CONTAINER (type 10)
+    signature, _, _, size, kind = struct.unpack_from("<4sHHLL", blob, first)
+    assert kind == 10 and size < len(blob) - first
+    method_at = first + struct.calcsize("<4sHHLL")  # the container's first field: its compression method
+    assert struct.unpack_from("<H", blob, method_at)[0] in (0, 2)
+    struct.pack_into("<H", blob, method_at, 7)
+    bad = tmp_path / "bad.blf"
+    bad.write_bytes(bytes(blob))
+    r = cli("decode", "--json", str(bad))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    records = json_lines(r.stdout)
+    unreadable = [rec for rec in records if rec["record"] == "unreadable"]
+    assert unreadable[0]["reason"] == ("a container of unknown compression method 7: python-can skips it and "
+                                       "what it holds"), unreadable
+    assert records[-1]["unreadable"] == len(unreadable) and records[-1]["good"] < len(frames)
+    strict = cli("decode", "--strict", str(bad))
+    assert strict.returncode == 1 and "bad records" in strict.stderr, strict.stderr
+    assert "Unknown compression" not in strict.stderr
+    assert cli("decode", "--strict", str(path)).returncode == 0  # (the file as written is clean)
 
 
 def test_asc_lines_python_can_passes_over_are_counted_unreadable(tmp_path: Path, frames) -> None:  # type: ignore[no-untyped-def]
