@@ -4,7 +4,8 @@ Every record of a capture ends up as exactly one of:
 
 * a protocol message (with its E2E alive-counter classification), or
 * a bad frame with a kind and a reason: ``foreign`` (id outside the protocol's
-  range), ``remote``, ``error-frame``, ``fd``, a ``FrameError`` kind (``length``,
+  range), ``remote``, ``error-frame``, ``fd``, ``dlc`` (a classic frame whose DLC is
+  9-15: the captures that keep the DLC, ``.asc``, ``.blf``, candump ``-L``'s ``_X``), a ``FrameError`` kind (``length``,
   ``type``, ``address``, ``reserved``, ``range``, ``enum``, ``crc``), or
   ``unreadable`` (a line or record that is not a frame at all).
 
@@ -105,9 +106,9 @@ Record = Frame | Unreadable
 
 
 _HEX = re.compile(rb"^[0-9A-Fa-f]*$")
-# (ts) iface ID#DATA [R|T]   -- candump -L, python-can's .log
+# (ts) iface ID#DATA[_DLC] [R|T]   -- candump -L (``_C``: a classic 8-byte frame's DLC of 9-15), python-can's .log
 _LOG_LINE = re.compile(
-    rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:\s+[RT])?\s*$"
+    rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:_([0-9A-Fa-f]))?(?:\s+[RT])?\s*$"
 )
 # [(ts)] iface ID [DLC] DATA   -- plain candump (with or without -t a/d/z)
 _PLAIN_LINE = re.compile(
@@ -133,7 +134,8 @@ def looks_like_can_capture(path: str) -> bool:
     return bool(lines) and all(_LOG_LINE.match(ln) or _PLAIN_LINE.match(ln) for ln in lines[:8])
 
 
-def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool) -> Record:
+def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool,
+               dlc: int | None = None) -> Record:
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
@@ -144,7 +146,8 @@ def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote
         data_text = data_text[1:]  # the FD flags nibble
     if len(data_text) % 2 or not _HEX.match(data_text):
         raise ValueError(f"bad hex data {data_text[:40]!r}")
-    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), CanKind.FD if fd else CanKind.DATA)
+    data = bytes.fromhex(data_text.decode("ascii"))
+    return Frame(t, can_id, extended, data, CanKind.of(error=False, remote=False, fd=fd, dlc=dlc, length=len(data)))
 
 
 def parse_line(line: bytes, where: str) -> Record | None:
@@ -157,7 +160,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
         m = _LOG_LINE.match(line)
         if m:
             t = float(m.group(1))
-            return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"))
+            dlc = None if m.group(6) is None else int(m.group(6), 16)
+            return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"), dlc)
         m = _PLAIN_LINE.match(line)
         if m:
             t_or_none = float(m.group(1)) if m.group(1) else None
@@ -284,8 +288,9 @@ def logreader_records(path: str) -> Iterator[Record]:
 
 
 def _frame(msg: can.Message) -> Frame:
-    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd)
-    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+    data = bytes(msg.data)
+    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd, dlc=msg.dlc, length=len(data))
+    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, data, kind)
 
 
 def _where(lines: _Lines | None, n: int) -> str:

@@ -49,7 +49,7 @@ MIN_WAIT = 0.001  # s
 @dataclass
 class RuntimeStats:
     """What the node's loop counted; ``rejected_kinds`` names every frame not acted on by its kind, in the words
-    of ``protocol.kinds`` (``remote``, ``fd``: not a protocol frame; ``length``, ``crc``...: failed a check)."""
+    of ``protocol.kinds`` (``remote``, ``fd``, ``dlc``: not a protocol frame; ``length``, ``crc``...: failed a check)."""
 
     frames_in: int = 0
     accepted: int = 0
@@ -174,7 +174,7 @@ class Runtime:
         self.stats.frames_in += 1
         offset, data, can_id = frame.offset, frame.data, frame.can_id
         if frame.kind is not CanKind.DATA:
-            # a remote or FD frame is no protocol frame (PROTOCOL.md 4.3), whatever its bytes: it never reaches the
+            # a remote, FD or DLC-not-8 frame is no protocol frame (PROTOCOL.md 4.3), whatever its bytes: it never reaches the
             # link, so it neither acts on the node nor moves the stream's alive-counter state
             self._reject(offset, data, can_id, frame.kind.value, frame.kind.reason, now)
             return

@@ -143,11 +143,30 @@ BAD_LINES = {
     "remote": ("(1.000000) vcan0 040#R\n", "remote"),
     "error frame": ("(1.000000) vcan0 20000080#0000000000000000\n", "error-frame"),
     "fd": ("(1.000000) vcan0 040##1AA0001070080020F\n", "fd"),
+    "dlc 9-15": ("(1.000000) vcan0 040#AA0001070080020F_C\n", "dlc"),  # candump -L: 8 bytes, DLC 12
     "crc": ("(1.000000) vcan0 040#AB0001070080020F\n", "crc"),
     "length": ("(1.000000) vcan0 040#5B00\n", "length"),
     "address": (f"(1.000000) vcan0 041#{sealed(0x41, bytes(7)).hex()}\n", "address"),
     "reserved": (f"(1.000000) vcan0 101#{sealed(0x101, bytes([0, 0x40, 1, 0, 0, 1, 0])).hex()}\n", "reserved"),
 }
+
+
+@pytest.mark.parametrize("suffix", [".asc", ".blf"])
+def test_a_classic_frame_whose_dlc_is_9_to_15_is_no_protocol_frame_in_a_capture(tmp_path: Path, suffix: str) -> None:
+    """ASC and BLF keep a frame's DLC: a valid HEARTBEAT's 8 bytes with DLC 12 are ``dlc``, never decoded, as
+    the runtime and the monitor call them; the same bytes with DLC 8 are the protocol's."""
+    off, data = Link().encode(Heartbeat(1, 7, 640))
+    path = tmp_path / f"c{suffix}"
+    with can.Logger(str(path)) as logger:
+        for i, dlc in enumerate((12, 8)):
+            logger.on_message_received(can.Message(timestamp=1700000000.0 + i, arbitration_id=off, data=data,
+                                                   dlc=dlc, is_extended_id=False, channel=0))
+    records = json_lines(cli("decode", "--json", str(path)).stdout)
+    assert [r["record"] for r in records] == ["bad-frame", "frame", "summary"], records
+    assert records[0]["error"] == "dlc" and records[0]["reason"] == "classic frame whose DLC is not 8, not a protocol frame"
+    assert records[-1]["not_protocol"] == {"dlc": 1} and records[-1]["good"] == 1
+    for rec in records:
+        assert not list(validator().iter_errors(rec)), rec
 
 
 @pytest.mark.parametrize("name", sorted(BAD_LINES))

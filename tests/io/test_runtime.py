@@ -208,12 +208,14 @@ def _as(kind: str, offset: int, data: bytes) -> can.Message:
         return can.Message(arbitration_id=offset, data=data, dlc=8, is_remote_frame=True, is_extended_id=False)
     if kind == "extended":
         return can.Message(arbitration_id=offset, data=data, is_extended_id=True)
+    if kind == "dlc":  # classic CAN lets a DLC of 9-15 carry 8 bytes: no protocol frame (PROTOCOL.md 4.3)
+        return can.Message(arbitration_id=offset, data=data, dlc=12, is_extended_id=False)
     return can.Message(arbitration_id=offset, data=data, is_fd=kind == "fd", is_extended_id=False)
 
 
 def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: list[Site]) -> None:
-    """An FD frame (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then a valid SET_LIMIT, and a
-    remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
+    """An FD frame, a classic one with DLC 12 (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then
+    a valid SET_LIMIT, and a remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
     afterwards are acted on (not taken for repeats: the copies never reached the alive-counter check)."""
     site = Site(with_master=False)
     sites.append(site)
@@ -225,26 +227,28 @@ def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: li
     hb = link.encode(Heartbeat(1, 7, 320, heard=0b10))  # master 1 epoch 7 hears servant 1
     grant = link.encode(SetLimit(1, txn=1, limit_da=100, failsafe_da=60, epoch=7))
     for offset, data in (hb, grant):
-        for kind in ("fd", "remote", "extended"):
+        for kind in ("fd", "remote", "dlc", "extended"):
             peer.send(_as(kind, offset, data))
         site.run(0.5, [servant])
         assert servant.last_heartbeat is None and node.offer_da == 0 and node.last_set_limit is None
     assert servant.stats.accepted == 0
-    assert servant.stats.rejected == 4 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2}
+    assert servant.stats.rejected == 6 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2, "dlc": 2}
     assert servant.transport.stats.as_dict()["foreign"] == 2
     rejected = [r["detail"] for r in site.records["1"] if r.get("event") == "frame-rejected"]
     assert rejected == [line for off, data in (hb, grant) for line in (
         f"id {off:#05x} [{data.hex(' ')}] fd: CAN FD frame, not a protocol frame",
-        f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
+        f"id {off:#05x} [] remote: remote frame, not a protocol frame",
+        f"id {off:#05x} [{data.hex(' ')}] dlc: classic frame whose DLC is not 8, not a protocol frame")]
+    # (not a 'length' error)
     status = servant.status(site.t)
-    assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    assert status["rejected"] == 6 and status["rejected_kinds"] == {"fd": 2, "remote": 2, "dlc": 2}
     for rec in [status, *site.records["1"]]:
         assert not list(validator().iter_errors(rec)), rec
     for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
         peer.send(_as("data", offset, data))
         site.run(0.5, [servant])
     assert servant.last_heartbeat is not None and node.offer_da == 100
-    assert servant.stats.accepted == 2 and servant.stats.rejected == 4
+    assert servant.stats.accepted == 2 and servant.stats.rejected == 6
     peer.shutdown()
 
 
@@ -271,7 +275,7 @@ class _Handed:
         pass
 
 
-@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD])
+@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD, CanKind.DLC])
 def test_the_runtime_itself_never_acts_on_a_frame_that_is_no_data_frame(kind: CanKind) -> None:
     """Whatever a transport hands on (python-can empties a remote frame's data; another driver might not): a
     valid HEARTBEAT and SET_LIMIT in a remote or FD frame are counted by kind, never acted on."""
