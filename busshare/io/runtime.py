@@ -131,12 +131,23 @@ class Runtime:
         """Everything due at ``now`` without blocking: received frames, tick, hardware, status."""
         if self.started is None:
             self.started = now
+        if self._overslept(now):
+            self.service(now)
         for _ in range(max_frames):
             frame = self.transport.recv(0.0)
             if frame is None:
                 break
             self._frame(frame, now)
         self.service(now)
+
+    def _overslept(self, now: float) -> bool:
+        """A servant's loop waking more than a tick period past its node's deadline did not run meanwhile.
+
+        A stall (swap, a blocked write, SIGSTOP): the frames waiting now arrived while it stood, and a heartbeat
+        among them is no news that the master lived past that deadline.  So the deadline is served before them
+        (the failsafe, rule 4), as it would have been had the process run (PROTOCOL.md 8.2, a stalled process).
+        """
+        return self._servant is not None and now > self._deadline + self.tick_period
 
     def service(self, now: float) -> None:
         """Tick if due, read and drive the hardware, report bus trouble and status."""
@@ -333,6 +344,8 @@ class Runtime:
                 frame = self.transport.recv(min(max(wake - now, MIN_WAIT), self.tick_period))
                 now = self.clock()
                 if frame is not None:
+                    if self._overslept(now):
+                        self.service(now)
                     self._frame(frame, now)
                 self.service(now)
         finally:

@@ -421,3 +421,79 @@ def test_a_state_file_that_cannot_be_written_is_reported_once_and_sharing_goes_o
     rt.pump(0.1)
     problems = [r for r in records if r.get("event") == "state-unwritable"]
     assert len(problems) == 1 and "cannot write" in str(problems[0]["detail"]) and node.offer_da == 100
+
+
+def test_a_servant_whose_process_stalled_fails_safe_when_it_resumes_not_a_timeout_later(sites: list[Site]) -> None:
+    """The process stalls (swap, a blocked write, SIGSTOP) as its master dies: the heartbeats sent before the
+    death wait in the socket's queue. Read at the resume they are no news of a live master: the deadline that
+    passed in the stall is served first, and the servant fails safe at once, not 1.5 s after the resume."""
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    stalled = site.servants[1]
+    assert site.master is not None and not stalled.node.in_failsafe  # type: ignore[attr-defined]
+    others = [r for a, r in site.servants.items() if a != 1]
+    site.run(0.2, [site.master, *others])  # servant 1 stalls; the master heartbeats on, then dies silently
+    site.run(2.0, others)
+    resume = round(site.t + STEP, 6)
+    site.t = resume
+    offered = stalled.node.offer_da  # type: ignore[attr-defined]
+    failsafe_da = CONFIG.servant(1).failsafe_da  # type: ignore[union-attr]
+    assert offered > failsafe_da
+    stalled.pump(resume)
+    entered = [r for r in site.pilot_records(1) if r["failsafe"]]
+    assert entered and entered[0]["t"] == resume
+    # the master's re-sent SET_LIMIT, queued with the heartbeats, is applied never above the failsafe offer (5.1)
+    assert stalled.node.offer_da <= failsafe_da  # type: ignore[attr-defined]
+    site.run(2.0, [stalled])
+    assert all(r["offer_a"] * 10 <= failsafe_da for r in site.pilot_records(1) if r["t"] >= resume)
+
+
+class _Stalls(_Handed):
+    """Frames arrive on a clock of its own; once, waiting in ``recv``, the process stands still (a SIGSTOP) while
+    the frames go on arriving into the socket's queue."""
+
+    def __init__(self, arrivals: Iterable[tuple[float, RxFrame]], stall_at: float, stall_s: float) -> None:
+        super().__init__([])
+        self.t = 0.0
+        self.arrivals = deque(arrivals)
+        self.stall_at: float | None = stall_at
+        self.stall_s = stall_s
+
+    def clock(self) -> float:
+        return self.t
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        if self.arrivals and self.arrivals[0][0] <= self.t:
+            return self.arrivals.popleft()[1]
+        self.t = round(self.t + timeout, 6)
+        if self.stall_at is not None and self.t >= self.stall_at:
+            self.t, self.stall_at = self.t + self.stall_s, None  # woken, the wait returns what queued meanwhile
+            return self.arrivals.popleft()[1] if self.arrivals and self.arrivals[0][0] <= self.t else None
+        return None
+
+
+def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queued_meanwhile() -> None:
+    """``run()``: the master's last heartbeat (3.1 s) arrives while the servant's process stands still (3.0 to
+    5.2 s); the master is dead. The servant fails safe as it resumes, before taking that heartbeat: not 1.5 s
+    after it."""
+    link = Link()
+    arrivals: list[tuple[float, Heartbeat | SetLimit]] = [
+        (0.1 + 0.2 * i, Heartbeat(1, 7, 320, heard=0b10, seq=i + 1)) for i in range(16)]  # 0.1 .. 3.1 s
+    arrivals.insert(1, (0.15, SetLimit(1, 1, 100, 60, 7)))
+    frames: list[tuple[float, RxFrame]] = []
+    for t, msg in arrivals:
+        off, data = link.encode(msg)
+        frames.append((t, RxFrame(off, data, t, off, CanKind.DATA)))
+    transport = _Stalls(frames, stall_at=3.0, stall_s=2.2)
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    records: list[Record] = []
+    rt = Runtime(Servant(sc, TIMING, 0.0), transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
+                 clock=transport.clock, on_record=records.append)
+    rt.run(duration=7.0, handle_signals=False)
+    offers = [r for r in records if r.get("event") == "offer"]
+    assert any(r["offer_a"] == 10.0 for r in offers)  # granted before the stall
+    entered = [r for r in offers if r["failsafe"]]
+    assert entered and 5.2 <= entered[0]["t"] < 5.2 + TIMING.tick_period
+    assert entered[0]["last_heartbeat"] < 3.1  # before the queued heartbeat was taken
