@@ -173,18 +173,49 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     peer.shutdown()
 
 
+def test_the_stopped_record_names_the_frames_not_acted_on_by_kind(sites: list[Site]) -> None:
+    """The last line of a run: the transport's counters, then the frames the node rejected, in the words of
+    the ``frame-rejected`` events; the JSON record carries them as the status record does."""
+    site = Site()
+    sites.append(site)
+    site.run(1.0)
+    peer = site.bus()
+    good_offset, good = Link().encode(Heartbeat(1, 5, 320))
+    peer.send(can.Message(arbitration_id=good_offset, data=bytes([good[0] ^ 0xFF]) + good[1:], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    site.run(0.5)
+    servant = site.servants[1]
+    servant.shutdown(site.t)
+    stopped = site.records["1"][-1]
+    assert stopped["event"] == "stopped"
+    assert stopped["detail"].endswith("; rejected 3 (crc 1, length 2)"), stopped["detail"]
+    assert stopped["detail"].startswith("sent ")  # the transport's counters first, as before
+    assert stopped["rejected"] == 3 and stopped["rejected_kinds"] == {"crc": 1, "length": 2}
+    assert not list(validator().iter_errors(stopped)), stopped
+    peer.shutdown()
+    records: list[Record] = []
+    Runtime(Master(CONFIG, 0.0, epoch=5), _Handed([]), on_record=records.append).shutdown(0.0)
+    quiet = records[-1]  # nothing rejected: the count, no kinds
+    assert quiet["event"] == "stopped" and "rejected" not in quiet["detail"]
+    assert quiet["rejected"] == 0 and "rejected_kinds" not in quiet
+    assert not list(validator().iter_errors(quiet)), quiet
+
+
 def _as(kind: str, offset: int, data: bytes) -> can.Message:
     """The protocol's bytes on one of its ids, in a frame of ``kind``: the classic data frame, or one that is none."""
     if kind == "remote":  # python-can drops a remote frame's data (its copy on the virtual bus is empty)
         return can.Message(arbitration_id=offset, data=data, dlc=8, is_remote_frame=True, is_extended_id=False)
     if kind == "extended":
         return can.Message(arbitration_id=offset, data=data, is_extended_id=True)
+    if kind == "dlc":  # classic CAN lets a DLC of 9-15 carry 8 bytes: no protocol frame (PROTOCOL.md 4.3)
+        return can.Message(arbitration_id=offset, data=data, dlc=12, is_extended_id=False)
     return can.Message(arbitration_id=offset, data=data, is_fd=kind == "fd", is_extended_id=False)
 
 
 def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: list[Site]) -> None:
-    """An FD frame (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then a valid SET_LIMIT, and a
-    remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
+    """An FD frame, a classic one with DLC 12 (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then
+    a valid SET_LIMIT, and a remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
     afterwards are acted on (not taken for repeats: the copies never reached the alive-counter check)."""
     site = Site(with_master=False)
     sites.append(site)
@@ -196,26 +227,28 @@ def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: li
     hb = link.encode(Heartbeat(1, 7, 320, heard=0b10))  # master 1 epoch 7 hears servant 1
     grant = link.encode(SetLimit(1, txn=1, limit_da=100, failsafe_da=60, epoch=7))
     for offset, data in (hb, grant):
-        for kind in ("fd", "remote", "extended"):
+        for kind in ("fd", "remote", "dlc", "extended"):
             peer.send(_as(kind, offset, data))
         site.run(0.5, [servant])
         assert servant.last_heartbeat is None and node.offer_da == 0 and node.last_set_limit is None
     assert servant.stats.accepted == 0
-    assert servant.stats.rejected == 4 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2}
+    assert servant.stats.rejected == 6 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2, "dlc": 2}
     assert servant.transport.stats.as_dict()["foreign"] == 2
     rejected = [r["detail"] for r in site.records["1"] if r.get("event") == "frame-rejected"]
     assert rejected == [line for off, data in (hb, grant) for line in (
         f"id {off:#05x} [{data.hex(' ')}] fd: CAN FD frame, not a protocol frame",
-        f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
+        f"id {off:#05x} [] remote: remote frame, not a protocol frame",
+        f"id {off:#05x} [{data.hex(' ')}] dlc: classic frame whose DLC is not 8, not a protocol frame")]
+    # (not a 'length' error)
     status = servant.status(site.t)
-    assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    assert status["rejected"] == 6 and status["rejected_kinds"] == {"fd": 2, "remote": 2, "dlc": 2}
     for rec in [status, *site.records["1"]]:
         assert not list(validator().iter_errors(rec)), rec
     for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
         peer.send(_as("data", offset, data))
         site.run(0.5, [servant])
     assert servant.last_heartbeat is not None and node.offer_da == 100
-    assert servant.stats.accepted == 2 and servant.stats.rejected == 4
+    assert servant.stats.accepted == 2 and servant.stats.rejected == 6
     peer.shutdown()
 
 
@@ -242,7 +275,7 @@ class _Handed:
         pass
 
 
-@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD])
+@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD, CanKind.DLC])
 def test_the_runtime_itself_never_acts_on_a_frame_that_is_no_data_frame(kind: CanKind) -> None:
     """Whatever a transport hands on (python-can empties a remote frame's data; another driver might not): a
     valid HEARTBEAT and SET_LIMIT in a remote or FD frame are counted by kind, never acted on."""
