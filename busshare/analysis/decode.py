@@ -4,7 +4,8 @@ Every record of a capture ends up as exactly one of:
 
 * a protocol message (with its E2E alive-counter classification), or
 * a bad frame with a kind and a reason: ``foreign`` (id outside the protocol's
-  range), ``remote``, ``error-frame``, ``fd``, a ``FrameError`` kind (``length``,
+  range), ``remote``, ``error-frame``, ``fd``, ``dlc`` (a classic frame whose DLC is
+  9-15: the captures that keep the DLC, ``.asc``, ``.blf``, candump ``-L``'s ``_X``), a ``FrameError`` kind (``length``,
   ``type``, ``address``, ``reserved``, ``range``, ``enum``, ``crc``), or
   ``unreadable`` (a line or record that is not a frame at all).
 
@@ -105,9 +106,9 @@ Record = Frame | Unreadable
 
 
 _HEX = re.compile(rb"^[0-9A-Fa-f]*$")
-# (ts) iface ID#DATA [R|T]   -- candump -L, python-can's .log
+# (ts) iface ID#DATA[_DLC] [R|T]   -- candump -L (``_C``: a classic 8-byte frame's DLC of 9-15), python-can's .log
 _LOG_LINE = re.compile(
-    rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:\s+[RT])?\s*$"
+    rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:_([0-9A-Fa-f]))?(?:\s+[RT])?\s*$"
 )
 # [(ts)] iface ID [DLC] DATA   -- plain candump (with or without -t a/d/z)
 _PLAIN_LINE = re.compile(
@@ -133,7 +134,8 @@ def looks_like_can_capture(path: str) -> bool:
     return bool(lines) and all(_LOG_LINE.match(ln) or _PLAIN_LINE.match(ln) for ln in lines[:8])
 
 
-def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool) -> Record:
+def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote: bool,
+               dlc: int | None = None) -> Record:
     can_id = int(ident, 16)
     extended = len(ident) > 3
     if extended and can_id & CAN_ERR_FLAG:
@@ -144,7 +146,8 @@ def _id_record(t: float | None, ident: bytes, data_text: bytes, fd: bool, remote
         data_text = data_text[1:]  # the FD flags nibble
     if len(data_text) % 2 or not _HEX.match(data_text):
         raise ValueError(f"bad hex data {data_text[:40]!r}")
-    return Frame(t, can_id, extended, bytes.fromhex(data_text.decode("ascii")), CanKind.FD if fd else CanKind.DATA)
+    data = bytes.fromhex(data_text.decode("ascii"))
+    return Frame(t, can_id, extended, data, CanKind.of(error=False, remote=False, fd=fd, dlc=dlc, length=len(data)))
 
 
 def parse_line(line: bytes, where: str) -> Record | None:
@@ -157,7 +160,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
         m = _LOG_LINE.match(line)
         if m:
             t = float(m.group(1))
-            return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"))
+            dlc = None if m.group(6) is None else int(m.group(6), 16)
+            return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"), dlc)
         m = _PLAIN_LINE.match(line)
         if m:
             t_or_none = float(m.group(1)) if m.group(1) else None
@@ -276,14 +280,17 @@ def logreader_records(path: str) -> Iterator[Record]:
     except Exception as exc:  # a truncated or corrupt file: keep what was read, report the rest
         if isinstance(exc, _FileError):
             exc = exc.error
+        for reason in dropped.take():  # (what python-can skipped before it failed: often why it failed)
+            yield Unreadable(_where(lines, n), reason)
         yield Unreadable(_where(lines, n), f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     finally:
         reader.stop()
 
 
 def _frame(msg: can.Message) -> Frame:
-    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd)
-    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, bytes(msg.data), kind)
+    data = bytes(msg.data)
+    kind = CanKind.of(error=msg.is_error_frame, remote=msg.is_remote_frame, fd=msg.is_fd, dlc=msg.dlc, length=len(data))
+    return Frame(msg.timestamp, msg.arbitration_id, msg.is_extended_id, data, kind)
 
 
 def _where(lines: _Lines | None, n: int) -> str:
@@ -417,42 +424,56 @@ class _Lines:
 
 
 class _Dropped(logging.Handler):
-    """The lines python-can's TRC reader skips (cannot parse, or of a type it does not read) as reasons.
+    """What python-can's readers skip and only log (a stray line on stderr, the record not counted), as reasons.
 
-    It says so only in a log message (a stray line on stderr, the record not counted); while a capture is
-    read, those messages come here instead and each becomes an ``Unreadable`` record, counted like any other.
+    The TRC reader skips lines it cannot parse or of a type it does not read; the BLF reader skips a whole
+    LOG_CONTAINER whose compression method it does not know (every frame in it) and an object whose header
+    version it does not know.  While a capture is read, those messages come here instead and each becomes an
+    ``Unreadable`` record, counted like any other.
     """
 
-    LOGGER = "can.io.trc"
-    SKIPS = ("TRCReader: Failed to parse message", "TRCReader: Unsupported type")
+    #: logger -> (message prefix, the prefix's replacement in the reason)
+    SKIPS: dict[str, tuple[tuple[str, str], ...]] = {
+        "can.io.trc": (("TRCReader: Failed to parse message", "Failed to parse message"),
+                       ("TRCReader: Unsupported type", "Unsupported type")),
+        "can.io.blf": (("Unknown compression method", "a container of unknown compression method"),
+                       ("Unknown object header version", "an object of unknown header version")),
+    }
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.reasons: list[str] = []
-        self.saved: tuple[int, bool] = (logging.NOTSET, True)
+        self.saved: dict[str, tuple[int, bool]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if text.startswith(self.SKIPS) and record.args != ("",):  # (an empty file's missing first line is no record)
-            self.reasons.append(printable(text.removeprefix("TRCReader: "))[:200])
+        for prefix, words in self.SKIPS.get(record.name, ()):
+            if text.startswith(prefix) and record.args != ("",):  # (an empty file's missing first line is no record)
+                reason = words + text.removeprefix(prefix)
+                if record.name == "can.io.blf":
+                    reason = reason.replace(" (", " ", 1).rstrip(")") + ": python-can skips it and what it holds"
+                self.reasons.append(printable(reason)[:200])
+                return
 
     def take(self) -> list[str]:
         taken, self.reasons = self.reasons, []
         return taken
 
     def __enter__(self) -> _Dropped:
-        log = logging.getLogger(self.LOGGER)
-        self.saved = (log.level, log.propagate)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        log.addHandler(self)
+        for name in self.SKIPS:
+            log = logging.getLogger(name)
+            self.saved[name] = (log.level, log.propagate)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+            log.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        log = logging.getLogger(self.LOGGER)
-        log.removeHandler(self)
-        log.setLevel(self.saved[0])
-        log.propagate = self.saved[1]
+        for name, (level, propagate) in self.saved.items():
+            log = logging.getLogger(name)
+            log.removeHandler(self)
+            log.setLevel(level)
+            log.propagate = propagate
 
 
 # ---------------------------------------------------------------------------
@@ -518,6 +539,9 @@ class CaptureDecoder:
         self.unreadable: list[Unreadable] = []
         self.first_t: float | None = None
         self.last_t: float | None = None
+        #: the earliest and latest timestamps: a reordered capture's span (its first and last record need not be)
+        self.earliest_t: float | None = None
+        self.latest_t: float | None = None
         #: a timestamp earlier than the one before (a merged or reordered capture): how often, by how much at
         #: most, and the first such record (1-based); the records are still taken in file order
         self.backwards = 0
@@ -543,6 +567,13 @@ class CaptureDecoder:
             self.backwards_first = self.records
 
     @property
+    def span_s(self) -> float | None:
+        """How long the capture lasts: its earliest to its latest timestamp (None without timestamps)."""
+        if self.earliest_t is None or self.latest_t is None:
+            return None
+        return self.latest_t - self.earliest_t
+
+    @property
     def now(self) -> float:
         """The capture's clock for the stream rules: the last timestamp seen (0 in an untimed capture,
         where no silence can be measured)."""
@@ -561,6 +592,10 @@ class CaptureDecoder:
             elif self.last_t is not None and rec.t < self.last_t:
                 self._went_back(self.last_t - rec.t)
             self.last_t = rec.t
+            if self.earliest_t is None or rec.t < self.earliest_t:
+                self.earliest_t = rec.t
+            if self.latest_t is None or rec.t > self.latest_t:
+                self.latest_t = rec.t
         c = self.classify(rec)
         if isinstance(c, Bad):
             self.counts[c.kind] += 1
@@ -872,6 +907,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if dec.first_t is None:
                     dec.first_t = float(first_ts)
                 dec.last_t = float(ts)
+                # the span from each chunk's first and last line only: this path does not look for times going
+                # back (JsonLines.reordered), and a line in mid-chunk earlier than both is not seen
+                lo, hi = sorted((float(first_ts), dec.last_t))
+                dec.earliest_t = lo if dec.earliest_t is None else min(dec.earliest_t, lo)
+                dec.latest_t = hi if dec.latest_t is None else max(dec.latest_t, hi)
             else:
                 for i, line in enumerate(chunk.split(_NL)):
                     r = parse_line(line, f"line {first + i}")

@@ -349,7 +349,8 @@ class CaptureSummary:
         return {
             "source": source,
             "records": dec.records,
-            "first_t": dec.first_t, "duration_s": round(end - t0, 3) if dec.first_t is not None else None,
+            # earliest to latest: a reordered capture's last record is not its end (times stay relative to the first)
+            "first_t": dec.first_t, "duration_s": None if dec.span_s is None else round(dec.span_s, 3),
             "timestamps": self.timestamps,
             "timestamps_backwards": {"count": dec.backwards, "largest_s": round(dec.backwards_largest_s, 3),
                                      "first_record": dec.backwards_first},

@@ -13,6 +13,9 @@ harness all drive nodes the same way, through ``settle``:
 
 A servant's call that leaves its hardware alone (``settle_servant``'s quiet shortcut) only does 2, 4 and 5.
 
+And one rule for the loop around it (``overslept``): a servant that wakes a tick period or more past its
+node's deadline ticks before it takes the frames that queued while it stood still.
+
 What each step means is the ``Host``'s: a hardware driver or a simulated EVSE,
 a transport or a simulated bus, a log or a timeline, a loop's wake-up time or
 an event queue.
@@ -59,6 +62,17 @@ class ServantHost(Host, Protocol):
     def reading(self, now: float) -> tuple[PilotState, int | None] | None:
         """A hardware reading the last applied offer changed (pilot, measured), or None: nothing new to observe."""
         ...
+
+
+def overslept(deadline: float, now: float, tick_period: float) -> bool:
+    """Whether a servant's loop waking at ``now`` slept past its node's ``deadline`` by a tick period or more.
+
+    Its process stood still (swap, a blocked write, SIGSTOP) while frames queued: it ticks before it reads
+    them, so a heartbeat that waited in the queue is no news that the master lived past the deadline (the
+    failsafe, PROTOCOL.md 8.2 rule 4, a stalled process).  The runtime's loop and the simulator's stalled
+    processes both ask it.
+    """
+    return now >= deadline + tick_period
 
 
 def settle(node: Node, host: Host, out: list[Message], now: float) -> None:

@@ -13,8 +13,9 @@ its controller), the two orders that tell a late copy from a new frame:
   order), forgotten 60 s after that as before the restart (a clock that restarted with the controller
   counts it from the restart).
 
-Firmware keeps them in RAM that survives a reset, or writes them with each change; the reference
-runtime writes a small file (``busshare servant --state``).  A unit whose memory is lost (a replaced
+Firmware keeps them in RAM that survives a reset, or writes them with each change (the heartbeat order
+may be written a reserve ahead, PROTOCOL.md 8.4); the reference runtime writes a small file
+(``busshare servant --state``, io/servant_state.py).  A unit whose memory is lost (a replaced
 controller, a wiped file) is a new unit: the known limit of PROTOCOL.md 8.7.
 """
 

@@ -24,6 +24,7 @@ from dataclasses import field
 from types import FrameType
 from typing import Any
 
+from ..core.driver import overslept
 from ..core.driver import settle
 from ..core.events import Event
 from ..core.hardware import EvseHardware
@@ -49,7 +50,7 @@ MIN_WAIT = 0.001  # s
 @dataclass
 class RuntimeStats:
     """What the node's loop counted; ``rejected_kinds`` names every frame not acted on by its kind, in the words
-    of ``protocol.kinds`` (``remote``, ``fd``: not a protocol frame; ``length``, ``crc``...: failed a check)."""
+    of ``protocol.kinds`` (``remote``, ``fd``, ``dlc``: not a protocol frame; ``length``, ``crc``...: failed a check)."""
 
     frames_in: int = 0
     accepted: int = 0
@@ -131,12 +132,18 @@ class Runtime:
         """Everything due at ``now`` without blocking: received frames, tick, hardware, status."""
         if self.started is None:
             self.started = now
+        if self._overslept(now):
+            self.service(now)
         for _ in range(max_frames):
             frame = self.transport.recv(0.0)
             if frame is None:
                 break
             self._frame(frame, now)
         self.service(now)
+
+    def _overslept(self, now: float) -> bool:
+        """A servant's loop that stood still past its node's deadline (core.driver.overslept): it ticks first."""
+        return self._servant is not None and overslept(self._deadline, now, self.tick_period)
 
     def service(self, now: float) -> None:
         """Tick if due, read and drive the hardware, report bus trouble and status."""
@@ -174,7 +181,7 @@ class Runtime:
         self.stats.frames_in += 1
         offset, data, can_id = frame.offset, frame.data, frame.can_id
         if frame.kind is not CanKind.DATA:
-            # a remote or FD frame is no protocol frame (PROTOCOL.md 4.3), whatever its bytes: it never reaches the
+            # a remote, FD or DLC-not-8 frame is no protocol frame (PROTOCOL.md 4.3), whatever its bytes: it never reaches the
             # link, so it neither acts on the node nor moves the stream's alive-counter state
             self._reject(offset, data, can_id, frame.kind.value, frame.kind.reason, now)
             return
@@ -333,6 +340,8 @@ class Runtime:
                 frame = self.transport.recv(min(max(wake - now, MIN_WAIT), self.tick_period))
                 now = self.clock()
                 if frame is not None:
+                    if self._overslept(now):
+                        self.service(now)
                     self._frame(frame, now)
                 self.service(now)
         finally:
@@ -354,6 +363,18 @@ class Runtime:
             rec = self._record(now, "offer", None, "0.0 A (shutdown)")
             rec.update(offer_a=0.0, ev_stopped=False, failsafe=False, last_heartbeat=self.last_heartbeat)
             self.on_record(rec)
-        counts = "; ".join(f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v)
-        self._emit(now, "stopped", None, counts or "no traffic")
+        self.on_record(self.stopped(now))
         self.transport.shutdown()
+
+    def stopped(self, now: float) -> Record:
+        """The run's last record: the transport's counters, then the frames the node did not act on, by kind
+        (the words of its ``frame-rejected`` events), so a reader of the last line sees both."""
+        parts = [f"{k} {v}" for k, v in self.transport.stats.as_dict().items() if v]
+        kinds = self.stats.rejected_kinds
+        if kinds:
+            parts.append(f"rejected {self.stats.rejected} (" + ", ".join(f"{k} {n}" for k, n in kinds.items()) + ")")
+        rec = self._record(now, "stopped", None, "; ".join(parts) or "no traffic")
+        rec["rejected"] = self.stats.rejected
+        if kinds:
+            rec["rejected_kinds"] = dict(kinds)
+        return rec

@@ -47,16 +47,19 @@ def monitor_summary(start_t: float, duration_s: float, frames: int, rejected: Ma
     return rec
 
 
-def decode_summary(totals: Mapping[str, Any], source: str, first_t: float | None, last_t: float | None,
+def decode_summary(totals: Mapping[str, Any], source: str, first_t: float | None, span_s: float | None,
                    times: TimeBase, reconstruction: Mapping[str, Any] | None = None) -> Record:
     """The closing record of ``decode``: its totals, and with ``--summary`` the installation reconstructed.
+
+    ``span_s``: from the capture's earliest timestamp to its latest (a reordered capture's first and last
+    records are not its ends); ``first_t``: the first record's, the base of the reconstruction's times.
 
     The reconstruction (``decode_summary.CaptureSummary.result``) counts its times in seconds from the
     capture's first frame (``*_s``); here they become points in time (``*_t``) in the chosen base, and
     serials are written as everywhere else.
     """
     start = times.opt(first_t)
-    rec = _head("decode", start, None if first_t is None or last_t is None else last_t - first_t)
+    rec = _head("decode", start, span_s)
     rec["source"] = source
     rec.update(totals)
     if reconstruction is None:

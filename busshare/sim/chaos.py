@@ -266,6 +266,23 @@ def _replay_at_respawn(rng: random.Random, site: Site, at: float) -> Episode:
                    cars=(CarPlan(rng.choice(free), round(t_in, 3), round(leave, 3) if leave < end else None, profile),))
 
 
+def _stall_at_failsafe(rng: random.Random, site: Site, at: float) -> Episode:
+    """A unit (one with a car charging, if any) goes deaf (a one-way partition 'in') for 1.1-1.4 s, and its
+    process stands still (``servant_stall``: swap, a blocked write) from 0.05-0.25 s before that heals, for
+    0.5-0.95 s (under the 1 s hardware watchdog): its failsafe deadline passes while it stands still, and the
+    master's heartbeats queue for it. Resuming, it must serve the deadline before those frames (PROTOCOL.md 8.2
+    rule 4, a stalled process)."""
+    end = site.duration
+    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
+    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    deaf = rng.uniform(1.1, 1.4)
+    stall_at = at + deaf - rng.uniform(0.05, 0.25)
+    return Episode((
+        FaultPlan(at=round(at, 3), kind="partition", address=u, direction="in", duration_s=round(deaf, 3)),
+        FaultPlan(at=round(stall_at, 3), kind="servant_stall", address=u, duration_s=round(rng.uniform(0.5, 0.95), 3)),
+    ))
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -283,6 +300,7 @@ STATED_SHARE: dict[str, float] = {
     "timer-car": 0.3,  # a car that waits in B on its own start timer
     "respawn-at-cut": 0.15,  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
     "replay-at-respawn": 0.2,  # a gateway's old frames reach a unit's new process just after it started
+    "stall-at-failsafe": 0.2,  # a unit's process stands still across its failsafe deadline, heartbeats queued
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -294,8 +312,10 @@ SHAPES: tuple[Shape, ...] = (
     Shape("echo-at-loss-of-contact", ("master", "servants", "bus", "everything"), 0.5, _echo_at_loss_of_contact),
     Shape("replay-after-restart", ("master", "bus", "everything"), 1.0, _replay_after_restart),
     Shape("respawn-at-cut", ("servants", "everything"), 2.0, _respawn_at_cut),
-    # (the last row: its draws come after every other of the shapes stream, so adding it moved none of them)
+    # (a row added last: its draws come after every other of the shapes stream, so adding it moved none of them)
     Shape("replay-at-respawn", ("servants", "bus", "everything"), 1.0, _replay_at_respawn),
+    # (the last row again, for the same reason)
+    Shape("stall-at-failsafe", ("servants", "everything"), 1.0, _stall_at_failsafe),
 )
 
 
@@ -557,7 +577,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``pausing-car``: a car with pauses of its own; ``timer-car``: a car on a start timer.
     ``respawn-at-cut``: a unit with a car restarts its process (pilot held, ``servant_respawn``) within the
     reaction allowance after a car plugged in elsewhere;
-    ``replay-at-respawn``: a gateway's burst reaches a unit within 2 s after a new process of it started.
+    ``replay-at-respawn``: a gateway's burst reaches a unit within 2 s after a new process of it started;
+    ``stall-at-failsafe``: a unit's process stands still when a one-way partition 'in' of it heals.
     """
     timing = sc.config.timing
     found = set()
@@ -584,6 +605,10 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
                 found.add("replay-after-restart")
     if _replay_at_respawn_in(sc):
         found.add("replay-at-respawn")
+    heals = [(f.address, _span(sc, f)[1]) for f in sc.faults if f.kind == "partition" and f.direction != "out"]
+    if any(f.kind == "servant_stall" and any(a == f.address and _span(sc, f)[0] <= h <= _span(sc, f)[1]
+                                              for a, h in heals) for f in sc.faults):
+        found.add("stall-at-failsafe")
     if _respawn_at_cut_in(sc, timing.reaction_allowance):
         found.add("respawn-at-cut")
     if _grant_then_cut_in(sc, timing.reaction_allowance):

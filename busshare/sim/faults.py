@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Unpack
 
+from ..core.driver import overslept
 from ..core.events import EventKind
 from .bus import BusFaults
 from .bus import BusSettings
@@ -91,6 +92,8 @@ class Faults(World):
             self.servant_restart(self._one(f), t)
         elif kind == "servant_respawn":
             self.servant_respawn(self._one(f), t)
+        elif kind == "servant_stall":
+            self.servant_stall(self._one(f), t, f.duration_s or 0.0)
         elif kind == "partition":
             self.partition(self._one(f), f.direction, t, f.duration_s)
         elif kind == "bus":
@@ -186,6 +189,47 @@ class Faults(World):
         p.cutoff_from = t
         self._boot_servant(p, t)
         self._disturb(t, "fault")
+
+    def servant_stall(self, p: ServantProc, t: float | None = None, duration_s: float = 0.5) -> None:
+        """The servant's process stands still for ``duration_s`` (swap, a blocked write, SIGSTOP), shorter than
+        its hardware watchdog: it runs nothing, frames queue for it, its EVSE and car go on.  When it resumes,
+        it serves the deadlines it slept past before the frames that queued (``core.driver.overslept``, the
+        runtime's loop rule, PROTOCOL.md 8.2 rule 4, a stalled process)."""
+        t = self.now if t is None else t
+        if not p.alive or p.stalled:
+            return
+        p.stalled, p.stall_from, p.resume_at = True, t, t + duration_s
+        self._mark(t, p.address, "servant-stall", f"{p.name} stands still for {duration_s:.2f} s")
+        self._fault_on(f"stall:{p.name}", t)
+        self.queue.push_script(p.resume_at, self.servant_resume, p)
+
+    def servant_resume(self, p: ServantProc, t: float) -> None:
+        """The stalled process runs again: the deadlines it slept past first (as the runtime's loop does), the
+        rule-4 checks that fell due in the stall, then the frames that queued, read now."""
+        if not p.stalled:  # killed meanwhile
+            self._fault_off(f"stall:{p.name}", t)
+            return
+        if t != p.resume_at:
+            return  # (a later stall of a process started since)
+        node, port = p.node, p.port
+        assert node is not None and port is not None
+        p.stalled, p.resume_at = False, INF
+        if p.evse.over_since >= p.stall_from:  # a car overdrawing since the stall: seen now at the earliest
+            p.cutoff_from = max(p.cutoff_from, t)
+        self._mark(t, p.address, "servant-resume", f"{p.name}: {len(p.backlog)} frames queued meanwhile")
+        if overslept(node.next_deadline(), t, self.timing.tick_period):
+            self._servant_after(p, node.tick(t), t, True)
+        else:
+            self._servant_after(p, [], t, True)  # (its EVSE may have changed while it stood: read it now)
+        # the rule-4 checks that came due in the stall (``check_due`` left them to the resume): now, or armed again
+        for found in (self.inv.check_failsafe(p, t) if p.fs_check_sched == INF else None,
+                      self.inv.check_hold(p, t) if p.hold_sched == INF else None):
+            if found is not None:
+                self.report(found)
+        backlog, p.backlog = p.backlog, []
+        for offset, data, bad in backlog:
+            self.deliver(t, offset, [(port, data, bad)])
+        self._fault_off(f"stall:{p.name}", t)
 
     def partition(self, p: ServantProc, direction: str, t: float | None = None,
                   duration_s: float | None = None) -> None:

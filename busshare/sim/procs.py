@@ -30,6 +30,7 @@ INF = float("inf")
 class MasterProc:
     __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive", "host")
     is_master: Literal[True] = True  # a literal, so `if p.is_master` tells mypy which proc it is
+    stalled: Literal[False] = False  # (only a servant process is drawn standing still)
 
     def __init__(self, name: str, node: MasterNode, port: Port | None, master_id: int, epoch: int, now: float) -> None:
         self.name = name
@@ -50,7 +51,8 @@ class ServantProc:
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "cutoff_from", "booted", "ev_stopped", "host",
-        "paused_at", "paused_offer", "resumed_at", "deaf", "mute", "memory",
+        "paused_at", "paused_offer", "resumed_at", "deaf", "mute", "memory", "stalled", "stall_from", "resume_at",
+        "backlog",
     )
     is_master: Literal[False] = False
 
@@ -66,6 +68,12 @@ class ServantProc:
         self.deaf = False
         self.mute = False
         self.memory: ServantMemory | None = None  # what its last process kept for the next (core.servant_memory)
+        # a process standing still (faults.servant_stall: swap, a blocked write, SIGSTOP): it runs nothing, and the
+        # frames that reach it wait in ``backlog`` (offset, data, corrupted) until it resumes at ``resume_at``
+        self.stalled = False
+        self.stall_from = INF
+        self.resume_at = INF
+        self.backlog: list[tuple[int, bytes, bool]] = []
         self.evse = evse
         self.alive = False
         self.node_sched = INF

@@ -48,9 +48,9 @@ from .house import BudgetWorld
 DEFAULT_SCENARIO = "story"
 FAULT_KINDS = (
     "master_crash", "master_restart", "master_shutdown", "second_master", "servant_crash",
-    "servant_restart", "servant_respawn", "partition", "bus", "twin", "replay",
+    "servant_restart", "servant_respawn", "servant_stall", "partition", "bus", "twin", "replay",
 )
-NEEDS_ADDRESS = ("servant_crash", "servant_restart", "servant_respawn", "partition", "twin")
+NEEDS_ADDRESS = ("servant_crash", "servant_restart", "servant_respawn", "servant_stall", "partition", "twin")
 
 
 class ScenarioError(BusshareError):
@@ -278,6 +278,11 @@ def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple
         ))
         if kind == "replay" and faults[-1].duration_s is None:
             r.add(key_path(path, "duration_s"), "is required for a replay: how long the gateway keeps frames")
+        stall = faults[-1].duration_s
+        watchdog = r.get(data, "watchdog_s", "", seconds, 1.0)
+        if kind == "servant_stall" and (stall is None or not 0 < stall < watchdog):
+            r.add(key_path(path, "duration_s"), f"is required for a servant_stall, above 0 s and below watchdog_s "
+                  f"({watchdog:g} s): a longer stall is the hardware watchdog's (a servant_crash)")
         if kind == "bus":
             try:
                 BusFaults(**bus)

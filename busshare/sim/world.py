@@ -317,6 +317,7 @@ class World:
             self._dead_ports.append(p.port)
         p.port = None
         p.node_sched = INF
+        p.stalled, p.resume_at, p.backlog = False, INF, []  # (a process killed standing still: its queue with it)
         self.oracle.stop(p)
         if hold_s is None or hold_s <= 0:
             p.evse.power_reset(now)
@@ -371,6 +372,9 @@ class World:
                 port = reborn
             if port.deaf:
                 continue
+            if port.owner.stalled:  # it stands still: the frame waits in its queue until it resumes
+                port.owner.backlog.append((offset, data, bad))
+                continue
             link = port.link
             if data is not last and decoder is not None:
                 last = data
@@ -419,6 +423,8 @@ class World:
         if t != p.node_sched or not p.alive:
             return
         p.node_sched = INF
+        if p.stalled:
+            return  # (its resume schedules it again)
         node = p.node
         assert node is not None
         if node.next_deadline() <= t:
@@ -460,7 +466,7 @@ class World:
         if t != p.ev_sched:
             return
         p.ev_sched = INF
-        if p.alive:
+        if p.alive and not p.stalled:
             p.evse.advance(t)
             self._servant_after(p, [], t, True)
         else:
@@ -533,7 +539,19 @@ class World:
             found = inv.check_pause(t)
         else:
             assert p is not None
-            if what is Check.FAILSAFE:
+            if p.stalled and what is not Check.STARVE:
+                # a process standing still cannot act: its rule-4 and cut-off bounds run to its resume, which
+                # checks them (``Faults.servant_resume``: after serving the deadlines it slept past)
+                if what is Check.FAILSAFE:
+                    if p.fs_check_sched == t:
+                        p.fs_check_sched = INF
+                elif what is Check.HOLD:
+                    if p.hold_sched == t:
+                        p.hold_sched = INF
+                elif p.cutoff_sched == t:
+                    p.cutoff_sched = p.resume_at
+                    self.queue.push_check(p.resume_at, p, Check.CUTOFF)
+            elif what is Check.FAILSAFE:
                 if p.fs_check_sched == t and p.alive:
                     found = inv.check_failsafe(p, t)
             elif what is Check.HOLD:

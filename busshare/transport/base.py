@@ -21,7 +21,7 @@ class RxFrame:
     data: bytes
     timestamp: float  # the interface's timestamp (not necessarily monotonic)
     can_id: int  # the id on the wire (on Modbus, the offset: the CAN id at base 0)
-    kind: CanKind = CanKind.DATA  # a remote or FD frame is no protocol frame (the monitor says so)
+    kind: CanKind = CanKind.DATA  # a remote, FD or DLC-not-8 frame is no protocol frame (the monitor says so)
 
 
 class BusEventKind(StrEnum):

@@ -64,7 +64,7 @@ class TransportStats(Counts):
     sent: int = 0
     received: int = 0
     foreign: int = 0  # frames outside the protocol's ids that got past the filter
-    not_classic: int = 0  # remote, FD or wrong-length frames with one of our ids (handed on, the Link counts them)
+    not_classic: int = 0  # remote, FD or DLC-not-8 frames with one of our ids (handed on, the runtime counts them)
     error_frames: int = 0
     echoes: int = 0  # our own frames looped back (udp_multicast), dropped
     bus_off_entries: int = 0
@@ -198,7 +198,7 @@ class CanTransport:
             self.stats.not_classic += 1
         if self.bus_off:
             self._set_bus_off(False, "a frame was received")
-        kind = CanKind.of(error=False, remote=msg.is_remote_frame, fd=msg.is_fd)
+        kind = CanKind.of(error=False, remote=msg.is_remote_frame, fd=msg.is_fd, dlc=msg.dlc, length=len(data))
         return RxFrame(offset, data, msg.timestamp, msg.arbitration_id, kind)
 
     def _error_frame(self, msg: can.Message) -> None:

@@ -1,6 +1,6 @@
 """`monitor` names a frame it does not act on as `decode` does: a remote or FD frame with one of the
-protocol's ids is `remote` / `fd` (not the protocol's), not a `length` error, in its lines, its JSON
-records and its summary."""
+protocol's ids is `remote` / `fd`, a classic one with a DLC of 9-15 `dlc` (not the protocol's), not a `length`
+error, in its lines, its JSON records and its summary."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ from tests.report.test_json_schema import validator
 
 
 def _odd_frames(link: Link) -> list[can.Message]:
-    """One remote frame and one FD frame (whose 8 bytes are a valid heartbeat) on the heartbeat's id."""
+    """One remote frame, one FD frame and one classic frame with DLC 12 (whose 8 bytes are a valid heartbeat)
+    on the heartbeat's id."""
     offset, data = link.encode(Heartbeat(1, 7, 640))
     return [can.Message(arbitration_id=offset, is_remote_frame=True, dlc=8, is_extended_id=False),
-            can.Message(arbitration_id=offset, data=data, is_fd=True, is_extended_id=False)]
+            can.Message(arbitration_id=offset, data=data, is_fd=True, is_extended_id=False),
+            can.Message(arbitration_id=offset, data=data, dlc=12, is_extended_id=False)]
 
 
 def _monitor(channel: str, json_mode: bool, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -61,14 +63,16 @@ def test_monitor_calls_remote_and_fd_frames_what_decode_calls_them(json_mode: bo
     if json_mode:
         records = [json.loads(line) for line in lines]
         bad = [r for r in records if r["record"] == "bad-frame"]
-        assert {r["error"] for r in bad} == {"remote", "fd"}, bad
+        assert {r["error"] for r in bad} == {"remote", "fd", "dlc"}, bad
         summary = records[-1]
         assert not list(validator().iter_errors(summary)), summary
-        assert summary["malformed"] == {} and set(summary["not_protocol"]) == {"remote", "fd"}, summary
+        assert summary["malformed"] == {} and set(summary["not_protocol"]) == {"remote", "fd", "dlc"}, summary
         assert summary["rejected"] == sum(summary["not_protocol"].values())
     else:
         bad = [line for line in lines if " BAD " in line]
-        assert bad and all(("remote: remote frame" in b) or ("fd: CAN FD frame" in b) for b in bad), bad
+        assert bad and all(("remote: remote frame" in b) or ("fd: CAN FD frame" in b) or ("dlc: classic frame" in b)
+                           for b in bad), bad
+        assert any("dlc: classic frame" in b for b in bad), bad
         assert "length" not in out
 
 
@@ -86,4 +90,5 @@ def test_decode_names_the_same_frames_with_the_same_words(tmp_path: Path) -> Non
         d = dec.feed(rec)
         assert d is not None and d.bad is not None
         reasons.append((d.bad.kind, d.bad.reason))
-    assert reasons == [("remote", "remote frame, not a protocol frame"), ("fd", "CAN FD frame, not a protocol frame")]
+    assert reasons == [("remote", "remote frame, not a protocol frame"), ("fd", "CAN FD frame, not a protocol frame"),
+                       ("dlc", "classic frame whose DLC is not 8, not a protocol frame")]

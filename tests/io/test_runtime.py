@@ -173,18 +173,49 @@ def test_malformed_frames_are_counted_and_sharing_goes_on(sites: list[Site]) -> 
     peer.shutdown()
 
 
+def test_the_stopped_record_names_the_frames_not_acted_on_by_kind(sites: list[Site]) -> None:
+    """The last line of a run: the transport's counters, then the frames the node rejected, in the words of
+    the ``frame-rejected`` events; the JSON record carries them as the status record does."""
+    site = Site()
+    sites.append(site)
+    site.run(1.0)
+    peer = site.bus()
+    good_offset, good = Link().encode(Heartbeat(1, 5, 320))
+    peer.send(can.Message(arbitration_id=good_offset, data=bytes([good[0] ^ 0xFF]) + good[1:], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    peer.send(can.Message(arbitration_id=good_offset, data=good[:5], is_extended_id=False))
+    site.run(0.5)
+    servant = site.servants[1]
+    servant.shutdown(site.t)
+    stopped = site.records["1"][-1]
+    assert stopped["event"] == "stopped"
+    assert stopped["detail"].endswith("; rejected 3 (crc 1, length 2)"), stopped["detail"]
+    assert stopped["detail"].startswith("sent ")  # the transport's counters first, as before
+    assert stopped["rejected"] == 3 and stopped["rejected_kinds"] == {"crc": 1, "length": 2}
+    assert not list(validator().iter_errors(stopped)), stopped
+    peer.shutdown()
+    records: list[Record] = []
+    Runtime(Master(CONFIG, 0.0, epoch=5), _Handed([]), on_record=records.append).shutdown(0.0)
+    quiet = records[-1]  # nothing rejected: the count, no kinds
+    assert quiet["event"] == "stopped" and "rejected" not in quiet["detail"]
+    assert quiet["rejected"] == 0 and "rejected_kinds" not in quiet
+    assert not list(validator().iter_errors(quiet)), quiet
+
+
 def _as(kind: str, offset: int, data: bytes) -> can.Message:
     """The protocol's bytes on one of its ids, in a frame of ``kind``: the classic data frame, or one that is none."""
     if kind == "remote":  # python-can drops a remote frame's data (its copy on the virtual bus is empty)
         return can.Message(arbitration_id=offset, data=data, dlc=8, is_remote_frame=True, is_extended_id=False)
     if kind == "extended":
         return can.Message(arbitration_id=offset, data=data, is_extended_id=True)
+    if kind == "dlc":  # classic CAN lets a DLC of 9-15 carry 8 bytes: no protocol frame (PROTOCOL.md 4.3)
+        return can.Message(arbitration_id=offset, data=data, dlc=12, is_extended_id=False)
     return can.Message(arbitration_id=offset, data=data, is_fd=kind == "fd", is_extended_id=False)
 
 
 def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: list[Site]) -> None:
-    """An FD frame (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then a valid SET_LIMIT, and a
-    remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
+    """An FD frame, a classic one with DLC 12 (or a 29-bit one on an 11-bit bus) carrying a valid HEARTBEAT, then
+    a valid SET_LIMIT, and a remote frame on their ids, move nothing: counted by kind, reported.  The same bytes in classic data frames
     afterwards are acted on (not taken for repeats: the copies never reached the alive-counter check)."""
     site = Site(with_master=False)
     sites.append(site)
@@ -196,26 +227,28 @@ def test_frames_that_are_no_protocol_frames_are_counted_never_acted_on(sites: li
     hb = link.encode(Heartbeat(1, 7, 320, heard=0b10))  # master 1 epoch 7 hears servant 1
     grant = link.encode(SetLimit(1, txn=1, limit_da=100, failsafe_da=60, epoch=7))
     for offset, data in (hb, grant):
-        for kind in ("fd", "remote", "extended"):
+        for kind in ("fd", "remote", "dlc", "extended"):
             peer.send(_as(kind, offset, data))
         site.run(0.5, [servant])
         assert servant.last_heartbeat is None and node.offer_da == 0 and node.last_set_limit is None
     assert servant.stats.accepted == 0
-    assert servant.stats.rejected == 4 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2}
+    assert servant.stats.rejected == 6 and servant.stats.rejected_kinds == {"fd": 2, "remote": 2, "dlc": 2}
     assert servant.transport.stats.as_dict()["foreign"] == 2
     rejected = [r["detail"] for r in site.records["1"] if r.get("event") == "frame-rejected"]
     assert rejected == [line for off, data in (hb, grant) for line in (
         f"id {off:#05x} [{data.hex(' ')}] fd: CAN FD frame, not a protocol frame",
-        f"id {off:#05x} [] remote: remote frame, not a protocol frame")]  # (not a 'length' error)
+        f"id {off:#05x} [] remote: remote frame, not a protocol frame",
+        f"id {off:#05x} [{data.hex(' ')}] dlc: classic frame whose DLC is not 8, not a protocol frame")]
+    # (not a 'length' error)
     status = servant.status(site.t)
-    assert status["rejected"] == 4 and status["rejected_kinds"] == {"fd": 2, "remote": 2}
+    assert status["rejected"] == 6 and status["rejected_kinds"] == {"fd": 2, "remote": 2, "dlc": 2}
     for rec in [status, *site.records["1"]]:
         assert not list(validator().iter_errors(rec)), rec
     for offset, data in (hb, grant):  # the very same bytes, as the protocol's frames
         peer.send(_as("data", offset, data))
         site.run(0.5, [servant])
     assert servant.last_heartbeat is not None and node.offer_da == 100
-    assert servant.stats.accepted == 2 and servant.stats.rejected == 4
+    assert servant.stats.accepted == 2 and servant.stats.rejected == 6
     peer.shutdown()
 
 
@@ -242,7 +275,7 @@ class _Handed:
         pass
 
 
-@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD])
+@pytest.mark.parametrize("kind", [CanKind.REMOTE, CanKind.FD, CanKind.DLC])
 def test_the_runtime_itself_never_acts_on_a_frame_that_is_no_data_frame(kind: CanKind) -> None:
     """Whatever a transport hands on (python-can empties a remote frame's data; another driver might not): a
     valid HEARTBEAT and SET_LIMIT in a remote or FD frame are counted by kind, never acted on."""
@@ -388,3 +421,79 @@ def test_a_state_file_that_cannot_be_written_is_reported_once_and_sharing_goes_o
     rt.pump(0.1)
     problems = [r for r in records if r.get("event") == "state-unwritable"]
     assert len(problems) == 1 and "cannot write" in str(problems[0]["detail"]) and node.offer_da == 100
+
+
+def test_a_servant_whose_process_stalled_fails_safe_when_it_resumes_not_a_timeout_later(sites: list[Site]) -> None:
+    """The process stalls (swap, a blocked write, SIGSTOP) as its master dies: the heartbeats sent before the
+    death wait in the socket's queue. Read at the resume they are no news of a live master: the deadline that
+    passed in the stall is served first, and the servant fails safe at once, not 1.5 s after the resume."""
+    site = Site()
+    sites.append(site)
+    site.run(3.0)
+    stalled = site.servants[1]
+    assert site.master is not None and not stalled.node.in_failsafe  # type: ignore[attr-defined]
+    others = [r for a, r in site.servants.items() if a != 1]
+    site.run(0.2, [site.master, *others])  # servant 1 stalls; the master heartbeats on, then dies silently
+    site.run(2.0, others)
+    resume = round(site.t + STEP, 6)
+    site.t = resume
+    offered = stalled.node.offer_da  # type: ignore[attr-defined]
+    failsafe_da = CONFIG.servant(1).failsafe_da  # type: ignore[union-attr]
+    assert offered > failsafe_da
+    stalled.pump(resume)
+    entered = [r for r in site.pilot_records(1) if r["failsafe"]]
+    assert entered and entered[0]["t"] == resume
+    # the master's re-sent SET_LIMIT, queued with the heartbeats, is applied never above the failsafe offer (5.1)
+    assert stalled.node.offer_da <= failsafe_da  # type: ignore[attr-defined]
+    site.run(2.0, [stalled])
+    assert all(r["offer_a"] * 10 <= failsafe_da for r in site.pilot_records(1) if r["t"] >= resume)
+
+
+class _Stalls(_Handed):
+    """Frames arrive on a clock of its own; once, waiting in ``recv``, the process stands still (a SIGSTOP) while
+    the frames go on arriving into the socket's queue."""
+
+    def __init__(self, arrivals: Iterable[tuple[float, RxFrame]], stall_at: float, stall_s: float) -> None:
+        super().__init__([])
+        self.t = 0.0
+        self.arrivals = deque(arrivals)
+        self.stall_at: float | None = stall_at
+        self.stall_s = stall_s
+
+    def clock(self) -> float:
+        return self.t
+
+    def recv(self, timeout: float) -> RxFrame | None:
+        if self.arrivals and self.arrivals[0][0] <= self.t:
+            return self.arrivals.popleft()[1]
+        self.t = round(self.t + timeout, 6)
+        if self.stall_at is not None and self.t >= self.stall_at:
+            self.t, self.stall_at = self.t + self.stall_s, None  # woken, the wait returns what queued meanwhile
+            return self.arrivals.popleft()[1] if self.arrivals and self.arrivals[0][0] <= self.t else None
+        return None
+
+
+def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queued_meanwhile() -> None:
+    """``run()``: the master's last heartbeat (3.1 s) arrives while the servant's process stands still (3.0 to
+    5.2 s); the master is dead. The servant fails safe as it resumes, before taking that heartbeat: not 1.5 s
+    after it."""
+    link = Link()
+    arrivals: list[tuple[float, Heartbeat | SetLimit]] = [
+        (0.1 + 0.2 * i, Heartbeat(1, 7, 320, heard=0b10, seq=i + 1)) for i in range(16)]  # 0.1 .. 3.1 s
+    arrivals.insert(1, (0.15, SetLimit(1, 1, 100, 60, 7)))
+    frames: list[tuple[float, RxFrame]] = []
+    for t, msg in arrivals:
+        off, data = link.encode(msg)
+        frames.append((t, RxFrame(off, data, t, off, CanKind.DATA)))
+    transport = _Stalls(frames, stall_at=3.0, stall_s=2.2)
+    sc = CONFIG.servant(1)
+    assert sc is not None
+    records: list[Record] = []
+    rt = Runtime(Servant(sc, TIMING, 0.0), transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
+                 clock=transport.clock, on_record=records.append)
+    rt.run(duration=7.0, handle_signals=False)
+    offers = [r for r in records if r.get("event") == "offer"]
+    assert any(r["offer_a"] == 10.0 for r in offers)  # granted before the stall
+    entered = [r for r in offers if r["failsafe"]]
+    assert entered and 5.2 <= entered[0]["t"] < 5.2 + TIMING.tick_period
+    assert entered[0]["last_heartbeat"] < 3.1  # before the queued heartbeat was taken

@@ -12,15 +12,23 @@ from busshare.core.servant_memory import ServantMemory
 from busshare.frames import SetLimit
 from busshare.io.servant_state import StateFile
 from busshare.io.servant_state import StateFileError
+from busshare.io.servant_state import covers
 from busshare.io.servant_state import default_path
+from busshare.servant import Servant
+from tests.support.servant_steps import C
+from tests.support.servant_steps import T
+from tests.support.servant_steps import following
+from tests.support.servant_steps import hb
 
 MEMORY = ServantMemory((SetLimit(2, 7, 320, 60, 9), SetLimit(2, 41, 160, 60, 12)), (HeartbeatMemory(1, 12, 500, 100.0),))
+# what the file keeps of it: the heartbeat order 5 s (25 heartbeats) ahead
+KEPT = ServantMemory(MEMORY.set_limits, (HeartbeatMemory(1, 12, 525, 105.0),))
 
 
 def test_what_one_process_keeps_the_next_takes_back_on_the_same_clock(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "servant-2.json"
     StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).keep(MEMORY)
-    assert StateFile(path, 2, clock=lambda: 160.0, wall=lambda: 1_000_160.0).load() == MEMORY
+    assert StateFile(path, 2, clock=lambda: 160.0, wall=lambda: 1_000_160.0).load() == KEPT
     assert not list(path.parent.glob("*.tmp"))  # written beside it, then renamed
 
 
@@ -28,7 +36,7 @@ def test_a_machine_restarted_since_gets_its_heartbeat_times_back_on_its_new_cloc
     path = tmp_path / "servant-2.json"
     StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).keep(MEMORY)  # taken 50 s before the save
     loaded = StateFile(path, 2, clock=lambda: 20.0, wall=lambda: 1_000_200.0).load()  # rebooted: clock from 0
-    assert loaded is not None and loaded.heartbeats[0].at == pytest.approx(-80.0)  # 100 s ago by the wall clock
+    assert loaded is not None and loaded.heartbeats[0].at == pytest.approx(-75.0)  # 100 s ago (+5 s reserve)
 
 
 def test_no_file_is_a_first_start(tmp_path: Path) -> None:
@@ -62,8 +70,64 @@ def test_it_is_written_only_when_the_memory_changed(tmp_path: Path) -> None:
     state.keep(MEMORY)
     state.keep(MEMORY)
     assert state.writes == 1
-    state.keep(ServantMemory(MEMORY.set_limits[1:]))
+    state.keep(ServantMemory(MEMORY.set_limits[1:], MEMORY.heartbeats))
     assert state.writes == 2 and json.loads(state.path.read_text())["set_limits"] == [[2, 41, 160, 60, 12]]
+
+
+def test_a_minute_of_heartbeats_is_a_dozen_writes_and_the_file_always_covers_the_memory(tmp_path: Path) -> None:
+    """Five heartbeats a second, each a new order: the file is rewritten once per 5 s, not 300 times (flash
+    wear), and at every step a process taking the file back refuses what this one would (PROTOCOL.md 8.4)."""
+    state = StateFile(tmp_path / "servant-2.json", 2, clock=lambda: 0.0, wall=lambda: 0.0)
+    for i in range(300):  # across the seq's wrap: 900 .. 1023, 0 .. 175
+        memory = ServantMemory(MEMORY.set_limits, (HeartbeatMemory(1, 12, (900 + i) % 1024, 100.0 + 0.2 * i),))
+        state.keep(memory)
+        kept = StateFile(state.path, 2, clock=lambda: 0.0, wall=lambda: 0.0).load()
+        assert kept is not None and covers(kept, memory), i
+    assert state.writes <= 12  # 300 heartbeats, one write per 26
+
+
+@pytest.mark.parametrize(("kept", "covered"), [
+    (HeartbeatMemory(1, 12, 500, 100.0), True),  # the same order
+    (HeartbeatMemory(1, 12, 510, 102.0), True),  # ahead in seq and in time
+    (HeartbeatMemory(1, 12, 499, 102.0), False),  # behind in seq: a copy of 500 would be fresh to it
+    (HeartbeatMemory(1, 12, 510, 99.0), False),  # forgotten a second sooner than the memory's
+    (HeartbeatMemory(1, 12, 500 + 512, 102.0), False),  # half the seq circle on: behind in serial order
+    (HeartbeatMemory(1, 13, 510, 102.0), False),  # another epoch's
+    (HeartbeatMemory(2, 12, 510, 102.0), False),  # another master's
+])
+def test_an_order_on_file_covers_the_memorys_when_it_is_at_or_ahead_in_seq_and_in_time(
+        kept: HeartbeatMemory, covered: bool) -> None:
+    assert covers(ServantMemory(MEMORY.set_limits, (kept,)), MEMORY) is covered
+
+
+def test_without_a_margin_in_the_seq_order_the_file_keeps_the_orders_as_they_are(tmp_path: Path) -> None:
+    """A heartbeat period so short that 511 seqs are less than the 60 s an order is kept: no reserve."""
+    state = StateFile(tmp_path / "servant-2.json", 2, clock=lambda: 0.0, wall=lambda: 0.0, period=0.1)
+    assert state.reserve == 0
+    state.keep(MEMORY)
+    assert state.load() == MEMORY
+
+
+def test_a_process_taking_the_file_back_takes_the_live_master_past_the_reserve_and_no_copy(tmp_path: Path) -> None:
+    """The new process refuses a late copy of a heartbeat its predecessor took, and every live heartbeat up to
+    the reserve (at most 5 s as without a master), then follows the master again."""
+    old = following()
+    state = StateFile(tmp_path / "servant-1.json", 1, clock=lambda: 0.0, wall=lambda: 0.0)
+    beats = [hb() for _ in range(10)]
+    for i, beat in enumerate(beats):
+        old.receive(beat, 0.2 + 0.2 * i)
+        state.keep(old.memory(0.2 + 0.2 * i))
+    new = Servant(old.config, T, 2.5, StateFile(state.path, 1, clock=lambda: 0.0, wall=lambda: 0.0).load())
+    new.observe(C, 160, 2.5)
+    new.receive(beats[-1], 2.6)  # a gateway's late copy
+    assert new.heard_at is None
+    live = [hb() for _ in range(30)]  # the master's heartbeats went on meanwhile: 10 more by now
+    taken = []
+    for i, beat in enumerate(live[10:]):
+        new.receive(beat, 2.6 + 0.2 * i)
+        taken.append(new.heard_at is not None)
+    assert taken.index(True) <= 25  # within the reserve's 5 s
+    assert taken[taken.index(True):] == [True] * (len(taken) - taken.index(True))
 
 
 def test_the_default_is_one_file_per_address_under_xdg_state_home(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,8 @@ from busshare.frames import encode
 from busshare.frames import offset_of
 from busshare.protocol import layout
 from busshare.protocol.e2e import frame_crc
+from busshare.protocol.kinds import FOREIGN_KINDS
+from busshare.protocol.kinds import CanKind
 from busshare.protocol.pilot import PilotState
 from tests.support.frame_strategies import SAMPLES
 
@@ -250,3 +252,20 @@ def test_bit_by_bit_tables_are_the_layout(number: str) -> None:
             seen.setdefault(f.name, set()).add(int(index))
     for name, indexes in seen.items():
         assert indexes == set(range(layout.field(t, name).length)), name
+
+
+def test_the_frames_that_are_no_protocol_frames_are_the_kinds_the_code_names() -> None:
+    """4.3's list of what is dropped before the checks (each with its kind in brackets) is the code's
+    ``FOREIGN_KINDS``, one ``CanKind`` each but the data frame, and ``CanKind.of`` sorts them as the spec
+    does: a classic frame with 8 data bytes and a DLC of 9-15 is no protocol frame; fewer bytes fail check 1."""
+    section = DOC[DOC.index("### 4.3 Receiver checks"):DOC.index("A receiver decodes a protocol frame only if")]
+    named = re.findall(r"\[`([a-z-]+)`\]", section)
+    assert sorted(named) == sorted(FOREIGN_KINDS)
+    assert {k.value for k in CanKind if k is not CanKind.DATA} <= set(named)
+    assert "DLC of 9-15" in " ".join(section.split())
+    for dlc in range(9, 16):
+        assert CanKind.of(error=False, remote=False, fd=False, dlc=dlc, length=8) is CanKind.DLC
+    assert CanKind.of(error=False, remote=False, fd=False, dlc=8, length=8) is CanKind.DATA
+    assert CanKind.of(error=False, remote=False, fd=False) is CanKind.DATA  # (a source that gives no DLC)
+    assert CanKind.of(error=False, remote=False, fd=False, dlc=5, length=5) is CanKind.DATA  # then `length`
+    assert CanKind.of(error=False, remote=False, fd=True, dlc=9, length=12) is CanKind.FD

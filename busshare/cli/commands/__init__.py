@@ -13,9 +13,9 @@ from typing import Any
 # Command name -> its one-line summary, in the order `busshare --help` lists them.
 SUMMARIES: dict[str, str] = {
     "sim": "simulate an installation (default: the built-in story) with a live view",
-    "master": "run the master on a CAN bus",
-    "servant": "run a servant EVSE on a CAN bus",
-    "monitor": "live decode of a bus with anomaly flags",
+    "master": "run the master on a CAN bus or a Modbus RTU line (--modbus)",
+    "servant": "run a servant EVSE on a CAN bus or a Modbus RTU line (--modbus)",
+    "monitor": "live decode of a CAN bus or a Modbus RTU line, with anomaly flags",
     "decode": "decode a capture (.log .asc .blf .trc .csv, or candump text on stdin)",
     "busload": "CAN bus utilisation (steady state and worst case) for N servants",
     "check-config": "validate an installation file and explain each problem",

@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace, stream: IO[bytes] | None,
         plot_timeline(summary.timeline(), args.plot, title=f"busshare decode {os.path.basename(args.file)}",
                       t0=dec.first_t or 0.0, t_end=dec.last_t)
     if args.json:
-        closing = decode_summary(dec.totals(), args.file, dec.first_t, dec.last_t, times,
+        closing = decode_summary(dec.totals(), args.file, dec.first_t, dec.span_s, times,
                                  result if args.summary else None)
         out.write(json.dumps(closing) + "\n")
     elif args.summary:

@@ -89,7 +89,7 @@ class _Printer:
                 self.stop.set()
 
     def not_protocol(self, t: float, can_id: int, data: bytes, kind: CanKind) -> None:
-        """A remote or FD frame with one of the protocol's ids: no protocol frame, counted and shown as
+        """A remote, FD or DLC-not-8 frame with one of the protocol's ids: no protocol frame, counted and shown as
         ``decode`` does (no anomaly: the protocol never acts on one)."""
         self.frames += 1
         self.rejected[kind.value] += 1

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         now = clock()
     hardware = Watched(FileControlledHardware(pilot_file) if pilot_file else build_hardware(args, max_da, now))
     state = None if args.no_state else StateFile(Path(args.state) if args.state else default_path(args.address),
-                                                   args.address, clock)
+                                                   args.address, clock, period=timing.heartbeat_period)
     memory, unreadable = None, None
     if state is not None:
         try:
