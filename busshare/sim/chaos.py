@@ -283,6 +283,50 @@ def _stall_at_failsafe(rng: random.Random, site: Site, at: float) -> Episode:
     ))
 
 
+def _echo_at_replug(rng: random.Random, site: Site, at: float) -> Episode:
+    """A car leaves unit ``u`` while another charges elsewhere, and a car plugs into ``u`` 1-60 s later; a second
+    path (a bridge, a UDP loop) echoes every frame 6-20 s later than that, around then: the copy of ``u``'s
+    RELEASE comes after its new car was granted, and must free nothing (PROTOCOL.md 5.5: a RELEASE is never
+    counted alone; rule 1). The first departure after ``at`` beside a charging car, and the car that plugs in
+    next on its unit (one of the episode's own 1-5 s later when none does within 60 s); with no such
+    departure, the episode's own cars on two free units (one charging throughout, one leaving after 1-4 min)."""
+    end = site.duration
+    gap = rng.uniform(1.0, 5.0)
+    stay = rng.uniform(120, 900)
+    leaving = [c for c in site.cars if c.leave is not None and at <= c.leave < end - 200
+               and any(o.evse != c.evse and o.at < c.leave - 10 and (o.leave or end) > c.leave + 60 for o in site.cars)]
+    cars: tuple[CarPlan, ...] = ()
+    if leaving:
+        left = min(leaving, key=lambda c: c.leave or 0.0)
+        assert left.leave is not None
+        nxt = [c.at for c in site.cars if c.evse == left.evse and left.leave < c.at <= left.leave + 60]
+        if nxt:
+            gap = min(nxt) - left.leave
+        elif _busy(site.cars, left.evse, left.leave + 0.5, left.leave + gap + stay, end):
+            return Episode()
+        else:
+            cars = (CarPlan(left.evse, round(left.leave + gap, 3), round(min(left.leave + gap + stay, end - 1), 3),
+                            _plain_car(rng)),)
+    else:
+        plug, leave_at = at + 5.0, at + 5.0 + rng.uniform(60, 240)
+        until = min(leave_at + gap + stay, end - 1)
+        free = [a for a in range(1, site.n + 1) if not _busy(site.cars, a, at, until, end)]
+        if len(free) < 2:
+            return Episode()
+        u, w = rng.sample(free, 2)
+        left = CarPlan(u, round(plug, 3), round(leave_at, 3), _plain_car(rng))
+        cars = (CarPlan(w, round(at, 3), round(until, 3), _plain_car(rng)), left,
+                CarPlan(u, round(leave_at + gap, 3), round(until, 3), _plain_car(rng)))
+    assert left.leave is not None
+    echo = FaultPlan(at=round(left.leave - rng.uniform(0.5, 3.0), 3), kind="bus",
+                     duration_s=round(rng.uniform(40, 120), 3), bus={"echo_s": round(gap + rng.uniform(6.0, 20.0), 3)})
+    return Episode((echo,), cars=cars)
+
+
+def _plain_car(rng: random.Random) -> EvProfile:
+    return EvProfile(max_a=rng.choice((16.0, 32.0)), need_kwh=rng.uniform(5.0, 20.0))
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -301,6 +345,7 @@ STATED_SHARE: dict[str, float] = {
     "respawn-at-cut": 0.15,  # a charging unit's process restarts (pilot held) just after a plug-in elsewhere
     "replay-at-respawn": 0.2,  # a gateway's old frames reach a unit's new process just after it started
     "stall-at-failsafe": 0.2,  # a unit's process stands still across its failsafe deadline, heartbeats queued
+    "echo-at-replug": 0.10,  # a unit's old RELEASE echoed after a new car on it was granted
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -316,6 +361,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("replay-at-respawn", ("servants", "bus", "everything"), 1.0, _replay_at_respawn),
     # (the last row again, for the same reason)
     Shape("stall-at-failsafe", ("servants", "everything"), 1.0, _stall_at_failsafe),
+    Shape("echo-at-replug", ("bus", "everything"), 1.0, _echo_at_replug),
 )
 
 
@@ -578,7 +624,9 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``respawn-at-cut``: a unit with a car restarts its process (pilot held, ``servant_respawn``) within the
     reaction allowance after a car plugged in elsewhere;
     ``replay-at-respawn``: a gateway's burst reaches a unit within 2 s after a new process of it started;
-    ``stall-at-failsafe``: a unit's process stands still when a one-way partition 'in' of it heals.
+    ``stall-at-failsafe``: a unit's process stands still when a one-way partition 'in' of it heals;
+    ``echo-at-replug``: a car plugs into a unit less than the echo's delay after a car left it, inside a
+    second path's echo.
     """
     timing = sc.config.timing
     found = set()
@@ -609,6 +657,12 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     if any(f.kind == "servant_stall" and any(a == f.address and _span(sc, f)[0] <= h <= _span(sc, f)[1]
                                               for a, h in heals) for f in sc.faults):
         found.add("stall-at-failsafe")
+    echo_spans = [(*_span(sc, f), f.bus.get("echo_s", 0.0)) for f in sc.faults if f.kind == "bus"
+                  and f.bus.get("echo_s", 0.0) > 0]
+    if any(c.leave is not None and a <= c.leave <= b and any(o.evse == c.evse and c.leave < o.at < c.leave + e
+                                                             for o in sc.cars)
+           for a, b, e in echo_spans for c in sc.cars):
+        found.add("echo-at-replug")
     if _respawn_at_cut_in(sc, timing.reaction_allowance):
         found.add("respawn-at-cut")
     if _grant_then_cut_in(sc, timing.reaction_allowance):
