@@ -143,11 +143,11 @@ class CaptureSummary:
         side of it are not samples of the period."""
         announced = bool(self.heartbeat_limits) and self.heartbeat_limits[-1][1] != limit_da
         skip, self._after_announce = announced or self._after_announce, announced
-        if self._last_hb is None or skip:
-            return
+        if self._last_hb is None or skip or t <= self._last_hb:
+            return  # (a record back in time, in a reordered capture, is no sample of the period either)
         self.hb_intervals.append(t - self._last_hb)
         n = len(self.hb_intervals)
-        if n <= 32 and t > self._last_hb:
+        if n <= 32:
             period = min(self.hb_intervals) if n < 5 else statistics.median(self.hb_intervals)
             self.watcher.heartbeat_period = max(period, 1e-3)
 

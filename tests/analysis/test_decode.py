@@ -33,6 +33,7 @@ from busshare.frames import AckHow
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import SetLimit
+from tests.report.test_json_schema import validator
 from busshare.frames import Status
 from busshare.frames import decode
 from busshare.frames import offset_of
@@ -895,6 +896,9 @@ def test_a_reordered_capture_lasts_from_its_earliest_to_its_latest_time(tmp_path
     assert text[0] == f"capture {path}: 3 records over 3.0 s", text[0]
     closing = json.loads(cli("decode", "--summary", "--json", str(path)).stdout)
     assert closing["duration_s"] == pytest.approx(3.0)
+    # the heartbeat period is sampled by the gaps forward in time (10 to 12 s), not 12 s back to 9 s (-3 s)
+    assert closing["heartbeat_period_s"] == pytest.approx(2.0)
+    validator().validate(closing)
     ordered = tmp_path / "ordered.log"
     ordered.write_text("".join(sorted(lines)))
     assert cli("decode", "--summary", str(ordered)).stdout.splitlines()[0].endswith("3 records over 3.0 s")
