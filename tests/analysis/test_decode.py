@@ -33,7 +33,6 @@ from busshare.frames import AckHow
 from busshare.frames import Heartbeat
 from busshare.frames import Message
 from busshare.frames import SetLimit
-from tests.report.test_json_schema import validator
 from busshare.frames import Status
 from busshare.frames import decode
 from busshare.frames import offset_of
