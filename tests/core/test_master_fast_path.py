@@ -306,52 +306,49 @@ class CountingMaster(Master):
         return super()._allocate(now, out)
 
 
-def test_acks_of_the_grants_after_learning_take_no_allocation_pass() -> None:
-    """The pass that sent the grants settled (it waits for what it sent), and every ACK leaves its unit
-    confirmed as planned with nothing held back: no pass (the full paths run one each). A unit that applies
-    less than it was told is not as planned: a pass tells it again."""
-    config = Config(limit_da=2000, servants=SERVANTS, timing=Timing())
+def both_take(fast: Master, full: Master, units: Units, act: Report | Answer, now: float) -> list[Message]:
+    """Both masters take the unit's frame for ``act`` and send the same frames, which the units hear."""
+    msg = units.message(act)
+    assert msg is not None
+    out = fast.receive(msg, now)
+    assert out == full.receive(msg, now)
+    units.heard(out)
+    return out
+
+
+def learned_pair(config: Config, pilot: PilotState) -> tuple[CountingMaster, FullMaster, Units, float]:
+    """A counting fast master and a full one that learned 4 units (cars in ``pilot`` wanting 32 A, or none in
+    A), with the set-limits they sent outstanding, at the time returned."""
     fast, full = CountingMaster(config, 0.0, epoch=7), FullMaster(config, 0.0, epoch=7)
     units = Units()
     now = 0.0
     for a in range(1, 5):
         now += 0.01
-        msg = units.message(Report(a, PilotState.C, 320, None, False, False))
-        assert msg is not None
-        out = fast.receive(msg, now)
-        assert out == full.receive(msg, now)
-        units.heard(out)
+        both_take(fast, full, units, Report(a, pilot, 0 if pilot is PilotState.A else 320, None, False, False), now)
+    return fast, full, units, now
+
+
+def test_acks_of_the_grants_after_learning_take_no_allocation_pass() -> None:
+    """The pass that sent the grants settled (it waits for what it sent), and every ACK leaves its unit
+    confirmed as planned with nothing held back: no pass (the full paths run one each). A unit that applies
+    less than it was told is not as planned: a pass tells it again."""
+    fast, full, units, now = learned_pair(Config(limit_da=2000, servants=SERVANTS, timing=Timing()), PilotState.C)
     assert [units.told[a].limit_da for a in range(1, 5)] == [320] * 4
     before = fast.passes
     for a, short in ((1, 0), (2, 0), (3, 0), (4, 30)):
         now += 0.01
-        ack = units.message(Answer(a, short))
-        assert ack is not None
-        out = fast.receive(ack, now)
-        assert out == full.receive(ack, now)
+        both_take(fast, full, units, Answer(a, short), now)
     assert fast.passes - before == 1  # the short ack
     assert fast.drain_events() == full.drain_events()
     assert fast.servants(now) == full.servants(now)
 
 
 def granted_pair(config: Config, pilot: PilotState) -> tuple[CountingMaster, FullMaster, Units, float]:
-    """A counting fast master and a full one that learned 4 units (cars in ``pilot`` wanting 32 A, or none in
-    A) and had every set-limit they sent acked, at the time returned."""
-    fast, full = CountingMaster(config, 0.0, epoch=7), FullMaster(config, 0.0, epoch=7)
-    units = Units()
-    now = 0.0
+    """``learned_pair`` with every set-limit they sent acked, at the time returned."""
+    fast, full, units, now = learned_pair(config, pilot)
     for a in range(1, 5):
         now += 0.01
-        msg = units.message(Report(a, pilot, 0 if pilot is PilotState.A else 320, None, False, False))
-        assert msg is not None
-        out = fast.receive(msg, now)
-        assert out == full.receive(msg, now)
-        units.heard(out)
-    for a in range(1, 5):
-        now += 0.01
-        ack = units.message(Answer(a, 0))
-        assert ack is not None
-        assert fast.receive(ack, now) == full.receive(ack, now)
+        both_take(fast, full, units, Answer(a, 0), now)
     return fast, full, units, now
 
 
@@ -381,15 +378,8 @@ def test_a_draw_crossing_the_reclaim_threshold_moves_the_timer_without_an_alloca
     fast, full, units, now = granted_pair(Config(limit_da=2000, servants=SERVANTS, timing=Timing()), PilotState.C)
     for a in (1, 2, 3, 4, 1, 2, 3, 4):  # every unit reports what it offers now, and acks what that brings
         now += 0.1
-        msg = units.message(Report(a, PilotState.C, 320, None, True, False))
-        assert msg is not None
-        out = fast.receive(msg, now)
-        assert out == full.receive(msg, now)
-        units.heard(out)
-        for m in out:
-            ack = units.message(Answer(m.address, 0))
-            assert ack is not None
-            assert fast.receive(ack, now) == full.receive(ack, now)
+        for m in both_take(fast, full, units, Report(a, PilotState.C, 320, None, True, False), now):
+            both_take(fast, full, units, Answer(m.address, 0), now)
     before = fast.passes
     for measured, low in ((100, True), (310, False)):
         now += 0.5

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -202,30 +203,27 @@ def test_the_masters_kept_deadline_is_the_earliest_slot_timer_after_every_call(s
     same(run(seed, master_cls=CheckedMaster), run(seed, master_cls=FullScanMaster))  # (a failed check raises)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_a_routine_heartbeat_skipping_the_servants_step_changes_nothing(seed: int) -> None:
-    same(run(seed), run(seed, servant_cls=FullStepServant))
+# each fast path, and the same run on its full path (a routine heartbeat skipping the servant's step, a quiet
+# call skipping the rest of the servant driver, a frame decoded once for all its receivers, a message taken
+# without an allocation pass after a settled one)
+FULL_PATHS: dict[str, Callable[[int], SimResult]] = {
+    "servant-step": lambda seed: run(seed, servant_cls=FullStepServant),
+    "servant-driver": lambda seed: run(seed, sim_cls=FullDriverSimulation),
+    "decode-per-receiver": lambda seed: run(seed, sim_cls=OwnDecodeSimulation),
+    "allocation-pass": lambda seed: run(seed, master_cls=AllocatingMaster),
+}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_quiet_call_skipping_the_rest_of_the_servant_driver_changes_nothing(seed: int) -> None:
-    same(run(seed), run(seed, sim_cls=FullDriverSimulation))
+@pytest.mark.parametrize("full_path", FULL_PATHS.values(), ids=list(FULL_PATHS))
+def test_each_fast_path_changes_nothing_against_its_full_path(seed: int, full_path: Callable[[int], SimResult]) -> None:
+    # (1000 and 1027 corrupt frames for some receivers, 1011 and 1014 late copies and echoes)
+    same(run(seed), full_path(seed))
 
 
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_a_quiet_call_still_records_events_and_failsafes_and_an_earlier_deadline(seed: int) -> None:
     same(run(seed, servant_cls=QuietOddServant), run(seed, servant_cls=QuietOddServant, sim_cls=FullDriverSimulation))
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_decoding_a_frame_once_for_all_its_receivers_changes_nothing(seed: int) -> None:
-    # (1000 and 1027 corrupt frames for some receivers, 1011 and 1014 late copies and echoes)
-    same(run(seed), run(seed, sim_cls=OwnDecodeSimulation))
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_messages_taken_without_an_allocation_pass_after_a_settled_one_change_nothing(seed: int) -> None:
-    same(run(seed), run(seed, master_cls=AllocatingMaster))
 
 
 @pytest.mark.parametrize("seed", (*SEEDS[:2], None))
