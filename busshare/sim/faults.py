@@ -217,10 +217,9 @@ class Faults(World):
         if p.evse.over_since >= p.stall_from:  # a car overdrawing since the stall: seen now at the earliest
             p.cutoff_from = max(p.cutoff_from, t)
         self._mark(t, p.address, "servant-resume", f"{p.name}: {len(p.backlog)} frames queued meanwhile")
-        if overslept(node.next_deadline(), t, self.timing.tick_period):
-            self._servant_after(p, node.tick(t), t, True)
-        else:
-            self._servant_after(p, [], t, True)  # (its EVSE may have changed while it stood: read it now)
+        # (its EVSE may have changed while it stood: the driver reads it now, ``changed``)
+        out = node.tick(t) if overslept(node.next_deadline(), t, self.timing.tick_period) else []
+        self._servant_after(p, out, t, True)
         # the rule-4 checks that came due in the stall (``check_due`` left them to the resume): now, or armed again
         for found in (self.inv.check_failsafe(p, t) if p.fs_check_sched == INF else None,
                       self.inv.check_hold(p, t) if p.hold_sched == INF else None):
