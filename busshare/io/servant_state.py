@@ -9,9 +9,10 @@ day on the flash of an EVSE controller.  So the file keeps each order ``reserve_
 that many heartbeat periods on, its time as far): every copy the process took or could take until then
 is behind the order on file, and the file is rewritten only when a heartbeat passes it, once per
 ``reserve_s`` (PROTOCOL.md 8.4).  The price is paid after a restart only: the new process does not take
-the live master's heartbeats until they pass the reserve (at most ``reserve_s`` more as without a master).  Not synced to the disk: a
-restart of the process (the hazard) keeps the page cache; after a power cut the file may be seconds
-old, and the unit starts with its pilot off anyway.
+the live master's heartbeats until they pass the reserve (at most ``reserve_s`` more as without a master).
+
+Not synced to the disk: a restart of the process (the hazard) keeps the page cache; after a power cut
+the file may be seconds old, and the unit starts with its pilot off anyway.
 
 The heartbeat orders' times are on the node's clock (``time.monotonic``), which restarts with the
 machine: the file stores them as wall-clock times and ``load`` turns them back (a wall clock that
