@@ -3,12 +3,17 @@
 The README's test command leaves out the sweeps that take minutes (marker
 ``chaos``); the README names a second command for them; ``.ci/run`` runs
 both, each as its own timed stage, and a stage whose pytest collects nothing
-fails.  The hang guards are far above the expected times.  Nothing here
-measures a duration.
+fails.  The test command spreads the tests over every core (pytest-xdist
+workers); the sweep, which runs a process pool of its own, and the vcan tests
+run in one pytest process; tests running at once draw ports of their own.  The
+hang guards are far above the expected times.  Nothing here measures a
+duration.
 """
 
 from __future__ import annotations
 
+import shlex
+import socket
 import subprocess
 import sys
 import tomllib
@@ -17,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.sim import test_sim_chaos
+from tests.support import ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = "tests/sim/test_sim_chaos.py::test_chaos_sweep_breaks_no_invariant"
@@ -43,6 +49,46 @@ def test_a_stage_whose_pytest_collects_nothing_fails() -> None:
     assert "== nothing FAILED after" in r.stdout and "pytest collected no test (exit 5)" in r.stdout
 
 
+def test_a_stage_running_the_readmes_test_command_on_workers_fails_when_it_collects_nothing() -> None:
+    pytest_cmd = lib('first_block_line "python -m pytest"').stdout.strip().split(" && ")[-1]
+    assert "-n auto" in pytest_cmd
+    r = lib(f"stage nothing {pytest_cmd} -q -p no:cacheprovider -k no_test_is_named_this tests/protocol/test_pilot.py")
+    assert r.returncode != 0
+    assert "== nothing FAILED after" in r.stdout and "pytest collected no test (exit 5)" in r.stdout
+
+
+def test_only_the_readmes_test_command_runs_on_xdist_workers() -> None:
+    """The sweep forks a pool of its own (one process per core): under xdist workers too, 2 cores would carry
+    3 or more CPU-bound processes, and forks of a worker.  So no worker count in addopts, none in the sweep's
+    command."""
+    r = lib('first_block_line "python -m pytest"; testing_block_line "python -m pytest -m chaos"')
+    test_cmd, chaos_cmd = r.stdout.splitlines()
+    assert shlex.split(test_cmd)[-2:] == ["-n", "auto"]
+    assert not {"-n", "--numprocesses", "--dist"} & set(shlex.split(chaos_cmd.split("#")[0]))
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert not {"-n", "--numprocesses", "--dist"} & set(shlex.split(ini["addopts"]))
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert any(d.startswith("pytest-xdist") for d in extra)
+
+
+@pytest.mark.parametrize(("worker", "count"), [("gw0", "2"), ("gw1", "2"), ("gw2", "3")])
+def test_each_xdist_worker_draws_ports_of_its_own_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch,
+                                                                            worker: str, count: str) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", count)
+    drawn = [ports.free_port(kind) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM) for _ in range(20)]
+    assert len(set(drawn)) == len(drawn)
+    assert {p % int(count) for p in drawn} == {int(worker[2:])}
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    assert all(1024 < p < low for p in drawn)
+
+
+def test_without_xdist_ports_are_drawn_as_by_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert ports.worker() == (0, 1)
+
+
 def test_a_stage_prints_its_time_and_fails_on_any_error() -> None:
     r = lib("stage fine true && stage broken false; echo after $?; stage_times")
     assert "== fine passed in " in r.stdout and "== broken FAILED after " in r.stdout and "(exit 1)" in r.stdout
@@ -53,7 +99,7 @@ def test_a_stage_prints_its_time_and_fails_on_any_error() -> None:
 def test_ci_takes_both_test_commands_verbatim_from_the_readme() -> None:
     r = lib('first_block_line "python -m pytest"; testing_block_line "python -m pytest -m chaos"')
     test_cmd, chaos_cmd = r.stdout.splitlines()
-    assert test_cmd == "pip install -e '.[test]' && python -m pytest"
+    assert test_cmd == "pip install -e '.[test]' && python -m pytest -n auto"
     assert chaos_cmd.split("#")[0].strip() == "python -m pytest -m chaos"
     run = (ROOT / ".ci" / "run").read_text()
     assert 'stage "README test command: $test_cmd" eval "$test_cmd"' in run

@@ -23,17 +23,16 @@ from typing import TypeVar
 
 import pytest
 
+from tests.support.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 40.0
 T = TypeVar("T")
 
 
 def free_tcp_port() -> int:
-    """A port nobody listens on right now (bound, read, released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port nobody listens on now, of this test's own (tests/support/ports.py)."""
+    return free_port(socket.SOCK_STREAM)
 
 
 def tool(name: str) -> str | None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.ports import free_port
+
 Record = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def free_udp_port() -> int:
-    """A port of our own for udp_multicast, so parallel runs on one host never hear each other."""
-    return random.randrange(20000, 40000)
+    """A port of our own for udp_multicast, so tests running at once on one host never hear each other."""
+    return free_port(socket.SOCK_DGRAM)
 
 
 class NodeProc:

@@ -17,6 +17,7 @@ from busshare.transport.can import CAN_ERR_CRTL
 from busshare.transport.can import CAN_ERR_RESTARTED
 from busshare.transport.can import CanTransport
 from busshare.transport.can import open_bus
+from tests.support.nodeproc import free_udp_port
 
 _channels = itertools.count()
 
@@ -157,7 +158,7 @@ def test_open_bus_defaults_to_udp_multicast(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(can, "rc", {})
     monkeypatch.setenv("HOME", "/nonexistent")  # no ~/can.rc
     monkeypatch.chdir("/")
-    bus = open_bus({"port": 47999})
+    bus = open_bus({"port": free_udp_port()})
     try:
         assert type(bus).__name__ == "UdpMulticastBus"
     finally:
@@ -180,7 +181,7 @@ def test_own_frames_looped_back_are_not_heard(channel: str) -> None:
 
 
 def test_udp_multicast_transport_drops_its_echo_by_default() -> None:
-    bus = can.Bus(interface="udp_multicast", port=47998)
+    bus = can.Bus(interface="udp_multicast", port=free_udp_port())
     try:
         assert CanTransport(bus).suppress_echo
     finally:
