@@ -78,9 +78,11 @@ def test_unsupported_function_and_runts_are_errors_not_crashes() -> None:
 @given(st.lists(frames(), min_size=1, max_size=6), st.lists(st.binary(min_size=0, max_size=5), min_size=7, max_size=7))
 @settings(max_examples=200)
 def test_split_by_crc_finds_every_frame_between_garbage(fs: list[bytes], junk: list[bytes]) -> None:
-    # a frame whose shorter reading also passes the CRC (1 in 65536) is split at it: see the test below
+    # a frame whose shorter reading also passes the CRC (1 in 65536) is split at it, and garbage whose
+    # reading runs into the next frame and passes the CRC takes that frame's first bytes: see the tests below
     assume(not any(_shadowed(f) for f in fs))
     stream = b"".join(j + f for j, f in zip(junk, fs, strict=False)) + junk[-1]
+    assume(not _garbage_runs_into_a_frame(stream, junk, fs))
     found = [c.data for c in rtu.split_by_crc(stream) if c.ok]
     # every real frame is found, in order (garbage may by chance contain an extra valid frame)
     it = iter(found)
@@ -91,12 +93,36 @@ def _shadowed(frame: bytes) -> bool:
     return any(n < len(frame) and rtu.crc_ok(frame[:n]) for n in rtu.candidate_lengths(frame))
 
 
+def _garbage_runs_into_a_frame(stream: bytes, junk: list[bytes], fs: list[bytes]) -> bool:
+    """A CRC-valid reading that starts in a run of garbage and ends past the frame after it."""
+    at = 0
+    for j, f in zip(junk, fs, strict=False):
+        frame_at = at + len(j)
+        for p in range(at, frame_at):
+            if any(frame_at < p + n <= len(stream) and rtu.crc_ok(stream[p:p + n])
+                   for n in rtu.candidate_lengths(stream, p) if n >= rtu.MIN_FRAME):
+                return True
+        at = frame_at + len(f)
+    return False
+
+
 def test_an_untimed_split_takes_the_shortest_crc_valid_reading_and_the_gaps_settle_it() -> None:
     # a function-3 read response whose first 8 bytes are also a CRC-valid read request (found by hypothesis)
     reply = bytes.fromhex("e0030401700027" "4b00")
     assert rtu.crc_ok(reply) and rtu.crc_ok(reply[:8]) and _shadowed(reply)
     assert [(c.ok, c.data) for c in rtu.split_by_crc(reply)] == [(True, reply[:8]), (False, reply[8:])]
     assert [(c.ok, c.data) for c in rtu.split_by_gaps([(0.0, reply)], 19200)] == [(True, reply)]
+
+
+def test_an_untimed_split_takes_garbage_whose_reading_runs_into_a_frame_and_the_gaps_settle_it() -> None:
+    # "03 fb": device 3, an exception reading (5 bytes) that with the next frame's first 3 bytes passes the
+    # CRC (found by hypothesis, about 1 in 65536 per garbage byte that reads as a header)
+    junk, frame = bytes.fromhex("03fb"), rtu.exception_response(0x43, rtu.READ_HOLDING, 1)
+    assert not _shadowed(frame) and _garbage_runs_into_a_frame(junk + frame, [junk, b""], [frame])
+    assert [(c.ok, c.data) for c in rtu.split_by_crc(junk + frame)] == [(True, (junk + frame)[:5]),
+                                                                         (False, frame[3:])]
+    assert [(c.ok, c.data) for c in rtu.split_by_gaps([(0.0, junk), (1.0, frame)], 19200)] == [(False, junk),
+                                                                                                (True, frame)]
 
 
 def test_split_by_crc_reports_garbage_with_a_reason() -> None:
