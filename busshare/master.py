@@ -638,7 +638,10 @@ class Master:
 
     # -- public API ------------------------------------------------------------------
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        """Act on ``msg`` at ``now``.  ``arrived`` (when it reached the interface) is not read: the master's
+        clocks for a unit run from when it reads the unit's frames, the conservative order (a STATUS read late keeps
+        the unit's share counted longer; its own failsafe clock is the unit's, from the heard bits)."""
         out: list[Message] = []
         if self.left:
             return out  # a set-limit now would pull a servant out of the failsafe its leaving heartbeat started

@@ -36,7 +36,8 @@ rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
 rule 3  silent servant: the master's; here ``_unheard`` (the heard bits).
 rule 4  master silent -> failsafe: ``_timers``, ``_enter_failsafe``,
         ``_on_heartbeat`` (fresh heartbeats only), ``_apply`` (a grant held
-        while unheard), ``link_down``.
+        while unheard), ``link_down``; ``receive`` (its clocks
+        count from a frame's arrival, not its read: a stalled process).
 rule 5  master start or restart: ``_follow`` (disarm, JOIN, unconfirmed).
 rule 6  conflicts: ``_twin``, ``_on_second_master``, ``_on_heartbeat``.
 rule 7  local limits: ``_apply`` clamps to its own max and acks what it applied.
@@ -186,11 +187,15 @@ class Servant:
 
     # -- public API ------------------------------------------------------------
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        """Act on ``msg`` at ``now``; ``arrived``: when it reached the interface, if the caller knows (a frame that
+        waited in the receive queue while the process stood still): the rule-4 clocks count from then, so a
+        heartbeat read late is no news that the master lived past its arrival (PROTOCOL.md 8.2 rule 4)."""
         out: list[Message] = []
+        at = now if arrived is None or arrived > now else arrived
         if isinstance(msg, Heartbeat):
             last_hb, heard_at = self._last_hb, self._heard_at
-            if self._on_heartbeat(msg, now, out) and self._pending is None and now < self._deadline:
+            if self._on_heartbeat(msg, now, at, out) and self._pending is None and now < self._deadline:
                 # a routine heartbeat (most frames a servant gets) only moved the rule-4 clocks later: no timer
                 # is due before the deadline, and the step reads nothing else it changed; only the deadline moves.
                 # It stays when it was a timer (not made up) earlier than both clocks were: the other timers are
@@ -203,7 +208,7 @@ class Servant:
                 return out
         elif isinstance(msg, SetLimit):
             if msg.address == self.address:
-                self._on_set_limit(msg, now, out)
+                self._on_set_limit(msg, now, at, out)
         elif isinstance(msg, Nack):
             if msg.address == self.address and msg.code is NackCode.TWIN:
                 if msg.reporter == MASTER_ADDRESS:
@@ -412,9 +417,10 @@ class Servant:
 
     # -- heartbeats and masters ---------------------------------------------------
 
-    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
-        """Rules 4-6 for one heartbeat; True when it was routine: a fresh one of the master followed, with no
-        flag, no new master and no held grant to take, so it changed nothing but the rule-4 clocks."""
+    def _on_heartbeat(self, hb: Heartbeat, now: float, at: float, out: list[Message]) -> bool:
+        """Rules 4-6 for one heartbeat (its rule-4 clocks from ``at``, when it arrived); True when it was routine:
+        a fresh one of the master followed, with no flag, no new master and no held grant to take, so it changed
+        nothing but the rule-4 clocks."""
         key = (hb.master_id, hb.epoch)
         previous = self._masters_seen.get(key)
         self._masters_seen[key] = now
@@ -438,7 +444,7 @@ class Servant:
                                  f"heartbeat seq {hb.seq} of master {key[0]} epoch {key[1]} is not newer than seq "
                                  f"{order.newest}: a late copy, not followed")
                 return False
-            self._follow(key, now, out)
+            self._follow(key, now, at, out)
         if hb.leaving:
             self._last_hb = -INF
             if not self.in_failsafe:
@@ -452,23 +458,23 @@ class Servant:
             self._events.add(now, EventKind.STALE_HEARTBEAT, self.address,
                              f"heartbeat seq {hb.seq} is not newer than seq {order.newest}: ignored")
             return False
-        self._last_hb = now
+        self._last_hb = at
         page, mask = HEARD_BITS[self.address]
         if page == hb.page and hb.heard & mask:  # (hb.hears without its call: every heartbeat)
-            self._heard_at = now
+            self._heard_at = at
             if self._held is not None:  # it hears us now: the grant it sent meanwhile may be taken
                 held, self._held = self._held, None
-                self._on_set_limit(held, now, out)
+                self._on_set_limit(held, now, at, out)
                 return False
         return routine
 
-    def _follow(self, key: tuple[int, int], now: float, out: list[Message]) -> None:
+    def _follow(self, key: tuple[int, int], now: float, at: float, out: list[Message]) -> None:
         """Rule 5: start following a new master (first one, or another id/epoch: a restart); 8.3: disarm."""
         old = self._master
         self._master = key
         self._phase = Phase.FOLLOWING
         self._follow_since = now
-        self._heard_at = now  # it has not heard us yet: it gets heard_timeout to do so
+        self._heard_at = at  # it has not heard us yet: it gets heard_timeout to do so (from the heartbeat's arrival)
         # its fresh heartbeats so far, if it was followed before (5.2): a late copy of an old heartbeat is not news
         self._order = self._order_for(key, now)
         self._held = None
@@ -532,9 +538,9 @@ class Servant:
 
     # -- set-limits ------------------------------------------------------------------
 
-    def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+    def _on_set_limit(self, msg: SetLimit, now: float, at: float, out: list[Message]) -> None:
         """Rule 1: only the master followed, never an older txn (NACK OLD_TXN), a repeat re-acked; rule 6: none
-        while two masters are heard."""
+        while two masters are heard.  ``at``: when the frame arrived (rule 4 counts from then)."""
         if self._master is None or msg.epoch != self._master[1]:
             self._events.add(now, EventKind.STALE_SET_LIMIT, self.address,
                              f"ignored set-limit txn {msg.txn} of epoch {msg.epoch} (following {self._master})")
@@ -558,11 +564,11 @@ class Servant:
                 out.append(Nack(self.address, NackCode.OLD_TXN, self.address, msg.txn, last.txn))
                 return
             if ahead == 0 and msg == last and last is not self._resumed:
-                self._on_repeat(msg, now, out)
+                self._on_repeat(msg, now, at, out)
                 return
-        self._apply(msg, now, out)
+        self._apply(msg, now, at, out)
 
-    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+    def _on_repeat(self, msg: SetLimit, now: float, at: float, out: list[Message]) -> None:
         """The set-limit applied last, again: the master re-sends it because our ack is lost (or it is a late copy).
 
         Re-acked, never applied twice, while the servant still stands where its ack said. In failsafe, or
@@ -577,9 +583,9 @@ class Servant:
                                                                                              self.config.max_da):
                 out.append(ack)  # our ack was lost: say it again
                 return
-        self._apply(msg, now, out, repeat=True)
+        self._apply(msg, now, at, out, repeat=True)
 
-    def _apply(self, msg: SetLimit, now: float, out: list[Message], repeat: bool = False) -> None:
+    def _apply(self, msg: SetLimit, now: float, at: float, out: list[Message], repeat: bool = False) -> None:
         cfg = self.config
         limit = clamp_da(msg.limit_da, cfg.max_da)  # rule 7: never above our own max (below 6 A: 0)
         fs = clamp_da(msg.failsafe_da, cfg.max_da)
@@ -587,8 +593,9 @@ class Servant:
             limit = fs = 0  # rule 6: a twin on our address: cuts only
         # a set-limit of the master we follow proves it alive as much as a heartbeat does (rule 4 counts
         # from the last of either): without this, one that arrives before the first heartbeat after a
-        # partition would end the failsafe only for the stale heartbeat timer to start it again at once
-        self._last_hb = max(self._last_hb, now)
+        # partition would end the failsafe only for the stale heartbeat timer to start it again at once (counted
+        # from its arrival: one read late proves the master alive only then)
+        self._last_hb = max(self._last_hb, at)
         unheard = self._unheard(now)
         if unheard and limit > self.offer_da:
             # a grant while no heartbeat has shown the master hears us: taken once one does (it hears us again,

@@ -24,7 +24,10 @@ from .servant_memory import ServantMemory
 class Node(Protocol):
     """A sans-IO node: every call takes ``now`` and returns the messages to send, in order."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]: ...
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        """Act on ``msg`` at ``now``; ``arrived``: when it reached the interface (<= now), if the caller knows
+        (a frame that waited in the receive queue); a servant's rule-4 clocks count from then."""
+        ...
 
     def tick(self, now: float) -> list[Message]: ...
 

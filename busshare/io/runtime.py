@@ -194,7 +194,8 @@ class Runtime:
         msg = got.message
         if isinstance(msg, Heartbeat):
             self.last_heartbeat = now
-        self._step(self.node.receive(msg, now), now)
+        # a frame that waited in the queue (the loop stood still): a servant's rule-4 clocks count from its arrival
+        self._step(self.node.receive(msg, now, now - frame.waited if frame.waited > 0.0 else None), now)
 
     def _reject(self, offset: int, data: bytes, can_id: int, why: str, words: str | None, now: float) -> None:
         """A frame not acted on: counted by kind and reported as a ``frame-rejected`` event."""

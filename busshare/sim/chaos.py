@@ -283,6 +283,24 @@ def _stall_at_failsafe(rng: random.Random, site: Site, at: float) -> Episode:
     ))
 
 
+def _stall_at_master_death(rng: random.Random, site: Site, at: float) -> Episode:
+    """The master crashes (or shuts down) while a unit's process (one with a car charging, if any) stands still:
+    the stall begins 0.05-0.5 s before and ends 0.05-0.45 s after, before the unit's failsafe deadline, so it
+    does not oversleep it. The master's last heartbeats wait in the queue and are read at the resume; they prove
+    the master alive only when they arrived (PROTOCOL.md 8.2 rule 4, a stalled process). It comes back 2-60 s
+    later."""
+    end = site.duration
+    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
+    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    stall_at = at - rng.uniform(0.05, 0.5)
+    resume = at + rng.uniform(0.05, 0.45)
+    return Episode((
+        FaultPlan(at=round(stall_at, 3), kind="servant_stall", address=u, duration_s=round(resume - stall_at, 3)),
+        FaultPlan(at=round(at, 3), kind=rng.choice(("master_crash", "master_shutdown"))),
+        FaultPlan(at=round(at + rng.uniform(2, 60), 3), kind="master_restart"),
+    ))
+
+
 def _echo_at_replug(rng: random.Random, site: Site, at: float) -> Episode:
     """A car leaves unit ``u`` while another charges elsewhere, and a car plugs into ``u`` 1-60 s later; a second
     path (a bridge, a UDP loop) echoes every frame 6-20 s later than that, around then: the copy of ``u``'s
@@ -346,6 +364,7 @@ STATED_SHARE: dict[str, float] = {
     "replay-at-respawn": 0.2,  # a gateway's old frames reach a unit's new process just after it started
     "stall-at-failsafe": 0.2,  # a unit's process stands still across its failsafe deadline, heartbeats queued
     "echo-at-replug": 0.10,  # a unit's old RELEASE echoed after a new car on it was granted
+    "stall-at-master-death": 0.2,  # a unit's process stands still as the master stops, heartbeats queued
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -362,6 +381,7 @@ SHAPES: tuple[Shape, ...] = (
     # (the last row again, for the same reason)
     Shape("stall-at-failsafe", ("servants", "everything"), 1.0, _stall_at_failsafe),
     Shape("echo-at-replug", ("bus", "everything"), 1.0, _echo_at_replug),
+    Shape("stall-at-master-death", ("master", "everything"), 1.0, _stall_at_master_death),
 )
 
 
@@ -626,7 +646,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``replay-at-respawn``: a gateway's burst reaches a unit within 2 s after a new process of it started;
     ``stall-at-failsafe``: a unit's process stands still when a one-way partition 'in' of it heals;
     ``echo-at-replug``: a car plugs into a unit less than the echo's delay after a car left it, inside a
-    second path's echo.
+    second path's echo;
+    ``stall-at-master-death``: a unit's process stands still as the master crashes or shuts down.
     """
     timing = sc.config.timing
     found = set()
@@ -657,6 +678,10 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     if any(f.kind == "servant_stall" and any(a == f.address and _span(sc, f)[0] <= h <= _span(sc, f)[1]
                                               for a, h in heals) for f in sc.faults):
         found.add("stall-at-failsafe")
+    deaths = [f.at for f in sc.faults if f.kind in ("master_crash", "master_shutdown")]
+    if any(f.kind == "servant_stall" and any(_span(sc, f)[0] < d < _span(sc, f)[1] for d in deaths)
+           for f in sc.faults):
+        found.add("stall-at-master-death")
     echo_spans = [(*_span(sc, f), f.bus.get("echo_s", 0.0)) for f in sc.faults if f.kind == "bus"
                   and f.bus.get("echo_s", 0.0) > 0]
     if any(c.leave is not None and a <= c.leave <= b and any(o.evse == c.evse and c.leave < o.at < c.leave + e

@@ -205,7 +205,8 @@ class Faults(World):
 
     def servant_resume(self, p: ServantProc, t: float) -> None:
         """The stalled process runs again: the deadlines it slept past first (as the runtime's loop does), the
-        rule-4 checks that fell due in the stall, then the frames that queued, read now."""
+        rule-4 checks that fell due in the stall, then the frames that queued, read now (each with its arrival,
+        which its rule-4 clocks count from: ``Node.receive``'s ``arrived``)."""
         if not p.stalled:  # killed meanwhile
             self._fault_off(f"stall:{p.name}", t)
             return
@@ -226,8 +227,8 @@ class Faults(World):
             if found is not None:
                 self.report(found)
         backlog, p.backlog = p.backlog, []
-        for offset, data, bad in backlog:
-            self.deliver(t, offset, [(port, data, bad)])
+        for arrived, offset, data, bad in backlog:
+            self.deliver(t, offset, [(port, data, bad)], arrived)
         self._fault_off(f"stall:{p.name}", t)
 
     def partition(self, p: ServantProc, direction: str, t: float | None = None,

@@ -73,13 +73,18 @@ class FailsafeOracle:
         """
         return p.followed is not None and msg.epoch == p.followed[1] and t >= p.second_master_until
 
-    def granted(self, p: ServantProc, msg: SetLimit, t: float) -> None:
-        """The servant applied this SET_LIMIT: a grant from a master, which rule 4 lets end the failsafe."""
+    def granted(self, p: ServantProc, msg: SetLimit, t: float, arrived: float | None = None) -> None:
+        """The servant applied this SET_LIMIT: a grant from a master, which rule 4 lets end the failsafe (its
+        clock from the frame's arrival, ``arrived``, when it waited in a stalled process's queue)."""
+        at = t if arrived is None else arrived
         p.grant_fs = msg.failsafe_da
         p.grant_epoch = msg.epoch
         p.fs_da = failsafe_of(p)
-        p.last_hb = t
-        self.arm(p, t + self.b.failsafe_s)
+        if at > p.last_hb:
+            p.last_hb = at
+        self.arm(p, p.last_hb + self.b.failsafe_s)
+        if at < t:
+            self._due_by(p, t)
 
     def follow(self, p: ServantProc, hb: Heartbeat, key: tuple[int, int], t: float) -> None:
         """Which master the servant follows, by rule 6: a new (id, epoch) ``key`` is a restart, followed at once;
@@ -106,8 +111,10 @@ class FailsafeOracle:
             return  # a late copy of a master it heard before is not a restart (5.2)
         p.followed = key
 
-    def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
-        """The servant's Link accepted a heartbeat: a fresh one restarts its rule-4 clocks."""
+    def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float, arrived: float | None = None) -> None:
+        """The servant's Link accepted a heartbeat at ``t``: a fresh one restarts its rule-4 clocks, from its
+        arrival (``arrived``: it waited in a stalled process's queue; else ``t``)."""
+        at = t if arrived is None else arrived
         key = (hb.master_id, hb.epoch)
         self.follow(p, hb, key, t)
         order = p.hb_orders.get(key)
@@ -123,12 +130,14 @@ class FailsafeOracle:
             # heard while two masters kept it from following either (chaos seed 1590); after that only a
             # heartbeat of it saying it hears the servant keeps the servant out of failsafe
             p.hb_key = key
-            p.heard_deadline = t + self.b.unheard_s
+            p.heard_deadline = at + self.b.unheard_s
         if hb.leaving:
-            self.arm(p, t + self.b.leaving_s, leaving=True)
-            return
-        p.last_hb = t
-        self.arm(p, t + self.b.failsafe_s)
+            self.arm(p, at + self.b.leaving_s, leaving=True)
+        else:
+            p.last_hb = at
+            self.arm(p, at + self.b.failsafe_s)
+        if at < t:
+            self._due_by(p, t)
 
     def arm(self, p: ServantProc, deadline: float, leaving: bool = False) -> None:
         """Move the heartbeat deadline (a ``leaving`` one only closer) and queue the checks it implies."""
@@ -145,6 +154,16 @@ class FailsafeOracle:
         if hold < p.hold_sched:
             p.hold_sched = hold
             self.schedule(hold, Check.HOLD, p)
+
+    def _due_by(self, p: ServantProc, now: float) -> None:
+        """A frame read at ``now`` that arrived earlier (it waited out a stall): a deadline it set that has
+        passed already is checked now (the queue runs nothing in the past), after the frames read with it."""
+        if p.fs_deadline <= now:
+            p.fs_check_sched = now
+            self.schedule(now, Check.FAILSAFE, p)
+        if p.hold_deadline <= now:
+            p.hold_sched = now
+            self.schedule(now, Check.HOLD, p)
 
 
 def failsafe_of(p: ServantProc) -> int:

@@ -69,11 +69,11 @@ class ServantProc:
         self.mute = False
         self.memory: ServantMemory | None = None  # what its last process kept for the next (core.servant_memory)
         # a process standing still (faults.servant_stall: swap, a blocked write, SIGSTOP): it runs nothing, and the
-        # frames that reach it wait in ``backlog`` (offset, data, corrupted) until it resumes at ``resume_at``
+        # frames that reach it wait in ``backlog`` (arrival, offset, data, corrupted) until it resumes at ``resume_at``
         self.stalled = False
         self.stall_from = INF
         self.resume_at = INF
-        self.backlog: list[tuple[int, bytes, bool]] = []
+        self.backlog: list[tuple[float, int, bytes, bool]] = []
         self.evse = evse
         self.alive = False
         self.node_sched = INF

@@ -357,8 +357,12 @@ class World:
             else:
                 send(port, offset, data, t)
 
-    def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]]) -> None:
-        """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver."""
+    def deliver(self, t: float, offset: int, targets: list[tuple[Port, bytes, bool]],
+                arrived: float | None = None) -> None:
+        """A frame reaches its receivers: each one's Link, then the oracle, then the node and its driver.
+
+        ``arrived``: a frame read at ``t`` that had arrived then (it waited in a stalled process's queue): the
+        servant's rule-4 clocks, and the oracle's, count from its arrival."""
         oracle, shortcut = self.oracle, self.quiet_shortcut
         decoder = self.bus.decoder if self.shared_decode else None
         last: bytes | None = None  # the bytes decoded last in this delivery, and what they decoded to
@@ -373,7 +377,7 @@ class World:
             if port.deaf:
                 continue
             if port.owner.stalled:  # it stands still: the frame waits in its queue until it resumes
-                port.owner.backlog.append((offset, data, bad))
+                port.owner.backlog.append((t, offset, data, bad))
                 continue
             link = port.link
             if data is not last and decoder is not None:
@@ -400,22 +404,22 @@ class World:
             assert node is not None and host is not None  # (a dead process's port is detached)
             if offset == 0x40:
                 assert isinstance(msg, Heartbeat)
-                oracle.heartbeat(proc, msg, t)
+                oracle.heartbeat(proc, msg, t, arrived)
                 before = node.last_set_limit
-                out = node.receive(msg, t)
+                out = node.receive(msg, t, arrived)
                 held = node.last_set_limit  # a grant held while the master did not hear it, taken now (rule 4)
                 if held is not before and held is not None and oracle.accepts(proc, held, t):
-                    oracle.granted(proc, held, t)
+                    oracle.granted(proc, held, t, arrived)
             elif offset < 0x40 and (offset & 0x3F) == proc.address:
                 assert isinstance(msg, SetLimit)
-                out = node.receive(msg, t)
+                out = node.receive(msg, t, arrived)
                 # only a set-limit the servant may accept (oracle.accepts reads what the oracle saw, not the
                 # servant) and applied: not one it rightly ignores (another epoch, a second master hold, a late
                 # copy older than the newest it applied, a repeat it only re-acks)
                 if oracle.accepts(proc, msg, t) and node.last_set_limit is msg:
-                    oracle.granted(proc, msg, t)
+                    oracle.granted(proc, msg, t, arrived)
             else:
-                out = node.receive(msg, t)
+                out = node.receive(msg, t, arrived)
             host.changed = False  # (a frame received touches no EVSE)
             settle_servant(node, host, out, t, shortcut)
 

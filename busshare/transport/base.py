@@ -22,6 +22,9 @@ class RxFrame:
     timestamp: float  # the interface's timestamp (not necessarily monotonic)
     can_id: int  # the id on the wire (on Modbus, the offset: the CAN id at base 0)
     kind: CanKind = CanKind.DATA  # a remote, FD or DLC-not-8 frame is no protocol frame (the monitor says so)
+    #: how long it had waited in the receive queue when ``recv`` returned it (s; 0: not known): the runtime tells
+    #: the node when it arrived (``Node.receive``'s ``arrived``)
+    waited: float = 0.0
 
 
 class BusEventKind(StrEnum):

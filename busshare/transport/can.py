@@ -25,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -74,6 +75,19 @@ class TransportStats(Counts):
     send_error_kinds: Counter[str] = field(default_factory=Counter)
 
 
+#: the longest a frame is taken to have waited in the receive queue (s): a timestamp further in the past (or in
+#: the future) is of another clock (an interface counting from its own start), so the wait is unknown: 0
+MAX_QUEUE_WAIT = 60.0
+
+
+def queued_for(now_wall: float, timestamp: float) -> float:
+    """How long a frame stamped ``timestamp`` by the interface (the kernel's receive time on socketcan) had waited
+    when it was read at ``now_wall``; 0 when unknown.  A servant counts its failsafe from the frame's arrival, so
+    a heartbeat that queued while its process stood still is no news of a master alive when it is read."""
+    wait = now_wall - timestamp
+    return wait if 0.0 < wait <= MAX_QUEUE_WAIT else 0.0
+
+
 class CanTransport:
     """Moves protocol frames over a python-can bus; never raises on bus trouble (a ``base.Transport``)."""
 
@@ -88,8 +102,10 @@ class CanTransport:
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         set_filters: bool = True,
         suppress_echo: bool | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
+        self.wall = wall  # the clock of python-can's timestamps (seconds since the epoch): a frame's age in the queue
         self.ids = ids or IdScheme()
         self.send_timeout = send_timeout
         self.stats = TransportStats()
@@ -199,7 +215,8 @@ class CanTransport:
         if self.bus_off:
             self._set_bus_off(False, "a frame was received")
         kind = CanKind.of(error=False, remote=msg.is_remote_frame, fd=msg.is_fd, dlc=msg.dlc, length=len(data))
-        return RxFrame(offset, data, msg.timestamp, msg.arbitration_id, kind)
+        return RxFrame(offset, data, msg.timestamp, msg.arbitration_id, kind,
+                       queued_for(self.wall(), msg.timestamp))
 
     def _error_frame(self, msg: can.Message) -> None:
         self.stats.error_frames += 1

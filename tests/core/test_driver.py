@@ -66,7 +66,7 @@ class FakeServant:
         self.observed: list[tuple[PilotState, int | None]] = []
         self._events: list[Event] = []
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         return []
 
     def tick(self, now: float) -> list[Message]:

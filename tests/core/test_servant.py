@@ -419,6 +419,32 @@ def test_failsafe_engages_at_its_own_deadline_whatever_the_float_rounding(last: 
     assert s.in_failsafe and s.offer_da == 60
 
 
+def test_failsafe_counts_from_a_heartbeats_arrival_not_from_when_it_is_read() -> None:
+    """PROTOCOL.md 8.2 rule 4, a stalled process: a heartbeat that arrived at 1.0 and waited in the receive queue
+    until 1.4 proves the master alive at 1.0 only."""
+    s = following(limit=320)
+    s.receive(hb(), 1.4, arrived=1.0)
+    s.tick(2.45)
+    assert not s.in_failsafe and s.offer_da == 320
+    s.tick(2.5)
+    assert s.in_failsafe and s.offer_da == 60
+
+
+def test_a_heartbeat_read_after_its_arrivals_deadline_holds_nothing_up() -> None:
+    s = following(limit=320)  # the last heartbeat read at 0.1: the failsafe is due at 1.6
+    s.receive(hb(), 1.7, arrived=0.15)
+    assert s.in_failsafe and s.offer_da == 60
+
+
+def test_a_set_limit_read_late_proves_the_master_alive_at_its_arrival_only() -> None:
+    s = following(limit=320)
+    s.receive(SetLimit(1, 2, 160, 60, 7), 1.4, arrived=1.0)  # a cut to 16 A that waited in the queue
+    s.tick(2.45)
+    assert not s.in_failsafe
+    s.tick(2.5)
+    assert s.in_failsafe and s.offer_da == 60
+
+
 def test_failsafe_never_raises() -> None:
     s = following(limit=60)
     s.receive(SetLimit(1, 2, 60, 160, 7), 0.2)  # armed 16 A above a 6 A grant

@@ -32,8 +32,8 @@ SLOW_STATUS = replace(T, status_period=8.0)
 class FullStepServant(Servant):
     """Runs the whole step after every heartbeat, and builds every STATUS afresh, as before the fast paths."""
 
-    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
-        super()._on_heartbeat(hb, now, out)
+    def _on_heartbeat(self, hb: Heartbeat, now: float, at: float, out: list[Message]) -> bool:
+        super()._on_heartbeat(hb, now, at, out)
         return False
 
     def _status(self) -> Status:

@@ -6,6 +6,7 @@ tests advance time themselves: no sleeps, and time bounds are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections import deque
@@ -465,35 +466,56 @@ class _Stalls(_Handed):
 
     def recv(self, timeout: float) -> RxFrame | None:
         if self.arrivals and self.arrivals[0][0] <= self.t:
-            return self.arrivals.popleft()[1]
+            return self._next()
         self.t = round(self.t + timeout, 6)
         if self.stall_at is not None and self.t >= self.stall_at:
             self.t, self.stall_at = self.t + self.stall_s, None  # woken, the wait returns what queued meanwhile
-            return self.arrivals.popleft()[1] if self.arrivals and self.arrivals[0][0] <= self.t else None
+            return self._next() if self.arrivals and self.arrivals[0][0] <= self.t else None
         return None
 
+    def _next(self) -> RxFrame:
+        """The next frame, saying how long it waited (as the CAN transport does from the kernel's timestamp)."""
+        arrived, frame = self.arrivals.popleft()
+        return dataclasses.replace(frame, waited=round(self.t - arrived, 6))
 
-def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queued_meanwhile() -> None:
-    """``run()``: the master's last heartbeat (3.1 s) arrives while the servant's process stands still (3.0 to
-    5.2 s); the master is dead. The servant fails safe as it resumes, before taking that heartbeat: not 1.5 s
-    after it."""
+
+def stalled_servant(heartbeats: int, stall_at: float, stall_s: float, duration: float) -> list[Record]:
+    """``run()`` of servant 1 (its car charging) through ``_Stalls``: a grant of 10 A at 0.15 s, and ``heartbeats``
+    of a master that hears it from 0.1 s, every 0.2 s; then the master is dead. Its offer records."""
     link = Link()
     arrivals: list[tuple[float, Heartbeat | SetLimit]] = [
-        (0.1 + 0.2 * i, Heartbeat(1, 7, 320, heard=0b10, seq=i + 1)) for i in range(16)]  # 0.1 .. 3.1 s
+        (0.1 + 0.2 * i, Heartbeat(1, 7, 320, heard=0b10, seq=i + 1)) for i in range(heartbeats)]
     arrivals.insert(1, (0.15, SetLimit(1, 1, 100, 60, 7)))
     frames: list[tuple[float, RxFrame]] = []
     for t, msg in arrivals:
         off, data = link.encode(msg)
         frames.append((t, RxFrame(off, data, t, off, CanKind.DATA)))
-    transport = _Stalls(frames, stall_at=3.0, stall_s=2.2)
+    transport = _Stalls(frames, stall_at=stall_at, stall_s=stall_s)
     sc = CONFIG.servant(1)
     assert sc is not None
     records: list[Record] = []
     rt = Runtime(Servant(sc, TIMING, 0.0), transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
                  clock=transport.clock, on_record=records.append)
-    rt.run(duration=7.0, handle_signals=False)
-    offers = [r for r in records if r.get("event") == "offer"]
+    rt.run(duration=duration, handle_signals=False)
+    return [r for r in records if r.get("event") == "offer"]
+
+
+def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queued_meanwhile() -> None:
+    """The master's last heartbeat (3.1 s) arrives while the servant's process stands still (3.0 to 5.2 s); the
+    master is dead. The servant fails safe as it resumes, before taking that heartbeat: not 1.5 s after it."""
+    offers = stalled_servant(16, stall_at=3.0, stall_s=2.2, duration=7.0)  # heartbeats 0.1 .. 3.1 s
     assert any(r["offer_a"] == 10.0 for r in offers)  # granted before the stall
     entered = [r for r in offers if r["failsafe"]]
     assert entered and 5.2 <= entered[0]["t"] < 5.2 + TIMING.tick_period
     assert entered[0]["last_heartbeat"] < 3.1  # before the queued heartbeat was taken
+
+
+def test_a_heartbeat_that_waited_out_a_short_stall_counts_from_its_arrival() -> None:
+    """The servant's process stands still from 2.0 to 2.9 s, shorter than its failsafe deadline; the master's last
+    heartbeats (2.1 to 2.5 s) queue meanwhile, then it dies. Read at 2.9 s, the last one proves the master alive
+    at 2.5 s only: the failsafe comes 1.5 s after that (PROTOCOL.md 8.2 rule 4), not after the read."""
+    offers = stalled_servant(13, stall_at=2.0, stall_s=0.9, duration=6.0)  # heartbeats 0.1 .. 2.5 s
+    assert any(r["offer_a"] == 10.0 for r in offers)
+    entered = [r for r in offers if r["failsafe"]]
+    due = 2.5 + TIMING.failsafe_timeout
+    assert entered and due <= entered[0]["t"] < due + TIMING.tick_period

@@ -58,12 +58,12 @@ class RunOfThree(HeartbeatOrder):
 
 
 class TakesARunOfOldHeartbeats(Servant):
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if self._order is not None and not isinstance(self._order, RunOfThree):
             order = RunOfThree(self._order.period, self._order.forget_after)
             order.newest, order.at = self._order.newest, self._order.at
             self._order = order
-        return super().receive(msg, now)
+        return super().receive(msg, now, arrived)
 
 
 def dead_master_behind_a_bridge(echo_s: float) -> Scenario:

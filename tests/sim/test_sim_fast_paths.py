@@ -41,8 +41,8 @@ HOURS = 0.25
 class FullStepServant(Servant):
     """A servant that runs its whole step after every heartbeat, as before the routine-heartbeat fast path."""
 
-    def _on_heartbeat(self, hb: Heartbeat, now: float, out: list[Message]) -> bool:
-        super()._on_heartbeat(hb, now, out)
+    def _on_heartbeat(self, hb: Heartbeat, now: float, at: float, out: list[Message]) -> bool:
+        super()._on_heartbeat(hb, now, at, out)
         return False
 
 
@@ -114,13 +114,13 @@ class CheckedSettledMaster(Master):
     skipped = 0
     passes = 0
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if not self._settled_at(now) or self.left:
-            return super().receive(msg, now)  # (the fast paths take no shortcut then)
+            return super().receive(msg, now, arrived)  # (the fast paths take no shortcut then)
         full = copy.deepcopy(self)
         full.__class__ = AllocatingMaster
         passes, full_passes = self.passes, full.passes
-        out = super().receive(msg, now)
+        out = super().receive(msg, now, arrived)
         where = f"{type(msg).__name__} from {msg.address} at {now}"
         assert out == full.receive(msg, now), where
         assert _fingerprint(self) == _fingerprint(full), where
@@ -151,8 +151,8 @@ class QuietOddServant(Servant):
 
     ticks = 0
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
-        out = super().receive(msg, now)
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        out = super().receive(msg, now, arrived)
         if isinstance(msg, Heartbeat) and not out:
             self._odd(msg.seq % 7, now)
         return out

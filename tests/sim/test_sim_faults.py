@@ -275,12 +275,12 @@ def test_a_late_copy_of_an_old_grant_is_never_applied_again() -> None:
 class ReplayApplyingServant(Servant):
     """The servant before the fix: applies any set-limit of its master that is not a repeat of the last."""
 
-    def _on_set_limit(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+    def _on_set_limit(self, msg: SetLimit, now: float, at: float, out: list[Message]) -> None:
         last = self.last_set_limit
         if self._master is not None and msg.epoch == self._master[1] and last is not None and msg.txn != last.txn:
-            self._apply(msg, now, out)
+            self._apply(msg, now, at, out)
         else:
-            super()._on_set_limit(msg, now, out)
+            super()._on_set_limit(msg, now, at, out)
 
 
 def test_a_master_cuts_a_servant_offering_more_than_it_counts_for_it() -> None:
@@ -328,7 +328,7 @@ at = 5
 class CachedAckServant(Servant):
     """The servant before the fix: answers every repeat of its last set-limit from its cached ACK."""
 
-    def _on_repeat(self, msg: SetLimit, now: float, out: list[Message]) -> None:
+    def _on_repeat(self, msg: SetLimit, now: float, at: float, out: list[Message]) -> None:
         if self._pending is None and self._last_ack is not None:
             out.append(self._last_ack)
 

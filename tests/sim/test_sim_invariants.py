@@ -67,8 +67,8 @@ class NoFailsafeServant(Servant):
 class LyingServant(Servant):
     """Acks a cut at once, claiming its meter already reads the new limit."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
-        out = super().receive(msg, now)
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        out = super().receive(msg, now, arrived)
         if isinstance(msg, SetLimit) and msg.address == self.config.address and not any(
             isinstance(o, Ack) and o.txn == msg.txn for o in out
         ):
@@ -91,8 +91,8 @@ class NeverStopsServant(Servant):
 class MiserMaster(Master):
     """Never grants anything."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
-        return [m for m in super().receive(msg, now) if not (isinstance(m, SetLimit) and m.limit_da > 0)]
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
+        return [m for m in super().receive(msg, now, arrived) if not (isinstance(m, SetLimit) and m.limit_da > 0)]
 
     def tick(self, now: float) -> list[Message]:
         return [m for m in super().tick(now) if not (isinstance(m, SetLimit) and m.limit_da > 0)]

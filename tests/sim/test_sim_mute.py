@@ -32,20 +32,20 @@ T = Timing()
 class LosesEveryCut(Servant):
     """Servant 2: from MUTE_AT on, every set-limit to it is lost on the way (as 65 % bus loss did, 8.5 s long)."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if isinstance(msg, SetLimit) and self.address == 2 and now >= MUTE_AT:
             return []
-        return super().receive(msg, now)
+        return super().receive(msg, now, arrived)
 
 
 class HeardBlind(LosesEveryCut):
     """Deliberately broken: takes every heartbeat as proof that the master hears it."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if isinstance(msg, Heartbeat) and self.address == 2:
             msg = Heartbeat(msg.master_id, msg.epoch, msg.limit_da, self.address >> 3, 0xFF & ~1, msg.seq,
                             msg.leaving, msg.learning, msg.second_master)
-        return super().receive(msg, now)
+        return super().receive(msg, now, arrived)
 
 
 def tight_site() -> Scenario:
@@ -106,10 +106,10 @@ def test_a_servant_blind_to_the_heard_bits_is_caught_by_rule_4() -> None:
 class TakesEveryHeartbeat(LosesEveryCut):
     """Deliberately broken: takes a late copy of an old heartbeat as fresh (ignores its seq)."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if isinstance(msg, Heartbeat) and self.address == 2 and self._order is not None:
             self._order.newest = None  # forget the newest seq: whatever comes next is "fresh"
-        return super().receive(msg, now)
+        return super().receive(msg, now, arrived)
 
 
 def with_late_copies(sc: Scenario) -> Scenario:

@@ -38,7 +38,8 @@ def proc(address: int) -> ServantProc:
 class PlainOracle(FailsafeOracle):
     """``heartbeat`` as written before the fast path: the heard bit by ``hears``."""
 
-    def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float) -> None:
+    def heartbeat(self, p: ServantProc, hb: Heartbeat, t: float, arrived: float | None = None) -> None:
+        at = t if arrived is None else arrived
         key = (hb.master_id, hb.epoch)
         self.follow(p, hb, key, t)
         order = p.hb_orders.get(key)
@@ -48,12 +49,14 @@ class PlainOracle(FailsafeOracle):
             return
         if key == p.followed and (key != p.hb_key or hb.hears(p.address)):
             p.hb_key = key
-            p.heard_deadline = t + self.b.unheard_s
+            p.heard_deadline = at + self.b.unheard_s
         if hb.leaving:
-            self.arm(p, t + self.b.leaving_s, leaving=True)
+            self.arm(p, at + self.b.leaving_s, leaving=True)
         else:
-            p.last_hb = t
-            self.arm(p, t + self.b.failsafe_s)
+            p.last_hb = at
+            self.arm(p, at + self.b.failsafe_s)
+        if at < t:
+            self._due_by(p, t)
 
 
 FIELDS = ("fs_da", "grant_fs", "grant_epoch", "hb_key", "hb_deadline", "heard_deadline", "followed", "masters_seen",
@@ -62,11 +65,12 @@ FIELDS = ("fs_da", "grant_fs", "grant_epoch", "hb_key", "hb_deadline", "heard_de
 frames = st.lists(st.tuples(
     st.sampled_from([0.0, 0.05, 0.2, 0.2, 1.0, 4.0]),
     st.one_of(
-        st.builds(lambda mid, epoch, page, heard, step, leaving, second: ("hb", mid, epoch, page, heard, step, leaving,
-                                                                            second),
+        st.builds(lambda mid, epoch, page, heard, step, leaving, second, waited: ("hb", mid, epoch, page, heard, step,
+                                                                                    leaving, second, waited),
                   st.sampled_from([1, 1, 1, 2]), st.sampled_from([7, 7, 7, 8]), st.sampled_from([0, 0, 1, 7]),
                   st.sampled_from([0, 0x02, 0x7E, 0x04]), st.sampled_from([1, 1, 1, 0, -2]),
-                  st.sampled_from([False, False, False, True]), st.sampled_from([False, False, False, False, True])),
+                  st.sampled_from([False, False, False, True]), st.sampled_from([False, False, False, False, True]),
+                  st.sampled_from([0.0, 0.0, 0.0, 0.3, 2.0])),  # (read after a stall: counted from its arrival)
         st.builds(lambda epoch, fs: ("set", epoch, fs), st.sampled_from([7, 8]), st.sampled_from([0, 60, 100])),
     ),
 ), min_size=1, max_size=80)
@@ -92,14 +96,15 @@ def test_the_oracles_fast_heartbeat_keeps_the_books_the_plain_one_does(
             if p.hold_sched <= now:
                 p.hold_sched = p.hold_deadline if p.hold_deadline > now else INF
         if frame[0] == "hb":
-            _, mid, epoch, page, heard, step, leaving, second = frame
+            _, mid, epoch, page, heard, step, leaving, second, waited = frame
             assert isinstance(mid, int) and isinstance(epoch, int) and isinstance(page, int)
-            assert isinstance(heard, int) and isinstance(step, int)
+            assert isinstance(heard, int) and isinstance(step, int) and isinstance(waited, float)
+            arrived = now - waited if waited else None
             seq = (seq + step) % 1024
             heard &= 0xFE if page == 0 else 0x7F if page == 7 else 0xFF
             hb = Heartbeat(mid, epoch, 160, page, heard, seq, leaving=bool(leaving), second_master=bool(second))
-            fast.heartbeat(pf, hb, now)
-            plain.heartbeat(pp, hb, now)
+            fast.heartbeat(pf, hb, now, arrived)
+            plain.heartbeat(pp, hb, now, arrived)
         else:
             _, epoch, fs = frame
             assert isinstance(epoch, int) and isinstance(fs, int)

@@ -46,19 +46,19 @@ class FollowsTheMasterItLeft(Servant):
     master it left for a master restart (it forgets the heartbeats of every master but the one it follows), and
     then orders that master's set-limits afresh (it forgets the txns it applied under the epochs it left)."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         if isinstance(msg, Heartbeat):
             self._orders = {k: o for k, o in self._orders.items() if k == self._master}
             self._left.clear()
-        return super().receive(msg, now)
+        return super().receive(msg, now, arrived)
 
 
 class FollowsTheMasterItLeftButKeepsItsTxns(FollowsTheMasterItLeft):
     """Broken in the first layer only: the second (5.1) still refuses the old grant's copy."""
 
-    def receive(self, msg: Message, now: float) -> list[Message]:
+    def receive(self, msg: Message, now: float, arrived: float | None = None) -> list[Message]:
         left = dict(self._left)
-        out = super().receive(msg, now)
+        out = super().receive(msg, now, arrived)
         self._left.update({k: v for k, v in left.items() if k not in self._left})
         return out
 

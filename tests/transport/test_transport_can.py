@@ -218,3 +218,22 @@ def test_a_driver_that_opens_keeps_its_warnings(fake_drivers: None, caplog: pyte
     bus = open_bus({"interface": "fakeok"})
     bus.shutdown()
     assert "vendor library not found: timestamps are relative to boot time" in caplog.messages
+
+
+
+@pytest.mark.parametrize(("read_after", "waited"), [(0.4, 0.4), (0.0, 0.0), (-2.0, 0.0), (3600.0, 0.0)])
+def test_a_frame_says_how_long_it_waited_in_the_receive_queue(channel: str, read_after: float,
+                                                              waited: float) -> None:
+    """From python-can's timestamp (the kernel's receive time on socketcan) to the read: a servant counts its
+    failsafe from a frame's arrival (PROTOCOL.md 8.2 rule 4, a stalled process). A timestamp in the future or
+    an hour old is of another clock (an interface counting from its own start): not known, 0."""
+    stamped = 1_700_000_000.0
+    sender = can.Bus(interface="virtual", channel=channel, preserve_timestamps=True)
+    transport = CanTransport(can.Bus(interface="virtual", channel=channel), wall=lambda: stamped + read_after)
+    offset, data = Link().encode(Heartbeat(1, 7, 320, seq=1))
+    sender.send(can.Message(arbitration_id=offset, data=data, is_extended_id=False, timestamp=stamped))
+    frame = transport.recv(1.0)
+    sender.shutdown()
+    transport.shutdown()
+    assert frame is not None and frame.timestamp == stamped
+    assert frame.waited == pytest.approx(waited, abs=1e-6)  # (1.7e9 + 0.4 in binary floating point)
