@@ -4,9 +4,9 @@ Every record of a capture ends up as exactly one of:
 
 * a protocol message (with its E2E alive-counter classification), or
 * a bad frame with a kind and a reason: ``foreign`` (id outside the protocol's
-  range), ``remote``, ``error-frame``, ``fd``, ``dlc`` (a classic frame whose DLC is
-  9-15: the captures that keep the DLC, ``.asc``, ``.blf``, candump ``-L``'s ``_X``), a ``FrameError`` kind (``length``,
-  ``type``, ``address``, ``reserved``, ``range``, ``enum``, ``crc``), or
+  range), ``remote``, ``error-frame``, ``fd``, ``dlc`` (a classic frame whose DLC is 9-15: the captures
+  that keep the DLC, ``.asc``, ``.blf``, candump ``-L``'s ``_X``, plain candump ``-8``'s ``{X}``), a
+  ``FrameError`` kind (``length``, ``type``, ``address``, ``reserved``, ``range``, ``enum``, ``crc``), or
   ``unreadable`` (a line or record that is not a frame at all).
 
 Nothing in a capture is fatal: bad records are reported and counted.
@@ -110,9 +110,11 @@ _HEX = re.compile(rb"^[0-9A-Fa-f]*$")
 _LOG_LINE = re.compile(
     rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:_([0-9A-Fa-f]))?(?:\s+[RT])?\s*$"
 )
-# [(ts)] iface ID [DLC] DATA   -- plain candump (with or without -t a/d/z)
+# [(ts)] iface ID [LEN] DATA   -- plain candump (with or without -t a/d/z): ``[N]`` a classic frame's length
+# (0-8, never more), ``[NN]`` a CAN FD frame's, and with -8 ``{X}`` a classic frame's raw DLC in hex (can-utils'
+# lib.c snprintf_long_canframe: ``{C}`` before 8 bytes is DLC 12, on an interface in cc-len8-dlc mode)
 _PLAIN_LINE = re.compile(
-    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+\[(\d{1,2})\]\s*(.*?)\s*$"
+    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+(?:\[(\d{1,2})\]|\{([0-9A-Fa-f])\})\s*(.*?)\s*$"
 )
 
 
@@ -164,21 +166,30 @@ def parse_line(line: bytes, where: str) -> Record | None:
             return _id_record(t, m.group(3), m.group(5), m.group(4) == b"##", m.group(5).startswith(b"R"), dlc)
         m = _PLAIN_LINE.match(line)
         if m:
-            t_or_none = float(m.group(1)) if m.group(1) else None
-            body = m.group(5)
-            if body.startswith(b"remote request"):
-                return _id_record(t_or_none, m.group(3), b"", False, True)
-            hex_text = body.replace(b" ", b"")
-            if body.strip().upper().startswith(b"ERRORFRAME"):
-                return Frame(t_or_none, int(m.group(3), 16), len(m.group(3)) > 3, b"", CanKind.ERROR_FRAME)
-            rec = _id_record(t_or_none, m.group(3), hex_text, False, False)
-            dlc = int(m.group(4))
-            if isinstance(rec, Frame) and rec.kind is CanKind.DATA and dlc != len(rec.data):
-                raise ValueError(f"[{dlc}] does not match {len(rec.data)} data bytes")
-            return rec
+            return _plain_record(m)
     except ValueError as exc:
         return Unreadable(where, f"{exc}: {_show(line)}")
     return Unreadable(where, f"not a candump line: {_show(line)}")
+
+
+def _plain_record(m: re.Match[bytes]) -> Record:
+    """A plain candump line: ``[N]`` is a classic frame's length, ``[NN]`` (two digits) a CAN FD frame's, ``{X}``
+    (candump -8) a classic frame's raw DLC: 9-15 only before 8 bytes (a ``dlc`` frame), else the length."""
+    t = float(m.group(1)) if m.group(1) else None
+    ident, size, raw, body = m.group(3), m.group(4), m.group(5), m.group(6)
+    if body.startswith(b"remote request"):
+        return _id_record(t, ident, b"", False, True)
+    if body.strip().upper().startswith(b"ERRORFRAME"):
+        return Frame(t, int(ident, 16), len(ident) > 3, b"", CanKind.ERROR_FRAME)
+    dlc = None if raw is None else int(raw, 16)
+    rec = _id_record(t, ident, body.replace(b" ", b""), False, False, dlc)
+    shown = f"[{size.decode()}]" if size is not None else f"{{{raw.decode()}}}"
+    length = int(size) if size is not None else min(int(raw, 16), 8)
+    if isinstance(rec, Frame) and rec.kind is not CanKind.ERROR_FRAME and length != len(rec.data):
+        raise ValueError(f"{shown} does not match {len(rec.data)} data bytes")
+    if isinstance(rec, Frame) and size is not None and len(size) == 2:  # candump writes an FD length as [NN]
+        return Frame(t, rec.can_id, rec.extended, rec.data, CanKind.FD)
+    return rec
 
 
 def _show(line: bytes) -> str:

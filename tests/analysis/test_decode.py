@@ -469,6 +469,25 @@ def test_parse_line_knows_both_candump_formats() -> None:
     assert parse_line(b"   ", "line 2") is None
 
 
+def test_plain_candump_lines_keep_the_dlc_and_the_fd_length_as_candump_prints_them() -> None:
+    """Plain candump (can-utils lib.c snprintf_long_canframe) never prints ``[9]``-``[15]`` for a classic frame:
+    with -8 it prints the raw DLC in hex, ``{C}`` before 8 bytes for DLC 12 (a ``dlc`` frame, never decoded),
+    ``{8}`` for DLC 8; a CAN FD frame's length is two digits, ``[08]`` (an ``fd`` frame, even with 8 valid bytes)."""
+    off, data = Link().encode(Heartbeat(1, 7, 640))
+    shown = " ".join(f"{b:02X}" for b in data)
+    text = (f" (1700000000.000000)  vcan0  {off:03X}   {{C}}  {shown}\n"  # candump -t a -8
+            f" (1700000001.000000)  vcan0  {off:03X}  [08]  {shown}\n"  # candump -t a, a CAN FD frame
+            f" (1700000002.000000)  vcan0  {off:03X}   {{8}}  {shown}\n"
+            f" (1700000003.000000)  vcan0  {off:03X}   {{C}}  {shown[:11]}\n")  # {C} is only ever before 8 bytes
+    records = json_lines(cli("decode", "--json", "-", stdin=text.encode()).stdout)
+    assert [r.get("error", r["record"]) for r in records] == ["dlc", "fd", "frame", "unreadable", "summary"], records
+    assert records[0]["reason"] == "classic frame whose DLC is not 8, not a protocol frame"
+    assert "{C} does not match 4 data bytes" in records[3]["reason"]
+    assert records[-1]["not_protocol"] == {"dlc": 1, "fd": 1} and records[-1]["good"] == 1
+    for rec in records:
+        assert not list(validator().iter_errors(rec)), rec
+
+
 # ---------------------------------------------------------------------------
 # --summary: the installation from its frames alone
 
