@@ -37,6 +37,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from math import inf
 from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
@@ -577,6 +578,14 @@ class CaptureDecoder:
         if self.backwards_first is None:
             self.backwards_first = self.records
 
+    def spans(self, lo: float, hi: float) -> None:
+        """Times from ``lo`` to ``hi`` were seen: the one place the span grows (``feed`` a record at a time, the
+        fast path a chunk at a time), so both paths span a reordered capture alike."""
+        if self.earliest_t is None or lo < self.earliest_t:
+            self.earliest_t = lo
+        if self.latest_t is None or hi > self.latest_t:
+            self.latest_t = hi
+
     @property
     def span_s(self) -> float | None:
         """How long the capture lasts: its earliest to its latest timestamp (None without timestamps)."""
@@ -603,10 +612,7 @@ class CaptureDecoder:
             elif self.last_t is not None and rec.t < self.last_t:
                 self._went_back(self.last_t - rec.t)
             self.last_t = rec.t
-            if self.earliest_t is None or rec.t < self.earliest_t:
-                self.earliest_t = rec.t
-            if self.latest_t is None or rec.t > self.latest_t:
-                self.latest_t = rec.t
+            self.spans(rec.t, rec.t)
         c = self.classify(rec)
         if isinstance(c, Bad):
             self.counts[c.kind] += 1
@@ -888,6 +894,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
             if rows is not None:
                 dec.records += n_lines
                 ts = first_ts
+                lo, hi = inf, -inf  # the chunk's earliest and latest frame (a reordered capture: anywhere in it)
                 for ts, key in rows:
                     e = get(key)
                     if e is None:
@@ -898,6 +905,10 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                     if offset >= 0:
                         # Link.check, inlined: the silence rule, the new-master rule, then the status table (6.3)
                         t = float(ts)
+                        if t < lo:
+                            lo = t
+                        if t > hi:
+                            hi = t
                         if t - heard[offset] > STREAM_MEMORY_S:
                             link.forget((offset,), Restart.SILENCE)
                         heard[offset] = t
@@ -918,11 +929,8 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                 if dec.first_t is None:
                     dec.first_t = float(first_ts)
                 dec.last_t = float(ts)
-                # the span from each chunk's first and last line only: this path does not look for times going
-                # back (JsonLines.reordered), and a line in mid-chunk earlier than both is not seen
-                lo, hi = sorted((float(first_ts), dec.last_t))
-                dec.earliest_t = lo if dec.earliest_t is None else min(dec.earliest_t, lo)
-                dec.latest_t = hi if dec.latest_t is None else max(dec.latest_t, hi)
+                if lo <= hi:  # (the lines the general path took widened the span in dec.feed)
+                    dec.spans(lo, hi)
             else:
                 for i, line in enumerate(chunk.split(_NL)):
                     r = parse_line(line, f"line {first + i}")

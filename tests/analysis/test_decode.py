@@ -443,6 +443,29 @@ def test_fast_path_takes_fixed_width_and_ragged_files_alike(frames) -> None:  # 
     assert results[0] == results[1] == results[2]
 
 
+@pytest.mark.parametrize("ragged", [False, True])
+def test_both_paths_span_a_reordered_capture_from_its_earliest_to_its_latest_time(ragged: bool) -> None:
+    """A capture over a dozen chunks whose earliest and latest lines sit mid-chunk (the time goes back across
+    chunks and inside them): the candump -L fast path (fixed-width or ragged lines) and the general path give
+    the same span, the earliest to the latest time, as ``--summary`` and the closing record count it."""
+    link = Link()
+    frames = [(1_700_000_000 + i / 100, *link.encode(Heartbeat(1, 7, 640))) for i in range(1200)]
+    frames.insert(650, frames.pop(0))  # the earliest record, mid-file
+    frames.insert(333, frames.pop())  # the latest
+    frames[100:700] = frames[100:700][::-1]  # backwards over several chunks
+    text = "".join(f"({t:.6f}) {'can0' if ragged and i % 3 else 'vcan0'} {off:03X}#{data.hex().upper()}\n"
+                   for i, (t, off, data) in enumerate(frames)).encode()
+    fast = CaptureDecoder()
+    json_fast(read_chunks(io.BytesIO(text), size=4096), fast, io.BytesIO())
+    general = CaptureDecoder()
+    for rec in text_records(io.BytesIO(text)):
+        general.feed(rec)
+    assert general.span_s == pytest.approx(11.99) and (general.earliest_t, general.latest_t) == (
+        1_700_000_000, 1_700_000_011.99)
+    assert (fast.first_t, fast.earliest_t, fast.latest_t, fast.span_s) == (
+        general.first_t, general.earliest_t, general.latest_t, general.span_s)
+
+
 # ---------------------------------------------------------------------------
 # id schemes
 
