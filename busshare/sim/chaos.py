@@ -183,17 +183,46 @@ def _busy(cars: tuple[CarPlan, ...], evse: int, t0: float, t1: float, end: float
     return any(c.evse == evse and c.at < t1 and (c.leave if c.leave is not None else end) > t0 for c in cars)
 
 
+def _charging(site: Site, t: float, before: float, after: float, evse: int | None = None) -> list[CarPlan]:
+    """The cars plugged in from more than ``before`` s before ``t`` to more than ``after`` s after it (one still
+    there at the end, to the end), on units other than ``evse``: the cars a shape finds charging at ``t``."""
+    end = site.duration
+    return [o for o in site.cars if o.evse != evse and o.at < t - before and (o.leave or end) > t + after]
+
+
+def _departures(site: Site, since: float, tail: float, before: float, after: float,
+                ) -> list[tuple[CarPlan, float, list[CarPlan]]]:
+    """(car, when it leaves, the cars charging beside it then: ``_charging`` with those margins) for each car
+    that leaves from ``since`` to ``tail`` s before the end beside a charging car, in the cars' order. Pure: it
+    draws nothing, so a shape may ask it before or after its draws."""
+    end = site.duration
+    found = []
+    for c in site.cars:
+        if c.leave is not None and since <= c.leave < end - tail:
+            beside = _charging(site, c.leave, before, after, c.evse)
+            if beside:
+                found.append((c, c.leave, beside))
+    return found
+
+
+def _first_departure(site: Site, at: float, tail: float, before: float, after: float) -> tuple[CarPlan, float] | None:
+    """The first departure after ``at`` beside a charging car (``_departures``), if any."""
+    leaving = _departures(site, at, tail, before, after)
+    if not leaving:
+        return None
+    car, leave, _ = min(leaving, key=lambda d: d[1])
+    return car, leave
+
+
 def _grant_then_cut(rng: random.Random, site: Site, at: float) -> Episode:
     """A car leaves and another plugs in 0.2-5 s later while a third charges: the third is granted the
     freed current, then cut within its car's reaction time (rule 2 with a rising draw)."""
     end = site.duration
-    leaving = [c for c in site.cars if c.leave is not None and at <= c.leave < end - 60
-               and any(o.evse != c.evse and o.at < c.leave and (o.leave or end) > c.leave for o in site.cars)]
-    if not leaving:
+    first = _first_departure(site, at, tail=60, before=0, after=0)
+    if first is None:
         return Episode()
-    car = min(leaving, key=lambda c: c.leave or 0.0)  # the first departure after ``at``
-    assert car.leave is not None
-    t_in = car.leave + rng.uniform(0.2, 5.0)
+    car, left_at = first
+    t_in = left_at + rng.uniform(0.2, 5.0)
     stay = rng.uniform(300, 1800)
     free = [a for a in range(1, site.n + 1) if a != car.evse and not _busy(site.cars, a, t_in, t_in + stay, end)]
     evse = rng.choice(free) if free else car.evse
@@ -213,7 +242,7 @@ def _respawn_at_cut(rng: random.Random, site: Site, at: float) -> Episode:
     for d in sorted(site.cars, key=lambda c: c.at):
         if not at <= d.at < end - 60:
             continue
-        charging = [o for o in site.cars if o.evse != d.evse and o.at < d.at - 30 and (o.leave or end) > d.at + 10]
+        charging = _charging(site, d.at, 30, 10, d.evse)
         if charging:  # a car slow to follow a lowered pilot, if there is one: it draws the old current longest
             o = rng.choice([c for c in charging if c.profile.reaction_max_s >= 3.0] or charging)
             return Episode((FaultPlan(at=round(d.at + rng.uniform(0.0, 1.0), 3), kind="servant_respawn",
@@ -229,8 +258,7 @@ def _replay_at_respawn(rng: random.Random, site: Site, at: float) -> Episode:
     applied, must not be applied again (rule 1; the memory across restarts, PROTOCOL.md 8.4)."""
     end = site.duration
     grants = [(c.at, c.evse) for c in site.cars if 60 <= c.at < end - 200 and (c.leave or end) > c.at + 60]
-    grants += [(c.leave, o.evse) for c in site.cars if c.leave is not None and 60 <= c.leave < end - 200
-               for o in site.cars if o.evse != c.evse and o.at < c.leave - 10 and (o.leave or end) > c.leave + 60]
+    grants += [(leave, o.evse) for _, leave, beside in _departures(site, 60, 200, 10, 60) for o in beside]
     if not grants:
         return Episode()
     granted, u = rng.choice(sorted(grants))
@@ -272,8 +300,7 @@ def _stall_at_failsafe(rng: random.Random, site: Site, at: float) -> Episode:
     0.5-0.95 s (under the 1 s hardware watchdog): its failsafe deadline passes while it stands still, and the
     master's heartbeats queue for it. Resuming, it must serve the deadline before those frames (PROTOCOL.md 8.2
     rule 4, a stalled process)."""
-    end = site.duration
-    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
+    charging = sorted({c.evse for c in _charging(site, at, 30, 10)})
     u = rng.choice(charging) if charging else rng.randint(1, site.n)
     deaf = rng.uniform(1.1, 1.4)
     stall_at = at + deaf - rng.uniform(0.05, 0.25)
@@ -289,8 +316,7 @@ def _stall_at_master_death(rng: random.Random, site: Site, at: float) -> Episode
     does not oversleep it. The master's last heartbeats wait in the queue and are read at the resume; they prove
     the master alive only when they arrived (PROTOCOL.md 8.2 rule 4, a stalled process). It comes back 2-60 s
     later."""
-    end = site.duration
-    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
+    charging = sorted({c.evse for c in _charging(site, at, 30, 10)})
     u = rng.choice(charging) if charging else rng.randint(1, site.n)
     stall_at = at - rng.uniform(0.05, 0.5)
     resume = at + rng.uniform(0.05, 0.45)
@@ -311,19 +337,17 @@ def _echo_at_replug(rng: random.Random, site: Site, at: float) -> Episode:
     end = site.duration
     gap = rng.uniform(1.0, 5.0)
     stay = rng.uniform(120, 900)
-    leaving = [c for c in site.cars if c.leave is not None and at <= c.leave < end - 200
-               and any(o.evse != c.evse and o.at < c.leave - 10 and (o.leave or end) > c.leave + 60 for o in site.cars)]
+    first = _first_departure(site, at, tail=200, before=10, after=60)
     cars: tuple[CarPlan, ...] = ()
-    if leaving:
-        left = min(leaving, key=lambda c: c.leave or 0.0)
-        assert left.leave is not None
-        nxt = [c.at for c in site.cars if c.evse == left.evse and left.leave < c.at <= left.leave + 60]
+    if first is not None:
+        left, left_at = first
+        nxt = [c.at for c in site.cars if c.evse == left.evse and left_at < c.at <= left_at + 60]
         if nxt:
-            gap = min(nxt) - left.leave
-        elif _busy(site.cars, left.evse, left.leave + 0.5, left.leave + gap + stay, end):
+            gap = min(nxt) - left_at
+        elif _busy(site.cars, left.evse, left_at + 0.5, left_at + gap + stay, end):
             return Episode()
         else:
-            cars = (CarPlan(left.evse, round(left.leave + gap, 3), round(min(left.leave + gap + stay, end - 1), 3),
+            cars = (CarPlan(left.evse, round(left_at + gap, 3), round(min(left_at + gap + stay, end - 1), 3),
                             _plain_car(rng)),)
     else:
         plug, leave_at = at + 5.0, at + 5.0 + rng.uniform(60, 240)
