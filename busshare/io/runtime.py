@@ -18,6 +18,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -132,12 +134,23 @@ class Runtime:
         """Everything due at ``now`` without blocking: received frames, tick, hardware, status."""
         if self.started is None:
             self.started = now
-        if self._overslept(now):
-            self.service(now)
+        self._arrivals(self._queued(max_frames), now)
+
+    def _queued(self, max_frames: int) -> Iterator[RxFrame]:
+        """The frames waiting in the transport (up to ``max_frames``), taken one by one without blocking."""
         for _ in range(max_frames):
             frame = self.transport.recv(0.0)
             if frame is None:
-                break
+                return
+            yield frame
+
+    def _arrivals(self, frames: Iterable[RxFrame], now: float) -> None:
+        """Frames that arrived by ``now`` (``pump``: the queue's, ``run``: the one it waited for), then service.
+        One rule for both loops: a servant whose loop stood still past its deadline serves it first
+        (core.driver.overslept), before the frames that queued meanwhile are taken."""
+        if self._overslept(now):
+            self.service(now)
+        for frame in frames:
             self._frame(frame, now)
         self.service(now)
 
@@ -340,11 +353,10 @@ class Runtime:
                 # at least 1 ms: a node whose deadline stays in the past must not spin a core
                 frame = self.transport.recv(min(max(wake - now, MIN_WAIT), self.tick_period))
                 now = self.clock()
-                if frame is not None:
-                    if self._overslept(now):
-                        self.service(now)
-                    self._frame(frame, now)
-                self.service(now)
+                if frame is None:
+                    self.service(now)
+                else:
+                    self._arrivals((frame,), now)
         finally:
             self.shutdown(self.clock())
             for sig, handler in previous.items():
