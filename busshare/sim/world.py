@@ -263,7 +263,8 @@ class World:
         return proc
 
     def _stop_master(self, proc: MasterProc, now: float, graceful: bool) -> None:
-        if graceful and not proc.stalled:  # (a process standing still cannot say goodbye: it dies as it stands)
+        graceful = graceful and not proc.stalled  # (a process standing still cannot say goodbye: it dies as it stands)
+        if graceful:
             out = proc.node.shutdown(now)
             self._send(proc.port, out, now)
             self._marks(proc, proc.node.drain_events(), now)
