@@ -94,13 +94,7 @@ ttl_s = 30.0
 [car_defaults]
 max_a = 32
 need_kwh = 40
-[[car]]
-evse = 1
-at = 1
-[[car]]
-evse = 2
-at = 5
-""" + scenario_servants(1, 2, failsafe_a=6)
+""" + "".join(f"[[car]]\nevse = {evse}\nat = {at}\n" for evse, at in ((1, 1), (2, 5))) + scenario_servants(1, 2, failsafe_a=6)
 
 
 @pytest.mark.parametrize("stall_s", STALLS_S)
