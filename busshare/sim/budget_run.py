@@ -18,6 +18,8 @@ limit's service checks (waste, starvation judge a fixed limit): ``budget-waste``
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -187,25 +189,37 @@ class BudgetRun:
 
     def _reading(self, what: tuple[float, int], now: float) -> None:
         measured, mains = what
-        masters = self._masters()
-        for m, node in masters:
-            out = node.mains_reading(MainsReading(measured, PhaseCurrents.single(mains)), now)
-            self.w._master_after(m, out, now)
-        if masters:
-            self.meter_deliveries.append(MeterDelivery(measured, now))
+
+        def give(m: MasterProc, node: BudgetMaster, first: bool, t: float) -> None:
+            self.w._master_after(m, node.mains_reading(MainsReading(measured, PhaseCurrents.single(mains)), t), t)
+            if first:
+                self.meter_deliveries.append(MeterDelivery(measured, t))
+
+        self._give(give, now)
 
     def _failed(self, why: str, now: float) -> None:
-        for m, node in self._masters():
-            self.w._master_after(m, node.mains_failed(now, why), now)
+        self._give(lambda m, node, first, t: self.w._master_after(m, node.mains_failed(t, why), t), now)
 
     def _setpoint(self, sp: SetpointEvent, now: float) -> None:
-        masters = self._masters()
-        for m, node in masters:
-            out = (node.clear_setpoint(now) if sp.limit_da is None else node.setpoint(sp.limit_da, sp.ttl_s, now))
-            self.w._master_after(m, out, now)
-        if masters:
-            ttl = None if sp.limit_da is None else (sp.ttl_s if sp.ttl_s is not None else self.cfg.setpoint_ttl_s)
-            self.setpoint_deliveries.append(SetpointDelivery(now, ttl))
+        ttl = None if sp.limit_da is None else (sp.ttl_s if sp.ttl_s is not None else self.cfg.setpoint_ttl_s)
+
+        def give(m: MasterProc, node: BudgetMaster, first: bool, t: float) -> None:
+            out = (node.clear_setpoint(t) if sp.limit_da is None else node.setpoint(sp.limit_da, sp.ttl_s, t))
+            self.w._master_after(m, out, t)
+            if first:
+                self.setpoint_deliveries.append(SetpointDelivery(t, ttl))
+
+        self._give(give, now)
+
+    def _give(self, give: Callable[[MasterProc, BudgetMaster, bool, float], None], now: float) -> None:
+        """An input of the feed, to each running master (``first``: the one the checks follow, whose deliveries
+        they record). A master standing still takes it at its resume, after its tick (``Faults.master_resume``:
+        the runtime's feed queues it for the loop)."""
+        for i, (m, node) in enumerate(self._masters()):
+            if m.stalled:
+                m.held.append(functools.partial(give, m, node, i == 0))
+            else:
+                give(m, node, i == 0, now)
 
     def _meter_mark(self, what: tuple[str, str], t: float) -> None:
         self.w._mark(t, None, what[0], what[1])

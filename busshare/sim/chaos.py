@@ -369,6 +369,34 @@ def _plain_car(rng: random.Random) -> EvProfile:
     return EvProfile(max_a=rng.choice((16.0, 32.0)), need_kwh=rng.uniform(5.0, 20.0))
 
 
+def _master_stall_at_change(rng: random.Random, site: Site, at: float) -> Episode:
+    """The master's process stands still (``master_stall``: swap, a blocked write, SIGSTOP) for 0.1-1.4 s or
+    1.6-3 s (either side of the servants' failsafe_timeout, 1.5 s) at a moment that asks it to act: 0-0.3 s
+    after a car plugs in beside a charging one (the cut that makes room waits for its ACK, which queues, before
+    the grant), 0-0.3 s after a car leaves beside a charging one (its RELEASE queues), or as a unit (one with a
+    car charging, if any) goes mute for 2-60 s (a one-way partition 'out' from 0.5 s before the stall to its
+    end: the STATUS frames it sent before queue, and are read at the resume, long after). Each moment the first
+    after ``at``; without one, the mute. A stall over failsafe_timeout sends every unit to its failsafe."""
+    end = site.duration
+    stall_s = rng.uniform(0.1, 1.4) if rng.random() < 0.5 else rng.uniform(1.6, 3.0)
+    moment = rng.choice(("plug", "leave", "mute"))
+    lag = rng.uniform(0.0, 0.3)
+    beside = [t for c in site.cars for t in ((c.at,) if moment == "plug" else (c.leave,) if moment == "leave" else ())
+              if t is not None and at <= t < end - 60
+              and any(o.evse != c.evse and o.at < t - 10 and (o.leave or end) > t + 10 for o in site.cars)]
+    if beside:
+        stall_at = min(beside) + lag
+        return Episode((FaultPlan(at=round(stall_at, 3), kind="master_stall", duration_s=round(stall_s, 3)),))
+    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
+    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    mute_at = at + rng.uniform(-0.5, stall_s)
+    return Episode((
+        FaultPlan(at=round(at, 3), kind="master_stall", duration_s=round(stall_s, 3)),
+        FaultPlan(at=round(mute_at, 3), kind="partition", address=u, direction="out",
+                  duration_s=round(rng.uniform(2, 60), 3)),
+    ))
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -389,6 +417,7 @@ STATED_SHARE: dict[str, float] = {
     "stall-at-failsafe": 0.2,  # a unit's process stands still across its failsafe deadline, heartbeats queued
     "echo-at-replug": 0.10,  # a unit's old RELEASE echoed after a new car on it was granted
     "stall-at-master-death": 0.2,  # a unit's process stands still as the master stops, heartbeats queued
+    "master-stall-at-change": 0.3,  # the master's process stands still as a car comes or goes or a unit mutes
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -406,6 +435,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("stall-at-failsafe", ("servants", "everything"), 1.0, _stall_at_failsafe),
     Shape("echo-at-replug", ("bus", "everything"), 1.0, _echo_at_replug),
     Shape("stall-at-master-death", ("master", "everything"), 1.0, _stall_at_master_death),
+    Shape("master-stall-at-change", ("master", "everything"), 2.0, _master_stall_at_change),
 )
 
 
@@ -650,6 +680,17 @@ def _replay_at_respawn_in(sc: Scenario, within: float = 2.0) -> bool:
     return False
 
 
+def _master_stall_at_change_in(sc: Scenario) -> bool:
+    changes = [t for c in sc.cars for t in (c.at, c.leave) if t is not None]
+    mutes = [f.at for f in sc.faults if f.kind == "partition" and f.direction == "out"]
+    for f in sc.faults:
+        if f.kind == "master_stall":
+            a, b = _span(sc, f)
+            if any(a - 0.3 <= t <= a for t in changes) or any(a - 0.5 <= t <= b for t in mutes):
+                return True
+    return False
+
+
 def shapes_in(sc: Scenario) -> frozenset[str]:
     """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
 
@@ -671,7 +712,9 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     ``stall-at-failsafe``: a unit's process stands still when a one-way partition 'in' of it heals;
     ``echo-at-replug``: a car plugs into a unit less than the echo's delay after a car left it, inside a
     second path's echo;
-    ``stall-at-master-death``: a unit's process stands still as the master crashes or shuts down.
+    ``stall-at-master-death``: a unit's process stands still as the master crashes or shuts down;
+    ``master-stall-at-change``: the master's process stands still from within 0.3 s after a car plugs in or
+    leaves, or from 0.5 s after to the end of the stall a unit turns mute (partition 'out').
     """
     timing = sc.config.timing
     found = set()
@@ -706,6 +749,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     if any(f.kind == "servant_stall" and any(_span(sc, f)[0] < d < _span(sc, f)[1] for d in deaths)
            for f in sc.faults):
         found.add("stall-at-master-death")
+    if _master_stall_at_change_in(sc):
+        found.add("master-stall-at-change")
     echo_spans = [(*_span(sc, f), f.bus.get("echo_s", 0.0)) for f in sc.faults if f.kind == "bus"
                   and f.bus.get("echo_s", 0.0) > 0]
     if any(c.leave is not None and a <= c.leave <= b and any(o.evse == c.evse and c.leave < o.at < c.leave + e

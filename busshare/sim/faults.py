@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 from typing import Unpack
 
 from ..core.driver import overslept
@@ -23,6 +24,8 @@ from .procs import ServantProc
 from .scenario import CarPlan
 from .scenario import FaultPlan
 from .world import World
+
+P = TypeVar("P", MasterProc, ServantProc)
 
 
 class Faults(World):
@@ -94,6 +97,8 @@ class Faults(World):
             self.servant_respawn(self._one(f), t)
         elif kind == "servant_stall":
             self.servant_stall(self._one(f), t, f.duration_s or 0.0)
+        elif kind == "master_stall":
+            self.master_stall(t, f.duration_s or 0.0)
         elif kind == "partition":
             self.partition(self._one(f), f.direction, t, f.duration_s)
         elif kind == "bus":
@@ -196,28 +201,72 @@ class Faults(World):
         it serves the deadlines it slept past before the frames that queued (``core.driver.overslept``, the
         runtime's loop rule, PROTOCOL.md 8.2 rule 4, a stalled process)."""
         t = self.now if t is None else t
-        if not p.alive or p.stalled:
+        if p.alive:
+            self._stall(p, p.address, t, duration_s, self.servant_resume)
+
+    def _stall(self, p: P, address: int | None, t: float, duration_s: float, resume: Callable[[P, float], None]) -> None:
+        """Process ``p`` stands still from ``t`` (``World.deliver`` queues its frames); ``resume`` at the end."""
+        if p.stalled:
             return
         p.stalled, p.stall_from, p.resume_at = True, t, t + duration_s
-        self._mark(t, p.address, "servant-stall", f"{p.name} stands still for {duration_s:.2f} s")
+        self._mark(t, address, "servant-stall" if address is not None else "master-stall",
+                   f"{p.name} stands still for {duration_s:.2f} s")
         self._fault_on(f"stall:{p.name}", t)
-        self.queue.push_script(p.resume_at, self.servant_resume, p)
+        self.queue.push_script(p.resume_at, resume, p)
+
+    def _resumes(self, p: MasterProc | ServantProc, t: float) -> bool:
+        """Whether the stall ``p`` ends at ``t`` is still on (a process killed meanwhile: the fault is over)."""
+        if not p.stalled:
+            self._fault_off(f"stall:{p.name}", t)
+            return False
+        return t == p.resume_at  # (else a later stall of a process started since)
+
+    def master_stall(self, t: float | None = None, duration_s: float = 1.0) -> None:
+        """The master's process stands still for ``duration_s`` (swap, a blocked write, SIGSTOP): it runs and
+        sends nothing, frames and its budget feed's inputs queue for it.  When it resumes it does what the
+        runtime's loop does (``Runtime.run``): it reads one frame, services (its tick, then the feed's inputs),
+        then reads the others, each followed by a service that ticks when due."""
+        t = self.now if t is None else t
+        if self.masters:
+            self._stall(self.masters[0], None, t, duration_s, self.master_resume)
+
+    def master_resume(self, m: MasterProc, t: float) -> None:
+        """The stalled master runs again, in the runtime loop's order (``master_stall``)."""
+        if not self._resumes(m, t):
+            return
+        port = m.port
+        assert port is not None
+        backlog = m.backlog
+        m.unstall()
+        self._mark(t, None, "master-resume", f"{m.name}: {len(backlog)} frames queued meanwhile")
+        frames: list[tuple[float, int, bytes, bool] | None] = [*backlog] if backlog else [None]
+        for i, frame in enumerate(frames):
+            if frame is not None:
+                arrived, offset, data, bad = frame
+                self.deliver(t, offset, [(port, data, bad)], arrived)
+            if not m.alive:
+                break
+            # the loop's service: a tick after the first frame (a tick period has passed), then whenever one is due
+            if i == 0 or m.node.next_deadline() <= t:
+                self._master_tick(m, t)
+            held, m.held = m.held, []
+            for give in held:
+                give(t)
+        self._fault_off(f"stall:{m.name}", t)
 
     def servant_resume(self, p: ServantProc, t: float) -> None:
         """The stalled process runs again: the deadlines it slept past first (as the runtime's loop does), the
         rule-4 checks that fell due in the stall, then the frames that queued, read now (each with its arrival,
         which its rule-4 clocks count from: ``Node.receive``'s ``arrived``)."""
-        if not p.stalled:  # killed meanwhile
-            self._fault_off(f"stall:{p.name}", t)
+        if not self._resumes(p, t):
             return
-        if t != p.resume_at:
-            return  # (a later stall of a process started since)
         node, port = p.node, p.port
         assert node is not None and port is not None
-        p.stalled, p.resume_at = False, INF
+        backlog = p.backlog
+        p.unstall()
         if p.evse.over_since >= p.stall_from:  # a car overdrawing since the stall: seen now at the earliest
             p.cutoff_from = max(p.cutoff_from, t)
-        self._mark(t, p.address, "servant-resume", f"{p.name}: {len(p.backlog)} frames queued meanwhile")
+        self._mark(t, p.address, "servant-resume", f"{p.name}: {len(backlog)} frames queued meanwhile")
         # (its EVSE may have changed while it stood: the driver reads it now, ``changed``)
         out = node.tick(t) if overslept(node.next_deadline(), t, self.timing.tick_period) else []
         self._servant_after(p, out, t, True)
@@ -226,7 +275,6 @@ class Faults(World):
                       self.inv.check_hold(p, t) if p.hold_sched == INF else None):
             if found is not None:
                 self.report(found)
-        backlog, p.backlog = p.backlog, []
         for arrived, offset, data, bad in backlog:
             self.deliver(t, offset, [(port, data, bad)], arrived)
         self._fault_off(f"stall:{p.name}", t)

@@ -8,6 +8,7 @@ EVSE's hardware watchdog resets it (relay open, pilot off).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Literal
 
@@ -27,12 +28,30 @@ if TYPE_CHECKING:
 INF = float("inf")
 
 
-class MasterProc:
-    __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive", "host")
+class Stallable:
+    """A process that can stand still (faults.servant_stall, faults.master_stall: swap, a blocked write, SIGSTOP):
+    it runs nothing, and the frames that reach it wait in ``backlog`` (arrival, offset, data, corrupted) until it
+    resumes at ``resume_at``."""
+
+    __slots__ = ("stalled", "stall_from", "resume_at", "backlog")
+
+    def __init__(self) -> None:
+        self.stalled = False
+        self.stall_from = INF
+        self.resume_at = INF
+        self.backlog: list[tuple[float, int, bytes, bool]] = []
+
+    def unstall(self) -> None:
+        """It runs again (or died standing still: its queue with it)."""
+        self.stalled, self.resume_at, self.backlog = False, INF, []
+
+
+class MasterProc(Stallable):
+    __slots__ = ("name", "node", "port", "master_id", "epoch", "started", "node_sched", "alive", "host", "held")
     is_master: Literal[True] = True  # a literal, so `if p.is_master` tells mypy which proc it is
-    stalled: Literal[False] = False  # (only a servant process is drawn standing still)
 
     def __init__(self, name: str, node: MasterNode, port: Port | None, master_id: int, epoch: int, now: float) -> None:
+        super().__init__()
         self.name = name
         self.node = node
         self.port = port  # (None until attached)
@@ -42,21 +61,24 @@ class MasterProc:
         self.started = now
         self.node_sched = INF
         self.alive = True
+        # the inputs its budget feed queued while it stood still (a mains reading, a setpoint): each given at the
+        # resume, after its tick, as the runtime's loop takes them (``Runtime.service``: the tick, then the feed)
+        self.held: list[Callable[[float], None]] = []
 
 
-class ServantProc:
+class ServantProc(Stallable):
     __slots__ = (
         "name", "address", "cfg", "node", "port", "evse", "alive", "node_sched", "ev_sched",
         "r_pilot", "r_measured", "offer", "counted", "pilot", "draw", "fs_da", "grant_fs", "grant_epoch",
         "hb_key", "hb_orders", "hb_deadline", "heard_deadline", "followed", "masters_seen", "second_master_until", "fs_deadline",
         "fs_check_sched", "last_hb", "in_failsafe", "watchdog_at", "hold_deadline", "hold_sched", "twin", "unmet",
         "waiting_since", "starve_sched", "starve_reported", "cutoff_sched", "cutoff_from", "booted", "ev_stopped", "host",
-        "paused_at", "paused_offer", "resumed_at", "deaf", "mute", "memory", "stalled", "stall_from", "resume_at",
-        "backlog",
+        "paused_at", "paused_offer", "resumed_at", "deaf", "mute", "memory",
     )
     is_master: Literal[False] = False
 
     def __init__(self, name: str, cfg: ServantConfig, evse: SimEvse, twin: bool = False) -> None:
+        super().__init__()
         self.name = name
         self.address: int = cfg.address
         self.cfg = cfg
@@ -68,12 +90,6 @@ class ServantProc:
         self.deaf = False
         self.mute = False
         self.memory: ServantMemory | None = None  # what its last process kept for the next (core.servant_memory)
-        # a process standing still (faults.servant_stall: swap, a blocked write, SIGSTOP): it runs nothing, and the
-        # frames that reach it wait in ``backlog`` (arrival, offset, data, corrupted) until it resumes at ``resume_at``
-        self.stalled = False
-        self.stall_from = INF
-        self.resume_at = INF
-        self.backlog: list[tuple[float, int, bytes, bool]] = []
         self.evse = evse
         self.alive = False
         self.node_sched = INF

@@ -48,7 +48,7 @@ from .house import BudgetWorld
 DEFAULT_SCENARIO = "story"
 FAULT_KINDS = (
     "master_crash", "master_restart", "master_shutdown", "second_master", "servant_crash",
-    "servant_restart", "servant_respawn", "servant_stall", "partition", "bus", "twin", "replay",
+    "servant_restart", "servant_respawn", "servant_stall", "partition", "bus", "twin", "replay", "master_stall",
 )
 NEEDS_ADDRESS = ("servant_crash", "servant_restart", "servant_respawn", "servant_stall", "partition", "twin")
 
@@ -283,6 +283,9 @@ def _read(data: Table, default_name: str, base_dir: Path | None = None) -> tuple
         if kind == "servant_stall" and (stall is None or not 0 < stall < watchdog):
             r.add(key_path(path, "duration_s"), f"is required for a servant_stall, above 0 s and below watchdog_s "
                   f"({watchdog:g} s): a longer stall is the hardware watchdog's (a servant_crash)")
+        if kind == "master_stall" and (stall is None or not stall > 0):
+            r.add(key_path(path, "duration_s"), "is required for a master_stall, above 0 s: how long the master's "
+                  "process stands still")
         if kind == "bus":
             try:
                 BusFaults(**bus)

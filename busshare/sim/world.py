@@ -263,11 +263,14 @@ class World:
         return proc
 
     def _stop_master(self, proc: MasterProc, now: float, graceful: bool) -> None:
+        graceful = graceful and not proc.stalled  # (a process standing still cannot say goodbye: it dies as it stands)
         if graceful:
             out = proc.node.shutdown(now)
             self._send(proc.port, out, now)
             self._marks(proc, proc.node.drain_events(), now)
         proc.alive = False
+        proc.unstall()  # (a process killed standing still: its queue with it, and its feed's)
+        proc.held = []
         if proc.port is not None:
             self.bus.detach(proc.port)
             self._dead_ports.append(proc.port)
@@ -317,7 +320,7 @@ class World:
             self._dead_ports.append(p.port)
         p.port = None
         p.node_sched = INF
-        p.stalled, p.resume_at, p.backlog = False, INF, []  # (a process killed standing still: its queue with it)
+        p.unstall()  # (a process killed standing still: its queue with it)
         self.oracle.stop(p)
         if hold_s is None or hold_s <= 0:
             p.evse.power_reset(now)
@@ -398,7 +401,7 @@ class World:
                                       f"{port.name} accepted a corrupted frame {offset:#05x} [{data.hex(' ')}]"))
             proc = port.owner
             if isinstance(proc, MasterProc):
-                self._master_after(proc, proc.node.receive(msg, t), t)
+                self._master_after(proc, proc.node.receive(msg, t, arrived), t)
                 continue
             node, host = proc.node, proc.host
             assert node is not None and host is not None  # (a dead process's port is detached)
@@ -494,13 +497,18 @@ class World:
         if t != m.node_sched or not m.alive:
             return
         m.node_sched = INF
+        if m.stalled:
+            return  # (its resume ticks it)
         if m.node.next_deadline() <= t:
-            out = m.node.tick(t)
-            if m.node.next_deadline() <= t:
-                self._stuck(m, m.node, t)
-            self._master_after(m, out, t)
+            self._master_tick(m, t)
         else:
             self._node_resched(m, m.node.next_deadline())
+
+    def _master_tick(self, m: MasterProc, t: float) -> None:
+        out = m.node.tick(t)
+        if m.node.next_deadline() <= t:
+            self._stuck(m, m.node, t)
+        self._master_after(m, out, t)
 
     def _stuck(self, proc: ServantProc | MasterProc, node: Node, t: float) -> None:
         """A node whose deadline is still due right after tick(now) would make a real runtime spin.
