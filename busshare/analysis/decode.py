@@ -175,7 +175,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
 
 def _plain_record(m: re.Match[bytes]) -> Record:
     """A plain candump line: ``[N]`` is a classic frame's length, ``[NN]`` (two digits) a CAN FD frame's, ``{X}``
-    (candump -8) a classic frame's raw DLC: 9-15 only before 8 bytes (a ``dlc`` frame), else the length."""
+    (candump -8) a classic frame's raw DLC: 9-15 only before 8 bytes (a ``dlc`` frame), else the length; candump -a
+    adds the bytes as text in quotes (one character a byte, '.' for the unprintable), checked and left out."""
     t = float(m.group(1)) if m.group(1) else None
     ident, size, raw, body = m.group(3), m.group(4), m.group(5), m.group(6)
     if body.startswith(b"remote request"):
@@ -183,7 +184,14 @@ def _plain_record(m: re.Match[bytes]) -> Record:
     if body.strip().upper().startswith(b"ERRORFRAME"):
         return Frame(t, int(ident, 16), len(ident) > 3, b"", CanKind.ERROR_FRAME)
     dlc = None if raw is None else int(raw, 16)
+    shown_ascii = None
+    if body.endswith(b"'") and body.count(b"'") >= 2:  # candump -a: the bytes as text, 'a.b.', after the hex
+        first = body.index(b"'")
+        body, shown_ascii = body[:first].rstrip(), body[first + 1:-1]
     rec = _id_record(t, ident, body.replace(b" ", b""), False, False, dlc)
+    if shown_ascii is not None and isinstance(rec, Frame) and len(shown_ascii) != len(rec.data):
+        raise ValueError(f"the text column '{shown_ascii.decode('ascii', 'replace')}' does not match "
+                         f"{len(rec.data)} data bytes")
     shown = f"[{size.decode()}]" if size is not None else f"{{{raw.decode()}}}"
     length = int(size) if size is not None else min(int(raw, 16), 8)
     if isinstance(rec, Frame) and rec.kind is not CanKind.ERROR_FRAME and length != len(rec.data):

@@ -511,6 +511,27 @@ def test_plain_candump_lines_keep_the_dlc_and_the_fd_length_as_candump_prints_th
         assert not list(validator().iter_errors(rec)), rec
 
 
+def test_plain_candump_with_its_text_column_decodes_as_without_it() -> None:
+    """candump -a (can-utils lib.c: the bytes again as text between quotes, '.' for an unprintable one, a quote
+    itself as a quote) decodes frame for frame as plain candump does; a text column of another length is unreadable."""
+    link = Link()
+    frames = [link.encode(Heartbeat(1, 7, 640)), link.encode(SetLimit(3, 39, 320, 60, 7))]
+    plain, with_text = [], []
+    for i, (off, data) in enumerate(frames):
+        shown = " ".join(f"{b:02X}" for b in data)
+        text = "".join(chr(b) if 0x1F < b < 0x7F else "." for b in data)
+        plain.append(f" (170000000{i}.000000)  vcan0  {off:03X}   [8]  {shown}\n")
+        with_text.append(f" (170000000{i}.000000)  vcan0  {off:03X}   [8]  {shown}   '{text}'\n")
+    assert 0x27 in frames[1][1], "txn 39: a byte shown as a quote inside the quotes"
+    off, data = frames[0]
+    shown = " ".join(f"{b:02X}" for b in data)
+    bad = f" (1700000009.000000)  vcan0  {off:03X}   [8]  {shown}   '....'\n"
+    got = json_lines(cli("decode", "--json", "-", stdin="".join(with_text + [bad]).encode()).stdout)
+    want = json_lines(cli("decode", "--json", "-", stdin="".join(plain).encode()).stdout)
+    assert got[:2] == want[:2] and [r["record"] for r in want[:2]] == ["frame", "frame"]
+    assert got[2]["record"] == "unreadable" and "does not match 8 data bytes" in got[2]["reason"]
+
+
 # ---------------------------------------------------------------------------
 # --summary: the installation from its frames alone
 
