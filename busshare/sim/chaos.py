@@ -190,6 +190,13 @@ def _charging(site: Site, t: float, before: float, after: float, evse: int | Non
     return [o for o in site.cars if o.evse != evse and o.at < t - before and (o.leave or end) > t + after]
 
 
+def _charging_unit(rng: random.Random, site: Site, t: float) -> int:
+    """A unit with a car charging at ``t`` (``_charging``, 30 s before to 10 s after), if any, else any unit: the
+    one a shape hits where it hurts most."""
+    charging = sorted({c.evse for c in _charging(site, t, 30, 10)})
+    return rng.choice(charging) if charging else rng.randint(1, site.n)
+
+
 def _departures(site: Site, since: float, tail: float, before: float, after: float,
                 ) -> list[tuple[CarPlan, float, list[CarPlan]]]:
     """(car, when it leaves, the cars charging beside it then: ``_charging`` with those margins) for each car
@@ -300,8 +307,7 @@ def _stall_at_failsafe(rng: random.Random, site: Site, at: float) -> Episode:
     0.5-0.95 s (under the 1 s hardware watchdog): its failsafe deadline passes while it stands still, and the
     master's heartbeats queue for it. Resuming, it must serve the deadline before those frames (PROTOCOL.md 8.2
     rule 4, a stalled process)."""
-    charging = sorted({c.evse for c in _charging(site, at, 30, 10)})
-    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    u = _charging_unit(rng, site, at)
     deaf = rng.uniform(1.1, 1.4)
     stall_at = at + deaf - rng.uniform(0.05, 0.25)
     return Episode((
@@ -316,8 +322,7 @@ def _stall_at_master_death(rng: random.Random, site: Site, at: float) -> Episode
     does not oversleep it. The master's last heartbeats wait in the queue and are read at the resume; they prove
     the master alive only when they arrived (PROTOCOL.md 8.2 rule 4, a stalled process). It comes back 2-60 s
     later."""
-    charging = sorted({c.evse for c in _charging(site, at, 30, 10)})
-    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    u = _charging_unit(rng, site, at)
     stall_at = at - rng.uniform(0.05, 0.5)
     resume = at + rng.uniform(0.05, 0.45)
     return Episode((
@@ -383,12 +388,11 @@ def _master_stall_at_change(rng: random.Random, site: Site, at: float) -> Episod
     lag = rng.uniform(0.0, 0.3)
     beside = [t for c in site.cars for t in ((c.at,) if moment == "plug" else (c.leave,) if moment == "leave" else ())
               if t is not None and at <= t < end - 60
-              and any(o.evse != c.evse and o.at < t - 10 and (o.leave or end) > t + 10 for o in site.cars)]
+              and _charging(site, t, 10, 10, c.evse)]
     if beside:
         stall_at = min(beside) + lag
         return Episode((FaultPlan(at=round(stall_at, 3), kind="master_stall", duration_s=round(stall_s, 3)),))
-    charging = sorted({c.evse for c in site.cars if c.at < at - 30 and (c.leave or end) > at + 10})
-    u = rng.choice(charging) if charging else rng.randint(1, site.n)
+    u = _charging_unit(rng, site, at)
     mute_at = at + rng.uniform(-0.5, stall_s)
     return Episode((
         FaultPlan(at=round(at, 3), kind="master_stall", duration_s=round(stall_s, 3)),
