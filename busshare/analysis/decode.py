@@ -111,12 +111,19 @@ _HEX = re.compile(rb"^[0-9A-Fa-f]*$")
 _LOG_LINE = re.compile(
     rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:_([0-9A-Fa-f]))?(?:\s+[RT])?\s*$"
 )
-# [(ts)] iface ID [LEN] DATA   -- plain candump (with or without -t a/d/z): ``[N]`` a classic frame's length
-# (0-8, never more), ``[NN]`` a CAN FD frame's, and with -8 ``{X}`` a classic frame's raw DLC in hex (can-utils'
-# lib.c snprintf_long_canframe: ``{C}`` before 8 bytes is DLC 12, on an interface in cc-len8-dlc mode)
+# [(ts)] iface [RX|TX F F] ID [LEN] DATA   -- plain candump (with or without -t a/d/z): ``[N]`` a classic frame's
+# length (0-8, never more), ``[NN]`` a CAN FD frame's, and with -8 ``{X}`` a classic frame's raw DLC in hex
+# (can-utils' lib.c snprintf_long_canframe: ``{C}`` before 8 bytes is DLC 12, on an interface in cc-len8-dlc
+# mode).  candump -x adds after the interface the direction (``RX``, or ``TX`` for this host's own frames) and
+# two flag columns (candump.c extra_fd_info: ``B``it rate switch and ``E``rror state indicator of a CAN FD frame,
+# ``-`` when clear; ``S``/``R`` of a CAN XL frame, which busshare does not read): read past, the frame is the same
 _PLAIN_LINE = re.compile(
-    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+(?:\[(\d{1,2})\]|\{([0-9A-Fa-f])\})\s*(.*?)\s*$"
+    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+(?:[RT]X\s+[-BS]\s+[-ER]\s+)?([0-9A-Fa-f]{1,8})\s+"
+    rb"(?:\[(\d{1,2})\]|\{([0-9A-Fa-f])\})\s*(.*?)\s*$"
 )
+#: candump -S's data: the bytes last to first, a backtick between two (lib.c SWAP_DELIMITER), and with -a the
+#: text column in backticks, last to first too
+_SWAPPED = re.compile(rb"^([0-9A-Fa-f]{2}(?:`[0-9A-Fa-f]{2})*)(?:\s+`(.*)`)?$")
 
 
 #: capture formats only CAN tools write (python-can's readers); .log and .csv are told by their lines
@@ -176,7 +183,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
 def _plain_record(m: re.Match[bytes]) -> Record:
     """A plain candump line: ``[N]`` is a classic frame's length, ``[NN]`` (two digits) a CAN FD frame's, ``{X}``
     (candump -8) a classic frame's raw DLC: 9-15 only before 8 bytes (a ``dlc`` frame), else the length; candump -a
-    adds the bytes as text in quotes (one character a byte, '.' for the unprintable), checked and left out."""
+    adds the bytes as text in quotes (one character a byte, '.' for the unprintable), checked and left out;
+    candump -S prints the bytes last to first (``88`77`...`11``): put back in the order they were on the bus."""
     t = float(m.group(1)) if m.group(1) else None
     ident, size, raw, body = m.group(3), m.group(4), m.group(5), m.group(6)
     if body.startswith(b"remote request"):
@@ -185,7 +193,11 @@ def _plain_record(m: re.Match[bytes]) -> Record:
         return Frame(t, int(ident, 16), len(ident) > 3, b"", CanKind.ERROR_FRAME)
     dlc = None if raw is None else int(raw, 16)
     shown_ascii = None
-    if body.endswith(b"'") and body.count(b"'") >= 2:  # candump -a: the bytes as text, 'a.b.', after the hex
+    swapped = _SWAPPED.match(body) if b"`" in body else None
+    if swapped is not None:  # candump -S (a single byte reads the same either way, and has no backtick)
+        body = b" ".join(swapped.group(1).split(b"`")[::-1])
+        shown_ascii = None if swapped.group(2) is None else swapped.group(2)[::-1]
+    elif body.endswith(b"'") and body.count(b"'") >= 2:  # candump -a: the bytes as text, 'a.b.', after the hex
         first = body.index(b"'")
         body, shown_ascii = body[:first].rstrip(), body[first + 1:-1]
     rec = _id_record(t, ident, body.replace(b" ", b""), False, False, dlc)

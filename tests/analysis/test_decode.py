@@ -532,6 +532,75 @@ def test_plain_candump_with_its_text_column_decodes_as_without_it() -> None:
     assert got[2]["record"] == "unreadable" and "does not match 8 data bytes" in got[2]["reason"]
 
 
+def _json_of(text: str) -> list[dict]:  # type: ignore[type-arg]
+    """The general path's JSON records of candump text, in this process."""
+    out: list[str] = []
+    dec, lines = CaptureDecoder(), JsonLines(out.append)
+    for rec in text_records(io.BytesIO(text.encode())):
+        d = dec.feed(rec)
+        if d is None:
+            lines.unreadable(dec.unreadable[-1])
+        else:
+            lines.frame(d)
+    return json_lines("".join(out))
+
+
+# two heartbeats of master 1 epoch 7 (64.0 A; alive counters 0 and 1) and servant 3's SET_LIMIT txn 0x60 (a backtick)
+CANDUMP = """\
+ (1700000000.000000)  vcan0  040   [8]  11 00 01 07 00 80 02 00
+ (1700000000.200000)  vcan0  040   [8]  4C 01 01 07 00 80 02 00
+ (1700000000.300000)  vcan0  003   [8]  D8 00 60 40 01 3C 00 07
+"""
+
+
+def test_candump_x_lines_decode_as_without_their_columns() -> None:
+    """candump -x (can-utils candump.c extra_msg_info): the direction (TX: this host's own frame) and a CAN FD
+    frame's BRS/ESI flags after the interface, in a plain line; `` R``/`` T`` after an -L line.  Read past."""
+    with_x = """\
+ (1700000000.000000)  vcan0  RX - -  040   [8]  11 00 01 07 00 80 02 00
+ (1700000000.200000)  vcan0  TX - -  040   [8]  4C 01 01 07 00 80 02 00
+ (1700000000.300000)  vcan0  RX - -  003   [8]  D8 00 60 40 01 3C 00 07
+"""
+    log_x = """\
+(1700000000.000000) vcan0 040#1100010700800200 R
+(1700000000.200000) vcan0 040#4C01010700800200 T
+(1700000000.300000) vcan0 003#D8006040013C0007 R
+"""
+    want = _json_of(CANDUMP)
+    assert [r["record"] for r in want] == ["frame", "frame", "frame"] and want[2]["type"] == "SET_LIMIT"
+    assert _json_of(with_x) == want
+    assert _json_of(log_x) == want
+    fd = parse_line(b"  vcan0  RX B E  040  [08]  11 00 01 07 00 80 02 00", "line 1")
+    assert fd is not None and fd.kind.value == "fd"  # type: ignore[union-attr]
+    assert parse_line(b"  vcan0  RX - - 040   [8]  11 00 01 07 00 80 02 00", "line 1") == parse_line(
+        b"  vcan0  040   [8]  11 00 01 07 00 80 02 00", "line 1")
+
+
+def test_candump_x_lines_are_taken_for_a_can_capture(tmp_path: Path) -> None:
+    from busshare.analysis.decode import looks_like_can_capture
+
+    path = tmp_path / "capture.txt"
+    path.write_text(" (1700000000.000000)  vcan0  RX - -  040   [8]  11 00 01 07 00 80 02 00\n" * 3)
+    assert looks_like_can_capture(str(path))
+
+
+def test_candump_s_swapped_bytes_are_put_back_in_bus_order() -> None:
+    """candump -S (can-utils lib.c, CANLIB_VIEW_SWAP): the bytes last to first, a backtick between two, and with -a
+    the text column in backticks, last to first too (here holding a backtick: txn 0x60).  Decoded as the frame was
+    on the bus; a swapped line whose bytes or text column do not match its length is unreadable."""
+    swapped = """\
+ (1700000000.000000)  vcan0  040   [8]  00`02`80`00`07`01`00`11
+ (1700000000.200000)  vcan0  RX - -  040   [8]  00`02`80`00`07`01`01`4C   `.......L`
+ (1700000000.300000)  vcan0  003   [8]  07`00`3C`01`40`60`00`D8   `..<.@`..`
+"""
+    assert _json_of(swapped) == _json_of(CANDUMP)
+    bad = _json_of(" (1700000000.000000)  vcan0  040   [8]  02`80`00`07`01`00`11\n"
+                   " (1700000000.100000)  vcan0  040   [8]  00`02`80`00`07`01`00`11   `..`\n")
+    assert [r["record"] for r in bad] == ["unreadable", "unreadable"]
+    assert "[8] does not match 7 data bytes" in bad[0]["reason"]
+    assert "text column '..' does not match 8 data bytes" in bad[1]["reason"]
+
+
 # ---------------------------------------------------------------------------
 # --summary: the installation from its frames alone
 
