@@ -878,6 +878,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         if valid_key:  # a well-formed frame whose JSON depends on state (CUT/GRANT) or that is bad
             r = Frame(float(ts), *_frame_fields(key))
         else:  # not a frame: find its line number, scanning on from the previous one (rows come in order)
+            unreadable_rows[0] += 1
             pos, line = scan
             at = chunk.find(b"(" + ts + b")", pos)
             if at >= 0:
@@ -897,22 +898,30 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     ext = buf.extend
     get = memo.get
     scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
+    unreadable_rows = [0]  # in the current chunk: rows with a timestamp whose frame part is no frame
     try:
         for first, chunk in chunks:
             scan[:] = [0, 0]
+            unreadable_rows[0] = 0
             layout = fixed_layout(chunk)
             rows: Iterable[tuple[bytes, bytes]] | None = None
+            matches: list[tuple[bytes, bytes]] = []
             n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
                 0 if chunk.endswith(b"\n") else 1)
             if layout is not None:
                 rows = layout.iter_unpack(chunk)
-                first_ts = layout.unpack_from(chunk)[0]
+                first_ts, first_key = layout.unpack_from(chunk)
             else:
                 matches = _FAST_LINE.findall(chunk)
                 if len(matches) == n_lines and matches:
-                    rows, first_ts = matches, matches[0][0]
+                    rows, (first_ts, first_key) = matches, matches[0]
             if rows is not None:
                 dec.records += n_lines
+                # first_t and last_t as the general path sets them: from the first and last row that is a frame
+                # (a row the general path takes, a SET_LIMIT, must not set first_t before the fast rows above it)
+                first_open = dec.first_t is None
+                if first_open and _KEY.fullmatch(first_key):
+                    dec.first_t = float(first_ts)
                 ts = first_ts
                 lo, hi = inf, -inf  # the chunk's earliest and latest frame (a reordered capture: anywhere in it)
                 for ts, key in rows:
@@ -946,9 +955,14 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                         last_data[offset] = data
                     else:
                         ext((general(chunk, first, ts, key, offset != -2),))
-                if dec.first_t is None:
-                    dec.first_t = float(first_ts)
-                dec.last_t = float(ts)
+                if unreadable_rows[0]:  # (rare) a row with a time but no frame: no time of the capture's
+                    times = [t for t, key in rows_of(layout, chunk, matches) if _KEY.fullmatch(key)]
+                    if times:
+                        if first_open:
+                            dec.first_t = float(times[0])
+                        dec.last_t = float(times[-1])
+                else:
+                    dec.last_t = float(ts)
                 if lo <= hi:  # (the lines the general path took widened the span in dec.feed)
                     dec.spans(lo, hi)
             else:
@@ -972,6 +986,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         for k, n in enumerate(hits):
             if n:
                 dec.counts[statuses[k].value] += n
+
+
+def rows_of(layout: struct.Struct | None, chunk: bytes, matches: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The chunk's (timestamp, key) rows again: cut by its fixed layout, or its regex matches."""
+    return list(layout.iter_unpack(chunk)) if layout is not None else matches
 
 
 #: a fast-path memo entry: (offset, counter, 16 * counter, JSON fragment, data, a heartbeat's (id, epoch))

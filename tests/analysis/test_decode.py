@@ -466,6 +466,51 @@ def test_both_paths_span_a_reordered_capture_from_its_earliest_to_its_latest_tim
         general.first_t, general.earliest_t, general.latest_t, general.span_s)
 
 
+def _fast_and_general(text: bytes) -> tuple[CaptureDecoder, CaptureDecoder]:
+    fast = CaptureDecoder()
+    json_fast(read_chunks(io.BytesIO(text), size=4096), fast, io.BytesIO())
+    general = CaptureDecoder()
+    for rec in text_records(io.BytesIO(text)):
+        general.feed(rec)
+    return fast, general
+
+
+def _times(dec: CaptureDecoder) -> tuple[object, ...]:
+    return dec.first_t, dec.last_t, dec.earliest_t, dec.latest_t, dec.span_s, dec.records, dict(dec.counts)
+
+
+@pytest.mark.parametrize("shape", ["set-limit-second", "unreadable-ends", "unreadable-run", "all-unreadable"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_the_fast_path_takes_the_first_and_last_time_from_frames_as_the_general_path_does(
+        shape: str, ragged: bool) -> None:
+    """A line with a timestamp whose frame part is no frame (same width: the fixed-width cut takes it) is
+    unreadable, and gives the capture no time; a frame the fast path hands to the general one (a SET_LIMIT)
+    right after the first line does not make itself the first.  first_t is the closing record's start_t."""
+    heartbeats, servant = Link(), Link()
+    lines = []
+    for i in range(600):  # several 4 kB chunks
+        off, data = servant.encode(SetLimit(3, 39, 320, 60, 7)) if i in (1, 300) else heartbeats.encode(
+            Heartbeat(1, 7, 640))
+        iface = "can0" if ragged and i % 3 else "vcan0"
+        lines.append(f"({1_700_000_000 + i / 10:.6f}) {iface} {off:03X}#{data.hex().upper()}\n")
+
+    def bad(line: str) -> str:
+        return line[:-5] + "ZZZZ\n"  # same width, bad hex
+
+    if shape == "unreadable-ends":
+        lines[0], lines[-1] = bad(lines[0]), bad(lines[-1])
+    elif shape == "unreadable-run":
+        lines[95:140] = [bad(x) for x in lines[95:140]]
+    elif shape == "all-unreadable":
+        lines = [bad(x) for x in lines]
+    fast, general = _fast_and_general("".join(lines).encode())
+    assert _times(fast) == _times(general)
+    if shape == "unreadable-ends":
+        assert (general.first_t, general.last_t) == (1_700_000_000.1, 1_700_000_059.8)
+    if shape == "set-limit-second":
+        assert general.first_t == 1_700_000_000
+
+
 # ---------------------------------------------------------------------------
 # id schemes
 
