@@ -24,8 +24,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import warnings
 from collections import Counter
+from collections.abc import Iterator
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 
 import pytest
 
@@ -85,6 +89,29 @@ def run_seed(seed: int) -> tuple[int, float, str | None]:
     return seed, result.summary.sim_seconds / 3600.0, None
 
 
+def sweep_workers(environ: Mapping[str, str], cpus: int | None) -> tuple[int, str | None]:
+    """How many processes of its own the sweep runs its seeds in (0: this one), and a line saying why not.
+
+    Under a pytest-xdist worker (``python -m pytest -n auto -m chaos`` typed by hand; the CI command has no
+    ``-n``) every worker is already a process per core: a pool of the sweep's own would fork that worker
+    and put 3 or more CPU-bound processes on 2 cores.  There it runs the seeds in the worker, and says so."""
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return 0, (f"chaos sweep: running under pytest-xdist worker {worker}: the seeds run in this process, not "
+                   "in a pool of the sweep's own (for both cores: python -m pytest -m chaos, without -n)")
+    return min(2, cpus or 1), None
+
+
+def run_seeds(seeds: list[int], workers: int, stack: ExitStack) -> Iterator[tuple[int, float, str | None]]:
+    """Each seed's result in order: in a process pool of ``workers`` (kept open by ``stack``), or here (0)."""
+    if not workers:
+        return map(run_seed, seeds)
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging the run
+    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=ctx))
+    return pool.map(run_seed, seeds)
+
+
 @pytest.mark.chaos
 @pytest.mark.slow
 @pytest.mark.timeout(HANG_GUARD_S)
@@ -92,15 +119,15 @@ def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> 
     target = float(os.environ.get("BUSSHARE_CHAOS_HOURS", DEFAULT_HOURS))
     first = int(os.environ.get("BUSSHARE_CHAOS_FIRST_SEED", FIRST_SEED))
     seeds = sweep_seeds(first, target)
-    workers = min(2, os.cpu_count() or 1)
-    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging the run
+    workers, note = sweep_workers(os.environ, os.cpu_count())
+    if note is not None:  # (a worker's output does not reach the terminal: xdist shows warnings in its summary)
+        warnings.warn(note, UserWarning, stacklevel=1)
     # progress on the terminal, past pytest's capture (this is the longest test: minutes)
     every = max(1, len(seeds) // 10)
     started = time.monotonic()
     results: list[tuple[int, float, str | None]] = []
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        for result in pool.map(run_seed, seeds):
+    with ExitStack() as stack:
+        for result in run_seeds(seeds, workers, stack):
             results.append(result)
             if len(results) % every == 0:
                 bad = sum(1 for r in results if r[2] is not None)
@@ -123,6 +150,17 @@ def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str]) -> 
     if known:
         pytest.xfail("open core findings: " + "; ".join(f"seed {s}: {f}" for s, f in known.items()))
     assert hours >= target
+
+
+def test_under_an_xdist_worker_the_sweep_runs_its_seeds_in_process_and_says_so() -> None:
+    """Detection only (the sweep itself is not run here): ``PYTEST_XDIST_WORKER`` is what pytest-xdist sets
+    in each worker."""
+    workers, note = sweep_workers({"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "2"}, 2)
+    assert workers == 0 and note is not None and "pytest-xdist worker gw1" in note and "without -n" in note
+    assert sweep_workers({}, 8) == (2, None)
+    assert sweep_workers({}, 1) == (1, None)
+    assert sweep_workers({}, None) == (1, None)
+    assert list(run_seeds([], 0, ExitStack())) == []  # in process: no pool opened
 
 
 def test_the_sweep_draws_late_copies_reordering_and_cars_that_see_raises_late() -> None:
