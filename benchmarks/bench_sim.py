@@ -140,7 +140,7 @@ def measure(quick: bool, rounds: int) -> Figures:
     return fig
 
 
-def print_figures(fig: Figures, base: Figures | None = None, rev: str = "") -> None:
+def print_figures(fig: Figures, base: Figures | None = None, rev: str = "", ours: str = "this tree") -> None:
     def ratio(key: str, faster: bool) -> str:
         if base is None:
             return ""
@@ -163,7 +163,7 @@ def print_figures(fig: Figures, base: Figures | None = None, rev: str = "") -> N
           f"servants on average): 1000 hours = {per_hour * 1000 / 60:.0f} CPU minutes, "
           f"{per_hour * 1000 / 120:.1f} min over 2 cores")
     if base is not None:
-        print(f"  {rev}: {base['chaos']:.2f} CPU s per installation-hour; this tree is {base['chaos'] / per_hour:.2f}x "
+        print(f"  {rev}: {base['chaos']:.2f} CPU s per installation-hour; {ours} is {base['chaos'] / per_hour:.2f}x "
               f"as fast")
 
 
@@ -246,7 +246,7 @@ def compare_compiled(quick: bool, rounds: int) -> None:
     except mypyc_build.BuildError as exc:
         sys.exit(f"bench_sim: {exc}")
     print(f"the {build.line()}, against this tree's source")
-    print_figures(*alternate(str(build.root), str(ROOT), quick, rounds), "source")
+    print_figures(*alternate(str(build.root), str(ROOT), quick, rounds), "source", "the build")
 
 
 def main() -> None:

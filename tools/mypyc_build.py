@@ -34,10 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "mypyc"
 
 #: The compiled modules: the nodes, the link and the simulator's event path.  Left out (they stay Python):
-#: ``frames.py`` (mypyc mistakes a dataclass's ``ClassVar`` with a value for a field), ``core/node.py`` and
-#: ``sim/budget_run.py`` (protocols an interpreted class extends), ``core/counters.py`` (``vars()`` of an
-#: instance; transports subclass it), ``sim/invariants.py`` (an exception class built on AssertionError),
-#: the config parsers (``core/source_settings.py``, ``budget_config.py``, ``meter_maps.py``,
+#: ``frames.py`` (mypyc mistakes a dataclass's ``ClassVar`` with a value for a field), ``core/node.py``
+#: (protocols an interpreted class extends), ``core/counters.py`` (``vars()`` of an instance; transports
+#: subclass it), ``sim/failure.py`` (an exception class built on AssertionError), the config parsers (``core/source_settings.py``, ``budget_config.py``, ``meter_maps.py``,
 #: ``problems.py``: a dataclass field read through its class) and the scenario builders (run once).
 MODULES: tuple[str, ...] = (
     "busshare/master.py",
@@ -61,12 +60,14 @@ MODULES: tuple[str, ...] = (
     "busshare/protocol/link.py",
     "busshare/protocol/pilot.py",
     "busshare/sim/budget_checks.py",
+    "busshare/sim/budget_run.py",
     "busshare/sim/bus.py",
     "busshare/sim/clock.py",
     "busshare/sim/ev.py",
     "busshare/sim/faults.py",
     "busshare/sim/hosts.py",
     "busshare/sim/house.py",
+    "busshare/sim/invariants.py",
     "busshare/sim/loop.py",
     "busshare/sim/oracle.py",
     "busshare/sim/pause_checks.py",

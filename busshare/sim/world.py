@@ -44,6 +44,7 @@ from .bus import SimBus
 from .bus import bus_settings
 from .clock import EventQueue
 from .ev import SimEvse
+from .failure import SimulationFailed
 from .hosts import MasterHost
 from .hosts import ServantHost
 from .house import BudgetWorld
@@ -53,7 +54,6 @@ from .invariants import Bounds
 from .invariants import Installation
 from .invariants import Invariants
 from .invariants import Service
-from .invariants import SimulationFailed
 from .invariants import Violation
 from .invariants import default_settle
 from .invariants import recovery_after

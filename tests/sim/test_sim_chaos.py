@@ -45,7 +45,7 @@ import pytest
 from busshare.sim.chaos import STATED_SHARE
 from busshare.sim.chaos import chaos_scenario
 from busshare.sim.chaos import shapes_in
-from busshare.sim.invariants import SimulationFailed
+from busshare.sim.failure import SimulationFailed
 from busshare.sim.runner import Simulation
 from tests.support.sim_findings import known_finding
 from tools import golden
