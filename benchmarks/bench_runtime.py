@@ -32,8 +32,7 @@ from busshare.core.config import Config
 from busshare.core.config import ServantConfig
 from busshare.core.config import Timing
 from busshare.devtools.bench import BenchHardware
-from busshare.frames import Request
-from busshare.frames import SetLimit
+from busshare.frames import MsgType
 from busshare.io.runtime import Runtime
 from busshare.master import Master
 from busshare.protocol.link import Link
@@ -57,13 +56,13 @@ class Stamping(CanTransport):
 
     def send(self, offset: int, data: bytes) -> bool:
         ok = super().send(offset, data)
-        if offset >> 6 == Request.TYPE:
+        if offset >> 6 == MsgType.REQUEST:
             self.request_sent.append(time.perf_counter())
         return ok
 
     def recv(self, timeout: float):  # type: ignore[no-untyped-def]
         frame = super().recv(timeout)
-        if frame is not None and frame.offset >> 6 == SetLimit.TYPE:
+        if frame is not None and frame.offset >> 6 == MsgType.SET_LIMIT:
             self.setlimit_seen.append((time.perf_counter(), frame.data))
         return frame
 

@@ -21,7 +21,7 @@ import enum
 import re
 import struct
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TypeVar
 
 from .errors import BusshareError
 from .protocol import layout
@@ -144,8 +144,6 @@ class Heartbeat:
     lets a servant tell a fresh heartbeat from a late copy of an old one (PROTOCOL.md 5.2).
     """
 
-    TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
-    address: ClassVar[int] = MASTER_ADDRESS
     master_id: int  # 4 bits, configured identity of this master
     epoch: int  # u8, changes on every master boot
     limit_da: int  # circuit limit, 0.1 A, 14 bits
@@ -155,6 +153,14 @@ class Heartbeat:
     leaving: bool = False  # graceful shutdown: fail safe now
     learning: bool = False  # just booted, not granting yet
     second_master: bool = False  # this master has heard a second master
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.HEARTBEAT
+
+    @property
+    def address(self) -> int:  # (the master's, always)
+        return MASTER_ADDRESS
 
     def __post_init__(self) -> None:
         if (0 <= self.master_id < 16 and 0 <= self.epoch < 256 and 0 <= self.limit_da <= MAX_CIRCUIT_DA
@@ -203,12 +209,15 @@ HEARD_BITS: tuple[tuple[int, int], ...] = tuple(heard_bit(a) for a in range(64))
 class SetLimit:
     """Master -> servant: cut-to-X when lower than before, grant when higher."""
 
-    TYPE: ClassVar[MsgType] = MsgType.SET_LIMIT
     address: int  # the servant addressed
     txn: int  # u8 transaction id, echoed by the ack
     limit_da: int  # new limit, 0 = pause
     failsafe_da: int  # what this servant falls to when the master goes silent
     epoch: int  # u8, the sending master's boot epoch
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.SET_LIMIT
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -222,12 +231,15 @@ class SetLimit:
 class Ack:
     """Servant -> master: the set-limit ``txn`` has taken effect at ``applied_da``."""
 
-    TYPE: ClassVar[MsgType] = MsgType.ACK
     address: int
     txn: int
     applied_da: int
     measured_da: int | None  # None: no meter
     how: AckHow
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.ACK
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -242,12 +254,15 @@ class Ack:
 class Nack:
     """Error report, from either side; ``address`` is the node it concerns."""
 
-    TYPE: ClassVar[MsgType] = MsgType.NACK
     address: int  # 0 master, 1-62 servant, 63 everyone
     code: NackCode
     reporter: int  # address of the sender
     txn: int = 0  # the set-limit refused, if any
     detail: int = 0  # u16, code-specific (e.g. the current involved, 0.1 A)
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.NACK
 
     def __post_init__(self) -> None:
         _check_uint("address", self.address, 6)
@@ -261,10 +276,13 @@ class Nack:
 class Release:
     """Servant -> master: I now offer 0 A; my share goes back to the pool."""
 
-    TYPE: ClassVar[MsgType] = MsgType.RELEASE
     address: int
     released_da: int  # the limit given back
     reason: ReleaseReason
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.RELEASE
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -276,11 +294,14 @@ class Release:
 class Request:
     """Servant -> master: my EV wants ``requested_da`` (and cannot use less than ``min_da``)."""
 
-    TYPE: ClassVar[MsgType] = MsgType.REQUEST
     address: int
     requested_da: int
     min_da: int
     priority: int  # u8, higher is served first under shortage
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.REQUEST
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -294,7 +315,6 @@ class Request:
 class Status:
     """Servant -> master, every status period (and on a pilot change): the servant's heartbeat."""
 
-    TYPE: ClassVar[MsgType] = MsgType.STATUS
     address: int
     serial_tag: int  # low 15 bits of the unique serial
     pilot: PilotState
@@ -305,6 +325,10 @@ class Status:
     fault: bool = False
     ev_stopped: bool = False  # EV overdrew and was stopped
     twin: bool = False  # heard a twin: another servant on this address
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.STATUS
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -320,11 +344,14 @@ class Status:
 class Join:
     """Servant -> master at boot and on a twin: claims an address with a unique serial."""
 
-    TYPE: ClassVar[MsgType] = MsgType.JOIN
     address: int
     serial: int  # u32, unique per unit
     max_da: int  # the unit's hardware maximum
     version: int = PROTOCOL_VERSION  # 4 bits
+
+    @property
+    def TYPE(self) -> MsgType:  # (a property: see MESSAGE_TYPES)
+        return MsgType.JOIN
 
     def __post_init__(self) -> None:
         _check_servant(self.address)
@@ -335,9 +362,14 @@ class Join:
 
 
 Message = Heartbeat | SetLimit | Ack | Nack | Release | Request | Status | Join
+#: each message class by its type.  A message's ``TYPE`` (and a heartbeat's ``address``) is a property, not a
+#: ClassVar with a value: mypyc, which compiles this module for the chaos sweep (tools/mypyc_build.py), takes
+#: such a ClassVar of a dataclass for a field
 MESSAGE_TYPES: dict[MsgType, type] = {
-    cls.TYPE: cls for cls in (Heartbeat, SetLimit, Ack, Nack, Release, Request, Status, Join)
+    MsgType.HEARTBEAT: Heartbeat, MsgType.SET_LIMIT: SetLimit, MsgType.ACK: Ack, MsgType.NACK: Nack,
+    MsgType.RELEASE: Release, MsgType.REQUEST: Request, MsgType.STATUS: Status, MsgType.JOIN: Join,
 }
+_NATIVE = "__dict__" not in vars(Heartbeat)  # compiled by mypyc: its instances keep their fields in slots
 
 
 def serial_tag(serial: int) -> int:
@@ -410,6 +442,21 @@ def offset_of(msg: Message) -> int:
 
 _new = object.__new__
 _set = object.__setattr__
+_M = TypeVar("_M")
+
+
+def _built(cls: type[_M], fields: dict[str, object]) -> _M:
+    """A decoded message, built without ``__init__`` (the decoder checked its fields): its ``__dict__`` set
+    whole.  In the chaos sweep's mypyc build (tools/mypyc_build.py) a message has no ``__dict__``: each
+    field is set instead."""
+    if _NATIVE:
+        obj = cls.__new__(cls)
+        for name, value in fields.items():
+            _set(obj, name, value)
+        return obj
+    obj = _new(cls)
+    _set(obj, "__dict__", fields)
+    return obj
 # CRC after the data ID alone, per offset: the frame CRC resumes from it (one C call per frame).
 _CRC_AFTER_ID = tuple(frame_crc(d, b"") for d in range(ID_OFFSETS))
 # Unpack the whole frame, skipping the CRC byte; every field is a small int (no 48-bit word).
@@ -495,8 +542,7 @@ def _decode_set_limit(address: int, data: bytes) -> _Decoded:
     if (head > COUNTER_MASK or not 0 < address < 63 or (limit and not 60 <= limit <= 800)
             or (failsafe and not 60 <= failsafe <= 800)):
         return None
-    obj = _new(SetLimit)
-    _set(obj, "__dict__", {"address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch})
+    obj = _built(SetLimit, {"address": address, "txn": txn, "limit_da": limit, "failsafe_da": failsafe, "epoch": epoch})
     return obj, head
 
 
@@ -506,8 +552,7 @@ def _decode_heartbeat(address: int, data: bytes) -> _Decoded:
     if address or head & 0x80 or idp & 0x80 or heard & _NOT_SERVANT_BITS[page]:
         return None
     f = _FLAGS[head >> FLAGS_SHIFT]
-    obj = _new(Heartbeat)
-    _set(obj, "__dict__", {
+    obj = _built(Heartbeat, {
         "master_id": idp & 15, "epoch": epoch, "limit_da": low & 0x3FFF, "page": page, "heard": heard,
         "seq": (low >> 14) | (high << 2), "leaving": f[0], "learning": f[1], "second_master": f[2],
     })
@@ -518,8 +563,7 @@ def _decode_ack(address: int, data: bytes) -> _Decoded:
     head, txn, applied, measured, how = _ACK.unpack(data)
     if head > COUNTER_MASK or not 0 < address < 63 or (applied and not 60 <= applied <= 800) or how > 2:
         return None
-    obj = _new(Ack)
-    _set(obj, "__dict__", {
+    obj = _built(Ack, {
         "address": address, "txn": txn, "applied_da": applied,
         "measured_da": None if measured == 0xFFFF else measured, "how": _ACK_HOWS[how],
     })
@@ -531,8 +575,7 @@ def _decode_nack(address: int, data: bytes) -> _Decoded:
     head, txn, code, reporter, detail, reserved = _NACK.unpack(data)
     if head > COUNTER_MASK or reserved or reporter > 63 or not 0 < code < 9:
         return None
-    obj = _new(Nack)
-    _set(obj, "__dict__", {
+    obj = _built(Nack, {
         "address": address, "code": _NACK_CODES[code], "reporter": reporter, "txn": txn, "detail": detail
     })
     return obj, head
@@ -543,8 +586,7 @@ def _decode_release(address: int, data: bytes) -> _Decoded:
     if (head > COUNTER_MASK or not 0 < address < 63 or reserved != b"\0\0\0" or reason > 3
             or (released and not 60 <= released <= 800)):
         return None
-    obj = _new(Release)
-    _set(obj, "__dict__", {"address": address, "released_da": released, "reason": _REASONS[reason]})
+    obj = _built(Release, {"address": address, "released_da": released, "reason": _REASONS[reason]})
     return obj, head
 
 
@@ -553,8 +595,7 @@ def _decode_request(address: int, data: bytes) -> _Decoded:
     if (head > COUNTER_MASK or not 0 < address < 63 or reserved or (requested and not 60 <= requested <= 800)
             or not 60 <= min_da <= 800):
         return None
-    obj = _new(Request)
-    _set(obj, "__dict__", {"address": address, "requested_da": requested, "min_da": min_da, "priority": priority})
+    obj = _built(Request, {"address": address, "requested_da": requested, "min_da": min_da, "priority": priority})
     return obj, head
 
 
@@ -571,8 +612,7 @@ def _decode_status(address: int, data: bytes) -> _Decoded:
         return None
     measured = (low >> 13) | ((mid & 0x7F) << 3)
     f = _FLAGS[head >> FLAGS_SHIFT]
-    obj = _new(Status)
-    _set(obj, "__dict__", {
+    obj = _built(Status, {
         "address": address, "serial_tag": high >> 1, "pilot": _PILOTS[pilot], "offered_da": offered,
         "measured_da": None if measured == 1023 else measured, "requested_da": requested,
         "failsafe": f[0], "fault": f[1], "ev_stopped": f[2], "twin": f[3],
@@ -585,8 +625,7 @@ def _decode_join(address: int, data: bytes) -> _Decoded:
     head, serial, max_da = _JOIN.unpack(data)
     if not 0 < address < 63 or not 60 <= max_da <= 800:
         return None
-    obj = _new(Join)
-    _set(obj, "__dict__", {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
+    obj = _built(Join, {"address": address, "serial": serial, "max_da": max_da, "version": head >> FLAGS_SHIFT})
     return obj, head & COUNTER_MASK
 
 

@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "mypyc"
 
 #: The compiled modules: the nodes, the link and the simulator's event path.  Left out (they stay Python):
-#: ``frames.py`` (mypyc mistakes a dataclass's ``ClassVar`` with a value for a field), ``core/node.py``
-#: (protocols an interpreted class extends), ``core/counters.py`` (``vars()`` of an instance; transports
+#: ``core/node.py`` (protocols an interpreted class extends), ``core/counters.py`` (``vars()`` of an instance; transports
 #: subclass it), ``sim/failure.py`` (an exception class built on AssertionError), the config parsers (``core/source_settings.py``, ``budget_config.py``, ``meter_maps.py``,
 #: ``problems.py``: a dataclass field read through its class) and the scenario builders (run once).
 MODULES: tuple[str, ...] = (
+    "busshare/frames.py",
     "busshare/master.py",
     "busshare/servant.py",
     "busshare/core/allocation.py",
