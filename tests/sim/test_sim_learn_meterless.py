@@ -17,7 +17,13 @@ from busshare.master import _Slot
 from busshare.sim import Simulation
 from busshare.sim import SimulationFailed
 from busshare.sim import parse_scenario
+from busshare.sim.chaos import chaos_scenario
+from busshare.sim.chaos import shapes_in
+from tests.support.sim_caught import caught
 from tests.support.site_files import scenario_servants
+
+SHAPE = "restart-at-meterless-cut"
+CAUGHT_ON = (1290, 1633, 1649)  # CI seeds holding the shape that catch LearnsAtOffer (docs/SIM.md finding 44)
 
 
 class LearnsAtOffer(Master):
@@ -108,3 +114,13 @@ def test_a_meterless_unit_learned_at_once_after_a_long_gap_is_acked_at_once() ->
     granted = next(t for t, kind, a in marks if a == 2 and kind == "grant")
     assert acked < granted < acked + 0.1, marks
 
+
+@pytest.mark.parametrize("seed", CAUGHT_ON)
+def test_the_sweep_catches_a_master_learning_a_meterless_unit_at_its_offer(seed: int) -> None:
+    """The shape ``restart-at-meterless-cut`` draws it: these CI seeds hold it and catch the broken master (of the
+    first 40 seeds from 1000 whose episode found its moment, a meterless car cut alone, these three: elsewhere the
+    car followed before the new car drew). Each stops within the first 6 simulated minutes."""
+    assert SHAPE in shapes_in(chaos_scenario(seed))
+    v = caught(chaos_scenario(seed), seed, master_cls=LearnsAtOffer,
+               missed=f"chaos seed {seed} no longer catches a master learning a meterless unit at its offer")
+    assert v.check == "drawn", v
