@@ -435,9 +435,9 @@ def _cut_of_meterless(site: Site, at: float) -> tuple[float, int, int | None] | 
     unit free for 150 s: (when, ``u``, that free unit or None for the plan's car); None when there is none."""
     plugs = sorted(c.at for c in site.cars if c.profile.start_after_s == 0)
     t = 100.0
-    last = None
+    last: tuple[float, int, int | None] | None = None
     while t < site.duration - 150:
-        found = None
+        found: tuple[float, int, int | None] | None = None
         nxt = next((p for p in plugs if t <= p < t + 15.0), None)
         if nxt is not None:
             d = next(c for c in site.cars if c.at == nxt)
