@@ -14,11 +14,13 @@ Nothing is asserted: figures only (the machine is shared and noisy).
 
     python benchmarks/bench_sim.py --baseline a2aa3ed  # against another revision
     python benchmarks/bench_sim.py --no-baseline       # this tree only (half the time)
+    python benchmarks/bench_sim.py --compiled          # this tree's mypyc build against its source
 
 Every figure is also measured, in the same run, for the previous version of the simulator, and printed
 with the ratio: how many times faster (speeds) or cheaper (costs) this tree is. The previous version is
 the last commit's ``busshare/`` when the tree has changes there, else the one before the last commit
-that changed it (``--baseline REV``: git revision ``REV``). Each is exported to a temporary directory
+that changed it (``--baseline REV``: git revision ``REV``; ``--compiled``: this tree's mypyc build, as the
+chaos sweep runs it, against this tree's source: tools/mypyc_build.py). Each is exported to a temporary directory
 and measured in its own process, the two alternating round by round so both see the same machine load.
 Outside a git checkout the figures are printed alone, with a line saying why.
 """
@@ -138,7 +140,7 @@ def measure(quick: bool, rounds: int) -> Figures:
     return fig
 
 
-def print_figures(fig: Figures, base: Figures | None = None, rev: str = "") -> None:
+def print_figures(fig: Figures, base: Figures | None = None, rev: str = "", ours: str = "this tree") -> None:
     def ratio(key: str, faster: bool) -> str:
         if base is None:
             return ""
@@ -161,7 +163,7 @@ def print_figures(fig: Figures, base: Figures | None = None, rev: str = "") -> N
           f"servants on average): 1000 hours = {per_hour * 1000 / 60:.0f} CPU minutes, "
           f"{per_hour * 1000 / 120:.1f} min over 2 cores")
     if base is not None:
-        print(f"  {rev}: {base['chaos']:.2f} CPU s per installation-hour; this tree is {base['chaos'] / per_hour:.2f}x "
+        print(f"  {rev}: {base['chaos']:.2f} CPU s per installation-hour; {ours} is {base['chaos'] / per_hour:.2f}x "
               f"as fast")
 
 
@@ -219,15 +221,32 @@ def previous_version() -> tuple[str | None, str]:
 def compare(rev: str, quick: bool, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         export(rev, Path(tmp))
-        ours: list[Figures] = []
-        theirs: list[Figures] = []
-        for i in range(rounds):  # alternating, each first in turn, so both see the same load
-            if i % 2:
-                ours.append(child(str(ROOT), quick))
-            theirs.append(child(tmp, quick))
-            if not i % 2:
-                ours.append(child(str(ROOT), quick))
-    print_figures(best(ours), best(theirs), rev)
+        print_figures(*alternate(str(ROOT), tmp, quick, rounds), rev)
+
+
+def alternate(ours_root: str, theirs_root: str, quick: bool, rounds: int) -> tuple[Figures, Figures]:
+    """The best figures of each package root, measured in rounds that alternate which goes first (same load)."""
+    ours: list[Figures] = []
+    theirs: list[Figures] = []
+    for i in range(rounds):
+        if i % 2:
+            ours.append(child(ours_root, quick))
+        theirs.append(child(theirs_root, quick))
+        if not i % 2:
+            ours.append(child(ours_root, quick))
+    return best(ours), best(theirs)
+
+
+def compare_compiled(quick: bool, rounds: int) -> None:
+    """This tree's mypyc build (built, or reused from .cache/mypyc) against this tree's source."""
+    from tools import mypyc_build  # (only here: a child measuring a package root has no tools/ beside it)
+
+    try:
+        build = mypyc_build.build()
+    except mypyc_build.BuildError as exc:
+        sys.exit(f"bench_sim: {exc}")
+    print(f"the {build.line()}, against this tree's source")
+    print_figures(*alternate(str(build.root), str(ROOT), quick, rounds), "source", "the build")
 
 
 def main() -> None:
@@ -236,6 +255,8 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="REV",
                     help="measure against busshare/ at this git revision (default: the previous version)")
     ap.add_argument("--no-baseline", action="store_true", help="measure this tree only")
+    ap.add_argument("--compiled", action="store_true",
+                    help="measure this tree's mypyc build (tools/mypyc_build.py) against this tree's source")
     ap.add_argument("--rounds", type=int, help="rounds per figure (default 3, 1 with --quick)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--package-root", help=argparse.SUPPRESS)
@@ -243,6 +264,9 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     if args.json:
         print(json.dumps(measure(args.quick, rounds)))
+        return
+    if args.compiled:
+        compare_compiled(args.quick, rounds)
         return
     rev, why = (args.baseline, "given") if args.baseline else (None, "--no-baseline") if args.no_baseline \
         else previous_version()

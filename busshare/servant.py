@@ -36,7 +36,8 @@ rule 2  a cut acked when it took effect: ``_ack_or_wait``, ``_check_pending``
 rule 3  silent servant: the master's; here ``_unheard`` (the heard bits).
 rule 4  master silent -> failsafe: ``_timers``, ``_enter_failsafe``,
         ``_on_heartbeat`` (fresh heartbeats only), ``_apply`` (a grant held
-        while unheard), ``link_down``; ``receive`` (its clocks
+        while unheard; one read past its arrival's deadline taken as a
+        repeat), ``link_down``; ``receive`` (its clocks
         count from a frame's arrival, not its read: a stalled process).
 rule 5  master start or restart: ``_follow`` (disarm, JOIN, unconfirmed).
 rule 6  conflicts: ``_twin``, ``_on_second_master``, ``_on_heartbeat``.
@@ -596,6 +597,11 @@ class Servant:
         # partition would end the failsafe only for the stale heartbeat timer to start it again at once (counted
         # from its arrival: one read late proves the master alive only then)
         self._last_hb = max(self._last_hb, at)
+        # read past the failsafe deadline of its own arrival (it waited out a stall in the receive queue): it
+        # proves nothing of the master now, so it is taken as a repeat (rule 4, a stalled process)
+        late = now >= self._last_hb + self.timing.failsafe_timeout
+        if late and self._failsafe is Failsafe.OFF:  # (the step would enter it after: the ACK must say the truth)
+            self._enter_failsafe(now, f"no heartbeat for {now - self._last_hb:.2f} s")
         unheard = self._unheard(now)
         if unheard and limit > self.offer_da:
             # a grant while no heartbeat has shown the master hears us: taken once one does (it hears us again,
@@ -609,10 +615,11 @@ class Servant:
         if limit != msg.limit_da:
             self._events.add(now, EventKind.CLAMPED, self.address,
                              f"set-limit {_a(msg.limit_da)} clamped to {_a(limit)} (local max {_a(cfg.max_da)})")
-        if repeat and (limit > self._limit or fs > self._armed):
+        if (repeat or late) and (limit > self._limit or fs > self._armed):
             limit, fs = min(limit, self._limit), min(fs, self._armed)
+            what = f"read {now - at:.2f} s after it arrived" if late else "again"
             self._events.add(now, EventKind.REPEAT, self.address,
-                             f"txn {msg.txn} again{' in failsafe' if self.in_failsafe else ''}: applied at "
+                             f"txn {msg.txn} {what}{' in failsafe' if self.in_failsafe else ''}: applied at "
                              f"{_a(limit)} (failsafe {_a(fs)}), never above what it offers now")
         old_offer = self.offer_da
         self.last_set_limit = msg
@@ -621,7 +628,8 @@ class Servant:
         self._armed = fs
         self._phase = Phase.CONFIRMED
         self._pending = None
-        if self.in_failsafe and not unheard:  # (a cut while unheard is applied, and the failsafe goes on)
+        if self.in_failsafe and not unheard and not late:  # (a cut while unheard, or one read late, is applied,
+            # and the failsafe goes on)
             self._failsafe = Failsafe.OFF
             self._events.add(now, EventKind.FAILSAFE_END, self.address, f"master granted {_a(limit)}")
         self._update_offer(now)

@@ -36,7 +36,8 @@ class MyEvse:
 parser = argparse.ArgumentParser()
 add_can_arguments(parser)
 args = parser.parse_args()
+bus = open_can(args)  # first: the node boots (its failsafe counts from then) on a bus it can hear
 state = StateFile(default_path(1), 1)  # its memory across restarts (PROTOCOL.md 8.4): RAM that survives a reset
 node = Servant(ServantConfig(address=1, max_da=320, serial=0xC0FFEE), Timing(), time.monotonic(), state.load())
-Runtime(node, open_can(args), hardware=MyEvse(), state=state,
+Runtime(node, bus, hardware=MyEvse(), state=state,
         on_record=lambda rec: print(rec["event"], rec["detail"], flush=True)).run()  # until SIGINT/SIGTERM

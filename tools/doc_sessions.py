@@ -325,7 +325,9 @@ def can_json(scratch: Scratch) -> dict[str, list[str]]:
 
 def can_embedded(scratch: Scratch) -> dict[str, list[str]]:
     """embedded.toml (one unit, the example's): examples/embed_servant.py (no master yet: it fails safe),
-    then its master; Ctrl-C."""
+    then its master; Ctrl-C.  The example boots its node after opening the bus, so its first lines (the
+    plain offer, then the failsafe 1.5 s on) do not depend on how long the start took; only the frame
+    counters of its last line vary (norm=counts)."""
     with Session(scratch, "can-embed", _can_env()) as s:
         unit = s.start("python examples/embed_servant.py")
         unit.wait_for(r"^failsafe ")

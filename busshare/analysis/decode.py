@@ -111,12 +111,19 @@ _HEX = re.compile(rb"^[0-9A-Fa-f]*$")
 _LOG_LINE = re.compile(
     rb"^\s*\((\d+(?:\.\d*)?)\)\s+(\S+)\s+([0-9A-Fa-f]{1,8})(##?)([0-9A-Fa-f]*|R\d*)(?:_([0-9A-Fa-f]))?(?:\s+[RT])?\s*$"
 )
-# [(ts)] iface ID [LEN] DATA   -- plain candump (with or without -t a/d/z): ``[N]`` a classic frame's length
-# (0-8, never more), ``[NN]`` a CAN FD frame's, and with -8 ``{X}`` a classic frame's raw DLC in hex (can-utils'
-# lib.c snprintf_long_canframe: ``{C}`` before 8 bytes is DLC 12, on an interface in cc-len8-dlc mode)
+# [(ts)] iface [RX|TX F F] ID [LEN] DATA   -- plain candump (with or without -t a/d/z): ``[N]`` a classic frame's
+# length (0-8, never more), ``[NN]`` a CAN FD frame's, and with -8 ``{X}`` a classic frame's raw DLC in hex
+# (can-utils' lib.c snprintf_long_canframe: ``{C}`` before 8 bytes is DLC 12, on an interface in cc-len8-dlc
+# mode).  candump -x adds after the interface the direction (``RX``, or ``TX`` for this host's own frames) and
+# two flag columns (candump.c extra_fd_info: ``B``it rate switch and ``E``rror state indicator of a CAN FD frame,
+# ``-`` when clear; ``S``/``R`` of a CAN XL frame, which busshare does not read): read past, the frame is the same
 _PLAIN_LINE = re.compile(
-    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+([0-9A-Fa-f]{1,8})\s+(?:\[(\d{1,2})\]|\{([0-9A-Fa-f])\})\s*(.*?)\s*$"
+    rb"^\s*(?:\((\d+(?:\.\d*)?)\)\s+)?(\S+)\s+(?:[RT]X\s+[-BS]\s+[-ER]\s+)?([0-9A-Fa-f]{1,8})\s+"
+    rb"(?:\[(\d{1,2})\]|\{([0-9A-Fa-f])\})\s*(.*?)\s*$"
 )
+#: candump -S's data: the bytes last to first, a backtick between two (lib.c SWAP_DELIMITER), and with -a the
+#: text column in backticks, last to first too
+_SWAPPED = re.compile(rb"^([0-9A-Fa-f]{2}(?:`[0-9A-Fa-f]{2})*)(?:\s+`(.*)`)?$")
 
 
 #: capture formats only CAN tools write (python-can's readers); .log and .csv are told by their lines
@@ -176,7 +183,8 @@ def parse_line(line: bytes, where: str) -> Record | None:
 def _plain_record(m: re.Match[bytes]) -> Record:
     """A plain candump line: ``[N]`` is a classic frame's length, ``[NN]`` (two digits) a CAN FD frame's, ``{X}``
     (candump -8) a classic frame's raw DLC: 9-15 only before 8 bytes (a ``dlc`` frame), else the length; candump -a
-    adds the bytes as text in quotes (one character a byte, '.' for the unprintable), checked and left out."""
+    adds the bytes as text in quotes (one character a byte, '.' for the unprintable), checked and left out;
+    candump -S prints the bytes last to first (``88`77`...`11``): put back in the order they were on the bus."""
     t = float(m.group(1)) if m.group(1) else None
     ident, size, raw, body = m.group(3), m.group(4), m.group(5), m.group(6)
     if body.startswith(b"remote request"):
@@ -185,7 +193,11 @@ def _plain_record(m: re.Match[bytes]) -> Record:
         return Frame(t, int(ident, 16), len(ident) > 3, b"", CanKind.ERROR_FRAME)
     dlc = None if raw is None else int(raw, 16)
     shown_ascii = None
-    if body.endswith(b"'") and body.count(b"'") >= 2:  # candump -a: the bytes as text, 'a.b.', after the hex
+    swapped = _SWAPPED.match(body) if b"`" in body else None
+    if swapped is not None:  # candump -S (a single byte reads the same either way, and has no backtick)
+        body = b" ".join(swapped.group(1).split(b"`")[::-1])
+        shown_ascii = None if swapped.group(2) is None else swapped.group(2)[::-1]
+    elif body.endswith(b"'") and body.count(b"'") >= 2:  # candump -a: the bytes as text, 'a.b.', after the hex
         first = body.index(b"'")
         body, shown_ascii = body[:first].rstrip(), body[first + 1:-1]
     rec = _id_record(t, ident, body.replace(b" ", b""), False, False, dlc)
@@ -866,6 +878,7 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         if valid_key:  # a well-formed frame whose JSON depends on state (CUT/GRANT) or that is bad
             r = Frame(float(ts), *_frame_fields(key))
         else:  # not a frame: find its line number, scanning on from the previous one (rows come in order)
+            unreadable_rows[0] += 1
             pos, line = scan
             at = chunk.find(b"(" + ts + b")", pos)
             if at >= 0:
@@ -885,22 +898,30 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
     ext = buf.extend
     get = memo.get
     scan = [0, 0]  # (offset, line) in the current chunk of the last line reported by number
+    unreadable_rows = [0]  # in the current chunk: rows with a timestamp whose frame part is no frame
     try:
         for first, chunk in chunks:
             scan[:] = [0, 0]
+            unreadable_rows[0] = 0
             layout = fixed_layout(chunk)
             rows: Iterable[tuple[bytes, bytes]] | None = None
+            matches: list[tuple[bytes, bytes]] = []
             n_lines = len(chunk) // layout.size if layout is not None else chunk.count(b"\n") + (
                 0 if chunk.endswith(b"\n") else 1)
             if layout is not None:
                 rows = layout.iter_unpack(chunk)
-                first_ts = layout.unpack_from(chunk)[0]
+                first_ts, first_key = layout.unpack_from(chunk)
             else:
                 matches = _FAST_LINE.findall(chunk)
                 if len(matches) == n_lines and matches:
-                    rows, first_ts = matches, matches[0][0]
+                    rows, (first_ts, first_key) = matches, matches[0]
             if rows is not None:
                 dec.records += n_lines
+                # first_t and last_t as the general path sets them: from the first and last row that is a frame
+                # (a row the general path takes, a SET_LIMIT, must not set first_t before the fast rows above it)
+                first_open = dec.first_t is None
+                if first_open and _KEY.fullmatch(first_key):
+                    dec.first_t = float(first_ts)
                 ts = first_ts
                 lo, hi = inf, -inf  # the chunk's earliest and latest frame (a reordered capture: anywhere in it)
                 for ts, key in rows:
@@ -934,9 +955,14 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
                         last_data[offset] = data
                     else:
                         ext((general(chunk, first, ts, key, offset != -2),))
-                if dec.first_t is None:
-                    dec.first_t = float(first_ts)
-                dec.last_t = float(ts)
+                if unreadable_rows[0]:  # (rare) a row with a time but no frame: no time of the capture's
+                    times = [t for t, key in rows_of(layout, chunk, matches) if _KEY.fullmatch(key)]
+                    if times:
+                        if first_open:
+                            dec.first_t = float(times[0])
+                        dec.last_t = float(times[-1])
+                else:
+                    dec.last_t = float(ts)
                 if lo <= hi:  # (the lines the general path took widened the span in dec.feed)
                     dec.spans(lo, hi)
             else:
@@ -960,6 +986,11 @@ def json_fast(chunks: Iterable[tuple[int, bytes]], dec: CaptureDecoder, out: IO[
         for k, n in enumerate(hits):
             if n:
                 dec.counts[statuses[k].value] += n
+
+
+def rows_of(layout: struct.Struct | None, chunk: bytes, matches: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The chunk's (timestamp, key) rows again: cut by its fixed layout, or its regex matches."""
+    return list(layout.iter_unpack(chunk)) if layout is not None else matches
 
 
 #: a fast-path memo entry: (offset, counter, 16 * counter, JSON fragment, data, a heartbeat's (id, epoch))

@@ -7,7 +7,7 @@ import argparse
 from ..sim.chaos import GENERATOR
 from ..sim.chaos import MIXES
 from ..sim.chaos import chaos_scenario
-from ..sim.invariants import SimulationFailed
+from ..sim.failure import SimulationFailed
 from ..sim.runner import Simulation
 
 

@@ -120,3 +120,13 @@ class BudgetInputs(Protocol):
 
     @property
     def budget(self) -> Budget: ...
+
+
+@runtime_checkable
+class BudgetMaster(BudgetInputs, Protocol):
+    """A master that takes a live limit, as the checks read it: its count, and the part of it for servants it
+    cannot reach (silent, unanswering, failsafe, contested, not heard: ``master.UNREACHABLE_STATES``)."""
+
+    def committed_da(self, now: float) -> int: ...
+
+    def unreachable_da(self, now: float) -> int: ...

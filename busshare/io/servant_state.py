@@ -2,7 +2,9 @@
 
 ``StateFile.load()`` gives back what the unit's previous process kept (a missing file: nothing), and
 ``keep(memory)`` writes it whenever the file no longer covers it: a small JSON file replaced atomically
-(written beside it, then renamed), so a process killed mid-write leaves the old one whole.
+and durably (written to ``NAME.tmp`` beside it, synced, renamed over it, the directory synced), so a
+process killed or a power cut mid-write leaves the old file whole.  ``load`` reads the file only: a
+``.tmp`` left by a crash mid-write is never taken as the state, and the next write replaces it.
 
 A heartbeat order moves with every heartbeat: written as it is, that is five writes a second, 430 000 a
 day on the flash of an EVSE controller.  So the file keeps each order ``reserve_s`` ahead (its ``seq``
@@ -11,8 +13,10 @@ is behind the order on file, and the file is rewritten only when a heartbeat pas
 ``reserve_s`` (PROTOCOL.md 8.4).  The price is paid after a restart only: the new process does not take
 the live master's heartbeats until they pass the reserve (at most ``reserve_s`` more as without a master).
 
-Not synced to the disk: a restart of the process (the hazard) keeps the page cache; after a power cut
-the file may be seconds old, and the unit starts with its pilot off anyway.
+Synced to the disk at each write: without it a power cut can leave the renamed file empty or partly
+written on filesystems that do not order a rename after its data (and the unit would start as a new one,
+PROTOCOL.md 8.7).  It costs one journal commit per write, and the writes are already few (the reserve
+below); a file that is still unreadable (a corrupt medium) is one ``StateFileError`` line, never a crash.
 
 The heartbeat orders' times are on the node's clock (``time.monotonic``), which restarts with the
 machine: the file stores them as wall-clock times and ``load`` turns them back (a wall clock that
@@ -71,14 +75,14 @@ class StateFile:
     def load(self) -> ServantMemory | None:
         """What the previous process kept; None when there is no file.  StateFileError when it is unreadable."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateFileError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
-        try:
-            memory = self._parse(json.loads(text))
-        except (ValueError, KeyError, TypeError) as exc:
+        try:  # (bytes that are not UTF-8, a corrupt medium: a UnicodeDecodeError, a ValueError)
+            memory = self._parse(json.loads(raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StateFileError(f"{self.path}: not a busshare servant state file: {exc}") from exc
         self._last = memory
         return memory
@@ -91,11 +95,8 @@ class StateFile:
             return
         memory = self._reserved(memory)
         data = self._unparse(memory)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_durably(self.path, json.dumps(data, separators=(",", ":")) + "\n")
         except OSError as exc:
             raise StateFileError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
         self._last = memory
@@ -124,9 +125,36 @@ class StateFile:
             raise ValueError(f"it is servant {data['address']}'s, not servant {self.address}'s")
         offset = self.wall() - self.clock()
         set_limits = tuple(SetLimit(*(_int(v) for v in row)) for row in data["set_limits"])
-        beats = tuple(HeartbeatMemory(_int(i), _int(e), _int(q), float(at) - offset)
+        beats = tuple(HeartbeatMemory(_int(i, 16, "master_id"), _int(e, 256, "epoch"),
+                                      _int(q, HEARTBEAT_SEQ_MODULO, "seq"), _finite(at) - offset)
                       for i, e, q, at in data["heartbeats"])
         return ServantMemory(set_limits, beats)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a crash or a power cut leaves the old file or the new, whole.
+
+    ``NAME.tmp`` in the same directory (a rename is atomic within one filesystem), its data synced before
+    the rename, the directory synced after it so the rename itself survives (POSIX; skipped where
+    ``os.O_DIRECTORY`` is missing).  OSError when it cannot; the temporary file is then removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    o_directory: int | None = getattr(os, "O_DIRECTORY", None)
+    if o_directory is not None:
+        fd = os.open(path.parent, os.O_RDONLY | o_directory)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def covers(kept: ServantMemory, memory: ServantMemory) -> bool:
@@ -145,7 +173,16 @@ def covers(kept: ServantMemory, memory: ServantMemory) -> bool:
     return True
 
 
-def _int(value: object) -> int:
+def _int(value: object, below: int | None = None, name: str = "") -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{value!r} is not an integer")
+    if below is not None and not 0 <= value < below:
+        raise ValueError(f"{name} {value} out of range (0-{below - 1})")
     return value
+
+
+def _finite(value: object) -> float:
+    """A time on file: a finite number (an infinite one would keep its heartbeat order forever)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"time {value!r} is not a finite number")
+    return float(value)

@@ -3,7 +3,7 @@
 See docs/SIM.md.  ``run_scenario(load_scenario("story"), seed=1)`` runs the seed's story.
 """
 
-from .invariants import SimulationFailed
+from .failure import SimulationFailed
 from .invariants import Violation
 from .runner import SimResult
 from .runner import Simulation

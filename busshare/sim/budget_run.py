@@ -23,8 +23,6 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Protocol
-from typing import runtime_checkable
 
 from ..core.allocation import Demand
 from ..core.budget import BudgetPolicy
@@ -32,7 +30,7 @@ from ..core.budget import MainsReading
 from ..core.budget import steady_change_bound
 from ..core.budget_config import BudgetConfig
 from ..core.currents import PhaseCurrents
-from ..core.node import BudgetInputs
+from ..core.node import BudgetMaster
 from ..frames import Heartbeat
 from ..frames import Message
 from ..frames import SetLimit
@@ -62,16 +60,6 @@ if TYPE_CHECKING:
 
 INF = float("inf")
 BUDGET_FAULT = "budget"  # the world's fault name while the limit is below the static one
-
-
-@runtime_checkable
-class BudgetMaster(BudgetInputs, Protocol):
-    """A master that takes a live limit, as the checks read it: its count, and the part of it for servants it
-    cannot reach (silent, unanswering, failsafe, contested, not heard: ``master.UNREACHABLE_STATES``)."""
-
-    def committed_da(self, now: float) -> int: ...
-
-    def unreachable_da(self, now: float) -> int: ...
 
 
 @dataclass

@@ -202,15 +202,16 @@ class Faults(World):
         runtime's loop rule, PROTOCOL.md 8.2 rule 4, a stalled process)."""
         t = self.now if t is None else t
         if p.alive:
-            self._stall(p, p.address, t, duration_s, self.servant_resume)
+            self._stall(p, p.address, "servant-stall", t, duration_s, self.servant_resume)
 
-    def _stall(self, p: P, address: int | None, t: float, duration_s: float, resume: Callable[[P, float], None]) -> None:
-        """Process ``p`` stands still from ``t`` (``World.deliver`` queues its frames); ``resume`` at the end."""
+    def _stall(self, p: P, address: int | None, mark: str, t: float, duration_s: float,
+               resume: Callable[[P, float], None]) -> None:
+        """Process ``p`` stands still from ``t`` (``World.deliver`` queues its frames); ``resume`` at the end.
+        ``address`` and ``mark``: the timeline mark's (a master's has no address)."""
         if p.stalled:
             return
         p.stalled, p.stall_from, p.resume_at = True, t, t + duration_s
-        self._mark(t, address, "servant-stall" if address is not None else "master-stall",
-                   f"{p.name} stands still for {duration_s:.2f} s")
+        self._mark(t, address, mark, f"{p.name} stands still for {duration_s:.2f} s")
         self._fault_on(f"stall:{p.name}", t)
         self.queue.push_script(p.resume_at, resume, p)
 
@@ -228,7 +229,7 @@ class Faults(World):
         then reads the others, each followed by a service that ticks when due."""
         t = self.now if t is None else t
         if self.masters:
-            self._stall(self.masters[0], None, t, duration_s, self.master_resume)
+            self._stall(self.masters[0], None, "master-stall", t, duration_s, self.master_resume)
 
     def master_resume(self, m: MasterProc, t: float) -> None:
         """The stalled master runs again, in the runtime loop's order (``master_stall``)."""

@@ -78,24 +78,6 @@ class Violation:
         return f"t={self.t:.3f} s {self.check}: {self.detail}"
 
 
-class SimulationFailed(AssertionError):
-    """An invariant broke: carries the seed and the trace to reproduce it."""
-
-    def __init__(self, violation: Violation, seed: int, scenario: str, trace: list[str], origin: str = "") -> None:
-        self.violation = violation
-        self.seed = seed
-        self.scenario = scenario
-        self.trace = trace
-        how = origin or f"busshare sim --scenario {scenario}"
-        lines = [
-            f"invariant violated in scenario {scenario}, seed {seed}: {violation}",
-            f"reproduce: {how} --seed {seed}",
-            f"last {len(trace)} trace entries:",
-            *("  " + t for t in trace),
-        ]
-        super().__init__("\n".join(lines))
-
-
 @dataclass(frozen=True)
 class Bounds:
     """The numbers every check uses, computed once from the timing and installation."""

@@ -27,8 +27,8 @@ from typing import Unpack
 from ..report.timeline import Timeline
 from .budget_run import BudgetFigures
 from .ev import VOLTAGE_V
+from .failure import SimulationFailed
 from .faults import Faults
-from .invariants import SimulationFailed
 from .invariants import Violation
 from .loop import run_events
 from .scenario import Scenario

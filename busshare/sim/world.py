@@ -9,6 +9,7 @@ they find is reported here (``report``): stopping the run, or collected.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -37,13 +38,13 @@ from ..report.timeline import Mark
 from ..report.timeline import Sample
 from ..report.timeline import Timeline
 from .budget_run import BudgetRun
-from .bus import BusFaults
 from .bus import BusSettings
 from .bus import Port
 from .bus import SimBus
 from .bus import bus_settings
 from .clock import EventQueue
 from .ev import SimEvse
+from .failure import SimulationFailed
 from .hosts import MasterHost
 from .hosts import ServantHost
 from .house import BudgetWorld
@@ -53,7 +54,6 @@ from .invariants import Bounds
 from .invariants import Installation
 from .invariants import Invariants
 from .invariants import Service
-from .invariants import SimulationFailed
 from .invariants import Violation
 from .invariants import default_settle
 from .invariants import recovery_after
@@ -72,15 +72,15 @@ _CONTROL = (SetLimit, Ack)  # (a tuple: isinstance with a union is slower, and t
 class MasterFactory(Protocol):
     """What builds a master (``Master`` itself, or a test's subclass)."""
 
-    def __call__(self, config: Config, now: float, master_id: int | None = ..., epoch: int = ..., *,
-                 budget: BudgetPolicy | None = ...) -> MasterNode: ...
+    def __call__(self, config: Config, now: float, master_id: int | None = None, epoch: int = 0, *,
+                 budget: BudgetPolicy | None = None) -> MasterNode: ...
 
 
 class ServantFactory(Protocol):
     """What builds a servant (``Servant`` itself, or a test's subclass)."""
 
     def __call__(self, config: ServantConfig, timing: Timing, now: float,
-                 memory: ServantMemory | None = ...) -> ServantNode: ...
+                 memory: ServantMemory | None = None) -> ServantNode: ...
 
 
 def _load_nodes() -> tuple[MasterFactory, ServantFactory]:
@@ -159,7 +159,7 @@ class World:
         self.rng_ev = random.Random(f"{base}:ev")
         self.rng_misc = random.Random(f"{base}:misc")
         self.queue = EventQueue(0.0)
-        self.bus = SimBus(self.queue, self.rng_bus, BusFaults(**vars(scenario.bus)))
+        self.bus = SimBus(self.queue, self.rng_bus, dataclasses.replace(scenario.bus))
         if not record:
             self.bus.keeps_capture = False  # (chaos runs do not need the frames)
         self.filter = scenario.filter

@@ -466,6 +466,51 @@ def test_both_paths_span_a_reordered_capture_from_its_earliest_to_its_latest_tim
         general.first_t, general.earliest_t, general.latest_t, general.span_s)
 
 
+def _fast_and_general(text: bytes) -> tuple[CaptureDecoder, CaptureDecoder]:
+    fast = CaptureDecoder()
+    json_fast(read_chunks(io.BytesIO(text), size=4096), fast, io.BytesIO())
+    general = CaptureDecoder()
+    for rec in text_records(io.BytesIO(text)):
+        general.feed(rec)
+    return fast, general
+
+
+def _times(dec: CaptureDecoder) -> tuple[object, ...]:
+    return dec.first_t, dec.last_t, dec.earliest_t, dec.latest_t, dec.span_s, dec.records, dict(dec.counts)
+
+
+@pytest.mark.parametrize("shape", ["set-limit-second", "unreadable-ends", "unreadable-run", "all-unreadable"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_the_fast_path_takes_the_first_and_last_time_from_frames_as_the_general_path_does(
+        shape: str, ragged: bool) -> None:
+    """A line with a timestamp whose frame part is no frame (same width: the fixed-width cut takes it) is
+    unreadable, and gives the capture no time; a frame the fast path hands to the general one (a SET_LIMIT)
+    right after the first line does not make itself the first.  first_t is the closing record's start_t."""
+    heartbeats, servant = Link(), Link()
+    lines = []
+    for i in range(600):  # several 4 kB chunks
+        off, data = servant.encode(SetLimit(3, 39, 320, 60, 7)) if i in (1, 300) else heartbeats.encode(
+            Heartbeat(1, 7, 640))
+        iface = "can0" if ragged and i % 3 else "vcan0"
+        lines.append(f"({1_700_000_000 + i / 10:.6f}) {iface} {off:03X}#{data.hex().upper()}\n")
+
+    def bad(line: str) -> str:
+        return line[:-5] + "ZZZZ\n"  # same width, bad hex
+
+    if shape == "unreadable-ends":
+        lines[0], lines[-1] = bad(lines[0]), bad(lines[-1])
+    elif shape == "unreadable-run":
+        lines[95:140] = [bad(x) for x in lines[95:140]]
+    elif shape == "all-unreadable":
+        lines = [bad(x) for x in lines]
+    fast, general = _fast_and_general("".join(lines).encode())
+    assert _times(fast) == _times(general)
+    if shape == "unreadable-ends":
+        assert (general.first_t, general.last_t) == (1_700_000_000.1, 1_700_000_059.8)
+    if shape == "set-limit-second":
+        assert general.first_t == 1_700_000_000
+
+
 # ---------------------------------------------------------------------------
 # id schemes
 
@@ -530,6 +575,75 @@ def test_plain_candump_with_its_text_column_decodes_as_without_it() -> None:
     want = json_lines(cli("decode", "--json", "-", stdin="".join(plain).encode()).stdout)
     assert got[:2] == want[:2] and [r["record"] for r in want[:2]] == ["frame", "frame"]
     assert got[2]["record"] == "unreadable" and "does not match 8 data bytes" in got[2]["reason"]
+
+
+def _json_of(text: str) -> list[dict]:  # type: ignore[type-arg]
+    """The general path's JSON records of candump text, in this process."""
+    out: list[str] = []
+    dec, lines = CaptureDecoder(), JsonLines(out.append)
+    for rec in text_records(io.BytesIO(text.encode())):
+        d = dec.feed(rec)
+        if d is None:
+            lines.unreadable(dec.unreadable[-1])
+        else:
+            lines.frame(d)
+    return json_lines("".join(out))
+
+
+# two heartbeats of master 1 epoch 7 (64.0 A; alive counters 0 and 1) and servant 3's SET_LIMIT txn 0x60 (a backtick)
+CANDUMP = """\
+ (1700000000.000000)  vcan0  040   [8]  11 00 01 07 00 80 02 00
+ (1700000000.200000)  vcan0  040   [8]  4C 01 01 07 00 80 02 00
+ (1700000000.300000)  vcan0  003   [8]  D8 00 60 40 01 3C 00 07
+"""
+
+
+def test_candump_x_lines_decode_as_without_their_columns() -> None:
+    """candump -x (can-utils candump.c extra_msg_info): the direction (TX: this host's own frame) and a CAN FD
+    frame's BRS/ESI flags after the interface, in a plain line; `` R``/`` T`` after an -L line.  Read past."""
+    with_x = """\
+ (1700000000.000000)  vcan0  RX - -  040   [8]  11 00 01 07 00 80 02 00
+ (1700000000.200000)  vcan0  TX - -  040   [8]  4C 01 01 07 00 80 02 00
+ (1700000000.300000)  vcan0  RX - -  003   [8]  D8 00 60 40 01 3C 00 07
+"""
+    log_x = """\
+(1700000000.000000) vcan0 040#1100010700800200 R
+(1700000000.200000) vcan0 040#4C01010700800200 T
+(1700000000.300000) vcan0 003#D8006040013C0007 R
+"""
+    want = _json_of(CANDUMP)
+    assert [r["record"] for r in want] == ["frame", "frame", "frame"] and want[2]["type"] == "SET_LIMIT"
+    assert _json_of(with_x) == want
+    assert _json_of(log_x) == want
+    fd = parse_line(b"  vcan0  RX B E  040  [08]  11 00 01 07 00 80 02 00", "line 1")
+    assert fd is not None and fd.kind.value == "fd"  # type: ignore[union-attr]
+    assert parse_line(b"  vcan0  RX - - 040   [8]  11 00 01 07 00 80 02 00", "line 1") == parse_line(
+        b"  vcan0  040   [8]  11 00 01 07 00 80 02 00", "line 1")
+
+
+def test_candump_x_lines_are_taken_for_a_can_capture(tmp_path: Path) -> None:
+    from busshare.analysis.decode import looks_like_can_capture
+
+    path = tmp_path / "capture.txt"
+    path.write_text(" (1700000000.000000)  vcan0  RX - -  040   [8]  11 00 01 07 00 80 02 00\n" * 3)
+    assert looks_like_can_capture(str(path))
+
+
+def test_candump_s_swapped_bytes_are_put_back_in_bus_order() -> None:
+    """candump -S (can-utils lib.c, CANLIB_VIEW_SWAP): the bytes last to first, a backtick between two, and with -a
+    the text column in backticks, last to first too (here holding a backtick: txn 0x60).  Decoded as the frame was
+    on the bus; a swapped line whose bytes or text column do not match its length is unreadable."""
+    swapped = """\
+ (1700000000.000000)  vcan0  040   [8]  00`02`80`00`07`01`00`11
+ (1700000000.200000)  vcan0  RX - -  040   [8]  00`02`80`00`07`01`01`4C   `.......L`
+ (1700000000.300000)  vcan0  003   [8]  07`00`3C`01`40`60`00`D8   `..<.@`..`
+"""
+    assert _json_of(swapped) == _json_of(CANDUMP)
+    bad = _json_of(" (1700000000.000000)  vcan0  040   [8]  02`80`00`07`01`00`11\n"
+                   " (1700000000.100000)  vcan0  040   [8]  00`02`80`00`07`01`00`11   `..`\n")
+    assert [r["record"] for r in bad] == ["unreadable", "unreadable"]
+    assert "[8] does not match 7 data bytes" in bad[0]["reason"]
+    assert "text column '..' does not match 8 data bytes" in bad[1]["reason"]
 
 
 # ---------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from tests.support import ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = "tests/sim/test_sim_chaos.py::test_chaos_sweep_breaks_no_invariant"
+# before the sweep, on the build it runs: every golden trace as the source traces it
+BUILD_CHECK = "tests/sim/test_sim_chaos.py::test_the_sweeps_build_traces_every_golden_run_as_the_source_does"
 # the whole 1000-hour sweep on a loaded two-core machine: 600 installations took 1500 s (issue 11),
 # 40 took 120 s while this was written
 LOADED_SWEEP_S = 3000
@@ -103,14 +105,15 @@ def test_ci_takes_both_test_commands_verbatim_from_the_readme() -> None:
     assert chaos_cmd.split("#")[0].strip() == "python -m pytest -m chaos"
     run = (ROOT / ".ci" / "run").read_text()
     assert 'stage "README test command: $test_cmd" eval "$test_cmd"' in run
-    # the sweep as its own stage, which no environment variable may shorten
-    assert 'env -u BUSSHARE_CHAOS_HOURS -u BUSSHARE_CHAOS_FIRST_SEED bash -c "$chaos_cmd"' in run
+    # the sweep as its own stage, which no environment variable may shorten, on the mypyc build or failing
+    assert 'env -u BUSSHARE_CHAOS_HOURS -u BUSSHARE_CHAOS_FIRST_SEED \\\n  BUSSHARE_SWEEP_BUILD=compiled bash -c "$chaos_cmd"' in run
+    assert 'stage "mypyc build of the sweep\'s hot path" python tools/mypyc_build.py' in run
 
 
 def test_the_default_run_leaves_out_the_sweeps_and_the_chaos_command_runs_them() -> None:
     default = collected()
-    assert default and SWEEP not in default
-    assert collected("-m", "chaos") == [SWEEP]
+    assert default and SWEEP not in default and BUILD_CHECK not in default
+    assert collected("-m", "chaos") == [BUILD_CHECK, SWEEP]
 
 
 def test_the_sweep_covers_1000_installation_hours_under_a_generous_hang_guard() -> None:

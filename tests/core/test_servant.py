@@ -445,6 +445,22 @@ def test_a_set_limit_read_late_proves_the_master_alive_at_its_arrival_only() -> 
     assert s.in_failsafe and s.offer_da == 60
 
 
+def test_a_grant_read_after_its_arrivals_failsafe_deadline_raises_nothing_and_acks_the_truth() -> None:
+    """PROTOCOL.md 8.2 rule 4, a stalled process: a raise that waited in the receive queue past the failsafe
+    deadline of its own arrival proves the master alive at its arrival only. It is taken as a repeat: never
+    above the offer now, the failsafe goes on, and the ACK says what the unit offers, not the grant."""
+    s = following(limit=100)  # 10 A, armed at 6 A; the last heartbeat read at 0.1
+    s.tick(1.6)
+    assert s.in_failsafe and s.offer_da == 60
+    s.drain_events()
+    out = s.receive(SetLimit(1, 2, 320, 60, 7), 3.3, arrived=1.0)  # a raise to 32 A, read 2.3 s after it arrived
+    assert s.in_failsafe and s.offer_da == 60
+    kinds = [e.kind for e in s.drain_events()]
+    assert EventKind.FAILSAFE_END not in kinds and EventKind.GRANT not in kinds
+    out += s.tick(1.6 + T.reaction_allowance)  # acked as the cut the failsafe made, once it has taken effect
+    assert [(a.txn, a.applied_da) for a in of(Ack, out)] == [(2, 60)]
+
+
 def test_failsafe_never_raises() -> None:
     s = following(limit=60)
     s.receive(SetLimit(1, 2, 60, 160, 7), 0.2)  # armed 16 A above a 6 A grant
@@ -937,3 +953,12 @@ def test_a_master_followed_again_after_a_restart_keeps_its_txn_order() -> None:
     # its newest (txn 3) again is a repeat: applied never above what it offers now
     s.receive(SetLimit(1, 3, 160, 60, 7), now + 0.002)
     assert s.offer_da == 160
+
+
+def test_a_grant_read_late_before_the_failsafe_was_served_enters_it_first() -> None:
+    """The same, read before any tick served the deadline: the failsafe comes first, and the ACK is its offer."""
+    s = following(limit=100)
+    out = s.receive(SetLimit(1, 2, 320, 60, 7), 2.0, arrived=0.3)
+    assert s.in_failsafe and s.offer_da == 60
+    out += s.tick(2.0 + T.reaction_allowance)
+    assert [(a.txn, a.applied_da) for a in of(Ack, out)] == [(2, 60)]

@@ -479,13 +479,18 @@ class _Stalls(_Handed):
         return dataclasses.replace(frame, waited=round(self.t - arrived, 6))
 
 
-def stalled_servant(heartbeats: int, stall_at: float, stall_s: float, duration: float) -> list[Record]:
+def stalled_servant(heartbeats: int, stall_at: float, stall_s: float, duration: float,
+                    raise_at: float | None = None, event: str = "offer") -> list[Record]:
     """``run()`` of servant 1 (its car charging) through ``_Stalls``: a grant of 10 A at 0.15 s, and ``heartbeats``
-    of a master that hears it from 0.1 s, every 0.2 s; then the master is dead. Its offer records."""
+    of a master that hears it from 0.1 s, every 0.2 s; then the master is dead. Its ``event`` records.
+    ``raise_at``: a raise to 32 A arrives then too."""
     link = Link()
     arrivals: list[tuple[float, Heartbeat | SetLimit]] = [
         (0.1 + 0.2 * i, Heartbeat(1, 7, 320, heard=0b10, seq=i + 1)) for i in range(heartbeats)]
     arrivals.insert(1, (0.15, SetLimit(1, 1, 100, 60, 7)))
+    if raise_at is not None:
+        arrivals.append((raise_at, SetLimit(1, 2, 320, 60, 7)))
+        arrivals.sort(key=lambda a: a[0])
     frames: list[tuple[float, RxFrame]] = []
     for t, msg in arrivals:
         off, data = link.encode(msg)
@@ -497,7 +502,7 @@ def stalled_servant(heartbeats: int, stall_at: float, stall_s: float, duration: 
     rt = Runtime(Servant(sc, TIMING, 0.0), transport, hardware=BenchHardware(PilotState.C, 0, log=lambda line: None),
                  clock=transport.clock, on_record=records.append)
     rt.run(duration=duration, handle_signals=False)
-    return [r for r in records if r.get("event") == "offer"]
+    return [r for r in records if r.get("event") == event]
 
 
 def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queued_meanwhile() -> None:
@@ -508,6 +513,18 @@ def test_the_loop_serves_a_deadline_it_stalled_past_before_the_frames_that_queue
     entered = [r for r in offers if r["failsafe"]]
     assert entered and 5.2 <= entered[0]["t"] < 5.2 + TIMING.tick_period
     assert entered[0]["last_heartbeat"] < 3.1  # before the queued heartbeat was taken
+
+
+def test_a_raise_that_waited_out_a_long_stall_is_taken_as_a_repeat() -> None:
+    """The master's raise to 32 A (3.05 s) and its last heartbeat (3.1 s) queue while the servant stands still
+    (3.0 to 5.2 s); the master is dead. The raise proves the master alive at 3.05 s only: read at 5.2 s, past
+    that arrival's failsafe deadline, it ends no failsafe and raises nothing (PROTOCOL.md 8.2 rule 4)."""
+    offers = stalled_servant(16, stall_at=3.0, stall_s=2.2, duration=7.0, raise_at=3.05)
+    assert offers and all(r["offer_a"] <= 10.0 for r in offers)
+    repeats = stalled_servant(16, stall_at=3.0, stall_s=2.2, duration=7.0, raise_at=3.05, event="repeat")
+    assert len(repeats) == 1 and 5.2 <= repeats[0]["t"] < 5.2 + TIMING.tick_period  # as it resumes
+    assert "after it arrived" in repeats[0]["detail"]
+    assert stalled_servant(16, stall_at=3.0, stall_s=2.2, duration=7.0, raise_at=3.05, event="failsafe-end") == []
 
 
 def test_a_heartbeat_that_waited_out_a_short_stall_counts_from_its_arrival() -> None:

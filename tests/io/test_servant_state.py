@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,6 +60,89 @@ def test_an_unreadable_file_is_one_line_naming_it_and_the_problem(tmp_path: Path
     with pytest.raises(StateFileError) as err:
         StateFile(path, 2).load()
     assert str(path) in str(err.value) and problem in str(err.value) and "\n" not in str(err.value)
+
+
+def _written(tmp_path: Path) -> bytes:
+    """The bytes of a real state file (MEMORY kept)."""
+    path = tmp_path / "written" / "servant-2.json"
+    StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).keep(MEMORY)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda good: good[:len(good) // 2], "not a busshare servant state file"),  # cut mid-write
+    (lambda good: b"", "not a busshare servant state file"),  # the rename reached the disk, the data not
+    (lambda good: b"\0" * len(good), "not a busshare servant state file"),  # zero-filled blocks
+    (lambda good: b"\xff\xfe" + good[2:], "not a busshare servant state file"),  # not UTF-8
+    (lambda good: b"[" * 100_000, "not a busshare servant state file"),  # nested past the parser's depth
+    (lambda good: good.replace(b",525,", b",-525,"), "seq -525 out of range"),
+    (lambda good: good.replace(b",12,525,", b",300,525,"), "epoch 300 out of range"),
+    (lambda good: good.replace(b"]]}", b"e400]]}"), "time inf is not a finite number"),
+    (lambda good: good.replace(b'"heartbeats":[[1,', b'"heartbeats":[[99,'), "master_id 99 out of range"),
+], ids=["truncated", "empty", "zeros", "not-utf8", "too-deep", "seq", "epoch", "infinite-time", "master-id"])
+def test_a_truncated_or_garbage_file_is_one_line_not_a_crash(
+        tmp_path: Path, damage: Callable[[bytes], bytes], problem: str) -> None:
+    """What a power cut or a corrupt medium leaves: a StateFileError (the servant says so in one ``state``
+    event and starts as a new unit), never another exception."""
+    good = _written(tmp_path)
+    path = tmp_path / "servant-2.json"
+    path.write_bytes(damage(good))
+    with pytest.raises(StateFileError) as err:
+        StateFile(path, 2).load()
+    assert str(path) in str(err.value) and problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_temporary_file_left_by_a_crash_mid_write_is_not_the_state(tmp_path: Path) -> None:
+    path = tmp_path / "servant-2.json"
+    tmp = tmp_path / "servant-2.json.tmp"
+    tmp.write_bytes(_written(tmp_path))  # a whole one, even: the rename never happened
+    assert StateFile(path, 2).load() is None  # no state file: a first start
+    tmp.write_bytes(b'{"format":1,"addr')  # a half-written one beside a good file
+    state = StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0)
+    state.keep(MEMORY)
+    tmp.write_bytes(b'{"format":1,"addr')
+    assert StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).load() == KEPT
+    state.keep(ServantMemory(MEMORY.set_limits[1:], MEMORY.heartbeats))  # the next write replaces it
+    assert not tmp.exists()
+    assert StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).load() == ServantMemory(
+        MEMORY.set_limits[1:], KEPT.heartbeats)
+
+
+def test_the_data_is_synced_before_the_rename_and_the_directory_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without both, a power cut after the rename can leave the file empty, or the old one back."""
+    path = tmp_path / "servant-2.json"
+    path.write_text("old")
+    synced: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        what = "directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        synced.append((what, path.read_text()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    StateFile(path, 2).keep(MEMORY)
+    new = path.read_text()
+    assert new != "old"
+    expected = [("file", "old"), ("directory", new)] if hasattr(os, "O_DIRECTORY") else [("file", "old")]
+    assert synced == expected
+
+
+def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "servant-2.json"
+    StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).keep(MEMORY)
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(StateFileError, match="cannot write: Input/output error"):
+        StateFile(path, 2).keep(ServantMemory(MEMORY.set_limits[1:], MEMORY.heartbeats))
+    monkeypatch.undo()
+    assert StateFile(path, 2, clock=lambda: 150.0, wall=lambda: 1_000_150.0).load() == KEPT
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_a_file_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path) -> None:

@@ -281,7 +281,7 @@ def output_mode(args: argparse.Namespace, out: TextIO) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...sim.invariants import SimulationFailed
+    from ...sim.failure import SimulationFailed
     from ...sim.runner import Simulation
     from ...sim.scenario import load_scenario
 
