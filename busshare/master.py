@@ -1179,6 +1179,16 @@ class Master:
             slot.over_offer = min(st.measured_da, slot.cfg.max_da)
             slot.over_offer_at = now
             drawing = f", its car still draws {_a(st.measured_da)}: counted at {_a(slot.over_offer)}"
+        elif st.measured_da is None and st.pilot.charging and st.offered_da < slot.cfg.max_da:
+            # no meter, its car charging: its pilot may have been lowered (a cut of the master before us, its
+            # failsafe) less than a reaction allowance ago, and the car may still draw the old offer, which no
+            # frame tells. Counted at its max, as if unheard, until it acks a SET_LIMIT of ours: it acks only once
+            # its car has followed (rule 2). (Learned at the offer: a grant of the current freed beside a car still
+            # drawing it, master restarted within the allowance of a cut or of the unit's failsafe: drawn 42 A
+            # on 32 A, tests/sim/test_sim_learn_meterless.py)
+            slot.over_offer = slot.cfg.max_da
+            slot.over_offer_at = now
+            drawing = f", no meter and its car charging: counted at {_a(slot.over_offer)} until it acks"
         slot.failsafe = slot.standalone
         waits = ""
         if (st.pilot.vehicle_present and not st.ev_stopped and min(st.requested_da, MAX_EVSE_DA) >= MIN_OFFER_DA

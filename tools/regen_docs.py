@@ -42,7 +42,10 @@ are compared exactly).  Each one replaces what it matches by a placeholder, in b
             line, in the RS-485 emulator's counters, and ``"frames"``, ``"frames_in"``, ``"sent"`` of
             JSON ``status`` and ``summary`` records.
 ``order``   a run of consecutive lines of the same event kind (``learned``, ``grant-acked``, ...) from
-            several units at once is compared as a set: the units answer in any order.
+            several units at once is compared as a set: the units answer in any order. A run of a master's
+            exchange with its units (``confirm``, ``acked``, ``grant``, ``grant-acked``, ``cut``, ``cut-acked``)
+            keeps each unit's lines in their order and lets the units interleave: a new master grants each unit
+            as its confirm is acked.
 ``readings`` what a meter measured from a house whose load moves with wall-clock time: the figures
             of a ``MeterReading``'s ``currents_da=(...)`` and ``powers_w=(...)``.
 ``ptys``    pseudo-terminal numbers (``/dev/pts/N``), which the kernel assigns.
@@ -211,12 +214,27 @@ def _kind(line: str) -> str | None:
     return m.group(1) or m.group(2)
 
 
+# a new master's exchange with its units after learning: each unit's lines come in order, the units in any
+_EXCHANGE = frozenset(("confirm", "acked", "grant", "grant-acked", "cut", "cut-acked"))
+
+
+def _unit(line: str) -> int:
+    m = re.search(r" \[(\d+)\]:", line)
+    return int(m.group(1)) if m else -1
+
+
 def _order(lines: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(lines):
         kind = _kind(lines[i])
         j = i + 1
+        if kind in _EXCHANGE:
+            while j < len(lines) and _kind(lines[j]) in _EXCHANGE:
+                j += 1
+            out.extend(sorted(lines[i:j], key=_unit))  # (stable: each unit's own order is kept)
+            i = j
+            continue
         while kind is not None and j < len(lines) and _kind(lines[j]) == kind:
             j += 1
         out.extend(sorted(lines[i:j]))

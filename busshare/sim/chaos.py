@@ -72,6 +72,9 @@ class Site:
     duration: float
     cars: tuple[CarPlan, ...]
     timing: Timing
+    meterless: frozenset[int] = frozenset()  # the units without a meter
+    limit_da: int = 0
+    max_da: tuple[int, ...] = ()  # each unit's maximum, by address - 1
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,90 @@ def _master_stall_at_change(rng: random.Random, site: Site, at: float) -> Episod
     ))
 
 
+def _steady_meterless(site: Site, t: float, evse: int | None = None) -> int | None:
+    """A meterless unit (not ``evse``) whose car, slow to follow a lowered pilot (reaction up to 3 s or more),
+    charges steadily at ``t`` (plugged in a minute before, no pause nor start timer of its own, far from full)
+    and loses 1 A or more when one more car shares the limit evenly, while no other meterless unit does (their
+    TIMED acks would hold the new car's grant a reaction allowance anyway); None when there is none."""
+    beside = _charging(site, t, 60, 30, evse)
+    k = len(beside)
+    if not k:
+        return None
+
+    def loses(c: CarPlan) -> bool:
+        cap = min(round(c.profile.max_a * 10), site.max_da[c.evse - 1])
+        return min(cap, site.limit_da // k) - min(cap, site.limit_da // (k + 1)) >= 10
+
+    cut = [c for c in beside if c.evse in site.meterless and loses(c)]
+    if len(cut) != 1:
+        return None
+    c = cut[0]
+    cap = min(round(c.profile.max_a * 10), site.max_da[c.evse - 1])
+    if (c.profile.reaction_max_s >= 3.0 and not c.profile.pauses and c.profile.start_after_s == 0
+            and (t - c.at) * cap * 0.023 / 3600 < c.profile.need_kwh - c.profile.taper_kwh - 0.5):
+        return c.evse
+    return None
+
+
+def _cut_of_meterless(site: Site, at: float) -> tuple[float, int, int | None] | None:
+    """The first moment from ``at``, else the last before it (``_steady_meterless`` has a unit ``u``), when a car
+    plugs in elsewhere: one of the plan (on no start timer), or, checked every 15 s, one of the episode's own on a
+    unit free for 150 s: (when, ``u``, that free unit or None for the plan's car); None when there is none."""
+    plugs = sorted(c.at for c in site.cars if c.profile.start_after_s == 0)
+    t = 100.0
+    last: tuple[float, int, int | None] | None = None
+    while t < site.duration - 150:
+        found: tuple[float, int, int | None] | None = None
+        nxt = next((p for p in plugs if t <= p < t + 15.0), None)
+        if nxt is not None:
+            d = next(c for c in site.cars if c.at == nxt)
+            u = _steady_meterless(site, nxt, d.evse)
+            if u is not None:
+                found = (nxt, u, None)
+        if found is None:
+            free = [a for a in range(1, site.n + 1) if not _busy(site.cars, a, t - 30, t + 150, site.duration)]
+            u = _steady_meterless(site, t) if free else None
+            if u is not None:
+                found = (t, u, free[0])
+        if found is not None:
+            if found[0] >= at:
+                return found
+            last = found
+        t += 15.0
+    return last
+
+
+def _restart_at_meterless_cut(rng: random.Random, site: Site, at: float) -> Episode:
+    """A car plugs in (the first moment from ``at``, else the last before it, when one of the plan does, or one of the episode's own can on
+    a free unit, while a car slow to follow a lowered pilot charges steadily on a meterless unit ``u``, and would
+    lose 1 A or more to it), which cuts ``u``; and the master crashes, a new one starting 0.05-1.4 s later (before
+    the servants' failsafe_timeout): 0-1 s after the plug-in, so that ``u``'s cut waits a reaction allowance for
+    its TIMED ack; or (half the time) 0-3 s before the new master starts, ``u`` turning mute from 0-0.5 s before
+    the crash to 0.1-2.5 s after it fails safe unheard (heard_timeout after it began to follow the new master).
+    The new master learns ``u`` at its lowered offer while its car may still draw the old one, which a meterless
+    unit's STATUS does not show, and grants the new car (PROTOCOL.md 8.2 rule 5). With no such moment, the mute of
+    a unit charging at ``at`` across a restart."""
+    gap = rng.uniform(0.05, 1.4)
+    cut = rng.random() < 0.5
+    found = _cut_of_meterless(site, at)
+    cars: tuple[CarPlan, ...] = ()
+    if found is None:
+        cut, crash, u = False, at, _charging_unit(rng, site, at)
+    else:
+        t_in, u, w = found
+        if w is not None:
+            cars = (CarPlan(w, round(t_in, 3), round(t_in + 150, 3), replace(_plain_car(rng), max_a=80.0)),)
+        crash = t_in + rng.uniform(0.0, 1.0) if cut else t_in - gap - rng.uniform(0.0, 3.0)
+    faults = [FaultPlan(at=round(crash, 3), kind="master_crash"),
+              FaultPlan(at=round(crash + gap, 3), kind="master_restart")]
+    if not cut:
+        mute_at = crash - rng.uniform(0.0, 0.5)
+        heal = crash + gap + site.timing.heard_timeout + rng.uniform(0.1, 2.5)
+        faults.insert(0, FaultPlan(at=round(mute_at, 3), kind="partition", address=u, direction="out",
+                                   duration_s=round(heal - mute_at, 3)))
+    return Episode(tuple(faults), cars=cars)
+
+
 #: The share of the CI seeds (the first 1000 from 1000) that must hold each shape, counted from the plans
 #: (tests/sim/test_sim_chaos.py holds the generator to it; docs/SIM.md shows the counts).
 STATED_SHARE: dict[str, float] = {
@@ -422,6 +509,7 @@ STATED_SHARE: dict[str, float] = {
     "echo-at-replug": 0.10,  # a unit's old RELEASE echoed after a new car on it was granted
     "stall-at-master-death": 0.2,  # a unit's process stands still as the master stops, heartbeats queued
     "master-stall-at-change": 0.3,  # the master's process stands still as a car comes or goes or a unit mutes
+    "restart-at-meterless-cut": 0.3,  # a master restarted within failsafe_timeout at a cut or as a unit mutes
 }
 CI_SEEDS = range(1000, 2000)
 
@@ -440,6 +528,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape("echo-at-replug", ("bus", "everything"), 1.0, _echo_at_replug),
     Shape("stall-at-master-death", ("master", "everything"), 1.0, _stall_at_master_death),
     Shape("master-stall-at-change", ("master", "everything"), 2.0, _master_stall_at_change),
+    Shape("restart-at-meterless-cut", ("master", "everything"), 1.0, _restart_at_meterless_cut),
 )
 
 
@@ -555,7 +644,8 @@ def chaos_scenario(seed: int, hours: float | None = None, n_servants: int | None
                      corrupt=rng.choice((0.0, 0.001)))
     first_epoch = rng.randint(0, 255)
     if generator >= 2:
-        site = Site(n, duration, tuple(cars), config.timing)
+        site = Site(n, duration, tuple(cars), config.timing, frozenset(s.address for s in servants if not s.has_meter),
+                    config.limit_da, tuple(s.max_da for s in servants))
         for shape in SHAPES:
             if mix not in shape.mixes:
                 continue
@@ -695,6 +785,22 @@ def _master_stall_at_change_in(sc: Scenario) -> bool:
     return False
 
 
+def _restart_at_meterless_cut_in(sc: Scenario) -> bool:
+    """A master crash followed by a restart within failsafe_timeout, 0-1.5 s after a car plugged in, or while a
+    unit is mute ('out') from the crash to heard_timeout after the restart."""
+    t = sc.config.timing
+    restarts = [f.at for f in sc.faults if f.kind == "master_restart"]
+    mutes = [_span(sc, f) for f in sc.faults if f.kind == "partition" and f.direction == "out"]
+    for f in sc.faults:
+        if f.kind != "master_crash":
+            continue
+        back = [r for r in restarts if f.at < r < f.at + t.failsafe_timeout]
+        if back and (any(f.at - 1.5 <= c.at <= f.at for c in sc.cars)
+                     or any(a <= f.at and b > min(back) + t.heard_timeout for a, b in mutes)):
+            return True
+    return False
+
+
 def shapes_in(sc: Scenario) -> frozenset[str]:
     """The shapes issue 10 asks the sweep to draw that this scenario holds, counted from its plan.
 
@@ -718,7 +824,9 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
     second path's echo;
     ``stall-at-master-death``: a unit's process stands still as the master crashes or shuts down;
     ``master-stall-at-change``: the master's process stands still from within 0.3 s after a car plugs in or
-    leaves, or from 0.5 s after to the end of the stall a unit turns mute (partition 'out').
+    leaves, or from 0.5 s after to the end of the stall a unit turns mute (partition 'out');
+    ``restart-at-meterless-cut``: the master crashes and restarts within failsafe_timeout, 0-1.5 s after a car
+    plugged in, or while a unit is mute ('out') from the crash to heard_timeout after the restart.
     """
     timing = sc.config.timing
     found = set()
@@ -755,6 +863,8 @@ def shapes_in(sc: Scenario) -> frozenset[str]:
         found.add("stall-at-master-death")
     if _master_stall_at_change_in(sc):
         found.add("master-stall-at-change")
+    if _restart_at_meterless_cut_in(sc):
+        found.add("restart-at-meterless-cut")
     echo_spans = [(*_span(sc, f), f.bus.get("echo_s", 0.0)) for f in sc.faults if f.kind == "bus"
                   and f.bus.get("echo_s", 0.0) > 0]
     if any(c.leave is not None and a <= c.leave <= b and any(o.evse == c.evse and c.leave < o.at < c.leave + e

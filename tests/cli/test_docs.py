@@ -104,6 +104,20 @@ def test_normalisation_is_narrow() -> None:
         assert other != same and regen_docs.normalise(shown, norm) != regen_docs.normalise(other, norm), old
 
 
+def test_a_masters_exchange_may_interleave_its_units_but_not_reorder_one() -> None:
+    """A new master grants each unit as its confirm is acked (finding 44): the units interleave in any order, but
+    one unit's grant before its own ack is drift."""
+    norm = ["times", "order"]
+    shown = ["    5.055 acked [1]: txn 1: 0.0 A (immediate) after 0.01 s",
+             "    5.056 grant [1]: txn 2: 0.0 A -> 16.0 A, failsafe 6.0 A",
+             "    5.059 acked [2]: txn 1: 0.0 A (immediate) after 0.01 s",
+             "    5.060 grant [2]: txn 2: 0.0 A -> 16.0 A, failsafe 6.0 A"]
+    same = [shown[2], shown[0], shown[1], shown[3]]
+    assert regen_docs.normalise(shown, norm) == regen_docs.normalise(same, norm)
+    swapped = [shown[1], shown[0], shown[2], shown[3]]
+    assert regen_docs.normalise(shown, norm) != regen_docs.normalise(swapped, norm)
+
+
 def test_json_records_and_event_reprs_are_normalised_narrowly() -> None:
     """JSON status and summary records differ in their times and frame counters only; an event's repr in
     its ``t=``; a changed current, kind or rejected count is still drift."""

@@ -794,3 +794,34 @@ def test_a_unit_learned_drawing_more_than_it_offers_is_not_raised_beside_a_pendi
     cut = next(x for x in sent if x.address == 2)
     assert cut.limit_da < 100, "s2 is cut to make room"
     assert all(x.limit_da <= 76 for x in sent if x.address == 3), f"s3 raised beside the pending cut: {sent}"
+
+
+def test_a_meterless_unit_learned_charging_is_counted_at_its_max_until_it_acks() -> None:
+    """Finding 44 (`drawn` 42 A on 32 A): a new master learned meterless s1 at the 16 A it offered, its car still
+    drawing the 32 A of before a cut the old master sent just before it died, and granted s2's new car 16 A at
+    once. Its STATUS shows no draw: it is counted at its max, and s2 is granted only once s1 acks our confirm (it
+    does so once its car has followed, rule 2)."""
+    cfg = parse_config("[site]\nlimit_a = 32\n" + "".join(
+        f"[[servant]]\naddress = {a}\nmax_a = 32\nfailsafe_a = 6\nserial = {0x100 + a}\n" for a in (1, 2)))
+    m = Master(cfg, 0.0, epoch=7)
+    sent: list[SetLimit] = []
+    sent += [x for x in m.receive(Status(1, serial_tag(0x101), PilotState.C, 160, None, 320), 0.01)
+             if isinstance(x, SetLimit)]
+    sent += [x for x in m.receive(Status(2, serial_tag(0x102), PilotState.B, 0, None, 320), 0.02)
+             if isinstance(x, SetLimit)]
+    t = 0.05
+    while t < 0.5:  # (its ack, TIMED, would come a reaction allowance after the cut; here sooner, before a re-send)
+        sent += [x for x in m.tick(t) if isinstance(x, SetLimit)]
+        t += 0.05
+    assert not m.learning
+    assert m.committed_da(t) >= 320, "s1 counted at its max"
+    confirm = next(x for x in sent if x.address == 1)
+    assert confirm.limit_da <= 160, "s1 confirmed at no more than its offer"
+    assert not [x for x in sent if x.address == 2 and x.limit_da > 0], f"s2 granted beside s1's car: {sent}"
+    s2_confirm = next(x for x in sent if x.address == 2)
+    after = [x for x in m.receive(Ack(2, s2_confirm.txn, 0, None, AckHow.IMMEDIATE), t) if isinstance(x, SetLimit)]
+    assert not [x for x in after if x.address == 2 and x.limit_da > 0], f"s2 granted beside s1's car: {after}"
+    after = [x for x in m.receive(Ack(1, confirm.txn, confirm.limit_da, None, AckHow.TIMED), t + 0.01)
+             if isinstance(x, SetLimit)]
+    assert any(x.address == 2 and x.limit_da > 0 for x in after), "s2 granted once s1 acked"
+    assert m.committed_da(t) <= 320

@@ -121,14 +121,16 @@ def test_a_servant_counting_from_the_read_is_caught() -> None:
 
 
 def test_the_sweep_catches_a_servant_counting_from_the_read() -> None:
-    """5 of the first 12 sweep seeds holding ``stall-at-master-death`` (in the others the unit offers no more than
-    its failsafe then, or its last queued heartbeat arrived late enough); the first is 1006."""
-    seeds = [s for s in range(1000, 1100) if "stall-at-master-death" in shapes_in(chaos_scenario(s))][:12]
-    caught = []
-    for seed in seeds:  # (until the first catch: the seeds are hour-long runs)
-        try:
-            Simulation(chaos_scenario(seed), seed, record=False, servant_cls=ReadTimeServant).run()
-        except SimulationFailed as exc:
-            caught.append((seed, exc.violation.check))
-            break
-    assert caught and caught[-1][1] == "rule4-failsafe", caught
+    """It was 5 of the first 12 sweep seeds holding ``stall-at-master-death`` (in the others the unit offers no more
+    than its failsafe then, or its last queued heartbeat arrived late enough), the first 1006; since finding 44's
+    fix (a restarted master confirms a learned meterless unit before it grants) moved what the seeds do after
+    their master restarts, and its shape added restarts to them, it is 3 of the first 30 (1040, 1051, 1064). The
+    first of them, to its violation (an hour-long run each, so the list is not run in full)."""
+    seeds = [s for s in range(1000, 1100) if "stall-at-master-death" in shapes_in(chaos_scenario(s))][:30]
+    assert seeds[14] == 1040
+    try:
+        Simulation(chaos_scenario(1040), 1040, record=False, servant_cls=ReadTimeServant).run()
+    except SimulationFailed as exc:
+        assert exc.violation.check == "rule4-failsafe", exc.violation
+    else:
+        raise AssertionError("chaos seed 1040 no longer catches a servant counting from the read")
