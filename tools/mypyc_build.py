@@ -162,10 +162,30 @@ def build(cache: Path = CACHE, root: Path = ROOT, jobs: int | None = None) -> Bu
     (work / ".complete").write_text(key + "\n")
     shutil.rmtree(done, ignore_errors=True)
     work.rename(done)
-    for old in cache.iterdir():  # (earlier trees' builds: only this one is used)
-        if old != done:
-            shutil.rmtree(old, ignore_errors=True)
+    tidy(cache, done)
     return Build(done, len(MODULES), time.monotonic() - started, False)
+
+
+def tidy(cache: Path, keep: Path) -> None:
+    """Remove earlier trees' builds (only ``keep`` is used) and builds a crash left half made; never one
+    another process is making now."""
+    for old in cache.iterdir():
+        if old != keep and ((old / ".complete").exists() or not _building(old)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _building(path: Path) -> bool:
+    """Whether ``path`` is a build another process is making now (``KEY.PID.tmp``, that process alive)."""
+    parts = path.name.split(".")
+    if len(parts) != 3 or parts[2] != "tmp" or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def compiled_file(root: Path, module: str) -> Path | None:

@@ -295,3 +295,12 @@ def test_a_build_is_keyed_by_its_source_and_is_refused_once_the_source_runs(tmp_
     with pytest.raises(mypyc_build.BuildError, match="imported already"):
         mypyc_build.use(str(tmp_path))
     assert str(tmp_path) not in sys.path
+
+
+def test_a_new_build_removes_the_old_ones_but_never_one_being_made(tmp_path: Path) -> None:
+    for name in ("new", "old", f"k.{os.getpid()}.tmp", "k.999999999.tmp"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "new" / ".complete").write_text("new\n")
+    (tmp_path / "old" / ".complete").write_text("old\n")
+    mypyc_build.tidy(tmp_path, tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["new", f"k.{os.getpid()}.tmp"])
