@@ -173,7 +173,10 @@ class Servant:
         self._resumed: SetLimit | None = None  # see ``_restore``
         if memory is not None:
             self._restore(memory, now)
-        # hardware
+        self._init_step(now)
+
+    def _init_step(self, now: float) -> None:
+        """What the step keeps between calls: the hardware as last read, what was last sent, the deadline."""
         self._pilot = PilotState.A
         self._present = False  # self._pilot.vehicle_present, read on every step
         self._measured: int | None = None
