@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import sys
 import time
 import warnings
@@ -170,6 +171,12 @@ def run_seeds(seeds: list[int], workers: int, stack: ExitStack,
     return run_all(run_seed, seeds, workers, stack, root)
 
 
+def cpu_used() -> float:
+    """CPU seconds this process and its ended child processes have used (user and system)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def golden_trace(case: str) -> tuple[str, dict[str, object]]:
     return case, golden.trace(case)
 
@@ -204,7 +211,7 @@ def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str], bui
     root = build_root if workers else None  # (in this process: the source, imported already)
     # progress on the terminal, past pytest's capture (this is the longest test: minutes)
     every = max(1, len(seeds) // 10)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_used()
     results: list[tuple[int, float, str | None]] = []
     with ExitStack() as stack:
         for result in run_seeds(seeds, workers, stack, root):
@@ -214,8 +221,11 @@ def test_chaos_sweep_breaks_no_invariant(capsys: pytest.CaptureFixture[str], bui
                 with capsys.disabled():
                     print(f"\nchaos sweep: {len(results)}/{len(seeds)} installations, {bad} with a violation, "
                           f"{time.monotonic() - started:.0f} s", end="", flush=True)
+    wall, cpu = time.monotonic() - started, cpu_used() - cpu_before  # (the pool's processes have ended)
     with capsys.disabled():
-        print(flush=True)
+        # the CPU time says what the run takes on idle cores, where a shared host's wall time may not
+        print(f"\nchaos sweep: {wall:.0f} s, {cpu:.0f} CPU s in its processes: {cpu / max(1, workers):.0f} s on "
+              f"{max(1, workers)} idle core(s)", flush=True)
     hours = sum(h for _, h, _ in results)
     failures = [(seed, text) for seed, _, text in results if text is not None]
     drawn: Counter[str] = Counter()
