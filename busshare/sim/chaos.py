@@ -414,17 +414,18 @@ def _steady_meterless(site: Site, t: float, evse: int | None = None) -> int | No
     if not k:
         return None
 
+    def cap(c: CarPlan) -> int:  # the most it draws: its car's maximum or its unit's
+        return min(round(c.profile.max_a * 10), site.max_da[c.evse - 1])
+
     def loses(c: CarPlan) -> bool:
-        cap = min(round(c.profile.max_a * 10), site.max_da[c.evse - 1])
-        return min(cap, site.limit_da // k) - min(cap, site.limit_da // (k + 1)) >= 10
+        return min(cap(c), site.limit_da // k) - min(cap(c), site.limit_da // (k + 1)) >= 10
 
     cut = [c for c in beside if c.evse in site.meterless and loses(c)]
     if len(cut) != 1:
         return None
     c = cut[0]
-    cap = min(round(c.profile.max_a * 10), site.max_da[c.evse - 1])
     if (c.profile.reaction_max_s >= 3.0 and not c.profile.pauses and c.profile.start_after_s == 0
-            and (t - c.at) * cap * 0.023 / 3600 < c.profile.need_kwh - c.profile.taper_kwh - 0.5):
+            and (t - c.at) * cap(c) * 0.023 / 3600 < c.profile.need_kwh - c.profile.taper_kwh - 0.5):
         return c.evse
     return None
 
